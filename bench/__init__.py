@@ -1,0 +1,1 @@
+"""Load generators and reports: ``python -m bench <scenario> ... --json PATH``."""

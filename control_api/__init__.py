@@ -1,0 +1,1 @@
+"""The control API: accounts, social graph, chat, payments, moderation and the tokens that open rooms."""

@@ -1,0 +1,1 @@
+"""The media plane: workers, routers, transports, producers, consumers and taps on aiortc transports."""

@@ -1,0 +1,226 @@
+"""``switchboard``: the composition root, the only module that imports every plane.
+
+    switchboard up                 everything in one process (embedded Redis/Postgres when no URLs)
+    switchboard node               one node (signaling + SFU) against SWITCHBOARD_REDIS_URL
+    switchboard api [migrate]      the control API (or only its migrations)
+    switchboard matchmaker         one matchmaker process
+    switchboard config             the effective settings, secrets masked
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvloop
+from argon2 import PasswordHasher
+from prometheus_client import CollectorRegistry
+from prometheus_client import gc_collector, platform_collector, process_collector
+
+from control_api.accounts import AdminLogin, ensure_admin
+from control_api.app import ApiDeps, create_api_app
+from control_api.db import open_engine, sessions, upgrade
+from matchmaker.process import MatchmakerDeps, install_matchmaker
+from signaling.node import NodeDeps, install_node
+from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis
+from switchboard.errors import EmbeddedServiceError, SettingsError
+from switchboard.health import Readiness, add_health_routes
+from switchboard.keys import KeyPaths, ensure_secrets
+from switchboard.logs import configure_logging
+from switchboard.runtime import base_app, serve
+from switchboard.settings import Settings, describe, load_settings
+
+log = logging.getLogger("switchboard")
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+@dataclass
+class Process:
+    """One process's shared pieces: its readiness probes and its metrics registry."""
+
+    readiness: Readiness
+    registry: CollectorRegistry
+
+    @classmethod
+    def new(cls) -> Process:
+        registry = CollectorRegistry()
+        process_collector.ProcessCollector(registry=registry)
+        platform_collector.PlatformCollector(registry=registry)
+        gc_collector.GCCollector(registry=registry)
+        return cls(Readiness(), registry)
+
+    def app(self):  # type: ignore[no-untyped-def]
+        app = base_app(self.registry)
+        add_health_routes(app, self.readiness, self.registry)
+        return app
+
+
+def _need(value: str, key: str) -> str:
+    if not value:
+        raise SettingsError(key, f"is required here (set SWITCHBOARD_{key.upper()}); only `up` embeds one")
+    return value
+
+
+async def _prepare_database(settings: Settings, database_url: str) -> AdminLogin | None:
+    await upgrade(database_url)
+    engine = open_engine(database_url, pool_size=1)
+    try:
+        return await ensure_admin(sessions(engine), settings.api.admin_email, PasswordHasher())
+    finally:
+        await engine.dispose()
+
+
+def _save_admin_login(settings: Settings, login: AdminLogin) -> Path:
+    path = settings.secrets_dir / "admin_login"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(f"{login.email}\n{login.password}\n")
+    return path
+
+
+def cmd_up(settings: Settings) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o711)  # traversable (the embedded Postgres runs as another user), not listable
+    created = ensure_secrets(KeyPaths.from_settings(settings))
+    for path in created:
+        log.info("generated secret file %s", path)
+    children: list[EmbeddedRedis | EmbeddedPostgres] = []
+    try:
+        redis_url, database_url = settings.redis_url, settings.database_url
+        if not redis_url:
+            children.append(EmbeddedRedis(settings.data_dir / "redis"))
+            redis_url = children[-1].start()
+        if not database_url:
+            children.append(EmbeddedPostgres(settings.data_dir / "postgres"))
+            database_url = children[-1].start()
+        uvloop.run(_up(settings, redis_url, database_url, children))
+    finally:
+        for child in reversed(children):
+            child.stop()
+    return 0
+
+
+async def _up(settings: Settings, redis_url: str, database_url: str, children: list) -> None:  # type: ignore[type-arg]
+    admin = await _prepare_database(settings, database_url)
+    proc = Process.new()
+    app = proc.app()
+    install_node(app, NodeDeps(settings.node, redis_url, proc.readiness, WEB_DIR))
+    install_matchmaker(app, MatchmakerDeps(settings.matchmaker, redis_url, proc.readiness))
+    app.add_subapp("/api", create_api_app(ApiDeps(settings.api, database_url, redis_url, proc.readiness)))
+
+    def started(port: int) -> None:
+        base = f"http://{settings.http.host}:{port}"
+        lines = [
+            "Switchboard is up",
+            f"  web      {base}/",
+            f"  api      {base}/api/",
+            f"  ws       ws://{settings.http.host}:{port}/ws",
+            f"  health   {base}/readyz   metrics {base}/metrics",
+            f"  data     {settings.data_dir.resolve()}"
+            + "".join(f"  (embedded {c.name} on 127.0.0.1:{c.port}, pid {c.pid})" for c in children),
+        ]
+        if admin is not None:
+            saved = _save_admin_login(settings, admin)
+            lines.append(f"  first run: admin login {admin.email} / {admin.password}  (saved in {saved}, mode 0600)")
+        lines.append("Press Ctrl-C to stop.")
+        print("\n".join(lines), flush=True)
+
+    await serve(app, settings.http.host, settings.http.port, on_started=started)
+
+
+def cmd_node(settings: Settings) -> int:
+    redis_url = _need(settings.redis_url, "redis_url")
+    proc = Process.new()
+    app = proc.app()
+    install_node(app, NodeDeps(settings.node, redis_url, proc.readiness, WEB_DIR))
+    uvloop.run(serve(app, settings.node.host, settings.node.port, on_started=_announce("node")))
+    return 0
+
+
+def cmd_api(settings: Settings, migrate_only: bool) -> int:
+    redis_url = _need(settings.redis_url, "redis_url")
+    database_url = _need(settings.database_url, "database_url")
+    if migrate_only:
+        uvloop.run(upgrade(database_url))
+        print("migrations are at head")
+        return 0
+    proc = Process.new()
+    app = proc.app()
+    app.add_subapp("/api", create_api_app(ApiDeps(settings.api, database_url, redis_url, proc.readiness)))
+    uvloop.run(serve(app, settings.api.host, settings.api.port, on_started=_announce("api")))
+    return 0
+
+
+def cmd_matchmaker(settings: Settings) -> int:
+    redis_url = _need(settings.redis_url, "redis_url")
+    proc = Process.new()
+    app = proc.app()
+    install_matchmaker(app, MatchmakerDeps(settings.matchmaker, redis_url, proc.readiness))
+    uvloop.run(
+        serve(app, settings.matchmaker.host, settings.matchmaker.port, on_started=_announce("matchmaker"))
+    )
+    return 0
+
+
+def _announce(name: str) -> Callable[[int], None]:
+    def started(port: int) -> None:
+        log.info("%s listening", name, extra={"port": port})
+        print(f"switchboard {name} listening on port {port}", flush=True)
+
+    return started
+
+
+def cmd_config(settings: Settings) -> int:
+    rows = describe(settings)
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key.ljust(width)} = {value}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchboard", description="Switchboard realtime media server")
+    parser.add_argument("--config", type=Path, help="TOML settings file (also $SWITCHBOARD_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="everything in one process, embedded Redis/Postgres when no URLs are set")
+    node = sub.add_parser("node", help="one node: signaling WebSockets and the SFU")
+    node.add_argument("--workers", type=int, help="SFU worker processes (default: one per core)")
+    api = sub.add_parser("api", help="the control API")
+    api.add_argument("action", nargs="?", choices=["serve", "migrate"], default="serve")
+    sub.add_parser("matchmaker", help="one matchmaker process")
+    sub.add_parser("config", help="print the effective settings (secrets masked)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    environ = dict(os.environ)
+    if getattr(args, "workers", None) is not None:
+        environ["SWITCHBOARD_NODE_WORKERS"] = str(args.workers)
+    try:
+        settings = load_settings(args.config, environ)
+        configure_logging(settings.log)
+        if args.command == "up":
+            return cmd_up(settings)
+        if args.command == "node":
+            return cmd_node(settings)
+        if args.command == "api":
+            return cmd_api(settings, migrate_only=args.action == "migrate")
+        if args.command == "matchmaker":
+            return cmd_matchmaker(settings)
+        return cmd_config(settings)
+    except (SettingsError, EmbeddedServiceError) as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

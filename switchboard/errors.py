@@ -1,0 +1,24 @@
+"""The kernel's error vocabulary. Planes map these to wire codes at their edge only."""
+
+from __future__ import annotations
+
+
+class SwitchboardError(Exception):
+    """Base of every error Switchboard raises on purpose."""
+
+
+class SettingsError(SwitchboardError):
+    """A setting is unknown or has a bad value; start-up stops."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"setting {key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+class TokenError(SwitchboardError):
+    """A token is missing, malformed, expired, tampered or signed by another key."""
+
+
+class EmbeddedServiceError(SwitchboardError):
+    """An embedded Redis or Postgres failed to start or to answer."""

@@ -1,0 +1,61 @@
+"""Running one aiohttp application until SIGINT/SIGTERM, then closing it within a deadline.
+
+Every process (``up``, ``node``, ``api``, ``matchmaker``) ends here: the app's ``cleanup_ctx``
+closes what it opened (Redis, the engine, background tasks), and a stop that overruns the deadline
+is logged and cut short so the process always exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from switchboard.health import metrics_middleware
+from switchboard.logs import request_id_middleware
+
+log = logging.getLogger("switchboard.runtime")
+
+
+def base_app(registry, client_max_size: int = 8 * 1024 * 1024) -> web.Application:  # type: ignore[no-untyped-def]
+    """An application with the request-id and metrics middlewares every process uses."""
+    return web.Application(
+        middlewares=[request_id_middleware, metrics_middleware(registry)], client_max_size=client_max_size
+    )
+
+
+async def serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    on_started: Callable[[int], Awaitable[None] | None] | None = None,
+    stop_deadline_s: float = 3.0,
+) -> None:
+    """Serves ``app`` until a stop signal; ``on_started`` gets the bound port (useful with port 0)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        bound = runner.addresses[0][1] if runner.addresses else port
+        if on_started is not None:
+            result = on_started(bound)
+            if asyncio.iscoroutine(result):
+                await result
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        try:
+            await asyncio.wait_for(runner.cleanup(), stop_deadline_s)
+        except TimeoutError:
+            log.error("clean stop overran %.1fs; exiting anyway", stop_deadline_s)

@@ -1,0 +1,319 @@
+"""One typed settings tree: defaults < optional TOML file < ``SWITCHBOARD_*`` environment.
+
+Loaded once by the composition root (``switchboard.cli``) and passed down in narrow slices
+(``settings.node``, ``settings.api``...). Domain code never reads the environment.
+
+Environment names are ``SWITCHBOARD_<KEY>`` for top-level keys (``SWITCHBOARD_REDIS_URL``) and
+``SWITCHBOARD_<SECTION>_<KEY>`` for section keys (``SWITCHBOARD_HTTP_PORT``). An unknown key, in
+the file or the environment, or a bad value stops start-up with a :class:`SettingsError` that names
+the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from switchboard.errors import SettingsError
+
+ENV_PREFIX = "SWITCHBOARD_"
+CONFIG_ENV = "SWITCHBOARD_CONFIG"
+"""Names the optional TOML file; not itself a setting."""
+
+SECRET = {"secret": True}
+"""Field metadata: the value is masked by ``switchboard config``."""
+
+
+def _port(value: int, name: str) -> None:
+    if not 0 <= value <= 65535:
+        raise SettingsError(name, f"must be a TCP port (0-65535), got {value}")
+
+
+def _positive(value: float, name: str) -> None:
+    if value <= 0:
+        raise SettingsError(name, f"must be > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The one listener of ``switchboard up`` (web pages, /api, /ws)."""
+
+    host: str = "127.0.0.1"
+    """Address to bind."""
+    port: int = 8080
+    """TCP port; 0 picks a free one."""
+
+    def __post_init__(self) -> None:
+        _port(self.port, "port")
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """A node process: signaling WebSockets and the SFU."""
+
+    host: str = "127.0.0.1"
+    """Address the node's HTTP/WebSocket listener binds."""
+    port: int = 8081
+    """TCP port of ``switchboard node``."""
+    workers: int = 0
+    """SFU worker processes; 0 means one per core."""
+    rtc_addresses: tuple[str, ...] = ("127.0.0.1",)
+    """Local addresses the SFU gathers ICE candidates on (aioice skips loopback by itself)."""
+    announced_address: str = ""
+    """Public address written into candidates instead of the local one (behind NAT); empty: none."""
+
+    def __post_init__(self) -> None:
+        _port(self.port, "port")
+        if self.workers < 0:
+            raise SettingsError("workers", f"must be >= 0, got {self.workers}")
+        if not self.rtc_addresses:
+            raise SettingsError("rtc_addresses", "needs at least one address")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The control API process."""
+
+    host: str = "127.0.0.1"
+    """Address ``switchboard api`` binds."""
+    port: int = 8082
+    """TCP port of ``switchboard api``."""
+    admin_email: str = "admin@switchboard.local"
+    """Login of the administrator account created on first start."""
+
+    def __post_init__(self) -> None:
+        _port(self.port, "port")
+        if "@" not in self.admin_email:
+            raise SettingsError("admin_email", f"must be an email address, got {self.admin_email!r}")
+
+
+@dataclass(frozen=True)
+class MatchmakerSettings:
+    """A matchmaker process."""
+
+    host: str = "127.0.0.1"
+    """Address of the matchmaker's health/metrics listener."""
+    port: int = 8083
+    """TCP port of the matchmaker's health/metrics listener."""
+
+    def __post_init__(self) -> None:
+        _port(self.port, "port")
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    """Signed EdDSA tokens (control API signs, nodes verify with the public key only)."""
+
+    private_key_file: str = ""
+    """PEM Ed25519 private key; empty: ``<data_dir>/secrets/token_ed25519.pem`` (made on first ``up``)."""
+    public_key_file: str = ""
+    """PEM Ed25519 public key; empty: ``<data_dir>/secrets/token_ed25519.pub.pem``."""
+    issuer: str = "switchboard"
+    """``iss`` claim written and required."""
+    room_ttl_s: int = 300
+    """Lifetime of a room/WebSocket token, in seconds."""
+    access_ttl_s: int = 900
+    """Lifetime of an API access token, in seconds."""
+
+    def __post_init__(self) -> None:
+        _positive(self.room_ttl_s, "room_ttl_s")
+        _positive(self.access_ttl_s, "access_ttl_s")
+
+
+@dataclass(frozen=True)
+class TurnSettings:
+    """coturn credentials (TURN REST scheme)."""
+
+    secret_file: str = ""
+    """File holding the shared secret; empty: ``<data_dir>/secrets/turn_secret`` (made on first ``up``)."""
+    ttl_s: int = 3600
+    """Lifetime of a TURN credential, in seconds."""
+    urls: tuple[str, ...] = ()
+    """TURN/STUN URLs handed to clients, e.g. ``turn:turn.example.com:3478?transport=udp``."""
+
+    def __post_init__(self) -> None:
+        _positive(self.ttl_s, "ttl_s")
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """Structured logging."""
+
+    level: str = "INFO"
+    """DEBUG, INFO, WARNING or ERROR."""
+    format: str = "auto"
+    """``json``, ``text``, or ``auto`` (text on a TTY, JSON otherwise)."""
+
+    def __post_init__(self) -> None:
+        if self.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise SettingsError("level", f"must be DEBUG, INFO, WARNING or ERROR, got {self.level!r}")
+        if self.format not in {"auto", "json", "text"}:
+            raise SettingsError("format", f"must be auto, json or text, got {self.format!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole tree. Sections are handed to the plane that owns them."""
+
+    data_dir: Path = Path("var")
+    """Where embedded Redis/Postgres data and generated secrets live."""
+    redis_url: str = field(default="", metadata=SECRET)
+    """External Redis (``redis://host:6379/0``); empty: embedded (``up`` only)."""
+    database_url: str = field(default="", metadata=SECRET)
+    """External Postgres (``postgresql://user:pw@host/db``); empty: embedded (``up`` only)."""
+    http: HttpSettings = field(default_factory=HttpSettings)
+    node: NodeSettings = field(default_factory=NodeSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    matchmaker: MatchmakerSettings = field(default_factory=MatchmakerSettings)
+    tokens: TokenSettings = field(default_factory=TokenSettings)
+    turn: TurnSettings = field(default_factory=TurnSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+    def __post_init__(self) -> None:
+        if self.redis_url and urlsplit(self.redis_url).scheme not in {"redis", "rediss", "unix"}:
+            raise SettingsError("redis_url", "must start with redis://, rediss:// or unix://")
+        if self.database_url and not urlsplit(self.database_url).scheme.startswith("postgres"):
+            raise SettingsError("database_url", "must start with postgresql://")
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+
+def _is_section(tp: object) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _coerce(raw: object, tp: object, key: str) -> object:
+    """Turns a TOML value or an environment string into ``tp``; raises SettingsError naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if raw in (None, "") else _coerce(raw, inner[0], key)
+    if origin is tuple:
+        items = [s.strip() for s in raw.split(",") if s.strip()] if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple):
+            raise SettingsError(key, f"must be a list, got {raw!r}")
+        return tuple(_coerce(i, typing.get_args(tp)[0], key) for i in items)
+    if tp is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            return raw.lower() in {"1", "true", "yes", "on"}
+        raise SettingsError(key, f"must be true or false, got {raw!r}")
+    if tp in (int, float):
+        if isinstance(raw, bool):
+            raise SettingsError(key, f"must be a number, got {raw!r}")
+        try:
+            value = tp(raw)  # type: ignore[operator]
+        except (TypeError, ValueError):
+            raise SettingsError(key, f"must be {'an integer' if tp is int else 'a number'}, got {raw!r}") from None
+        if tp is int and isinstance(raw, float) and raw != value:
+            raise SettingsError(key, f"must be an integer, got {raw!r}")
+        return value
+    if tp is Path:
+        if not isinstance(raw, str | Path):
+            raise SettingsError(key, f"must be a path, got {raw!r}")
+        return Path(raw)
+    if tp is str:
+        if not isinstance(raw, str):
+            raise SettingsError(key, f"must be a string, got {raw!r}")
+        return raw
+    raise SettingsError(key, f"has an unsupported type {tp!r}")  # pragma: no cover - a bug in this file
+
+
+def _build(cls: type, values: Mapping[str, object], prefix: str) -> object:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in names:
+            raise SettingsError(prefix + key, "is not a known setting")
+    kwargs: dict[str, object] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        tp, raw = hints[f.name], values[f.name]
+        if _is_section(tp):
+            if not isinstance(raw, Mapping):
+                raise SettingsError(prefix + f.name, "must be a table of settings")
+            kwargs[f.name] = _build(typing.cast(type, tp), raw, f"{prefix}{f.name}.")
+        else:
+            kwargs[f.name] = _coerce(raw, tp, prefix + f.name)
+    try:
+        return cls(**kwargs)
+    except SettingsError as exc:
+        raise SettingsError(prefix + exc.key, exc.problem) from None
+
+
+def _env_values(environ: Mapping[str, str]) -> dict[str, object]:
+    hints = typing.get_type_hints(Settings)
+    sections = {f.name for f in dataclasses.fields(Settings) if _is_section(hints[f.name])}
+    out: dict[str, object] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        section = next((s for s in sections if rest.startswith(s + "_")), None)
+        if section is None:
+            out[rest] = raw
+        else:
+            typing.cast(dict, out.setdefault(section, {}))[rest[len(section) + 1:]] = raw
+    return out
+
+
+def _merge(base: dict[str, object], top: Mapping[str, object]) -> dict[str, object]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(typing.cast(Mapping, merged[key])), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults, then the TOML file (``config_file`` or ``$SWITCHBOARD_CONFIG``), then the environment."""
+    environ = os.environ if environ is None else environ
+    path = config_file or (Path(environ[CONFIG_ENV]) if environ.get(CONFIG_ENV) else None)
+    values: dict[str, object] = {}
+    if path is not None:
+        try:
+            values = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise SettingsError("config file", f"{path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError("config file", f"{path}: {exc}") from None
+    values = _merge(values, _env_values(environ))
+    return typing.cast(Settings, _build(Settings, values, ""))
+
+
+def _mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def describe(settings: object, prefix: str = "") -> list[tuple[str, str]]:
+    """Flattened ``(dotted key, shown value)`` pairs with secrets masked, for ``switchboard config``."""
+    rows: list[tuple[str, str]] = []
+    for f in dataclasses.fields(typing.cast(type, settings)):
+        value = getattr(settings, f.name)
+        if dataclasses.is_dataclass(value):
+            rows.extend(describe(value, f"{prefix}{f.name}."))
+            continue
+        shown = repr(str(value) if isinstance(value, Path) else value)
+        if f.metadata.get("secret") and value:
+            shown = repr(_mask_url(str(value)))
+        rows.append((prefix + f.name, shown))
+    return rows

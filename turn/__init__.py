@@ -1,0 +1,1 @@
+"""TURN: coturn credentials (TURN REST scheme), ICE server lists, the coturn config."""

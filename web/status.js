@@ -1,0 +1,11 @@
+// Shows whether every dependency of this process answers (/readyz).
+const el = document.getElementById("status");
+try {
+  const res = await fetch("/readyz");
+  const body = await res.json();
+  el.textContent = body.ready ? "All systems ready" : "Not ready: " + JSON.stringify(body.checks);
+  el.classList.add(body.ready ? "ok" : "down");
+} catch (err) {
+  el.textContent = "Cannot reach the server";
+  el.classList.add("down");
+}
