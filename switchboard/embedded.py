@@ -54,6 +54,15 @@ def _pdeathsig(sig: int):  # type: ignore[no-untyped-def]
     return set_it
 
 
+def _as_user(user: str | None) -> dict[str, object]:
+    """subprocess arguments that drop to ``user`` entirely: uid, gid and no supplementary groups
+    (keeping root's gid would apply a root-owned 0701 directory's *group* bits, which deny)."""
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
 def _password(path: Path) -> str:
     if path.exists():
         return path.read_text().strip()
@@ -88,7 +97,7 @@ class _Child:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                user=user,
+                **_as_user(user),
                 preexec_fn=_pdeathsig(self.death_signal),
                 close_fds=True,
             )
@@ -208,7 +217,7 @@ class EmbeddedPostgres(_Child):
             subprocess.run(
                 [str(self._bin / "initdb"), "-D", str(pgdata), "-U", "postgres", "--pwfile", str(pwfile),
                  "--auth-host=scram-sha-256", "--auth-local=peer", "--encoding=UTF8", "--no-instructions"],
-                check=True, capture_output=True, user=self._user, timeout=120,
+                check=True, capture_output=True, timeout=120, **_as_user(self._user),
             )
         except subprocess.CalledProcessError as exc:
             raise EmbeddedServiceError(f"initdb failed:\n{exc.stderr.decode(errors='replace')}") from None

@@ -1,0 +1,71 @@
+"""Session-scoped real servers every test may use: embedded Redis and Postgres from the wheels.
+
+``redis`` gives a client on an emptied database; ``database_url`` gives a fresh, migrated database
+of its own to each test that asks for one.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from blockbuster import blockbuster_ctx
+
+from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis
+from switchboard.keyspace import open_redis
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator:  # type: ignore[type-arg]
+    client = open_redis(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def empty_database_url(postgres_server: EmbeddedPostgres) -> str:
+    """A new, empty database on the session's server."""
+    return postgres_server.create_database("t_" + uuid.uuid4().hex[:12])
+
+
+@pytest.fixture
+def database_url(empty_database_url: str) -> str:
+    """A new database with every migration applied."""
+    from control_api.db import upgrade_sync
+
+    upgrade_sync(empty_database_url)
+    return empty_database_url
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Async test bodies run under blockbuster: a blocking call on the event loop fails the test.
+    (Only the body: fixtures may block while they set up real servers.)"""
+    if not inspect.iscoroutinefunction(getattr(item, "function", None)):
+        return (yield)
+    with blockbuster_ctx(["switchboard", "sfu", "signaling", "matchmaker", "control_api", "turn"]):
+        return (yield)

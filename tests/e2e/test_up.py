@@ -1,0 +1,185 @@
+"""``switchboard up`` as a real subprocess on free ports: ready, stoppable, restartable on its data."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+
+from switchboard.embedded import free_port
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Up:
+    proc: subprocess.Popen[str]
+    port: int
+    lines: list[str]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def descendants(self) -> list[psutil.Process]:
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, ConnectionError):
+        return 0, b""
+
+
+@pytest.fixture
+def running() -> Iterator[list[Up]]:
+    """Every ``up`` a test starts; a failing test still stops them (and so their embedded servers)."""
+    ups: list[Up] = []
+    yield ups
+    for up in ups:
+        stop_up(up)
+
+
+def start_up(running: list[Up], data_dir: Path) -> Up:
+    port = free_port()
+    env = {**os.environ, "SWITCHBOARD_DATA_DIR": str(data_dir), "SWITCHBOARD_HTTP_PORT": str(port),
+           "SWITCHBOARD_LOG_FORMAT": "json"}
+    env.pop("SWITCHBOARD_REDIS_URL", None)
+    env.pop("SWITCHBOARD_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "switchboard", "up"], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )
+    up = Up(proc, port, [])
+    running.append(up)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"switchboard up exited early: {proc.stdout.read() if proc.stdout else ''}"
+        if _get(up.url("/readyz"))[0] == 200:
+            break
+        time.sleep(0.2)
+    else:
+        stop_up(up)
+        pytest.fail("/readyz did not answer 200 within 30 s")
+    return up
+
+
+def stop_up(up: Up) -> list[psutil.Process]:
+    """SIGINT, wait for exit, return the processes it had started (to check none survive)."""
+    if up.proc.returncode is not None:
+        return []
+    started = up.descendants()
+    up.proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = up.proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        up.proc.kill()
+        out, _ = up.proc.communicate()
+        pytest.fail("switchboard up ignored SIGINT for 20 s")
+    up.lines = out.splitlines()
+    return started
+
+
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "var"
+
+
+def test_up_serves_stops_and_restarts_on_its_data(running: list[Up], data_dir: Path) -> None:
+    first = start_up(running, data_dir)
+    status, body = _get(first.url("/readyz"))
+    assert status == 200 and b'"ready": true' in body
+    assert _get(first.url("/healthz"))[0] == 200
+    assert _get(first.url("/api/"))[0] == 200
+    assert b"Switchboard" in _get(first.url("/"))[1]
+    assert b"http_requests_total" in _get(first.url("/metrics"))[1]
+    children = first.descendants()
+    names = {p.name() for p in children}
+    assert "redis-server" in names and "postgres" in names
+
+    # a fact written to the embedded Redis during the first run
+    redis_password = (data_dir / "redis" / "password").read_text().strip()
+    redis_port = next(c.laddr.port for c in psutil.Process(next(p.pid for p in children if p.name() == "redis-server"))
+                      .net_connections("tcp") if c.status == psutil.CONN_LISTEN)
+    client = redis.Redis(port=redis_port, password=redis_password)
+    client.set("kept", "1")
+    client.close()
+
+    started = stop_up(first)
+    assert first.proc.returncode == 0
+    assert started and not _alive(started), f"left behind: {_alive(started)}"
+    output = "\n".join(first.lines)
+    login = re.search(r"admin login (\S+) / (\S+)", output)
+    assert login, output
+    assert (data_dir / "secrets" / "admin_login").read_text().split() == [login.group(1), login.group(2)]
+
+    # secrets never reach the logs
+    for name in ("token_ed25519.pem", "turn_secret"):
+        secret = (data_dir / "secrets" / name).read_text().strip()
+        body = secret.splitlines()[1] if "BEGIN" in secret else secret
+        assert body not in output
+    assert redis_password not in output
+
+    second = start_up(running, data_dir)
+    try:
+        redis_pid = next(p.pid for p in second.descendants() if p.name() == "redis-server")
+        port = next(c.laddr.port for c in psutil.Process(redis_pid).net_connections("tcp") if c.status == psutil.CONN_LISTEN)
+        client = redis.Redis(port=port, password=redis_password)
+        assert client.get("kept") == b"1"
+        client.close()
+    finally:
+        started = stop_up(second)
+    assert not _alive(started)
+    assert "admin login" not in "\n".join(second.lines)  # the admin from the first run is reused
+
+
+def test_sigterm_also_stops_everything(running: list[Up], data_dir: Path) -> None:
+    up = start_up(running, data_dir)
+    started = up.descendants()
+    up.proc.send_signal(signal.SIGTERM)
+    up.proc.communicate(timeout=20)
+    assert up.proc.returncode == 0
+    assert not _alive(started)
+
+
+def test_planes_refuse_to_start_without_their_urls(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
+    for plane, key in (("node", "redis_url"), ("matchmaker", "redis_url"), ("api", "redis_url")):
+        done = subprocess.run([sys.executable, "-m", "switchboard", plane], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 2
+        assert f"setting {key}" in done.stderr
+
+
+def test_unknown_setting_stops_start_up(tmp_path: Path) -> None:
+    env = {**os.environ, "SWITCHBOARD_DATA_DIR": str(tmp_path), "SWITCHBOARD_HTTP_PORTT": "1"}
+    done = subprocess.run([sys.executable, "-m", "switchboard", "up"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert "setting http.portt: is not a known setting" in done.stderr
