@@ -1,1 +1,4 @@
-"""Switchboard kernel: settings, ids, tokens, Redis keyspace, embedded services, health, logs; cli.py composes the planes."""
+"""Switchboard kernel: settings, ids, tokens, Redis keyspace, embedded services, health, logs.
+
+``switchboard.cli`` is the composition root that puts the planes together.
+"""

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -20,8 +19,7 @@ from pathlib import Path
 
 import uvloop
 from argon2 import PasswordHasher
-from prometheus_client import CollectorRegistry
-from prometheus_client import gc_collector, platform_collector, process_collector
+from prometheus_client import CollectorRegistry, gc_collector, platform_collector, process_collector
 
 from control_api.accounts import AdminLogin, ensure_admin
 from control_api.app import ApiDeps, create_api_app

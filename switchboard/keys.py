@@ -100,4 +100,4 @@ def _read(path: Path, key: str) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise SettingsError(key, f"cannot read {path}: {exc.strerror} (run `switchboard up` once, or set it)")
+        raise SettingsError(key, f"cannot read {path}: {exc.strerror} (run `switchboard up` once, or set it)") from None

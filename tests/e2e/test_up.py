@@ -106,6 +106,10 @@ def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
     return alive
 
 
+def _listening_port(proc: psutil.Process) -> int:
+    return next(c.laddr.port for c in proc.net_connections("tcp") if c.status == psutil.CONN_LISTEN)
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path / "var"
@@ -125,8 +129,7 @@ def test_up_serves_stops_and_restarts_on_its_data(running: list[Up], data_dir: P
 
     # a fact written to the embedded Redis during the first run
     redis_password = (data_dir / "redis" / "password").read_text().strip()
-    redis_port = next(c.laddr.port for c in psutil.Process(next(p.pid for p in children if p.name() == "redis-server"))
-                      .net_connections("tcp") if c.status == psutil.CONN_LISTEN)
+    redis_port = _listening_port(next(p for p in children if p.name() == "redis-server"))
     client = redis.Redis(port=redis_port, password=redis_password)
     client.set("kept", "1")
     client.close()
@@ -148,8 +151,7 @@ def test_up_serves_stops_and_restarts_on_its_data(running: list[Up], data_dir: P
 
     second = start_up(running, data_dir)
     try:
-        redis_pid = next(p.pid for p in second.descendants() if p.name() == "redis-server")
-        port = next(c.laddr.port for c in psutil.Process(redis_pid).net_connections("tcp") if c.status == psutil.CONN_LISTEN)
+        port = _listening_port(next(p for p in second.descendants() if p.name() == "redis-server"))
         client = redis.Redis(port=port, password=redis_password)
         assert client.get("kept") == b"1"
         client.close()

@@ -29,8 +29,8 @@ def test_secrets_are_made_once_with_mode_0600(tmp_path: Path) -> None:
 
 
 def test_missing_or_wrong_key_files_name_the_setting(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match="tokens.public_key_file"):
+    with pytest.raises(SettingsError, match=r"tokens\.public_key_file"):
         load_public_key(tmp_path / "absent.pem")
     (tmp_path / "short").write_text("abc")
-    with pytest.raises(SettingsError, match="turn.secret_file"):
+    with pytest.raises(SettingsError, match=r"turn\.secret_file"):
         load_turn_secret(tmp_path / "short")

@@ -19,7 +19,8 @@ def test_defaults_load_without_file_or_environment() -> None:
 def test_environment_overrides_file_overrides_defaults(tmp_path: Path) -> None:
     config = tmp_path / "switchboard.toml"
     config.write_text('data_dir = "/srv/sb"\n[http]\nport = 9000\nhost = "0.0.0.0"\n[node]\nworkers = 3\n')
-    settings = load_settings(config, {"SWITCHBOARD_HTTP_PORT": "9100", "SWITCHBOARD_NODE_RTC_ADDRESSES": "10.0.0.2, 10.0.0.3"})
+    environ = {"SWITCHBOARD_HTTP_PORT": "9100", "SWITCHBOARD_NODE_RTC_ADDRESSES": "10.0.0.2, 10.0.0.3"}
+    settings = load_settings(config, environ)
     assert settings.http.port == 9100  # environment wins
     assert settings.http.host == "0.0.0.0"  # file wins over default
     assert settings.data_dir == Path("/srv/sb")
@@ -77,7 +78,7 @@ def test_bad_value_is_refused_by_name(environ: dict[str, str], key: str) -> None
 def test_bad_types_in_file_are_refused(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('[http]\nport = true\n')
-    with pytest.raises(SettingsError, match="http.port"):
+    with pytest.raises(SettingsError, match=r"http\.port"):
         load_settings(config, {})
     config.write_text('http = 3\n')
     with pytest.raises(SettingsError, match="http: must be a table"):
