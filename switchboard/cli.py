@@ -104,13 +104,18 @@ def cmd_up(settings: Settings) -> int:
     return 0
 
 
-async def _up(settings: Settings, redis_url: str, database_url: str, children: list) -> None:  # type: ignore[type-arg]
-    admin = await _prepare_database(settings, database_url)
-    proc = Process.new()
+def build_up_app(settings: Settings, redis_url: str, database_url: str, proc: Process):  # type: ignore[no-untyped-def]
+    """Every plane on one application: the node at /, the matchmaker in the background, the API at /api."""
     app = proc.app()
     install_node(app, NodeDeps(settings.node, redis_url, proc.readiness, WEB_DIR))
     install_matchmaker(app, MatchmakerDeps(settings.matchmaker, redis_url, proc.readiness))
     app.add_subapp("/api", create_api_app(ApiDeps(settings.api, database_url, redis_url, proc.readiness)))
+    return app
+
+
+async def _up(settings: Settings, redis_url: str, database_url: str, children: list) -> None:  # type: ignore[type-arg]
+    admin = await _prepare_database(settings, database_url)
+    app = build_up_app(settings, redis_url, database_url, Process.new())
 
     def started(port: int) -> None:
         base = f"http://{settings.http.host}:{port}"

@@ -83,7 +83,8 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[HEALTH_REGISTRY])
+    # The process collector reads /proc files: off the event loop.
+    body = await asyncio.to_thread(generate_latest, request.app[HEALTH_REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

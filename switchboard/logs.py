@@ -27,7 +27,8 @@ _STD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "r
 
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = REQUEST_ID.get()
+        if not hasattr(record, "request_id"):  # an explicit extra={"request_id": ...} wins
+            record.request_id = REQUEST_ID.get()
         return True
 
 

@@ -67,5 +67,13 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     (Only the body: fixtures may block while they set up real servers.)"""
     if not inspect.iscoroutinefunction(getattr(item, "function", None)):
         return (yield)
-    with blockbuster_ctx(["switchboard", "sfu", "signaling", "matchmaker", "control_api", "turn"]):
+    with blockbuster_ctx(["switchboard", "sfu", "signaling", "matchmaker", "control_api", "turn"]) as bb:
+        for function in bb.functions.values():
+            # Start-up work that may block by design: Alembic runs in its own thread and loop;
+            # aiohttp resolves a static directory once when the route is added.
+            function.can_block_in("control_api/db.py", "upgrade_sync")
+            function.can_block_in("control_api/migrations/env.py", ["_run", "_main"])
+            function.can_block_in("aiohttp/web_urldispatcher.py", "__init__")
+            # asyncpg looks for ~/.postgresql/ certificate files once per new pooled connection.
+            function.can_block_in("asyncpg/connect_utils.py", "_parse_connect_dsn_and_args")
         return (yield)

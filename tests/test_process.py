@@ -1,0 +1,69 @@
+"""One process's shell, in-process: every plane composed as `switchboard up` does, on real Redis/Postgres."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+from argon2 import PasswordHasher
+
+from control_api.accounts import ensure_admin
+from control_api.db import open_engine, sessions
+from switchboard.cli import Process, _prepare_database, build_up_app
+from switchboard.logs import configure_logging
+from switchboard.settings import LogSettings, load_settings
+
+
+async def test_up_app_is_ready_and_counts_requests(aiohttp_client, redis_url: str, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    settings = load_settings(environ={})
+    client = await aiohttp_client(build_up_app(settings, redis_url, database_url, Process.new()))
+    resp = await client.get("/readyz")
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert set(body["checks"]) == {"node_redis", "matchmaker_redis", "api_redis", "postgres"}
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/api/")).status == 200
+    metrics = await (await client.get("/metrics")).text()
+    assert 'http_requests_total{method="GET",route="/readyz",status="200"} 1.0' in metrics
+    assert "process_cpu_seconds_total" in metrics
+
+
+async def test_readyz_is_503_when_a_dependency_is_down(aiohttp_client, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    from switchboard.embedded import free_port
+
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    client = await aiohttp_client(build_up_app(load_settings(environ={}), dead_redis, database_url, Process.new()))
+    resp = await client.get("/readyz")
+    body = await resp.json()
+    assert resp.status == 503
+    assert body["checks"]["postgres"] == "ok"
+    assert body["checks"]["node_redis"].startswith("down")
+
+
+async def test_request_id_is_echoed_and_logged(aiohttp_client, redis_url: str, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    stream = io.StringIO()
+    configure_logging(LogSettings(level="DEBUG", format="json"), stream=stream)
+    try:
+        client = await aiohttp_client(build_up_app(load_settings(environ={}), redis_url, database_url, Process.new()))
+        resp = await client.get("/healthz", headers={"X-Request-Id": "abc-123"})
+        assert resp.headers["X-Request-Id"] == "abc-123"
+        minted = (await client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"})).headers["X-Request-Id"]
+        assert minted != "bad id with spaces" and len(minted) == 32
+    finally:
+        logging.getLogger().handlers.clear()
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert any(r["request_id"] == "abc-123" and r["logger"] == "switchboard.http" for r in records)
+
+
+async def test_first_start_makes_one_admin(database_url: str) -> None:
+    settings = load_settings(environ={})
+    first = await _prepare_database(settings, database_url)
+    assert first is not None and first.email == settings.api.admin_email
+    assert await _prepare_database(settings, database_url) is None  # reused, never a second admin
+    engine = open_engine(database_url, pool_size=1)
+    try:
+        again = await ensure_admin(sessions(engine), "other@example.com", PasswordHasher())
+        assert again is None
+    finally:
+        await engine.dispose()
