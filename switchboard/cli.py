@@ -29,10 +29,11 @@ from signaling.node import NodeDeps, install_node
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis
 from switchboard.errors import EmbeddedServiceError, SettingsError
 from switchboard.health import Readiness, add_health_routes
-from switchboard.keys import KeyPaths, ensure_secrets
+from switchboard.keys import KeyPaths, ensure_secrets, load_turn_secret
 from switchboard.logs import configure_logging
 from switchboard.runtime import base_app, serve
 from switchboard.settings import Settings, describe, load_settings
+from turn.coturn import CoturnSecrets, render_config
 
 log = logging.getLogger("switchboard")
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -187,6 +188,25 @@ def cmd_config(settings: Settings) -> int:
     return 0
 
 
+def cmd_turn_config(settings: Settings, out: Path | None, allow_loopback: bool) -> int:
+    paths = KeyPaths.from_settings(settings)
+    previous = settings.turn.previous_secret_file
+    secrets = CoturnSecrets(
+        current=load_turn_secret(paths.turn_secret),
+        previous=load_turn_secret(Path(previous)) if previous else None,
+    )
+    text = render_config(settings.turn, secrets, allow_loopback=allow_loopback)
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(out, 0o600)
+    print(f"wrote {out} (mode 0600; it holds the TURN secret)")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description="Switchboard realtime media server")
     parser.add_argument("--config", type=Path, help="TOML settings file (also $SWITCHBOARD_CONFIG)")
@@ -198,6 +218,10 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("action", nargs="?", choices=["serve", "migrate"], default="serve")
     sub.add_parser("matchmaker", help="one matchmaker process")
     sub.add_parser("config", help="print the effective settings (secrets masked)")
+    turn = sub.add_parser("turn", help="coturn: write its config for this deployment")
+    turn.add_argument("action", choices=["config"])
+    turn.add_argument("--out", type=Path, help="write here (mode 0600) instead of standard output")
+    turn.add_argument("--allow-loopback", action="store_true", help="tests only: relay to loopback peers")
     return parser
 
 
@@ -217,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_api(settings, migrate_only=args.action == "migrate")
         if args.command == "matchmaker":
             return cmd_matchmaker(settings)
+        if args.command == "turn":
+            return cmd_turn_config(settings, args.out, args.allow_loopback)
         return cmd_config(settings)
     except (SettingsError, EmbeddedServiceError) as exc:
         print(f"switchboard: {exc}", file=sys.stderr)

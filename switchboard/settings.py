@@ -129,17 +129,55 @@ class TokenSettings:
 
 @dataclass(frozen=True)
 class TurnSettings:
-    """coturn credentials (TURN REST scheme)."""
+    """coturn with short-lived credentials (TURN REST scheme, ``use-auth-secret``)."""
 
     secret_file: str = ""
     """File holding the shared secret; empty: ``<data_dir>/secrets/turn_secret`` (made on first ``up``)."""
+    previous_secret_file: str = ""
+    """During a secret change-over: the old secret, still accepted by coturn (credentials use the new one)."""
     ttl_s: int = 3600
     """Lifetime of a TURN credential, in seconds."""
-    urls: tuple[str, ...] = ()
-    """TURN/STUN URLs handed to clients, e.g. ``turn:turn.example.com:3478?transport=udp``."""
+    host: str = ""
+    """Public host name or address of the TURN server clients are told about; empty: no STUN/TURN offered."""
+    port: int = 3478
+    """STUN/TURN port (UDP and TCP)."""
+    tls_port: int = 5349
+    """TURNS (TLS) port; offered only when a certificate is configured."""
+    tls_cert_file: str = ""
+    """PEM certificate chain for TURNS; empty: no TURNS."""
+    tls_key_file: str = ""
+    """PEM private key for TURNS."""
+    realm: str = "switchboard"
+    """coturn realm."""
+    listening_ips: tuple[str, ...] = ()
+    """Addresses coturn listens on; empty: all."""
+    relay_ips: tuple[str, ...] = ()
+    """Addresses coturn relays from; empty: its choice."""
+    external_ip: str = ""
+    """Public address of a coturn behind NAT (``external-ip``)."""
+    min_port: int = 49152
+    """Lowest relay port."""
+    max_port: int = 65535
+    """Highest relay port."""
+    user_quota: int = 12
+    """Simultaneous allocations per user (``user-quota``)."""
+    total_quota: int = 1200
+    """Simultaneous allocations in all (``total-quota``)."""
+    max_bps: int = 0
+    """Bytes per second one session may relay (``max-bps``); 0: no cap."""
 
     def __post_init__(self) -> None:
         _positive(self.ttl_s, "ttl_s")
+        for name in ("port", "tls_port", "min_port", "max_port"):
+            _port(getattr(self, name), name)
+        if self.min_port > self.max_port:
+            raise SettingsError("min_port", f"must be <= max_port ({self.max_port}), got {self.min_port}")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise SettingsError("tls_key_file", "tls_cert_file and tls_key_file go together")
+        for name in ("user_quota", "total_quota"):
+            _positive(getattr(self, name), name)
+        if self.max_bps < 0:
+            raise SettingsError("max_bps", f"must be >= 0, got {self.max_bps}")
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,9 @@ def test_infrastructure_services(compose: dict) -> None:  # type: ignore[type-ar
     assert services["postgres"]["image"].startswith("postgres:16")
     assert services["redis"]["image"].startswith("redis:7")
     assert services["coturn"]["image"].startswith("coturn/")
-    assert "--use-auth-secret" in services["coturn"]["command"]
+    # coturn reads the file `switchboard turn config --out var/turnserver.conf` writes
+    assert services["coturn"]["command"] == ["-c", "/etc/coturn/turnserver.conf"]
+    assert services["coturn"]["volumes"] == ["./var/turnserver.conf:/etc/coturn/turnserver.conf:ro"]
     for name in ("postgres", "redis"):
         assert services[name]["healthcheck"]["test"]
 

@@ -1,0 +1,46 @@
+"""The ICE server list a client gets (``GET /api/ice-servers`` and the node's join reply)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from switchboard.settings import TurnSettings
+from turn.credentials import TurnCredential
+
+
+@dataclass(frozen=True)
+class IceServer:
+    """One entry of RTCConfiguration.iceServers."""
+
+    urls: tuple[str, ...]
+    """``stun:``, ``turn:`` or ``turns:`` URLs sharing the credential below."""
+    username: str | None = None
+    """TURN username (None for STUN)."""
+    credential: str | None = None
+    """TURN password (None for STUN)."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"urls": list(self.urls)}
+        if self.username is not None:
+            out["username"] = self.username
+            out["credential"] = self.credential
+        return out
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def ice_servers(settings: TurnSettings, credential: TurnCredential) -> list[IceServer]:
+    """STUN, TURN over UDP and TCP, and TURNS when a certificate is configured; none without a host."""
+    if not settings.host:
+        return []
+    host = _host(settings.host)
+    turn_urls = [f"turn:{host}:{settings.port}?transport=udp", f"turn:{host}:{settings.port}?transport=tcp"]
+    if settings.tls_cert_file:
+        turn_urls.append(f"turns:{host}:{settings.tls_port}?transport=tcp")
+    return [
+        IceServer(urls=(f"stun:{host}:{settings.port}",)),
+        IceServer(urls=tuple(turn_urls), username=credential.username, credential=credential.password),
+    ]
