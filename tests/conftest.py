@@ -7,7 +7,10 @@ of its own to each test that asks for one.
 from __future__ import annotations
 
 import inspect
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -38,12 +41,29 @@ async def redis(redis_url: str) -> AsyncIterator:  # type: ignore[type-arg]
     await client.aclose()
 
 
+def _outside_pytest_tmp() -> Path:
+    """A directory in /tmp itself. Embedded Postgres runs as another user (as root) and must
+    traverse every parent; pytest resets /tmp/pytest-of-<user> to 0700 whenever another pytest
+    session starts, which would cut a running server off its data."""
+    return Path(tempfile.mkdtemp(prefix="switchboard-test-"))
+
+
+@pytest.fixture
+def server_tmp() -> Iterator[Path]:
+    """Like ``tmp_path``, for data dirs of embedded Postgres (see :func:`_outside_pytest_tmp`)."""
+    path = _outside_pytest_tmp()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres"))
+def postgres_server() -> Iterator[EmbeddedPostgres]:
+    base = _outside_pytest_tmp()
+    server = EmbeddedPostgres(base / "postgres")
     server.start()
     yield server
     server.stop()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

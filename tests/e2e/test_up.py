@@ -111,8 +111,8 @@ def _listening_port(proc: psutil.Process) -> int:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path / "var"
+def data_dir(server_tmp: Path) -> Iterator[Path]:
+    yield server_tmp / "var"
 
 
 def test_up_serves_stops_and_restarts_on_its_data(running: list[Up], data_dir: Path) -> None:

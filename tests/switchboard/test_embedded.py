@@ -47,7 +47,7 @@ def test_redis_keeps_its_data_across_restarts(tmp_path: Path) -> None:
         again.stop()
 
 
-def test_postgres_keeps_its_data_across_restarts(tmp_path: Path) -> None:
+def test_postgres_keeps_its_data_across_restarts(server_tmp: Path) -> None:
     import asyncio
 
     async def run(url: str, sql: str) -> object:
@@ -57,12 +57,12 @@ def test_postgres_keeps_its_data_across_restarts(tmp_path: Path) -> None:
         finally:
             await conn.close()
 
-    server = EmbeddedPostgres(tmp_path / "p")
+    server = EmbeddedPostgres(server_tmp / "p")
     asyncio.run(run(server.start(), "CREATE TABLE kept AS SELECT 42 AS v"))
     pids = [p.pid for p in psutil.Process(server.pid).children(recursive=True)] + [server.pid]
     server.stop()
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
-    again = EmbeddedPostgres(tmp_path / "p")
+    again = EmbeddedPostgres(server_tmp / "p")
     try:
         assert asyncio.run(run(again.start(), "SELECT v FROM kept")) == 42
     finally:
