@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
+from matchmaker.metrics import MatchmakerMetrics
+from matchmaker.pairer import Pairer
 from switchboard.health import Readiness
 from switchboard.keyspace import open_redis
 from switchboard.settings import MatchmakerSettings
 
 MATCHMAKER_REDIS = web.AppKey("matchmaker_redis", aioredis.Redis)
+MATCHMAKER_PAIRER = web.AppKey("matchmaker_pairer", Pairer)
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,8 @@ class MatchmakerDeps:
     settings: MatchmakerSettings
     redis_url: str
     readiness: Readiness
+    registry: CollectorRegistry | None = None
+    """The process's metrics registry (``/metrics``); None: metrics are kept but not served."""
 
 
 def install_matchmaker(app: web.Application, deps: MatchmakerDeps) -> None:
@@ -29,7 +37,13 @@ def install_matchmaker(app: web.Application, deps: MatchmakerDeps) -> None:
         redis = open_redis(deps.redis_url)
         app[MATCHMAKER_REDIS] = redis
         deps.readiness.add("matchmaker_redis", redis.ping)
+        pairer = Pairer(redis, deps.settings, MatchmakerMetrics(deps.registry))
+        app[MATCHMAKER_PAIRER] = pairer
+        task = asyncio.create_task(pairer.run(), name="matchmaker-pairing")
         yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
         await redis.aclose()
 
     app.cleanup_ctx.append(resources)

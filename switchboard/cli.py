@@ -109,7 +109,7 @@ def build_up_app(settings: Settings, redis_url: str, database_url: str, proc: Pr
     """Every plane on one application: the node at /, the matchmaker in the background, the API at /api."""
     app = proc.app()
     install_node(app, NodeDeps(settings.node, redis_url, proc.readiness, WEB_DIR))
-    install_matchmaker(app, MatchmakerDeps(settings.matchmaker, redis_url, proc.readiness))
+    install_matchmaker(app, MatchmakerDeps(settings.matchmaker, redis_url, proc.readiness, proc.registry))
     app.add_subapp("/api", create_api_app(ApiDeps(settings.api, database_url, redis_url, proc.readiness)))
     return app
 
@@ -165,7 +165,7 @@ def cmd_matchmaker(settings: Settings) -> int:
     redis_url = _need(settings.redis_url, "redis_url")
     proc = Process.new()
     app = proc.app()
-    install_matchmaker(app, MatchmakerDeps(settings.matchmaker, redis_url, proc.readiness))
+    install_matchmaker(app, MatchmakerDeps(settings.matchmaker, redis_url, proc.readiness, proc.registry))
     uvloop.run(
         serve(app, settings.matchmaker.host, settings.matchmaker.port, on_started=_announce("matchmaker"))
     )

@@ -102,9 +102,43 @@ class MatchmakerSettings:
     """Address of the matchmaker's health/metrics listener."""
     port: int = 8083
     """TCP port of the matchmaker's health/metrics listener."""
+    ticket_ttl_s: int = 300
+    """A queued ticket expires this long after ``queue.join`` (a node that died leaves no ticket behind)."""
+    rematch_window_s: int = 3600
+    """Two users paired once are not paired again within this window."""
+    session_ttl_s: int = 86400
+    """How long a pair's record (``session_id``, both users, time, tickets) is kept in Redis."""
+    pool_size: int = 10000
+    """At most this many of the oldest tickets are scored in one round."""
+    window: int = 512
+    """Oldest tickets (of this process's shard) served per round; each gets at most one partner."""
+    candidates: int = 1024
+    """Each served ticket is scored first against this many oldest tickets of the shard, then (if
+    none fits) against the whole pool."""
+    idle_ms: int = 20
+    """Pause after a round that made no pair."""
+    expand_after_ms: tuple[int, ...] = (0, 250, 1000, 3000)
+    """Soft-preference expansion steps: step ``i`` applies once a ticket has waited this long (first is 0)."""
+    soft_age_gap_years: tuple[int, ...] = (5, 10, 20, 0)
+    """Soft age gap at each step (0: no limit). Hard (premium) age filters never widen."""
+    soft_distance_km: tuple[int, ...] = (500, 2000, 5000, 0)
+    """Soft distance at each step, when both users gave a location (0: no limit)."""
 
     def __post_init__(self) -> None:
         _port(self.port, "port")
+        for name in ("ticket_ttl_s", "rematch_window_s", "session_ttl_s", "pool_size", "window", "candidates"):
+            _positive(getattr(self, name), name)
+        if self.idle_ms < 0:
+            raise SettingsError("idle_ms", f"must be >= 0, got {self.idle_ms}")
+        steps = self.expand_after_ms
+        if not steps or steps[0] != 0 or list(steps) != sorted(set(steps)):
+            raise SettingsError("expand_after_ms", f"must start at 0 and strictly increase, got {steps}")
+        for name in ("soft_age_gap_years", "soft_distance_km"):
+            values = getattr(self, name)
+            if len(values) != len(steps):
+                raise SettingsError(name, f"needs one value per expansion step ({len(steps)}), got {values}")
+            if any(v < 0 for v in values):
+                raise SettingsError(name, f"must be >= 0, got {values}")
 
 
 @dataclass(frozen=True)

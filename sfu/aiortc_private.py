@@ -1,0 +1,189 @@
+"""Every touch of aiortc / aioice / pylibsrtp private internals, in one place.
+
+The SFU negotiates with aiortc's public API (RTCPeerConnection, SDP) and then takes over the media:
+
+* decrypted RTP/RTCP is taken from ``RTCDtlsTransport._handle_rtp_data`` / ``_handle_rtcp_data``
+  (instance attributes replace the methods: aiortc never parses or decodes our packets);
+* aiortc's own RTP sender/receiver loops are never started (``send``/``receive`` are replaced on
+  the instance by functions that only record the negotiated parameters);
+* packets go out through ``_tx_srtp.protect`` and the nominated aioice pair's datagram transport,
+  with no coroutine per packet;
+* ICE host candidates are gathered on the node's configured addresses (aioice skips 127.0.0.1).
+
+``tests/sfu/test_aiortc_private.py`` checks every name used here, so an upgrade fails loudly.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aioice
+import aiortc
+import pylibsrtp
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
+
+PINNED = {"aiortc": "1.16.0", "aioice": "0.13.0", "pylibsrtp": "1.0.0"}
+"""The exact versions whose internals this module was written against."""
+
+
+def installed_versions() -> dict[str, str]:
+    return {"aiortc": aiortc.__version__, "aioice": aioice.__version__, "pylibsrtp": pylibsrtp.__version__}
+
+
+def check_versions() -> None:
+    """Raise RuntimeError when the installed versions differ from :data:`PINNED`."""
+    found = installed_versions()
+    if found != PINNED:
+        raise RuntimeError(f"sfu.aiortc_private was written for {PINNED}, found {found}")
+
+
+def ice_connection(dtls: RTCDtlsTransport) -> Any:
+    """The aioice Connection under a DTLS transport."""
+    return dtls.transport.iceGatherer._connection
+
+
+def restrict_host_addresses(pc: RTCPeerConnection, addresses: tuple[str, ...]) -> None:
+    """Make every ICE gatherer of ``pc`` use exactly ``addresses`` for host candidates.
+
+    Call after transceivers exist and before ``setLocalDescription`` (which gathers).
+    """
+    for transceiver in pc.getTransceivers():
+        conn = ice_connection(transceiver.sender.transport)
+        if getattr(conn, "_switchboard_restricted", False):
+            continue
+
+        async def gather(conn: Any = conn) -> None:
+            if conn._local_candidates_start:
+                return
+            conn._local_candidates_start = True
+            for component in conn._components:
+                conn._local_candidates += await conn.get_component_candidates(
+                    component=component, addresses=list(addresses))
+            conn._local_candidates_end = True
+
+        conn.gather_candidates = gather
+        conn._switchboard_restricted = True
+
+
+def capture_receive(receiver: RTCRtpReceiver, on_params: Callable[[RTCRtpReceiveParameters], None]) -> None:
+    """Replace aiortc's receive loop: we only want the negotiated parameters."""
+
+    async def receive(parameters: RTCRtpReceiveParameters) -> None:
+        on_params(parameters)
+
+    receiver.receive = receive  # type: ignore[method-assign]
+
+
+def capture_send(sender: RTCRtpSender, on_params: Callable[[RTCRtpSendParameters], None]) -> None:
+    """Replace aiortc's send loop (it would encode, and send its own SR with zero counts)."""
+
+    async def send(parameters: RTCRtpSendParameters) -> None:
+        on_params(parameters)
+
+    sender.send = send  # type: ignore[method-assign]
+
+
+def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
+    """The SSRC and RTX SSRC aiortc announced in the SDP for this sender."""
+    return sender._ssrc, sender._rtx_ssrc
+
+
+def hook_dtls(dtls: RTCDtlsTransport, on_rtp: Callable[[bytes], None], on_rtcp: Callable[[bytes], None]) -> None:
+    """Route decrypted RTP and RTCP of this DTLS transport to our (synchronous) handlers."""
+
+    async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
+        on_rtp(data)
+
+    async def handle_rtcp(data: bytes) -> None:
+        on_rtcp(data)
+
+    dtls._handle_rtp_data = handle_rtp  # type: ignore[method-assign]
+    dtls._handle_rtcp_data = handle_rtcp  # type: ignore[method-assign]
+
+
+@dataclass
+class WireSender:
+    """Encrypt-and-send on a connected DTLS transport, with no coroutine or object per packet."""
+
+    dtls: RTCDtlsTransport
+    sent_packets: int = 0
+    sent_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        self._conn = ice_connection(self.dtls)
+        self._pair: Any = None
+        self.protect: Callable[[bytes], bytes] = self.dtls._tx_srtp.protect
+        self.protect_rtcp: Callable[[bytes], bytes] = self.dtls._tx_srtp.protect_rtcp
+        self.sendto: Callable[[bytes, Any], None] = _discard
+        self.addr: Any = None
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Follow the nominated candidate pair; False when there is none (closed)."""
+        pair = self._conn._nominated.get(1)
+        if pair is None:
+            self.sendto = _discard
+            self._pair = None
+            return False
+        if pair is not self._pair:
+            self._pair = pair
+            self.sendto = pair.protocol.transport.sendto
+            self.addr = pair.remote_addr
+        return True
+
+    def send_rtp(self, packet: bytes) -> None:
+        self.sendto(self.protect(packet), self.addr)
+
+    def send_rtcp(self, packet: bytes) -> None:
+        try:
+            self.sendto(self.protect_rtcp(packet), self.addr)
+        except pylibsrtp.Error:
+            pass
+
+
+def _discard(data: bytes, addr: Any) -> None:
+    return None
+
+
+def srtp_error() -> type[Exception]:
+    return pylibsrtp.Error
+
+
+def drop_incoming(pc: RTCPeerConnection, fraction: float, seed: int = 1) -> Callable[[], int]:
+    """Test and lab helper: drop ``fraction`` of incoming SRTP (not RTCP) datagrams of ``pc``.
+
+    Returns a function giving how many were dropped. Call once the transports exist.
+    """
+    rng = random.Random(seed)
+    dropped = [0]
+    for conn in {id(c): c for c in (ice_connection(t.sender.transport) for t in pc.getTransceivers())}.values():
+        original = conn.data_received
+
+        def data_received(data: bytes, component: int, original: Callable[..., None] = original) -> None:
+            if len(data) > 1 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223 and rng.random() < fraction:
+                dropped[0] += 1
+                return
+            original(data, component)
+
+        conn.data_received = data_received
+    return lambda: dropped[0]
+
+
+def signatures() -> dict[str, str]:
+    """The private signatures this module relies on (the upgrade test compares them)."""
+    return {
+        "RTCDtlsTransport._handle_rtp_data": str(inspect.signature(RTCDtlsTransport._handle_rtp_data)),
+        "RTCDtlsTransport._handle_rtcp_data": str(inspect.signature(RTCDtlsTransport._handle_rtcp_data)),
+        "RTCRtpSender.send": str(inspect.signature(RTCRtpSender.send)),
+        "RTCRtpReceiver.receive": str(inspect.signature(RTCRtpReceiver.receive)),
+        "Connection.get_component_candidates": str(inspect.signature(aioice.Connection.get_component_candidates)),
+        "Connection.data_received": str(inspect.signature(aioice.Connection.data_received)),
+    }
+
+

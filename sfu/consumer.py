@@ -1,0 +1,116 @@
+"""Consumer: one producer's track forwarded to one subscriber transport.
+
+Rewrites SSRC, payload type, sequence number and timestamp with fixed offsets chosen at start
+(so a switch of producer keeps both continuous), answers NACKs from the producer's cache (RTX
+when negotiated), counts what it sends for its sender reports.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import TYPE_CHECKING
+
+from sfu import rtcp
+from sfu.rtp import HEADER
+
+if TYPE_CHECKING:
+    from sfu.aiortc_private import WireSender
+    from sfu.producer import Producer
+
+
+def continuity_offsets(last_seq: int, last_ts: int, elapsed_s: float, clock_rate: int, seq: int,
+                       ts: int) -> tuple[int, int]:
+    """Offsets that make the consumer's next packet follow ``last_seq``/``last_ts`` when the source
+    restarts at ``seq``/``ts``: the sequence goes on by one, the timestamp by the elapsed time."""
+    seq_off = (last_seq + 1 - seq) & 0xFFFF
+    ts_off = (last_ts + max(1, int(elapsed_s * clock_rate)) - ts) & 0xFFFFFFFF
+    return seq_off, ts_off
+
+
+class Consumer:
+    """Owned by its subscriber transport; registered with (not owned by) its producer."""
+
+    def __init__(self, consumer_id: str, producer: Producer, wire: WireSender, ssrc: int, payload_type: int,
+                 rtx_ssrc: int, rtx_payload_type: int | None, hidden: bool) -> None:
+        self.consumer_id = consumer_id
+        self.producer = producer
+        self.wire = wire
+        self.ssrc = ssrc
+        self.payload_type = payload_type
+        self.rtx_ssrc = rtx_ssrc
+        self.rtx_payload_type = rtx_payload_type
+        self.hidden = hidden
+        self.seq_off = random.getrandbits(16)
+        self.ts_off = random.getrandbits(32)
+        self.rtx_seq = random.getrandbits(16)
+        self.packets = 0
+        self.octets = 0
+        self.retransmitted = 0
+        self.nacked = 0
+        self.started = False
+        self.closed = False
+        self._last_seq = self.seq_off
+        self._last_ts = self.ts_off
+        self._stopped_at = time.monotonic()
+
+    def start(self, seq: int, ts: int) -> None:
+        """Called by the producer at the keyframe this consumer starts with."""
+        if self.started:
+            self.seq_off, self.ts_off = continuity_offsets(
+                self._last_seq, self._last_ts, time.monotonic() - self._stopped_at,
+                self.producer.codec.clock_rate, seq, ts)
+        self.started = True
+
+    def forward(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
+        wire = self.wire
+        wire.sendto(wire.protect(HEADER.pack(0x80, marker | self.payload_type, (seq + self.seq_off) & 0xFFFF,
+                                             (ts + self.ts_off) & 0xFFFFFFFF, self.ssrc) + payload), wire.addr)
+        self.packets += 1
+        self.octets += len(payload)
+
+    def switch_to(self, producer: Producer) -> None:
+        """Follow another producer (same kind): resume at its next keyframe with continuous numbering."""
+        old = self.producer
+        old.remove_consumer(self)
+        if old.max_seq >= 0:
+            self._last_seq = (old.max_seq + self.seq_off) & 0xFFFF
+            clock = old.rtp_clock_now()
+            self._last_ts = ((clock[1] if clock else 0) + self.ts_off) & 0xFFFFFFFF
+        self._stopped_at = time.monotonic()
+        self.producer = producer
+        producer.add_consumer(self)
+
+    def on_nack(self, seqs: list[int]) -> None:
+        self.nacked += len(seqs)
+        producer = self.producer
+        for s in seqs:
+            entry = producer.lookup((s - self.seq_off) & 0xFFFF)
+            if entry is None:
+                continue
+            _, ts, marker, payload = entry
+            ts = (ts + self.ts_off) & 0xFFFFFFFF
+            if self.rtx_payload_type is not None:
+                self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
+                packet = HEADER.pack(0x80, marker | self.rtx_payload_type, self.rtx_seq, ts, self.rtx_ssrc) + \
+                    s.to_bytes(2, "big") + payload
+            else:
+                packet = HEADER.pack(0x80, marker | self.payload_type, s, ts, self.ssrc) + payload
+            self.wire.send_rtp(packet)
+            self.retransmitted += 1
+
+    def sender_report(self) -> bytes | None:
+        """SR with our counts and the publisher's NTP/RTP mapping shifted by our timestamp offset."""
+        if not self.started:
+            return None
+        clock = self.producer.rtp_clock_now()
+        if clock is None:
+            return None
+        ntp, rtp_ts = clock
+        return rtcp.build_sr(self.ssrc, ntp, rtp_ts + self.ts_off, self.packets, self.octets)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.producer.remove_consumer(self)

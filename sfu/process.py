@@ -1,0 +1,117 @@
+"""The body of one worker process: a :class:`Worker` serving its pool over a unix socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import resource
+from typing import Any
+
+from sfu.errors import SfuError
+from sfu.events import MemoryEventSink, RedisEventSink
+from sfu.pool import read_message, write_message
+from sfu.types import EventSink, IceCandidate, PeerId
+from sfu.worker import Worker
+from switchboard.ids import RoomId
+
+log = logging.getLogger(__name__)
+
+
+class PoolListener:
+    """Forwards the worker's listener callbacks to the parent."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    async def renegotiation_needed(self, room_id: RoomId, peer_id: PeerId) -> None:
+        write_message(self._writer, ["notify", 0, ["renegotiation_needed", room_id, peer_id], None])
+
+    async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
+        write_message(self._writer, ["notify", 0, ["peer_closed", room_id, peer_id, reason], None])
+
+
+def counters(worker: Worker) -> dict[str, Any]:
+    forwarded = malformed = unknown = 0
+    for router in worker.routers.values():
+        for t in router.transports.values():
+            forwarded += sum(c.packets for c in t.consumers.values())
+            malformed += t.malformed_rtp + t.malformed_rtcp + sum(p.malformed for p in t.producers.values())
+            unknown += t.unknown_ssrc
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"forwarded": forwarded, "malformed": malformed, "unknown_ssrc": unknown,
+            "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss, "pid": os.getpid()}
+
+
+async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None) -> None:
+    redis = None
+    events: EventSink = MemoryEventSink()
+    if redis_url:
+        from switchboard.keyspace import open_redis
+
+        redis = open_redis(redis_url)
+        events = RedisEventSink(redis)
+    worker = Worker(addresses=tuple(addresses), announced=announced, events=events)
+    await worker.start()
+    done = asyncio.Event()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        worker.set_listener(PoolListener(writer))
+
+        async def one(ref: int, method: str, args: list[Any]) -> None:
+            try:
+                if method == "shutdown":
+                    result: Any = None
+                    done.set()
+                elif method == "counters":
+                    result = counters(worker)
+                elif method == "room_stats":
+                    result = dataclasses.asdict(await worker.room_stats(*args))
+                elif method == "subscribe":
+                    room_id, peer_id, user_id, hidden = args
+                    result = await worker.subscribe(room_id, peer_id, user_id, hidden=hidden)
+                elif method == "add_ice_candidate":
+                    room_id, peer_id, c = args
+                    await worker.add_ice_candidate(room_id, peer_id, None if c is None else IceCandidate(*c))
+                    result = None
+                elif method in ("publish", "accept_answer", "renegotiate", "close_peer", "close_room"):
+                    result = await getattr(worker, method)(*args)
+                else:
+                    raise SfuError(f"unknown method {method}")
+                write_message(writer, ["reply", ref, True, result])
+            except SfuError as exc:
+                write_message(writer, ["reply", ref, False, [type(exc).__name__, str(exc)]])
+            except Exception as exc:  # never let one bad call kill the worker
+                log.exception("worker call %s failed", method)
+                write_message(writer, ["reply", ref, False, ["SfuError", f"internal error: {exc}"]])
+
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                _kind, ref, method, args = await read_message(reader)
+                task = asyncio.create_task(one(ref, method, args))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        done.set()
+
+    server = await asyncio.start_unix_server(handle, path)
+    try:
+        await done.wait()
+    finally:
+        await asyncio.sleep(0.05)  # let the last reply go out
+        server.close()
+        await worker.close()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if redis is not None:
+            await redis.aclose()
+
+
+def worker_main(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None) -> None:
+    """Process entry (spawned by :class:`sfu.pool.WorkerPool`)."""
+    import uvloop
+
+    uvloop.run(serve(path, addresses, announced, redis_url))

@@ -1,0 +1,173 @@
+"""Router: one room's media. Owns its transports (peers) and indexes their producers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+
+from sfu.errors import NegotiationError, UnknownPeer
+from sfu.producer import Codec, KeyframeRequester, Producer
+from sfu.transport import Role, Transport
+from sfu.types import EventKind, EventSink, IceCandidate, PeerId, ProducerStats, RoomStats, SfuEvent, SfuListener
+from switchboard.ids import RoomId, UserId, new_id
+
+log = logging.getLogger(__name__)
+
+PLI_INTERVAL = 0.5
+"""Seconds between two PLIs sent upstream for one producer (requests in between are merged)."""
+
+
+class Router:
+    """Created by the worker on first use of a room, closed by it (close_room, or worker close)."""
+
+    def __init__(self, room_id: RoomId, *, addresses: tuple[str, ...], announced: str, events: EventSink,
+                 listener: SfuListener | None) -> None:
+        self.room_id = room_id
+        self.addresses = addresses
+        self.announced = announced
+        self.events = events
+        self.listener = listener
+        self.transports: dict[PeerId, Transport] = {}
+        self.producers: dict[str, Producer] = {}
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.closed = False
+
+    # children --------------------------------------------------------------------------------
+
+    def _transport(self, peer_id: PeerId, user_id: UserId, role: Role, hidden: bool) -> Transport:
+        t = Transport(peer_id, user_id, role, hidden=hidden, addresses=self.addresses, announced=self.announced,
+                      on_producer=self._producer_added, new_producer=self._new_producer, on_failed=self._failed)
+        self.transports[peer_id] = t
+        return t
+
+    def _get(self, peer_id: PeerId) -> Transport:
+        t = self.transports.get(peer_id)
+        if t is None:
+            raise UnknownPeer(peer_id)
+        return t
+
+    def _new_producer(self, transport: Transport, codec: Codec, ssrc: int) -> Producer:
+        loop = asyncio.get_running_loop()
+        holder: list[Producer] = []
+        requester = KeyframeRequester(lambda: transport.send_pli(holder[0]), PLI_INTERVAL, loop.call_later)
+        producer = Producer(f"p{next(self._ids)}", transport.peer_id, codec, ssrc, requester)
+        holder.append(producer)
+        return producer
+
+    def _producer_added(self, transport: Transport, producer: Producer) -> None:
+        self.producers[producer.producer_id] = producer
+        self._ask_renegotiation()
+
+    def _ask_renegotiation(self) -> None:
+        if self.listener is None:
+            return
+        for t in self.transports.values():
+            if t.role is Role.SUBSCRIBER and not t.closed:
+                self._spawn(self.listener.renegotiation_needed(self.room_id, t.peer_id))
+
+    def _failed(self, transport: Transport) -> None:
+        self._spawn(self._close_failed(transport))
+
+    async def _close_failed(self, transport: Transport) -> None:
+        await self.close_peer(transport.peer_id)
+        if self.listener is not None:
+            await self.listener.peer_closed(self.room_id, transport.peer_id, "ice-failed")
+
+    def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # MediaService, for one room --------------------------------------------------------------
+
+    async def publish(self, peer_id: PeerId, user_id: UserId, offer_sdp: str) -> str:
+        t = self.transports.get(peer_id)
+        fresh = t is None
+        if t is None:
+            t = self._transport(peer_id, user_id, Role.PUBLISHER, False)
+        elif t.role is not Role.PUBLISHER:
+            raise NegotiationError("peer is a subscriber")
+        try:
+            return await t.answer_offer(offer_sdp)
+        except NegotiationError:
+            if fresh:
+                await self.close_peer(peer_id)
+            raise
+
+    async def subscribe(self, peer_id: PeerId, user_id: UserId, hidden: bool) -> str:
+        if peer_id in self.transports:
+            raise NegotiationError("peer already exists")
+        t = self._transport(peer_id, user_id, Role.SUBSCRIBER, hidden)
+        offer = await t.make_offer(self._live_producers())
+        if hidden:
+            await self._emit(EventKind.TAP_OPENED, t)
+        return offer or ""
+
+    async def accept_answer(self, peer_id: PeerId, answer_sdp: str) -> None:
+        await self._get(peer_id).accept_answer(answer_sdp)
+
+    async def renegotiate(self, peer_id: PeerId) -> str | None:
+        t = self._get(peer_id)
+        if t.role is not Role.SUBSCRIBER:
+            return None
+        if t.pc.signalingState != "stable":
+            return None
+        return await t.make_offer(self._live_producers())
+
+    async def add_ice_candidate(self, peer_id: PeerId, candidate: IceCandidate | None) -> None:
+        await self._get(peer_id).add_ice_candidate(candidate)
+
+    def _live_producers(self) -> list[Producer]:
+        return [p for p in self.producers.values() if not p.closed]
+
+    async def close_peer(self, peer_id: PeerId) -> None:
+        t = self.transports.pop(peer_id, None)
+        if t is None:
+            return
+        producers = await t.close()
+        for p in producers:
+            self.producers.pop(p.producer_id, None)
+            for c in p.close():
+                c.close()
+        if producers:
+            self._ask_renegotiation()
+        if t.hidden:
+            await self._emit(EventKind.TAP_CLOSED, t)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for peer_id in list(self.transports):
+            await self.close_peer(peer_id)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def stats(self) -> RoomStats:
+        visible = [t for t in self.transports.values() if not t.hidden]
+        producers = tuple(
+            ProducerStats(producer_id=p.producer_id, peer_id=p.peer_id, kind=p.kind, mime_type=p.codec.mime_type,
+                          packets_received=p.packets_received,
+                          consumers=sum(1 for c in p.active + p.waiting if not c.hidden))
+            for p in self._live_producers())
+        forwarded = sum(c.packets for t in visible for c in t.consumers.values())
+        return RoomStats(room_id=self.room_id,
+                         publishers=sum(1 for t in visible if t.role is Role.PUBLISHER and t.producers),
+                         viewers=sum(1 for t in visible if t.role is Role.SUBSCRIBER),
+                         producers=producers, packets_forwarded=forwarded)
+
+    def tick(self) -> None:
+        for t in list(self.transports.values()):
+            t.tick()
+
+    async def _emit(self, kind: EventKind, t: Transport) -> None:
+        event = SfuEvent(event_id=new_id("evt_"), kind=kind, room_id=self.room_id, user_id=t.user_id,
+                         peer_id=t.peer_id, at_ms=int(time.time() * 1000))
+        try:
+            await self.events.emit(event)
+        except Exception:  # an event store outage must not break media
+            log.exception("sfu event %s lost", kind)

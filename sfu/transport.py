@@ -1,0 +1,300 @@
+"""Transport: one peer connection (aiortc negotiates ICE/DTLS/SRTP; we carry the media).
+
+A publisher transport owns the producers of its tracks; a subscriber transport owns one consumer
+per producer of the room. RTP/RTCP arrive already decrypted through ``sfu.aiortc_private``.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpReceiveParameters, RTCRtpSendParameters
+from aiortc.sdp import candidate_from_sdp
+
+from sfu import aiortc_private as private
+from sfu import rtcp
+from sfu.consumer import Consumer
+from sfu.errors import NegotiationError
+from sfu.producer import Codec, Producer
+from sfu.types import IceCandidate, PeerId
+from switchboard.ids import UserId
+
+REMB_BITRATE = 2_000_000
+"""What we tell publishers they may send (aiortc's VP8 encoder caps itself at 1.5 Mbit/s)."""
+
+
+class Role(enum.StrEnum):
+    PUBLISHER = "publisher"
+    SUBSCRIBER = "subscriber"
+
+
+def announce(sdp: str, addresses: tuple[str, ...], announced: str) -> str:
+    """Replace our listening addresses by the announced one in candidate lines (NAT, containers)."""
+    if not announced:
+        return sdp
+    out = []
+    for line in sdp.split("\r\n"):
+        if line.startswith("a=candidate:"):
+            parts = line.split(" ")
+            if len(parts) > 5 and parts[4] in addresses:
+                parts[4] = announced
+                line = " ".join(parts)
+        out.append(line)
+    return "\r\n".join(out)
+
+
+def codec_of(parameters: RTCRtpReceiveParameters | RTCRtpSendParameters, kind: str) -> tuple[Codec, int | None]:
+    """The primary codec of negotiated parameters, and its RTX payload type if any."""
+    main = next((c for c in parameters.codecs if not c.mimeType.lower().endswith("/rtx")), None)
+    if main is None or main.payloadType is None:
+        raise NegotiationError("no usable codec negotiated")
+    rtx = next((c.payloadType for c in parameters.codecs if c.mimeType.lower().endswith("/rtx")
+                and str(c.parameters.get("apt")) == str(main.payloadType)), None)
+    codec = Codec(kind=kind, mime_type=main.mimeType, clock_rate=main.clockRate, payload_type=main.payloadType,
+                  channels=main.channels, parameters=tuple(sorted((k, str(v)) for k, v in main.parameters.items())))
+    return codec, rtx
+
+
+def preferences_for(codec: Codec) -> list[RTCRtpCodecCapability]:
+    """aiortc codec preferences that offer exactly the producer's codec (plus RTX for video)."""
+    caps = RTCRtpSender.getCapabilities(codec.kind).codecs
+    params = dict(codec.parameters)
+    chosen = []
+    for cap in caps:
+        if cap.mimeType.lower() != codec.mime_type.lower() or cap.clockRate != codec.clock_rate:
+            continue
+        if codec.mime_type.lower() == "video/h264" and str(cap.parameters.get("packetization-mode", "0")) != \
+                params.get("packetization-mode", "0"):
+            continue
+        chosen.append(cap)
+        break
+    if not chosen:
+        raise NegotiationError(f"cannot forward {codec.mime_type} to this subscriber")
+    if codec.kind == "video":
+        chosen += [c for c in caps if c.mimeType.lower() == "video/rtx"]
+    return chosen
+
+
+class Transport:
+    """One RTCPeerConnection. Created and closed by its router."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, peer_id: PeerId, user_id: UserId, role: Role, *, hidden: bool, addresses: tuple[str, ...],
+                 announced: str, on_producer: Callable[[Transport, Producer], None],
+                 new_producer: Callable[[Transport, Codec, int], Producer],
+                 on_failed: Callable[[Transport], None]) -> None:
+        self.peer_id = peer_id
+        self.user_id = user_id
+        self.role = role
+        self.hidden = hidden
+        self.addresses = addresses
+        self.announced = announced
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.wire: private.WireSender | None = None
+        self.rtcp_ssrc = next(self._ids) | 0x5B000000
+        self.producers: dict[int, Producer] = {}
+        self._pending_pt: dict[int, tuple[Codec, Any]] = {}
+        self.consumers: dict[int, Consumer] = {}
+        self._transceiver_producer: dict[int, Producer] = {}
+        self._consumer_of: dict[int, Consumer] = {}
+        self._on_producer = on_producer
+        self._new_producer = new_producer
+        self._hooked: set[int] = set()
+        self.unknown_ssrc = 0
+        self.malformed_rtp = 0
+        self.malformed_rtcp = 0
+        self.closed = False
+
+        @self.pc.on("connectionstatechange")
+        def _state() -> None:
+            if self.pc.connectionState == "failed":
+                on_failed(self)
+
+    # negotiation -----------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        for tr in self.pc.getTransceivers():
+            dtls = tr.sender.transport
+            if id(dtls) not in self._hooked:
+                self._hooked.add(id(dtls))
+                private.hook_dtls(dtls, self.on_rtp, self.on_rtcp)
+        private.restrict_host_addresses(self.pc, self.addresses)
+
+    def _ensure_wire(self, dtls: Any) -> private.WireSender:
+        if self.wire is None:
+            self.wire = private.WireSender(dtls)
+        return self.wire
+
+    async def answer_offer(self, offer_sdp: str) -> str:
+        """Publisher: apply the client's offer, return our answer (recvonly, all candidates)."""
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            if not self.pc.getTransceivers():
+                raise ValueError("no audio or video section")
+            for tr in self.pc.getTransceivers():
+                private.capture_receive(tr.receiver, partial(self._on_receive_params, tr))
+            self._prepare()
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except (ValueError, AssertionError, KeyError, TypeError) as exc:
+            raise NegotiationError(f"bad offer: {exc}") from exc
+        return announce(self.pc.localDescription.sdp, self.addresses, self.announced)
+
+    def _on_receive_params(self, tr: Any, parameters: RTCRtpReceiveParameters) -> None:
+        if tr.receiver.transport.state != "connected":
+            return
+        self._ensure_wire(tr.receiver.transport)
+        codec, _ = codec_of(parameters, tr.kind)
+        ssrc = next((e.ssrc for e in parameters.encodings if e.ssrc), None)
+        if any(p.codec.payload_type == codec.payload_type and p.kind == codec.kind
+               for p in self.producers.values()):
+            return
+        if ssrc is None:
+            self._pending_pt[codec.payload_type] = (codec, tr)
+            return
+        self._add_producer(codec, ssrc)
+
+    def _add_producer(self, codec: Codec, ssrc: int) -> None:
+        producer = self._new_producer(self, codec, ssrc)
+        self.producers[ssrc] = producer
+        self._on_producer(self, producer)
+
+    async def make_offer(self, producers: list[Producer]) -> str | None:
+        """Subscriber: add a sendonly transceiver per new producer, retire closed ones; None if unchanged."""
+        changed = False
+        live = {id(p) for p in producers}
+        for tr in self.pc.getTransceivers():
+            p = self._transceiver_producer.get(id(tr))
+            if p is not None and id(p) not in live and tr.direction != "inactive":
+                tr.direction = "inactive"
+                changed = True
+        known = {id(p) for p in self._transceiver_producer.values()}
+        for p in producers:
+            if id(p) in known:
+                continue
+            tr = self.pc.addTransceiver(p.kind, direction="sendonly")
+            tr.setCodecPreferences(preferences_for(p.codec))
+            private.capture_send(tr.sender, partial(self._on_send_params, tr, p))
+            self._transceiver_producer[id(tr)] = p
+            changed = True
+        if not changed and self.pc.localDescription is not None:
+            return None
+        self._prepare()
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return announce(self.pc.localDescription.sdp, self.addresses, self.announced)
+
+    async def accept_answer(self, answer_sdp: str) -> None:
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        except (ValueError, AssertionError, KeyError, TypeError) as exc:
+            raise NegotiationError(f"bad answer: {exc}") from exc
+
+    def _on_send_params(self, tr: Any, producer: Producer, parameters: RTCRtpSendParameters) -> None:
+        if id(tr) in self._consumer_of or producer.closed or tr.sender.transport.state != "connected":
+            return
+        wire = self._ensure_wire(tr.sender.transport)
+        codec, rtx_pt = codec_of(parameters, tr.kind)
+        ssrc, rtx_ssrc = private.sender_ssrcs(tr.sender)
+        consumer = Consumer(f"{producer.producer_id}:{self.peer_id}", producer, wire, ssrc, codec.payload_type,
+                            rtx_ssrc, rtx_pt, self.hidden)
+        self._consumer_of[id(tr)] = consumer
+        self.consumers[ssrc] = consumer
+        producer.add_consumer(consumer)
+
+    async def add_ice_candidate(self, candidate: IceCandidate | None) -> None:
+        if candidate is None:
+            await self.pc.addIceCandidate(None)
+            return
+        text = candidate.candidate.removeprefix("a=").removeprefix("candidate:")
+        try:
+            c = candidate_from_sdp(text)
+        except (ValueError, IndexError) as exc:
+            raise NegotiationError(f"bad candidate: {exc}") from exc
+        c.sdpMid = candidate.sdp_mid
+        c.sdpMLineIndex = candidate.sdp_mline_index
+        if c.sdpMid is None and c.sdpMLineIndex is None:
+            c.sdpMLineIndex = 0
+        await self.pc.addIceCandidate(c)
+
+    # media -----------------------------------------------------------------------------------
+
+    def on_rtp(self, data: bytes) -> None:
+        if len(data) < 12:
+            self.malformed_rtp += 1
+            return
+        producer = self.producers.get(int.from_bytes(data[8:12], "big"))
+        if producer is not None:
+            producer.on_rtp(data)
+            return
+        pending = self._pending_pt.pop(data[1] & 0x7F, None)
+        if pending is not None:
+            self._add_producer(pending[0], int.from_bytes(data[8:12], "big"))
+            return
+        self.unknown_ssrc += 1
+
+    def on_rtcp(self, data: bytes) -> None:
+        try:
+            for pt, fmt, body in rtcp.split(data):
+                if pt == rtcp.SR:
+                    ssrc, ntp, rtp_ts = rtcp.sr_info(body)
+                    producer = self.producers.get(ssrc)
+                    if producer is not None:
+                        producer.on_sender_report(ntp, rtp_ts)
+                elif pt == rtcp.RTPFB and fmt == rtcp.FMT_NACK:
+                    consumer = self.consumers.get(rtcp.feedback_ssrcs(body)[1])
+                    if consumer is not None:
+                        consumer.on_nack(rtcp.nack_seqs(body))
+                elif pt == rtcp.PSFB and fmt in (rtcp.FMT_PLI, rtcp.FMT_FIR):
+                    media = rtcp.feedback_ssrcs(body)[1]
+                    if fmt == rtcp.FMT_FIR and len(body) >= 12:
+                        media = int.from_bytes(body[8:12], "big")
+                    consumer = self.consumers.get(media)
+                    if consumer is not None:
+                        consumer.producer.keyframes.request()
+        except ValueError:
+            self.malformed_rtcp += 1
+
+    def send_pli(self, producer: Producer) -> None:
+        if self.wire is not None:
+            self.wire.send_rtcp(rtcp.build_pli(self.rtcp_ssrc, producer.ssrc))
+
+    def tick(self) -> None:
+        """Once a second: follow the ICE pair; RR + REMB to a publisher, SRs to a subscriber."""
+        if self.wire is None or self.closed or not self.wire.refresh():
+            return
+        parts: list[bytes] = []
+        if self.producers:
+            for p in self.producers.values():
+                rr = p.receiver_report(self.rtcp_ssrc)
+                if rr is not None:
+                    parts.append(rr)
+                if p.waiting and p.is_keyframe is not None:
+                    p.keyframes.request()
+            video = [p.ssrc for p in self.producers.values() if p.kind == "video"]
+            if video and parts:
+                parts.append(rtcp.build_remb(self.rtcp_ssrc, REMB_BITRATE, video))
+        for c in self.consumers.values():
+            if not c.closed:
+                sr = c.sender_report()
+                if sr is not None:
+                    parts.append(sr)
+        if parts:
+            self.wire.send_rtcp(b"".join(parts))
+
+    async def close(self) -> list[Producer]:
+        """Close consumers and the peer connection; returns the producers the router must close."""
+        if self.closed:
+            return []
+        self.closed = True
+        for c in self.consumers.values():
+            c.close()
+        self.consumers.clear()
+        producers = list(self.producers.values())
+        self.producers.clear()
+        await self.pc.close()
+        return producers

@@ -1,0 +1,155 @@
+"""The SFU's public face: what signaling (and tests, and the node) may depend on.
+
+Who calls what, and when:
+
+* Signaling owns one :class:`MediaService` per node (the node creates it: an in-process
+  :class:`sfu.worker.Worker` for one core, or :class:`sfu.pool.WorkerPool` for ``--workers N``)
+  and calls it from the WebSocket handlers of the room's participants.
+* A **publisher** sends an SDP offer: signaling calls :meth:`MediaService.publish` and sends back
+  the SDP answer it returns. aiortc does not trickle: the answer already carries every server
+  candidate. Candidates the browser trickles afterwards go to :meth:`MediaService.add_ice_candidate`
+  (``None`` means end-of-candidates). Publishing again on the same peer id is a renegotiation.
+* A **viewer** (or a hidden moderator tap, ``hidden=True``) calls :meth:`MediaService.subscribe`:
+  the server makes the SDP offer, signaling relays it and gives the client's answer to
+  :meth:`MediaService.accept_answer`.
+* When a room's set of producers changes, the SFU calls
+  :meth:`SfuListener.renegotiation_needed` for each subscriber; signaling then calls
+  :meth:`MediaService.renegotiate` to get a fresh offer (``None`` if nothing changed any more),
+  relays it, and hands the answer to :meth:`MediaService.accept_answer`.
+* :meth:`MediaService.close_peer` when a socket goes away or a participant leaves;
+  :meth:`MediaService.close_room` when a show ends. Both are safe to call twice.
+* :meth:`MediaService.room_stats` answers participants: it never counts or lists hidden peers.
+* Tap opened/closed are durable facts: the SFU hands them to an :class:`EventSink`
+  (in production :class:`sfu.events.RedisEventSink`, XADD to ``switchboard.keyspace.EVENTS_STREAM``).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import NewType, Protocol
+
+from switchboard.ids import RoomId, UserId
+
+PeerId = NewType("PeerId", str)
+"""One peer connection of one participant in one room (signaling picks it, unique per room)."""
+
+
+@dataclass(frozen=True)
+class IceCandidate:
+    """A trickled ICE candidate from a client, as the browser's RTCIceCandidate gives it."""
+
+    candidate: str
+    """The ``candidate:...`` attribute (with or without the ``a=`` prefix)."""
+    sdp_mid: str | None = None
+    """The media section id it belongs to (bundle: any of them)."""
+    sdp_mline_index: int | None = None
+    """The media section index, used when ``sdp_mid`` is absent."""
+
+
+class EventKind(enum.StrEnum):
+    """Durable facts the SFU reports."""
+
+    TAP_OPENED = "tap_opened"
+    TAP_CLOSED = "tap_closed"
+
+
+@dataclass(frozen=True)
+class SfuEvent:
+    """One fact for the events stream; ``event_id`` is unique so consumers can deduplicate."""
+
+    event_id: str
+    """Random unique id (``evt_...``)."""
+    kind: EventKind
+    """What happened."""
+    room_id: RoomId
+    """The room it happened in."""
+    user_id: UserId
+    """Who did it (the moderator for taps)."""
+    peer_id: PeerId
+    """The peer connection concerned."""
+    at_ms: int
+    """Wall-clock time, milliseconds since the epoch."""
+
+
+@dataclass(frozen=True)
+class ProducerStats:
+    """One published track, as participants may see it."""
+
+    producer_id: str
+    """Stable id of the track inside the room."""
+    peer_id: PeerId
+    """The publisher."""
+    kind: str
+    """``audio`` or ``video``."""
+    mime_type: str
+    """Codec, e.g. ``video/VP8``."""
+    packets_received: int
+    """RTP packets received from the publisher."""
+    consumers: int
+    """Visible consumers of this track (hidden taps are never counted)."""
+
+
+@dataclass(frozen=True)
+class RoomStats:
+    """A room as participants may see it: hidden peers never appear, in any count."""
+
+    room_id: RoomId
+    """The room."""
+    publishers: int
+    """Peers that publish at least one track."""
+    viewers: int
+    """Visible subscribing peers."""
+    producers: tuple[ProducerStats, ...] = field(default_factory=tuple)
+    """Every published track."""
+    packets_forwarded: int = 0
+    """RTP packets sent to visible consumers."""
+
+
+class EventSink(Protocol):
+    """Where durable SFU facts go (Redis stream in production, a list in unit tests)."""
+
+    async def emit(self, event: SfuEvent) -> None:
+        """Record one event; must not raise for transient failures (log and count instead)."""
+
+
+class SfuListener(Protocol):
+    """Signaling's side of the conversation: the SFU calls these, never blocks on them."""
+
+    async def renegotiation_needed(self, room_id: RoomId, peer_id: PeerId) -> None:
+        """The subscriber ``peer_id`` has new (or fewer) tracks: call ``renegotiate`` soon."""
+
+    async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
+        """The SFU closed this peer on its own (ICE failure, room closed); tell the client."""
+
+
+class MediaService(Protocol):
+    """The SFU as signaling drives it. Every method may raise :class:`sfu.errors.SfuError`."""
+
+    def set_listener(self, listener: SfuListener | None) -> None:
+        """Install signaling's callbacks (once, before the first peer)."""
+
+    async def publish(self, room_id: RoomId, peer_id: PeerId, user_id: UserId, offer_sdp: str) -> str:
+        """A publisher's SDP offer in, the SDP answer (with all server candidates) out."""
+
+    async def add_ice_candidate(self, room_id: RoomId, peer_id: PeerId, candidate: IceCandidate | None) -> None:
+        """A candidate trickled by the client for this peer; ``None`` is end-of-candidates."""
+
+    async def subscribe(self, room_id: RoomId, peer_id: PeerId, user_id: UserId, *, hidden: bool = False) -> str:
+        """Open a subscriber (viewer, or a tap when ``hidden``) of every producer of the room; returns the
+        server's SDP offer. A hidden subscriber emits TAP_OPENED and is invisible to everyone else."""
+
+    async def accept_answer(self, room_id: RoomId, peer_id: PeerId, answer_sdp: str) -> None:
+        """The client's SDP answer to the last offer from ``subscribe`` or ``renegotiate``."""
+
+    async def renegotiate(self, room_id: RoomId, peer_id: PeerId) -> str | None:
+        """A new offer for a subscriber whose room changed, or ``None`` when it is already up to date."""
+
+    async def close_peer(self, room_id: RoomId, peer_id: PeerId) -> None:
+        """Close one peer and everything it owns (producers close their consumers). Idempotent."""
+
+    async def close_room(self, room_id: RoomId) -> None:
+        """Close every peer of the room and forget it. Idempotent."""
+
+    async def room_stats(self, room_id: RoomId) -> RoomStats:
+        """Counts and tracks as participants may see them (never hidden peers)."""

@@ -1,0 +1,70 @@
+"""Fails loudly when an aiortc/aioice/pylibsrtp upgrade changes the internals the SFU relies on."""
+
+from __future__ import annotations
+
+import inspect
+
+import aioice
+import pylibsrtp
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+from sfu import aiortc_private
+
+EXPECTED_SIGNATURES = {
+    "RTCDtlsTransport._handle_rtp_data": "(self, data: bytes, arrival_time_ms: int) -> None",
+    "RTCDtlsTransport._handle_rtcp_data": "(self, data: bytes) -> None",
+    "RTCRtpSender.send": "(self, parameters: aiortc.rtcrtpparameters.RTCRtpSendParameters) -> None",
+    "RTCRtpReceiver.receive": "(self, parameters: aiortc.rtcrtpparameters.RTCRtpReceiveParameters) -> None",
+    "Connection.get_component_candidates":
+        "(self, component: int, addresses: list[str], timeout: int = 5) -> list[aioice.candidate.Candidate]",
+    "Connection.data_received": "(self, data: bytes, component: int) -> None",
+}
+
+
+def test_versions_are_the_pinned_ones() -> None:
+    assert aiortc_private.installed_versions() == aiortc_private.PINNED
+    aiortc_private.check_versions()
+
+
+def test_private_signatures_unchanged() -> None:
+    assert aiortc_private.signatures() == EXPECTED_SIGNATURES
+
+
+def test_dtls_receive_path_calls_the_hooked_names() -> None:
+    source = inspect.getsource(RTCDtlsTransport._recv_next)
+    assert "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in source
+    assert "await self._handle_rtcp_data(data)" in source
+    assert "self._rx_srtp.unprotect(data)" in source
+
+
+def test_sender_attributes_and_send_path() -> None:
+    sender_init = inspect.getsource(RTCRtpSender.__init__)
+    assert "self._ssrc = " in sender_init and "self._rtx_ssrc = " in sender_init
+    assert "self._tx_srtp = Session(tx_policy)" in inspect.getsource(RTCDtlsTransport._setup_srtp)
+    assert hasattr(pylibsrtp.Session, "protect") and hasattr(pylibsrtp.Session, "protect_rtcp")
+    connect = inspect.getsource(RTCPeerConnection._RTCPeerConnection__connect)  # type: ignore[attr-defined]
+    assert "await transceiver.sender.send(" in connect and "await transceiver.receiver.receive(" in connect
+
+
+def test_aioice_connection_internals() -> None:
+    init = inspect.getsource(aioice.Connection.__init__)
+    for name in ("self._nominated", "self._local_candidates_start", "self._local_candidates_end",
+                 "self._local_candidates", "self._components"):
+        assert name in init, name
+    assert "self.transport.sendto(data, addr)" in inspect.getsource(aioice.ice.StunProtocol.send_data)
+    assert "remote_addr" in dir(aioice.ice.CandidatePair)
+    assert "iceGatherer" in dir(RTCDtlsTransport(_ice_transport(), [_certificate()]).transport)
+    assert "stop" in dir(RTCRtpReceiver)
+
+
+def _ice_transport():  # type: ignore[no-untyped-def]
+    from aiortc import RTCIceGatherer, RTCIceTransport
+
+    return RTCIceTransport(RTCIceGatherer(iceServers=[]))
+
+
+def _certificate():  # type: ignore[no-untyped-def]
+    from aiortc.rtcdtlstransport import RTCCertificate
+
+    return RTCCertificate.generateCertificate()
