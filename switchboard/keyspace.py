@@ -5,7 +5,9 @@ Keys are functions or constants here and nowhere else; Lua scripts live next to 
 
 from __future__ import annotations
 
+import redis
 import redis.asyncio as aioredis
+from redis.driver_info import DriverInfo
 
 EVENTS_STREAM = "events"
 """Stream of durable facts from nodes and matchmakers to the control API (likes, follows, taps)."""
@@ -18,7 +20,11 @@ def user_channel(user_id: str) -> str:
 
 def open_redis(url: str) -> aioredis.Redis:
     """A pooled asyncio client (hiredis parser when installed). Close it with ``await r.aclose()``."""
-    return aioredis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
+    # lib_version given: redis-py otherwise reads package metadata from disk on every new connection.
+    return aioredis.Redis.from_url(
+        url, health_check_interval=30, socket_keepalive=True,
+        driver_info=DriverInfo(name="redis-py", lib_version=redis.__version__),
+    )
 
 
 # --- matchmaker (issue 5). Scripts that touch these keys: matchmaker/lua/*.lua -----------------

@@ -10,8 +10,8 @@ import inspect
 import shutil
 import tempfile
 import uuid
-from pathlib import Path
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from blockbuster import blockbuster_ctx
