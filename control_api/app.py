@@ -2,19 +2,50 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
+from argon2 import PasswordHasher
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from control_api.db import open_engine
+from control_api import (
+    accounts,
+    chat,
+    deletion,
+    media,
+    notifications,
+    openapi,
+    passwords,
+    profiles,
+    rooms,
+    sanctions,
+    social,
+)
+from control_api.access import AccessTokens
+from control_api.db import open_engine, sessions
+from control_api.events import EventsConsumer
+from control_api.http import Call, Reply, Route, install, problem_middleware
+from control_api.idempotency import IdempotencyStore
+from control_api.limits import RateLimits
+from control_api.mail import LogMailer, SmtpMailer
+from control_api.realtime import Realtime
+from control_api.services import SERVICES, Services
+from control_api.storage import LocalDiskStorage
+from control_api.types import Mailer
 from switchboard.health import Readiness
 from switchboard.keyspace import open_redis
-from switchboard.settings import ApiSettings
+from switchboard.settings import ApiSettings, TokenSettings
+from switchboard.tokens import TokenSigner
 
 ENGINE = web.AppKey("engine", AsyncEngine)
+EVENTS = web.AppKey("events", EventsConsumer)
+OPENAPI = web.AppKey("openapi", dict)
 
 
 @dataclass(frozen=True)
@@ -25,16 +56,63 @@ class ApiDeps:
     database_url: str
     redis_url: str
     readiness: Readiness
+    token_key: Ed25519PrivateKey | None = None
+    """Signs access, room and WebSocket tokens; required (the cli loads it from the secrets dir)."""
+    tokens: TokenSettings = field(default_factory=TokenSettings)
+    """Issuer and lifetimes of the tokens."""
+    media_dir: Path = Path("var/media")
+    """Where uploads are stored when ``settings.media_dir`` is empty."""
+    hasher: PasswordHasher = field(default_factory=PasswordHasher)
+    """argon2 parameters (tests pass a cheap one)."""
+    mailer: Mailer | None = None
+    """None: SMTP when ``settings.smtp_host`` is set, else the log."""
+    consume_events: bool = True
+    """Run the events-stream consumer in this process."""
+
+
+def all_routes() -> list[Route]:
+    """Every operation of the API, as served and as documented."""
+    return [
+        Route("GET", "/", _index, "Service name and where the OpenAPI document is", "meta", auth=False),
+        Route("GET", "/openapi.json", _openapi, "This API's OpenAPI 3.1 document", "meta", auth=False),
+        *accounts.routes(), *passwords.routes(), *deletion.routes(), *profiles.routes(), *social.routes(),
+        *chat.routes(), *media.routes(), *notifications.routes(), *rooms.routes(), *sanctions.routes(),
+    ]
 
 
 def create_api_app(deps: ApiDeps) -> web.Application:
     """The ``/api`` sub-application; opens its engine and Redis on start and closes them on stop."""
-    app = web.Application()
+    if deps.token_key is None:
+        raise ValueError("the control API needs its token signing key (ApiDeps.token_key)")
+    key = deps.token_key
+    app = web.Application(middlewares=[problem_middleware], client_max_size=deps.settings.photo_max_bytes + 65536)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         engine = open_engine(deps.database_url)
         redis = open_redis(deps.redis_url)
         app[ENGINE] = engine
+        settings = deps.settings
+        mailer = deps.mailer or (
+            SmtpMailer(settings.smtp_host, settings.smtp_port, settings.mail_from) if settings.smtp_host
+            else LogMailer()
+        )
+        services = Services(
+            settings=settings,
+            sessions=sessions(engine),
+            redis=redis,
+            hasher=deps.hasher,
+            dummy_hash=await asyncio.to_thread(deps.hasher.hash, "not a password"),
+            access=AccessTokens(key, issuer=deps.tokens.issuer, ttl_s=deps.tokens.access_ttl_s),
+            signer=TokenSigner(key, issuer=deps.tokens.issuer, ttl_s=deps.tokens.room_ttl_s),
+            room_ttl_s=deps.tokens.room_ttl_s,
+            limits=RateLimits(redis, per_ip=settings.rate_ip_per_min, per_user=settings.rate_user_per_min,
+                              per_premium=settings.rate_premium_per_min),
+            idempotency=IdempotencyStore(redis),
+            realtime=Realtime(redis),
+            storage=LocalDiskStorage(Path(settings.media_dir) if settings.media_dir else deps.media_dir),
+            mailer=mailer,
+        )
+        app[SERVICES] = services
 
         async def postgres_probe() -> None:
             async with engine.connect() as conn:
@@ -42,14 +120,29 @@ def create_api_app(deps: ApiDeps) -> web.Application:
 
         deps.readiness.add("postgres", postgres_probe)
         deps.readiness.add("api_redis", redis.ping)
-        yield
-        await redis.aclose()
-        await engine.dispose()
+        consumer = EventsConsumer(services)
+        app[EVENTS] = consumer
+        task = asyncio.create_task(consumer.run()) if deps.consume_events else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await redis.aclose()
+            await engine.dispose()
 
     app.cleanup_ctx.append(resources)
-    app.router.add_get("/", _index)
+    routes = all_routes()
+    app[OPENAPI] = openapi.document(routes)
+    install(app, routes)
     return app
 
 
-async def _index(request: web.Request) -> web.Response:
-    return web.json_response({"service": "switchboard control API"})
+async def _index(call: Call) -> Reply:
+    return Reply({"service": "switchboard control API", "openapi": "/api/openapi.json"})
+
+
+async def _openapi(call: Call) -> Reply:
+    return Reply(call.request.app[OPENAPI])

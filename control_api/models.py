@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, DateTime, Enum, ForeignKey, Index, String, func, text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -34,6 +48,10 @@ class Account(Base):
     )
     email_verified: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    premium: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    """Premium tier (larger rate limits); set by payments later."""
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Set when the account was deleted; its personal data is gone, the row keeps references valid."""
 
     __table_args__ = (Index("accounts_email_lower", text("lower(email)"), unique=True),)
 
@@ -53,3 +71,210 @@ class AuditEntry(Base):
     detail: Mapped[dict] = mapped_column(JSONB, default=dict)
     event_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     """Set when the entry comes from the Redis events stream: makes replays idempotent."""
+
+
+def _uuid_fk(target: str, ondelete: str = "CASCADE", **kw: object) -> Mapped:  # type: ignore[type-arg]
+    return mapped_column(UUID(as_uuid=True), ForeignKey(target, ondelete=ondelete), **kw)  # type: ignore[arg-type]
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RefreshToken(Base):
+    """One refresh token; rotation spends it and issues the next one in the same family.
+    Presenting a spent token revokes the whole family (it was stolen or replayed)."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    account_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", index=True)
+    family: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EmailCode(Base):
+    """A one-time code mailed for email verification (``verify``) or password reset (``reset``)."""
+
+    __tablename__ = "email_codes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    account_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OutboxMail(Base):
+    """Mail to send, written in the transaction that needs it; a sender drains it."""
+
+    __tablename__ = "mail_outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    to_addr: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Sanction(Base):
+    """A moderation measure on an account; an active ``ban`` stops login and refresh."""
+
+    __tablename__ = "sanctions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    account_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    """``ban``, ``mute`` or ``warning``."""
+    reason: Mapped[str] = mapped_column(Text, default="")
+    starts_at: Mapped[datetime] = _now()
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """None: until revoked."""
+    created_by: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Profile(Base):
+    """Public face of an account; exists once onboarding has started."""
+
+    __tablename__ = "profiles"
+
+    account_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", primary_key=True)
+    pseudo: Mapped[str | None] = mapped_column(String(32))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    bio: Mapped[str] = mapped_column(Text, default="")
+    interests: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list)
+    country: Mapped[str | None] = mapped_column(String(2))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    photo: Mapped[str | None] = mapped_column(String(64))
+    """Storage name of the profile photo."""
+    total_likes: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = _now()
+
+    __table_args__ = (Index("profiles_pseudo_lower", text("lower(pseudo)"), unique=True),)
+
+
+class Follow(Base):
+    """``follower`` follows (``accepted``) or asked to follow (``pending``) ``followee``."""
+
+    __tablename__ = "follows"
+
+    follower_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", primary_key=True)
+    followee_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", primary_key=True, index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _now()
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Like(Base):
+    """One like from ``liker`` to ``likee`` (a pair counts once in ``Profile.total_likes``)."""
+
+    __tablename__ = "likes"
+
+    liker_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", primary_key=True)
+    likee_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", primary_key=True, index=True)
+    created_at: Mapped[datetime] = _now()
+
+
+class Block(Base):
+    """``blocker`` blocked ``blocked``: each is hidden from the other everywhere."""
+
+    __tablename__ = "blocks"
+
+    blocker_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", primary_key=True)
+    blocked_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", primary_key=True, index=True)
+    created_at: Mapped[datetime] = _now()
+
+
+class Conversation(Base):
+    """A 1:1 (``direct``, at most one per pair via ``direct_key``) or ``group`` conversation."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(100), default="")
+    direct_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    created_by: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
+    created_at: Mapped[datetime] = _now()
+    last_message_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Member(Base):
+    """A participant; ``last_read_id`` is their read receipt (the newest message id they read)."""
+
+    __tablename__ = "conversation_members"
+
+    conversation_id: Mapped[uuid.UUID] = _uuid_fk("conversations.id", primary_key=True)
+    account_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", primary_key=True, index=True)
+    joined_at: Mapped[datetime] = _now()
+    last_read_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Message(Base):
+    """A chat message; ids grow, so they double as the pagination cursor."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[uuid.UUID] = _uuid_fk("conversations.id")
+    sender_id: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
+    text: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = _now()
+
+    __table_args__ = (Index("messages_conversation_id", "conversation_id", "id"),)
+
+
+class Media(Base):
+    """An uploaded file (chat attachment); stored under its id as name."""
+
+    __tablename__ = "media"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", index=True)
+    content_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _now()
+
+
+class Attachment(Base):
+    """Media attached to a message; ``private`` ones are shown blurred (pay-per-view later)."""
+
+    __tablename__ = "message_attachments"
+
+    message_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    media_id: Mapped[uuid.UUID] = _uuid_fk("media.id", primary_key=True)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Notification(Base):
+    """An in-app notification: follow, like, message, invite, welcome, report_outcome."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    account_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id")
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict] = mapped_column(JSONB, default=dict)  # type: ignore[type-arg]
+    created_at: Mapped[datetime] = _now()
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("notifications_account_id", "account_id", "id"),)
+
+
+class ProcessedEvent(Base):
+    """An events-stream entry already applied; inserted in the transaction that applies it."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    processed_at: Mapped[datetime] = _now()

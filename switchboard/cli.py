@@ -29,7 +29,7 @@ from signaling.node import NodeDeps, install_node
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis
 from switchboard.errors import EmbeddedServiceError, SettingsError
 from switchboard.health import Readiness, add_health_routes
-from switchboard.keys import KeyPaths, ensure_secrets, load_turn_secret
+from switchboard.keys import KeyPaths, ensure_secrets, load_private_key, load_turn_secret
 from switchboard.logs import configure_logging
 from switchboard.runtime import base_app, serve
 from switchboard.settings import Settings, describe, load_settings
@@ -75,6 +75,16 @@ async def _prepare_database(settings: Settings, database_url: str) -> AdminLogin
         await engine.dispose()
 
 
+def _api_deps(settings: Settings, database_url: str, redis_url: str, readiness: Readiness) -> ApiDeps:
+    """The control API's slice of the settings, and its signing key from the secrets dir."""
+    return ApiDeps(
+        settings.api, database_url, redis_url, readiness,
+        token_key=load_private_key(KeyPaths.from_settings(settings).private_key),
+        tokens=settings.tokens,
+        media_dir=settings.data_dir / "media",
+    )
+
+
 def _save_admin_login(settings: Settings, login: AdminLogin) -> Path:
     path = settings.secrets_dir / "admin_login"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -110,7 +120,7 @@ def build_up_app(settings: Settings, redis_url: str, database_url: str, proc: Pr
     app = proc.app()
     install_node(app, NodeDeps(settings.node, redis_url, proc.readiness, WEB_DIR))
     install_matchmaker(app, MatchmakerDeps(settings.matchmaker, redis_url, proc.readiness, proc.registry))
-    app.add_subapp("/api", create_api_app(ApiDeps(settings.api, database_url, redis_url, proc.readiness)))
+    app.add_subapp("/api", create_api_app(_api_deps(settings, database_url, redis_url, proc.readiness)))
     return app
 
 
@@ -156,7 +166,7 @@ def cmd_api(settings: Settings, migrate_only: bool) -> int:
         return 0
     proc = Process.new()
     app = proc.app()
-    app.add_subapp("/api", create_api_app(ApiDeps(settings.api, database_url, redis_url, proc.readiness)))
+    app.add_subapp("/api", create_api_app(_api_deps(settings, database_url, redis_url, proc.readiness)))
     uvloop.run(serve(app, settings.api.host, settings.api.port, on_started=_announce("api")))
     return 0
 

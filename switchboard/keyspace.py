@@ -69,3 +69,45 @@ def blocks(user_id: str) -> str:
     """Set of user ids this user blocked. Written by the control API; the matchmaker never pairs
     two users when either blocks the other."""
     return f"blocks:{user_id}"
+
+
+# --- control API (issue 6) ------------------------------------------------------------------------
+
+EVENTS_GROUP_API = "control_api"
+"""Consumer group of the control API on :data:`EVENTS_STREAM`. An entry has the fields ``type``
+(``like``, ``follow_request``, ``tap``...) and ``data`` (a JSON object); see docs/api.md."""
+
+
+def rate_window(scope: str, ident: str, window: int) -> str:
+    """String counter (expires after two windows): requests of ``ident`` (a user id or an IP) in
+    fixed window number ``window`` of ``scope`` (``user`` or ``ip``); two windows make a sliding one."""
+    return f"rl:{scope}:{ident}:{window}"
+
+
+def idempotency(scope: str, key: str) -> str:
+    """String (JSON, expires after 24 h): the saved answer to a creating POST sent with
+    ``Idempotency-Key: key`` by ``scope`` (a user id); ``{"state": "pending"}`` while it runs."""
+    return f"idem:{scope}:{key}"
+
+
+# --- signaling (issue 4). Script that touches these keys: signaling/lua/call_transition.lua -------
+
+
+def presence(user_id: str) -> str:
+    """String (expires after ``node.presence_ttl_s``): the node id holding the user's socket; absent: offline."""
+    return f"presence:{user_id}"
+
+
+def call(call_id: str) -> str:
+    """Hash of one 1:1 call: ``caller``, ``callee`` (user ids), ``state`` (ringing, active, ended)."""
+    return f"call:{call_id}"
+
+
+def user_call(user_id: str) -> str:
+    """String: the id of the call the user is in (ringing or active); set NX, so a second call is ``busy``."""
+    return f"call:user:{user_id}"
+
+
+def node_channel(node_id: str) -> str:
+    """Pub/sub channel of one node process (subscribed from start-up; reserved for commands to it)."""
+    return f"node:{node_id}"

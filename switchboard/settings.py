@@ -87,11 +87,33 @@ class ApiSettings:
     """TCP port of ``switchboard api``."""
     admin_email: str = "admin@switchboard.local"
     """Login of the administrator account created on first start."""
+    refresh_ttl_s: int = 30 * 86400
+    """Lifetime of a refresh token, in seconds (each use rotates it)."""
+    rate_user_per_min: int = 600
+    """Requests per minute of one free-tier user (sliding window); over it: 429 with Retry-After."""
+    rate_premium_per_min: int = 3000
+    """Requests per minute of one premium user."""
+    rate_ip_per_min: int = 3000
+    """Requests per minute from one client address, signed in or not."""
+    photo_max_bytes: int = 5 * 1024 * 1024
+    """Largest accepted profile photo or chat attachment upload."""
+    media_dir: str = ""
+    """Local-disk storage of uploads; empty: ``<data_dir>/media``."""
+    smtp_host: str = ""
+    """SMTP relay for outgoing mail; empty: mail is written to the log (and the outbox table)."""
+    smtp_port: int = 25
+    """SMTP port."""
+    mail_from: str = "switchboard@localhost"
+    """Sender address of outgoing mail."""
 
     def __post_init__(self) -> None:
         _port(self.port, "port")
+        _port(self.smtp_port, "smtp_port")
         if "@" not in self.admin_email:
             raise SettingsError("admin_email", f"must be an email address, got {self.admin_email!r}")
+        for name in ("refresh_ttl_s", "rate_user_per_min", "rate_premium_per_min", "rate_ip_per_min",
+                     "photo_max_bytes"):
+            _positive(getattr(self, name), name)
 
 
 @dataclass(frozen=True)

@@ -5,19 +5,43 @@ from __future__ import annotations
 import io
 import json
 import logging
+from pathlib import Path
 
+import pytest
+from aiohttp import web
 from argon2 import PasswordHasher
 
 from control_api.accounts import ensure_admin
 from control_api.db import open_engine, sessions
 from switchboard.cli import Process, _prepare_database, build_up_app
+from switchboard.keys import KeyPaths, ensure_secrets
 from switchboard.logs import configure_logging
-from switchboard.settings import LogSettings, load_settings
+from switchboard.settings import LogSettings, Settings, load_settings
 
 
-async def test_up_app_is_ready_and_counts_requests(aiohttp_client, redis_url: str, database_url: str) -> None:  # type: ignore[no-untyped-def]
-    settings = load_settings(environ={})
-    client = await aiohttp_client(build_up_app(settings, redis_url, database_url, Process.new()))
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Default settings on a data dir of its own, with the secrets `up` would make."""
+    settings = load_settings(environ={"SWITCHBOARD_DATA_DIR": str(tmp_path)})
+    ensure_secrets(KeyPaths.from_settings(settings))
+    return settings
+
+
+@pytest.fixture
+def up_app(settings: Settings, redis_url: str, database_url: str) -> web.Application:
+    """Built before the test's loop runs, as `up` builds it before serving (it reads key files)."""
+    return build_up_app(settings, redis_url, database_url, Process.new())
+
+
+@pytest.fixture
+def up_app_without_redis(settings: Settings, database_url: str) -> web.Application:
+    from switchboard.embedded import free_port
+
+    return build_up_app(settings, f"redis://127.0.0.1:{free_port()}/0", database_url, Process.new())
+
+
+async def test_up_app_is_ready_and_counts_requests(aiohttp_client, up_app: web.Application) -> None:  # type: ignore[no-untyped-def]
+    client = await aiohttp_client(up_app)
     resp = await client.get("/readyz")
     body = await resp.json()
     assert resp.status == 200, body
@@ -29,11 +53,8 @@ async def test_up_app_is_ready_and_counts_requests(aiohttp_client, redis_url: st
     assert "process_cpu_seconds_total" in metrics
 
 
-async def test_readyz_is_503_when_a_dependency_is_down(aiohttp_client, database_url: str) -> None:  # type: ignore[no-untyped-def]
-    from switchboard.embedded import free_port
-
-    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
-    client = await aiohttp_client(build_up_app(load_settings(environ={}), dead_redis, database_url, Process.new()))
+async def test_readyz_is_503_when_a_dependency_is_down(aiohttp_client, up_app_without_redis: web.Application) -> None:  # type: ignore[no-untyped-def]
+    client = await aiohttp_client(up_app_without_redis)
     resp = await client.get("/readyz")
     body = await resp.json()
     assert resp.status == 503
@@ -41,11 +62,11 @@ async def test_readyz_is_503_when_a_dependency_is_down(aiohttp_client, database_
     assert body["checks"]["node_redis"].startswith("down")
 
 
-async def test_request_id_is_echoed_and_logged(aiohttp_client, redis_url: str, database_url: str) -> None:  # type: ignore[no-untyped-def]
+async def test_request_id_is_echoed_and_logged(aiohttp_client, up_app: web.Application) -> None:  # type: ignore[no-untyped-def]
     stream = io.StringIO()
     configure_logging(LogSettings(level="DEBUG", format="json"), stream=stream)
     try:
-        client = await aiohttp_client(build_up_app(load_settings(environ={}), redis_url, database_url, Process.new()))
+        client = await aiohttp_client(up_app)
         resp = await client.get("/healthz", headers={"X-Request-Id": "abc-123"})
         assert resp.headers["X-Request-Id"] == "abc-123"
         minted = (await client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"})).headers["X-Request-Id"]

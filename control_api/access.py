@@ -1,0 +1,78 @@
+"""API access tokens (15 minutes, EdDSA JWT with audience ``switchboard-api``) and refresh secrets.
+
+Access tokens carry ``aud``: a node's :class:`switchboard.tokens.TokenVerifier` refuses any token
+with an audience it was not told about, so an access token never opens a socket or a room.
+Refresh tokens are opaque random strings; Postgres keeps only their SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from control_api.errors import Unauthenticated
+from control_api.models import Role
+from control_api.services import Caller
+
+AUDIENCE = "switchboard-api"
+
+
+class AccessTokens:
+    """Mints and checks access tokens with the API's Ed25519 key."""
+
+    def __init__(self, key: Ed25519PrivateKey, *, issuer: str, ttl_s: int) -> None:
+        self._key = key
+        self._public = key.public_key()
+        self._issuer = issuer
+        self.ttl_s = ttl_s
+
+    def sign(self, user_id: uuid.UUID, role: Role, premium: bool, now: float | None = None) -> str:
+        issued = int(time.time() if now is None else now)
+        claims = {
+            "iss": self._issuer,
+            "aud": AUDIENCE,
+            "sub": str(user_id),
+            "iat": issued,
+            "exp": issued + self.ttl_s,
+            "role": role.value,
+            "premium": premium,
+        }
+        return jwt.encode(claims, self._key, algorithm="EdDSA")
+
+    def verify(self, token: str) -> Caller:
+        try:
+            claims = jwt.decode(
+                token,
+                self._public,
+                algorithms=["EdDSA"],
+                audience=AUDIENCE,
+                issuer=self._issuer,
+                leeway=5,
+                options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            )
+            role = Role(claims.get("role", "user"))
+            return Caller(uuid.UUID(str(claims["sub"])), role, claims.get("premium") is True)
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("access token expired; refresh it") from None
+        except (jwt.InvalidTokenError, ValueError, TypeError):
+            raise Unauthenticated("access token invalid") from None
+
+
+def new_secret() -> str:
+    """A refresh token or one-time link secret: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def digest(secret: str) -> str:
+    """What Postgres stores instead of the secret."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_code() -> str:
+    """A 6-digit email code (verification, password reset)."""
+    return f"{secrets.randbelow(1_000_000):06d}"

@@ -1,0 +1,57 @@
+"""The control API's error vocabulary. ``control_api.http`` maps each to an RFC 9457 problem."""
+
+from __future__ import annotations
+
+from switchboard.errors import SwitchboardError
+
+
+class ApiError(SwitchboardError):
+    """Base of the API's deliberate refusals; ``detail`` is safe to show to the caller."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ValidationFailed(ApiError):
+    """Input did not match its declared shape; ``fields`` names each bad field and why."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("the request has invalid fields: " + ", ".join(sorted(fields)))
+        self.fields = fields
+
+
+class BadRequest(ApiError):
+    """The request cannot be read (bad JSON, wrong content type)."""
+
+
+class Unauthenticated(ApiError):
+    """No valid credentials (missing, expired or revoked token, wrong password)."""
+
+
+class Forbidden(ApiError):
+    """Authenticated, but not allowed (banned, not a moderator, blocked)."""
+
+
+class NotFound(ApiError):
+    """No such thing visible to this caller (blocked users are not found either)."""
+
+
+class Conflict(ApiError):
+    """The state forbids it (email or pseudo taken, idempotency key in flight)."""
+
+
+class TooLarge(ApiError):
+    """An upload is over its size limit."""
+
+
+class UnsupportedMedia(ApiError):
+    """An upload's type is not accepted."""
+
+
+class RateLimited(ApiError):
+    """Too many requests in the window; retry after ``retry_after_s`` seconds."""
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s

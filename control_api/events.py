@@ -1,0 +1,173 @@
+"""The consumer of the nodes' events stream (likes and follow requests made in calls, tap audits).
+
+Delivery is at least once: entries are read in the ``control_api`` consumer group and acknowledged
+only after their transaction commits; entries left pending by a consumer that died are claimed
+after ``claim_idle_ms``. Handlers are idempotent: each inserts the entry id into
+``processed_events`` (or ``audit_log.event_id``) in the same transaction as its effect, so a replay
+changes nothing. Entry format: fields ``type`` and ``data`` (a JSON object); see docs/api.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+from redis.exceptions import ResponseError
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_api import notifications
+from control_api.graph import not_blocked
+from control_api.models import Account, AuditEntry, Notification, ProcessedEvent
+from control_api.services import Services
+from control_api.social import add_like, request_follow
+from switchboard.keyspace import EVENTS_GROUP_API, EVENTS_STREAM
+
+log = logging.getLogger("switchboard.api.events")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def parse_entry(fields: dict[Any, Any]) -> tuple[str, dict[str, Any]]:
+    """``(type, data)`` of a stream entry; ValueError when it is malformed."""
+    decoded = {_text(k): _text(v) for k, v in fields.items()}
+    kind = decoded.get("type", "")
+    if not kind:
+        raise ValueError("entry has no type")
+    data = json.loads(decoded.get("data", "{}"))
+    if not isinstance(data, dict):
+        raise ValueError("entry data is not a JSON object")
+    return kind, data
+
+
+class EventsConsumer:
+    def __init__(self, services: Services, *, name: str | None = None, claim_idle_ms: int = 60_000) -> None:
+        self._services = services
+        self._redis = services.redis
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._claim_idle_ms = claim_idle_ms
+
+    async def ensure_group(self) -> None:
+        try:
+            # From the start of the stream: events written before the API's first start count too.
+            await self._redis.xgroup_create(EVENTS_STREAM, EVENTS_GROUP_API, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self) -> None:
+        """Until cancelled: claim stale entries, then read new ones; a failure backs off and retries."""
+        while True:
+            try:
+                await self.ensure_group()
+                await self.process_once(block_ms=0)
+                while True:
+                    await self.process_once(block_ms=2000)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("events consumer failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def process_once(self, block_ms: int = 0, count: int = 100) -> int:
+        """One pass: this consumer's own pending entries, stale ones of others, then new ones.
+        Returns how many entries were handled (and acknowledged)."""
+        handled = 0
+        own = await self._redis.xreadgroup(EVENTS_GROUP_API, self.name, {EVENTS_STREAM: "0"}, count=count)
+        for _, entries in own or []:
+            handled += await self._handle_all(entries)
+        claimed = await self._redis.xautoclaim(
+            EVENTS_STREAM, EVENTS_GROUP_API, self.name, min_idle_time=self._claim_idle_ms, start_id="0-0", count=count
+        )
+        handled += await self._handle_all(claimed[1])
+        fresh = await self._redis.xreadgroup(
+            EVENTS_GROUP_API, self.name, {EVENTS_STREAM: ">"}, count=count, block=block_ms or None
+        )
+        for _, entries in fresh or []:
+            handled += await self._handle_all(entries)
+        return handled
+
+    async def _handle_all(self, entries: list[Any]) -> int:
+        done = 0
+        for entry_id, fields in entries:
+            if fields is None:  # trimmed from the stream while pending
+                await self._redis.xack(EVENTS_STREAM, EVENTS_GROUP_API, entry_id)
+                continue
+            await self.handle(_text(entry_id), fields)
+            await self._redis.xack(EVENTS_STREAM, EVENTS_GROUP_API, entry_id)
+            done += 1
+        return done
+
+    async def handle(self, event_id: str, fields: dict[Any, Any]) -> bool:
+        """Applies one entry once; False when it was already applied or is unusable."""
+        try:
+            kind, data = parse_entry(fields)
+        except (ValueError, UnicodeDecodeError):
+            log.warning("dropping malformed event %s", event_id)
+            return False
+        notes: list[Notification] = []
+        async with self._services.sessions() as session, session.begin():
+            if kind == "tap":
+                applied = await self._tap(session, event_id, data)
+            else:
+                first = await session.scalar(
+                    insert(ProcessedEvent).values(event_id=event_id, kind=kind[:32])
+                    .on_conflict_do_nothing().returning(ProcessedEvent.event_id)
+                )
+                applied = first is not None and await self._social(session, kind, data, notes)
+        await notifications.push(self._services.realtime, notes)
+        return applied
+
+    async def _pair(self, session: AsyncSession, data: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID] | None:
+        try:
+            a, b = uuid.UUID(str(data["from"])), uuid.UUID(str(data["to"]))
+        except (KeyError, ValueError):
+            return None
+        if a == b:
+            return None
+        live = list(await session.scalars(
+            select(Account.id).where(Account.id.in_([a, b]), Account.deleted_at.is_(None))
+        ))
+        if len(live) != 2:
+            return None
+        if not await session.scalar(select(not_blocked(a, b))):
+            return None
+        return a, b
+
+    async def _social(self, session: AsyncSession, kind: str, data: dict[str, Any], notes: list[Notification]) -> bool:
+        if kind not in ("like", "follow_request"):
+            log.info("ignoring event type %s", kind)
+            return False
+        pair = await self._pair(session, data)
+        if pair is None:
+            return False
+        if kind == "like":
+            _, made = await add_like(session, *pair)
+        else:
+            _, made = await request_follow(session, *pair)
+        notes.extend(made)
+        return True
+
+    async def _tap(self, session: AsyncSession, event_id: str, data: dict[str, Any]) -> bool:
+        try:
+            actor = uuid.UUID(str(data["moderator"]))
+        except (KeyError, ValueError):
+            actor = None
+        if actor is not None and await session.get(Account, actor) is None:
+            actor = None
+        row = await session.scalar(
+            insert(AuditEntry).values(
+                actor_id=actor, action=f"tap.{str(data.get('action', 'event'))[:50]}",
+                subject=str(data.get("room", ""))[:200], detail=data, event_id=event_id,
+            ).on_conflict_do_nothing(index_elements=["event_id"]).returning(AuditEntry.id)
+        )
+        return row is not None
+

@@ -1,0 +1,227 @@
+"""The API's HTTP edge: declared routes, the one wrapper every handler runs in, problem+json errors.
+
+A :class:`Route` declares its path parameters, query, body, auth and idempotency; the wrapper checks
+them in that order (auth, rate limits, input, Idempotency-Key), so a handler receives only checked
+values in a :class:`Call` and returns a :class:`Reply`. Errors become RFC 9457 problems only here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from control_api.errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unauthenticated,
+    UnsupportedMedia,
+    ValidationFailed,
+)
+from control_api.schema import Schema
+from control_api.services import SERVICES, Caller, Services
+
+log = logging.getLogger("switchboard.api")
+PROBLEM_TYPE = "application/problem+json"
+
+_STATUS: dict[type[ApiError], tuple[int, str]] = {
+    ValidationFailed: (422, "Invalid fields"),
+    BadRequest: (400, "Bad request"),
+    Unauthenticated: (401, "Not authenticated"),
+    Forbidden: (403, "Forbidden"),
+    NotFound: (404, "Not found"),
+    Conflict: (409, "Conflict"),
+    TooLarge: (413, "Too large"),
+    UnsupportedMedia: (415, "Unsupported media type"),
+    RateLimited: (429, "Too many requests"),
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A handler's JSON answer (kept whole so an Idempotency-Key can replay it)."""
+
+    body: Any
+    """JSON-serialisable value; None means no content."""
+    status: int = 200
+    """HTTP status."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a handler receives: the checked caller and inputs."""
+
+    request: web.Request
+    """The raw request (headers, remote address, raw body for uploads)."""
+    services: Services
+    """The app's shared resources."""
+    caller: Caller | None
+    """The authenticated account, or None on public routes."""
+    params: dict[str, Any]
+    """Checked path parameters."""
+    query: dict[str, Any]
+    """Checked query parameters."""
+    body: dict[str, Any]
+    """Checked JSON body (empty when the route has none)."""
+
+    @property
+    def me(self) -> Caller:
+        if self.caller is None:  # pragma: no cover - the wrapper refuses this first
+            raise Unauthenticated("authentication required")
+        return self.caller
+
+
+Handler = Callable[[Call], Awaitable[Reply | web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One operation, as served and as described in ``/api/openapi.json``."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    auth: bool = True
+    """Needs ``Authorization: Bearer <access token>``."""
+    params: Schema = field(default_factory=Schema)
+    query: Schema | None = None
+    body: Schema | None = None
+    upload: tuple[str, ...] = ()
+    """Raw-body upload content types accepted (photo, media)."""
+    ok: int = 200
+    """Success status."""
+    idempotent: bool = False
+    """Honours ``Idempotency-Key`` (creating POSTs)."""
+    produces: str = "application/json"
+    """Success content type."""
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__.lstrip("_")
+
+
+def problem(status: int, title: str, detail: str, instance: str, **extra: Any) -> web.Response:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "instance": instance, **extra}
+    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_TYPE)
+
+
+def error_response(exc: ApiError, instance: str) -> web.Response:
+    status, title = next((v for k, v in _STATUS.items() if isinstance(exc, k)), (400, "Bad request"))
+    extra: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    if isinstance(exc, ValidationFailed):
+        extra["errors"] = [{"field": k, "detail": v} for k, v in sorted(exc.fields.items())]
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    resp = problem(status, title, exc.detail, instance, **extra)
+    resp.headers.update(headers)
+    return resp
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every error under /api leaves as problem+json, including aiohttp's own 404/405/413."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc, request.path)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        resp = problem(exc.status, exc.reason, exc.text or exc.reason, request.path)
+        for name in ("Allow", "Retry-After"):
+            if name in exc.headers:
+                resp.headers[name] = exc.headers[name]
+        return resp
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(500, "Internal error", "the server failed; the request id is in X-Request-Id", request.path)
+
+
+def _caller(request: web.Request, services: Services) -> Caller:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send Authorization: Bearer <access token>")
+    return services.access.verify(token.strip())
+
+
+async def _json_body(request: web.Request) -> Any:
+    if not request.body_exists:
+        return {}
+    if request.content_type != "application/json":
+        raise UnsupportedMedia("send the body as application/json")
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the body is not valid JSON") from None
+
+
+def _client_ip(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler for ``route``."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        services = request.config_dict[SERVICES]
+        caller = _caller(request, services) if route.auth else None
+        await services.limits.check(_client_ip(request), caller)
+        params = route.params.parse(dict(request.match_info), from_query=True)
+        query = route.query.parse(dict(request.query), from_query=True) if route.query else {}
+        if route.body is not None:
+            body = route.body.parse(await _json_body(request))
+        else:
+            body = {}
+        call = Call(request, services, caller, params, query, body)
+        key = request.headers.get("Idempotency-Key") if route.idempotent else None
+        if key is None:
+            return _respond(await route.handler(call))
+        scope = str(caller.user_id) if caller else _client_ip(request)
+        fingerprint = json.dumps([route.method, request.path, body], default=str, sort_keys=True)
+        saved = await services.idempotency.begin(scope, key, fingerprint)
+        if saved is not None:
+            resp = _respond(Reply(saved.body, saved.status))
+            resp.headers["Idempotent-Replayed"] = "true"
+            return resp
+        try:
+            result = await route.handler(call)
+        except ApiError as exc:
+            # A refusal is not a response worth replaying: free the key for a corrected retry.
+            await services.idempotency.abandon(scope, key)
+            raise exc from None
+        except BaseException:
+            await services.idempotency.abandon(scope, key)
+            raise
+        if isinstance(result, Reply):
+            await services.idempotency.finish(scope, key, fingerprint, result.status, result.body)
+        return _respond(result)
+
+    handle.__name__ = route.operation_id
+    return handle
+
+
+def _respond(result: Reply | web.StreamResponse) -> web.StreamResponse:
+    if isinstance(result, web.StreamResponse):
+        return result
+    if result.body is None:
+        return web.Response(status=result.status)
+    return web.json_response(result.body, status=result.status, dumps=lambda v: json.dumps(v, default=str))
+
+
+def install(app: web.Application, routes: list[Route]) -> None:
+    for route in routes:
+        app.router.add_route(route.method, route.path, wrap(route))

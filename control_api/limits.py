@@ -1,0 +1,91 @@
+"""Rate limits: a sliding window per client address and per user (free or premium tier) in Redis.
+
+Two fixed one-minute counters approximate a sliding window (the previous window weighted by how
+much of it still overlaps): one round trip, no Lua, and exact enough for abuse control.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from control_api.errors import RateLimited
+from control_api.services import Caller
+from switchboard.keyspace import rate_window
+
+WINDOW_S = 60
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of counting one request."""
+
+    allowed: bool
+    """Under the limit (the request was counted either way)."""
+    retry_after_s: int
+    """When refused: seconds until the estimate falls below the limit."""
+
+
+def sliding_estimate(previous: int, current: int, elapsed_fraction: float) -> float:
+    """Requests in the last window: all of this window plus the overlapping share of the last one."""
+    return previous * (1.0 - elapsed_fraction) + current
+
+
+def retry_after(previous: int, current: int, elapsed_fraction: float, limit: int) -> int:
+    """Seconds until ``sliding_estimate`` drops under ``limit`` (at least 1)."""
+    if current >= limit:
+        return max(1, math.ceil((1.0 - elapsed_fraction) * WINDOW_S))
+    # previous * (1 - f') + current < limit  =>  f' > 1 - (limit - current) / previous
+    needed = 1.0 - (limit - current) / previous if previous else 0.0
+    return max(1, math.ceil((needed - elapsed_fraction) * WINDOW_S))
+
+
+class RateLimits:
+    """Counts every request against its address, and its user when signed in."""
+
+    def __init__(self, redis: Redis, *, per_ip: int, per_user: int, per_premium: int) -> None:
+        self._redis = redis
+        self._per_ip = per_ip
+        self._per_user = per_user
+        self._per_premium = per_premium
+
+    async def hit(self, scope: str, ident: str, limit: int, now: float | None = None) -> Verdict:
+        return (await self.hit_many([(scope, ident, limit)], now))[0]
+
+    async def hit_many(self, counters: list[tuple[str, str, int]], now: float | None = None) -> list[Verdict]:
+        """Counts one request on each ``(scope, ident, limit)``, all in one Redis round trip."""
+        now = time.time() if now is None else now
+        window = int(now // WINDOW_S)
+        fraction = (now % WINDOW_S) / WINDOW_S
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for scope, ident, _ in counters:
+                current_key = rate_window(scope, ident, window)
+                pipe.incr(current_key)
+                pipe.expire(current_key, 2 * WINDOW_S)
+                pipe.get(rate_window(scope, ident, window - 1))
+            replies = await pipe.execute()
+        verdicts = []
+        for i, (_, _, limit) in enumerate(counters):
+            current, previous = int(replies[3 * i]), int(replies[3 * i + 2] or 0)
+            if sliding_estimate(previous, current, fraction) <= limit:
+                verdicts.append(Verdict(True, 0))
+            else:
+                verdicts.append(Verdict(False, retry_after(previous, current, fraction, limit)))
+        return verdicts
+
+    async def check(self, ip: str, caller: Caller | None) -> None:
+        """Raises RateLimited when the address or the user is over its limit."""
+        counters = [("ip", ip, self._per_ip)]
+        if caller is not None:
+            limit = self._per_premium if caller.premium else self._per_user
+            counters.append(("user", str(caller.user_id), limit))
+        verdicts = await self.hit_many(counters)
+        if not verdicts[0].allowed:
+            raise RateLimited(f"more than {self._per_ip} requests a minute from this address",
+                              verdicts[0].retry_after_s)
+        if caller is not None and not verdicts[1].allowed:
+            raise RateLimited(f"more than {counters[1][2]} requests a minute for this account",
+                              verdicts[1].retry_after_s)

@@ -1,0 +1,60 @@
+"""The API's shared resources, opened once per app and reached by handlers under one ``web.AppKey``."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from argon2 import PasswordHasher
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from control_api.models import Role
+from control_api.types import Mailer, Storage
+from switchboard.settings import ApiSettings
+from switchboard.tokens import TokenSigner
+
+if TYPE_CHECKING:
+    from control_api.access import AccessTokens
+    from control_api.idempotency import IdempotencyStore
+    from control_api.limits import RateLimits
+    from control_api.realtime import Realtime
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The account an access token names, as of when the token was issued (15 minutes at most)."""
+
+    user_id: uuid.UUID
+    """The account's id."""
+    role: Role
+    """user, moderator or admin (re-checked in Postgres for privileged grants)."""
+    premium: bool
+    """Premium tier: a larger rate limit."""
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a handler may use; built in the app's cleanup context."""
+
+    settings: ApiSettings
+    sessions: async_sessionmaker
+    redis: Redis
+    hasher: PasswordHasher
+    dummy_hash: str
+    """A hash of no one's password: checked when the email is unknown, so both cases take as long."""
+    access: AccessTokens
+    signer: TokenSigner
+    """Room and WebSocket tokens for nodes."""
+    room_ttl_s: int
+    """Lifetime of the signer's tokens."""
+    limits: RateLimits
+    idempotency: IdempotencyStore
+    realtime: Realtime
+    storage: Storage
+    mailer: Mailer
+
+
+SERVICES = web.AppKey("services", Services)

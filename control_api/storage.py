@@ -1,0 +1,64 @@
+"""Uploads on local disk (the :class:`control_api.types.Storage` of one machine), and type sniffing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def sniff_image(data: bytes) -> str | None:
+    """The image type the bytes really are (JPEG, PNG, GIF, WebP), whatever the client claimed."""
+    for magic, kind in _SIGNATURES:
+        if data.startswith(magic):
+            return kind
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+class LocalDiskStorage:
+    """Files in one directory; writes go to a temporary name and are renamed into place."""
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+
+    def _path(self, name: str) -> Path:
+        if not _NAME.match(name) or name.startswith("."):
+            raise ValueError(f"bad storage name {name!r}")
+        return self._dir / name
+
+    async def put(self, name: str, data: bytes) -> None:
+        path = self._path(name)
+
+        def write() -> None:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{name}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+
+        await asyncio.to_thread(write)
+
+    async def get(self, name: str) -> bytes | None:
+        path = self._path(name)
+
+        def read() -> bytes | None:
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                return None
+
+        return await asyncio.to_thread(read)
+
+    async def delete(self, name: str) -> None:
+        await asyncio.to_thread(self._path(name).unlink, missing_ok=True)
