@@ -18,6 +18,7 @@ from control_api import (
     accounts,
     chat,
     deletion,
+    ice,
     media,
     notifications,
     openapi,
@@ -31,6 +32,7 @@ from control_api.access import AccessTokens
 from control_api.db import open_engine, sessions
 from control_api.events import EventsConsumer
 from control_api.http import Call, Reply, Route, install, problem_middleware
+from control_api.ice import IceServerIssuer
 from control_api.idempotency import IdempotencyStore
 from control_api.limits import RateLimits
 from control_api.mail import LogMailer, SmtpMailer
@@ -40,7 +42,7 @@ from control_api.storage import LocalDiskStorage
 from control_api.types import Mailer
 from switchboard.health import Readiness
 from switchboard.keyspace import open_redis
-from switchboard.settings import ApiSettings, TokenSettings
+from switchboard.settings import ApiSettings, TokenSettings, TurnSettings
 from switchboard.tokens import TokenSigner
 
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -68,6 +70,10 @@ class ApiDeps:
     """None: SMTP when ``settings.smtp_host`` is set, else the log."""
     consume_events: bool = True
     """Run the events-stream consumer in this process."""
+    turn: TurnSettings = field(default_factory=TurnSettings)
+    """Where clients find coturn, and credential lifetime."""
+    turn_secret: str = ""
+    """coturn's shared secret; empty: ``/ice-servers`` answers an empty list."""
 
 
 def all_routes() -> list[Route]:
@@ -77,6 +83,7 @@ def all_routes() -> list[Route]:
         Route("GET", "/openapi.json", _openapi, "This API's OpenAPI 3.1 document", "meta", auth=False),
         *accounts.routes(), *passwords.routes(), *deletion.routes(), *profiles.routes(), *social.routes(),
         *chat.routes(), *media.routes(), *notifications.routes(), *rooms.routes(), *sanctions.routes(),
+        *ice.routes(),
     ]
 
 
@@ -111,6 +118,7 @@ def create_api_app(deps: ApiDeps) -> web.Application:
             realtime=Realtime(redis),
             storage=LocalDiskStorage(Path(settings.media_dir) if settings.media_dir else deps.media_dir),
             mailer=mailer,
+            ice=IceServerIssuer(deps.turn, deps.turn_secret),
         )
         app[SERVICES] = services
 

@@ -18,6 +18,7 @@ from switchboard.tokens import TokenSigner
 
 if TYPE_CHECKING:
     from control_api.access import AccessTokens
+    from control_api.ice import IceServerIssuer
     from control_api.idempotency import IdempotencyStore
     from control_api.limits import RateLimits
     from control_api.realtime import Realtime
@@ -55,6 +56,8 @@ class Services:
     realtime: Realtime
     storage: Storage
     mailer: Mailer
+    ice: IceServerIssuer
+    """The STUN/TURN list with a credential for the caller."""
 
 
 SERVICES = web.AppKey("services", Services)

@@ -1,23 +1,40 @@
 """A node: the signaling WebSocket endpoint and the web pages, on one aiohttp application.
 
 ``install_node`` adds the node's routes and resources to an application the caller owns (the
-node's own process, or the single listener of ``switchboard up``).
+node's own process, or the single listener of ``switchboard up``). ``/ws`` is served when the
+composition root hands over a token verifier; the SFU and the queue when it hands over their openers.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from signaling.calls import CallBook
+from signaling.dispatch import Dispatcher
+from signaling.gateway import Gateway
+from signaling.hub import Hub
+from signaling.shows import ShowBook
+from signaling.types import MediaOpener, TicketOpener
+from signaling.unavailable import UnavailableMedia
 from switchboard.health import Readiness
+from switchboard.ids import NodeId, new_id
 from switchboard.keyspace import open_redis
 from switchboard.settings import NodeSettings
+from switchboard.tokens import TokenVerifier
+
+REDIS_CONNECTIONS = 64
+"""Redis connections one node may open (its pub/sub connection is one of them)."""
 
 NODE_REDIS = web.AppKey("node_redis", aioredis.Redis)
+NODE_HUB = web.AppKey("node_hub", Hub)
+NODE_GATEWAY = web.AppKey("node_gateway", Gateway)
+NODE_DISPATCHER = web.AppKey("node_dispatcher", Dispatcher)
 
 
 @dataclass(frozen=True)
@@ -28,17 +45,34 @@ class NodeDeps:
     redis_url: str
     readiness: Readiness
     web_dir: Path
+    verifier: TokenVerifier | None = None
+    """Checks socket tokens (public key only); None: no ``/ws`` on this application."""
+    open_media: MediaOpener | None = None
+    """Opens the SFU; None: ``show.*`` requests get ``unavailable``."""
+    open_tickets: TicketOpener | None = None
+    """Makes the random-chat queue; None: ``queue.*`` requests get ``unavailable``."""
+    node_id: NodeId = field(default_factory=lambda: NodeId(new_id("node_")))
+    """This node's id (written in presence keys)."""
 
 
 def install_node(app: web.Application, deps: NodeDeps) -> None:
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        redis = open_redis(deps.redis_url)
+        # A blocking pool: thousands of sockets arriving at once wait for one of REDIS_CONNECTIONS.
+        redis = open_redis(deps.redis_url, max_connections=REDIS_CONNECTIONS)
         app[NODE_REDIS] = redis
         deps.readiness.add("node_redis", redis.ping)
-        yield
-        await redis.aclose()
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(redis.aclose)
+            if deps.verifier is not None:
+                await _open_signaling(app, deps, redis, stack)
+            yield
 
     app.cleanup_ctx.append(resources)
+    if deps.verifier is not None:
+        async def ws(request: web.Request) -> web.StreamResponse:
+            return await request.app[NODE_GATEWAY].handle(request)
+
+        app.router.add_get("/ws", ws)
     index = deps.web_dir / "index.html"
 
     async def home(request: web.Request) -> web.FileResponse:
@@ -46,3 +80,25 @@ def install_node(app: web.Application, deps: NodeDeps) -> None:
 
     app.router.add_get("/", home)
     app.router.add_static("/static/", deps.web_dir, follow_symlinks=False, append_version=False)
+
+
+async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.Redis,
+                          stack: contextlib.AsyncExitStack) -> None:
+    """Opens the node's signaling pieces; ``stack`` closes them in reverse order."""
+    s = deps.settings
+    media = await stack.enter_async_context(deps.open_media(redis)) if deps.open_media else UnavailableMedia()
+    tickets = deps.open_tickets(redis) if deps.open_tickets else None
+    hub = Hub(redis, deps.node_id, s.presence_ttl_s)
+    await hub.start()
+    stack.push_async_callback(hub.close)
+    calls = CallBook(redis, hub, s.call_ring_timeout_s)
+    stack.push_async_callback(calls.close)
+    shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst)
+    stack.push_async_callback(shows.close)
+    dispatcher = Dispatcher(hub, calls, shows, tickets)
+    assert deps.verifier is not None
+    gateway = Gateway(s, deps.verifier, hub, calls, shows, dispatcher, tickets)
+    stack.push_async_callback(gateway.close)
+    app[NODE_HUB] = hub
+    app[NODE_GATEWAY] = gateway
+    app[NODE_DISPATCHER] = dispatcher

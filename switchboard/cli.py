@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -25,14 +26,18 @@ from control_api.accounts import AdminLogin, ensure_admin
 from control_api.app import ApiDeps, create_api_app
 from control_api.db import open_engine, sessions, upgrade
 from matchmaker.process import MatchmakerDeps, install_matchmaker
+from matchmaker.store import RedisTicketStore
+from sfu.events import RedisEventSink
+from sfu.worker import Worker
 from signaling.node import NodeDeps, install_node
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis
 from switchboard.errors import EmbeddedServiceError, SettingsError
 from switchboard.health import Readiness, add_health_routes
-from switchboard.keys import KeyPaths, ensure_secrets, load_private_key, load_turn_secret
+from switchboard.keys import KeyPaths, ensure_secrets, load_private_key, load_public_key, load_turn_secret
 from switchboard.logs import configure_logging
 from switchboard.runtime import base_app, serve
 from switchboard.settings import Settings, describe, load_settings
+from switchboard.tokens import TokenVerifier
 from turn.coturn import CoturnSecrets, render_config
 
 log = logging.getLogger("switchboard")
@@ -76,13 +81,35 @@ async def _prepare_database(settings: Settings, database_url: str) -> AdminLogin
 
 
 def _api_deps(settings: Settings, database_url: str, redis_url: str, readiness: Readiness) -> ApiDeps:
-    """The control API's slice of the settings, and its signing key from the secrets dir."""
+    """The control API's slice of the settings, its signing key and the TURN secret from the secrets dir."""
+    paths = KeyPaths.from_settings(settings)
     return ApiDeps(
         settings.api, database_url, redis_url, readiness,
-        token_key=load_private_key(KeyPaths.from_settings(settings).private_key),
+        token_key=load_private_key(paths.private_key),
         tokens=settings.tokens,
         media_dir=settings.data_dir / "media",
+        turn=settings.turn,
+        # Without a TURN host there is nothing to hand out, and no secret to need.
+        turn_secret=load_turn_secret(paths.turn_secret) if settings.turn.host else "",
     )
+
+
+def _node_deps(settings: Settings, redis_url: str, readiness: Readiness) -> NodeDeps:
+    """The node's slice: token verifier (public key only), the in-process SFU worker, the queue."""
+    @contextlib.asynccontextmanager
+    async def open_media(redis):  # type: ignore[no-untyped-def]
+        worker = Worker(addresses=settings.node.rtc_addresses, announced=settings.node.announced_address,
+                        events=RedisEventSink(redis))
+        await worker.start()
+        try:
+            yield worker
+        finally:
+            await worker.close()
+
+    verifier = TokenVerifier(load_public_key(KeyPaths.from_settings(settings).public_key),
+                             issuer=settings.tokens.issuer)
+    return NodeDeps(settings.node, redis_url, readiness, WEB_DIR, verifier=verifier, open_media=open_media,
+                    open_tickets=lambda redis: RedisTicketStore(redis, settings.matchmaker.ticket_ttl_s))
 
 
 def _save_admin_login(settings: Settings, login: AdminLogin) -> Path:
@@ -118,7 +145,7 @@ def cmd_up(settings: Settings) -> int:
 def build_up_app(settings: Settings, redis_url: str, database_url: str, proc: Process):  # type: ignore[no-untyped-def]
     """Every plane on one application: the node at /, the matchmaker in the background, the API at /api."""
     app = proc.app()
-    install_node(app, NodeDeps(settings.node, redis_url, proc.readiness, WEB_DIR))
+    install_node(app, _node_deps(settings, redis_url, proc.readiness))
     install_matchmaker(app, MatchmakerDeps(settings.matchmaker, redis_url, proc.readiness, proc.registry))
     app.add_subapp("/api", create_api_app(_api_deps(settings, database_url, redis_url, proc.readiness)))
     return app
@@ -152,7 +179,7 @@ def cmd_node(settings: Settings) -> int:
     redis_url = _need(settings.redis_url, "redis_url")
     proc = Process.new()
     app = proc.app()
-    install_node(app, NodeDeps(settings.node, redis_url, proc.readiness, WEB_DIR))
+    install_node(app, _node_deps(settings, redis_url, proc.readiness))
     uvloop.run(serve(app, settings.node.host, settings.node.port, on_started=_announce("node")))
     return 0
 

@@ -18,13 +18,20 @@ def user_channel(user_id: str) -> str:
     return f"user:{user_id}"
 
 
-def open_redis(url: str) -> aioredis.Redis:
-    """A pooled asyncio client (hiredis parser when installed). Close it with ``await r.aclose()``."""
-    # lib_version given: redis-py otherwise reads package metadata from disk on every new connection.
-    return aioredis.Redis.from_url(
-        url, health_check_interval=30, socket_keepalive=True,
-        driver_info=DriverInfo(name="redis-py", lib_version=redis.__version__),
-    )
+def open_redis(url: str, *, max_connections: int | None = None) -> aioredis.Redis:
+    """A pooled asyncio client (hiredis parser when installed). Close it with ``await r.aclose()``
+    (that closes its pool too). With ``max_connections``, callers beyond it wait for a free
+    connection (up to 30 s) instead of failing with "Too many connections"."""
+    options = {
+        "health_check_interval": 30,
+        "socket_keepalive": True,
+        # lib_version given: redis-py otherwise reads package metadata from disk on every new connection.
+        "driver_info": DriverInfo(name="redis-py", lib_version=redis.__version__),
+    }
+    if max_connections is None:
+        return aioredis.Redis.from_url(url, **options)
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30, **options)
+    return aioredis.Redis.from_pool(pool)
 
 
 # --- matchmaker (issue 5). Scripts that touch these keys: matchmaker/lua/*.lua -----------------

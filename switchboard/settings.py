@@ -68,6 +68,30 @@ class NodeSettings:
     """Local addresses the SFU gathers ICE candidates on (aioice skips loopback by itself)."""
     announced_address: str = ""
     """Public address written into candidates instead of the local one (behind NAT); empty: none."""
+    ws_max_frame_bytes: int = 64 * 1024
+    """Largest signaling frame accepted; a bigger one gets a ``too_large`` error frame."""
+    ws_rate_per_s: float = 50.0
+    """Sustained messages per second one socket may send (token bucket)."""
+    ws_rate_burst: int = 100
+    """Messages one socket may send at once above the sustained rate."""
+    ws_send_queue: int = 256
+    """Frames queued for one socket; a reader slower than this is dropped (close 1013)."""
+    ws_ping_interval_s: float = 20.0
+    """WebSocket ping interval; a socket that misses the pong is closed."""
+    ws_auth_timeout_s: float = 10.0
+    """Time a socket has to send its token when it gave none in the URL."""
+    ws_abuse_limit: int = 20
+    """Error frames one socket may earn within a minute before it is closed with 1008."""
+    call_ring_timeout_s: float = 30.0
+    """A 1:1 call that nobody accepts ends (``timeout``) after this long."""
+    resume_window_s: float = 15.0
+    """A dropped socket's call or show is kept this long for a reconnect with its resume token."""
+    presence_ttl_s: int = 60
+    """A user's presence key lives this long without a heartbeat (the node refreshes it at a third)."""
+    chat_rate_per_s: float = 1.0
+    """Sustained show-chat messages per second per user."""
+    chat_burst: int = 5
+    """Show-chat messages a user may send at once above the sustained rate."""
 
     def __post_init__(self) -> None:
         _port(self.port, "port")
@@ -75,6 +99,10 @@ class NodeSettings:
             raise SettingsError("workers", f"must be >= 0, got {self.workers}")
         if not self.rtc_addresses:
             raise SettingsError("rtc_addresses", "needs at least one address")
+        for name in ("ws_max_frame_bytes", "ws_rate_per_s", "ws_rate_burst", "ws_send_queue", "ws_ping_interval_s",
+                     "ws_auth_timeout_s", "ws_abuse_limit", "call_ring_timeout_s", "resume_window_s",
+                     "presence_ttl_s", "chat_rate_per_s", "chat_burst"):
+            _positive(getattr(self, name), name)
 
 
 @dataclass(frozen=True)

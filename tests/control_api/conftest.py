@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from control_api.app import ApiDeps, create_api_app
 from switchboard.health import Readiness
-from switchboard.settings import ApiSettings
+from switchboard.settings import ApiSettings, TurnSettings
 
 
 @dataclass
@@ -94,12 +94,13 @@ def make_api(
     aiohttp_client: Callable[..., Awaitable[TestClient]], database_url: str, redis: Any, redis_url: str,
     tmp_path: Path
 ) -> Callable[..., Awaitable[Api]]:
-    async def make(settings: ApiSettings | None = None, consume_events: bool = False) -> Api:
+    async def make(settings: ApiSettings | None = None, consume_events: bool = False,
+                   turn: TurnSettings | None = None, turn_secret: str = "") -> Api:
         outbox, key = Outbox(), Ed25519PrivateKey.generate()
         deps = ApiDeps(
             settings or api_settings(), database_url, redis_url, Readiness(), token_key=key,
             media_dir=tmp_path / "media", hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
-            mailer=outbox, consume_events=consume_events,
+            mailer=outbox, consume_events=consume_events, turn=turn or TurnSettings(), turn_secret=turn_secret,
         )
         root = web.Application()
         root.add_subapp("/api", create_api_app(deps))

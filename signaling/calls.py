@@ -1,0 +1,196 @@
+"""1:1 P2P calls (and random-chat matches, which run as calls): invite to hangup, and the relay.
+
+The authoritative state of a call is its Redis hash (``keyspace.call``), moved only by
+``lua/call_transition.lua``; ``keyspace.user_call`` makes a second call ``busy``. Each node also
+keeps, for its own users, the calls they are *in* (accepted calls and matches): offer/answer/ICE,
+chat, like and follow-request go only to that peer, and the relay needs no Redis read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from signaling.errors import BadMessage, Busy, Conflict, NotFound
+from signaling.hub import Hub
+from signaling.session import Session
+from switchboard.ids import UserId, new_id
+from switchboard.keyspace import EVENTS_STREAM, call, user_call
+
+CALL_KEY_TTL_S = 6 * 3600
+"""A call's keys expire after this long even if nobody ends it (a node died mid-call)."""
+ENDED_KEEP_S = 60
+"""An ended call's hash is kept this long (late accepts get ``conflict``, not ``not_found``)."""
+
+TRANSITION_LUA = (Path(__file__).resolve().parent / "lua" / "call_transition.lua").read_text()
+"""The call state machine's one script, read once at import (shipped as package data)."""
+
+RELAYED = ("call.offer", "call.answer", "call.ice", "call.chat", "call.like", "call.follow_request")
+DURABLE = {"call.like": "like", "call.follow_request": "follow_request"}
+"""Relayed types that are also facts for the control API (events stream ``type``)."""
+
+
+class CallBook:
+    """Call flows for the users of one node."""
+
+    def __init__(self, redis: aioredis.Redis, hub: Hub, ring_timeout_s: float) -> None:
+        self._redis = redis
+        self._hub = hub
+        self._ring_timeout_s = ring_timeout_s
+        self._move = redis.register_script(TRANSITION_LUA)
+        self._in_call: dict[UserId, dict[str, UserId]] = {}
+        """Local user -> {call or match session id -> peer}: who the relay may reach."""
+        self._timers: dict[str, asyncio.Task[None]] = {}
+        hub.observe(self._observe)
+
+    async def close(self) -> None:
+        for task in list(self._timers.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._timers.clear()
+
+    def peer(self, user_id: UserId, call_id: str) -> UserId | None:
+        return self._in_call.get(user_id, {}).get(call_id)
+
+    # --- state seen by this node's users ---------------------------------------------------------
+
+    async def _observe(self, user_id: UserId, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "call.incoming":
+            await self._hub.deliver(UserId(str(message.get("from"))), {"type": "call.ringing",
+                                                                       "call_id": message.get("call_id")})
+        elif kind == "call.accepted":
+            caller, callee = UserId(str(message.get("caller"))), UserId(str(message.get("callee")))
+            self._in_call.setdefault(user_id, {})[str(message["call_id"])] = callee if user_id == caller else caller
+            self._stop_timer(str(message["call_id"]))
+        elif kind == "call.ended":
+            self._forget(user_id, str(message.get("call_id")))
+            self._stop_timer(str(message.get("call_id")))
+        elif kind == "match.found":
+            peer = message.get("peer")
+            if isinstance(peer, dict) and peer.get("user_id"):
+                self._in_call.setdefault(user_id, {})[str(message.get("session_id"))] = UserId(str(peer["user_id"]))
+        elif kind == "match.ended":
+            self._forget(user_id, str(message.get("session_id")))
+
+    def _forget(self, user_id: UserId, call_id: str) -> None:
+        calls = self._in_call.get(user_id)
+        if calls is not None:
+            calls.pop(call_id, None)
+            if not calls:
+                del self._in_call[user_id]
+
+    def _stop_timer(self, call_id: str) -> None:
+        task = self._timers.pop(call_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    # --- flows ------------------------------------------------------------------------------------
+
+    async def _parties(self, call_id: str) -> tuple[UserId, UserId]:
+        fields = await self._redis.hmget(call(call_id), ["caller", "callee"])
+        if fields[0] is None or fields[1] is None:
+            raise NotFound(f"no call {call_id!r}")
+        return UserId(fields[0].decode()), UserId(fields[1].decode())
+
+    async def _end(self, call_id: str, caller: UserId, callee: UserId, from_state: str, reason: str,
+                   by: UserId | None) -> bool:
+        moved = await self._move(keys=[call(call_id), user_call(caller), user_call(callee)],
+                                 args=[from_state, "ended", call_id, ENDED_KEEP_S])
+        if not moved:
+            return False
+        ended = {"type": "call.ended", "call_id": call_id, "reason": reason, "by": by}
+        await self._hub.deliver(caller, ended)
+        await self._hub.deliver(callee, ended)
+        return True
+
+    async def invite(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        me, to = session.user_id, UserId(body["to"])
+        if to == me:
+            raise BadMessage("you cannot call yourself")
+        call_id = new_id("call_")
+        if not await self._redis.set(user_call(me), call_id, nx=True, ex=CALL_KEY_TTL_S):
+            raise Busy("you are already in a call: hang up first")
+        if not await self._redis.set(user_call(to), call_id, nx=True, ex=CALL_KEY_TTL_S):
+            await self._redis.delete(user_call(me))
+            raise Busy(f"user {to} is in another call")
+        await self._redis.hset(call(call_id), mapping={"caller": me, "callee": to, "state": "ringing",
+                                                       "at_ms": int(time.time() * 1000)})
+        await self._redis.expire(call(call_id), CALL_KEY_TTL_S)
+        if not await self._hub.deliver(to, {"type": "call.incoming", "call_id": call_id, "from": me}):
+            await self._end(call_id, me, to, "ringing", "offline", None)
+            raise NotFound(f"user {to} is offline")
+        self._timers[call_id] = asyncio.get_running_loop().create_task(self._ring_timeout(call_id, me, to))
+        return {"call_id": call_id}
+
+    async def _ring_timeout(self, call_id: str, caller: UserId, callee: UserId) -> None:
+        await asyncio.sleep(self._ring_timeout_s)
+        self._timers.pop(call_id, None)
+        await self._end(call_id, caller, callee, "ringing", "timeout", None)
+
+    async def accept(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        call_id = body["call_id"]
+        caller, callee = await self._parties(call_id)
+        if session.user_id != callee:
+            raise NotFound(f"no call {call_id!r} to accept")
+        if not await self._move(keys=[call(call_id), user_call(caller), user_call(callee)],
+                                args=["ringing", "active", call_id, ENDED_KEEP_S]):
+            raise Conflict("the call is no longer ringing")
+        accepted = {"type": "call.accepted", "call_id": call_id, "caller": caller, "callee": callee}
+        await self._hub.deliver(caller, accepted)
+        await self._hub.deliver(callee, accepted)
+        return {"call_id": call_id, "peer": caller}
+
+    async def _finish(self, session: Session, body: Mapping[str, Any], who: str, states: tuple[str, ...],
+                      reason: str) -> dict[str, Any]:
+        call_id = body["call_id"]
+        caller, callee = await self._parties(call_id)
+        me = session.user_id
+        if me not in (caller, callee) or (who == "caller" and me != caller) or (who == "callee" and me != callee):
+            raise NotFound(f"no call {call_id!r} that you may end as {reason}")
+        for state in states:
+            if await self._end(call_id, caller, callee, state, reason, me):
+                return {"call_id": call_id}
+        raise Conflict(f"the call is not {' or '.join(states)}")
+
+    async def decline(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._finish(session, body, "callee", ("ringing",), "declined")
+
+    async def cancel(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._finish(session, body, "caller", ("ringing",), "cancelled")
+
+    async def hangup(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._finish(session, body, "either", ("active", "ringing"), "hangup")
+
+    async def relay(self, session: Session, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """offer/answer/ice/chat/like/follow_request: to the peer of an accepted call or match only."""
+        call_id = body["call_id"]
+        peer = self.peer(session.user_id, call_id)
+        if peer is None:
+            raise NotFound(f"you are in no active call or match {call_id!r}")
+        out = {"type": kind, **body, "from": session.user_id}
+        if kind in DURABLE:
+            data = {"from": session.user_id, "to": peer, "call_id": call_id, "at_ms": int(time.time() * 1000)}
+            await self._redis.xadd(EVENTS_STREAM, {"type": DURABLE[kind], "data": json.dumps(data)})
+        await self._hub.deliver(peer, out)
+        return {}
+
+    async def user_gone(self, user_id: UserId) -> None:
+        """The user's last session here ended: end the call they are in (ringing or active)."""
+        raw = await self._redis.get(user_call(user_id))
+        if raw is not None:
+            call_id = raw.decode()
+            with contextlib.suppress(NotFound):
+                caller, callee = await self._parties(call_id)
+                for state in ("active", "ringing"):
+                    if await self._end(call_id, caller, callee, state, "left", user_id):
+                        break
+        self._in_call.pop(user_id, None)

@@ -1,0 +1,128 @@
+"""From a validated message to its handler, and from any error to its wire code (this is the edge).
+
+:data:`SERVER_TYPES` lists what the server sends on its own; with ``Dispatcher.types`` it is what
+docs/protocol.md must document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from matchmaker.errors import MatchmakerError, NotQueued
+from matchmaker.types import TicketStore
+from sfu.errors import NegotiationError, SfuError, UnknownPeer, UnknownRoom, WorkerUnavailable
+from signaling.calls import RELAYED, CallBook
+from signaling.errors import Conflict, SignalingError, Unavailable
+from signaling.hub import Hub
+from signaling.messages import Message
+from signaling.session import Session
+from signaling.shows import ShowBook
+from switchboard.errors import TokenError
+from switchboard.wire import WireError
+
+Handler = Callable[[Session, Mapping[str, Any]], Awaitable[dict[str, Any]]]
+
+SERVER_TYPES = (
+    "hello", "reply", "error", "pong",
+    "call.incoming", "call.ringing", "call.accepted", "call.ended",
+    "match.found", "match.ended",
+    "show.roster", "show.chat", "show.offer", "show.ended", "show.peer_closed",
+)
+"""Messages the server sends that are not replies (relayed ``call.*`` types are documented with their request)."""
+
+
+def wire_error(exc: Exception) -> tuple[str, str]:
+    """``(code, message)`` for an error frame. Unknown exceptions become ``internal`` without details."""
+    if isinstance(exc, SignalingError | WireError):
+        return exc.code, exc.message
+    if isinstance(exc, TokenError):
+        return "unauthorized", str(exc)
+    if isinstance(exc, NotQueued):
+        return "not_queued", str(exc)
+    if isinstance(exc, MatchmakerError):
+        return "bad_ticket", str(exc)
+    if isinstance(exc, UnknownRoom | UnknownPeer):
+        return "not_found", str(exc) or "no such room or peer in the SFU"
+    if isinstance(exc, NegotiationError):
+        return "negotiation_failed", str(exc)
+    if isinstance(exc, WorkerUnavailable):
+        return "unavailable", "the media worker is unavailable; try again"
+    if isinstance(exc, SfuError):
+        return "media_error", str(exc)
+    return "internal", "internal error (logged)"
+
+
+class Dispatcher:
+    """The table of message types to handlers; one per node."""
+
+    def __init__(self, hub: Hub, calls: CallBook, shows: ShowBook, tickets: TicketStore | None) -> None:
+        self._hub = hub
+        self._tickets = tickets
+        table: dict[str, Handler] = {
+            "ping": self._ping,
+            "presence.query": self._presence,
+            "call.invite": calls.invite,
+            "call.accept": calls.accept,
+            "call.decline": calls.decline,
+            "call.cancel": calls.cancel,
+            "call.hangup": calls.hangup,
+            "queue.join": self._queue_join,
+            "queue.leave": self._queue_leave,
+            "queue.next": self._queue_next,
+            "show.create": shows.create,
+            "show.join": shows.join,
+            "show.leave": shows.leave,
+            "show.end": shows.end,
+            "show.roster": shows.roster,
+            "show.publish": shows.publish,
+            "show.subscribe": shows.subscribe,
+            "show.answer": shows.answer,
+            "show.ice": shows.ice,
+            "show.chat": shows.chat,
+        }
+        for kind in RELAYED:
+            table[kind] = self._relay(calls, kind)
+        self._table = table
+
+    @property
+    def types(self) -> frozenset[str]:
+        """Every client message type with a handler (``auth`` is handled by the socket itself)."""
+        return frozenset(self._table) | {"auth"}
+
+    async def handle(self, session: Session, message: Message) -> dict[str, Any]:
+        handler = self._table.get(message.type)
+        if handler is None:  # "auth" after authentication
+            raise Conflict("already authenticated")
+        return await handler(session, message.body)
+
+    @staticmethod
+    def _relay(calls: CallBook, kind: str) -> Handler:
+        async def relay(session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+            return await calls.relay(session, kind, body)
+
+        return relay
+
+    async def _ping(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        return {"pong": True}
+
+    async def _presence(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        online = await self._hub.query(body["users"])
+        return {"presence": {u: "online" if on else "offline" for u, on in online.items()}}
+
+    def _store(self) -> TicketStore:
+        if self._tickets is None:
+            raise Unavailable("random chat is not available on this node")
+        return self._tickets
+
+    async def _queue_join(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        premium = False  # premium filters need a grant the token does not carry yet
+        result = await self._store().join(session.user_id, premium, body["ticket"])
+        return {"queued": True, "ignored_filters": list(result.ignored_filters)}
+
+    async def _queue_leave(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        return {"left": await self._store().leave(session.user_id)}
+
+    async def _queue_next(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        outcome = await self._store().next(session.user_id)
+        return {"outcome": outcome.value}

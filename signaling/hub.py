@@ -1,0 +1,164 @@
+"""The node's sessions by user, and delivery to a user wherever their socket is.
+
+A user with a session here gets messages directly; any other user is reached through Redis pub/sub
+on ``keyspace.user_channel(user)``, which the node holding that user's sessions subscribes to.
+(One user's sockets are expected on one node at a time: a message for a user with a session here
+is not also published to other nodes.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from signaling.session import Session
+from switchboard.ids import NodeId, UserId
+from switchboard.keyspace import node_channel, presence, user_channel
+
+log = logging.getLogger("switchboard.signaling")
+
+Observer = Callable[[UserId, dict[str, Any]], Awaitable[None]]
+"""Sees every message for a local user before the user's sockets do (calls keep their state so)."""
+
+
+class Hub:
+    """Parent of every session on this node; subscribes each present user's channel."""
+
+    def __init__(self, redis: aioredis.Redis, node_id: NodeId, presence_ttl_s: int) -> None:
+        self._redis = redis
+        self.node_id = node_id
+        self._presence_ttl_s = presence_ttl_s
+        self._users: dict[UserId, set[Session]] = {}
+        self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        self._observers: list[Observer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def observe(self, observer: Observer) -> None:
+        self._observers.append(observer)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._subscribe_node_channel(), name="hub-subscribe"),
+                       loop.create_task(self._read(), name="hub-pubsub"),
+                       loop.create_task(self._heartbeat(), name="hub-presence")]
+
+    async def _subscribe_node_channel(self) -> None:
+        """Connects the pubsub (later subscribes share that one connection). A node whose Redis is
+        down at start keeps trying, and answers /readyz 503 meanwhile, instead of failing to start."""
+        delay = 0.1
+        while True:
+            try:
+                await self._pubsub.subscribe(node_channel(self.node_id))
+                return
+            except (ConnectionError, OSError, aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+                log.warning("pubsub subscribe failed, retrying", extra={"error": str(exc), "retry_s": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for sessions in list(self._users.values()):
+            for session in list(sessions):
+                await session.close()
+        if self._users:
+            await self._redis.delete(*(presence(u) for u in self._users))
+        self._users.clear()
+        await self._pubsub.aclose()
+
+    def sessions(self, user_id: UserId) -> set[Session]:
+        return self._users.get(user_id, set())
+
+    @property
+    def session_count(self) -> int:
+        return sum(len(s) for s in self._users.values())
+
+    async def add(self, session: Session) -> None:
+        sessions = self._users.setdefault(session.user_id, set())
+        sessions.add(session)
+        if len(sessions) == 1:
+            await self._pubsub.subscribe(user_channel(session.user_id))
+            await self._redis.set(presence(session.user_id), self.node_id, ex=self._presence_ttl_s)
+
+    async def remove(self, session: Session) -> bool:
+        """Forgets ``session``; True when it was the user's last one here (the user is now offline)."""
+        sessions = self._users.get(session.user_id)
+        if sessions is None or session not in sessions:
+            return False
+        sessions.discard(session)
+        if sessions:
+            return False
+        del self._users[session.user_id]
+        await self._pubsub.unsubscribe(user_channel(session.user_id))
+        await self._redis.delete(presence(session.user_id))
+        return True
+
+    async def deliver(self, user_id: UserId, message: dict[str, Any]) -> bool:
+        """Sends ``message`` to every session of the user; False when the user is nowhere online."""
+        if user_id in self._users:
+            await self._local(user_id, message)
+            return True
+        receivers = await self._redis.publish(user_channel(user_id), json.dumps(message, separators=(",", ":")))
+        return bool(receivers)
+
+    async def _local(self, user_id: UserId, message: dict[str, Any]) -> None:
+        for observer in self._observers:
+            await observer(user_id, message)
+        for session in list(self._users.get(user_id, ())):
+            session.send(message)
+
+    async def _read(self) -> None:
+        prefix = len(user_channel(""))
+        while True:
+            if not self._pubsub.subscribed:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                item = await self._pubsub.get_message(timeout=1.0)
+            except (ConnectionError, aioredis.ConnectionError) as exc:
+                log.warning("pubsub read failed, retrying", extra={"error": str(exc)})
+                await asyncio.sleep(0.5)
+                continue
+            if item is None or item.get("type") != "message":
+                continue
+            channel = item["channel"].decode() if isinstance(item["channel"], bytes) else item["channel"]
+            if not channel.startswith(user_channel("")):
+                continue
+            try:
+                message = json.loads(item["data"])
+            except ValueError:
+                log.warning("undecodable pubsub message dropped", extra={"channel": channel})
+                continue
+            if isinstance(message, dict) and isinstance(message.get("type"), str):
+                try:
+                    await self._local(UserId(channel[prefix:]), message)
+                except Exception:
+                    log.exception("delivering a pubsub message failed")
+
+    async def _heartbeat(self) -> None:
+        """Refreshes the presence TTL of every user here, at a third of the TTL."""
+        while True:
+            await asyncio.sleep(self._presence_ttl_s / 3)
+            users = list(self._users)
+            try:
+                for start in range(0, len(users), 1000):
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for user in users[start:start + 1000]:
+                            pipe.set(presence(user), self.node_id, ex=self._presence_ttl_s)
+                        await pipe.execute()
+            except aioredis.RedisError as exc:  # the next beat retries; keys outlive two missed beats
+                log.warning("presence refresh failed", extra={"error": str(exc)})
+
+    async def query(self, users: list[str]) -> dict[str, bool]:
+        """Online (True) or not, for each user id."""
+        values = await self._redis.mget([presence(u) for u in users])
+        return {u: v is not None for u, v in zip(users, values, strict=True)}

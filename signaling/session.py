@@ -1,0 +1,124 @@
+"""One client session: who it is, what it is in, and the socket (link) it currently speaks through.
+
+A session outlives its socket by the resume window: messages for a detached session wait in its
+bounded queue and are flushed when the client resumes on a new socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+
+from switchboard.ids import SessionId, UserId, new_id
+from switchboard.tokens import Grants
+from switchboard.wire import Codec, encode
+
+log = logging.getLogger("switchboard.signaling")
+
+SLOW_READER = WSCloseCode.TRY_AGAIN_LATER
+"""Close code for a socket whose reader fell more than the send queue behind (1013)."""
+
+
+class Session:
+    """A user's session on this node. Parent of its socket link; the hub owns the session."""
+
+    def __init__(self, grants: Grants, codec: Codec, max_queue: int) -> None:
+        self.id = SessionId(new_id("s_"))
+        self.user_id: UserId = grants.sub
+        self.grants = grants
+        self.resume_token = new_id()
+        self.codec = codec
+        self.shows: set[str] = set()
+        """Rooms (shows) this session is in; the show book holds the details."""
+        self._max_queue = max_queue
+        self._queue: deque[str | bytes] = deque()
+        self._ws: web.WebSocketResponse | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self.closed = False
+        self.expiry: asyncio.TimerHandle | None = None
+        """While detached: the timer that ends the session when the resume window passes."""
+
+    @property
+    def attached(self) -> bool:
+        return self._ws is not None and not self._ws.closed
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queues one message (never blocks). Over the queue bound the socket is dropped as a slow reader."""
+        if self.closed:
+            return
+        if len(self._queue) >= self._max_queue:
+            self._queue.clear()
+            if self._ws is not None:
+                ws, self._ws = self._ws, None
+                log.warning("slow reader dropped", extra={"user": self.user_id, "session": self.id})
+                asyncio.get_running_loop().create_task(ws.close(code=SLOW_READER, message=b"slow reader"))
+            return
+        try:
+            frame = encode(message, self.codec)
+        except (TypeError, ValueError, OverflowError) as exc:  # a value this codec cannot carry: drop, say so
+            log.warning("unencodable message dropped", extra={"type": message.get("type"), "error": str(exc)})
+            return
+        self._queue.append(frame)
+        if self._ws is not None and self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue and self._ws is not None and not self._ws.closed:
+                ws, frame = self._ws, self._queue.popleft()
+                if isinstance(frame, str):
+                    await ws.send_str(frame)
+                else:
+                    await ws.send_bytes(frame)
+        except (ConnectionError, RuntimeError):
+            pass  # the socket went away; the reader side notices and detaches
+        finally:
+            self._flusher = None
+
+    async def drained(self) -> None:
+        """Waits until the frames queued so far are written (before a deliberate close)."""
+        flusher = self._flusher
+        if flusher is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(flusher)
+
+    def attach(self, ws: web.WebSocketResponse, codec: Codec) -> None:
+        """Speak through ``ws`` from now on (a new socket, or a resumed one)."""
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+        if codec is not self.codec:
+            self._queue.clear()  # frames already encoded for the old codec cannot be replayed
+            self.codec = codec
+        self._ws = ws
+        if self._queue and self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def detach(self, ws: web.WebSocketResponse) -> None:
+        """The socket ``ws`` ended; queued frames wait for a resume."""
+        if self._ws is ws:
+            self._ws = None
+        if self._flusher is not None and self._ws is None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+
+    async def close(self, code: int = WSCloseCode.GOING_AWAY, reason: bytes = b"") -> None:
+        """Ends the session and its socket. Safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+        ws = self._ws
+        if ws is not None:
+            await self.detach(ws)
+            await ws.close(code=code, message=reason)
+        self._queue.clear()

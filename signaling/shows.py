@@ -1,0 +1,242 @@
+"""Shows (1:many) on this node: membership, roster, chat, and media negotiation through the SFU.
+
+A show lives on the node whose SFU holds its media, so its members are sessions of this node.
+Hidden sessions (moderator taps) are members for media only: never in a roster, a count or an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sfu.types import IceCandidate, MediaService, PeerId
+from signaling.errors import Conflict, Forbidden, NotFound, RateLimited
+from signaling.limits import TokenBucket
+from signaling.session import Session
+from switchboard.ids import RoomId, SessionId, UserId, new_id
+
+log = logging.getLogger("switchboard.signaling")
+
+
+@dataclass
+class Member:
+    """One session in one show."""
+
+    session: Session
+    peer_id: PeerId
+    hidden: bool
+    """A moderator tap: invisible to everyone else."""
+
+
+@dataclass
+class Show:
+    """One show: its owner (the broadcaster) and its members by session."""
+
+    room: RoomId
+    owner: UserId
+    members: dict[SessionId, Member] = field(default_factory=dict)
+    chat: dict[UserId, TokenBucket] = field(default_factory=dict)
+
+    def roster(self) -> dict[str, Any]:
+        users = list(dict.fromkeys(m.session.user_id for m in self.members.values() if not m.hidden))
+        viewers = {u for u in users if u != self.owner}
+        return {"room": self.room, "owner": self.owner, "roster": users, "viewers": len(viewers)}
+
+
+class ShowBook:
+    """Every show on this node; also the SFU's listener (renegotiation, peers it closed)."""
+
+    def __init__(self, media: MediaService, chat_rate_per_s: float, chat_burst: int) -> None:
+        self._media = media
+        self._chat_rate = chat_rate_per_s
+        self._chat_burst = chat_burst
+        self._shows: dict[RoomId, Show] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        media.set_listener(self)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for room in list(self._shows):
+            await self._media.close_room(room)
+        self._shows.clear()
+        self._media.set_listener(None)
+
+    def _show(self, room: str) -> Show:
+        show = self._shows.get(RoomId(room))
+        if show is None:
+            raise NotFound(f"no show {room!r} on this node")
+        return show
+
+    def _member(self, session: Session, room: str) -> tuple[Show, Member]:
+        show = self._show(room)
+        member = show.members.get(session.id)
+        if member is None:
+            raise NotFound(f"you are not in show {room!r}: join it first")
+        return show, member
+
+    @staticmethod
+    def _door(session: Session, room: str) -> None:
+        if session.grants.room is not None and session.grants.room != room:
+            raise Forbidden(f"your token opens room {session.grants.room!r}, not {room!r}")
+
+    def _broadcast(self, show: Show, message: dict[str, Any]) -> None:
+        for member in show.members.values():
+            member.session.send(message)
+
+    def _announce(self, show: Show) -> None:
+        self._broadcast(show, {"type": "show.roster", **show.roster()})
+
+    def _add(self, show: Show, session: Session) -> Member:
+        member = Member(session, PeerId(session.id), hidden=session.grants.hidden)
+        show.members[session.id] = member
+        session.shows.add(show.room)
+        if not member.hidden:
+            self._announce(show)
+        return member
+
+    # --- membership -------------------------------------------------------------------------------
+
+    async def create(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        if not session.grants.publish:
+            raise Forbidden("creating a show needs a token with the publish grant")
+        room = RoomId(body.get("room") or session.grants.room or new_id("show_"))
+        self._door(session, room)
+        if room in self._shows:
+            raise Conflict(f"show {room!r} already exists")
+        show = Show(room, session.user_id)
+        self._shows[room] = show
+        member = self._add(show, session)
+        return {"peer_id": member.peer_id, **show.roster()}
+
+    async def join(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        room = body["room"]
+        self._door(session, room)
+        g = session.grants
+        if not (g.subscribe or g.publish or g.moderate):
+            raise Forbidden("joining a show needs the subscribe grant")
+        show = self._show(room)
+        member = show.members.get(session.id) or self._add(show, session)
+        return {"peer_id": member.peer_id, "hidden": member.hidden, **show.roster()}
+
+    async def leave(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        show, _ = self._member(session, body["room"])
+        if session.user_id == show.owner and not session.grants.hidden:
+            await self._end(show, "owner left")
+        else:
+            await self._drop(show, session)
+        return {"room": show.room}
+
+    async def _drop(self, show: Show, session: Session) -> None:
+        member = show.members.pop(session.id, None)
+        session.shows.discard(show.room)
+        if member is None:
+            return
+        await self._media.close_peer(show.room, member.peer_id)
+        if not member.hidden:
+            self._announce(show)
+
+    async def end(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        show = self._show(body["room"])
+        if session.user_id != show.owner and not session.grants.moderate:
+            raise Forbidden("only the show's owner or a moderator may end it")
+        await self._end(show, "ended")
+        return {"room": show.room}
+
+    async def _end(self, show: Show, reason: str) -> None:
+        self._shows.pop(show.room, None)
+        self._broadcast(show, {"type": "show.ended", "room": show.room, "reason": reason})
+        for member in show.members.values():
+            member.session.shows.discard(show.room)
+        show.members.clear()
+        await self._media.close_room(show.room)
+
+    async def roster(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        show, _ = self._member(session, body["room"])
+        return show.roster()
+
+    async def session_gone(self, session: Session) -> None:
+        """The session ended for good: it leaves every show (an owner's show ends)."""
+        for room in list(session.shows):
+            show = self._shows.get(RoomId(room))
+            if show is None:
+                continue
+            if session.user_id == show.owner and not session.grants.hidden:
+                await self._end(show, "owner left")
+            else:
+                await self._drop(show, session)
+
+    # --- media ------------------------------------------------------------------------------------
+
+    async def publish(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        show, member = self._member(session, body["room"])
+        if not session.grants.publish or member.hidden:
+            raise Forbidden("publishing needs the publish grant")
+        answer = await self._media.publish(show.room, member.peer_id, session.user_id, body["sdp"])
+        return {"room": show.room, "sdp": answer}
+
+    async def subscribe(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        show, member = self._member(session, body["room"])
+        if not (session.grants.subscribe or session.grants.moderate):
+            raise Forbidden("subscribing needs the subscribe grant")
+        offer = await self._media.subscribe(show.room, member.peer_id, session.user_id, hidden=member.hidden)
+        return {"room": show.room, "sdp": offer}
+
+    async def answer(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        show, member = self._member(session, body["room"])
+        await self._media.accept_answer(show.room, member.peer_id, body["sdp"])
+        return {"room": show.room}
+
+    async def ice(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        show, member = self._member(session, body["room"])
+        raw = body.get("candidate")
+        candidate = None if raw is None else IceCandidate(raw["candidate"], raw["sdpMid"], raw["sdpMLineIndex"])
+        await self._media.add_ice_candidate(show.room, member.peer_id, candidate)
+        return {}
+
+    async def chat(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        show, member = self._member(session, body["room"])
+        if member.hidden:
+            raise Forbidden("a hidden session cannot chat (it would be seen)")
+        now = time.monotonic()
+        bucket = show.chat.setdefault(session.user_id, TokenBucket(self._chat_rate, self._chat_burst, now))
+        if not bucket.take(now):
+            raise RateLimited(f"show chat is limited to {self._chat_rate:g} lines/s (burst {self._chat_burst})")
+        self._broadcast(show, {"type": "show.chat", "room": show.room, "from": session.user_id, "text": body["text"]})
+        return {}
+
+    # --- SfuListener ------------------------------------------------------------------------------
+
+    def _by_peer(self, room: RoomId, peer_id: PeerId) -> tuple[Show, Member] | None:
+        show = self._shows.get(room)
+        member = show.members.get(SessionId(peer_id)) if show else None
+        return (show, member) if show and member else None
+
+    async def renegotiation_needed(self, room_id: RoomId, peer_id: PeerId) -> None:
+        task = asyncio.get_running_loop().create_task(self._renegotiate(room_id, peer_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _renegotiate(self, room_id: RoomId, peer_id: PeerId) -> None:
+        found = self._by_peer(room_id, peer_id)
+        if found is None:
+            return
+        try:
+            offer = await self._media.renegotiate(room_id, peer_id)
+        except Exception as exc:  # the SFU's error for one peer must not take the listener down
+            log.warning("renegotiation failed", extra={"room": room_id, "peer": peer_id, "error": str(exc)})
+            return
+        if offer is not None:
+            found[1].session.send({"type": "show.offer", "room": room_id, "sdp": offer})
+
+    async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
+        found = self._by_peer(room_id, peer_id)
+        if found is not None:
+            found[1].session.send({"type": "show.peer_closed", "room": room_id, "reason": reason})

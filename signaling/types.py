@@ -1,0 +1,27 @@
+"""What a node takes from the composition root besides settings: openers of the planes it drives.
+
+Each opener gets the node's Redis client (opened in the node's ``cleanup_ctx``), so the planes'
+Redis-backed pieces share it. Unit tests pass openers of small fakes.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+from matchmaker.types import TicketStore
+from sfu.types import MediaService
+
+
+class MediaOpener(Protocol):
+    """Opens the node's SFU for its lifetime (``async with opener(redis) as media``)."""
+
+    def __call__(self, redis: aioredis.Redis) -> AbstractAsyncContextManager[MediaService]: ...
+
+
+class TicketOpener(Protocol):
+    """Makes the queue the node's ``queue.*`` messages go to."""
+
+    def __call__(self, redis: aioredis.Redis) -> TicketStore: ...

@@ -1,0 +1,92 @@
+"""The frame codec and message validation, pure: round trips, named errors, and hypothesis fuzzing."""
+
+from __future__ import annotations
+
+import json
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signaling.errors import BadMessage, UnknownType
+from signaling.limits import AbuseMeter, TokenBucket
+from signaling.messages import SCHEMAS, validate
+from switchboard.wire import Codec, WireError, decode, encode
+
+LIMIT = 64 * 1024
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@pytest.mark.parametrize("codec", list(Codec))
+def test_round_trip(codec: Codec) -> None:
+    message = {"type": "call.offer", "id": 3, "call_id": "c", "sdp": "v=0\r\né"}
+    assert decode(encode(message, codec), codec, max_bytes=LIMIT) == message
+
+
+def test_named_errors() -> None:
+    for data, code in (("{", "bad_frame"), ("1", "bad_frame"), ('{"type": ""}', "bad_frame"),
+                       ("[" * 5000 + "]" * 5000, "bad_frame"), ("x" * (LIMIT + 1), "too_large")):
+        with pytest.raises(WireError) as info:
+            decode(data, Codec.JSON, max_bytes=LIMIT)
+        assert info.value.code == code
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300), st.sampled_from(list(Codec)))
+def test_decoder_only_raises_wire_errors(data: bytes | str, codec: Codec) -> None:
+    try:
+        assert isinstance(decode(data, codec, max_bytes=LIMIT), dict)
+    except WireError as exc:
+        assert exc.code in {"bad_frame", "too_large"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values, st.sampled_from(list(Codec)))
+def test_encoded_values_decode_or_fail_cleanly(value: object, codec: Codec) -> None:
+    data = json.dumps(value) if codec is Codec.JSON else msgpack.packb(value)
+    try:
+        assert decode(data, codec, max_bytes=LIMIT)["type"]
+    except WireError:
+        pass
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from([*SCHEMAS, "nope"]),
+       st.dictionaries(st.sampled_from(["id", "to", "call_id", "sdp", "room", "text", "users", "candidate",
+                                        "ticket", "token", "resume"]), json_values, max_size=6))
+def test_validation_only_raises_its_own_errors(kind: str, fields: dict) -> None:  # type: ignore[type-arg]
+    try:
+        message = validate({"type": kind, **fields})
+    except (BadMessage, UnknownType) as exc:
+        assert exc.message
+        return
+    assert message.type == kind and set(message.body) == {f.name for f in SCHEMAS[kind]}
+
+
+def test_validation_examples() -> None:
+    assert validate({"type": "call.ice", "call_id": "c"}).body["candidate"] is None
+    with pytest.raises(BadMessage, match=r"'call\.invite' needs 'to'"):
+        validate({"type": "call.invite"})
+    with pytest.raises(BadMessage):
+        validate({"type": "presence.query", "users": []})
+    with pytest.raises(BadMessage):
+        validate({"type": "ping", "id": True})
+    with pytest.raises(UnknownType):
+        validate({"type": "hello"})
+
+
+def test_token_bucket_and_abuse_meter() -> None:
+    bucket = TokenBucket(rate=2, burst=3, now=0.0)
+    assert [bucket.take(0.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.take(0.5) and not bucket.take(0.5)
+    meter = AbuseMeter(limit=2, window_s=10)
+    assert not meter.hit(0) and not meter.hit(1) and meter.hit(2)
+    assert not AbuseMeter(limit=2, window_s=10).hit(100)
+    late = AbuseMeter(limit=2, window_s=10)
+    late.hit(0), late.hit(1)
+    assert not late.hit(20)
