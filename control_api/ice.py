@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 from control_api.http import Call, Reply, Route
 from switchboard.settings import TurnSettings
-from turn.credentials import mint_credential
-from turn.ice import ice_servers
+from turn.ice import ice_servers_for
 
 
 @dataclass(frozen=True)
@@ -19,14 +18,7 @@ class IceServerIssuer:
     secret: str
 
     def for_user(self, user_id: str) -> dict[str, object]:
-        if not self.secret or not self.settings.host:
-            return {"ice_servers": [], "ttl_s": self.settings.ttl_s}
-        credential = mint_credential(self.secret, user_id, self.settings.ttl_s)
-        return {
-            "ice_servers": [s.to_json() for s in ice_servers(self.settings, credential)],
-            "ttl_s": credential.ttl_s,
-            "expires_at": credential.expires_at,
-        }
+        return {"ice_servers": ice_servers_for(self.settings, self.secret, user_id), "ttl_s": self.settings.ttl_s}
 
 
 async def _ice_servers(call: Call) -> Reply:

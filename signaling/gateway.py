@@ -24,6 +24,7 @@ from signaling.limits import AbuseMeter, TokenBucket
 from signaling.messages import request_id, validate
 from signaling.session import Session
 from signaling.shows import ShowBook
+from signaling.types import IceServersFor
 from switchboard.errors import TokenError
 from switchboard.settings import NodeSettings
 from switchboard.tokens import TokenVerifier
@@ -39,7 +40,9 @@ class Gateway:
     """Accepts sockets for one node; parent of the resumable sessions' expiry timers."""
 
     def __init__(self, settings: NodeSettings, verifier: TokenVerifier, hub: Hub, calls: CallBook,
-                 shows: ShowBook, dispatcher: Dispatcher, tickets: TicketStore | None) -> None:
+                 shows: ShowBook, dispatcher: Dispatcher, tickets: TicketStore | None,
+                 ice_servers: IceServersFor) -> None:
+        self._ice_servers = ice_servers
         self._s = settings
         self._verifier = verifier
         self._hub = hub
@@ -127,7 +130,7 @@ class Gateway:
         session.attach(ws, codec)
         hello = {"type": "hello", "session_id": session.id, "user_id": session.user_id,
                  "resume_token": session.resume_token, "resumed": resumed, "node": self._hub.node_id,
-                 "shows": sorted(session.shows)}
+                 "shows": sorted(session.shows), "ice_servers": self._ice_servers(session.user_id)}
         if ref is not None:
             session.send({"type": "reply", "ref": ref, "session_id": session.id})
         session.send(hello)

@@ -20,7 +20,7 @@ from signaling.dispatch import Dispatcher
 from signaling.gateway import Gateway
 from signaling.hub import Hub
 from signaling.shows import ShowBook
-from signaling.types import MediaOpener, TicketOpener
+from signaling.types import IceServersFor, MediaOpener, TicketOpener
 from signaling.unavailable import UnavailableMedia
 from switchboard.health import Readiness
 from switchboard.ids import NodeId, new_id
@@ -53,6 +53,8 @@ class NodeDeps:
     """Makes the random-chat queue; None: ``queue.*`` requests get ``unavailable``."""
     node_id: NodeId = field(default_factory=lambda: NodeId(new_id("node_")))
     """This node's id (written in presence keys)."""
+    ice_servers: IceServersFor = field(default=lambda _user: [])
+    """The STUN/TURN list (with a fresh TURN credential) for a user: sent in ``hello`` and show replies."""
 
 
 def install_node(app: web.Application, deps: NodeDeps) -> None:
@@ -93,11 +95,11 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     stack.push_async_callback(hub.close)
     calls = CallBook(redis, hub, s.call_ring_timeout_s)
     stack.push_async_callback(calls.close)
-    shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst)
+    shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst, deps.ice_servers)
     stack.push_async_callback(shows.close)
     dispatcher = Dispatcher(hub, calls, shows, tickets)
     assert deps.verifier is not None
-    gateway = Gateway(s, deps.verifier, hub, calls, shows, dispatcher, tickets)
+    gateway = Gateway(s, deps.verifier, hub, calls, shows, dispatcher, tickets, deps.ice_servers)
     stack.push_async_callback(gateway.close)
     app[NODE_HUB] = hub
     app[NODE_GATEWAY] = gateway

@@ -18,6 +18,7 @@ from sfu.types import IceCandidate, MediaService, PeerId
 from signaling.errors import Conflict, Forbidden, NotFound, RateLimited
 from signaling.limits import TokenBucket
 from signaling.session import Session
+from signaling.types import IceServersFor
 from switchboard.ids import RoomId, SessionId, UserId, new_id
 
 log = logging.getLogger("switchboard.signaling")
@@ -51,8 +52,10 @@ class Show:
 class ShowBook:
     """Every show on this node; also the SFU's listener (renegotiation, peers it closed)."""
 
-    def __init__(self, media: MediaService, chat_rate_per_s: float, chat_burst: int) -> None:
+    def __init__(self, media: MediaService, chat_rate_per_s: float, chat_burst: int,
+                 ice_servers: IceServersFor) -> None:
         self._media = media
+        self._ice_servers = ice_servers
         self._chat_rate = chat_rate_per_s
         self._chat_burst = chat_burst
         self._shows: dict[RoomId, Show] = {}
@@ -114,7 +117,7 @@ class ShowBook:
         show = Show(room, session.user_id)
         self._shows[room] = show
         member = self._add(show, session)
-        return {"peer_id": member.peer_id, **show.roster()}
+        return {"peer_id": member.peer_id, "ice_servers": self._ice_servers(session.user_id), **show.roster()}
 
     async def join(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         room = body["room"]
@@ -124,7 +127,8 @@ class ShowBook:
             raise Forbidden("joining a show needs the subscribe grant")
         show = self._show(room)
         member = show.members.get(session.id) or self._add(show, session)
-        return {"peer_id": member.peer_id, "hidden": member.hidden, **show.roster()}
+        return {"peer_id": member.peer_id, "hidden": member.hidden, "ice_servers": self._ice_servers(session.user_id),
+                **show.roster()}
 
     async def leave(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, _ = self._member(session, body["room"])

@@ -6,8 +6,9 @@ Redis-backed pieces share it. Unit tests pass openers of small fakes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
@@ -25,3 +26,6 @@ class TicketOpener(Protocol):
     """Makes the queue the node's ``queue.*`` messages go to."""
 
     def __call__(self, redis: aioredis.Redis) -> TicketStore: ...
+
+IceServersFor = Callable[[str], list[dict[str, Any]]]
+"""User id -> the RTCConfiguration.iceServers list for that user (TURN credential minted per call)."""

@@ -39,6 +39,7 @@ from switchboard.runtime import base_app, serve
 from switchboard.settings import Settings, describe, load_settings
 from switchboard.tokens import TokenVerifier
 from turn.coturn import CoturnSecrets, render_config
+from turn.ice import ice_servers_for
 
 log = logging.getLogger("switchboard")
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -108,8 +109,11 @@ def _node_deps(settings: Settings, redis_url: str, readiness: Readiness) -> Node
 
     verifier = TokenVerifier(load_public_key(KeyPaths.from_settings(settings).public_key),
                              issuer=settings.tokens.issuer)
+    paths = KeyPaths.from_settings(settings)
+    turn_secret = load_turn_secret(paths.turn_secret) if settings.turn.host else ""
     return NodeDeps(settings.node, redis_url, readiness, WEB_DIR, verifier=verifier, open_media=open_media,
-                    open_tickets=lambda redis: RedisTicketStore(redis, settings.matchmaker.ticket_ttl_s))
+                    open_tickets=lambda redis: RedisTicketStore(redis, settings.matchmaker.ticket_ttl_s),
+                    ice_servers=lambda user: ice_servers_for(settings.turn, turn_secret, user))
 
 
 def _save_admin_login(settings: Settings, login: AdminLogin) -> Path:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from switchboard.settings import TurnSettings
-from turn.credentials import TurnCredential
+from turn.credentials import TurnCredential, mint_credential
 
 
 @dataclass(frozen=True)
@@ -44,3 +44,10 @@ def ice_servers(settings: TurnSettings, credential: TurnCredential) -> list[IceS
         IceServer(urls=(f"stun:{host}:{settings.port}",)),
         IceServer(urls=tuple(turn_urls), username=credential.username, credential=credential.password),
     ]
+
+
+def ice_servers_for(settings: TurnSettings, secret: str, user_id: str) -> list[dict[str, Any]]:
+    """The JSON list for one user, with a credential minted now; empty without a TURN host or secret."""
+    if not secret or not settings.host:
+        return []
+    return [s.to_json() for s in ice_servers(settings, mint_credential(secret, user_id, settings.ttl_s))]

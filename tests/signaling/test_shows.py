@@ -57,3 +57,20 @@ async def test_show_chat_rate_limit_and_end(node: Node, token: Callable[..., str
     await fan.expect("show.ended", room=room)
     assert ("close_room", room) in node.media.calls
     assert (await fan.request("show.join", room=room))["code"] == "not_found"
+
+
+async def test_hello_and_show_replies_carry_ice_servers_for_that_user(make_node, token) -> None:  # type: ignore[no-untyped-def]
+    from switchboard.settings import TurnSettings
+    from turn.ice import ice_servers_for
+
+    secret = "node-turn-secret-0123456789abcdef"
+    node = await make_node(ice_servers=lambda user: ice_servers_for(TurnSettings(host="turn.test"), secret, user))
+    host = await node.connect(token("host", "room9", publish=True))
+    hello = host.hello  # type: ignore[attr-defined]
+    assert [s["urls"][0] for s in hello["ice_servers"]] == ["stun:turn.test:3478", "turn:turn.test:3478?transport=udp"]
+    assert hello["ice_servers"][1]["username"].endswith(":host")
+    created = await host.ok("show.create")
+    assert created["ice_servers"][1]["username"].endswith(":host")
+    viewer = await node.connect(token("viewer", "room9", subscribe=True))
+    joined = await viewer.ok("show.join", room="room9")
+    assert joined["ice_servers"][1]["username"].endswith(":viewer")
