@@ -8,24 +8,15 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import and_, exists, select
 
-from control_api.errors import Forbidden, NotFound, TooLarge, UnsupportedMedia
+from control_api.errors import Forbidden, NotFound
 from control_api.http import Call, Reply, Route
 from control_api.models import Attachment, Media, Member, Message
-from control_api.profiles import IMAGE_TYPES
+from control_api.profiles import IMAGE_TYPES, read_image_upload
 from control_api.schema import Field, Schema
-from control_api.storage import sniff_image
 
 
 async def _upload(call: Call) -> Reply:
-    limit = call.services.settings.photo_max_bytes
-    if call.request.content_length is not None and call.request.content_length > limit:
-        raise TooLarge(f"an upload is at most {limit} bytes")
-    data = await call.request.read()
-    if len(data) > limit:
-        raise TooLarge(f"an upload is at most {limit} bytes")
-    kind = sniff_image(data)
-    if kind is None or call.request.content_type not in IMAGE_TYPES:
-        raise UnsupportedMedia("send a JPEG, PNG, WebP or GIF image with its Content-Type")
+    data, kind = await read_image_upload(call, "an upload")
     async with call.services.sessions() as session, session.begin():
         media = Media(owner_id=call.me.user_id, content_type=kind, size=len(data))
         session.add(media)

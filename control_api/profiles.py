@@ -97,16 +97,22 @@ async def _user(call: Call) -> Reply:
     return Reply(public_profile(account.id, profile, datetime.now(UTC).date()))
 
 
-async def _put_photo(call: Call) -> Reply:
+async def read_image_upload(call: Call, noun: str) -> tuple[bytes, str]:
+    """The request body as an image: size checked before and after reading, type from its bytes."""
     limit = call.services.settings.photo_max_bytes
     if call.request.content_length is not None and call.request.content_length > limit:
-        raise TooLarge(f"a photo is at most {limit} bytes")
+        raise TooLarge(f"{noun} is at most {limit} bytes")
     data = await call.request.read()
     if len(data) > limit:
-        raise TooLarge(f"a photo is at most {limit} bytes")
+        raise TooLarge(f"{noun} is at most {limit} bytes")
     kind = sniff_image(data)
     if kind is None or call.request.content_type not in IMAGE_TYPES:
         raise UnsupportedMedia("send a JPEG, PNG, WebP or GIF image with its Content-Type")
+    return data, kind
+
+
+async def _put_photo(call: Call) -> Reply:
+    data, kind = await read_image_upload(call, "a photo")
     name = f"photo-{uuid.uuid4().hex}"
     await call.services.storage.put(name, data)
     async with call.services.sessions() as session, session.begin():
