@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from control_api.types import Mailer
 from switchboard.health import Readiness
 from switchboard.keyspace import open_redis
 from switchboard.settings import ApiSettings, TokenSettings, TurnSettings
+from switchboard.tasks import stop_task
 from switchboard.tokens import TokenSigner
 
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -135,9 +135,7 @@ def create_api_app(deps: ApiDeps) -> web.Application:
             yield
         finally:
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop_task(task)
             await redis.aclose()
             await engine.dispose()
 

@@ -222,10 +222,15 @@ class Pairer:
 
     async def run(self) -> None:
         """Rounds until cancelled; a Redis outage pauses it, never ends it."""
+        me = asyncio.current_task()
         try:
             while True:
                 try:
                     result = await self.run_round()
+                    # redis-py can swallow a CancelledError that lands inside a command; a cancel
+                    # requested meanwhile must still end the loop (else close() waits forever).
+                    if me is not None and me.cancelling():
+                        raise asyncio.CancelledError
                 except RedisError as exc:
                     log.warning("matchmaker round failed: %s", exc)
                     await asyncio.sleep(1.0)

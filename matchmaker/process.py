@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from matchmaker.pairer import Pairer
 from switchboard.health import Readiness
 from switchboard.keyspace import open_redis
 from switchboard.settings import MatchmakerSettings
+from switchboard.tasks import stop_task
 
 MATCHMAKER_REDIS = web.AppKey("matchmaker_redis", aioredis.Redis)
 MATCHMAKER_PAIRER = web.AppKey("matchmaker_pairer", Pairer)
@@ -41,9 +41,7 @@ def install_matchmaker(app: web.Application, deps: MatchmakerDeps) -> None:
         app[MATCHMAKER_PAIRER] = pairer
         task = asyncio.create_task(pairer.run(), name="matchmaker-pairing")
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
         await redis.aclose()
 
     app.cleanup_ctx.append(resources)

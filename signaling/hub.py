@@ -9,7 +9,6 @@ is not also published to other nodes.)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -20,6 +19,7 @@ import redis.asyncio as aioredis
 from signaling.session import Session
 from switchboard.ids import NodeId, UserId
 from switchboard.keyspace import node_channel, presence, user_channel
+from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling")
 
@@ -62,11 +62,7 @@ class Hub:
                 delay = min(delay * 2, 5.0)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         for sessions in list(self._users.values()):
             for session in list(sessions):
                 await session.close()
