@@ -5,7 +5,8 @@ locations, 20% premium with filters, some block sets) in the documented Redis fo
 (``switchboard.keyspace``: ``mm:ticket:{user}`` JSON + ``mm:queue``), starts ``--processes``
 matchmaker processes, lets them drain the backlog, then keeps new tickets (and requeued pairs,
 which must not be rematched) arriving for ``--arrival-seconds``. Pairs are read back from the
-events stream and checked independently of the matchmaker's code.
+events stream and checked independently of the matchmaker's code; waits and pairs/s are timed to
+the delivery of both ``match.found`` messages on the users' channels, on the bench's own clock.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -102,16 +104,52 @@ def _write(r: redis.Redis, tickets: list[dict], now_us: int | None = None) -> di
         stamps[t["user_id"]] = stamp
         pipe.set(keyspace.match_ticket(t["user_id"]), json.dumps(t), px=TTL_MS)
         pipe.zadd(keyspace.MATCH_QUEUE, {t["user_id"]: stamp})
+        pipe.xadd(keyspace.MATCH_FEED, {"op": "join", "user": t["user_id"], "at": stamp})
     pipe.execute()
     return stamps
 
 
-def _pairs(r: redis.Redis) -> list[tuple[str, str, int]]:
+def _pairs(r: redis.Redis) -> list[tuple[str, str, int, str]]:
     out = []
     for _, f in r.xrange(keyspace.EVENTS_STREAM):
         if f[b"type"] == b"match.paired":
-            out.append((f[b"a"].decode(), f[b"b"].decode(), int(f[b"at_us"])))
+            out.append((f[b"a"].decode(), f[b"b"].decode(), int(f[b"at_us"]), f[b"session_id"].decode()))
     return out
+
+
+class Deliveries(threading.Thread):
+    """Receives every ``match.found`` published to the users' channels (as a node would) and
+    notes when each arrived: waits and pairs/s are measured to delivery, on the bench's clock."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(name="bench-deliveries", daemon=True)
+        self._client = redis.Redis.from_url(url)
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.psubscribe(keyspace.user_channel("*"))
+        self._stop_event = threading.Event()
+        self.received: dict[str, list[int]] = {}
+        """session id -> arrival time (us) of each of its two messages."""
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            msg = self._pubsub.get_message(timeout=0.05)
+            if msg is None:
+                continue
+            at = time.time_ns() // 1000
+            data = json.loads(msg["data"])
+            if data.get("type") == "match.found":
+                self.received.setdefault(data["session_id"], []).append(at)
+
+    def delivered_at(self, session_id: str) -> int | None:
+        """When the second of the pair's two messages arrived; None unless both did."""
+        times = self.received.get(session_id, [])
+        return max(times) if len(times) == 2 else None
+
+    def close(self) -> None:
+        self._stop_event.set()
+        self.join(5)
+        self._pubsub.close()
+        self._client.close()
 
 
 def _settle(r: redis.Redis, procs: list[subprocess.Popen[bytes]], quiet_s: float = 1.0,
@@ -164,6 +202,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         server = EmbeddedRedis(Path(tmp) / "redis")
         url = server.start()
         procs: list[subprocess.Popen[bytes]] = []
+        deliveries: Deliveries | None = None
         try:
             r = redis.Redis.from_url(url)
             backlog = [_ticket(rng, f"b{i}") for i in range(args.tickets)]
@@ -176,6 +215,8 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
                 pipe.sadd(keyspace.blocks(t["user_id"]), *peers)
             pipe.execute()
             joins = Counter(list(by_user))
+            deliveries = Deliveries(url)
+            deliveries.start()
             enq = _write(r, backlog, now_us=time.time_ns() // 1000)
             procs = _start(url, args.processes)
             _settle(r, procs, quiet_s=1.5)
@@ -183,7 +224,6 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
             if not backlog_pairs:
                 err = b"".join(p.stderr.read() for p in procs if p.poll() is not None and p.stderr)
                 raise SystemExit(f"bench: no pair was made; matchmaker said:\n{err.decode(errors='replace')}")
-            span_s = max(1e-3, (backlog_pairs[-1][2] - backlog_pairs[0][2]) / 1e6)
 
             # Arrivals: new users at a steady rate, plus whole backlog pairs coming back (rematch bait).
             comeback = [p for p in backlog_pairs if rng.random() < args.requeue]
@@ -194,8 +234,10 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
                 due = min(total, int((time.monotonic() - started) * args.arrival_rate) + 1)
                 batch = [_ticket(rng, f"n{k}") for k in range(sent, due)]
                 if i < len(comeback) and sent >= total // 2:
-                    a, b, _ = comeback[i]
+                    a, b, _, _ = comeback[i]
                     batch += [by_user[a], by_user[b]]
+                    # queue.join ends the user's live pair first (join.lua): so does a comeback here.
+                    r.delete(keyspace.match_pair(a), keyspace.match_pair(b))
                     i += 1
                 for t in batch:
                     by_user[t["user_id"]] = t
@@ -206,22 +248,30 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
                 sent = due
                 time.sleep(0.01)
             _settle(r, procs, quiet_s=1.5)
+            time.sleep(0.2)  # the last messages still on their way to the listener
         finally:
             _stop(procs)
+            if deliveries is not None:
+                deliveries.close()
         pairs = _pairs(r)
         left = r.zcard(keyspace.MATCH_QUEUE)
         r.close()
         server.stop()
 
-    counts = Counter(u for a, b, _ in pairs for u in (a, b))
+    counts = Counter(u for a, b, _, _ in pairs for u in (a, b))
     double = sum(max(0, c - joins[u]) for u, c in counts.items())
-    incompatible = sum(not compatible(by_user[a], by_user[b], blocks) for a, b, _ in pairs)
-    seen: Counter[frozenset[str]] = Counter(frozenset((a, b)) for a, b, _ in pairs)
+    incompatible = sum(not compatible(by_user[a], by_user[b], blocks) for a, b, _, _ in pairs)
+    seen: Counter[frozenset[str]] = Counter(frozenset((a, b)) for a, b, _, _ in pairs)
     rematches = sum(c - 1 for c in seen.values())
-    paired_at = {}
-    for a, b, at in pairs:
-        paired_at.setdefault(a, at)
-        paired_at.setdefault(b, at)
+    assert deliveries is not None
+    delivered = {sid: deliveries.delivered_at(sid) for _, _, _, sid in pairs}
+    undelivered = sum(at is None for at in delivered.values())
+    paired_at: dict[str, int] = {}
+    for a, b, at, sid in pairs:
+        paired_at.setdefault(a, delivered[sid] or at)
+        paired_at.setdefault(b, delivered[sid] or at)
+    backlog_at = sorted(at for _, _, _, sid in backlog_pairs if (at := delivered[sid]) is not None)
+    span_s = max(1e-3, (backlog_at[-1] - backlog_at[0]) / 1e6) if backlog_at else float("inf")
     waits = _arrival_waits(arrivals_at, paired_at, enq, by_user, blocks)
     return {
         "tickets": args.tickets, "processes": args.processes,
@@ -229,8 +279,9 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         "wait_p50_ms": _pct(waits, 50), "wait_p99_ms": _pct(waits, 99),
         "double_matches": double, "incompatible_pairs": incompatible, "rematches": rematches,
         "backlog_pairs": len(backlog_pairs), "backlog_drain_s": round(span_s, 3),
+        "backlog_claim_s": round((backlog_pairs[-1][2] - backlog_pairs[0][2]) / 1e6, 3),
         "arrivals": len(arrivals_at), "arrival_rate": args.arrival_rate, "requeued_pairs": min(i, len(comeback)),
-        "waits_measured": len(waits), "pairs": len(pairs), "left_in_queue": left,
+        "waits_measured": len(waits), "pairs": len(pairs), "left_in_queue": left, "undelivered_pairs": undelivered,
     }
 
 

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from matchmaker.store import SOURCES
+from matchmaker.store import FEED_MAXLEN, SOURCES
 from matchmaker.ticket import Ticket
 from switchboard import keyspace
 from switchboard.ids import SessionId, new_id
 
-KEYS_PER_PAIR = 11
 EVENTS_MAXLEN = 1_000_000
+PREFIXES = (keyspace.match_ticket(""), keyspace.match_pair(""), keyspace.match_last(""), keyspace.match_recent(""),
+            keyspace.blocks(""), keyspace.match_session(""), keyspace.user_channel(""))
+"""Per-user key prefixes, in ``claim.lua``'s order (the script appends the user or session id)."""
 
 
 class ClaimStatus(enum.Enum):
@@ -22,8 +23,9 @@ class ClaimStatus(enum.Enum):
     GONE_A = "gone_a"
     """The first ticket is gone (paired by another process, left, expired)."""
     GONE_B = "gone_b"
-    BUSY = "busy"
-    """One user is still in a live pair."""
+    BUSY_A = "busy_a"
+    """The first user is still in a live pair (queued without ``queue.join`` ending it)."""
+    BUSY_B = "busy_b"
     BLOCKED = "blocked"
     REMATCH = "rematch"
 
@@ -38,12 +40,13 @@ class Proposal:
 
 
 def found_message(session_id: str, peer: Ticket, offerer: bool) -> str:
-    return json.dumps({"type": "match.found", "session_id": session_id, "peer": peer.public(), "offerer": offerer},
-                      separators=(",", ":"))
+    """``match.found`` for the user paired with ``peer`` (the peer's public JSON is built once per ticket)."""
+    return (f'{{"type":"match.found","session_id":"{session_id}","peer":{peer.public_json},'
+            f'"offerer":{"true" if offerer else "false"}}}')
 
 
 class Claimer:
-    """Runs the claim script for a batch of disjoint proposals."""
+    """Runs the claim script for a batch of disjoint proposals: one EVALSHA for the whole batch."""
 
     def __init__(self, redis: aioredis.Redis, rematch_window_s: int, session_ttl_s: int) -> None:
         self._script = redis.register_script(SOURCES["claim"])
@@ -55,17 +58,16 @@ class Claimer:
         return Proposal(a, b, SessionId(new_id("ses_")))
 
     async def claim(self, proposals: list[Proposal], now_us: int) -> list[ClaimStatus]:
+        """One status per proposal, in order; stale pairs are refused one by one, never the batch."""
         if not proposals:
             return []
-        keys = [keyspace.MATCH_QUEUE, keyspace.EVENTS_STREAM]
-        args: list[object] = [now_us, self._window_us, self._session_ttl_ms, EVENTS_MAXLEN]
+        keys = [keyspace.MATCH_QUEUE, keyspace.EVENTS_STREAM, keyspace.MATCH_FEED]
+        args: list[object] = [now_us, self._window_us, self._session_ttl_ms, EVENTS_MAXLEN, FEED_MAXLEN, *PREFIXES]
         for p in proposals:
-            a, b = p.a.user_id, p.b.user_id
-            keys += [keyspace.match_ticket(a), keyspace.match_ticket(b), keyspace.match_pair(a), keyspace.match_pair(b),
-                     keyspace.match_last(a), keyspace.match_last(b), keyspace.match_recent(a),
-                     keyspace.match_recent(b), keyspace.blocks(a), keyspace.blocks(b),
-                     keyspace.match_session(p.session_id)]
-            args += [a, b, p.session_id, keyspace.user_channel(a), keyspace.user_channel(b),
+            args += [p.a.user_id, p.b.user_id, p.session_id,
                      found_message(p.session_id, p.b, True), found_message(p.session_id, p.a, False)]
         statuses = await self._script(keys=keys, args=args)
-        return [ClaimStatus(s.decode() if isinstance(s, bytes) else s) for s in statuses]
+        return [_STATUS[s] for s in statuses]
+
+
+_STATUS = {**{s.value: s for s in ClaimStatus}, **{s.value.encode(): s for s in ClaimStatus}}

@@ -1,7 +1,8 @@
 """The pairing loop of one matchmaker process: read the queue, score, claim atomically, repeat.
 
-Each round reads the oldest ``pool_size`` queue entries (fetching only tickets it has not seen),
+Each round brings the local mirror of the queue up to date from the feed (only what changed),
 serves the oldest ``window`` tickets of its shard, and claims the chosen pairs in one Lua call.
+In :meth:`Pairer.run` the claim of one round runs in Redis while the next round is scored.
 Several processes shard the heads by ``crc32(user_id) % processes`` (ranks from a heartbeat set),
 so they rarely propose the same ticket; when they do, the claim script refuses one of them.
 """
@@ -19,26 +20,37 @@ from redis.exceptions import RedisError
 
 from matchmaker.claims import Claimer, ClaimStatus, Proposal
 from matchmaker.metrics import MatchmakerMetrics
+from matchmaker.mirror import QueueMirror
 from matchmaker.pool import Pool
 from matchmaker.scoring import Expansion, plan_round
-from matchmaker.store import SOURCES, now_us
-from matchmaker.ticket import Ticket
+from matchmaker.store import now_us
 from switchboard import keyspace
 from switchboard.ids import new_id
 from switchboard.settings import MatchmakerSettings
 
 log = logging.getLogger("switchboard.matchmaker")
 CLAIM_BATCH = 256
+INLINE_CELLS = 100_000
+"""Rounds of at most this many head x candidate cells are scored on the loop, bigger ones in a thread."""
 HEARTBEAT_MS = 500
 MEMBER_TIMEOUT_MS = 3000
-REFUSAL_MEMORY_S = {ClaimStatus.BLOCKED: 60.0, ClaimStatus.BUSY: 5.0}
+REFUSAL_MEMORY_S = {ClaimStatus.BLOCKED: 60.0}
 """How long a refused pair is not proposed again (rematches: the rematch window)."""
-FULL_SYNC_S = 1.0
-"""Every this long a round re-reads the whole window of the queue (drops what left unnoticed)."""
-LOOK_BACK_US = 2_000_000
-"""Incremental reads start this far before the newest entry seen (writers' clocks differ a little)."""
+BENCH_S = 5.0
+"""A user found still in a live pair is left out of every round (as head or partner) this long."""
 PARK_S = 0.5
-"""A ticket nobody in the pool fits is not served again for this long (others may still pick it)."""
+"""A ticket nobody in the pool fits is not served again for this long, or until its soft preferences
+widen if that comes sooner (others may still pick it meanwhile)."""
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A round's proposals, ready to claim."""
+
+    proposals: list[Proposal]
+    widened: tuple[int, ...]
+    enqueued_us: np.ndarray
+    """``len(proposals) x 2``: when each side was queued (for the wait histogram)."""
 
 
 @dataclass
@@ -57,13 +69,14 @@ class Pairer:
         self._settings = settings
         self._metrics = metrics or MatchmakerMetrics()
         self._claimer = Claimer(redis, settings.rematch_window_s, settings.session_ttl_s)
-        self._sweep = redis.register_script(SOURCES["sweep"])
         self._expansion = Expansion(settings.expand_after_ms, settings.soft_age_gap_years, settings.soft_distance_km)
         self._pool = Pool()
+        self._mirror = QueueMirror(redis, self._pool, settings.pool_size, self._metrics)
         self._refused: dict[str, dict[str, float]] = {}
         self._parked: dict[str, float] = {}
-        self._synced_at = 0
-        self._high = 0.0
+        self._benched: dict[str, float] = {}
+        self._flying: set[str] = set()
+        """Users of the claim in flight: left out of the round scored meanwhile."""
         self.process_id = process_id or new_id("mm_")
         self.rank, self.processes = 0, 1
         self._beat_at = 0.0
@@ -86,48 +99,6 @@ class Pairer:
         """Leaves the heartbeat set so the other processes take over this shard at once."""
         await self._redis.zrem(keyspace.MATCH_SCORERS, self.process_id)
 
-    async def _refresh(self, now: int) -> None:
-        """Brings the pool up to date: a full read of the oldest ``pool_size`` entries every
-        ``FULL_SYNC_S``, and in between only the entries queued lately (with a look-back for
-        clock skew between writers). Tickets that left in between are found by the claim."""
-        full = now - self._synced_at > FULL_SYNC_S * 1_000_000
-        async with self._redis.pipeline(transaction=False) as pipe:
-            if full:
-                pipe.zrange(keyspace.MATCH_QUEUE, 0, self._settings.pool_size - 1, withscores=True)
-            else:
-                pipe.zrangebyscore(keyspace.MATCH_QUEUE, self._high - LOOK_BACK_US, "+inf", withscores=True)
-            pipe.zcard(keyspace.MATCH_QUEUE)
-            entries, total = await pipe.execute()
-        self._metrics.queue_length.set(total)
-        seen: set[str] = set()
-        missing: list[tuple[str, float]] = []
-        expired_before = now - self._settings.ticket_ttl_s * 1_000_000
-        suspects: list[str] = []
-        for member, score in entries:
-            uid = member.decode()
-            if score < expired_before:
-                suspects.append(uid)
-                continue
-            seen.add(uid)
-            self._high = max(self._high, score)
-            if uid not in self._pool or self._pool.enqueued_us(uid) != score:
-                missing.append((uid, score))
-        if full:
-            self._synced_at = now
-            for uid in [u for u in self._pool.rows if u not in seen]:
-                self._pool.remove(uid)
-        elif len(self._pool) + len(missing) > self._settings.pool_size:
-            missing = missing[: max(0, self._settings.pool_size - len(self._pool))]
-        if missing:
-            raws = await self._redis.mget([keyspace.match_ticket(uid) for uid, _ in missing])
-            for (uid, score), raw in zip(missing, raws, strict=True):
-                if raw is None:
-                    suspects.append(uid)
-                else:
-                    self._pool.add(Ticket.from_json(raw), score)
-        if suspects:
-            await self._sweep(keys=[keyspace.MATCH_QUEUE, *map(keyspace.match_ticket, suspects)], args=suspects)
-
     def _oldest(self, rows: np.ndarray, k: int) -> np.ndarray:
         enq = self._pool.cols.enq_us
         if len(rows) > k:
@@ -137,6 +108,14 @@ class Pairer:
     def _rows(self, now_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Heads (oldest of the shard, parked ones aside), near candidates, everyone."""
         everyone = self._pool.live_rows_all()
+        for uid, until in list(self._benched.items()):
+            if until < now_s or uid not in self._pool:
+                del self._benched[uid]
+        aside = [self._pool.rows[u] for u in (*self._benched, *self._flying) if u in self._pool]
+        if aside:
+            mask = np.zeros(len(self._pool.cols.live), bool)
+            mask[aside] = True
+            everyone = everyone[~mask[everyone]]
         mine = everyone
         if self.processes > 1:
             mine = everyone[self._pool.cols.shard[everyone] % self.processes == self.rank]
@@ -145,9 +124,18 @@ class Pairer:
             if until < now_s or uid not in self._pool:
                 del self._parked[uid]
         if self._parked:
-            parked = np.array([self._pool.rows[u] for u in self._parked])
-            mine = mine[~np.isin(mine, parked)]
+            mask = np.zeros(len(self._pool.cols.live), bool)
+            mask[[self._pool.rows[u] for u in self._parked]] = True
+            mine = mine[~mask[mine]]
         return self._oldest(mine, self._settings.window), near, everyone
+
+    def _unpark_at(self, row: int, now: int) -> float:
+        """A lonely head waits ``PARK_S``, or less when its soft preferences widen sooner."""
+        enqueued = float(self._pool.cols.enq_us[row])
+        waited_ms = (now - enqueued) / 1000.0
+        later = [ms for ms in self._expansion.after_ms if ms > waited_ms]
+        until = now / 1e6 + PARK_S
+        return min(until, (enqueued / 1000.0 + later[0]) / 1000.0) if later else until
 
     def _excluded(self, heads: np.ndarray, now_s: float) -> dict[int, list[int]]:
         out: dict[int, list[int]] = {}
@@ -169,43 +157,62 @@ class Pairer:
         self._refused.setdefault(a, {})[b] = until
         self._refused.setdefault(b, {})[a] = until
 
-    async def run_round(self) -> RoundResult:
-        started = time.perf_counter()
+    async def _plan(self) -> Planned:
+        """Refresh the mirror, score, choose pairs. Users of a claim still in flight are left out."""
         await self._heartbeat()
+        await self._mirror.refresh()
         now = now_us()
-        await self._refresh(now)
         heads, near, everyone = self._rows(now / 1e6)
-        result = RoundResult()
         if len(heads) == 0:
-            return result
+            return Planned([], (), np.zeros(0))
         excluded = self._excluded(heads, now / 1e6)
-        plan = await asyncio.to_thread(plan_round, self._pool.cols, heads, float(now), self._expansion,
-                                       near, everyone, excluded)
+        args = (self._pool.cols, heads, float(now), self._expansion, near, everyone, excluded)
+        # Big rounds score in a thread (numpy lets go of the GIL; the loop meanwhile claims the
+        # previous round); small ones are quicker than the hand-over.
+        big = len(heads) * len(everyone) > INLINE_CELLS
+        plan = await asyncio.to_thread(plan_round, *args) if big else plan_round(*args)
         for row in plan.lonely:
-            self._parked[self._pool.user(row)] = now / 1e6 + PARK_S
+            self._parked[self._pool.user(row)] = self._unpark_at(row, now)
         tickets = self._pool.tickets
         proposals = []
         for head, row in plan.pairs:
             a, b = tickets[head], tickets[row]
             assert a is not None and b is not None
             proposals.append(Claimer.propose(a, b))
-        result.proposed = len(proposals)
-        claim_at = now_us()
-        for start in range(0, len(proposals), CLAIM_BATCH):
-            batch = proposals[start : start + CLAIM_BATCH]
-            statuses = await self._claimer.claim(batch, claim_at)
-            for offset, (p, status) in enumerate(zip(batch, statuses, strict=True)):
-                self._settle(p, status, plan.widened[start + offset], claim_at, result)
+            self._flying.update((a.user_id, b.user_id))
+        rows = np.array(plan.pairs, np.int64).reshape(-1, 2)
+        return Planned(proposals, plan.widened, self._pool.cols.enq_us[rows])
+
+    async def _claim(self, planned: Planned) -> RoundResult:
+        result = RoundResult(proposed=len(planned.proposals))
+        try:
+            claim_at = now_us()
+            for start in range(0, len(planned.proposals), CLAIM_BATCH):
+                batch = planned.proposals[start : start + CLAIM_BATCH]
+                statuses = await self._claimer.claim(batch, claim_at)
+                for k, (p, status) in enumerate(zip(batch, statuses, strict=True), start):
+                    self._settle(p, status, planned.widened[k], claim_at - planned.enqueued_us[k], result)
+        finally:
+            for p in planned.proposals:
+                self._flying.discard(p.a.user_id)
+                self._flying.discard(p.b.user_id)
+        return result
+
+    async def run_round(self) -> RoundResult:
+        """One whole round, its claim included (the loop in :meth:`run` overlaps them instead)."""
+        started = time.perf_counter()
+        result = await self._claim(await self._plan())
         self._metrics.round.observe(time.perf_counter() - started)
         return result
 
-    def _settle(self, p: Proposal, status: ClaimStatus, widened: int, claim_at: int, result: RoundResult) -> None:
+    def _settle(self, p: Proposal, status: ClaimStatus, widened: int, waited_us: np.ndarray,
+                result: RoundResult) -> None:
         a, b = p.a.user_id, p.b.user_id
         if status is ClaimStatus.OK:
-            for uid in (a, b):
-                self._metrics.wait.observe(max(0.0, (claim_at - self._pool.enqueued_us(uid)) / 1e6))
-                self._pool.remove(uid)
-                self._refused.pop(uid, None)
+            for ticket, waited in zip((p.a, p.b), waited_us.tolist(), strict=True):
+                self._metrics.wait.observe(max(0.0, waited / 1e6))
+                self._pool.discard(ticket)
+                self._refused.pop(ticket.user_id, None)
             self._metrics.pairs.inc()
             if widened:
                 self._metrics.widened.labels(str(widened)).inc()
@@ -214,31 +221,54 @@ class Pairer:
         result.refused[status.value] = result.refused.get(status.value, 0) + 1
         self._metrics.lost.labels(status.value).inc()
         if status is ClaimStatus.GONE_A:
-            self._pool.remove(a)
+            self._pool.discard(p.a)
         elif status is ClaimStatus.GONE_B:
-            self._pool.remove(b)
+            self._pool.discard(p.b)
+        elif status in (ClaimStatus.BUSY_A, ClaimStatus.BUSY_B):
+            self._benched[a if status is ClaimStatus.BUSY_A else b] = time.time() + BENCH_S
         else:
             self._remember(a, b, status)
 
     async def run(self) -> None:
-        """Rounds until cancelled; a Redis outage pauses it, never ends it."""
+        """Rounds until cancelled; a Redis outage pauses it, never ends it. The claim of one round
+        runs (in Redis) while the next round is scored (here): its users are left out of that one."""
         me = asyncio.current_task()
+        claiming: asyncio.Task[RoundResult] | None = None
         try:
             while True:
+                started = time.perf_counter()
                 try:
-                    result = await self.run_round()
+                    planned = await self._plan()
+                    paired = False
+                    if claiming is not None:
+                        paired = bool((await claiming).paired)
+                        claiming = None
+                    if planned.proposals:
+                        claiming = asyncio.create_task(self._claim(planned), name="matchmaker-claim")
                     # redis-py can swallow a CancelledError that lands inside a command; a cancel
                     # requested meanwhile must still end the loop (else close() waits forever).
                     if me is not None and me.cancelling():
                         raise asyncio.CancelledError
                 except RedisError as exc:
+                    claiming = await _settled(claiming)
+                    self._mirror.invalidate()
                     log.warning("matchmaker round failed: %s", exc)
                     await asyncio.sleep(1.0)
                     continue
-                if not result.paired:
-                    await asyncio.sleep(self._settings.idle_ms / 1000)
+                self._metrics.round.observe(time.perf_counter() - started)
+                if claiming is None and not paired:
+                    await self._mirror.wait(self._settings.idle_ms)
         finally:
+            if claiming is not None:
+                claiming.cancel()
+                await _settled(claiming)
             try:
                 await asyncio.shield(self.stop())
             except (RedisError, asyncio.CancelledError):
                 pass
+
+
+async def _settled(task: asyncio.Task[RoundResult] | None) -> None:
+    """Waits for a claim task to end, whatever its outcome (Redis errors are the caller's to log)."""
+    if task is not None:
+        await asyncio.gather(task, return_exceptions=True)

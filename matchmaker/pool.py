@@ -148,6 +148,12 @@ class Pool:
         self.tickets[row] = None
         self._free.append(row)
 
+    def discard(self, ticket: Ticket) -> None:
+        """Removes this very ticket; a newer ticket of the same user (a re-join) stays."""
+        row = self.rows.get(ticket.user_id)
+        if row is not None and self.tickets[row] is ticket:
+            self.remove(ticket.user_id)
+
     def live_rows_all(self) -> np.ndarray:
         return np.flatnonzero(self.cols.live)
 

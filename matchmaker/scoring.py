@@ -24,13 +24,18 @@ W_DISTANCE = 0.5
 """Times closeness (1 at the same place, 0 at the antipode) when both gave a location."""
 W_COUNTRY = 0.3
 """Same country."""
+W_SCARCE = 1.0
+"""Divided by how many heads of the round accept the candidate: a partner only this head can take
+beats a slightly better one that many others could take."""
+WIDE_HEADS = 64
+"""Heads left without a partner among the near candidates that are tried against the whole pool per round."""
 
 
 @dataclass(frozen=True)
 class Expansion:
     """Soft preferences by waiting time, like FlexMatch expansions. Hard filters never widen."""
 
-    after_ms: tuple[int, ...] = (0, 250, 1000, 3000)
+    after_ms: tuple[int, ...] = (0, 50, 100, 150)
     """Step ``i`` applies from this wait on; the first is 0."""
     age_gap_years: tuple[int, ...] = (5, 10, 20, 0)
     """Largest age difference accepted at each step; 0 means no limit."""
@@ -51,10 +56,26 @@ class Expansion:
     def cos_table(self) -> np.ndarray:
         return np.array([cos_of_km(d) if d > 0 else -2.0 for d in self.distance_km], np.float32)
 
+    @property
+    def widens(self) -> bool:
+        """Each step at least as wide as the one before: then a pair's limit (at the wider of its
+        two steps) is the wider of the two tickets' limits, computed per row, not per pair."""
+        gaps, cosines = self.gap_table(), self.cos_table()
+        return bool((np.diff(gaps) >= 0).all() and (np.diff(cosines) <= 0).all())
 
-def compatible(h: Columns, c: Columns, h_rows: np.ndarray, c_rows: np.ndarray) -> np.ndarray:
+
+def unit_dot(h: Columns, c: Columns) -> np.ndarray:
+    """``K x M`` cosines of the central angles. Written out: a ``K x 3 @ 3 x M`` matmul goes to
+    multithreaded BLAS, whose spinning threads compete with Redis for the cores."""
+    hx, cx = h.xyz, c.xyz
+    return hx[:, 0:1] * cx[:, 0] + hx[:, 1:2] * cx[:, 1] + hx[:, 2:3] * cx[:, 2]
+
+
+def compatible(h: Columns, c: Columns, h_rows: np.ndarray, c_rows: np.ndarray,
+               dot: np.ndarray | None = None) -> np.ndarray:
     """``K x M``: head ``i`` and candidate ``j`` accept each other under every hard filter.
-    ``h``/``c`` are gathered columns (``Columns.take``); the row ids only exclude self-pairs."""
+    ``h``/``c`` are gathered columns (``Columns.take``); the row ids only exclude self-pairs.
+    ``dot``: :func:`unit_dot` of the two, when the caller has it already."""
     ok = c.live[None, :] & (h_rows[:, None] != c_rows[None, :])
     if not h.any_country.all():
         ok &= h.any_country[:, None] | h.want[:, c.country]
@@ -63,7 +84,7 @@ def compatible(h: Columns, c: Columns, h_rows: np.ndarray, c_rows: np.ndarray) -
     ok &= (c.age[None, :] >= h.age_min[:, None]) & (c.age[None, :] <= h.age_max[:, None])
     ok &= (h.age[:, None] >= c.age_min[None, :]) & (h.age[:, None] <= c.age_max[None, :])
     if h.need_loc.any() or c.need_loc.any():
-        dot = h.xyz @ c.xyz.T
+        dot = unit_dot(h, c) if dot is None else dot
         located = h.has_loc[:, None] & c.has_loc[None, :]
         limit = np.maximum(h.cos_max[:, None], c.cos_max[None, :])
         needed = h.need_loc[:, None] | c.need_loc[None, :]
@@ -77,24 +98,34 @@ def compatible(h: Columns, c: Columns, h_rows: np.ndarray, c_rows: np.ndarray) -
     return ok
 
 
-def pair_steps(h: Columns, c: Columns, now_us: float, expansion: Expansion) -> np.ndarray:
-    """``K x M`` expansion step of each pair: the wider of the two tickets' steps."""
-    sh = expansion.steps((now_us - h.enq_us) / 1000.0)
-    sc = expansion.steps((now_us - c.enq_us) / 1000.0)
-    return np.maximum(sh[:, None], sc[None, :])
-
-
-def soft_ok(h: Columns, c: Columns, steps: np.ndarray | int, expansion: Expansion) -> np.ndarray:
+def soft_ok(h: Columns, c: Columns, steps: np.ndarray | int, expansion: Expansion,
+            dot: np.ndarray | None = None) -> np.ndarray:
     """``K x M``: the pair meets the soft preferences at its step (age gap; distance when located)."""
     gap = expansion.gap_table()[steps]
-    ok = np.abs(h.age[:, None] - c.age[None, :]) <= gap
     cos_limit = expansion.cos_table()[steps]
+    return _soft(h, c, gap, cos_limit, dot)
+
+
+def _soft(h: Columns, c: Columns, gap: np.ndarray, cos_limit: np.ndarray, dot: np.ndarray | None) -> np.ndarray:
+    ok = np.abs(h.age[:, None] - c.age[None, :]) <= gap
     located = h.has_loc[:, None] & c.has_loc[None, :]
-    ok &= ~located | ((h.xyz @ c.xyz.T) >= cos_limit)
+    ok &= ~located | ((unit_dot(h, c) if dot is None else dot) >= cos_limit)
     return ok
 
 
-def score(h: Columns, c: Columns, now_us: float) -> np.ndarray:
+def soft_ok_by_rows(h: Columns, c: Columns, sh: np.ndarray, sc: np.ndarray, expansion: Expansion,
+                    dot: np.ndarray | None = None) -> np.ndarray:
+    """:func:`soft_ok` at each pair's step ``max(sh[i], sc[j])``, from per-row steps (no ``K x M``
+    step matrix or table lookups when the expansion only ever widens)."""
+    if not expansion.widens:
+        return soft_ok(h, c, np.maximum(sh[:, None], sc[None, :]), expansion, dot)
+    gaps, cosines = expansion.gap_table(), expansion.cos_table()
+    gap = np.maximum(gaps[sh][:, None], gaps[sc][None, :])
+    cos_limit = np.minimum(cosines[sh][:, None], cosines[sc][None, :])
+    return _soft(h, c, gap, cos_limit, dot)
+
+
+def score(h: Columns, c: Columns, now_us: float, dot: np.ndarray | None = None) -> np.ndarray:
     """``K x M`` desirability of candidate ``j`` for head ``i`` (higher is better)."""
     wait = np.minimum((now_us - c.enq_us) / 1000.0 / WAIT_SCALE_MS, 1.0).astype(np.float32)
     out = np.broadcast_to(W_WAIT * wait, (len(h.live), len(c.live))).copy()
@@ -104,7 +135,8 @@ def score(h: Columns, c: Columns, now_us: float) -> np.ndarray:
             shared += np.bitwise_count(h.tags[:, w][:, None] & c.tags[None, :, w])
         out += np.float32(W_TAG) * np.minimum(shared, MAX_SHARED_TAGS)
     located = h.has_loc[:, None] & c.has_loc[None, :]
-    out += np.where(located, np.float32(W_DISTANCE / 2) * (h.xyz @ c.xyz.T + 1.0), np.float32(0))
+    closeness = np.float32(W_DISTANCE / 2) * ((unit_dot(h, c) if dot is None else dot) + np.float32(1.0))
+    out += np.where(located, closeness, np.float32(0))
     out += np.float32(W_COUNTRY) * (h.country[:, None] == c.country[None, :])
     return out
 
@@ -114,24 +146,24 @@ def pick_pairs(allowed: np.ndarray, scores: np.ndarray, heads: np.ndarray,
     """Greedy, oldest head first: each head takes its best allowed column not taken yet.
     ``heads[i]`` names row ``i``'s own column when heads are also candidates (square case);
     ``self_cols[i]`` does so otherwise (-1: not a candidate). Returns disjoint ``(head, column)``."""
-    masked = np.where(allowed, scores, -np.inf)
-    taken = np.zeros(allowed.shape[1], bool)
+    masked = np.where(allowed, scores, np.float32(-np.inf)).astype(np.float32, copy=False)
     own = heads if self_cols is None else self_cols
     done = np.zeros(len(heads), bool)
     column_owner = {int(col): i for i, col in enumerate(own) if col >= 0}
     pairs: list[tuple[int, int]] = []
     for i, head in enumerate(heads):
-        if done[i] or (own[i] >= 0 and taken[own[i]]):
+        if done[i]:
             continue
-        row = np.where(taken, -np.inf, masked[i])
-        j = int(np.argmax(row))
+        row = masked[i]
+        j = int(row.argmax())
         if row[j] == -np.inf:
             continue
-        taken[j] = True
+        masked[:, j] = -np.inf  # a taken column is out for every later head (K writes, not M)
         if own[i] >= 0:
-            taken[own[i]] = True
-        if j in column_owner:
-            done[column_owner[j]] = True
+            masked[:, own[i]] = -np.inf
+        owner = column_owner.get(j)
+        if owner is not None:
+            done[owner] = True
         done[i] = True
         pairs.append((int(head), j))
     return pairs
@@ -148,19 +180,38 @@ class Plan:
     """Heads with no acceptable partner in the whole pool (the caller parks them for a while)."""
 
 
-def _allowed(cols: Columns, heads: np.ndarray, cands: np.ndarray, now_us: float, expansion: Expansion,
-             excluded: Mapping[int, Iterable[int]]) -> tuple[np.ndarray, np.ndarray, Columns, Columns]:
+@dataclass
+class _Scored:
+    """One pass: heads ``todo`` against ``cands``, as ``K x M`` arrays."""
+
+    allowed: np.ndarray
+    scores: np.ndarray
+    h: Columns
+    c: Columns
+    sh: np.ndarray
+    sc: np.ndarray
+    """Expansion step of each head and each candidate (a pair's step is the larger)."""
+
+
+def _scored(cols: Columns, heads: np.ndarray, cands: np.ndarray, now_us: float, expansion: Expansion,
+            excluded: Mapping[int, Iterable[int]]) -> _Scored:
     h, c = cols.take(heads), cols.take(cands)
-    allowed = compatible(h, c, heads, cands)
-    steps = pair_steps(h, c, now_us, expansion)
-    allowed &= soft_ok(h, c, steps, expansion)
+    dot = unit_dot(h, c)  # shared by the distance filter, the soft distance and the score
+    allowed = compatible(h, c, heads, cands, dot)
+    sh = expansion.steps((now_us - h.enq_us) / 1000.0)
+    sc = expansion.steps((now_us - c.enq_us) / 1000.0)
+    allowed &= soft_ok_by_rows(h, c, sh, sc, expansion, dot)
     if excluded:
         position = {int(r): j for j, r in enumerate(cands)}
         for i, h_row in enumerate(heads):
             for row in excluded.get(int(h_row), ()):
                 if row in position:
                     allowed[i, position[row]] = False
-    return allowed, steps, h, c
+    scores = score(h, c, now_us, dot)
+    # A candidate few heads can take comes first: whoever can take it does, before it is left alone.
+    fits = allowed.sum(axis=0, dtype=np.int32)
+    scores += (np.float32(W_SCARCE) / np.maximum(fits, 1).astype(np.float32))[None, :]
+    return _Scored(allowed, scores, h, c, sh, sc)
 
 
 def plan_round(
@@ -171,12 +222,15 @@ def plan_round(
     near: np.ndarray | None = None,
     everyone: np.ndarray | None = None,
     excluded: Mapping[int, Iterable[int]] | None = None,
+    wide_heads: int = WIDE_HEADS,
 ) -> Plan:
     """Chooses disjoint pairs for ``heads`` (rows, oldest first).
 
     Pass 1 scores every head against ``near`` (the oldest rows of this process's shard: few lost
     claims, small arrays); heads left without a partner are tried against ``everyone`` (all live
-    rows) in pass 2. ``excluded`` maps a head row to rows it must not get (refused before)."""
+    rows) in pass 2, at most ``wide_heads`` of them, oldest first (pass 2 costs ``K x N``; the
+    others stay heads for the next round). ``excluded`` maps a head row to rows it must not get
+    (refused before)."""
     if len(heads) == 0:
         return Plan((), ())
     everyone = cols_live(cols) if everyone is None else everyone
@@ -191,24 +245,26 @@ def plan_round(
     for cands in passes:
         if len(todo) == 0 or len(cands) == 0:
             break
-        allowed, steps, h, c = _allowed(cols, todo, cands, now_us, expansion, excluded)
-        allowed &= ~taken[cands][None, :]
-        found = pick_pairs(allowed, score(h, c, now_us), np.arange(len(todo)), self_cols=_positions(todo, cands))
+        scored = _scored(cols, todo, cands, now_us, expansion, excluded)
+        fits_someone = scored.allowed.any(axis=1)  # before this round's choices take partners away
+        allowed = scored.allowed & ~taken[cands][None, :]
+        found = pick_pairs(allowed, scored.scores, np.arange(len(todo)), self_cols=_positions(todo, cands))
         matched = set()
-        for i, j in found:
+        if found:
+            fi, fj = np.array(found, np.int64).T
+            # Did the pair need its widened step? Step-0 preferences, for the chosen pairs only.
+            narrow = soft_ok(scored.h.take(fi), scored.c.take(fj), 0, expansion).diagonal()
+            needed = np.where(narrow, 0, np.maximum(scored.sh[fi], scored.sc[fj]))
+        for k, (i, j) in enumerate(found):
             head_row, row = int(todo[i]), int(cands[j])
             taken[head_row] = taken[row] = True
             pairs.append((head_row, row))
             matched.add(i)
-            step = int(steps[i, j])
-            if step and not soft_ok(h.take(np.array([i])), c.take(np.array([j])), 0, expansion)[0, 0]:
-                widened.append(step)
-            else:
-                widened.append(0)
+            widened.append(int(needed[k]))
         rest = [i for i in range(len(todo)) if i not in matched and not taken[todo[i]]]
         if cands is passes[-1]:
-            lonely = [int(todo[i]) for i in rest if not allowed[i].any()]
-        todo = todo[rest]
+            lonely = [int(todo[i]) for i in rest if not fits_someone[i]]
+        todo = todo[rest][:wide_heads]
     return Plan(tuple(pairs), tuple(widened), tuple(lonely))
 
 

@@ -23,6 +23,8 @@ from switchboard.ids import UserId
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 SOURCES = MappingProxyType({p.stem: p.read_text() for p in sorted(LUA_DIR.glob("*.lua"))})
 """Script sources by name, read once at import (files shipped as package data)."""
+FEED_MAXLEN = 100_000
+"""``mm:feed`` is capped near this many entries; a matchmaker that falls further behind re-reads the queue."""
 
 
 def now_us() -> int:
@@ -48,21 +50,23 @@ class RedisTicketStore:
         ticket, ignored = parse_ticket(user_id, premium, payload)
         enqueued = now_us()
         await self._join(
-            keys=[keyspace.match_ticket(user_id), keyspace.MATCH_QUEUE],
-            args=[*self._end_args(user_id, "rejoin"), ticket.to_json(), self._ttl_ms, enqueued],
+            keys=[keyspace.match_ticket(user_id), keyspace.MATCH_QUEUE, keyspace.MATCH_FEED],
+            args=[*self._end_args(user_id, "rejoin"), ticket.to_json(), self._ttl_ms, enqueued, FEED_MAXLEN],
         )
         return JoinResult(ticket=ticket, ignored_filters=ignored, enqueued_us=enqueued)
 
     async def leave(self, user_id: UserId) -> bool:
         removed, sid = await self._leave(
-            keys=[keyspace.match_ticket(user_id), keyspace.MATCH_QUEUE], args=self._end_args(user_id, "leave")
+            keys=[keyspace.match_ticket(user_id), keyspace.MATCH_QUEUE, keyspace.MATCH_FEED],
+            args=[*self._end_args(user_id, "leave"), FEED_MAXLEN],
         )
         return bool(removed) or bool(sid)
 
     async def next(self, user_id: UserId) -> NextOutcome:
         outcome = await self._next(
-            keys=[keyspace.match_ticket(user_id), keyspace.MATCH_QUEUE, keyspace.match_last(user_id)],
-            args=[*self._end_args(user_id, "next"), self._ttl_ms, now_us()],
+            keys=[keyspace.match_ticket(user_id), keyspace.MATCH_QUEUE, keyspace.match_last(user_id),
+                  keyspace.MATCH_FEED],
+            args=[*self._end_args(user_id, "next"), self._ttl_ms, now_us(), FEED_MAXLEN],
         )
         outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
         if outcome == "none":

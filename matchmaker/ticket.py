@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from matchmaker.errors import BadCoordinates, BadTicket, ImpossibleRange, UnknownFilter
@@ -94,6 +95,11 @@ class Ticket:
         """What the partner sees: never the location, the filters or the premium flag."""
         return {"user_id": self.user_id, "country": self.country, "tags": sorted(self.tags),
                 "profile": dict(self.profile)}
+
+    @cached_property
+    def public_json(self) -> str:
+        """:meth:`public` as compact JSON, encoded once (a claim embeds it in ``match.found``)."""
+        return json.dumps(self.public(), separators=(",", ":"))
 
     def to_json(self) -> str:
         f = self.filters

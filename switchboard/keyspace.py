@@ -41,6 +41,12 @@ MATCH_QUEUE = "mm:queue"
 the ticket by ``queue.join``; a member whose ticket key is gone is stale and is removed by the
 matchmaker."""
 
+MATCH_FEED = "mm:feed"
+"""Stream (capped, ~100k entries): every change to :data:`MATCH_QUEUE`, so matchmakers mirror the
+queue without re-reading it. Entries: ``op=join user=<id> at=<enqueued us>`` (the ticket key is
+written before) and ``op=gone users=<ids, space-separated>`` (paired, left, swept). Whoever writes
+the queue writes the feed in the same step (the scripts in matchmaker/lua, the bench)."""
+
 MATCH_SCORERS = "mm:scorers"
 """Sorted set: matchmaker process id -> last heartbeat (ms). A process's rank in it picks its shard."""
 

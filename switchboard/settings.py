@@ -166,9 +166,10 @@ class MatchmakerSettings:
     """Each served ticket is scored first against this many oldest tickets of the shard, then (if
     none fits) against the whole pool."""
     idle_ms: int = 20
-    """Pause after a round that made no pair."""
-    expand_after_ms: tuple[int, ...] = (0, 250, 1000, 3000)
-    """Soft-preference expansion steps: step ``i`` applies once a ticket has waited this long (first is 0)."""
+    """After a round that made no pair, wait this long at most for news on the queue's feed."""
+    expand_after_ms: tuple[int, ...] = (0, 50, 100, 150)
+    """Soft-preference expansion steps: step ``i`` applies once a ticket has waited this long (first
+    is 0). Fully widened by 150 ms: later steps would put the wait p99 past 200 ms (docs/matchmaker.md)."""
     soft_age_gap_years: tuple[int, ...] = (5, 10, 20, 0)
     """Soft age gap at each step (0: no limit). Hard (premium) age filters never widen."""
     soft_distance_km: tuple[int, ...] = (500, 2000, 5000, 0)

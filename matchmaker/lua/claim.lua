@@ -1,64 +1,83 @@
 -- Claims disjoint pairs atomically: for each pair, both tickets must still exist, neither user may
 -- be in a live pair, neither may block the other, and they must not have been paired within the
--- rematch window. A claimed pair consumes both tickets, records the session, and publishes
--- match.found to both users. Keys and messages are built by matchmaker/claims.py.
+-- rematch window. Each pair is re-checked on its own: a stale pair is skipped (with its reason)
+-- and the rest of the batch goes on. A claimed pair consumes both tickets, records the session,
+-- and publishes match.found to both users. One feed entry names every user the batch removed.
+-- Per-user keys are built from the prefixes in ARGV (as in end_pair.lua), so a pair costs 5
+-- arguments; arguments and messages are built by matchmaker/claims.py.
 --
--- KEYS: queue, events, then per pair (11): ticket a, ticket b, pair a, pair b, last a, last b,
---       recent a, recent b, blocks a, blocks b, session
--- ARGV: now_us, window_us, session_ttl_ms, events_maxlen, then per pair (7): a, b, session_id,
---       channel a, channel b, message for a, message for b
--- Returns one status per pair: ok | gone_a | gone_b | busy | blocked | rematch
-local queue, events = KEYS[1], KEYS[2]
+-- KEYS: queue, events, feed
+-- ARGV: 1 now_us, 2 window_us, 3 session_ttl_ms, 4 events maxlen, 5 feed maxlen,
+--       6-12 key prefixes: ticket, pair, last, recent, blocks, session, channel;
+--       then per pair (5): a, b, session_id, message for a, message for b
+-- Returns one status per pair: ok | gone_a | gone_b | busy_a | busy_b | blocked | rematch
+local queue, events, feed = KEYS[1], KEYS[2], KEYS[3]
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local session_ttl, maxlen = ARGV[3], ARGV[4]
-local out = {}
-local npairs = (#KEYS - 2) / 11
-for p = 0, npairs - 1 do
-  local k, a = 2 + p * 11, 4 + p * 7
-  local ta, tb, pa, pb, la, lb, ra, rb, ba, bb, sk =
-    KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6],
-    KEYS[k + 7], KEYS[k + 8], KEYS[k + 9], KEYS[k + 10], KEYS[k + 11]
+local p_ticket, p_pair, p_last, p_recent, p_blocks, p_session, p_channel =
+  ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local window_ms = math.floor(window / 1000)
+local out, removed = {}, {}
+for a = 12, #ARGV - 1, 5 do
   local ua, ub, sid = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local ta, tb = p_ticket .. ua, p_ticket .. ub
+  local pa, pb = p_pair .. ua, p_pair .. ub
+  local ra, rb = p_recent .. ua, p_recent .. ub
   local status = 'ok'
-  local ticket_a = redis.call('GET', ta)
-  local ticket_b = redis.call('GET', tb)
+  local tickets = redis.call('MGET', ta, tb)
+  local ticket_a, ticket_b = tickets[1], tickets[2]
   if not ticket_a then
     status = 'gone_a'
-    redis.call('ZREM', queue, ua)
+    if redis.call('ZREM', queue, ua) == 1 then removed[#removed + 1] = ua end
   elseif not ticket_b then
     status = 'gone_b'
-    redis.call('ZREM', queue, ub)
-  elseif redis.call('EXISTS', pa) == 1 or redis.call('EXISTS', pb) == 1 then
-    status = 'busy'
-  elseif redis.call('SISMEMBER', ba, ub) == 1 or redis.call('SISMEMBER', bb, ua) == 1 then
-    status = 'blocked'
+    if redis.call('ZREM', queue, ub) == 1 then removed[#removed + 1] = ub end
+  elseif redis.call('EXISTS', pa, pb) > 0 then
+    status = redis.call('EXISTS', pa) == 1 and 'busy_a' or 'busy_b'
   else
-    local seen = redis.call('ZSCORE', ra, ub)
-    if seen and tonumber(seen) > now - window then
-      status = 'rematch'
+    local ba, bb = p_blocks .. ua, p_blocks .. ub
+    -- Few users block anyone: one EXISTS for both sets, SISMEMBER only when there is a set.
+    if redis.call('EXISTS', ba, bb) > 0 and
+        (redis.call('SISMEMBER', ba, ub) == 1 or redis.call('SISMEMBER', bb, ua) == 1) then
+      status = 'blocked'
+    else
+      local seen = redis.call('ZSCORE', ra, ub)
+      if seen and tonumber(seen) > now - window then
+        status = 'rematch'
+      end
     end
   end
   if status == 'ok' then
     redis.call('DEL', ta, tb)
     redis.call('ZREM', queue, ua, ub)
+    removed[#removed + 1] = ua
+    removed[#removed + 1] = ub
     redis.call('SET', pa, sid, 'PX', session_ttl)
     redis.call('SET', pb, sid, 'PX', session_ttl)
-    redis.call('SET', la, sid, 'PX', session_ttl)
-    redis.call('SET', lb, sid, 'PX', session_ttl)
+    redis.call('SET', p_last .. ua, sid, 'PX', session_ttl)
+    redis.call('SET', p_last .. ub, sid, 'PX', session_ttl)
+    local sk = p_session .. sid
     redis.call('HSET', sk, 'a', ua, 'b', ub, 'at_us', ARGV[1], 'ta', ticket_a, 'tb', ticket_b)
     redis.call('PEXPIRE', sk, session_ttl)
-    local window_ms = math.floor(window / 1000)
     redis.call('ZADD', ra, now, ub)
     redis.call('ZADD', rb, now, ua)
-    redis.call('ZREMRANGEBYSCORE', ra, '-inf', now - window)
-    redis.call('ZREMRANGEBYSCORE', rb, '-inf', now - window)
     redis.call('PEXPIRE', ra, window_ms)
     redis.call('PEXPIRE', rb, window_ms)
+    -- Entries older than the window no longer count: drop them once a set has grown (ZCARD is
+    -- O(1); trimming at every pair cost more than the rest of the pair's bookkeeping).
+    for _, recent in ipairs({ra, rb}) do
+      if redis.call('ZCARD', recent) > 32 then
+        redis.call('ZREMRANGEBYSCORE', recent, '-inf', now - window)
+      end
+    end
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'type', 'match.paired',
       'session_id', sid, 'a', ua, 'b', ub, 'at_us', ARGV[1])
-    redis.call('PUBLISH', ARGV[a + 4], ARGV[a + 6])
-    redis.call('PUBLISH', ARGV[a + 5], ARGV[a + 7])
+    redis.call('PUBLISH', p_channel .. ua, ARGV[a + 4])
+    redis.call('PUBLISH', p_channel .. ub, ARGV[a + 5])
   end
   out[#out + 1] = status
+end
+if #removed > 0 then
+  redis.call('XADD', feed, 'MAXLEN', '~', ARGV[5], '*', 'op', 'gone', 'users', table.concat(removed, ' '))
 end
 return out

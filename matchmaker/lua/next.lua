@@ -1,6 +1,6 @@
 -- queue.next: ends the live pair and requeues the user with the ticket of their last pair.
--- KEYS: ticket, queue, last
--- ARGV: (end_pair's 1-5), 6 ticket TTL ms, 7 enqueued us
+-- KEYS: ticket, queue, last, feed
+-- ARGV: (end_pair's 1-5), 6 ticket TTL ms, 7 enqueued us, 8 feed maxlen
 -- Returns 'requeued', 'queued' (already waiting: nothing to do) or 'none' (nothing to requeue).
 end_pair(ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -17,4 +17,5 @@ if not ticket then
 end
 redis.call('SET', KEYS[1], ticket, 'PX', ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[7], ARGV[1])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'op', 'join', 'user', ARGV[1], 'at', ARGV[7])
 return 'requeued'

@@ -7,14 +7,19 @@ import asyncio
 import random
 from collections import Counter
 
+import numpy as np
+
 from matchmaker.claims import Claimer, ClaimStatus
 from matchmaker.pairer import Pairer
+from matchmaker.pool import Pool
+from matchmaker.scoring import compatible
 from matchmaker.store import RedisTicketStore, now_us
 from matchmaker.ticket import parse_ticket
 from switchboard import keyspace
 from switchboard.ids import UserId
 from switchboard.keyspace import open_redis
 from switchboard.settings import MatchmakerSettings
+from switchboard.tasks import stop_tasks
 
 SETTINGS = MatchmakerSettings(expand_after_ms=(0,), soft_age_gap_years=(0,), soft_distance_km=(0,))
 
@@ -136,3 +141,50 @@ async def test_four_matchmakers_pair_1000_users_each_at_most_once(redis, redis_u
     live = {u for u in counts if await redis.exists(keyspace.match_pair(u))}
     assert live == set(counts)
     assert await redis.zcard(keyspace.MATCH_QUEUE) == 1000 - 2 * len(pairs)
+
+
+async def test_four_pipelined_loops_pair_each_user_at_most_once(redis, redis_url) -> None:  # type: ignore[no-untyped-def]
+    """The production loop (``Pairer.run``: the claim of one round overlaps the scoring of the
+    next), four of them, tickets still arriving: nobody twice, and nobody left who had a partner."""
+    rng = random.Random(11)
+    store = RedisTicketStore(redis, 300)
+    payloads = {}
+
+    async def join(i: int) -> None:
+        premium = rng.random() < 0.2
+        filters = {"countries": [rng.choice(["FR", "DE"])]} if rng.random() < 0.3 else {}
+        if premium:
+            filters |= {"age_min": 18, "age_max": rng.randint(25, 60)}
+        payload = {"country": rng.choice(["FR", "DE", "US"]), "age": rng.randint(18, 60), "filters": filters}
+        payloads[f"u{i}"] = parse_ticket(UserId(f"u{i}"), premium, payload)[0]
+        await store.join(UserId(f"u{i}"), premium, payload)
+
+    for i in range(800):
+        await join(i)
+    clients = [open_redis(redis_url) for _ in range(4)]
+    for client in clients:
+        await client.ping()
+    tasks = [asyncio.create_task(Pairer(c, SETTINGS, process_id=f"mm{i}").run()) for i, c in enumerate(clients)]
+    for i in range(800, 1000):  # arrivals while the loops run
+        await join(i)
+    async with asyncio.timeout(60):
+        last, calm = (-1, -1), 0
+        while calm < 4:  # until neither the queue nor the pairs moved for a while (> PARK_S)
+            await asyncio.sleep(0.25)
+            now = (await redis.zcard(keyspace.MATCH_QUEUE), await redis.xlen(keyspace.EVENTS_STREAM))
+            calm = calm + 1 if now == last else 0
+            last = now
+    await stop_tasks(tasks)
+    for client in clients:
+        await client.aclose()
+    pairs = await pairs_in_stream(redis)
+    counts = Counter(u for pair in pairs for u in pair)
+    assert max(counts.values()) == 1, "a user was placed in two pairs"
+    for a, b in pairs:
+        assert await redis.get(keyspace.match_pair(a)) == await redis.get(keyspace.match_pair(b))
+    left = sorted(m.decode() for m in await redis.zrange(keyspace.MATCH_QUEUE, 0, -1))
+    assert len(left) == 1000 - 2 * len(pairs)
+    pool = Pool()
+    rows = np.array([pool.add(payloads[u], 0.0) for u in left], np.int64)
+    if len(rows):  # whoever is left has nobody left to pair with (hard filters, checked both ways)
+        assert not compatible(pool.cols.take(rows), pool.cols.take(rows), rows, rows).any()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from matchmaker.pool import Pool
-from matchmaker.scoring import Expansion, compatible, pick_pairs, plan_round, score
+from matchmaker.scoring import Expansion, compatible, pick_pairs, plan_round, score, soft_ok, soft_ok_by_rows
 from matchmaker.ticket import parse_ticket
 from switchboard.ids import UserId
 
@@ -173,3 +173,39 @@ def test_lonely_heads_are_reported() -> None:
     a = make(pool, "a", premium=True, age=30, filters={"age_min": 70})
     make(pool, "b", age=30)
     assert plan_round(pool.cols, np.array([a]), NOW, WIDE).lonely == (a,)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_per_row_soft_limits_equal_the_per_pair_step_lookup(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    exp = Expansion(after_ms=(0, 50, 100, 150), age_gap_years=(3, 8, 20, 0), distance_km=(300, 1000, 5000, 0))
+    pool = Pool()
+    for i in range(120):
+        payload: dict[str, object] = {"age": int(rng.integers(18, 80))}
+        if rng.random() < 0.6:
+            payload |= {"lat": float(rng.uniform(-60, 60)), "lon": float(rng.uniform(-180, 180))}
+        make(pool, f"u{i}", waited_ms=float(rng.uniform(0, 200)), **payload)
+    rows = pool.live_rows_all()
+    h, c = pool.cols.take(rows[:40]), pool.cols.take(rows)
+    sh, sc = exp.steps((NOW - h.enq_us) / 1000.0), exp.steps((NOW - c.enq_us) / 1000.0)
+    assert exp.widens
+    by_pair = soft_ok(h, c, np.maximum(sh[:, None], sc[None, :]), exp)
+    assert (soft_ok_by_rows(h, c, sh, sc, exp) == by_pair).all()
+    narrowing = Expansion(after_ms=(0, 50), age_gap_years=(10, 3), distance_km=(0, 0))
+    assert not narrowing.widens
+    by_pair = soft_ok(h, c, np.maximum(sh[:, None], sc[None, :]).clip(0, 1), narrowing)
+    assert (soft_ok_by_rows(h, c, sh.clip(0, 1), sc.clip(0, 1), narrowing) == by_pair).all()
+
+
+def test_a_partner_only_this_head_can_take_comes_first() -> None:
+    """"picky" accepts only "flexible"; "flexible" (oldest, served first) scores "other" higher
+    (shared tag, longer wait), but "other" has another taker and "picky" has none: two pairs, not one."""
+    pool = Pool()
+    flexible = make(pool, "flexible", waited_ms=3000, age=30, tags=["chess"])
+    other = make(pool, "other", waited_ms=2000, age=40, tags=["chess"])
+    picky = make(pool, "picky", premium=True, waited_ms=1000, age=35, filters={"age_min": 30, "age_max": 30})
+    other2 = make(pool, "other2", waited_ms=500, age=50)
+    s = score(pool.cols.take(np.array([flexible])), pool.cols, NOW)[0]
+    assert s[other] > s[picky]
+    plan = plan_round(pool.cols, np.array([flexible, other, picky, other2]), NOW, WIDE)
+    assert set(plan.pairs) == {(flexible, picky), (other, other2)}
