@@ -1,49 +1,300 @@
-"""SFU forwarding cost: server CPU per forwarded packet, loss, fps and first frame for N viewers.
+"""SFU forwarding cost through a real node: server CPU per forwarded packet, loss, fps, first frame.
 
-Until signaling's /ws exists, this runs the SFU's own measurement entry (``python -m sfu.measure``)
-as a child process: it starts the node's worker processes (the same WorkerPool the node owns) and
-drives them in-process. The bench itself imports no plane, only runs that command.
+The bench starts its own embedded Redis and one ``switchboard node --workers W`` subprocess (a token
+public key written for it to a temp dir), mints tokens with the private key, and drives the node
+only through its public protocols: ``/ws`` signaling (show.create/publish/join/subscribe/answer)
+and WebRTC. The load runs in child processes (``python -m sfu.measure``): one aiortc publisher
+(640x480 30 fps VP8 near 1.4 Mbit/s + Opus) and groups of viewers that finish ICE/DTLS with aiortc
+and then count SRTP packets at the socket without decrypting; ``--sample`` viewers decode every
+frame. Only the node's processes are measured (the node and its worker processes, from /proc).
+
+``--baseline relay`` runs the same workload, at ``--baseline-viewers`` viewers, against an aiortc
+MediaRelay server (``python -m bench.sfu_relay``) in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
-DESCRIPTION = "SFU: server CPU us per forwarded packet with N viewers of a 640x480 VP8 + Opus show"
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from switchboard.embedded import EmbeddedRedis, free_port
+from switchboard.ids import RoomId, UserId
+from switchboard.tokens import Grants, TokenSigner
+
+DESCRIPTION = "SFU through a node: server CPU us per forwarded packet with N viewers of a 640x480 VP8 + Opus show"
+ROOM = "bench"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--viewers", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sample", type=int, default=2, help="viewers that decode every frame")
-    parser.add_argument("--workers", type=int, default=1, help="SFU worker processes")
-    parser.add_argument("--baseline", choices=["relay"], help="also measure aiortc MediaRelay (not implemented yet)")
+    parser.add_argument("--workers", type=int, default=2, help="SFU worker processes of the node")
+    parser.add_argument("--viewers-per-worker", type=int, default=0,
+                        help="pipe threshold given to the node (default: viewers spread evenly over the workers)")
+    parser.add_argument("--per-process", type=int, default=100, help="viewers per load generator process")
+    parser.add_argument("--loadgen-nice", type=int, default=10, help="niceness of the counting viewer processes")
+    parser.add_argument("--warmup", type=float, default=4.0, help="seconds between the last join and the window")
+    parser.add_argument("--baseline", choices=["relay"], help="also measure aiortc MediaRelay on the same workload")
+    parser.add_argument("--baseline-viewers", type=int, default=4)
+    parser.add_argument("--profile", type=Path,
+                        help="py-spy the server's processes during the window; collapsed stacks under this prefix")
+    parser.add_argument("--node-log", action="store_true", help="show the server's log (stderr)")
+
+
+# --- the server's processes, from /proc -------------------------------------------------------------
+
+def _family(pid: int) -> list[int]:
+    """``pid`` and its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def _cpu_s(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _udp_rcvbuf_errors() -> int:
+    """Datagrams the kernel dropped because a receiving socket's buffer was full (all sockets)."""
+    rows = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines() if line.startswith("Udp:")]
+    return int(rows[1][rows[0].index("RcvbufErrors")])
+
+
+def _rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+# --- load -----------------------------------------------------------------------------------------
+
+def _spawn(args: list[str], log: bool) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "sfu.measure", *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=None if log else subprocess.DEVNULL, text=True)
+
+
+def _expect(proc: subprocess.Popen[str], event: str) -> dict[str, Any]:
+    assert proc.stdout is not None
+    while True:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"load generator {proc.pid} exited before {event!r}")
+        if line.startswith("{"):
+            msg: dict[str, Any] = json.loads(line)
+            if msg["event"] == event:
+                return msg
+
+
+def _tell(proc: subprocess.Popen[str], command: str) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(command + "\n")
+    proc.stdin.flush()
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1) if ordered else None
+
+
+def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewers: int,
+            args: argparse.Namespace) -> dict[str, Any]:
+    """One publisher and ``viewers`` viewers against the server at ``url``; only ``server_pid``'s family counts."""
+    procs: list[subprocess.Popen[str]] = []
+    pub = _spawn(["publish", "--signal", url, "--token", publisher_token, "--room", ROOM], args.node_log)
+    try:
+        _expect(pub, "ready")
+        # Counting viewers run niced: the harness must not take CPU from the publisher or the node.
+        # The decoding sample joins last (under full load), in its own process at normal priority.
+        sample = min(args.sample, viewers)
+        counting = viewers - sample
+        for first in range(0, counting, args.per_process):
+            procs.append(_spawn(["view", "--signal", url, "--tokens-file", str(tokens), "--room", ROOM,
+                                 "--first", str(first), "--count", str(min(args.per_process, counting - first)),
+                                 "--nice", str(args.loadgen_nice)], args.node_log))
+        joined = sum(_expect(p, "ready")["joined"] for p in procs)
+        if sample:
+            procs.append(_spawn(["view", "--signal", url, "--tokens-file", str(tokens), "--room", ROOM,
+                                 "--first", str(counting), "--count", str(sample), "--sample", str(sample)],
+                                args.node_log))
+            joined += _expect(procs[-1], "ready")["joined"]
+        time.sleep(args.warmup)
+        pids = _family(server_pid)
+        for p in [pub, *procs]:
+            _tell(p, "start")
+        for p in [pub, *procs]:
+            _expect(p, "started")
+        load_pids = [p.pid for p in [pub, *procs]]
+        spies = [subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "-r", "200",
+                                   "-f", "raw", "-d", str(int(args.seconds)), "-p", str(pid),
+                                   "-o", f"{args.profile}-{pid}.txt"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL) for pid in pids] if args.profile else []
+        drops0 = _udp_rcvbuf_errors()
+        each0 = [_cpu_s([p]) for p in pids]
+        cpu0, load0, t0 = _cpu_s(pids), [_cpu_s([p]) for p in load_pids], time.monotonic()
+        time.sleep(args.seconds)
+        cpu1, load1, elapsed = _cpu_s(pids), [_cpu_s([p]) for p in load_pids], time.monotonic() - t0
+        each1 = [_cpu_s([p]) for p in pids]
+        drops = _udp_rcvbuf_errors() - drops0
+        rss = _rss_mb(pids)
+        for spy in spies:
+            spy.wait(60)
+        for p in [pub, *procs]:
+            _tell(p, "stop")
+        publisher_fps = _expect(pub, "result")["fps"]
+        results = [_expect(p, "result") for p in procs]
+    finally:
+        for p in [*procs, pub]:
+            if p.poll() is None:
+                with_stop = p.stdin is not None and not p.stdin.closed
+                if with_stop:
+                    try:
+                        _tell(p, "stop")
+                        p.stdin.close()  # type: ignore[union-attr]
+                    except OSError:
+                        pass
+        for p in [*procs, pub]:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    packets = sum(r["packets"] for r in results)
+    fps = [f for r in results for f in r["fps"]]
+    firsts = [f for r in results for f in r["first_frame_ms"]]
+    losses = [x for r in results for x in r["loss_pct"]]
+    return {
+        "viewers": viewers,
+        "joined": joined,
+        "silent_viewers": sum(r["silent"] for r in results),
+        "seconds": args.seconds,
+        "packets_forwarded_per_s": round(packets / elapsed, 1),
+        "server_us_per_packet": round((cpu1 - cpu0) * 1e6 / max(1, packets), 2),
+        "server_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
+        "viewer_loss_pct_max": round(max(losses), 3) if losses else None,
+        "viewer_fps_min": round(min(fps), 1) if fps else None,
+        "first_frame_ms_p95": _pct(firsts, 0.95),
+        "server_rss_mb": round(rss, 1),
+        "server_processes": len(pids),
+        "server_cpu_pct_by_process": [round(100 * (b - a) / elapsed, 1) for a, b in zip(each0, each1, strict=True)],
+        "viewer_loss_pct_p50": _pct(losses, 0.5),
+        "udp_rcvbuf_drops_per_s": round(drops / elapsed, 1),
+        "viewers_over_1pct_loss": sum(1 for x in losses if x > 1),
+        "publisher_fps": round(publisher_fps, 1),
+        "sample_fps": [round(f, 1) for f in fps],
+        "sample_packets_lost": [x for r in results for x in r.get("decoder_lost", [])],
+        "publisher_cpu_pct": round(100 * (load1[0] - load0[0]) / elapsed, 1),
+        "loadgen_cpu_pct": [round(100 * (b - a) / elapsed, 1) for a, b in zip(load0[1:], load1[1:], strict=True)],
+    }
 
 
 def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
-    if args.baseline:
-        raise SystemExit("bench sfu: --baseline relay is not implemented yet")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "result.json"
-        cmd = [sys.executable, "-m", "sfu.measure", "--viewers", str(args.viewers), "--seconds", str(args.seconds),
-               "--sample", str(args.sample), "--workers", str(args.workers), "--json", str(out)]
-        subprocess.run(cmd, check=True, timeout=args.seconds + 60 + args.viewers, stdout=subprocess.DEVNULL)
-        result: dict = json.loads(out.read_text())  # type: ignore[type-arg]
+    key = Ed25519PrivateKey.generate()
+    signer = TokenSigner(key, issuer="switchboard", ttl_s=3600)
+    room = RoomId(ROOM)
+    with tempfile.TemporaryDirectory(prefix="bench-sfu-") as tmp:
+        pub_pem = Path(tmp) / "token.pub.pem"
+        pub_pem.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                          serialization.PublicFormat.SubjectPublicKeyInfo))
+        tokens = Path(tmp) / "viewers.json"
+        n = max(args.viewers, args.baseline_viewers if args.baseline else 0)
+        tokens.write_text(json.dumps([signer.sign(Grants(sub=UserId(f"v{i}"), room=room, subscribe=True))
+                                      for i in range(n)]))
+        publisher = signer.sign(Grants(sub=UserId("broadcaster"), room=room, publish=True))
+        per_worker = args.viewers_per_worker or math.ceil(args.viewers / max(1, args.workers))
+        redis = EmbeddedRedis(Path(tmp) / "redis")
+        redis_url = redis.start()
+        port = free_port()
+        env = {**os.environ, "SWITCHBOARD_REDIS_URL": redis_url, "SWITCHBOARD_TOKENS_PUBLIC_KEY_FILE": str(pub_pem),
+               "SWITCHBOARD_NODE_PORT": str(port), "SWITCHBOARD_DATA_DIR": tmp, "SWITCHBOARD_LOG_LEVEL": "WARNING",
+               "SWITCHBOARD_NODE_VIEWERS_PER_WORKER": str(per_worker), "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024"}
+        node = subprocess.Popen([sys.executable, "-m", "switchboard", "node", "--workers", str(args.workers)],
+                                env=env, stdout=subprocess.PIPE, stderr=None if args.node_log else subprocess.DEVNULL,
+                                text=True)
+        try:
+            assert node.stdout is not None
+            line = node.stdout.readline()
+            if "listening" not in line:
+                raise RuntimeError(f"node did not start: {line!r}")
+            result = measure(f"ws://127.0.0.1:{port}/ws", node.pid, tokens, publisher, args.viewers, args)
+            result["workers"] = args.workers
+            result["viewers_per_worker"] = per_worker
+        finally:
+            node.terminate()
+            node.wait(20)
+            redis.stop()
+        if args.baseline:
+            result.update(_baseline(args, tokens, publisher))
     return result
+
+
+def _baseline(args: argparse.Namespace, tokens: Path, publisher: str) -> dict[str, Any]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "bench.sfu_relay", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=None if args.node_log else subprocess.DEVNULL, text=True)
+    try:
+        assert server.stdout is not None
+        if "listening" not in server.stdout.readline():
+            raise RuntimeError("relay baseline did not start")
+        base = measure(f"http://127.0.0.1:{port}", server.pid, tokens, publisher, args.baseline_viewers, args)
+    finally:
+        server.terminate()
+        server.wait(20)
+    return {"baseline_us_per_packet": base["server_us_per_packet"], "baseline_viewers": base["viewers"],
+            "baseline_packets_forwarded_per_s": base["packets_forwarded_per_s"],
+            "baseline_server_cpu_pct": base["server_cpu_pct"], "baseline_viewer_fps_min": base["viewer_fps_min"]}
 
 
 def plot(result: dict, path: Path) -> None:  # type: ignore[type-arg]
     import matplotlib.pyplot as plt
 
+    labels = ["switchboard SFU"]
+    values = [result["server_us_per_packet"]]
+    if "baseline_us_per_packet" in result:
+        labels.append(f"aiortc MediaRelay ({result['baseline_viewers']} viewers)")
+        values.append(result["baseline_us_per_packet"])
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar(["server us/packet"], [result["server_us_per_packet"]], color="tab:blue")
+    ax.bar(labels, values, color=["tab:blue", "tab:gray"][: len(values)])
+    ax.set_yscale("log" if len(values) > 1 else "linear")
     ax.axhline(12, color="tab:red", linestyle="--", label="goal 12 us")
+    ax.set_ylabel("server CPU us per forwarded packet")
     ax.set_title(f"{result['viewers']} viewers, {result['packets_forwarded_per_s']:.0f} packets/s")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)
+    plt.close(fig)

@@ -23,6 +23,7 @@ from control_api import (
     openapi,
     passwords,
     profiles,
+    reports,
     rooms,
     sanctions,
     social,
@@ -83,6 +84,7 @@ def all_routes() -> list[Route]:
         Route("GET", "/openapi.json", _openapi, "This API's OpenAPI 3.1 document", "meta", auth=False),
         *accounts.routes(), *passwords.routes(), *deletion.routes(), *profiles.routes(), *social.routes(),
         *chat.routes(), *media.routes(), *notifications.routes(), *rooms.routes(), *sanctions.routes(),
+        *reports.routes(),
         *ice.routes(),
     ]
 

@@ -141,6 +141,24 @@ class Sanction(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class Report(Base):
+    """A user's report about another user (a random-chat session, a show); moderators read them."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    reporter_id: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
+    reported_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", index=True)
+    session_id: Mapped[str | None] = mapped_column(String(128))
+    """The random-chat session (``match.found``'s ``session_id``) the report is about, if any."""
+    room: Mapped[str | None] = mapped_column(String(64))
+    """The show the report is about, if any."""
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    """``open`` until a moderator handles it (the moderation workflow comes later)."""
+    created_at: Mapped[datetime] = _now()
+
+
 class Profile(Base):
     """Public face of an account; exists once onboarding has started."""
 

@@ -12,11 +12,11 @@ import time
 import uuid
 
 from control_api import notifications
-from control_api.errors import ValidationFailed
+from control_api.errors import Forbidden, Unauthenticated, ValidationFailed
 from control_api.graph import visible_account
 from control_api.http import Call, Reply, Route
-from control_api.models import AuditEntry
-from control_api.sanctions import require_staff
+from control_api.models import Account, AuditEntry
+from control_api.sanctions import active_ban, is_banned_live, require_staff
 from control_api.schema import Field, Schema
 from switchboard.ids import RoomId, UserId
 from switchboard.tokens import Grants
@@ -42,13 +42,15 @@ def _answer(token: str, grants: Grants, ttl_s: int) -> dict[str, object]:
         "token": token,
         "expires_at": int(time.time()) + ttl_s,
         "grants": {"room": grants.room, "publish": grants.publish, "subscribe": grants.subscribe,
-                   "hidden": grants.hidden, "moderate": grants.moderate},
+                   "hidden": grants.hidden, "moderate": grants.moderate, "premium": grants.premium},
     }
 
 
 async def _room_token(call: Call) -> Reply:
     services, me = call.services, call.me
     role = call.body.get("role", "viewer")
+    if await is_banned_live(services.redis, me.user_id):  # the access token may predate the ban
+        raise Forbidden("this account is banned")
     grants = grants_for(str(me.user_id), call.params["room"], role)
     if grants.hidden:
         # The jti is chosen here so the audit entry names this very token.
@@ -61,7 +63,15 @@ async def _room_token(call: Call) -> Reply:
 
 
 async def _ws_token(call: Call) -> Reply:
-    grants = Grants(sub=UserId(str(call.me.user_id)))
+    # Premium is read from the account now, not from the access token (which may predate a
+    # purchase or a lapse by up to its lifetime): the node's matchmaker trusts this claim alone.
+    async with call.services.sessions() as session:
+        account = await session.get(Account, call.me.user_id)
+        if account is not None and await active_ban(session, account.id):
+            raise Forbidden("this account is banned")
+    if account is None:
+        raise Unauthenticated("the account no longer exists")
+    grants = Grants(sub=UserId(str(call.me.user_id)), premium=account.premium)
     return Reply(_answer(call.services.signer.sign(grants), grants, call.services.room_ttl_s))
 
 

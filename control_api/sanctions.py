@@ -1,13 +1,21 @@
 """Sanctions (the minimal part the accounts need now): ban checks, and moderators imposing one.
 
+A ban acts live: besides refusing logins and refreshes (Postgres), it writes ``keyspace.banned`` in
+Redis (nodes refuse the user's sockets while it exists, and the API refuses them new room tokens)
+and publishes on ``keyspace.SANCTIONS_CHANNEL`` (every node ends the user's open sessions, 4003).
+
 The moderation issue completes the workflow (reports, appeals, mutes in rooms); the table is ready.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +23,9 @@ from control_api.errors import Forbidden, NotFound
 from control_api.http import Call, Reply, Route
 from control_api.models import Account, AuditEntry, RefreshToken, Role, Sanction
 from control_api.schema import Field, Schema
+from switchboard.keyspace import SANCTIONS_CHANNEL, banned
+
+log = logging.getLogger("switchboard.api.sanctions")
 
 KINDS = ("ban", "mute", "warning")
 
@@ -27,6 +38,21 @@ async def active_ban(session: AsyncSession, account_id: uuid.UUID) -> Sanction |
         .where(Sanction.starts_at <= now, or_(Sanction.ends_at.is_(None), Sanction.ends_at > now))
         .limit(1)
     )
+
+
+async def is_banned_live(redis: Redis, account_id: uuid.UUID) -> bool:
+    """The Redis mark of a ban (one round trip; no Postgres): what nodes check too."""
+    return bool(await redis.exists(banned(str(account_id))))
+
+
+async def push_ban(redis: Redis, target: uuid.UUID, duration_s: int | None) -> None:
+    """Marks the ban in Redis and tells every node. The sanction is already committed: a Redis
+    failure is logged, and the Postgres checks (login, refresh, socket tokens) still hold."""
+    try:
+        await redis.set(banned(str(target)), "1", ex=duration_s)
+        await redis.publish(SANCTIONS_CHANNEL, json.dumps({"user": str(target), "kind": "ban"}))
+    except RedisError:
+        log.error("a ban could not be pushed to the nodes", extra={"account": str(target)}, exc_info=True)
 
 
 async def require_staff(session: AsyncSession, account_id: uuid.UUID) -> Account:
@@ -65,6 +91,8 @@ async def _impose(call: Call) -> Reply:
             AuditEntry(actor_id=staff.id, action=f"sanction.{sanction.kind}", subject=str(target),
                        detail={"sanction_id": sanction.id, "reason": sanction.reason, "duration_s": duration})
         )
+    if sanction.kind == "ban":
+        await push_ban(call.services.redis, target, duration)
     return Reply(
         {"id": sanction.id, "account_id": str(target), "kind": sanction.kind, "reason": sanction.reason,
          "starts_at": sanction.starts_at.isoformat(),

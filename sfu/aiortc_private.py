@@ -15,8 +15,10 @@ The SFU negotiates with aiortc's public API (RTCPeerConnection, SDP) and then ta
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import random
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -133,6 +135,7 @@ class WireSender:
             return False
         if pair is not self._pair:
             self._pair = pair
+            enlarge_receive_buffer(pair.protocol.transport)
             self.sendto = pair.protocol.transport.sendto
             self.addr = pair.remote_addr
         return True
@@ -147,6 +150,18 @@ class WireSender:
             pass
 
 
+RECEIVE_BUFFER = 1 << 22
+"""SO_RCVBUF asked for media sockets (the kernel caps it at net.core.rmem_max, 4 MiB here): a keyframe
+burst arriving while the loop fans out the previous packet to every viewer must not overflow it."""
+
+
+def enlarge_receive_buffer(transport: Any) -> None:
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+
+
 def _discard(data: bytes, addr: Any) -> None:
     return None
 
@@ -158,21 +173,48 @@ def srtp_error() -> type[Exception]:
 def drop_incoming(pc: RTCPeerConnection, fraction: float, seed: int = 1) -> Callable[[], int]:
     """Test and lab helper: drop ``fraction`` of incoming SRTP (not RTCP) datagrams of ``pc``.
 
-    Returns a function giving how many were dropped. Call once the transports exist.
+    Returns a function giving how many were dropped. Call once ICE is connected: the drop sits at
+    the nominated pair's socket callback.
     """
     rng = random.Random(seed)
     dropped = [0]
     for conn in {id(c): c for c in (ice_connection(t.sender.transport) for t in pc.getTransceivers())}.values():
-        original = conn.data_received
+        pair = conn._nominated.get(1)
+        if pair is None:
+            raise RuntimeError("ICE is not connected yet")
+        original = pair.protocol.datagram_received
 
-        def data_received(data: bytes, component: int, original: Callable[..., None] = original) -> None:
+        def datagram_received(data: bytes, addr: Any, original: Callable[..., None] = original) -> None:
             if len(data) > 1 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223 and rng.random() < fraction:
                 dropped[0] += 1
                 return
-            original(data, component)
+            original(data, addr)
 
-        conn.data_received = data_received
+        pair.protocol.datagram_received = datagram_received
     return lambda: dropped[0]
+
+
+def count_incoming_rtp(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None]) -> None:
+    """Load generator: hand every incoming RTP datagram of ``pc`` to ``on_rtp`` at the socket, still
+    encrypted (the SRTP header is clear: SSRC and sequence number are readable), and keep it from aiortc.
+
+    STUN (consent), DTLS and RTCP still reach aiortc. Call once ICE is connected (the pair is nominated).
+    """
+    for conn in {id(c): c for c in (ice_connection(t.sender.transport) for t in pc.getTransceivers())}.values():
+        pair = conn._nominated.get(1)
+        if pair is None:
+            raise RuntimeError("ICE is not connected yet")
+        protocol = pair.protocol
+        enlarge_receive_buffer(protocol.transport)
+        original = protocol.datagram_received
+
+        def datagram_received(data: bytes, addr: Any, original: Callable[..., None] = original) -> None:
+            if len(data) >= 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223:
+                on_rtp(data)
+                return
+            original(data, addr)
+
+        protocol.datagram_received = datagram_received
 
 
 def signatures() -> dict[str, str]:
@@ -184,6 +226,7 @@ def signatures() -> dict[str, str]:
         "RTCRtpReceiver.receive": str(inspect.signature(RTCRtpReceiver.receive)),
         "Connection.get_component_candidates": str(inspect.signature(aioice.Connection.get_component_candidates)),
         "Connection.data_received": str(inspect.signature(aioice.Connection.data_received)),
+        "StunProtocol.datagram_received": str(inspect.signature(aioice.ice.StunProtocol.datagram_received)),
     }
 
 

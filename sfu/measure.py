@@ -1,58 +1,181 @@
-"""``python -m sfu.measure --viewers N --seconds S --json PATH``: server CPU per forwarded packet.
+"""The load generator ``python -m bench sfu`` runs: a publisher, or a group of viewers, as one process.
 
-Stopgap until signaling's /ws exists: starts a :class:`sfu.pool.WorkerPool` (its own worker
-processes, the entry the node uses), one aiortc publisher (640x480 30 fps VP8 + Opus) and N viewers
-in this process. Viewers finish ICE/DTLS with aiortc and then only count RTP (no decoding), except
-``--sample`` of them that decode every frame. Only the worker processes' CPU is measured.
+It speaks only public protocols to the server under test: the node's ``/ws`` signaling (``ws://``)
+or the MediaRelay baseline's small HTTP offer/answer API (``http://``), then WebRTC. It lives here,
+not in bench/, because counting viewers touch aioice internals (``aiortc_private.count_incoming_rtp``):
+they finish ICE/DTLS with aiortc, then count SRTP packets at the socket (the RTP header is clear)
+and never decrypt or decode them. ``--sample`` viewers decode every frame (fps, first frame).
+
+Line protocol with the bench: JSON lines on stdout (``ready``, ``started``, ``result``); the bench
+writes ``start`` and ``stop`` lines on stdin.
+
+    python -m sfu.measure publish --signal URL --token T --room R
+    python -m sfu.measure view --signal URL --tokens-file F --first I --count N --sample K --room R
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
 from sfu import aiortc_private
-from sfu.pool import WorkerPool
-from sfu.types import PeerId
-from switchboard.ids import RoomId, UserId
 
-ROOM = RoomId("bench")
+JOINS_IN_FLIGHT = 8
 
 
-def proc_cpu_s(pid: int) -> float:
-    import os
-
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def emit(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
 
 
-def proc_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+async def read_command() -> str:
+    return (await asyncio.to_thread(sys.stdin.readline)).strip()
 
 
-class CountingViewer:
-    """Counts RTP per SSRC (received and sequence span) without decoding."""
+class Signal:
+    """Offer/answer with the server under test: the node's /ws, or the baseline's HTTP API."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str, token: str, room: str) -> None:
+        self.http, self.url, self.token, self.room = http, url, token, room
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.relay_id = ""
+        self._ids = itertools.count(1)
+        self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self.on_offer: Any = None
+        self.tasks: set[asyncio.Future[None]] = set()
+
+    @property
+    def is_node(self) -> bool:
+        return self.url.startswith("ws")
+
+    async def open(self) -> None:
+        if not self.is_node:
+            return
+        self.ws = await self.http.ws_connect(self.url, params={"token": self.token}, heartbeat=None)
+        hello = json.loads((await self.ws.receive(timeout=60)).data)
+        if hello.get("type") != "hello":
+            raise RuntimeError(f"no hello: {hello}")
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        async for msg in self.ws:
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                continue
+            m = json.loads(msg.data)
+            fut = self._replies.pop(m.get("ref"), None) if m["type"] in ("reply", "error") else None
+            if fut is not None and not fut.done():
+                fut.set_result(m)
+            elif m["type"] == "show.offer" and self.on_offer is not None:
+                self.tasks.add(asyncio.ensure_future(self.on_offer(m["sdp"])))
+
+    async def request(self, kind: str, **body: Any) -> dict[str, Any]:
+        if not self.is_node:
+            async with self.http.post(f"{self.url}/{kind}", json={"id": self.relay_id, **body}) as r:
+                r.raise_for_status()
+                reply: dict[str, Any] = await r.json()
+            self.relay_id = reply.get("id", self.relay_id)
+            return reply
+        assert self.ws is not None
+        ref = next(self._ids)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._replies[ref] = fut
+        await self.ws.send_str(json.dumps({"type": kind, "id": ref, "room": self.room, **body}))
+        reply = await asyncio.wait_for(fut, 60)
+        if reply["type"] == "error":
+            raise RuntimeError(f"{kind}: {reply}")
+        return reply
+
+    async def publish(self, offer: str) -> str:
+        if self.is_node:
+            await self.request("show.create")
+            return (await self.request("show.publish", sdp=offer))["sdp"]
+        return (await self.request("publish", sdp=offer))["sdp"]
+
+    async def subscribe(self) -> str:
+        if self.is_node:
+            await self.request("show.join")
+            return (await self.request("show.subscribe"))["sdp"]
+        return (await self.request("subscribe"))["sdp"]
+
+    async def answer(self, sdp: str) -> None:
+        await self.request("show.answer" if self.is_node else "answer", sdp=sdp)
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+
+class MovingNoise(VideoStreamTrack):
+    """640x480 at 30 fps, noisy enough that aiortc's VP8 encoder runs near its 1.5 Mbit/s cap."""
 
     def __init__(self) -> None:
+        super().__init__()
+        self.n = 0
+
+    async def recv(self):  # type: ignore[no-untyped-def]
+        import numpy as np
+        from av import VideoFrame
+
+        pts, time_base = await self.next_timestamp()
+        img = np.random.default_rng(self.n // 15).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+        img[:, (self.n * 8) % 624 :][:, :16] = 255
+        self.n += 1
+        frame = VideoFrame.from_ndarray(img, format="bgr24")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+class Viewer:
+    """One subscriber; counts RTP per SSRC at the socket, or (``decode``) decodes every video frame."""
+
+    def __init__(self, signal: Signal, decode: bool) -> None:
+        self.signal = signal
+        self.decode = decode
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.seen: dict[int, list[int]] = {}
+        self.packets = 0
+        self.lost = 0
+        self.frames = 0
+        self.joined_at = time.monotonic()
+        self.first_frame_at: float | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        if decode:
+            @self.pc.on("track")
+            def on_track(track: Any) -> None:
+                if track.kind == "video":
+                    self.tasks.append(asyncio.ensure_future(self._pull(track)))
+
+    async def _pull(self, track: Any) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                await track.recv()
+                self.frames += 1
+                if self.first_frame_at is None:
+                    self.first_frame_at = time.monotonic()
 
     def on_rtp(self, data: bytes) -> None:
+        self.packets += 1
         ssrc = int.from_bytes(data[8:12], "big")
         seq = (data[2] << 8) | data[3]
         s = self.seen.get(ssrc)
         if s is None:
-            self.seen[ssrc] = [1, seq, seq, 0]  # received, first, last, cycles
+            self.seen[ssrc] = [1, seq, seq, 0]  # received, first, highest, cycles
             return
         s[0] += 1
         if (seq - s[2]) & 0xFFFF < 0x8000:
@@ -64,135 +187,138 @@ class CountingViewer:
         worst = 0.0
         for received, first, last, cycles in self.seen.values():
             expected = cycles + last - first + 1
-            worst = max(worst, 100.0 * max(0, expected - received) / expected)
+            if expected > 50:  # RTX streams are sparse: judge the media streams
+                worst = max(worst, 100.0 * max(0, expected - received) / expected)
         return worst
 
+    async def received(self) -> int:
+        if not self.decode:
+            return self.packets
+        stats = await self.pc.getStats()
+        self.lost = sum(s.packetsLost for s in stats.values() if s.type == "inbound-rtp")
+        return sum(s.packetsReceived for s in stats.values() if s.type == "inbound-rtp")
 
-class DecodingViewer:
-    def __init__(self) -> None:
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.frames = 0
-        self.first: float | None = None
-        self.started = time.monotonic()
-        self.tasks: list[asyncio.Task[None]] = []
-
-        @self.pc.on("track")
-        def on_track(track: Any) -> None:
-            if track.kind == "video":
-                self.tasks.append(asyncio.ensure_future(self.pull(track)))
-
-    async def pull(self, track: Any) -> None:
-        try:
-            while True:
-                await track.recv()
-                self.frames += 1
-                if self.first is None:
-                    self.first = time.monotonic()
-        except Exception:
-            return
-
-
-async def join(pool: WorkerPool, peer: str, viewer: Any, counting: bool) -> None:
-    offer = await pool.subscribe(ROOM, PeerId(peer), UserId(peer))
-    await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-    if counting:
-        for tr in viewer.pc.getTransceivers():
-            aiortc_private.hook_dtls(tr.receiver.transport, viewer.on_rtp, lambda data: None)
-    await viewer.pc.setLocalDescription(await viewer.pc.createAnswer())
-    await pool.accept_answer(ROOM, PeerId(peer), viewer.pc.localDescription.sdp)
-
-
-async def measure(viewers: int, seconds: float, sample: int, workers: int) -> dict[str, Any]:
-    pool = WorkerPool(workers=workers, addresses=("127.0.0.1",))
-    await pool.start()
-    pub = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    counting = [CountingViewer() for _ in range(max(0, viewers - sample))]
-    decoding = [DecodingViewer() for _ in range(min(sample, viewers))]
-    try:
-        pub.addTrack(_moving_video())
-        pub.addTrack(AudioStreamTrack())
-        await pub.setLocalDescription(await pub.createOffer())
-        answer = await pool.publish(ROOM, PeerId("pub"), UserId("pub"), pub.localDescription.sdp)
-        await pub.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-        for _ in range(200):
-            if len((await pool.room_stats(ROOM)).producers) == 2:
-                break
+    async def join(self) -> None:
+        self.joined_at = time.monotonic()
+        await self.signal.open()
+        self.signal.on_offer = self._renegotiate
+        offer = await self.signal.subscribe()
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        if not self.decode:  # until the socket hook is in: drop media before aiortc decodes it
+            for tr in self.pc.getTransceivers():
+                aiortc_private.hook_dtls(tr.receiver.transport, lambda data: None, lambda data: None)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        await self.signal.answer(self.pc.localDescription.sdp)
+        deadline = time.monotonic() + 60
+        while self.pc.connectionState != "connected":
+            if self.pc.connectionState in ("failed", "closed") or time.monotonic() > deadline:
+                raise RuntimeError(f"viewer did not connect: {self.pc.connectionState}")
             await asyncio.sleep(0.05)
-        for i, v in enumerate(counting):
-            await join(pool, f"c{i}", v, True)
-        for i, dv in enumerate(decoding):
-            dv.started = time.monotonic()
-            await join(pool, f"d{i}", dv, False)
-        await asyncio.sleep(3.0)  # warm-up: ICE, DTLS, keyframe, encoder bitrate ramp
-        pids = pool.pids()
-        c0 = await pool.worker_counters()
-        cpu0 = sum(proc_cpu_s(p) for p in pids)
-        frames0 = [d.frames for d in decoding]
-        t0 = time.monotonic()
-        await asyncio.sleep(seconds)
-        elapsed = time.monotonic() - t0
-        cpu1 = sum(proc_cpu_s(p) for p in pids)
-        c1 = await pool.worker_counters()
-        forwarded = sum(b["forwarded"] - a["forwarded"] for a, b in zip(c0, c1, strict=True))
-        fps = [(d.frames - f0) / elapsed for d, f0 in zip(decoding, frames0, strict=True)]
-        firsts = sorted((d.first - d.started) * 1000 for d in decoding if d.first is not None)
-        return {
-            "viewers": viewers,
-            "seconds": seconds,
-            "workers": len(pids),
-            "packets_forwarded_per_s": round(forwarded / elapsed, 1),
-            "server_us_per_packet": round((cpu1 - cpu0) * 1e6 / max(1, forwarded), 2),
-            "server_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
-            "viewer_loss_pct_max": round(max([v.loss_pct() for v in counting] or [0.0]), 3),
-            "viewer_fps_min": round(min(fps), 1) if fps else None,
-            "first_frame_ms_p95": round(firsts[min(len(firsts) - 1, int(0.95 * len(firsts)))], 1) if firsts else None,
-            "server_rss_mb": round(sum(proc_rss_mb(p) for p in pids), 1),
-            "malformed_dropped": sum(c["malformed"] for c in c1),
-        }
-    finally:
-        for dv in decoding:
-            for t in dv.tasks:
-                t.cancel()
-        for v in [*counting, *decoding]:
-            await v.pc.close()
-        await pub.close()
-        await pool.close()
+        if not self.decode:
+            aiortc_private.count_incoming_rtp(self.pc, self.on_rtp)
+
+    async def _renegotiate(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        await self.signal.answer(self.pc.localDescription.sdp)
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.pc.close()
+        await self.signal.close()
 
 
-def _moving_video() -> VideoStreamTrack:
-    import numpy as np
-    from av import VideoFrame
+async def publish(url: str, token: str, room: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        signal = Signal(http, url, token, room)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        try:
+            await signal.open()
+            video = MovingNoise()
+            pc.addTrack(video)
+            pc.addTrack(AudioStreamTrack())
+            await pc.setLocalDescription(await pc.createOffer())
+            answer = await signal.publish(pc.localDescription.sdp)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            while pc.connectionState != "connected":  # noqa: ASYNC110 (aiortc state)
+                await asyncio.sleep(0.05)
+            emit("ready")
+            await read_command()  # start
+            n0, t0 = video.n, time.monotonic()
+            emit("started")
+            await read_command()  # stop
+            emit("result", fps=(video.n - n0) / (time.monotonic() - t0))
+        finally:
+            await pc.close()
+            await signal.close()
 
-    class Moving(VideoStreamTrack):
-        n = 0
 
-        async def recv(self) -> VideoFrame:
-            pts, time_base = await self.next_timestamp()
-            img = np.random.default_rng(self.n // 15).integers(0, 255, (480, 640, 3), dtype=np.uint8)
-            img[:, (self.n * 8) % 624 :][:, :16] = 255
-            self.n += 1
-            frame = VideoFrame.from_ndarray(img, format="bgr24")
-            frame.pts, frame.time_base = pts, time_base
-            return frame
+async def view(url: str, tokens: list[str], room: str, sample: int) -> None:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        n = len(tokens)
+        viewers = [Viewer(Signal(http, url, t, room), decode=i >= n - sample) for i, t in enumerate(tokens)]
+        gate = asyncio.Semaphore(JOINS_IN_FLIGHT)
+        failed: list[str] = []
 
-    return Moving()
+        async def join(v: Viewer) -> None:
+            async with gate:
+                try:
+                    await v.join()
+                except Exception as exc:
+                    failed.append(repr(exc))
+
+        try:
+            counting = [v for v in viewers if not v.decode]
+            await asyncio.gather(*(join(v) for v in counting))
+            await asyncio.gather(*(join(v) for v in viewers if v.decode))  # sampled under full load
+            emit("ready", joined=n - len(failed), errors=failed[:3])
+            await read_command()  # start
+            for v in counting:
+                v.seen.clear()
+            packets0 = [await v.received() for v in viewers]
+            lost0 = [v.lost for v in viewers]
+            frames0 = [v.frames for v in viewers]
+            t0 = time.monotonic()
+            emit("started")
+            await read_command()  # stop
+            elapsed = time.monotonic() - t0
+            packets = sum([await v.received() for v in viewers]) - sum(packets0)
+            decoder_lost = [v.lost - lost0[i] for i, v in enumerate(viewers) if v.decode]
+            emit("result", packets=packets, elapsed=elapsed,
+                 loss_pct=[v.loss_pct() for v in counting if v.seen],
+                 fps=[(v.frames - f0) / elapsed for v, f0 in zip(viewers, frames0, strict=True) if v.decode],
+                 first_frame_ms=[(v.first_frame_at - v.joined_at) * 1000 for v in viewers
+                                 if v.decode and v.first_frame_at is not None],
+                 decoder_lost=decoder_lost, silent=sum(1 for v in counting if not v.seen), joined=n - len(failed))
+        finally:
+            for v in viewers:
+                with contextlib.suppress(Exception):
+                    await v.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sfu.measure")
-    parser.add_argument("--viewers", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--sample", type=int, default=2, help="viewers that decode every frame")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("role", choices=["publish", "view"])
+    parser.add_argument("--signal", required=True, help="ws://node/ws or http://baseline")
+    parser.add_argument("--room", default="bench")
+    parser.add_argument("--token", default="")
+    parser.add_argument("--tokens-file", type=Path)
+    parser.add_argument("--first", type=int, default=0)
+    parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--sample", type=int, default=0, help="viewers (the last ones) that decode every frame")
+    parser.add_argument("--nice", type=int, default=0, help="lower this process's priority (os.nice)")
     args = parser.parse_args(argv)
+    if args.nice:
+        os.nice(args.nice)
     import uvloop
 
-    result = uvloop.run(measure(args.viewers, args.seconds, args.sample, args.workers))
-    line = json.dumps(result)
-    print(line)
-    if args.json is not None:
-        args.json.write_text(line + "\n")
+    if args.role == "publish":
+        uvloop.run(publish(args.signal, args.token, args.room))
+    else:
+        tokens = json.loads(args.tokens_file.read_text())[args.first : args.first + args.count]
+        uvloop.run(view(args.signal, tokens, args.room, args.sample))
     return 0
 
 

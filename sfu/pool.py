@@ -14,19 +14,23 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import logging
 import multiprocessing
 import os
 import struct
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
-from sfu.errors import SfuError, WorkerUnavailable
-from sfu.types import IceCandidate, PeerId, ProducerStats, RoomStats, SfuListener
+from sfu.errors import NegotiationError, SfuError, UnknownPeer, WorkerUnavailable
+from sfu.placement import RoomPlacement, merged_stats, room_stats_from
+from sfu.types import IceCandidate, PeerId, RoomStats, SfuListener
 from switchboard.ids import RoomId, UserId
 
+log = logging.getLogger(__name__)
 _LEN = struct.Struct("!I")
 CALL_TIMEOUT_S = 30.0
 """Longest a worker may take to answer one call (SDP with candidate gathering)."""
@@ -42,9 +46,8 @@ def write_message(writer: asyncio.StreamWriter, message: Any) -> None:
     writer.write(_LEN.pack(len(data)) + data)
 
 
-def room_stats_from(data: dict[str, Any]) -> RoomStats:
-    producers = tuple(ProducerStats(**p) for p in data.pop("producers"))
-    return RoomStats(producers=producers, **data)
+Notify = Callable[[str, RoomId, PeerId, list[Any]], Awaitable[None]]
+"""The pool's handler of a worker's listener callback (method name, room, peer, other arguments)."""
 
 
 class WorkerHandle:
@@ -54,8 +57,10 @@ class WorkerHandle:
         self.index = index
         self.process = process
         self.path = path
-        self.rooms: set[RoomId] = set()
         self.peers = 0
+        """Peers (publishers, viewers, taps) placed on this worker."""
+        self.lost = False
+        """The process went away (its socket closed) without being asked to."""
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._reader: asyncio.StreamReader | None = None
@@ -66,7 +71,7 @@ class WorkerHandle:
     def pid(self) -> int | None:
         return self.process.pid
 
-    async def connect(self, listener_ref: list[SfuListener | None], limit_s: float) -> None:
+    async def connect(self, notify: Notify, limit_s: float, on_lost: Callable[[WorkerHandle], None]) -> None:
         deadline = asyncio.get_running_loop().time() + limit_s
         while True:
             try:
@@ -76,9 +81,9 @@ class WorkerHandle:
                 if asyncio.get_running_loop().time() > deadline or not self.process.is_alive():
                     raise WorkerUnavailable(f"worker {self.index} did not start") from None
                 await asyncio.sleep(0.05)
-        self._task = asyncio.create_task(self._read(listener_ref))
+        self._task = asyncio.create_task(self._read(notify, on_lost))
 
-    async def _read(self, listener_ref: list[SfuListener | None]) -> None:
+    async def _read(self, notify: Notify, on_lost: Callable[[WorkerHandle], None]) -> None:
         assert self._reader is not None
         try:
             while True:
@@ -90,14 +95,19 @@ class WorkerHandle:
                             fut.set_result(b)
                         else:
                             fut.set_exception(SfuError(b) if not isinstance(b, list) else _error(b))
-                elif kind == "notify" and listener_ref[0] is not None:
+                elif kind == "notify":
                     method, room_id, peer_id, *rest = a
-                    await getattr(listener_ref[0], method)(RoomId(room_id), PeerId(peer_id), *rest)
+                    try:
+                        await notify(method, RoomId(room_id), PeerId(peer_id), rest)
+                    except Exception:  # signaling's failure must not stop the replies
+                        log.exception("sfu listener %s failed", method)
         except (asyncio.IncompleteReadError, ConnectionError):
             for fut in self._pending.values():
                 if not fut.done():
                     fut.set_exception(WorkerUnavailable(f"worker {self.index} went away"))
             self._pending.clear()
+            self.lost = True
+            on_lost(self)
 
     async def call(self, method: str, *args: Any) -> Any:
         if self._writer is None or self._writer.is_closing():
@@ -109,8 +119,9 @@ class WorkerHandle:
         return await asyncio.wait_for(fut, CALL_TIMEOUT_S)
 
     async def close(self) -> None:
-        with contextlib.suppress(SfuError, asyncio.TimeoutError, ConnectionError):
-            await asyncio.wait_for(self.call("shutdown"), 5)
+        if not self.lost:
+            with contextlib.suppress(SfuError, asyncio.TimeoutError, ConnectionError):
+                await asyncio.wait_for(self.call("shutdown"), 5)
         if self._writer is not None:
             self._writer.close()
             with contextlib.suppress(ConnectionError):
@@ -133,55 +144,174 @@ def _error(b: list[str]) -> SfuError:
 
 
 class WorkerPool:
-    """N worker processes behind one MediaService."""
+    """N worker processes behind one MediaService; shows bigger than one worker are piped across."""
 
     def __init__(self, *, workers: int, addresses: tuple[str, ...], announced: str = "",
-                 redis_url: str | None = None, start_timeout: float = 20.0) -> None:
+                 redis_url: str | None = None, start_timeout: float = 20.0, viewers_per_worker: int = 0,
+                 respawn: bool = True) -> None:
         self.size = workers if workers > 0 else (os.cpu_count() or 1)
         self.addresses = addresses
         self.announced = announced
         self.redis_url = redis_url
         self.start_timeout = start_timeout
+        self.viewers_per_worker = viewers_per_worker
+        self.respawn = respawn
         self.workers: list[WorkerHandle] = []
+        self.rooms: dict[RoomId, RoomPlacement] = {}
         self._listener: list[SfuListener | None] = [None]
-        self._placement: dict[RoomId, WorkerHandle] = {}
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._pipe_ids = itertools.count(1)
+        self._slots = itertools.count(0)
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     async def start(self) -> None:
+        self._tmp = await asyncio.to_thread(tempfile.TemporaryDirectory, prefix="sfu-")
+        try:
+            for _ in range(self.size):
+                await self._spawn()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _spawn(self) -> WorkerHandle:
         from sfu.process import worker_main
 
-        self._tmp = tempfile.TemporaryDirectory(prefix="sfu-")
-        ctx = multiprocessing.get_context("spawn")
-        for i in range(self.size):
-            path = Path(self._tmp.name) / f"w{i}.sock"
-            proc = ctx.Process(target=worker_main, name=f"sfu-worker-{i}", daemon=True,
-                               args=(str(path), self.addresses, self.announced, self.redis_url))
-            await asyncio.to_thread(proc.start)
-            self.workers.append(WorkerHandle(i, proc, path))
-        for w in self.workers:
-            await w.connect(self._listener, self.start_timeout)
+        assert self._tmp is not None
+        index = next(self._slots)
+        path = Path(self._tmp.name) / f"w{index}.sock"
+        proc = multiprocessing.get_context("spawn").Process(
+            target=worker_main, name=f"sfu-worker-{index}", daemon=True,
+            args=(str(path), self.addresses, self.announced, self.redis_url))
+        await asyncio.to_thread(proc.start)
+        handle = WorkerHandle(index, proc, path)
+        await handle.connect(self._notify, self.start_timeout, self._lost)
+        self.workers.append(handle)
+        return handle
 
     async def close(self) -> None:
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         workers, self.workers = self.workers, []
         for w in workers:
             await w.close()
-        self._placement.clear()
+        self.rooms.clear()
         if self._tmp is not None:
-            self._tmp.cleanup()
+            await asyncio.to_thread(self._tmp.cleanup)
             self._tmp = None
 
     def pids(self) -> list[int]:
         return [w.pid for w in self.workers if w.pid is not None]
 
-    def _worker(self, room_id: RoomId) -> WorkerHandle:
-        w = self._placement.get(room_id)
-        if w is None:
+    # placement -------------------------------------------------------------------------------
+
+    def _placement(self, room_id: RoomId) -> RoomPlacement:
+        placement = self.rooms.get(room_id)
+        if placement is None:
             if not self.workers:
-                raise WorkerUnavailable("pool not started")
-            w = min(self.workers, key=lambda h: (len(h.rooms), h.index))
-            w.rooms.add(room_id)
-            self._placement[room_id] = w
-        return w
+                raise WorkerUnavailable("no worker process is running")
+            home = min(self.workers, key=lambda h: (h.peers, h.index))
+            placement = self.rooms[room_id] = RoomPlacement(home)
+        return placement
+
+    def _peer_worker(self, room_id: RoomId, peer_id: PeerId) -> WorkerHandle:
+        placement = self.rooms.get(room_id)
+        found = placement.peers.get(peer_id) if placement else None
+        if found is None:
+            raise UnknownPeer(peer_id)
+        return found[0]
+
+    def _place(self, placement: RoomPlacement, peer_id: PeerId, w: WorkerHandle, viewer: bool) -> None:
+        placement.peers[peer_id] = (w, viewer)
+        w.peers += 1
+
+    def _unplace(self, placement: RoomPlacement, peer_id: PeerId) -> None:
+        found = placement.peers.pop(peer_id, None)
+        if found is not None:
+            found[0].peers -= 1
+
+    async def _viewer_worker(self, room_id: RoomId) -> tuple[RoomPlacement, WorkerHandle]:
+        """The worker a new viewer goes to: the first host under the threshold, else a new pipe."""
+        async with self._lock:
+            placement = self._placement(room_id)
+            limit = self.viewers_per_worker
+            if limit <= 0:
+                return placement, placement.home
+            for w in placement.hosts():
+                if placement.viewers_on(w) < limit:
+                    return placement, w
+            spare = [w for w in self.workers if w not in placement.hosts()]
+            if not spare:
+                return placement, min(placement.hosts(), key=lambda h: (placement.viewers_on(h), h.index))
+            w = min(spare, key=lambda h: (h.peers, h.index))
+            await self._pipe(room_id, placement, w)
+            return placement, w
+
+    async def _pipe(self, room_id: RoomId, placement: RoomPlacement, far: WorkerHandle) -> None:
+        """pipeToRouter: the room's home router exports its producers into a router on ``far``."""
+        pipe_id = f"pipe{next(self._pipe_ids)}"
+        home = placement.home
+        far_port = await far.call("open_pipe", room_id, pipe_id)
+        home_port = await home.call("open_pipe", room_id, pipe_id)
+        descriptors = await home.call("connect_pipe", room_id, pipe_id, far_port, True)
+        await far.call("connect_pipe", room_id, pipe_id, home_port, False, descriptors)
+        placement.pipes[far] = pipe_id
+
+    async def _notify(self, method: str, room_id: RoomId, peer_id: PeerId, rest: list[Any]) -> None:
+        if method == "peer_closed":  # the worker closed it on its own (ICE failure)
+            placement = self.rooms.get(room_id)
+            if placement is not None:
+                self._unplace(placement, peer_id)
+        listener = self._listener[0]
+        if listener is not None:
+            await getattr(listener, method)(room_id, peer_id, *rest)
+
+    # a worker process that went away -----------------------------------------------------------
+
+    def _lost(self, handle: WorkerHandle) -> None:
+        if self._closing or handle not in self.workers:
+            return
+        self.workers.remove(handle)
+        task = asyncio.get_running_loop().create_task(self._recover(handle))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _recover(self, dead: WorkerHandle) -> None:
+        """Close what the dead worker held: its peers, and whole rooms whose home it was; then replace it."""
+        log.error("sfu worker %s (pid %s) went away", dead.index, dead.pid)
+        closed: list[tuple[RoomId, PeerId]] = []
+        for room_id, placement in list(self.rooms.items()):
+            if placement.home is dead:
+                del self.rooms[room_id]
+                closed += [(room_id, p) for p in placement.peers]
+                for far in placement.pipes:
+                    with contextlib.suppress(SfuError):
+                        await far.call("close_room", room_id)
+                for peer_id in list(placement.peers):
+                    self._unplace(placement, peer_id)
+            elif dead in placement.pipes:
+                pipe_id = placement.pipes.pop(dead)
+                with contextlib.suppress(SfuError):
+                    await placement.home.call("close_pipe", room_id, pipe_id)
+                for peer_id in [p for p, (w, _) in placement.peers.items() if w is dead]:
+                    self._unplace(placement, peer_id)
+                    closed.append((room_id, peer_id))
+        listener = self._listener[0]
+        for room_id, peer_id in closed:
+            if listener is not None:
+                try:
+                    await listener.peer_closed(room_id, peer_id, "worker-lost")
+                except Exception:
+                    log.exception("listener failed on peer_closed")
+        await dead.close()  # its socket, then join (or terminate) the process
+        if self.respawn and not self._closing:
+            try:
+                await self._spawn()
+            except SfuError:
+                log.exception("could not replace sfu worker %s", dead.index)
 
     # MediaService ----------------------------------------------------------------------------
 
@@ -189,35 +319,62 @@ class WorkerPool:
         self._listener[0] = listener
 
     async def publish(self, room_id: RoomId, peer_id: PeerId, user_id: UserId, offer_sdp: str) -> str:
-        return await self._worker(room_id).call("publish", room_id, peer_id, user_id, offer_sdp)
+        placement = self._placement(room_id)
+        fresh = peer_id not in placement.peers
+        if fresh:
+            self._place(placement, peer_id, placement.home, False)
+        try:
+            return await placement.home.call("publish", room_id, peer_id, user_id, offer_sdp)
+        except SfuError:
+            if fresh:  # the router closed the half-made peer
+                self._unplace(placement, peer_id)
+            raise
 
     async def add_ice_candidate(self, room_id: RoomId, peer_id: PeerId, candidate: IceCandidate | None) -> None:
         c = None if candidate is None else dataclasses.astuple(candidate)
-        await self._worker(room_id).call("add_ice_candidate", room_id, peer_id, c)
+        await self._peer_worker(room_id, peer_id).call("add_ice_candidate", room_id, peer_id, c)
 
     async def subscribe(self, room_id: RoomId, peer_id: PeerId, user_id: UserId, *, hidden: bool = False) -> str:
-        return await self._worker(room_id).call("subscribe", room_id, peer_id, user_id, hidden)
+        placement, w = await self._viewer_worker(room_id)
+        if peer_id in placement.peers:
+            raise NegotiationError("peer already exists")
+        self._place(placement, peer_id, w, True)
+        try:
+            return await w.call("subscribe", room_id, peer_id, user_id, hidden)
+        except SfuError:
+            self._unplace(placement, peer_id)
+            raise
 
     async def accept_answer(self, room_id: RoomId, peer_id: PeerId, answer_sdp: str) -> None:
-        await self._worker(room_id).call("accept_answer", room_id, peer_id, answer_sdp)
+        await self._peer_worker(room_id, peer_id).call("accept_answer", room_id, peer_id, answer_sdp)
 
     async def renegotiate(self, room_id: RoomId, peer_id: PeerId) -> str | None:
-        return await self._worker(room_id).call("renegotiate", room_id, peer_id)
+        return await self._peer_worker(room_id, peer_id).call("renegotiate", room_id, peer_id)
 
     async def close_peer(self, room_id: RoomId, peer_id: PeerId) -> None:
-        if room_id in self._placement:
-            await self._placement[room_id].call("close_peer", room_id, peer_id)
+        placement = self.rooms.get(room_id)
+        if placement is None or peer_id not in placement.peers:
+            return
+        w = placement.peers[peer_id][0]
+        self._unplace(placement, peer_id)
+        await w.call("close_peer", room_id, peer_id)
 
     async def close_room(self, room_id: RoomId) -> None:
-        w = self._placement.pop(room_id, None)
-        if w is not None:
-            w.rooms.discard(room_id)
+        placement = self.rooms.pop(room_id, None)
+        if placement is None:
+            return
+        for peer_id in list(placement.peers):
+            self._unplace(placement, peer_id)
+        for w in reversed(placement.hosts()):  # the far ends first, then the publishers' home
             await w.call("close_room", room_id)
 
     async def room_stats(self, room_id: RoomId) -> RoomStats:
-        if room_id not in self._placement:
+        """The room over all its workers: publishers from the home, viewers and consumers summed."""
+        placement = self.rooms.get(room_id)
+        if placement is None:
             return RoomStats(room_id=room_id, publishers=0, viewers=0)
-        return room_stats_from(await self._placement[room_id].call("room_stats", room_id))
+        return merged_stats(room_id, [room_stats_from(await w.call("room_stats", room_id))
+                                      for w in placement.hosts()])
 
     async def worker_counters(self) -> list[dict[str, int]]:
         """Per worker: forwarded packets (all consumers, hidden included), drops, CPU seconds."""

@@ -34,14 +34,15 @@ class PoolListener:
 
 
 def counters(worker: Worker) -> dict[str, Any]:
-    forwarded = malformed = unknown = 0
+    forwarded = malformed = unknown = retransmitted = 0
     for router in worker.routers.values():
         for t in router.transports.values():
             forwarded += sum(c.packets for c in t.consumers.values())
+            retransmitted += sum(c.retransmitted for c in t.consumers.values())
             malformed += t.malformed_rtp + t.malformed_rtcp + sum(p.malformed for p in t.producers.values())
             unknown += t.unknown_ssrc
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"forwarded": forwarded, "malformed": malformed, "unknown_ssrc": unknown,
+    return {"forwarded": forwarded, "retransmitted": retransmitted, "malformed": malformed, "unknown_ssrc": unknown,
             "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss, "pid": os.getpid()}
 
 
@@ -77,7 +78,8 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
                     room_id, peer_id, c = args
                     await worker.add_ice_candidate(room_id, peer_id, None if c is None else IceCandidate(*c))
                     result = None
-                elif method in ("publish", "accept_answer", "renegotiate", "close_peer", "close_room"):
+                elif method in ("publish", "accept_answer", "renegotiate", "close_peer", "close_room",
+                                "open_pipe", "connect_pipe", "close_pipe"):
                     result = await getattr(worker, method)(*args)
                 else:
                     raise SfuError(f"unknown method {method}")

@@ -18,6 +18,10 @@ from sfu.types import PeerId
 if TYPE_CHECKING:
     from sfu.consumer import Consumer
 
+MAX_NACK_GAP = 128
+"""A forward jump of the publisher's sequence bigger than this is a restart, not a loss to NACK."""
+NACK_TRIES = 3
+"""NACKs sent upstream for one lost packet before we give up on it."""
 CACHE_SIZE = 1024
 """Packets kept per video producer for NACKs (a power of two: ~0.7 s at 1.4 Mbit/s)."""
 
@@ -74,7 +78,7 @@ class Producer:
     """A track published by one peer, owned by its publisher transport."""
 
     def __init__(self, producer_id: str, peer_id: PeerId, codec: Codec, ssrc: int,
-                 keyframes: KeyframeRequester) -> None:
+                 keyframes: KeyframeRequester, send_nack: Callable[[list[int]], None] | None = None) -> None:
         self.producer_id = producer_id
         self.peer_id = peer_id
         self.codec = codec
@@ -90,6 +94,13 @@ class Producer:
         self.max_seq = -1
         self.cycles = 0
         self.base_seq = -1
+        self.send_nack = send_nack if self.cache else None
+        """Asks the publisher to resend sequence numbers (NACK upstream); video only."""
+        self.missing: dict[int, int] = {}
+        """Sequence numbers lost on the publisher's leg -> NACKs sent for each."""
+        self.nacks_sent = 0
+        self.repaired = 0
+        self.rtx_received = 0
         self.sr: tuple[int, int, float] | None = None
         """Publisher's last sender report: (NTP, RTP timestamp, local monotonic arrival)."""
         self.closed = False
@@ -108,10 +119,14 @@ class Producer:
         max_seq = self.max_seq
         if max_seq < 0:
             self.base_seq = self.max_seq = seq
-        elif (seq - max_seq) & 0xFFFF < 0x8000:
+        elif (gap := (seq - max_seq) & 0xFFFF) < 0x8000:
             if seq < max_seq:
                 self.cycles += 0x10000
             self.max_seq = seq
+            if gap > 1 and self.send_nack is not None:
+                self._lost(max_seq, gap)
+        elif self.missing and self.missing.pop(seq, None) is not None:
+            self.repaired += 1
         cache = self.cache
         if cache:
             cache[seq & (CACHE_SIZE - 1)] = (seq, ts, marker, payload)
@@ -122,6 +137,33 @@ class Producer:
             self.waiting.clear()
         for c in self.active:
             c.forward(seq, ts, marker, payload)
+
+    def _lost(self, last: int, gap: int) -> None:
+        if gap > MAX_NACK_GAP:  # a jump, not a loss (publisher restarted its numbering)
+            return
+        seqs = [(last + i) & 0xFFFF for i in range(1, gap)]
+        for s in seqs:
+            self.missing[s] = 1
+        self._nack(seqs)
+
+    def _nack(self, seqs: list[int]) -> None:
+        assert self.send_nack is not None
+        self.nacks_sent += 1
+        self.send_nack(seqs)
+
+    def renack(self) -> None:
+        """Once a tick: ask again for what is still missing (up to NACK_TRIES times), forget the rest."""
+        if not self.missing:
+            return
+        again = []
+        for s, tries in list(self.missing.items()):
+            if tries >= NACK_TRIES or (self.max_seq - s) & 0xFFFF >= CACHE_SIZE // 2:
+                del self.missing[s]
+            else:
+                self.missing[s] = tries + 1
+                again.append(s)
+        if again:
+            self._nack(again)
 
     # consumers ------------------------------------------------------------------------------
 

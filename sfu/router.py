@@ -8,6 +8,7 @@ import logging
 import time
 
 from sfu.errors import NegotiationError, UnknownPeer
+from sfu.pipe import Descriptor, PipeTransport
 from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.transport import Role, Transport
 from sfu.types import EventKind, EventSink, IceCandidate, PeerId, ProducerStats, RoomStats, SfuEvent, SfuListener
@@ -31,6 +32,7 @@ class Router:
         self.listener = listener
         self.transports: dict[PeerId, Transport] = {}
         self.producers: dict[str, Producer] = {}
+        self.pipes: dict[str, PipeTransport] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
@@ -53,13 +55,64 @@ class Router:
         loop = asyncio.get_running_loop()
         holder: list[Producer] = []
         requester = KeyframeRequester(lambda: transport.send_pli(holder[0]), PLI_INTERVAL, loop.call_later)
-        producer = Producer(f"p{next(self._ids)}", transport.peer_id, codec, ssrc, requester)
+        producer = Producer(f"p{next(self._ids)}", transport.peer_id, codec, ssrc, requester,
+                            send_nack=lambda seqs: transport.send_nack(holder[0], seqs))
         holder.append(producer)
         return producer
 
-    def _producer_added(self, transport: Transport, producer: Producer) -> None:
+    def _producer_added(self, transport: Transport | PipeTransport, producer: Producer) -> None:
         self.producers[producer.producer_id] = producer
+        for pipe in self.pipes.values():
+            if pipe.exporting:
+                pipe.export(producer)
         self._ask_renegotiation()
+
+    def _new_piped_producer(self, pipe: PipeTransport, codec: Codec, ssrc: int, producer_id: str) -> Producer:
+        loop = asyncio.get_running_loop()
+        holder: list[Producer] = []
+        requester = KeyframeRequester(lambda: pipe.send_pli(holder[0]), PLI_INTERVAL, loop.call_later)
+        producer = Producer(producer_id, PeerId(""), codec, ssrc, requester)
+        holder.append(producer)
+        return producer
+
+    def _producer_removed(self, pipe: PipeTransport, producer: Producer) -> None:
+        """A piped producer went away on the exporting side: close it here, then its consumers."""
+        self.producers.pop(producer.producer_id, None)
+        for c in producer.close():
+            c.close()
+        self._ask_renegotiation()
+
+    # pipes (between workers) -------------------------------------------------------------------
+
+    async def open_pipe(self, pipe_id: str) -> int:
+        """Create our end of a pipe; returns its UDP port on 127.0.0.1."""
+        pipe = PipeTransport(pipe_id, new_producer=self._new_piped_producer, on_producer=self._producer_added,
+                             on_producer_closed=self._producer_removed)
+        port = await pipe.open()
+        self.pipes[pipe_id] = pipe
+        return port
+
+    def connect_pipe(self, pipe_id: str, port: int, export: bool,
+                     descriptors: list[Descriptor] | None = None) -> list[Descriptor]:
+        """Exporting end: pipe every live producer (and later ones), return their descriptors.
+        Importing end: create the piped producers now, from the exporting end's descriptors."""
+        pipe = self.pipes.get(pipe_id)
+        if pipe is None:
+            raise UnknownPeer(f"no pipe {pipe_id}")
+        pipe.connect(port, export=export)
+        if export:
+            for p in self._live_producers():
+                pipe.export(p)
+            return pipe.descriptors()
+        pipe.sync(descriptors or [])
+        return []
+
+    def close_pipe(self, pipe_id: str) -> None:
+        pipe = self.pipes.pop(pipe_id, None)
+        if pipe is None:
+            return
+        for producer in pipe.close():
+            self._producer_removed(pipe, producer)
 
     def _ask_renegotiation(self) -> None:
         if self.listener is None:
@@ -90,6 +143,11 @@ class Router:
             t = self._transport(peer_id, user_id, Role.PUBLISHER, False)
         elif t.role is not Role.PUBLISHER:
             raise NegotiationError("peer is a subscriber")
+        elif t.pc.remoteDescription is not None and ice_ufrag(offer_sdp) != ice_ufrag(t.pc.remoteDescription.sdp):
+            # A new peer connection from the same peer (a reloaded page that resumed its session):
+            # aiortc cannot ICE-restart, so the old transport and its producers make way for a new one.
+            await self.close_peer(peer_id)
+            t, fresh = self._transport(peer_id, user_id, Role.PUBLISHER, False), True
         try:
             return await t.answer_offer(offer_sdp)
         except NegotiationError:
@@ -141,6 +199,8 @@ class Router:
         if self.closed:
             return
         self.closed = True
+        for pipe_id in list(self.pipes):
+            self.close_pipe(pipe_id)
         for peer_id in list(self.transports):
             await self.close_peer(peer_id)
         for task in list(self._tasks):
@@ -163,6 +223,8 @@ class Router:
     def tick(self) -> None:
         for t in list(self.transports.values()):
             t.tick()
+        for pipe in list(self.pipes.values()):
+            pipe.tick()
 
     async def _emit(self, kind: EventKind, t: Transport) -> None:
         event = SfuEvent(event_id=new_id("evt_"), kind=kind, room_id=self.room_id, user_id=t.user_id,
@@ -171,3 +233,11 @@ class Router:
             await self.events.emit(event)
         except Exception:  # an event store outage must not break media
             log.exception("sfu event %s lost", kind)
+
+
+def ice_ufrag(sdp: str) -> str | None:
+    """The first ``a=ice-ufrag`` of an SDP: a new one on a known peer means a new peer connection."""
+    for line in sdp.splitlines():
+        if line.startswith("a=ice-ufrag:"):
+            return line.removeprefix("a=ice-ufrag:").strip()
+    return None

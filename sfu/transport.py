@@ -21,6 +21,7 @@ from sfu import rtcp
 from sfu.consumer import Consumer
 from sfu.errors import NegotiationError
 from sfu.producer import Codec, Producer
+from sfu.rtp import HEADER, payload_end, payload_offset
 from sfu.types import IceCandidate, PeerId
 from switchboard.ids import UserId
 
@@ -99,6 +100,8 @@ class Transport:
         self.wire: private.WireSender | None = None
         self.rtcp_ssrc = next(self._ids) | 0x5B000000
         self.producers: dict[int, Producer] = {}
+        self._rtx: dict[int, Producer] = {}
+        """The publisher's RTX SSRCs (its retransmissions after our NACKs), to their producer."""
         self._pending_pt: dict[int, tuple[Codec, Any]] = {}
         self.consumers: dict[int, Consumer] = {}
         self._transceiver_producer: dict[int, Producer] = {}
@@ -150,7 +153,8 @@ class Transport:
             return
         self._ensure_wire(tr.receiver.transport)
         codec, _ = codec_of(parameters, tr.kind)
-        ssrc = next((e.ssrc for e in parameters.encodings if e.ssrc), None)
+        encoding = next((e for e in parameters.encodings if e.ssrc), None)
+        ssrc = encoding.ssrc if encoding else None
         if any(p.codec.payload_type == codec.payload_type and p.kind == codec.kind
                for p in self.producers.values()):
             return
@@ -158,6 +162,8 @@ class Transport:
             self._pending_pt[codec.payload_type] = (codec, tr)
             return
         self._add_producer(codec, ssrc)
+        if encoding is not None and encoding.rtx is not None and encoding.rtx.ssrc:
+            self._rtx[encoding.rtx.ssrc] = self.producers[ssrc]
 
     def _add_producer(self, codec: Codec, ssrc: int) -> None:
         producer = self._new_producer(self, codec, ssrc)
@@ -231,11 +237,31 @@ class Transport:
         if producer is not None:
             producer.on_rtp(data)
             return
+        rtx = self._rtx.get(int.from_bytes(data[8:12], "big"))
+        if rtx is not None:
+            self._on_rtx(rtx, data)
+            return
         pending = self._pending_pt.pop(data[1] & 0x7F, None)
         if pending is not None:
             self._add_producer(pending[0], int.from_bytes(data[8:12], "big"))
             return
         self.unknown_ssrc += 1
+
+    def _on_rtx(self, producer: Producer, data: bytes) -> None:
+        """A retransmission (RFC 4588) from the publisher: unwrap it into the original packet."""
+        off = payload_offset(data)
+        end = payload_end(data) if off >= 0 else 0
+        if off < 0 or end - off < 3:
+            self.malformed_rtp += 1
+            return
+        producer.rtx_received += 1
+        producer.on_rtp(HEADER.pack(0x80, (data[1] & 0x80) | producer.codec.payload_type,
+                                    (data[off] << 8) | data[off + 1], int.from_bytes(data[4:8], "big"),
+                                    producer.ssrc) + data[off + 2 : end])
+
+    def send_nack(self, producer: Producer, seqs: list[int]) -> None:
+        if self.wire is not None:
+            self.wire.send_rtcp(rtcp.build_nack(self.rtcp_ssrc, producer.ssrc, seqs))
 
     def on_rtcp(self, data: bytes) -> None:
         try:
@@ -275,6 +301,7 @@ class Transport:
                     parts.append(rr)
                 if p.waiting and p.is_keyframe is not None:
                     p.keyframes.request()
+                p.renack()
             video = [p.ssrc for p in self.producers.values() if p.kind == "video"]
             if video and parts:
                 parts.append(rtcp.build_remb(self.rtcp_ssrc, REMB_BITRATE, video))

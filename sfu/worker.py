@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 
 from sfu import aiortc_private
+from sfu.pipe import Descriptor
 from sfu.router import Router
 from sfu.types import EventSink, IceCandidate, PeerId, RoomStats, SfuListener
 from switchboard.ids import RoomId, UserId
@@ -85,6 +86,18 @@ class Worker:
         router = self.routers.pop(room_id, None)
         if router is not None:
             await router.close()
+
+    async def open_pipe(self, room_id: RoomId, pipe_id: str) -> int:
+        return await self.router(room_id).open_pipe(pipe_id)
+
+    async def connect_pipe(self, room_id: RoomId, pipe_id: str, port: int, export: bool,
+                           descriptors: list[Descriptor] | None = None) -> list[Descriptor]:
+        return self.router(room_id).connect_pipe(pipe_id, port, export, descriptors)
+
+    async def close_pipe(self, room_id: RoomId, pipe_id: str) -> None:
+        router = self.routers.get(room_id)
+        if router is not None:
+            router.close_pipe(pipe_id)
 
     async def room_stats(self, room_id: RoomId) -> RoomStats:
         router = self.routers.get(room_id)

@@ -75,6 +75,7 @@ class Dispatcher:
             "show.leave": shows.leave,
             "show.end": shows.end,
             "show.roster": shows.roster,
+            "show.list": shows.list_shows,
             "show.publish": shows.publish,
             "show.subscribe": shows.subscribe,
             "show.answer": shows.answer,
@@ -87,12 +88,13 @@ class Dispatcher:
 
     @property
     def types(self) -> frozenset[str]:
-        """Every client message type with a handler (``auth`` is handled by the socket itself)."""
-        return frozenset(self._table) | {"auth"}
+        """Every client message type with a handler (``auth`` and ``token.refresh`` are handled by
+        the socket itself: they concern the socket's token, not the session's business)."""
+        return frozenset(self._table) | {"auth", "token.refresh"}
 
     async def handle(self, session: Session, message: Message) -> dict[str, Any]:
         handler = self._table.get(message.type)
-        if handler is None:  # "auth" after authentication
+        if handler is None:  # "auth" after authentication (the socket answers "token.refresh")
             raise Conflict("already authenticated")
         return await handler(session, message.body)
 
@@ -116,8 +118,8 @@ class Dispatcher:
         return self._tickets
 
     async def _queue_join(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
-        premium = False  # premium filters need a grant the token does not carry yet
-        result = await self._store().join(session.user_id, premium, body["ticket"])
+        # Premium comes from the token the control API signed (the account's flag), never from the client.
+        result = await self._store().join(session.user_id, session.grants.premium, body["ticket"])
         return {"queued": True, "ignored_filters": list(result.ignored_filters)}
 
     async def _queue_leave(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The ``/ws`` endpoint: authentication, the read loop with its limits, resume and session expiry.
 
 This is the edge: every error becomes an error frame here, and only here are close codes chosen
-(4001 unauthorized, 1008 repeated abuse, 1013 slow reader, 1009 a frame over aiohttp's hard cap).
+(4001 unauthorized or token expired, 4003 banned, 1008 repeated abuse, 1013 slow reader, 1009 a frame over
+aiohttp's hard cap). A socket lives no longer than its token: at ``exp`` it gets an error frame and
+4001, unless the client sent ``token.refresh`` with a fresh token for the same user before then.
 """
 
 from __future__ import annotations
@@ -12,20 +14,23 @@ import logging
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from matchmaker.types import TicketStore
 from signaling.calls import CallBook
 from signaling.dispatch import Dispatcher, wire_error
-from signaling.errors import Conflict, RateLimited, Unauthorized
+from signaling.errors import Conflict, Forbidden, RateLimited, Unauthorized
 from signaling.hub import Hub
+from signaling.keepalive import Keepalive
 from signaling.limits import AbuseMeter, TokenBucket
 from signaling.messages import request_id, validate
 from signaling.session import Session
 from signaling.shows import ShowBook
 from signaling.types import IceServersFor
 from switchboard.errors import TokenError
+from switchboard.ids import UserId
 from switchboard.settings import NodeSettings
 from switchboard.tokens import TokenVerifier
 from switchboard.wire import MSGPACK_PROTOCOL, Codec, WireError, decode, encode
@@ -34,26 +39,38 @@ log = logging.getLogger("switchboard.signaling")
 
 UNAUTHORIZED = 4001
 """Close code: no token, or a bad or expired one."""
+BANNED = 4003
+"""Close code: the account is banned (at connect, or live when a moderator bans it); no resume."""
 
 
 class Gateway:
     """Accepts sockets for one node; parent of the resumable sessions' expiry timers."""
 
-    def __init__(self, settings: NodeSettings, verifier: TokenVerifier, hub: Hub, calls: CallBook,
-                 shows: ShowBook, dispatcher: Dispatcher, tickets: TicketStore | None,
-                 ice_servers: IceServersFor) -> None:
+    def __init__(self, settings: NodeSettings, verifier: TokenVerifier, ice_servers: IceServersFor) -> None:
+        """Made with the application, so that :meth:`handle` itself is the ``/ws`` route (a wrapper
+        coroutine would stay on every socket's stack); :meth:`open` hands it the node's pieces."""
         self._ice_servers = ice_servers
         self._s = settings
         self._verifier = verifier
+        self._opened = False
+        self._resumable: dict[str, Session] = {}
+        self._expiring: set[asyncio.Task[None]] = set()
+        self._keepalive = Keepalive(settings.ws_ping_interval_s)
+
+    def open(self, hub: Hub, calls: CallBook, shows: ShowBook, dispatcher: Dispatcher,
+             tickets: TicketStore | None) -> None:
+        """The node's pieces are open (in its ``cleanup_ctx``): sockets are served from now on."""
         self._hub = hub
         self._calls = calls
         self._shows = shows
         self._dispatcher = dispatcher
         self._tickets = tickets
-        self._resumable: dict[str, Session] = {}
-        self._expiring: set[asyncio.Task[None]] = set()
+        self._opened = True
+        hub.on_ban(self.ban)
+        self._keepalive.start()
 
     async def close(self) -> None:
+        await self._keepalive.close()
         for session in list(self._resumable.values()):
             if session.expiry is not None:
                 session.expiry.cancel()
@@ -66,32 +83,90 @@ class Gateway:
         self._resumable.clear()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(
-            protocols=(MSGPACK_PROTOCOL,),
-            heartbeat=self._s.ws_ping_interval_s,
-            compress=False,  # ~16 KiB per idle socket without, ~113 KiB with (DESIGN.md)
-            max_msg_size=self._s.ws_max_frame_bytes * 4,  # frames between the two limits get an error frame
-        )
-        await ws.prepare(request)
-        codec = Codec.for_protocol(ws.ws_protocol)
-        session = await self._authenticate(ws, codec, request.query)
+        """The socket's whole life. The read loop is inline, not a helper: every coroutine frame on
+        this stack is kept by every idle socket (~300 bytes each)."""
+        if not self._opened:
+            raise web.HTTPServiceUnavailable(text="the node is starting")
+        ws, session = await self._open(request)
         if session is None:
             return ws
+        self._keepalive.watch(ws)
         try:
-            await self._serve(ws, session)
+            s = self._s
+            bucket = TokenBucket(s.ws_rate_per_s, s.ws_rate_burst, time.monotonic())
+            abuse = AbuseMeter(s.ws_abuse_limit)
+            msg = raw = message = reply = None
+            while True:  # not ``async for``: its iterator frame would cost every idle socket ~200 bytes more
+                msg = raw = message = reply = None  # an idle socket keeps no last message alive
+                msg = await ws.receive()
+                self._keepalive.heard(ws)
+                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    if msg.type is WSMsgType.PING:
+                        with contextlib.suppress(ConnectionError, RuntimeError):
+                            await ws.pong(msg.data)
+                    elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                        break
+                    continue
+                if session.closed:
+                    break
+                ref = None
+                try:
+                    if not bucket.take(time.monotonic()):
+                        raise RateLimited(f"over {s.ws_rate_per_s:g} messages/s on this socket")
+                    raw = decode(msg.data, session.codec, max_bytes=s.ws_max_frame_bytes)
+                    ref = request_id(raw)
+                    message = validate(raw)
+                    if message.type == "auth":
+                        raise Conflict("already authenticated")
+                    if message.type == "token.refresh":
+                        reply = self._refresh(ws, session, message.body["token"])
+                    else:
+                        reply = await self._dispatcher.handle(session, message)
+                    if message.id is not None:
+                        session.send({"type": "reply", "ref": message.id, **reply})
+                except Exception as exc:
+                    code, text = wire_error(exc)
+                    if code == "internal":
+                        log.exception("handler failed", extra={"session": session.id})
+                    elif not isinstance(exc, WireError | RateLimited):
+                        log.debug("request refused", extra={"code": code, "session": session.id})
+                    session.send({"type": "error", "code": code, "message": text, "ref": ref})
+                    if abuse.hit(time.monotonic()):
+                        log.warning("socket closed for abuse", extra={"user": session.user_id, "session": session.id})
+                        await session.drained()
+                        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too many bad messages")
+                        break
         finally:
+            self._keepalive.forget(ws)
             await session.detach(ws)
             if not session.closed and not session.attached:
                 self._schedule_expiry(session)
         return ws
 
+    async def _open(self, request: web.Request) -> tuple[web.WebSocketResponse, Session | None]:
+        """Upgrades, authenticates (or resumes): the socket and its session, or None (closed with 4001)."""
+        ws = web.WebSocketResponse(
+            protocols=(MSGPACK_PROTOCOL,),
+            heartbeat=None,  # the node's one Keepalive task pings silent sockets (signaling/keepalive.py)
+            autoping=False,  # pings and pongs come to the read loop: they count as signs of life
+            compress=False,  # ~16 KiB per idle socket without, ~113 KiB with (DESIGN.md)
+            max_msg_size=self._s.ws_max_frame_bytes * 4,  # frames between the two limits get an error frame
+        )
+        await ws.prepare(request)
+        codec = Codec.for_protocol(ws.ws_protocol)
+        # Parsed here, not through request.query: that one is cached on the request (~0.8 KiB that
+        # every socket would keep for its lifetime, the token included).
+        query = {k: v[0] for k, v in parse_qs(urlsplit(request.raw_path).query).items()}
+        return ws, await self._authenticate(ws, codec, query)
+
     # --- authentication and resume ------------------------------------------------------------------
 
-    async def _refuse(self, ws: web.WebSocketResponse, codec: Codec, message: str, ref: Any = None) -> None:
-        frame = encode({"type": "error", "code": "unauthorized", "message": message, "ref": ref}, codec)
+    async def _refuse(self, ws: web.WebSocketResponse, codec: Codec, message: str, ref: Any = None,
+                      code: str = "unauthorized", close: int = UNAUTHORIZED) -> None:
+        frame = encode({"type": "error", "code": code, "message": message, "ref": ref}, codec)
         with contextlib.suppress(ConnectionError, RuntimeError):
             await (ws.send_str(frame) if isinstance(frame, str) else ws.send_bytes(frame))
-        await ws.close(code=UNAUTHORIZED, message=b"unauthorized")
+        await ws.close(code=close, message=code.encode())
 
     async def _authenticate(self, ws: web.WebSocketResponse, codec: Codec,
                             query: Mapping[str, str]) -> Session | None:
@@ -123,18 +198,58 @@ class Gateway:
         session, resumed = self._resumable.get(resume or ""), True
         if session is None or session.closed or session.user_id != grants.sub:
             session, resumed = Session(grants, codec, self._s.ws_send_queue), False
+            if not await self._hub.add(session):
+                await self._hub.remove(session)
+                await self._refuse(ws, codec, "this account is banned", ref, "banned", BANNED)
+                return None
             self._resumable[session.resume_token] = session
-            await self._hub.add(session)
         else:
             session.grants = grants
         session.attach(ws, codec)
+        self._watch_token(ws, session)
         hello = {"type": "hello", "session_id": session.id, "user_id": session.user_id,
                  "resume_token": session.resume_token, "resumed": resumed, "node": self._hub.node_id,
-                 "shows": sorted(session.shows), "ice_servers": self._ice_servers(session.user_id)}
+                 "token_expires_at": grants.exp, "shows": sorted(session.shows),
+                 "ice_servers": self._ice_servers(session.user_id)}
         if ref is not None:
             session.send({"type": "reply", "ref": ref, "session_id": session.id})
         session.send(hello)
         return session
+
+    # --- the token's lifetime on an open socket -----------------------------------------------------
+
+    def _watch_token(self, ws: web.WebSocketResponse, session: Session) -> None:
+        """(Re)arms the timer that ends this socket when the session's token expires."""
+        if session.token_timer is not None:
+            session.token_timer.cancel()
+
+        def expired() -> None:
+            session.token_timer = None
+            task = asyncio.get_running_loop().create_task(self._token_expired(ws, session))
+            self._expiring.add(task)
+            task.add_done_callback(self._expiring.discard)
+
+        session.token_timer = asyncio.get_running_loop().call_later(max(0.0, session.grants.exp - time.time()),
+                                                                    expired)
+
+    async def _token_expired(self, ws: web.WebSocketResponse, session: Session) -> None:
+        """Error frame, then 4001. The session stays resumable: a fresh token within the window keeps it."""
+        if ws.closed:
+            return
+        session.send({"type": "error", "code": "unauthorized", "ref": None,
+                      "message": "token expired: send token.refresh with a fresh token before 'token_expires_at'"})
+        await session.drained()
+        await ws.close(code=UNAUTHORIZED, message=b"token expired")
+
+    def _refresh(self, ws: web.WebSocketResponse, session: Session, token: str) -> dict[str, Any]:
+        """``token.refresh``: a fresh token for the same user replaces the grants and moves the expiry.
+        A bad one is refused with an error frame; the socket keeps running on its current token."""
+        grants = self._verifier.verify(token)  # TokenError -> "unauthorized" at the edge
+        if grants.sub != session.user_id:
+            raise Forbidden("the new token is for another user")
+        session.grants = grants
+        self._watch_token(ws, session)
+        return {"token_expires_at": grants.exp}
 
     def _schedule_expiry(self, session: Session) -> None:
         def expire() -> None:
@@ -150,6 +265,21 @@ class Gateway:
             return
         self._resumable.pop(session.resume_token, None)
         await session.close()
+        await self._end(session)
+
+    async def ban(self, user: UserId) -> None:
+        """The control API banned ``user``: each of their sessions here gets an error frame and 4003,
+        and ends now (no resume): it leaves its shows, calls end, the queue ticket goes."""
+        for session in self._hub.sessions(user):
+            self._resumable.pop(session.resume_token, None)
+            session.send({"type": "error", "code": "banned", "ref": None, "message": "this account is banned"})
+            await session.drained()
+            await session.close(BANNED, b"banned")
+            await self._end(session)
+        log.info("banned user's sessions ended", extra={"user": user})
+
+    async def _end(self, session: Session) -> None:
+        """A closed session's last step: out of its shows; a user's last one ends calls and tickets."""
         try:
             await self._shows.session_gone(session)
             if await self._hub.remove(session):
@@ -157,40 +287,4 @@ class Gateway:
                 if self._tickets is not None:
                     await self._tickets.leave(session.user_id)
         except Exception:
-            log.exception("cleaning up an expired session failed", extra={"session": session.id})
-
-    # --- the read loop --------------------------------------------------------------------------------
-
-    async def _serve(self, ws: web.WebSocketResponse, session: Session) -> None:
-        s = self._s
-        bucket = TokenBucket(s.ws_rate_per_s, s.ws_rate_burst, time.monotonic())
-        abuse = AbuseMeter(s.ws_abuse_limit)
-        async for msg in ws:
-            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                continue
-            if session.closed:
-                break
-            ref = None
-            try:
-                if not bucket.take(time.monotonic()):
-                    raise RateLimited(f"over {s.ws_rate_per_s:g} messages/s on this socket")
-                raw = decode(msg.data, session.codec, max_bytes=s.ws_max_frame_bytes)
-                ref = request_id(raw)
-                message = validate(raw)
-                if message.type == "auth":
-                    raise Conflict("already authenticated")
-                reply = await self._dispatcher.handle(session, message)
-                if message.id is not None:
-                    session.send({"type": "reply", "ref": message.id, **reply})
-            except Exception as exc:
-                code, text = wire_error(exc)
-                if code == "internal":
-                    log.exception("handler failed", extra={"session": session.id})
-                elif not isinstance(exc, WireError | RateLimited):
-                    log.debug("request refused", extra={"code": code, "session": session.id})
-                session.send({"type": "error", "code": code, "message": text, "ref": ref})
-                if abuse.hit(time.monotonic()):
-                    log.warning("socket closed for abuse", extra={"user": session.user_id, "session": session.id})
-                    await session.drained()
-                    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too many bad messages")
-                    break
+            log.exception("ending a session failed", extra={"session": session.id})

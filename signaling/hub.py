@@ -4,6 +4,9 @@ A user with a session here gets messages directly; any other user is reached thr
 on ``keyspace.user_channel(user)``, which the node holding that user's sessions subscribes to.
 (One user's sockets are expected on one node at a time: a message for a user with a session here
 is not also published to other nodes.)
+
+Bans arrive on ``keyspace.SANCTIONS_CHANNEL``, which every node subscribes with its own channel;
+the hub hands them to its ban handler (the gateway ends the user's sessions).
 """
 
 from __future__ import annotations
@@ -17,14 +20,17 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from signaling.session import Session
+from signaling.subscriptions import Subscriptions
 from switchboard.ids import NodeId, UserId
-from switchboard.keyspace import node_channel, presence, user_channel
+from switchboard.keyspace import SANCTIONS_CHANNEL, banned, node_channel, presence, user_channel
 from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling")
 
 Observer = Callable[[UserId, dict[str, Any]], Awaitable[None]]
 """Sees every message for a local user before the user's sockets do (calls keep their state so)."""
+BanHandler = Callable[[UserId], Awaitable[None]]
+"""Told when the control API bans a user (on every node, whether the user is here or not)."""
 
 
 class Hub:
@@ -34,19 +40,26 @@ class Hub:
         self._redis = redis
         self.node_id = node_id
         self._presence_ttl_s = presence_ttl_s
-        self._users: dict[UserId, set[Session]] = {}
+        self._users: dict[UserId, tuple[Session, ...]] = {}
+        """A user's sessions here (a tuple: usually one, and 160 bytes less than a set)."""
         self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        self._subscriptions = Subscriptions(redis, self._pubsub, node_id, presence_ttl_s)
         self._observers: list[Observer] = []
+        self._on_ban: BanHandler | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     def observe(self, observer: Observer) -> None:
         self._observers.append(observer)
+
+    def on_ban(self, handler: BanHandler) -> None:
+        self._on_ban = handler
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._subscribe_node_channel(), name="hub-subscribe"),
                        loop.create_task(self._read(), name="hub-pubsub"),
                        loop.create_task(self._heartbeat(), name="hub-presence")]
+        self._subscriptions.start()
 
     async def _subscribe_node_channel(self) -> None:
         """Connects the pubsub (later subscribes share that one connection). A node whose Redis is
@@ -54,7 +67,8 @@ class Hub:
         delay = 0.1
         while True:
             try:
-                await self._pubsub.subscribe(node_channel(self.node_id))
+                await self._pubsub.subscribe(node_channel(self.node_id), SANCTIONS_CHANNEL)
+                self._subscriptions.connected.set()
                 return
             except (ConnectionError, OSError, aioredis.ConnectionError, aioredis.TimeoutError) as exc:
                 log.warning("pubsub subscribe failed, retrying", extra={"error": str(exc), "retry_s": delay})
@@ -63,6 +77,7 @@ class Hub:
 
     async def close(self) -> None:
         await stop_tasks(self._tasks)
+        await self._subscriptions.close()
         for sessions in list(self._users.values()):
             for session in list(sessions):
                 await session.close()
@@ -71,31 +86,34 @@ class Hub:
         self._users.clear()
         await self._pubsub.aclose()
 
-    def sessions(self, user_id: UserId) -> set[Session]:
-        return self._users.get(user_id, set())
+    def sessions(self, user_id: UserId) -> tuple[Session, ...]:
+        return self._users.get(user_id, ())
 
     @property
     def session_count(self) -> int:
         return sum(len(s) for s in self._users.values())
 
-    async def add(self, session: Session) -> None:
-        sessions = self._users.setdefault(session.user_id, set())
-        sessions.add(session)
-        if len(sessions) == 1:
-            await self._pubsub.subscribe(user_channel(session.user_id))
-            await self._redis.set(presence(session.user_id), self.node_id, ex=self._presence_ttl_s)
+    async def add(self, session: Session) -> bool:
+        """Adds ``session``; False when its user is banned (the caller refuses it and removes it)."""
+        sessions = self._users.get(session.user_id, ())
+        if session in sessions:
+            return True
+        self._users[session.user_id] = (*sessions, session)
+        if not sessions:
+            return await self._subscriptions.join(session.user_id)
+        return not await self._redis.exists(banned(session.user_id))
 
     async def remove(self, session: Session) -> bool:
         """Forgets ``session``; True when it was the user's last one here (the user is now offline)."""
-        sessions = self._users.get(session.user_id)
-        if sessions is None or session not in sessions:
+        sessions = self._users.get(session.user_id, ())
+        if session not in sessions:
             return False
-        sessions.discard(session)
-        if sessions:
+        rest = tuple(s for s in sessions if s is not session)
+        if rest:
+            self._users[session.user_id] = rest
             return False
         del self._users[session.user_id]
-        await self._pubsub.unsubscribe(user_channel(session.user_id))
-        await self._redis.delete(presence(session.user_id))
+        await self._subscriptions.leave(session.user_id)
         return True
 
     async def deliver(self, user_id: UserId, message: dict[str, Any]) -> bool:
@@ -109,7 +127,7 @@ class Hub:
     async def _local(self, user_id: UserId, message: dict[str, Any]) -> None:
         for observer in self._observers:
             await observer(user_id, message)
-        for session in list(self._users.get(user_id, ())):
+        for session in self._users.get(user_id, ()):
             session.send(message)
 
     async def _read(self) -> None:
@@ -127,30 +145,37 @@ class Hub:
             if item is None or item.get("type") != "message":
                 continue
             channel = item["channel"].decode() if isinstance(item["channel"], bytes) else item["channel"]
-            if not channel.startswith(user_channel("")):
+            if channel != SANCTIONS_CHANNEL and not channel.startswith(user_channel("")):
                 continue
             try:
                 message = json.loads(item["data"])
             except ValueError:
                 log.warning("undecodable pubsub message dropped", extra={"channel": channel})
                 continue
-            if isinstance(message, dict) and isinstance(message.get("type"), str):
+            if channel == SANCTIONS_CHANNEL:
+                await self._sanction(message)
+            elif isinstance(message, dict) and isinstance(message.get("type"), str):
                 try:
                     await self._local(UserId(channel[prefix:]), message)
                 except Exception:
                     log.exception("delivering a pubsub message failed")
 
+    async def _sanction(self, message: object) -> None:
+        if not (isinstance(message, dict) and message.get("kind") == "ban" and isinstance(message.get("user"), str)):
+            log.warning("unknown sanction notice dropped")
+            return
+        if self._on_ban is not None and message["user"] in self._users:
+            try:
+                await self._on_ban(UserId(message["user"]))
+            except Exception:
+                log.exception("ending a banned user's sessions failed")
+
     async def _heartbeat(self) -> None:
         """Refreshes the presence TTL of every user here, at a third of the TTL."""
         while True:
             await asyncio.sleep(self._presence_ttl_s / 3)
-            users = list(self._users)
             try:
-                for start in range(0, len(users), 1000):
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        for user in users[start:start + 1000]:
-                            pipe.set(presence(user), self.node_id, ex=self._presence_ttl_s)
-                        await pipe.execute()
+                await self._subscriptions.refresh(list(self._users))
             except aioredis.RedisError as exc:  # the next beat retries; keys outlive two missed beats
                 log.warning("presence refresh failed", extra={"error": str(exc)})
 

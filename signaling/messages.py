@@ -58,6 +58,7 @@ _ROOM = _f("room", Kind.ID)
 
 SCHEMAS: Mapping[str, tuple[Field, ...]] = {
     "auth": (_f("token", Kind.TOKEN), _f("resume", Kind.TOKEN, False)),
+    "token.refresh": (_f("token", Kind.TOKEN),),
     "ping": (),
     "presence.query": (_f("users", Kind.USERS),),
     "call.invite": (_f("to", Kind.ID),),
@@ -79,6 +80,7 @@ SCHEMAS: Mapping[str, tuple[Field, ...]] = {
     "show.leave": (_ROOM,),
     "show.end": (_ROOM,),
     "show.roster": (_ROOM,),
+    "show.list": (),
     "show.publish": (_ROOM, _f("sdp", Kind.SDP)),
     "show.subscribe": (_ROOM,),
     "show.answer": (_ROOM, _f("sdp", Kind.SDP)),

@@ -19,6 +19,7 @@ from signaling.calls import CallBook
 from signaling.dispatch import Dispatcher
 from signaling.gateway import Gateway
 from signaling.hub import Hub
+from signaling.pages import install_pages
 from signaling.shows import ShowBook
 from signaling.types import IceServersFor, MediaOpener, TicketOpener
 from signaling.unavailable import UnavailableMedia
@@ -58,6 +59,8 @@ class NodeDeps:
 
 
 def install_node(app: web.Application, deps: NodeDeps) -> None:
+    gateway = Gateway(deps.settings, deps.verifier, deps.ice_servers) if deps.verifier is not None else None
+
     async def resources(app: web.Application) -> AsyncIterator[None]:
         # A blocking pool: thousands of sockets arriving at once wait for one of REDIS_CONNECTIONS.
         redis = open_redis(deps.redis_url, max_connections=REDIS_CONNECTIONS)
@@ -65,16 +68,14 @@ def install_node(app: web.Application, deps: NodeDeps) -> None:
         deps.readiness.add("node_redis", redis.ping)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(redis.aclose)
-            if deps.verifier is not None:
-                await _open_signaling(app, deps, redis, stack)
+            if gateway is not None:
+                await _open_signaling(app, deps, redis, stack, gateway)
             yield
 
     app.cleanup_ctx.append(resources)
-    if deps.verifier is not None:
-        async def ws(request: web.Request) -> web.StreamResponse:
-            return await request.app[NODE_GATEWAY].handle(request)
-
-        app.router.add_get("/ws", ws)
+    if gateway is not None:
+        app[NODE_GATEWAY] = gateway
+        app.router.add_get("/ws", gateway.handle)  # the bound method itself: no wrapper frame per socket
     index = deps.web_dir / "index.html"
 
     async def home(request: web.Request) -> web.FileResponse:
@@ -82,10 +83,11 @@ def install_node(app: web.Application, deps: NodeDeps) -> None:
 
     app.router.add_get("/", home)
     app.router.add_static("/static/", deps.web_dir, follow_symlinks=False, append_version=False)
+    install_pages(app, deps.web_dir)
 
 
 async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.Redis,
-                          stack: contextlib.AsyncExitStack) -> None:
+                          stack: contextlib.AsyncExitStack, gateway: Gateway) -> None:
     """Opens the node's signaling pieces; ``stack`` closes them in reverse order."""
     s = deps.settings
     media = await stack.enter_async_context(deps.open_media(redis)) if deps.open_media else UnavailableMedia()
@@ -98,9 +100,7 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst, deps.ice_servers)
     stack.push_async_callback(shows.close)
     dispatcher = Dispatcher(hub, calls, shows, tickets)
-    assert deps.verifier is not None
-    gateway = Gateway(s, deps.verifier, hub, calls, shows, dispatcher, tickets, deps.ice_servers)
+    gateway.open(hub, calls, shows, dispatcher, tickets)
     stack.push_async_callback(gateway.close)
     app[NODE_HUB] = hub
-    app[NODE_GATEWAY] = gateway
     app[NODE_DISPATCHER] = dispatcher

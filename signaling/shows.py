@@ -100,7 +100,7 @@ class ShowBook:
     def _add(self, show: Show, session: Session) -> Member:
         member = Member(session, PeerId(session.id), hidden=session.grants.hidden)
         show.members[session.id] = member
-        session.shows.add(show.room)
+        session.enter_show(show.room)
         if not member.hidden:
             self._announce(show)
         return member
@@ -140,7 +140,7 @@ class ShowBook:
 
     async def _drop(self, show: Show, session: Session) -> None:
         member = show.members.pop(session.id, None)
-        session.shows.discard(show.room)
+        session.leave_show(show.room)
         if member is None:
             return
         await self._media.close_peer(show.room, member.peer_id)
@@ -158,13 +158,19 @@ class ShowBook:
         self._shows.pop(show.room, None)
         self._broadcast(show, {"type": "show.ended", "room": show.room, "reason": reason})
         for member in show.members.values():
-            member.session.shows.discard(show.room)
+            member.session.leave_show(show.room)
         show.members.clear()
         await self._media.close_room(show.room)
 
     async def roster(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, _ = self._member(session, body["room"])
         return show.roster()
+
+    async def list_shows(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Moderators: every show on this node, with its visible roster (the moderation console)."""
+        if not session.grants.moderate:
+            raise Forbidden("listing shows needs the moderate grant")
+        return {"shows": [show.roster() for show in self._shows.values()]}
 
     async def session_gone(self, session: Session) -> None:
         """The session ended for good: it leaves every show (an owner's show ends)."""
@@ -190,6 +196,10 @@ class ShowBook:
         show, member = self._member(session, body["room"])
         if not (session.grants.subscribe or session.grants.moderate):
             raise Forbidden("subscribing needs the subscribe grant")
+        if not session.grants.publish:
+            # Subscribing again (a reloaded page that resumed, a failed connection) replaces the old peer:
+            # the SFU cannot ICE-restart it. A publisher's peer holds its producers and is never replaced.
+            await self._media.close_peer(show.room, member.peer_id)
         offer = await self._media.subscribe(show.room, member.peer_id, session.user_id, hidden=member.hidden)
         return {"room": show.room, "sdp": offer}
 

@@ -121,6 +121,18 @@ def user_call(user_id: str) -> str:
     return f"call:user:{user_id}"
 
 
+SANCTIONS_CHANNEL = "sanctions"
+"""Pub/sub channel every node subscribes: ``{"user": <id>, "kind": "ban"}`` when the control API bans
+a user; each node ends that user's sessions at once (close 4003). Apart from the per-user channels,
+which carry messages relayed for other users, so no participant can forge one."""
+
+
+def banned(user_id: str) -> str:
+    """String (expires when the ban does; none for a ban until revoked): the user is banned. Written
+    by the control API; a node refuses the user's sockets while it exists."""
+    return f"ban:{user_id}"
+
+
 def node_channel(node_id: str) -> str:
     """Pub/sub channel of one node process (subscribed from start-up; reserved for commands to it)."""
     return f"node:{node_id}"

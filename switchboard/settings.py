@@ -64,6 +64,8 @@ class NodeSettings:
     """TCP port of ``switchboard node``."""
     workers: int = 0
     """SFU worker processes; 0 means one per core."""
+    viewers_per_worker: int = 100
+    """Viewers of one show a worker takes before the show is piped into another worker; 0: never pipe."""
     rtc_addresses: tuple[str, ...] = ("127.0.0.1",)
     """Local addresses the SFU gathers ICE candidates on (aioice skips loopback by itself)."""
     announced_address: str = ""
@@ -97,6 +99,8 @@ class NodeSettings:
         _port(self.port, "port")
         if self.workers < 0:
             raise SettingsError("workers", f"must be >= 0, got {self.workers}")
+        if self.viewers_per_worker < 0:
+            raise SettingsError("viewers_per_worker", f"must be >= 0, got {self.viewers_per_worker}")
         if not self.rtc_addresses:
             raise SettingsError("rtc_addresses", "needs at least one address")
         for name in ("ws_max_frame_bytes", "ws_rate_per_s", "ws_rate_burst", "ws_send_queue", "ws_ping_interval_s",

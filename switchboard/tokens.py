@@ -21,7 +21,7 @@ ALGORITHM = "EdDSA"
 _REQUIRED = ["exp", "iat", "sub", "iss", "jti"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Grants:
     """What the bearer may do. Verified on every door of a node."""
 
@@ -37,6 +37,9 @@ class Grants:
     """Invisible in rosters, counts, events, stats and SDP (moderator taps only)."""
     moderate: bool = False
     """May end rooms and act on other participants."""
+    premium: bool = False
+    """The account pays for premium (the matchmaker's premium filters). Set by the control API from
+    the account record; a node trusts only this claim, never a client's word."""
     exp: int = 0
     """Expiry, unix seconds (filled in by the signer)."""
     jti: str = ""
@@ -69,6 +72,7 @@ class TokenSigner:
             "subscribe": grants.subscribe,
             "hidden": grants.hidden,
             "moderate": grants.moderate,
+            "premium": grants.premium,
         }
         if grants.room is not None:
             claims["room"] = grants.room
@@ -108,6 +112,7 @@ class TokenVerifier:
                 subscribe=claims.get("subscribe") is True,
                 hidden=claims.get("hidden") is True,
                 moderate=claims.get("moderate") is True,
+                premium=claims.get("premium") is True,
                 exp=int(claims["exp"]),
                 jti=str(claims["jti"]),
             )

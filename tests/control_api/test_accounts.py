@@ -161,3 +161,40 @@ async def _promote(api: Api, user_id: str) -> None:
         account = await session.get(Account, uuid.UUID(user_id))
         assert account is not None
         account.role = Role.MODERATOR
+
+
+async def test_a_ban_acts_live_on_nodes_and_on_token_issue(api: Api, redis) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import json
+
+    from switchboard.keyspace import SANCTIONS_CHANNEL, banned
+
+    user, mod = await api.user(), await api.user()
+    await _promote(api, mod.id)
+    mod.access = (await api.call("POST", "/auth/login", json={"email": mod.email, "password": mod.password}))[1][
+        "access_token"]
+    assert (await api.call("POST", "/rooms/r1/token", user, json={"role": "viewer"}))[0] == 200
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(SANCTIONS_CHANNEL)
+    try:
+        status, _ = await api.call("POST", f"/moderation/accounts/{user.id}/sanctions", mod,
+                                   json={"kind": "ban", "duration_s": 120})
+        assert status == 201
+        async with asyncio.timeout(10):
+            notice = None
+            while notice is None:
+                notice = await pubsub.get_message(timeout=1.0)
+        assert json.loads(notice["data"]) == {"user": user.id, "kind": "ban"}
+    finally:
+        await pubsub.aclose()
+    assert 0 < await redis.ttl(banned(user.id)) <= 120
+    # The user's access token is still within its 15 minutes: it no longer opens a node.
+    status, body = await api.call("POST", "/rooms/r1/token", user, json={"role": "viewer"})
+    assert status == 403 and "banned" in body["detail"]
+    status, body = await api.call("POST", "/ws-token", user)
+    assert status == 403 and "banned" in body["detail"]
+    # A warning is not a ban: nothing is pushed for it.
+    other = await api.user()
+    status, _ = await api.call("POST", f"/moderation/accounts/{other.id}/sanctions", mod, json={"kind": "warning"})
+    assert status == 201
+    assert not await redis.exists(banned(other.id))

@@ -70,3 +70,21 @@ async def test_live_invite_notifies_and_respects_blocks(api: Api) -> None:
     assert (await api.call("POST", f"/users/{blocker.id}/invite", host, json={"room": "show-7"}))[0] == 404
     status, body = await api.call("POST", "/notifications/read", guest, json={})
     assert body["unread"] == 0
+
+
+async def test_ws_token_carries_premium_from_the_account(api: Api) -> None:
+    user = await api.user()
+    verifier = TokenVerifier(api.key.public_key(), issuer="switchboard")
+    status, body = await api.call("POST", "/ws-token", user)
+    assert status == 200 and body["grants"]["premium"] is False
+    assert verifier.verify(body["token"]).premium is False
+    services = api.app._subapps[0][SERVICES]  # type: ignore[attr-defined]
+    async with services.sessions() as session, session.begin():
+        account = await session.get(Account, uuid.UUID(user.id))
+        assert account is not None
+        account.premium = True
+    # The same access token (signed while the account was not premium): the flag is read afresh.
+    status, body = await api.call("POST", "/ws-token", user)
+    assert status == 200 and body["grants"]["premium"] is True
+    grants = verifier.verify(body["token"])
+    assert grants.premium is True and grants.sub == user.id

@@ -19,6 +19,7 @@ EXPECTED_SIGNATURES = {
     "Connection.get_component_candidates":
         "(self, component: int, addresses: list[str], timeout: int = 5) -> list[aioice.candidate.Candidate]",
     "Connection.data_received": "(self, data: bytes, component: int) -> None",
+    "StunProtocol.datagram_received": "(self, data: bytes | str, addr: tuple[typing.Any, ...]) -> None",
 }
 
 

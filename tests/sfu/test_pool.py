@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from collections.abc import AsyncIterator
 
 import pytest
@@ -41,7 +42,7 @@ async def test_two_rooms_on_two_worker_processes(pool: WorkerPool) -> None:
             viewers.append(await start_viewer(pool, room, "v"))
         for v in viewers:
             await v.wait_frames(10, timeout=20)
-        assert {pool._placement[r].index for r in rooms} == {0, 1}
+        assert {pool.rooms[r].home.index for r in rooms} == {0, 1}
         counters = await pool.worker_counters()
         assert all(c["forwarded"] > 0 for c in counters)
         assert len({c["pid"] for c in counters}) == 2
@@ -56,3 +57,82 @@ async def test_two_rooms_on_two_worker_processes(pool: WorkerPool) -> None:
             await p.close()
         for room in rooms:
             await pool.close_room(room)
+
+
+class Recorder:
+    """Plays signaling's listener: records the peers the SFU closed on its own."""
+
+    def __init__(self) -> None:
+        self.closed: list[tuple[RoomId, PeerId, str]] = []
+
+    async def renegotiation_needed(self, room_id: RoomId, peer_id: PeerId) -> None:
+        return None
+
+    async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
+        self.closed.append((room_id, peer_id, reason))
+
+
+async def test_a_dead_worker_closes_its_peers_and_the_pool_keeps_serving(pool: WorkerPool) -> None:
+    recorder = Recorder()
+    pool.set_listener(recorder)
+    room = RoomId("doomed")
+    pub = await start_publisher(pool, room, "pub", audio=False, size=(320, 240))
+    viewer = None
+    try:
+        for _ in range(100):
+            if (await pool.room_stats(room)).producers:
+                break
+            await asyncio.sleep(0.05)
+        viewer = await start_viewer(pool, room, "v")
+        await viewer.wait_frames(5, timeout=20)
+        dead = pool.rooms[room].home
+        os.kill(dead.pid, signal.SIGKILL)  # our own child, by PID
+        for _ in range(200):
+            if len(recorder.closed) == 2 and len(pool.workers) == 2 and dead not in pool.workers:
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(recorder.closed) == [(room, PeerId("pub"), "worker-lost"), (room, PeerId("v"), "worker-lost")]
+        assert room not in pool.rooms
+        assert len(pool.pids()) == 2 and dead.pid not in pool.pids()
+    finally:
+        if viewer is not None:
+            await viewer.close()
+        await pub.close()
+    # the node keeps serving: the same room starts again on a live worker
+    pub = await start_publisher(pool, room, "pub2", audio=False, size=(320, 240))
+    try:
+        for _ in range(100):
+            if (await pool.room_stats(room)).producers:
+                break
+            await asyncio.sleep(0.05)
+        viewer = await start_viewer(pool, room, "v2")
+        await viewer.wait_frames(5, timeout=20)
+        await viewer.close()
+    finally:
+        await pub.close()
+        await pool.close_room(room)
+
+
+@pytest.fixture
+def node_deps(tmp_path):  # type: ignore[no-untyped-def]
+    """What ``switchboard node --workers 2`` builds (a sync fixture: it reads settings and key files)."""
+    from switchboard.cli import _node_deps
+    from switchboard.health import Readiness
+    from switchboard.keys import KeyPaths, ensure_secrets
+    from switchboard.settings import load_settings
+
+    settings = load_settings(None, {"SWITCHBOARD_DATA_DIR": str(tmp_path), "SWITCHBOARD_NODE_WORKERS": "2",
+                                    "SWITCHBOARD_NODE_VIEWERS_PER_WORKER": "7"})
+    ensure_secrets(KeyPaths.from_settings(settings))
+    return _node_deps(settings, "", Readiness(), pool=True)
+
+
+async def test_the_node_runs_its_sfu_as_a_pool_of_worker_processes(node_deps) -> None:  # type: ignore[no-untyped-def]
+    assert node_deps.open_media is not None
+    async with node_deps.open_media(None) as media:
+        assert isinstance(media, WorkerPool)
+        assert len(media.pids()) == 2 and media.viewers_per_worker == 7
+        pids = media.pids()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

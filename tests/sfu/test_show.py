@@ -177,3 +177,23 @@ async def test_viewer_before_publisher_gets_tracks_by_renegotiation(worker: Work
     finally:
         await viewers["v"].close()
         await pub.close()
+
+
+async def test_loss_on_the_publishers_leg_is_repaired_by_nack_upstream(worker: Worker) -> None:
+    pub = await start_publisher(worker, ROOM, "pub", audio=False)
+    await wait_producers(worker, 1)
+    viewer = await start_viewer(worker, ROOM, "v")
+    try:
+        await viewer.wait_frames(1, timeout=20)
+        # 5% of what the SFU receives from the publisher is lost on the way in
+        dropped = aiortc_private.drop_incoming(worker.routers[ROOM].transports[PeerId("pub")].pc, 0.05, seed=3)
+        start = viewer.frames["video"]
+        await viewer.wait_frames(start + 60, timeout=30)
+        producer = next(iter(worker.routers[ROOM].producers.values()))
+        assert dropped() > 0
+        assert producer.nacks_sent > 0, "the SFU asked the publisher again"
+        assert producer.rtx_received > 0 and producer.repaired > 0, "the publisher's RTX filled the gaps"
+        assert producer.repaired * 2 > dropped(), "most losses upstream were repaired"
+    finally:
+        await viewer.close()
+        await pub.close()

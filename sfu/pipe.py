@@ -1,0 +1,235 @@
+"""Pipes between the workers of one node (mediasoup's pipeToRouter): plain RTP over UDP on 127.0.0.1.
+
+A show whose audience outgrows its worker gets a second router on another worker; a pipe joins the
+two. The exporting side (the router holding the publisher) adds a :class:`PipeConsumer` to each of
+its producers: packets go out unchanged (original SSRC, payload type, sequence number, timestamp),
+with no SRTP, one copy per producer instead of one per viewer. The importing side creates one
+producer per piped track (same id, codec and SSRC), with its own NACK cache, so its viewers' NACKs
+are answered there; their PLIs are merged by that producer and sent back through the pipe as RTCP,
+where they become keyframe requests on the real producer (merged again, then upstream).
+
+Both ends are created by their routers and closed by them. The set of piped producers travels in
+control datagrams (first byte 0, then msgpack) sent on every change and every tick; RTP and RTCP
+(RFC 5761 demux on the payload type byte) travel as they are. Garbage is counted and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+from sfu import aiortc_private, rtcp
+from sfu.producer import Codec, Producer
+from sfu.rtp import HEADER
+
+HOST = "127.0.0.1"
+CONTROL = 0
+"""First byte of a control datagram (RTP and RTCP start with version 2: 0x80..0xBF)."""
+
+Descriptor = list[Any]
+"""One piped producer: ``[producer_id, peer_id, kind, mime, clock_rate, payload_type, channels, params, ssrc]``."""
+
+
+def describe(p: Producer) -> Descriptor:
+    c = p.codec
+    return [p.producer_id, p.peer_id, c.kind, c.mime_type, c.clock_rate, c.payload_type, c.channels,
+            [list(kv) for kv in c.parameters], p.ssrc]
+
+
+def codec_of(d: Descriptor) -> Codec:
+    return Codec(kind=d[2], mime_type=d[3], clock_rate=d[4], payload_type=d[5], channels=d[6],
+                 parameters=tuple((str(k), str(v)) for k, v in d[7]))
+
+
+class PipeConsumer:
+    """A producer's packets into a pipe, unchanged. Owned by its pipe; never a participant (``hidden``)."""
+
+    hidden = True
+    """Not a viewer: never counted in room stats."""
+
+    def __init__(self, producer: Producer, pipe: PipeTransport) -> None:
+        self.producer = producer
+        self.pipe = pipe
+        self.first_byte = 0x80
+        self.pt = producer.codec.payload_type
+        self.ssrc = producer.ssrc
+        self.packets = 0
+        self.started = False
+        self.closed = False
+
+    def start(self, seq: int, ts: int) -> None:
+        self.started = True
+
+    def forward(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
+        self.pipe.sendto(HEADER.pack(0x80, marker | self.pt, seq, ts, self.ssrc) + payload)
+        self.packets += 1
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.producer.remove_consumer(self)
+        self.pipe.exported.pop(self.ssrc, None)
+        self.pipe.announce()
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, pipe: PipeTransport) -> None:
+        self.pipe = pipe
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.pipe.datagram_received(data, addr)
+
+    def error_received(self, exc: Exception) -> None:  # the far worker went away: ICMP unreachable
+        self.pipe.send_errors += 1
+
+
+class PipeTransport:
+    """One end of a pipe between two routers of the same room on two workers."""
+
+    def __init__(self, pipe_id: str, *, new_producer: Callable[[PipeTransport, Codec, int, str], Producer],
+                 on_producer: Callable[[PipeTransport, Producer], None],
+                 on_producer_closed: Callable[[PipeTransport, Producer], None]) -> None:
+        self.pipe_id = pipe_id
+        self.rtcp_ssrc = 0x5C000000 | (hash(pipe_id) & 0xFFFFFF)
+        self._new_producer = new_producer
+        self._on_producer = on_producer
+        self._on_producer_closed = on_producer_closed
+        self.exported: dict[int, PipeConsumer] = {}
+        """Exporting end: our producers' pipe consumers, by SSRC."""
+        self.producers: dict[int, Producer] = {}
+        """Importing end: the piped producers, by SSRC."""
+        self.exporting = False
+        self.remote: tuple[str, int] | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self.sendto: Callable[[bytes], None] = _discard
+        self.malformed = 0
+        self.unknown_ssrc = 0
+        self.send_errors = 0
+        self.closed = False
+
+    async def open(self) -> int:
+        """Bind a UDP socket on 127.0.0.1; returns its port."""
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), local_addr=(HOST, 0))
+        self._transport = transport
+        aiortc_private.enlarge_receive_buffer(transport)
+        return int(transport.get_extra_info("sockname")[1])
+
+    def connect(self, port: int, *, export: bool) -> None:
+        """Send to the far end's port; the exporting end sends media, the importing end feedback."""
+        assert self._transport is not None
+        self.remote = (HOST, port)
+        self.exporting = export
+        send, remote = self._transport.sendto, self.remote
+        self.sendto = lambda data: send(data, remote)
+
+    # exporting end ------------------------------------------------------------------------------
+
+    def export(self, producer: Producer) -> None:
+        if producer.ssrc in self.exported or producer.closed or self.closed:
+            return
+        consumer = PipeConsumer(producer, self)
+        self.exported[producer.ssrc] = consumer
+        producer.add_consumer(consumer)
+        self.announce()
+
+    def descriptors(self) -> list[Descriptor]:
+        return [describe(c.producer) for c in self.exported.values()]
+
+    def announce(self) -> None:
+        if self.exporting and not self.closed:
+            self.sendto(bytes([CONTROL]) + msgpack.packb(self.descriptors()))
+
+    # importing end ------------------------------------------------------------------------------
+
+    def sync(self, descriptors: list[Descriptor]) -> None:
+        """Make our piped producers match the exporting end's list (new ones added, gone ones closed)."""
+        wanted = {int(d[8]): d for d in descriptors}
+        for ssrc in [s for s in self.producers if s not in wanted]:
+            self._on_producer_closed(self, self.producers.pop(ssrc))
+        for ssrc, d in wanted.items():
+            if ssrc not in self.producers:
+                producer = self._new_producer(self, codec_of(d), ssrc, str(d[0]))
+                producer.peer_id = d[1]
+                self.producers[ssrc] = producer
+                self._on_producer(self, producer)
+
+    def send_pli(self, producer: Producer) -> None:
+        self.sendto(rtcp.build_pli(self.rtcp_ssrc, producer.ssrc))
+
+    # both ---------------------------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self.closed or addr != self.remote:
+            self.malformed += 1
+            return
+        n = len(data)
+        if n and data[0] == CONTROL and not self.exporting:
+            try:
+                descriptors = msgpack.unpackb(data[1:])
+                self.sync(descriptors)
+            except (ValueError, TypeError, IndexError, KeyError, msgpack.UnpackException):
+                self.malformed += 1
+            return
+        if n < 12 or data[0] >> 6 != 2:
+            self.malformed += 1
+            return
+        if 192 <= data[1] <= 223:
+            self.on_rtcp(data)
+            return
+        producer = self.producers.get(int.from_bytes(data[8:12], "big"))
+        if producer is None:
+            self.unknown_ssrc += 1
+            return
+        producer.on_rtp(data)
+
+    def on_rtcp(self, data: bytes) -> None:
+        try:
+            for pt, fmt, body in rtcp.split(data):
+                if pt == rtcp.PSFB and fmt in (rtcp.FMT_PLI, rtcp.FMT_FIR):
+                    consumer = self.exported.get(rtcp.feedback_ssrcs(body)[1])
+                    if consumer is not None:
+                        consumer.producer.keyframes.request()
+                elif pt == rtcp.SR:
+                    ssrc, ntp, rtp_ts = rtcp.sr_info(body)
+                    producer = self.producers.get(ssrc)
+                    if producer is not None:
+                        producer.on_sender_report(ntp, rtp_ts)
+        except ValueError:
+            self.malformed += 1
+
+    def tick(self) -> None:
+        """Once a second: re-announce the producer list and pass the publishers' clocks (for SRs)."""
+        if not self.exporting or self.closed:
+            return
+        self.announce()
+        parts = []
+        for c in self.exported.values():
+            clock = c.producer.rtp_clock_now()
+            if clock is not None:
+                parts.append(rtcp.build_sr(c.ssrc, clock[0], clock[1], 0, 0))
+        if parts:
+            self.sendto(b"".join(parts))
+
+    def close(self) -> list[Producer]:
+        """Close the socket and our pipe consumers; returns the imported producers the router must close."""
+        if self.closed:
+            return []
+        self.closed = True
+        for c in list(self.exported.values()):
+            c.close()
+        self.exported.clear()
+        producers = list(self.producers.values())
+        self.producers.clear()
+        self.sendto = _discard
+        if self._transport is not None:
+            self._transport.close()
+        return producers
+
+
+def _discard(data: bytes) -> None:
+    return None

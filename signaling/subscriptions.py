@@ -1,0 +1,125 @@
+"""The node's per-user Redis state, written in batches: channel subscriptions and presence keys.
+
+A user arriving on the node needs ``SUBSCRIBE user:{id}`` and a presence key; one command each per
+user made 10,000 sockets arriving together cost the event loop ~20,000 Redis round trips (and
+redis-py's per-command overhead). Here every join and leave waits in one ordered queue; a single
+task takes whatever queued up while the previous batch was in flight and sends it as one
+SUBSCRIBE (or UNSUBSCRIBE) with many channels plus one script call for the presence keys. A caller
+awaits its batch, so a user's socket is told ``hello`` only once its channel is subscribed. The same
+script checks each arriving user's ban mark (``keyspace.banned``), so refusing banned users costs
+no round trip of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+
+from switchboard.ids import NodeId, UserId
+from switchboard.keyspace import banned, presence, user_channel
+from switchboard.tasks import stop_task
+
+PRESENCE_LUA = (Path(__file__).resolve().parent / "lua" / "presence_set.lua").read_text()
+CHUNK = 500
+"""Users per Redis command: bounds one command's size and the time the loop spends building it."""
+
+
+class Subscriptions:
+    """Batches user joins and leaves for one node. Owned by the hub, which starts and closes it."""
+
+    def __init__(self, redis: aioredis.Redis, pubsub: PubSub, node_id: NodeId, presence_ttl_s: int) -> None:
+        self._redis = redis
+        self._pubsub = pubsub
+        self._node_id = node_id
+        self._ttl_s = presence_ttl_s
+        self._set_presence = redis.register_script(PRESENCE_LUA)
+        self._ops: list[tuple[bool, UserId]] = []
+        """Queued (join?, user) in arrival order."""
+        self._done: asyncio.Future[frozenset[UserId]] | None = None
+        """Resolved (with the banned users among the joins) when the queued ops are written."""
+        self._wake = asyncio.Event()
+        self.connected = asyncio.Event()
+        """Set by the hub once the pubsub holds its connection. Until then batches wait: a SUBSCRIBE
+        sent while the hub's first one is still connecting made redis-py open a second connection
+        and read only that one, orphaning the node and sanctions channels (found by the ban test)."""
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="hub-subscriptions")
+
+    async def join(self, user: UserId) -> bool:
+        """Subscribes the user's channel and writes their presence (with the next batch); False (and
+        no presence written) when the user is banned: the caller refuses them and leaves again."""
+        return user not in await self._enqueue(True, user)
+
+    async def leave(self, user: UserId) -> None:
+        """Unsubscribes the user's channel and deletes their presence (with the next batch)."""
+        await self._enqueue(False, user)
+
+    async def refresh(self, users: list[UserId]) -> None:
+        """Rewrites the presence keys (TTL) of ``users``, in chunks, yielding to the loop between them."""
+        for start in range(0, len(users), CHUNK):
+            await self._set_presence(keys=[presence(u) for u in users[start:start + CHUNK]],
+                                     args=[self._node_id, self._ttl_s])
+
+    async def _enqueue(self, join: bool, user: UserId) -> frozenset[UserId]:
+        if self._done is None:
+            self._done = asyncio.get_running_loop().create_future()
+        done = self._done
+        self._ops.append((join, user))
+        self._wake.set()
+        return await asyncio.shield(done)  # a cancelled caller must not cancel the batch others wait for
+
+    async def _run(self) -> None:
+        await self.connected.wait()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            ops, done = self._ops, self._done
+            self._ops, self._done = [], None
+            if done is None:
+                continue
+            try:
+                refused = await self._write(ops)
+            except BaseException as exc:
+                if not done.done():
+                    done.set_exception(exc if isinstance(exc, Exception) else ConnectionError("node stopping"))
+                    done.exception()  # retrieved: callers that went away must not log "never retrieved"
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                if not done.done():
+                    done.set_result(refused)
+
+    async def _write(self, ops: list[tuple[bool, UserId]]) -> frozenset[UserId]:
+        """Runs of joins and of leaves, in order (a join then a leave of one user stays in that order).
+        Returns the banned users among the joins."""
+        refused: set[UserId] = set()
+        start = 0
+        while start < len(ops):
+            kind, end = ops[start][0], start
+            while end < len(ops) and ops[end][0] == kind and end - start < CHUNK:
+                end += 1
+            users = [user for _, user in ops[start:end]]
+            channels = [user_channel(u) for u in users]
+            if kind:
+                await self._pubsub.subscribe(*channels)
+                keys = [presence(u) for u in users] + [banned(u) for u in users]
+                positions = await self._set_presence(keys=keys, args=[self._node_id, self._ttl_s, len(users)])
+                refused.update(users[int(i) - 1] for i in positions)
+            else:
+                await self._pubsub.unsubscribe(*channels)
+                await self._redis.delete(*(presence(u) for u in users))
+            start = end
+        return frozenset(refused)
+
+    async def close(self) -> None:
+        """Stops the batching task; joins still waiting fail with ConnectionError. Safe to call twice."""
+        if self._task is not None:
+            await stop_task(self._task)
+        if self._done is not None and not self._done.done():
+            self._done.set_exception(ConnectionError("node stopping"))
+            self._done.exception()

@@ -1,0 +1,168 @@
+"""Helpers for the browser tests: a real ``switchboard up`` subprocess, accounts made over HTTP, and
+headless Chromium (Debian's) with the flags WebRTC on 127.0.0.1 needs.
+
+Chromium honours only the last ``--disable-features`` switch, and Playwright passes one of its own:
+:func:`chromium_args` reads Playwright's list from a probe browser and returns it merged with
+``WebRtcHideLocalIpsWithMdns`` (else host candidates are mDNS names the SFU cannot resolve).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Browser, Playwright
+
+from switchboard.embedded import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection",
+]
+EXTRA_DISABLED = "WebRtcHideLocalIpsWithMdns"
+START_TIMEOUT_S = 60
+
+
+@dataclass
+class Up:
+    """A running ``switchboard up``: its port, its combined output (a file) and the first-run admin."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    admin: tuple[str, str] | None = None
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_up(data_dir: Path, extra_env: dict[str, str] | None = None) -> Up:
+    port = free_port()
+    env = {**os.environ, "SWITCHBOARD_DATA_DIR": str(data_dir), "SWITCHBOARD_HTTP_PORT": str(port),
+           "SWITCHBOARD_LOG_FORMAT": "json", **(extra_env or {})}
+    env.pop("SWITCHBOARD_REDIS_URL", None)
+    env.pop("SWITCHBOARD_DATABASE_URL", None)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir.parent / "up.log"
+    with log.open("wb") as out:  # a file, not a pipe: nobody has to drain it while the test runs
+        proc = subprocess.Popen([sys.executable, "-m", "switchboard", "up"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    up = Up(proc, port, log)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"switchboard up exited early:\n{up.output()}")
+        if _status(f"{up.base}/readyz") == 200:
+            break
+        time.sleep(0.2)
+    else:
+        stop_up(up)
+        raise RuntimeError(f"/readyz did not answer 200 within {START_TIMEOUT_S} s:\n{up.output()}")
+    found = re.search(r"admin login (\S+) / (\S+)", up.output())
+    up.admin = (found.group(1), found.group(2)) if found else None
+    return up
+
+
+def stop_up(up: Up) -> None:
+    if up.proc.poll() is not None:
+        return
+    up.proc.send_signal(signal.SIGINT)
+    try:
+        up.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        up.proc.kill()
+        up.proc.wait(timeout=10)
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, ConnectionError):
+        return 0
+
+
+def call_api(up: Up, method: str, path: str, body: dict[str, Any] | None = None,
+             token: str | None = None) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{up.base}/api{path}", data=data, headers=headers, method=method)
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        raw = resp.read()
+    return json.loads(raw) if raw else {}
+
+
+def mailed_code(up: Up, email: str) -> str:
+    """The last verification code mailed to ``email`` (no SMTP: the mail goes to the log)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        codes = []
+        for line in up.output().splitlines():
+            if f"mail to {email}" in line:
+                codes += re.findall(r"Use the code (\d{6})", line)
+        if codes:
+            return codes[-1]
+        time.sleep(0.1)
+    raise AssertionError(f"no code mailed to {email} within 10 s")
+
+
+def account(up: Up, name: str) -> dict[str, Any]:
+    """Registers, verifies and logs in ``name`` once; returns the login answer (tokens, user_id)."""
+    if name not in up.users:
+        email, password = f"{name}@example.com", "correct horse battery"
+        call_api(up, "POST", "/auth/register", {"email": email, "password": password})
+        call_api(up, "POST", "/auth/verify", {"email": email, "code": mailed_code(up, email)})
+        up.users[name] = call_api(up, "POST", "/auth/login", {"email": email, "password": password})
+    return up.users[name]
+
+
+def admin(up: Up) -> dict[str, Any]:
+    assert up.admin is not None, "the first run of up prints the admin login"
+    if "admin" not in up.users:
+        email, password = up.admin
+        up.users["admin"] = call_api(up, "POST", "/auth/login", {"email": email, "password": password})
+    return up.users["admin"]
+
+
+def chromium_args(playwright: Playwright) -> tuple[list[str], list[str]]:
+    """(args, ignore_default_args) for launching: Playwright's ``--disable-features`` list is
+    replaced by the same list plus :data:`EXTRA_DISABLED`, so there is exactly one."""
+    probe = playwright.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, "--enable-automation"])
+    try:
+        cdp = probe.new_browser_cdp_session()
+        line = cdp.send("Browser.getBrowserCommandLine")["arguments"]
+    finally:
+        probe.close()
+    theirs = [a for a in line if a.startswith("--disable-features=")]
+    assert len(theirs) == 1, f"expected one --disable-features from Playwright, got {theirs}"
+    return [*FLAGS, f"{theirs[0]},{EXTRA_DISABLED}"], theirs
+
+
+def launch(playwright: Playwright, args: list[str], ignore: list[str]) -> Browser:
+    """A new browser (its own fresh profile directory, removed when it closes)."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*args, "--enable-automation"],
+                                         ignore_default_args=ignore)
+    line = browser.new_browser_cdp_session().send("Browser.getBrowserCommandLine")["arguments"]
+    disabled = [a for a in line if a.startswith("--disable-features=")]
+    assert len(disabled) == 1 and EXTRA_DISABLED in disabled[0], disabled
+    return browser

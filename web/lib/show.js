@@ -1,0 +1,76 @@
+// One peer connection to the SFU for a show: publishing (broadcaster) or subscribing (viewer, tap).
+//
+// Candidates gathered before the SFU has our description are held back: we wait (bounded) for
+// gathering to complete, so they travel inside the SDP; later ones are trickled with show.ice.
+
+import { gathered, play } from "./media.js";
+
+class ShowPeer {
+  constructor(signal, room, iceServers) {
+    this.signal = signal;
+    this.room = room;
+    this.pc = new RTCPeerConnection({ iceServers: iceServers || [] });
+    this.described = false;
+    this.pc.addEventListener("icecandidate", (event) => {
+      if (!this.described) return;
+      this.signal.notify("show.ice", { room, candidate: event.candidate ? event.candidate.toJSON() : null });
+    });
+  }
+
+  close() {
+    this.pc.close();
+  }
+}
+
+export class Publisher extends ShowPeer {
+  /** Sends every track of `stream` to the show; resolves once the SFU answered. */
+  async publish(stream) {
+    for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
+    await this.pc.setLocalDescription();
+    await gathered(this.pc);
+    const { sdp } = await this.signal.request("show.publish", { room: this.room, sdp: this.pc.localDescription.sdp });
+    await this.pc.setRemoteDescription({ type: "answer", sdp });
+    this.described = true;
+  }
+}
+
+export class Subscriber extends ShowPeer {
+  constructor(signal, room, iceServers, video) {
+    super(signal, room, iceServers);
+    this.stream = new MediaStream();
+    this.tracksReceived = 0;
+    this.pc.addEventListener("track", (event) => {
+      // A new track of a kind replaces the old one (the broadcaster's page reloaded: new producers).
+      const others = this.stream.getTracks().filter((t) => t.kind !== event.track.kind);
+      this.stream = new MediaStream([...others, event.track]);
+      this.tracksReceived += 1;
+      play(video, this.stream);
+    });
+    this.offers = Promise.resolve();
+    this.onOffer = (message) => {
+      if (message.room === this.room) this.offers = this.offers.then(() => this.answer(message.sdp)).catch(console.error);
+    };
+    signal.on("show.offer", this.onOffer);
+  }
+
+  /** Asks the SFU for its offer (every producer of the show) and answers it. */
+  async subscribe() {
+    const { sdp } = await this.signal.request("show.subscribe", { room: this.room });
+    await this.answer(sdp);
+  }
+
+  async answer(sdp) {
+    if (this.pc.signalingState === "closed") return;
+    await this.pc.setRemoteDescription({ type: "offer", sdp });
+    await this.pc.setLocalDescription();
+    await gathered(this.pc);
+    await this.signal.request("show.answer", { room: this.room, sdp: this.pc.localDescription.sdp });
+    this.described = true;
+  }
+
+  close() {
+    const list = this.signal.handlers.get("show.offer") || [];
+    this.signal.handlers.set("show.offer", list.filter((h) => h !== this.onOffer));
+    super.close();
+  }
+}

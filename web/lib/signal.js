@@ -1,0 +1,188 @@
+// The node's /ws socket: requests with ids, server messages by type, reconnect with resume.
+//
+// The resume token is kept in sessionStorage under `resumeKey`, so a reloaded page resumes too
+// (within the node's resume window, 15 s). A new token is asked of `getToken` at every connect:
+// room tokens are short-lived, and a socket lives no longer than its token, so a fresh one is also
+// sent with `token.refresh` ahead of `token_expires_at` (a failed refresh still ends in a resume).
+
+const REQUEST_TIMEOUT_MS = 15000;
+const BACKOFF_MS = [250, 500, 1000, 2000, 4000];
+
+export class SignalError extends Error {
+  constructor(frame) {
+    super(frame.message || frame.code);
+    this.code = frame.code;
+  }
+}
+
+export class Signal extends EventTarget {
+  constructor({ getToken, resumeKey }) {
+    super();
+    this.getToken = getToken;
+    this.resumeKey = resumeKey;
+    this.handlers = new Map();
+    this.pending = new Map();
+    this.nextId = 1;
+    this.ws = null;
+    this.closedByUs = false;
+    this.attempt = 0;
+    this.hello = null;
+    this.refreshTimer = null;
+    this.tokenExpiresAt = 0; // seconds since the epoch, from hello and token.refresh replies
+  }
+
+  _scheduleRefresh(expiresAt) {
+    clearTimeout(this.refreshTimer);
+    this.tokenExpiresAt = expiresAt || 0;
+    if (!expiresAt) return;
+    const remaining = expiresAt * 1000 - Date.now();
+    // A minute ahead; half the remaining time for short tokens (clock skew is the margin's job).
+    const delay = Math.max(1000, remaining > 120000 ? remaining - 60000 : remaining / 2);
+    this.refreshTimer = setTimeout(() => this._refresh(), delay);
+  }
+
+  async _refresh() {
+    try {
+      const reply = await this.request("token.refresh", { token: await this.getToken() });
+      this._scheduleRefresh(reply.token_expires_at);
+      this.dispatchEvent(new CustomEvent("state", { detail: { state: "refreshed" } }));
+    } catch (err) {
+      console.warn("token refresh failed; the socket will reconnect when its token expires", err);
+    }
+  }
+
+  /** Handles every server message of `type` (relayed call.* messages, show.roster, ...). */
+  on(type, handler) {
+    if (!this.handlers.has(type)) this.handlers.set(type, []);
+    this.handlers.get(type).push(handler);
+    return this;
+  }
+
+  _emit(type, message) {
+    for (const handler of this.handlers.get(type) || []) {
+      try { handler(message); } catch (err) { console.error(`handler for ${type} failed`, err); }
+    }
+  }
+
+  _state(state, detail = {}) {
+    this.dispatchEvent(new CustomEvent("state", { detail: { state, ...detail } }));
+  }
+
+  /** Connects (resuming when a resume token is stored); resolves with the `hello` message. */
+  async connect() {
+    this.closedByUs = false;
+    const token = await this.getToken();
+    const resume = sessionStorage.getItem(this.resumeKey);
+    const url = new URL("/ws", location.href);
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    url.searchParams.set("token", token);
+    if (resume) url.searchParams.set("resume", resume);
+    const ws = new WebSocket(url);
+    this.ws = ws;
+    return new Promise((resolve, reject) => {
+      let welcomed = false;
+      ws.onmessage = (event) => {
+        let message;
+        try { message = JSON.parse(event.data); } catch { return; }
+        if (message.type === "hello") {
+          welcomed = true;
+          this.attempt = 0;
+          this.hello = message;
+          sessionStorage.setItem(this.resumeKey, message.resume_token);
+          this._scheduleRefresh(message.token_expires_at);
+          this._state("connected", { resumed: message.resumed });
+          resolve(message);
+        }
+        this._receive(message);
+      };
+      ws.onclose = (event) => {
+        if (this.ws !== ws) return;
+        this.ws = null;
+        clearTimeout(this.refreshTimer);
+        for (const { reject: fail, timer } of this.pending.values()) {
+          clearTimeout(timer);
+          fail(new SignalError({ code: "disconnected", message: "connection lost" }));
+        }
+        this.pending.clear();
+        if (event.code === 4003) {
+          // Banned (at connect, or live by a moderator): the session is over; never reconnect.
+          this.closedByUs = true;
+          sessionStorage.removeItem(this.resumeKey);
+          if (!welcomed) reject(new SignalError({ code: "banned", message: "this account is banned" }));
+          this._state("banned");
+          return;
+        }
+        if (!welcomed) {
+          // 4001: the token was refused; a stale resume token is simply dropped by the node.
+          reject(new SignalError({ code: event.code === 4001 ? "unauthorized" : "disconnected",
+            message: event.reason || "could not connect" }));
+        }
+        if (this.closedByUs) {
+          this._state("closed");
+        } else if (welcomed) {
+          this._reconnect();
+        }
+      };
+    });
+  }
+
+  _receive(message) {
+    if ((message.type === "reply" || message.type === "error") && this.pending.has(message.ref)) {
+      const { resolve, reject, timer } = this.pending.get(message.ref);
+      clearTimeout(timer);
+      this.pending.delete(message.ref);
+      if (message.type === "reply") resolve(message);
+      else reject(new SignalError(message));
+      return;
+    }
+    this._emit(message.type, message);
+  }
+
+  async _reconnect() {
+    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    this.attempt += 1;
+    this._state("reconnecting", { attempt: this.attempt });
+    await new Promise((r) => setTimeout(r, delay));
+    if (this.closedByUs) return;
+    try {
+      await this.connect();
+    } catch (err) {
+      // A refused token, or a login the API no longer honours (logged out, banned): retrying is useless.
+      if (err.code === "banned") return;  // the "banned" state is already out
+      if (err.code === "unauthorized" || err.status === 401 || err.status === 403) {
+        this._state("lost", { reason: err.message });
+        return;
+      }
+      this._reconnect();
+    }
+  }
+
+  /** Sends a request and resolves with its reply (rejects with a SignalError). */
+  request(type, body = {}) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
+      return Promise.reject(new SignalError({ code: "disconnected", message: "not connected" }));
+    }
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new SignalError({ code: "timeout", message: `no answer to ${type}` }));
+      }, REQUEST_TIMEOUT_MS);
+      this.pending.set(id, { resolve, reject, timer });
+      this.ws.send(JSON.stringify({ type, id, ...body }));
+    });
+  }
+
+  /** Sends a message that needs no reply (trickled ICE, relayed call messages). */
+  notify(type, body = {}) {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ type, ...body }));
+  }
+
+  /** Clean hang-up: no reconnect, and the resume token is forgotten. */
+  close() {
+    this.closedByUs = true;
+    clearTimeout(this.refreshTimer);
+    sessionStorage.removeItem(this.resumeKey);
+    this.ws?.close(1000, "bye");
+  }
+}

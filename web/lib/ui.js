@@ -1,0 +1,55 @@
+// Small DOM helpers shared by the pages.
+
+export const $ = (id) => document.getElementById(id);
+
+/** Shows a message in the page's banner; kind is "info", "ok" or "error"; "" hides it. */
+export function say(text, kind = "info") {
+  const el = $("banner");
+  el.textContent = text;
+  el.className = `banner ${kind}`;
+  el.hidden = !text;
+}
+
+/** Appends one chat line ("who: text") and keeps the newest in view. */
+export function chatLine(list, who, text) {
+  const li = document.createElement("li");
+  const name = document.createElement("b");
+  name.textContent = who;
+  li.append(name, document.createTextNode(` ${text}`));
+  list.append(li);
+  list.scrollTop = list.scrollHeight;
+}
+
+/** Wires a chat form: `send(text)` is awaited; the field is cleared when it worked. */
+export function chatForm(form, send) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = form.querySelector("input");
+    const text = input.value.trim();
+    if (!text) return;
+    try {
+      await send(text);
+      input.value = "";
+    } catch (err) {
+      say(err.code === "rate_limited" ? "Slow down: chat is rate limited." : `Chat failed: ${err.message}`, "error");
+    }
+  });
+}
+
+/**
+ * Mirrors the socket's state into the banner (reconnecting, lost) and calls `onReconnected(resumed)`
+ * after each reconnect (not after the first connect): resumed is false when the node had let the
+ * session go, and the page must join again.
+ */
+export function showConnection(signal, onReconnected) {
+  let connects = 0;
+  signal.addEventListener("state", ({ detail }) => {
+    if (detail.state === "reconnecting") say(`Connection lost, reconnecting (attempt ${detail.attempt})…`, "error");
+    if (detail.state === "lost") say(`Connection lost: ${detail.reason}. Reload the page.`, "error");
+    if (detail.state === "banned") say("This account is banned: you were disconnected.", "error");
+    if (detail.state === "connected" && connects++ > 0) {
+      say(detail.resumed ? "Reconnected." : "Reconnected (new session).", "ok");
+      onReconnected?.(detail.resumed);
+    }
+  });
+}

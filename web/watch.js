@@ -1,0 +1,89 @@
+// /watch/<room>: play a show, see its viewer count and chat. A reload within 15 s resumes.
+
+import { api, explain, requireLogin } from "./lib/api.js";
+import { qualityText, watchQuality } from "./lib/media.js";
+import { Subscriber } from "./lib/show.js";
+import { Signal } from "./lib/signal.js";
+import { $, chatForm, chatLine, say, showConnection } from "./lib/ui.js";
+
+const me = requireLogin();
+const room = decodeURIComponent(location.pathname.split("/").pop());
+$("me").textContent = `you: ${me.user_id.slice(0, 8)}`;
+$("title").textContent = room;
+document.title = `${room} · Switchboard`;
+
+let subscriber = null;
+let stopQuality = () => {};
+const signal = new Signal({
+  resumeKey: `switchboard.resume.watch.${room}`,
+  getToken: async () => (await api(`/rooms/${encodeURIComponent(room)}/token`, { method: "POST", body: { role: "viewer" } })).token,
+});
+// For people debugging, and the tests.
+window.switchboard = { signal, get pc() { return subscriber?.pc; }, get subscriber() { return subscriber; } };
+
+function setViewers(count) {
+  $("viewers").textContent = `${count} viewer${count === 1 ? "" : "s"}`;
+  $("viewers").dataset.count = String(count);
+}
+
+async function subscribe() {
+  stopQuality();
+  subscriber?.close();
+  subscriber = new Subscriber(signal, room, signal.hello.ice_servers, $("video"));
+  await subscriber.subscribe();
+  stopQuality = watchQuality(subscriber.pc, qualityText($("quality")));
+}
+
+async function enter() {
+  let answer;
+  try {
+    answer = await signal.request("show.join", { room });
+  } catch (err) {
+    if (err.code === "not_found") {
+      say("This show is not live (it has not started, or it ended).", "info");
+      return;
+    }
+    throw err;
+  }
+  setViewers(answer.viewers);
+  await subscribe();
+  say("");
+}
+
+signal.on("show.roster", (m) => { if (m.room === room) setViewers(m.viewers); });
+signal.on("show.chat", (m) => { if (m.room === room) chatLine($("chat"), m.from === me.user_id ? "you" : m.from.slice(0, 8), m.text); });
+signal.on("show.ended", (m) => {
+  if (m.room !== room) return;
+  stopQuality();
+  subscriber?.close();
+  say(m.reason === "owner left" ? "The broadcaster left: the show is over." : "The show is over.", "info");
+});
+signal.on("show.peer_closed", (m) => { if (m.room === room) subscribe().catch((err) => say(err.message, "error")); });
+showConnection(signal, (resumed) => {
+  // Resumed after a blip: the media connection usually survived; if not, subscribe again.
+  if (!resumed || subscriber?.pc.connectionState === "failed") enter().catch((err) => say(err.message, "error"));
+});
+
+$("sound").addEventListener("click", () => {
+  const video = $("video");
+  video.muted = !video.muted;
+  $("sound").textContent = video.muted ? "Sound on" : "Sound off";
+});
+$("leave").addEventListener("click", async () => {
+  await signal.request("show.leave", { room }).catch(() => {});
+  stopQuality();
+  subscriber?.close();
+  signal.close();
+  say("You left the show.", "info");
+});
+chatForm($("chat-form"), (text) => signal.request("show.chat", { room, text }));
+
+try {
+  const hello = await signal.connect();
+  // A reloaded page resumes its session: it is still in the show (and counted once); the old
+  // page's peer connection is gone, so subscribe again (the node replaces the SFU peer).
+  await enter();
+  if (hello.resumed) say("Resumed.", "ok");
+} catch (err) {
+  say(err.code ? `Cannot watch: ${err.message}` : explain(err), "error");
+}
