@@ -15,16 +15,38 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from switchboard.health import metrics_middleware
-from switchboard.logs import request_id_middleware
+from switchboard.logs import Handler, request_id_middleware
+
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 log = logging.getLogger("switchboard.runtime")
 
 
+LONG_LIVED = frozenset({"/ws"})
+"""Paths whose requests live as long as a socket: the middlewares let them straight through."""
+
+
 def base_app(registry, client_max_size: int = 8 * 1024 * 1024) -> web.Application:  # type: ignore[no-untyped-def]
-    """An application with the request-id and metrics middlewares every process uses."""
+    """An application with the request-id and metrics middlewares every process uses (not on
+    :data:`LONG_LIVED` paths)."""
     return web.Application(
-        middlewares=[request_id_middleware, metrics_middleware(registry)], client_max_size=client_max_size
+        middlewares=[_short_lived(request_id_middleware), _short_lived(metrics_middleware(registry))],
+        client_max_size=client_max_size,
     )
+
+
+def _short_lived(middleware: Middleware) -> Middleware:
+    """``middleware`` for ordinary requests only. The wrapper is a plain function that returns the
+    awaitable it is given: a socket's request keeps no middleware frame on its stack for its whole
+    life (~300 bytes per frame, times 10,000 sockets)."""
+
+    @web.middleware
+    def wrapper(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        if request.path in LONG_LIVED:
+            return handler(request)
+        return middleware(request, handler)
+
+    return wrapper  # type: ignore[return-value]
 
 
 async def serve(

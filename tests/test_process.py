@@ -88,3 +88,17 @@ async def test_first_start_makes_one_admin(database_url: str) -> None:
         assert again is None
     finally:
         await engine.dispose()
+
+
+async def test_sockets_skip_the_middlewares(aiohttp_client, up_app: web.Application) -> None:  # type: ignore[no-untyped-def]
+    """/ws requests pass the request-id and metrics middlewares untouched (no frame held per socket);
+    every other request still gets both."""
+    client = await aiohttp_client(up_app)
+    ws = await client.ws_connect("/ws")  # no token: the node refuses it (4001), after the upgrade
+    await ws.receive()
+    await ws.close()
+    plain = await client.get("/healthz")
+    assert "X-Request-Id" in plain.headers
+    metrics = await (await client.get("/metrics")).text()
+    assert 'route="/healthz"' in metrics
+    assert 'route="/ws"' not in metrics
