@@ -159,7 +159,7 @@ class Router:
         if peer_id in self.transports:
             raise NegotiationError("peer already exists")
         t = self._transport(peer_id, user_id, Role.SUBSCRIBER, hidden)
-        offer = await t.make_offer(self._live_producers())
+        offer = await t.make_offer(self._live_producers(user_id))
         if hidden:
             await self._emit(EventKind.TAP_OPENED, t)
         return offer or ""
@@ -173,13 +173,19 @@ class Router:
             return None
         if t.pc.signalingState != "stable":
             return None
-        return await t.make_offer(self._live_producers())
+        return await t.make_offer(self._live_producers(t.user_id))
 
     async def add_ice_candidate(self, peer_id: PeerId, candidate: IceCandidate | None) -> None:
         await self._get(peer_id).add_ice_candidate(candidate)
 
-    def _live_producers(self) -> list[Producer]:
-        return [p for p in self.producers.values() if not p.closed]
+    def _live_producers(self, subscriber: UserId | None = None) -> list[Producer]:
+        """Open producers; for a ``subscriber``, not the ones its own user publishes here (a 1:1 call's
+        party publishes and subscribes in the same room and must not get its own camera back)."""
+        return [p for p in self.producers.values() if not p.closed and not self._published_by(p, subscriber)]
+
+    def _published_by(self, producer: Producer, user_id: UserId | None) -> bool:
+        t = self.transports.get(producer.peer_id)
+        return user_id is not None and t is not None and t.user_id == user_id
 
     async def close_peer(self, peer_id: PeerId) -> None:
         t = self.transports.pop(peer_id, None)

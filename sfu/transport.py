@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpReceiveParameters, RTCRtpSendParameters
 from aiortc.sdp import candidate_from_sdp
 
@@ -96,7 +96,10 @@ class Transport:
         self.hidden = hidden
         self.addresses = addresses
         self.announced = announced
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # max-bundle: every section on one transport from the start. With aiortc's default (balanced), a
+        # subscriber offer of audio, video, audio, video (a 1:1 call's tap) left the 4th section on the
+        # audio transport that the client's BUNDLE answer then stopped: that track never flowed.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.wire: private.WireSender | None = None
         self.rtcp_ssrc = next(self._ids) | 0x5B000000
         self.producers: dict[int, Producer] = {}

@@ -18,6 +18,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from signaling.call_media import CallMedia
 from signaling.errors import BadMessage, Busy, Conflict, NotFound
 from signaling.hub import Hub
 from signaling.session import Session
@@ -40,9 +41,11 @@ DURABLE = {"call.like": "like", "call.follow_request": "follow_request"}
 class CallBook:
     """Call flows for the users of one node."""
 
-    def __init__(self, redis: aioredis.Redis, hub: Hub, ring_timeout_s: float) -> None:
+    def __init__(self, redis: aioredis.Redis, hub: Hub, ring_timeout_s: float, media: CallMedia) -> None:
         self._redis = redis
         self._hub = hub
+        self.media = media
+        """The calls' SFU rooms (``node.call_media = "sfu"``) and the moderators' taps on them."""
         self._ring_timeout_s = ring_timeout_s
         self._move = redis.register_script(TRANSITION_LUA)
         self._in_call: dict[UserId, dict[str, UserId]] = {}
@@ -71,15 +74,23 @@ class CallBook:
             caller, callee = UserId(str(message.get("caller"))), UserId(str(message.get("callee")))
             self._in_call.setdefault(user_id, {})[str(message["call_id"])] = callee if user_id == caller else caller
             self._stop_timer(str(message["call_id"]))
+            self.media.started(str(message["call_id"]), "call", (caller, callee), str(message.get("media", "p2p")))
         elif kind == "call.ended":
             self._forget(user_id, str(message.get("call_id")))
             self._stop_timer(str(message.get("call_id")))
+            await self.media.ended(str(message.get("call_id")))
         elif kind == "match.found":
             peer = message.get("peer")
             if isinstance(peer, dict) and peer.get("user_id"):
-                self._in_call.setdefault(user_id, {})[str(message.get("session_id"))] = UserId(str(peer["user_id"]))
+                session_id, other = str(message.get("session_id")), UserId(str(peer["user_id"]))
+                self._in_call.setdefault(user_id, {})[session_id] = other
+                await self.media.user_left(user_id, "match", keep=session_id)  # one match at a time
+                # The matchmaker does not know where media flows; the node stamps it before the socket sees it.
+                message["media"] = self.media.mode(bool(self._hub.sessions(other)))
+                self.media.started(session_id, "match", (user_id, other), message["media"])
         elif kind == "match.ended":
             self._forget(user_id, str(message.get("session_id")))
+            await self.media.ended(str(message.get("session_id")))
 
     def _forget(self, user_id: UserId, call_id: str) -> None:
         calls = self._in_call.get(user_id)
@@ -144,10 +155,11 @@ class CallBook:
         if not await self._move(keys=[call(call_id), user_call(caller), user_call(callee)],
                                 args=["ringing", "active", call_id, ENDED_KEEP_S]):
             raise Conflict("the call is no longer ringing")
-        accepted = {"type": "call.accepted", "call_id": call_id, "caller": caller, "callee": callee}
+        accepted = {"type": "call.accepted", "call_id": call_id, "caller": caller, "callee": callee,
+                    "media": self.media.mode(bool(self._hub.sessions(caller)))}
         await self._hub.deliver(caller, accepted)
         await self._hub.deliver(callee, accepted)
-        return {"call_id": call_id, "peer": caller}
+        return {"call_id": call_id, "peer": caller, "media": accepted["media"]}
 
     async def _finish(self, session: Session, body: Mapping[str, Any], who: str, states: tuple[str, ...],
                       reason: str) -> dict[str, Any]:
@@ -194,3 +206,8 @@ class CallBook:
                     if await self._end(call_id, caller, callee, state, "left", user_id):
                         break
         self._in_call.pop(user_id, None)
+        await self.media.user_left(user_id)
+
+    async def session_gone(self, session: Session) -> None:
+        """Any session that ended for good (a moderator's too): its call-room peers and taps close."""
+        await self.media.session_gone(session)

@@ -25,7 +25,7 @@ Handler = Callable[[Session, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
 SERVER_TYPES = (
     "hello", "reply", "error", "pong",
-    "call.incoming", "call.ringing", "call.accepted", "call.ended",
+    "call.incoming", "call.ringing", "call.accepted", "call.ended", "call.sfu_offer", "call.sfu_closed",
     "match.found", "match.ended",
     "show.roster", "show.chat", "show.offer", "show.ended", "show.peer_closed",
 )
@@ -58,6 +58,7 @@ class Dispatcher:
 
     def __init__(self, hub: Hub, calls: CallBook, shows: ShowBook, tickets: TicketStore | None) -> None:
         self._hub = hub
+        self._calls = calls
         self._tickets = tickets
         table: dict[str, Handler] = {
             "ping": self._ping,
@@ -67,6 +68,13 @@ class Dispatcher:
             "call.decline": calls.decline,
             "call.cancel": calls.cancel,
             "call.hangup": calls.hangup,
+            "call.publish": calls.media.publish,
+            "call.subscribe": calls.media.subscribe,
+            "call.sfu_answer": calls.media.answer,
+            "call.sfu_ice": calls.media.ice,
+            "call.list": calls.media.list_calls,
+            "call.tap": calls.media.tap,
+            "call.untap": calls.media.untap,
             "queue.join": self._queue_join,
             "queue.leave": self._queue_leave,
             "queue.next": self._queue_next,
@@ -123,8 +131,12 @@ class Dispatcher:
         return {"queued": True, "ignored_filters": list(result.ignored_filters)}
 
     async def _queue_leave(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
-        return {"left": await self._store().leave(session.user_id)}
+        store = self._store()
+        await self._calls.media.user_left(session.user_id, "match")  # first: a new match may follow at once
+        return {"left": await store.leave(session.user_id)}
 
     async def _queue_next(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
-        outcome = await self._store().next(session.user_id)
+        store = self._store()
+        await self._calls.media.user_left(session.user_id, "match")  # first: the next match.found may be quick
+        outcome = await store.next(session.user_id)
         return {"outcome": outcome.value}

@@ -282,6 +282,7 @@ class Gateway:
         """A closed session's last step: out of its shows; a user's last one ends calls and tickets."""
         try:
             await self._shows.session_gone(session)
+            await self._calls.session_gone(session)
             if await self._hub.remove(session):
                 await self._calls.user_gone(session.user_id)
                 if self._tickets is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from signaling.call_media import CallMedia
 from signaling.calls import CallBook
 from signaling.dispatch import Dispatcher
 from signaling.gateway import Gateway
@@ -95,10 +96,13 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     hub = Hub(redis, deps.node_id, s.presence_ttl_s)
     await hub.start()
     stack.push_async_callback(hub.close)
-    calls = CallBook(redis, hub, s.call_ring_timeout_s)
-    stack.push_async_callback(calls.close)
     shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst, deps.ice_servers)
     stack.push_async_callback(shows.close)
+    # Without an SFU every call is P2P, whatever the setting says (nothing could carry it).
+    call_media = CallMedia(media, s.call_media if deps.open_media else "p2p", shows)
+    stack.push_async_callback(call_media.close)
+    calls = CallBook(redis, hub, s.call_ring_timeout_s, call_media)
+    stack.push_async_callback(calls.close)
     dispatcher = Dispatcher(hub, calls, shows, tickets)
     gateway.open(hub, calls, shows, dispatcher, tickets)
     stack.push_async_callback(gateway.close)

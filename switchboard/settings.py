@@ -94,9 +94,14 @@ class NodeSettings:
     """Sustained show-chat messages per second per user."""
     chat_burst: int = 5
     """Show-chat messages a user may send at once above the sustained rate."""
+    call_media: str = "p2p"
+    """Where 1:1 calls and matches carry their media: ``p2p`` (browser to browser) or ``sfu`` (through this
+    node's SFU from the start, so a moderator can tap any call without the parties seeing a change)."""
 
     def __post_init__(self) -> None:
         _port(self.port, "port")
+        if self.call_media not in ("p2p", "sfu"):
+            raise SettingsError("call_media", f"must be 'p2p' or 'sfu', got {self.call_media!r}")
         if self.workers < 0:
             raise SettingsError("workers", f"must be >= 0, got {self.workers}")
         if self.viewers_per_worker < 0:

@@ -1,10 +1,13 @@
-// /moderate: list the live shows (show.list) and open an invisible tap (a hidden room token) on one.
+// /moderate: list the live shows (show.list) and calls/matches (call.list), and open an invisible
+// tap on one: a show through its own socket (a hidden room token), a call through the console socket
+// (call.tap: a hidden receiving leg in the call's SFU room; a P2P call cannot be tapped).
 //
 // Every hidden token is audited by the control API; the console socket uses one for its own room
-// name (`moderation`), which no show uses.
+// name (`moderation`), which no show uses. Every tap is an event in the audit stream.
 
 import { api, explain, requireLogin } from "./lib/api.js";
 import { qualityText, watchQuality } from "./lib/media.js";
+import { CallReceiver } from "./lib/call_media.js";
 import { Subscriber } from "./lib/show.js";
 import { Signal } from "./lib/signal.js";
 import { $, chatLine, say, showConnection } from "./lib/ui.js";
@@ -17,8 +20,14 @@ const hiddenToken = async (room) =>
 
 const consoleSignal = new Signal({ resumeKey: "switchboard.resume.moderate", getToken: () => hiddenToken("moderation") });
 showConnection(consoleSignal, () => refresh());
-let tap = null; // {room, signal, subscriber, stopQuality}
-window.switchboard = { get pc() { return tap?.subscriber.pc; } };
+let tap = null; // a show: {room, signal, subscriber, stopQuality}; a call: {callId, receiver, stopQuality}
+window.switchboard = { get pc() { return (tap?.subscriber || tap?.receiver)?.pc; } };
+consoleSignal.on("call.sfu_closed", (m) => {
+  if (tap?.callId !== m.call_id || m.leg !== "tap") return;
+  say(m.reason === "ended" ? "The call ended." : `The tap closed (${m.reason}).`, "info");
+  closeTap();
+  refresh().catch(() => {});
+});
 
 function cell(text) {
   const td = document.createElement("td");
@@ -26,25 +35,53 @@ function cell(text) {
   return td;
 }
 
+function emptyRow(body, text, columns) {
+  const tr = document.createElement("tr");
+  tr.append(cell(text));
+  tr.firstChild.colSpan = columns;
+  body.append(tr);
+}
+
+function watchButton(onClick) {
+  const button = document.createElement("button");
+  button.textContent = "Watch";
+  button.className = "watch";
+  button.addEventListener("click", onClick);
+  const td = document.createElement("td");
+  td.append(button);
+  return td;
+}
+
 async function refresh() {
+  await Promise.all([refreshShows(), refreshCalls()]);
+}
+
+async function refreshCalls() {
+  const { calls } = await consoleSignal.request("call.list");
+  const body = $("calls");
+  body.replaceChildren();
+  if (!calls.length) emptyRow(body, "No live call or random-chat session right now.", 5);
+  for (const c of calls) {
+    const tr = document.createElement("tr");
+    tr.dataset.call = c.call_id;
+    tr.dataset.media = c.media;
+    const since = new Date(c.started_at).toLocaleTimeString();
+    const watch = c.media === "sfu" ? watchButton(() => openCallTap(c)) : cell("peer-to-peer: cannot be tapped");
+    tr.append(cell(c.kind === "match" ? "random chat" : "call"), cell(c.users.map((u) => u.slice(0, 8)).join(" · ")),
+      cell(c.media), cell(since), watch);
+    body.append(tr);
+  }
+}
+
+async function refreshShows() {
   const { shows } = await consoleSignal.request("show.list");
   const body = $("shows");
   body.replaceChildren();
-  if (!shows.length) {
-    const tr = document.createElement("tr");
-    tr.append(cell("No live show right now."));
-    tr.firstChild.colSpan = 4;
-    body.append(tr);
-  }
+  if (!shows.length) emptyRow(body, "No live show right now.", 4);
   for (const show of shows) {
     const tr = document.createElement("tr");
     tr.dataset.room = show.room;
-    const button = document.createElement("button");
-    button.textContent = "Watch";
-    button.className = "watch";
-    button.addEventListener("click", () => openTap(show.room));
-    const td = document.createElement("td");
-    td.append(button);
+    const td = watchButton(() => openTap(show.room));
     const viewers = cell(String(show.viewers));
     viewers.title = show.roster.filter((u) => u !== show.owner).join("\n"); // who is watching, on hover
     tr.append(cell(show.room), cell(show.owner.slice(0, 8)), viewers, td);
@@ -74,6 +111,36 @@ async function openTap(room) {
     return;
   }
   $("tap-room").textContent = room;
+  $("end-show").hidden = false;
+  $("tap").hidden = false;
+  say("");
+}
+
+async function openCallTap(c) {
+  closeTap();
+  const videos = [$("video"), $("video2")];
+  let shown = 0;
+  const current = { callId: c.call_id, receiver: null, stopQuality: () => {} };
+  tap = current;
+  // One picture per party: each video track the SFU sends gets its own element.
+  current.receiver = new CallReceiver(consoleSignal, c.call_id, "tap", consoleSignal.hello.ice_servers, (track) => {
+    if (track.kind !== "video" || shown >= videos.length) return;
+    const video = videos[shown++];
+    video.style.display = ""; // the second party: a picture in the corner, as on /random
+    video.srcObject = new MediaStream([track]);
+    video.play().catch(() => {});
+  });
+  try {
+    await current.receiver.open("call.tap");
+    current.stopQuality = watchQuality(current.receiver.pc, qualityText($("quality")));
+  } catch (err) {
+    say(err.code ? `Cannot watch this call: ${err.message}` : explain(err), "error");
+    closeTap();
+    return;
+  }
+  $("tap-room").textContent = `${c.kind === "match" ? "random chat" : "call"} ${c.users.map((u) => u.slice(0, 8)).join(" · ")}`;
+  $("viewers").textContent = "2 parties";
+  $("end-show").hidden = true;
   $("tap").hidden = false;
   say("");
 }
@@ -81,9 +148,17 @@ async function openTap(room) {
 function closeTap() {
   if (!tap) return;
   tap.stopQuality();
-  tap.subscriber?.close();
-  tap.signal.notify("show.leave", { room: tap.room }); // closes the SFU peer now, not after the resume window
-  tap.signal.close();
+  if (tap.receiver) {
+    tap.receiver.close();
+    consoleSignal.notify("call.untap", { call_id: tap.callId });
+    $("video2").style.display = "none";
+    $("video2").srcObject = null;
+  } else {
+    tap.subscriber?.close();
+    tap.signal.notify("show.leave", { room: tap.room }); // closes the SFU peer now, not after the resume window
+    tap.signal.close();
+  }
+  $("video").srcObject = null;
   tap = null;
   $("tap").hidden = true;
   $("chat").replaceChildren();
@@ -106,7 +181,7 @@ $("refresh").addEventListener("click", () => {
 });
 $("close-tap").addEventListener("click", closeTap);
 $("end-show").addEventListener("click", async () => {
-  if (!tap) return;
+  if (!tap?.signal) return;
   await tap.signal.request("show.end", { room: tap.room }).catch((err) => say(err.message, "error"));
 });
 

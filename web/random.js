@@ -1,17 +1,19 @@
-// /random: queue with filters, get matched, a P2P call with chat, like, follow, report; next, stop.
+// /random: queue with filters, get matched, a call with chat, like, follow, report; next, stop.
+// The call is P2P or through the SFU, as match.found's `media` says (node.call_media).
 
 import { api, explain, requireLogin } from "./lib/api.js";
 import { openCamera, play, qualityText, toggle, watchQuality } from "./lib/media.js";
 import { Signal } from "./lib/signal.js";
 import { $, chatForm, chatLine, say, showConnection } from "./lib/ui.js";
 import { P2PCall } from "./random/call.js";
+import { SfuCall } from "./random/sfu.js";
 
 const me = requireLogin();
 $("me").textContent = `you: ${me.user_id.slice(0, 8)}`;
 
 let stream = null;
 let ticket = null;
-let call = null; // the live P2PCall
+let call = null; // the live P2PCall or SfuCall
 let match = null; // the last match.found
 let waitingSince = 0;
 let stopQuality = () => {};
@@ -71,14 +73,16 @@ signal.on("match.found", (m) => {
   $("peer").textContent = `${who} · ${m.peer.country}`;
   state("matched", "connecting…");
   say("");
-  call = new P2PCall(signal, m.session_id, stream, signal.hello.ice_servers, (remote) => play($("remote"), remote));
+  const Call = m.media === "sfu" ? SfuCall : P2PCall;
+  call = new Call(signal, m.session_id, stream, signal.hello.ice_servers, (remote) => play($("remote"), remote));
   call.pc.addEventListener("connectionstatechange", () => {
     if (!call) return;
     if (call.pc.connectionState === "connected") state("connected", "connected");
     if (call.pc.connectionState === "failed") say("The video connection failed: press Next to meet someone else.", "error");
   });
   stopQuality = watchQuality(call.pc, qualityText($("quality")));
-  if (m.offerer) call.offer().catch((err) => say(`Call setup failed: ${err.message}`, "error"));
+  const setup = m.media === "sfu" ? call.start() : m.offerer ? call.offer() : null;
+  setup?.catch((err) => say(`Call setup failed: ${err.message}`, "error"));
 });
 signal.on("match.ended", (m) => {
   if (match?.session_id !== m.session_id) return;
