@@ -236,17 +236,18 @@ class Transport:
         if len(data) < 12:
             self.malformed_rtp += 1
             return
-        producer = self.producers.get(int.from_bytes(data[8:12], "big"))
+        ssrc = int.from_bytes(data[8:12], "big")
+        producer = self.producers.get(ssrc)
         if producer is not None:
             producer.on_rtp(data)
             return
-        rtx = self._rtx.get(int.from_bytes(data[8:12], "big"))
+        rtx = self._rtx.get(ssrc)
         if rtx is not None:
             self._on_rtx(rtx, data)
             return
         pending = self._pending_pt.pop(data[1] & 0x7F, None)
         if pending is not None:
-            self._add_producer(pending[0], int.from_bytes(data[8:12], "big"))
+            self._add_producer(pending[0], ssrc)
             return
         self.unknown_ssrc += 1
 

@@ -14,9 +14,6 @@ every other room (shows) to the show book.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,10 +21,9 @@ from typing import Any
 
 from sfu.types import IceCandidate, MediaService, PeerId, SfuListener
 from signaling.errors import BadMessage, Conflict, Forbidden, NotFound, Unavailable
+from signaling.renegotiation import Renegotiations
 from signaling.session import Session
 from switchboard.ids import RoomId, UserId
-
-log = logging.getLogger("switchboard.signaling")
 
 P2P, SFU = "p2p", "sfu"
 LEGS = ("publish", "subscribe", "tap")
@@ -64,15 +60,12 @@ class CallMedia:
         self._mode = mode
         self._shows = shows
         self._calls: dict[str, LiveCall] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._renegotiations = Renegotiations(media)
         media.set_listener(self)
 
     async def close(self) -> None:
         """Node stop: renegotiations are cancelled, every call room is closed (its taps with it)."""
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._renegotiations.close()
         for live in list(self._calls.values()):
             await self._drop(live)
         self._media.set_listener(self._shows)
@@ -174,7 +167,7 @@ class CallMedia:
         await self._media.accept_answer(RoomId(live.call_id), peer_id, body["sdp"])
         # Tracks that arrived while our offer waited for this answer were not offered (the SFU offers
         # only from a stable state): ask again now; nothing is sent when nothing changed.
-        self._spawn(RoomId(live.call_id), peer_id)
+        self._offer_again(RoomId(live.call_id), peer_id)
         return {"call_id": live.call_id}
 
     @staticmethod
@@ -231,24 +224,14 @@ class CallMedia:
         if room_id not in self._calls:
             await self._shows.renegotiation_needed(room_id, peer_id)
             return
-        self._spawn(room_id, peer_id)
+        self._offer_again(room_id, peer_id)
 
-    def _spawn(self, room_id: RoomId, peer_id: PeerId) -> None:
-        task = asyncio.get_running_loop().create_task(self._renegotiate(room_id, peer_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _renegotiate(self, room_id: RoomId, peer_id: PeerId) -> None:
+    def _offer_again(self, room_id: RoomId, peer_id: PeerId) -> None:
         found = self._by_peer(room_id, peer_id)
-        if found is None:
-            return
-        try:
-            offer = await self._media.renegotiate(room_id, peer_id)
-        except Exception as exc:  # the SFU's error for one peer must not take the listener down
-            log.warning("call renegotiation failed", extra={"room": room_id, "peer": peer_id, "error": str(exc)})
-            return
-        if offer is not None:
-            found[0].send({"type": "call.sfu_offer", "call_id": room_id, "leg": found[1], "sdp": offer})
+        if found is not None:
+            session, leg = found
+            self._renegotiations.spawn(room_id, peer_id, lambda sdp: session.send(
+                {"type": "call.sfu_offer", "call_id": room_id, "leg": leg, "sdp": sdp}))
 
     async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
         if room_id not in self._calls:

@@ -6,9 +6,6 @@ Hidden sessions (moderator taps) are members for media only: never in a roster, 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,11 +14,10 @@ from typing import Any
 from sfu.types import IceCandidate, MediaService, PeerId
 from signaling.errors import Conflict, Forbidden, NotFound, RateLimited
 from signaling.limits import TokenBucket
+from signaling.renegotiation import Renegotiations
 from signaling.session import Session
 from signaling.types import IceServersFor
 from switchboard.ids import RoomId, SessionId, UserId, new_id
-
-log = logging.getLogger("switchboard.signaling")
 
 
 @dataclass
@@ -59,14 +55,11 @@ class ShowBook:
         self._chat_rate = chat_rate_per_s
         self._chat_burst = chat_burst
         self._shows: dict[RoomId, Show] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._renegotiations = Renegotiations(media)
         media.set_listener(self)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._renegotiations.close()
         for room in list(self._shows):
             await self._media.close_room(room)
         self._shows.clear()
@@ -234,21 +227,11 @@ class ShowBook:
         return (show, member) if show and member else None
 
     async def renegotiation_needed(self, room_id: RoomId, peer_id: PeerId) -> None:
-        task = asyncio.get_running_loop().create_task(self._renegotiate(room_id, peer_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _renegotiate(self, room_id: RoomId, peer_id: PeerId) -> None:
         found = self._by_peer(room_id, peer_id)
-        if found is None:
-            return
-        try:
-            offer = await self._media.renegotiate(room_id, peer_id)
-        except Exception as exc:  # the SFU's error for one peer must not take the listener down
-            log.warning("renegotiation failed", extra={"room": room_id, "peer": peer_id, "error": str(exc)})
-            return
-        if offer is not None:
-            found[1].session.send({"type": "show.offer", "room": room_id, "sdp": offer})
+        if found is not None:
+            session = found[1].session
+            self._renegotiations.spawn(room_id, peer_id, lambda sdp: session.send(
+                {"type": "show.offer", "room": room_id, "sdp": sdp}))
 
     async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
         found = self._by_peer(room_id, peer_id)
