@@ -122,8 +122,14 @@ def user_call(user_id: str) -> str:
 
 
 SANCTIONS_CHANNEL = "sanctions"
-"""Pub/sub channel every node subscribes: ``{"user": <id>, "kind": "ban"}`` when the control API bans
-a user; each node ends that user's sessions at once (close 4003). Apart from the per-user channels,
+"""Pub/sub channel every node subscribes. Messages (JSON), all written by the control API:
+
+- ``{"user": <id>, "kind": "ban"}``: the user is banned; each node ends the user's sessions at once
+  (close 4003).
+- ``{"user": <id>, "kind": "revoke"}``: the user's tokens issued before :func:`token_epoch` are dead
+  (deletion, logout everywhere, password reset); each node ends the user's sessions (close 4001).
+- ``{"user": <blocker>, "kind": "block", "other": <blocked>}``: a block was made; each node ends any
+  call or match between the two at once and stops relaying between them. Apart from the per-user channels,
 which carry messages relayed for other users, so no participant can forge one."""
 
 
@@ -131,6 +137,13 @@ def banned(user_id: str) -> str:
     """String (expires when the ban does; none for a ban until revoked): the user is banned. Written
     by the control API; a node refuses the user's sockets while it exists."""
     return f"ban:{user_id}"
+
+
+def token_epoch(user_id: str) -> str:
+    """String (unix seconds; no expiry): tokens of this user issued (``iat``) before this second are
+    revoked, on every door of the API and the node. Written by the control API on ban, deletion,
+    logout everywhere and password reset."""
+    return f"auth:epoch:{user_id}"
 
 
 def node_channel(node_id: str) -> str:

@@ -40,8 +40,14 @@ class Grants:
     premium: bool = False
     """The account pays for premium (the matchmaker's premium filters). Set by the control API from
     the account record; a node trusts only this claim, never a client's word."""
+    verified: bool = False
+    """The account's email is verified. Unverified accounts may watch but not publish, call, match or
+    relay (the node refuses those doors); set by the control API from the account record."""
     exp: int = 0
     """Expiry, unix seconds (filled in by the signer)."""
+    iat: int = 0
+    """Issue time, unix seconds (filled in by the signer). A node refuses a token issued before the
+    account's revocation epoch (``keyspace.token_epoch``): bans, deletions, logouts, resets."""
     jti: str = ""
     """Unique token id (filled in by the signer); lets the audit log name one issue."""
 
@@ -73,6 +79,7 @@ class TokenSigner:
             "hidden": grants.hidden,
             "moderate": grants.moderate,
             "premium": grants.premium,
+            "verified": grants.verified,
         }
         if grants.room is not None:
             claims["room"] = grants.room
@@ -113,7 +120,9 @@ class TokenVerifier:
                 hidden=claims.get("hidden") is True,
                 moderate=claims.get("moderate") is True,
                 premium=claims.get("premium") is True,
+                verified=claims.get("verified") is True,
                 exp=int(claims["exp"]),
+                iat=int(claims["iat"]),
                 jti=str(claims["jti"]),
             )
         except (TypeError, ValueError) as exc:

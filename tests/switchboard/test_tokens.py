@@ -34,18 +34,20 @@ def _b64(data: dict) -> str:  # type: ignore[type-arg]
 
 
 def test_round_trip_keeps_every_grant(signer: TokenSigner, verifier: TokenVerifier) -> None:
-    grants = Grants(sub=UserId("u1"), room=RoomId("show1"), publish=True, subscribe=True, hidden=True, moderate=True)
+    grants = Grants(sub=UserId("u1"), room=RoomId("show1"), publish=True, subscribe=True, hidden=True, moderate=True,
+                    verified=True)
     got = verifier.verify(signer.sign(grants))
-    assert (got.sub, got.room, got.publish, got.subscribe, got.hidden, got.moderate) == (
-        "u1", "show1", True, True, True, True,
+    assert (got.sub, got.room, got.publish, got.subscribe, got.hidden, got.moderate, got.verified) == (
+        "u1", "show1", True, True, True, True, True,
     )
     assert got.exp > time.time() and got.jti
+    assert time.time() - 5 <= got.iat <= time.time()
 
 
 def test_defaults_grant_nothing(signer: TokenSigner, verifier: TokenVerifier) -> None:
     got = verifier.verify(signer.sign(Grants(sub=UserId("u2"))))
     assert got.room is None
-    assert not (got.publish or got.subscribe or got.hidden or got.moderate)
+    assert not (got.publish or got.subscribe or got.hidden or got.moderate or got.verified)
 
 
 def test_expired_token_is_refused(signer: TokenSigner, verifier: TokenVerifier) -> None:
