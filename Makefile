@@ -1,16 +1,24 @@
-# The two commands of the README: `make run` and `make test`. Both make .venv when it is missing.
+# The two commands of the README: `make run` and `make test`. On a bare Debian machine they install
+# what they need first: the Debian packages (scripts/deps.sh, the one list) and the venv.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench-tokens clean
+.PHONY: run test deps deps-venv lint clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+# Written last: an interrupted install leaves no stamp, so the next make repairs the venv.
+$(STAMP): pyproject.toml | deps-venv
+	$(BIN)/python -c 'import pip' 2>/dev/null || (rm -rf $(VENV) && $(PYTHON) -m venv $(VENV))
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
+
+deps:
+	PYTHON=$(PYTHON) scripts/deps.sh
+
+deps-venv:
+	PYTHON=$(PYTHON) scripts/deps.sh --venv
 
 run: $(STAMP)
 	$(BIN)/switchboard up
@@ -19,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
 
-test: lint
+test: deps lint
 	$(BIN)/python -m pytest
 
 clean:

@@ -33,11 +33,11 @@ from sfu.pool import WorkerPool
 from sfu.worker import Worker
 from signaling.node import NodeDeps, install_node
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis
-from switchboard.errors import EmbeddedServiceError, SettingsError
+from switchboard.errors import EmbeddedServiceError, PortInUse, SettingsError
 from switchboard.health import Readiness, add_health_routes
 from switchboard.keys import KeyPaths, ensure_secrets, load_private_key, load_public_key, load_turn_secret
 from switchboard.logs import configure_logging
-from switchboard.runtime import base_app, serve
+from switchboard.runtime import base_app, check_port_free, serve
 from switchboard.settings import Settings, describe, load_settings
 from switchboard.tokens import TokenVerifier
 from turn.coturn import CoturnSecrets, render_config
@@ -137,6 +137,7 @@ def _save_admin_login(settings: Settings, login: AdminLogin) -> Path:
 
 
 def cmd_up(settings: Settings) -> int:
+    check_port_free(settings.http.host, settings.http.port)  # before the embedded servers start
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir.chmod(0o711)  # traversable (the embedded Postgres runs as another user), not listable
     created = ensure_secrets(KeyPaths.from_settings(settings))
@@ -284,6 +285,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+PORT_SETTING = {"up": "http.port", "node": "node.port", "api": "api.port", "matchmaker": "matchmaker.port"}
+"""The setting that moves each command's listening port (named when the port is taken)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     environ = dict(os.environ)
@@ -305,6 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_config(settings)
     except (SettingsError, EmbeddedServiceError) as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    except PortInUse as exc:
+        key = PORT_SETTING.get(args.command, "http.port")
+        env = "SWITCHBOARD_" + key.replace(".", "_").upper()
+        print(f"switchboard: {exc}; choose another port with the setting {key} (e.g. {env}={exc.port + 1})",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -22,3 +22,12 @@ class TokenError(SwitchboardError):
 
 class EmbeddedServiceError(SwitchboardError):
     """An embedded Redis or Postgres failed to start or to answer."""
+
+
+class PortInUse(SwitchboardError):
+    """The address a process must listen on is taken by another process."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(f"{host}:{port} is already in use by another process")
+        self.host = host
+        self.port = port

@@ -8,12 +8,15 @@ is logged and cut short so the process always exits.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from switchboard.errors import PortInUse
 from switchboard.health import metrics_middleware
 from switchboard.logs import Handler, request_id_middleware
 
@@ -49,6 +52,22 @@ def _short_lived(middleware: Middleware) -> Middleware:
     return wrapper  # type: ignore[return-value]
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Raises :class:`PortInUse` when ``host:port`` cannot be bound now (checked before slow start-up
+    work; :func:`serve` raises the same if another process takes it in between)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(host, port) from None
+            raise
+
+
 async def serve(
     app: web.Application,
     host: str,
@@ -70,7 +89,12 @@ async def serve(
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(host, port) from None
+            raise
         bound = runner.addresses[0][1] if runner.addresses else port
         if on_started is not None:
             result = on_started(bound)

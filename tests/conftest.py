@@ -7,6 +7,7 @@ of its own to each test that asks for one.
 from __future__ import annotations
 
 import inspect
+import os
 import shutil
 import tempfile
 import uuid
@@ -97,3 +98,66 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
             # asyncpg looks for ~/.postgresql/ certificate files once per new pooled connection.
             function.can_block_in("asyncpg/connect_utils.py", "_parse_connect_dsn_and_args")
         return (yield)
+
+
+# --- system dependencies: a test that needs a Debian package says so with a marker; a missing one
+# fails the test with the command that installs it (`make test` installs them first, through
+# scripts/deps.sh). Nothing is skipped for a missing dependency, and any skip fails the run.
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _gstreamer_ok() -> bool:
+    import subprocess
+
+    probe = ("import gi; gi.require_version('Gst', '1.0'); from gi.repository import Gst; Gst.init(None); "
+             "assert Gst.ElementFactory.find('webrtcbin') and Gst.ElementFactory.find('nicesrc')")
+    return subprocess.run(["/usr/bin/python3", "-c", probe], capture_output=True, check=False).returncode == 0
+
+
+SYSTEM_NEEDS = {
+    "chromium": (lambda: Path("/usr/bin/chromium").exists(), "chromium"),
+    "coturn": (lambda: shutil.which("turnserver") is not None, "coturn"),
+    "gstreamer": (_gstreamer_ok, "gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-nice "
+                                 "gir1.2-gst-plugins-bad-1.0 python3-gi"),
+}
+"""Marker name -> (is it installed?, the Debian packages that provide it; all listed in scripts/deps.sh)."""
+
+_checked: dict[str, bool] = {}
+
+
+def missing_system_dependency(name: str) -> str | None:
+    """The failure message when the system dependency behind marker ``name`` is missing, else None."""
+    present, packages = SYSTEM_NEEDS[name]
+    if name not in _checked:
+        # The suite's own test of this message pretends a dependency is missing.
+        pretend = os.environ.get("SWITCHBOARD_TESTS_PRETEND_MISSING", "").split(",")
+        _checked[name] = name not in pretend and bool(present())
+    if _checked[name]:
+        return None
+    return (f"{name} is not installed: run `make deps` (or as root: apt-get install -y --no-install-recommends "
+            f"{packages})")
+
+
+@pytest.fixture(autouse=True)
+def _system_dependencies(request: pytest.FixtureRequest) -> None:
+    for name in SYSTEM_NEEDS:
+        if request.node.get_closest_marker(name) is not None:
+            problem = missing_system_dependency(name)
+            if problem:
+                pytest.fail(problem, pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
+    skipped = terminalreporter.stats.get("skipped", [])
+    if skipped:
+        terminalreporter.write_line(f"{len(skipped)} test(s) skipped: this suite allows no skips (a missing "
+                                    "dependency must fail; `make deps` installs the Debian ones)", red=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and reporter.stats.get("skipped") and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

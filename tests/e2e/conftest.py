@@ -52,9 +52,13 @@ def up(up_env: dict[str, str]) -> Iterator[Up]:
 # Module scope: Playwright's driver and loop are gone before the async tests of later modules run.
 @pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
-    pw_sync = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    from playwright import sync_api as pw_sync
+
+    from tests.conftest import missing_system_dependency
+
+    problem = missing_system_dependency("chromium")
+    if problem:
+        pytest.fail(problem, pytrace=False)
     manager = pw_sync.sync_playwright().start()
     yield manager
     manager.stop()

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from tests.e2e.browser import Up, account, admin, call_api, mailed_code
 from tests.e2e.conftest import Pages
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
 
 def test_register_verify_log_in_and_come_back(pages: Pages, up: Up) -> None:

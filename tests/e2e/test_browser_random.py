@@ -10,7 +10,7 @@ from tests.e2e.browser import Up, account, admin, call_api
 from tests.e2e.conftest import Pages
 from tests.e2e.test_browser_show import assert_playing
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
 SELECTED_PAIR = """() => window.switchboard.pc.getStats().then(stats => {
   const transport = [...stats.values()].find(s => s.type === "transport" && s.selectedCandidatePairId);

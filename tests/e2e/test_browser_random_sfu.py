@@ -12,7 +12,7 @@ from tests.e2e.conftest import Pages
 from tests.e2e.test_browser_random import SELECTED_PAIR
 from tests.e2e.test_browser_show import assert_playing
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
 REMOTE_SDP = "() => window.switchboard.pc.remoteDescription.sdp"
 

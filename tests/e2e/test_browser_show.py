@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from tests.e2e.browser import Up, account, admin
 from tests.e2e.conftest import Pages
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
 PLAYING = """sel => { const v = document.querySelector(sel);
   return v && v.videoWidth > 0 && v.getVideoPlaybackQuality().totalVideoFrames > 0; }"""

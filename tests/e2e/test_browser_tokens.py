@@ -11,7 +11,7 @@ from tests.e2e.browser import Up, account
 from tests.e2e.conftest import Pages
 from tests.e2e.test_browser_show import assert_playing, go_live
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
 RECORD_STATES = """() => { window.states = [];
   window.switchboard.signal.addEventListener("state", (e) => window.states.push(e.detail.state)); }"""

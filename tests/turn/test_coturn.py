@@ -15,6 +15,8 @@ from tests.turn.coturn import Coturn, start_coturn
 from turn.coturn import DENIED_PEER_RANGES, CoturnSecrets, render_config
 from turn.credentials import TurnCredential, mint_credential
 
+pytestmark = pytest.mark.coturn
+
 SECRET = "current-secret-0123456789abcdef"
 OLD_SECRET = "previous-secret-0123456789abcdef"
 

@@ -21,6 +21,8 @@ from turn.coturn import CoturnSecrets
 from turn.credentials import mint_credential
 from turn.ice import ice_servers
 
+pytestmark = pytest.mark.coturn
+
 SECRET = "relay-test-secret-0123456789abcdef"
 ROOM = RoomId("relayed-show")
 
