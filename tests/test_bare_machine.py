@@ -177,3 +177,11 @@ def test_each_system_dependency_is_present(name: str) -> None:
     from tests.conftest import missing_system_dependency
 
     assert missing_system_dependency(name) is None
+
+
+def test_readme_shows_what_make_run_runs() -> None:
+    """README's `make run` block starts with exactly the commands make runs on a new machine."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("$ make run\n", 1)[1].split("Switchboard is up", 1)[0].splitlines()
+    dry = subprocess.run(["make", "-n", "-B", "run"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert block == dry.stdout.splitlines()
