@@ -200,8 +200,8 @@ async def test_unverified_accounts_watch_but_never_broadcast(api: Api) -> None:
 async def test_titles_with_lone_surrogates_or_control_characters_are_refused(api: Api) -> None:
     owner = await api.user()
     for title in ("\ud800", "a\udfffb", "nul\x00", "bell\x07", "x" * 101):
-        status, problem = await api.call("POST", "/rooms", owner,
-                                         data=json.dumps({"title": title}), headers={"Content-Type": "application/json"})
+        status, problem = await api.call("POST", "/rooms", owner, data=json.dumps({"title": title}),
+                                         headers={"Content-Type": "application/json"})
         assert status == 422 and problem["errors"][0]["field"] == "title", (title, problem)
 
 

@@ -111,7 +111,8 @@ async def test_a_broadcaster_token_for_ones_own_room_opens_no_other(node: Node, 
     assert publishes(node) == before
 
 
-async def test_a_viewer_never_publishes_not_even_after_swapping_its_token(node: Node, token: Callable[..., str]) -> None:
+async def test_a_viewer_never_publishes_not_even_after_swapping_its_token(
+        node: Node, token: Callable[..., str]) -> None:
     host, fan = await live_show(node, token)
     before = publishes(node)
     assert (await fan.request("show.publish", room="live", sdp="v=0 fan"))["code"] == "forbidden"
