@@ -15,6 +15,7 @@ import dataclasses
 import secrets
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -93,11 +94,10 @@ async def _create_room(call: Call) -> Reply:
         if not account.email_verified:
             raise Forbidden(UNVERIFIED)
         kind = call.body.get("kind", "show")
-        room = Room(name=new_room_name(kind), owner_id=me, kind=kind, title=call.body.get("title", ""))
+        room = Room(name=new_room_name(kind), owner_id=me, kind=kind, title=call.body.get("title", ""),
+                    created_at=datetime.now(UTC))
         session.add(room)
-        await session.flush()
-        await session.refresh(room)
-        return Reply(_room(room), 201)
+    return Reply(_room(room), 201)
 
 
 async def _get_room(call: Call) -> Reply:
