@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.mailbox import Mailbox, owned_rooms
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from switchboard.keys import KeyPaths, ensure_secrets
 
@@ -61,10 +62,11 @@ async def _json(session: aiohttp.ClientSession, method: str, url: str, **kw: Any
         return body
 
 
-async def _setup(base: str, users: int) -> tuple[list[str], list[str]]:
-    """Tokens of ``users`` new accounts, and one conversation per pair of them."""
+async def _setup(base: str, users: int, smtp_port: int) -> tuple[list[str], list[str], list[str]]:
+    """Tokens of ``users`` new accounts, one conversation per pair of them, and 50 rooms."""
     gate = asyncio.Semaphore(8)
-    async with aiohttp.ClientSession() as session:
+    async with Mailbox(smtp_port) as mailbox, aiohttp.ClientSession() as session:
+        rooms = await owned_rooms(base, mailbox, 50)
         async def one(i: int) -> tuple[str, str]:
             async with gate:
                 creds = {"email": f"bench{i}@example.com", "password": f"bench-password-{i}"}
@@ -79,10 +81,10 @@ async def _setup(base: str, users: int) -> tuple[list[str], list[str]]:
             conv = await _json(session, "POST", f"{base}/conversations", json={"members": [made[i + 1][0]]},
                                headers={"Authorization": f"Bearer {tokens[i]}"})
             convs.append(conv["id"])
-    return tokens, convs
+    return tokens, convs, rooms
 
 
-async def _load(base: str, tokens: list[str], convs: list[str], rps: float, seconds: float,
+async def _load(base: str, tokens: list[str], convs: list[str], rooms: list[str], rps: float, seconds: float,
                 message_share: float) -> dict[str, Any]:
     token_lat: list[float] = []
     message_lat: list[float] = []
@@ -98,7 +100,7 @@ async def _load(base: str, tokens: list[str], convs: list[str], rps: float, seco
             if is_message:
                 url, body = f"{base}/conversations/{convs[i % len(convs)]}/messages", {"text": f"bench {i}"}
             else:
-                url, body = f"{base}/rooms/room-{i % 50}/token", {"role": "viewer"}
+                url, body = f"{base}/rooms/{rooms[i % len(rooms)]}/token", {"role": "viewer"}
             started = time.perf_counter()
             try:
                 async with session.post(url, json=body, headers=headers) as resp:
@@ -151,7 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             redis_url, database_url = redis.start(), postgres.start()
             ensure_secrets(KeyPaths(data / "secrets" / "key.pem", data / "secrets" / "key.pub.pem",
                                     data / "secrets" / "turn"))
-            port = free_port()
+            port, smtp_port = free_port(), free_port()
             env = {
                 **os.environ,
                 "SWITCHBOARD_REDIS_URL": redis_url,
@@ -160,6 +162,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "SWITCHBOARD_TOKENS_PRIVATE_KEY_FILE": str(data / "secrets" / "key.pem"),
                 "SWITCHBOARD_TOKENS_PUBLIC_KEY_FILE": str(data / "secrets" / "key.pub.pem"),
                 "SWITCHBOARD_API_PORT": str(port),
+                "SWITCHBOARD_API_SMTP_HOST": "127.0.0.1",  # bench.mailbox: the code that verifies the rooms' owner
+                "SWITCHBOARD_API_SMTP_PORT": str(smtp_port),
                 # One client address sends everything here: lift the per-address limit, keep the per-user one.
                 "SWITCHBOARD_API_RATE_IP_PER_MIN": "100000000",
                 "SWITCHBOARD_LOG_LEVEL": "WARNING",
@@ -170,8 +174,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
             _wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
             base = f"http://127.0.0.1:{port}/api"
-            tokens, convs = asyncio.run(_setup(base, args.users))
-            result = asyncio.run(_load(base, tokens, convs, args.rps, args.seconds, args.message_share))
+            tokens, convs, rooms = asyncio.run(_setup(base, args.users, smtp_port))
+            result = asyncio.run(_load(base, tokens, convs, rooms, args.rps, args.seconds, args.message_share))
             result["users"] = args.users
             return result
         finally:

@@ -159,6 +159,21 @@ class Report(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class Room(Base):
+    """A room someone owns: only its owner gets a broadcaster token for it. The name is chosen by the
+    server (``show-`` + 128 random bits), so it can be neither guessed nor taken first."""
+
+    __tablename__ = "rooms"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="show")
+    """``show`` (one broadcaster, many viewers); the only kind so far."""
+    title: Mapped[str] = mapped_column(String(100), default="")
+    """The owner's words for it: metadata only, never part of the name."""
+    created_at: Mapped[datetime] = _now()
+
+
 class Profile(Base):
     """Public face of an account; exists once onboarding has started."""
 

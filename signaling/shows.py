@@ -2,6 +2,12 @@
 
 A show lives on the node whose SFU holds its media, so its members are sessions of this node.
 Hidden sessions (moderator taps) are members for media only: never in a roster, a count or an event.
+
+Who may publish where is decided by the control API: it signs a room token with the ``publish``
+grant only for the room's owner (a verified account). Every door here checks that the session's
+token names the very room asked for (:meth:`ShowBook._door`), so a token for one room, a socket
+token, or a refreshed token for another room opens nothing else. A show has one broadcaster: the
+session that created it (its ``host``); no other session publishes in it, not even the owner's.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from signaling.limits import TokenBucket
 from signaling.renegotiation import Renegotiations
 from signaling.session import Session
 from signaling.types import IceServersFor
-from switchboard.ids import RoomId, SessionId, UserId, new_id
+from switchboard.ids import RoomId, SessionId, UserId
 
 
 @dataclass
@@ -36,6 +42,8 @@ class Show:
 
     room: RoomId
     owner: UserId
+    host: SessionId
+    """The owner's session that created the show: its one publisher; the show ends when it leaves."""
     members: dict[SessionId, Member] = field(default_factory=dict)
     chat: dict[UserId, TokenBucket] = field(default_factory=dict)
 
@@ -71,7 +79,9 @@ class ShowBook:
             raise NotFound(f"no show {room!r} on this node")
         return show
 
-    def _member(self, session: Session, room: str) -> tuple[Show, Member]:
+    def _member(self, session: Session, room: str, door: bool = True) -> tuple[Show, Member]:
+        if door:
+            self._door(session, room)
         show = self._show(room)
         member = show.members.get(session.id)
         if member is None:
@@ -80,8 +90,25 @@ class ShowBook:
 
     @staticmethod
     def _door(session: Session, room: str) -> None:
-        if session.grants.room is not None and session.grants.room != room:
-            raise Forbidden(f"your token opens room {session.grants.room!r}, not {room!r}")
+        """The shared check of every show door: the session's token (as of now: ``token.refresh``
+        replaces it) must name this room. A socket token (no room) opens no show."""
+        if session.grants.room != room:
+            opens = f"room {session.grants.room!r}" if session.grants.room is not None else "no room"
+            raise Forbidden(f"your token opens {opens}, not {room!r}: ask the API for a token for this room")
+
+    @staticmethod
+    def _may_publish(session: Session, show: Show, member: Member | None) -> None:
+        """Only the show's host publishes: the owner's session that created it, with a publish grant
+        for this room (checked again here: the grants may have been refreshed since)."""
+        g = session.grants
+        if not g.publish or g.room != show.room or (member is not None and member.hidden):
+            raise Forbidden(f"publishing in {show.room!r} needs a broadcaster token for it (its owner's)")
+        if not g.verified:
+            raise Forbidden("verify your email first: unverified accounts may watch but not broadcast")
+        if session.user_id != show.owner:
+            raise Forbidden(f"show {show.room!r} belongs to someone else")
+        if session.id != show.host:
+            raise Conflict(f"show {show.room!r} already has its broadcaster (another session): one publisher per show")
 
     def _broadcast(self, show: Show, message: dict[str, Any]) -> None:
         for member in show.members.values():
@@ -101,13 +128,15 @@ class ShowBook:
     # --- membership -------------------------------------------------------------------------------
 
     async def create(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
-        if not session.grants.publish:
-            raise Forbidden("creating a show needs a token with the publish grant")
-        room = RoomId(body.get("room") or session.grants.room or new_id("show_"))
+        g = session.grants
+        if not g.publish or g.room is None or g.hidden:
+            raise Forbidden("creating a show needs a broadcaster token for its room (POST /api/rooms/{room}/token)")
+        room = RoomId(body.get("room") or g.room)
         self._door(session, room)
         if room in self._shows:
             raise Conflict(f"show {room!r} already exists")
-        show = Show(room, session.user_id)
+        show = Show(room, session.user_id, session.id)
+        self._may_publish(session, show, None)
         self._shows[room] = show
         member = self._add(show, session)
         return {"peer_id": member.peer_id, "ice_servers": self._ice_servers(session.user_id), **show.roster()}
@@ -124,8 +153,8 @@ class ShowBook:
                 **show.roster()}
 
     async def leave(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
-        show, _ = self._member(session, body["room"])
-        if session.user_id == show.owner and not session.grants.hidden:
+        show, _ = self._member(session, body["room"], door=False)  # leaving needs no grant
+        if session.id == show.host:
             await self._end(show, "owner left")
         else:
             await self._drop(show, session)
@@ -141,6 +170,7 @@ class ShowBook:
             self._announce(show)
 
     async def end(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._door(session, body["room"])
         show = self._show(body["room"])
         if session.user_id != show.owner and not session.grants.moderate:
             raise Forbidden("only the show's owner or a moderator may end it")
@@ -171,7 +201,7 @@ class ShowBook:
             show = self._shows.get(RoomId(room))
             if show is None:
                 continue
-            if session.user_id == show.owner and not session.grants.hidden:
+            if session.id == show.host:
                 await self._end(show, "owner left")
             else:
                 await self._drop(show, session)
@@ -180,8 +210,7 @@ class ShowBook:
 
     async def publish(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, member = self._member(session, body["room"])
-        if not session.grants.publish or member.hidden:
-            raise Forbidden("publishing needs the publish grant")
+        self._may_publish(session, show, member)
         answer = await self._media.publish(show.room, member.peer_id, session.user_id, body["sdp"])
         return {"room": show.room, "sdp": answer}
 
@@ -189,7 +218,7 @@ class ShowBook:
         show, member = self._member(session, body["room"])
         if not (session.grants.subscribe or session.grants.moderate):
             raise Forbidden("subscribing needs the subscribe grant")
-        if not session.grants.publish:
+        if session.id != show.host:
             # Subscribing again (a reloaded page that resumed, a failed connection) replaces the old peer:
             # the SFU cannot ICE-restart it. A publisher's peer holds its producers and is never replaced.
             await self._media.close_peer(show.room, member.peer_id)

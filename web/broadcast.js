@@ -1,4 +1,6 @@
 // /broadcast: start a show from the camera; viewer count, show chat, camera/mic toggles, end.
+// The show's room is created by the API (POST /api/rooms): the server names it (unguessable) and
+// records us as its owner, the only one who gets a broadcaster token for it. A title is metadata.
 
 import { api, explain, requireLogin } from "./lib/api.js";
 import { openCamera, play, qualityText, toggle, watchQuality } from "./lib/media.js";
@@ -10,7 +12,6 @@ const me = requireLogin();
 let rosterUpdates = 0; // show.roster messages seen (the tests check a tap adds none)
 $("me").textContent = `you: ${me.user_id.slice(0, 8)}`;
 const saved = sessionStorage.getItem("switchboard.broadcast.room");
-$("room").value = saved || `show-${me.user_id.slice(0, 8)}`;
 
 let signal = null;
 let publisher = null;
@@ -61,7 +62,7 @@ async function enter(room) {
   await publish(room);
 }
 
-async function start(room) {
+async function start(room, title = "") {
   $("start").disabled = true;
   try {
     stream = await openCamera();
@@ -69,6 +70,16 @@ async function start(room) {
     say(err.message, "error");
     $("start").disabled = false;
     return;
+  }
+  if (!room) {
+    try {
+      room = (await api("/rooms", { method: "POST", body: title ? { title } : {} })).room;
+    } catch (err) {
+      say(`Could not create the show: ${explain(err)}`, "error");
+      for (const track of stream.getTracks()) track.stop();
+      $("start").disabled = false;
+      return;
+    }
   }
   play($("preview"), stream);
   signal = new Signal({
@@ -96,6 +107,7 @@ async function start(room) {
   const link = new URL(`/watch/${encodeURIComponent(room)}`, location.href).href;
   $("share").href = link;
   $("share").textContent = link;
+  $("share").dataset.room = room;
   $("setup").hidden = true;
   $("live").hidden = false;
   say("You are live.", "ok");
@@ -115,7 +127,7 @@ function stop(message) {
 
 $("setup").addEventListener("submit", (event) => {
   event.preventDefault();
-  start($("room").value.trim());
+  start(null, $("title").value.trim());
 });
 $("camera").addEventListener("click", () => { $("camera").textContent = toggle(stream, "video") ? "Camera off" : "Camera on"; });
 $("mic").addEventListener("click", () => { $("mic").textContent = toggle(stream, "audio") ? "Mute" : "Unmute"; });

@@ -1,6 +1,6 @@
 // /watch/<room>: play a show, see its viewer count and chat. A reload within 15 s resumes.
 
-import { api, explain, requireLogin } from "./lib/api.js";
+import { ApiError, api, explain, requireLogin } from "./lib/api.js";
 import { qualityText, watchQuality } from "./lib/media.js";
 import { Subscriber } from "./lib/show.js";
 import { Signal } from "./lib/signal.js";
@@ -8,6 +8,7 @@ import { $, chatForm, chatLine, say, showConnection } from "./lib/ui.js";
 
 const me = requireLogin();
 const room = decodeURIComponent(location.pathname.split("/").pop());
+const NOT_LIVE = "This show is not live (it has not started, or it ended).";
 $("me").textContent = `you: ${me.user_id.slice(0, 8)}`;
 $("title").textContent = room;
 document.title = `${room} · Switchboard`;
@@ -40,7 +41,7 @@ async function enter() {
     answer = await signal.request("show.join", { room });
   } catch (err) {
     if (err.code === "not_found") {
-      say("This show is not live (it has not started, or it ended).", "info");
+      say(NOT_LIVE, "info");
       return;
     }
     throw err;
@@ -79,11 +80,18 @@ $("leave").addEventListener("click", async () => {
 chatForm($("chat-form"), (text) => signal.request("show.chat", { room, text }));
 
 try {
+  // The room's owner and title; a room that does not exist (or whose owner we blocked) is never live.
+  const info = await api(`/rooms/${encodeURIComponent(room)}`);
+  if (info.title) {
+    $("title").textContent = info.title;
+    document.title = `${info.title} · Switchboard`;
+  }
   const hello = await signal.connect();
   // A reloaded page resumes its session: it is still in the show (and counted once); the old
   // page's peer connection is gone, so subscribe again (the node replaces the SFU peer).
   await enter();
   if (hello.resumed) say("Resumed.", "ok");
 } catch (err) {
-  say(err.code ? `Cannot watch: ${err.message}` : explain(err), "error");
+  if (err instanceof ApiError && err.status === 404) say(NOT_LIVE, "info");
+  else say(err.code ? `Cannot watch: ${err.message}` : explain(err), "error");
 }

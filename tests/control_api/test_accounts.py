@@ -173,7 +173,8 @@ async def test_a_ban_acts_live_on_nodes_and_on_token_issue(api: Api, redis) -> N
     await _promote(api, mod.id)
     mod.access = (await api.call("POST", "/auth/login", json={"email": mod.email, "password": mod.password}))[1][
         "access_token"]
-    assert (await api.call("POST", "/rooms/r1/token", user, json={"role": "viewer"}))[0] == 200
+    room = (await api.call("POST", "/rooms", user, json={}))[1]["room"]
+    assert (await api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"}))[0] == 200
     pubsub = redis.pubsub(ignore_subscribe_messages=True)
     await pubsub.subscribe(SANCTIONS_CHANNEL)
     try:
@@ -189,7 +190,7 @@ async def test_a_ban_acts_live_on_nodes_and_on_token_issue(api: Api, redis) -> N
         await pubsub.aclose()
     assert 0 < await redis.ttl(banned(user.id)) <= 120
     # The user's access token is still within its 15 minutes: it no longer opens a node.
-    status, body = await api.call("POST", "/rooms/r1/token", user, json={"role": "viewer"})
+    status, body = await api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"})
     assert status == 403 and "banned" in body["detail"]
     status, body = await api.call("POST", "/ws-token", user)
     assert status == 403 and "banned" in body["detail"]

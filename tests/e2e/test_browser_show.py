@@ -30,20 +30,31 @@ def assert_playing(page: Any, selector: str) -> None:
     assert page.evaluate(f"document.querySelector('{selector}').videoWidth") > 0
 
 
-def go_live(pages: Pages, up: Up, room: str) -> Any:
-    host = pages.open("broadcaster", "/broadcast", account(up, f"host-{room}"))
-    host.fill("#room", room)
+def go_live(pages: Pages, up: Up, title: str) -> Any:
+    """A broadcaster live with the fake camera; the room is made by the API (``room_of`` names it)."""
+    host = pages.open("broadcaster", "/broadcast", account(up, f"host-{title}"))
+    host.fill("#title", title)
     host.click("#start")
     expect(host.locator("#banner")).to_have_text("You are live.")
     assert_playing(host, "#preview")
+    room = room_of(host)
+    assert re.fullmatch(r"show-[a-z2-7]{26}", room), room  # server-chosen: nothing like the title or the user id
+    expect(host.locator("#share")).to_have_attribute("href", re.compile(f"/watch/{room}$"))
     return host
+
+
+def room_of(host: Any) -> str:
+    """The room of a live broadcaster's page (its watch link)."""
+    return str(host.locator("#share").get_attribute("data-room"))
 
 
 def test_two_viewers_play_the_show_and_a_tap_stays_invisible(pages: Pages, up: Up) -> None:
     host = go_live(pages, up, "stage1")
-    viewers = [pages.open(f"viewer{i}", "/watch/stage1", account(up, f"fan{i}-stage1")) for i in (1, 2)]
+    room = room_of(host)
+    viewers = [pages.open(f"viewer{i}", f"/watch/{room}", account(up, f"fan{i}-stage1")) for i in (1, 2)]
     for page in viewers:
         assert_playing(page, "#video")
+        expect(page.locator("#title")).to_have_text("stage1")  # the title is shown, the name is the link
     for page in (host, *viewers):
         expect(page.locator("#viewers")).to_have_attribute("data-count", "2")
     fans = {account(up, f"fan{i}-stage1")["user_id"] for i in (1, 2)}
@@ -62,7 +73,7 @@ def test_two_viewers_play_the_show_and_a_tap_stays_invisible(pages: Pages, up: U
     updates = host.evaluate("window.switchboard.rosterUpdates")
 
     moderator = pages.open("moderator", "/moderate", admin(up))
-    row = moderator.locator("tr[data-room=stage1]")
+    row = moderator.locator(f"tr[data-room=\"{room}\"]")
     expect(row).to_contain_text("2")
     row.locator("button.watch").click()
     assert_playing(moderator, "#video")
@@ -81,7 +92,7 @@ def test_two_viewers_play_the_show_and_a_tap_stays_invisible(pages: Pages, up: U
 
 def test_a_reloaded_viewer_resumes_its_session(pages: Pages, up: Up) -> None:
     host = go_live(pages, up, "stage2")
-    viewer = pages.open("viewer", "/watch/stage2", account(up, "fan-stage2"))
+    viewer = pages.open("viewer", f"/watch/{room_of(host)}", account(up, "fan-stage2"))
     assert_playing(viewer, "#video")
     expect(host.locator("#viewers")).to_have_attribute("data-count", "1")
     session = viewer.evaluate("window.switchboard.signal.hello.session_id")
@@ -111,7 +122,8 @@ def test_a_reloaded_viewer_resumes_its_session(pages: Pages, up: Up) -> None:
 
 def test_a_reloaded_broadcaster_keeps_its_show_and_viewers_get_the_new_camera(pages: Pages, up: Up) -> None:
     host = go_live(pages, up, "stage3")
-    viewer = pages.open("viewer", "/watch/stage3", account(up, "fan-stage3"))
+    room = room_of(host)
+    viewer = pages.open("viewer", f"/watch/{room}", account(up, "fan-stage3"))
     assert_playing(viewer, "#video")
     tracks = viewer.evaluate("window.switchboard.subscriber.tracksReceived")
     updates = viewer.evaluate("window.switchboard.signal.hello.session_id")
@@ -124,3 +136,4 @@ def test_a_reloaded_broadcaster_keeps_its_show_and_viewers_get_the_new_camera(pa
     assert viewer.evaluate("document.querySelector('#video').srcObject.getVideoTracks()[0].muted") is False
     expect(viewer.locator("#viewers")).to_have_attribute("data-count", "1")
     assert viewer.evaluate("window.switchboard.signal.hello.session_id") == updates
+    assert room_of(host) == room  # the reloaded page resumed its own room, it did not make another

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.browser import Up, account
 from tests.e2e.conftest import Pages
-from tests.e2e.test_browser_show import assert_playing, go_live
+from tests.e2e.test_browser_show import assert_playing, go_live, room_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
@@ -24,7 +24,7 @@ def up_env() -> dict[str, str]:
 
 def test_pages_renew_their_socket_token_before_it_expires(pages: Pages, up: Up) -> None:
     host = go_live(pages, up, "short")
-    viewer = pages.open("viewer", "/watch/short", account(up, "fan-short"))
+    viewer = pages.open("viewer", f"/watch/{room_of(host)}", account(up, "fan-short"))
     assert_playing(viewer, "#video")
     for page in (host, viewer):
         page.evaluate(RECORD_STATES)

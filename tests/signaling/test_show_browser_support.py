@@ -11,7 +11,7 @@ from tests.signaling.conftest import Node
 
 async def test_subscribing_again_replaces_a_viewers_peer_but_never_a_publishers(
         node: Node, token: Callable[..., str]) -> None:
-    host = await node.connect(token("host", "r1", publish=True, subscribe=True))
+    host = await node.connect(token("host", "r1", publish=True, subscribe=True, verified=True))
     await host.ok("show.create")
     await host.ok("show.publish", room="r1", sdp="v=0 pub")
     viewer = await node.connect(token("viewer", "r1", subscribe=True))
@@ -27,7 +27,7 @@ async def test_subscribing_again_replaces_a_viewers_peer_but_never_a_publishers(
 
 
 async def test_moderators_list_shows_others_may_not(node: Node, token: Callable[..., str]) -> None:
-    host = await node.connect(token("host2", "r2", publish=True))
+    host = await node.connect(token("host2", "r2", publish=True, verified=True))
     await host.ok("show.create")
     fan = await node.connect(token("fan", "r2", subscribe=True))
     await fan.ok("show.join", room="r2")

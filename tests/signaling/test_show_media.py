@@ -14,7 +14,7 @@ from sfu.events import RedisEventSink
 from sfu.worker import Worker
 from switchboard.ids import RoomId
 from tests.sfu.peers import MovingVideo, Viewer, answer_offer, client_pc
-from tests.signaling.conftest import NodeFactory, Peer
+from tests.signaling.conftest import Node, NodeFactory, Peer
 
 ROOM = "live"
 
@@ -31,6 +31,28 @@ async def subscribe_over_ws(peer: Peer) -> Viewer:
     return viewer
 
 
+async def nobody_else_publishes(node: Node, token: Callable[..., str], worker: Worker, pcs: list[Any]) -> None:
+    """A stranger with a real camera offer (a viewer token for the show, then its own room's
+    broadcaster token on the same socket) and the owner's second tab are all refused: the SFU
+    room keeps exactly the caster's producers."""
+    router = worker.routers[RoomId(ROOM)]
+    producers = set(router.producers)
+    stranger_pc = client_pc()
+    pcs.append(stranger_pc)
+    stranger_pc.addTrack(MovingVideo(160, 120))
+    await stranger_pc.setLocalDescription(await stranger_pc.createOffer())
+    offer = stranger_pc.localDescription.sdp
+    stranger = await node.connect(token("stranger", ROOM, subscribe=True))
+    await stranger.ok("show.join", room=ROOM)
+    assert (await stranger.request("show.publish", room=ROOM, sdp=offer))["code"] == "forbidden"
+    await stranger.ok("token.refresh", token=token("stranger", "strangers-own", publish=True, verified=True))
+    assert (await stranger.request("show.publish", room=ROOM, sdp=offer))["code"] == "forbidden"
+    second_tab = await node.connect(token("caster", ROOM, publish=True, verified=True))
+    await second_tab.ok("show.join", room=ROOM)
+    assert (await second_tab.request("show.publish", room=ROOM, sdp=offer))["code"] == "conflict"
+    assert set(router.producers) == producers
+
+
 async def test_show_over_ws_with_real_sfu(make_node: NodeFactory, token: Callable[..., str]) -> None:
     workers: list[Worker] = []
 
@@ -45,7 +67,7 @@ async def test_show_over_ws_with_real_sfu(make_node: NodeFactory, token: Callabl
             await worker.close()
 
     node = await make_node(open_media=open_media)
-    host = await node.connect(token("caster", ROOM, publish=True))
+    host = await node.connect(token("caster", ROOM, publish=True, verified=True))
     await host.ok("show.create")
     pc = client_pc()
     pc.addTrack(MovingVideo(320, 240))
@@ -53,6 +75,7 @@ async def test_show_over_ws_with_real_sfu(make_node: NodeFactory, token: Callabl
     answer = (await host.ok("show.publish", room=ROOM, sdp=pc.localDescription.sdp))["sdp"]
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     viewers: list[Viewer] = []
+    pcs = [pc]
     try:
         async with asyncio.timeout(20):
             while not (RoomId(ROOM) in workers[0].routers and workers[0].routers[RoomId(ROOM)].producers):  # noqa: ASYNC110
@@ -68,6 +91,9 @@ async def test_show_over_ws_with_real_sfu(make_node: NodeFactory, token: Callabl
         await viewers[1].wait_frames(5, timeout=30)
         roster = await fan.ok("show.roster", room=ROOM)
         assert roster["roster"] == ["caster", "fan"] and roster["viewers"] == 1
+        await nobody_else_publishes(node, token, workers[0], pcs)
+        await viewers[0].wait_frames(viewers[0].frames["video"] + 5, timeout=30)
+        assert viewers[0].sizes == {(320, 240)}  # the caster's video, never the stranger's 160x120
         stats = await workers[0].room_stats(RoomId(ROOM))
         assert stats.viewers == 1  # the SFU agrees: the tap is not counted
         assert not [m for m in fan.seen + host.seen if "mod" in str(m.get("roster", ""))]
@@ -76,4 +102,5 @@ async def test_show_over_ws_with_real_sfu(make_node: NodeFactory, token: Callabl
     finally:
         for viewer in viewers:
             await viewer.close()
-        await pc.close()
+        for each in pcs:
+            await each.close()
