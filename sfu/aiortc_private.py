@@ -33,7 +33,7 @@ import pylibsrtp
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
-from pylibsrtp._binding import ffi as _srtp_ffi
+from pylibsrtp._binding import ffi as _srtp_ffi  # type: ignore[import-not-found]
 
 PINNED = {"aiortc": "1.16.0", "aioice": "0.13.0", "pylibsrtp": "1.0.0"}
 """The exact versions whose internals this module was written against."""
@@ -102,12 +102,15 @@ def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
 
 
 def hook_dtls(dtls: RTCDtlsTransport, on_rtp: Callable[[bytes], None], on_rtcp: Callable[[bytes], None],
-              on_error: Callable[[Exception], None]) -> None:
+              on_error: Callable[[Exception], None] | None = None) -> None:
     """Route decrypted RTP and RTCP of this DTLS transport to our (synchronous) handlers.
 
-    An exception out of a handler goes to ``on_error`` (count it, log it), never into aiortc's DTLS
-    task: that task would die, the peer connection close, and every track on it stop.
+    An exception out of a handler goes to ``on_error`` (the SFU counts and logs it; without one the
+    packet is just dropped), never into aiortc's DTLS task: that task would die, the peer connection
+    close, and every track on it stop.
     """
+    if on_error is None:
+        on_error = _ignore
 
     async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
         try:
@@ -191,7 +194,7 @@ def guard_unprotect(dtls: RTCDtlsTransport) -> None:
                 return out
 
         setattr(session, name, guarded)
-    session._switchboard_guarded = True
+    session._switchboard_guarded = True  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -261,6 +264,10 @@ def enlarge_receive_buffer(transport: Any) -> None:
 
 
 def _discard(data: bytes, addr: Any) -> None:
+    return None
+
+
+def _ignore(exc: Exception) -> None:
     return None
 
 
