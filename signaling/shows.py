@@ -137,6 +137,9 @@ class ShowBook:
             raise Conflict(f"show {room!r} already exists")
         show = Show(room, session.user_id, session.id)
         self._may_publish(session, show, None)
+        await self._media.open_room(room)
+        if room in self._shows:  # made by another create while the SFU opened the room
+            raise Conflict(f"show {room!r} already exists")
         self._shows[room] = show
         member = self._add(show, session)
         return {"peer_id": member.peer_id, "ice_servers": self._ice_servers(session.user_id), **show.roster()}
@@ -211,6 +214,7 @@ class ShowBook:
     async def publish(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, member = self._member(session, body["room"])
         self._may_publish(session, show, member)
+        await self._media.open_room(show.room)  # again after a lost SFU worker (the show lives on)
         answer = await self._media.publish(show.room, member.peer_id, session.user_id, body["sdp"])
         return {"room": show.room, "sdp": answer}
 
@@ -218,6 +222,7 @@ class ShowBook:
         show, member = self._member(session, body["room"])
         if not (session.grants.subscribe or session.grants.moderate):
             raise Forbidden("subscribing needs the subscribe grant")
+        await self._media.open_room(show.room)
         if session.id != show.host:
             # Subscribing again (a reloaded page that resumed, a failed connection) replaces the old peer:
             # the SFU cannot ICE-restart it. A publisher's peer holds its producers and is never replaced.
@@ -264,5 +269,13 @@ class ShowBook:
 
     async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
         found = self._by_peer(room_id, peer_id)
-        if found is not None:
-            found[1].session.send({"type": "show.peer_closed", "room": room_id, "reason": reason})
+        if found is None:
+            return
+        show, member = found
+        member.session.send({"type": "show.peer_closed", "room": room_id, "reason": reason})
+        if member.session.id == show.host:
+            # The broadcaster's media is gone (its tracks leave every viewer's connection by a show.offer);
+            # the show itself goes on until its host leaves or ends it, and may publish again.
+            for other in show.members.values():
+                if other is not member:
+                    other.session.send({"type": "show.media_stopped", "room": room_id, "reason": reason})
