@@ -34,7 +34,7 @@ async def test_a_broadcasters_dead_transport_is_told_to_everyone(make_node: Node
             await worker.close()
 
     node = await make_node(open_media=open_media)
-    host = await node.connect(token("caster", ROOM, publish=True))
+    host = await node.connect(token("caster", ROOM, publish=True, verified=True))
     await host.ok("show.create")
     pc = client_pc()
     pc.addTrack(MovingVideo(160, 120))
