@@ -8,23 +8,27 @@ import logging
 import time
 
 from sfu.errors import NegotiationError, UnknownPeer
+from sfu.keyframes import KeyframeSchedule
 from sfu.pipe import Descriptor, PipeTransport
 from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.transport import Role, Transport
-from sfu.types import EventKind, EventSink, IceCandidate, PeerId, ProducerStats, RoomStats, SfuEvent, SfuListener
-from switchboard.ids import RoomId, UserId, new_id
+from sfu.types import EventSink, IceCandidate, PeerId, ProducerStats, RoomStats, SfuListener
+from switchboard.events import EventType, TapEvent
+from switchboard.ids import RoomId, UserId
 
 log = logging.getLogger(__name__)
 
 PLI_INTERVAL = 0.5
 """Seconds between two PLIs sent upstream for one producer (requests in between are merged)."""
+KEYFRAME_INTERVAL_S = 4.0
+"""Default period of the keyframe schedule (``sfu.keyframe_interval_s``)."""
 
 
 class Router:
     """Created by the worker on first use of a room, closed by it (close_room, or worker close)."""
 
     def __init__(self, room_id: RoomId, *, addresses: tuple[str, ...], announced: str, events: EventSink,
-                 listener: SfuListener | None) -> None:
+                 listener: SfuListener | None, keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
         self.room_id = room_id
         self.addresses = addresses
         self.announced = announced
@@ -33,6 +37,9 @@ class Router:
         self.transports: dict[PeerId, Transport] = {}
         self.producers: dict[str, Producer] = {}
         self.pipes: dict[str, PipeTransport] = {}
+        self.keyframe_schedule = KeyframeSchedule(keyframe_interval_s)
+        """Every publisher's video gets keyframe requests on a fixed period: taps start on them unasked."""
+        self._tap_opened_ms: dict[PeerId, int] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
@@ -62,6 +69,8 @@ class Router:
 
     def _producer_added(self, transport: Transport | PipeTransport, producer: Producer) -> None:
         self.producers[producer.producer_id] = producer
+        if isinstance(transport, Transport):
+            self.keyframe_schedule.add(producer, time.monotonic())
         for pipe in self.pipes.values():
             if pipe.exporting:
                 pipe.export(producer)
@@ -161,7 +170,7 @@ class Router:
         t = self._transport(peer_id, user_id, Role.SUBSCRIBER, hidden)
         offer = await t.make_offer(self._live_producers(user_id))
         if hidden:
-            await self._emit(EventKind.TAP_OPENED, t)
+            await self._emit(EventType.TAP_OPENED, t)
         return offer or ""
 
     async def accept_answer(self, peer_id: PeerId, answer_sdp: str) -> None:
@@ -194,12 +203,13 @@ class Router:
         producers = await t.close()
         for p in producers:
             self.producers.pop(p.producer_id, None)
+            self.keyframe_schedule.remove(p)
             for c in p.close():
                 c.close()
         if producers:
             self._ask_renegotiation()
         if t.hidden:
-            await self._emit(EventKind.TAP_CLOSED, t)
+            await self._emit(EventType.TAP_CLOSED, t)
 
     async def close(self) -> None:
         if self.closed:
@@ -207,7 +217,8 @@ class Router:
         self.closed = True
         for pipe_id in list(self.pipes):
             self.close_pipe(pipe_id)
-        for peer_id in list(self.transports):
+        # Taps first: their tap_closed still names the room's publishers.
+        for peer_id in sorted(self.transports, key=lambda p: not self.transports[p].hidden):
             await self.close_peer(peer_id)
         for task in list(self._tasks):
             task.cancel()
@@ -227,17 +238,26 @@ class Router:
                          producers=producers, packets_forwarded=forwarded)
 
     def tick(self) -> None:
+        self.keyframe_schedule.tick(time.monotonic())
         for t in list(self.transports.values()):
             t.tick()
         for pipe in list(self.pipes.values()):
             pipe.tick()
 
-    async def _emit(self, kind: EventKind, t: Transport) -> None:
-        event = SfuEvent(event_id=new_id("evt_"), kind=kind, room_id=self.room_id, user_id=t.user_id,
-                         peer_id=t.peer_id, at_ms=int(time.time() * 1000))
+    async def _emit(self, kind: EventType, t: Transport) -> None:
+        """A tap's audit fact: who (the moderator), what (the room, whose media), when (opened, closed)."""
+        now_ms = int(time.time() * 1000)
+        if kind is EventType.TAP_OPENED:
+            self._tap_opened_ms[t.peer_id] = now_ms
+            opened = None
+        else:
+            opened = self._tap_opened_ms.pop(t.peer_id, None)
+        publishers = tuple(dict.fromkeys(
+            p.user_id for p in self.transports.values() if p.role is Role.PUBLISHER and not p.hidden))
         try:
-            await self.events.emit(event)
-        except Exception:  # an event store outage must not break media
+            await self.events.emit(TapEvent(kind, moderator=t.user_id, room=self.room_id, peer=t.peer_id,
+                                            at_ms=now_ms, publishers=publishers[:64], opened_at_ms=opened))
+        except Exception:  # a bad field or an event store outage must not break media
             log.exception("sfu event %s lost", kind)
 
 

@@ -19,16 +19,17 @@ Who calls what, and when:
 * :meth:`MediaService.close_peer` when a socket goes away or a participant leaves;
   :meth:`MediaService.close_room` when a show ends. Both are safe to call twice.
 * :meth:`MediaService.room_stats` answers participants: it never counts or lists hidden peers.
-* Tap opened/closed are durable facts: the SFU hands them to an :class:`EventSink`
-  (in production :class:`sfu.events.RedisEventSink`, XADD to ``switchboard.keyspace.EVENTS_STREAM``).
+* Tap opened/closed are durable facts: the SFU hands them (:class:`switchboard.events.TapEvent`, the
+  schema the control API reads too) to an :class:`EventSink` (in production
+  :class:`sfu.events.RedisEventSink`, XADD to ``switchboard.keyspace.EVENTS_STREAM``).
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import NewType, Protocol
 
+from switchboard.events import TapEvent
 from switchboard.ids import RoomId, UserId
 
 PeerId = NewType("PeerId", str)
@@ -45,31 +46,6 @@ class IceCandidate:
     """The media section id it belongs to (bundle: any of them)."""
     sdp_mline_index: int | None = None
     """The media section index, used when ``sdp_mid`` is absent."""
-
-
-class EventKind(enum.StrEnum):
-    """Durable facts the SFU reports."""
-
-    TAP_OPENED = "tap_opened"
-    TAP_CLOSED = "tap_closed"
-
-
-@dataclass(frozen=True)
-class SfuEvent:
-    """One fact for the events stream; ``event_id`` is unique so consumers can deduplicate."""
-
-    event_id: str
-    """Random unique id (``evt_...``)."""
-    kind: EventKind
-    """What happened."""
-    room_id: RoomId
-    """The room it happened in."""
-    user_id: UserId
-    """Who did it (the moderator for taps)."""
-    peer_id: PeerId
-    """The peer connection concerned."""
-    at_ms: int
-    """Wall-clock time, milliseconds since the epoch."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +85,7 @@ class RoomStats:
 class EventSink(Protocol):
     """Where durable SFU facts go (Redis stream in production, a list in unit tests)."""
 
-    async def emit(self, event: SfuEvent) -> None:
+    async def emit(self, event: TapEvent) -> None:
         """Record one event; must not raise for transient failures (log and count instead)."""
 
 

@@ -10,7 +10,7 @@ import contextlib
 
 from sfu import aiortc_private
 from sfu.pipe import Descriptor
-from sfu.router import Router
+from sfu.router import KEYFRAME_INTERVAL_S, Router
 from sfu.types import EventSink, IceCandidate, PeerId, RoomStats, SfuListener
 from switchboard.ids import RoomId, UserId
 
@@ -21,9 +21,11 @@ TICK_S = 1.0
 class Worker:
     """``await start()`` then use; ``await close()`` closes every room (safe twice)."""
 
-    def __init__(self, *, addresses: tuple[str, ...], announced: str = "", events: EventSink) -> None:
+    def __init__(self, *, addresses: tuple[str, ...], announced: str = "", events: EventSink,
+                 keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
         aiortc_private.check_versions()
         self.addresses = addresses
+        self.keyframe_interval_s = keyframe_interval_s
         self.announced = announced
         self.events = events
         self.listener: SfuListener | None = None
@@ -58,7 +60,7 @@ class Worker:
         router = self.routers.get(room_id)
         if router is None:
             router = Router(room_id, addresses=self.addresses, announced=self.announced, events=self.events,
-                            listener=self.listener)
+                            listener=self.listener, keyframe_interval_s=self.keyframe_interval_s)
             self.routers[room_id] = router
         return router
 
