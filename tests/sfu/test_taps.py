@@ -7,6 +7,7 @@ next scheduled keyframe without asking, and its own RTCP (PLI, FIR, NACK, RR, RE
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from sfu import rtcp
 from sfu.events import MemoryEventSink
 from sfu.keyframes import KeyframeSchedule
+from sfu.pool import WorkerPool
 from sfu.producer import Producer
 from sfu.router import Router
 from sfu.types import PeerId
@@ -123,6 +125,31 @@ async def test_a_viewer_join_still_asks_for_a_keyframe_a_tap_does_not(worker: Wo
         for v in viewers:
             await v.close()
         await pub.close()
+
+
+async def test_a_tap_in_a_pool_never_opens_a_pipe() -> None:
+    """Over the limit of viewers per worker, a viewer opens a pipe (and its export asks the publisher
+    for a keyframe); a tap goes to a worker the room is already on, and does not count."""
+    pool = WorkerPool(workers=2, addresses=("127.0.0.1",), viewers_per_worker=1, keyframe_interval_s=INTERVAL)
+    await pool.start()
+    viewers: list[Viewer] = []
+    pub = await start_publisher(pool, ROOM, "pub", audio=False, size=(320, 240))
+    try:
+        async with asyncio.timeout(20):
+            while not (await pool.room_stats(ROOM)).producers:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        viewers.append(await start_viewer(pool, ROOM, "v1"))
+        viewers.append(await start_viewer(pool, ROOM, "mod", hidden=True))
+        assert not pool.rooms[ROOM].pipes
+        await viewers[1].wait_frames(3, timeout=20)  # the schedule's keyframes, in the worker process
+        assert (await pool.room_stats(ROOM)).viewers == 1
+        viewers.append(await start_viewer(pool, ROOM, "v2"))
+        assert len(pool.rooms[ROOM].pipes) == 1
+    finally:
+        for v in viewers:
+            await v.close()
+        await pub.close()
+        await pool.close()
 
 
 class FakeRequester:
