@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aiortc import RTCPeerConnection
 
 from sfu import rtcp
 from sfu.router import Router
+
+T = TypeVar("T")
 
 
 def kind_of(pt: int, fmt: int, body: bytes) -> str:
@@ -62,33 +64,31 @@ class RtcpWatch:
         return Counter(self.counts)
 
 
-class Ticks:
-    """Counts a router's ticks (the worker calls ``router.tick()`` once per report period)."""
+class Ticks(Generic[T]):
+    """Counts a router's ticks (the worker calls ``router.tick()`` once per report period) and takes a
+    ``probe`` at the start of a chosen one, before it sends anything: what earlier ticks sent went out a
+    whole period before, so it has arrived, and a window between two probes holds exactly the sends of
+    the ticks in between."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, probe: Callable[[], T]) -> None:
         self.n = 0
-        self._changed = asyncio.Event()
+        self._wanted: dict[int, asyncio.Future[T]] = {}
         original = router.tick
 
         def counting() -> None:
-            original()
             self.n += 1
-            self._changed.set()
+            wanted = self._wanted.pop(self.n, None)
+            if wanted is not None and not wanted.done():
+                wanted.set_result(probe())
+            original()
 
         router.tick = counting  # type: ignore[method-assign]
 
-    async def wait(self, n: int, timeout: float = 60) -> None:  # noqa: ASYNC109
-        """Until ``n`` more ticks ran, then a third of a period, so what they sent has arrived."""
-        await self.wait_until(self.n + n, timeout)
-
-    async def wait_until(self, target: int, timeout: float = 60) -> None:  # noqa: ASYNC109
-        """Until tick number ``target`` ran (it must not have yet), then a third of a period."""
-        assert self.n < target, f"the window is already over: tick {self.n} of {target}"
-        async with asyncio.timeout(timeout):
-            while self.n < target:
-                self._changed.clear()
-                await self._changed.wait()
-        await asyncio.sleep(0.3)
+    async def probe_at(self, tick: int, timeout: float = 60) -> T:  # noqa: ASYNC109
+        """The probe taken as tick number ``tick`` starts (it must not have started yet)."""
+        assert self.n < tick, f"tick {tick} already started (now {self.n})"
+        future = self._wanted[tick] = asyncio.get_running_loop().create_future()
+        return await asyncio.wait_for(future, timeout)
 
 
 def window(before: Counter[str], after: Counter[str]) -> dict[str, int]:

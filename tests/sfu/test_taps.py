@@ -67,22 +67,20 @@ async def test_a_tap_changes_no_rtcp_a_publisher_or_viewer_receives(worker: Work
         video = video_of(router)
         schedule = router.keyframe_schedule
         publisher, viewer = RtcpWatch(pub), RtcpWatch(viewers[0].pc)
-        ticks = Ticks(router)
-        await ticks.wait(1)
 
         def state() -> tuple[dict[str, int], dict[str, int], int, int]:
             return (publisher.snapshot(), viewer.snapshot(), schedule.fired[video.producer_id], video.nacks_sent)
 
-        start = state()
-        await ticks.wait(WINDOW_TICKS)
-        middle, end_tick = state(), ticks.n + WINDOW_TICKS
+        ticks = Ticks(router, state)
+        first = ticks.n + 2
+        start = await ticks.probe_at(first)
+        middle = await ticks.probe_at(first + WINDOW_TICKS)
         tap = await start_viewer(worker, ROOM, "mod", hidden=True)
         viewers.append(tap)
         await tap.wait_frames(3, timeout=WINDOW_TICKS - 2)  # it started, at a scheduled keyframe
         await send_from_tap(tap, router, "mod")
         assert router.transports[PeerId("mod")].consumers  # (its NACKs were answered from the cache)
-        await ticks.wait_until(end_tick)
-        end = state()
+        end = await ticks.probe_at(first + 2 * WINDOW_TICKS)
 
         quiet = [window(start[i], middle[i]) for i in (0, 1)]  # type: ignore[arg-type]
         tapped = [window(middle[i], end[i]) for i in (0, 1)]  # type: ignore[arg-type]

@@ -54,8 +54,6 @@ async def same_rtcp_with_and_without_tap(router: Router, parties: dict[str, tupl
     for a receiving one). Measures two windows of WINDOW_TICKS SFU ticks and compares them."""
     watches = {name: RtcpWatch(pc) for name, (pc, _) in parties.items()}
     videos = {name: video_of(router, user) for name, (_, user) in parties.items() if user is not None}
-    ticks = Ticks(router)
-    await ticks.wait(1)
 
     def state() -> dict[str, Counter[str]]:
         out = {name: w.snapshot() for name, w in watches.items()}
@@ -64,15 +62,15 @@ async def same_rtcp_with_and_without_tap(router: Router, parties: dict[str, tupl
             out[name]["nacks_sent"] = video.nacks_sent
         return out
 
-    start = state()
-    await ticks.wait(WINDOW_TICKS)
-    middle, end_tick = state(), ticks.n + WINDOW_TICKS
+    ticks = Ticks(router, state)
+    first = ticks.n + 2
+    start = await ticks.probe_at(first)
+    middle = await ticks.probe_at(first + WINDOW_TICKS)
     tap = await open_tap()
     await tap.wait_frames(3, timeout=WINDOW_TICKS - 2)  # it started, at a scheduled keyframe, unasked
     hidden = next(peer for peer, t in router.transports.items() if t.hidden)
     await send_from_tap(tap, router, hidden)
-    await ticks.wait_until(end_tick)
-    end = state()
+    end = await ticks.probe_at(first + 2 * WINDOW_TICKS)
     try:
         for name in parties:
             quiet, tapped = window(start[name], middle[name]), window(middle[name], end[name])
