@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from sfu.producer import Producer
 
 
+KEYFRAME_INTERVAL_S = 4.0
+"""Default period (the setting ``sfu.keyframe_interval_s``)."""
+
+
 class KeyframeSchedule:
     """One router's schedule. The router adds its publishers' producers (never piped ones: the origin
     worker's schedule covers those) and removes them when they close."""

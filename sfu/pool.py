@@ -26,6 +26,7 @@ from typing import Any
 import msgpack
 
 from sfu.errors import NegotiationError, SfuError, UnknownPeer, WorkerUnavailable
+from sfu.keyframes import KEYFRAME_INTERVAL_S
 from sfu.placement import RoomPlacement, merged_stats, room_stats_from
 from sfu.types import IceCandidate, PeerId, RoomStats, SfuListener
 from switchboard.ids import RoomId, UserId
@@ -148,7 +149,7 @@ class WorkerPool:
 
     def __init__(self, *, workers: int, addresses: tuple[str, ...], announced: str = "",
                  redis_url: str | None = None, start_timeout: float = 20.0, viewers_per_worker: int = 0,
-                 respawn: bool = True, keyframe_interval_s: float = 4.0) -> None:
+                 respawn: bool = True, keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
         self.size = workers if workers > 0 else (os.cpu_count() or 1)
         self.addresses = addresses
         self.announced = announced

@@ -12,6 +12,7 @@ from typing import Any
 
 from sfu.errors import SfuError
 from sfu.events import MemoryEventSink, RedisEventSink
+from sfu.keyframes import KEYFRAME_INTERVAL_S
 from sfu.pool import read_message, write_message
 from sfu.types import EventSink, IceCandidate, PeerId
 from sfu.worker import Worker
@@ -47,7 +48,7 @@ def counters(worker: Worker) -> dict[str, Any]:
 
 
 async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None,
-                keyframe_interval_s: float = 4.0) -> None:
+                keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
     redis = None
     events: EventSink = MemoryEventSink()
     if redis_url:
@@ -115,7 +116,7 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
 
 
 def worker_main(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None,
-                keyframe_interval_s: float = 4.0) -> None:
+                keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
     """Process entry (spawned by :class:`sfu.pool.WorkerPool`)."""
     import uvloop
 

@@ -8,7 +8,7 @@ import logging
 import time
 
 from sfu.errors import NegotiationError, UnknownPeer
-from sfu.keyframes import KeyframeSchedule
+from sfu.keyframes import KEYFRAME_INTERVAL_S, KeyframeSchedule
 from sfu.pipe import Descriptor, PipeTransport
 from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.transport import Role, Transport
@@ -20,8 +20,6 @@ log = logging.getLogger(__name__)
 
 PLI_INTERVAL = 0.5
 """Seconds between two PLIs sent upstream for one producer (requests in between are merged)."""
-KEYFRAME_INTERVAL_S = 4.0
-"""Default period of the keyframe schedule (``sfu.keyframe_interval_s``)."""
 
 
 class Router:

@@ -113,7 +113,9 @@ class MediaService(Protocol):
 
     async def subscribe(self, room_id: RoomId, peer_id: PeerId, user_id: UserId, *, hidden: bool = False) -> str:
         """Open a subscriber (viewer, or a tap when ``hidden``) of every producer of the room; returns the
-        server's SDP offer. A hidden subscriber emits TAP_OPENED and is invisible to everyone else."""
+        server's SDP offer. A hidden subscriber (a tap) emits ``tap_opened``, is invisible to everyone else,
+        never asks the publishers for a keyframe (it starts at the next scheduled one) and none of its
+        RTCP goes upstream."""
 
     async def accept_answer(self, room_id: RoomId, peer_id: PeerId, answer_sdp: str) -> None:
         """The client's SDP answer to the last offer from ``subscribe`` or ``renegotiate``."""

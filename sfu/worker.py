@@ -9,8 +9,9 @@ import asyncio
 import contextlib
 
 from sfu import aiortc_private
+from sfu.keyframes import KEYFRAME_INTERVAL_S
 from sfu.pipe import Descriptor
-from sfu.router import KEYFRAME_INTERVAL_S, Router
+from sfu.router import Router
 from sfu.types import EventSink, IceCandidate, PeerId, RoomStats, SfuListener
 from switchboard.ids import RoomId, UserId
 

@@ -14,7 +14,7 @@ import pytest
 
 from sfu import rtcp
 from sfu.events import MemoryEventSink
-from sfu.keyframes import KeyframeSchedule
+from sfu.keyframes import KEYFRAME_INTERVAL_S, KeyframeSchedule
 from sfu.pool import WorkerPool
 from sfu.producer import Producer
 from sfu.router import Router
@@ -22,6 +22,7 @@ from sfu.types import PeerId
 from sfu.worker import Worker
 from switchboard.events import EventType
 from switchboard.ids import RoomId
+from switchboard.settings import SettingsError, load_settings
 from tests.sfu.peers import Viewer, start_publisher, start_viewer
 from tests.sfu.rtcp_watch import RtcpWatch, Ticks, window
 from tests.sfu.test_forwarding import wait_for
@@ -179,3 +180,10 @@ def test_schedule_asks_every_interval_on_a_fixed_grid() -> None:
     video.closed = True
     schedule.tick(200.0)
     assert video.keyframes.n == 5
+
+
+def test_the_interval_is_a_setting() -> None:
+    assert load_settings(environ={"SWITCHBOARD_SFU_KEYFRAME_INTERVAL_S": "2.5"}).sfu.keyframe_interval_s == 2.5
+    assert load_settings(environ={}).sfu.keyframe_interval_s == KEYFRAME_INTERVAL_S == 4.0
+    with pytest.raises(SettingsError, match="keyframe_interval_s"):
+        load_settings(environ={"SWITCHBOARD_SFU_KEYFRAME_INTERVAL_S": "0"})
