@@ -141,3 +141,25 @@ def test_decode_validates_or_refuses(data: dict[str, Any], kind: str) -> None:
             text.encode("utf-8")
             assert "\x00" not in text
         assert decode(encode(event)) == event
+
+
+async def test_odd_tap_entries_are_audited_or_dropped_never_retried(api: Api, redis: Any) -> None:
+    """Through Postgres: the longest and widest text the schema takes is stored; what it refuses (NUL,
+    a lone surrogate, too long, a wrong type) is acknowledged without a row, never a poison entry."""
+    mod = await api.user()
+    services = api.app._subapps[0][SERVICES]  # type: ignore[attr-defined]
+    consumer = EventsConsumer(services, name="t4")
+    await consumer.ensure_group()
+    good = ["ü" * 200, "😀" * 200, "שלום room ‮", "call_" + "x" * 195]
+    bad: list[Any] = ["a\x00b", "\ud800", "x" * 201, "", 42, None]
+    for room in good + bad:
+        data = {"moderator": mod.id, "room": room, "peer": "p", "at_ms": 1, "publishers": [mod.id]}
+        await redis.xadd(EVENTS_STREAM, {"type": "tap_opened", "data": json.dumps(data)})  # "\ud800" escaped
+    await redis.xadd(EVENTS_STREAM, {"type": "tap_closed", "data": json.dumps({"moderator": mod.id, "room": "r",
+                                                                               "peer": "p", "at_ms": "soon"})})
+    assert await consumer.process_once() == len(good) + len(bad) + 1
+    assert (await redis.xpending(EVENTS_STREAM, EVENTS_GROUP_API))["pending"] == 0
+    async with services.sessions() as session:
+        rows = list(await session.scalars(select(AuditEntry).where(AuditEntry.action.like("tap.%"))
+                                          .order_by(AuditEntry.id)))
+    assert [r.subject for r in rows] == good
