@@ -4,13 +4,13 @@ Delivery is at least once: entries are read in the ``control_api`` consumer grou
 only after their transaction commits; entries left pending by a consumer that died are claimed
 after ``claim_idle_ms``. Handlers are idempotent: each inserts the entry id into
 ``processed_events`` (or ``audit_log.event_id``) in the same transaction as its effect, so a replay
-changes nothing. Entry format: fields ``type`` and ``data`` (a JSON object); see docs/api.md.
+changes nothing. Entry format: :mod:`switchboard.events` (the schema the nodes write with); see
+docs/api.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import socket
@@ -27,6 +27,7 @@ from control_api.graph import not_blocked
 from control_api.models import Account, AuditEntry, Notification, ProcessedEvent
 from control_api.services import Services
 from control_api.social import add_like, request_follow
+from switchboard.events import EventType, OtherEvent, SocialEvent, TapEvent, decode
 from switchboard.keyspace import EVENTS_GROUP_API, EVENTS_STREAM
 
 log = logging.getLogger("switchboard.api.events")
@@ -34,18 +35,6 @@ log = logging.getLogger("switchboard.api.events")
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def parse_entry(fields: dict[Any, Any]) -> tuple[str, dict[str, Any]]:
-    """``(type, data)`` of a stream entry; ValueError when it is malformed."""
-    decoded = {_text(k): _text(v) for k, v in fields.items()}
-    kind = decoded.get("type", "")
-    if not kind:
-        raise ValueError("entry has no type")
-    data = json.loads(decoded.get("data", "{}"))
-    if not isinstance(data, dict):
-        raise ValueError("entry data is not a JSON object")
-    return kind, data
 
 
 class EventsConsumer:
@@ -109,27 +98,30 @@ class EventsConsumer:
     async def handle(self, event_id: str, fields: dict[Any, Any]) -> bool:
         """Applies one entry once; False when it was already applied or is unusable."""
         try:
-            kind, data = parse_entry(fields)
+            event = decode(fields)
         except (ValueError, UnicodeDecodeError):
             log.warning("dropping malformed event %s", event_id)
             return False
+        if isinstance(event, OtherEvent):
+            log.info("ignoring event type %s", event.type)
+            return False
         notes: list[Notification] = []
         async with self._services.sessions() as session, session.begin():
-            if kind == "tap":
-                applied = await self._tap(session, event_id, data)
+            if isinstance(event, TapEvent):
+                applied = await self._tap(session, event_id, event)
             else:
                 first = await session.scalar(
-                    insert(ProcessedEvent).values(event_id=event_id, kind=kind[:32])
+                    insert(ProcessedEvent).values(event_id=event_id, kind=str(event.type))
                     .on_conflict_do_nothing().returning(ProcessedEvent.event_id)
                 )
-                applied = first is not None and await self._social(session, kind, data, notes)
+                applied = first is not None and await self._social(session, event, notes)
         await notifications.push(self._services.realtime, notes)
         return applied
 
-    async def _pair(self, session: AsyncSession, data: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID] | None:
+    async def _pair(self, session: AsyncSession, event: SocialEvent) -> tuple[uuid.UUID, uuid.UUID] | None:
         try:
-            a, b = uuid.UUID(str(data["from"])), uuid.UUID(str(data["to"]))
-        except (KeyError, ValueError):
+            a, b = uuid.UUID(event.from_user), uuid.UUID(event.to_user)
+        except ValueError:
             return None
         if a == b:
             return None
@@ -142,31 +134,31 @@ class EventsConsumer:
             return None
         return a, b
 
-    async def _social(self, session: AsyncSession, kind: str, data: dict[str, Any], notes: list[Notification]) -> bool:
-        if kind not in ("like", "follow_request"):
-            log.info("ignoring event type %s", kind)
-            return False
-        pair = await self._pair(session, data)
+    async def _social(self, session: AsyncSession, event: SocialEvent, notes: list[Notification]) -> bool:
+        pair = await self._pair(session, event)
         if pair is None:
             return False
-        if kind == "like":
+        if event.type is EventType.LIKE:
             _, made = await add_like(session, *pair)
         else:
             _, made = await request_follow(session, *pair)
         notes.extend(made)
         return True
 
-    async def _tap(self, session: AsyncSession, event_id: str, data: dict[str, Any]) -> bool:
+    async def _tap(self, session: AsyncSession, event_id: str, event: TapEvent) -> bool:
+        """One audit row per tap fact: ``tap.opened``/``tap.closed``, actor = the moderator, subject =
+        the room, detail = the whole event (publishers seen, times; ``moderator`` kept as written
+        should the account be gone)."""
         try:
-            actor = uuid.UUID(str(data["moderator"]))
-        except (KeyError, ValueError):
+            actor: uuid.UUID | None = uuid.UUID(event.moderator)
+        except ValueError:
             actor = None
         if actor is not None and await session.get(Account, actor) is None:
             actor = None
+        action = "tap.opened" if event.type is EventType.TAP_OPENED else "tap.closed"
         row = await session.scalar(
             insert(AuditEntry).values(
-                actor_id=actor, action=f"tap.{str(data.get('action', 'event'))[:50]}",
-                subject=str(data.get("room", ""))[:200], detail=data, event_id=event_id,
+                actor_id=actor, action=action, subject=event.room, detail=event.data(), event_id=event_id,
             ).on_conflict_do_nothing(index_elements=["event_id"]).returning(AuditEntry.id)
         )
         return row is not None

@@ -6,38 +6,33 @@ import logging
 
 import redis.asyncio as aioredis
 
-from sfu.types import SfuEvent
+from switchboard.events import TapEvent, encode
 from switchboard.keyspace import EVENTS_STREAM
 
 log = logging.getLogger(__name__)
 
 
-def event_fields(event: SfuEvent) -> dict[str, str]:
-    """The flat string fields of a stream entry (the control API reads these names)."""
-    return {"event_id": event.event_id, "type": str(event.kind), "room_id": event.room_id,
-            "user_id": event.user_id, "peer_id": event.peer_id, "at_ms": str(event.at_ms)}
-
-
 class RedisEventSink:
-    """XADD each event to ``switchboard.keyspace.EVENTS_STREAM``."""
+    """XADD each event to ``switchboard.keyspace.EVENTS_STREAM`` in the shared schema
+    (:func:`switchboard.events.encode`, which the control API decodes)."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
         self.lost = 0
 
-    async def emit(self, event: SfuEvent) -> None:
+    async def emit(self, event: TapEvent) -> None:
         try:
-            await self._redis.xadd(EVENTS_STREAM, event_fields(event))  # type: ignore[arg-type]
+            await self._redis.xadd(EVENTS_STREAM, encode(event))  # type: ignore[arg-type]
         except aioredis.RedisError:
             self.lost += 1
-            log.exception("event %s not written", event.event_id)
+            log.exception("%s event of %s in %s not written", event.type, event.moderator, event.room)
 
 
 class MemoryEventSink:
     """Keeps events in a list (unit tests, and a node without Redis)."""
 
     def __init__(self) -> None:
-        self.events: list[SfuEvent] = []
+        self.events: list[TapEvent] = []
 
-    async def emit(self, event: SfuEvent) -> None:
+    async def emit(self, event: TapEvent) -> None:
         self.events.append(event)

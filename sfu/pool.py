@@ -26,6 +26,7 @@ from typing import Any
 import msgpack
 
 from sfu.errors import NegotiationError, SfuError, UnknownPeer, UnknownRoom, WorkerUnavailable
+from sfu.keyframes import KEYFRAME_INTERVAL_S
 from sfu.placement import RoomPlacement, merged_stats, room_stats_from
 from sfu.types import IceCandidate, PeerId, RoomStats, SfuListener
 from switchboard.ids import RoomId, UserId
@@ -148,7 +149,7 @@ class WorkerPool:
 
     def __init__(self, *, workers: int, addresses: tuple[str, ...], announced: str = "",
                  redis_url: str | None = None, start_timeout: float = 20.0, viewers_per_worker: int = 0,
-                 respawn: bool = True) -> None:
+                 respawn: bool = True, keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
         self.size = workers if workers > 0 else (os.cpu_count() or 1)
         self.addresses = addresses
         self.announced = announced
@@ -156,6 +157,7 @@ class WorkerPool:
         self.start_timeout = start_timeout
         self.viewers_per_worker = viewers_per_worker
         self.respawn = respawn
+        self.keyframe_interval_s = keyframe_interval_s
         self.workers: list[WorkerHandle] = []
         self.rooms: dict[RoomId, RoomPlacement] = {}
         self._listener: list[SfuListener | None] = [None]
@@ -183,7 +185,7 @@ class WorkerPool:
         path = Path(self._tmp.name) / f"w{index}.sock"
         proc = multiprocessing.get_context("spawn").Process(
             target=worker_main, name=f"sfu-worker-{index}", daemon=True,
-            args=(str(path), self.addresses, self.announced, self.redis_url))
+            args=(str(path), self.addresses, self.announced, self.redis_url, self.keyframe_interval_s))
         await asyncio.to_thread(proc.start)
         handle = WorkerHandle(index, proc, path)
         await handle.connect(self._notify, self.start_timeout, self._lost)
@@ -250,6 +252,13 @@ class WorkerPool:
             w = min(spare, key=lambda h: (h.peers, h.index))
             await self._pipe(room_id, placement, w)
             return placement, w
+
+    async def _tap_worker(self, room_id: RoomId) -> tuple[RoomPlacement, WorkerHandle]:
+        """A tap goes where the room already is (the host with the fewest viewers): opening a pipe for
+        it would send the publishers a keyframe request that only the tap explains."""
+        async with self._lock:
+            placement = self._placement(room_id)
+            return placement, min(placement.hosts(), key=lambda h: (placement.viewers_on(h), h.index))
 
     async def _pipe(self, room_id: RoomId, placement: RoomPlacement, far: WorkerHandle) -> None:
         """pipeToRouter: the room's home router exports its producers into a router on ``far``."""
@@ -353,10 +362,10 @@ class WorkerPool:
         await self._peer_worker(room_id, peer_id).call("add_ice_candidate", room_id, peer_id, c)
 
     async def subscribe(self, room_id: RoomId, peer_id: PeerId, user_id: UserId, *, hidden: bool = False) -> str:
-        placement, w = await self._viewer_worker(room_id)
+        placement, w = await (self._tap_worker(room_id) if hidden else self._viewer_worker(room_id))
         if peer_id in placement.peers:
             raise NegotiationError("peer already exists")
-        self._place(placement, peer_id, w, True)
+        self._place(placement, peer_id, w, not hidden)  # a tap never counts toward opening a pipe
         try:
             return await w.call("subscribe", room_id, peer_id, user_id, hidden)
         except SfuError:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sfu.errors import SfuError
 from sfu.events import MemoryEventSink, RedisEventSink
+from sfu.keyframes import KEYFRAME_INTERVAL_S
 from sfu.pool import read_message, write_message
 from sfu.types import EventSink, IceCandidate, PeerId
 from sfu.worker import Worker
@@ -56,7 +57,8 @@ def counters(worker: Worker) -> dict[str, Any]:
             "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss, "pid": os.getpid()}
 
 
-async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None) -> None:
+async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None,
+                keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
     redis = None
     events: EventSink = MemoryEventSink()
     if redis_url:
@@ -64,7 +66,8 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
 
         redis = open_redis(redis_url)
         events = RedisEventSink(redis)
-    worker = Worker(addresses=tuple(addresses), announced=announced, events=events)
+    worker = Worker(addresses=tuple(addresses), announced=announced, events=events,
+                    keyframe_interval_s=keyframe_interval_s)
     await worker.start()
     done = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
@@ -132,8 +135,9 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
             await redis.aclose()
 
 
-def worker_main(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None) -> None:
+def worker_main(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None,
+                keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
     """Process entry (spawned by :class:`sfu.pool.WorkerPool`)."""
     import uvloop
 
-    uvloop.run(serve(path, addresses, announced, redis_url))
+    uvloop.run(serve(path, addresses, announced, redis_url, keyframe_interval_s))

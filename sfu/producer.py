@@ -186,9 +186,10 @@ class Producer:
     # consumers ------------------------------------------------------------------------------
 
     def add_consumer(self, consumer: Consumer) -> None:
-        """A consumer starts at the next keyframe; ask for one now (merged, rate-limited)."""
+        """A consumer starts at the next keyframe; ask for one now (merged, rate-limited), unless it is
+        hidden: a tap waits for the router's keyframe schedule, so the publisher sees no PLI it causes."""
         self.waiting.append(consumer)
-        if self.is_keyframe is not None:
+        if self.is_keyframe is not None and not consumer.hidden:
             self.keyframes.request()
 
     def remove_consumer(self, consumer: Consumer) -> None:

@@ -8,11 +8,13 @@ import logging
 import time
 
 from sfu.errors import Faults, NegotiationError, UnknownPeer, UnknownRoom
+from sfu.keyframes import KEYFRAME_INTERVAL_S, KeyframeSchedule
 from sfu.pipe import Descriptor, PipeTransport
 from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.transport import Role, Transport
-from sfu.types import EventKind, EventSink, IceCandidate, PeerId, ProducerStats, RoomStats, SfuEvent, SfuListener
-from switchboard.ids import RoomId, UserId, new_id
+from sfu.types import EventSink, IceCandidate, PeerId, ProducerStats, RoomStats, SfuListener
+from switchboard.events import EventType, TapEvent
+from switchboard.ids import RoomId, UserId
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,7 @@ class Router:
     close). Every call on a closed router raises :class:`UnknownRoom`; closing again does nothing."""
 
     def __init__(self, room_id: RoomId, *, addresses: tuple[str, ...], announced: str, events: EventSink,
-                 listener: SfuListener | None) -> None:
+                 listener: SfuListener | None, keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
         self.room_id = room_id
         self.addresses = addresses
         self.announced = announced
@@ -34,6 +36,9 @@ class Router:
         self.transports: dict[PeerId, Transport] = {}
         self.producers: dict[str, Producer] = {}
         self.pipes: dict[str, PipeTransport] = {}
+        self.keyframe_schedule = KeyframeSchedule(keyframe_interval_s)
+        """Every publisher's video gets keyframe requests on a fixed period: taps start on them unasked."""
+        self._tap_opened_ms: dict[PeerId, int] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self.faults = Faults(log, f"sfu room {room_id}")
@@ -71,6 +76,8 @@ class Router:
 
     def _producer_added(self, transport: Transport | PipeTransport, producer: Producer) -> None:
         self.producers[producer.producer_id] = producer
+        if isinstance(transport, Transport):
+            self.keyframe_schedule.add(producer, time.monotonic())
         for pipe in self.pipes.values():
             if pipe.exporting:
                 pipe.export(producer)
@@ -195,7 +202,7 @@ class Router:
             raise
         self._check_open()
         if hidden:
-            await self._emit(EventKind.TAP_OPENED, t)
+            await self._emit(EventType.TAP_OPENED, t)
         return offer or ""
 
     async def accept_answer(self, peer_id: PeerId, answer_sdp: str) -> None:
@@ -235,12 +242,13 @@ class Router:
         producers = await t.close()
         for p in producers:
             self.producers.pop(p.producer_id, None)
+            self.keyframe_schedule.remove(p)
             for c in p.close():
                 c.close()
         if producers:
             self._ask_renegotiation()
         if t.hidden:
-            await self._emit(EventKind.TAP_CLOSED, t)
+            await self._emit(EventType.TAP_CLOSED, t)
 
     async def close(self) -> None:
         if self.closed:
@@ -248,7 +256,8 @@ class Router:
         self.closed = True
         for pipe_id in list(self.pipes):
             self.close_pipe(pipe_id)
-        for peer_id in list(self.transports):
+        # Taps first: their tap_closed still names the room's publishers.
+        for peer_id in sorted(self.transports, key=lambda p: not self.transports[p].hidden):
             await self.close_peer(peer_id)
         for task in list(self._tasks):
             task.cancel()
@@ -269,6 +278,7 @@ class Router:
 
     def tick(self) -> None:
         """Once a second; one peer's or pipe's failure never stops the others' RTCP."""
+        self.keyframe_schedule.tick(time.monotonic())
         for t in list(self.transports.values()):
             try:
                 t.tick()
@@ -280,12 +290,20 @@ class Router:
             except Exception as exc:
                 self.faults.caught(exc)
 
-    async def _emit(self, kind: EventKind, t: Transport) -> None:
-        event = SfuEvent(event_id=new_id("evt_"), kind=kind, room_id=self.room_id, user_id=t.user_id,
-                         peer_id=t.peer_id, at_ms=int(time.time() * 1000))
+    async def _emit(self, kind: EventType, t: Transport) -> None:
+        """A tap's audit fact: who (the moderator), what (the room, whose media), when (opened, closed)."""
+        now_ms = int(time.time() * 1000)
+        if kind is EventType.TAP_OPENED:
+            self._tap_opened_ms[t.peer_id] = now_ms
+            opened = None
+        else:
+            opened = self._tap_opened_ms.pop(t.peer_id, None)
+        publishers = tuple(dict.fromkeys(
+            p.user_id for p in self.transports.values() if p.role is Role.PUBLISHER and not p.hidden))
         try:
-            await self.events.emit(event)
-        except Exception:  # an event store outage must not break media
+            await self.events.emit(TapEvent(kind, moderator=t.user_id, room=self.room_id, peer=t.peer_id,
+                                            at_ms=now_ms, publishers=publishers[:64], opened_at_ms=opened))
+        except Exception:  # a bad field or an event store outage must not break media
             log.exception("sfu event %s lost", kind)
 
 

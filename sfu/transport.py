@@ -7,8 +7,8 @@ per producer of the room. RTP/RTCP arrive already decrypted through ``sfu.aiortc
 from __future__ import annotations
 
 import enum
-import itertools
 import logging
+import random
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -88,8 +88,6 @@ def preferences_for(codec: Codec) -> list[RTCRtpCodecCapability]:
 class Transport:
     """One RTCPeerConnection. Created and closed by its router."""
 
-    _ids = itertools.count(1)
-
     def __init__(self, peer_id: PeerId, user_id: UserId, role: Role, *, hidden: bool, addresses: tuple[str, ...],
                  announced: str, on_producer: Callable[[Transport, Producer], None],
                  new_producer: Callable[[Transport, Codec, int], Producer],
@@ -105,7 +103,9 @@ class Transport:
         # audio transport that the client's BUNDLE answer then stopped: that track never flowed.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.wire: private.WireSender | None = None
-        self.rtcp_ssrc = next(self._ids) | 0x5B000000
+        # Random, not a counter: a process-wide count would tell the next peer how many peers (taps
+        # included) opened before it.
+        self.rtcp_ssrc = random.getrandbits(32) | 1
         self.producers: dict[int, Producer] = {}
         self._rtx: dict[int, Producer] = {}
         """The publisher's RTX SSRCs (its retransmissions after our NACKs), to their producer."""
@@ -327,7 +327,7 @@ class Transport:
                     if fmt == rtcp.FMT_FIR and len(body) >= 12:
                         media = int.from_bytes(body[8:12], "big")
                     consumer = self.consumers.get(media)
-                    if consumer is not None:
+                    if consumer is not None and not self.hidden:  # a tap's PLIs never go upstream
                         consumer.producer.keyframes.request()
         except ValueError:
             self.malformed_rtcp += 1
@@ -346,8 +346,8 @@ class Transport:
                 rr = p.receiver_report(self.rtcp_ssrc)
                 if rr is not None:
                     parts.append(rr)
-                if p.waiting and p.is_keyframe is not None:
-                    p.keyframes.request()
+                if p.is_keyframe is not None and any(not c.hidden for c in p.waiting):
+                    p.keyframes.request()  # taps wait for the schedule, viewers ask again
                 p.renack()
             video = [p.ssrc for p in self.producers.values() if p.kind == "video"]
             if video and parts:

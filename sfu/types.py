@@ -21,16 +21,17 @@ Who calls what, and when:
 * :meth:`MediaService.close_peer` when a socket goes away or a participant leaves;
   :meth:`MediaService.close_room` when a show ends. Both are safe to call twice.
 * :meth:`MediaService.room_stats` answers participants: it never counts or lists hidden peers.
-* Tap opened/closed are durable facts: the SFU hands them to an :class:`EventSink`
-  (in production :class:`sfu.events.RedisEventSink`, XADD to ``switchboard.keyspace.EVENTS_STREAM``).
+* Tap opened/closed are durable facts: the SFU hands them (:class:`switchboard.events.TapEvent`, the
+  schema the control API reads too) to an :class:`EventSink` (in production
+  :class:`sfu.events.RedisEventSink`, XADD to ``switchboard.keyspace.EVENTS_STREAM``).
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import NewType, Protocol
 
+from switchboard.events import TapEvent
 from switchboard.ids import RoomId, UserId
 
 PeerId = NewType("PeerId", str)
@@ -47,31 +48,6 @@ class IceCandidate:
     """The media section id it belongs to (bundle: any of them)."""
     sdp_mline_index: int | None = None
     """The media section index, used when ``sdp_mid`` is absent."""
-
-
-class EventKind(enum.StrEnum):
-    """Durable facts the SFU reports."""
-
-    TAP_OPENED = "tap_opened"
-    TAP_CLOSED = "tap_closed"
-
-
-@dataclass(frozen=True)
-class SfuEvent:
-    """One fact for the events stream; ``event_id`` is unique so consumers can deduplicate."""
-
-    event_id: str
-    """Random unique id (``evt_...``)."""
-    kind: EventKind
-    """What happened."""
-    room_id: RoomId
-    """The room it happened in."""
-    user_id: UserId
-    """Who did it (the moderator for taps)."""
-    peer_id: PeerId
-    """The peer connection concerned."""
-    at_ms: int
-    """Wall-clock time, milliseconds since the epoch."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +87,7 @@ class RoomStats:
 class EventSink(Protocol):
     """Where durable SFU facts go (Redis stream in production, a list in unit tests)."""
 
-    async def emit(self, event: SfuEvent) -> None:
+    async def emit(self, event: TapEvent) -> None:
         """Record one event; must not raise for transient failures (log and count instead)."""
 
 
@@ -146,7 +122,9 @@ class MediaService(Protocol):
 
     async def subscribe(self, room_id: RoomId, peer_id: PeerId, user_id: UserId, *, hidden: bool = False) -> str:
         """Open a subscriber (viewer, or a tap when ``hidden``) of every producer of the room; returns the
-        server's SDP offer. A hidden subscriber emits TAP_OPENED and is invisible to everyone else."""
+        server's SDP offer. A hidden subscriber (a tap) emits ``tap_opened``, is invisible to everyone else,
+        never asks the publishers for a keyframe (it starts at the next scheduled one) and none of its
+        RTCP goes upstream."""
 
     async def accept_answer(self, room_id: RoomId, peer_id: PeerId, answer_sdp: str) -> None:
         """The client's SDP answer to the last offer from ``subscribe`` or ``renegotiate``."""

@@ -11,6 +11,7 @@ import logging
 
 from sfu import aiortc_private
 from sfu.errors import Faults, UnknownRoom
+from sfu.keyframes import KEYFRAME_INTERVAL_S
 from sfu.pipe import Descriptor
 from sfu.router import Router
 from sfu.types import EventSink, IceCandidate, PeerId, RoomStats, SfuListener
@@ -30,9 +31,10 @@ class Worker:
     """
 
     def __init__(self, *, addresses: tuple[str, ...], announced: str = "", events: EventSink,
-                 tick_s: float = TICK_S) -> None:
+                 tick_s: float = TICK_S, keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
         aiortc_private.check_versions()
         self.addresses = addresses
+        self.keyframe_interval_s = keyframe_interval_s
         self.announced = announced
         self.events = events
         self.tick_s = tick_s
@@ -75,7 +77,8 @@ class Worker:
         """Open a room (its router). Opening an open room does nothing."""
         if room_id not in self.routers:
             self.routers[room_id] = Router(room_id, addresses=self.addresses, announced=self.announced,
-                                           events=self.events, listener=self.listener)
+                                           events=self.events, listener=self.listener,
+                                           keyframe_interval_s=self.keyframe_interval_s)
 
     def router(self, room_id: RoomId) -> Router:
         """The open room's router; never creates one."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ from signaling.call_media import CallMedia
 from signaling.errors import BadMessage, Busy, Conflict, NotFound
 from signaling.hub import Hub
 from signaling.session import Session
+from switchboard.events import EventType, SocialEvent, encode
 from switchboard.ids import UserId, new_id
 from switchboard.keyspace import EVENTS_STREAM, call, user_call
 
@@ -34,7 +34,7 @@ TRANSITION_LUA = (Path(__file__).resolve().parent / "lua" / "call_transition.lua
 """The call state machine's one script, read once at import (shipped as package data)."""
 
 RELAYED = ("call.offer", "call.answer", "call.ice", "call.chat", "call.like", "call.follow_request")
-DURABLE = {"call.like": "like", "call.follow_request": "follow_request"}
+DURABLE = {"call.like": EventType.LIKE, "call.follow_request": EventType.FOLLOW_REQUEST}
 """Relayed types that are also facts for the control API (events stream ``type``)."""
 
 
@@ -190,8 +190,8 @@ class CallBook:
             raise NotFound(f"you are in no active call or match {call_id!r}")
         out = {"type": kind, **body, "from": session.user_id}
         if kind in DURABLE:
-            data = {"from": session.user_id, "to": peer, "call_id": call_id, "at_ms": int(time.time() * 1000)}
-            await self._redis.xadd(EVENTS_STREAM, {"type": DURABLE[kind], "data": json.dumps(data)})
+            fact = SocialEvent(DURABLE[kind], session.user_id, peer, call_id, int(time.time() * 1000))
+            await self._redis.xadd(EVENTS_STREAM, encode(fact))  # type: ignore[arg-type]
         await self._hub.deliver(peer, out)
         return {}
 

@@ -109,10 +109,11 @@ def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool
         media: Worker | WorkerPool
         if pool:
             media = WorkerPool(workers=node.workers, addresses=node.rtc_addresses, announced=node.announced_address,
-                               redis_url=redis_url, viewers_per_worker=node.viewers_per_worker)
+                               redis_url=redis_url, viewers_per_worker=node.viewers_per_worker,
+                               keyframe_interval_s=settings.sfu.keyframe_interval_s)
         else:
             media = Worker(addresses=node.rtc_addresses, announced=node.announced_address,
-                           events=RedisEventSink(redis))
+                           events=RedisEventSink(redis), keyframe_interval_s=settings.sfu.keyframe_interval_s)
         await media.start()
         try:
             yield media

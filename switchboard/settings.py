@@ -115,6 +115,19 @@ class NodeSettings:
 
 
 @dataclass(frozen=True)
+class SfuSettings:
+    """The media plane of a node (its SFU workers)."""
+
+    keyframe_interval_s: float = 4.0
+    """Every published video track is asked for a keyframe this often, whoever watches: a moderator's
+    tap starts at the next one without asking (no PLI a party could see), and evidence clips need
+    them. Rounded up to the SFU's one-second tick."""
+
+    def __post_init__(self) -> None:
+        _positive(self.keyframe_interval_s, "keyframe_interval_s")
+
+
+@dataclass(frozen=True)
 class ApiSettings:
     """The control API process."""
 
@@ -302,6 +315,7 @@ class Settings:
     """External Postgres (``postgresql://user:pw@host/db``); empty: embedded (``up`` only)."""
     http: HttpSettings = field(default_factory=HttpSettings)
     node: NodeSettings = field(default_factory=NodeSettings)
+    sfu: SfuSettings = field(default_factory=SfuSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     matchmaker: MatchmakerSettings = field(default_factory=MatchmakerSettings)
     tokens: TokenSettings = field(default_factory=TokenSettings)

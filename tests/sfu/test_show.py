@@ -11,8 +11,9 @@ import redis.asyncio as aioredis
 
 from sfu import aiortc_private
 from sfu.events import RedisEventSink
-from sfu.types import EventKind, PeerId
+from sfu.types import PeerId
 from sfu.worker import Worker
+from switchboard.events import EventType, TapEvent, decode
 from switchboard.ids import RoomId
 from switchboard.keyspace import EVENTS_STREAM
 from tests.sfu.peers import Viewer, answer_offer, start_publisher, start_viewer
@@ -71,11 +72,9 @@ async def test_tap_sees_frames_and_nobody_else_sees_the_tap(worker: Worker, redi
         await worker.close_peer(ROOM, PeerId("mod"))
         await tap.close()
         await viewer.wait_frames(frames_before_close + 10, timeout=10)  # no glitch for the viewer
-        entries = await redis.xrange(EVENTS_STREAM)
-        kinds = [e[1][b"type"].decode() for e in entries]
-        assert kinds == [EventKind.TAP_OPENED, EventKind.TAP_CLOSED]
-        assert len({e[1][b"event_id"] for e in entries}) == 2
-        assert all(e[1][b"peer_id"] == b"mod" for e in entries)
+        events = [decode(fields) for _, fields in await redis.xrange(EVENTS_STREAM)]
+        assert [e.type for e in events] == [EventType.TAP_OPENED, EventType.TAP_CLOSED]
+        assert all(isinstance(e, TapEvent) and e.peer == "mod" and e.moderator == "user-mod" for e in events)
     finally:
         await viewer.close()
         await pub.close()

@@ -16,6 +16,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from sfu.events import RedisEventSink
 from sfu.worker import Worker
+from switchboard.events import TapEvent, decode
 from switchboard.ids import RoomId
 from switchboard.keyspace import EVENTS_STREAM
 from switchboard.settings import NodeSettings, SettingsError, load_settings
@@ -150,8 +151,10 @@ async def test_call_media_through_sfu_with_hidden_tap(make_node: NodeFactory, to
         assert (await mod.expect("call.sfu_closed", call_id=call_id))["leg"] == "tap"
         assert RoomId(call_id) not in workers[0].routers  # the call's room is closed
         assert (await mod.ok("call.list"))["calls"] == []
-        events = [e[1] for e in await redis.xrange(EVENTS_STREAM) if e[1].get(b"room_id") == call_id.encode()]
-        assert [(e[b"type"], e[b"user_id"]) for e in events] == [(b"tap_opened", b"mia"), (b"tap_closed", b"mia")] * 2
+        events = [e for e in (decode(f) for _, f in await redis.xrange(EVENTS_STREAM))
+                  if isinstance(e, TapEvent) and e.room == call_id]
+        assert [(e.type, e.moderator) for e in events] == [("tap_opened", "mia"), ("tap_closed", "mia")] * 2
+        assert all(e.publishers == ("amy", "bob") for e in events)
     finally:
         for viewer in viewers:
             await viewer.close()

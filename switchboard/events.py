@@ -1,0 +1,171 @@
+"""The events stream's entries (``keyspace.EVENTS_STREAM``): one declaration for writers and the reader.
+
+Nodes write durable facts (a like or a follow request made in a call, a moderator's tap opened or
+closed) with :func:`encode`; the control API reads them back with :func:`decode`. An entry has two
+fields: ``type`` (an :class:`EventType`) and ``data`` (a JSON object whose keys are the fields of
+that type's dataclass). The Redis stream entry id is the event's identity: the reader deduplicates
+on it. Types this module does not declare (``match.paired`` from the matchmaker's Lua) decode to
+:class:`OtherEvent` and are the reader's to ignore.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+MAX_TEXT = 200
+"""Longest id or room name an entry may carry (the audit log's subject column holds 200)."""
+
+
+class EventType(enum.StrEnum):
+    """Types of stream entries the control API acts on."""
+
+    LIKE = "like"
+    FOLLOW_REQUEST = "follow_request"
+    TAP_OPENED = "tap_opened"
+    TAP_CLOSED = "tap_closed"
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
+        raise ValueError(f"{name} must be a non-empty string of at most {MAX_TEXT} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} is not valid unicode") from None
+    if "\x00" in value:  # Postgres text and jsonb refuse NUL
+        raise ValueError(f"{name} holds a NUL character")
+    return value
+
+
+def _ms(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 53:
+        raise ValueError(f"{name} must be milliseconds since the epoch")
+    return value
+
+
+@dataclass(frozen=True)
+class SocialEvent:
+    """A like or a follow request one party of a call or match made to the other."""
+
+    type: EventType
+    """``like`` or ``follow_request``."""
+    from_user: str
+    """Who liked or asked (``from`` on the wire)."""
+    to_user: str
+    """Who is liked or asked (``to`` on the wire)."""
+    call_id: str = ""
+    """The call or match it happened in."""
+    at_ms: int = 0
+    """Wall-clock time, milliseconds since the epoch."""
+
+    def __post_init__(self) -> None:
+        if self.type not in (EventType.LIKE, EventType.FOLLOW_REQUEST):
+            raise ValueError(f"not a social event type: {self.type}")
+        _text(self.from_user, "from")
+        _text(self.to_user, "to")
+        _ms(self.at_ms, "at_ms")
+
+    def data(self) -> dict[str, Any]:
+        return {"from": self.from_user, "to": self.to_user, "call_id": self.call_id, "at_ms": self.at_ms}
+
+    @classmethod
+    def from_data(cls, kind: EventType, data: dict[str, Any]) -> SocialEvent:
+        return cls(kind, data.get("from"), data.get("to"), str(data.get("call_id", "")),  # type: ignore[arg-type]
+                   data.get("at_ms", 0))
+
+
+@dataclass(frozen=True)
+class TapEvent:
+    """A moderator's hidden subscriber (a tap) opened or closed on a show or an SFU call."""
+
+    type: EventType
+    """``tap_opened`` or ``tap_closed``."""
+    moderator: str
+    """The user id of the moderator who tapped."""
+    room: str
+    """The SFU room tapped: a show's room, or a call's id."""
+    peer: str
+    """The tap's peer id in that room (pairs an opened entry with its closed one)."""
+    at_ms: int
+    """When it happened, milliseconds since the epoch (the node's clock)."""
+    publishers: tuple[str, ...] = field(default_factory=tuple)
+    """User ids publishing in the room at that moment: whose media the moderator saw."""
+    opened_at_ms: int | None = None
+    """On ``tap_closed``: when this tap opened (so one row says how long it lasted)."""
+
+    def __post_init__(self) -> None:
+        if self.type not in (EventType.TAP_OPENED, EventType.TAP_CLOSED):
+            raise ValueError(f"not a tap event type: {self.type}")
+        _text(self.moderator, "moderator")
+        _text(self.room, "room")
+        _text(self.peer, "peer")
+        _ms(self.at_ms, "at_ms")
+        if not isinstance(self.publishers, tuple) or len(self.publishers) > 64:
+            raise ValueError("publishers must be a list of at most 64 user ids")
+        for user in self.publishers:
+            _text(user, "publishers[]")
+        if self.opened_at_ms is not None:
+            _ms(self.opened_at_ms, "opened_at_ms")
+
+    def data(self) -> dict[str, Any]:
+        out = asdict(self)
+        del out["type"]
+        out["publishers"] = list(self.publishers)
+        return out
+
+    @classmethod
+    def from_data(cls, kind: EventType, data: dict[str, Any]) -> TapEvent:
+        names = {f.name for f in fields(cls)} - {"type"}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown tap event fields: {sorted(unknown)}")
+        publishers = data.get("publishers", [])
+        if not isinstance(publishers, list):
+            raise ValueError("publishers must be a list")
+        return cls(kind, data.get("moderator"), data.get("room"), data.get("peer"),  # type: ignore[arg-type]
+                   data.get("at_ms"), tuple(publishers), data.get("opened_at_ms"))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class OtherEvent:
+    """An entry of a type this schema does not declare (kept as read; the reader ignores it)."""
+
+    type: str
+    """The entry's ``type`` field."""
+
+
+Event = SocialEvent | TapEvent | OtherEvent
+
+
+def encode(event: SocialEvent | TapEvent) -> dict[str, str]:
+    """The fields of a stream entry (``XADD events * type ... data ...``)."""
+    return {"type": str(event.type), "data": json.dumps(event.data(), ensure_ascii=False, separators=(",", ":"))}
+
+
+def _str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def decode(entry: dict[Any, Any]) -> Event:
+    """A stream entry's fields (bytes or str) back into its event; ValueError (or UnicodeDecodeError)
+    when the entry is malformed."""
+    decoded = {_str(k): _str(v) for k, v in entry.items()}
+    kind = decoded.get("type", "")
+    if not kind:
+        raise ValueError("entry has no type")
+    try:
+        event_type = EventType(kind)
+    except ValueError:
+        return OtherEvent(kind)
+    try:
+        data = json.loads(decoded.get("data", "{}"))
+    except RecursionError:
+        raise ValueError("entry data nested too deep") from None
+    if not isinstance(data, dict):
+        raise ValueError("entry data is not a JSON object")
+    if event_type in (EventType.TAP_OPENED, EventType.TAP_CLOSED):
+        return TapEvent.from_data(event_type, data)
+    return SocialEvent.from_data(event_type, data)
