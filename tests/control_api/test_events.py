@@ -105,6 +105,7 @@ async def test_a_tap_through_the_sfu_is_audited(api: Api, redis: Any) -> None:
         pc.addTrack(MovingVideo(160, 120))
         await pc.setLocalDescription(await pc.createOffer())
         room = RoomId("show-audited")
+        await worker.open_room(room)
         await worker.publish(room, PeerId("star"), UserId(star.id), pc.localDescription.sdp)
         await worker.subscribe(room, PeerId("tap"), UserId(mod.id), hidden=True)
         await worker.subscribe(room, PeerId("fan"), UserId(star.id))  # a visible viewer: no audit

@@ -37,6 +37,7 @@ async def worker() -> AsyncIterator[Worker]:
     events = MemoryEventSink()
     w = Worker(addresses=("127.0.0.1",), events=events, keyframe_interval_s=INTERVAL)
     await w.start()
+    await w.open_room(ROOM)
     yield w
     await w.close()
 
@@ -131,6 +132,7 @@ async def test_a_tap_in_a_pool_never_opens_a_pipe() -> None:
     for a keyframe); a tap goes to a worker the room is already on, and does not count."""
     pool = WorkerPool(workers=2, addresses=("127.0.0.1",), viewers_per_worker=1, keyframe_interval_s=INTERVAL)
     await pool.start()
+    await pool.open_room(ROOM)
     viewers: list[Viewer] = []
     pub = await start_publisher(pool, ROOM, "pub", audio=False, size=(320, 240))
     try:
