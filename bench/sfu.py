@@ -235,7 +235,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         n = max(args.viewers, args.baseline_viewers if args.baseline else 0)
         tokens.write_text(json.dumps([signer.sign(Grants(sub=UserId(f"v{i}"), room=room, subscribe=True))
                                       for i in range(n)]))
-        publisher = signer.sign(Grants(sub=UserId("broadcaster"), room=room, publish=True))
+        publisher = signer.sign(Grants(sub=UserId("broadcaster"), room=room, publish=True, verified=True))
         per_worker = args.viewers_per_worker or math.ceil(args.viewers / max(1, args.workers))
         redis = EmbeddedRedis(Path(tmp) / "redis")
         redis_url = redis.start()

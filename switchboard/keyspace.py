@@ -146,6 +146,18 @@ def token_epoch(user_id: str) -> str:
     return f"auth:epoch:{user_id}"
 
 
+# --- node doors (issue 12: blocks, presence among friends, revocation) ---------------------------
+
+
+def friends(user_id: str) -> str:
+    """Set of user ids that this user follows and that follow this user back (both follows
+    accepted): the people whose presence this user may see. Written by the control API
+    (control_api/social.py) on follow, accept, unfollow, follower removal and block; rebuilt from
+    Postgres by ``control_api.social.rebuild_friends``. Symmetric: ``b`` in ``friends(a)`` iff ``a``
+    in ``friends(b)``. Nodes only read it (``presence.query``)."""
+    return f"friends:{user_id}"
+
+
 def node_channel(node_id: str) -> str:
     """Pub/sub channel of one node process (subscribed from start-up; reserved for commands to it)."""
     return f"node:{node_id}"
