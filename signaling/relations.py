@@ -2,8 +2,8 @@
 
 The control API owns both facts (Postgres) and mirrors them into Redis: ``keyspace.blocks(user)``
 and ``keyspace.friends(user)``. The node only reads them, at the doors that need them: an invite or
-an accept reads one pair (one round trip), a presence query a caller's sets plus the few friends it
-names (two round trips). A relay inside a call reads nothing: a call is only ever set up between
+an accept reads one pair (one round trip), a presence query the caller's sets, then the other
+side's for the few friends it names (two round trips). A relay inside a call reads nothing: a call is only ever set up between
 users that are not blocked, and a block made later ends the call on every node (the ``block``
 sanctions message), which is what stops the relay.
 """
@@ -47,7 +47,8 @@ class Relations:
         if not candidates:
             return seen
         async with self._redis.pipeline(transaction=False) as pipe:
-            for u in candidates:
+            for u in candidates:  # their side too: a half-written mirror is no friendship
+                pipe.sismember(friends(u), me)
                 pipe.sismember(blocks(u), me)
-            blocked_me = await pipe.execute()
-        return seen + [u for u, b in zip(candidates, blocked_me, strict=True) if not b]
+            theirs = await pipe.execute()
+        return seen + [u for i, u in enumerate(candidates) if theirs[2 * i] and not theirs[2 * i + 1]]
