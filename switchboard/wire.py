@@ -104,14 +104,14 @@ def decode(data: str | bytes, codec: Codec, *, max_bytes: int) -> dict[str, Any]
         raise WireError("bad_frame", f"a message is an object, got {type(value).__name__}")
     try:
         _check_tree(value)
+        kind = value.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise WireError("bad_frame", "a message needs a string 'type'")
     except WireError as exc:
         rid = value.get("id")
         if isinstance(rid, int) or (isinstance(rid, str) and _text_ok(rid)):
             exc.ref = rid
         raise
-    kind = value.get("type")
-    if not isinstance(kind, str) or not kind:
-        raise WireError("bad_frame", "a message needs a string 'type'")
     return value
 
 
