@@ -80,7 +80,8 @@ def match_recent(user_id: str) -> str:
 
 def blocks(user_id: str) -> str:
     """Set of user ids this user blocked. Written by the control API; the matchmaker never pairs
-    two users when either blocks the other."""
+    two users when either blocks the other, and nodes read the pair's two sets at their doors
+    (invite, accept, presence: signaling/relations.py)."""
     return f"blocks:{user_id}"
 
 
