@@ -35,7 +35,7 @@ from signaling.types import IceServersFor
 from switchboard.errors import TokenError
 from switchboard.ids import UserId
 from switchboard.settings import NodeSettings
-from switchboard.tokens import TokenVerifier
+from switchboard.tokens import Grants, TokenVerifier
 from switchboard.wire import MSGPACK_PROTOCOL, Codec, WireError, decode, encode
 
 log = logging.getLogger("switchboard.signaling")
@@ -218,20 +218,30 @@ class Gateway:
                                f"and {self._s.ws_max_sockets_per_user} per user; close one first", ref,
                                "too_many_sockets", TOO_MANY_SOCKETS)
             return None
+        try:
+            session = await self._admit(ws, codec, grants, resume, ref)
+        except BaseException:
+            self._release(grants.jti, grants.sub)
+            raise
+        if session is None:
+            self._release(grants.jti, grants.sub)
+        return session
+
+    async def _admit(self, ws: web.WebSocketResponse, codec: Codec, grants: Grants, resume: str | None,
+                     ref: Any) -> Session | None:
+        """A new or resumed session for a verified token, or None (refused: banned, or revoked)."""
         session, resumed = self._resumable.get(resume or ""), True
         if session is None or session.closed or session.user_id != grants.sub:
             session, resumed = Session(grants, codec, self._s.ws_send_queue), False
             why = await self._hub.add(session)
             if why is not None:
                 await self._hub.remove(session)
-                self._release(grants.jti, grants.sub)
                 await self._refuse_for(ws, codec, why, ref)
                 return None
             self._resumable[session.resume_token] = session
         else:
             why = await self._hub.refusal(grants.sub, grants.iat)
             if why is not None or session.closed:  # (closed meanwhile: a ban or revoke while we asked)
-                self._release(grants.jti, grants.sub)
                 await self._refuse_for(ws, codec, why or "revoked", ref)
                 return None
             session.grants = grants
