@@ -124,8 +124,11 @@ class Hub:
             is_banned, epoch = await pipe.execute()
         if is_banned:
             return "banned"
-        if epoch is not None and iat < int(epoch):
-            return "revoked"
+        try:
+            if epoch is not None and iat < float(epoch):
+                return "revoked"
+        except ValueError:  # not a number: no epoch (the Lua check reads it the same way)
+            log.warning("unreadable token epoch ignored", extra={"user": user})
         return None
 
     async def remove(self, session: Session) -> bool:

@@ -16,8 +16,8 @@ for i = 1, count do
     if redis.call('EXISTS', KEYS[n + i]) == 1 then
       why = 'banned'
     else
-      local epoch = redis.call('GET', KEYS[2 * n + i])
-      if epoch and tonumber(ARGV[3 + i]) < tonumber(epoch) then
+      local epoch = tonumber(redis.call('GET', KEYS[2 * n + i]) or '')
+      if epoch and tonumber(ARGV[3 + i]) < epoch then
         why = 'revoked'
       end
     end
