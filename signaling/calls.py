@@ -203,6 +203,9 @@ class CallBook:
             raise NotFound(f"you are in no active call or match {call_id!r}")
         out = {"type": kind, **body, "from": session.user_id}
         if kind in DURABLE:
+            # Rare and durable: worth a read of the block sets even if the block's notice was lost.
+            if await self.relations.blocked(session.user_id, peer):
+                raise NotFound(f"you are in no active call or match {call_id!r}")
             data = {"from": session.user_id, "to": peer, "call_id": call_id, "at_ms": int(time.time() * 1000)}
             await self._redis.xadd(EVENTS_STREAM, {"type": DURABLE[kind], "data": json.dumps(data)})
         await self._hub.deliver(peer, out)

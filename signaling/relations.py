@@ -3,9 +3,10 @@
 The control API owns both facts (Postgres) and mirrors them into Redis: ``keyspace.blocks(user)``
 and ``keyspace.friends(user)``. The node only reads them, at the doors that need them: an invite or
 an accept reads one pair (one round trip); a presence query reads the caller's sets, then the other
-side's for the few friends it names (two round trips). A relay inside a call reads nothing: a call
-is only ever set up between users that are not blocked, and a block made later ends the call on
-every node (the ``block`` sanctions message), which is what stops the relay.
+side's for the few friends it names (two round trips). A relay inside a call reads nothing (but a like
+or a follow request, rare and durable, reads the pair): a call is only ever set up between users
+that are not blocked, and a block made later ends the call on every node (the ``block`` sanctions
+message), which is what stops the relay.
 """
 
 from __future__ import annotations

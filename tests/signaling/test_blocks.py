@@ -71,6 +71,20 @@ async def test_a_block_during_a_call_ends_it_and_stops_the_relay(node: Node, tok
     assert (await pa.request("call.invite", to=b))["code"] == "not_found"
 
 
+async def test_likes_and_follow_requests_read_the_block_sets_themselves(node: Node, token: Callable[..., str],
+                                                                       redis: Any) -> None:
+    """If the block's notice never came (a node's pub/sub reconnecting), the durable relays still
+    refuse: they read the sets (chat and media relays rely on the notice ending the call)."""
+    a, b = users(2)
+    pa, pb, cid = await call(node, token, a, b)
+    await block(redis, a, b, notice=False, both_sets=False)
+    for kind in ("call.like", "call.follow_request"):
+        assert (await pb.request(kind, call_id=cid))["code"] == "not_found"
+        assert (await pa.request(kind, call_id=cid))["code"] == "not_found"
+    await pa.ok("ping")
+    assert not [m for m in pa.seen + pb.seen if m["type"] in ("call.like", "call.follow_request")]
+
+
 async def test_a_block_while_ringing_ends_the_call_and_accept_finds_nothing(node: Node, token: Callable[..., str],
                                                                               redis: Any) -> None:
     a, b = users(2)

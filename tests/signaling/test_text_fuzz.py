@@ -174,3 +174,15 @@ async def test_a_frame_a_recipient_cannot_encode_is_dropped_alone(make_node: Nod
     assert (await peer.expect("call.chat", text="after"))["text"] == "after"
     assert (await peer.ok("ping"))["pong"] is True
     assert not [m for m in peer.seen if m["type"] == "call.chat"]
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["json", "msgpack"])
+async def test_a_lone_surrogate_in_the_first_message_is_refused_with_its_id(make_node: NodeFactory,
+                                                                            packed: bool) -> None:
+    node = await make_node()
+    peer = await node.connect(None, msgpack=packed)
+    data = frame({"type": "auth", "id": 4, "token": "abc\udfff"}, peer)
+    await (peer.ws.send_str(data) if isinstance(data, str) else peer.ws.send_bytes(data))
+    error = await peer.expect("error", ref=4)
+    assert error["code"] == "unauthorized" and "valid Unicode" in error["message"]
+    assert await peer.closed() == 4001
