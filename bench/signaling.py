@@ -204,7 +204,7 @@ class _Warmup:
             for i in range(WARMUP_PAIRS):
                 pair = []
                 for side in ("a", "b"):
-                    token = self._signer.sign(Grants(sub=UserId(f"warm-{side}{i}")))
+                    token = self._signer.sign(Grants(sub=UserId(f"warm-{side}{i}"), verified=True))
                     ws = await http.ws_connect(self._url, params={"token": token})
                     await ws.receive(timeout=30)  # hello
                     pair.append(ws)
@@ -279,7 +279,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
             time.sleep(0.5)
             rss_before = _rss_kib(node.pid)
             users = [f"u{i}" for i in range(n)]
-            tokens = {u: signer.sign(Grants(sub=UserId(u))) for u in users}
+            tokens = {u: signer.sign(Grants(sub=UserId(u), verified=True)) for u in users}
             pairs = [(users[i], tokens[users[i]], users[i + 1], tokens[users[i + 1]]) for i in range(0, n, 2)]
             per = [pairs[i::args.clients] for i in range(args.clients)]
             ctx = mp.get_context("spawn")

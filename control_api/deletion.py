@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, or_, select, update
 
+from control_api import friends
 from control_api.accounts import check_password, revoke_all
 from control_api.errors import Unauthenticated
 from control_api.http import Call, Reply, Route
@@ -83,6 +84,7 @@ async def _delete(call: Call) -> Reply:
         for peer in peers:
             pipe.srem(blocks_key(str(peer)), str(me))
         await pipe.execute()
+    await friends.forget(services.redis, me)  # presence: out of every friend's set (control_api/friends.py)
     return Reply(None, 204)
 
 

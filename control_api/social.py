@@ -1,23 +1,32 @@
 """Social graph: follow requests (auto-accepted when both asked), likes with a counter, blocks
-(written to Redis for the matchmaker, both directions), and search by pseudo."""
+(written to Redis for the matchmaker and the nodes, both directions, and announced on the
+sanctions channel so nodes end a call or match between the two at once), and search by pseudo.
+Friends (mutual follows) are mirrored into Redis for the nodes' presence door (control_api/friends.py)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_api import notifications
+from control_api import friends, notifications
 from control_api.errors import NotFound, ValidationFailed
 from control_api.graph import not_blocked, public_profile, visible_account
 from control_api.http import Call, Reply, Route
 from control_api.models import Account, Block, Follow, Like, Notification, Profile
 from control_api.schema import Field, Schema
+from switchboard.keyspace import SANCTIONS_CHANNEL
 from switchboard.keyspace import blocks as blocks_key
+from switchboard.keyspace import friends as friends_key
+
+log = logging.getLogger("switchboard.api.social")
 
 PENDING, ACCEPTED = "pending", "accepted"
 
@@ -70,6 +79,8 @@ async def _follow(call: Call) -> Reply:
     async with call.services.sessions() as session, session.begin():
         await visible_account(session, call.me.user_id, other)
         status, notes = await request_follow(session, call.me.user_id, other)
+        now_friends = await friends.mutual(session, call.me.user_id, other)
+    await friends.mirror(call.services.redis, call.me.user_id, other, now_friends)
     await notifications.push(call.services.realtime, notes)
     return Reply({"user_id": str(other), "status": status}, 201)
 
@@ -78,6 +89,7 @@ async def _unfollow(call: Call) -> Reply:
     async with call.services.sessions() as session, session.begin():
         await session.execute(delete(Follow).where(Follow.follower_id == call.me.user_id,
                                                    Follow.followee_id == call.params["user_id"]))
+    await friends.mirror(call.services.redis, call.me.user_id, call.params["user_id"], False)
     return Reply(None, 204)
 
 
@@ -93,6 +105,8 @@ async def _answer(call: Call, accept: bool) -> Reply:
             notes.append(notifications.add(session, asker, "follow_accepted", {"user_id": str(call.me.user_id)}))
         else:
             await session.delete(row)
+        now_friends = await friends.mutual(session, asker, call.me.user_id)
+    await friends.mirror(call.services.redis, asker, call.me.user_id, now_friends)
     await notifications.push(call.services.realtime, notes)
     return Reply({"user_id": str(asker), "status": ACCEPTED if accept else "declined"})
 
@@ -109,6 +123,7 @@ async def _remove_follower(call: Call) -> Reply:
     async with call.services.sessions() as session, session.begin():
         await session.execute(delete(Follow).where(Follow.follower_id == call.params["user_id"],
                                                    Follow.followee_id == call.me.user_id))
+    await friends.mirror(call.services.redis, call.me.user_id, call.params["user_id"], False)
     return Reply(None, 204)
 
 
@@ -167,7 +182,15 @@ async def _block(call: Call) -> Reply:
     async with call.services.redis.pipeline(transaction=True) as pipe:
         pipe.sadd(blocks_key(str(me)), str(other))
         pipe.sadd(blocks_key(str(other)), str(me))
+        pipe.srem(friends_key(str(me)), str(other))  # the follows went with the block
+        pipe.srem(friends_key(str(other)), str(me))
         await pipe.execute()
+    # After the sets: a node that reads them from now on refuses the pair; this ends what is live.
+    notice = {"user": str(me), "kind": "block", "other": str(other)}
+    try:
+        await call.services.redis.publish(SANCTIONS_CHANNEL, json.dumps(notice))
+    except RedisError:  # the block stands (sets written); a live call would end only at hangup
+        log.error("a block could not be announced to the nodes", extra={"other": str(other)}, exc_info=True)
     return Reply({"user_id": str(other), "blocked": True}, 201)
 
 
@@ -239,4 +262,5 @@ def routes() -> list[Route]:
         Route("GET", "/search/users", _search, "Search users by pseudo (prefix matches first)", "social",
               query=Schema({"q": Field("string", min_len=1, max_len=32),
                             "limit": Field("integer", required=False, minimum=1, maximum=50)})),
+        *friends.routes(),
     ]

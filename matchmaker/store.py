@@ -41,6 +41,7 @@ class RedisTicketStore:
         self._join = redis.register_script(shared + SOURCES["join"])
         self._leave = redis.register_script(shared + SOURCES["leave"])
         self._next = redis.register_script(shared + SOURCES["next"])
+        self._part = redis.register_script(SOURCES["part"])
 
     @staticmethod
     def _end_args(user_id: str, reason: str) -> list[str]:
@@ -72,3 +73,8 @@ class RedisTicketStore:
         if outcome == "none":
             raise NotQueued("user", "has no pair and no ticket to requeue; send queue.join")
         return NextOutcome(outcome)
+
+    async def part(self, a: UserId, b: UserId, reason: str = "leave") -> bool:
+        sid = await self._part(keys=[keyspace.match_pair(a), keyspace.match_pair(b)],
+                               args=[a, b, keyspace.user_channel(""), reason])
+        return bool(sid)

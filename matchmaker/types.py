@@ -50,6 +50,12 @@ class TicketStore(Protocol):
         there was a ticket or a pair. Safe to call twice."""
         ...
 
+    async def part(self, a: UserId, b: UserId, reason: str = "leave") -> bool:
+        """Ends the live pair of ``a`` and ``b`` when they are paired with each other (a block made
+        during a match): both get ``match.ended`` with ``reason``. True when a pair ended; their
+        tickets (none while paired) are untouched."""
+        ...
+
     async def next(self, user_id: UserId) -> NextOutcome:
         """Ends the live pair and requeues the user (``queue.next``); NotQueued when there is
         nothing to requeue."""

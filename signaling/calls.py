@@ -4,6 +4,11 @@ The authoritative state of a call is its Redis hash (``keyspace.call``), moved o
 ``lua/call_transition.lua``; ``keyspace.user_call`` makes a second call ``busy``. Each node also
 keeps, for its own users, the calls they are *in* (accepted calls and matches): offer/answer/ICE,
 chat, like and follow-request go only to that peer, and the relay needs no Redis read.
+
+Blocks (either way) hold at each door: an invite between a blocked pair is refused exactly as an
+invite to an offline user is (``not_found``), an accept of such a call ends it, and a block made
+during a call ends it at once (:meth:`CallBook.part`, on the ``block`` sanctions message), which
+also ends the relay between the two. Unverified accounts may not call (the dispatcher's door).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import redis.asyncio as aioredis
 from signaling.call_media import CallMedia
 from signaling.errors import BadMessage, Busy, Conflict, NotFound
 from signaling.hub import Hub
+from signaling.relations import Relations
 from signaling.session import Session
 from switchboard.events import EventType, SocialEvent, encode
 from switchboard.ids import UserId, new_id
@@ -48,6 +54,8 @@ class CallBook:
         """The calls' SFU rooms (``node.call_media = "sfu"``) and the moderators' taps on them."""
         self._ring_timeout_s = ring_timeout_s
         self._move = redis.register_script(TRANSITION_LUA)
+        self.relations = Relations(redis)
+        """Blocks and friends, as the control API mirrors them into Redis."""
         self._in_call: dict[UserId, dict[str, UserId]] = {}
         """Local user -> {call or match session id -> peer}: who the relay may reach."""
         self._timers: dict[str, asyncio.Task[None]] = {}
@@ -127,6 +135,8 @@ class CallBook:
         me, to = session.user_id, UserId(body["to"])
         if to == me:
             raise BadMessage("you cannot call yourself")
+        if await self.relations.blocked(me, to):  # first: a blocked pair never learns the other is busy
+            raise NotFound(f"user {to} is offline")
         call_id = new_id("call_")
         if not await self._redis.set(user_call(me), call_id, nx=True, ex=CALL_KEY_TTL_S):
             raise Busy("you are already in a call: hang up first")
@@ -151,6 +161,9 @@ class CallBook:
         call_id = body["call_id"]
         caller, callee = await self._parties(call_id)
         if session.user_id != callee:
+            raise NotFound(f"no call {call_id!r} to accept")
+        if await self.relations.blocked(caller, callee):  # a block made while it rang
+            await self._end(call_id, caller, callee, "ringing", "hangup", None)
             raise NotFound(f"no call {call_id!r} to accept")
         if not await self._move(keys=[call(call_id), user_call(caller), user_call(callee)],
                                 args=["ringing", "active", call_id, ENDED_KEEP_S]):
@@ -190,10 +203,31 @@ class CallBook:
             raise NotFound(f"you are in no active call or match {call_id!r}")
         out = {"type": kind, **body, "from": session.user_id}
         if kind in DURABLE:
+            # Rare and durable: worth a read of the block sets even if the block's notice was lost.
+            if await self.relations.blocked(session.user_id, peer):
+                raise NotFound(f"you are in no active call or match {call_id!r}")
             fact = SocialEvent(DURABLE[kind], session.user_id, peer, call_id, int(time.time() * 1000))
             await self._redis.xadd(EVENTS_STREAM, encode(fact))  # type: ignore[arg-type]
         await self._hub.deliver(peer, out)
         return {}
+
+    async def part(self, blocker: UserId, blocked: UserId) -> bool:
+        """A block was made: the call between the two (ringing or active), if any, ends now. Both
+        get ``call.ended`` as if the blocker had hung up (``hangup``, ``by`` the blocker): the blocked
+        user learns nothing a hangup would not tell. True when a call ended (on one node only: the
+        state move is atomic)."""
+        ids = await self._redis.mget([user_call(blocker), user_call(blocked)])
+        if ids[0] is None or ids[0] != ids[1]:
+            return False
+        call_id = ids[0].decode()
+        try:
+            caller, callee = await self._parties(call_id)
+        except NotFound:
+            return False
+        for state in ("active", "ringing"):
+            if await self._end(call_id, caller, callee, state, "hangup", blocker):
+                return True
+        return False
 
     async def user_gone(self, user_id: UserId) -> None:
         """The user's last session here ended: end the call they are in (ringing or active)."""

@@ -13,7 +13,7 @@ from matchmaker.errors import MatchmakerError, NotQueued
 from matchmaker.types import TicketStore
 from sfu.errors import NegotiationError, SfuError, UnknownPeer, UnknownRoom, WorkerUnavailable
 from signaling.calls import RELAYED, CallBook
-from signaling.errors import Conflict, SignalingError, Unavailable
+from signaling.errors import Conflict, Forbidden, SignalingError, Unavailable
 from signaling.hub import Hub
 from signaling.messages import Message
 from signaling.session import Session
@@ -30,6 +30,12 @@ SERVER_TYPES = (
     "show.roster", "show.chat", "show.offer", "show.ended", "show.peer_closed",
 )
 """Messages the server sends that are not replies (relayed ``call.*`` types are documented with their request)."""
+
+VERIFIED_ONLY = frozenset({"call.invite", "call.accept", "call.publish", "queue.join", "show.create", "show.publish",
+                           "show.chat", *RELAYED})
+"""Doors closed to a token without ``verified`` (an account whose email is not verified): calling,
+matching, publishing, and anything relayed to another person. Watching stays open."""
+UNVERIFIED = "verify your email address first: unverified accounts may watch but not call, match, publish or chat"
 
 
 def wire_error(exc: Exception) -> tuple[str, str]:
@@ -104,6 +110,8 @@ class Dispatcher:
         handler = self._table.get(message.type)
         if handler is None:  # "auth" after authentication (the socket answers "token.refresh")
             raise Conflict("already authenticated")
+        if message.type in VERIFIED_ONLY and not session.grants.verified:
+            raise Forbidden(UNVERIFIED)
         return await handler(session, message.body)
 
     @staticmethod
@@ -117,8 +125,12 @@ class Dispatcher:
         return {"pong": True}
 
     async def _presence(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
-        online = await self._hub.query(body["users"])
-        return {"presence": {u: "online" if on else "offline" for u, on in online.items()}}
+        """Online or offline for friends (mutual follows, no block either way); everyone else is
+        always ``offline``, so a stranger or a blocked user cannot tell hidden from away."""
+        users = body["users"]
+        visible = await self._calls.relations.visible(session.user_id, users)
+        online = await self._hub.query(visible) if visible else {}
+        return {"presence": {u: "online" if online.get(u) else "offline" for u in users}}
 
     def _store(self) -> TicketStore:
         if self._tickets is None:

@@ -1,9 +1,12 @@
 """The ``/ws`` endpoint: authentication, the read loop with its limits, resume and session expiry.
 
 This is the edge: every error becomes an error frame here, and only here are close codes chosen
-(4001 unauthorized or token expired, 4003 banned, 1008 repeated abuse, 1013 slow reader, 1009 a frame over
-aiohttp's hard cap). A socket lives no longer than its token: at ``exp`` it gets an error frame and
-4001, unless the client sent ``token.refresh`` with a fresh token for the same user before then.
+(4001 unauthorized, token expired or revoked, 4003 banned, 4029 too many sockets, 1008 repeated abuse,
+1013 slow reader, 1009 a frame over aiohttp's hard cap). A socket lives no longer than its token: at
+``exp`` it gets an error frame and 4001, unless the client sent ``token.refresh`` with a fresh token
+for the same user before then. A token issued before the account's revocation epoch
+(``keyspace.token_epoch``) is refused at ``auth``, resume and ``token.refresh``, and a ``revoke``
+sanctions message ends the sessions whose token it kills.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from signaling.types import IceServersFor
 from switchboard.errors import TokenError
 from switchboard.ids import UserId
 from switchboard.settings import NodeSettings
-from switchboard.tokens import TokenVerifier
+from switchboard.tokens import Grants, TokenVerifier
 from switchboard.wire import MSGPACK_PROTOCOL, Codec, WireError, decode, encode
 
 log = logging.getLogger("switchboard.signaling")
@@ -41,6 +44,9 @@ UNAUTHORIZED = 4001
 """Close code: no token, or a bad or expired one."""
 BANNED = 4003
 """Close code: the account is banned (at connect, or live when a moderator bans it); no resume."""
+TOO_MANY_SOCKETS = 4029
+"""Close code: the token or the user already holds the most sockets a node allows; older sockets stay."""
+REVOKED = "token revoked: sign in again"
 
 
 class Gateway:
@@ -56,6 +62,10 @@ class Gateway:
         self._resumable: dict[str, Session] = {}
         self._expiring: set[asyncio.Task[None]] = set()
         self._keepalive = Keepalive(settings.ws_ping_interval_s)
+        self._per_token: dict[str, int] = {}
+        """Open sockets by token id (``jti``) on this node."""
+        self._per_user: dict[UserId, int] = {}
+        """Open sockets by user on this node."""
 
     def open(self, hub: Hub, calls: CallBook, shows: ShowBook, dispatcher: Dispatcher,
              tickets: TicketStore | None) -> None:
@@ -67,6 +77,8 @@ class Gateway:
         self._tickets = tickets
         self._opened = True
         hub.on_ban(self.ban)
+        hub.on_revoke(self.revoke)
+        hub.on_block(self.block)
         self._keepalive.start()
 
     async def close(self) -> None:
@@ -90,6 +102,7 @@ class Gateway:
         ws, session = await self._open(request)
         if session is None:
             return ws
+        held = (session.grants.jti, session.user_id)  # what _authenticate counted for this socket
         self._keepalive.watch(ws)
         try:
             s = self._s
@@ -119,12 +132,14 @@ class Gateway:
                     if message.type == "auth":
                         raise Conflict("already authenticated")
                     if message.type == "token.refresh":
-                        reply = self._refresh(ws, session, message.body["token"])
+                        reply = await self._refresh(ws, session, message.body["token"], message.id)
                     else:
                         reply = await self._dispatcher.handle(session, message)
                     if message.id is not None:
                         session.send({"type": "reply", "ref": message.id, **reply})
                 except Exception as exc:
+                    if ref is None and isinstance(exc, WireError):
+                        ref = request_id({"id": exc.ref})
                     code, text = wire_error(exc)
                     if code == "internal":
                         log.exception("handler failed", extra={"session": session.id})
@@ -137,6 +152,7 @@ class Gateway:
                         await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too many bad messages")
                         break
         finally:
+            self._release(*held)
             self._keepalive.forget(ws)
             await session.detach(ws)
             if not session.closed and not session.attached:
@@ -164,7 +180,7 @@ class Gateway:
     async def _refuse(self, ws: web.WebSocketResponse, codec: Codec, message: str, ref: Any = None,
                       code: str = "unauthorized", close: int = UNAUTHORIZED) -> None:
         frame = encode({"type": "error", "code": code, "message": message, "ref": ref}, codec)
-        with contextlib.suppress(ConnectionError, RuntimeError):
+        with contextlib.suppress(ConnectionError, RuntimeError, ValueError):
             await (ws.send_str(frame) if isinstance(frame, str) else ws.send_bytes(frame))
         await ws.close(code=close, message=code.encode())
 
@@ -187,6 +203,8 @@ class Gateway:
                 if first.type != "auth":
                     raise Unauthorized(f"the first message must be 'auth', got {first.type!r}")
             except Exception as exc:
+                if ref is None and isinstance(exc, WireError):
+                    ref = request_id({"id": exc.ref})
                 await self._refuse(ws, codec, f"no token: {wire_error(exc)[1]}", ref)
                 return None
             token, resume = first.body["token"], first.body.get("resume")
@@ -195,15 +213,37 @@ class Gateway:
         except TokenError as exc:
             await self._refuse(ws, codec, str(exc), ref)
             return None
+        if not self._hold(grants.jti, grants.sub):
+            await self._refuse(ws, codec, f"too many sockets: at most {self._s.ws_max_sockets_per_token} per token "
+                               f"and {self._s.ws_max_sockets_per_user} per user; close one first", ref,
+                               "too_many_sockets", TOO_MANY_SOCKETS)
+            return None
+        try:
+            session = await self._admit(ws, codec, grants, resume, ref)
+        except BaseException:
+            self._release(grants.jti, grants.sub)
+            raise
+        if session is None:
+            self._release(grants.jti, grants.sub)
+        return session
+
+    async def _admit(self, ws: web.WebSocketResponse, codec: Codec, grants: Grants, resume: str | None,
+                     ref: Any) -> Session | None:
+        """A new or resumed session for a verified token, or None (refused: banned, or revoked)."""
         session, resumed = self._resumable.get(resume or ""), True
         if session is None or session.closed or session.user_id != grants.sub:
             session, resumed = Session(grants, codec, self._s.ws_send_queue), False
-            if not await self._hub.add(session):
+            why = await self._hub.add(session)
+            if why is not None:
                 await self._hub.remove(session)
-                await self._refuse(ws, codec, "this account is banned", ref, "banned", BANNED)
+                await self._refuse_for(ws, codec, why, ref)
                 return None
             self._resumable[session.resume_token] = session
         else:
+            why = await self._hub.refusal(grants.sub, grants.iat)
+            if why is not None or session.closed:  # (closed meanwhile: a ban or revoke while we asked)
+                await self._refuse_for(ws, codec, why or "revoked", ref)
+                return None
             session.grants = grants
         session.attach(ws, codec)
         self._watch_token(ws, session)
@@ -215,6 +255,24 @@ class Gateway:
             session.send({"type": "reply", "ref": ref, "session_id": session.id})
         session.send(hello)
         return session
+
+    async def _refuse_for(self, ws: web.WebSocketResponse, codec: Codec, why: str, ref: Any) -> None:
+        if why == "banned":
+            await self._refuse(ws, codec, "this account is banned", ref, "banned", BANNED)
+        else:
+            await self._refuse(ws, codec, REVOKED, ref)
+
+    def _hold(self, jti: str, user: UserId) -> bool:
+        """Counts a new socket of ``jti``/``user``, or says no when either is at its cap."""
+        by_token, by_user = self._per_token.get(jti, 0), self._per_user.get(user, 0)
+        if by_token >= self._s.ws_max_sockets_per_token or by_user >= self._s.ws_max_sockets_per_user:
+            return False
+        self._per_token[jti], self._per_user[user] = by_token + 1, by_user + 1
+        return True
+
+    def _release(self, jti: str, user: UserId) -> None:
+        _uncount(self._per_token, jti)
+        _uncount(self._per_user, user)
 
     # --- the token's lifetime on an open socket -----------------------------------------------------
 
@@ -241,12 +299,22 @@ class Gateway:
         await session.drained()
         await ws.close(code=UNAUTHORIZED, message=b"token expired")
 
-    def _refresh(self, ws: web.WebSocketResponse, session: Session, token: str) -> dict[str, Any]:
+    async def _refresh(self, ws: web.WebSocketResponse, session: Session, token: str,
+                       ref: Any) -> dict[str, Any]:
         """``token.refresh``: a fresh token for the same user replaces the grants and moves the expiry.
-        A bad one is refused with an error frame; the socket keeps running on its current token."""
+        A bad one is refused with an error frame; the socket keeps running on its current token. A
+        revoked one (older than the account's epoch, so the current one is too) ends the session
+        with 4001, as a ban (4003) does."""
         grants = self._verifier.verify(token)  # TokenError -> "unauthorized" at the edge
         if grants.sub != session.user_id:
             raise Forbidden("the new token is for another user")
+        why = await self._hub.refusal(grants.sub, grants.iat)
+        if why == "banned":
+            await self._terminate(session, "banned", "this account is banned", BANNED, ref)
+            return {}
+        if why is not None:
+            await self._terminate(session, "unauthorized", REVOKED, UNAUTHORIZED, ref)
+            return {}
         session.grants = grants
         self._watch_token(ws, session)
         return {"token_expires_at": grants.exp}
@@ -271,12 +339,34 @@ class Gateway:
         """The control API banned ``user``: each of their sessions here gets an error frame and 4003,
         and ends now (no resume): it leaves its shows, calls end, the queue ticket goes."""
         for session in self._hub.sessions(user):
-            self._resumable.pop(session.resume_token, None)
-            session.send({"type": "error", "code": "banned", "ref": None, "message": "this account is banned"})
-            await session.drained()
-            await session.close(BANNED, b"banned")
-            await self._end(session)
+            await self._terminate(session, "banned", "this account is banned", BANNED)
         log.info("banned user's sessions ended", extra={"user": user})
+
+    async def revoke(self, user: UserId) -> None:
+        """The control API revoked ``user``'s tokens (``revoke``): each session here whose token was
+        issued before the epoch gets an ``unauthorized`` error frame and 4001, and ends now (no
+        resume), as on a ban. Sessions on a newer token (signed in again since) stay."""
+        for session in self._hub.sessions(user):
+            if await self._hub.refusal(user, session.grants.iat) is not None:
+                await self._terminate(session, "unauthorized", REVOKED, UNAUTHORIZED)
+        log.info("revoked user's sessions ended", extra={"user": user})
+
+    async def block(self, blocker: UserId, blocked: UserId) -> None:
+        """A block was made: a call or a match between the two ends now (every node tries; the
+        state moves in Redis are atomic, so the parties are told once)."""
+        await self._calls.part(blocker, blocked)
+        if self._tickets is not None:
+            await self._tickets.part(blocker, blocked)
+
+    async def _terminate(self, session: Session, code: str, text: str, close: int, ref: Any = None) -> None:
+        """An error frame, then the socket closes with ``close`` and the session ends (no resume)."""
+        if session.closed:
+            return
+        self._resumable.pop(session.resume_token, None)
+        session.send({"type": "error", "code": code, "ref": ref, "message": text})
+        await session.drained()
+        await session.close(close, code.encode())
+        await self._end(session)
 
     async def _end(self, session: Session) -> None:
         """A closed session's last step: out of its shows; a user's last one ends calls and tickets."""
@@ -289,3 +379,11 @@ class Gateway:
                     await self._tickets.leave(session.user_id)
         except Exception:
             log.exception("ending a session failed", extra={"session": session.id})
+
+
+def _uncount(counts: dict[Any, int], key: Any) -> None:
+    left = counts.get(key, 0) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)

@@ -5,8 +5,10 @@ on ``keyspace.user_channel(user)``, which the node holding that user's sessions 
 (One user's sockets are expected on one node at a time: a message for a user with a session here
 is not also published to other nodes.)
 
-Bans arrive on ``keyspace.SANCTIONS_CHANNEL``, which every node subscribes with its own channel;
-the hub hands them to its ban handler (the gateway ends the user's sessions).
+Sanctions arrive on ``keyspace.SANCTIONS_CHANNEL``, which every node subscribes with its own
+channel; the hub hands each kind to its handler: ``ban`` and ``revoke`` (the gateway ends the
+user's sessions, when the user has one here) and ``block`` (calls and matches between the two end,
+when either has a session here).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import redis.asyncio as aioredis
 from signaling.session import Session
 from signaling.subscriptions import Subscriptions
 from switchboard.ids import NodeId, UserId
-from switchboard.keyspace import SANCTIONS_CHANNEL, banned, node_channel, presence, user_channel
+from switchboard.keyspace import SANCTIONS_CHANNEL, banned, node_channel, presence, token_epoch, user_channel
 from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling")
@@ -30,7 +32,9 @@ log = logging.getLogger("switchboard.signaling")
 Observer = Callable[[UserId, dict[str, Any]], Awaitable[None]]
 """Sees every message for a local user before the user's sockets do (calls keep their state so)."""
 BanHandler = Callable[[UserId], Awaitable[None]]
-"""Told when the control API bans a user (on every node, whether the user is here or not)."""
+"""Told when the control API bans a user, or revokes their tokens (on the nodes where the user is)."""
+BlockHandler = Callable[[UserId, UserId], Awaitable[None]]
+"""Told ``(blocker, blocked)`` when the control API records a block (on the nodes where either is)."""
 
 
 class Hub:
@@ -46,6 +50,8 @@ class Hub:
         self._subscriptions = Subscriptions(redis, self._pubsub, node_id, presence_ttl_s)
         self._observers: list[Observer] = []
         self._on_ban: BanHandler | None = None
+        self._on_revoke: BanHandler | None = None
+        self._on_block: BlockHandler | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     def observe(self, observer: Observer) -> None:
@@ -53,6 +59,12 @@ class Hub:
 
     def on_ban(self, handler: BanHandler) -> None:
         self._on_ban = handler
+
+    def on_revoke(self, handler: BanHandler) -> None:
+        self._on_revoke = handler
+
+    def on_block(self, handler: BlockHandler) -> None:
+        self._on_block = handler
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -93,15 +105,31 @@ class Hub:
     def session_count(self) -> int:
         return sum(len(s) for s in self._users.values())
 
-    async def add(self, session: Session) -> bool:
-        """Adds ``session``; False when its user is banned (the caller refuses it and removes it)."""
+    async def add(self, session: Session) -> str | None:
+        """Adds ``session``. Returns None, or why it is refused: ``banned`` (the user is), ``revoked``
+        (its token was issued before the user's token epoch); the caller then refuses and removes it."""
         sessions = self._users.get(session.user_id, ())
         if session in sessions:
-            return True
+            return None
         self._users[session.user_id] = (*sessions, session)
         if not sessions:
-            return await self._subscriptions.join(session.user_id)
-        return not await self._redis.exists(banned(session.user_id))
+            return await self._subscriptions.join(session.user_id, session.grants.iat)
+        return await self.refusal(session.user_id, session.grants.iat)
+
+    async def refusal(self, user: UserId, iat: int) -> str | None:
+        """``banned``, ``revoked`` (a token issued at ``iat`` is older than the user's epoch), or None."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.exists(banned(user))
+            pipe.get(token_epoch(user))
+            is_banned, epoch = await pipe.execute()
+        if is_banned:
+            return "banned"
+        try:
+            if epoch is not None and iat < float(epoch):
+                return "revoked"
+        except ValueError:  # not a number: no epoch (the Lua check reads it the same way)
+            log.warning("unreadable token epoch ignored", extra={"user": user})
+        return None
 
     async def remove(self, session: Session) -> bool:
         """Forgets ``session``; True when it was the user's last one here (the user is now offline)."""
@@ -161,14 +189,23 @@ class Hub:
                     log.exception("delivering a pubsub message failed")
 
     async def _sanction(self, message: object) -> None:
-        if not (isinstance(message, dict) and message.get("kind") == "ban" and isinstance(message.get("user"), str)):
+        kind = message.get("kind") if isinstance(message, dict) else None
+        user = message.get("user") if isinstance(message, dict) else None
+        other = message.get("other") if isinstance(message, dict) else None
+        if not isinstance(user, str) or kind not in ("ban", "revoke", "block") or (
+                kind == "block" and not isinstance(other, str)):
             log.warning("unknown sanction notice dropped")
             return
-        if self._on_ban is not None and message["user"] in self._users:
-            try:
-                await self._on_ban(UserId(message["user"]))
-            except Exception:
-                log.exception("ending a banned user's sessions failed")
+        try:
+            if kind == "block":
+                if self._on_block is not None and (user in self._users or other in self._users):
+                    await self._on_block(UserId(user), UserId(str(other)))
+            else:
+                handler = self._on_ban if kind == "ban" else self._on_revoke
+                if handler is not None and user in self._users:
+                    await handler(UserId(user))
+        except Exception:
+            log.exception("acting on a sanction failed", extra={"kind": kind})
 
     async def _heartbeat(self) -> None:
         """Refreshes the presence TTL of every user here, at a third of the TTL."""

@@ -102,10 +102,13 @@ class Session:
         try:
             while self._queue and self._ws is not None and not self._ws.closed:
                 ws, frame = self._ws, self._queue.popleft()
-                if isinstance(frame, str):
-                    await ws.send_str(frame)
-                else:
-                    await ws.send_bytes(frame)
+                try:
+                    if isinstance(frame, str):
+                        await ws.send_str(frame)
+                    else:
+                        await ws.send_bytes(frame)
+                except (ValueError, TypeError) as exc:  # one frame the socket cannot carry: drop it, go on
+                    log.warning("unsendable frame dropped", extra={"session": self.id, "error": str(exc)[:200]})
         except (ConnectionError, RuntimeError):
             pass  # the socket went away; the reader side notices and detaches
         finally:

@@ -6,8 +6,9 @@ redis-py's per-command overhead). Here every join and leave waits in one ordered
 task takes whatever queued up while the previous batch was in flight and sends it as one
 SUBSCRIBE (or UNSUBSCRIBE) with many channels plus one script call for the presence keys. A caller
 awaits its batch, so a user's socket is told ``hello`` only once its channel is subscribed. The same
-script checks each arriving user's ban mark (``keyspace.banned``), so refusing banned users costs
-no round trip of its own.
+script checks each arriving user's ban mark (``keyspace.banned``) and token epoch
+(``keyspace.token_epoch``: a token issued before it is revoked), so refusing banned users and
+revoked tokens costs no round trip of its own.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
 from switchboard.ids import NodeId, UserId
-from switchboard.keyspace import banned, presence, user_channel
+from switchboard.keyspace import banned, presence, token_epoch, user_channel
 from switchboard.tasks import stop_task
 
 PRESENCE_LUA = (Path(__file__).resolve().parent / "lua" / "presence_set.lua").read_text()
@@ -36,10 +37,10 @@ class Subscriptions:
         self._node_id = node_id
         self._ttl_s = presence_ttl_s
         self._set_presence = redis.register_script(PRESENCE_LUA)
-        self._ops: list[tuple[bool, UserId]] = []
-        """Queued (join?, user) in arrival order."""
-        self._done: asyncio.Future[frozenset[UserId]] | None = None
-        """Resolved (with the banned users among the joins) when the queued ops are written."""
+        self._ops: list[tuple[bool, UserId, int]] = []
+        """Queued (join?, user, token iat) in arrival order."""
+        self._done: asyncio.Future[dict[UserId, str]] | None = None
+        """Resolved (with the refused users among the joins, and why) when the queued ops are written."""
         self._wake = asyncio.Event()
         self.connected = asyncio.Event()
         """Set by the hub once the pubsub holds its connection. Until then batches wait: a SUBSCRIBE
@@ -50,14 +51,16 @@ class Subscriptions:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="hub-subscriptions")
 
-    async def join(self, user: UserId) -> bool:
-        """Subscribes the user's channel and writes their presence (with the next batch); False (and
-        no presence written) when the user is banned: the caller refuses them and leaves again."""
-        return user not in await self._enqueue(True, user)
+    async def join(self, user: UserId, iat: int) -> str | None:
+        """Subscribes the user's channel and writes their presence (with the next batch). Returns
+        None, or why the user is refused (``banned``, or ``revoked`` when a token issued at ``iat``
+        is older than the user's token epoch): then no presence is written, and the caller refuses
+        the socket and leaves again."""
+        return (await self._enqueue(True, user, iat)).get(user)
 
     async def leave(self, user: UserId) -> None:
         """Unsubscribes the user's channel and deletes their presence (with the next batch)."""
-        await self._enqueue(False, user)
+        await self._enqueue(False, user, 0)
 
     async def refresh(self, users: list[UserId]) -> None:
         """Rewrites the presence keys (TTL) of ``users``, in chunks, yielding to the loop between them."""
@@ -65,11 +68,11 @@ class Subscriptions:
             await self._set_presence(keys=[presence(u) for u in users[start:start + CHUNK]],
                                      args=[self._node_id, self._ttl_s])
 
-    async def _enqueue(self, join: bool, user: UserId) -> frozenset[UserId]:
+    async def _enqueue(self, join: bool, user: UserId, iat: int) -> dict[UserId, str]:
         if self._done is None:
             self._done = asyncio.get_running_loop().create_future()
         done = self._done
-        self._ops.append((join, user))
+        self._ops.append((join, user, iat))
         self._wake.set()
         return await asyncio.shield(done)  # a cancelled caller must not cancel the batch others wait for
 
@@ -94,27 +97,30 @@ class Subscriptions:
                 if not done.done():
                     done.set_result(refused)
 
-    async def _write(self, ops: list[tuple[bool, UserId]]) -> frozenset[UserId]:
+    async def _write(self, ops: list[tuple[bool, UserId, int]]) -> dict[UserId, str]:
         """Runs of joins and of leaves, in order (a join then a leave of one user stays in that order).
-        Returns the banned users among the joins."""
-        refused: set[UserId] = set()
+        Returns the refused users among the joins, with why (``banned`` or ``revoked``)."""
+        refused: dict[UserId, str] = {}
         start = 0
         while start < len(ops):
             kind, end = ops[start][0], start
             while end < len(ops) and ops[end][0] == kind and end - start < CHUNK:
                 end += 1
-            users = [user for _, user in ops[start:end]]
+            users = [user for _, user, _ in ops[start:end]]
             channels = [user_channel(u) for u in users]
             if kind:
                 await self._pubsub.subscribe(*channels)
-                keys = [presence(u) for u in users] + [banned(u) for u in users]
-                positions = await self._set_presence(keys=keys, args=[self._node_id, self._ttl_s, len(users)])
-                refused.update(users[int(i) - 1] for i in positions)
+                keys = [presence(u) for u in users] + [banned(u) for u in users] + [token_epoch(u) for u in users]
+                out = await self._set_presence(keys=keys, args=[self._node_id, self._ttl_s, len(users),
+                                                                *(iat for _, _, iat in ops[start:end])])
+                for i in range(0, len(out), 2):
+                    why = out[i + 1]
+                    refused[users[int(out[i]) - 1]] = why.decode() if isinstance(why, bytes) else str(why)
             else:
                 await self._pubsub.unsubscribe(*channels)
                 await self._redis.delete(*(presence(u) for u in users))
             start = end
-        return frozenset(refused)
+        return refused
 
     async def close(self) -> None:
         """Stops the batching task; joins still waiting fail with ConnectionError. Safe to call twice."""

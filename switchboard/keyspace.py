@@ -80,7 +80,8 @@ def match_recent(user_id: str) -> str:
 
 def blocks(user_id: str) -> str:
     """Set of user ids this user blocked. Written by the control API; the matchmaker never pairs
-    two users when either blocks the other."""
+    two users when either blocks the other, and nodes read the pair's two sets at their doors
+    (invite, accept, presence: signaling/relations.py)."""
     return f"blocks:{user_id}"
 
 
@@ -144,6 +145,18 @@ def token_epoch(user_id: str) -> str:
     revoked, on every door of the API and the node. Written by the control API on ban, deletion,
     logout everywhere and password reset."""
     return f"auth:epoch:{user_id}"
+
+
+# --- node doors (issue 12: blocks, presence among friends, revocation) ---------------------------
+
+
+def friends(user_id: str) -> str:
+    """Set of user ids that this user follows and that follow this user back (both follows
+    accepted): the people whose presence this user may see. Written by the control API
+    (control_api/social.py) on follow, accept, unfollow, follower removal and block; rebuilt from
+    Postgres by ``control_api.social.rebuild_friends``. Symmetric: ``b`` in ``friends(a)`` iff ``a``
+    in ``friends(b)``. Nodes only read it (``presence.query``)."""
+    return f"friends:{user_id}"
 
 
 def node_channel(node_id: str) -> str:

@@ -94,6 +94,10 @@ class NodeSettings:
     """Sustained show-chat messages per second per user."""
     chat_burst: int = 5
     """Show-chat messages a user may send at once above the sustained rate."""
+    ws_max_sockets_per_token: int = 3
+    """Sockets one token may hold open on a node at once; the next one gets ``too_many_sockets`` and close 4029."""
+    ws_max_sockets_per_user: int = 10
+    """Sockets one user may hold open on a node at once (all tokens); beyond: ``too_many_sockets``, close 4029."""
     call_media: str = "p2p"
     """Where 1:1 calls and matches carry their media: ``p2p`` (browser to browser) or ``sfu`` (through this
     node's SFU from the start, so a moderator can tap any call without the parties seeing a change)."""
@@ -110,7 +114,8 @@ class NodeSettings:
             raise SettingsError("rtc_addresses", "needs at least one address")
         for name in ("ws_max_frame_bytes", "ws_rate_per_s", "ws_rate_burst", "ws_send_queue", "ws_ping_interval_s",
                      "ws_auth_timeout_s", "ws_abuse_limit", "call_ring_timeout_s", "resume_window_s",
-                     "presence_ttl_s", "chat_rate_per_s", "chat_burst"):
+                     "presence_ttl_s", "chat_rate_per_s", "chat_burst", "ws_max_sockets_per_token",
+                     "ws_max_sockets_per_user"):
             _positive(getattr(self, name), name)
 
 

@@ -2,7 +2,10 @@
 
 A frame decodes to one message: a JSON/msgpack object (``dict``) whose ``type`` is a non-empty
 string. Anything else raises :class:`WireError` naming the problem; nothing else escapes
-:func:`decode`, whatever the bytes (the hypothesis tests hold it to that).
+:func:`decode`, whatever the bytes (the hypothesis tests hold it to that). Every string in a
+message (keys and values) is valid Unicode: a lone surrogate (JSON ``"\\ud800"``, or invalid UTF-8
+in msgpack) is ``bad_message`` here, at the edge, so no handler, relay or recipient's socket ever
+holds text it cannot encode.
 """
 
 from __future__ import annotations
@@ -38,20 +41,44 @@ class WireError(SwitchboardError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.ref: Any = None
+        """The frame's ``id`` when the frame was an object whose ``id`` is usable text or an integer
+        (the edge echoes it as ``ref``, so a request refused here is still answered)."""
 
 
-def _depth_ok(value: Any, depth: int = 0) -> bool:
-    if depth > MAX_DEPTH:
+BAD_TEXT = "text must be valid Unicode (no lone surrogates, valid UTF-8)"
+
+
+def _text_ok(text: str) -> bool:
+    if text.isascii():  # the common case, without copying
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 (nor a WebSocket text frame) can carry it
         return False
-    if isinstance(value, dict):
-        return all(_depth_ok(v, depth + 1) for v in value.values())
-    if isinstance(value, list):
-        return all(_depth_ok(v, depth + 1) for v in value)
     return True
 
 
+def _check_tree(value: Any, depth: int = 0) -> None:
+    """Raises :class:`WireError` for nesting over :data:`MAX_DEPTH` or a string that is not valid Unicode."""
+    if depth > MAX_DEPTH:
+        raise WireError("bad_frame", f"frame nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        if not _text_ok(value):
+            raise WireError("bad_message", BAD_TEXT)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and not _text_ok(key):
+                raise WireError("bad_message", BAD_TEXT)
+            _check_tree(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_tree(item, depth + 1)
+
+
 def decode(data: str | bytes, codec: Codec, *, max_bytes: int) -> dict[str, Any]:
-    """One frame's payload to a message dict, or :class:`WireError` (``too_large``, ``bad_frame``)."""
+    """One frame's payload to a message dict, or :class:`WireError` (``too_large``, ``bad_frame``,
+    ``bad_message`` for text that is not valid Unicode)."""
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise WireError("too_large", f"frame of {size} bytes is over the {max_bytes}-byte limit")
@@ -61,22 +88,30 @@ def decode(data: str | bytes, codec: Codec, *, max_bytes: int) -> dict[str, Any]
         else:
             if isinstance(data, str):
                 raise WireError("bad_frame", "this socket speaks msgpack: send binary frames")
-            value = msgpack.unpackb(data, raw=False, strict_map_key=True)
+            # Invalid UTF-8 becomes lone surrogates here, refused below with the frame's id in hand.
+            value = msgpack.unpackb(data, raw=False, strict_map_key=True, unicode_errors="surrogateescape")
     except WireError:
         raise
+    except UnicodeDecodeError:
+        raise WireError("bad_message", BAD_TEXT) from None
     except RecursionError:
         raise WireError("bad_frame", "frame nests too deeply") from None
-    except (ValueError, TypeError, UnicodeDecodeError, msgpack.UnpackException, msgpack.ExtraData) as exc:
+    except (ValueError, TypeError, msgpack.UnpackException, msgpack.ExtraData) as exc:
         raise WireError("bad_frame", f"not valid {codec.value}: {str(exc)[:120]}") from None
     except Exception as exc:  # msgpack raises assorted errors on hostile input; all mean the same here
         raise WireError("bad_frame", f"not valid {codec.value}: {type(exc).__name__}") from None
     if not isinstance(value, dict):
         raise WireError("bad_frame", f"a message is an object, got {type(value).__name__}")
-    if not _depth_ok(value):
-        raise WireError("bad_frame", f"frame nests deeper than {MAX_DEPTH} levels")
-    kind = value.get("type")
-    if not isinstance(kind, str) or not kind:
-        raise WireError("bad_frame", "a message needs a string 'type'")
+    try:
+        _check_tree(value)
+        kind = value.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise WireError("bad_frame", "a message needs a string 'type'")
+    except WireError as exc:
+        rid = value.get("id")
+        if isinstance(rid, int) or (isinstance(rid, str) and _text_ok(rid)):
+            exc.ref = rid
+        raise
     return value
 
 

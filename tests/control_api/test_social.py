@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import uuid
 from typing import Any
 
+from control_api.models import Account, Role
+from control_api.services import SERVICES
+from switchboard.keyspace import SANCTIONS_CHANNEL
 from switchboard.keyspace import blocks as blocks_key
+from switchboard.keyspace import friends as friends_key
 from tests.control_api.conftest import Api
 
 
@@ -87,3 +94,69 @@ async def test_search_prefix_first_and_escapes_wildcards(api: Api) -> None:
     assert found == ["mo_rita"]  # "_" is a literal, not a LIKE wildcard
     status, body = await api.call("GET", "/search/users", me)
     assert status == 422 and body["errors"][0]["field"] == "q"
+
+
+def _ids(members: set[bytes]) -> set[str]:
+    return {m.decode() for m in members}
+
+
+async def test_friends_are_mirrored_into_redis_for_presence(api: Api, redis: Any) -> None:
+    """Mutual follows reach ``keyspace.friends`` both ways; unfollow, follower removal and block take
+    them out; a pending or one-way follow never puts them in."""
+    a, b, c = await api.user("fr_a"), await api.user("fr_b"), await api.user("fr_c")
+    await api.call("POST", f"/users/{b.id}/follow", a)
+    assert await redis.smembers(friends_key(a.id)) == set()  # pending
+    await api.call("POST", f"/me/follow-requests/{a.id}/accept", b)
+    assert await redis.smembers(friends_key(a.id)) == set()  # a follows b, not b a
+    await api.call("POST", f"/users/{a.id}/follow", b)
+    await api.call("POST", f"/me/follow-requests/{b.id}/accept", a)
+    assert _ids(await redis.smembers(friends_key(a.id))) == {b.id}
+    assert _ids(await redis.smembers(friends_key(b.id))) == {a.id}
+    assert (await api.call("DELETE", f"/users/{b.id}/follow", a))[0] == 204
+    assert await redis.smembers(friends_key(b.id)) == set()
+    # Both ask: auto-accepted, friends at once; removing a follower ends it.
+    await api.call("POST", f"/users/{c.id}/follow", a)
+    await api.call("POST", f"/users/{a.id}/follow", c)
+    assert _ids(await redis.smembers(friends_key(c.id))) == {a.id}
+    assert (await api.call("DELETE", f"/me/followers/{c.id}", a))[0] == 204
+    assert await redis.smembers(friends_key(a.id)) == set()
+    # Friends again (a still follows c; c asks again, a accepts), then a block: out of both sets.
+    await api.call("POST", f"/users/{a.id}/follow", c)
+    await api.call("POST", f"/me/follow-requests/{c.id}/accept", a)
+    assert _ids(await redis.smembers(friends_key(a.id))) == {c.id}
+    await api.call("POST", f"/users/{a.id}/block", c)
+    assert await redis.smembers(friends_key(a.id)) == set() and await redis.smembers(friends_key(c.id)) == set()
+
+
+async def test_friends_rebuild_from_postgres(api: Api, redis: Any) -> None:
+    a, b, mod = await api.user("rb_a"), await api.user("rb_b"), await api.user("rb_mod")
+    await api.call("POST", f"/users/{b.id}/follow", a)
+    await api.call("POST", f"/users/{a.id}/follow", b)
+    await redis.delete(friends_key(a.id), friends_key(b.id))  # a lost mirror
+    await redis.sadd(friends_key(mod.id), a.id)  # and a stale entry
+    assert (await api.call("POST", "/moderation/friends/rebuild", a))[0] == 403
+    services = api.app._subapps[0][SERVICES]  # type: ignore[attr-defined]
+    async with services.sessions() as session, session.begin():
+        account = await session.get(Account, uuid.UUID(mod.id))
+        assert account is not None
+        account.role = Role.MODERATOR
+    status, body = await api.call("POST", "/moderation/friends/rebuild", mod)
+    assert status == 200 and body["pairs"] >= 1
+    assert _ids(await redis.smembers(friends_key(a.id))) == {b.id}
+    assert await redis.smembers(friends_key(mod.id)) == set()
+
+
+async def test_a_block_is_announced_to_the_nodes(api: Api, redis: Any) -> None:
+    """After the block sets are written, ``{"user": blocker, "kind": "block", "other": blocked}``
+    goes out on the sanctions channel (nodes end a call or match between the two)."""
+    a, b = await api.user("bn_a"), await api.user("bn_b")
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(SANCTIONS_CHANNEL)
+    try:
+        assert (await api.call("POST", f"/users/{b.id}/block", a))[0] == 201
+        async with asyncio.timeout(5):
+            while (item := await pubsub.get_message(timeout=1.0)) is None:
+                pass
+        assert json.loads(item["data"]) == {"user": a.id, "kind": "block", "other": b.id}
+    finally:
+        await pubsub.aclose()

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from signaling.node import NodeDeps, install_node
 from switchboard.health import Readiness
 from switchboard.ids import RoomId, UserId
+from switchboard.keyspace import friends
 from switchboard.settings import NodeSettings
 from switchboard.tokens import Grants, TokenSigner, TokenVerifier
 from switchboard.wire import Codec, decode, encode
@@ -46,9 +47,18 @@ def signer(token_key: Ed25519PrivateKey) -> TokenSigner:
 @pytest.fixture
 def token(signer: TokenSigner) -> Callable[..., str]:
     def make(user: str, room: str | None = None, **grants: bool) -> str:
+        """A token for ``user``; its account counts as verified unless ``verified=False`` is given."""
+        grants.setdefault("verified", True)
         return signer.sign(Grants(sub=UserId(user), room=RoomId(room) if room else None, **grants))
 
     return make
+
+
+async def befriend(redis: Any, a: str, *others: str) -> None:
+    """``a`` and each of ``others`` follow each other (what the control API mirrors into Redis)."""
+    for b in others:
+        await redis.sadd(friends(a), b)
+        await redis.sadd(friends(b), a)
 
 
 class Peer:

@@ -81,6 +81,8 @@ class FakeTickets:
     waiting: list[UserId] = field(default_factory=list)
     left: list[UserId] = field(default_factory=list)
     pairs: int = 0
+    paired: dict[UserId, str] = field(default_factory=dict)
+    """User -> the session of their live pair (what ``mm:pair`` holds for the real store)."""
 
     async def join(self, user_id: UserId, premium: bool, payload: Mapping[str, Any]) -> JoinResult:
         try:
@@ -92,6 +94,7 @@ class FakeTickets:
             a, b = self.waiting.pop(0), self.waiting.pop(0)
             self.pairs += 1
             session = f"pair-{self.pairs}"
+            self.paired[a] = self.paired[b] = session
             for me, other in ((a, b), (b, a)):
                 found = {"type": "match.found", "session_id": session, "peer": {"user_id": other, "profile": {}},
                          "offerer": me == min(a, b)}
@@ -103,6 +106,16 @@ class FakeTickets:
         present = user_id in self.waiting
         self.waiting = [u for u in self.waiting if u != user_id]
         return present
+
+    async def part(self, a: UserId, b: UserId, reason: str = "leave") -> bool:
+        session = self.paired.get(a)
+        if session is None or self.paired.get(b) != session:
+            return False
+        del self.paired[a], self.paired[b]
+        ended = json.dumps({"type": "match.ended", "session_id": session, "reason": reason})
+        for user in (a, b):
+            await self.redis.publish(user_channel(user), ended)
+        return True
 
     async def next(self, user_id: UserId) -> NextOutcome:
         return NextOutcome.QUEUED

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from switchboard.keyspace import EVENTS_STREAM
 from switchboard.settings import NodeSettings
-from tests.signaling.conftest import Node, NodeFactory, Peer
+from tests.signaling.conftest import Node, NodeFactory, Peer, befriend
 
 
 async def call(node: Node, token: Callable[..., str], a: str = "ann", b: str = "ben") -> tuple[Peer, Peer, str]:
@@ -101,7 +102,8 @@ async def test_match_found_forwarded_and_runs_as_call(node: Node, token: Callabl
     assert (await pa.ok("queue.next"))["outcome"] == "queued"
 
 
-async def test_presence_query(node: Node, token: Callable[..., str]) -> None:
+async def test_presence_query(node: Node, token: Callable[..., str], redis: Any) -> None:
+    await befriend(redis, "kim", "lea", "zed")
     pa = await node.connect(token("kim"))
     await node.connect(token("lea"))
     reply = await pa.ok("presence.query", users=["lea", "kim", "zed"])
@@ -120,7 +122,8 @@ async def test_resume_keeps_call_and_gets_missed_messages(node: Node, token: Cal
     await pa.expect("call.chat", text="back")
 
 
-async def test_session_expiry_ends_the_call(make_node: NodeFactory, token: Callable[..., str]) -> None:
+async def test_session_expiry_ends_the_call(make_node: NodeFactory, token: Callable[..., str], redis: Any) -> None:
+    await befriend(redis, "oli", "pam")
     node = await make_node(settings=NodeSettings(resume_window_s=0.2))
     pa, pb, call_id = await call(node, token, "oli", "pam")
     await pb.ws.close()

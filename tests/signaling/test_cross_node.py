@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from switchboard.wire import Codec
-from tests.signaling.conftest import NodeFactory, Peer
+from tests.signaling.conftest import NodeFactory, Peer, befriend
 
 START_S = 60.0
 """Upper bound for a node process to import, open Redis and its SFU worker, and listen."""
@@ -87,7 +88,9 @@ async def start_node(redis_url: str, redis: object, token_key: Ed25519PrivateKey
         await node.stop()
 
 
-async def test_call_across_two_node_processes(start_node: Callable[[], object], token: Callable[..., str]) -> None:
+async def test_call_across_two_node_processes(start_node: Callable[[], object], token: Callable[..., str],
+                                              redis: Any) -> None:
+    await befriend(redis, "north", "south", "nobody")  # presence is for friends only
     one, two = await asyncio.gather(start_node(), start_node())  # type: ignore[arg-type]
     assert isinstance(one, NodeProcess) and isinstance(two, NodeProcess) and one.port != two.port
     async with aiohttp.ClientSession() as http:
@@ -121,7 +124,9 @@ async def test_call_across_two_node_processes(start_node: Callable[[], object], 
         await pa.ws.close()
 
 
-async def test_call_across_two_node_apps_in_process(make_node: NodeFactory, token: Callable[..., str]) -> None:
+async def test_call_across_two_node_apps_in_process(make_node: NodeFactory, token: Callable[..., str],
+                                                     redis: Any) -> None:
+    await befriend(redis, "north", "south")
     one, two = await make_node(), await make_node()
     pa, pb = await one.connect(token("north")), await two.connect(token("south"))
     assert pa.hello["node"] != pb.hello["node"]  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from switchboard.keyspace import presence
-from tests.signaling.conftest import SETTINGS, NodeFactory
+from tests.signaling.conftest import SETTINGS, NodeFactory, befriend
 
 USERS = 40
 
@@ -19,6 +19,7 @@ async def test_a_crowd_arriving_at_once_is_subscribed_and_present(make_node: Nod
     here = await make_node(settings=dataclasses.replace(SETTINGS, resume_window_s=0.2))
     there = await make_node()
     names = [f"crowd{i}" for i in range(USERS)]
+    await befriend(redis, "outsider", *names)  # presence is for friends only
     peers = await asyncio.gather(*(here.connect(token(n)) for n in names))
     # Present as soon as the hello came (the batch is written before any hello is sent).
     assert all(v is not None for v in await redis.mget([presence(n) for n in names]))

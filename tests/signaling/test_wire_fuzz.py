@@ -42,7 +42,7 @@ def test_decoder_only_raises_wire_errors(data: bytes | str, codec: Codec) -> Non
     try:
         assert isinstance(decode(data, codec, max_bytes=LIMIT), dict)
     except WireError as exc:
-        assert exc.code in {"bad_frame", "too_large"}
+        assert exc.code in {"bad_frame", "too_large", "bad_message"}
 
 
 @settings(max_examples=300, deadline=None)
@@ -78,6 +78,27 @@ def test_validation_examples() -> None:
         validate({"type": "ping", "id": True})
     with pytest.raises(UnknownType):
         validate({"type": "hello"})
+
+
+@pytest.mark.parametrize("codec", list(Codec))
+def test_lone_surrogates_are_bad_messages_with_their_id(codec: Codec) -> None:
+    for message in ({"type": "show.chat", "id": 7, "room": "r", "text": "hi \ud800"},
+                    {"type": "call.chat", "id": "x", "call_id": "c", "text": "\udfff"},
+                    {"type": "ping", "id": 9, "\ud83d": 1}):
+        data = (json.dumps(message) if codec is Codec.JSON
+                else msgpack.packb(message, use_bin_type=True, unicode_errors="surrogatepass"))
+        with pytest.raises(WireError) as info:
+            decode(data, codec, max_bytes=LIMIT)
+        assert (info.value.code, info.value.ref) == ("bad_message", message["id"])
+    # A valid pair is text like any other.
+    assert decode(json.dumps({"type": "ping", "t": "\ud83d\ude00"}), codec.JSON, max_bytes=LIMIT)["t"] == "\U0001f600"
+
+
+def test_invalid_utf8_in_msgpack_is_a_bad_message() -> None:
+    data = msgpack.packb({"type": "call.chat", "id": 1, "call_id": "c", "text": "x"}).replace(b"\xa1x", b"\xa1\xff")
+    with pytest.raises(WireError) as info:
+        decode(data, Codec.MSGPACK, max_bytes=LIMIT)
+    assert (info.value.code, info.value.ref) == ("bad_message", 1)
 
 
 def test_token_bucket_and_abuse_meter() -> None:
