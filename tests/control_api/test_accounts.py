@@ -30,14 +30,14 @@ async def test_register_verify_login_and_me(api: Api) -> None:
 async def test_duplicate_email_and_bad_password(api: Api) -> None:
     user = await api.user()
     again = {"email": user.email.upper(), "password": "another-pw"}
-    status, body = await api.call("POST", "/auth/register", json=again)
+    status, _ = await api.call("POST", "/auth/register", json=again)
     assert status == 202  # the same answer as for a new address (tests/control_api/test_enumeration.py)
     assert api.outbox.sent[-1][0] == user.email and "already has one" in api.outbox.sent[-1][2]
     status, _ = await api.call("POST", "/auth/login", json={"email": user.email, "password": "another-pw"})
     assert status == 401  # the taken account is untouched
-    status, body = await api.call("POST", "/auth/login", json={"email": user.email, "password": "wrong-password"})
+    status, _ = await api.call("POST", "/auth/login", json={"email": user.email, "password": "wrong-password"})
     assert status == 401
-    status, body = await api.call("POST", "/auth/login", json={"email": "nobody@example.com", "password": "whatever"})
+    status, _ = await api.call("POST", "/auth/login", json={"email": "nobody@example.com", "password": "whatever"})
     assert status == 401
 
 

@@ -7,9 +7,8 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Awaitable, Callable
-
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -65,7 +64,7 @@ async def test_the_credential_lives_as_long_as_a_room_token(make_api: Callable[.
 def test_settings_tie_the_turn_lifetime_to_room_tokens() -> None:
     assert Settings(tokens=TokenSettings(room_ttl_s=120)).turn.ttl_s == 120
     assert Settings(tokens=TokenSettings(room_ttl_s=120), turn=TurnSettings(ttl_s=60)).turn.ttl_s == 60
-    with pytest.raises(SettingsError, match="turn.ttl_s"):
+    with pytest.raises(SettingsError, match=r"turn\.ttl_s"):
         Settings(turn=TurnSettings(ttl_s=3600))
 
 

@@ -141,8 +141,9 @@ def test_up_serves_stops_and_restarts_on_its_data(running: list[Up], data_dir: P
     # Standard output is a file here, not a terminal: the admin is named, the password stays in the file.
     login = re.search(r"admin login (\S+), password in (\S+)", output)
     assert login, output
-    email, password = (data_dir / "secrets" / "admin_login").read_text().split()
-    assert email == login.group(1) and Path(login.group(2)).resolve() == (data_dir / "secrets" / "admin_login").resolve()
+    saved = data_dir / "secrets" / "admin_login"
+    email, password = saved.read_text().split()
+    assert email == login.group(1) and Path(login.group(2)).resolve() == saved.resolve()
     assert password not in output
 
     # secrets never reach the logs
