@@ -85,8 +85,8 @@ def mail_code(session: AsyncSession, account: Account, purpose: str) -> tuple[Em
 
 async def spend_code(session: AsyncSession, limits: AuthLimits, email: str, account: Account | None, purpose: str,
                      code: str) -> None:
-    """Marks the newest live code used when it matches; raises Unauthenticated otherwise and counts
-    the failure against the address (``AuthLimits``: the caller checked it is not locked)."""
+    """Marks the newest live code used when it matches (and clears the address's failures);
+    raises Unauthenticated otherwise. The caller spent a try first (``AuthLimits.take_code_try``)."""
     row = None if account is None else await session.scalar(
         select(EmailCode)
         .where(EmailCode.account_id == account.id, EmailCode.purpose == purpose, EmailCode.used_at.is_(None))
@@ -94,12 +94,10 @@ async def spend_code(session: AsyncSession, limits: AuthLimits, email: str, acco
         .order_by(EmailCode.id.desc()).limit(1).with_for_update()
     )
     if account is None or row is None or row.attempts >= CODE_ATTEMPTS:
-        await limits.code_failed(purpose, email)
         raise Unauthenticated("the code is wrong or expired")
     if not secrets.compare_digest(row.code_hash, digest(f"{account.id}:{code}")):
         row.attempts += 1
         await session.commit()
-        await limits.code_failed(purpose, email)
         raise Unauthenticated("the code is wrong or expired")
     row.used_at = datetime.now(UTC)
     await limits.code_spent(purpose, email)
@@ -181,7 +179,7 @@ async def _mail_taken_notice(services: Services, email: str) -> Any:
 async def _verify(call: Call) -> Reply:
     services, email = call.services, call.body["email"]
     await services.auth_limits.admit(client_ip(call), email)
-    await services.auth_limits.check_codes("verify", email)
+    await services.auth_limits.take_code_try("verify", email)
     async with services.sessions() as session, session.begin():
         account = await find_by_email(session, email)
         await spend_code(session, services.auth_limits, email, account, "verify", call.body["code"])

@@ -65,29 +65,26 @@ class AuthLimits:
             raise RateLimited(f"more than {s.per_email_per_min} sign-in requests a minute for this email",
                               by_email.retry_after_s)
 
-    async def check_codes(self, purpose: str, email: str) -> None:
-        """RateLimited (429, Retry-After) while the address is locked for ``purpose`` codes."""
-        key = code_failures(purpose, email_digest(email))
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.get(key)
-                pipe.ttl(key)
-                failures, ttl = await pipe.execute()
-        except RedisError:
-            raise Unavailable("sign-in limits are unreachable; retry shortly", 1) from None
-        if failures is not None and int(failures) >= self.settings.code_failures:
-            raise RateLimited(f"too many wrong codes for this email; every code is refused for "
-                              f"{self.settings.code_lockout_s // 60} minutes after the last wrong one",
-                              max(1, int(ttl)))
-
-    async def code_failed(self, purpose: str, email: str) -> None:
-        """Counts a wrong code; the count lives ``code_lockout_s`` after the last one."""
+    async def take_code_try(self, purpose: str, email: str) -> None:
+        """Spends one of the address's tries at a ``purpose`` code *before* the code is compared, so
+        concurrent guesses cannot all pass a check made before any of them counted. RateLimited
+        (429, Retry-After) once ``code_failures`` tries were spent: locked until ``code_lockout_s``
+        after the last counted try (tries refused while locked do not extend it). A right code
+        clears the count (:meth:`code_spent`)."""
         key = code_failures(purpose, email_digest(email))
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.incr(key)
-                pipe.expire(key, self.settings.code_lockout_s)
-                await pipe.execute()
+                pipe.ttl(key)
+                tries, ttl = await pipe.execute()
+            if tries > self.settings.code_failures:
+                if ttl < 0:  # a count left without expiry (a crash between the two steps): bound it
+                    await self._redis.expire(key, self.settings.code_lockout_s)
+                    ttl = self.settings.code_lockout_s
+                raise RateLimited(f"too many wrong codes for this email; every code is refused for "
+                                  f"{self.settings.code_lockout_s // 60} minutes after the last wrong one",
+                                  max(1, int(ttl)))
+            await self._redis.expire(key, self.settings.code_lockout_s)
         except RedisError:
             raise Unavailable("sign-in limits are unreachable; retry shortly", 1) from None
 

@@ -45,7 +45,7 @@ async def _forgot(call: Call) -> Reply:
 async def _reset(call: Call) -> Reply:
     services, email = call.services, call.body["email"]
     await services.auth_limits.admit(client_ip(call), email)
-    await services.auth_limits.check_codes("reset", email)
+    await services.auth_limits.take_code_try("reset", email)
     new_hash = await hash_password(services, call.body["new_password"])
     async with services.sessions() as session, session.begin():
         account = await find_by_email(session, email)

@@ -157,9 +157,10 @@ def node_channel(node_id: str) -> str:
 
 
 def code_failures(purpose: str, digest: str) -> str:
-    """String counter (expires ``api.code_lockout_s`` after the last failure): wrong emailed codes
-    (``purpose`` ``verify`` or ``reset``) entered for one address, over every code minted for it. At
-    ``api.code_failures`` the address is locked (every code refused) until the key expires."""
+    """String counter (expires ``api.code_lockout_s`` after the last counted try): tries at emailed
+    codes (``purpose`` ``verify`` or ``reset``) for one address, over every code minted for it, each
+    counted before the code is compared and all cleared by a right one. Past ``api.code_failures``
+    the address is locked (every code refused) until the key expires."""
     return f"auth:codefail:{purpose}:{digest}"
 
 

@@ -4,6 +4,7 @@ doors are limited per email as well as per address."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -49,6 +50,16 @@ async def test_five_wrong_codes_lock_the_address_across_fresh_codes(api: Api) ->
     assert (await api.call("POST", "/auth/login", json={"email": user.email, "password": "new-password-9"}))[0] == 401
     # Verification codes are counted apart.
     assert (await api.call("POST", "/auth/verify", json={"email": user.email, "code": "000000"}))[0] == 401
+
+
+async def test_concurrent_guesses_cannot_outrun_the_count(api: Api) -> None:
+    user = await api.user()
+    assert (await api.call("POST", "/auth/forgot", json={"email": user.email}))[0] == 202
+    code = api.outbox.last_code(user.email)
+    guesses = [f"{(int(code) + i) % 1_000_000:06d}" for i in range(1, 21)]
+    answers = await asyncio.gather(*(_reset(api, user.email, guess) for guess in guesses))
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [401] * 5 + [429] * 15
 
 
 async def test_the_lockout_acts_the_same_for_an_address_without_an_account(api: Api) -> None:
