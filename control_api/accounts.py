@@ -209,11 +209,16 @@ async def _resend(call: Call) -> Reply:
 async def _login(call: Call) -> Reply:
     services, email = call.services, call.body["email"]
     await services.auth_limits.admit(client_ip(call), email)
+    async with services.sessions() as session:
+        found = await find_by_email(session, email)
+    stored = found.password_hash if found is not None else None
+    # Checked with no database connection held: a login waiting for a hashing slot costs no pool slot.
+    if not await check_password(services, stored, call.body["password"]) or found is None:
+        raise Unauthenticated("wrong email or password")
     async with services.sessions() as session, session.begin():
-        account = await find_by_email(session, email)
-        ok = await check_password(services, account.password_hash if account else None, call.body["password"])
-        if account is None or not ok:
-            raise Unauthenticated("wrong email or password")
+        account = await session.get(Account, found.id)
+        if account is None or account.deleted_at is not None or account.password_hash != stored:
+            raise Unauthenticated("wrong email or password")  # deleted or changed while it was checked
         if await active_ban(session, account.id) is not None:
             raise Forbidden("this account is banned")
         tokens = await issue_tokens(session, services, account, uuid.uuid4())
