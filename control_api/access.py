@@ -3,6 +3,8 @@
 Access tokens carry ``aud``: a node's :class:`switchboard.tokens.TokenVerifier` refuses any token
 with an audience it was not told about, so an access token never opens a socket or a room.
 Refresh tokens are opaque random strings; Postgres keeps only their SHA-256.
+Every door checks an access token against the account's revocation epoch (one Redis GET, see
+``control_api.revocation``): bans, deletions, logouts everywhere and password changes end it at once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from control_api.errors import Unauthenticated
 from control_api.models import Role
+from control_api.revocation import Revocations
 from control_api.services import Caller
 
 AUDIENCE = "switchboard-api"
@@ -25,14 +28,18 @@ AUDIENCE = "switchboard-api"
 class AccessTokens:
     """Mints and checks access tokens with the API's Ed25519 key."""
 
-    def __init__(self, key: Ed25519PrivateKey, *, issuer: str, ttl_s: int) -> None:
+    def __init__(self, key: Ed25519PrivateKey, *, issuer: str, ttl_s: int, revocations: Revocations) -> None:
         self._key = key
         self._public = key.public_key()
         self._issuer = issuer
         self.ttl_s = ttl_s
+        self.revocations = revocations
 
-    def sign(self, user_id: uuid.UUID, role: Role, premium: bool, now: float | None = None) -> str:
-        issued = int(time.time() if now is None else now)
+    def sign(self, user_id: uuid.UUID, role: Role, premium: bool, now: float | None = None,
+             not_before: int = 0) -> str:
+        """``not_before``: the account's revocation epoch; a token minted in the very second of a
+        revocation (after it) is dated at the epoch so that it lives (within the verifiers' leeway)."""
+        issued = max(int(time.time() if now is None else now), not_before)
         claims = {
             "iss": self._issuer,
             "aud": AUDIENCE,
@@ -56,11 +63,20 @@ class AccessTokens:
                 options={"require": ["exp", "iat", "sub", "aud", "iss"]},
             )
             role = Role(claims.get("role", "user"))
-            return Caller(uuid.UUID(str(claims["sub"])), role, claims.get("premium") is True)
+            return Caller(uuid.UUID(str(claims["sub"])), role, claims.get("premium") is True, int(claims["iat"]))
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("access token expired; refresh it") from None
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise Unauthenticated("access token invalid") from None
+
+    async def authenticate(self, token: str) -> Caller:
+        """:meth:`verify`, then the revocation check: a token issued before the account's epoch
+        (ban, deletion, logout everywhere, password reset or change) is refused (401)."""
+        caller = self.verify(token)
+        if caller.iat < await self.revocations.epoch(caller.user_id):
+            raise Unauthenticated("access token revoked (logged out everywhere, password changed, banned or "
+                                  "deleted); log in again")
+        return caller
 
 
 def new_secret() -> str:

@@ -1,24 +1,25 @@
-"""Accounts: registration, email verification, login, rotating refresh tokens, logout, and the
-first administrator. Passwords are argon2 hashes, computed off the event loop."""
+"""Accounts: registration, email verification, login, rotating refresh tokens, logout (one login or
+everywhere), and the first administrator. Passwords are argon2 hashes, computed off the event loop
+in a bounded pool (``control_api.hashing``); the open doors go through ``control_api.auth_limits``."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from control_api import mail, notifications
 from control_api.access import digest, new_code, new_secret
-from control_api.errors import Conflict, Forbidden, Unauthenticated
+from control_api.auth_limits import AuthLimits
+from control_api.errors import Forbidden, Unauthenticated
 from control_api.http import Call, Reply, Route
 from control_api.models import Account, AuditEntry, EmailCode, RefreshToken, Role
 from control_api.sanctions import active_ban
@@ -54,18 +55,12 @@ async def ensure_admin(sessions: async_sessionmaker, email: str, hasher: Passwor
 
 
 async def hash_password(services: Services, password: str) -> str:
-    return await asyncio.to_thread(services.hasher.hash, password)
+    return await services.passwords.hash(password)
 
 
 async def check_password(services: Services, stored: str | None, password: str) -> bool:
     """True when ``password`` matches; with no stored hash it still spends the same time."""
-    def verify() -> bool:
-        try:
-            return services.hasher.verify(stored or services.dummy_hash, password) and stored is not None
-        except (VerificationError, InvalidHashError):
-            return False
-
-    return await asyncio.to_thread(verify)
+    return await services.passwords.check(stored, password)
 
 
 async def find_by_email(session: AsyncSession, email: str) -> Account | None:
@@ -88,34 +83,39 @@ def mail_code(session: AsyncSession, account: Account, purpose: str) -> tuple[Em
     return row, out
 
 
-async def spend_code(session: AsyncSession, account: Account | None, purpose: str, code: str) -> None:
-    """Marks the newest live code used when it matches; raises Unauthenticated otherwise."""
-    if account is None:
-        raise Unauthenticated("the code is wrong or expired")
-    row = await session.scalar(
+async def spend_code(session: AsyncSession, limits: AuthLimits, email: str, account: Account | None, purpose: str,
+                     code: str) -> None:
+    """Marks the newest live code used when it matches (and clears the address's failures);
+    raises Unauthenticated otherwise. The caller spent a try first (``AuthLimits.take_code_try``)."""
+    row = None if account is None else await session.scalar(
         select(EmailCode)
         .where(EmailCode.account_id == account.id, EmailCode.purpose == purpose, EmailCode.used_at.is_(None))
         .where(EmailCode.expires_at > datetime.now(UTC))
         .order_by(EmailCode.id.desc()).limit(1).with_for_update()
     )
-    if row is None or row.attempts >= CODE_ATTEMPTS:
+    if account is None or row is None or row.attempts >= CODE_ATTEMPTS:
         raise Unauthenticated("the code is wrong or expired")
     if not secrets.compare_digest(row.code_hash, digest(f"{account.id}:{code}")):
         row.attempts += 1
         await session.commit()
         raise Unauthenticated("the code is wrong or expired")
     row.used_at = datetime.now(UTC)
+    await limits.code_spent(purpose, email)
 
 
-def issue_tokens(session: AsyncSession, services: Services, account: Account, family: uuid.UUID) -> dict[str, Any]:
-    """A new access token and refresh token (added to ``session``) for ``account``."""
+async def issue_tokens(session: AsyncSession, services: Services, account: Account,
+                       family: uuid.UUID) -> dict[str, Any]:
+    """A new access token and refresh token (added to ``session``) for ``account``. The access
+    token is dated no earlier than the account's revocation epoch, so a login in the very second
+    of a revocation (after it) is alive."""
     secret = new_secret()
     session.add(RefreshToken(
         account_id=account.id, family=family, token_hash=digest(secret),
         expires_at=datetime.now(UTC) + timedelta(seconds=services.settings.refresh_ttl_s),
     ))
+    epoch = await services.revocations.epoch(account.id)
     return {
-        "access_token": services.access.sign(account.id, account.role, account.premium),
+        "access_token": services.access.sign(account.id, account.role, account.premium, not_before=epoch),
         "token_type": "Bearer",
         "expires_in": services.access.ttl_s,
         "refresh_token": secret,
@@ -131,54 +131,97 @@ async def revoke_all(session: AsyncSession, account_id: uuid.UUID) -> None:
     )
 
 
+def client_ip(call: Call) -> str:
+    return call.request.remote or "unknown"
+
+
+REGISTERED = "check your mail: a code to verify the address, or a notice if it already has an account"
+
+
 async def _register(call: Call) -> Reply:
-    services = call.services
+    # The same answer, the same work (one hash, one mail) and the same time whether or not the email
+    # has an account: the owner of an existing one is told by mail instead of the caller by a 409.
+    services, email, started = call.services, call.body["email"], time.monotonic()
+    await services.auth_limits.admit(client_ip(call), email)
     password_hash = await hash_password(services, call.body["password"])
+    out = None
     try:
         async with services.sessions() as session, session.begin():
-            account = Account(email=call.body["email"], password_hash=password_hash, role=Role.USER)
+            account = Account(email=email, password_hash=password_hash, role=Role.USER)
             session.add(account)
             await session.flush()
-            _, out = mail_code(session, account, "verify")
+            if await services.auth_limits.may_mail(email):
+                _, out = mail_code(session, account, "verify")
     except IntegrityError:
-        raise Conflict("an account with this email exists") from None
-    await mail.deliver(services.sessions, services.mailer, out)
-    return Reply({"id": str(account.id), "email": account.email, "email_verified": False}, 201)
+        out = await _mail_taken_notice(services, email)
+    if out is not None:
+        services.postman.post(out)
+    await services.auth_limits.answer_floor(started)
+    return Reply({"status": REGISTERED}, 202)
+
+
+async def _mail_taken_notice(services: Services, email: str) -> Any:
+    """The outbox mail telling an address's owner that someone tried to register it (None: over its
+    mail budget, or the account went away meanwhile)."""
+    async with services.sessions() as session, session.begin():
+        account = await find_by_email(session, email)
+        if account is None or not await services.auth_limits.may_mail(email):
+            return None
+        return mail.enqueue(
+            session, account.email, "Your Switchboard account",
+            "Someone, maybe you, tried to create a Switchboard account with this address, which already has "
+            "one. To get in, log in, or reset your password with 'Forgot password'"
+            + ("" if account.email_verified else ", or ask for a new verification code")
+            + ". If it was not you, ignore this mail: nothing changed.",
+        )
 
 
 async def _verify(call: Call) -> Reply:
-    async with call.services.sessions() as session, session.begin():
-        account = await find_by_email(session, call.body["email"])
-        await spend_code(session, account, "verify", call.body["code"])
+    services, email = call.services, call.body["email"]
+    await services.auth_limits.admit(client_ip(call), email)
+    await services.auth_limits.take_code_try("verify", email)
+    async with services.sessions() as session, session.begin():
+        account = await find_by_email(session, email)
+        await spend_code(session, services.auth_limits, email, account, "verify", call.body["code"])
         assert account is not None
         first = not account.email_verified
         account.email_verified = True
         welcome = [notifications.add(session, account.id, "welcome", {})] if first else []
-    await notifications.push(call.services.realtime, welcome)
+    await notifications.push(services.realtime, welcome)
     return Reply({"email": account.email, "email_verified": True})
 
 
 async def _resend(call: Call) -> Reply:
+    services, email, started = call.services, call.body["email"], time.monotonic()
+    await services.auth_limits.admit(client_ip(call), email)
+    await services.passwords.burn(email)  # the same work whether or not a code is minted
     out = None
-    async with call.services.sessions() as session, session.begin():
-        account = await find_by_email(session, call.body["email"])
-        if account is not None and not account.email_verified:
+    async with services.sessions() as session, session.begin():
+        account = await find_by_email(session, email)
+        if account is not None and not account.email_verified and await services.auth_limits.may_mail(email):
             _, out = mail_code(session, account, "verify")
     if out is not None:
-        await mail.deliver(call.services.sessions, call.services.mailer, out)
+        services.postman.post(out)
+    await services.auth_limits.answer_floor(started)
     return Reply({"status": "sent if the account exists and is unverified"}, 202)
 
 
 async def _login(call: Call) -> Reply:
-    services = call.services
+    services, email = call.services, call.body["email"]
+    await services.auth_limits.admit(client_ip(call), email)
+    async with services.sessions() as session:
+        found = await find_by_email(session, email)
+    stored = found.password_hash if found is not None else None
+    # Checked with no database connection held: a login waiting for a hashing slot costs no pool slot.
+    if not await check_password(services, stored, call.body["password"]) or found is None:
+        raise Unauthenticated("wrong email or password")
     async with services.sessions() as session, session.begin():
-        account = await find_by_email(session, call.body["email"])
-        ok = await check_password(services, account.password_hash if account else None, call.body["password"])
-        if account is None or not ok:
-            raise Unauthenticated("wrong email or password")
+        account = await session.get(Account, found.id)
+        if account is None or account.deleted_at is not None or account.password_hash != stored:
+            raise Unauthenticated("wrong email or password")  # deleted or changed while it was checked
         if await active_ban(session, account.id) is not None:
             raise Forbidden("this account is banned")
-        tokens = issue_tokens(session, services, account, uuid.uuid4())
+        tokens = await issue_tokens(session, services, account, uuid.uuid4())
     return Reply(tokens)
 
 
@@ -207,7 +250,7 @@ async def _refresh(call: Call) -> Reply:
                 if await active_ban(session, account.id) is not None:
                     raise Forbidden("this account is banned")
                 row.used_at = now
-                tokens = issue_tokens(session, services, account, row.family)
+                tokens = await issue_tokens(session, services, account, row.family)
     if reused:
         raise Unauthenticated("refresh token reused; every session of this login is revoked")
     return Reply(tokens)
@@ -227,13 +270,23 @@ async def _logout(call: Call) -> Reply:
     return Reply(None, 204)
 
 
+async def _logout_everywhere(call: Call) -> Reply:
+    me = call.me.user_id
+    async with call.services.sessions() as session, session.begin():
+        await revoke_all(session, me)
+    await call.services.revocations.revoke(me)
+    return Reply(None, 204)
+
+
 def routes() -> list[Route]:
     login = Schema({"email": EMAIL, "password": Field("string", min_len=1, max_len=128)})
     refresh = Schema({"refresh_token": Field("string", min_len=1, max_len=200)})
     code = Field("string", pattern=r"[0-9]{6}", description="the 6-digit code from the mail")
     return [
-        Route("POST", "/auth/register", _register, "Create an account; a verification code is mailed", "accounts",
-              auth=False, body=Schema({"email": EMAIL, "password": PASSWORD}), ok=201, idempotent=True),
+        Route("POST", "/auth/register", _register,
+              "Create an account; a verification code is mailed (the same answer when the email is taken: its "
+              "owner is mailed a notice)", "accounts",
+              auth=False, body=Schema({"email": EMAIL, "password": PASSWORD}), ok=202, idempotent=True),
         Route("POST", "/auth/verify", _verify, "Verify the email with the mailed code", "accounts", auth=False,
               body=Schema({"email": EMAIL, "code": code})),
         Route("POST", "/auth/verify/resend", _resend, "Mail a new verification code", "accounts", auth=False,
@@ -244,4 +297,7 @@ def routes() -> list[Route]:
               "accounts", auth=False, body=refresh),
         Route("POST", "/auth/logout", _logout, "Revoke a refresh token and its family", "accounts", auth=False,
               body=refresh, ok=204),
+        Route("POST", "/auth/logout-everywhere", _logout_everywhere,
+              "End every session of my account: refresh tokens and every live access, room and socket token",
+              "accounts", ok=204),
     ]

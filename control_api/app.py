@@ -29,14 +29,17 @@ from control_api import (
     social,
 )
 from control_api.access import AccessTokens
+from control_api.auth_limits import AuthLimits, AuthLimitSettings
 from control_api.db import open_engine, sessions
 from control_api.events import EventsConsumer
+from control_api.hashing import PasswordWork
 from control_api.http import Call, Reply, Route, install, problem_middleware
 from control_api.ice import IceServerIssuer
 from control_api.idempotency import IdempotencyStore
 from control_api.limits import RateLimits
-from control_api.mail import LogMailer, SmtpMailer
+from control_api.mail import LogMailer, Postman, SmtpMailer
 from control_api.realtime import Realtime
+from control_api.revocation import Revocations
 from control_api.services import SERVICES, Services
 from control_api.storage import LocalDiskStorage
 from control_api.types import Mailer
@@ -105,22 +108,34 @@ def create_api_app(deps: ApiDeps) -> web.Application:
             SmtpMailer(settings.smtp_host, settings.smtp_port, settings.mail_from) if settings.smtp_host
             else LogMailer()
         )
+        db = sessions(engine)
+        limits = RateLimits(redis, per_ip=settings.rate_ip_per_min, per_user=settings.rate_user_per_min,
+                            per_premium=settings.rate_premium_per_min)
+        revocations = Revocations(redis)
+        passwords = await PasswordWork.start(deps.hasher, slots=settings.hash_slots, queue=settings.hash_queue)
+        postman = Postman(db, mailer)
+        room_ttl = deps.tokens.room_ttl_s
         services = Services(
             settings=settings,
-            sessions=sessions(engine),
+            sessions=db,
             redis=redis,
-            hasher=deps.hasher,
-            dummy_hash=await asyncio.to_thread(deps.hasher.hash, "not a password"),
-            access=AccessTokens(key, issuer=deps.tokens.issuer, ttl_s=deps.tokens.access_ttl_s),
-            signer=TokenSigner(key, issuer=deps.tokens.issuer, ttl_s=deps.tokens.room_ttl_s),
-            room_ttl_s=deps.tokens.room_ttl_s,
-            limits=RateLimits(redis, per_ip=settings.rate_ip_per_min, per_user=settings.rate_user_per_min,
-                              per_premium=settings.rate_premium_per_min),
+            passwords=passwords,
+            auth_limits=AuthLimits(redis, limits, AuthLimitSettings(
+                per_ip_per_min=settings.auth_ip_per_min, per_email_per_min=settings.auth_email_per_min,
+                code_failures=settings.code_failures, code_lockout_s=settings.code_lockout_s,
+                mails_per_hour=settings.mails_per_hour, answer_floor_s=settings.answer_floor_ms / 1000)),
+            postman=postman,
+            revocations=revocations,
+            access=AccessTokens(key, issuer=deps.tokens.issuer, ttl_s=deps.tokens.access_ttl_s,
+                                revocations=revocations),
+            signer=TokenSigner(key, issuer=deps.tokens.issuer, ttl_s=room_ttl),
+            room_ttl_s=room_ttl,
+            limits=limits,
             idempotency=IdempotencyStore(redis),
             realtime=Realtime(redis),
             storage=LocalDiskStorage(Path(settings.media_dir) if settings.media_dir else deps.media_dir),
             mailer=mailer,
-            ice=IceServerIssuer(deps.turn, deps.turn_secret),
+            ice=IceServerIssuer(deps.turn, deps.turn_secret, min(deps.turn.ttl_s or room_ttl, room_ttl)),
         )
         app[SERVICES] = services
 
@@ -138,6 +153,8 @@ def create_api_app(deps: ApiDeps) -> web.Application:
         finally:
             if task is not None:
                 await stop_task(task)
+            await postman.close()
+            passwords.close()
             await redis.aclose()
             await engine.dispose()
 

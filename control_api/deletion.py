@@ -2,7 +2,8 @@
 
 Removed: email (replaced by a placeholder), password, profile and photo, uploads, follows, likes
 given (counters corrected), blocks (and their Redis sets), notifications, codes, memberships, and
-every session. Kept: messages already delivered to others, shown as from a deleted account.
+every session, including live access, room and socket tokens (the revocation epoch). Kept: messages
+already delivered to others, shown as from a deleted account.
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ async def _delete(call: Call) -> Reply:
         await services.storage.delete(name)
     async with services.sessions() as session, session.begin():
         await session.execute(delete(Media).where(Media.owner_id == me))
+    # Every live token of the account dies now, on the API and on the nodes (which end its sockets).
+    await services.revocations.revoke(me, wait=False)
     async with services.redis.pipeline(transaction=True) as pipe:
         pipe.delete(blocks_key(str(me)))
         for peer in peers:

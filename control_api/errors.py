@@ -55,3 +55,12 @@ class RateLimited(ApiError):
     def __init__(self, detail: str, retry_after_s: int) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+class Unavailable(ApiError):
+    """The server is saturated (e.g. every password-hashing slot and its queue are taken); retry
+    after ``retry_after_s`` seconds. Refused at once rather than queued."""
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s

@@ -24,6 +24,7 @@ from control_api.errors import (
     RateLimited,
     TooLarge,
     Unauthenticated,
+    Unavailable,
     UnsupportedMedia,
     ValidationFailed,
 )
@@ -43,6 +44,7 @@ _STATUS: dict[type[ApiError], tuple[int, str]] = {
     TooLarge: (413, "Too large"),
     UnsupportedMedia: (415, "Unsupported media type"),
     RateLimited: (429, "Too many requests"),
+    Unavailable: (503, "Service unavailable"),
 }
 
 
@@ -122,7 +124,7 @@ def error_response(exc: ApiError, instance: str) -> web.Response:
     headers: dict[str, str] = {}
     if isinstance(exc, ValidationFailed):
         extra["errors"] = [{"field": k, "detail": v} for k, v in sorted(exc.fields.items())]
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, (RateLimited, Unavailable)):
         headers["Retry-After"] = str(exc.retry_after_s)
     resp = problem(status, title, exc.detail, instance, **extra)
     resp.headers.update(headers)
@@ -149,12 +151,12 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
         return problem(500, "Internal error", "the server failed; the request id is in X-Request-Id", request.path)
 
 
-def _caller(request: web.Request, services: Services) -> Caller:
+async def _caller(request: web.Request, services: Services) -> Caller:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send Authorization: Bearer <access token>")
-    return services.access.verify(token.strip())
+    return await services.access.authenticate(token.strip())
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -178,7 +180,7 @@ def wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
 
     async def handle(request: web.Request) -> web.StreamResponse:
         services = request.config_dict[SERVICES]
-        caller = _caller(request, services) if route.auth else None
+        caller = await _caller(request, services) if route.auth else None
         await services.limits.check(_client_ip(request), caller)
         params = route.params.parse(dict(request.match_info), from_query=True)
         query = route.query.parse(dict(request.query), from_query=True) if route.query else {}

@@ -1,7 +1,8 @@
 """Outgoing mail: written to the outbox table in the caller's transaction, then handed to a Mailer.
 
 ``LogMailer`` prints the message to the log (``switchboard up`` without SMTP); ``SmtpMailer``
-relays it. The outbox row is marked sent only after the mailer returned.
+relays it. The outbox row is marked sent only after the mailer returned. A :class:`Postman` sends
+in the background, so no answer waits on (or is timed by) the mail relay.
 """
 
 from __future__ import annotations
@@ -58,3 +59,40 @@ async def deliver(sessions: async_sessionmaker, mailer: Mailer, mail: OutboxMail
         return
     async with sessions() as session, session.begin():
         await session.execute(update(OutboxMail).where(OutboxMail.id == mail.id).values(sent_at=datetime.now(UTC)))
+
+
+class Postman:
+    """Delivers committed outbox mail in background tasks it owns; ``close()`` lets them finish
+    (a few seconds at most), then cancels the rest, which stay unsent in the outbox."""
+
+    def __init__(self, sessions: async_sessionmaker, mailer: Mailer) -> None:
+        self._sessions = sessions
+        self._mailer = mailer
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def post(self, mail: OutboxMail) -> None:
+        """Starts delivering ``mail`` (already committed); returns at once."""
+        if self._closed:
+            log.warning("mail %s not sent: the API is stopping; it stays in the outbox", mail.id)
+            return
+        task = asyncio.create_task(self._deliver(mail))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, mail: OutboxMail) -> None:
+        try:
+            await deliver(self._sessions, self._mailer, mail)
+        except Exception:
+            log.error("mail %s: marking it sent failed", mail.id, exc_info=True)
+
+    async def close(self, grace_s: float = 5.0) -> None:
+        """Safe to call twice."""
+        self._closed = True
+        if not self._tasks:
+            return
+        _, late = await asyncio.wait(set(self._tasks), timeout=grace_s)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)

@@ -1,15 +1,19 @@
 """Password recovery and change: forgot (mail a code), reset (code + new password), change (signed in).
 
-Each of them ends every other session: all refresh tokens of the account are revoked.
+Reset and change end every session: all refresh tokens of the account are revoked and its
+revocation epoch moves (every live access, room and socket token dies at once).
+Reset codes are guarded by ``control_api.auth_limits`` (lockout per address, mails per address).
 """
 
 from __future__ import annotations
 
-from control_api import mail
+import time
+
 from control_api.accounts import (
     EMAIL,
     PASSWORD,
     check_password,
+    client_ip,
     find_by_email,
     hash_password,
     mail_code,
@@ -23,25 +27,33 @@ from control_api.schema import Field, Schema
 
 
 async def _forgot(call: Call) -> Reply:
+    # Same answer, same work (one hash), same time whether or not the account exists.
+    services, email, started = call.services, call.body["email"], time.monotonic()
+    await services.auth_limits.admit(client_ip(call), email)
+    await services.passwords.burn(email)
     out = None
-    async with call.services.sessions() as session, session.begin():
-        account = await find_by_email(session, call.body["email"])
-        if account is not None:
+    async with services.sessions() as session, session.begin():
+        account = await find_by_email(session, email)
+        if account is not None and await services.auth_limits.may_mail(email):
             _, out = mail_code(session, account, "reset")
     if out is not None:
-        await mail.deliver(call.services.sessions, call.services.mailer, out)
-    # Same answer whether or not the account exists: no account enumeration here.
+        services.postman.post(out)
+    await services.auth_limits.answer_floor(started)
     return Reply({"status": "a code was mailed if the account exists"}, 202)
 
 
 async def _reset(call: Call) -> Reply:
-    new_hash = await hash_password(call.services, call.body["new_password"])
-    async with call.services.sessions() as session, session.begin():
-        account = await find_by_email(session, call.body["email"])
-        await spend_code(session, account, "reset", call.body["code"])
+    services, email = call.services, call.body["email"]
+    await services.auth_limits.admit(client_ip(call), email)
+    await services.auth_limits.take_code_try("reset", email)
+    new_hash = await hash_password(services, call.body["new_password"])
+    async with services.sessions() as session, session.begin():
+        account = await find_by_email(session, email)
+        await spend_code(session, services.auth_limits, email, account, "reset", call.body["code"])
         assert account is not None
         account.password_hash = new_hash
         await revoke_all(session, account.id)
+    await services.revocations.revoke(account.id)
     return Reply(None, 204)
 
 
@@ -58,6 +70,7 @@ async def _change(call: Call) -> Reply:
         assert account is not None
         account.password_hash = new_hash
         await revoke_all(session, account.id)
+    await services.revocations.revoke(account.id)
     return Reply(None, 204)
 
 

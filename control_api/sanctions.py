@@ -1,31 +1,28 @@
 """Sanctions (the minimal part the accounts need now): ban checks, and moderators imposing one.
 
 A ban acts live: besides refusing logins and refreshes (Postgres), it writes ``keyspace.banned`` in
-Redis (nodes refuse the user's sockets while it exists, and the API refuses them new room tokens)
-and publishes on ``keyspace.SANCTIONS_CHANNEL`` (every node ends the user's open sessions, 4003).
+Redis (nodes refuse the user's sockets while it exists, and the API refuses them new room tokens),
+moves the account's token epoch (every live access, room and socket token dies) and publishes on
+``keyspace.SANCTIONS_CHANNEL`` (every node ends the user's open sessions, 4003).
 
 The moderation issue completes the workflow (reports, appeals, mutes in rooms); the table is ready.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.errors import Forbidden, NotFound
 from control_api.http import Call, Reply, Route
 from control_api.models import Account, AuditEntry, RefreshToken, Role, Sanction
+from control_api.revocation import Revocations
 from control_api.schema import Field, Schema
-from switchboard.keyspace import SANCTIONS_CHANNEL, banned
-
-log = logging.getLogger("switchboard.api.sanctions")
+from switchboard.keyspace import banned
 
 KINDS = ("ban", "mute", "warning")
 
@@ -46,13 +43,10 @@ async def is_banned_live(redis: Redis, account_id: uuid.UUID) -> bool:
 
 
 async def push_ban(redis: Redis, target: uuid.UUID, duration_s: int | None) -> None:
-    """Marks the ban in Redis and tells every node. The sanction is already committed: a Redis
-    failure is logged, and the Postgres checks (login, refresh, socket tokens) still hold."""
-    try:
-        await redis.set(banned(str(target)), "1", ex=duration_s)
-        await redis.publish(SANCTIONS_CHANNEL, json.dumps({"user": str(target), "kind": "ban"}))
-    except RedisError:
-        log.error("a ban could not be pushed to the nodes", extra={"account": str(target)}, exc_info=True)
+    """Marks the ban in Redis, moves the account's token epoch (its live tokens die on every door)
+    and tells every node. The sanction is already committed: a Redis failure is logged, and the
+    Postgres checks (login, refresh, socket tokens) still hold."""
+    await Revocations(redis).ban(target, duration_s)
 
 
 async def require_staff(session: AsyncSession, account_id: uuid.UUID) -> Account:

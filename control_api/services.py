@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from argon2 import PasswordHasher
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -18,10 +17,14 @@ from switchboard.tokens import TokenSigner
 
 if TYPE_CHECKING:
     from control_api.access import AccessTokens
+    from control_api.auth_limits import AuthLimits
+    from control_api.hashing import PasswordWork
     from control_api.ice import IceServerIssuer
     from control_api.idempotency import IdempotencyStore
     from control_api.limits import RateLimits
+    from control_api.mail import Postman
     from control_api.realtime import Realtime
+    from control_api.revocation import Revocations
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class Caller:
     """user, moderator or admin (re-checked in Postgres for privileged grants)."""
     premium: bool
     """Premium tier: a larger rate limit."""
+    iat: int = 0
+    """When the access token was issued (unix seconds); already checked against the revocation epoch."""
 
 
 @dataclass(frozen=True)
@@ -43,9 +48,14 @@ class Services:
     settings: ApiSettings
     sessions: async_sessionmaker
     redis: Redis
-    hasher: PasswordHasher
-    dummy_hash: str
-    """A hash of no one's password: checked when the email is unknown, so both cases take as long."""
+    passwords: PasswordWork
+    """argon2 hashing off the loop, bounded (slots and a short queue; beyond: 503)."""
+    auth_limits: AuthLimits
+    """Sign-in abuse limits: per address and per email, code lockouts, mails per address."""
+    postman: Postman
+    """Delivers committed outbox mail in the background (answers never wait on SMTP)."""
+    revocations: Revocations
+    """Per-account token epochs: revoke (ban, deletion, logout everywhere, password change) and read."""
     access: AccessTokens
     signer: TokenSigner
     """Room and WebSocket tokens for nodes."""

@@ -137,6 +137,15 @@ def _save_admin_login(settings: Settings, login: AdminLogin) -> Path:
     return path
 
 
+def admin_login_line(login: AdminLogin, saved: Path, terminal: bool) -> str:
+    """The first-run line about the administrator. The password is shown only to a person at a
+    terminal: when standard output is a pipe or a file (a service manager, docker logs, a log
+    collector) it would be stored with the logs, so the line points at the 0600 file instead."""
+    if terminal:
+        return f"  first run: admin login {login.email} / {login.password}  (saved in {saved}, mode 0600)"
+    return f"  first run: admin login {login.email}, password in {saved} (mode 0600)"
+
+
 def cmd_up(settings: Settings) -> int:
     check_port_free(settings.http.host, settings.http.port)  # before the embedded servers start
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -185,8 +194,7 @@ async def _up(settings: Settings, redis_url: str, database_url: str, children: l
             + "".join(f"  (embedded {c.name} on 127.0.0.1:{c.port}, pid {c.pid})" for c in children),
         ]
         if admin is not None:
-            saved = _save_admin_login(settings, admin)
-            lines.append(f"  first run: admin login {admin.email} / {admin.password}  (saved in {saved}, mode 0600)")
+            lines.append(admin_login_line(admin, _save_admin_login(settings, admin), sys.stdout.isatty()))
         lines.append("Press Ctrl-C to stop.")
         print("\n".join(lines), flush=True)
 

@@ -162,3 +162,22 @@ def friends(user_id: str) -> str:
 def node_channel(node_id: str) -> str:
     """Pub/sub channel of one node process (subscribed from start-up; reserved for commands to it)."""
     return f"node:{node_id}"
+
+
+# --- control API: sign-in abuse limits (issue 12, items 6-8). Written by control_api/auth_limits.py -----
+# ``digest`` below is the SHA-256 (hex) of the lower-cased email: limits follow the address whether or
+# not an account has it (so they reveal nothing), and no address is written to Redis in clear.
+
+
+def code_failures(purpose: str, digest: str) -> str:
+    """String counter (expires ``api.code_lockout_s`` after the last counted try): tries at emailed
+    codes (``purpose`` ``verify`` or ``reset``) for one address, over every code minted for it, each
+    counted before the code is compared and all cleared by a right one. Past ``api.code_failures``
+    the address is locked (every code refused) until the key expires."""
+    return f"auth:codefail:{purpose}:{digest}"
+
+
+def auth_mails(digest: str) -> str:
+    """String counter (expires an hour after the first mail of the hour): sign-in mails (codes,
+    notices) sent to one address; at ``api.mails_per_hour`` further mails are dropped silently."""
+    return f"auth:mails:{digest}"

@@ -160,6 +160,23 @@ class ApiSettings:
     """SMTP port."""
     mail_from: str = "switchboard@localhost"
     """Sender address of outgoing mail."""
+    # --- sign-in abuse limits (issue 12) ---
+    hash_slots: int = 0
+    """Password hashes (argon2) computed at once; 0: one per core."""
+    hash_queue: int = 16
+    """Password hashes that may wait for a slot; beyond them: 503 with Retry-After at once."""
+    auth_ip_per_min: int = 60
+    """Sign-in requests (register, login, verify, resend, forgot, reset) per minute from one address."""
+    auth_email_per_min: int = 10
+    """Sign-in requests per minute naming one email (whether or not an account has it)."""
+    code_failures: int = 5
+    """Wrong emailed codes for one address (over all its codes) before it is locked."""
+    code_lockout_s: int = 900
+    """How long a locked address refuses every code, counted from its last wrong code."""
+    mails_per_hour: int = 3
+    """Sign-in mails (codes, notices) sent to one address per hour; more are dropped silently."""
+    answer_floor_ms: int = 250
+    """register, resend and forgot answer no sooner than this, whether or not the email has an account."""
 
     def __post_init__(self) -> None:
         _port(self.port, "port")
@@ -167,8 +184,12 @@ class ApiSettings:
         if "@" not in self.admin_email:
             raise SettingsError("admin_email", f"must be an email address, got {self.admin_email!r}")
         for name in ("refresh_ttl_s", "rate_user_per_min", "rate_premium_per_min", "rate_ip_per_min",
-                     "photo_max_bytes"):
+                     "photo_max_bytes", "hash_queue", "auth_ip_per_min", "auth_email_per_min", "code_failures",
+                     "code_lockout_s", "mails_per_hour"):
             _positive(getattr(self, name), name)
+        for name in ("hash_slots", "answer_floor_ms"):
+            if getattr(self, name) < 0:
+                raise SettingsError(name, f"must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -247,8 +268,9 @@ class TurnSettings:
     """File holding the shared secret; empty: ``<data_dir>/secrets/turn_secret`` (made on first ``up``)."""
     previous_secret_file: str = ""
     """During a secret change-over: the old secret, still accepted by coturn (credentials use the new one)."""
-    ttl_s: int = 3600
-    """Lifetime of a TURN credential, in seconds."""
+    ttl_s: int = 0
+    """Lifetime of a TURN credential, in seconds; 0: the room token lifetime (``tokens.room_ttl_s``),
+    which is also its upper bound: a credential outlives no token that lets its holder call."""
     host: str = ""
     """Public host name or address of the TURN server clients are told about; empty: no STUN/TURN offered."""
     port: int = 3478
@@ -279,7 +301,8 @@ class TurnSettings:
     """Bytes per second one session may relay (``max-bps``); 0: no cap."""
 
     def __post_init__(self) -> None:
-        _positive(self.ttl_s, "ttl_s")
+        if self.ttl_s < 0:
+            raise SettingsError("ttl_s", f"must be >= 0 (0: the room token lifetime), got {self.ttl_s}")
         for name in ("port", "tls_port", "min_port", "max_port"):
             _port(getattr(self, name), name)
         if self.min_port > self.max_port:
@@ -332,6 +355,11 @@ class Settings:
             raise SettingsError("redis_url", "must start with redis://, rediss:// or unix://")
         if self.database_url and not urlsplit(self.database_url).scheme.startswith("postgres"):
             raise SettingsError("database_url", "must start with postgresql://")
+        if self.turn.ttl_s > self.tokens.room_ttl_s:
+            raise SettingsError("turn.ttl_s", f"must be at most tokens.room_ttl_s ({self.tokens.room_ttl_s}), "
+                                f"got {self.turn.ttl_s}")
+        if not self.turn.ttl_s:  # frozen: resolved once here, so every plane reads the same lifetime
+            object.__setattr__(self, "turn", dataclasses.replace(self.turn, ttl_s=self.tokens.room_ttl_s))
 
     @property
     def secrets_dir(self) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from switchboard.settings import TurnSettings
+from switchboard.settings import TokenSettings, TurnSettings
 from turn.credentials import TurnCredential, mint_credential
 
 
@@ -46,8 +46,12 @@ def ice_servers(settings: TurnSettings, credential: TurnCredential) -> list[IceS
     ]
 
 
-def ice_servers_for(settings: TurnSettings, secret: str, user_id: str) -> list[dict[str, Any]]:
-    """The JSON list for one user, with a credential minted now; empty without a TURN host or secret."""
+def ice_servers_for(settings: TurnSettings, secret: str, user_id: str, *,
+                    ttl_s: int | None = None) -> list[dict[str, Any]]:
+    """The JSON list for one user, with a credential minted now for ``ttl_s`` (default
+    ``settings.ttl_s``); empty without a TURN host or secret."""
     if not secret or not settings.host:
         return []
-    return [s.to_json() for s in ice_servers(settings, mint_credential(secret, user_id, settings.ttl_s))]
+    # 0 everywhere (a TurnSettings not resolved by Settings): the default room token lifetime.
+    ttl = ttl_s or settings.ttl_s or TokenSettings().room_ttl_s
+    return [s.to_json() for s in ice_servers(settings, mint_credential(secret, user_id, ttl))]

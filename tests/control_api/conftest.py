@@ -63,7 +63,7 @@ class Api:
         self.n += 1
         email, password = f"user{self.n}@example.com", f"password-{self.n}"
         resp = await self.client.post("/api/auth/register", json={"email": email, "password": password})
-        assert resp.status == 201, await resp.text()
+        assert resp.status == 202, await resp.text()
         resp = await self.client.post("/api/auth/verify", json={"email": email, "code": self.outbox.last_code(email)})
         assert resp.status == 200, await resp.text()
         resp = await self.client.post("/api/auth/login", json={"email": email, "password": password})

@@ -1,0 +1,76 @@
+"""Revocation of live tokens: one epoch per account in Redis (``keyspace.token_epoch``).
+
+Tokens carry their issue second (``iat``). Revoking sets the epoch to the *next* whole second, so
+every token issued up to and including this second is dead (``iat < epoch``) on every door of the
+API and of the nodes, and tells the nodes on ``keyspace.SANCTIONS_CHANNEL`` so they end the
+account's sockets at once. Tokens minted afterwards must carry ``iat >= epoch``: API access tokens
+are minted with the epoch as their floor, and :meth:`Revocations.revoke` returns only once the epoch
+second has begun, so anything a client gets after the revoking answer (room and socket tokens too)
+is alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from control_api.errors import Unavailable
+from switchboard.keyspace import SANCTIONS_CHANNEL, banned, token_epoch
+
+log = logging.getLogger("switchboard.api.revocation")
+
+
+class Revocations:
+    """Reads and moves the accounts' token epochs."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def epoch(self, user_id: uuid.UUID) -> int:
+        """The account's epoch (0: never revoked): one GET. Redis unreachable: Unavailable (503),
+        never a token accepted unchecked."""
+        try:
+            raw = await self._redis.get(token_epoch(str(user_id)))
+        except RedisError:
+            log.warning("token epoch unreadable", exc_info=True)
+            raise Unavailable("sign-in state is unreachable; retry shortly", 1) from None
+        try:
+            return int(raw) if raw else 0
+        except ValueError:
+            return 0
+
+    async def revoke(self, user_id: uuid.UUID, *, wait: bool = True) -> int:
+        """Kills every token of the account issued until now and publishes ``revoke``; returns the
+        epoch. With ``wait`` (the account lives on: logout everywhere, password reset or change) it
+        returns once the epoch second has begun (under a second), so the caller's next login is alive.
+        The durable change is already committed: a Redis failure is logged, not raised."""
+        epoch = int(time.time()) + 1
+        await self._push(user_id, epoch, "revoke")
+        if wait:
+            await asyncio.sleep(max(0.0, epoch - time.time()))
+        return epoch
+
+    async def ban(self, user_id: uuid.UUID, duration_s: int | None) -> int:
+        """A ban: the Redis ban mark (nodes refuse the user's sockets while it lasts), the epoch, and
+        ``ban`` to every node (which ends the user's sessions, 4003). Returns the epoch."""
+        epoch = int(time.time()) + 1
+        await self._push(user_id, epoch, "ban", ban_s=duration_s)
+        return epoch
+
+    async def _push(self, user_id: uuid.UUID, epoch: int, kind: str, *, ban_s: int | None = None) -> None:
+        user = str(user_id)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                if kind == "ban":
+                    pipe.set(banned(user), "1", ex=ban_s)
+                pipe.set(token_epoch(user), str(epoch))
+                pipe.publish(SANCTIONS_CHANNEL, json.dumps({"user": user, "kind": kind}))
+                await pipe.execute()
+        except RedisError:
+            log.error("a %s could not be pushed to Redis", kind, extra={"account": user}, exc_info=True)
