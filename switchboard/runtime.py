@@ -64,7 +64,9 @@ class ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
         exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
         if isinstance(exc, http_exceptions.HttpProcessingError):
-            self.logger.info("refused a malformed request (400): %s", exc.message or type(exc).__name__)
+            # The first line only, cut short: the rest can be the client's own bytes, kilobytes of them.
+            detail = (str(exc.message) or type(exc).__name__).splitlines()[0][:200]
+            self.logger.info("refused a malformed request (400): %s", detail)
             return
         self.logger.error(msg, *args, exc_info=exc_info, **kwargs)
 
