@@ -45,7 +45,9 @@ async def _add_headers(request: web.BaseRequest, response: web.StreamResponse) -
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "no-referrer")
-    if "Content-Security-Policy" not in headers:
+    # A 304 carries no body and so no type of its own, yet its headers replace the cached page's:
+    # it keeps the policy the page was sent with.
+    if "Content-Security-Policy" not in headers and response.status != 304:
         html = response.content_type == "text/html"
         headers["Content-Security-Policy"] = page_policy(request.host) if html else OTHER_POLICY
 

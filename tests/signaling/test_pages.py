@@ -82,3 +82,13 @@ async def test_pages_and_files_carry_the_security_headers() -> None:
                 assert "media-src 'self' blob: mediastream:" in csp
             else:
                 assert csp == "default-src 'none'; frame-ancestors 'none'; sandbox", route
+
+
+async def test_a_not_modified_page_keeps_its_policy() -> None:
+    """A 304's headers replace the cached page's: it must not bring the policy of a non-page."""
+    async with TestClient(TestServer(served_app())) as client:
+        first = await client.get("/random")
+        again = await client.get("/random", headers={"If-Modified-Since": first.headers["Last-Modified"]})
+        assert again.status == 304
+        assert "Content-Security-Policy" not in again.headers
+        assert again.headers["X-Frame-Options"] == "DENY"
