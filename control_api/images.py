@@ -23,6 +23,10 @@ IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 """Content types accepted for uploads (and the only ones ever stored)."""
 
 _FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+_OPENERS = list(_FORMATS)
+_STILL = {"MPO": "JPEG"}
+"""Formats Pillow reports for files of ours that are stored as their first picture only: phones write
+MPO (a JPEG followed by more JPEGs: depth maps, previews); its first picture is the photo."""
 
 
 @dataclass(frozen=True)
@@ -50,15 +54,16 @@ def reencode(data: bytes, limits: ImageLimits) -> tuple[bytes, str]:
     if kind is None:
         raise UnsupportedMedia("send a JPEG, PNG, WebP or GIF image")
     try:
-        with Image.open(io.BytesIO(data), formats=list(_FORMATS)) as img:
-            if _FORMATS.get(img.format or "") != kind:
+        with Image.open(io.BytesIO(data), formats=_OPENERS) as img:
+            fmt = _STILL.get(img.format or "", img.format or "")
+            if _FORMATS.get(fmt) != kind:
                 raise UnsupportedMedia("the image's content does not match its signature")
             width, height = img.size
-            frames = getattr(img, "n_frames", 1)
+            frames = 1 if fmt != img.format else getattr(img, "n_frames", 1)
             if max(width, height) > limits.max_side or width * height * frames > limits.max_pixels:
                 raise TooLarge(f"an image is at most {limits.max_side} pixels wide or high and "
                                f"{limits.max_pixels} pixels in all (this one: {width}x{height}x{frames})")
-            return _encode(img, frames), kind
+            return _encode(img, fmt, frames), kind
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's own guard (far above ours) fires in open(), before our check: the same answer.
         # (Its warning is an exception only where warnings are errors, as in the tests.)
@@ -68,9 +73,8 @@ def reencode(data: bytes, limits: ImageLimits) -> tuple[bytes, str]:
         raise UnsupportedMedia("the image cannot be decoded (corrupt or truncated)") from None
 
 
-def _encode(img: Image.Image, frames: int) -> bytes:
+def _encode(img: Image.Image, fmt: str, frames: int) -> bytes:
     out = io.BytesIO()
-    fmt = img.format
     if frames > 1:
         # Animated GIF/WebP: every frame again, with its timing; nothing else carried over.
         pictures = [frame.copy() for frame in ImageSequence.Iterator(img)]

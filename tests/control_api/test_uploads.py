@@ -136,6 +136,21 @@ async def test_metadata_is_dropped_and_animations_kept(served: Api) -> None:
     assert Image.open(io.BytesIO(data)).n_frames == 3 and not data.endswith(b"trailing")
 
 
+async def test_a_phone_photo_in_mpo_is_stored_as_its_first_jpeg(served: Api) -> None:
+    user = await served.user("phone")
+    out = io.BytesIO()
+    first, depth_map = Image.new("RGB", (30, 20), (255, 0, 0)), Image.new("RGB", (30, 20), (0, 0, 255))
+    first.save(out, format="MPO", save_all=True, append_images=[depth_map])
+    status, media = await served.call("POST", "/media", user, data=out.getvalue(),
+                                      headers={"Content-Type": "image/jpeg"})
+    assert status == 201 and media["content_type"] == "image/jpeg", media
+    data = await (await served.client.get(media["url"], headers=user.auth)).read()
+    stored = Image.open(io.BytesIO(data))
+    assert stored.format == "JPEG" and getattr(stored, "n_frames", 1) == 1
+    red, _, blue = stored.getpixel((5, 5))
+    assert red > 200 and blue < 50
+
+
 async def test_idempotency_key_covers_the_uploaded_bytes(served: Api) -> None:
     user = await served.user("idemup")
     key = {"Idempotency-Key": "upload-1", **PNG}
