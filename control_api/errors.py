@@ -21,6 +21,11 @@ class ValidationFailed(ApiError):
         self.fields = fields
 
 
+class UnreadableFields(ValidationFailed):
+    """Fields whose text is not Unicode a database can store (a lone surrogate such as ``\\ud800``):
+    the request itself is malformed (400), not merely invalid; ``fields`` names each one."""
+
+
 class BadRequest(ApiError):
     """The request cannot be read (bad JSON, wrong content type)."""
 

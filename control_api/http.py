@@ -7,13 +7,14 @@ values in a :class:`Call` and returns a :class:`Reply`. Errors become RFC 9457 p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from control_api.errors import (
     ApiError,
@@ -25,16 +26,18 @@ from control_api.errors import (
     TooLarge,
     Unauthenticated,
     Unavailable,
+    UnreadableFields,
     UnsupportedMedia,
     ValidationFailed,
 )
-from control_api.schema import Schema
+from control_api.schema import Schema, unreadable
 from control_api.services import SERVICES, Caller, Services
 
 log = logging.getLogger("switchboard.api")
 PROBLEM_TYPE = "application/problem+json"
 
 _STATUS: dict[type[ApiError], tuple[int, str]] = {
+    UnreadableFields: (400, "Unreadable fields"),
     ValidationFailed: (422, "Invalid fields"),
     BadRequest: (400, "Bad request"),
     Unauthenticated: (401, "Not authenticated"),
@@ -74,6 +77,9 @@ class Call:
     """Checked query parameters."""
     body: dict[str, Any]
     """Checked JSON body (empty when the route has none)."""
+    raw: bytes = b""
+    """The raw body, read within its limit: the upload itself on upload routes (the request's
+    stream is consumed; never ``await request.read()`` again)."""
 
     @property
     def me(self) -> Caller:
@@ -118,15 +124,25 @@ def problem(status: int, title: str, detail: str, instance: str, **extra: Any) -
     return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_TYPE)
 
 
+class ClientGone(Exception):
+    """The client closed its connection while its request body was being read."""
+
+
+def _text(value: str) -> str:
+    """``value`` with any lone surrogate spelled out (``\\ud800``): a problem names bad fields without
+    echoing what a client's JSON parser might refuse."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8") if unreadable(value) else value
+
+
 def error_response(exc: ApiError, instance: str) -> web.Response:
     status, title = next((v for k, v in _STATUS.items() if isinstance(exc, k)), (400, "Bad request"))
     extra: dict[str, Any] = {}
     headers: dict[str, str] = {}
     if isinstance(exc, ValidationFailed):
-        extra["errors"] = [{"field": k, "detail": v} for k, v in sorted(exc.fields.items())]
+        extra["errors"] = [{"field": _text(k), "detail": _text(v)} for k, v in sorted(exc.fields.items())]
     if isinstance(exc, (RateLimited, Unavailable)):
         headers["Retry-After"] = str(exc.retry_after_s)
-    resp = problem(status, title, exc.detail, instance, **extra)
+    resp = problem(status, title, _text(exc.detail), instance, **extra)
     resp.headers.update(headers)
     return resp
 
@@ -138,6 +154,10 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
         return await handler(request)
     except ApiError as exc:
         return error_response(exc, request.path)
+    except ClientGone:
+        # Nobody is left to read an answer: an ordinary event, not a server fault.
+        log.info("client closed the connection during %s %s", request.method, request.path)
+        return problem(400, "Client went away", "the connection closed before the body was read", request.path)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -154,21 +174,52 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
 async def _caller(request: web.Request, services: Services) -> Caller:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    # A token is ASCII (base64url): anything else (bytes the header parser kept as surrogates) is no token.
+    if scheme.lower() != "bearer" or not token.strip() or not token.isascii():
         raise Unauthenticated("send Authorization: Bearer <access token>")
     return await services.access.authenticate(token.strip())
 
 
-async def _json_body(request: web.Request) -> Any:
-    if not request.body_exists:
-        return {}
-    if request.content_type != "application/json":
-        raise UnsupportedMedia("send the body as application/json")
-    raw = await request.read()
+async def read_body(request: web.Request, limit: int, noun: str) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes: by its
+    Content-Length before reading, else while reading (never buffered whole first)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"{noun} is at most {limit} bytes")
+    body = bytearray()
+    try:
+        while chunk := await request.content.readany():
+            body += chunk
+            if len(body) > limit:
+                raise TooLarge(f"{noun} is at most {limit} bytes")
+    except ConnectionError as exc:
+        raise ClientGone() from exc
+    except http_exceptions.HttpProcessingError:
+        raise BadRequest("the body could not be read (bad chunked encoding or compression)") from None
+    return bytes(body)
+
+
+def _json_body(raw: bytes) -> Any:
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise BadRequest("the body nests too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the body is not valid JSON") from None
+
+
+async def _read_input(route: Route, request: web.Request, services: Services) -> tuple[bytes, Any]:
+    """The raw body and, for JSON routes, its parsed value; each within its own limit."""
+    settings = services.settings
+    if route.upload:
+        if request.content_type not in route.upload:
+            raise UnsupportedMedia("send one of " + ", ".join(route.upload) + " with its Content-Type")
+        return await read_body(request, settings.photo_max_bytes, "an upload"), None
+    if route.body is None or not request.body_exists:
+        return b"", {}
+    if request.content_type != "application/json":
+        raise UnsupportedMedia("send the body as application/json")
+    raw = await read_body(request, settings.json_max_bytes, "a JSON body")
+    return raw, _json_body(raw)
 
 
 def _client_ip(request: web.Request) -> str:
@@ -184,16 +235,15 @@ def wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
         await services.limits.check(_client_ip(request), caller)
         params = route.params.parse(dict(request.match_info), from_query=True)
         query = route.query.parse(dict(request.query), from_query=True) if route.query else {}
-        if route.body is not None:
-            body = route.body.parse(await _json_body(request))
-        else:
-            body = {}
-        call = Call(request, services, caller, params, query, body)
+        raw, data = await _read_input(route, request, services)
+        body = route.body.parse(data) if route.body is not None else {}
+        call = Call(request, services, caller, params, query, body, raw)
         key = request.headers.get("Idempotency-Key") if route.idempotent else None
         if key is None:
             return _respond(await route.handler(call))
         scope = str(caller.user_id) if caller else _client_ip(request)
-        fingerprint = json.dumps([route.method, request.path, body], default=str, sort_keys=True)
+        # The raw body's digest, JSON or upload: the same key with other bytes is another request (422).
+        fingerprint = json.dumps([route.method, request.path_qs, hashlib.sha256(raw).hexdigest()])
         saved = await services.idempotency.begin(scope, key, fingerprint)
         if saved is not None:
             resp = _respond(Reply(saved.body, saved.status))

@@ -1,8 +1,9 @@
 """``Idempotency-Key`` on creating POSTs: the first answer is saved and replayed for the same key.
 
 The key is reserved with ``SET NX`` before the handler runs, so two concurrent requests with one key
-cannot both act: the second gets 409 while the first is in flight. Reusing a key with a different
-request is refused (422), as Stripe does. Refusals (4xx) free the key for a corrected retry.
+cannot both act: the second gets 409 while the first is in flight. A request is its method, path
+and a digest of its raw body (JSON or upload): reusing a key with a different request is refused
+(422), as Stripe does. Refusals (4xx) free the key for a corrected retry.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ class IdempotencyStore:
 
     async def begin(self, scope: str, key: str, request: str) -> SavedReply | None:
         """None: the caller should act (the key is now reserved); else the answer to replay."""
-        if not 1 <= len(key) <= 200:
-            raise ValidationFailed({"Idempotency-Key": "must be 1-200 characters"})
+        # Printable ASCII only: bytes a header parser kept as surrogates must never reach a Redis key.
+        if not (1 <= len(key) <= 200 and key.isascii() and key.isprintable()):
+            raise ValidationFailed({"Idempotency-Key": "must be 1-200 printable ASCII characters"})
         name = idempotency(scope, key)
         pending = json.dumps({"state": "pending", "request": _fingerprint(request)})
         if await self._redis.set(name, pending, nx=True, ex=PENDING_TTL_S):

@@ -1,6 +1,9 @@
-"""Chat media: upload a file (type sniffed, size checked), then attach it to messages by id.
+"""Chat media: upload an image (decoded and re-encoded, see :mod:`control_api.images`), then attach it
+to messages by id.
 
-A private attachment (pay-per-view later) is served only to its owner; others see it blurred.
+A private attachment (pay-per-view later) is served only to its owner; others see it blurred. A
+block hides attachments as it hides messages: either way, the other's media is not found, even
+what was sent before the block.
 """
 
 from __future__ import annotations
@@ -9,9 +12,10 @@ from aiohttp import web
 from sqlalchemy import and_, exists, select
 
 from control_api.errors import Forbidden, NotFound
+from control_api.graph import not_blocked
 from control_api.http import Call, Reply, Route
+from control_api.images import IMAGE_TYPES, read_image_upload
 from control_api.models import Attachment, Media, Member, Message
-from control_api.profiles import IMAGE_TYPES, read_image_upload
 from control_api.schema import Field, Schema
 
 
@@ -35,7 +39,7 @@ async def _download(call: Call) -> web.StreamResponse:
             shared = (
                 select(Attachment.private)
                 .join(Message, Message.id == Attachment.message_id)
-                .where(Attachment.media_id == media_id,
+                .where(Attachment.media_id == media_id, not_blocked(me, media.owner_id),
                        exists().where(and_(Member.conversation_id == Message.conversation_id, Member.account_id == me)))
             )
             flags = list(await session.scalars(shared))

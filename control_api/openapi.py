@@ -10,12 +10,12 @@ from control_api.http import Route
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 _ERRORS = {
-    "400": "Unreadable request",
+    "400": "Unreadable request (not JSON, nested too deeply, or a field that is not Unicode text: named in errors)",
     "401": "Not authenticated",
     "403": "Forbidden",
     "404": "Not found",
     "409": "Conflict",
-    "413": "Too large",
+    "413": "Too large (a JSON body over 64 KiB by default, an upload or image over its limits)",
     "415": "Unsupported media type",
     "422": "Invalid fields (each named in errors)",
     "429": "Rate limited (see Retry-After)",
@@ -62,8 +62,9 @@ def operation(route: Route) -> dict[str, Any]:
     if route.idempotent:
         parameters.append({
             "name": "Idempotency-Key", "in": "header", "required": False,
-            "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-            "description": "The same key (with the same request) returns the same response for 24 hours.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[ -~]+$"},
+            "description": "The same key with the same request (method, path, and the bytes of the body) returns "
+                           "the same response for 24 hours; with another request it is a 422.",
         })
     if parameters:
         op["parameters"] = parameters

@@ -1,5 +1,5 @@
 """Profiles and onboarding: pseudo (unique, case-insensitive), birth date (18+), bio, interests,
-country, optional location, and the profile photo (type sniffed, size checked, stored via Storage)."""
+country, optional location, and the profile photo (decoded, re-encoded and stored via Storage)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from control_api.errors import Conflict, NotFound, TooLarge, UnsupportedMedia, ValidationFailed
+from control_api.errors import Conflict, NotFound, ValidationFailed
 from control_api.graph import age, public_profile, visible_account
 from control_api.http import Call, Reply, Route
+from control_api.images import IMAGE_TYPES, read_image_upload
 from control_api.models import Profile
 from control_api.schema import Field, Schema
 from control_api.storage import sniff_image
 
 ADULT = 18
 PSEUDO = r"[A-Za-z0-9_.-]{3,32}"
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 
 
 def onboarding(profile: Profile | None) -> dict[str, Any]:
@@ -95,20 +95,6 @@ async def _user(call: Call) -> Reply:
         account = await visible_account(session, call.me.user_id, call.params["user_id"])
         profile = await session.get(Profile, account.id)
     return Reply(public_profile(account.id, profile, datetime.now(UTC).date()))
-
-
-async def read_image_upload(call: Call, noun: str) -> tuple[bytes, str]:
-    """The request body as an image: size checked before and after reading, type from its bytes."""
-    limit = call.services.settings.photo_max_bytes
-    if call.request.content_length is not None and call.request.content_length > limit:
-        raise TooLarge(f"{noun} is at most {limit} bytes")
-    data = await call.request.read()
-    if len(data) > limit:
-        raise TooLarge(f"{noun} is at most {limit} bytes")
-    kind = sniff_image(data)
-    if kind is None or call.request.content_type not in IMAGE_TYPES:
-        raise UnsupportedMedia("send a JPEG, PNG, WebP or GIF image with its Content-Type")
-    return data, kind
 
 
 async def _put_photo(call: Call) -> Reply:

@@ -13,9 +13,20 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from control_api.errors import ValidationFailed
+from control_api.errors import UnreadableFields, ValidationFailed
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class UnreadableText(ValueError):
+    """A string that is not Unicode text (a lone surrogate, which JSON's ``\\ud800`` escape can carry
+    and no UTF-8 database column can hold): the request is malformed (400), not merely invalid."""
+
+
+def unreadable(text: str) -> bool:
+    """True when ``text`` holds a lone surrogate (it cannot be encoded as UTF-8)."""
+    return _SURROGATE.search(text) is not None
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,10 @@ class Field:
             raise ValueError("an object field needs a shape")
 
     def check(self, value: Any, from_query: bool = False) -> Any:
-        """The parsed value, or ValueError with a reason a person can read."""
+        """The parsed value, or ValueError with a reason a person can read (:class:`UnreadableText`
+        when a string is not Unicode text, whatever kind the field is)."""
+        if isinstance(value, str) and unreadable(value):
+            raise UnreadableText("must be Unicode text (a lone surrogate such as \\ud800 is not)")
         if value is None:
             if self.nullable:
                 return None
@@ -90,7 +104,8 @@ class Field:
             try:
                 return self.shape.parse(value)
             except ValidationFailed as exc:
-                raise ValueError("; ".join(f"{k} {v}" for k, v in sorted(exc.fields.items()))) from None
+                why = "; ".join(f"{k} {v}" for k, v in sorted(exc.fields.items()))
+                raise (UnreadableText if isinstance(exc, UnreadableFields) else ValueError)(why) from None
         if not isinstance(value, list):
             raise ValueError("must be an array")
         self._length(len(value), "items")
@@ -100,7 +115,7 @@ class Field:
             try:
                 out.append(self.items.check(item))
             except ValueError as exc:
-                raise ValueError(f"item {i} {exc}") from None
+                raise type(exc)(f"item {i} {exc}") from None
         return out
 
     def _length(self, n: int, unit: str) -> None:
@@ -185,14 +200,17 @@ class Schema:
     """The accepted names and their shapes."""
 
     def parse(self, data: Any, from_query: bool = False) -> dict[str, Any]:
-        """The checked values; raises ValidationFailed naming every bad field at once."""
+        """The checked values; raises ValidationFailed naming every bad field at once, or
+        UnreadableFields (a 400) when any name or text is not Unicode text."""
         if not isinstance(data, Mapping):
             raise ValidationFailed({"body": "must be a JSON object"})
         problems: dict[str, str] = {}
         out: dict[str, Any] = {}
+        malformed = False
         for name in data:
             if name not in self.fields:
                 problems[str(name)] = "is not a known field"
+                malformed = malformed or unreadable(str(name))
         for name, spec in self.fields.items():
             if name not in data:
                 if spec.required:
@@ -202,8 +220,9 @@ class Schema:
                 out[name] = spec.check(data[name], from_query=from_query)
             except ValueError as exc:
                 problems[name] = str(exc)
+                malformed = malformed or isinstance(exc, UnreadableText)
         if problems:
-            raise ValidationFailed(problems)
+            raise (UnreadableFields if malformed else ValidationFailed)(problems)
         return out
 
     def openapi(self) -> dict[str, Any]:

@@ -28,10 +28,18 @@ def sniff_image(data: bytes) -> str | None:
 
 
 class LocalDiskStorage:
-    """Files in one directory; writes go to a temporary name and are renamed into place."""
+    """Files in one directory; writes go to a temporary name and are renamed into place.
+
+    Uploads are private to the server's user: the directory is 0700 and each file 0600 (whatever
+    the umask), since private attachments are among them and only the API may hand them out.
+    """
+
+    DIR_MODE = 0o700
+    FILE_MODE = 0o600
 
     def __init__(self, directory: Path) -> None:
         self._dir = directory
+        self._dir_ready = False
 
     def _path(self, name: str) -> Path:
         if not _NAME.match(name) or name.startswith("."):
@@ -42,9 +50,15 @@ class LocalDiskStorage:
         path = self._path(name)
 
         def write() -> None:
-            self._dir.mkdir(parents=True, exist_ok=True)
+            if not self._dir_ready:
+                self._dir.mkdir(mode=self.DIR_MODE, parents=True, exist_ok=True)
+                self._dir.chmod(self.DIR_MODE)  # also when an older release made it 0755
+                self._dir_ready = True
             tmp = path.with_name(f".{name}.tmp")
-            tmp.write_bytes(data)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.FILE_MODE)
+            with os.fdopen(fd, "wb") as out:
+                os.fchmod(fd, self.FILE_MODE)  # O_CREAT's mode only applies to a new file
+                out.write(data)
             os.replace(tmp, path)
 
         await asyncio.to_thread(write)

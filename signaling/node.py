@@ -83,7 +83,6 @@ def install_node(app: web.Application, deps: NodeDeps) -> None:
         return web.FileResponse(index)
 
     app.router.add_get("/", home)
-    app.router.add_static("/static/", deps.web_dir, follow_symlinks=False, append_version=False)
     install_pages(app, deps.web_dir)
 
 

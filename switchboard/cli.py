@@ -34,10 +34,10 @@ from sfu.worker import Worker
 from signaling.node import NodeDeps, install_node
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis
 from switchboard.errors import EmbeddedServiceError, PortInUse, SettingsError
-from switchboard.health import Readiness, add_health_routes
+from switchboard.health import Readiness, add_health_routes, metrics_app
 from switchboard.keys import KeyPaths, ensure_secrets, load_private_key, load_public_key, load_turn_secret
 from switchboard.logs import configure_logging
-from switchboard.runtime import base_app, check_port_free, serve
+from switchboard.runtime import Internal, base_app, check_port_free, serve
 from switchboard.settings import Settings, describe, load_settings
 from switchboard.tokens import TokenVerifier
 from turn.coturn import CoturnSecrets, render_config
@@ -62,10 +62,15 @@ class Process:
         gc_collector.GCCollector(registry=registry)
         return cls(Readiness(), registry)
 
-    def app(self):  # type: ignore[no-untyped-def]
+    def app(self, public_metrics: bool = True):  # type: ignore[no-untyped-def]
+        """The process's root application; ``/metrics`` on it only when ``public_metrics``."""
         app = base_app(self.registry)
-        add_health_routes(app, self.readiness, self.registry)
+        add_health_routes(app, self.readiness, self.registry, metrics=public_metrics)
         return app
+
+    def metrics_listener(self, host: str, port: int) -> Internal:
+        """``/metrics`` on a listener of its own (production processes)."""
+        return Internal(metrics_app(self.registry), host, port)
 
 
 def _need(value: str, key: str) -> str:
@@ -204,7 +209,7 @@ async def _up(settings: Settings, redis_url: str, database_url: str, children: l
 def cmd_node(settings: Settings) -> int:
     redis_url = _need(settings.redis_url, "redis_url")
     proc = Process.new()
-    app = proc.app()
+    app = proc.app(public_metrics=False)
     install_node(app, _node_deps(settings, redis_url, proc.readiness, pool=True))
     # Everything built so far (modules, the app) lives as long as the process: keep it out of the
     # GC's full collections, whose stop-the-world pause grows with every object they scan (10k
@@ -212,7 +217,8 @@ def cmd_node(settings: Settings) -> int:
     # objects, so full collections come seldom while the socket count holds steady.
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    uvloop.run(serve(app, settings.node.host, settings.node.port, on_started=_announce("node")))
+    uvloop.run(serve(app, settings.node.host, settings.node.port, on_started=_announce("node"),
+                     internal=proc.metrics_listener(settings.metrics.host, settings.metrics.node_port)))
     return 0
 
 
@@ -224,9 +230,10 @@ def cmd_api(settings: Settings, migrate_only: bool) -> int:
         print("migrations are at head")
         return 0
     proc = Process.new()
-    app = proc.app()
+    app = proc.app(public_metrics=False)
     app.add_subapp("/api", create_api_app(_api_deps(settings, database_url, redis_url, proc.readiness)))
-    uvloop.run(serve(app, settings.api.host, settings.api.port, on_started=_announce("api")))
+    uvloop.run(serve(app, settings.api.host, settings.api.port, on_started=_announce("api"),
+                     internal=proc.metrics_listener(settings.metrics.host, settings.metrics.api_port)))
     return 0
 
 

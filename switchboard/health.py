@@ -1,7 +1,9 @@
 """``/healthz`` (alive), ``/readyz`` (dependencies answer) and ``/metrics`` (Prometheus) for every process.
 
 Each plane registers the probes of what it depends on (its Redis; Postgres for the API) on the
-process's :class:`Readiness`; ``/readyz`` is 200 only when every probe answers in time.
+process's :class:`Readiness`; ``/readyz`` is 200 only when every probe answers in time. ``/metrics``
+is on the main application only in ``switchboard up`` (a laptop); production processes serve it
+from :func:`metrics_app` on an internal listener.
 """
 
 from __future__ import annotations
@@ -88,9 +90,20 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def add_health_routes(app: web.Application, readiness: Readiness, registry: CollectorRegistry) -> None:
+def add_health_routes(app: web.Application, readiness: Readiness, registry: CollectorRegistry,
+                      metrics: bool = True) -> None:
+    """``/healthz`` and ``/readyz`` on ``app``, and ``/metrics`` when ``metrics`` is true."""
     app[HEALTH_READINESS] = readiness
     app[HEALTH_REGISTRY] = registry
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
+    if metrics:
+        app.router.add_get("/metrics", _metrics)
+
+
+def metrics_app(registry: CollectorRegistry) -> web.Application:
+    """``/metrics`` alone, for a process's internal listener."""
+    app = web.Application()
+    app[HEALTH_REGISTRY] = registry
     app.router.add_get("/metrics", _metrics)
+    return app

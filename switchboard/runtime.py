@@ -12,11 +12,16 @@ import errno
 import logging
 import signal
 import socket
+import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
+from aiohttp.log import server_logger
 
 from switchboard.errors import PortInUse
+from switchboard.headers import install_security_headers
 from switchboard.health import metrics_middleware
 from switchboard.logs import Handler, request_id_middleware
 
@@ -31,11 +36,13 @@ LONG_LIVED = frozenset({"/ws"})
 
 def base_app(registry, client_max_size: int = 8 * 1024 * 1024) -> web.Application:  # type: ignore[no-untyped-def]
     """An application with the request-id and metrics middlewares every process uses (not on
-    :data:`LONG_LIVED` paths)."""
-    return web.Application(
+    :data:`LONG_LIVED` paths), and the security headers on every response."""
+    app = web.Application(
         middlewares=[_short_lived(request_id_middleware), _short_lived(metrics_middleware(registry))],
         client_max_size=client_max_size,
     )
+    install_security_headers(app)
+    return app
 
 
 def _short_lived(middleware: Middleware) -> Middleware:
@@ -68,6 +75,42 @@ def check_port_free(host: str, port: int) -> None:
             raise
 
 
+class ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server logger with levels that match what happened: a request its parser refused
+    (a header too long, a malformed request line; the client got a 400) is the client's doing and
+    goes to INFO without a traceback. Every other error stays at ERROR with its traceback."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, http_exceptions.HttpProcessingError):
+            # The first line only, cut short: the rest can be the client's own bytes, kilobytes of them.
+            detail = (str(exc.message) or type(exc).__name__).splitlines()[0][:200]
+            self.logger.info("refused a malformed request (400): %s", detail)
+            return
+        self.logger.error(msg, *args, exc_info=exc_info, **kwargs)
+
+
+def app_runner(app: web.Application) -> web.AppRunner:
+    """The runner every process serves with (and tests that need the real server's behaviour)."""
+    # timeout_ceil_threshold: aiohttp rounds longer timers up to whole seconds, which fired every
+    # socket's WebSocket heartbeat due in one second at once (10k sockets: ~500 pings in one loop
+    # pass, a 50-130 ms stall every second). Unrounded, the pings spread out as the sockets did.
+    return web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0,
+                         timeout_ceil_threshold=3600, logger=ServerLog(server_logger, {}))
+
+
+@dataclass(frozen=True)
+class Internal:
+    """A second listener for what must not face the public (``/metrics`` in production)."""
+
+    app: web.Application
+    """What it serves."""
+    host: str
+    """Address to bind (keep it on a private network)."""
+    port: int
+    """TCP port; 0 picks a free one."""
+
+
 async def serve(
     app: web.Application,
     host: str,
@@ -75,19 +118,22 @@ async def serve(
     *,
     on_started: Callable[[int], Awaitable[None] | None] | None = None,
     stop_deadline_s: float = 3.0,
+    internal: Internal | None = None,
 ) -> None:
-    """Serves ``app`` until a stop signal; ``on_started`` gets the bound port (useful with port 0)."""
+    """Serves ``app`` (and ``internal`` on its own listener) until a stop signal; ``on_started``
+    gets the bound port (useful with port 0)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    # timeout_ceil_threshold: aiohttp rounds longer timers up to whole seconds, which fired every
-    # socket's WebSocket heartbeat due in one second at once (10k sockets: ~500 pings in one loop
-    # pass, a 50-130 ms stall every second). Unrounded, the pings spread out as the sockets did.
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0,
-                           timeout_ceil_threshold=3600)
+    runner = app_runner(app)
+    inner = app_runner(internal.app) if internal is not None else None
     await runner.setup()
     try:
+        if internal is not None and inner is not None:
+            await inner.setup()
+            await web.TCPSite(inner, internal.host, internal.port, reuse_address=True).start()
+            log.info("internal listener (metrics) on %s:%s", internal.host, inner.addresses[0][1])
         site = web.TCPSite(runner, host, port, reuse_address=True)
         try:
             await site.start()
@@ -107,5 +153,7 @@ async def serve(
             loop.remove_signal_handler(sig)
         try:
             await asyncio.wait_for(runner.cleanup(), stop_deadline_s)
+            if inner is not None:
+                await asyncio.wait_for(inner.cleanup(), stop_deadline_s)
         except TimeoutError:
             log.error("clean stop overran %.1fs; exiting anyway", stop_deadline_s)

@@ -152,6 +152,12 @@ class ApiSettings:
     """Requests per minute from one client address, signed in or not."""
     photo_max_bytes: int = 5 * 1024 * 1024
     """Largest accepted profile photo or chat attachment upload."""
+    json_max_bytes: int = 64 * 1024
+    """Largest JSON request body; a bigger one is refused (413) before it is read whole."""
+    image_max_side: int = 8192
+    """Largest width or height of an uploaded image, in pixels (checked before decoding; over: 413)."""
+    image_max_pixels: int = 25_000_000
+    """Largest width x height x frames of an uploaded image: decompression bombs are refused (413)."""
     media_dir: str = ""
     """Local-disk storage of uploads; empty: ``<data_dir>/media``."""
     smtp_host: str = ""
@@ -185,7 +191,7 @@ class ApiSettings:
             raise SettingsError("admin_email", f"must be an email address, got {self.admin_email!r}")
         for name in ("refresh_ttl_s", "rate_user_per_min", "rate_premium_per_min", "rate_ip_per_min",
                      "photo_max_bytes", "hash_queue", "auth_ip_per_min", "auth_email_per_min", "code_failures",
-                     "code_lockout_s", "mails_per_hour"):
+                     "code_lockout_s", "mails_per_hour", "json_max_bytes", "image_max_side", "image_max_pixels"):
             _positive(getattr(self, name), name)
         for name in ("hash_slots", "answer_floor_ms"):
             if getattr(self, name) < 0:
@@ -332,6 +338,24 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """Where production processes serve ``/metrics``: a listener of its own, never their public port.
+    (``switchboard up``, a laptop's all-in-one, keeps it on its one port; the matchmaker's only
+    listener is internal already and keeps it there.)"""
+
+    host: str = "127.0.0.1"
+    """Address of the metrics listener of ``switchboard node`` and ``switchboard api``."""
+    node_port: int = 9181
+    """Its TCP port in ``switchboard node`` (0 picks a free one, logged)."""
+    api_port: int = 9182
+    """Its TCP port in ``switchboard api`` (0 picks a free one, logged)."""
+
+    def __post_init__(self) -> None:
+        _port(self.node_port, "node_port")
+        _port(self.api_port, "api_port")
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole tree. Sections are handed to the plane that owns them."""
 
@@ -349,6 +373,7 @@ class Settings:
     tokens: TokenSettings = field(default_factory=TokenSettings)
     turn: TurnSettings = field(default_factory=TurnSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     def __post_init__(self) -> None:
         if self.redis_url and urlsplit(self.redis_url).scheme not in {"redis", "rediss", "unix"}:
