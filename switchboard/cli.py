@@ -68,9 +68,9 @@ class Process:
         add_health_routes(app, self.readiness, self.registry, metrics=public_metrics)
         return app
 
-    def metrics_listener(self, host: str, port: int) -> Internal:
-        """``/metrics`` on a listener of its own (production processes)."""
-        return Internal(metrics_app(self.registry), host, port)
+    def metrics_listener(self, host: str, port: int, setting: str) -> Internal:
+        """``/metrics`` on a listener of its own (production processes); ``setting`` moves its port."""
+        return Internal(metrics_app(self.registry), host, port, setting)
 
 
 def _need(value: str, key: str) -> str:
@@ -217,8 +217,8 @@ def cmd_node(settings: Settings) -> int:
     # objects, so full collections come seldom while the socket count holds steady.
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    uvloop.run(serve(app, settings.node.host, settings.node.port, on_started=_announce("node"),
-                     internal=proc.metrics_listener(settings.metrics.host, settings.metrics.node_port)))
+    metrics = proc.metrics_listener(settings.metrics.host, settings.metrics.node_port, "metrics.node_port")
+    uvloop.run(serve(app, settings.node.host, settings.node.port, on_started=_announce("node"), internal=metrics))
     return 0
 
 
@@ -232,8 +232,8 @@ def cmd_api(settings: Settings, migrate_only: bool) -> int:
     proc = Process.new()
     app = proc.app(public_metrics=False)
     app.add_subapp("/api", create_api_app(_api_deps(settings, database_url, redis_url, proc.readiness)))
-    uvloop.run(serve(app, settings.api.host, settings.api.port, on_started=_announce("api"),
-                     internal=proc.metrics_listener(settings.metrics.host, settings.metrics.api_port)))
+    metrics = proc.metrics_listener(settings.metrics.host, settings.metrics.api_port, "metrics.api_port")
+    uvloop.run(serve(app, settings.api.host, settings.api.port, on_started=_announce("api"), internal=metrics))
     return 0
 
 
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
     except PortInUse as exc:
-        key = PORT_SETTING.get(args.command, "http.port")
+        key = exc.setting or PORT_SETTING.get(args.command, "http.port")
         env = "SWITCHBOARD_" + key.replace(".", "_").upper()
         print(f"switchboard: {exc}; choose another port with the setting {key} (e.g. {env}={exc.port + 1})",
               file=sys.stderr)

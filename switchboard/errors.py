@@ -27,7 +27,9 @@ class EmbeddedServiceError(SwitchboardError):
 class PortInUse(SwitchboardError):
     """The address a process must listen on is taken by another process."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, setting: str = "") -> None:
         super().__init__(f"{host}:{port} is already in use by another process")
         self.host = host
         self.port = port
+        self.setting = setting
+        """The setting that moves this port, when the raiser knows it (else the command's main port)."""

@@ -109,6 +109,8 @@ class Internal:
     """Address to bind (keep it on a private network)."""
     port: int
     """TCP port; 0 picks a free one."""
+    setting: str = ""
+    """The setting that moves ``port`` (named when the port is taken)."""
 
 
 async def serve(
@@ -132,7 +134,12 @@ async def serve(
     try:
         if internal is not None and inner is not None:
             await inner.setup()
-            await web.TCPSite(inner, internal.host, internal.port, reuse_address=True).start()
+            try:
+                await web.TCPSite(inner, internal.host, internal.port, reuse_address=True).start()
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise PortInUse(internal.host, internal.port, internal.setting) from None
+                raise
             log.info("internal listener (metrics) on %s:%s", internal.host, inner.addresses[0][1])
         site = web.TCPSite(runner, host, port, reuse_address=True)
         try:

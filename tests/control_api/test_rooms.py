@@ -170,7 +170,7 @@ async def test_unverified_accounts_watch_but_never_broadcast(api: Api) -> None:
     owner = await api.user()
     room = await new_room(api, owner)
     email, password = "fresh@example.com", "fresh password 1"
-    assert (await api.client.post("/api/auth/register", json={"email": email, "password": password})).status == 201
+    assert (await api.client.post("/api/auth/register", json={"email": email, "password": password})).status == 202
     login = await (await api.client.post("/api/auth/login", json={"email": email, "password": password})).json()
     fresh = User(login["user_id"], email, password, login["access_token"], login["refresh_token"])
     verifier = TokenVerifier(api.key.public_key(), issuer="switchboard")
@@ -202,7 +202,9 @@ async def test_titles_with_lone_surrogates_or_control_characters_are_refused(api
     for title in ("\ud800", "a\udfffb", "nul\x00", "bell\x07", "x" * 101):
         status, problem = await api.call("POST", "/rooms", owner, data=json.dumps({"title": title}),
                                          headers={"Content-Type": "application/json"})
-        assert status == 422 and problem["errors"][0]["field"] == "title", (title, problem)
+        # A lone surrogate makes the body unreadable (400, the shared check); the others are invalid (422).
+        expected = 400 if any(0xD800 <= ord(c) <= 0xDFFF for c in title) else 422
+        assert status == expected and problem["errors"][0]["field"] == "title", (title, problem)
 
 
 @given(st.text(max_size=120))

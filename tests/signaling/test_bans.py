@@ -3,6 +3,7 @@ resume, their call ends), and a banned user is refused at connect; a forged noti
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -40,6 +41,10 @@ async def test_a_timed_ban_lapses_and_the_user_connects_again(node: Node, token:
     refused = await node.connect(token(user), hello=False)
     assert await refused.closed() == 4003
     await redis.delete(banned(user))  # what the key's expiry does when the ban ends
+    # A token from before the ban stays revoked (the ban moved the account's token epoch); a new one opens.
+    stale = await node.connect(token(user), hello=False)
+    assert await stale.closed() == 4001
+    await asyncio.sleep(1.1)  # the signer's clock is in whole seconds: the next token is issued after the epoch
     peer = await node.connect(token(user))
     assert peer.hello["resumed"] is False  # type: ignore[attr-defined]
 

@@ -64,6 +64,7 @@ async def start_node(redis_url: str, redis: object, token_key: Ed25519PrivateKey
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
         env.update({"SWITCHBOARD_REDIS_URL": redis_url, "SWITCHBOARD_TOKENS_PUBLIC_KEY_FILE": str(public),
                     "SWITCHBOARD_DATA_DIR": str(tmp_path / f"node{len(started)}"), "SWITCHBOARD_NODE_PORT": "0",
+                    "SWITCHBOARD_METRICS_NODE_PORT": "0",
                     "SWITCHBOARD_NODE_RESUME_WINDOW_S": str(RESUME_WINDOW_S), "SWITCHBOARD_LOG_LEVEL": "WARNING"})
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "switchboard", "node", "--workers", "1", env=env,

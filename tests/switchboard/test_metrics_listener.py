@@ -79,6 +79,6 @@ async def test_a_production_root_app_has_no_metrics_route() -> None:
     async with TestClient(TestServer(proc.app(public_metrics=False))) as client:
         assert (await client.get("/healthz")).status == 200
         assert (await client.get("/metrics")).status == 404
-    async with TestClient(TestServer(proc.metrics_listener("127.0.0.1", 0).app)) as client:
+    async with TestClient(TestServer(proc.metrics_listener("127.0.0.1", 0, "metrics.node_port").app)) as client:
         resp = await client.get("/metrics")
         assert resp.status == 200 and "process_cpu_seconds_total" in await resp.text()
