@@ -60,6 +60,13 @@ def grants_for(user: str, room: str, role: str, *, verified: bool = False, premi
     raise ValueError(f"unknown room role {role!r}")
 
 
+def _sign(call: Call, grants: Grants) -> str:
+    """Signs ``grants`` issued no earlier than the caller's access token: a token minted in the very
+    second of a revocation (by a request whose access token is already the new one) stays above the
+    account's epoch on the node, as that access token is on the API."""
+    return call.services.signer.sign(grants, now=max(time.time(), call.me.iat))
+
+
 def _answer(token: str, grants: Grants, ttl_s: int) -> dict[str, object]:
     return {
         "token": token,
@@ -141,7 +148,7 @@ async def _room_token(call: Call) -> Reply:
         if not verified:
             raise Forbidden(UNVERIFIED)
     grants = grants_for(str(me.user_id), name, role, verified=verified, premium=premium)
-    return Reply(_answer(services.signer.sign(grants), grants, services.room_ttl_s))
+    return Reply(_answer(_sign(call, grants), grants, services.room_ttl_s))
 
 
 async def _hidden_token(call: Call, name: str) -> Reply:
@@ -155,7 +162,7 @@ async def _hidden_token(call: Call, name: str) -> Reply:
             jti=uuid.uuid4().hex)
         session.add(AuditEntry(actor_id=staff.id, action="token.hidden", subject=grants.room or "",
                                detail={"jti": grants.jti, "room": grants.room}))
-    return Reply(_answer(services.signer.sign(grants), grants, services.room_ttl_s))
+    return Reply(_answer(_sign(call, grants), grants, services.room_ttl_s))
 
 
 async def _ws_token(call: Call) -> Reply:
@@ -168,7 +175,7 @@ async def _ws_token(call: Call) -> Reply:
     if account is None or account.deleted_at is not None:
         raise Unauthenticated("the account no longer exists")
     grants = Grants(sub=UserId(str(call.me.user_id)), premium=account.premium, verified=account.email_verified)
-    return Reply(_answer(call.services.signer.sign(grants), grants, call.services.room_ttl_s))
+    return Reply(_answer(_sign(call, grants), grants, call.services.room_ttl_s))
 
 
 async def _invite(call: Call) -> Reply:

@@ -250,7 +250,7 @@ class Gateway:
         hello = {"type": "hello", "session_id": session.id, "user_id": session.user_id,
                  "resume_token": session.resume_token, "resumed": resumed, "node": self._hub.node_id,
                  "token_expires_at": grants.exp, "shows": sorted(session.shows),
-                 "ice_servers": self._ice_servers(session.user_id)}
+                 "ice_servers": self._ice_servers(session.grants)}
         if ref is not None:
             session.send({"type": "reply", "ref": ref, "session_id": session.id})
         session.send(hello)
@@ -353,8 +353,10 @@ class Gateway:
 
     async def block(self, blocker: UserId, blocked: UserId) -> None:
         """A block was made: a call or a match between the two ends now (every node tries; the
-        state moves in Redis are atomic, so the parties are told once)."""
+        state moves in Redis are atomic, so the parties are told once); in a show the two are kept
+        apart, and the owner's blocked one leaves it."""
         await self._calls.part(blocker, blocked)
+        await self._shows.block(blocker, blocked)
         if self._tickets is not None:
             await self._tickets.part(blocker, blocked)
 

@@ -21,6 +21,7 @@ from signaling.dispatch import Dispatcher
 from signaling.gateway import Gateway
 from signaling.hub import Hub
 from signaling.pages import install_pages
+from signaling.relations import Relations
 from signaling.shows import ShowBook
 from signaling.types import IceServersFor, MediaOpener, TicketOpener
 from signaling.unavailable import UnavailableMedia
@@ -55,7 +56,7 @@ class NodeDeps:
     """Makes the random-chat queue; None: ``queue.*`` requests get ``unavailable``."""
     node_id: NodeId = field(default_factory=lambda: NodeId(new_id("node_")))
     """This node's id (written in presence keys)."""
-    ice_servers: IceServersFor = field(default=lambda _user: [])
+    ice_servers: IceServersFor = field(default=lambda _grants: [])
     """The STUN/TURN list (with a fresh TURN credential) for a user: sent in ``hello`` and show replies."""
 
 
@@ -95,7 +96,7 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     hub = Hub(redis, deps.node_id, s.presence_ttl_s)
     await hub.start()
     stack.push_async_callback(hub.close)
-    shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst, deps.ice_servers)
+    shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst, deps.ice_servers, Relations(redis))
     stack.push_async_callback(shows.close)
     # Without an SFU every call is P2P, whatever the setting says (nothing could carry it).
     call_media = CallMedia(media, s.call_media if deps.open_media else "p2p", shows)

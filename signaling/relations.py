@@ -33,6 +33,18 @@ class Relations:
             one, other = await pipe.execute()
         return bool(one) or bool(other)
 
+    async def blocked_among(self, me: UserId, users: Sequence[UserId]) -> set[UserId]:
+        """The users among ``users`` with a block either way with ``me`` (one round trip)."""
+        others = [u for u in dict.fromkeys(users) if u != me]
+        if not others:
+            return set()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.smismember(blocks(me), others)
+            for u in others:
+                pipe.sismember(blocks(u), me)
+            mine, *theirs = await pipe.execute()
+        return {u for u, a, b in zip(others, mine, theirs, strict=True) if a or b}
+
     async def visible(self, me: UserId, users: Sequence[str]) -> list[str]:
         """The users among ``users`` whose presence ``me`` may see: ``me`` itself, and friends
         (mutual follows) with no block either way. Everyone else is hidden (shown offline)."""

@@ -2,6 +2,8 @@
 
 A show lives on the node whose SFU holds its media, so its members are sessions of this node.
 Hidden sessions (moderator taps) are members for media only: never in a roster, a count or an event.
+Blocks hold inside a show, both ways: two members with a block between them never see each other in
+the roster nor each other's chat; a block made live with the show's owner removes the other from it.
 
 Who may publish where is decided by the control API: it signs a room token with the ``publish``
 grant only for the room's owner (a verified account). Every door here checks that the session's
@@ -20,6 +22,7 @@ from typing import Any
 from sfu.types import IceCandidate, MediaService, PeerId
 from signaling.errors import Conflict, Forbidden, NotFound, RateLimited
 from signaling.limits import TokenBucket
+from signaling.relations import Relations
 from signaling.renegotiation import Renegotiations
 from signaling.session import Session
 from signaling.types import IceServersFor
@@ -46,19 +49,44 @@ class Show:
     """The owner's session that created the show: its one publisher; the show ends when it leaves."""
     members: dict[SessionId, Member] = field(default_factory=dict)
     chat: dict[UserId, TokenBucket] = field(default_factory=dict)
+    apart: dict[UserId, set[UserId]] = field(default_factory=dict)
+    """User -> the members with a block either way with them (symmetric): kept out of each other's
+    roster and chat."""
 
-    def roster(self) -> dict[str, Any]:
-        users = list(dict.fromkeys(m.session.user_id for m in self.members.values() if not m.hidden))
+    def roster(self, viewer: UserId | None = None) -> dict[str, Any]:
+        """The roster as ``viewer`` may see it (without the people a block keeps apart from them)."""
+        hide = self.apart.get(viewer, set()) if viewer is not None else set()
+        users = list(dict.fromkeys(m.session.user_id for m in self.members.values()
+                                   if not m.hidden and m.session.user_id not in hide))
         viewers = {u for u in users if u != self.owner}
         return {"room": self.room, "owner": self.owner, "roster": users, "viewers": len(viewers)}
+
+    def users(self) -> set[UserId]:
+        """The visible members' users."""
+        return {m.session.user_id for m in self.members.values() if not m.hidden}
+
+    def keep_apart(self, user: UserId, others: set[UserId]) -> None:
+        for other in others:
+            self.apart.setdefault(user, set()).add(other)
+            self.apart.setdefault(other, set()).add(user)
+
+    def forget(self, user: UserId) -> None:
+        """``user`` has no session left in the show: its blocks are read again if it comes back."""
+        for other in self.apart.pop(user, set()):
+            peers = self.apart.get(other)
+            if peers is not None:
+                peers.discard(user)
+                if not peers:
+                    del self.apart[other]
 
 
 class ShowBook:
     """Every show on this node; also the SFU's listener (renegotiation, peers it closed)."""
 
     def __init__(self, media: MediaService, chat_rate_per_s: float, chat_burst: int,
-                 ice_servers: IceServersFor) -> None:
+                 ice_servers: IceServersFor, relations: Relations | None = None) -> None:
         self._media = media
+        self._relations = relations
         self._ice_servers = ice_servers
         self._chat_rate = chat_rate_per_s
         self._chat_burst = chat_burst
@@ -115,13 +143,20 @@ class ShowBook:
             member.session.send(message)
 
     def _announce(self, show: Show) -> None:
-        self._broadcast(show, {"type": "show.roster", **show.roster()})
+        everyone = show.roster()
+        for member in show.members.values():
+            user = member.session.user_id
+            member.session.send({"type": "show.roster", **(show.roster(user) if user in show.apart else everyone)})
 
-    def _add(self, show: Show, session: Session) -> Member:
+    async def _add(self, show: Show, session: Session) -> Member:
         member = Member(session, PeerId(session.id), hidden=session.grants.hidden)
         show.members[session.id] = member
         session.enter_show(show.room)
         if not member.hidden:
+            # Added first, read after: of two who join at once, the later read sees the earlier member.
+            if self._relations is not None:
+                show.keep_apart(session.user_id, await self._relations.blocked_among(session.user_id,
+                                                                                     list(show.users())))
             self._announce(show)
         return member
 
@@ -141,8 +176,8 @@ class ShowBook:
         if room in self._shows:  # made by another create while the SFU opened the room
             raise Conflict(f"show {room!r} already exists")
         self._shows[room] = show
-        member = self._add(show, session)
-        return {"peer_id": member.peer_id, "ice_servers": self._ice_servers(session.user_id), **show.roster()}
+        member = await self._add(show, session)
+        return {"peer_id": member.peer_id, "ice_servers": self._ice_servers(session.grants), **show.roster()}
 
     async def join(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         room = body["room"]
@@ -151,9 +186,9 @@ class ShowBook:
         if not (g.subscribe or g.publish or g.moderate):
             raise Forbidden("joining a show needs the subscribe grant")
         show = self._show(room)
-        member = show.members.get(session.id) or self._add(show, session)
-        return {"peer_id": member.peer_id, "hidden": member.hidden, "ice_servers": self._ice_servers(session.user_id),
-                **show.roster()}
+        member = show.members.get(session.id) or await self._add(show, session)
+        return {"peer_id": member.peer_id, "hidden": member.hidden, "ice_servers": self._ice_servers(session.grants),
+                **show.roster(session.user_id)}
 
     async def leave(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, _ = self._member(session, body["room"], door=False)  # leaving needs no grant
@@ -170,6 +205,8 @@ class ShowBook:
             return
         await self._media.close_peer(show.room, member.peer_id)
         if not member.hidden:
+            if session.user_id not in show.users():
+                show.forget(session.user_id)
             self._announce(show)
 
     async def end(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -190,7 +227,7 @@ class ShowBook:
 
     async def roster(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, _ = self._member(session, body["room"])
-        return show.roster()
+        return show.roster(session.user_id)
 
     async def list_shows(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         """Moderators: every show on this node, with its visible roster (the moderation console)."""
@@ -250,8 +287,29 @@ class ShowBook:
         bucket = show.chat.setdefault(session.user_id, TokenBucket(self._chat_rate, self._chat_burst, now))
         if not bucket.take(now):
             raise RateLimited(f"show chat is limited to {self._chat_rate:g} lines/s (burst {self._chat_burst})")
-        self._broadcast(show, {"type": "show.chat", "room": show.room, "from": session.user_id, "text": body["text"]})
+        line = {"type": "show.chat", "room": show.room, "from": session.user_id, "text": body["text"]}
+        hide = show.apart.get(session.user_id, set())
+        for other in show.members.values():
+            if other.session.user_id not in hide:
+                other.session.send(line)
         return {}
+
+    async def block(self, blocker: UserId, blocked: UserId) -> None:
+        """A block was made (the ``block`` sanctions notice): in every show holding both, the two are
+        kept apart from now on; when one of them owns the show, the other leaves it (``show.ended``
+        with reason ``removed``: the same as being removed by the owner, nothing about a block)."""
+        for show in list(self._shows.values()):
+            users = show.users()
+            if blocker not in users or blocked not in users:
+                continue
+            if show.owner in (blocker, blocked):
+                gone = blocked if show.owner == blocker else blocker
+                for member in [m for m in show.members.values() if m.session.user_id == gone and not m.hidden]:
+                    member.session.send({"type": "show.ended", "room": show.room, "reason": "removed"})
+                    await self._drop(show, member.session)
+            else:
+                show.keep_apart(blocker, {blocked})
+                self._announce(show)
 
     # --- SfuListener ------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from matchmaker.types import TicketStore
 from sfu.types import MediaService
+from switchboard.tokens import Grants
 
 
 class MediaOpener(Protocol):
@@ -27,5 +28,6 @@ class TicketOpener(Protocol):
 
     def __call__(self, redis: aioredis.Redis) -> TicketStore: ...
 
-IceServersFor = Callable[[str], list[dict[str, Any]]]
-"""User id -> the RTCConfiguration.iceServers list for that user (TURN credential minted per call)."""
+IceServersFor = Callable[[Grants], list[dict[str, Any]]]
+"""A socket's grants -> the RTCConfiguration.iceServers list for its user: a TURN credential minted per
+call for accounts that may call (``verified``), STUN only for the others (issue 12, item 9)."""

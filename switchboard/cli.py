@@ -131,7 +131,8 @@ def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool
     turn_secret = load_turn_secret(paths.turn_secret) if settings.turn.host else ""
     return NodeDeps(settings.node, redis_url, readiness, WEB_DIR, verifier=verifier, open_media=open_media,
                     open_tickets=lambda redis: RedisTicketStore(redis, settings.matchmaker.ticket_ttl_s),
-                    ice_servers=lambda user: ice_servers_for(settings.turn, turn_secret, user))
+                    ice_servers=lambda grants: ice_servers_for(settings.turn, turn_secret, grants.sub,
+                                                                relay=grants.verified))
 
 
 def _save_admin_login(settings: Settings, login: AdminLogin) -> Path:

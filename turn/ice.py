@@ -47,11 +47,14 @@ def ice_servers(settings: TurnSettings, credential: TurnCredential) -> list[IceS
 
 
 def ice_servers_for(settings: TurnSettings, secret: str, user_id: str, *,
-                    ttl_s: int | None = None) -> list[dict[str, Any]]:
+                    ttl_s: int | None = None, relay: bool = True) -> list[dict[str, Any]]:
     """The JSON list for one user, with a credential minted now for ``ttl_s`` (default
-    ``settings.ttl_s``); empty without a TURN host or secret."""
+    ``settings.ttl_s``); empty without a TURN host or secret. ``relay=False`` (an account that may
+    not call: unverified) gives the STUN entry only, no TURN credential."""
     if not secret or not settings.host:
         return []
+    if not relay:
+        return [IceServer(urls=(f"stun:{_host(settings.host)}:{settings.port}",)).to_json()]
     # 0 everywhere (a TurnSettings not resolved by Settings): the default room token lifetime.
     ttl = ttl_s or settings.ttl_s or TokenSettings().room_ttl_s
     return [s.to_json() for s in ice_servers(settings, mint_credential(secret, user_id, ttl))]

@@ -50,9 +50,11 @@ $("register").addEventListener("submit", async (event) => {
     $("verify-email").textContent = email;
     $("verify").hidden = false;
     $("verify-code").focus();
-    say("Account created: enter the code from your mail.", "ok");
+    // The API answers the same whether the address is new or taken (no account enumeration): a
+    // taken address gets a notice by mail instead of a code.
+    say("Check your mail: enter the code we sent (if this address already has an account, log in instead).", "ok");
   } catch (err) {
-    say(err.status === 409 ? "This email is already registered: log in instead." : explain(err), "error");
+    say(explain(err), "error");
   }
 });
 

@@ -65,7 +65,8 @@ async def test_hello_and_show_replies_carry_ice_servers_for_that_user(make_node,
     from turn.ice import ice_servers_for
 
     secret = "node-turn-secret-0123456789abcdef"
-    node = await make_node(ice_servers=lambda user: ice_servers_for(TurnSettings(host="turn.test"), secret, user))
+    node = await make_node(ice_servers=lambda grants: ice_servers_for(TurnSettings(host="turn.test"), secret,
+                                                                        grants.sub, relay=grants.verified))
     host = await node.connect(token("host", "room9", publish=True, verified=True))
     hello = host.hello  # type: ignore[attr-defined]
     assert [s["urls"][0] for s in hello["ice_servers"]] == ["stun:turn.test:3478", "turn:turn.test:3478?transport=udp"]
@@ -75,6 +76,11 @@ async def test_hello_and_show_replies_carry_ice_servers_for_that_user(make_node,
     viewer = await node.connect(token("viewer", "room9", subscribe=True))
     joined = await viewer.ok("show.join", room="room9")
     assert joined["ice_servers"][1]["username"].endswith(":viewer")
+    # An unverified account may watch, with STUN only: no TURN credential from the node either.
+    unverified = await node.connect(token("fresh", "room9", subscribe=True, verified=False))
+    assert [s["urls"] for s in unverified.hello["ice_servers"]] == [["stun:turn.test:3478"]]  # type: ignore[attr-defined]
+    joined = await unverified.ok("show.join", room="room9")
+    assert all("username" not in s for s in joined["ice_servers"])
 
 
 # --- who may publish where (issue 12, item 1: show hijack) --------------------------------------------

@@ -112,6 +112,14 @@ export class Signal extends EventTarget {
           this._state("banned");
           return;
         }
+        if (event.code === 4029) {
+          // Too many sockets for this token or account: reconnecting would only be refused again.
+          this.closedByUs = true;
+          const message = "too many open tabs or devices on this account: close one, then reload";
+          if (!welcomed) reject(new SignalError({ code: "too_many_sockets", message }));
+          this._state("too_many_sockets");
+          return;
+        }
         if (!welcomed) {
           // 4001: the token was refused; a stale resume token is simply dropped by the node.
           reject(new SignalError({ code: event.code === 4001 ? "unauthorized" : "disconnected",

@@ -47,6 +47,9 @@ export function showConnection(signal, onReconnected) {
     if (detail.state === "reconnecting") say(`Connection lost, reconnecting (attempt ${detail.attempt})…`, "error");
     if (detail.state === "lost") say(`Connection lost: ${detail.reason}. Reload the page.`, "error");
     if (detail.state === "banned") say("This account is banned: you were disconnected.", "error");
+    if (detail.state === "too_many_sockets") {
+      say("Too many open tabs or devices on this account: close one, then reload.", "error");
+    }
     if (detail.state === "connected" && connects++ > 0) {
       say(detail.resumed ? "Reconnected." : "Reconnected (new session).", "ok");
       onReconnected?.(detail.resumed);

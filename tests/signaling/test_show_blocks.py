@@ -1,0 +1,87 @@
+"""Blocks hold inside a show, both ways: two members with a block between them never see each other
+in the roster nor each other's chat; a block with the owner, made live, removes the other."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from tests.signaling.conftest import Node, Peer
+from tests.signaling.test_blocks import block
+
+
+def users(n: int) -> list[str]:
+    return [f"s{uuid.uuid4().hex[:10]}" for _ in range(n)]
+
+
+async def settle(*peers: Peer) -> None:
+    """Every frame sent so far has arrived (a ping's reply comes after them)."""
+    for peer in peers:
+        await peer.ok("ping")
+
+
+def chat_lines(peer: Peer) -> list[tuple[str, str]]:
+    return [(m["from"], m["text"]) for m in peer.seen if m["type"] == "show.chat"]
+
+
+def last_roster(peer: Peer) -> list[str]:
+    return [m for m in peer.seen if m["type"] == "show.roster"][-1]["roster"]
+
+
+async def test_blocked_members_neither_see_nor_hear_each_other(node: Node, token: Callable[..., str],
+                                                               redis: Any) -> None:
+    owner, a, b, c = users(4)
+    room = f"show-{uuid.uuid4().hex[:8]}"
+    host = await node.connect(token(owner, room, publish=True, subscribe=True, verified=True))
+    await host.ok("show.create")
+    await block(redis, a, b, notice=False, both_sets=False)  # made before: only a's set says so
+    pa = await node.connect(token(a, room, subscribe=True, verified=True))
+    joined_a = await pa.ok("show.join", room=room)
+    pb = await node.connect(token(b, room, subscribe=True, verified=True))
+    joined_b = await pb.ok("show.join", room=room)
+    pc = await node.connect(token(c, room, subscribe=True, verified=True))
+    await pc.ok("show.join", room=room)
+    assert a not in joined_b["roster"] and owner in joined_b["roster"]
+    assert b not in (await pa.ok("show.roster", room=room))["roster"]
+    assert owner in joined_a["roster"]
+    await pa.ok("show.chat", room=room, text="from a")
+    await pb.ok("show.chat", room=room, text="from b")
+    await settle(host, pa, pb, pc)
+    assert (b, "from b") not in chat_lines(pa)
+    assert (a, "from a") not in chat_lines(pb)
+    assert {(a, "from a"), (b, "from b")} <= set(chat_lines(pc)) and {(a, "from a"), (b, "from b")} <= set(
+        chat_lines(host))
+    assert b not in last_roster(pa) and a not in last_roster(pb)
+    assert {owner, a, b, c} == set(last_roster(pc))
+
+
+async def test_a_live_block_keeps_two_viewers_apart_and_an_owners_block_removes(node: Node, token: Callable[..., str],
+                                                                              redis: Any) -> None:
+    owner, a, b = users(3)
+    room = f"show-{uuid.uuid4().hex[:8]}"
+    host = await node.connect(token(owner, room, publish=True, subscribe=True, verified=True))
+    await host.ok("show.create")
+    pa = await node.connect(token(a, room, subscribe=True, verified=True))
+    await pa.ok("show.join", room=room)
+    pb = await node.connect(token(b, room, subscribe=True, verified=True))
+    await pb.ok("show.join", room=room)
+    await pa.ok("show.chat", room=room, text="hello all")
+    assert (await pb.expect("show.chat"))["text"] == "hello all"
+    await block(redis, b, a)  # viewer b blocks viewer a, live
+    async with asyncio.timeout(5):
+        while a in last_roster(pb):
+            await pb.ok("ping")
+    await pa.ok("show.chat", room=room, text="are you there?")
+    await settle(host, pb)
+    assert (a, "are you there?") not in chat_lines(pb) and (a, "are you there?") in chat_lines(host)
+    # The owner blocks a: a is out of the show, with nothing that names a block.
+    await block(redis, owner, a)
+    ended = await pa.expect("show.ended", room=room)
+    assert ended["reason"] == "removed"
+    assert (await pa.request("show.chat", room=room, text="still?"))["code"] == "not_found"
+    async with asyncio.timeout(5):
+        while a in last_roster(host):
+            await host.ok("ping")
+    assert (await host.ok("show.roster", room=room))["roster"] == [owner, b]
