@@ -10,7 +10,7 @@ import time
 from sfu.errors import NegotiationError, UnknownPeer
 from sfu.pipe import Descriptor, PipeTransport
 from sfu.producer import Codec, KeyframeRequester, Producer
-from sfu.transport import Role, Transport
+from sfu.transport import DtlsCertificate, Role, Transport
 from sfu.types import EventKind, EventSink, IceCandidate, PeerId, ProducerStats, RoomStats, SfuEvent, SfuListener
 from switchboard.ids import RoomId, UserId, new_id
 
@@ -24,8 +24,9 @@ class Router:
     """Created by the worker on first use of a room, closed by it (close_room, or worker close)."""
 
     def __init__(self, room_id: RoomId, *, addresses: tuple[str, ...], announced: str, events: EventSink,
-                 listener: SfuListener | None) -> None:
+                 listener: SfuListener | None, certificate: DtlsCertificate | None = None) -> None:
         self.room_id = room_id
+        self.certificate = certificate
         self.addresses = addresses
         self.announced = announced
         self.events = events
@@ -41,7 +42,8 @@ class Router:
 
     def _transport(self, peer_id: PeerId, user_id: UserId, role: Role, hidden: bool) -> Transport:
         t = Transport(peer_id, user_id, role, hidden=hidden, addresses=self.addresses, announced=self.announced,
-                      on_producer=self._producer_added, new_producer=self._new_producer, on_failed=self._failed)
+                      on_producer=self._producer_added, new_producer=self._new_producer, on_failed=self._failed,
+                      certificate=self.certificate)
         self.transports[peer_id] = t
         return t
 

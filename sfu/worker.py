@@ -11,6 +11,7 @@ import contextlib
 from sfu import aiortc_private
 from sfu.pipe import Descriptor
 from sfu.router import Router
+from sfu.transport import DtlsCertificate
 from sfu.types import EventSink, IceCandidate, PeerId, RoomStats, SfuListener
 from switchboard.ids import RoomId, UserId
 
@@ -28,6 +29,8 @@ class Worker:
         self.events = events
         self.listener: SfuListener | None = None
         self.routers: dict[RoomId, Router] = {}
+        self.certificate = DtlsCertificate()
+        """One DTLS key and certificate for every peer connection of this worker."""
         self._ticker: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -58,7 +61,7 @@ class Worker:
         router = self.routers.get(room_id)
         if router is None:
             router = Router(room_id, addresses=self.addresses, announced=self.announced, events=self.events,
-                            listener=self.listener)
+                            listener=self.listener, certificate=self.certificate)
             self.routers[room_id] = router
         return router
 
