@@ -8,6 +8,10 @@ The SFU negotiates with aiortc's public API (RTCPeerConnection, SDP) and then ta
   the instance by functions that only record the negotiated parameters);
 * packets go out through ``_tx_srtp.protect`` and the nominated aioice pair's datagram transport,
   with no coroutine per packet;
+* pylibsrtp's work buffer (``Session._cdata``/``_buffer``, 1500 bytes, of which it keeps 144 for the
+  trailer: ``protect`` refuses RTP above 1356 bytes) is replaced by a bigger one when a packet needs it,
+  up to the largest UDP datagram, so any packet the transport can carry is protected and unprotected;
+* our receive hooks never let an exception into aiortc's DTLS task (it would die and close the peer);
 * ICE host candidates are gathered on the node's configured addresses (aioice skips 127.0.0.1);
 * a peer connection is built around a given DTLS certificate (aiortc generates one per connection),
   whose SSL context is made once, and may take the DTLS server role when the offer says ``actpass``.
@@ -32,6 +36,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSe
 from aiortc import rtcpeerconnection as _rtcpeerconnection
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
+from pylibsrtp._binding import ffi as _srtp_ffi  # type: ignore[import-not-found]
 
 PINNED = {"aiortc": "1.16.0", "aioice": "0.13.0", "pylibsrtp": "1.0.0"}
 """The exact versions whose internals this module was written against."""
@@ -167,17 +172,100 @@ def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
     return sender._ssrc, sender._rtx_ssrc
 
 
-def hook_dtls(dtls: RTCDtlsTransport, on_rtp: Callable[[bytes], None], on_rtcp: Callable[[bytes], None]) -> None:
-    """Route decrypted RTP and RTCP of this DTLS transport to our (synchronous) handlers."""
+def hook_dtls(dtls: RTCDtlsTransport, on_rtp: Callable[[bytes], None], on_rtcp: Callable[[bytes], None],
+              on_error: Callable[[Exception], None] | None = None) -> None:
+    """Route decrypted RTP and RTCP of this DTLS transport to our (synchronous) handlers.
+
+    An exception out of a handler goes to ``on_error`` (the SFU counts and logs it; without one the
+    packet is just dropped), never into aiortc's DTLS task: that task would die, the peer connection
+    close, and every track on it stop.
+    """
+    if on_error is None:
+        on_error = _ignore
 
     async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
-        on_rtp(data)
+        try:
+            on_rtp(data)
+        except Exception as exc:
+            on_error(exc)
 
     async def handle_rtcp(data: bytes) -> None:
-        on_rtcp(data)
+        try:
+            on_rtcp(data)
+        except Exception as exc:
+            on_error(exc)
 
     dtls._handle_rtp_data = handle_rtp  # type: ignore[method-assign]
     dtls._handle_rtcp_data = handle_rtcp  # type: ignore[method-assign]
+
+
+SRTP_TRAILER = max(pylibsrtp.SRTP_MAX_TRAILER_LEN, pylibsrtp.SRTP_MAX_SRTCP_TRAILER_LEN)
+"""Room pylibsrtp keeps after a packet in its work buffer (144 bytes for SRTP, 148 for SRTCP)."""
+MAX_DATAGRAM = 65535
+"""The largest UDP datagram: no packet the transport can carry is bigger."""
+
+
+def srtp_buffer_size(session: pylibsrtp.Session) -> int:
+    """The size of a pylibsrtp session's work buffer (1500 as pylibsrtp makes it)."""
+    return len(session._cdata)
+
+
+def grow_srtp_buffer(session: pylibsrtp.Session, packet_size: int) -> bool:
+    """Give ``session`` a work buffer big enough for a packet of ``packet_size`` bytes plus the trailer.
+
+    False (and nothing changed) when no UDP datagram is that big. The buffer only grows, by powers
+    of two, so a session holds at most one big buffer: most never leave pylibsrtp's 1500 bytes.
+    """
+    if packet_size > MAX_DATAGRAM:
+        return False
+    needed = packet_size + SRTP_TRAILER
+    if len(session._cdata) < needed:
+        size = 1 << (needed - 1).bit_length()
+        session._cdata = _srtp_ffi.new("char[]", size)
+        session._buffer = _srtp_ffi.buffer(session._cdata)
+    return True
+
+
+def _process(session: pylibsrtp.Session, method: Callable[[bytes], bytes], packet: bytes) -> bytes | None:
+    """``method`` (a bound method of ``session``) on ``packet``, growing the buffer once if it is too
+    small; None when the packet cannot be processed (bigger than any datagram, or SRTP refused it)."""
+    try:
+        return method(packet)
+    except ValueError:  # pylibsrtp: "packet is too long" for its buffer
+        if not grow_srtp_buffer(session, len(packet)):
+            return None
+    except pylibsrtp.Error:
+        return None
+    try:
+        return method(packet)
+    except (ValueError, pylibsrtp.Error):
+        return None
+
+
+def guard_unprotect(dtls: RTCDtlsTransport) -> None:
+    """Make the receiving SRTP session of a connected ``dtls`` take any datagram the transport carries.
+
+    aiortc's receive loop catches only ``pylibsrtp.Error`` around ``unprotect``: a ``ValueError`` for a
+    datagram over 1500 bytes would end its DTLS task. The instance's methods grow the buffer when
+    needed, and turn a datagram that still cannot be processed into ``pylibsrtp.Error`` (dropped).
+    """
+    session = dtls._rx_srtp
+    if session is None or getattr(session, "_switchboard_guarded", False):
+        return
+    for name in ("unprotect", "unprotect_rtcp"):
+        original = getattr(session, name)
+
+        def guarded(data: bytes, original: Callable[[bytes], bytes] = original) -> bytes:
+            try:
+                return original(data)
+            except ValueError:
+                out = _process(session, original, data)
+                if out is None:
+                    raise pylibsrtp.Error("datagram too long") from None
+                return out
+
+        setattr(session, name, guarded)
+    session._switchboard_guarded = True  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -187,12 +275,18 @@ class WireSender:
     dtls: RTCDtlsTransport
     sent_packets: int = 0
     sent_bytes: int = 0
+    dropped: int = 0
+    """Packets SRTP could not protect (bigger than any datagram, or refused): dropped, not sent."""
 
     def __post_init__(self) -> None:
         self._conn = ice_connection(self.dtls)
         self._pair: Any = None
-        self.protect: Callable[[bytes], bytes] = self.dtls._tx_srtp.protect
-        self.protect_rtcp: Callable[[bytes], bytes] = self.dtls._tx_srtp.protect_rtcp
+        self._srtp: pylibsrtp.Session = self.dtls._tx_srtp
+        self.protect: Callable[[bytes], bytes] = self._srtp.protect
+        """The fast path: pylibsrtp's own method. It raises for packets its buffer cannot hold (see
+        :meth:`send_rtp`, the path that never raises)."""
+        self.protect_rtcp: Callable[[bytes], bytes] = self._srtp.protect_rtcp
+        guard_unprotect(self.dtls)
         self.sendto: Callable[[bytes, Any], None] = _discard
         self.addr: Any = None
         self.refresh()
@@ -212,13 +306,20 @@ class WireSender:
         return True
 
     def send_rtp(self, packet: bytes) -> None:
-        self.sendto(self.protect(packet), self.addr)
+        """Protect and send one RTP packet of any size the transport carries; never raises."""
+        data = _process(self._srtp, self.protect, packet)
+        if data is None:
+            self.dropped += 1
+            return
+        self.sendto(data, self.addr)
 
     def send_rtcp(self, packet: bytes) -> None:
-        try:
-            self.sendto(self.protect_rtcp(packet), self.addr)
-        except pylibsrtp.Error:
-            pass
+        """Protect and send one (compound) RTCP packet of any size; never raises."""
+        data = _process(self._srtp, self.protect_rtcp, packet)
+        if data is None:
+            self.dropped += 1
+            return
+        self.sendto(data, self.addr)
 
 
 RECEIVE_BUFFER = 1 << 22
@@ -234,6 +335,10 @@ def enlarge_receive_buffer(transport: Any) -> None:
 
 
 def _discard(data: bytes, addr: Any) -> None:
+    return None
+
+
+def _ignore(exc: Exception) -> None:
     return None
 
 

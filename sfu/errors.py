@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from switchboard.errors import SwitchboardError
 
 
@@ -23,3 +25,25 @@ class NegotiationError(SfuError):
 
 class WorkerUnavailable(SfuError):
     """A worker process died or did not answer in time."""
+
+
+class Faults:
+    """Exceptions caught at a hot-path or background-task boundary: counted by kind, each kind logged
+    once at ERROR with its traceback (a fault repeating per packet must not flood the log)."""
+
+    def __init__(self, logger: logging.Logger, where: str) -> None:
+        self._log = logger
+        self._where = where
+        self.counts: dict[str, int] = {}
+        """Exception class name -> times caught."""
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def caught(self, exc: BaseException) -> None:
+        kind = type(exc).__name__
+        seen = self.counts.get(kind, 0)
+        self.counts[kind] = seen + 1
+        if not seen:
+            self._log.error("%s: %s caught (counted, logged once per kind)", self._where, kind, exc_info=exc)

@@ -25,7 +25,7 @@ from typing import Any
 
 import msgpack
 
-from sfu.errors import NegotiationError, SfuError, UnknownPeer, WorkerUnavailable
+from sfu.errors import NegotiationError, SfuError, UnknownPeer, UnknownRoom, WorkerUnavailable
 from sfu.placement import RoomPlacement, merged_stats, room_stats_from
 from sfu.types import IceCandidate, PeerId, RoomStats, SfuListener
 from switchboard.ids import RoomId, UserId
@@ -209,13 +209,14 @@ class WorkerPool:
     # placement -------------------------------------------------------------------------------
 
     def _placement(self, room_id: RoomId) -> RoomPlacement:
+        """Where an open room lives; never places one (that is :meth:`open_room`)."""
         placement = self.rooms.get(room_id)
         if placement is None:
-            if not self.workers:
-                raise WorkerUnavailable("no worker process is running")
-            home = min(self.workers, key=lambda h: (h.peers, h.index))
-            placement = self.rooms[room_id] = RoomPlacement(home)
+            raise UnknownRoom(f"room {room_id} is not open")
         return placement
+
+    def _homes(self, w: WorkerHandle) -> int:
+        return sum(1 for p in self.rooms.values() if p.home is w)
 
     def _peer_worker(self, room_id: RoomId, peer_id: PeerId) -> WorkerHandle:
         placement = self.rooms.get(room_id)
@@ -254,6 +255,7 @@ class WorkerPool:
         """pipeToRouter: the room's home router exports its producers into a router on ``far``."""
         pipe_id = f"pipe{next(self._pipe_ids)}"
         home = placement.home
+        await far.call("open_room", room_id)
         far_port = await far.call("open_pipe", room_id, pipe_id)
         home_port = await home.call("open_pipe", room_id, pipe_id)
         descriptors = await home.call("connect_pipe", room_id, pipe_id, far_port, True)
@@ -318,6 +320,22 @@ class WorkerPool:
     def set_listener(self, listener: SfuListener | None) -> None:
         self._listener[0] = listener
 
+    async def open_room(self, room_id: RoomId) -> None:
+        """Place a new room on the least loaded worker and open it there; an open room stays as it is."""
+        async with self._lock:
+            if room_id in self.rooms:
+                return
+            if not self.workers:
+                raise WorkerUnavailable("no worker process is running")
+            home = min(self.workers, key=lambda h: (h.peers, self._homes(h), h.index))
+            placement = self.rooms[room_id] = RoomPlacement(home)
+            try:
+                await home.call("open_room", room_id)
+            except SfuError:
+                if self.rooms.get(room_id) is placement:
+                    del self.rooms[room_id]
+                raise
+
     async def publish(self, room_id: RoomId, peer_id: PeerId, user_id: UserId, offer_sdp: str) -> str:
         placement = self._placement(room_id)
         fresh = peer_id not in placement.peers
@@ -370,9 +388,7 @@ class WorkerPool:
 
     async def room_stats(self, room_id: RoomId) -> RoomStats:
         """The room over all its workers: publishers from the home, viewers and consumers summed."""
-        placement = self.rooms.get(room_id)
-        if placement is None:
-            return RoomStats(room_id=room_id, publishers=0, viewers=0)
+        placement = self._placement(room_id)
         return merged_stats(room_id, [room_stats_from(await w.call("room_stats", room_id))
                                       for w in placement.hosts()])
 

@@ -27,22 +27,32 @@ class PoolListener:
         self._writer = writer
 
     async def renegotiation_needed(self, room_id: RoomId, peer_id: PeerId) -> None:
-        write_message(self._writer, ["notify", 0, ["renegotiation_needed", room_id, peer_id], None])
+        await self._send(["notify", 0, ["renegotiation_needed", room_id, peer_id], None])
 
     async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
-        write_message(self._writer, ["notify", 0, ["peer_closed", room_id, peer_id, reason], None])
+        await self._send(["notify", 0, ["peer_closed", room_id, peer_id, reason], None])
+
+    async def _send(self, message: list[Any]) -> None:
+        write_message(self._writer, message)
+        with contextlib.suppress(ConnectionError):
+            await self._writer.drain()
 
 
 def counters(worker: Worker) -> dict[str, Any]:
-    forwarded = malformed = unknown = retransmitted = 0
+    forwarded = malformed = unknown = retransmitted = dropped = 0
+    faults = worker.tick_faults.total
     for router in worker.routers.values():
+        faults += router.faults.total
         for t in router.transports.values():
             forwarded += sum(c.packets for c in t.consumers.values())
             retransmitted += sum(c.retransmitted for c in t.consumers.values())
             malformed += t.malformed_rtp + t.malformed_rtcp + sum(p.malformed for p in t.producers.values())
             unknown += t.unknown_ssrc
+            dropped += t.wire.dropped if t.wire is not None else 0
+            faults += t.faults.total
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"forwarded": forwarded, "retransmitted": retransmitted, "malformed": malformed, "unknown_ssrc": unknown,
+            "srtp_dropped": dropped, "faults": faults,
             "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss, "pid": os.getpid()}
 
 
@@ -58,8 +68,10 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
     await worker.start()
     done = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
+    writers: set[asyncio.StreamWriter] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.add(writer)
         worker.set_listener(PoolListener(writer))
 
         async def one(ref: int, method: str, args: list[Any]) -> None:
@@ -78,17 +90,20 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
                     room_id, peer_id, c = args
                     await worker.add_ice_candidate(room_id, peer_id, None if c is None else IceCandidate(*c))
                     result = None
-                elif method in ("publish", "accept_answer", "renegotiate", "close_peer", "close_room",
+                elif method in ("open_room", "publish", "accept_answer", "renegotiate", "close_peer", "close_room",
                                 "open_pipe", "connect_pipe", "close_pipe"):
                     result = await getattr(worker, method)(*args)
                 else:
                     raise SfuError(f"unknown method {method}")
-                write_message(writer, ["reply", ref, True, result])
+                reply = ["reply", ref, True, result]
             except SfuError as exc:
-                write_message(writer, ["reply", ref, False, [type(exc).__name__, str(exc)]])
+                reply = ["reply", ref, False, [type(exc).__name__, str(exc)]]
             except Exception as exc:  # never let one bad call kill the worker
                 log.exception("worker call %s failed", method)
-                write_message(writer, ["reply", ref, False, ["SfuError", f"internal error: {exc}"]])
+                reply = ["reply", ref, False, ["SfuError", f"internal error: {exc}"]]
+            write_message(writer, reply)
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()  # a parent that reads slowly slows us down, never grows our buffer
 
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
@@ -102,12 +117,17 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
     try:
         await done.wait()
     finally:
-        await asyncio.sleep(0.05)  # let the last reply go out
         server.close()
         await worker.close()
         for task in list(tasks):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for writer in writers:  # the last replies (``shutdown``'s) go out before the socket closes
+            with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
+                await asyncio.wait_for(writer.drain(), 1)
+            writer.close()
+            with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), 1)
         if redis is not None:
             await redis.aclose()
 

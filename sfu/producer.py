@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sfu import rtcp
 from sfu.rtp import SEQ_TS, keyframe_detector, payload_end, payload_offset
@@ -44,34 +44,52 @@ class Codec:
     """fmtp parameters (H.264 profile, packetization mode...)."""
 
 
-class KeyframeRequester:
-    """Merges keyframe requests into at most one PLI upstream per ``interval`` seconds."""
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
 
-    def __init__(self, send_pli: Callable[[], None], interval: float, call_later: Callable[..., object]) -> None:
+
+class KeyframeRequester:
+    """Merges keyframe requests into at most one PLI upstream per ``interval`` seconds.
+
+    ``close()`` cancels a PLI still waiting for its turn (the producer closed: nobody to ask)."""
+
+    def __init__(self, send_pli: Callable[[], None], interval: float,
+                 call_later: Callable[[float, Callable[[], None]], Cancellable]) -> None:
         self._send_pli = send_pli
         self._interval = interval
         self._call_later = call_later
         self._last = -1e9
-        self._pending = False
+        self._timer: Cancellable | None = None
+        self.closed = False
         self.requested = 0
         self.sent = 0
 
+    @property
+    def pending(self) -> bool:
+        """A PLI waits for the end of the interval."""
+        return self._timer is not None
+
     def request(self) -> None:
         self.requested += 1
-        if self._pending:
+        if self._timer is not None or self.closed:
             return
         wait = self._last + self._interval - time.monotonic()
         if wait <= 0:
             self._fire()
         else:
-            self._pending = True
-            self._call_later(wait, self._fire)
+            self._timer = self._call_later(wait, self._fire)
 
     def _fire(self) -> None:
-        self._pending = False
+        self._timer = None
         self._last = time.monotonic()
         self.sent += 1
         self._send_pli()
+
+    def close(self) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class Producer:
@@ -217,6 +235,7 @@ class Producer:
         if self.closed:
             return []
         self.closed = True
+        self.keyframes.close()
         orphans = self.active + self.waiting
         self.active = []
         self.waiting = []

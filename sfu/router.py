@@ -7,7 +7,7 @@ import itertools
 import logging
 import time
 
-from sfu.errors import NegotiationError, UnknownPeer
+from sfu.errors import Faults, NegotiationError, UnknownPeer, UnknownRoom
 from sfu.pipe import Descriptor, PipeTransport
 from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.transport import DtlsCertificate, Role, Transport
@@ -21,7 +21,8 @@ PLI_INTERVAL = 0.5
 
 
 class Router:
-    """Created by the worker on first use of a room, closed by it (close_room, or worker close)."""
+    """Created by the worker when a room is opened (``open_room``), closed by it (close_room, or worker
+    close). Every call on a closed router raises :class:`UnknownRoom`; closing again does nothing."""
 
     def __init__(self, room_id: RoomId, *, addresses: tuple[str, ...], announced: str, events: EventSink,
                  listener: SfuListener | None, certificate: DtlsCertificate | None = None) -> None:
@@ -36,11 +37,18 @@ class Router:
         self.pipes: dict[str, PipeTransport] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.faults = Faults(log, f"sfu room {room_id}")
+        """Exceptions caught in this room's background work (tick, listener callbacks)."""
         self.closed = False
 
     # children --------------------------------------------------------------------------------
 
+    def _check_open(self) -> None:
+        if self.closed:
+            raise UnknownRoom(f"room {self.room_id} is closed")
+
     def _transport(self, peer_id: PeerId, user_id: UserId, role: Role, hidden: bool) -> Transport:
+        self._check_open()
         t = Transport(peer_id, user_id, role, hidden=hidden, addresses=self.addresses, announced=self.announced,
                       on_producer=self._producer_added, new_producer=self._new_producer, on_failed=self._failed,
                       certificate=self.certificate)
@@ -48,6 +56,7 @@ class Router:
         return t
 
     def _get(self, peer_id: PeerId) -> Transport:
+        self._check_open()
         t = self.transports.get(peer_id)
         if t is None:
             raise UnknownPeer(peer_id)
@@ -88,9 +97,13 @@ class Router:
 
     async def open_pipe(self, pipe_id: str) -> int:
         """Create our end of a pipe; returns its UDP port on 127.0.0.1."""
+        self._check_open()
         pipe = PipeTransport(pipe_id, new_producer=self._new_piped_producer, on_producer=self._producer_added,
                              on_producer_closed=self._producer_removed)
         port = await pipe.open()
+        if self.closed:  # closed while the socket opened: nothing may outlive the room
+            pipe.close()
+            self._check_open()
         self.pipes[pipe_id] = pipe
         return port
 
@@ -98,6 +111,7 @@ class Router:
                      descriptors: list[Descriptor] | None = None) -> list[Descriptor]:
         """Exporting end: pipe every live producer (and later ones), return their descriptors.
         Importing end: create the piped producers now, from the exporting end's descriptors."""
+        self._check_open()
         pipe = self.pipes.get(pipe_id)
         if pipe is None:
             raise UnknownPeer(f"no pipe {pipe_id}")
@@ -123,22 +137,32 @@ class Router:
             if t.role is Role.SUBSCRIBER and not t.closed:
                 self._spawn(self.listener.renegotiation_needed(self.room_id, t.peer_id))
 
-    def _failed(self, transport: Transport) -> None:
-        self._spawn(self._close_failed(transport))
+    def _failed(self, transport: Transport, reason: str) -> None:
+        """A peer connection died on its own (``failed``, or ``closed`` under us): close it, say why."""
+        if self.transports.get(transport.peer_id) is transport:
+            self._spawn(self._close_failed(transport, reason))
 
-    async def _close_failed(self, transport: Transport) -> None:
+    async def _close_failed(self, transport: Transport, reason: str) -> None:
+        log.info("sfu peer %s closed: %s", transport.peer_id, reason, extra={"room": self.room_id})
         await self.close_peer(transport.peer_id)
         if self.listener is not None:
-            await self.listener.peer_closed(self.room_id, transport.peer_id, "ice-failed")
+            await self.listener.peer_closed(self.room_id, transport.peer_id, reason)
 
     def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
-        task = asyncio.ensure_future(coro)
+        task = asyncio.ensure_future(self._guarded(coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, coro) -> None:  # type: ignore[no-untyped-def]
+        try:
+            await coro
+        except Exception as exc:  # a listener's failure must not go unseen, nor reach the media
+            self.faults.caught(exc)
 
     # MediaService, for one room --------------------------------------------------------------
 
     async def publish(self, peer_id: PeerId, user_id: UserId, offer_sdp: str) -> str:
+        self._check_open()
         t = self.transports.get(peer_id)
         fresh = t is None
         if t is None:
@@ -151,29 +175,46 @@ class Router:
             await self.close_peer(peer_id)
             t, fresh = self._transport(peer_id, user_id, Role.PUBLISHER, False), True
         try:
-            return await t.answer_offer(offer_sdp)
+            answer = await t.answer_offer(offer_sdp)
         except NegotiationError:
             if fresh:
                 await self.close_peer(peer_id)
+            self._check_open()  # the room closed under it: say so rather than "bad offer"
             raise
+        self._check_open()  # closed while we negotiated: close() closed the peer too
+        return answer
 
     async def subscribe(self, peer_id: PeerId, user_id: UserId, hidden: bool) -> str:
+        self._check_open()
         if peer_id in self.transports:
             raise NegotiationError("peer already exists")
         t = self._transport(peer_id, user_id, Role.SUBSCRIBER, hidden)
-        offer = await t.make_offer(self._live_producers(user_id))
+        try:
+            offer = await t.make_offer(self._live_producers(user_id))
+        except NegotiationError:
+            await self.close_peer(peer_id)
+            self._check_open()
+            raise
+        self._check_open()
         if hidden:
             await self._emit(EventKind.TAP_OPENED, t)
         return offer or ""
 
     async def accept_answer(self, peer_id: PeerId, answer_sdp: str) -> None:
-        await self._get(peer_id).accept_answer(answer_sdp)
+        t = self._get(peer_id)
+        await t.accept_answer(answer_sdp)
+        if t.needs_offer and self.listener is not None and not t.closed:
+            # The room changed while our offer waited for this answer: offer what it missed now.
+            self._spawn(self.listener.renegotiation_needed(self.room_id, peer_id))
 
     async def renegotiate(self, peer_id: PeerId) -> str | None:
+        """A new offer, or None: nothing changed, or an offer is pending (then ``accept_answer`` asks
+        the listener again once its answer is in)."""
         t = self._get(peer_id)
         if t.role is not Role.SUBSCRIBER:
             return None
-        if t.pc.signalingState != "stable":
+        if t.offer_pending():
+            t.needs_offer = True
             return None
         return await t.make_offer(self._live_producers(t.user_id))
 
@@ -229,10 +270,17 @@ class Router:
                          producers=producers, packets_forwarded=forwarded)
 
     def tick(self) -> None:
+        """Once a second; one peer's or pipe's failure never stops the others' RTCP."""
         for t in list(self.transports.values()):
-            t.tick()
+            try:
+                t.tick()
+            except Exception as exc:
+                self.faults.caught(exc)
         for pipe in list(self.pipes.values()):
-            pipe.tick()
+            try:
+                pipe.tick()
+            except Exception as exc:
+                self.faults.caught(exc)
 
     async def _emit(self, kind: EventKind, t: Transport) -> None:
         event = SfuEvent(event_id=new_id("evt_"), kind=kind, room_id=self.room_id, user_id=t.user_id,

@@ -96,8 +96,8 @@ def ntp_from_unix(t: float) -> int:
 
 
 def build_sr(ssrc: int, ntp: int, rtp_ts: int, packets: int, octets: int) -> bytes:
-    """A sender report with no report blocks."""
-    return _SR.pack(0x80, SR, 6, ssrc, ntp >> 32, ntp & 0xFFFFFFFF, rtp_ts & 0xFFFFFFFF,
+    """A sender report with no report blocks. NTP seconds wrap like the 32-bit field (era 1 from 2036)."""
+    return _SR.pack(0x80, SR, 6, ssrc, (ntp >> 32) & 0xFFFFFFFF, ntp & 0xFFFFFFFF, rtp_ts & 0xFFFFFFFF,
                     packets & 0xFFFFFFFF, octets & 0xFFFFFFFF)
 
 

@@ -9,22 +9,26 @@ from __future__ import annotations
 import datetime
 import enum
 import itertools
+import logging
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.exceptions import InvalidStateError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpReceiveParameters, RTCRtpSendParameters
 from aiortc.sdp import candidate_from_sdp
 
 from sfu import aiortc_private as private
 from sfu import rtcp
 from sfu.consumer import Consumer
-from sfu.errors import NegotiationError
+from sfu.errors import Faults, NegotiationError
 from sfu.producer import Codec, Producer
 from sfu.rtp import HEADER, payload_end, payload_offset
 from sfu.types import IceCandidate, PeerId
 from switchboard.ids import UserId
+
+log = logging.getLogger(__name__)
 
 REMB_BITRATE = 2_000_000
 """What we tell publishers they may send (aiortc's VP8 encoder caps itself at 1.5 Mbit/s)."""
@@ -122,7 +126,7 @@ class Transport:
     def __init__(self, peer_id: PeerId, user_id: UserId, role: Role, *, hidden: bool, addresses: tuple[str, ...],
                  announced: str, on_producer: Callable[[Transport, Producer], None],
                  new_producer: Callable[[Transport, Codec, int], Producer],
-                 on_failed: Callable[[Transport], None], certificate: DtlsCertificate | None = None) -> None:
+                 on_failed: Callable[[Transport, str], None], certificate: DtlsCertificate | None = None) -> None:
         self.peer_id = peer_id
         self.user_id = user_id
         self.role = role
@@ -150,12 +154,35 @@ class Transport:
         self.unknown_ssrc = 0
         self.malformed_rtp = 0
         self.malformed_rtcp = 0
+        self.faults = Faults(log, f"sfu peer {peer_id}")
+        """Exceptions our receive path let out (a bug): counted, logged once per kind, the packet dropped."""
+        self.needs_offer = False
+        """Subscriber: the room changed while an offer was in the making or awaiting its answer."""
+        self.offering = False
+        """Subscriber: an offer is being made (between the first transceiver change and setLocalDescription)."""
         self.closed = False
+        self.died: str | None = None
+        """Why the connection died on its own (``ice-failed``, ``dtls-failed``, ``closed``), once it has."""
 
         @self.pc.on("connectionstatechange")
         def _state() -> None:
-            if self.pc.connectionState == "failed":
-                on_failed(self)
+            if self.pc.connectionState in ("failed", "closed") and not self.closed and self.died is None:
+                self.died = self.death_reason()
+                on_failed(self, self.died)
+
+    def death_reason(self) -> str:
+        """Why the peer connection went ``failed`` or ``closed`` without us closing it.
+
+        ``dtls-failed``: a DTLS handshake failed (bad fingerprint, no common cipher suite or SRTP profile);
+        ``ice-failed``: connectivity checks or consent freshness failed; ``closed``: the DTLS transport ended
+        (the client closed it, or its receive task stopped).
+        """
+        dtls = {tr.sender.transport for tr in self.pc.getTransceivers()}
+        if any(d.state == "failed" for d in dtls):
+            return "dtls-failed"
+        if any(d.transport.state == "failed" for d in dtls):
+            return "ice-failed"
+        return "closed"
 
     # negotiation -----------------------------------------------------------------------------
 
@@ -164,7 +191,7 @@ class Transport:
             dtls = tr.sender.transport
             if id(dtls) not in self._hooked:
                 self._hooked.add(id(dtls))
-                private.hook_dtls(dtls, self.on_rtp, self.on_rtcp)
+                private.hook_dtls(dtls, self.on_rtp, self.on_rtcp, self.faults.caught)
         private.restrict_host_addresses(self.pc, self.addresses)
 
     def _ensure_wire(self, dtls: Any) -> private.WireSender:
@@ -188,6 +215,8 @@ class Transport:
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except (ValueError, AssertionError, KeyError, TypeError) as exc:
             raise NegotiationError(f"bad offer: {exc}") from exc
+        except InvalidStateError as exc:  # closed (by its room) while it negotiated
+            raise NegotiationError(f"peer closed: {exc}") from exc
         return announce(self.pc.localDescription.sdp, self.addresses, self.announced)
 
     def _on_receive_params(self, tr: Any, parameters: RTCRtpReceiveParameters) -> None:
@@ -212,8 +241,22 @@ class Transport:
         self.producers[ssrc] = producer
         self._on_producer(self, producer)
 
+    def offer_pending(self) -> bool:
+        """An offer is in the making or waits for its answer: a new one must wait (``needs_offer``)."""
+        return self.offering or self.pc.signalingState != "stable"
+
     async def make_offer(self, producers: list[Producer]) -> str | None:
         """Subscriber: add a sendonly transceiver per new producer, retire closed ones; None if unchanged."""
+        self.offering = True
+        self.needs_offer = False
+        try:
+            return await self._make_offer(producers)
+        except InvalidStateError as exc:  # closed (by its room) while it negotiated
+            raise NegotiationError(f"peer closed: {exc}") from exc
+        finally:
+            self.offering = False
+
+    async def _make_offer(self, producers: list[Producer]) -> str | None:
         changed = False
         live = {id(p) for p in producers}
         for tr in self.pc.getTransceivers():

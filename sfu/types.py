@@ -5,6 +5,8 @@ Who calls what, and when:
 * Signaling owns one :class:`MediaService` per node (the node creates it: an in-process
   :class:`sfu.worker.Worker` for one core, or :class:`sfu.pool.WorkerPool` for ``--workers N``)
   and calls it from the WebSocket handlers of the room's participants.
+* A room is opened by :meth:`MediaService.open_room` (signaling does it when a show or a call starts);
+  nothing else creates one, and a call on a room that is not open raises ``UnknownRoom``.
 * A **publisher** sends an SDP offer: signaling calls :meth:`MediaService.publish` and sends back
   the SDP answer it returns. aiortc does not trickle: the answer already carries every server
   candidate. Candidates the browser trickles afterwards go to :meth:`MediaService.add_ice_candidate`
@@ -120,7 +122,9 @@ class SfuListener(Protocol):
         """The subscriber ``peer_id`` has new (or fewer) tracks: call ``renegotiate`` soon."""
 
     async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
-        """The SFU closed this peer on its own (ICE failure, room closed); tell the client."""
+        """The SFU closed this peer on its own; tell the client. Sent every time a peer connection dies,
+        publisher or subscriber: ``reason`` is ``ice-failed``, ``dtls-failed``, ``closed`` (the DTLS
+        transport ended) or ``worker-lost``."""
 
 
 class MediaService(Protocol):
@@ -128,6 +132,11 @@ class MediaService(Protocol):
 
     def set_listener(self, listener: SfuListener | None) -> None:
         """Install signaling's callbacks (once, before the first peer)."""
+
+    async def open_room(self, room_id: RoomId) -> None:
+        """Open a room (a show, a call): the only call that creates one. Opening an open room does nothing.
+        Every other call on a room that is not open (never opened, or closed) raises ``UnknownRoom``,
+        except ``close_peer`` and ``close_room``, which then do nothing."""
 
     async def publish(self, room_id: RoomId, peer_id: PeerId, user_id: UserId, offer_sdp: str) -> str:
         """A publisher's SDP offer in, the SDP answer (with all server candidates) out."""

@@ -7,30 +7,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from sfu import aiortc_private
+from sfu.errors import Faults, UnknownRoom
 from sfu.pipe import Descriptor
 from sfu.router import Router
 from sfu.transport import DtlsCertificate
 from sfu.types import EventSink, IceCandidate, PeerId, RoomStats, SfuListener
 from switchboard.ids import RoomId, UserId
 
+log = logging.getLogger(__name__)
+
 TICK_S = 1.0
 """Period of RTCP reports (SR/RR/REMB) and of keyframe re-requests for waiting consumers."""
 
 
 class Worker:
-    """``await start()`` then use; ``await close()`` closes every room (safe twice)."""
+    """``await start()`` then use; ``await close()`` closes every room (safe twice).
 
-    def __init__(self, *, addresses: tuple[str, ...], announced: str = "", events: EventSink) -> None:
+    Rooms are opened by :meth:`open_room` only; every other call on a room that is not open (never
+    opened, or closed) raises :class:`UnknownRoom`, except the closing calls, which do nothing.
+    """
+
+    def __init__(self, *, addresses: tuple[str, ...], announced: str = "", events: EventSink,
+                 tick_s: float = TICK_S) -> None:
         aiortc_private.check_versions()
         self.addresses = addresses
         self.announced = announced
         self.events = events
+        self.tick_s = tick_s
         self.listener: SfuListener | None = None
         self.routers: dict[RoomId, Router] = {}
         self.certificate = DtlsCertificate()
         """One DTLS key and certificate for every peer connection of this worker."""
+        self.ticks = 0
+        self.tick_faults = Faults(log, "sfu ticker")
+        """Exceptions a room's tick let out: counted, logged once per kind; the ticker goes on."""
         self._ticker: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -48,21 +61,30 @@ class Worker:
 
     async def _tick(self) -> None:
         while True:
-            await asyncio.sleep(TICK_S)
+            await asyncio.sleep(self.tick_s)
+            self.ticks += 1
             for router in list(self.routers.values()):
-                router.tick()
+                try:
+                    router.tick()
+                except Exception as exc:  # one room's bug must not stop RTCP, NACKs and ICE for the others
+                    self.tick_faults.caught(exc)
 
     def set_listener(self, listener: SfuListener | None) -> None:
         self.listener = listener
         for router in self.routers.values():
             router.listener = listener
 
+    async def open_room(self, room_id: RoomId) -> None:
+        """Open a room (its router). Opening an open room does nothing."""
+        if room_id not in self.routers:
+            self.routers[room_id] = Router(room_id, addresses=self.addresses, announced=self.announced,
+                                           events=self.events, listener=self.listener, certificate=self.certificate)
+
     def router(self, room_id: RoomId) -> Router:
+        """The open room's router; never creates one."""
         router = self.routers.get(room_id)
         if router is None:
-            router = Router(room_id, addresses=self.addresses, announced=self.announced, events=self.events,
-                            listener=self.listener, certificate=self.certificate)
-            self.routers[room_id] = router
+            raise UnknownRoom(f"room {room_id} is not open on this worker")
         return router
 
     async def publish(self, room_id: RoomId, peer_id: PeerId, user_id: UserId, offer_sdp: str) -> str:
@@ -103,7 +125,4 @@ class Worker:
             router.close_pipe(pipe_id)
 
     async def room_stats(self, room_id: RoomId) -> RoomStats:
-        router = self.routers.get(room_id)
-        if router is None:
-            return RoomStats(room_id=room_id, publishers=0, viewers=0)
-        return router.stats()
+        return self.router(room_id).stats()

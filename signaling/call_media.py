@@ -128,14 +128,15 @@ class CallMedia:
     async def publish(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         """A party's camera: its SDP offer in, the SFU's answer out (again on the same leg: renegotiation)."""
         live = self._party(session, body["call_id"])
+        await self._media.open_room(RoomId(live.call_id))
         answer = await self._media.publish(RoomId(live.call_id), self._peer(live, session, "publish"),
                                            session.user_id, body["sdp"])
         await self._still_live(live)
         return {"call_id": live.call_id, "sdp": answer}
 
     async def _still_live(self, live: LiveCall) -> None:
-        """The call ended while the SFU worked on it: the SFU made the room again on the way (rooms are
-        made on first use), so close it again rather than leak it."""
+        """The call ended while the SFU worked on it (its room may have been opened again on the way):
+        close it again rather than leak it."""
         if self._calls.get(live.call_id) is not live:
             await self._media.close_room(RoomId(live.call_id))
             raise NotFound(f"the call {live.call_id!r} has ended")
@@ -147,6 +148,7 @@ class CallMedia:
 
     async def _open_subscriber(self, live: LiveCall, session: Session, leg: str, hidden: bool) -> str:
         room, peer_id = RoomId(live.call_id), PeerId(f"{session.id}.{leg}")
+        await self._media.open_room(room)
         # Again (a reloaded page that resumed): the SFU cannot ICE-restart, so the old peer goes first.
         await self._media.close_peer(room, peer_id)
         self._peer(live, session, leg)

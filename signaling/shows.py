@@ -107,6 +107,9 @@ class ShowBook:
         self._door(session, room)
         if room in self._shows:
             raise Conflict(f"show {room!r} already exists")
+        await self._media.open_room(room)
+        if room in self._shows:  # made by another create while the SFU opened the room
+            raise Conflict(f"show {room!r} already exists")
         show = Show(room, session.user_id)
         self._shows[room] = show
         member = self._add(show, session)
@@ -235,5 +238,13 @@ class ShowBook:
 
     async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
         found = self._by_peer(room_id, peer_id)
-        if found is not None:
-            found[1].session.send({"type": "show.peer_closed", "room": room_id, "reason": reason})
+        if found is None:
+            return
+        show, member = found
+        member.session.send({"type": "show.peer_closed", "room": room_id, "reason": reason})
+        if member.session.user_id == show.owner and not member.hidden:
+            # The broadcaster's media is gone (its tracks leave every viewer's connection by a show.offer);
+            # the show itself goes on until the owner leaves or ends it, and may publish again.
+            for other in show.members.values():
+                if other is not member:
+                    other.session.send({"type": "show.media_stopped", "room": room_id, "reason": reason})

@@ -13,6 +13,9 @@ class UnavailableMedia:
     def set_listener(self, listener: SfuListener | None) -> None:
         pass
 
+    async def open_room(self, room_id: RoomId) -> None:
+        pass
+
     async def publish(self, room_id: RoomId, peer_id: PeerId, user_id: UserId, offer_sdp: str) -> str:
         raise Unavailable("this node has no SFU")
 

@@ -97,3 +97,29 @@ def _certificate():  # type: ignore[no-untyped-def]
     from aiortc.rtcdtlstransport import RTCCertificate
 
     return RTCCertificate.generateCertificate()
+
+
+def test_pylibsrtp_work_buffer_internals() -> None:
+    """``grow_srtp_buffer`` replaces ``_cdata``/``_buffer``; ``__process`` must still read them."""
+    init = inspect.getsource(pylibsrtp.Session.__init__)
+    assert 'self._cdata = ffi.new("char[]", 1500)' in init and "self._buffer = ffi.buffer(self._cdata)" in init
+    process = inspect.getsource(pylibsrtp.Session._Session__process)  # type: ignore[attr-defined]
+    assert "if len(data) > len(self._cdata) - trailer:" in process
+    assert 'raise ValueError("packet is too long")' in process
+    assert "self._buffer[0 : len(data)] = data" in process and "func(self._srtp[0], self._cdata, len_p)" in process
+    assert (pylibsrtp.SRTP_MAX_TRAILER_LEN, pylibsrtp.SRTP_MAX_SRTCP_TRAILER_LEN) == (144, 148)
+    from pylibsrtp._binding import ffi
+
+    assert ffi is aiortc_private._srtp_ffi
+
+
+def test_dtls_receive_loop_drops_only_srtp_errors_and_dies_on_others() -> None:
+    """Why ``guard_unprotect`` turns ValueError into pylibsrtp.Error, and why our hooks catch everything:
+    any other exception ends ``__run`` and the DTLS transport goes ``closed``; the peer connection then
+    closes itself (state ``closed``, which the SFU treats like ``failed``)."""
+    recv = inspect.getsource(RTCDtlsTransport._recv_next)
+    assert "except pylibsrtp.Error as exc:" in recv and "data = self._rx_srtp.unprotect(data)" in recv
+    run = inspect.getsource(RTCDtlsTransport._RTCDtlsTransport__run)  # type: ignore[attr-defined]
+    assert "self._set_state(State.CLOSED)" in run
+    update = inspect.getsource(RTCPeerConnection._RTCPeerConnection__updateConnectionState)  # type: ignore[attr-defined]
+    assert 'and dtlsStates == set(["closed"])' in update and "asyncio.ensure_future(self.close())" in update

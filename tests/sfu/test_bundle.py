@@ -23,6 +23,7 @@ ROOM = RoomId("call")
 async def worker() -> AsyncIterator[Worker]:
     w = Worker(addresses=("127.0.0.1",), events=MemoryEventSink())
     await w.start()
+    await w.open_room(ROOM)
     yield w
     await w.close()
 

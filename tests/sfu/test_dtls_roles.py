@@ -27,6 +27,7 @@ ROOM = RoomId("dtls")
 async def worker() -> AsyncIterator[Worker]:
     w = Worker(addresses=("127.0.0.1",), events=MemoryEventSink())
     await w.start()
+    await w.open_room(ROOM)
     yield w
     await w.close()
 
@@ -51,6 +52,7 @@ def rsa_certificate() -> RTCCertificate:
 
 
 async def test_every_peer_of_a_worker_presents_the_workers_certificate(worker: Worker) -> None:
+    await worker.open_room(RoomId("other-room"))
     pub_a = await start_publisher(worker, ROOM, "a", audio=False)
     pub_b = await start_publisher(worker, RoomId("other-room"), "b", audio=False)
     await wait_for(lambda: len(worker.routers[ROOM].producers) == 1, 10)

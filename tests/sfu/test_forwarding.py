@@ -19,6 +19,7 @@ ROOM = RoomId("show")
 async def worker() -> AsyncIterator[Worker]:
     w = Worker(addresses=("127.0.0.1",), events=MemoryEventSink())
     await w.start()
+    await w.open_room(ROOM)
     yield w
     await w.close()
 

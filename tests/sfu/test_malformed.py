@@ -15,7 +15,7 @@ from switchboard.ids import UserId
 def make_transport() -> tuple[Transport, Producer]:
     t = Transport(PeerId("p"), UserId("u"), Role.PUBLISHER, hidden=False, addresses=("127.0.0.1",), announced="",
                   on_producer=lambda t, p: None, new_producer=lambda t, c, s: None,  # type: ignore[arg-type,return-value]
-                  on_failed=lambda t: None)
+                  on_failed=lambda t, r: None)
     producer = Producer("p1", PeerId("p"), Codec("video", "video/VP8", 90000, 96), 0x1234,
                         KeyframeRequester(lambda: None, 0.5, lambda *a: None))
     t.producers[0x1234] = producer

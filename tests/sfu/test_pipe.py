@@ -44,6 +44,7 @@ async def until(predicate, timeout: float) -> None:  # type: ignore[no-untyped-d
 
 
 async def test_show_piped_across_two_workers_reaches_viewers_on_both(pool: WorkerPool) -> None:
+    await pool.open_room(ROOM)
     pub = await start_publisher(pool, ROOM, "pub")
     viewers = []
     try:

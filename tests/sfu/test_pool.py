@@ -33,6 +33,7 @@ async def test_two_rooms_on_two_worker_processes(pool: WorkerPool) -> None:
     pubs, viewers = [], []
     try:
         for room in rooms:
+            await pool.open_room(room)
             pubs.append(await start_publisher(pool, room, "pub", audio=False, size=(320, 240)))
         for room in rooms:
             for _ in range(100):
@@ -76,6 +77,7 @@ async def test_a_dead_worker_closes_its_peers_and_the_pool_keeps_serving(pool: W
     recorder = Recorder()
     pool.set_listener(recorder)
     room = RoomId("doomed")
+    await pool.open_room(room)
     pub = await start_publisher(pool, room, "pub", audio=False, size=(320, 240))
     viewer = None
     try:
@@ -99,6 +101,7 @@ async def test_a_dead_worker_closes_its_peers_and_the_pool_keeps_serving(pool: W
             await viewer.close()
         await pub.close()
     # the node keeps serving: the same room starts again on a live worker
+    await pool.open_room(room)
     pub = await start_publisher(pool, room, "pub2", audio=False, size=(320, 240))
     try:
         for _ in range(100):

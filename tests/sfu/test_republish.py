@@ -25,6 +25,7 @@ ROOM = RoomId("reload")
 async def worker(redis: aioredis.Redis) -> AsyncIterator[Worker]:
     w = Worker(addresses=("127.0.0.1",), events=RedisEventSink(redis))
     await w.start()
+    await w.open_room(ROOM)
     yield w
     await w.close()
 

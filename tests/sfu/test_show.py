@@ -29,6 +29,7 @@ async def wait_producers(worker: Worker, n: int) -> None:
 async def worker(redis: aioredis.Redis) -> AsyncIterator[Worker]:
     w = Worker(addresses=("127.0.0.1",), events=RedisEventSink(redis))
     await w.start()
+    await w.open_room(ROOM)
     yield w
     await w.close()
 

@@ -28,6 +28,9 @@ class FakeMedia:
     def set_listener(self, listener: SfuListener | None) -> None:
         self.listener = listener
 
+    async def open_room(self, room_id: RoomId) -> None:
+        self.calls.append(("open_room", room_id))
+
     async def publish(self, room_id: RoomId, peer_id: PeerId, user_id: UserId, offer_sdp: str) -> str:
         if not offer_sdp.startswith("v=0"):
             raise NegotiationError("not an SDP offer")

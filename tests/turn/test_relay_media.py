@@ -36,6 +36,7 @@ def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coturn]:
 async def worker(redis: aioredis.Redis) -> AsyncIterator[Worker]:
     w = Worker(addresses=("127.0.0.1",), events=RedisEventSink(redis))
     await w.start()
+    await w.open_room(ROOM)
     yield w
     await w.close()
 
