@@ -103,7 +103,7 @@ class _GivenCertificate:
     given: RTCCertificate
 
     @classmethod
-    def generateCertificate(cls) -> RTCCertificate:  # noqa: N802 (aiortc's name)
+    def generateCertificate(cls) -> RTCCertificate:
         return cls.given
 
 

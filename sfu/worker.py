@@ -10,6 +10,7 @@ import contextlib
 import logging
 
 from sfu import aiortc_private
+from sfu.admission import Admission, LoopLag
 from sfu.errors import Faults, UnknownRoom
 from sfu.pipe import Descriptor
 from sfu.router import Router
@@ -41,6 +42,9 @@ class Worker:
         self.routers: dict[RoomId, Router] = {}
         self.certificate = DtlsCertificate()
         """One DTLS key and certificate for every peer connection of this worker."""
+        self.lag = LoopLag()
+        self.admission = Admission(self.lag)
+        """Joins are paced (bounded in flight, admitted only while the loop keeps time; see sfu.admission)."""
         self.ticks = 0
         self.tick_faults = Faults(log, "sfu ticker")
         """Exceptions a room's tick let out: counted, logged once per kind; the ticker goes on."""
@@ -49,8 +53,10 @@ class Worker:
     async def start(self) -> None:
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick())
+        self.lag.start()
 
     async def close(self) -> None:
+        await self.lag.close()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -94,7 +100,24 @@ class Worker:
         await self.router(room_id).add_ice_candidate(peer_id, candidate)
 
     async def subscribe(self, room_id: RoomId, peer_id: PeerId, user_id: UserId, *, hidden: bool = False) -> str:
-        return await self.router(room_id).subscribe(peer_id, user_id, hidden)
+        """A new subscriber's offer, once :attr:`admission` lets the join in (raises ``Busy`` if it cannot);
+        its slot is held until its connection is up (or failed, or closed)."""
+        self.router(room_id)  # an unknown room fails before waiting for a slot
+        ticket = await self.admission.enter()
+        try:
+            router = self.router(room_id)
+            offer = await router.subscribe(peer_id, user_id, hidden)
+        except BaseException:
+            ticket.release()
+            raise
+        pc = router.transports[peer_id].pc
+
+        @pc.on("connectionstatechange")
+        def _settled() -> None:
+            if pc.connectionState in ("connected", "failed", "closed"):
+                ticket.release()
+
+        return offer
 
     async def accept_answer(self, room_id: RoomId, peer_id: PeerId, answer_sdp: str) -> None:
         await self.router(room_id).accept_answer(peer_id, answer_sdp)

@@ -126,7 +126,7 @@ class GstPeer:
 
     async def wait_frames(self, n: int) -> None:
         async with asyncio.timeout(30):
-            while self.stats.get("frames", 0) < n:  # noqa: ASYNC110 (the peer reports twice a second)
+            while self.stats.get("frames", 0) < n:
                 assert not self.errors, self.errors
                 await asyncio.sleep(0.1)
 

@@ -1,0 +1,132 @@
+"""A join burst is paced (sfu.admission): bounded joins in flight, none while the loop is late, FIFO,
+a bounded queue that sheds with ``Busy`` (``unavailable`` on the wire); real viewers all get in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from sfu.admission import Admission, LoopLag
+from sfu.errors import Busy
+from sfu.events import MemoryEventSink, RedisEventSink
+from sfu.worker import Worker
+from switchboard.ids import RoomId
+from tests.sfu.peers import start_publisher, start_viewer
+from tests.sfu.test_forwarding import wait_for
+from tests.signaling.conftest import NodeFactory, make_node, signer, token, token_key  # noqa: F401 (fixtures)
+
+ROOM = RoomId("burst")
+
+
+async def settle() -> None:
+    """Let the tasks woken so far run (a few loop iterations; no timing involved)."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def still_lag(late: float = 0.0) -> LoopLag:
+    """A probe that is not running: the test sets what it saw."""
+    lag = LoopLag()
+    lag.samples.append(late)
+    return lag
+
+
+async def test_joins_beyond_the_slots_wait_in_order_and_the_queue_sheds() -> None:
+    admission = Admission(still_lag(), in_flight=2, queue=2)
+    first, second = await admission.enter(), await admission.enter()
+    third = asyncio.ensure_future(admission.enter())
+    fourth = asyncio.ensure_future(admission.enter())
+    await settle()
+    assert admission.waiting == 2 and not third.done()
+    with pytest.raises(Busy):
+        await admission.enter()  # the queue is full: refused at once
+    first.release()
+    first.release()  # idempotent: frees one slot only
+    await settle()
+    assert third.done() and not fourth.done()
+    second.release()
+    (await third).release()
+    (await fourth).release()
+    assert (admission.admitted, admission.refused, admission.active) == (4, 1, 0)
+
+
+async def test_no_join_is_admitted_while_the_loop_runs_late() -> None:
+    lag = still_lag(late=1.0)
+    admission = Admission(lag, in_flight=4)
+    waiting = asyncio.ensure_future(admission.enter())
+    await settle()
+    assert not waiting.done() and admission.active == 0
+    lag.samples.clear()
+    lag.samples.append(0.0)
+    assert lag.on_sample is not None
+    lag.on_sample()  # the probe's next sample
+    (await waiting).release()
+
+
+async def test_a_join_that_waits_too_long_is_refused() -> None:
+    admission = Admission(still_lag(), in_flight=1, wait_s=0.05)
+    held = await admission.enter()
+    with pytest.raises(Busy):
+        await admission.enter()
+    held.release()
+    assert admission.waiting == 0 and admission.refused == 1
+    (await admission.enter()).release()  # the slot was given back, not leaked
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[Worker]:
+    w = Worker(addresses=("127.0.0.1",), events=MemoryEventSink())
+    await w.start()
+    await w.open_room(ROOM)
+    yield w
+    await w.close()
+
+
+async def test_a_burst_of_viewers_is_paced_and_every_viewer_gets_frames(worker: Worker) -> None:
+    worker.admission = Admission(worker.lag, in_flight=2, lag_limit_s=10.0)  # pace by slots only
+    pub = await start_publisher(worker, ROOM, "pub", audio=False, size=(160, 120))
+    viewers = []
+    try:
+        await wait_for(lambda: len(worker.routers[ROOM].producers) == 1, 10)
+        viewers = list(await asyncio.gather(*(start_viewer(worker, ROOM, f"v{i}") for i in range(6))))
+        for v in viewers:
+            await v.wait_frames(5, timeout=30)
+        assert worker.admission.admitted == 6
+        assert pub.connectionState == "connected"
+        await wait_for(lambda: worker.admission.active == 0, 10)  # every slot came back once connected
+    finally:
+        for v in viewers:
+            await v.close()
+        await pub.close()
+
+
+async def test_a_refused_join_is_unavailable_over_ws(make_node: NodeFactory, token: Callable[..., str]) -> None:
+    workers: list[Worker] = []
+
+    @contextlib.asynccontextmanager
+    async def open_media(redis: Any) -> AsyncIterator[Worker]:
+        w = Worker(addresses=("127.0.0.1",), events=RedisEventSink(redis))
+        w.admission = Admission(w.lag, in_flight=1, queue=0)
+        workers.append(w)
+        await w.start()
+        try:
+            yield w
+        finally:
+            await w.close()
+
+    node = await make_node(open_media=open_media)
+    host = await node.connect(token("caster", str(ROOM), publish=True))
+    await host.ok("show.create")
+    first = await node.connect(token("a", str(ROOM), subscribe=True))
+    await first.ok("show.join", room=str(ROOM))
+    await first.ok("show.subscribe", room=str(ROOM))  # holds the one slot: it never answers
+    second = await node.connect(token("b", str(ROOM), subscribe=True))
+    await second.ok("show.join", room=str(ROOM))
+    await second.send({"type": "show.subscribe", "id": 9, "room": str(ROOM)})
+    error = await second.expect("error", ref=9)
+    assert error["code"] == "unavailable"
+    assert workers[0].admission.refused == 1
