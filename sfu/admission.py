@@ -25,8 +25,8 @@ IN_FLIGHT = 6
 """Joins a worker negotiates at once (offer sent, not yet connected)."""
 QUEUE = 512
 """Joins that may wait for a slot; more are refused at once."""
-WAIT_S = 30.0
-"""Longest a join waits for a slot before it is refused."""
+WAIT_S = 10.0
+"""Longest a join waits for a slot before it is refused (well under the pool's 30 s call timeout)."""
 LAG_LIMIT_S = 0.1
 """A join is admitted only while the loop runs its timers at most this late."""
 HOLD_S = 15.0

@@ -142,6 +142,10 @@ class Router:
         if self.transports.get(transport.peer_id) is transport:
             self._spawn(self._close_failed(transport, reason))
 
+    def shed(self, transport: Transport) -> None:
+        """Close a peer to relieve an overloaded worker; its owner hears ``peer_closed`` (``overloaded``)."""
+        self._failed(transport, "overloaded")
+
     async def _close_failed(self, transport: Transport, reason: str) -> None:
         log.info("sfu peer %s closed: %s", transport.peer_id, reason, extra={"room": self.room_id})
         await self.close_peer(transport.peer_id)

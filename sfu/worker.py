@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 
 from sfu import aiortc_private
 from sfu.admission import Admission, LoopLag
 from sfu.errors import Faults, UnknownRoom
 from sfu.pipe import Descriptor
 from sfu.router import Router
-from sfu.transport import DtlsCertificate
+from sfu.transport import DtlsCertificate, Role
 from sfu.types import EventSink, IceCandidate, PeerId, RoomStats, SfuListener
 from switchboard.ids import RoomId, UserId
 
@@ -22,6 +23,12 @@ log = logging.getLogger(__name__)
 
 TICK_S = 1.0
 """Period of RTCP reports (SR/RR/REMB) and of keyframe re-requests for waiting consumers."""
+SHED_LAG_S = 0.5
+"""Loop lateness above which the worker cannot keep up with its transports (see :meth:`Worker._relieve`)."""
+SHED_AFTER_TICKS = 5
+"""Consecutive late ticks before subscribers are shed."""
+SHED_FRACTION = 0.05
+"""Share of the worker's subscribers shed at once (at least one), the newest first."""
 
 
 class Worker:
@@ -45,6 +52,10 @@ class Worker:
         self.lag = LoopLag()
         self.admission = Admission(self.lag)
         """Joins are paced (bounded in flight, admitted only while the loop keeps time; see sfu.admission)."""
+        self.shed_lag_s = SHED_LAG_S
+        self.shed = 0
+        """Subscribers closed because the worker could not keep up (``peer_closed`` reason ``overloaded``)."""
+        self._late_ticks = 0
         self.ticks = 0
         self.tick_faults = Faults(log, "sfu ticker")
         """Exceptions a room's tick let out: counted, logged once per kind; the ticker goes on."""
@@ -69,11 +80,38 @@ class Worker:
         while True:
             await asyncio.sleep(self.tick_s)
             self.ticks += 1
+            try:
+                self._relieve()
+            except Exception as exc:
+                self.tick_faults.caught(exc)
             for router in list(self.routers.values()):
                 try:
                     router.tick()
                 except Exception as exc:  # one room's bug must not stop RTCP, NACKs and ICE for the others
                     self.tick_faults.caught(exc)
+
+    def _relieve(self) -> None:
+        """Shed subscribers while the loop stays late: a worker that cannot keep up delays every packet
+        of every transport (the publisher's STUN consent checks included: it would close after ~30 s of
+        them going unanswered, ending the show for all). Newest subscribers go first; publishers and
+        hidden taps are never shed; new joins are already held back by :attr:`admission`."""
+        if self.lag.recent <= self.shed_lag_s:
+            self._late_ticks = 0
+            return
+        self._late_ticks += 1
+        if self._late_ticks < SHED_AFTER_TICKS:
+            return
+        self._late_ticks = 0
+        subscribers = [(router, t) for router in self.routers.values() for t in router.transports.values()
+                       if t.role is Role.SUBSCRIBER and not t.hidden and not t.closed]
+        if not subscribers:
+            return
+        count = max(1, math.ceil(len(subscribers) * SHED_FRACTION))
+        log.warning("sfu worker %.2f s late for %d ticks: shedding %d of %d subscribers", self.lag.recent,
+                    SHED_AFTER_TICKS, count, len(subscribers))
+        for router, t in subscribers[-count:]:
+            router.shed(t)
+        self.shed += count
 
     def set_listener(self, listener: SfuListener | None) -> None:
         self.listener = listener

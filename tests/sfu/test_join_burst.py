@@ -13,6 +13,7 @@ import pytest
 from sfu.admission import Admission, LoopLag
 from sfu.errors import Busy
 from sfu.events import MemoryEventSink, RedisEventSink
+from sfu.types import PeerId
 from sfu.worker import Worker
 from switchboard.ids import RoomId
 from tests.sfu.peers import start_publisher, start_viewer
@@ -104,7 +105,8 @@ async def test_a_burst_of_viewers_is_paced_and_every_viewer_gets_frames(worker: 
         await pub.close()
 
 
-async def test_a_refused_join_is_unavailable_over_ws(make_node: NodeFactory, token: Callable[..., str]) -> None:
+async def test_a_refused_join_is_unavailable_over_ws(make_node: NodeFactory,  # noqa: F811 (fixture)
+                                                     token: Callable[..., str]) -> None:  # noqa: F811
     workers: list[Worker] = []
 
     @contextlib.asynccontextmanager
@@ -130,3 +132,43 @@ async def test_a_refused_join_is_unavailable_over_ws(make_node: NodeFactory, tok
     error = await second.expect("error", ref=9)
     assert error["code"] == "unavailable"
     assert workers[0].admission.refused == 1
+
+
+class Closed:
+    """Listener that records ``peer_closed`` calls (renegotiations are not needed here)."""
+
+    def __init__(self) -> None:
+        self.closed: list[tuple[str, str]] = []
+
+    async def renegotiation_needed(self, room_id: RoomId, peer_id: PeerId) -> None:
+        return None
+
+    async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
+        self.closed.append((peer_id, reason))
+
+
+async def test_a_worker_that_stays_late_sheds_its_newest_viewers_and_keeps_the_publisher() -> None:
+    worker = Worker(addresses=("127.0.0.1",), events=MemoryEventSink(), tick_s=0.05)
+    listener = Closed()
+    worker.set_listener(listener)
+    await worker.start()
+    await worker.open_room(ROOM)
+    pub = await start_publisher(worker, ROOM, "pub", audio=False, size=(160, 120))
+    viewers = []
+    try:
+        await wait_for(lambda: len(worker.routers[ROOM].producers) == 1, 10)
+        viewers = [await start_viewer(worker, ROOM, f"v{i}") for i in range(3)]
+        for v in viewers:
+            await v.wait_frames(3, timeout=30)
+        worker.shed_lag_s = -1.0  # as if the loop could not keep up
+        await wait_for(lambda: listener.closed, 10)
+        worker.shed_lag_s = 10.0
+        assert listener.closed[0] == ("v2", "overloaded")  # the newest first
+        assert all(reason == "overloaded" and peer != "pub" for peer, reason in listener.closed)
+        assert "pub" in worker.routers[ROOM].transports and pub.connectionState == "connected"
+        await viewers[0].wait_frames(viewers[0].frames["video"] + 3, timeout=30)  # the rest still watch
+    finally:
+        for v in viewers:
+            await v.close()
+        await pub.close()
+        await worker.close()
