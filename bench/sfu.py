@@ -214,6 +214,7 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         "viewers_connected": sum(r.get("connected", 0) for r in results),
         "join_burst_s": round(joins_s, 1),
         "join_retries": sum(r.get("retries", 0) for r in results),
+        "viewers_shed": sum(r.get("shed", 0) for r in results),
         "silent_viewers": sum(r["silent"] for r in results),
         "seconds": args.seconds,
         "packets_forwarded_per_s": round(packets / elapsed, 1),

@@ -120,7 +120,7 @@ class Signal:
         if not self.is_node:
             return (await self.request("subscribe"))["sdp"]
         await self.request("show.join")
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 90
         while True:
             try:
                 return (await self.request("show.subscribe"))["sdp"]
@@ -326,7 +326,8 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
                  retries=sum(v.signal.retries for v in viewers),
                  told_media_stopped=sum(1 for v in viewers if any(t["type"] == "show.media_stopped"
                                                                   for t in v.signal.told)),
-                 connected=sum(1 for v in viewers if v.pc.connectionState == "connected"))
+                 connected=sum(1 for v in viewers if v.pc.connectionState == "connected"),
+                 shed=sum(1 for v in viewers if any(t["type"] == "show.peer_closed" for t in v.signal.told)))
         finally:
             for v in viewers:
                 with contextlib.suppress(Exception):

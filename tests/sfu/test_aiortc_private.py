@@ -5,10 +5,10 @@ from __future__ import annotations
 import inspect
 
 import aioice
-import pylibsrtp
 import aiortc
 import aiortc.rtcpeerconnection
 import aiortc.sdp
+import pylibsrtp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 
