@@ -21,6 +21,7 @@ The SFU negotiates with aiortc's public API (RTCPeerConnection, SDP) and then ta
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import random
@@ -172,6 +173,10 @@ def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
     return sender._ssrc, sender._rtx_ssrc
 
 
+RECEIVE_BATCH = 4
+"""Decrypted RTP packets handed on before the DTLS task lets the loop poll its sockets again."""
+
+
 def hook_dtls(dtls: RTCDtlsTransport, on_rtp: Callable[[bytes], None], on_rtcp: Callable[[bytes], None],
               on_error: Callable[[Exception], None] | None = None) -> None:
     """Route decrypted RTP and RTCP of this DTLS transport to our (synchronous) handlers.
@@ -179,15 +184,26 @@ def hook_dtls(dtls: RTCDtlsTransport, on_rtp: Callable[[bytes], None], on_rtcp: 
     An exception out of a handler goes to ``on_error`` (the SFU counts and logs it; without one the
     packet is just dropped), never into aiortc's DTLS task: that task would die, the peer connection
     close, and every track on it stop.
+
+    Every :data:`RECEIVE_BATCH` packets the task yields to the loop. aioice's queue hands a backlog
+    over without suspending, so a publisher's task would otherwise forward everything queued in one
+    step while its socket, and the STUN consent checks behind the media in it, waited: a worker
+    running behind answered them late, and after six late answers (~30 s) the publisher hung up.
+    Yielding lets the loop read every socket between batches (STUN is answered as it is read).
     """
     if on_error is None:
         on_error = _ignore
+    handled = [0]
 
     async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
         try:
             on_rtp(data)
         except Exception as exc:
             on_error(exc)
+        handled[0] += 1
+        if handled[0] >= RECEIVE_BATCH:
+            handled[0] = 0
+            await asyncio.sleep(0)
 
     async def handle_rtcp(data: bytes) -> None:
         try:

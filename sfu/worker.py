@@ -25,9 +25,9 @@ TICK_S = 1.0
 """Period of RTCP reports (SR/RR/REMB) and of keyframe re-requests for waiting consumers."""
 SHED_LAG_S = 0.5
 """Loop lateness above which the worker cannot keep up with its transports (see :meth:`Worker._relieve`)."""
-SHED_AFTER_TICKS = 5
+SHED_AFTER_TICKS = 3
 """Consecutive late ticks before subscribers are shed."""
-SHED_FRACTION = 0.05
+SHED_FRACTION = 0.1
 """Share of the worker's subscribers shed at once (at least one), the newest first."""
 
 

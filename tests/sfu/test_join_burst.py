@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from aiortc import RTCSessionDescription
 
 from sfu.admission import Admission, LoopLag
 from sfu.errors import Busy
@@ -16,7 +17,7 @@ from sfu.events import MemoryEventSink, RedisEventSink
 from sfu.types import PeerId
 from sfu.worker import Worker
 from switchboard.ids import RoomId
-from tests.sfu.peers import start_publisher, start_viewer
+from tests.sfu.peers import MovingVideo, Viewer, answer_offer, client_pc, start_publisher, start_viewer
 from tests.sfu.test_forwarding import wait_for
 from tests.signaling.conftest import NodeFactory, make_node, signer, token, token_key  # noqa: F401 (fixtures)
 
@@ -172,3 +173,46 @@ async def test_a_worker_that_stays_late_sheds_its_newest_viewers_and_keeps_the_p
             await v.close()
         await pub.close()
         await worker.close()
+
+
+async def test_a_shed_viewer_is_told_over_ws_and_the_broadcaster_is_not(
+        make_node: NodeFactory, token: Callable[..., str]) -> None:  # noqa: F811 (fixtures)
+    workers: list[Worker] = []
+
+    @contextlib.asynccontextmanager
+    async def open_media(redis: Any) -> AsyncIterator[Worker]:
+        w = Worker(addresses=("127.0.0.1",), events=MemoryEventSink(), tick_s=0.05)
+        workers.append(w)
+        await w.start()
+        try:
+            yield w
+        finally:
+            await w.close()
+
+    node = await make_node(open_media=open_media)
+    host = await node.connect(token("caster", str(ROOM), publish=True))
+    await host.ok("show.create")
+    pc = client_pc()
+    pc.addTrack(MovingVideo(160, 120))
+    await pc.setLocalDescription(await pc.createOffer())
+    answer = (await host.ok("show.publish", room=str(ROOM), sdp=pc.localDescription.sdp))["sdp"]
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    try:
+        await wait_for(lambda: workers[0].routers[ROOM].producers, 20)
+        fan = await node.connect(token("fan", str(ROOM), subscribe=True))
+        await fan.ok("show.join", room=str(ROOM))
+        offer = (await fan.ok("show.subscribe", room=str(ROOM)))["sdp"]
+        viewer = Viewer(client_pc())
+        await fan.ok("show.answer", room=str(ROOM), sdp=await answer_offer(viewer, offer))
+        await wait_for(lambda: viewer.pc.connectionState == "connected", 20)
+        workers[0].shed_lag_s = -1.0  # as if the worker could not keep up
+        closed = await fan.expect("show.peer_closed")
+        workers[0].shed_lag_s = 10.0
+        assert closed == {"type": "show.peer_closed", "room": str(ROOM), "reason": "overloaded"}
+        assert not [m for m in host.seen if m["type"] in ("show.peer_closed", "show.media_stopped")]
+        assert not [m for m in fan.seen if m["type"] == "show.media_stopped"]
+        await wait_for(lambda: [t.role.value for t in workers[0].routers[ROOM].transports.values()]
+                       == ["publisher"], 10)
+        await viewer.close()
+    finally:
+        await pc.close()
