@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiortc import RTCSessionDescription
 
+from sfu import aiortc_private
 from sfu.admission import Admission, LoopLag
 from sfu.errors import Busy
 from sfu.events import MemoryEventSink, RedisEventSink
@@ -216,3 +217,27 @@ async def test_a_shed_viewer_is_told_over_ws_and_the_broadcaster_is_not(
         await viewer.close()
     finally:
         await pc.close()
+
+
+async def test_a_receive_backlog_lets_the_loop_read_its_sockets_between_batches() -> None:
+    """aiortc's DTLS task awaits our hook once per packet and aioice hands a backlog over without
+    suspending: unless the hook yields, a socket callback (a STUN consent check) waits for all of it."""
+
+    class Dtls:
+        pass
+
+    dtls: Any = Dtls()
+    handled: list[bytes] = []
+    aiortc_private.hook_dtls(dtls, handled.append, lambda data: None)
+    seen_at: list[int] = []
+
+    async def drain() -> None:  # what RTCDtlsTransport.__run does with a queued backlog
+        for i in range(100):
+            await dtls._handle_rtp_data(bytes([0x80, 96, 0, i]), 0)
+
+    task = asyncio.ensure_future(drain())
+    await asyncio.sleep(0)  # the drain starts
+    asyncio.get_running_loop().call_soon(lambda: seen_at.append(len(handled)))  # a datagram callback
+    await task
+    assert len(handled) == 100
+    assert seen_at and seen_at[0] <= 2 * aiortc_private.RECEIVE_BATCH
