@@ -179,7 +179,7 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         rss = _rss_mb(pids)
         for spy in spies:
             spy.wait(60)
-        for p in [pub, *procs]:
+        for p in [*procs, pub]:  # viewers first: what they were told must not include the publisher's leaving
             _tell(p, "stop")
         pub_result = _expect(pub, "result")
         publisher_fps = pub_result["fps"]

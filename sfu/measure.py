@@ -314,6 +314,7 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
             t0 = time.monotonic()
             emit("started")
             await read_command()  # stop
+            told = [list(v.signal.told) for v in viewers]  # before anyone hangs up
             elapsed = time.monotonic() - t0
             packets = sum([await v.received() for v in viewers]) - sum(packets0)
             decoder_lost = [v.lost - lost0[i] for i, v in enumerate(viewers) if v.decode]
@@ -324,10 +325,10 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
                                  if v.decode and v.first_frame_at is not None],
                  decoder_lost=decoder_lost, silent=sum(1 for v in counting if not v.seen), joined=n - len(failed),
                  retries=sum(v.signal.retries for v in viewers),
-                 told_media_stopped=sum(1 for v in viewers if any(t["type"] == "show.media_stopped"
-                                                                  for t in v.signal.told)),
+                 told_media_stopped=sum(1 for t in told if any(m["type"] == "show.media_stopped" for m in t)),
                  connected=sum(1 for v in viewers if v.pc.connectionState == "connected"),
-                 shed=sum(1 for v in viewers if any(t["type"] == "show.peer_closed" for t in v.signal.told)))
+                 shed=sum(1 for t in told if any(m["type"] == "show.peer_closed" and m["reason"] == "overloaded"
+                                                 for m in t)))
         finally:
             for v in viewers:
                 with contextlib.suppress(Exception):
