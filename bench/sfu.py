@@ -215,6 +215,7 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         "join_burst_s": round(joins_s, 1),
         "join_retries": sum(r.get("retries", 0) for r in results),
         "viewers_shed": sum(r.get("shed", 0) for r in results),
+        "viewers_told_peer_closed": sum(r.get("told_peer_closed", 0) for r in results),
         "silent_viewers": sum(r["silent"] for r in results),
         "seconds": args.seconds,
         "packets_forwarded_per_s": round(packets / elapsed, 1),

@@ -327,6 +327,7 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
                  retries=sum(v.signal.retries for v in viewers),
                  told_media_stopped=sum(1 for t in told if any(m["type"] == "show.media_stopped" for m in t)),
                  connected=sum(1 for v in viewers if v.pc.connectionState == "connected"),
+                 told_peer_closed=sum(1 for t in told if any(m["type"] == "show.peer_closed" for m in t)),
                  shed=sum(1 for t in told if any(m["type"] == "show.peer_closed" and m["reason"] == "overloaded"
                                                  for m in t)))
         finally:

@@ -148,7 +148,11 @@ class Worker:
         except BaseException:
             ticket.release()
             raise
-        pc = router.transports[peer_id].pc
+        t = router.transports.get(peer_id)
+        if t is None:  # closed meanwhile
+            ticket.release()
+            return offer
+        pc = t.pc
 
         @pc.on("connectionstatechange")
         def _settled() -> None:
