@@ -214,6 +214,11 @@ def hook_dtls(dtls: RTCDtlsTransport, on_rtp: Callable[[bytes], None], on_rtcp: 
     dtls._handle_rtp_data = handle_rtp  # type: ignore[method-assign]
     dtls._handle_rtcp_data = handle_rtcp  # type: ignore[method-assign]
 
+    @dtls.on("statechange")
+    def _state() -> None:
+        if dtls.state == "connected":  # SRTP sessions exist; the receive task starts right after this
+            guard_unprotect(dtls)
+
 
 SRTP_TRAILER = max(pylibsrtp.SRTP_MAX_TRAILER_LEN, pylibsrtp.SRTP_MAX_SRTCP_TRAILER_LEN)
 """Room pylibsrtp keeps after a packet in its work buffer (144 bytes for SRTP, 148 for SRTCP)."""
@@ -302,7 +307,6 @@ class WireSender:
         """The fast path: pylibsrtp's own method. It raises for packets its buffer cannot hold (see
         :meth:`send_rtp`, the path that never raises)."""
         self.protect_rtcp: Callable[[bytes], bytes] = self._srtp.protect_rtcp
-        guard_unprotect(self.dtls)
         self.sendto: Callable[[bytes, Any], None] = _discard
         self.addr: Any = None
         self.refresh()

@@ -185,6 +185,7 @@ class ShowBook:
         show, member = self._member(session, body["room"])
         if not session.grants.publish or member.hidden:
             raise Forbidden("publishing needs the publish grant")
+        await self._media.open_room(show.room)  # again after a lost SFU worker (the show lives on)
         answer = await self._media.publish(show.room, member.peer_id, session.user_id, body["sdp"])
         return {"room": show.room, "sdp": answer}
 
@@ -192,6 +193,7 @@ class ShowBook:
         show, member = self._member(session, body["room"])
         if not (session.grants.subscribe or session.grants.moderate):
             raise Forbidden("subscribing needs the subscribe grant")
+        await self._media.open_room(show.room)
         if not session.grants.publish:
             # Subscribing again (a reloaded page that resumed, a failed connection) replaces the old peer:
             # the SFU cannot ICE-restart it. A publisher's peer holds its producers and is never replaced.

@@ -117,6 +117,10 @@ def test_dtls_receive_loop_drops_only_srtp_errors_and_dies_on_others() -> None:
     """Why ``guard_unprotect`` turns ValueError into pylibsrtp.Error, and why our hooks catch everything:
     any other exception ends ``__run`` and the DTLS transport goes ``closed``; the peer connection then
     closes itself (state ``closed``, which the SFU treats like ``failed``)."""
+    start = inspect.getsource(RTCDtlsTransport.start)  # hook_dtls guards the SRTP sessions on "connected"
+    assert start.index("self._setup_srtp()") < start.index("self._set_state(State.CONNECTED)") < \
+        start.index("self._task = asyncio.ensure_future(self.__run())")
+    assert 'self.emit("statechange")' in inspect.getsource(RTCDtlsTransport._set_state)
     recv = inspect.getsource(RTCDtlsTransport._recv_next)
     assert "except pylibsrtp.Error as exc:" in recv and "data = self._rx_srtp.unprotect(data)" in recv
     run = inspect.getsource(RTCDtlsTransport._RTCDtlsTransport__run)  # type: ignore[attr-defined]

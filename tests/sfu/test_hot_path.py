@@ -56,27 +56,34 @@ def video_producer(worker: Worker) -> Producer:
     return next(p for p in worker.routers[ROOM].producers.values() if p.kind == "video")
 
 
-async def test_1400_byte_packets_from_a_publisher_keep_flowing_to_viewers(
-        worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("packet_max", [1400, 4000])
+async def test_big_packets_from_a_publisher_keep_flowing_to_viewers(
+        worker: Worker, monkeypatch: pytest.MonkeyPatch, packet_max: int) -> None:
+    """1400: GStreamer's default MTU (pylibsrtp's protect refused RTP above 1356 bytes, which killed the
+    publisher's DTLS task). 4000: above any default buffer, as loopback carries it (the receiving
+    session's unprotect refused datagrams above 1500 bytes the same way)."""
     pub = client_pc()
     pub.addTrack(NoisyVideo(320, 240))
     await pub.setLocalDescription(await pub.createOffer())
-    answer = await worker.publish(ROOM, PeerId("pub"), UserId("u-pub"),
-                                  pub.localDescription.sdp)
+    answer = await worker.publish(ROOM, PeerId("pub"), UserId("u-pub"), pub.localDescription.sdp)
     await pub.setRemoteDescription(aiortc.RTCSessionDescription(sdp=answer, type="answer"))
     viewers = []
     try:
         await wait_for(lambda: len(worker.routers[ROOM].producers) == 1, 10)
         viewers.append(await start_viewer(worker, ROOM, "v1"))
         await viewers[0].wait_frames(5, timeout=20)
-        # From now on the publisher packetizes like GStreamer at MTU 1400 (its own SRTP buffer must take it).
-        aiortc_private.grow_srtp_buffer(pub.getTransceivers()[0].sender.transport._tx_srtp, 1500)
-        monkeypatch.setattr(aiortc.codecs.vpx, "PACKET_MAX", 1400)
+        # The test's own aiortc clients must take the big packets too: the publisher's SRTP buffer, and
+        # the connected viewer's receiving session (done for the SFU's peers by sfu.aiortc_private).
+        aiortc_private.grow_srtp_buffer(pub.getTransceivers()[0].sender.transport._tx_srtp, packet_max + 100)
+        aiortc_private.guard_unprotect(viewers[0].pc.getTransceivers()[0].receiver.transport)
+        monkeypatch.setattr(aiortc.codecs.vpx, "PACKET_MAX", packet_max)  # the publisher packetizes bigger
         producer = video_producer(worker)
-        await wait_for(lambda: any(e is not None and len(e[3]) > 1356 for e in producer.cache), 10)
+        producer.keyframes.request()  # a keyframe: full packets
+        await wait_for(lambda: any(e is not None and len(e[3]) > packet_max - 100 for e in producer.cache), 10)
         before = viewers[0].frames["video"]
-        viewers.append(await start_viewer(worker, ROOM, "v2"))  # its PLI: a keyframe of full packets for all
-        await viewers[1].wait_frames(10, timeout=20)
+        if packet_max <= 1500:  # a viewer joining now (its PLI: a keyframe of full packets for all)
+            viewers.append(await start_viewer(worker, ROOM, "v2"))
+            await viewers[1].wait_frames(10, timeout=20)
         await viewers[0].wait_frames(before + 10, timeout=20)
         t = publisher_transport(worker)
         assert t.pc.connectionState == "connected" and not t.closed
@@ -84,6 +91,8 @@ async def test_1400_byte_packets_from_a_publisher_keep_flowing_to_viewers(
         consumer_wire = worker.routers[ROOM].transports[PeerId("v1")].wire
         assert consumer_wire is not None and consumer_wire.dropped == 0
         assert aiortc_private.srtp_buffer_size(consumer_wire.dtls._tx_srtp) > 1500
+        if packet_max > 1500:
+            assert t.wire is not None and aiortc_private.srtp_buffer_size(t.wire.dtls._rx_srtp) > 1500
     finally:
         for v in viewers:
             await v.close()
