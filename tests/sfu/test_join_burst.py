@@ -224,7 +224,10 @@ async def test_a_receive_backlog_lets_the_loop_read_its_sockets_between_batches(
     suspending: unless the hook yields, a socket callback (a STUN consent check) waits for all of it."""
 
     class Dtls:
-        pass
+        """Only what the hook touches: the two handler slots and a state-change event."""
+
+        def on(self, event: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+            return lambda handler: handler
 
     dtls: Any = Dtls()
     handled: list[bytes] = []
