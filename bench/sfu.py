@@ -44,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--viewers-per-worker", type=int, default=0,
                         help="pipe threshold given to the node (default: viewers spread evenly over the workers)")
     parser.add_argument("--per-process", type=int, default=100, help="viewers per load generator process")
+    parser.add_argument("--joins-in-flight", type=int, default=0,
+                        help="joins each viewer process starts at once (default 0: all: a join burst)")
     parser.add_argument("--loadgen-nice", type=int, default=10, help="niceness of the counting viewer processes")
     parser.add_argument("--warmup", type=float, default=4.0, help="seconds between the last join and the window")
     parser.add_argument("--baseline", choices=["relay"], help="also measure aiortc MediaRelay on the same workload")
@@ -146,8 +148,11 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         for first in range(0, counting, args.per_process):
             procs.append(_spawn(["view", "--signal", url, "--tokens-file", str(tokens), "--room", ROOM,
                                  "--first", str(first), "--count", str(min(args.per_process, counting - first)),
-                                 "--nice", str(args.loadgen_nice)], args.node_log))
+                                 "--nice", str(args.loadgen_nice), "--in-flight", str(args.joins_in_flight)],
+                                args.node_log))
+        joins_t0 = time.monotonic()
         joined = sum(_expect(p, "ready")["joined"] for p in procs)
+        joins_s = time.monotonic() - joins_t0
         if sample:
             procs.append(_spawn(["view", "--signal", url, "--tokens-file", str(tokens), "--room", ROOM,
                                  "--first", str(counting), "--count", str(sample), "--sample", str(sample)],
@@ -174,9 +179,10 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         rss = _rss_mb(pids)
         for spy in spies:
             spy.wait(60)
-        for p in [pub, *procs]:
+        for p in [*procs, pub]:  # viewers first: what they were told must not include the publisher's leaving
             _tell(p, "stop")
-        publisher_fps = _expect(pub, "result")["fps"]
+        pub_result = _expect(pub, "result")
+        publisher_fps = pub_result["fps"]
         results = [_expect(p, "result") for p in procs]
     finally:
         for p in [*procs, pub]:
@@ -201,6 +207,15 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
     return {
         "viewers": viewers,
         "joined": joined,
+        "publisher_alive": bool(pub_result.get("alive")) and publisher_fps > 0,
+        "publisher_died_after_s": pub_result.get("died_after_s"),
+        "publisher_told": pub_result.get("told", []),
+        "viewers_told_media_stopped": sum(r.get("told_media_stopped", 0) for r in results),
+        "viewers_connected": sum(r.get("connected", 0) for r in results),
+        "join_burst_s": round(joins_s, 1),
+        "join_retries": sum(r.get("retries", 0) for r in results),
+        "viewers_shed": sum(r.get("shed", 0) for r in results),
+        "viewers_told_peer_closed": sum(r.get("told_peer_closed", 0) for r in results),
         "silent_viewers": sum(r["silent"] for r in results),
         "seconds": args.seconds,
         "packets_forwarded_per_s": round(packets / elapsed, 1),

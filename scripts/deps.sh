@@ -17,7 +17,8 @@ PACKAGES=(
   gstreamer1.0-plugins-good       #   VP8 (vpx), RTP payloaders
   gstreamer1.0-plugins-bad        #   webrtcbin, dtls, srtp
   gstreamer1.0-nice               #   ICE for webrtcbin
-  gir1.2-gst-plugins-bad-1.0      #   GstWebRTC/GstSdp introspection
+  gir1.2-gst-plugins-bad-1.0      #   GstWebRTC introspection
+  gir1.2-gst-plugins-base-1.0     #   GstSdp introspection
   python3-gi                      #   drives GStreamer from Debian's python3
   iproute2                        # network namespaces for link tests
 )

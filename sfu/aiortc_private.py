@@ -12,13 +12,16 @@ The SFU negotiates with aiortc's public API (RTCPeerConnection, SDP) and then ta
   trailer: ``protect`` refuses RTP above 1356 bytes) is replaced by a bigger one when a packet needs it,
   up to the largest UDP datagram, so any packet the transport can carry is protected and unprotected;
 * our receive hooks never let an exception into aiortc's DTLS task (it would die and close the peer);
-* ICE host candidates are gathered on the node's configured addresses (aioice skips 127.0.0.1).
+* ICE host candidates are gathered on the node's configured addresses (aioice skips 127.0.0.1);
+* a peer connection is built around a given DTLS certificate (aiortc generates one per connection),
+  whose SSL context is made once, and may take the DTLS server role when the offer says ``actpass``.
 
 ``tests/sfu/test_aiortc_private.py`` checks every name used here, so an upgrade fails loudly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import random
@@ -30,8 +33,9 @@ from typing import Any
 import aioice
 import aiortc
 import pylibsrtp
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import rtcpeerconnection as _rtcpeerconnection
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
 from pylibsrtp._binding import ffi as _srtp_ffi  # type: ignore[import-not-found]
 
@@ -78,6 +82,74 @@ def restrict_host_addresses(pc: RTCPeerConnection, addresses: tuple[str, ...]) -
         conn._switchboard_restricted = True
 
 
+class SharedCertificate(RTCCertificate):
+    """An RTCCertificate meant for many peer connections: its SSL context (cipher list, SRTP profiles,
+    key and certificate loaded: ~0.35 ms with OpenSSL 3) is built once per SRTP profile list."""
+
+    def __init__(self, key: Any, cert: Any) -> None:
+        super().__init__(key=key, cert=cert)
+        self._contexts: dict[tuple[bytes, ...], Any] = {}
+
+    def _create_ssl_context(self, srtp_profiles: list[Any]) -> Any:
+        names = tuple(p.openssl_profile for p in srtp_profiles)
+        ctx = self._contexts.get(names)
+        if ctx is None:
+            ctx = self._contexts[names] = super()._create_ssl_context(srtp_profiles)
+        return ctx
+
+
+class _GivenCertificate:
+    """Stands in for ``RTCCertificate`` in aiortc's peer connection module during one ``__init__``."""
+
+    given: RTCCertificate
+
+    @classmethod
+    def generateCertificate(cls) -> RTCCertificate:
+        return cls.given
+
+
+def peer_connection(configuration: RTCConfiguration, certificate: RTCCertificate) -> RTCPeerConnection:
+    """An RTCPeerConnection that uses ``certificate`` instead of generating a key and certificate.
+
+    aiortc has no public way to pass one (``RTCConfiguration`` lacks ``certificates``): its ``__init__``
+    calls ``RTCCertificate.generateCertificate()`` by its module-level name, which is swapped for the
+    duration of that synchronous call (nothing else runs on the loop in between).
+    """
+    stand_in = type("GivenCertificate", (_GivenCertificate,), {"given": certificate})
+    original = _rtcpeerconnection.RTCCertificate
+    _rtcpeerconnection.RTCCertificate = stand_in  # type: ignore[misc]
+    try:
+        pc = RTCPeerConnection(configuration)
+    finally:
+        _rtcpeerconnection.RTCCertificate = original  # type: ignore[misc]
+    if pc_certificates(pc) != [certificate]:
+        raise RuntimeError("aiortc did not take the given DTLS certificate")
+    return pc
+
+
+def pc_certificates(pc: RTCPeerConnection) -> list[RTCCertificate]:
+    """The certificates a peer connection hands to its DTLS transports."""
+    return list(pc._RTCPeerConnection__certificates)  # type: ignore[attr-defined]
+
+
+def take_dtls_server_role(pc: RTCPeerConnection) -> None:
+    """After applying an offer that said ``a=setup:actpass``: answer ``passive`` (we are the DTLS server).
+
+    aiortc as answerer always picks the client role (``active``), and as a DTLS client it offers only
+    ECDHE-ECDSA suites, so a peer with an RSA certificate (GStreamer's default) has no suite in common.
+    As the server we choose the suite for our own ECDSA key; the client's certificate may be RSA.
+    """
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        if dtls._role == "auto":
+            dtls._set_role("server")
+
+
+def dtls_role(pc: RTCPeerConnection) -> str:
+    """The DTLS role of the first transport (``auto``, ``client``, ``server``)."""
+    return str(pc.getTransceivers()[0].receiver.transport._role)
+
+
 def capture_receive(receiver: RTCRtpReceiver, on_params: Callable[[RTCRtpReceiveParameters], None]) -> None:
     """Replace aiortc's receive loop: we only want the negotiated parameters."""
 
@@ -101,6 +173,10 @@ def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
     return sender._ssrc, sender._rtx_ssrc
 
 
+RECEIVE_BATCH = 4
+"""Decrypted RTP packets handed on before the DTLS task lets the loop poll its sockets again."""
+
+
 def hook_dtls(dtls: RTCDtlsTransport, on_rtp: Callable[[bytes], None], on_rtcp: Callable[[bytes], None],
               on_error: Callable[[Exception], None] | None = None) -> None:
     """Route decrypted RTP and RTCP of this DTLS transport to our (synchronous) handlers.
@@ -108,15 +184,26 @@ def hook_dtls(dtls: RTCDtlsTransport, on_rtp: Callable[[bytes], None], on_rtcp: 
     An exception out of a handler goes to ``on_error`` (the SFU counts and logs it; without one the
     packet is just dropped), never into aiortc's DTLS task: that task would die, the peer connection
     close, and every track on it stop.
+
+    Every :data:`RECEIVE_BATCH` packets the task yields to the loop. aioice's queue hands a backlog
+    over without suspending, so a publisher's task would otherwise forward everything queued in one
+    step while its socket, and the STUN consent checks behind the media in it, waited: a worker
+    running behind answered them late, and after six late answers (~30 s) the publisher hung up.
+    Yielding lets the loop read every socket between batches (STUN is answered as it is read).
     """
     if on_error is None:
         on_error = _ignore
+    handled = [0]
 
     async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
         try:
             on_rtp(data)
         except Exception as exc:
             on_error(exc)
+        handled[0] += 1
+        if handled[0] >= RECEIVE_BATCH:
+            handled[0] = 0
+            await asyncio.sleep(0)
 
     async def handle_rtcp(data: bytes) -> None:
         try:
@@ -336,6 +423,8 @@ def signatures() -> dict[str, str]:
         "Connection.get_component_candidates": str(inspect.signature(aioice.Connection.get_component_candidates)),
         "Connection.data_received": str(inspect.signature(aioice.Connection.data_received)),
         "StunProtocol.datagram_received": str(inspect.signature(aioice.ice.StunProtocol.datagram_received)),
+        "RTCCertificate._create_ssl_context": str(inspect.signature(RTCCertificate._create_ssl_context)),
+        "RTCDtlsTransport._set_role": str(inspect.signature(RTCDtlsTransport._set_role)),
     }
 
 

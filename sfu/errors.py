@@ -27,6 +27,11 @@ class WorkerUnavailable(SfuError):
     """A worker process died or did not answer in time."""
 
 
+class Busy(WorkerUnavailable):
+    """The worker is taking all the joins it can without starving its live transports: refused at once
+    (signaling answers ``unavailable``: try again in a moment)."""
+
+
 class Faults:
     """Exceptions caught at a hot-path or background-task boundary: counted by kind, each kind logged
     once at ERROR with its traceback (a fault repeating per packet must not flood the log)."""

@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import json
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,13 @@ from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 
 from sfu import aiortc_private
 
-JOINS_IN_FLIGHT = 8
+
+class Refused(RuntimeError):
+    """The server answered a request with an error frame."""
+
+    def __init__(self, kind: str, reply: dict[str, Any]) -> None:
+        super().__init__(f"{kind}: {reply}")
+        self.code = str(reply.get("code", ""))
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -54,6 +61,9 @@ class Signal:
         self._reader: asyncio.Task[None] | None = None
         self.on_offer: Any = None
         self.tasks: set[asyncio.Future[None]] = set()
+        self.told: list[dict[str, Any]] = []
+        """``show.peer_closed`` / ``show.media_stopped`` messages the server sent us."""
+        self.retries = 0
 
     @property
     def is_node(self) -> bool:
@@ -79,6 +89,8 @@ class Signal:
                 fut.set_result(m)
             elif m["type"] == "show.offer" and self.on_offer is not None:
                 self.tasks.add(asyncio.ensure_future(self.on_offer(m["sdp"])))
+            elif m["type"] in ("show.peer_closed", "show.media_stopped"):
+                self.told.append({"type": m["type"], "reason": m.get("reason"), "at": time.monotonic()})
 
     async def request(self, kind: str, **body: Any) -> dict[str, Any]:
         if not self.is_node:
@@ -94,7 +106,7 @@ class Signal:
         await self.ws.send_str(json.dumps({"type": kind, "id": ref, "room": self.room, **body}))
         reply = await asyncio.wait_for(fut, 60)
         if reply["type"] == "error":
-            raise RuntimeError(f"{kind}: {reply}")
+            raise Refused(kind, reply)
         return reply
 
     async def publish(self, offer: str) -> str:
@@ -104,10 +116,19 @@ class Signal:
         return (await self.request("publish", sdp=offer))["sdp"]
 
     async def subscribe(self) -> str:
-        if self.is_node:
-            await self.request("show.join")
-            return (await self.request("show.subscribe"))["sdp"]
-        return (await self.request("subscribe"))["sdp"]
+        """The server's offer; a join refused as ``unavailable`` (the worker is pacing joins) is tried again."""
+        if not self.is_node:
+            return (await self.request("subscribe"))["sdp"]
+        await self.request("show.join")
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                return (await self.request("show.subscribe"))["sdp"]
+            except Refused as exc:
+                if exc.code != "unavailable" or time.monotonic() > deadline:
+                    raise
+                self.retries += 1
+                await asyncio.sleep(0.5 + random.random())
 
     async def answer(self, sdp: str) -> None:
         await self.request("show.answer" if self.is_node else "answer", sdp=sdp)
@@ -244,22 +265,32 @@ async def publish(url: str, token: str, room: str) -> None:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
             while pc.connectionState != "connected":  # noqa: ASYNC110 (aiortc state)
                 await asyncio.sleep(0.05)
+            ready_at = time.monotonic()
+            died: list[float] = []
+
+            @pc.on("connectionstatechange")
+            def _died() -> None:
+                if pc.connectionState in ("failed", "closed") and not died:
+                    died.append(time.monotonic() - ready_at)
+
             emit("ready")
             await read_command()  # start
             n0, t0 = video.n, time.monotonic()
             emit("started")
             await read_command()  # stop
-            emit("result", fps=(video.n - n0) / (time.monotonic() - t0))
+            emit("result", fps=(video.n - n0) / (time.monotonic() - t0), alive=pc.connectionState == "connected",
+                 died_after_s=round(died[0], 1) if died else None,
+                 told=[t["reason"] for t in signal.told if t["type"] == "show.peer_closed"])
         finally:
             await pc.close()
             await signal.close()
 
 
-async def view(url: str, tokens: list[str], room: str, sample: int) -> None:
+async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: int) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         n = len(tokens)
         viewers = [Viewer(Signal(http, url, t, room), decode=i >= n - sample) for i, t in enumerate(tokens)]
-        gate = asyncio.Semaphore(JOINS_IN_FLIGHT)
+        gate = asyncio.Semaphore(in_flight or max(1, n))
         failed: list[str] = []
 
         async def join(v: Viewer) -> None:
@@ -283,6 +314,7 @@ async def view(url: str, tokens: list[str], room: str, sample: int) -> None:
             t0 = time.monotonic()
             emit("started")
             await read_command()  # stop
+            told = [list(v.signal.told) for v in viewers]  # before anyone hangs up
             elapsed = time.monotonic() - t0
             packets = sum([await v.received() for v in viewers]) - sum(packets0)
             decoder_lost = [v.lost - lost0[i] for i, v in enumerate(viewers) if v.decode]
@@ -291,7 +323,13 @@ async def view(url: str, tokens: list[str], room: str, sample: int) -> None:
                  fps=[(v.frames - f0) / elapsed for v, f0 in zip(viewers, frames0, strict=True) if v.decode],
                  first_frame_ms=[(v.first_frame_at - v.joined_at) * 1000 for v in viewers
                                  if v.decode and v.first_frame_at is not None],
-                 decoder_lost=decoder_lost, silent=sum(1 for v in counting if not v.seen), joined=n - len(failed))
+                 decoder_lost=decoder_lost, silent=sum(1 for v in counting if not v.seen), joined=n - len(failed),
+                 retries=sum(v.signal.retries for v in viewers),
+                 told_media_stopped=sum(1 for t in told if any(m["type"] == "show.media_stopped" for m in t)),
+                 connected=sum(1 for v in viewers if v.pc.connectionState == "connected"),
+                 told_peer_closed=sum(1 for t in told if any(m["type"] == "show.peer_closed" for m in t)),
+                 shed=sum(1 for t in told if any(m["type"] == "show.peer_closed" and m["reason"] == "overloaded"
+                                                 for m in t)))
         finally:
             for v in viewers:
                 with contextlib.suppress(Exception):
@@ -309,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--sample", type=int, default=0, help="viewers (the last ones) that decode every frame")
     parser.add_argument("--nice", type=int, default=0, help="lower this process's priority (os.nice)")
+    parser.add_argument("--in-flight", type=int, default=0, help="joins started at once (0: all of them)")
     args = parser.parse_args(argv)
     if args.nice:
         os.nice(args.nice)
@@ -318,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.run(publish(args.signal, args.token, args.room))
     else:
         tokens = json.loads(args.tokens_file.read_text())[args.first : args.first + args.count]
-        uvloop.run(view(args.signal, tokens, args.room, args.sample))
+        uvloop.run(view(args.signal, tokens, args.room, args.sample, args.in_flight))
     return 0
 
 

@@ -117,7 +117,11 @@ class WorkerHandle:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[ref] = fut
         write_message(self._writer, ["call", ref, method, list(args)])
-        return await asyncio.wait_for(fut, CALL_TIMEOUT_S)
+        try:
+            return await asyncio.wait_for(fut, CALL_TIMEOUT_S)
+        except TimeoutError:
+            self._pending.pop(ref, None)
+            raise WorkerUnavailable(f"worker {self.index} did not answer {method} in {CALL_TIMEOUT_S:g} s") from None
 
     async def close(self) -> None:
         if not self.lost:

@@ -11,7 +11,7 @@ from sfu.errors import Faults, NegotiationError, UnknownPeer, UnknownRoom
 from sfu.keyframes import KEYFRAME_INTERVAL_S, KeyframeSchedule
 from sfu.pipe import Descriptor, PipeTransport
 from sfu.producer import Codec, KeyframeRequester, Producer
-from sfu.transport import Role, Transport
+from sfu.transport import DtlsCertificate, Role, Transport
 from sfu.types import EventSink, IceCandidate, PeerId, ProducerStats, RoomStats, SfuListener
 from switchboard.events import EventType, TapEvent
 from switchboard.ids import RoomId, UserId
@@ -27,8 +27,10 @@ class Router:
     close). Every call on a closed router raises :class:`UnknownRoom`; closing again does nothing."""
 
     def __init__(self, room_id: RoomId, *, addresses: tuple[str, ...], announced: str, events: EventSink,
-                 listener: SfuListener | None, keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
+                 listener: SfuListener | None, keyframe_interval_s: float = KEYFRAME_INTERVAL_S,
+                 certificate: DtlsCertificate | None = None) -> None:
         self.room_id = room_id
+        self.certificate = certificate
         self.addresses = addresses
         self.announced = announced
         self.events = events
@@ -54,7 +56,8 @@ class Router:
     def _transport(self, peer_id: PeerId, user_id: UserId, role: Role, hidden: bool) -> Transport:
         self._check_open()
         t = Transport(peer_id, user_id, role, hidden=hidden, addresses=self.addresses, announced=self.announced,
-                      on_producer=self._producer_added, new_producer=self._new_producer, on_failed=self._failed)
+                      on_producer=self._producer_added, new_producer=self._new_producer, on_failed=self._failed,
+                      certificate=self.certificate)
         self.transports[peer_id] = t
         return t
 
@@ -146,6 +149,10 @@ class Router:
         """A peer connection died on its own (``failed``, or ``closed`` under us): close it, say why."""
         if self.transports.get(transport.peer_id) is transport:
             self._spawn(self._close_failed(transport, reason))
+
+    def shed(self, transport: Transport) -> None:
+        """Close a peer to relieve an overloaded worker; its owner hears ``peer_closed`` (``overloaded``)."""
+        self._failed(transport, "overloaded")
 
     async def _close_failed(self, transport: Transport, reason: str) -> None:
         log.info("sfu peer %s closed: %s", transport.peer_id, reason, extra={"room": self.room_id})

@@ -6,6 +6,7 @@ per producer of the room. RTP/RTCP arrive already decrypted through ``sfu.aiortc
 
 from __future__ import annotations
 
+import datetime
 import enum
 import logging
 import random
@@ -53,6 +54,38 @@ def announce(sdp: str, addresses: tuple[str, ...], announced: str) -> str:
     return "\r\n".join(out)
 
 
+def offered_setup(sdp: str) -> str | None:
+    """The first ``a=setup`` value of an SDP (``actpass``, ``active``, ``passive``), if any."""
+    for line in sdp.splitlines():
+        if line.startswith("a=setup:"):
+            return line.removeprefix("a=setup:").strip()
+    return None
+
+
+class DtlsCertificate:
+    """A worker's one DTLS key and certificate, shared by all its peer connections (like mediasoup).
+
+    aiortc would generate an EC key and a certificate per RTCPeerConnection, and an SSL context per
+    DTLS transport, on the media loop. aiortc's certificates last 30 days: a new one is made a day
+    before that (connections already up keep theirs).
+    """
+
+    RENEW_BEFORE = datetime.timedelta(days=1)
+
+    def __init__(self) -> None:
+        self._current: private.SharedCertificate | None = None
+
+    def current(self) -> private.SharedCertificate:
+        now = datetime.datetime.now(tz=datetime.UTC)
+        if self._current is None or self._current.expires - now < self.RENEW_BEFORE:
+            self._current = private.SharedCertificate.generateCertificate()
+        return self._current
+
+    def fingerprint(self) -> str:
+        """The sha-256 fingerprint peers see in our SDP."""
+        return next(f.value for f in self.current().getFingerprints() if f.algorithm == "sha-256")
+
+
 def codec_of(parameters: RTCRtpReceiveParameters | RTCRtpSendParameters, kind: str) -> tuple[Codec, int | None]:
     """The primary codec of negotiated parameters, and its RTX payload type if any."""
     main = next((c for c in parameters.codecs if not c.mimeType.lower().endswith("/rtx")), None)
@@ -91,7 +124,7 @@ class Transport:
     def __init__(self, peer_id: PeerId, user_id: UserId, role: Role, *, hidden: bool, addresses: tuple[str, ...],
                  announced: str, on_producer: Callable[[Transport, Producer], None],
                  new_producer: Callable[[Transport, Codec, int], Producer],
-                 on_failed: Callable[[Transport, str], None]) -> None:
+                 on_failed: Callable[[Transport, str], None], certificate: DtlsCertificate | None = None) -> None:
         self.peer_id = peer_id
         self.user_id = user_id
         self.role = role
@@ -101,7 +134,9 @@ class Transport:
         # max-bundle: every section on one transport from the start. With aiortc's default (balanced), a
         # subscriber offer of audio, video, audio, video (a 1:1 call's tap) left the 4th section on the
         # audio transport that the client's BUNDLE answer then stopped: that track never flowed.
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        config = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        self.pc = RTCPeerConnection(config) if certificate is None else \
+            private.peer_connection(config, certificate.current())
         self.wire: private.WireSender | None = None
         # Random, not a counter: a process-wide count would tell the next peer how many peers (taps
         # included) opened before it.
@@ -172,6 +207,10 @@ class Transport:
                 raise ValueError("no audio or video section")
             for tr in self.pc.getTransceivers():
                 private.capture_receive(tr.receiver, partial(self._on_receive_params, tr))
+            if offered_setup(offer_sdp) == "actpass":
+                # Be the DTLS server: the client then needs no suite for our key type, so publishers with
+                # RSA certificates (GStreamer) connect too; aiortc would answer ``active``.
+                private.take_dtls_server_role(self.pc)
             self._prepare()
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except (ValueError, AssertionError, KeyError, TypeError) as exc:

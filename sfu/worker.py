@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 
 from sfu import aiortc_private
+from sfu.admission import Admission, LoopLag
 from sfu.errors import Faults, UnknownRoom
 from sfu.keyframes import KEYFRAME_INTERVAL_S
 from sfu.pipe import Descriptor
 from sfu.router import Router
+from sfu.transport import DtlsCertificate, Role
 from sfu.types import EventSink, IceCandidate, PeerId, RoomStats, SfuListener
 from switchboard.ids import RoomId, UserId
 
@@ -21,6 +24,12 @@ log = logging.getLogger(__name__)
 
 TICK_S = 1.0
 """Period of RTCP reports (SR/RR/REMB) and of keyframe re-requests for waiting consumers."""
+SHED_LAG_S = 0.5
+"""Loop lateness above which the worker cannot keep up with its transports (see :meth:`Worker._relieve`)."""
+SHED_AFTER_TICKS = 3
+"""Consecutive late ticks before subscribers are shed."""
+SHED_FRACTION = 0.1
+"""Share of the worker's subscribers shed at once (at least one), the newest first."""
 
 
 class Worker:
@@ -40,6 +49,15 @@ class Worker:
         self.tick_s = tick_s
         self.listener: SfuListener | None = None
         self.routers: dict[RoomId, Router] = {}
+        self.certificate = DtlsCertificate()
+        """One DTLS key and certificate for every peer connection of this worker."""
+        self.lag = LoopLag()
+        self.admission = Admission(self.lag)
+        """Joins are paced (bounded in flight, admitted only while the loop keeps time; see sfu.admission)."""
+        self.shed_lag_s = SHED_LAG_S
+        self.shed = 0
+        """Subscribers closed because the worker could not keep up (``peer_closed`` reason ``overloaded``)."""
+        self._late_ticks = 0
         self.ticks = 0
         self.tick_faults = Faults(log, "sfu ticker")
         """Exceptions a room's tick let out: counted, logged once per kind; the ticker goes on."""
@@ -48,8 +66,10 @@ class Worker:
     async def start(self) -> None:
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick())
+        self.lag.start()
 
     async def close(self) -> None:
+        await self.lag.close()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -62,11 +82,38 @@ class Worker:
         while True:
             await asyncio.sleep(self.tick_s)
             self.ticks += 1
+            try:
+                self._relieve()
+            except Exception as exc:
+                self.tick_faults.caught(exc)
             for router in list(self.routers.values()):
                 try:
                     router.tick()
                 except Exception as exc:  # one room's bug must not stop RTCP, NACKs and ICE for the others
                     self.tick_faults.caught(exc)
+
+    def _relieve(self) -> None:
+        """Shed subscribers while the loop stays late: a worker that cannot keep up delays every packet
+        of every transport (the publisher's STUN consent checks included: it would close after ~30 s of
+        them going unanswered, ending the show for all). Newest subscribers go first; publishers and
+        hidden taps are never shed; new joins are already held back by :attr:`admission`."""
+        if self.lag.recent <= self.shed_lag_s:
+            self._late_ticks = 0
+            return
+        self._late_ticks += 1
+        if self._late_ticks < SHED_AFTER_TICKS:
+            return
+        self._late_ticks = 0
+        subscribers = [(router, t) for router in self.routers.values() for t in router.transports.values()
+                       if t.role is Role.SUBSCRIBER and not t.hidden and not t.closed]
+        if not subscribers:
+            return
+        count = max(1, math.ceil(len(subscribers) * SHED_FRACTION))
+        log.warning("sfu worker %.2f s late for %d ticks: shedding %d of %d subscribers", self.lag.recent,
+                    SHED_AFTER_TICKS, count, len(subscribers))
+        for router, t in subscribers[-count:]:
+            router.shed(t)
+        self.shed += count
 
     def set_listener(self, listener: SfuListener | None) -> None:
         self.listener = listener
@@ -78,7 +125,7 @@ class Worker:
         if room_id not in self.routers:
             self.routers[room_id] = Router(room_id, addresses=self.addresses, announced=self.announced,
                                            events=self.events, listener=self.listener,
-                                           keyframe_interval_s=self.keyframe_interval_s)
+                                           keyframe_interval_s=self.keyframe_interval_s, certificate=self.certificate)
 
     def router(self, room_id: RoomId) -> Router:
         """The open room's router; never creates one."""
@@ -94,7 +141,28 @@ class Worker:
         await self.router(room_id).add_ice_candidate(peer_id, candidate)
 
     async def subscribe(self, room_id: RoomId, peer_id: PeerId, user_id: UserId, *, hidden: bool = False) -> str:
-        return await self.router(room_id).subscribe(peer_id, user_id, hidden)
+        """A new subscriber's offer, once :attr:`admission` lets the join in (raises ``Busy`` if it cannot);
+        its slot is held until its connection is up (or failed, or closed)."""
+        self.router(room_id)  # an unknown room fails before waiting for a slot
+        ticket = await self.admission.enter()
+        try:
+            router = self.router(room_id)
+            offer = await router.subscribe(peer_id, user_id, hidden)
+        except BaseException:
+            ticket.release()
+            raise
+        t = router.transports.get(peer_id)
+        if t is None:  # closed meanwhile
+            ticket.release()
+            return offer
+        pc = t.pc
+
+        @pc.on("connectionstatechange")
+        def _settled() -> None:
+            if pc.connectionState in ("connected", "failed", "closed"):
+                ticket.release()
+
+        return offer
 
     async def accept_answer(self, room_id: RoomId, peer_id: PeerId, answer_sdp: str) -> None:
         await self.router(room_id).accept_answer(peer_id, answer_sdp)

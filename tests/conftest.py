@@ -110,16 +110,18 @@ _ROOT = Path(__file__).resolve().parent.parent
 def _gstreamer_ok() -> bool:
     import subprocess
 
-    probe = ("import gi; gi.require_version('Gst', '1.0'); from gi.repository import Gst; Gst.init(None); "
-             "assert Gst.ElementFactory.find('webrtcbin') and Gst.ElementFactory.find('nicesrc')")
+    probe = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstWebRTC', '1.0'); "
+             "gi.require_version('GstSdp', '1.0'); from gi.repository import Gst, GstWebRTC, GstSdp; Gst.init(None); "
+             "assert all(Gst.ElementFactory.find(n) for n in "
+             "('webrtcbin', 'nicesrc', 'vp8enc', 'vp8dec', 'rtpvp8pay', 'videotestsrc'))")
     return subprocess.run(["/usr/bin/python3", "-c", probe], capture_output=True, check=False).returncode == 0
 
 
 SYSTEM_NEEDS = {
     "chromium": (lambda: Path("/usr/bin/chromium").exists(), "chromium"),
     "coturn": (lambda: shutil.which("turnserver") is not None, "coturn"),
-    "gstreamer": (_gstreamer_ok, "gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-nice "
-                                 "gir1.2-gst-plugins-bad-1.0 python3-gi"),
+    "gstreamer": (_gstreamer_ok, "gstreamer1.0-plugins-base gstreamer1.0-plugins-bad gstreamer1.0-plugins-good "
+                                 "gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0 gir1.2-gst-plugins-base-1.0 python3-gi"),
 }
 """Marker name -> (is it installed?, the Debian packages that provide it; all listed in scripts/deps.sh)."""
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import inspect
 
 import aioice
+import aiortc
+import aiortc.rtcpeerconnection
+import aiortc.sdp
 import pylibsrtp
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 
 from sfu import aiortc_private
 
@@ -20,6 +23,9 @@ EXPECTED_SIGNATURES = {
         "(self, component: int, addresses: list[str], timeout: int = 5) -> list[aioice.candidate.Candidate]",
     "Connection.data_received": "(self, data: bytes, component: int) -> None",
     "StunProtocol.datagram_received": "(self, data: bytes | str, addr: tuple[typing.Any, ...]) -> None",
+    "RTCCertificate._create_ssl_context":
+        "(self, srtp_profiles: list[aiortc.rtcdtlstransport.SRTPProtectionProfile]) -> OpenSSL.SSL.Context",
+    "RTCDtlsTransport._set_role": "(self, role: str) -> None",
 }
 
 
@@ -57,6 +63,28 @@ def test_aioice_connection_internals() -> None:
     assert "remote_addr" in dir(aioice.ice.CandidatePair)
     assert "iceGatherer" in dir(RTCDtlsTransport(_ice_transport(), [_certificate()]).transport)
     assert "stop" in dir(RTCRtpReceiver)
+
+
+def test_peer_connection_certificate_internals() -> None:
+    """``peer_connection`` swaps the module-level name aiortc's __init__ calls; DTLS reads the context."""
+    init = inspect.getsource(RTCPeerConnection.__init__)
+    assert "self.__certificates = [RTCCertificate.generateCertificate()]" in init
+    assert "RTCDtlsTransport(iceTransport, self.__certificates)" in inspect.getsource(
+        RTCPeerConnection._RTCPeerConnection__createDtlsTransport)  # type: ignore[attr-defined]
+    start = inspect.getsource(RTCDtlsTransport.start)
+    assert "self.__local_certificate._create_ssl_context(" in start
+    assert 'if self._role == "server":' in start and "set_accept_state()" in start
+    certificate = aiortc_private.SharedCertificate.generateCertificate()
+    pc = aiortc_private.peer_connection(RTCConfiguration(iceServers=[]), certificate)
+    assert aiortc_private.pc_certificates(pc) == [certificate]
+    assert aiortc.rtcpeerconnection.RTCCertificate is RTCCertificate  # put back
+
+
+def test_answer_role_comes_from_the_transport_role() -> None:
+    """``take_dtls_server_role`` works because createAnswer keeps a role already set (not ``auto``)."""
+    answer = inspect.getsource(RTCPeerConnection.createAnswer)
+    assert 'if dtlsTransport._role == "auto":' in answer and "media.dtls.role = dtlsTransport._role" in answer
+    assert aiortc.sdp.DTLS_ROLE_SETUP["server"] == "passive"
 
 
 def _ice_transport():  # type: ignore[no-untyped-def]
