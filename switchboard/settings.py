@@ -142,6 +142,17 @@ class ApiSettings:
     """SMTP port."""
     mail_from: str = "switchboard@localhost"
     """Sender address of outgoing mail."""
+    # Overload (control_api/admission.py): shed with 503 + Retry-After rather than queue.
+    max_in_flight: int = 16
+    """Requests worked on at once (keep it under the Postgres pool of 20); more wait in the admission queue."""
+    admission_queue: int = 32
+    """Requests that may wait for a slot; beyond it a request is refused at once (503)."""
+    admission_wait_ms: float = 40.0
+    """Longest wait in the admission queue before a 503."""
+    lag_shed_ms: float = 50.0
+    """New requests get 503 while the event loop runs more than this late (the backlog no counter sees)."""
+    overload_retry_after_s: float = 1.0
+    """``Retry-After`` sent with a 503 (whole seconds, at least 1)."""
 
     def __post_init__(self) -> None:
         _port(self.port, "port")
@@ -151,6 +162,10 @@ class ApiSettings:
         for name in ("refresh_ttl_s", "rate_user_per_min", "rate_premium_per_min", "rate_ip_per_min",
                      "photo_max_bytes"):
             _positive(getattr(self, name), name)
+        for name in ("max_in_flight", "admission_wait_ms", "lag_shed_ms", "overload_retry_after_s"):
+            _positive(getattr(self, name), name)
+        if self.admission_queue < 0:
+            raise SettingsError("admission_queue", f"must be >= 0, got {self.admission_queue}")
 
 
 @dataclass(frozen=True)
