@@ -139,6 +139,7 @@ def create_api_app(deps: ApiDeps) -> web.Application:
         finally:
             if task is not None:
                 await stop_task(task)
+            await services.limits.close()
             await redis.aclose()
             await engine.dispose()
 
