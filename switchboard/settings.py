@@ -97,6 +97,15 @@ class NodeSettings:
     call_media: str = "p2p"
     """Where 1:1 calls and matches carry their media: ``p2p`` (browser to browser) or ``sfu`` (through this
     node's SFU from the start, so a moderator can tap any call without the parties seeing a change)."""
+    # Overload (signaling/admission.py): a node at capacity refuses new sockets (``overloaded``, 1013).
+    ws_max_handshakes: int = 256
+    """Sockets that may be between upgrade and ``hello`` at once; more are refused."""
+    ws_max_sockets: int = 0
+    """Sockets one node holds at most; 0: no cap (memory is the limit: ~19 KiB each)."""
+    lag_shed_ms: float = 100.0
+    """New sockets are refused while the event loop runs more than this late."""
+    overload_retry_after_s: float = 1.0
+    """``retry_after`` in the ``overloaded`` frame (whole seconds, at least 1)."""
 
     def __post_init__(self) -> None:
         _port(self.port, "port")
@@ -106,6 +115,10 @@ class NodeSettings:
             raise SettingsError("workers", f"must be >= 0, got {self.workers}")
         if self.viewers_per_worker < 0:
             raise SettingsError("viewers_per_worker", f"must be >= 0, got {self.viewers_per_worker}")
+        if self.ws_max_sockets < 0:
+            raise SettingsError("ws_max_sockets", f"must be >= 0, got {self.ws_max_sockets}")
+        for name in ("ws_max_handshakes", "lag_shed_ms", "overload_retry_after_s"):
+            _positive(getattr(self, name), name)
         if not self.rtc_addresses:
             raise SettingsError("rtc_addresses", "needs at least one address")
         for name in ("ws_max_frame_bytes", "ws_rate_per_s", "ws_rate_burst", "ws_send_queue", "ws_ping_interval_s",

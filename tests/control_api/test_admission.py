@@ -7,7 +7,7 @@ admission), so "saturated" is a fact of the test, not a matter of timing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from control_api.admission import ADMISSION, Admission
 from tests.control_api.conftest import Api, User, api_settings
@@ -36,9 +36,16 @@ async def _held_token_request(api: Api, user: User) -> tuple[HeldBody, asyncio.T
         return resp.status
 
     task = asyncio.create_task(send())
-    while _admission(api).in_flight == 0:  # the held request is inside the gate
-        await asyncio.sleep(0.01)
+    await _until(lambda: _admission(api).in_flight > 0)  # the held request is inside the gate
     return body, task
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
 
 
 def _admission(api: Api) -> Admission:
@@ -70,8 +77,7 @@ async def test_a_short_queue_waits_and_beyond_it_sheds(make_api) -> None:  # typ
     held, task = await _held_token_request(api, user)
 
     queued = asyncio.create_task(api.call("POST", "/rooms/queued/token", user, json={"role": "viewer"}))
-    while not _admission(api)._waiters:
-        await asyncio.sleep(0.01)
+    await _until(lambda: bool(_admission(api)._waiters))
     status, _ = await api.call("POST", "/rooms/third/token", user, json={"role": "viewer"})
     assert status == 503  # the queue holds one
 
