@@ -98,11 +98,11 @@ class NodeSettings:
     """Where 1:1 calls and matches carry their media: ``p2p`` (browser to browser) or ``sfu`` (through this
     node's SFU from the start, so a moderator can tap any call without the parties seeing a change)."""
     # Overload (signaling/admission.py): a node at capacity refuses new sockets (``overloaded``, 1013).
-    ws_max_handshakes: int = 256
+    ws_max_handshakes: int = 64
     """Sockets that may be between upgrade and ``hello`` at once; more are refused."""
     ws_max_sockets: int = 0
     """Sockets one node holds at most; 0: no cap (memory is the limit: ~19 KiB each)."""
-    lag_shed_ms: float = 100.0
+    lag_shed_ms: float = 50.0
     """New sockets are refused while the event loop runs more than this late."""
     overload_retry_after_s: float = 1.0
     """``retry_after`` in the ``overloaded`` frame (whole seconds, at least 1)."""
