@@ -153,6 +153,7 @@ def _measure(args: argparse.Namespace, url: str, pid: int, signer: TokenSigner, 
         rss_after = _rss_kib(pid)
         ready = sum(m[1] for m in collect("ready", len(procs), setup_budget + 60))
         cpu = _cpu_s(pid)
+        print(f"bench signaling: relay starts (server pid {pid})", file=sys.stderr, flush=True)
         go.set()
         done = collect("done", len(procs), setup_budget + args.seconds + 120)
         cpu = _cpu_s(pid) - cpu
