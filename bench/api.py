@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a normal phase at this rate before and after the measured one (recovery)")
     parser.add_argument("--normal-seconds", type=float, default=5.0, help="length of each normal phase")
     parser.add_argument("--connections", type=int, default=256, help="client connections at most")
+    parser.add_argument("--client-procs", type=int, default=1,
+                        help="client processes sharing each phase's rate (a saturated client measures itself)")
     parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra SWITCHBOARD_* settings for the server (repeatable)")
 
@@ -149,6 +151,33 @@ def _summary(outcomes: list[http_load.Outcome], seconds: float, cpu_s: float, pr
     }
 
 
+def _histogram(port: int) -> dict[float, float]:
+    """The server's own latency histogram of the API's routes (``http_request_seconds``): le -> count."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    buckets: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith("http_request_seconds_bucket{") and 'route="/api/' in line:
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            bound = float("inf") if le == "+Inf" else float(le)
+            buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def _server_p99_ms(before: dict[float, float], after: dict[float, float], accepted: int) -> float | None:
+    """An upper bound of the accepted requests' p99 as the server timed them (handler in to response
+    out; not the time in kernel buffers): the smallest bucket bound with at most 1% of the accepted
+    requests above it. Refusals take microseconds, so they never sit in the tail."""
+    if not accepted:
+        return None
+    total = after.get(float("inf"), 0.0) - before.get(float("inf"), 0.0)
+    for bound in sorted(after):
+        above = total - (after[bound] - before.get(bound, 0.0))
+        if above <= 0.01 * accepted:
+            return None if bound == float("inf") else round(bound * 1e3, 1)
+    return None
+
+
 def _recovery_s(outcomes: list[http_load.Outcome], normal_p99_ms: float | None, bucket_s: float = 0.25) -> float | None:
     """Seconds after the load stopped until every later bucket of the after phase is normal again:
     no 503, no error, p99 within 2x the before phase's (at least 10 ms)."""
@@ -178,9 +207,18 @@ async def _phases(args: argparse.Namespace, port: int, pid: int, tokens: list[st
     result: dict[str, Any] = {}
 
     async def phase(requests: list[bytes], rps: float, seconds: float, prefix: str) -> list[http_load.Outcome]:
+        before = await asyncio.to_thread(_histogram, port)
         cpu = _cpu_s(pid)
-        outcomes = await http_load.open_loop(pool, requests, rps, seconds)
-        result.update(_summary(outcomes, seconds, _cpu_s(pid) - cpu, prefix))
+        if args.client_procs > 1:
+            outcomes = await asyncio.to_thread(http_load.run_phase, "127.0.0.1", port, requests, rps, seconds,
+                                               args.client_procs, args.connections)
+        else:
+            outcomes = await http_load.open_loop(pool, requests, rps, seconds)
+        cpu = _cpu_s(pid) - cpu
+        after = await asyncio.to_thread(_histogram, port)
+        result.update(_summary(outcomes, seconds, cpu, prefix))
+        ok = sum(1 for o in outcomes if 200 <= o.status < 300)
+        result[f"{prefix}server_accepted_p99_ms_at_most"] = _server_p99_ms(before, after, ok)
         return outcomes
 
     try:

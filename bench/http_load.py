@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -176,3 +177,48 @@ async def open_loop(pool: Pool, requests: list[bytes], rps: float, seconds: floa
         tasks.append(loop.create_task(pool.request(requests[i % len(requests)], outcome)))
     await asyncio.gather(*tasks)
     return outcomes
+
+
+async def _phase_in_process(host: str, port: int, requests: list[bytes], rps: float, seconds: float,
+                            start_wall: float, max_connections: int) -> list[Outcome]:
+    pool = Pool(host, port, max_connections=max_connections)
+    try:
+        # Open the connections before the start, like the one-process client's warm-up does.
+        warm = [Outcome(time.perf_counter()) for _ in range(min(8, max_connections))]
+        await asyncio.gather(*(pool.request(requests[0], o) for o in warm))
+        await asyncio.sleep(max(0.0, start_wall - time.time()))
+        shift = time.time() - time.perf_counter()
+        outcomes = await open_loop(pool, requests, rps, seconds)
+    finally:
+        pool.close()
+    for o in outcomes:
+        o.started += shift  # wall clock: the processes' outcomes share one time line
+    return outcomes
+
+
+def phase_main(host: str, port: int, requests: list[bytes], rps: float, seconds: float, start_wall: float,
+               max_connections: int, out: Any) -> None:
+    """One client process of a phase: its share of the rate, its outcomes back through ``out``."""
+    import uvloop
+
+    out.put(uvloop.run(_phase_in_process(host, port, requests, rps, seconds, start_wall, max_connections)))
+
+
+def run_phase(host: str, port: int, requests: list[bytes], rps: float, seconds: float, processes: int,
+              max_connections: int) -> list[Outcome]:
+    """The phase spread over ``processes`` client processes (each ``rps / processes``), all starting
+    together; every outcome, with wall-clock ``started``, in time order."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    out: Any = ctx.Queue()
+    start_wall = time.time() + 1.5 + 0.2 * processes
+    procs = [ctx.Process(target=phase_main, args=(host, port, requests[i::processes] or requests, rps / processes,
+                                                  seconds, start_wall, max(1, max_connections // processes), out))
+             for i in range(processes)]
+    for p in procs:
+        p.start()
+    outcomes = [o for _ in procs for o in out.get(timeout=seconds + 120)]
+    for p in procs:
+        p.join(10)
+    return sorted(outcomes, key=lambda o: o.started)

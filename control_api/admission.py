@@ -6,7 +6,8 @@ Every ``/api`` request passes one gate before any other work (outermost middlewa
   ever waits 30 s for a connection and leaves as a 500);
 - beyond that, at most ``admission_queue`` requests wait, each for at most ``admission_wait_ms``;
 - while the event loop runs more than ``lag_shed_ms`` late (requests waiting in kernel buffers and
-  the loop's ready list, a queue no counter here sees), new requests are refused at once.
+  the loop's ready list, a queue no counter here sees) and requests are in flight, new requests are
+  refused at once.
 
 A refused request gets ``503`` with ``Retry-After`` and a problem+json body, pre-encoded: refusing
 costs a fraction of serving. Per-client limits stay in :mod:`control_api.limits` (429).
@@ -60,8 +61,8 @@ class Admission:
 
     async def enter(self) -> bool:
         """Takes a slot (waiting briefly if the queue has room); False: refuse this request."""
-        if self.lag.now() > self._lag_limit_s:
-            return False
+        if self.in_flight and self.lag.now() > self._lag_limit_s:
+            return False  # (a late loop with none of our requests in it is not our backlog)
         if self.in_flight < self.max_in_flight and not self._waiters:
             self.in_flight += 1
             return True

@@ -7,7 +7,8 @@ while:
 
 - ``ws_max_handshakes`` sockets are already between upgrade and ``hello``;
 - the node holds ``ws_max_sockets`` sockets;
-- the event loop runs more than ``lag_shed_ms`` late (sustained: see :class:`switchboard.lag.LoopLag`).
+- the event loop runs more than ``lag_shed_ms`` late (sustained: see :class:`switchboard.lag.LoopLag`)
+  while connects are under way (a late loop with no connect in it is not a connect backlog).
 
 Sockets already open are never closed for load: their relay latency is what the refusals protect.
 """
@@ -49,7 +50,7 @@ class SocketAdmission:
             return f"{self.handshakes} connects are under way"
         if self._max_sockets and open_sockets >= self._max_sockets:
             return f"this node holds its most sockets ({self._max_sockets})"
-        if self.lag.now() > self._lag_limit_s:
+        if self.handshakes and self.lag.now() > self._lag_limit_s:
             return "this node is behind on its work"
         return None
 

@@ -71,8 +71,13 @@ async def test_a_late_loop_refuses_new_sockets_in_either_codec(
     late = LateLoop()
     node.app[NODE_GATEWAY]._admission.lag = late  # type: ignore[assignment]
     late.late_s = 1.0
+    # A late loop with no connect in it is no connect backlog: taken.
+    assert (await (await node.connect(token("alone"))).ok("ping"))["type"] == "reply"
+    holding = await node.connect(None)  # a connect under way (no token yet)
     await _refused(await node.connect(token("json"), hello=False))
     await _refused(await node.connect(token("msgpack"), msgpack=True, hello=False))
     assert (await open_before.ok("ping"))["type"] == "reply"
     late.late_s = 0.0
     assert (await (await node.connect(token("after"))).ok("ping"))["type"] == "reply"
+    await holding.send({"type": "auth", "id": "a1", "token": token("holder")})
+    await holding.expect("hello")
