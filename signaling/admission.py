@@ -6,6 +6,9 @@ queues behind each other and behind the relay of every open socket. The node ref
 while:
 
 - ``ws_max_handshakes`` sockets are already between upgrade and ``hello``;
+- more than ``ws_max_connects_per_s`` sockets opened within the last second (a storm otherwise waits
+  in the kernel's accept queue, where neither the handshake count nor the loop's lag sees it; a
+  refusal costs a tenth of an admission, so the queue drains);
 - the node holds ``ws_max_sockets`` sockets;
 - the event loop runs more than ``lag_shed_ms`` late (sustained: see :class:`switchboard.lag.LoopLag`)
   while connects are under way (a late loop with no connect in it is not a connect backlog).
@@ -17,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 
 from aiohttp import web
 
+from signaling.limits import TokenBucket
 from switchboard.lag import LoopLag
 from switchboard.settings import NodeSettings
 from switchboard.wire import Codec, encode
@@ -39,6 +44,8 @@ class SocketAdmission:
         self._lag_limit_s = settings.lag_shed_ms / 1e3
         self.retry_after_s = max(1, math.ceil(settings.overload_retry_after_s))
         self.lag = lag or LoopLag()
+        rate = settings.ws_max_connects_per_s
+        self._connects = TokenBucket(rate, max(1.0, rate), time.monotonic()) if rate else None
         self.handshakes = 0
         """Sockets between upgrade and ``hello`` (or refusal)."""
         self.shed = 0
@@ -52,6 +59,8 @@ class SocketAdmission:
             return f"this node holds its most sockets ({self._max_sockets})"
         if self.handshakes and self.lag.now() > self._lag_limit_s:
             return "this node is behind on its work"
+        if self._connects is not None and not self._connects.take(time.monotonic()):
+            return "too many connects per second"
         return None
 
     async def refuse(self, ws: web.WebSocketResponse, codec: Codec, why: str) -> None:

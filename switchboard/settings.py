@@ -100,6 +100,8 @@ class NodeSettings:
     # Overload (signaling/admission.py): a node at capacity refuses new sockets (``overloaded``, 1013).
     ws_max_handshakes: int = 64
     """Sockets that may be between upgrade and ``hello`` at once; more are refused."""
+    ws_max_connects_per_s: float = 1000.0
+    """Sockets opened per second at most (a bucket of one second's worth); 0: no limit."""
     ws_max_sockets: int = 0
     """Sockets one node holds at most; 0: no cap (memory is the limit: ~19 KiB each)."""
     lag_shed_ms: float = 50.0
@@ -115,8 +117,9 @@ class NodeSettings:
             raise SettingsError("workers", f"must be >= 0, got {self.workers}")
         if self.viewers_per_worker < 0:
             raise SettingsError("viewers_per_worker", f"must be >= 0, got {self.viewers_per_worker}")
-        if self.ws_max_sockets < 0:
-            raise SettingsError("ws_max_sockets", f"must be >= 0, got {self.ws_max_sockets}")
+        for name in ("ws_max_sockets", "ws_max_connects_per_s"):
+            if getattr(self, name) < 0:
+                raise SettingsError(name, f"must be >= 0, got {getattr(self, name)}")
         for name in ("ws_max_handshakes", "lag_shed_ms", "overload_retry_after_s"):
             _positive(getattr(self, name), name)
         if not self.rtc_addresses:

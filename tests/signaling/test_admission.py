@@ -81,3 +81,11 @@ async def test_a_late_loop_refuses_new_sockets_in_either_codec(
     assert (await (await node.connect(token("after"))).ok("ping"))["type"] == "reply"
     await holding.send({"type": "auth", "id": "a1", "token": token("holder")})
     await holding.expect("hello")
+
+
+async def test_connects_beyond_the_rate_are_refused(make_node: NodeFactory, token: Callable[..., str]) -> None:
+    # One connect per 100 s: the bucket holds one; the next one is refused.
+    node: Node = await make_node(dataclasses.replace(SETTINGS, ws_max_connects_per_s=0.01))
+    first = await node.connect(token("a"))
+    await _refused(await node.connect(token("b"), hello=False))
+    assert (await first.ok("ping"))["type"] == "reply"
