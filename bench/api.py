@@ -153,8 +153,11 @@ def _summary(outcomes: list[http_load.Outcome], seconds: float, cpu_s: float, pr
 
 def _histogram(port: int) -> dict[float, float]:
     """The server's own latency histogram of the API's routes (``http_request_seconds``): le -> count."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+    except OSError:  # metrics served elsewhere (an internal listener): no server-side figure
+        return {}
     buckets: dict[float, float] = {}
     for line in text.splitlines():
         if line.startswith("http_request_seconds_bucket{") and 'route="/api/' in line:
