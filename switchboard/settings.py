@@ -104,7 +104,7 @@ class NodeSettings:
     """Sockets opened per second at most (a bucket of one second's worth); 0: no limit."""
     ws_max_sockets: int = 0
     """Sockets one node holds at most; 0: no cap (memory is the limit: ~19 KiB each)."""
-    lag_shed_ms: float = 50.0
+    lag_shed_ms: float = 100.0
     """New sockets are refused while the event loop runs more than this late."""
     overload_retry_after_s: float = 1.0
     """``retry_after`` in the ``overloaded`` frame (whole seconds, at least 1)."""
@@ -165,7 +165,7 @@ class ApiSettings:
     """Requests that may wait for a slot; beyond it a request is refused at once (503)."""
     admission_wait_ms: float = 40.0
     """Longest wait in the admission queue before a 503."""
-    lag_shed_ms: float = 50.0
+    lag_shed_ms: float = 100.0
     """New requests get 503 while the event loop runs more than this late (the backlog no counter sees)."""
     overload_retry_after_s: float = 1.0
     """``Retry-After`` sent with a 503 (whole seconds, at least 1)."""
