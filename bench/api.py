@@ -183,10 +183,10 @@ def _server_p99_ms(before: dict[float, float], after: dict[float, float], accept
 
 def _recovery_s(outcomes: list[http_load.Outcome], normal_p99_ms: float | None, bucket_s: float = 0.25) -> float | None:
     """Seconds after the load stopped until every later bucket of the after phase is normal again:
-    no 503, no error, p99 within 2x the before phase's (at least 10 ms)."""
+    no 503, no error, p99 within 2x the before phase's (at least 50 ms: half the 100 ms bound)."""
     if not outcomes:
         return None
-    limit = max(10.0, 2 * (normal_p99_ms or 0.0)) / 1e3
+    limit = max(50.0, 2 * (normal_p99_ms or 0.0)) / 1e3
     t0 = outcomes[0].started
     buckets: dict[int, list[http_load.Outcome]] = {}
     for o in outcomes:
