@@ -23,6 +23,9 @@ from control_api.revocation import Revocations
 from control_api.services import Caller
 
 AUDIENCE = "switchboard-api"
+LEEWAY_S = 5
+VERIFIED_CACHE = 10_000
+"""Verified access tokens remembered (about one per active user)."""
 
 
 class AccessTokens:
@@ -34,6 +37,8 @@ class AccessTokens:
         self._issuer = issuer
         self.ttl_s = ttl_s
         self.revocations = revocations
+        self._verified: dict[str, tuple[float, Caller]] = {}
+        """token -> (valid until, caller): a token's signature is checked once, not on every request."""
 
     def sign(self, user_id: uuid.UUID, role: Role, premium: bool, now: float | None = None,
              not_before: int = 0) -> str:
@@ -52,6 +57,9 @@ class AccessTokens:
         return jwt.encode(claims, self._key, algorithm="EdDSA")
 
     def verify(self, token: str) -> Caller:
+        known = self._verified.get(token)
+        if known is not None and known[0] > time.time():
+            return known[1]
         try:
             claims = jwt.decode(
                 token,
@@ -59,11 +67,15 @@ class AccessTokens:
                 algorithms=["EdDSA"],
                 audience=AUDIENCE,
                 issuer=self._issuer,
-                leeway=5,
+                leeway=LEEWAY_S,
                 options={"require": ["exp", "iat", "sub", "aud", "iss"]},
             )
             role = Role(claims.get("role", "user"))
-            return Caller(uuid.UUID(str(claims["sub"])), role, claims.get("premium") is True, int(claims["iat"]))
+            caller = Caller(uuid.UUID(str(claims["sub"])), role, claims.get("premium") is True, int(claims["iat"]))
+            if len(self._verified) >= VERIFIED_CACHE:
+                self._verified.clear()  # bounded; the live tokens come back at one verify each
+            self._verified[token] = (int(claims["exp"]) + LEEWAY_S, caller)
+            return caller
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("access token expired; refresh it") from None
         except (jwt.InvalidTokenError, ValueError, TypeError):

@@ -29,6 +29,7 @@ from control_api import (
     social,
 )
 from control_api.access import AccessTokens
+from control_api.admission import install_admission
 from control_api.auth_limits import AuthLimits, AuthLimitSettings
 from control_api.db import open_engine, sessions
 from control_api.events import EventsConsumer
@@ -155,10 +156,12 @@ def create_api_app(deps: ApiDeps) -> web.Application:
                 await stop_task(task)
             await postman.close()
             passwords.close()
+            await services.limits.close()
             await redis.aclose()
             await engine.dispose()
 
     app.cleanup_ctx.append(resources)
+    install_admission(app, deps.settings)  # outermost: a shed request costs no other work
     routes = all_routes()
     app[OPENAPI] = openapi.document(routes)
     install(app, routes)

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from matchmaker.types import TicketStore
+from signaling.admission import SocketAdmission
 from signaling.calls import CallBook
 from signaling.dispatch import Dispatcher, wire_error
 from signaling.errors import Conflict, Forbidden, RateLimited, Unauthorized
@@ -66,6 +67,7 @@ class Gateway:
         """Open sockets by token id (``jti``) on this node."""
         self._per_user: dict[UserId, int] = {}
         """Open sockets by user on this node."""
+        self._admission = SocketAdmission(settings)
 
     def open(self, hub: Hub, calls: CallBook, shows: ShowBook, dispatcher: Dispatcher,
              tickets: TicketStore | None) -> None:
@@ -80,8 +82,10 @@ class Gateway:
         hub.on_revoke(self.revoke)
         hub.on_block(self.block)
         self._keepalive.start()
+        self._admission.lag.start()
 
     async def close(self) -> None:
+        self._admission.lag.close()
         await self._keepalive.close()
         for session in list(self._resumable.values()):
             if session.expiry is not None:
@@ -170,10 +174,19 @@ class Gateway:
         )
         await ws.prepare(request)
         codec = Codec.for_protocol(ws.ws_protocol)
+        admission = self._admission
+        why = admission.refusal(self._keepalive.watched)
+        if why is not None:  # at capacity: refuse now rather than queue (signaling/admission.py)
+            await admission.refuse(ws, codec, why)
+            return ws, None
         # Parsed here, not through request.query: that one is cached on the request (~0.8 KiB that
         # every socket would keep for its lifetime, the token included).
         query = {k: v[0] for k, v in parse_qs(urlsplit(request.raw_path).query).items()}
-        return ws, await self._authenticate(ws, codec, query)
+        admission.handshakes += 1
+        try:
+            return ws, await self._authenticate(ws, codec, query)
+        finally:
+            admission.handshakes -= 1
 
     # --- authentication and resume ------------------------------------------------------------------
 

@@ -30,6 +30,9 @@ Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 log = logging.getLogger("switchboard.runtime")
 
 
+LISTEN_BACKLOG = 1024
+"""Connections the kernel queues for accept (aiohttp's default is 128)."""
+
 LONG_LIVED = frozenset({"/ws"})
 """Paths whose requests live as long as a socket: the middlewares let them straight through."""
 
@@ -141,7 +144,9 @@ async def serve(
                     raise PortInUse(internal.host, internal.port, internal.setting) from None
                 raise
             log.info("internal listener (metrics) on %s:%s", internal.host, inner.addresses[0][1])
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        # backlog: a connect storm past a short accept queue loses SYNs, and TCP retries them after
+        # 1, 3, 7... s; accepted at once, a connect the process cannot serve is refused at once instead.
+        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=LISTEN_BACKLOG)
         try:
             await site.start()
         except OSError as exc:

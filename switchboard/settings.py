@@ -101,6 +101,17 @@ class NodeSettings:
     call_media: str = "p2p"
     """Where 1:1 calls and matches carry their media: ``p2p`` (browser to browser) or ``sfu`` (through this
     node's SFU from the start, so a moderator can tap any call without the parties seeing a change)."""
+    # Overload (signaling/admission.py): a node at capacity refuses new sockets (``overloaded``, 1013).
+    ws_max_handshakes: int = 64
+    """Sockets that may be between upgrade and ``hello`` at once; more are refused."""
+    ws_max_connects_per_s: float = 1000.0
+    """Sockets opened per second at most (a bucket of one second's worth); 0: no limit."""
+    ws_max_sockets: int = 0
+    """Sockets one node holds at most; 0: no cap (memory is the limit: ~19 KiB each)."""
+    lag_shed_ms: float = 100.0
+    """New sockets are refused while the event loop runs more than this late."""
+    overload_retry_after_s: float = 1.0
+    """``retry_after`` in the ``overloaded`` frame (whole seconds, at least 1)."""
 
     def __post_init__(self) -> None:
         _port(self.port, "port")
@@ -110,6 +121,11 @@ class NodeSettings:
             raise SettingsError("workers", f"must be >= 0, got {self.workers}")
         if self.viewers_per_worker < 0:
             raise SettingsError("viewers_per_worker", f"must be >= 0, got {self.viewers_per_worker}")
+        for name in ("ws_max_sockets", "ws_max_connects_per_s"):
+            if getattr(self, name) < 0:
+                raise SettingsError(name, f"must be >= 0, got {getattr(self, name)}")
+        for name in ("ws_max_handshakes", "lag_shed_ms", "overload_retry_after_s"):
+            _positive(getattr(self, name), name)
         if not self.rtc_addresses:
             raise SettingsError("rtc_addresses", "needs at least one address")
         for name in ("ws_max_frame_bytes", "ws_rate_per_s", "ws_rate_burst", "ws_send_queue", "ws_ping_interval_s",
@@ -183,6 +199,17 @@ class ApiSettings:
     """Sign-in mails (codes, notices) sent to one address per hour; more are dropped silently."""
     answer_floor_ms: int = 250
     """register, resend and forgot answer no sooner than this, whether or not the email has an account."""
+    # Overload (control_api/admission.py): shed with 503 + Retry-After rather than queue.
+    max_in_flight: int = 16
+    """Requests worked on at once (keep it under the Postgres pool of 20); more wait in the admission queue."""
+    admission_queue: int = 32
+    """Requests that may wait for a slot; beyond it a request is refused at once (503)."""
+    admission_wait_ms: float = 40.0
+    """Longest wait in the admission queue before a 503."""
+    lag_shed_ms: float = 100.0
+    """New requests get 503 while the event loop runs more than this late (the backlog no counter sees)."""
+    overload_retry_after_s: float = 1.0
+    """``Retry-After`` sent with a 503 (whole seconds, at least 1)."""
 
     def __post_init__(self) -> None:
         _port(self.port, "port")
@@ -196,6 +223,10 @@ class ApiSettings:
         for name in ("hash_slots", "answer_floor_ms"):
             if getattr(self, name) < 0:
                 raise SettingsError(name, f"must be >= 0, got {getattr(self, name)}")
+        for name in ("max_in_flight", "admission_wait_ms", "lag_shed_ms", "overload_retry_after_s"):
+            _positive(getattr(self, name), name)
+        if self.admission_queue < 0:
+            raise SettingsError("admission_queue", f"must be >= 0, got {self.admission_queue}")
 
 
 @dataclass(frozen=True)
