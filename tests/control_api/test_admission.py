@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 from control_api.admission import ADMISSION, Admission
 from tests.control_api.conftest import Api, User, api_settings
+from tests.control_api.test_rooms import new_room
 
 
 class HeldBody:
@@ -26,12 +27,12 @@ class HeldBody:
         yield self._data[1:]
 
 
-async def _held_token_request(api: Api, user: User) -> tuple[HeldBody, asyncio.Task[int]]:
+async def _held_token_request(api: Api, user: User, room: str) -> tuple[HeldBody, asyncio.Task[int]]:
     body = HeldBody(b'{"role": "viewer"}')
     headers = {**user.auth, "Content-Type": "application/json"}
 
     async def send() -> int:
-        resp = await api.client.post("/api/rooms/held/token", data=body.chunks(), headers=headers)
+        resp = await api.client.post(f"/api/rooms/{room}/token", data=body.chunks(), headers=headers)
         await resp.read()
         return resp.status
 
@@ -55,9 +56,10 @@ def _admission(api: Api) -> Admission:
 async def test_saturated_api_answers_503_with_retry_after_then_recovers(make_api) -> None:  # type: ignore[no-untyped-def]
     api = await make_api(api_settings(max_in_flight=1, admission_queue=0))
     user = await api.user()
-    held, task = await _held_token_request(api, user)
+    room = await new_room(api, user)
+    held, task = await _held_token_request(api, user, room)
 
-    status, body = await api.call("POST", "/rooms/other/token", user, json={"role": "viewer"})
+    status, body = await api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"})
     assert status == 503
     assert body["status"] == 503 and body["retry_after"] >= 1
     resp = await api.client.get("/api/", headers=user.auth)
@@ -67,36 +69,38 @@ async def test_saturated_api_answers_503_with_retry_after_then_recovers(make_api
 
     held.release.set()
     assert await task == 200  # what was admitted is served
-    status, _ = await api.call("POST", "/rooms/other/token", user, json={"role": "viewer"})
+    status, _ = await api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"})
     assert status == 200  # the slot came back
 
 
 async def test_a_short_queue_waits_and_beyond_it_sheds(make_api) -> None:  # type: ignore[no-untyped-def]
     api = await make_api(api_settings(max_in_flight=1, admission_queue=1, admission_wait_ms=60_000))
     user = await api.user()
-    held, task = await _held_token_request(api, user)
+    room = await new_room(api, user)
+    held, task = await _held_token_request(api, user, room)
 
-    queued = asyncio.create_task(api.call("POST", "/rooms/queued/token", user, json={"role": "viewer"}))
+    queued = asyncio.create_task(api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"}))
     await _until(lambda: bool(_admission(api)._waiters))
-    status, _ = await api.call("POST", "/rooms/third/token", user, json={"role": "viewer"})
+    status, _ = await api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"})
     assert status == 503  # the queue holds one
 
     held.release.set()
     assert await task == 200
     status, body = await queued
-    assert status == 200 and body["grants"]["room"] == "queued"
+    assert status == 200 and body["grants"]["room"] == room
     assert _admission(api).in_flight == 0
 
 
 async def test_a_burst_past_capacity_gets_only_successes_and_503s(make_api) -> None:  # type: ignore[no-untyped-def]
     api = await make_api(api_settings(max_in_flight=2, admission_queue=2))
     user = await api.user()
-    statuses = await asyncio.gather(*(api.call("POST", f"/rooms/r{i}/token", user, json={"role": "viewer"})
+    room = await new_room(api, user)
+    statuses = await asyncio.gather(*(api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"})
                                       for i in range(60)))
     codes = {status for status, _ in statuses}
     assert codes <= {200, 503}, codes
     assert _admission(api).in_flight == 0
-    status, _ = await api.call("POST", "/rooms/after/token", user, json={"role": "viewer"})
+    status, _ = await api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"})
     assert status == 200
 
 
@@ -119,17 +123,18 @@ class LateLoop:
 async def test_a_late_event_loop_sheds_new_requests_until_it_catches_up(make_api) -> None:  # type: ignore[no-untyped-def]
     api = await make_api()
     user = await api.user()
+    room = await new_room(api, user)
     late = LateLoop()
     _admission(api).lag = late  # type: ignore[assignment]
     late.late_s = 0.5
     # A late loop with none of the API's requests in it is not the API's backlog: served.
-    status, _ = await api.call("POST", "/rooms/late/token", user, json={"role": "viewer"})
+    status, _ = await api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"})
     assert status == 200
-    held, task = await _held_token_request(api, user)  # now a request is in flight: shed
-    status, body = await api.call("POST", "/rooms/late/token", user, json={"role": "viewer"})
+    held, task = await _held_token_request(api, user, room)  # now a request is in flight: shed
+    status, body = await api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"})
     assert status == 503 and body["retry_after"] >= 1
     late.late_s = 0.0
-    status, _ = await api.call("POST", "/rooms/late/token", user, json={"role": "viewer"})
+    status, _ = await api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"})
     assert status == 200
     held.release.set()
     assert await task == 200
