@@ -368,8 +368,8 @@ class Gateway:
         """A block was made: a call or a match between the two ends now (every node tries; the
         state moves in Redis are atomic, so the parties are told once); in a show the two are kept
         apart, and the owner's blocked one leaves it."""
+        await self._shows.block(blocker, blocked)  # first: local, no Redis round trip in its way
         await self._calls.part(blocker, blocked)
-        await self._shows.block(blocker, blocked)
         if self._tickets is not None:
             await self._tickets.part(blocker, blocked)
 
