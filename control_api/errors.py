@@ -55,3 +55,11 @@ class RateLimited(ApiError):
     def __init__(self, detail: str, retry_after_s: int) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+class PaymentRequired(ApiError):
+    """Money is missing: too few credits for a spend, or the card was declined."""
+
+
+class ServiceUnavailable(ApiError):
+    """A service this needs is off or not answering (Stripe down or not configured); retry later."""

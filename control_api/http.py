@@ -21,7 +21,9 @@ from control_api.errors import (
     Conflict,
     Forbidden,
     NotFound,
+    PaymentRequired,
     RateLimited,
+    ServiceUnavailable,
     TooLarge,
     Unauthenticated,
     UnsupportedMedia,
@@ -43,6 +45,8 @@ _STATUS: dict[type[ApiError], tuple[int, str]] = {
     TooLarge: (413, "Too large"),
     UnsupportedMedia: (415, "Unsupported media type"),
     RateLimited: (429, "Too many requests"),
+    PaymentRequired: (402, "Payment required"),
+    ServiceUnavailable: (503, "Service unavailable"),
 }
 
 
