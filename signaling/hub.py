@@ -12,6 +12,7 @@ the hub hands them to its ban handler (the gateway ends the user's sessions).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -161,6 +162,11 @@ class Hub:
                     log.exception("delivering a pubsub message failed")
 
     async def _sanction(self, message: object) -> None:
+        if isinstance(message, dict) and message.get("kind") == "premium" and isinstance(message.get("user"), str):
+            # Premium bought or lapsed: the user's live sessions take it at once (their next queue.join).
+            for session in self._users.get(UserId(message["user"]), ()):
+                session.grants = dataclasses.replace(session.grants, premium=message.get("premium") is True)
+            return
         if not (isinstance(message, dict) and message.get("kind") == "ban" and isinstance(message.get("user"), str)):
             log.warning("unknown sanction notice dropped")
             return

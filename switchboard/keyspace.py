@@ -129,7 +129,10 @@ SANCTIONS_CHANNEL = "sanctions"
 - ``{"user": <id>, "kind": "revoke"}``: the user's tokens issued before :func:`token_epoch` are dead
   (deletion, logout everywhere, password reset); each node ends the user's sessions (close 4001).
 - ``{"user": <blocker>, "kind": "block", "other": <blocked>}``: a block was made; each node ends any
-  call or match between the two at once and stops relaying between them. Apart from the per-user channels,
+  call or match between the two at once and stops relaying between them.
+- ``{"user": <id>, "kind": "premium", "premium": true|false}``: the user's premium changed (a Stripe
+  subscription became active, or lapsed, was canceled or refunded); each node sets ``premium`` in the
+  grants of the user's live sessions, so their next ``queue.join`` uses it without a new token. Apart from the per-user channels,
 which carry messages relayed for other users, so no participant can forge one."""
 
 
