@@ -132,8 +132,8 @@ SANCTIONS_CHANNEL = "sanctions"
   call or match between the two at once and stops relaying between them.
 - ``{"user": <id>, "kind": "premium", "premium": true|false}``: the user's premium changed (a Stripe
   subscription became active, or lapsed, was canceled or refunded); each node sets ``premium`` in the
-  grants of the user's live sessions, so their next ``queue.join`` uses it without a new token. Apart from the per-user channels,
-which carry messages relayed for other users, so no participant can forge one."""
+  grants of the user's live sessions, so their next ``queue.join`` uses it without a new token.
+Apart from the per-user channels, which carry messages relayed for other users, so no participant can forge one."""
 
 
 def banned(user_id: str) -> str:

@@ -115,8 +115,8 @@ class Stripe:
         assert status == 200, body
         return dict(body)
 
-    async def until(self, probe: Callable[[], Awaitable[bool]], timeout: float = 15) -> None:
-        deadline = time.monotonic() + timeout
+    async def until(self, probe: Callable[[], Awaitable[bool]], within_s: float = 15) -> None:
+        deadline = time.monotonic() + within_s
         while not await probe():
             assert time.monotonic() < deadline, "timed out waiting"
             await asyncio.sleep(0.1)

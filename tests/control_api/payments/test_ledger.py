@@ -4,6 +4,7 @@ guards, and 1,000 concurrent spends from 50 wallets that cannot all be paid."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -108,9 +109,9 @@ async def test_the_database_refuses_overdrafts_and_edits(engine: AsyncEngine) ->
             await conn.execute(text("DELETE FROM ledger_transfers"))
         await conn.rollback()
         with pytest.raises(DBAPIError, match="ledger_amount_positive"):
-            await conn.execute(text("SELECT ledger_apply(CAST(:t AS jsonb), '[]')"), {"t": (
-                '[{"id": "neg", "batch": "neg", "debit_account_id": %d, "credit_account_id": %d, "amount": -5,'
-                ' "phase": "single", "kind": "x"}]' % (wallet, wallet + 1))})
+            await conn.execute(text("SELECT ledger_apply(CAST(:t AS jsonb), '[]')"), {"t": json.dumps(
+                [{"id": "neg", "batch": "neg", "debit_account_id": wallet, "credit_account_id": wallet + 1,
+                  "amount": -5, "phase": "single", "kind": "x"}])})
 
 
 async def test_concurrent_spends_never_overdraw(engine: AsyncEngine) -> None:

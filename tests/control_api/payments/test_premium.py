@@ -72,7 +72,7 @@ async def test_premium_filters_follow_the_subscription(stripe_api: Stripe, real_
     fresh, premium = await _socket(stripe_api, real_node, user)
     assert premium is True and await _join(fresh) == []  # a fresh token carries it, no new login
     await stripe_api.until(lambda: _filters_kept(before))  # the socket opened before the purchase takes it live
-    status, again = await stripe_api.api.call("POST", "/payments/premium", user, json={})
+    status, _ = await stripe_api.api.call("POST", "/payments/premium", user, json={})
     assert status == 409
 
     status, body = await stripe_api.api.call("DELETE", "/payments/premium", user)
