@@ -308,7 +308,7 @@ class PaymentsSettings:
     """Stripe, the credit ledger and the price catalogue (docs/payments.md)."""
 
     stripe_api_key: str = field(default="", metadata=SECRET)
-    """Stripe secret key (``sk_test_...``); empty: payments are off (the routes answer 503)."""
+    """Stripe secret key (``sk_test_...``); empty: payments are off (their routes answer 404)."""
     stripe_publishable_key: str = "pk_test_switchboard"
     """Key the browser's Stripe.js uses; given to clients by ``/api/payments/catalogue``."""
     stripe_api_base: str = ""

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from control_api.errors import NotFound, ServiceUnavailable
+from control_api.errors import NotFound
 from control_api.ledger.book import Ledger
 from control_api.models import Account
 from control_api.payments.models import Purchase, StripeCustomer, StripeRefund, Subscription
@@ -53,7 +53,8 @@ class Payments:
     @property
     def gateway(self) -> Gateway:
         if self._gateway is None:
-            raise ServiceUnavailable("payments are not configured on this server (payments.stripe_api_key)")
+            # Not a 5xx: nothing failed, the feature is absent here (as an unknown route would be).
+            raise NotFound("payments are off on this server (payments.stripe_api_key is not set)")
         return self._gateway
 
     # --- customers -----------------------------------------------------------------------------
