@@ -105,6 +105,22 @@ async def _unseen_payments(stripe: aiohttp.ClientSession, stripe_url: str, walle
     return intents
 
 
+async def _http_floor(session: aiohttp.ClientSession, base: str, clients: int, seconds: float) -> float:
+    """Requests per second the same clients get from the API's cheapest route (no auth, no database):
+    the machine's floor in this run, against which the tip rate is read (the machine is shared)."""
+    stop, count = time.perf_counter() + seconds, 0
+
+    async def one() -> None:
+        nonlocal count
+        while time.perf_counter() < stop:
+            async with session.get(f"{base}/payments/catalogue") as resp:
+                await resp.read()
+            count += 1
+
+    await asyncio.gather(*(one() for _ in range(clients)))
+    return round(count / seconds, 1)
+
+
 async def _run(base: str, stripe_url: str, secret: str, args: argparse.Namespace) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=max(64, args.spenders * 2))
     async with aiohttp.ClientSession(connector=connector) as session, aiohttp.ClientSession(
@@ -153,6 +169,8 @@ async def _run(base: str, stripe_url: str, secret: str, args: argparse.Namespace
                     hook_lat.append(time.perf_counter() - started)
                 await asyncio.sleep(pause)
 
+        floor = await _http_floor(session, base, args.spenders, min(3.0, args.seconds))
+        stop = time.perf_counter() + args.seconds
         started = time.perf_counter()
         await asyncio.gather(webhooks(), *(spender() for _ in range(args.spenders)))
         elapsed = time.perf_counter() - started
@@ -164,6 +182,8 @@ async def _run(base: str, stripe_url: str, secret: str, args: argparse.Namespace
     funded = len(wallets) * args.packs * PACK_CREDITS + 100 * len(hook_lat)
     return {
         "transfers_per_s": round(2 * done / elapsed, 1),
+        "http_floor_per_s": floor,
+        "tips_vs_floor": round(done / elapsed / floor, 3) if floor else None,
         "tips_per_s": round(done / elapsed, 1),
         "transfer_p50_ms": _pct(tip_lat, 0.50),
         "transfer_p99_ms": _pct(tip_lat, 0.99),

@@ -39,8 +39,7 @@ ORDER BY a.id
 
 async def check_ledger(engine: AsyncEngine) -> CheckReport:
     """Reads the whole ledger in one repeatable-read snapshot and reports every difference."""
-    async with engine.connect() as conn:
-        await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    async with engine.execution_options(isolation_level="REPEATABLE READ").connect() as conn:
         rows = (await conn.execute(text(_RECOMPUTED))).all()
         transfers = int(await conn.scalar(text("SELECT count(*) FROM ledger_transfers")) or 0)
         await conn.rollback()

@@ -84,6 +84,11 @@ class Ledger:
         self._shards = shards
         self._ids: dict[tuple[uuid.UUID | None, Kind, int], int] = {}
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The ledger's autocommit engine: one statement, one round trip (reads on hot paths use it too)."""
+        return self._engine
+
     # --- accounts ------------------------------------------------------------------------------
 
     async def account(self, owner: uuid.UUID | None, kind: Kind, shard: int = 0) -> int:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from control_api.ledger.book import Ledger
 from control_api.payments.routes import INBOX
@@ -49,7 +50,11 @@ def context(settings: PaymentsSettings, engine_key: web.AppKey[Any],
             ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def payments_ctx(app: web.Application) -> AsyncIterator[None]:
         services = app[SERVICES]
-        ledger = Ledger(app[engine_key], creator_share_percent=settings.creator_share_percent)
+        # The ledger's own pool: autocommit and no pre-ping, so one operation is one round trip
+        # (a connection dropped by a Postgres restart fails one call and is then replaced).
+        engine = create_async_engine(app[engine_key].url, pool_size=10, max_overflow=10, pool_pre_ping=False,
+                                     pool_recycle=600)
+        ledger = Ledger(engine, creator_share_percent=settings.creator_share_percent)
         stripe = gateway(settings)
         payments = Payments(settings, stripe, ledger, services.sessions, services.redis, services.realtime)
         inbox = Inbox(payments)
@@ -67,5 +72,6 @@ def context(settings: PaymentsSettings, engine_key: web.AppKey[Any],
             await inbox.close()
             if stripe is not None:
                 await stripe.close()
+            await engine.dispose()
 
     return payments_ctx

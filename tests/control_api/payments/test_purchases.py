@@ -97,7 +97,7 @@ async def test_a_refund_reverses_the_credits(stripe_api: Stripe) -> None:
     wallet = await stripe_api.wallet(fan)
     assert wallet["available"] == 0 and wallet["history"][0]["kind"] == "refund"  # what was left: 70
     assert wallet["history"][0]["amount"] == -70
-    report = await check_ledger(stripe_api.payments.ledger._engine)  # type: ignore[attr-defined]
+    report = await check_ledger(stripe_api.payments.ledger.engine)
     assert report.ok, report
     status, earnings = await stripe_api.api.call("GET", "/payments/earnings", creator)
     assert earnings["available"] == 21  # the creator keeps the share; the platform's refunds account covers it
