@@ -61,6 +61,9 @@ class StripeGateway:
     """Stripe (or localstripe when ``api_base`` points at it)."""
 
     def __init__(self, api_key: str, *, api_base: str = "", timeout_s: float = 10.0, retries: int = 2) -> None:
+        # The library's telemetry reads (and writes) ~/.config/stripe/telemetry_id on the event loop
+        # at the first request, and reports our request timings to Stripe: off for the process.
+        stripe.enable_telemetry = False
         self._http = stripe.AIOHTTPClient(timeout=aiohttp.ClientTimeout(total=timeout_s))
         self._client = stripe.StripeClient(
             api_key, http_client=self._http, max_network_retries=retries,

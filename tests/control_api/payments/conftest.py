@@ -64,9 +64,9 @@ def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def payments_settings(localstripe: str, **overrides: Any) -> PaymentsSettings:
-    return PaymentsSettings(stripe_api_key="sk_test_switchboard", stripe_api_base=localstripe,
-                            stripe_webhook_secret=WEBHOOK_SECRET, stripe_timeout_s=5, hold_sweep_s=0.5,
-                            **overrides)
+    values: dict[str, Any] = {"stripe_api_key": "sk_test_switchboard", "stripe_api_base": localstripe,
+                              "stripe_webhook_secret": WEBHOOK_SECRET, "stripe_timeout_s": 5, "hold_sweep_s": 0.5}
+    return PaymentsSettings(**{**values, **overrides})
 
 
 class Stripe:
