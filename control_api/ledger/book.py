@@ -280,6 +280,40 @@ class Ledger:
             return sum(r.amount for r in rows if r.id.endswith("#w"))
         raise InsufficientCredits("the wallet kept changing; retry the reversal")
 
+    async def reverse_spend(self, op_id: str, spend_id: str, *, kind: str = "reversal",
+                            meta: dict[str, Any] | None = None) -> int:
+        """Gives a posted spend back to its payer (a refunded ticket): the creator's part leaves their
+        earnings (what they no longer hold is covered by the platform's REFUNDS account), the
+        platform's part leaves revenue. Returns the credits given back (the same on a replay)."""
+        check_id(op_id)
+        rows = [r for r in await self.transfers(spend_id) if r.phase in ("single", "post")]
+        if not rows:
+            raise UnknownTransfer(f"no posted spend {spend_id!r}")
+        payer = uuid.UUID(rows[0].meta["payer"])
+        wallet = await self.account(payer, Kind.WALLET)
+        creator_part = sum(r.amount for r in rows if r.pending_id and r.pending_id.endswith("#c") or
+                           r.id.endswith("#c"))
+        platform_part = sum(r.amount for r in rows) - creator_part
+        creator = rows[0].meta.get("creator")
+        for _ in range(5):
+            batch = _Batch(op_id, kind, {**(meta or {}), "spend": spend_id, "payer": str(payer)})
+            if creator_part:
+                earnings = await self.account(uuid.UUID(creator), Kind.EARNINGS)
+                have = max(0, (await self.balance(uuid.UUID(creator), Kind.EARNINGS)).available)
+                if min(have, creator_part):
+                    batch.add(f"{op_id}#c", earnings, wallet, min(have, creator_part))
+                if creator_part - min(have, creator_part):
+                    batch.add(f"{op_id}#r", await self._platform(Kind.REFUNDS, op_id), wallet,
+                              creator_part - min(have, creator_part))
+            if platform_part:
+                batch.add(f"{op_id}#p", await self._platform(Kind.REVENUE, spend_id), wallet, platform_part)
+            try:
+                await self._apply(batch)
+                return creator_part + platform_part
+            except InsufficientCredits:
+                continue  # the creator's earnings moved meanwhile: look again
+        raise InsufficientCredits("the earnings kept changing; retry the reversal")
+
     async def payout(self, op_id: str, user: uuid.UUID, credits: int, *, meta: dict[str, Any] | None = None) -> bool:
         """Earnings leave for the PAYOUTS account (a payout request). False: done before."""
         check_id(op_id)

@@ -93,6 +93,21 @@ async def test_holds_post_void_and_lapse(engine: AsyncEngine) -> None:
     assert (await check_ledger(engine)).ok
 
 
+async def test_a_spend_is_given_back(engine: AsyncEngine) -> None:
+    ledger = Ledger(engine, creator_share_percent=70)
+    fan, creator = await users(engine, 2)
+    await ledger.deposit("p", fan, 100)
+    await ledger.spend("ticket:show1:fan", fan, creator, 50)  # 35 to the creator, 15 to revenue
+    await ledger.payout("payout:1", creator, 30)  # the creator keeps only 5 of it
+    assert await ledger.reverse_spend("refund:ticket:show1:fan", "ticket:show1:fan") == 50
+    assert await ledger.reverse_spend("refund:ticket:show1:fan", "ticket:show1:fan") == 50  # once
+    assert (await ledger.balance(fan)).available == 100
+    assert (await ledger.balance(creator, Kind.EARNINGS)).available == 0  # never below zero
+    with pytest.raises(UnknownTransfer):
+        await ledger.reverse_spend("r2", "no-such-spend")
+    assert (await check_ledger(engine)).ok
+
+
 async def test_the_database_refuses_overdrafts_and_edits(engine: AsyncEngine) -> None:
     ledger = Ledger(engine, creator_share_percent=70)
     (user,) = await users(engine, 1)

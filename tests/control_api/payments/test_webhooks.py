@@ -142,3 +142,22 @@ async def _processed(stripe: Stripe, event_id: str) -> bool:
 async def _count(stripe: Stripe, sql: str, want: int) -> bool:
     async with stripe.payments.sessions() as session:
         return int(await session.scalar(text(sql)) or 0) >= want
+
+
+async def test_a_dispute_takes_credits_back_and_a_won_one_returns_them(stripe_api: Stripe) -> None:
+    user = await stripe_api.api.user()
+    card = await stripe_api.card("ok")
+    _, body = await stripe_api.api.call("POST", "/payments/credit-packs/small/intent", user,
+                                        json={"payment_method": card})
+    dispute = {"id": f"dp_{uuid.uuid4().hex[:12]}", "object": "dispute", "amount": 499,
+               "payment_intent": body["intent_id"], "status": "needs_response"}
+    closed = _event("charge.dispute.closed", {**dispute, "status": "won"})
+    created = _event("charge.dispute.created", dispute)
+    status, answer = await stripe_api.deliver(created)
+    assert answer["processed"] is True
+    assert (await stripe_api.wallet(user))["available"] == 0
+    for event in (closed, created, closed):  # replays change nothing
+        await stripe_api.deliver(event)
+    wallet = await stripe_api.wallet(user)
+    assert wallet["available"] == 100 and [h["kind"] for h in wallet["history"]] == [
+        "dispute_won", "dispute", "purchase"]
