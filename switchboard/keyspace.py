@@ -97,6 +97,13 @@ def rate_window(scope: str, ident: str, window: int) -> str:
     return f"rl:{scope}:{ident}:{window}"
 
 
+def premium_tier(user_id: str) -> str:
+    """String ``1`` or ``0`` (no expiry): the user's premium as of the last change, written by the
+    control API's payments on every change, so the rate-limit tier follows it at once (an access
+    token's ``premium`` claim may be older). Absent: never changed; the token's claim holds."""
+    return f"premium:{user_id}"
+
+
 def idempotency(scope: str, key: str) -> str:
     """String (JSON, expires after 24 h): the saved answer to a creating POST sent with
     ``Idempotency-Key: key`` by ``scope`` (a user id); ``{"state": "pending"}`` while it runs."""

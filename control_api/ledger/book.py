@@ -291,7 +291,7 @@ class Ledger:
             raise UnknownTransfer(f"no posted spend {spend_id!r}")
         payer = uuid.UUID(rows[0].meta["payer"])
         wallet = await self.account(payer, Kind.WALLET)
-        creator_part = sum(r.amount for r in rows if r.pending_id and r.pending_id.endswith("#c") or
+        creator_part = sum(r.amount for r in rows if (r.pending_id and r.pending_id.endswith("#c")) or
                            r.id.endswith("#c"))
         platform_part = sum(r.amount for r in rows) - creator_part
         creator = rows[0].meta.get("creator")

@@ -23,7 +23,7 @@ from control_api.models import Account
 from control_api.payments.models import Purchase, StripeCustomer, StripeRefund, Subscription
 from control_api.payments.types import PREMIUM_STATUSES, Gateway, Intent, Sub
 from control_api.realtime import Realtime
-from switchboard.keyspace import SANCTIONS_CHANNEL
+from switchboard.keyspace import SANCTIONS_CHANNEL, premium_tier
 from switchboard.settings import CreditPack, PaymentsSettings
 
 log = logging.getLogger("switchboard.api.payments")
@@ -230,9 +230,11 @@ class Payments:
         return premium
 
     async def publish_premium(self, user: uuid.UUID, premium: bool) -> None:
-        """Tells every node (SANCTIONS_CHANNEL ``premium``) and the user's pages (``premium`` on the
-        user's channel). Committed already: a Redis failure is logged; the next ws token carries it."""
+        """Marks the rate-limit tier (``keyspace.premium_tier``), tells every node (SANCTIONS_CHANNEL
+        ``premium``) and the user's pages (``premium`` on the user's channel). Committed already: a
+        Redis failure is logged; the next ws token carries it."""
         try:
+            await self._redis.set(premium_tier(str(user)), "1" if premium else "0")
             await self._redis.publish(SANCTIONS_CHANNEL, json.dumps({"user": str(user), "kind": "premium",
                                                                      "premium": premium}))
         except RedisError:

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from control_api.payments.service import PAYMENTS
 from matchmaker.store import RedisTicketStore
 from signaling.node import NodeDeps, install_node
 from switchboard.health import Readiness
@@ -93,3 +94,20 @@ async def test_a_declined_card_gives_no_premium(stripe_api: Stripe) -> None:
     assert status == 201 and body["premium"] is False and body["subscription"]["status"] == "incomplete", body
     status, body = await stripe_api.api.call("POST", "/ws-token", user)
     assert body["grants"]["premium"] is False
+
+
+async def test_the_rate_limit_tier_follows_premium_at_once(make_api: Any, localstripe: str) -> None:
+    from control_api.payments.types import Sub
+    from tests.control_api.conftest import api_settings
+    from tests.control_api.payments.conftest import payments_settings
+
+    api = await make_api(api_settings(rate_user_per_min=5, rate_premium_per_min=1000),
+                         payments=payments_settings(localstripe))
+    user = await api.user()  # its access token says "not premium" for the next 15 minutes
+    payments = api.app._subapps[0][PAYMENTS]  # type: ignore[attr-defined]
+    sub = Sub("sub_tier_test", "cus_x", "active", "p", None, False, {"user_id": user.id})
+    assert await payments.mirror(sub) is True
+    statuses = [(await api.call("GET", "/wallet", user))[0] for _ in range(12)]
+    assert statuses == [200] * 12  # the premium tier, though the token predates it
+    await payments.mirror(Sub(sub.id, sub.customer, "canceled", "p", None, False, sub.metadata))
+    assert (await api.call("GET", "/wallet", user))[0] == 429
