@@ -529,6 +529,7 @@ def describe(settings: object, prefix: str = "") -> list[tuple[str, str]]:
             continue
         shown = repr(str(value) if isinstance(value, Path) else value)
         if f.metadata.get("secret") and value:
-            shown = repr(_mask_url(str(value)))
+            # A URL keeps its shape with the password hidden; any other secret (an API key) is hidden whole.
+            shown = repr(_mask_url(str(value)) if "://" in str(value) else "***")
         rows.append((prefix + f.name, shown))
     return rows
