@@ -164,6 +164,10 @@ class Payments:
     async def reverse(self, purchase: Purchase, ref: str, amount: int, *, kind: str) -> None:
         """Takes back the credits ``amount`` (minor units) of ``purchase`` bought; the last reversal
         takes whatever rounding left, so a full refund takes back exactly what was credited."""
+        if not await self.ledger.transfers(f"purchase:{purchase.intent_id}"):
+            # Never take back what was not credited (a refund seen before its payment): the caller
+            # re-reads the intent first; failing here leaves a webhook event to be retried.
+            raise RuntimeError(f"purchase {purchase.intent_id} is not credited yet")
         async with self.sessions() as session, session.begin():
             if await session.get(StripeRefund, ref) is not None:
                 return
@@ -186,6 +190,7 @@ class Payments:
         intent_id, dispute_id, amount = obj.get("payment_intent"), obj.get("id"), int(obj.get("amount") or 0)
         if not intent_id or not dispute_id or amount <= 0:
             return
+        await self.sync_intent(intent_id)  # credited first, whatever order the events came in
         async with self.sessions() as session:
             purchase = await session.get(Purchase, intent_id)
         if purchase is None:

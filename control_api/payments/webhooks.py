@@ -119,7 +119,7 @@ class Inbox:
             async def refunds(o: dict[str, Any]) -> None:
                 intent = o.get("payment_intent")
                 if isinstance(intent, str):
-                    await payments.sync_refunds(intent)
+                    await payments.sync_intent(intent)  # credits first if needed, then every refund
             return refunds
         if kind in ("charge.dispute.created", "charge.dispute.funds_withdrawn"):
             return lambda o: payments.dispute(o, won=False)

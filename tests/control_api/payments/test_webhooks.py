@@ -161,3 +161,19 @@ async def test_a_dispute_takes_credits_back_and_a_won_one_returns_them(stripe_ap
     wallet = await stripe_api.wallet(user)
     assert wallet["available"] == 100 and [h["kind"] for h in wallet["history"]] == [
         "dispute_won", "dispute", "purchase"]
+
+
+async def test_a_refund_seen_before_its_payment_never_leaves_credits(stripe_api: Stripe) -> None:
+    user = await stripe_api.api.user()
+    card = await stripe_api.card("3ds")
+    _, body = await stripe_api.api.call("POST", "/payments/credit-packs/small/intent", user,
+                                        json={"payment_method": card})
+    await stripe_api.authenticate(body["intent_id"], body["client_secret"])  # paid in Stripe...
+    await stripe_api.stripe("POST", "/v1/refunds", payment_intent=body["intent_id"])  # ...and refunded
+    refunded = _event("charge.refunded", {"id": "ch_x", "object": "charge", "payment_intent": body["intent_id"]})
+    status, answer = await stripe_api.deliver(refunded)  # before payment_intent.succeeded
+    assert status == 200 and answer["processed"] is True
+    succeeded = _event("payment_intent.succeeded", {"id": body["intent_id"], "object": "payment_intent"})
+    await stripe_api.deliver(succeeded)
+    wallet = await stripe_api.wallet(user)
+    assert wallet["available"] == 0 and sorted(h["kind"] for h in wallet["history"]) == ["purchase", "refund"]
