@@ -52,7 +52,7 @@ def context(settings: PaymentsSettings, engine_key: web.AppKey[Any],
         services = app[SERVICES]
         # The ledger's own pool: autocommit and no pre-ping, so one operation is one round trip
         # (a connection dropped by a Postgres restart fails one call and is then replaced).
-        engine = create_async_engine(app[engine_key].url, pool_size=10, max_overflow=10, pool_pre_ping=False,
+        engine = create_async_engine(app[engine_key].url, pool_size=20, max_overflow=10, pool_pre_ping=False,
                                      pool_recycle=600)
         ledger = Ledger(engine, creator_share_percent=settings.creator_share_percent)
         stripe = gateway(settings)
