@@ -62,7 +62,7 @@ class Inbox:
                 .on_conflict_do_nothing().returning(StripeEvent.id))
         task = asyncio.create_task(self.process(event["id"]))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
         try:
             done = await asyncio.wait_for(asyncio.shield(task), budget_s)
         except TimeoutError:
@@ -70,6 +70,11 @@ class Inbox:
         except Exception:
             done = False  # recorded on the event; the sweeper retries
         return {"received": True, "id": event["id"], "duplicate": inserted is None, "processed": done}
+
+    def _finished(self, task: asyncio.Task[bool]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # outlived its answer and failed
+            log.warning("webhook act failed; the sweeper retries it", exc_info=task.exception())
 
     async def process(self, event_id: str) -> bool:
         """Acts on a stored event once: the row is locked while acting (a concurrent delivery skips it)
