@@ -9,11 +9,9 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from control_api.errors import NotFound, ValidationFailed
-from control_api.graph import not_blocked
+from control_api.errors import ValidationFailed
 from control_api.http import Call, Reply, Route
 from control_api.ledger.types import MAX_AMOUNT, Kind
-from control_api.models import Account
 from control_api.payments import premium
 from control_api.payments.models import PayoutRequest
 from control_api.payments.service import PAYMENTS, Payments
@@ -116,16 +114,10 @@ async def _payout(call: Call) -> Reply:
 
 
 async def _tip(call: Call) -> Reply:
-    payments, me, other = _payments(call), call.me.user_id, call.params["user_id"]
+    me, other = call.me.user_id, call.params["user_id"]
     if other == me:
         raise ValidationFailed({"user_id": "must be another user"})
-    # One round trip (autocommit: no BEGIN/ROLLBACK): the creator exists, is not deleted, no block either way.
-    async with payments.ledger.engine.connect() as conn:
-        row = (await conn.execute(select(Account.deleted_at, not_blocked(me, other))
-                                     .where(Account.id == other))).one_or_none()
-    if row is None or row[0] is not None or not row[1]:
-        raise NotFound("no such user")
-    spend = await payments.ledger.spend(f"tip:{me}:{call.body['id']}", me, other, call.body["amount"], kind="tip")
+    spend = await _payments(call).spend_on(f"tip:{me}:{call.body['id']}", me, other, call.body["amount"], kind="tip")
     return Reply({"id": call.body["id"], "amount": spend.amount, "creator_amount": spend.creator_amount,
                   "replayed": spend.replayed}, 200 if spend.replayed else 201)
 

@@ -102,3 +102,26 @@ async def test_a_refund_reverses_the_credits(stripe_api: Stripe) -> None:
     status, earnings = await stripe_api.api.call("GET", "/payments/earnings", creator)
     assert earnings["available"] == 21  # the creator keeps the share; the platform's refunds account covers it
     assert refund["amount"] == 499
+
+
+async def test_tips_through_http(stripe_api: Stripe) -> None:
+    api = stripe_api.api
+    fan, creator, blocker = await api.user(), await api.user(), await api.user()
+    status, _ = await api.call("POST", "/payments/credit-packs/small/intent", fan,
+                               json={"payment_method": await stripe_api.card("ok")})
+    assert status == 201
+    status, tip = await api.call("POST", f"/users/{creator.id}/tips", fan, json={"id": "a", "amount": 100})
+    assert status == 201 and (tip["creator_amount"], tip["replayed"]) == (70, False)
+    status, tip = await api.call("POST", f"/users/{creator.id}/tips", fan, json={"id": "a", "amount": 100})
+    assert status == 200 and tip["replayed"] is True  # the same tip id charges once
+    assert (await api.call("POST", f"/users/{creator.id}/tips", fan, json={"id": "b", "amount": 1}))[0] == 402
+    assert (await api.call("POST", f"/users/{fan.id}/tips", fan, json={"id": "c", "amount": 1}))[0] == 422
+    assert (await api.call("POST", f"/users/{creator.id}/tips", fan, json={"id": "d", "amount": -1}))[0] == 422
+    assert (await api.call("POST", f"/users/{creator.id}/tips", fan, json={"id": "e", "amount": 1.5}))[0] == 422
+    assert (await api.call("POST", f"/users/{blocker.id}/block", blocker))[0] in (404, 422)  # not oneself
+    assert (await api.call("POST", f"/users/{fan.id}/block", blocker))[0] in (200, 201, 204)
+    assert (await api.call("POST", f"/users/{blocker.id}/tips", fan, json={"id": "f", "amount": 1}))[0] == 404
+    status, earnings = await api.call("GET", "/payments/earnings", creator)
+    assert earnings["available"] == 70 and earnings["history"][0]["kind"] == "tip"
+    status, payout = await api.call("POST", "/payments/payouts", creator, json={"credits": 70})
+    assert status == 422 and "credits" in payout["errors"][0]["field"]  # under payments.payout_minimum
