@@ -135,3 +135,23 @@ async def test_fuzzed_money_inputs_never_fail_the_server(stripe_api: Stripe, tip
                                                    headers={"Content-Type": "application/json"})
         assert status in (402, 404, 409, 422, 201, 200), (path, body, status, answer)
     assert (await stripe_api.wallet(fan))["available"] >= 0
+
+
+async def test_a_payout_request_is_recorded_once(make_api: Callable[..., Awaitable[Api]], localstripe: str) -> None:
+    api = await make_api(payments=payments_settings(localstripe, payout_minimum=10))
+    stripe = Stripe(localstripe, api)
+    try:
+        fan, creator = await api.user(), await api.user()
+        await api.call("POST", "/payments/credit-packs/small/intent", fan,
+                       json={"payment_method": await stripe.card("ok")})
+        await api.call("POST", f"/users/{creator.id}/tips", fan, json={"id": "t", "amount": 100})
+        key = {"Idempotency-Key": "payout-1"}
+        first = await api.call("POST", "/payments/payouts", creator, json={"credits": 50}, headers=key)
+        again = await api.call("POST", "/payments/payouts", creator, json={"credits": 50}, headers=key)
+        assert first == again and first[0] == 201 and first[1]["status"] == "requested", first
+        status, body = await api.call("POST", "/payments/payouts", creator, json={"credits": 50})
+        assert status == 402 and "credits" in body["detail"]  # 20 left
+        status, earnings = await api.call("GET", "/payments/earnings", creator)
+        assert earnings["available"] == 20
+    finally:
+        await stripe.close()
