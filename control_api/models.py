@@ -311,3 +311,9 @@ class ProcessedEvent(Base):
     event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     processed_at: Mapped[datetime] = _now()
+
+
+# Money's tables are declared next to their code; imported here so Base.metadata (Alembic, the
+# migration test) always holds every table.
+from control_api.ledger import models as _ledger_models  # noqa: E402,F401
+from control_api.payments import models as _payments_models  # noqa: E402,F401

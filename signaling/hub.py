@@ -14,6 +14,7 @@ when either has a session here).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -189,6 +190,11 @@ class Hub:
                     log.exception("delivering a pubsub message failed")
 
     async def _sanction(self, message: object) -> None:
+        if isinstance(message, dict) and message.get("kind") == "premium" and isinstance(message.get("user"), str):
+            # Premium bought or lapsed: the user's live sessions take it at once (their next queue.join).
+            for session in self._users.get(UserId(message["user"]), ()):
+                session.grants = dataclasses.replace(session.grants, premium=message.get("premium") is True)
+            return
         kind = message.get("kind") if isinstance(message, dict) else None
         user = message.get("user") if isinstance(message, dict) else None
         other = message.get("other") if isinstance(message, dict) else None

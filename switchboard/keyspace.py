@@ -98,6 +98,13 @@ def rate_window(scope: str, ident: str, window: int) -> str:
     return f"rl:{scope}:{ident}:{window}"
 
 
+def premium_tier(user_id: str) -> str:
+    """String ``1`` or ``0`` (no expiry): the user's premium as of the last change, written by the
+    control API's payments on every change, so the rate-limit tier follows it at once (an access
+    token's ``premium`` claim may be older). Absent: never changed; the token's claim holds."""
+    return f"premium:{user_id}"
+
+
 def idempotency(scope: str, key: str) -> str:
     """String (JSON, expires after 24 h): the saved answer to a creating POST sent with
     ``Idempotency-Key: key`` by ``scope`` (a user id); ``{"state": "pending"}`` while it runs."""
@@ -130,8 +137,11 @@ SANCTIONS_CHANNEL = "sanctions"
 - ``{"user": <id>, "kind": "revoke"}``: the user's tokens issued before :func:`token_epoch` are dead
   (deletion, logout everywhere, password reset); each node ends the user's sessions (close 4001).
 - ``{"user": <blocker>, "kind": "block", "other": <blocked>}``: a block was made; each node ends any
-  call or match between the two at once and stops relaying between them. Apart from the per-user channels,
-which carry messages relayed for other users, so no participant can forge one."""
+  call or match between the two at once and stops relaying between them.
+- ``{"user": <id>, "kind": "premium", "premium": true|false}``: the user's premium changed (a Stripe
+  subscription became active, or lapsed, was canceled or refunded); each node sets ``premium`` in the
+  grants of the user's live sessions, so their next ``queue.join`` uses it without a new token.
+Apart from the per-user channels, which carry messages relayed for other users, so no participant can forge one."""
 
 
 def banned(user_id: str) -> str:
