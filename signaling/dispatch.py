@@ -25,8 +25,8 @@ from switchboard.wire import WireError
 Handler = Callable[[Session, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
 SERVER_TYPES = (
-    "hello", "reply", "error", "pong",
-    "presence.changed", "call.incoming", "call.ringing", "call.accepted", "call.ended", "call.sfu_offer", "call.sfu_closed",
+    "hello", "reply", "error", "pong", "presence.changed",
+    "call.incoming", "call.ringing", "call.accepted", "call.ended", "call.sfu_offer", "call.sfu_closed",
     "match.found", "match.ended",
     "show.roster", "show.chat", "show.offer", "show.ended", "show.peer_closed",
 )

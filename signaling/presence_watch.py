@@ -88,7 +88,8 @@ class PresenceWatch:
 
     async def _push(self, user: UserId, status: str) -> None:
         try:
-            members = [m.decode() if isinstance(m, bytes) else str(m) for m in await self._redis.smembers(friends(user))]
+            found = await self._redis.smembers(friends(user))
+            members = [m.decode() if isinstance(m, bytes) else str(m) for m in found]
             if not members:
                 return
             message = {"type": CHANGED, "user": user, "status": status}
