@@ -27,6 +27,7 @@ function render() {
   $("bio").textContent = user.bio || "";
   $("interests").replaceChildren(...user.interests.map((t) => Object.assign(document.createElement("li"), { textContent: t })));
   $("likes").textContent = String(user.total_likes);
+  $("likes-word").textContent = user.total_likes === 1 ? "like" : "likes";
   const { following, follows_me: followsMe, liked } = user.relation;
   $("follow").textContent = { none: "Follow", pending: "Cancel follow request", accepted: "Unfollow" }[following];
   $("follow").className = following === "none" ? "" : "secondary";

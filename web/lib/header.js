@@ -14,6 +14,21 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+function bellIcon() {
+  // Drawn, not an emoji: a phone or a headless browser may have no emoji font.
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "20");
+  svg.setAttribute("height", "20");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("fill", "currentColor");
+  path.setAttribute("d", "M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22Zm7-6V11a7 7 0 0 0-5.5-6.84V3.5a1.5 1.5 0 0 0-3 0v.66A7 7 0 0 0 5 11v5l-2 2v1h18v-1Z");
+  svg.append(path);
+  return svg;
+}
+
 export class Header {
   constructor(nav) {
     this.nav = nav;
@@ -22,7 +37,7 @@ export class Header {
     this.msgBadge = el("span", { className: "badge", id: "msg-badge", hidden: true });
     const messages = el("a", { href: "/messages", id: "messages-link" }, "Messages ", this.msgBadge);
     this.bellBadge = el("span", { className: "badge", id: "bell-badge", hidden: true });
-    const bell = el("button", { type: "button", className: "bell", id: "bell", title: "Notifications" }, "🔔 ", this.bellBadge);
+    const bell = el("button", { type: "button", className: "bell", id: "bell", title: "Notifications" }, bellIcon(), this.bellBadge);
     bell.setAttribute("aria-expanded", "false");
     bell.setAttribute("aria-controls", "notes");
     const panel = el("section", { id: "notes", className: "notes card", hidden: true },
