@@ -67,6 +67,11 @@ $("profile").addEventListener("submit", async (event) => {
     $("birth_date").focus();
     return;
   }
+  if (!/^[A-Za-z0-9_.-]{3,32}$/.test(f.pseudo.trim())) {
+    say("A pseudo is 3 to 32 letters, digits, or _ . - (no spaces).", "error");
+    $("pseudo").focus();
+    return;
+  }
   const body = {
     pseudo: f.pseudo.trim(), bio: f.bio,
     interests: f.interests.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean),
@@ -92,3 +97,4 @@ $("profile").addEventListener("submit", async (event) => {
 });
 
 fill(await api("/me"));
+$("fields").disabled = false; // only now: typing before the profile is read would be overwritten
