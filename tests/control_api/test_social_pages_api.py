@@ -1,8 +1,15 @@
 """The small API pieces the social pages need: a profile's ``relation`` (the caller's own view of the
-pair), the blocked list with pseudos, and adding members to a group (never across a block)."""
+pair), the blocked list with pseudos, adding members to a group (never across a block), and the
+``call_missed`` notification made from the nodes' event."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from control_api.events import EventsConsumer
+from control_api.services import SERVICES
+from switchboard.keyspace import EVENTS_STREAM
 from tests.control_api.conftest import Api
 
 
@@ -46,3 +53,18 @@ async def test_group_members_are_added_never_across_a_block(api: Api) -> None:
     assert (await api.call("POST", f"/conversations/{conv['id']}/members", d, json={"members": [d.id]}))[0] == 404
     _, direct = await api.call("POST", "/conversations", a, json={"members": [b.id]})
     assert (await api.call("POST", f"/conversations/{direct['id']}/members", a, json={"members": [c.id]}))[0] == 422
+
+
+async def test_a_missed_call_is_a_notification_for_the_callee_not_across_a_block(api: Api, redis: Any) -> None:
+    a, b, c = await api.user("misann"), await api.user("misben"), await api.user("miscat")
+    consumer = EventsConsumer(api.app._subapps[0][SERVICES], name="missed")  # type: ignore[attr-defined]
+    await consumer.ensure_group()
+    await api.call("POST", f"/users/{a.id}/block", c)
+    for caller, callee in ((a, b), (a, c)):
+        data = {"from": caller.id, "to": callee.id, "call_id": "call_x", "at_ms": 1}
+        await redis.xadd(EVENTS_STREAM, {"type": "call_missed", "data": json.dumps(data)})
+    await consumer.process_once()
+    notes = (await api.call("GET", "/notifications", b))[1]["items"]
+    assert [(n["kind"], n["data"]) for n in notes if n["kind"] == "call_missed"] == [
+        ("call_missed", {"user_id": a.id, "call_id": "call_x"})]
+    assert not [n for n in (await api.call("GET", "/notifications", c))[1]["items"] if n["kind"] == "call_missed"]

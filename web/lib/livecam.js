@@ -19,9 +19,8 @@ function el(tag, props = {}, ...children) {
 }
 
 export class LiveCam {
-  constructor(signal, { onMissed } = {}) {
+  constructor(signal) {
     this.signal = signal;
-    this.onMissed = onMissed;
     this.callId = null;
     this.role = null;
     this.peer = null;
@@ -130,8 +129,6 @@ export class LiveCam {
 
   _ended(m) {
     if (m.call_id !== this.callId) return;
-    const missed = this.role === "callee" && this.ringing && (m.reason === "timeout" || m.reason === "cancelled");
-    if (missed) this.onMissed?.(this.peer);
     const text = ENDED[m.reason] || "The call ended.";
     this._reset();
     this.box.hidden = false;

@@ -18,10 +18,7 @@ export async function startSocialPage(name) {
     say(`Live updates are off: ${err.message}. Reload the page to try again.`, "error");
   });
   const header = await mountHeader({ signal });
-  const livecam = new LiveCam(signal, {
-    onMissed: (user) => header.bell.add({ kind: "call_missed", data: { user_id: user.id }, read: false,
-      created_at: new Date().toISOString() }),
-  });
+  const livecam = new LiveCam(signal); // a missed call comes back as a call_missed notification
   await connected;
   window.switchboard = { signal, header, livecam, me };
   window.addEventListener("pagehide", () => signal.close());
