@@ -56,7 +56,7 @@ class Hub:
         self._observers: list[Observer] = []
         self._on_ban: BanHandler | None = None
         self._on_revoke: BanHandler | None = None
-        self._on_block: BlockHandler | None = None
+        self._on_block: list[BlockHandler] = []
         self._on_presence: PresenceHandler | None = None
         self._routes: dict[str, Route] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -71,7 +71,8 @@ class Hub:
         self._on_revoke = handler
 
     def on_block(self, handler: BlockHandler) -> None:
-        self._on_block = handler
+        """Adds a handler (the gateway ends calls and shows; presence tells the watchers)."""
+        self._on_block.append(handler)
 
     def on_presence(self, handler: PresenceHandler) -> None:
         self._on_presence = handler
@@ -221,8 +222,9 @@ class Hub:
             return
         try:
             if kind == "block":
-                if self._on_block is not None and (user in self._users or other in self._users):
-                    await self._on_block(UserId(user), UserId(str(other)))
+                if user in self._users or other in self._users:
+                    for on_block in self._on_block:
+                        await on_block(UserId(user), UserId(str(other)))
             else:
                 handler = self._on_ban if kind == "ban" else self._on_revoke
                 if handler is not None and user in self._users:

@@ -9,7 +9,8 @@ their calls or matches starts or ends (``in_call`` / ``online``), that node read
 no block either way, read at push time) and delivers ``presence.changed`` to each through the hub
 (Redis ``user:{id}`` for friends on other nodes). The receiving node hands it only to the sessions
 of that friend that watch the user. Nobody else ever gets a push, and a stranger or a blocked user
-still reads ``offline`` from the reply.
+still reads ``offline`` from the reply. A block (the ``sanctions`` channel) shows each side's
+watching sessions the other as ``offline`` at once.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class PresenceWatch:
         self._relations = relations
         self._tasks: set[asyncio.Task[None]] = set()
         hub.on_presence(self._arrived_or_left)
+        hub.on_block(self._blocked)
         hub.observe(self._observe)
         hub.route(CHANGED, self._deliver)
 
@@ -98,6 +100,14 @@ class PresenceWatch:
                     await self._hub.deliver(UserId(friend), message)
         except aioredis.RedisError as exc:  # a missed push: the page's next watch reads the truth
             log.warning("presence push failed", extra={"user": user, "error": str(exc)})
+
+    async def _blocked(self, blocker: UserId, blocked: UserId) -> None:
+        """A new block: each side's watching sessions here see the other go ``offline`` (what a
+        hidden user always reads), and get no more pushes (the senders check the block)."""
+        for me, other in ((blocker, blocked), (blocked, blocker)):
+            for session in self._hub.sessions(me):
+                if session.watching and other in session.watching:
+                    session.send({"type": CHANGED, "user": other, "status": "offline"})
 
     def _deliver(self, user: UserId, message: dict[str, Any]) -> None:
         """A ``presence.changed`` for local ``user``: to the sessions of theirs that watch its subject."""

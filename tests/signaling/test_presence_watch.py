@@ -4,12 +4,13 @@ friends only (mutual follows, no block either way), across nodes, for arrivals, 
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from switchboard.keyspace import blocks
-from tests.signaling.conftest import SETTINGS, NodeFactory, Peer, befriend
+from switchboard.keyspace import SANCTIONS_CHANNEL, blocks
+from tests.signaling.conftest import SETTINGS, Node, NodeFactory, Peer, befriend
 
 
 def users(n: int) -> list[str]:
@@ -77,3 +78,17 @@ async def test_no_push_across_a_block_nor_to_sessions_not_watching(make_node: No
     await idle.ok("ping")
     assert pushes(pm, friend) == []
     assert not [m for m in idle.seen if m["type"] == "presence.changed"]
+
+
+async def test_a_block_shows_each_side_the_other_offline_at_once(node: Node, token: Callable[..., str],
+                                                                 redis: Any) -> None:
+    me, friend = users(2)
+    await befriend(redis, me, friend)
+    pm, pf = await node.connect(token(me)), await node.connect(token(friend))
+    assert (await pm.ok("presence.watch", users=[friend]))["presence"] == {friend: "online"}
+    assert (await pf.ok("presence.watch", users=[me]))["presence"] == {me: "online"}
+    await redis.sadd(blocks(friend), me)  # what the control API writes, then announces
+    await redis.sadd(blocks(me), friend)
+    await redis.publish(SANCTIONS_CHANNEL, json.dumps({"user": friend, "kind": "block", "other": me}))
+    await pm.expect("presence.changed", user=friend, status="offline")
+    await pf.expect("presence.changed", user=me, status="offline")
