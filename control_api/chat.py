@@ -213,6 +213,26 @@ async def _read(call: Call) -> Reply:
     return Reply({"conversation_id": str(conv.id), "last_read_id": read})
 
 
+async def _add_members(call: Call) -> Reply:
+    """Any member of a group adds others (each must be visible to the adder: no block either way)."""
+    me = call.me.user_id
+    async with call.services.sessions() as session, session.begin():
+        conv = await open_conversation(session, me, call.params["conversation_id"])
+        if conv.kind != "group":
+            raise ValidationFailed({"members": "a 1:1 conversation cannot take members: start a group"})
+        present = set(await member_ids(session, conv.id))
+        new = [uid for uid in dict.fromkeys(call.body["members"]) if uid not in present]
+        if len(present) + len(new) > MAX_GROUP + 1:
+            raise ValidationFailed({"members": f"a group holds at most {MAX_GROUP + 1} members"})
+        for uid in new:
+            await visible_account(session, me, uid)
+        # They start with nothing unread: the history is readable, not news.
+        session.add_all([Member(conversation_id=conv.id, account_id=uid, last_read_id=conv.last_message_id)
+                         for uid in new])
+        await session.flush()
+        return Reply(await _conversation_json(session, conv, me))
+
+
 def routes() -> list[Route]:
     conv = Schema({"conversation_id": Field("uuid")})
     big = 2**63 - 1
@@ -240,6 +260,8 @@ def routes() -> list[Route]:
                       "private": Field("boolean", required=False, description="shown blurred (pay-per-view)"),
                   }))),
               }), ok=201, idempotent=True),
+        Route("POST", "/conversations/{conversation_id}/members", _add_members, "Add members to a group", "chat",
+              params=conv, body=Schema({"members": Field("array", min_len=1, max_len=MAX_GROUP, items=Field("uuid"))})),
         Route("POST", "/conversations/{conversation_id}/read", _read, "Mark read up to a message", "chat",
               params=conv, body=Schema({"message_id": Field("integer", minimum=0, maximum=big)})),
     ]

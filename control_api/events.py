@@ -140,6 +140,10 @@ class EventsConsumer:
             return False
         if event.type is EventType.LIKE:
             _, made = await add_like(session, *pair)
+        elif event.type is EventType.CALL_MISSED:
+            caller, callee = pair
+            data = {"user_id": str(caller), "call_id": event.call_id}
+            made = [notifications.add(session, callee, "call_missed", data)]
         else:
             _, made = await request_follow(session, *pair)
         notes.extend(made)

@@ -208,11 +208,17 @@ async def _unblock(call: Call) -> Reply:
 
 
 async def _my_blocks(call: Call) -> Reply:
+    stmt = (
+        select(Block.blocked_id, Profile.pseudo)
+        .outerjoin(Profile, Profile.account_id == Block.blocked_id)
+        .where(Block.blocker_id == call.me.user_id)
+        .order_by(Block.created_at.desc())
+    )
     async with call.services.sessions() as session:
-        rows = await session.scalars(
-            select(Block.blocked_id).where(Block.blocker_id == call.me.user_id).order_by(Block.created_at.desc())
-        )
-        return Reply({"items": [str(uid) for uid in rows]})
+        rows = (await session.execute(stmt)).all()
+    # ``people`` names them for the unblock list (the blocker chose them; their profile stays hidden).
+    return Reply({"items": [str(uid) for uid, _ in rows],
+                  "people": [{"id": str(uid), "pseudo": pseudo} for uid, pseudo in rows]})
 
 
 def escape_like(text: str) -> str:

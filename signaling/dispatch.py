@@ -16,6 +16,7 @@ from signaling.calls import RELAYED, CallBook
 from signaling.errors import Conflict, Forbidden, SignalingError, Unavailable
 from signaling.hub import Hub
 from signaling.messages import Message
+from signaling.presence_watch import PresenceWatch
 from signaling.session import Session
 from signaling.shows import ShowBook
 from switchboard.errors import TokenError
@@ -24,7 +25,7 @@ from switchboard.wire import WireError
 Handler = Callable[[Session, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
 SERVER_TYPES = (
-    "hello", "reply", "error", "pong",
+    "hello", "reply", "error", "pong", "presence.changed",
     "call.incoming", "call.ringing", "call.accepted", "call.ended", "call.sfu_offer", "call.sfu_closed",
     "match.found", "match.ended",
     "show.roster", "show.chat", "show.offer", "show.ended", "show.peer_closed",
@@ -62,13 +63,15 @@ def wire_error(exc: Exception) -> tuple[str, str]:
 class Dispatcher:
     """The table of message types to handlers; one per node."""
 
-    def __init__(self, hub: Hub, calls: CallBook, shows: ShowBook, tickets: TicketStore | None) -> None:
+    def __init__(self, hub: Hub, calls: CallBook, shows: ShowBook, tickets: TicketStore | None,
+                 watch: PresenceWatch) -> None:
         self._hub = hub
         self._calls = calls
         self._tickets = tickets
         table: dict[str, Handler] = {
             "ping": self._ping,
             "presence.query": self._presence,
+            "presence.watch": watch.watch,
             "call.invite": calls.invite,
             "call.accept": calls.accept,
             "call.decline": calls.decline,

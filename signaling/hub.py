@@ -36,6 +36,11 @@ BanHandler = Callable[[UserId], Awaitable[None]]
 """Told when the control API bans a user, or revokes their tokens (on the nodes where the user is)."""
 BlockHandler = Callable[[UserId, UserId], Awaitable[None]]
 """Told ``(blocker, blocked)`` when the control API records a block (on the nodes where either is)."""
+PresenceHandler = Callable[[UserId, bool], None]
+"""Told (synchronously: it schedules its own work) when a user's first session arrives on this node
+(True) or their last one leaves (False)."""
+Route = Callable[[UserId, dict[str, Any]], None]
+"""Delivers one message type for a local user in place of the default (every session of the user)."""
 
 
 class Hub:
@@ -52,7 +57,9 @@ class Hub:
         self._observers: list[Observer] = []
         self._on_ban: BanHandler | None = None
         self._on_revoke: BanHandler | None = None
-        self._on_block: BlockHandler | None = None
+        self._on_block: list[BlockHandler] = []
+        self._on_presence: PresenceHandler | None = None
+        self._routes: dict[str, Route] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     def observe(self, observer: Observer) -> None:
@@ -65,7 +72,15 @@ class Hub:
         self._on_revoke = handler
 
     def on_block(self, handler: BlockHandler) -> None:
-        self._on_block = handler
+        """Adds a handler (the gateway ends calls and shows; presence tells the watchers)."""
+        self._on_block.append(handler)
+
+    def on_presence(self, handler: PresenceHandler) -> None:
+        self._on_presence = handler
+
+    def route(self, kind: str, deliver: Route) -> None:
+        """Messages of type ``kind`` for a local user go to ``deliver`` instead of every session."""
+        self._routes[kind] = deliver
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -114,7 +129,10 @@ class Hub:
             return None
         self._users[session.user_id] = (*sessions, session)
         if not sessions:
-            return await self._subscriptions.join(session.user_id, session.grants.iat)
+            why = await self._subscriptions.join(session.user_id, session.grants.iat)
+            if why is None and self._on_presence is not None:
+                self._on_presence(session.user_id, True)
+            return why
         return await self.refusal(session.user_id, session.grants.iat)
 
     async def refusal(self, user: UserId, iat: int) -> str | None:
@@ -143,6 +161,8 @@ class Hub:
             return False
         del self._users[session.user_id]
         await self._subscriptions.leave(session.user_id)
+        if self._on_presence is not None:
+            self._on_presence(session.user_id, False)
         return True
 
     async def deliver(self, user_id: UserId, message: dict[str, Any]) -> bool:
@@ -156,6 +176,10 @@ class Hub:
     async def _local(self, user_id: UserId, message: dict[str, Any]) -> None:
         for observer in self._observers:
             await observer(user_id, message)
+        route = self._routes.get(message.get("type", ""))
+        if route is not None:
+            route(user_id, message)
+            return
         for session in self._users.get(user_id, ()):
             session.send(message)
 
@@ -204,8 +228,9 @@ class Hub:
             return
         try:
             if kind == "block":
-                if self._on_block is not None and (user in self._users or other in self._users):
-                    await self._on_block(UserId(user), UserId(str(other)))
+                if user in self._users or other in self._users:
+                    for on_block in self._on_block:
+                        await on_block(UserId(user), UserId(str(other)))
             else:
                 handler = self._on_ban if kind == "ban" else self._on_revoke
                 if handler is not None and user in self._users:

@@ -61,6 +61,7 @@ SCHEMAS: Mapping[str, tuple[Field, ...]] = {
     "token.refresh": (_f("token", Kind.TOKEN),),
     "ping": (),
     "presence.query": (_f("users", Kind.USERS),),
+    "presence.watch": (_f("users", Kind.USERS),),
     "call.invite": (_f("to", Kind.ID),),
     "call.accept": (_CALL,),
     "call.decline": (_CALL,),

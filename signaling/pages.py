@@ -1,8 +1,9 @@
 """The browser pages: one HTML file per route, each loading its ES module from ``/static/``.
 
 The pages are plain files in ``web/`` (no build step); this module maps the routes a person types
-to them, and serves ``/static/`` itself. ``/watch/{room}`` serves one page for every room: the
-module reads the room from the address. Their security headers (CSP, nosniff, no framing) come
+to them, and serves ``/static/`` itself. ``/watch/{room}`` serves one page for every room and
+``/u/{user}`` one for every profile: the module reads the room (the user) from the address. Their
+security headers (CSP, nosniff, no framing) come
 from the process's root application (:mod:`switchboard.headers`).
 """
 
@@ -20,6 +21,11 @@ PAGES = {
     "/watch/{room}": "watch.html",
     "/random": "random.html",
     "/moderate": "moderate.html",
+    "/me": "me.html",
+    "/people": "people.html",
+    "/u/{user}": "user.html",
+    "/space": "space.html",
+    "/messages": "messages.html",
 }
 """Route -> HTML file in the web directory."""
 

@@ -3,6 +3,7 @@
 // records us as its owner, the only one who gets a broadcaster token for it. A title is metadata.
 
 import { api, explain, requireLogin } from "./lib/api.js";
+import { mountHeader } from "./lib/header.js";
 import { openCamera, play, qualityText, toggle, watchQuality } from "./lib/media.js";
 import { Publisher } from "./lib/show.js";
 import { Signal } from "./lib/signal.js";
@@ -10,7 +11,7 @@ import { $, chatForm, chatLine, say, showConnection } from "./lib/ui.js";
 
 const me = requireLogin();
 let rosterUpdates = 0; // show.roster messages seen (the tests check a tap adds none)
-$("me").textContent = `you: ${me.user_id.slice(0, 8)}`;
+mountHeader();
 const saved = sessionStorage.getItem("switchboard.broadcast.room");
 
 let signal = null;

@@ -6,6 +6,7 @@
 // name (`moderation`), which no show uses. Every tap is an event in the audit stream.
 
 import { api, explain, requireLogin } from "./lib/api.js";
+import { mountHeader } from "./lib/header.js";
 import { qualityText, watchQuality } from "./lib/media.js";
 import { CallReceiver } from "./lib/call_media.js";
 import { Subscriber } from "./lib/show.js";
@@ -13,7 +14,7 @@ import { Signal } from "./lib/signal.js";
 import { $, chatLine, say, showConnection } from "./lib/ui.js";
 
 const me = requireLogin();
-$("me").textContent = `moderator: ${me.user_id.slice(0, 8)}`;
+mountHeader();
 
 const hiddenToken = async (room) =>
   (await api(`/rooms/${encodeURIComponent(room)}/token`, { method: "POST", body: { role: "hidden" } })).token;

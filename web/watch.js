@@ -1,6 +1,7 @@
 // /watch/<room>: play a show, see its viewer count and chat. A reload within 15 s resumes.
 
 import { ApiError, api, explain, requireLogin } from "./lib/api.js";
+import { mountHeader } from "./lib/header.js";
 import { qualityText, watchQuality } from "./lib/media.js";
 import { Subscriber } from "./lib/show.js";
 import { Signal } from "./lib/signal.js";
@@ -9,7 +10,6 @@ import { $, chatForm, chatLine, say, showConnection } from "./lib/ui.js";
 const me = requireLogin();
 const room = decodeURIComponent(location.pathname.split("/").pop());
 const NOT_LIVE = "This show is not live (it has not started, or it ended).";
-$("me").textContent = `you: ${me.user_id.slice(0, 8)}`;
 $("title").textContent = room;
 document.title = `${room} · Switchboard`;
 
@@ -20,6 +20,7 @@ const signal = new Signal({
   getToken: async () => (await api(`/rooms/${encodeURIComponent(room)}/token`, { method: "POST", body: { role: "viewer" } })).token,
 });
 // For people debugging, and the tests.
+mountHeader({ signal });
 window.switchboard = { signal, get pc() { return subscriber?.pc; }, get subscriber() { return subscriber; } };
 
 function setViewers(count) {
