@@ -86,7 +86,9 @@ class Api:
 
 
 def api_settings(**overrides: Any) -> ApiSettings:
-    return ApiSettings(**overrides)
+    """The API's settings for tests. Shedding on a late event loop is off unless a test turns it on:
+    this machine's load would shed at random (tests/control_api/test_admission.py turns it on)."""
+    return ApiSettings(**{"lag_shed_ms": 600_000.0, **overrides})
 
 
 @pytest.fixture

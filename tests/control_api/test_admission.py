@@ -121,7 +121,7 @@ class LateLoop:
 
 
 async def test_a_late_event_loop_sheds_new_requests_until_it_catches_up(make_api) -> None:  # type: ignore[no-untyped-def]
-    api = await make_api()
+    api = await make_api(api_settings(lag_shed_ms=100))
     user = await api.user()
     room = await new_room(api, user)
     late = LateLoop()

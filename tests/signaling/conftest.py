@@ -31,7 +31,10 @@ STEP_S = 5.0
 """Upper bound for one expected frame to arrive (tests never assert on timing, only bound it)."""
 
 SETTINGS = NodeSettings(ws_rate_per_s=200, ws_rate_burst=200, ws_abuse_limit=20, call_ring_timeout_s=30,
-                        resume_window_s=15, chat_rate_per_s=1, chat_burst=3)
+                        resume_window_s=15, chat_rate_per_s=1, chat_burst=3,
+                        lag_shed_ms=600_000.0)  # no shedding on a late loop unless a test turns it on
+"""Node settings for tests. This machine's load would otherwise shed connects at random
+(tests/signaling/test_admission.py turns lag shedding on)."""
 
 
 @pytest.fixture(scope="session")

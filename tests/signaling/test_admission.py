@@ -66,7 +66,7 @@ class LateLoop:
 
 async def test_a_late_loop_refuses_new_sockets_in_either_codec(
         make_node: NodeFactory, token: Callable[..., str]) -> None:
-    node: Node = await make_node()
+    node: Node = await make_node(settings=dataclasses.replace(SETTINGS, lag_shed_ms=100))
     open_before = await node.connect(token("before"))
     late = LateLoop()
     node.app[NODE_GATEWAY]._admission.lag = late  # type: ignore[assignment]

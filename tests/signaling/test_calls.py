@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
 
 from switchboard.keyspace import EVENTS_STREAM
-from switchboard.settings import NodeSettings
-from tests.signaling.conftest import Node, NodeFactory, Peer, befriend
+from tests.signaling.conftest import SETTINGS, Node, NodeFactory, Peer, befriend
 
 
 async def call(node: Node, token: Callable[..., str], a: str = "ann", b: str = "ben") -> tuple[Peer, Peer, str]:
@@ -78,7 +78,7 @@ async def test_decline_cancel_busy_offline(node: Node, token: Callable[..., str]
 
 
 async def test_ring_timeout_ends_the_call(make_node: NodeFactory, token: Callable[..., str]) -> None:
-    node = await make_node(settings=NodeSettings(call_ring_timeout_s=0.3))
+    node = await make_node(settings=dataclasses.replace(SETTINGS, call_ring_timeout_s=0.3))
     pa, pb = await node.connect(token("gus")), await node.connect(token("hal"))
     cid = (await pa.ok("call.invite", to="hal"))["call_id"]
     assert (await pa.expect("call.ended", call_id=cid))["reason"] == "timeout"
@@ -124,7 +124,7 @@ async def test_resume_keeps_call_and_gets_missed_messages(node: Node, token: Cal
 
 async def test_session_expiry_ends_the_call(make_node: NodeFactory, token: Callable[..., str], redis: Any) -> None:
     await befriend(redis, "oli", "pam")
-    node = await make_node(settings=NodeSettings(resume_window_s=0.2))
+    node = await make_node(settings=dataclasses.replace(SETTINGS, resume_window_s=0.2))
     pa, pb, call_id = await call(node, token, "oli", "pam")
     await pb.ws.close()
     assert (await pa.expect("call.ended", call_id=call_id))["reason"] == "left"

@@ -3,14 +3,14 @@ events stream as ``call_missed`` (from the caller, to the callee); a declined or
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from switchboard.keyspace import EVENTS_STREAM
-from switchboard.settings import NodeSettings
-from tests.signaling.conftest import NodeFactory
+from tests.signaling.conftest import SETTINGS, NodeFactory
 
 
 async def missed(redis: Any, *users: str) -> list[tuple[str, str, str]]:
@@ -23,7 +23,7 @@ async def missed(redis: Any, *users: str) -> list[tuple[str, str, str]]:
 
 
 async def test_missed_calls_are_recorded(make_node: NodeFactory, token: Callable[..., str], redis: Any) -> None:
-    node = await make_node(settings=NodeSettings(call_ring_timeout_s=0.5))
+    node = await make_node(settings=dataclasses.replace(SETTINGS, call_ring_timeout_s=0.5))
     caller, callee = f"m{uuid.uuid4().hex[:8]}", f"m{uuid.uuid4().hex[:8]}"
     pa, pb = await node.connect(token(caller)), await node.connect(token(callee))
     declined = (await pa.ok("call.invite", to=callee))["call_id"]
