@@ -130,7 +130,15 @@ SANCTIONS_CHANNEL = "sanctions"
 - ``{"user": <id>, "kind": "revoke"}``: the user's tokens issued before :func:`token_epoch` are dead
   (deletion, logout everywhere, password reset); each node ends the user's sessions (close 4001).
 - ``{"user": <blocker>, "kind": "block", "other": <blocked>}``: a block was made; each node ends any
-  call or match between the two at once and stops relaying between them. Apart from the per-user channels,
+  call or match between the two at once and stops relaying between them.
+- ``{"user": <id>, "kind": "mute", "until": <unix seconds> | null}``: the user may not chat (show chat,
+  call chat) until then (null: until lifted); each node marks the user's sessions at once and tells
+  them (``moderation.muted``). :func:`muted` holds the same fact for sockets that connect later.
+- ``{"user": <id>, "kind": "unmute"}``: the mute was lifted (or a shorter one ended early).
+- ``{"user": <id>, "kind": "warning", "message": <text>}``: a moderator's warning; each node sends it
+  to the user's open sockets (``moderation.warning``).
+
+Apart from the per-user channels,
 which carry messages relayed for other users, so no participant can forge one."""
 
 
@@ -138,6 +146,13 @@ def banned(user_id: str) -> str:
     """String (expires when the ban does; none for a ban until revoked): the user is banned. Written
     by the control API; a node refuses the user's sockets while it exists."""
     return f"ban:{user_id}"
+
+
+def muted(user_id: str) -> str:
+    """String (unix seconds the mute ends, or ``0`` for until lifted; expires when the mute does): the
+    user may not chat. Written by the control API (control_api/sanctions.py); nodes read it when the
+    user connects and otherwise follow the ``mute``/``unmute`` sanctions notices."""
+    return f"mute:{user_id}"
 
 
 def token_epoch(user_id: str) -> str:
