@@ -145,7 +145,10 @@ async function act(kind, duration) {
 }
 
 $("claim").addEventListener("click", () => api(`/moderation/reports/${current.id}/claim`, { method: "POST" })
-  .then(() => { say(`You are reviewing report #${current.id}.`, "ok"); return openReport(current.id); })
+  .then(() => {
+    say(`You are reviewing report #${current.id}.`, "ok");
+    return Promise.all([openReport(current.id), loadReports()]);
+  })
   .catch((err) => say(explain(err), "error")));
 $("dismiss").addEventListener("click", () => api(`/moderation/reports/${current.id}/dismiss`, { method: "POST", body: {} })
   .then(() => { say(`Report #${current.id} dismissed.`, "ok"); return Promise.all([openReport(current.id), loadReports()]); })
