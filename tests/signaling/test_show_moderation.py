@@ -68,7 +68,7 @@ async def test_owner_pins_and_kicks_with_a_cool_down(node: Node, token: Callable
 
 
 async def test_only_the_owner_and_moderators_moderate(node: Node, token: Callable[..., str]) -> None:
-    room, host, ann, ben, mod = await _show(node, token)
+    room, _host, ann, ben, mod = await _show(node, token)
     line = await ben.ok("show.chat", room=room, text="hello")
     for kind, body in (("show.chat_delete", {"message_id": line["id"]}), ("show.chat_pin", {"message_id": line["id"]}),
                        ("show.mute", {"user": "ben", "minutes": 1}), ("show.kick", {"user": "ben"})):
