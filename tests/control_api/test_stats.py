@@ -54,3 +54,21 @@ async def test_console_counters_through_the_api(api: Api) -> None:
     assert after["actions_today"][mod.id] == 3  # claimed, actioned, the mute
     assert (await api.call("GET", "/moderation/stats", ann))[0] == 403
     assert (await api.call("GET", "/moderation/stats?day=someday", mod))[0] == 422
+
+
+async def test_a_match_from_the_events_stream_counts_both_users_once(api: Api) -> None:
+    from sqlalchemy import select
+
+    from control_api.app import EVENTS
+    from control_api.models import Activity
+
+    consumer = api.app._subapps[0][EVENTS]  # type: ignore[attr-defined]
+    a, b = uuid.uuid4(), uuid.uuid4()
+    fields = {b"type": b"match.paired", b"session_id": b"ses_x", b"a": str(a).encode(), b"b": str(b).encode(),
+              b"at_us": b"1"}
+    assert await consumer.handle("99-1", fields) is True
+    assert await consumer.handle("99-1", fields) is False  # a replay changes nothing
+    async with services(api).sessions() as session:
+        rows = list(await session.scalars(select(Activity).where(Activity.account_id.in_([a, b]))))
+    assert sorted(r.account_id for r in rows) == sorted([a, b])
+    assert all(r.kinds == stats.EVENT_BITS["match"] and r.day == stats.today() for r in rows)
