@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from control_api import (
     accounts,
+    audit,
     chat,
     deletion,
     ice,
@@ -23,10 +24,12 @@ from control_api import (
     openapi,
     passwords,
     profiles,
+    report_review,
     reports,
     rooms,
-    sanctions,
+    sanction_routes,
     social,
+    stats,
 )
 from control_api.access import AccessTokens
 from control_api.admission import install_admission
@@ -95,8 +98,8 @@ def all_routes() -> list[Route]:
         Route("GET", "/", _index, "Service name and where the OpenAPI document is", "meta", auth=False),
         Route("GET", "/openapi.json", _openapi, "This API's OpenAPI 3.1 document", "meta", auth=False),
         *accounts.routes(), *passwords.routes(), *deletion.routes(), *profiles.routes(), *social.routes(),
-        *chat.routes(), *media.routes(), *notifications.routes(), *rooms.routes(), *sanctions.routes(),
-        *reports.routes(),
+        *chat.routes(), *media.routes(), *notifications.routes(), *rooms.routes(), *sanction_routes.routes(),
+        *reports.routes(), *report_review.routes(), *audit.routes(), *stats.routes(),
         *ice.routes(), *payments_routes.routes(),
     ]
 

@@ -12,11 +12,12 @@ from typing import Any
 from sqlalchemy import and_, case, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_api import notifications
-from control_api.errors import NotFound, ValidationFailed
+from control_api import notifications, stats
+from control_api.errors import Forbidden, NotFound, ValidationFailed
 from control_api.graph import not_blocked, visible_account
 from control_api.http import Call, Reply, Route
 from control_api.models import Attachment, Block, Conversation, Media, Member, Message
+from control_api.sanctions import active_mute
 from control_api.schema import Field, Schema
 
 MAX_GROUP = 50
@@ -152,6 +153,14 @@ async def _messages(call: Call) -> Reply:
     })
 
 
+async def refuse_muted(session: AsyncSession, me: uuid.UUID) -> None:
+    """Forbidden while a mute is in force (Postgres, the truth: the nodes follow its Redis mirror)."""
+    mute = await active_mute(session, me)
+    if mute is not None:
+        until = mute.ends_at.isoformat() if mute.ends_at else "a moderator lifts it"
+        raise Forbidden(f"you are muted until {until}: no messages meanwhile")
+
+
 async def _send(call: Call) -> Reply:
     me, body = call.me.user_id, call.body
     wanted = body.get("attachments", [])
@@ -159,6 +168,7 @@ async def _send(call: Call) -> Reply:
         raise ValidationFailed({"text": "a message needs text or attachments"})
     async with call.services.sessions() as session, session.begin():
         conv = await open_conversation(session, me, call.params["conversation_id"])
+        await refuse_muted(session, me)
         msg = Message(conversation_id=conv.id, sender_id=me, text=body.get("text", ""), created_at=datetime.now(UTC))
         session.add(msg)
         await session.flush()
@@ -171,6 +181,7 @@ async def _send(call: Call) -> Reply:
             session.add(att)
             pairs.append((att, media))
         conv.last_message_id = msg.id
+        await stats.track(session, me, "message")
         # The sender has read their own message; the same statement lists who should receive it.
         recipients = list(await session.scalars(
             update(Member).where(Member.conversation_id == conv.id)

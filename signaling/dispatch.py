@@ -29,6 +29,8 @@ SERVER_TYPES = (
     "call.incoming", "call.ringing", "call.accepted", "call.ended", "call.sfu_offer", "call.sfu_closed",
     "match.found", "match.ended",
     "show.roster", "show.chat", "show.offer", "show.ended", "show.peer_closed",
+    "show.chat_deleted", "show.chat_pinned", "show.muted", "show.kicked",
+    "moderation.muted", "moderation.unmuted", "moderation.warning",
 )
 """Messages the server sends that are not replies (relayed ``call.*`` types are documented with their request)."""
 
@@ -36,6 +38,8 @@ VERIFIED_ONLY = frozenset({"call.invite", "call.accept", "call.publish", "queue.
                            "show.chat", *RELAYED})
 """Doors closed to a token without ``verified`` (an account whose email is not verified): calling,
 matching, publishing, and anything relayed to another person. Watching stays open."""
+MUTED_TYPES = frozenset({"show.chat", "call.chat"})
+"""What a user muted by a moderator may not send (checked against the node's mute table: no I/O)."""
 UNVERIFIED = "verify your email address first: unverified accounts may watch but not call, match, publish or chat"
 
 
@@ -98,6 +102,10 @@ class Dispatcher:
             "show.answer": shows.answer,
             "show.ice": shows.ice,
             "show.chat": shows.chat,
+            "show.chat_delete": shows.moderation.delete,
+            "show.chat_pin": shows.moderation.pin,
+            "show.mute": shows.moderation.mute,
+            "show.kick": shows.moderation.kick,
         }
         for kind in RELAYED:
             table[kind] = self._relay(calls, kind)
@@ -115,6 +123,8 @@ class Dispatcher:
             raise Conflict("already authenticated")
         if message.type in VERIFIED_ONLY and not session.grants.verified:
             raise Forbidden(UNVERIFIED)
+        if message.type in MUTED_TYPES:
+            self._hub.mutes.check(session.user_id)
         return await handler(session, message.body)
 
     @staticmethod

@@ -8,7 +8,8 @@ is not also published to other nodes.)
 Sanctions arrive on ``keyspace.SANCTIONS_CHANNEL``, which every node subscribes with its own
 channel; the hub hands each kind to its handler: ``ban`` and ``revoke`` (the gateway ends the
 user's sessions, when the user has one here) and ``block`` (calls and matches between the two end,
-when either has a session here).
+when either has a session here), ``mute``/``unmute`` (the user's chat is refused or allowed again:
+:class:`~signaling.mutes.Mutes`; their sockets are told) and ``warning`` (sent to the user's sockets).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from signaling.mutes import Mutes
 from signaling.session import Session
 from signaling.subscriptions import Subscriptions
 from switchboard.ids import NodeId, UserId
@@ -29,6 +31,9 @@ from switchboard.keyspace import SANCTIONS_CHANNEL, banned, node_channel, presen
 from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling")
+
+SANCTION_KINDS = ("ban", "revoke", "block", "mute", "unmute", "warning")
+"""The notices of ``keyspace.SANCTIONS_CHANNEL`` a node acts on."""
 
 Observer = Callable[[UserId, dict[str, Any]], Awaitable[None]]
 """Sees every message for a local user before the user's sockets do (calls keep their state so)."""
@@ -61,6 +66,8 @@ class Hub:
         self._on_presence: PresenceHandler | None = None
         self._routes: dict[str, Route] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.mutes = Mutes(redis)
+        """Muted users with a session here (the dispatcher checks chat against it)."""
 
     def observe(self, observer: Observer) -> None:
         self._observers.append(observer)
@@ -130,8 +137,10 @@ class Hub:
         self._users[session.user_id] = (*sessions, session)
         if not sessions:
             why = await self._subscriptions.join(session.user_id, session.grants.iat)
-            if why is None and self._on_presence is not None:
-                self._on_presence(session.user_id, True)
+            if why is None:
+                await self.mutes.load(session.user_id)
+                if self._on_presence is not None:
+                    self._on_presence(session.user_id, True)
             return why
         return await self.refusal(session.user_id, session.grants.iat)
 
@@ -160,6 +169,7 @@ class Hub:
             self._users[session.user_id] = rest
             return False
         del self._users[session.user_id]
+        self.mutes.clear(session.user_id)
         await self._subscriptions.leave(session.user_id)
         if self._on_presence is not None:
             self._on_presence(session.user_id, False)
@@ -222,12 +232,15 @@ class Hub:
         kind = message.get("kind") if isinstance(message, dict) else None
         user = message.get("user") if isinstance(message, dict) else None
         other = message.get("other") if isinstance(message, dict) else None
-        if not isinstance(user, str) or kind not in ("ban", "revoke", "block") or (
+        if not isinstance(user, str) or kind not in SANCTION_KINDS or (
                 kind == "block" and not isinstance(other, str)):
             log.warning("unknown sanction notice dropped")
             return
         try:
-            if kind == "block":
+            if kind in ("mute", "unmute", "warning"):
+                if user in self._users:
+                    self._moderation(UserId(user), kind, message)  # type: ignore[arg-type]
+            elif kind == "block":
                 if user in self._users or other in self._users:
                     for on_block in self._on_block:
                         await on_block(UserId(user), UserId(str(other)))
@@ -237,6 +250,23 @@ class Hub:
                     await handler(UserId(user))
         except Exception:
             log.exception("acting on a sanction failed", extra={"kind": kind})
+
+    def _moderation(self, user: UserId, kind: str, message: dict[str, Any]) -> None:
+        """A mute, unmute or warning for a user here: the mute table follows, the sockets are told."""
+        if kind == "mute":
+            until = message.get("until")
+            until = until if isinstance(until, int | float) and not isinstance(until, bool) else None
+            self.mutes.set(user, until)
+            notice = {"type": "moderation.muted", "until": until}
+        elif kind == "unmute":
+            self.mutes.clear(user)
+            notice = {"type": "moderation.unmuted"}
+        else:
+            text = message.get("message")
+            notice = {"type": "moderation.warning",
+                      "message": text[:1000] if isinstance(text, str) and text else "A moderator warned you."}
+        for session in self._users.get(user, ()):
+            session.send(notice)
 
     async def _heartbeat(self) -> None:
         """Refreshes the presence TTL of every user here, at a third of the TTL."""

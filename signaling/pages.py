@@ -20,7 +20,7 @@ PAGES = {
     "/broadcast": "broadcast.html",
     "/watch/{room}": "watch.html",
     "/random": "random.html",
-    "/moderate": "moderate.html",
+    "/admin": "admin.html",
     "/me": "me.html",
     "/people": "people.html",
     "/u/{user}": "user.html",
@@ -28,6 +28,9 @@ PAGES = {
     "/messages": "messages.html",
 }
 """Route -> HTML file in the web directory."""
+
+REDIRECTS = {"/moderate": "/admin#live"}
+"""Old addresses -> where their page lives now (the moderation console absorbed /moderate)."""
 
 
 STATIC_NAME = re.compile(r"^(?:[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}/){0,4}[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")
@@ -41,6 +44,8 @@ def install_pages(app: web.Application, web_dir: Path) -> None:
     access here: a missing file answers 404)."""
     for route, name in PAGES.items():
         app.router.add_get(route, _serve(web_dir / name))
+    for route, target in REDIRECTS.items():
+        app.router.add_get(route, _redirect(target))
     app.router.add_get("/static/{name:.+}", _static(web_dir))
 
 
@@ -53,6 +58,13 @@ def _static(web_dir: Path) -> Callable[[web.Request], Awaitable[web.FileResponse
         return web.FileResponse(web_dir / name)
 
     return static
+
+
+def _redirect(target: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def moved(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(target)
+
+    return moved
 
 
 def _serve(path: Path) -> Callable[[web.Request], Awaitable[web.FileResponse]]:

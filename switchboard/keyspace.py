@@ -141,6 +141,13 @@ SANCTIONS_CHANNEL = "sanctions"
 - ``{"user": <id>, "kind": "premium", "premium": true|false}``: the user's premium changed (a Stripe
   subscription became active, or lapsed, was canceled or refunded); each node sets ``premium`` in the
   grants of the user's live sessions, so their next ``queue.join`` uses it without a new token.
+- ``{"user": <id>, "kind": "mute", "until": <unix seconds> | null}``: the user may not chat (show chat,
+  call chat) until then (null: until lifted); each node marks the user's sessions at once and tells
+  them (``moderation.muted``). :func:`muted` holds the same fact for sockets that connect later.
+- ``{"user": <id>, "kind": "unmute"}``: the mute was lifted (or a shorter one ended early).
+- ``{"user": <id>, "kind": "warning", "message": <text>}``: a moderator's warning; each node sends it
+  to the user's open sockets (``moderation.warning``).
+
 Apart from the per-user channels, which carry messages relayed for other users, so no participant can forge one."""
 
 
@@ -148,6 +155,13 @@ def banned(user_id: str) -> str:
     """String (expires when the ban does; none for a ban until revoked): the user is banned. Written
     by the control API; a node refuses the user's sockets while it exists."""
     return f"ban:{user_id}"
+
+
+def muted(user_id: str) -> str:
+    """String (unix seconds the mute ends, or ``0`` for until lifted; expires when the mute does): the
+    user may not chat. Written by the control API (control_api/sanctions.py); nodes read it when the
+    user connects and otherwise follow the ``mute``/``unmute`` sanctions notices."""
+    return f"mute:{user_id}"
 
 
 def token_epoch(user_id: str) -> str:

@@ -163,8 +163,7 @@ $("follow").addEventListener("click", () => {
 });
 $("report").addEventListener("click", async () => {
   if (!match) return;
-  const reason = prompt("What happened? (this goes to the moderators)", "inappropriate behaviour");
-  if (!reason) return;
+  const reason = $("report-reason").value;
   try {
     await api("/reports", { method: "POST", body: { user_id: match.peer.user_id, session_id: match.session_id, reason } });
     say("Thank you: the moderators will look at it.", "ok");
