@@ -1,0 +1,136 @@
+"""Evidence clips: each producer's rolling buffer of its last seconds of RTP, and a room's snapshot.
+
+A :class:`ClipBuffer` holds the same ``(seq, ts, marker, payload)`` entries the producer's NACK
+cache holds (the payload is the same ``bytes`` object: nothing is copied), plus their arrival
+time. A video buffer starts at a keyframe and is trimmed only at keyframes, so it always begins
+with one: the router's keyframe schedule (:mod:`sfu.keyframes`) guarantees one every
+``sfu.keyframe_interval_s``, so a buffer holds between ``seconds`` and ``seconds + 2 x interval`` of
+media. Memory is also capped in bytes (``MAX_BYTES_PER_S`` x horizon), whatever the publisher sends.
+
+The clock is injectable so tests (and the bench) can drive it.
+
+:func:`snapshot` copies a room's buffers (cheap: a list of references per track) for
+:mod:`sfu.remux` to turn into one file off the event loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sfu.producer import Producer
+
+Entry = tuple[float, int, int, int, bytes]
+"""(arrival on the buffer's clock, sequence, RTP timestamp, marker, payload)."""
+
+MAX_BYTES_PER_S = 1_000_000
+"""Byte cap per second of horizon (8 Mbit/s): a publisher sending more keeps a shorter buffer."""
+
+
+class ClipBuffer:
+    """The last ``seconds`` of one track, trimmed at keyframes (video) or by age (audio)."""
+
+    def __init__(self, seconds: float, keyframe_interval_s: float,
+                 is_keyframe: Callable[[bytes], bool] | None, clock: Callable[[], float] = time.monotonic) -> None:
+        if seconds <= 0:
+            raise ValueError("clip seconds must be > 0")
+        self.seconds = seconds
+        self.horizon = seconds + keyframe_interval_s
+        """What we must keep: the clip starts at a keyframe up to one interval before ``seconds`` ago."""
+        self.max_bytes = int(MAX_BYTES_PER_S * (seconds + 2 * keyframe_interval_s))
+        self.is_keyframe = is_keyframe
+        self.clock = clock
+        self.entries: deque[Entry] = deque()
+        self.starts: deque[tuple[float, int, int]] = deque()
+        """Keyframe starts: (arrival, absolute index of the entry, RTP timestamp)."""
+        self.first = 0
+        """Absolute index of ``entries[0]``."""
+        self.bytes = 0
+        self.shed = 0
+        """Entries dropped because the byte cap was reached."""
+
+    def add(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
+        now = self.clock()
+        entries = self.entries
+        if self.is_keyframe is not None:
+            if self.is_keyframe(payload):
+                starts = self.starts
+                if not starts or starts[-1][2] != ts:  # H.264: SPS then IDR of one frame is one start
+                    starts.append((now, self.first + len(entries), ts))
+                    self._trim_to_keyframe(now - self.horizon)
+            elif not self.starts:  # nothing decodable to start from yet
+                return
+        entries.append((now, seq, ts, marker, payload))
+        self.bytes += len(payload)
+        if self.is_keyframe is None:
+            edge = now - self.horizon
+            while entries[0][0] < edge:
+                self.bytes -= len(entries.popleft()[4])
+                self.first += 1
+        if self.bytes > self.max_bytes:
+            self._shed()
+
+    def _drop_to(self, index: int) -> None:
+        entries = self.entries
+        while self.first < index and entries:
+            self.bytes -= len(entries.popleft()[4])
+            self.first += 1
+
+    def _trim_to_keyframe(self, edge: float) -> None:
+        """Drop whole keyframe periods that ended before ``edge`` (the buffer keeps one start <= edge)."""
+        starts = self.starts
+        while len(starts) >= 2 and starts[1][0] <= edge:
+            starts.popleft()
+            self._drop_to(starts[0][1])
+
+    def _shed(self) -> None:
+        """Over the byte cap: drop the oldest keyframe period (video) or the oldest tenth (audio)."""
+        before = self.first
+        if self.is_keyframe is None:
+            self._drop_to(self.first + max(1, len(self.entries) // 10))
+        elif len(self.starts) >= 2:
+            self.starts.popleft()
+            self._drop_to(self.starts[0][1])
+        else:  # one keyframe period bigger than the cap: start again at the next keyframe
+            self._drop_to(self.first + len(self.entries))
+            self.starts.clear()
+        self.shed += self.first - before
+
+    def snapshot(self) -> list[Entry]:
+        return list(self.entries)
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.starts.clear()
+        self.bytes = 0
+
+
+@dataclass(frozen=True)
+class TrackSnapshot:
+    """One track's buffered RTP and what is needed to time it."""
+
+    producer_id: str
+    peer_id: str
+    kind: str
+    mime_type: str
+    clock_rate: int
+    channels: int
+    entries: list[Entry]
+    sender_report: tuple[int, int, float] | None
+    """The publisher's last SR: (NTP, RTP timestamp, arrival on the buffer's clock)."""
+
+
+def snapshot(producers: list[Producer]) -> list[TrackSnapshot]:
+    """The buffered tracks of these producers (those without a buffer or with nothing in it are left out)."""
+    tracks = []
+    for p in producers:
+        buffer = p.clip
+        if buffer is None or not buffer.entries:
+            continue
+        tracks.append(TrackSnapshot(p.producer_id, str(p.peer_id), p.kind, p.codec.mime_type, p.codec.clock_rate,
+                                    p.codec.channels or 2, buffer.snapshot(), p.sr))
+    return tracks
