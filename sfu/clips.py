@@ -110,6 +110,19 @@ class ClipBuffer:
 
 
 @dataclass(frozen=True)
+class Clip:
+    """An evidence clip: one media file with the last seconds of every track of a room."""
+
+    data: bytes
+    content_type: str
+    """``video/webm`` or ``video/x-matroska``."""
+    duration_s: float
+    tracks: int
+    drops: int
+    """Frames/packets skipped (malformed, incomplete, or waiting for a keyframe)."""
+
+
+@dataclass(frozen=True)
 class TrackSnapshot:
     """One track's buffered RTP and what is needed to time it."""
 

@@ -14,6 +14,7 @@ it (an inter frame whose reference is gone would not decode).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -126,7 +127,7 @@ def _group(packets: Iterable[Packet]) -> Iterable[list[Packet]]:
 
 
 def _contiguous(run: list[Packet]) -> bool:
-    return all(b[0] == a[0] + 1 for a, b in zip(run, run[1:], strict=False)) and bool(run[-1][2])
+    return all(b[0] == a[0] + 1 for a, b in itertools.pairwise(run)) and bool(run[-1][2])
 
 
 def _vp8_frame(run: list[Packet], drops: Drops) -> Frame | None:

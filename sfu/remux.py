@@ -17,7 +17,7 @@ from fractions import Fraction
 
 import av
 
-from sfu.clips import TrackSnapshot
+from sfu.clips import Clip, TrackSnapshot
 from sfu.depacketize import Drops, Frame, Packet, frames, h264_size
 from sfu.rtp import VP8, seq_delta
 
@@ -26,17 +26,6 @@ NTP_UNIT = float(1 << 32)
 
 class NothingToClip(Exception):
     """No buffered media to make a clip from."""
-
-
-@dataclass(frozen=True)
-class Clip:
-    data: bytes
-    content_type: str
-    """``video/webm`` or ``video/x-matroska``."""
-    duration_s: float
-    tracks: int
-    drops: int
-    """Frames/packets skipped (malformed, incomplete, or waiting for a keyframe)."""
 
 
 def _unwrap(entries: list[tuple[float, int, int, int, bytes]]) -> list[tuple[float, int, int, int, bytes]]:

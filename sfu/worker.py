@@ -10,10 +10,11 @@ import contextlib
 import logging
 
 from sfu import aiortc_private
+from sfu.clips import Clip
 from sfu.errors import Faults, NoClip, UnknownRoom
 from sfu.keyframes import KEYFRAME_INTERVAL_S
 from sfu.pipe import Descriptor
-from sfu.remux import Clip, NothingToClip, write_clip
+from sfu.remux import NothingToClip, write_clip
 from sfu.router import Router
 from sfu.types import EventSink, IceCandidate, PeerId, RoomStats, SfuListener
 from switchboard.ids import RoomId, UserId

@@ -13,6 +13,7 @@ from matchmaker.errors import MatchmakerError, NotQueued
 from matchmaker.types import TicketStore
 from sfu.errors import NegotiationError, SfuError, UnknownPeer, UnknownRoom, WorkerUnavailable
 from signaling.calls import RELAYED, CallBook
+from signaling.clips import ClipDesk
 from signaling.errors import Conflict, Forbidden, SignalingError, Unavailable
 from signaling.hub import Hub
 from signaling.messages import Message
@@ -62,7 +63,8 @@ def wire_error(exc: Exception) -> tuple[str, str]:
 class Dispatcher:
     """The table of message types to handlers; one per node."""
 
-    def __init__(self, hub: Hub, calls: CallBook, shows: ShowBook, tickets: TicketStore | None) -> None:
+    def __init__(self, hub: Hub, calls: CallBook, shows: ShowBook, tickets: TicketStore | None,
+                 clips: ClipDesk | None = None) -> None:
         self._hub = hub
         self._calls = calls
         self._tickets = tickets
@@ -96,6 +98,8 @@ class Dispatcher:
             "show.ice": shows.ice,
             "show.chat": shows.chat,
         }
+        if clips is not None:
+            table["clip.save"] = clips.save
         for kind in RELAYED:
             table[kind] = self._relay(calls, kind)
         self._table = table

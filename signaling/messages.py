@@ -93,6 +93,7 @@ SCHEMAS: Mapping[str, tuple[Field, ...]] = {
     "show.answer": (_ROOM, _f("sdp", Kind.SDP)),
     "show.ice": (_ROOM, _f("candidate", Kind.CANDIDATE, False)),
     "show.chat": (_ROOM, _f("text", Kind.TEXT)),
+    "clip.save": (_ROOM,),
 }
 
 

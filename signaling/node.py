@@ -17,6 +17,7 @@ from aiohttp import web
 
 from signaling.call_media import CallMedia
 from signaling.calls import CallBook
+from signaling.clips import ClipDesk
 from signaling.dispatch import Dispatcher
 from signaling.gateway import Gateway
 from signaling.hub import Hub
@@ -103,7 +104,7 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     stack.push_async_callback(call_media.close)
     calls = CallBook(redis, hub, s.call_ring_timeout_s, call_media)
     stack.push_async_callback(calls.close)
-    dispatcher = Dispatcher(hub, calls, shows, tickets)
+    dispatcher = Dispatcher(hub, calls, shows, tickets, ClipDesk(media, redis))
     gateway.open(hub, calls, shows, dispatcher, tickets)
     stack.push_async_callback(gateway.close)
     app[NODE_HUB] = hub
