@@ -4,7 +4,7 @@ A :class:`ClipBuffer` holds the same ``(seq, ts, marker, payload)`` entries the 
 cache holds (the payload is the same ``bytes`` object: nothing is copied), plus their arrival
 time. A video buffer starts at a keyframe and is trimmed only at keyframes, so it always begins
 with one: the router's keyframe schedule (:mod:`sfu.keyframes`) guarantees one every
-``sfu.keyframe_interval_s``, so a buffer holds between ``seconds`` and ``seconds + 2 x interval`` of
+``sfu.keyframe_interval_s``, so a buffer holds between ``seconds + interval / 2`` and ``seconds + 1.5 x interval`` of
 media. Memory is also capped in bytes (``MAX_BYTES_PER_S`` x horizon), whatever the publisher sends.
 
 The clock is injectable so tests (and the bench) can drive it.
@@ -39,8 +39,9 @@ class ClipBuffer:
         if seconds <= 0:
             raise ValueError("clip seconds must be > 0")
         self.seconds = seconds
-        self.horizon = seconds + keyframe_interval_s
-        """What we must keep: the clip starts at a keyframe up to one interval before ``seconds`` ago."""
+        self.horizon = seconds + keyframe_interval_s / 2
+        """What we must keep: the clip starts at the keyframe nearest to ``seconds`` ago, so at most
+        half an interval before it."""
         self.max_bytes = int(MAX_BYTES_PER_S * (seconds + 2 * keyframe_interval_s))
         self.is_keyframe = is_keyframe
         self.clock = clock
@@ -52,27 +53,38 @@ class ClipBuffer:
         self.bytes = 0
         self.shed = 0
         """Entries dropped because the byte cap was reached."""
+        self._last_ts = -1
+        self._live = False
+        """Video: a keyframe started the buffer (packets before the first one are useless)."""
 
     def add(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
+        """On the producer's hot path: one tuple and a deque append per packet; the rest (keyframe
+        test, trimming, byte cap) once per frame, when the timestamp changes."""
         now = self.clock()
-        entries = self.entries
-        if self.is_keyframe is not None:
-            if self.is_keyframe(payload):
-                starts = self.starts
-                if not starts or starts[-1][2] != ts:  # H.264: SPS then IDR of one frame is one start
-                    starts.append((now, self.first + len(entries), ts))
-                    self._trim_to_keyframe(now - self.horizon)
-            elif not self.starts:  # nothing decodable to start from yet
+        if ts != self._last_ts:
+            self._frame(now, ts, payload)
+            if not self._live:
                 return
-        entries.append((now, seq, ts, marker, payload))
+        self.entries.append((now, seq, ts, marker, payload))
         self.bytes += len(payload)
-        if self.is_keyframe is None:
-            edge = now - self.horizon
-            while entries[0][0] < edge:
-                self.bytes -= len(entries.popleft()[4])
-                self.first += 1
+
+    def _frame(self, now: float, ts: int, payload: bytes) -> None:
+        """A frame's first packet (audio: every packet). H.264's SPS and IDR packets of one frame
+        share its timestamp, so they make one keyframe start."""
+        self._last_ts = ts
+        entries = self.entries
         if self.bytes > self.max_bytes:
             self._shed()
+        if self.is_keyframe is None:
+            self._live = True
+            edge = now - self.horizon
+            while entries and entries[0][0] < edge:
+                self.bytes -= len(entries.popleft()[4])
+                self.first += 1
+        elif self.is_keyframe(payload):
+            self.starts.append((now, self.first + len(entries), ts))
+            self._live = True
+            self._trim_to_keyframe(now - self.horizon)
 
     def _drop_to(self, index: int) -> None:
         entries = self.entries
@@ -98,6 +110,7 @@ class ClipBuffer:
         else:  # one keyframe period bigger than the cap: start again at the next keyframe
             self._drop_to(self.first + len(self.entries))
             self.starts.clear()
+            self._live = False
         self.shed += self.first - before
 
     def snapshot(self) -> list[Entry]:
@@ -107,6 +120,7 @@ class ClipBuffer:
         self.entries.clear()
         self.starts.clear()
         self.bytes = 0
+        self._live = False
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,8 @@ def _mux(tracks: list[_Track], start: float, webm: bool) -> bytes:
             if t.snap.kind == "video":
                 width, height = (_vp8_size(t.frames[0].data) if t.snap.mime_type.lower() == VP8
                                  else h264_size(t.frames[0].data) or (0, 0))
+                if not width or not height:
+                    raise NothingToClip(f"the size of track {t.snap.producer_id} does not parse")
                 codec = "vp8" if t.snap.mime_type.lower() == VP8 else "h264"
                 stream = out.add_mux_stream(codec, width=width, height=height, time_base=Fraction(1, rate))
             else:  # an Opus encoder context only for its OpusHead (CodecPrivate); nothing is encoded

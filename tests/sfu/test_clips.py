@@ -124,3 +124,26 @@ async def test_clips_off_keeps_no_buffer() -> None:
     finally:
         await pub.close()
         await w.close()
+
+
+async def test_a_real_30_second_clip() -> None:
+    """The issue's numbers unscaled: 30 s clips, a keyframe every 4 s (the defaults), VP8 + Opus.
+    The clip starts at the keyframe nearest to 30 s ago, so it lasts 28-32 s."""
+    w = Worker(addresses=("127.0.0.1",), events=MemoryEventSink(), clip_seconds=30.0)
+    await w.start()
+    await w.open_room(ROOM)
+    pub = await start_publisher(w, ROOM, "pub", size=(320, 240))
+    try:
+        await wait_for(lambda: len(w.routers[ROOM].producers) == 2, 10)
+        viewer = await start_viewer(w, ROOM, "viewer")
+        try:
+            await viewer.wait_frames(10, timeout=20)
+            await asyncio.sleep(30 + 3)
+            clip = await w.save_clip(ROOM)
+        finally:
+            await viewer.close()
+        assert clip.content_type == "video/webm"
+        check_clip(clip, "vp8", 30.0, 4.0)
+    finally:
+        await pub.close()
+        await w.close()
