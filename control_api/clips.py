@@ -6,11 +6,18 @@ moves ids one at a time to ``CLIPS_INGESTING``, stores the file (``clip-<id>``),
 (``ON CONFLICT DO NOTHING``: at least once, applied once), deletes the hash, and drops the id; ids
 left in ``CLIPS_INGESTING`` by an API that died are retried at start. ``GET /moderation/clips/{id}``
 also ingests on the spot a clip still waiting in Redis, so a moderator never waits for the loop.
+
+The API can also ask for a clip (:func:`request_clip`: the console's "save clip", ``POST
+/moderation/clips``, and the moderation workflow on a report about a session or room): it publishes
+the request on ``keyspace.CLIPS_CHANNEL``; each node answers ``saved`` or ``absent`` on
+``keyspace.clip_answers(id)``. All absent (or no answer in time): the room never ran through an SFU
+(or its node is gone), a 404, and nothing is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import uuid
@@ -23,15 +30,18 @@ from sqlalchemy.dialects.postgresql import insert
 from control_api.errors import NotFound
 from control_api.http import Call, Reply, Route
 from control_api.models import Account, Clip
+from control_api.rooms import ROOM
 from control_api.sanctions import require_staff
 from control_api.schema import Field, Schema
 from control_api.services import Services
-from switchboard.keyspace import CLIPS_INGESTING, CLIPS_PENDING, clip
+from switchboard.keyspace import CLIPS_CHANNEL, CLIPS_INGESTING, CLIPS_PENDING, clip, clip_answers
 
 log = logging.getLogger("switchboard.api.clips")
 
 CLIP_ID = r"^[0-9a-f]{32}$"
 CONTENT_TYPES = ("video/webm", "video/x-matroska")
+REQUEST_TIMEOUT_S = 20.0
+"""How long :func:`request_clip` waits for the nodes' answers (a clip takes ~0.1 s to remux)."""
 
 
 def _text(value: Any) -> str:
@@ -102,6 +112,42 @@ class ClipIngest:
             await asyncio.sleep(1)
 
 
+async def request_clip(services: Services, room: str, moderator: uuid.UUID,
+                       timeout_s: float = REQUEST_TIMEOUT_S) -> Clip:
+    """Ask every node for a clip of ``room`` and store it; :class:`NotFound` when no node has media of
+    that room (a P2P call, a room never opened, nothing published), nothing stored then."""
+    redis: Redis = services.redis
+    clip_id = uuid.uuid4().hex
+    nodes = await redis.publish(CLIPS_CHANNEL, json.dumps({"clip_id": clip_id, "room": room,
+                                                           "moderator": str(moderator)}))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    saved = False
+    for _ in range(nodes):
+        left = deadline - loop.time()
+        got = await redis.blpop([clip_answers(clip_id)], timeout=max(0.01, left)) if left > 0 else None
+        if got is None:
+            break
+        if _text(got[1]) == "saved":
+            saved = True
+            break
+    await redis.delete(clip_answers(clip_id))
+    if saved:
+        await ClipIngest(services).ingest(clip_id)  # or the loop did: the row is there either way
+        async with services.sessions() as session:
+            row = await session.get(Clip, clip_id)
+        if row is not None:
+            return row
+    raise NotFound(f"room {room!r} has no media through any SFU (a peer-to-peer call, a room never opened, "
+                   "or nothing published): no clip was saved")
+
+
+async def _save(call: Call) -> Reply:
+    async with call.services.sessions() as session:
+        staff = await require_staff(session, call.me.user_id)
+    return Reply(as_json(await request_clip(call.services, call.body["room"], staff.id)), 201)
+
+
 def _uuid(value: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
@@ -145,6 +191,10 @@ async def _clip_file(call: Call) -> web.StreamResponse:
 def routes() -> list[Route]:
     params = Schema({"clip_id": Field("string", pattern=CLIP_ID, description="clip.save's clip_id")})
     return [
+        Route("POST", "/moderation/clips", _save,
+              "Save an evidence clip of a live SFU room: its last seconds, every track (moderators)", "moderation",
+              body=Schema({"room": Field("string", pattern=ROOM, description="a show's room, or a call's / "
+                                         "match's id (its session_id)")}), ok=201),
         Route("GET", "/moderation/clips/{clip_id}", _clip, "An evidence clip's details (moderators)", "moderation",
               params=params),
         Route("GET", "/moderation/clips/{clip_id}/file", _clip_file,

@@ -104,7 +104,10 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     stack.push_async_callback(call_media.close)
     calls = CallBook(redis, hub, s.call_ring_timeout_s, call_media)
     stack.push_async_callback(calls.close)
-    dispatcher = Dispatcher(hub, calls, shows, tickets, ClipDesk(media, redis))
+    clips = ClipDesk(media, redis)
+    await clips.start()
+    stack.push_async_callback(clips.close)
+    dispatcher = Dispatcher(hub, calls, shows, tickets, clips)
     gateway.open(hub, calls, shows, dispatcher, tickets)
     stack.push_async_callback(gateway.close)
     app[NODE_HUB] = hub

@@ -197,3 +197,14 @@ def clip(clip_id: str) -> str:
     """Hash of one saved clip on its way to the control API: ``data`` (the file), ``content_type``,
     ``room``, ``moderator`` (user id), ``duration_ms``, ``tracks``, ``created_ms``."""
     return f"clip:{clip_id}"
+
+
+CLIPS_CHANNEL = "clips:requests"
+"""Pub/sub channel every node subscribes: the control API asks for a clip of a room
+(``{"clip_id", "room", "moderator"}``); each node answers on :func:`clip_answers`."""
+
+
+def clip_answers(clip_id: str) -> str:
+    """List where each node that got a clip request pushes ``saved`` (it had the room and handed the
+    clip over under that id) or ``absent`` (no media of that room in its SFU). TTL 60 s."""
+    return f"clip:{clip_id}:answers"

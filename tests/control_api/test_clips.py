@@ -123,3 +123,43 @@ async def test_bad_clip_requests_change_nothing(api: Api, redis: Any) -> None:
         from sqlalchemy import func, select
 
         assert await session.scalar(select(func.count()).select_from(ClipRow)) == 0
+
+
+async def test_the_console_asks_the_nodes_for_a_clip(api: Api, redis: Any) -> None:
+    """``POST /moderation/clips``: the API publishes the request, the node that has the room (its real
+    ClipDesk, over a MediaService of ours) hands the clip over; a room no node has is a 404 and
+    nothing is stored, whether nodes answer ``absent`` or none is running."""
+    mod, user = await staff(api), await api.user()
+    desks = [ClipDesk(OneClipMedia(), redis), ClipDesk(NoMedia(), redis)]  # type: ignore[arg-type]
+    for desk in desks:
+        await desk.start()
+    try:
+        status, body = await api.call("POST", "/moderation/clips", mod, json={"room": "show-evidence"})
+        assert status == 201, body
+        assert (body["room"], body["moderator_id"], body["size"]) == ("show-evidence", mod.id, len(WEBM))
+        resp = await api.client.get(body["url"], headers=mod.auth)
+        assert resp.status == 200 and await resp.read() == WEBM
+
+        assert (await api.call("POST", "/moderation/clips", user, json={"room": "show-evidence"}))[0] == 403
+        status, body = await api.call("POST", "/moderation/clips", mod, json={"room": "p2p-call"})
+        assert status == 404 and "no clip was saved" in body["detail"], body
+        assert (await api.call("POST", "/moderation/clips", mod, json={"room": "bad room!"}))[0] == 422
+    finally:
+        for desk in desks:
+            await desk.close()
+            await desk.close()  # idempotent
+    status, _ = await api.call("POST", "/moderation/clips", mod, json={"room": "show-evidence"})
+    assert status == 404  # no node listening: nothing can have the room
+    services = api.app._subapps[0][SERVICES]  # type: ignore[attr-defined]
+    async with services.sessions() as session:
+        from sqlalchemy import func, select
+
+        assert await session.scalar(select(func.count()).select_from(ClipRow)) == 1
+    assert not await redis.keys("clip:*")
+
+
+class NoMedia:
+    async def save_clip(self, room_id: RoomId) -> Clip:
+        from sfu.errors import UnknownRoom
+
+        raise UnknownRoom(room_id)
