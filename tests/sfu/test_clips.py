@@ -147,3 +147,25 @@ async def test_a_real_30_second_clip() -> None:
     finally:
         await pub.close()
         await w.close()
+
+
+async def test_a_pool_makes_the_clip_on_the_rooms_home_worker() -> None:
+    """Through worker processes: the clip's bytes come back over the pool's socket; errors keep their class."""
+    from sfu.pool import WorkerPool
+
+    pool = WorkerPool(workers=1, addresses=("127.0.0.1",), clip_seconds=CLIP_S, keyframe_interval_s=INTERVAL_S)
+    await pool.start()
+    try:
+        await pool.open_room(ROOM)
+        with pytest.raises(NoClip):
+            await pool.save_clip(ROOM)
+        pub = await start_publisher(pool, ROOM, "pub", size=(320, 240))
+        try:
+            await asyncio.sleep(CLIP_S + 2 * INTERVAL_S)
+            clip = await pool.save_clip(ROOM)
+        finally:
+            await pub.close()
+        assert clip.content_type == "video/webm" and clip.tracks == 2
+        check_clip(clip, "vp8", CLIP_S, INTERVAL_S)
+    finally:
+        await pool.close()
