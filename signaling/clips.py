@@ -25,6 +25,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
 
 from sfu.clips import Clip
 from sfu.errors import NoClip, SfuError, UnknownRoom
@@ -81,9 +82,11 @@ class ClipDesk:
     # requests from the control API ------------------------------------------------------------
 
     async def start(self) -> None:
-        """Subscribe to the API's clip requests (returns once subscribed)."""
+        """Listen to the API's clip requests: subscribed on return when Redis is up; when it is down
+        the node starts anyway (its readiness says so) and the listener subscribes once it is back."""
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(keyspace.CLIPS_CHANNEL)
+        with contextlib.suppress(RedisError, OSError):
+            await self._pubsub.subscribe(keyspace.CLIPS_CHANNEL)
         self._task = asyncio.create_task(self._listen())
 
     async def close(self) -> None:
@@ -99,14 +102,21 @@ class ClipDesk:
                 await pubsub.aclose()
 
     async def _listen(self) -> None:
-        assert self._pubsub is not None
+        pubsub = self._pubsub
+        assert pubsub is not None
+        down = False
         while True:
             try:
-                message = await self._pubsub.get_message(timeout=1.0)
+                if not pubsub.subscribed:
+                    await pubsub.subscribe(keyspace.CLIPS_CHANNEL)
+                message = await pubsub.get_message(timeout=1.0)
+                down = False
             except asyncio.CancelledError:
                 raise
-            except Exception:  # Redis went away: try again shortly (requests meanwhile time out at the API)
-                log.exception("clip requests: read failed")
+            except Exception as exc:  # Redis away: retry each second (the API's requests time out meanwhile)
+                if not down:
+                    log.warning("clip requests: Redis unavailable (%s); retrying", exc)
+                down = True
                 await asyncio.sleep(1)
                 continue
             if message is None or message.get("type") != "message":
