@@ -28,7 +28,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from sfu.clips import Clip
-from sfu.errors import NoClip, SfuError, UnknownRoom
+from sfu.errors import NoClip, UnknownRoom
 from sfu.types import MediaService
 from signaling.errors import Forbidden, NotFound, Unavailable
 from signaling.session import Session
@@ -139,7 +139,7 @@ class ClipDesk:
             clip = await self._media.save_clip(RoomId(room))
         except (UnknownRoom, NoClip, Unavailable):
             pass
-        except SfuError:  # a worker lost or not answering: this node cannot say it has it
+        except Exception:  # a worker lost, a remux bug: this node cannot give the clip; it says absent
             log.exception("clip of room %s failed", room)
         else:
             await self._hand_over(clip_id, clip, room, moderator)
