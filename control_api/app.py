@@ -17,6 +17,7 @@ from control_api import (
     accounts,
     audit,
     chat,
+    clips,
     deletion,
     ice,
     media,
@@ -99,7 +100,7 @@ def all_routes() -> list[Route]:
         Route("GET", "/openapi.json", _openapi, "This API's OpenAPI 3.1 document", "meta", auth=False),
         *accounts.routes(), *passwords.routes(), *deletion.routes(), *profiles.routes(), *social.routes(),
         *chat.routes(), *media.routes(), *notifications.routes(), *rooms.routes(), *sanction_routes.routes(),
-        *reports.routes(), *report_review.routes(), *audit.routes(), *stats.routes(),
+        *reports.routes(), *report_review.routes(), *audit.routes(), *stats.routes(), *clips.routes(),
         *ice.routes(), *payments_routes.routes(),
     ]
 
@@ -160,9 +161,12 @@ def create_api_app(deps: ApiDeps) -> web.Application:
         consumer = EventsConsumer(services)
         app[EVENTS] = consumer
         task = asyncio.create_task(consumer.run()) if deps.consume_events else None
+        clip_task = asyncio.create_task(clips.ClipIngest(services).run()) if deps.consume_events else None
         try:
             yield
         finally:
+            if clip_task is not None:
+                await stop_task(clip_task)
             if task is not None:
                 await stop_task(task)
             await postman.close()

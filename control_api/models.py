@@ -379,6 +379,27 @@ class ProcessedEvent(Base):
     processed_at: Mapped[datetime] = _now()
 
 
+class Clip(Base):
+    """An evidence clip: the last seconds of every track of an SFU room, remuxed by a node (never
+    decoded) and stored through the API's Storage. Reports may link one (``clip_id``)."""
+
+    __tablename__ = "clips"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    """Made by the node that saved it (32 hex digits)."""
+    room: Mapped[str] = mapped_column(String(200), index=True)
+    """The SFU room: a show's room name, or a call's / match's id."""
+    moderator_id: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
+    """Who asked for it (None when that account is gone, or it was not a known account)."""
+    content_type: Mapped[str] = mapped_column(String(32))
+    """``video/webm`` (VP8 + Opus) or ``video/x-matroska`` (H.264 + Opus)."""
+    size: Mapped[int] = mapped_column(BigInteger)
+    duration_ms: Mapped[int] = mapped_column(BigInteger)
+    tracks: Mapped[int] = mapped_column(Integer)
+    storage_name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _now()
+
+
 # Money's tables are declared next to their code; imported here so Base.metadata (Alembic, the
 # migration test) always holds every table.
 from control_api.ledger import models as _ledger_models  # noqa: E402,F401

@@ -31,7 +31,7 @@ CONTEXTS = ("profile", "message", "live")
 
 def clip_url(clip_id: str) -> str:
     """Where the console plays an evidence clip (served by the clips feature's own route)."""
-    return f"/api/moderation/clips/{clip_id}"
+    return f"/api/moderation/clips/{clip_id}/file"
 
 
 def as_json(report: Report, *, staff: bool = False) -> dict[str, Any]:

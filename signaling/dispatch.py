@@ -13,6 +13,7 @@ from matchmaker.errors import MatchmakerError, NotQueued
 from matchmaker.types import TicketStore
 from sfu.errors import NegotiationError, SfuError, UnknownPeer, UnknownRoom, WorkerUnavailable
 from signaling.calls import RELAYED, CallBook
+from signaling.clips import ClipDesk
 from signaling.errors import Conflict, Forbidden, SignalingError, Unavailable
 from signaling.hub import Hub
 from signaling.messages import Message
@@ -68,7 +69,7 @@ class Dispatcher:
     """The table of message types to handlers; one per node."""
 
     def __init__(self, hub: Hub, calls: CallBook, shows: ShowBook, tickets: TicketStore | None,
-                 watch: PresenceWatch) -> None:
+                 watch: PresenceWatch, clips: ClipDesk | None = None) -> None:
         self._hub = hub
         self._calls = calls
         self._tickets = tickets
@@ -107,6 +108,8 @@ class Dispatcher:
             "show.mute": shows.moderation.mute,
             "show.kick": shows.moderation.kick,
         }
+        if clips is not None:
+            table["clip.save"] = clips.save
         for kind in RELAYED:
             table[kind] = self._relay(calls, kind)
         self._table = table

@@ -103,6 +103,7 @@ SCHEMAS: Mapping[str, tuple[Field, ...]] = {
     "show.chat_pin": (_ROOM, _f("message_id", Kind.COUNT)),
     "show.mute": (_ROOM, _f("user", Kind.ID), _f("minutes", Kind.MINUTES)),
     "show.kick": (_ROOM, _f("user", Kind.ID), _f("minutes", Kind.MINUTES, False)),
+    "clip.save": (_ROOM,),
 }
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from signaling.call_media import CallMedia
 from signaling.calls import CallBook
+from signaling.clips import ClipDesk
 from signaling.dispatch import Dispatcher
 from signaling.gateway import Gateway
 from signaling.hub import Hub
@@ -106,7 +107,10 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     stack.push_async_callback(calls.close)
     watch = PresenceWatch(redis, hub, calls.relations)
     stack.push_async_callback(watch.close)
-    dispatcher = Dispatcher(hub, calls, shows, tickets, watch)
+    clips = ClipDesk(media, redis)
+    await clips.start()
+    stack.push_async_callback(clips.close)
+    dispatcher = Dispatcher(hub, calls, shows, tickets, watch, clips)
     gateway.open(hub, calls, shows, dispatcher, tickets)
     stack.push_async_callback(gateway.close)
     app[NODE_HUB] = hub

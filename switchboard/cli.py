@@ -120,10 +120,12 @@ def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool
         if pool:
             media = WorkerPool(workers=node.workers, addresses=node.rtc_addresses, announced=node.announced_address,
                                redis_url=redis_url, viewers_per_worker=node.viewers_per_worker,
-                               keyframe_interval_s=settings.sfu.keyframe_interval_s)
+                               keyframe_interval_s=settings.sfu.keyframe_interval_s,
+                               clip_seconds=settings.sfu.clip_seconds)
         else:
             media = Worker(addresses=node.rtc_addresses, announced=node.announced_address,
-                           events=RedisEventSink(redis), keyframe_interval_s=settings.sfu.keyframe_interval_s)
+                           events=RedisEventSink(redis), keyframe_interval_s=settings.sfu.keyframe_interval_s,
+                           clip_seconds=settings.sfu.clip_seconds)
         await media.start()
         try:
             yield media

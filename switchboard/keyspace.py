@@ -205,3 +205,30 @@ def auth_mails(digest: str) -> str:
     """String counter (expires an hour after the first mail of the hour): sign-in mails (codes,
     notices) sent to one address; at ``api.mails_per_hour`` further mails are dropped silently."""
     return f"auth:mails:{digest}"
+
+
+# --- evidence clips (issue 14) ----------------------------------------------------------------------
+
+CLIPS_PENDING = "clips:pending"
+"""List of clip ids a node saved and the control API has not stored yet (LPUSH by the node; the API
+moves each to :data:`CLIPS_INGESTING` while it stores it, so one that dies mid-way is retried)."""
+CLIPS_INGESTING = "clips:ingesting"
+CLIP_TTL_S = 3600
+"""A clip waits in Redis at most this long for the control API."""
+
+
+def clip(clip_id: str) -> str:
+    """Hash of one saved clip on its way to the control API: ``data`` (the file), ``content_type``,
+    ``room``, ``moderator`` (user id), ``duration_ms``, ``tracks``, ``created_ms``."""
+    return f"clip:{clip_id}"
+
+
+CLIPS_CHANNEL = "clips:requests"
+"""Pub/sub channel every node subscribes: the control API asks for a clip of a room
+(``{"clip_id", "room", "moderator"}``); each node answers on :func:`clip_answers`."""
+
+
+def clip_answers(clip_id: str) -> str:
+    """List where each node that got a clip request pushes ``saved`` (it had the room and handed the
+    clip over under that id) or ``absent`` (no media of that room in its SFU). TTL 60 s."""
+    return f"clip:{clip_id}:answers"

@@ -3,7 +3,7 @@
 // dismiss), live (invisible taps: lib/live.js), sanctions (active ones, lift) and the audit log.
 // The API decides who may use it (the role is read from its database): others get 403 everywhere.
 
-import { api, explain, requireLogin } from "./lib/api.js";
+import { api, explain, objectUrl, requireLogin } from "./lib/api.js";
 import { mountHeader } from "./lib/header.js";
 import { startLive } from "./lib/live.js";
 import { $, say } from "./lib/ui.js";
@@ -127,7 +127,11 @@ async function openReport(id) {
     ? ctx.sanctions.map((s) => `${s.kind}${s.active ? " (active)" : ""} ${when(s.starts_at)}`).join(", ") : "none");
   const clip = $("report-clip");
   clip.hidden = !r.clip;
-  if (r.clip) clip.src = r.clip.url; else clip.removeAttribute("src");
+  if (clip.src.startsWith("blob:")) URL.revokeObjectURL(clip.src);
+  // The clip is staff-only: fetched with the bearer token, played from a blob (a <video src> sends none).
+  if (r.clip) clip.src = await objectUrl(r.clip.url.replace(/^\/api/, "")); else clip.removeAttribute("src");
+  const live = r.session_id || r.room;
+  $("save-clip").hidden = !live || Boolean(r.clip);
   $("report-id").textContent = `#${r.id}`;
   $("report").hidden = false;
   $("report").dataset.status = r.status;
@@ -144,6 +148,18 @@ async function act(kind, duration) {
   say(`Report #${current.id} actioned: ${kind}${duration ? ` ${duration}` : ""}.`, "ok");
   await Promise.all([openReport(current.id), loadReports()]);
 }
+
+$("save-clip").addEventListener("click", async () => {
+  const room = current.session_id || current.room;
+  try {
+    await api("/moderation/clips", { method: "POST", body: { room, report_id: current.id } });
+    say(`Clip of ${room} saved with report #${current.id}.`, "ok");
+    await openReport(current.id);
+  } catch (err) {
+    say(err.status === 404 ? "No media of that session on any node: it ended, or never ran through the SFU."
+      : explain(err), "error");
+  }
+});
 
 $("claim").addEventListener("click", () => api(`/moderation/reports/${current.id}/claim`, { method: "POST" })
   .then(() => {
