@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from control_api import mail, notifications
+from control_api import mail, notifications, stats
 from control_api.access import digest, new_code, new_secret
 from control_api.auth_limits import AuthLimits
 from control_api.errors import Forbidden, Unauthenticated
@@ -150,6 +150,7 @@ async def _register(call: Call) -> Reply:
             account = Account(email=email, password_hash=password_hash, role=Role.USER)
             session.add(account)
             await session.flush()
+            await stats.track(session, account.id, "register")
             if await services.auth_limits.may_mail(email):
                 _, out = mail_code(session, account, "verify")
     except IntegrityError:
@@ -222,6 +223,7 @@ async def _login(call: Call) -> Reply:
         if await active_ban(session, account.id) is not None:
             raise Forbidden("this account is banned")
         tokens = await issue_tokens(session, services, account, uuid.uuid4())
+        await stats.track(session, account.id, "login")
     return Reply(tokens)
 
 

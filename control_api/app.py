@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from control_api import (
     accounts,
+    audit,
     chat,
+    clips,
     deletion,
     ice,
     media,
@@ -23,10 +25,12 @@ from control_api import (
     openapi,
     passwords,
     profiles,
+    report_review,
     reports,
     rooms,
-    sanctions,
+    sanction_routes,
     social,
+    stats,
 )
 from control_api.access import AccessTokens
 from control_api.admission import install_admission
@@ -39,6 +43,10 @@ from control_api.ice import IceServerIssuer
 from control_api.idempotency import IdempotencyStore
 from control_api.limits import RateLimits
 from control_api.mail import LogMailer, Postman, SmtpMailer
+from control_api.payments import lifecycle as payments_lifecycle
+from control_api.payments import routes as payments_routes
+from control_api.payments.lifecycle import open_gateway
+from control_api.payments.types import Gateway
 from control_api.realtime import Realtime
 from control_api.revocation import Revocations
 from control_api.services import SERVICES, Services
@@ -46,7 +54,7 @@ from control_api.storage import LocalDiskStorage
 from control_api.types import Mailer
 from switchboard.health import Readiness
 from switchboard.keyspace import open_redis
-from switchboard.settings import ApiSettings, TokenSettings, TurnSettings
+from switchboard.settings import ApiSettings, PaymentsSettings, TokenSettings, TurnSettings
 from switchboard.tasks import stop_task
 from switchboard.tokens import TokenSigner
 
@@ -79,6 +87,10 @@ class ApiDeps:
     """Where clients find coturn, and credential lifetime."""
     turn_secret: str = ""
     """coturn's shared secret; empty: ``/ice-servers`` answers an empty list."""
+    payments: PaymentsSettings = field(default_factory=PaymentsSettings)
+    """Stripe, the ledger and the catalogue."""
+    gateway: Callable[[PaymentsSettings], Gateway | None] = open_gateway
+    """Opens the payment gateway (tests wrap Stripe to add what localstripe lacks)."""
 
 
 def all_routes() -> list[Route]:
@@ -87,9 +99,9 @@ def all_routes() -> list[Route]:
         Route("GET", "/", _index, "Service name and where the OpenAPI document is", "meta", auth=False),
         Route("GET", "/openapi.json", _openapi, "This API's OpenAPI 3.1 document", "meta", auth=False),
         *accounts.routes(), *passwords.routes(), *deletion.routes(), *profiles.routes(), *social.routes(),
-        *chat.routes(), *media.routes(), *notifications.routes(), *rooms.routes(), *sanctions.routes(),
-        *reports.routes(),
-        *ice.routes(),
+        *chat.routes(), *media.routes(), *notifications.routes(), *rooms.routes(), *sanction_routes.routes(),
+        *reports.routes(), *report_review.routes(), *audit.routes(), *stats.routes(), *clips.routes(),
+        *ice.routes(), *payments_routes.routes(),
     ]
 
 
@@ -149,9 +161,12 @@ def create_api_app(deps: ApiDeps) -> web.Application:
         consumer = EventsConsumer(services)
         app[EVENTS] = consumer
         task = asyncio.create_task(consumer.run()) if deps.consume_events else None
+        clip_task = asyncio.create_task(clips.ClipIngest(services).run()) if deps.consume_events else None
         try:
             yield
         finally:
+            if clip_task is not None:
+                await stop_task(clip_task)
             if task is not None:
                 await stop_task(task)
             await postman.close()
@@ -161,6 +176,7 @@ def create_api_app(deps: ApiDeps) -> web.Application:
             await engine.dispose()
 
     app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(payments_lifecycle.context(deps.payments, ENGINE, deps.gateway))
     install_admission(app, deps.settings)  # outermost: a shed request costs no other work
     routes = all_routes()
     app[OPENAPI] = openapi.document(routes)

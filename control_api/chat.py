@@ -12,11 +12,12 @@ from typing import Any
 from sqlalchemy import and_, case, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_api import notifications
-from control_api.errors import NotFound, ValidationFailed
+from control_api import notifications, stats
+from control_api.errors import Forbidden, NotFound, ValidationFailed
 from control_api.graph import not_blocked, visible_account
 from control_api.http import Call, Reply, Route
 from control_api.models import Attachment, Block, Conversation, Media, Member, Message
+from control_api.sanctions import active_mute
 from control_api.schema import Field, Schema
 
 MAX_GROUP = 50
@@ -152,6 +153,14 @@ async def _messages(call: Call) -> Reply:
     })
 
 
+async def refuse_muted(session: AsyncSession, me: uuid.UUID) -> None:
+    """Forbidden while a mute is in force (Postgres, the truth: the nodes follow its Redis mirror)."""
+    mute = await active_mute(session, me)
+    if mute is not None:
+        until = mute.ends_at.isoformat() if mute.ends_at else "a moderator lifts it"
+        raise Forbidden(f"you are muted until {until}: no messages meanwhile")
+
+
 async def _send(call: Call) -> Reply:
     me, body = call.me.user_id, call.body
     wanted = body.get("attachments", [])
@@ -159,6 +168,7 @@ async def _send(call: Call) -> Reply:
         raise ValidationFailed({"text": "a message needs text or attachments"})
     async with call.services.sessions() as session, session.begin():
         conv = await open_conversation(session, me, call.params["conversation_id"])
+        await refuse_muted(session, me)
         msg = Message(conversation_id=conv.id, sender_id=me, text=body.get("text", ""), created_at=datetime.now(UTC))
         session.add(msg)
         await session.flush()
@@ -171,6 +181,7 @@ async def _send(call: Call) -> Reply:
             session.add(att)
             pairs.append((att, media))
         conv.last_message_id = msg.id
+        await stats.track(session, me, "message")
         # The sender has read their own message; the same statement lists who should receive it.
         recipients = list(await session.scalars(
             update(Member).where(Member.conversation_id == conv.id)
@@ -213,6 +224,26 @@ async def _read(call: Call) -> Reply:
     return Reply({"conversation_id": str(conv.id), "last_read_id": read})
 
 
+async def _add_members(call: Call) -> Reply:
+    """Any member of a group adds others (each must be visible to the adder: no block either way)."""
+    me = call.me.user_id
+    async with call.services.sessions() as session, session.begin():
+        conv = await open_conversation(session, me, call.params["conversation_id"])
+        if conv.kind != "group":
+            raise ValidationFailed({"members": "a 1:1 conversation cannot take members: start a group"})
+        present = set(await member_ids(session, conv.id))
+        new = [uid for uid in dict.fromkeys(call.body["members"]) if uid not in present]
+        if len(present) + len(new) > MAX_GROUP + 1:
+            raise ValidationFailed({"members": f"a group holds at most {MAX_GROUP + 1} members"})
+        for uid in new:
+            await visible_account(session, me, uid)
+        # They start with nothing unread: the history is readable, not news.
+        session.add_all([Member(conversation_id=conv.id, account_id=uid, last_read_id=conv.last_message_id)
+                         for uid in new])
+        await session.flush()
+        return Reply(await _conversation_json(session, conv, me))
+
+
 def routes() -> list[Route]:
     conv = Schema({"conversation_id": Field("uuid")})
     big = 2**63 - 1
@@ -240,6 +271,8 @@ def routes() -> list[Route]:
                       "private": Field("boolean", required=False, description="shown blurred (pay-per-view)"),
                   }))),
               }), ok=201, idempotent=True),
+        Route("POST", "/conversations/{conversation_id}/members", _add_members, "Add members to a group", "chat",
+              params=conv, body=Schema({"members": Field("array", min_len=1, max_len=MAX_GROUP, items=Field("uuid"))})),
         Route("POST", "/conversations/{conversation_id}/read", _read, "Mark read up to a message", "chat",
               params=conv, body=Schema({"message_id": Field("integer", minimum=0, maximum=big)})),
     ]

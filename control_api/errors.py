@@ -69,3 +69,14 @@ class Unavailable(ApiError):
     def __init__(self, detail: str, retry_after_s: int) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+class PaymentRequired(ApiError):
+    """Money is missing: too few credits for a spend, or the card was declined."""
+
+
+class ServiceUnavailable(Unavailable):
+    """A service this needs is off or not answering (Stripe down or not configured); retry later."""
+
+    def __init__(self, detail: str, retry_after_s: int = 5) -> None:
+        super().__init__(detail, retry_after_s)

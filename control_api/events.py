@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_api import notifications
+from control_api import notifications, stats
 from control_api.graph import not_blocked
 from control_api.models import Account, AuditEntry, Notification, ProcessedEvent
 from control_api.services import Services
@@ -103,6 +103,8 @@ class EventsConsumer:
             log.warning("dropping malformed event %s", event_id)
             return False
         if isinstance(event, OtherEvent):
+            if event.type == "match.paired":
+                return await self._match(event_id, fields)
             log.info("ignoring event type %s", event.type)
             return False
         notes: list[Notification] = []
@@ -117,6 +119,24 @@ class EventsConsumer:
                 applied = first is not None and await self._social(session, event, notes)
         await notifications.push(self._services.realtime, notes)
         return applied
+
+    async def _match(self, event_id: str, fields: dict[Any, Any]) -> bool:
+        """A random-chat pair (the matchmaker's ``match.paired``: ``a``, ``b``): both were active."""
+        users = []
+        for key in ("a", "b"):
+            try:
+                users.append(uuid.UUID(_text(fields.get(key) or fields.get(key.encode()) or "")))
+            except ValueError:
+                continue
+        async with self._services.sessions() as session, session.begin():
+            first = await session.scalar(
+                insert(ProcessedEvent).values(event_id=event_id, kind="match.paired")
+                .on_conflict_do_nothing().returning(ProcessedEvent.event_id))
+            if first is None:
+                return False
+            for user in users:
+                await stats.track(session, user, "match")
+        return True
 
     async def _pair(self, session: AsyncSession, event: SocialEvent) -> tuple[uuid.UUID, uuid.UUID] | None:
         try:
@@ -140,6 +160,10 @@ class EventsConsumer:
             return False
         if event.type is EventType.LIKE:
             _, made = await add_like(session, *pair)
+        elif event.type is EventType.CALL_MISSED:
+            caller, callee = pair
+            data = {"user_id": str(caller), "call_id": event.call_id}
+            made = [notifications.add(session, callee, "call_missed", data)]
         else:
             _, made = await request_follow(session, *pair)
         notes.extend(made)

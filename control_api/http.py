@@ -22,6 +22,7 @@ from control_api.errors import (
     Conflict,
     Forbidden,
     NotFound,
+    PaymentRequired,
     RateLimited,
     TooLarge,
     Unauthenticated,
@@ -47,6 +48,7 @@ _STATUS: dict[type[ApiError], tuple[int, str]] = {
     TooLarge: (413, "Too large"),
     UnsupportedMedia: (415, "Unsupported media type"),
     RateLimited: (429, "Too many requests"),
+    PaymentRequired: (402, "Payment required"),
     Unavailable: (503, "Service unavailable"),
 }
 

@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from control_api.errors import RateLimited
 from control_api.services import Caller
-from switchboard.keyspace import rate_window
+from switchboard.keyspace import premium_tier, rate_window
 
 WINDOW_S = 60
 log = logging.getLogger("switchboard.api")
@@ -37,6 +37,19 @@ class Verdict:
     """Under the limit (the request was counted either way)."""
     retry_after_s: int
     """When refused: seconds until the estimate falls below the limit."""
+    previous: int = 0
+    """The counter of the previous window (to judge the same request against another limit)."""
+    current: int = 0
+    """The counter of this window, this request included."""
+    fraction: float = 0.0
+    """How much of this window has passed."""
+
+    def under(self, limit: int) -> Verdict:
+        """The same counts judged against ``limit``."""
+        if sliding_estimate(self.previous, self.current, self.fraction) <= limit:
+            return Verdict(True, 0, self.previous, self.current, self.fraction)
+        return Verdict(False, retry_after(self.previous, self.current, self.fraction, limit), self.previous,
+                       self.current, self.fraction)
 
 
 def sliding_estimate(previous: int, current: int, elapsed_fraction: float) -> float:
@@ -100,10 +113,7 @@ class RateLimits:
         verdicts = []
         for i, (_, _, limit) in enumerate(counters):
             current, previous = int(replies[3 * i]), int(replies[3 * i + 2] or 0)
-            if sliding_estimate(previous, current, fraction) <= limit:
-                verdicts.append(Verdict(True, 0))
-            else:
-                verdicts.append(Verdict(False, retry_after(previous, current, fraction, limit)))
+            verdicts.append(Verdict(False, 0, previous, current, fraction).under(limit))
         return verdicts
 
     async def check(self, ip: str, caller: Caller | None) -> None:
@@ -119,9 +129,18 @@ class RateLimits:
         if not verdicts[0].allowed:
             raise RateLimited(f"more than {self._per_ip} requests a minute from this address",
                               verdicts[0].retry_after_s)
-        if caller is not None and not verdicts[1].allowed:
-            raise RateLimited(f"more than {counters[1][2]} requests a minute for this account",
-                              verdicts[1].retry_after_s)
+        if caller is None:
+            return
+        user, limit = verdicts[1], counters[1][2]
+        if user.allowed != user.under(self._per_premium if not caller.premium else self._per_user).allowed:
+            # The tier decides this request: premium as it is now (payments writes the mark on every
+            # change), not as the access token said when it was issued (up to its lifetime ago).
+            mark = await self._redis.get(premium_tier(str(caller.user_id)))
+            if mark is not None and (mark in (b"1", "1")) != caller.premium:
+                limit = self._per_premium if mark in (b"1", "1") else self._per_user
+                user = user.under(limit)
+        if not user.allowed:
+            raise RateLimited(f"more than {limit} requests a minute for this account", user.retry_after_s)
 
     def _count_locally(self, scope: str, ident: str, limit: int, now: float | None = None) -> Verdict:
         now = time.time() if now is None else now
@@ -138,9 +157,7 @@ class RateLimits:
             count = self._counts[(scope, ident)] = _Count(window, previous=previous)
         count.pending += 1
         current = count.current + count.sending + count.pending
-        if sliding_estimate(count.previous, current, fraction) <= limit:
-            return Verdict(True, 0)
-        return Verdict(False, retry_after(count.previous, current, fraction, limit))
+        return Verdict(False, 0, count.previous, current, fraction).under(limit)
 
     async def _flush_later(self) -> None:
         try:

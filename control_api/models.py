@@ -57,7 +57,8 @@ class Account(Base):
 
 
 class AuditEntry(Base):
-    """Append-only record of privileged acts (hidden grants, taps, sanctions)."""
+    """Append-only record of privileged acts (hidden grants, taps, sanctions, lifts, report
+    transitions): a trigger refuses UPDATE and DELETE (migration 0006)."""
 
     __tablename__ = "audit_log"
 
@@ -71,6 +72,8 @@ class AuditEntry(Base):
     detail: Mapped[dict] = mapped_column(JSONB, default=dict)
     event_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     """Set when the entry comes from the Redis events stream: makes replays idempotent."""
+
+    __table_args__ = (Index("audit_log_action_id", "action", "id"), Index("audit_log_actor_id", "actor_id", "id"))
 
 
 def _uuid_fk(target: str, ondelete: str = "CASCADE", **kw: object) -> Mapped:  # type: ignore[type-arg]
@@ -125,7 +128,8 @@ class OutboxMail(Base):
 
 
 class Sanction(Base):
-    """A moderation measure on an account; an active ``ban`` stops login and refresh."""
+    """A moderation measure on an account: ``warning`` (a notice, nothing refused), ``mute`` (no chat,
+    DMs or show chat) or ``ban`` (no login, refresh or socket). Lifted early by setting ``revoked_at``."""
 
     __tablename__ = "sanctions"
 
@@ -139,24 +143,86 @@ class Sanction(Base):
     """None: until revoked."""
     created_by: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When it was lifted (None: not lifted)."""
+    revoked_by: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
+    """The moderator who lifted it."""
+    revoke_reason: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    """Why it was lifted."""
+    report_id: Mapped[int | None] = mapped_column(BigInteger)
+    """The report it was imposed for, if any."""
 
 
 class Report(Base):
-    """A user's report about another user (a random-chat session, a show); moderators read them."""
+    """A user's report about another user, from a profile, a message or a live session (a call or
+    match ``session_id``, or a show ``room``). Lifecycle: ``open`` -> ``in_review`` (claimed by one
+    moderator) -> ``actioned`` or ``dismissed``. One report per reporter, target and context stays
+    open at a time (``reports_one_open``)."""
 
     __tablename__ = "reports"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     reporter_id: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
     reported_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", index=True)
+    context: Mapped[str] = mapped_column(String(16), default="profile", server_default=text("'profile'"))
+    """``profile``, ``message`` or ``live``."""
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    """The reported chat message (context ``message``)."""
     session_id: Mapped[str | None] = mapped_column(String(128))
-    """The random-chat session (``match.found``'s ``session_id``) the report is about, if any."""
+    """The call or random-chat session (``match.found``'s ``session_id``) the report is about, if any."""
     room: Mapped[str | None] = mapped_column(String(64))
     """The show the report is about, if any."""
     reason: Mapped[str] = mapped_column(Text)
+    """One of ``reports.REASONS``."""
+    comment: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    """The reporter's words (at most 1000 characters)."""
     status: Mapped[str] = mapped_column(String(16), default="open")
-    """``open`` until a moderator handles it (the moderation workflow comes later)."""
+    """``open``, ``in_review``, ``actioned`` or ``dismissed``."""
     created_at: Mapped[datetime] = _now()
+    claimed_by: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
+    """The moderator reviewing it (``in_review`` and after)."""
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When it was actioned or dismissed."""
+    resolution: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    """The moderator's note on closing (staff only; the reporter sees only the outcome)."""
+    sanction_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("sanctions.id", ondelete="SET NULL"))
+    """The sanction an ``actioned`` report led to."""
+    clip_id: Mapped[str | None] = mapped_column(String(64))
+    """The evidence clip of the session (set by the clips feature through its own route), if any."""
+
+    __table_args__ = (
+        Index("reports_status_id", "status", "id"),
+        Index("reports_one_open", "reporter_id", "reported_id", "context",
+              text("coalesce(message_id::text, session_id, room, '')"), unique=True,
+              postgresql_where=text("status IN ('open', 'in_review')")),
+    )
+
+
+class Activity(Base):
+    """One user active on one day (UTC), with the kinds of events seen (a bit per kind, see
+    ``control_api.stats.EVENT_BITS``): DAU/WAU/MAU count distinct users over 1, 7 or 30 days."""
+
+    __tablename__ = "activity_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    kinds: Mapped[int] = mapped_column(Integer, default=0)
+    """Bit set of the event kinds seen that day."""
+
+    __table_args__ = (Index("activity_days_account", "account_id", "day"),)
+
+
+class ActivityRollup(Base):
+    """A finished day's active-user figures, computed once and kept (the console reads these)."""
+
+    __tablename__ = "activity_rollups"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    dau: Mapped[int] = mapped_column(Integer)
+    wau: Mapped[int] = mapped_column(Integer)
+    """Distinct users over the 7 days ending on ``day``."""
+    mau: Mapped[int] = mapped_column(Integer)
+    """Distinct users over the 30 days ending on ``day``."""
 
 
 class Room(Base):
@@ -311,3 +377,30 @@ class ProcessedEvent(Base):
     event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     processed_at: Mapped[datetime] = _now()
+
+
+class Clip(Base):
+    """An evidence clip: the last seconds of every track of an SFU room, remuxed by a node (never
+    decoded) and stored through the API's Storage. Reports may link one (``clip_id``)."""
+
+    __tablename__ = "clips"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    """Made by the node that saved it (32 hex digits)."""
+    room: Mapped[str] = mapped_column(String(200), index=True)
+    """The SFU room: a show's room name, or a call's / match's id."""
+    moderator_id: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
+    """Who asked for it (None when that account is gone, or it was not a known account)."""
+    content_type: Mapped[str] = mapped_column(String(32))
+    """``video/webm`` (VP8 + Opus) or ``video/x-matroska`` (H.264 + Opus)."""
+    size: Mapped[int] = mapped_column(BigInteger)
+    duration_ms: Mapped[int] = mapped_column(BigInteger)
+    tracks: Mapped[int] = mapped_column(Integer)
+    storage_name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _now()
+
+
+# Money's tables are declared next to their code; imported here so Base.metadata (Alembic, the
+# migration test) always holds every table.
+from control_api.ledger import models as _ledger_models  # noqa: E402,F401
+from control_api.payments import models as _payments_models  # noqa: E402,F401

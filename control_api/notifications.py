@@ -14,7 +14,8 @@ from control_api.models import Notification
 from control_api.realtime import Realtime
 from control_api.schema import Field, Schema
 
-KINDS = ("follow_request", "follow_accepted", "like", "message", "live_invite", "welcome", "report_outcome")
+KINDS = ("follow_request", "follow_accepted", "like", "message", "live_invite", "welcome", "report_outcome",
+         "call_missed", "moderation_warning")
 
 
 def add(session: AsyncSession, account_id: uuid.UUID, kind: str, data: dict[str, Any]) -> Notification:

@@ -15,7 +15,7 @@ from control_api.errors import Conflict, NotFound, ValidationFailed
 from control_api.graph import age, public_profile, visible_account
 from control_api.http import Call, Reply, Route
 from control_api.images import IMAGE_TYPES, read_image_upload
-from control_api.models import Profile
+from control_api.models import Follow, Like, Profile
 from control_api.schema import Field, Schema
 from control_api.storage import sniff_image
 
@@ -91,10 +91,17 @@ async def _update(call: Call) -> Reply:
 
 
 async def _user(call: Call) -> Reply:
+    me = call.me.user_id
     async with call.services.sessions() as session:
-        account = await visible_account(session, call.me.user_id, call.params["user_id"])
+        account = await visible_account(session, me, call.params["user_id"])
         profile = await session.get(Profile, account.id)
-    return Reply(public_profile(account.id, profile, datetime.now(UTC).date()))
+        mine = await session.get(Follow, (me, account.id))
+        theirs = await session.get(Follow, (account.id, me))
+        liked = await session.get(Like, (me, account.id))
+    # The caller's own view of the pair (the profile page's buttons): nothing about third parties.
+    relation = {"following": mine.status if mine else "none",
+                "follows_me": theirs is not None and theirs.status == "accepted", "liked": liked is not None}
+    return Reply({**public_profile(account.id, profile, datetime.now(UTC).date()), "relation": relation})
 
 
 async def _put_photo(call: Call) -> Reply:

@@ -16,7 +16,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_api import friends, notifications
+from control_api import friends, notifications, stats
 from control_api.errors import NotFound, ValidationFailed
 from control_api.graph import not_blocked, public_profile, visible_account
 from control_api.http import Call, Reply, Route
@@ -64,6 +64,7 @@ async def add_like(session: AsyncSession, me: uuid.UUID, other: uuid.UUID) -> tu
     await session.execute(
         insert(Profile).values(account_id=other, bio="", interests=[], total_likes=0).on_conflict_do_nothing()
     )
+    await stats.track(session, me, "like")
     if inserted is None:
         total = await session.scalar(select(Profile.total_likes).where(Profile.account_id == other))
         return int(total or 0), []
@@ -208,11 +209,17 @@ async def _unblock(call: Call) -> Reply:
 
 
 async def _my_blocks(call: Call) -> Reply:
+    stmt = (
+        select(Block.blocked_id, Profile.pseudo)
+        .outerjoin(Profile, Profile.account_id == Block.blocked_id)
+        .where(Block.blocker_id == call.me.user_id)
+        .order_by(Block.created_at.desc())
+    )
     async with call.services.sessions() as session:
-        rows = await session.scalars(
-            select(Block.blocked_id).where(Block.blocker_id == call.me.user_id).order_by(Block.created_at.desc())
-        )
-        return Reply({"items": [str(uid) for uid in rows]})
+        rows = (await session.execute(stmt)).all()
+    # ``people`` names them for the unblock list (the blocker chose them; their profile stays hidden).
+    return Reply({"items": [str(uid) for uid, _ in rows],
+                  "people": [{"id": str(uid), "pseudo": pseudo} for uid, pseudo in rows]})
 
 
 def escape_like(text: str) -> str:

@@ -23,6 +23,10 @@ class NegotiationError(SfuError):
     """An SDP offer/answer could not be applied (bad SDP, no usable codec, wrong state)."""
 
 
+class NoClip(SfuError):
+    """A clip was asked of a room with no buffered media (never through the SFU, or clips are off)."""
+
+
 class WorkerUnavailable(SfuError):
     """A worker process died or did not answer in time."""
 

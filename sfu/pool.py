@@ -25,6 +25,7 @@ from typing import Any
 
 import msgpack
 
+from sfu.clips import Clip
 from sfu.errors import NegotiationError, SfuError, UnknownPeer, UnknownRoom, WorkerUnavailable
 from sfu.keyframes import KEYFRAME_INTERVAL_S
 from sfu.placement import RoomPlacement, merged_stats, room_stats_from
@@ -153,7 +154,8 @@ class WorkerPool:
 
     def __init__(self, *, workers: int, addresses: tuple[str, ...], announced: str = "",
                  redis_url: str | None = None, start_timeout: float = 20.0, viewers_per_worker: int = 0,
-                 respawn: bool = True, keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
+                 respawn: bool = True, keyframe_interval_s: float = KEYFRAME_INTERVAL_S,
+                 clip_seconds: float = 0.0) -> None:
         self.size = workers if workers > 0 else (os.cpu_count() or 1)
         self.addresses = addresses
         self.announced = announced
@@ -162,6 +164,7 @@ class WorkerPool:
         self.viewers_per_worker = viewers_per_worker
         self.respawn = respawn
         self.keyframe_interval_s = keyframe_interval_s
+        self.clip_seconds = clip_seconds
         self.workers: list[WorkerHandle] = []
         self.rooms: dict[RoomId, RoomPlacement] = {}
         self._listener: list[SfuListener | None] = [None]
@@ -189,7 +192,8 @@ class WorkerPool:
         path = Path(self._tmp.name) / f"w{index}.sock"
         proc = multiprocessing.get_context("spawn").Process(
             target=worker_main, name=f"sfu-worker-{index}", daemon=True,
-            args=(str(path), self.addresses, self.announced, self.redis_url, self.keyframe_interval_s))
+            args=(str(path), self.addresses, self.announced, self.redis_url, self.keyframe_interval_s,
+                  self.clip_seconds))
         await asyncio.to_thread(proc.start)
         handle = WorkerHandle(index, proc, path)
         await handle.connect(self._notify, self.start_timeout, self._lost)
@@ -404,6 +408,10 @@ class WorkerPool:
         placement = self._placement(room_id)
         return merged_stats(room_id, [room_stats_from(await w.call("room_stats", room_id))
                                       for w in placement.hosts()])
+
+    async def save_clip(self, room_id: RoomId) -> Clip:
+        """An evidence clip of the room, made by its home worker (where its publishers are)."""
+        return Clip(*await self._placement(room_id).home.call("save_clip", room_id))
 
     async def worker_counters(self) -> list[dict[str, int]]:
         """Per worker: forwarded packets (all consumers, hidden included), drops, CPU seconds."""

@@ -58,7 +58,7 @@ def counters(worker: Worker) -> dict[str, Any]:
 
 
 async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None,
-                keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
+                keyframe_interval_s: float = KEYFRAME_INTERVAL_S, clip_seconds: float = 0.0) -> None:
     redis = None
     events: EventSink = MemoryEventSink()
     if redis_url:
@@ -67,7 +67,7 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
         redis = open_redis(redis_url)
         events = RedisEventSink(redis)
     worker = Worker(addresses=tuple(addresses), announced=announced, events=events,
-                    keyframe_interval_s=keyframe_interval_s)
+                    keyframe_interval_s=keyframe_interval_s, clip_seconds=clip_seconds)
     await worker.start()
     done = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
@@ -84,6 +84,8 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
                     done.set()
                 elif method == "counters":
                     result = counters(worker)
+                elif method == "save_clip":
+                    result = list(dataclasses.astuple(await worker.save_clip(*args)))
                 elif method == "room_stats":
                     result = dataclasses.asdict(await worker.room_stats(*args))
                 elif method == "subscribe":
@@ -136,8 +138,8 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
 
 
 def worker_main(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None,
-                keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
+                keyframe_interval_s: float = KEYFRAME_INTERVAL_S, clip_seconds: float = 0.0) -> None:
     """Process entry (spawned by :class:`sfu.pool.WorkerPool`)."""
     import uvloop
 
-    uvloop.run(serve(path, addresses, announced, redis_url, keyframe_interval_s))
+    uvloop.run(serve(path, addresses, announced, redis_url, keyframe_interval_s, clip_seconds))

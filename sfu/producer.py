@@ -16,6 +16,7 @@ from sfu.rtp import SEQ_TS, keyframe_detector, payload_end, payload_offset
 from sfu.types import PeerId
 
 if TYPE_CHECKING:
+    from sfu.clips import ClipBuffer
     from sfu.consumer import Consumer
 
 MAX_NACK_GAP = 128
@@ -121,6 +122,8 @@ class Producer:
         self.rtx_received = 0
         self.sr: tuple[int, int, float] | None = None
         """Publisher's last sender report: (NTP, RTP timestamp, local monotonic arrival)."""
+        self.clip: ClipBuffer | None = None
+        """The last seconds of this track for evidence clips (the router sets it; None: off)."""
         self.closed = False
 
     # hot path -------------------------------------------------------------------------------
@@ -148,6 +151,9 @@ class Producer:
         cache = self.cache
         if cache:
             cache[seq & (CACHE_SIZE - 1)] = (seq, ts, marker, payload)
+        clip = self.clip
+        if clip is not None:
+            clip.add(seq, ts, marker, payload)
         if self.waiting and (self.is_keyframe is None or self.is_keyframe(payload)):
             for c in self.waiting:
                 c.start(seq, ts)
@@ -237,6 +243,8 @@ class Producer:
             return []
         self.closed = True
         self.keyframes.close()
+        if self.clip is not None:
+            self.clip.clear()
         orphans = self.active + self.waiting
         self.active = []
         self.waiting = []

@@ -7,7 +7,8 @@ import itertools
 import logging
 import time
 
-from sfu.errors import Faults, NegotiationError, UnknownPeer, UnknownRoom
+from sfu import clips
+from sfu.errors import Faults, NegotiationError, NoClip, UnknownPeer, UnknownRoom
 from sfu.keyframes import KEYFRAME_INTERVAL_S, KeyframeSchedule
 from sfu.pipe import Descriptor, PipeTransport
 from sfu.producer import Codec, KeyframeRequester, Producer
@@ -28,7 +29,7 @@ class Router:
 
     def __init__(self, room_id: RoomId, *, addresses: tuple[str, ...], announced: str, events: EventSink,
                  listener: SfuListener | None, keyframe_interval_s: float = KEYFRAME_INTERVAL_S,
-                 certificate: DtlsCertificate | None = None) -> None:
+                 certificate: DtlsCertificate | None = None, clip_seconds: float = 0.0) -> None:
         self.room_id = room_id
         self.certificate = certificate
         self.addresses = addresses
@@ -38,6 +39,8 @@ class Router:
         self.transports: dict[PeerId, Transport] = {}
         self.producers: dict[str, Producer] = {}
         self.pipes: dict[str, PipeTransport] = {}
+        self.clip_seconds = clip_seconds
+        """Evidence clip length; every publisher's producer buffers this much RTP (0: no buffers)."""
         self.keyframe_schedule = KeyframeSchedule(keyframe_interval_s)
         """Every publisher's video gets keyframe requests on a fixed period: taps start on them unasked."""
         self._tap_opened_ms: dict[PeerId, int] = {}
@@ -74,6 +77,8 @@ class Router:
         requester = KeyframeRequester(lambda: transport.send_pli(holder[0]), PLI_INTERVAL, loop.call_later)
         producer = Producer(f"p{next(self._ids)}", transport.peer_id, codec, ssrc, requester,
                             send_nack=lambda seqs: transport.send_nack(holder[0], seqs))
+        if self.clip_seconds > 0:
+            producer.clip = clips.ClipBuffer(self.clip_seconds, self.keyframe_schedule.interval, producer.is_keyframe)
         holder.append(producer)
         return producer
 
@@ -269,6 +274,15 @@ class Router:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def clip_tracks(self) -> list[clips.TrackSnapshot]:
+        """Every buffered track of the room's publishers (hidden or not), for an evidence clip."""
+        self._check_open()
+        tracks = clips.snapshot(list(self.producers.values()))
+        if not tracks:
+            raise NoClip(f"room {self.room_id} has no buffered media"
+                         + ("" if self.clip_seconds > 0 else " (clips are off: sfu.clip_seconds = 0)"))
+        return tracks
 
     def stats(self) -> RoomStats:
         visible = [t for t in self.transports.values() if not t.hidden]

@@ -29,10 +29,13 @@ Who calls what, and when:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NewType, Protocol
+from typing import TYPE_CHECKING, NewType, Protocol
 
 from switchboard.events import TapEvent
 from switchboard.ids import RoomId, UserId
+
+if TYPE_CHECKING:
+    from sfu.clips import Clip
 
 PeerId = NewType("PeerId", str)
 """One peer connection of one participant in one room (signaling picks it, unique per room)."""
@@ -140,3 +143,8 @@ class MediaService(Protocol):
 
     async def room_stats(self, room_id: RoomId) -> RoomStats:
         """Counts and tracks as participants may see them (never hidden peers)."""
+
+    async def save_clip(self, room_id: RoomId) -> Clip:
+        """The room's last ``sfu.clip_seconds`` of every published track in one file, remuxed from the
+        buffered RTP (never decoded). ``UnknownRoom`` if the room is not open, ``NoClip`` if nothing
+        is buffered (no publisher yet, or clips are off)."""

@@ -12,9 +12,11 @@ import math
 
 from sfu import aiortc_private
 from sfu.admission import Admission, LoopLag
-from sfu.errors import Faults, UnknownRoom
+from sfu.clips import Clip
+from sfu.errors import Faults, NoClip, UnknownRoom
 from sfu.keyframes import KEYFRAME_INTERVAL_S
 from sfu.pipe import Descriptor
+from sfu.remux import NothingToClip, write_clip
 from sfu.router import Router
 from sfu.transport import DtlsCertificate, Role
 from sfu.types import EventSink, IceCandidate, PeerId, RoomStats, SfuListener
@@ -40,10 +42,12 @@ class Worker:
     """
 
     def __init__(self, *, addresses: tuple[str, ...], announced: str = "", events: EventSink,
-                 tick_s: float = TICK_S, keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
+                 tick_s: float = TICK_S, keyframe_interval_s: float = KEYFRAME_INTERVAL_S,
+                 clip_seconds: float = 0.0) -> None:
         aiortc_private.check_versions()
         self.addresses = addresses
         self.keyframe_interval_s = keyframe_interval_s
+        self.clip_seconds = clip_seconds
         self.announced = announced
         self.events = events
         self.tick_s = tick_s
@@ -125,7 +129,8 @@ class Worker:
         if room_id not in self.routers:
             self.routers[room_id] = Router(room_id, addresses=self.addresses, announced=self.announced,
                                            events=self.events, listener=self.listener,
-                                           keyframe_interval_s=self.keyframe_interval_s, certificate=self.certificate)
+                                           keyframe_interval_s=self.keyframe_interval_s, certificate=self.certificate,
+                                           clip_seconds=self.clip_seconds)
 
     def router(self, room_id: RoomId) -> Router:
         """The open room's router; never creates one."""
@@ -191,6 +196,16 @@ class Worker:
         router = self.routers.get(room_id)
         if router is not None:
             router.close_pipe(pipe_id)
+
+    async def save_clip(self, room_id: RoomId) -> Clip:
+        """The last ``clip_seconds`` of every track of the room in one file (remuxed in a thread).
+        :class:`NoClip` when the room has nothing buffered."""
+        router = self.router(room_id)
+        tracks = router.clip_tracks()
+        try:
+            return await asyncio.to_thread(write_clip, tracks, router.clip_seconds)
+        except NothingToClip as exc:
+            raise NoClip(f"room {room_id}: {exc}") from None
 
     async def room_stats(self, room_id: RoomId) -> RoomStats:
         return self.router(room_id).stats()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +31,8 @@ from signaling.session import Session
 from switchboard.events import EventType, SocialEvent, encode
 from switchboard.ids import UserId, new_id
 from switchboard.keyspace import EVENTS_STREAM, call, user_call
+
+log = logging.getLogger("switchboard.signaling")
 
 CALL_KEY_TTL_S = 6 * 3600
 """A call's keys expire after this long even if nobody ends it (a node died mid-call)."""
@@ -129,6 +132,14 @@ class CallBook:
         ended = {"type": "call.ended", "call_id": call_id, "reason": reason, "by": by}
         await self._hub.deliver(caller, ended)
         await self._hub.deliver(callee, ended)
+        if from_state == "ringing" and (reason in ("timeout", "cancelled") or (reason == "hangup" and by == caller)):
+            # The callee missed it: the control API makes it a ``call_missed`` notification (not
+            # across a block: it drops events between blocked users).
+            fact = SocialEvent(EventType.CALL_MISSED, caller, callee, call_id, int(time.time() * 1000))
+            try:
+                await self._redis.xadd(EVENTS_STREAM, encode(fact))  # type: ignore[arg-type]
+            except aioredis.RedisError as exc:
+                log.warning("a missed call could not be recorded", extra={"call": call_id, "error": str(exc)})
         return True
 
     async def invite(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:

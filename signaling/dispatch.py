@@ -13,9 +13,11 @@ from matchmaker.errors import MatchmakerError, NotQueued
 from matchmaker.types import TicketStore
 from sfu.errors import NegotiationError, SfuError, UnknownPeer, UnknownRoom, WorkerUnavailable
 from signaling.calls import RELAYED, CallBook
+from signaling.clips import ClipDesk
 from signaling.errors import Conflict, Forbidden, SignalingError, Unavailable
 from signaling.hub import Hub
 from signaling.messages import Message
+from signaling.presence_watch import PresenceWatch
 from signaling.session import Session
 from signaling.shows import ShowBook
 from switchboard.errors import TokenError
@@ -24,10 +26,12 @@ from switchboard.wire import WireError
 Handler = Callable[[Session, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
 SERVER_TYPES = (
-    "hello", "reply", "error", "pong",
+    "hello", "reply", "error", "pong", "presence.changed",
     "call.incoming", "call.ringing", "call.accepted", "call.ended", "call.sfu_offer", "call.sfu_closed",
     "match.found", "match.ended",
     "show.roster", "show.chat", "show.offer", "show.ended", "show.peer_closed",
+    "show.chat_deleted", "show.chat_pinned", "show.muted", "show.kicked",
+    "moderation.muted", "moderation.unmuted", "moderation.warning",
 )
 """Messages the server sends that are not replies (relayed ``call.*`` types are documented with their request)."""
 
@@ -35,6 +39,8 @@ VERIFIED_ONLY = frozenset({"call.invite", "call.accept", "call.publish", "queue.
                            "show.chat", *RELAYED})
 """Doors closed to a token without ``verified`` (an account whose email is not verified): calling,
 matching, publishing, and anything relayed to another person. Watching stays open."""
+MUTED_TYPES = frozenset({"show.chat", "call.chat"})
+"""What a user muted by a moderator may not send (checked against the node's mute table: no I/O)."""
 UNVERIFIED = "verify your email address first: unverified accounts may watch but not call, match, publish or chat"
 
 
@@ -62,13 +68,15 @@ def wire_error(exc: Exception) -> tuple[str, str]:
 class Dispatcher:
     """The table of message types to handlers; one per node."""
 
-    def __init__(self, hub: Hub, calls: CallBook, shows: ShowBook, tickets: TicketStore | None) -> None:
+    def __init__(self, hub: Hub, calls: CallBook, shows: ShowBook, tickets: TicketStore | None,
+                 watch: PresenceWatch, clips: ClipDesk | None = None) -> None:
         self._hub = hub
         self._calls = calls
         self._tickets = tickets
         table: dict[str, Handler] = {
             "ping": self._ping,
             "presence.query": self._presence,
+            "presence.watch": watch.watch,
             "call.invite": calls.invite,
             "call.accept": calls.accept,
             "call.decline": calls.decline,
@@ -95,7 +103,13 @@ class Dispatcher:
             "show.answer": shows.answer,
             "show.ice": shows.ice,
             "show.chat": shows.chat,
+            "show.chat_delete": shows.moderation.delete,
+            "show.chat_pin": shows.moderation.pin,
+            "show.mute": shows.moderation.mute,
+            "show.kick": shows.moderation.kick,
         }
+        if clips is not None:
+            table["clip.save"] = clips.save
         for kind in RELAYED:
             table[kind] = self._relay(calls, kind)
         self._table = table
@@ -112,6 +126,8 @@ class Dispatcher:
             raise Conflict("already authenticated")
         if message.type in VERIFIED_ONLY and not session.grants.verified:
             raise Forbidden(UNVERIFIED)
+        if message.type in MUTED_TYPES:
+            self._hub.mutes.check(session.user_id)
         return await handler(session, message.body)
 
     @staticmethod

@@ -71,3 +71,9 @@ class Unavailable(SignalingError):
     """A service this node needs is not there (no matchmaker wired, the SFU worker is down)."""
 
     code = "unavailable"
+
+
+class Muted(SignalingError):
+    """The sender may not chat: muted by a moderator (everywhere) or in this show."""
+
+    code = "muted"

@@ -8,12 +8,14 @@ is not also published to other nodes.)
 Sanctions arrive on ``keyspace.SANCTIONS_CHANNEL``, which every node subscribes with its own
 channel; the hub hands each kind to its handler: ``ban`` and ``revoke`` (the gateway ends the
 user's sessions, when the user has one here) and ``block`` (calls and matches between the two end,
-when either has a session here).
+when either has a session here), ``mute``/``unmute`` (the user's chat is refused or allowed again:
+:class:`~signaling.mutes.Mutes`; their sockets are told) and ``warning`` (sent to the user's sockets).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,6 +23,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from signaling.mutes import Mutes
 from signaling.session import Session
 from signaling.subscriptions import Subscriptions
 from switchboard.ids import NodeId, UserId
@@ -29,12 +32,20 @@ from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling")
 
+SANCTION_KINDS = ("ban", "revoke", "block", "mute", "unmute", "warning")
+"""The notices of ``keyspace.SANCTIONS_CHANNEL`` a node acts on."""
+
 Observer = Callable[[UserId, dict[str, Any]], Awaitable[None]]
 """Sees every message for a local user before the user's sockets do (calls keep their state so)."""
 BanHandler = Callable[[UserId], Awaitable[None]]
 """Told when the control API bans a user, or revokes their tokens (on the nodes where the user is)."""
 BlockHandler = Callable[[UserId, UserId], Awaitable[None]]
 """Told ``(blocker, blocked)`` when the control API records a block (on the nodes where either is)."""
+PresenceHandler = Callable[[UserId, bool], None]
+"""Told (synchronously: it schedules its own work) when a user's first session arrives on this node
+(True) or their last one leaves (False)."""
+Route = Callable[[UserId, dict[str, Any]], None]
+"""Delivers one message type for a local user in place of the default (every session of the user)."""
 
 
 class Hub:
@@ -51,8 +62,12 @@ class Hub:
         self._observers: list[Observer] = []
         self._on_ban: BanHandler | None = None
         self._on_revoke: BanHandler | None = None
-        self._on_block: BlockHandler | None = None
+        self._on_block: list[BlockHandler] = []
+        self._on_presence: PresenceHandler | None = None
+        self._routes: dict[str, Route] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.mutes = Mutes(redis)
+        """Muted users with a session here (the dispatcher checks chat against it)."""
 
     def observe(self, observer: Observer) -> None:
         self._observers.append(observer)
@@ -64,7 +79,15 @@ class Hub:
         self._on_revoke = handler
 
     def on_block(self, handler: BlockHandler) -> None:
-        self._on_block = handler
+        """Adds a handler (the gateway ends calls and shows; presence tells the watchers)."""
+        self._on_block.append(handler)
+
+    def on_presence(self, handler: PresenceHandler) -> None:
+        self._on_presence = handler
+
+    def route(self, kind: str, deliver: Route) -> None:
+        """Messages of type ``kind`` for a local user go to ``deliver`` instead of every session."""
+        self._routes[kind] = deliver
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -113,7 +136,12 @@ class Hub:
             return None
         self._users[session.user_id] = (*sessions, session)
         if not sessions:
-            return await self._subscriptions.join(session.user_id, session.grants.iat)
+            why = await self._subscriptions.join(session.user_id, session.grants.iat)
+            if why is None:
+                await self.mutes.load(session.user_id)
+                if self._on_presence is not None:
+                    self._on_presence(session.user_id, True)
+            return why
         return await self.refusal(session.user_id, session.grants.iat)
 
     async def refusal(self, user: UserId, iat: int) -> str | None:
@@ -141,7 +169,10 @@ class Hub:
             self._users[session.user_id] = rest
             return False
         del self._users[session.user_id]
+        self.mutes.clear(session.user_id)
         await self._subscriptions.leave(session.user_id)
+        if self._on_presence is not None:
+            self._on_presence(session.user_id, False)
         return True
 
     async def deliver(self, user_id: UserId, message: dict[str, Any]) -> bool:
@@ -155,6 +186,10 @@ class Hub:
     async def _local(self, user_id: UserId, message: dict[str, Any]) -> None:
         for observer in self._observers:
             await observer(user_id, message)
+        route = self._routes.get(message.get("type", ""))
+        if route is not None:
+            route(user_id, message)
+            return
         for session in self._users.get(user_id, ()):
             session.send(message)
 
@@ -189,23 +224,49 @@ class Hub:
                     log.exception("delivering a pubsub message failed")
 
     async def _sanction(self, message: object) -> None:
+        if isinstance(message, dict) and message.get("kind") == "premium" and isinstance(message.get("user"), str):
+            # Premium bought or lapsed: the user's live sessions take it at once (their next queue.join).
+            for session in self._users.get(UserId(message["user"]), ()):
+                session.grants = dataclasses.replace(session.grants, premium=message.get("premium") is True)
+            return
         kind = message.get("kind") if isinstance(message, dict) else None
         user = message.get("user") if isinstance(message, dict) else None
         other = message.get("other") if isinstance(message, dict) else None
-        if not isinstance(user, str) or kind not in ("ban", "revoke", "block") or (
+        if not isinstance(user, str) or kind not in SANCTION_KINDS or (
                 kind == "block" and not isinstance(other, str)):
             log.warning("unknown sanction notice dropped")
             return
         try:
-            if kind == "block":
-                if self._on_block is not None and (user in self._users or other in self._users):
-                    await self._on_block(UserId(user), UserId(str(other)))
+            if kind in ("mute", "unmute", "warning"):
+                if user in self._users:
+                    self._moderation(UserId(user), kind, message)  # type: ignore[arg-type]
+            elif kind == "block":
+                if user in self._users or other in self._users:
+                    for on_block in self._on_block:
+                        await on_block(UserId(user), UserId(str(other)))
             else:
                 handler = self._on_ban if kind == "ban" else self._on_revoke
                 if handler is not None and user in self._users:
                     await handler(UserId(user))
         except Exception:
             log.exception("acting on a sanction failed", extra={"kind": kind})
+
+    def _moderation(self, user: UserId, kind: str, message: dict[str, Any]) -> None:
+        """A mute, unmute or warning for a user here: the mute table follows, the sockets are told."""
+        if kind == "mute":
+            until = message.get("until")
+            until = until if isinstance(until, int | float) and not isinstance(until, bool) else None
+            self.mutes.set(user, until)
+            notice = {"type": "moderation.muted", "until": until}
+        elif kind == "unmute":
+            self.mutes.clear(user)
+            notice = {"type": "moderation.unmuted"}
+        else:
+            text = message.get("message")
+            notice = {"type": "moderation.warning",
+                      "message": text[:1000] if isinstance(text, str) and text else "A moderator warned you."}
+        for session in self._users.get(user, ()):
+            session.send(notice)
 
     async def _heartbeat(self) -> None:
         """Refreshes the presence TTL of every user here, at a third of the TTL."""

@@ -18,6 +18,7 @@ MAX_ID_CHARS = 128
 MAX_TEXT_CHARS = 2000
 MAX_SDP_CHARS = 60_000
 MAX_USERS_PER_QUERY = 500
+MAX_MINUTES = 7 * 24 * 60
 
 
 class Kind(enum.Enum):
@@ -35,6 +36,10 @@ class Kind(enum.Enum):
     """An RTCIceCandidate-like object ``{candidate, sdpMid?, sdpMLineIndex?}``, or null (end of candidates)."""
     USERS = "users"
     """A list of 1..MAX_USERS_PER_QUERY user ids."""
+    COUNT = "count"
+    """A positive integer below 2**53 (a show chat message id)."""
+    MINUTES = "minutes"
+    """A whole number of minutes, 1..MAX_MINUTES."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ SCHEMAS: Mapping[str, tuple[Field, ...]] = {
     "token.refresh": (_f("token", Kind.TOKEN),),
     "ping": (),
     "presence.query": (_f("users", Kind.USERS),),
+    "presence.watch": (_f("users", Kind.USERS),),
     "call.invite": (_f("to", Kind.ID),),
     "call.accept": (_CALL,),
     "call.decline": (_CALL,),
@@ -93,6 +99,11 @@ SCHEMAS: Mapping[str, tuple[Field, ...]] = {
     "show.answer": (_ROOM, _f("sdp", Kind.SDP)),
     "show.ice": (_ROOM, _f("candidate", Kind.CANDIDATE, False)),
     "show.chat": (_ROOM, _f("text", Kind.TEXT)),
+    "show.chat_delete": (_ROOM, _f("message_id", Kind.COUNT)),
+    "show.chat_pin": (_ROOM, _f("message_id", Kind.COUNT)),
+    "show.mute": (_ROOM, _f("user", Kind.ID), _f("minutes", Kind.MINUTES)),
+    "show.kick": (_ROOM, _f("user", Kind.ID), _f("minutes", Kind.MINUTES, False)),
+    "clip.save": (_ROOM,),
 }
 
 
@@ -133,6 +144,11 @@ def _check(field: Field, value: Any) -> Any:
         if index is not None and (isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 1024):
             raise BadMessage(f"'{name}'.sdpMLineIndex must be a small non-negative integer")
         return {"candidate": value["candidate"], "sdpMid": mid, "sdpMLineIndex": index}
+    if kind is Kind.COUNT or kind is Kind.MINUTES:
+        top = 2**53 if kind is Kind.COUNT else MAX_MINUTES + 1
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < top:
+            raise BadMessage(f"'{name}' must be an integer from 1 to {top - 1}")
+        return value
     if kind is Kind.OBJECT:
         if not isinstance(value, dict):
             raise BadMessage(f"'{name}' must be an object")

@@ -17,10 +17,12 @@ from aiohttp import web
 
 from signaling.call_media import CallMedia
 from signaling.calls import CallBook
+from signaling.clips import ClipDesk
 from signaling.dispatch import Dispatcher
 from signaling.gateway import Gateway
 from signaling.hub import Hub
 from signaling.pages import install_pages
+from signaling.presence_watch import PresenceWatch
 from signaling.relations import Relations
 from signaling.shows import ShowBook
 from signaling.types import IceServersFor, MediaOpener, TicketOpener
@@ -103,7 +105,12 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     stack.push_async_callback(call_media.close)
     calls = CallBook(redis, hub, s.call_ring_timeout_s, call_media)
     stack.push_async_callback(calls.close)
-    dispatcher = Dispatcher(hub, calls, shows, tickets)
+    watch = PresenceWatch(redis, hub, calls.relations)
+    stack.push_async_callback(watch.close)
+    clips = ClipDesk(media, redis)
+    await clips.start()
+    stack.push_async_callback(clips.close)
+    dispatcher = Dispatcher(hub, calls, shows, tickets, watch, clips)
     gateway.open(hub, calls, shows, dispatcher, tickets)
     stack.push_async_callback(gateway.close)
     app[NODE_HUB] = hub

@@ -1,8 +1,9 @@
 """The browser pages: one HTML file per route, each loading its ES module from ``/static/``.
 
 The pages are plain files in ``web/`` (no build step); this module maps the routes a person types
-to them, and serves ``/static/`` itself. ``/watch/{room}`` serves one page for every room: the
-module reads the room from the address. Their security headers (CSP, nosniff, no framing) come
+to them, and serves ``/static/`` itself. ``/watch/{room}`` serves one page for every room and
+``/u/{user}`` one for every profile: the module reads the room (the user) from the address. Their
+security headers (CSP, nosniff, no framing) come
 from the process's root application (:mod:`switchboard.headers`).
 """
 
@@ -19,9 +20,17 @@ PAGES = {
     "/broadcast": "broadcast.html",
     "/watch/{room}": "watch.html",
     "/random": "random.html",
-    "/moderate": "moderate.html",
+    "/admin": "admin.html",
+    "/me": "me.html",
+    "/people": "people.html",
+    "/u/{user}": "user.html",
+    "/space": "space.html",
+    "/messages": "messages.html",
 }
 """Route -> HTML file in the web directory."""
+
+REDIRECTS = {"/moderate": "/admin#live"}
+"""Old addresses -> where their page lives now (the moderation console absorbed /moderate)."""
 
 
 STATIC_NAME = re.compile(r"^(?:[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}/){0,4}[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")
@@ -35,6 +44,8 @@ def install_pages(app: web.Application, web_dir: Path) -> None:
     access here: a missing file answers 404)."""
     for route, name in PAGES.items():
         app.router.add_get(route, _serve(web_dir / name))
+    for route, target in REDIRECTS.items():
+        app.router.add_get(route, _redirect(target))
     app.router.add_get("/static/{name:.+}", _static(web_dir))
 
 
@@ -47,6 +58,13 @@ def _static(web_dir: Path) -> Callable[[web.Request], Awaitable[web.FileResponse
         return web.FileResponse(web_dir / name)
 
     return static
+
+
+def _redirect(target: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def moved(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(target)
+
+    return moved
 
 
 def _serve(path: Path) -> Callable[[web.Request], Awaitable[web.FileResponse]]:

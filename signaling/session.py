@@ -29,7 +29,7 @@ class Session:
 
     # Slots and a queue made only when needed: ten thousand idle sessions cost ~1.3 KiB less each.
     __slots__ = ("_closer", "_flusher", "_max_queue", "_queue", "_shows", "_ws", "closed", "codec", "expiry",
-                 "grants", "id", "resume_token", "token_timer", "user_id")
+                 "grants", "id", "resume_token", "token_timer", "user_id", "watching")
 
     def __init__(self, grants: Grants, codec: Codec, max_queue: int) -> None:
         self.id = SessionId(new_id("s_"))
@@ -50,6 +50,8 @@ class Session:
         self.expiry: asyncio.TimerHandle | None = None
         """While detached: the timer that ends the session when the resume window passes."""
         self.token_timer: asyncio.TimerHandle | None = None
+        self.watching: frozenset[str] | None = None
+        """Users whose presence changes this session is sent (``presence.watch``)."""
         """While attached: fires when the token (``grants.exp``) runs out; ``token.refresh`` moves it."""
 
     @property

@@ -25,6 +25,7 @@ from signaling.limits import TokenBucket
 from signaling.relations import Relations
 from signaling.renegotiation import Renegotiations
 from signaling.session import Session
+from signaling.show_moderation import ChatLines, ShowModeration
 from signaling.types import IceServersFor
 from switchboard.ids import RoomId, SessionId, UserId
 
@@ -52,6 +53,8 @@ class Show:
     apart: dict[UserId, set[UserId]] = field(default_factory=dict)
     """User -> the members with a block either way with them (symmetric): kept out of each other's
     roster and chat."""
+    lines: ChatLines = field(default_factory=ChatLines)
+    """Recent chat lines (ids, for delete and pin), the pinned one, mutes and kicks in this show."""
 
     def roster(self, viewer: UserId | None = None) -> dict[str, Any]:
         """The roster as ``viewer`` may see it (without the people a block keeps apart from them)."""
@@ -92,6 +95,8 @@ class ShowBook:
         self._chat_burst = chat_burst
         self._shows: dict[RoomId, Show] = {}
         self._renegotiations = Renegotiations(media)
+        self.moderation = ShowModeration(self)
+        """The broadcaster's and moderators' doors: delete, pin, mute, kick."""
         media.set_listener(self)
 
     async def close(self) -> None:
@@ -137,6 +142,10 @@ class ShowBook:
             raise Forbidden(f"show {show.room!r} belongs to someone else")
         if session.id != show.host:
             raise Conflict(f"show {show.room!r} already has its broadcaster (another session): one publisher per show")
+
+    def show_of(self, session: Session, room: str) -> tuple[Show, Member]:
+        """The show and the session's membership, through the room door (for the moderation doors)."""
+        return self._member(session, room)
 
     def _broadcast(self, show: Show, message: dict[str, Any]) -> None:
         for member in show.members.values():
@@ -186,9 +195,13 @@ class ShowBook:
         if not (g.subscribe or g.publish or g.moderate):
             raise Forbidden("joining a show needs the subscribe grant")
         show = self._show(room)
-        member = show.members.get(session.id) or await self._add(show, session)
+        member = show.members.get(session.id)
+        if member is None:
+            if not g.hidden:
+                show.lines.may_join(session.user_id)
+            member = await self._add(show, session)
         return {"peer_id": member.peer_id, "hidden": member.hidden, "ice_servers": self._ice_servers(session.grants),
-                **show.roster(session.user_id)}
+                "pinned": show.lines.pinned, **show.roster(session.user_id)}
 
     async def leave(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, _ = self._member(session, body["room"], door=False)  # leaving needs no grant
@@ -197,6 +210,10 @@ class ShowBook:
         else:
             await self._drop(show, session)
         return {"room": show.room}
+
+    async def drop(self, show: Show, session: Session) -> None:
+        """Takes ``session`` out of ``show`` (a kick)."""
+        await self._drop(show, session)
 
     async def _drop(self, show: Show, session: Session) -> None:
         member = show.members.pop(session.id, None)
@@ -285,14 +302,16 @@ class ShowBook:
             raise Forbidden("a hidden session cannot chat (it would be seen)")
         now = time.monotonic()
         bucket = show.chat.setdefault(session.user_id, TokenBucket(self._chat_rate, self._chat_burst, now))
+        show.lines.may_chat(session.user_id)
         if not bucket.take(now):
             raise RateLimited(f"show chat is limited to {self._chat_rate:g} lines/s (burst {self._chat_burst})")
-        line = {"type": "show.chat", "room": show.room, "from": session.user_id, "text": body["text"]}
+        line = {"type": "show.chat", "room": show.room, "id": show.lines.add(session.user_id, body["text"]),
+                "from": session.user_id, "text": body["text"]}
         hide = show.apart.get(session.user_id, set())
         for other in show.members.values():
             if other.session.user_id not in hide:
                 other.session.send(line)
-        return {}
+        return {"id": line["id"]}
 
     async def block(self, blocker: UserId, blocked: UserId) -> None:
         """A block was made (the ``block`` sanctions notice): in every show holding both, the two are

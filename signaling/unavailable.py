@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sfu.clips import Clip
 from sfu.types import IceCandidate, PeerId, RoomStats, SfuListener
 from signaling.errors import Unavailable
 from switchboard.ids import RoomId, UserId
@@ -36,6 +37,9 @@ class UnavailableMedia:
 
     async def close_room(self, room_id: RoomId) -> None:
         pass
+
+    async def save_clip(self, room_id: RoomId) -> Clip:
+        raise Unavailable("this node has no SFU")
 
     async def room_stats(self, room_id: RoomId) -> RoomStats:
         return RoomStats(room_id, 0, 0)

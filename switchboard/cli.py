@@ -5,12 +5,14 @@
     switchboard api [migrate]      the control API (or only its migrations)
     switchboard matchmaker         one matchmaker process
     switchboard config             the effective settings, secrets masked
+    switchboard ledger check|reconcile   prove the credit ledger; compare it with Stripe
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -26,6 +28,7 @@ from prometheus_client import CollectorRegistry, gc_collector, platform_collecto
 from control_api.accounts import AdminLogin, ensure_admin
 from control_api.app import ApiDeps, create_api_app
 from control_api.db import open_engine, sessions, upgrade
+from control_api.payments.commands import run_ledger_command
 from matchmaker.process import MatchmakerDeps, install_matchmaker
 from matchmaker.store import RedisTicketStore
 from sfu.events import RedisEventSink
@@ -39,6 +42,7 @@ from switchboard.keys import KeyPaths, ensure_secrets, load_private_key, load_pu
 from switchboard.logs import configure_logging
 from switchboard.runtime import Internal, base_app, check_port_free, serve
 from switchboard.settings import Settings, describe, load_settings
+from switchboard.stripe_emulator import API_KEY, StripeEmulator
 from switchboard.tokens import TokenVerifier
 from turn.coturn import CoturnSecrets, render_config
 from turn.ice import ice_servers_for
@@ -99,6 +103,7 @@ def _api_deps(settings: Settings, database_url: str, redis_url: str, readiness: 
         turn=settings.turn,
         # Without a TURN host there is nothing to hand out, and no secret to need.
         turn_secret=load_turn_secret(paths.turn_secret) if settings.turn.host else "",
+        payments=settings.payments,
     )
 
 
@@ -115,10 +120,12 @@ def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool
         if pool:
             media = WorkerPool(workers=node.workers, addresses=node.rtc_addresses, announced=node.announced_address,
                                redis_url=redis_url, viewers_per_worker=node.viewers_per_worker,
-                               keyframe_interval_s=settings.sfu.keyframe_interval_s)
+                               keyframe_interval_s=settings.sfu.keyframe_interval_s,
+                               clip_seconds=settings.sfu.clip_seconds)
         else:
             media = Worker(addresses=node.rtc_addresses, announced=node.announced_address,
-                           events=RedisEventSink(redis), keyframe_interval_s=settings.sfu.keyframe_interval_s)
+                           events=RedisEventSink(redis), keyframe_interval_s=settings.sfu.keyframe_interval_s,
+                           clip_seconds=settings.sfu.clip_seconds)
         await media.start()
         try:
             yield media
@@ -152,15 +159,21 @@ def admin_login_line(login: AdminLogin, saved: Path, terminal: bool) -> str:
     return f"  first run: admin login {login.email}, password in {saved} (mode 0600)"
 
 
-def cmd_up(settings: Settings) -> int:
+def cmd_up(settings: Settings, stripe_emulator: bool = False) -> int:
     check_port_free(settings.http.host, settings.http.port)  # before the embedded servers start
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir.chmod(0o711)  # traversable (the embedded Postgres runs as another user), not listable
     created = ensure_secrets(KeyPaths.from_settings(settings))
     for path in created:
         log.info("generated secret file %s", path)
-    children: list[EmbeddedRedis | EmbeddedPostgres] = []
+    children: list[EmbeddedRedis | EmbeddedPostgres | StripeEmulator] = []
     try:
+        if stripe_emulator:
+            emulator = StripeEmulator(settings.data_dir / "localstripe")
+            children.append(emulator)
+            settings = dataclasses.replace(settings, payments=dataclasses.replace(
+                settings.payments, stripe_api_key=API_KEY, stripe_api_base=emulator.start(),
+                stripe_webhook_secret=emulator.webhook_secret))
         redis_url, database_url = settings.redis_url, settings.database_url
         if not redis_url:
             children.append(EmbeddedRedis(settings.data_dir / "redis"))
@@ -199,6 +212,10 @@ async def _up(settings: Settings, redis_url: str, database_url: str, children: l
             f"  data     {settings.data_dir.resolve()}"
             + "".join(f"  (embedded {c.name} on 127.0.0.1:{c.port}, pid {c.pid})" for c in children),
         ]
+        emulator = next((c for c in children if isinstance(c, StripeEmulator)), None)
+        if emulator is not None:
+            emulator.send_webhooks_to(f"{base}/api/payments/webhook")
+            lines.append(f"  stripe   localstripe emulator {emulator.url} (pid {emulator.pid}), webhooks to /api")
         if admin is not None:
             lines.append(admin_login_line(admin, _save_admin_login(settings, admin), sys.stdout.isatty()))
         lines.append("Press Ctrl-C to stop.")
@@ -288,7 +305,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description="Switchboard realtime media server")
     parser.add_argument("--config", type=Path, help="TOML settings file (also $SWITCHBOARD_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="everything in one process, embedded Redis/Postgres when no URLs are set")
+    up = sub.add_parser("up", help="everything in one process, embedded Redis/Postgres when no URLs are set")
+    up.add_argument("--stripe-emulator", action="store_true", help="run localstripe and point payments at it")
     node = sub.add_parser("node", help="one node: signaling WebSockets and the SFU")
     node.add_argument("--workers", type=int, help="SFU worker processes (default: one per core)")
     api = sub.add_parser("api", help="the control API")
@@ -299,6 +317,9 @@ def _parser() -> argparse.ArgumentParser:
     turn.add_argument("action", choices=["config"])
     turn.add_argument("--out", type=Path, help="write here (mode 0600) instead of standard output")
     turn.add_argument("--allow-loopback", action="store_true", help="tests only: relay to loopback peers")
+    ledger = sub.add_parser("ledger", help="the credit ledger: check its books, reconcile it with Stripe")
+    ledger.add_argument("action", choices=["check", "reconcile"])
+    ledger.add_argument("--days", type=int, default=90, help="reconcile: Stripe payments of the last N days")
     return parser
 
 
@@ -315,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.config, environ)
         configure_logging(settings.log)
         if args.command == "up":
-            return cmd_up(settings)
+            return cmd_up(settings, stripe_emulator=args.stripe_emulator)
+        if args.command == "ledger":
+            database_url = _need(settings.database_url, "database_url")
+            return uvloop.run(run_ledger_command(args.action, database_url, settings.payments, days=args.days))
         if args.command == "node":
             return cmd_node(settings)
         if args.command == "api":

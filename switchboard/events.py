@@ -24,6 +24,8 @@ class EventType(enum.StrEnum):
 
     LIKE = "like"
     FOLLOW_REQUEST = "follow_request"
+    CALL_MISSED = "call_missed"
+    """A 1:1 call rang out or was called off before the callee answered (``from`` the caller)."""
     TAP_OPENED = "tap_opened"
     TAP_CLOSED = "tap_closed"
 
@@ -48,10 +50,11 @@ def _ms(value: object, name: str) -> int:
 
 @dataclass(frozen=True)
 class SocialEvent:
-    """A like or a follow request one party of a call or match made to the other."""
+    """A like or a follow request one party of a call or match made to the other, or a call the
+    callee missed (``from`` the caller, ``to`` the callee)."""
 
     type: EventType
-    """``like`` or ``follow_request``."""
+    """``like``, ``follow_request`` or ``call_missed``."""
     from_user: str
     """Who liked or asked (``from`` on the wire)."""
     to_user: str
@@ -62,7 +65,7 @@ class SocialEvent:
     """Wall-clock time, milliseconds since the epoch."""
 
     def __post_init__(self) -> None:
-        if self.type not in (EventType.LIKE, EventType.FOLLOW_REQUEST):
+        if self.type not in (EventType.LIKE, EventType.FOLLOW_REQUEST, EventType.CALL_MISSED):
             raise ValueError(f"not a social event type: {self.type}")
         _text(self.from_user, "from")
         _text(self.to_user, "to")

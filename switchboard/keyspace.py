@@ -98,6 +98,13 @@ def rate_window(scope: str, ident: str, window: int) -> str:
     return f"rl:{scope}:{ident}:{window}"
 
 
+def premium_tier(user_id: str) -> str:
+    """String ``1`` or ``0`` (no expiry): the user's premium as of the last change, written by the
+    control API's payments on every change, so the rate-limit tier follows it at once (an access
+    token's ``premium`` claim may be older). Absent: never changed; the token's claim holds."""
+    return f"premium:{user_id}"
+
+
 def idempotency(scope: str, key: str) -> str:
     """String (JSON, expires after 24 h): the saved answer to a creating POST sent with
     ``Idempotency-Key: key`` by ``scope`` (a user id); ``{"state": "pending"}`` while it runs."""
@@ -130,14 +137,31 @@ SANCTIONS_CHANNEL = "sanctions"
 - ``{"user": <id>, "kind": "revoke"}``: the user's tokens issued before :func:`token_epoch` are dead
   (deletion, logout everywhere, password reset); each node ends the user's sessions (close 4001).
 - ``{"user": <blocker>, "kind": "block", "other": <blocked>}``: a block was made; each node ends any
-  call or match between the two at once and stops relaying between them. Apart from the per-user channels,
-which carry messages relayed for other users, so no participant can forge one."""
+  call or match between the two at once and stops relaying between them.
+- ``{"user": <id>, "kind": "premium", "premium": true|false}``: the user's premium changed (a Stripe
+  subscription became active, or lapsed, was canceled or refunded); each node sets ``premium`` in the
+  grants of the user's live sessions, so their next ``queue.join`` uses it without a new token.
+- ``{"user": <id>, "kind": "mute", "until": <unix seconds> | null}``: the user may not chat (show chat,
+  call chat) until then (null: until lifted); each node marks the user's sessions at once and tells
+  them (``moderation.muted``). :func:`muted` holds the same fact for sockets that connect later.
+- ``{"user": <id>, "kind": "unmute"}``: the mute was lifted (or a shorter one ended early).
+- ``{"user": <id>, "kind": "warning", "message": <text>}``: a moderator's warning; each node sends it
+  to the user's open sockets (``moderation.warning``).
+
+Apart from the per-user channels, which carry messages relayed for other users, so no participant can forge one."""
 
 
 def banned(user_id: str) -> str:
     """String (expires when the ban does; none for a ban until revoked): the user is banned. Written
     by the control API; a node refuses the user's sockets while it exists."""
     return f"ban:{user_id}"
+
+
+def muted(user_id: str) -> str:
+    """String (unix seconds the mute ends, or ``0`` for until lifted; expires when the mute does): the
+    user may not chat. Written by the control API (control_api/sanctions.py); nodes read it when the
+    user connects and otherwise follow the ``mute``/``unmute`` sanctions notices."""
+    return f"mute:{user_id}"
 
 
 def token_epoch(user_id: str) -> str:
@@ -181,3 +205,30 @@ def auth_mails(digest: str) -> str:
     """String counter (expires an hour after the first mail of the hour): sign-in mails (codes,
     notices) sent to one address; at ``api.mails_per_hour`` further mails are dropped silently."""
     return f"auth:mails:{digest}"
+
+
+# --- evidence clips (issue 14) ----------------------------------------------------------------------
+
+CLIPS_PENDING = "clips:pending"
+"""List of clip ids a node saved and the control API has not stored yet (LPUSH by the node; the API
+moves each to :data:`CLIPS_INGESTING` while it stores it, so one that dies mid-way is retried)."""
+CLIPS_INGESTING = "clips:ingesting"
+CLIP_TTL_S = 3600
+"""A clip waits in Redis at most this long for the control API."""
+
+
+def clip(clip_id: str) -> str:
+    """Hash of one saved clip on its way to the control API: ``data`` (the file), ``content_type``,
+    ``room``, ``moderator`` (user id), ``duration_ms``, ``tracks``, ``created_ms``."""
+    return f"clip:{clip_id}"
+
+
+CLIPS_CHANNEL = "clips:requests"
+"""Pub/sub channel every node subscribes: the control API asks for a clip of a room
+(``{"clip_id", "room", "moderator"}``); each node answers on :func:`clip_answers`."""
+
+
+def clip_answers(clip_id: str) -> str:
+    """List where each node that got a clip request pushes ``saved`` (it had the room and handed the
+    clip over under that id) or ``absent`` (no media of that room in its SFU). TTL 60 s."""
+    return f"clip:{clip_id}:answers"

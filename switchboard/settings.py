@@ -143,9 +143,15 @@ class SfuSettings:
     """Every published video track is asked for a keyframe this often, whoever watches: a moderator's
     tap starts at the next one without asking (no PLI a party could see), and evidence clips need
     them. Rounded up to the SFU's one-second tick."""
+    clip_seconds: float = 30.0
+    """Length of an evidence clip: every published track keeps its last this-many seconds of RTP in
+    memory (about 6 MB per 1.5 Mbit/s video track at 30 s) for a moderator's ``clip.save``. 0: no
+    buffers, no clips."""
 
     def __post_init__(self) -> None:
         _positive(self.keyframe_interval_s, "keyframe_interval_s")
+        if self.clip_seconds < 0:
+            raise SettingsError("clip_seconds", f"must be >= 0, got {self.clip_seconds}")
 
 
 @dataclass(frozen=True)
@@ -353,6 +359,88 @@ class TurnSettings:
 
 
 @dataclass(frozen=True)
+class CreditPack:
+    """One pack of credits sold for a fixed price."""
+
+    name: str
+    """Path segment and Stripe metadata (``small``)."""
+    credits: int
+    """Credits added to the wallet."""
+    price: int
+    """Price in the currency's minor units (cents)."""
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise SettingsError("packs", f"a pack name must be a plain word, got {self.name!r}")
+        _positive(self.credits, "packs")
+        _positive(self.price, "packs")
+
+
+def _packs(raw: tuple[str, ...]) -> tuple[CreditPack, ...]:
+    packs = []
+    for item in raw:
+        try:
+            name, credits, price = item.split(":")
+            packs.append(CreditPack(name, int(credits), int(price)))
+        except ValueError:
+            raise SettingsError("packs", f"each pack is name:credits:price, got {item!r}") from None
+    return tuple(packs)
+
+
+@dataclass(frozen=True)
+class PaymentsSettings:
+    """Stripe, the credit ledger and the price catalogue (docs/payments.md)."""
+
+    stripe_api_key: str = field(default="", metadata=SECRET)
+    """Stripe secret key (``sk_test_...``); empty: payments are off (their routes answer 404)."""
+    stripe_publishable_key: str = "pk_test_switchboard"
+    """Key the browser's Stripe.js uses; given to clients by ``/api/payments/catalogue``."""
+    stripe_api_base: str = ""
+    """Stripe API address; empty: Stripe's own. ``switchboard up --stripe-emulator`` points it at localstripe."""
+    stripe_webhook_secret: str = field(default="", metadata=SECRET)
+    """Signing secret of the webhook endpoint (``whsec_...``); empty: every webhook is refused."""
+    stripe_timeout_s: float = 10.0
+    """Timeout of each Stripe call."""
+    stripe_retries: int = 2
+    """Network retries of a Stripe call (the same idempotency key each time)."""
+    currency: str = "eur"
+    """Currency of every price."""
+    premium_price: int = 999
+    """Premium, per month, in minor units."""
+    premium_plan: str = "switchboard-premium-monthly"
+    """Id of the monthly premium plan (price) in Stripe; created at start when missing."""
+    packs: tuple[str, ...] = ("small:100:499", "medium:250:999", "large:700:2499")
+    """Credit packs as ``name:credits:price`` (price in minor units)."""
+    creator_share_percent: int = 70
+    """Share of every credit spent on a creator that goes to the creator's earnings; the rest is revenue."""
+    hold_sweep_s: float = 5.0
+    """How often expired holds are voided (they are also voided when read)."""
+    webhook_tolerance_s: int = 300
+    """Largest age (either way) of a webhook signature's timestamp."""
+    portal_return_url: str = "http://127.0.0.1:8080/"
+    """Where Stripe's customer portal and Checkout send the user back."""
+    payout_minimum: int = 1000
+    """Least earnings (credits) a creator may ask to be paid out."""
+
+    def __post_init__(self) -> None:
+        _positive(self.stripe_timeout_s, "stripe_timeout_s")
+        _positive(self.premium_price, "premium_price")
+        _positive(self.hold_sweep_s, "hold_sweep_s")
+        _positive(self.webhook_tolerance_s, "webhook_tolerance_s")
+        if self.stripe_retries < 0:
+            raise SettingsError("stripe_retries", f"must be >= 0, got {self.stripe_retries}")
+        if not 0 <= self.creator_share_percent <= 100:
+            raise SettingsError("creator_share_percent", f"must be 0-100, got {self.creator_share_percent}")
+        names = [p.name for p in self.credit_packs]
+        if len(names) != len(set(names)):
+            raise SettingsError("packs", f"pack names must differ, got {names}")
+
+    @property
+    def credit_packs(self) -> tuple[CreditPack, ...]:
+        return _packs(self.packs)
+
+
+@dataclass(frozen=True)
 class LogSettings:
     """Structured logging."""
 
@@ -405,6 +493,7 @@ class Settings:
     turn: TurnSettings = field(default_factory=TurnSettings)
     log: LogSettings = field(default_factory=LogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    payments: PaymentsSettings = field(default_factory=PaymentsSettings)
 
     def __post_init__(self) -> None:
         if self.redis_url and urlsplit(self.redis_url).scheme not in {"redis", "rediss", "unix"}:
@@ -549,6 +638,7 @@ def describe(settings: object, prefix: str = "") -> list[tuple[str, str]]:
             continue
         shown = repr(str(value) if isinstance(value, Path) else value)
         if f.metadata.get("secret") and value:
-            shown = repr(_mask_url(str(value)))
+            # A URL keeps its shape with the password hidden; any other secret (an API key) is hidden whole.
+            shown = repr(_mask_url(str(value)) if "://" in str(value) else "***")
         rows.append((prefix + f.name, shown))
     return rows

@@ -3,14 +3,16 @@
 // records us as its owner, the only one who gets a broadcaster token for it. A title is metadata.
 
 import { api, explain, requireLogin } from "./lib/api.js";
+import { mountHeader } from "./lib/header.js";
 import { openCamera, play, qualityText, toggle, watchQuality } from "./lib/media.js";
 import { Publisher } from "./lib/show.js";
 import { Signal } from "./lib/signal.js";
-import { $, chatForm, chatLine, say, showConnection } from "./lib/ui.js";
+import { ShowChat } from "./lib/show_chat.js";
+import { $, chatForm, say, showConnection } from "./lib/ui.js";
 
 const me = requireLogin();
 let rosterUpdates = 0; // show.roster messages seen (the tests check a tap adds none)
-$("me").textContent = `you: ${me.user_id.slice(0, 8)}`;
+mountHeader();
 const saved = sessionStorage.getItem("switchboard.broadcast.room");
 
 let signal = null;
@@ -87,7 +89,7 @@ async function start(room, title = "") {
     getToken: async () => (await api(`/rooms/${encodeURIComponent(room)}/token`, { method: "POST", body: { role: "broadcaster" } })).token,
   });
   signal.on("show.roster", (m) => { if (m.room === room) { rosterUpdates += 1; setViewers(m.viewers, m.roster); } });
-  signal.on("show.chat", (m) => { if (m.room === room) chatLine($("chat"), m.from === me.user_id ? "you" : m.from.slice(0, 8), m.text); });
+  new ShowChat(signal, room, $("chat"), { me: me.user_id, moderate: true, pinned: $("pinned") });
   signal.on("show.ended", (m) => { if (m.room === room) stop(`The show ended (${m.reason}).`); });
   signal.on("show.peer_closed", (m) => { if (m.room === room) publish(room).catch((err) => say(err.message, "error")); });
   showConnection(signal, (resumed) => {

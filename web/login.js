@@ -1,6 +1,7 @@
 // /login: register, verify the mailed code, log in. Tokens go to sessionStorage (api.js).
 
 import { api, auth, explain, forget, publicApi, saveAuth } from "./lib/api.js";
+import { mountHeader } from "./lib/header.js";
 import { $, say } from "./lib/ui.js";
 
 const next = new URLSearchParams(location.search).get("next");
@@ -82,4 +83,5 @@ $("logout").addEventListener("click", async () => {
   location.reload();
 });
 
+mountHeader();
 showSignedIn();

@@ -2,6 +2,7 @@
 // The call is P2P or through the SFU, as match.found's `media` says (node.call_media).
 
 import { api, explain, requireLogin } from "./lib/api.js";
+import { mountHeader } from "./lib/header.js";
 import { openCamera, play, qualityText, toggle, watchQuality } from "./lib/media.js";
 import { Signal } from "./lib/signal.js";
 import { $, chatForm, chatLine, say, showConnection } from "./lib/ui.js";
@@ -9,7 +10,6 @@ import { P2PCall } from "./random/call.js";
 import { SfuCall } from "./random/sfu.js";
 
 const me = requireLogin();
-$("me").textContent = `you: ${me.user_id.slice(0, 8)}`;
 
 let stream = null;
 let ticket = null;
@@ -23,6 +23,7 @@ const signal = new Signal({
   getToken: async () => (await api("/ws-token", { method: "POST" })).token,
 });
 // For people debugging, and the tests: the live peer connection and match, the last queue reply.
+mountHeader({ signal });
 window.switchboard = { signal, get pc() { return call?.pc; }, get match() { return match; }, queued: null };
 
 function state(name, text) {
@@ -162,8 +163,7 @@ $("follow").addEventListener("click", () => {
 });
 $("report").addEventListener("click", async () => {
   if (!match) return;
-  const reason = prompt("What happened? (this goes to the moderators)", "inappropriate behaviour");
-  if (!reason) return;
+  const reason = $("report-reason").value;
   try {
     await api("/reports", { method: "POST", body: { user_id: match.peer.user_id, session_id: match.session_id, reason } });
     say("Thank you: the moderators will look at it.", "ok");

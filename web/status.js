@@ -1,4 +1,7 @@
-// Shows whether every dependency of this process answers (/readyz).
+// Shows whether every dependency of this process answers (/readyz), under the shared header.
+import { mountHeader } from "./lib/header.js";
+
+mountHeader().catch(() => {});
 const el = document.getElementById("status");
 try {
   const res = await fetch("/readyz");

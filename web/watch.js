@@ -1,15 +1,16 @@
 // /watch/<room>: play a show, see its viewer count and chat. A reload within 15 s resumes.
 
 import { ApiError, api, explain, requireLogin } from "./lib/api.js";
+import { mountHeader } from "./lib/header.js";
 import { qualityText, watchQuality } from "./lib/media.js";
 import { Subscriber } from "./lib/show.js";
 import { Signal } from "./lib/signal.js";
-import { $, chatForm, chatLine, say, showConnection } from "./lib/ui.js";
+import { ShowChat } from "./lib/show_chat.js";
+import { $, chatForm, say, showConnection } from "./lib/ui.js";
 
 const me = requireLogin();
 const room = decodeURIComponent(location.pathname.split("/").pop());
 const NOT_LIVE = "This show is not live (it has not started, or it ended).";
-$("me").textContent = `you: ${me.user_id.slice(0, 8)}`;
 $("title").textContent = room;
 document.title = `${room} · Switchboard`;
 
@@ -20,6 +21,7 @@ const signal = new Signal({
   getToken: async () => (await api(`/rooms/${encodeURIComponent(room)}/token`, { method: "POST", body: { role: "viewer" } })).token,
 });
 // For people debugging, and the tests.
+mountHeader({ signal });
 window.switchboard = { signal, get pc() { return subscriber?.pc; }, get subscriber() { return subscriber; } };
 
 function setViewers(count) {
@@ -47,17 +49,19 @@ async function enter() {
     throw err;
   }
   setViewers(answer.viewers);
+  chat.pin(answer.pinned);
   await subscribe();
   say("");
 }
 
 signal.on("show.roster", (m) => { if (m.room === room) setViewers(m.viewers); });
-signal.on("show.chat", (m) => { if (m.room === room) chatLine($("chat"), m.from === me.user_id ? "you" : m.from.slice(0, 8), m.text); });
+const chat = new ShowChat(signal, room, $("chat"), { me: me.user_id, pinned: $("pinned") });
 signal.on("show.ended", (m) => {
   if (m.room !== room) return;
   stopQuality();
   subscriber?.close();
-  say(m.reason === "owner left" ? "The broadcaster left: the show is over." : "The show is over.", "info");
+  if (m.reason === "removed") say("You were removed from this show.", "error");
+  else say(m.reason === "owner left" ? "The broadcaster left: the show is over." : "The show is over.", "info");
 });
 signal.on("show.peer_closed", (m) => { if (m.room === room) subscribe().catch((err) => say(err.message, "error")); });
 showConnection(signal, (resumed) => {

@@ -56,7 +56,7 @@ def _body(path: list[str], value: str) -> Any:
 
 def _path_value(spec: Field) -> str:
     """A value the path parameter accepts (the route's own declaration decides)."""
-    for candidate in (str(uuid.uuid4()), "room-1", "photo-" + "0" * 32):
+    for candidate in (str(uuid.uuid4()), "room-1", "photo-" + "0" * 32, "1", "small", uuid.uuid4().hex):
         try:
             spec.check(candidate, from_query=True)
             return candidate

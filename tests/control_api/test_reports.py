@@ -1,38 +1,152 @@
-"""Reports through HTTP: a user reports another (with the random-chat session id), moderators list
-them, nobody reports themselves or a user who does not exist."""
+"""Reports through HTTP: the three contexts, the closed reasons, one open report per context, the
+review lifecycle (claim, action, dismiss) with its audit rows and the reporter's notification, the
+claim race, and bad input that changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
-from control_api.models import Account, Role
-from control_api.services import SERVICES
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from control_api.models import Report
 from tests.control_api.conftest import Api
+from tests.control_api.moderation import audit_rows, make_staff, services
 
 
-async def test_report_a_stranger_and_moderators_read_it(api: Api) -> None:
-    ann, bob, mod = await api.user(), await api.user(), await api.user()
-    status, body = await api.call("POST", "/reports", ann,
-                                  json={"user_id": bob.id, "session_id": "ses_1", "reason": "rude"})
-    assert status == 201, body
-    assert (body["user_id"], body["reporter_id"], body["session_id"]) == (bob.id, ann.id, "ses_1")
-    assert body["status"] == "open"
-    await api.call("POST", f"/users/{bob.id}/block", ann)
-    status, _ = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "room": "show-1", "reason": "again"})
-    assert status == 201  # blocking someone does not stop reporting them
+async def _reports(api: Api) -> int:
+    async with services(api).sessions() as session:
+        from sqlalchemy import func, select
 
-    assert (await api.call("POST", "/reports", ann, json={"user_id": ann.id, "reason": "me"}))[0] == 422
-    assert (await api.call("POST", "/reports", ann, json={"user_id": str(uuid.uuid4()), "reason": "x"}))[0] == 404
-    assert (await api.call("POST", "/reports", ann, json={"user_id": bob.id, "reason": ""}))[0] == 422
-    assert (await api.call("POST", "/reports", json={"user_id": bob.id, "reason": "x"}))[0] == 401
+        return int(await session.scalar(select(func.count()).select_from(Report)) or 0)
 
-    assert (await api.call("GET", "/moderation/reports", ann))[0] == 403
-    services = api.app._subapps[0][SERVICES]  # type: ignore[attr-defined]
-    async with services.sessions() as session, session.begin():
-        account = await session.get(Account, uuid.UUID(mod.id))
-        assert account is not None
-        account.role = Role.MODERATOR
-    status, body = await api.call("GET", "/moderation/reports?limit=1", mod)
-    assert status == 200 and [r["room"] for r in body["items"]] == ["show-1"] and body["next_cursor"]
-    status, body = await api.call("GET", f"/moderation/reports?before={body['next_cursor']}", mod)
-    assert [r["session_id"] for r in body["items"]] == ["ses_1"] and body["next_cursor"] is None
+
+async def test_three_contexts_and_one_open_report_per_context(api: Api) -> None:
+    ann, bob = await api.user(), await api.user()
+    status, live = await api.call("POST", "/reports", ann, json={
+        "user_id": bob.id, "session_id": "ses_1", "reason": "harassment", "comment": "insults"})
+    assert status == 201, live
+    assert (live["context"], live["user_id"], live["status"], live["comment"]) == ("live", bob.id, "open", "insults")
+    # The same reporter, target and context again: the open report, not a second one.
+    status, again = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "session_id": "ses_1",
+                                                                   "reason": "other"})
+    assert (status, again["id"]) == (200, live["id"])
+    status, profile = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "reason": "spam_scam"})
+    assert status == 201 and profile["context"] == "profile" and profile["id"] != live["id"]
+    status, show = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "room": "show-1",
+                                                                  "reason": "hate_violence"})
+    assert status == 201 and show["context"] == "live"
+    # A message: its sender is the target; only a member of the conversation may report it.
+    _, conv = await api.call("POST", "/conversations", bob, json={"members": [ann.id]})
+    _, msg = await api.call("POST", f"/conversations/{conv['id']}/messages", bob, json={"text": "buy my coins"})
+    status, by_msg = await api.call("POST", "/reports", ann, json={"message_id": msg["id"], "reason": "spam_scam"})
+    assert status == 201 and (by_msg["context"], by_msg["user_id"], by_msg["message_id"]) == ("message", bob.id,
+                                                                                                msg["id"])
+    eve = await api.user()
+    assert (await api.call("POST", "/reports", eve, json={"message_id": msg["id"], "reason": "other"}))[0] == 404
+
+
+async def test_bad_reports_change_nothing(api: Api) -> None:
+    ann, bob = await api.user(), await api.user()
+    before = await _reports(api)
+    bad = [
+        ({"user_id": bob.id, "reason": "rude"}, 422),  # not one of the reasons
+        ({"user_id": ann.id, "reason": "other"}, 422),  # oneself
+        ({"user_id": str(uuid.uuid4()), "reason": "other"}, 404),  # nobody
+        ({"user_id": bob.id, "reason": "other", "comment": "x" * 1001}, 422),
+        ({"user_id": bob.id, "reason": "other", "room": "show-1", "session_id": "s"}, 422),  # two contexts
+        ({"reason": "other"}, 422),  # no target
+        ({"message_id": 2**40, "reason": "other"}, 404),
+    ]
+    for body, code in bad:
+        status, problem = await api.call("POST", "/reports", ann, json=body)
+        assert status == code, (body, problem)
+        assert problem["status"] == code and problem["detail"]
+    assert (await api.call("POST", "/reports", json={"user_id": bob.id, "reason": "other"}))[0] == 401
+    assert await _reports(api) == before
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(comment=st.text(max_size=1200))
+async def test_any_comment_is_stored_or_refused_cleanly(api: Api, comment: str) -> None:
+    if not hasattr(api, "pair"):
+        api.pair = (await api.user(), await api.user())  # type: ignore[attr-defined]
+    ann, bob = api.pair  # type: ignore[attr-defined]
+    status, body = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "reason": "other",
+                                                                  "room": f"show-{uuid.uuid4().hex[:8]}",
+                                                                  "comment": comment})
+    assert status in (201, 400, 422), body
+    if status == 201:
+        assert body["comment"] == comment
+
+
+async def test_lifecycle_with_audit_rows_and_the_reporters_notification(api: Api) -> None:
+    ann, bob, mod = await api.user(), await api.user(), await make_staff(api, await api.user())
+    _, report = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "reason": "harassment"})
+    rid = report["id"]
+    assert (await api.call("GET", "/moderation/reports", ann))[0] == 403  # a token says "user": Postgres decides
+    assert (await api.call("POST", f"/moderation/reports/{rid}/claim", ann))[0] == 403
+
+    status, page = await api.call("GET", f"/moderation/reports?status=open&reason=harassment&user_id={bob.id}", mod)
+    assert status == 200 and [r["id"] for r in page["items"]] == [rid]
+    status, claimed = await api.call("POST", f"/moderation/reports/{rid}/claim", mod)
+    assert status == 200 and (claimed["status"], claimed["claimed_by"]) == ("in_review", mod.id)
+    status, detail = await api.call("GET", f"/moderation/reports/{rid}", mod)
+    assert status == 200 and detail["context_detail"]["target"]["user_id"] == bob.id and detail["clip"] is None
+    status, done = await api.call("POST", f"/moderation/reports/{rid}/action", mod,
+                                  json={"sanction": {"kind": "mute", "duration": "24h"}, "note": "clear insults"})
+    assert status == 200, done
+    assert done["status"] == "actioned" and done["sanction_id"]
+    # Closed: no second action, no dismiss, no claim; nothing changes.
+    for verb, body in (("action", {"sanction": {"kind": "ban"}}), ("dismiss", {}), ("claim", None)):
+        status, problem = await api.call("POST", f"/moderation/reports/{rid}/{verb}", mod, json=body)
+        assert status == 409 and "actioned" in problem["detail"], problem
+    status, history = await api.call("GET", f"/moderation/accounts/{bob.id}/sanctions", mod)
+    assert [s["kind"] for s in history["items"]] == ["mute"]  # one sanction only
+
+    actions = [e.action for e in await audit_rows(api, subject=str(rid))]
+    assert actions == ["report.claimed", "report.actioned"]
+    assert [e.action for e in await audit_rows(api, subject=bob.id)] == ["sanction.mute"]
+    _, notes = await api.call("GET", "/notifications", ann)
+    outcome = [n for n in notes["items"] if n["kind"] == "report_outcome"]
+    assert outcome and outcome[0]["data"] == {"report_id": rid, "outcome": "actioned"}  # no sanction details
+
+    # Dismissing an open report (unclaimed) works too and tells the reporter.
+    _, other = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "reason": "other"})
+    status, dismissed = await api.call("POST", f"/moderation/reports/{other['id']}/dismiss", mod, json={})
+    assert status == 200 and dismissed["status"] == "dismissed"
+    assert [e.action for e in await audit_rows(api, subject=str(other["id"]))] == ["report.dismissed"]
+    # After closing, the reporter may report the same context again (a new report).
+    status, fresh = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "reason": "other"})
+    assert status == 201 and fresh["id"] != other["id"]
+
+
+async def test_claim_race_exactly_one_wins(api: Api) -> None:
+    ann, bob = await api.user(), await api.user()
+    mods = [await make_staff(api, await api.user()) for _ in range(4)]
+    _, report = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "reason": "spam_scam"})
+    answers = await asyncio.gather(*(api.call("POST", f"/moderation/reports/{report['id']}/claim", m) for m in mods))
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200, 409, 409, 409], answers
+    winner = next(mods[i] for i, (status, _) in enumerate(answers) if status == 200)
+    loser = next(mods[i] for i, (status, _) in enumerate(answers) if status == 409)
+    # The others see who holds it, and may not close it under them.
+    status, problem = await api.call("POST", f"/moderation/reports/{report['id']}/dismiss", loser, json={})
+    assert status == 409 and winner.id in problem["detail"]
+    assert len(await audit_rows(api, subject=str(report["id"]))) == 1
+
+
+async def test_list_pages_with_a_cursor_and_filters_by_date(api: Api) -> None:
+    ann, mod = await api.user(), await make_staff(api, await api.user())
+    targets = [await api.user() for _ in range(3)]
+    for t in targets:
+        await api.call("POST", "/reports", ann, json={"user_id": t.id, "reason": "other"})
+    status, first = await api.call("GET", "/moderation/reports?limit=2&status=open", mod)
+    assert status == 200 and len(first["items"]) == 2 and first["next_cursor"]
+    _, second = await api.call("GET", f"/moderation/reports?limit=2&status=open&before={first['next_cursor']}", mod)
+    ids = [r["id"] for r in first["items"] + second["items"]]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == len(ids)
+    _, none = await api.call("GET", "/moderation/reports?since=2999-01-01", mod)
+    assert none["items"] == []
+    assert (await api.call("GET", "/moderation/reports?status=closed", mod))[0] == 422

@@ -41,12 +41,12 @@ def test_two_strangers_are_matched_see_each_other_and_next_requeues(pages: Pages
     expect(b.locator("#chat")).to_contain_text("hello bob")
     b.click("#like")
     expect(a.locator("#chat")).to_contain_text("liked you")
-    b.once("dialog", lambda dialog: dialog.accept("spam"))
+    b.select_option("#report-reason", "spam_scam")
     b.click("#report")
     expect(b.locator("#banner")).to_contain_text("the moderators will look at it")
     reports = call_api(up, "GET", "/moderation/reports", token=admin(up)["access_token"])["items"]
     assert [(r["user_id"], r["reporter_id"], r["reason"]) for r in reports] == [
-        (ann["user_id"], bob["user_id"], "spam")]
+        (ann["user_id"], bob["user_id"], "spam_scam")]
     assert reports[0]["session_id"] == b.evaluate("window.switchboard.match.session_id")
 
     session = a.evaluate("window.switchboard.signal.hello.session_id")

@@ -4,12 +4,8 @@ that the client's BUNDLE answer stops (aiortc's default "balanced" policy did th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
-from sfu.events import MemoryEventSink
 from sfu.types import PeerId
 from sfu.worker import Worker
 from switchboard.ids import RoomId, UserId
@@ -17,15 +13,6 @@ from tests.sfu.peers import Viewer, answer_offer, start_publisher
 from tests.sfu.test_forwarding import wait_for
 
 ROOM = RoomId("call")
-
-
-@pytest.fixture
-async def worker() -> AsyncIterator[Worker]:
-    w = Worker(addresses=("127.0.0.1",), events=MemoryEventSink())
-    await w.start()
-    await w.open_room(ROOM)
-    yield w
-    await w.close()
 
 
 async def test_every_section_of_a_four_track_subscriber_flows(worker: Worker) -> None:

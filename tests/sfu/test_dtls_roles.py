@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator
 
-import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcdtlstransport import RTCCertificate
 from cryptography import x509
@@ -21,15 +19,6 @@ from tests.sfu.peers import MovingVideo, start_publisher, start_viewer
 from tests.sfu.test_forwarding import wait_for
 
 ROOM = RoomId("dtls")
-
-
-@pytest.fixture
-async def worker() -> AsyncIterator[Worker]:
-    w = Worker(addresses=("127.0.0.1",), events=MemoryEventSink())
-    await w.start()
-    await w.open_room(ROOM)
-    yield w
-    await w.close()
 
 
 def fingerprints(sdp: str) -> set[str]:

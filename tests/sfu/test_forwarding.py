@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
-
-from sfu.events import MemoryEventSink
 from sfu.worker import Worker
 from switchboard.ids import RoomId
 from tests.sfu.peers import start_publisher, start_viewer
 
 ROOM = RoomId("show")
-
-
-@pytest.fixture
-async def worker() -> AsyncIterator[Worker]:
-    w = Worker(addresses=("127.0.0.1",), events=MemoryEventSink())
-    await w.start()
-    await w.open_room(ROOM)
-    yield w
-    await w.close()
 
 
 async def wait_for(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]  # noqa: ASYNC109

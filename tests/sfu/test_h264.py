@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from aiortc import RTCRtpSender, RTCSessionDescription
 
-from sfu.events import MemoryEventSink
 from sfu.types import PeerId
 from sfu.worker import Worker
 from switchboard.ids import RoomId, UserId
@@ -15,15 +11,6 @@ from tests.sfu.peers import MovingVideo, client_pc, start_viewer
 from tests.sfu.test_forwarding import wait_for
 
 ROOM = RoomId("h264")
-
-
-@pytest.fixture
-async def worker() -> AsyncIterator[Worker]:
-    w = Worker(addresses=("127.0.0.1",), events=MemoryEventSink())
-    await w.start()
-    await w.open_room(ROOM)
-    yield w
-    await w.close()
 
 
 async def test_h264_show_is_forwarded_and_decoded(worker: Worker) -> None:

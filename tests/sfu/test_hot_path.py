@@ -6,7 +6,6 @@ Real aiortc peers on 127.0.0.1 (the publisher is made to packetize like GStreame
 from __future__ import annotations
 
 import struct
-from collections.abc import AsyncIterator
 
 import aiortc.codecs.vpx
 import numpy as np
@@ -37,15 +36,6 @@ class NoisyVideo(MovingVideo):
         frame = VideoFrame.from_ndarray(img, format="bgr24")
         frame.pts, frame.time_base = pts, time_base
         return frame
-
-
-@pytest.fixture
-async def worker() -> AsyncIterator[Worker]:
-    w = Worker(addresses=("127.0.0.1",), events=MemoryEventSink())
-    await w.start()
-    await w.open_room(ROOM)
-    yield w
-    await w.close()
 
 
 def publisher_transport(worker: Worker) -> Transport:

@@ -80,15 +80,6 @@ async def test_a_join_that_waits_too_long_is_refused() -> None:
     (await admission.enter()).release()  # the slot was given back, not leaked
 
 
-@pytest.fixture
-async def worker() -> AsyncIterator[Worker]:
-    w = Worker(addresses=("127.0.0.1",), events=MemoryEventSink())
-    await w.start()
-    await w.open_room(ROOM)
-    yield w
-    await w.close()
-
-
 async def test_a_burst_of_viewers_is_paced_and_every_viewer_gets_frames(worker: Worker) -> None:
     worker.admission = Admission(worker.lag, in_flight=2, lag_limit_s=10.0)  # pace by slots only
     pub = await start_publisher(worker, ROOM, "pub", audio=False, size=(160, 120))

@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 from aiortc import RTCSessionDescription
 
 from sfu.errors import UnknownRoom
-from sfu.events import MemoryEventSink
 from sfu.pool import WorkerPool
 from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.types import IceCandidate, PeerId
@@ -23,15 +21,6 @@ from tests.sfu.peers import MovingVideo, Viewer, answer_offer, client_pc, start_
 from tests.sfu.test_forwarding import wait_for
 
 ROOM = RoomId("life")
-
-
-@pytest.fixture
-async def worker() -> AsyncIterator[Worker]:
-    w = Worker(addresses=("127.0.0.1",), events=MemoryEventSink())
-    await w.start()
-    await w.open_room(ROOM)
-    yield w
-    await w.close()
 
 
 class Signaling:

@@ -11,7 +11,8 @@ from typing import Any
 from matchmaker.errors import BadTicket
 from matchmaker.ticket import parse_ticket
 from matchmaker.types import JoinResult, NextOutcome
-from sfu.errors import NegotiationError
+from sfu.clips import Clip
+from sfu.errors import NegotiationError, NoClip
 from sfu.types import IceCandidate, MediaService, PeerId, RoomStats, SfuListener
 from switchboard.ids import RoomId, UserId
 from switchboard.keyspace import user_channel
@@ -63,6 +64,9 @@ class FakeMedia:
 
     async def room_stats(self, room_id: RoomId) -> RoomStats:
         return RoomStats(room_id, 0, sum(1 for h in self.peers.get(room_id, {}).values() if not h))
+
+    async def save_clip(self, room_id: RoomId) -> Clip:
+        raise NoClip(f"room {room_id}: a fake SFU buffers nothing")
 
 
 def media_opener(media: MediaService):  # type: ignore[no-untyped-def]

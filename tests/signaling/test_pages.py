@@ -39,7 +39,7 @@ async def test_routes_serve_the_pages() -> None:
     install_pages(app, WEB)
     async with TestClient(TestServer(app)) as client:
         for route, name in PAGES.items():
-            resp = await client.get(route.replace("{room}", "show-1"))
+            resp = await client.get(route.replace("{room}", "show-1").replace("{user}", "u-1"))
             assert resp.status == 200, route
             assert resp.headers["Cache-Control"] == "no-cache"
             assert f'src="/static/{name.removesuffix(".html")}.js"' in await resp.text()
@@ -69,7 +69,7 @@ async def test_static_serves_modules_and_answers_404_to_names_it_cannot_hold() -
 async def test_pages_and_files_carry_the_security_headers() -> None:
     async with TestClient(TestServer(served_app())) as client:
         for route in [*PAGES, "/static/watch.js", "/static/nope.js"]:
-            resp = await client.get(route.replace("{room}", "show-1"))
+            resp = await client.get(route.replace("{room}", "show-1").replace("{user}", "u-1"))
             assert resp.headers["X-Content-Type-Options"] == "nosniff", route
             assert resp.headers["X-Frame-Options"] == "DENY", route
             assert resp.headers["Referrer-Policy"] == "no-referrer", route

@@ -45,7 +45,7 @@ def template(kind: str, ctx: dict[str, str]) -> dict[str, Any]:
             Kind.TOKEN: "t", Kind.TEXT: "hello", Kind.SDP: "v=0 fuzz",
             Kind.OBJECT: {"country": "FR", "age": 30},
             Kind.CANDIDATE: {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMid": "0"},
-            Kind.USERS: [ctx["b"]],
+            Kind.USERS: [ctx["b"]], Kind.COUNT: 1, Kind.MINUTES: 1,
         }[f.kind]
     return body
 

@@ -98,6 +98,21 @@ def test_describe_masks_secrets() -> None:
     assert shown["database_url"] == "'postgresql://sb:***@db/sb'"
     assert "hunter2" not in repr(shown) and "s3cret" not in repr(shown)
     assert shown["http.port"] == "8080"
+    keys = dict(describe(load_settings(environ={"SWITCHBOARD_PAYMENTS_STRIPE_API_KEY": "sk_test_hunter2",
+                                                "SWITCHBOARD_PAYMENTS_STRIPE_WEBHOOK_SECRET": "whsec_s3cret",
+                                                "SWITCHBOARD_PAYMENTS_PACKS": "a:10:100,b:20:150"})))
+    assert keys["payments.stripe_api_key"] == keys["payments.stripe_webhook_secret"] == "'***'"
+    assert keys["payments.packs"] == "('a:10:100', 'b:20:150')"
+
+
+def test_payment_settings_are_checked() -> None:
+    from switchboard.settings import PaymentsSettings
+
+    assert [p.credits for p in PaymentsSettings().credit_packs] == [100, 250, 700]
+    for name, value in (("PACKS", "a:1"), ("PACKS", "a:1:2,a:3:4"), ("PACKS", "a b:1:2"), ("PACKS", "a:0:5"),
+                        ("CREATOR_SHARE_PERCENT", "101")):
+        with pytest.raises(SettingsError, match="payments"):
+            load_settings(environ={f"SWITCHBOARD_PAYMENTS_{name}": value})
 
 
 def test_config_command_prints_masked_settings_and_exit_code_on_error(

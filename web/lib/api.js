@@ -24,15 +24,18 @@ export function forget() {
   sessionStorage.removeItem(KEY);
 }
 
-async function send(path, { method = "GET", body, token } = {}) {
+async function send(path, { method = "GET", body, token, file, blob = false } = {}) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (file !== undefined) headers["Content-Type"] = file.type || "application/octet-stream";
   if (token) headers.Authorization = `Bearer ${token}`;
   const res = await fetch(`/api${path}`, {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    method, headers, body: file !== undefined ? file : body === undefined ? undefined : JSON.stringify(body),
   });
+  if (blob && res.ok) return res.blob();
   const text = await res.text();
-  const data = text ? JSON.parse(text) : null;
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = { detail: `HTTP ${res.status}` }; }
   if (!res.ok) throw new ApiError(res.status, data);
   return data;
 }
@@ -67,6 +70,16 @@ export async function api(path, options = {}) {
   }
 }
 
+/** Sends a file (a Blob) as the raw body: `upload("/me/photo", file, "PUT")`. */
+export function upload(path, file, method = "POST") {
+  return api(path, { method, file });
+}
+
+/** A signed-in download as an object URL (attachments need the Authorization header an <img> cannot send). */
+export async function objectUrl(path) {
+  return URL.createObjectURL(await api(path, { blob: true }));
+}
+
 /** Calls the API without a login (register, verify, login). */
 export function publicApi(path, options = {}) {
   return send(path, options);
@@ -89,5 +102,10 @@ export function explain(err) {
   if (!(err instanceof ApiError)) return err.message;
   if (err.status === 403) return `Not allowed: ${err.message}`;
   if (err.status === 429) return "Too many requests: wait a moment and try again.";
+  if (err.status === 413) return "That is too big (the photo or attachment must be smaller).";
+  if (err.status === 415) return "That is not an image this server accepts (JPEG, PNG, WebP or GIF).";
+  if (err.status === 422 && err.problem?.errors?.length) {
+    return err.problem.errors.map((e) => `${e.field.replace("_", " ")} ${e.detail}`).join("; ");
+  }
   return err.message;
 }

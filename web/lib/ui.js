@@ -10,7 +10,7 @@ export function say(text, kind = "info") {
   el.hidden = !text;
 }
 
-/** Appends one chat line ("who: text") and keeps the newest in view. */
+/** Appends one chat line ("who: text"), keeps the newest in view, and returns it. */
 export function chatLine(list, who, text) {
   const li = document.createElement("li");
   const name = document.createElement("b");
@@ -18,6 +18,7 @@ export function chatLine(list, who, text) {
   li.append(name, document.createTextNode(` ${text}`));
   list.append(li);
   list.scrollTop = list.scrollHeight;
+  return li;
 }
 
 /** Wires a chat form: `send(text)` is awaited; the field is cleared when it worked. */
@@ -31,7 +32,9 @@ export function chatForm(form, send) {
       await send(text);
       input.value = "";
     } catch (err) {
-      say(err.code === "rate_limited" ? "Slow down: chat is rate limited." : `Chat failed: ${err.message}`, "error");
+      if (err.code === "rate_limited") say("Slow down: chat is rate limited.", "error");
+      else if (err.code === "muted") say(`You cannot chat: ${err.message}.`, "error");
+      else say(`Chat failed: ${err.message}`, "error");
     }
   });
 }
@@ -43,6 +46,7 @@ export function chatForm(form, send) {
  */
 export function showConnection(signal, onReconnected) {
   let connects = 0;
+  showModeration(signal);
   signal.addEventListener("state", ({ detail }) => {
     if (detail.state === "reconnecting") say(`Connection lost, reconnecting (attempt ${detail.attempt})…`, "error");
     if (detail.state === "lost") say(`Connection lost: ${detail.reason}. Reload the page.`, "error");
@@ -55,4 +59,13 @@ export function showConnection(signal, onReconnected) {
       onReconnected?.(detail.resumed);
     }
   });
+}
+
+/** Shows the moderators' messages to this user (a warning, a mute and its lift) in the banner. */
+export function showModeration(signal) {
+  signal.on("moderation.warning", (m) => say(`Warning from the moderators: ${m.message}`, "error"));
+  signal.on("moderation.muted", (m) => say(m.until
+    ? `A moderator muted you until ${new Date(m.until * 1000).toLocaleString()}: you cannot chat meanwhile.`
+    : "A moderator muted you: you cannot chat until they lift it.", "error"));
+  signal.on("moderation.unmuted", () => say("Your mute was lifted: you can chat again.", "ok"));
 }

@@ -1,19 +1,19 @@
-// /moderate: list the live shows (show.list) and calls/matches (call.list), and open an invisible
-// tap on one: a show through its own socket (a hidden room token), a call through the console socket
-// (call.tap: a hidden receiving leg in the call's SFU room; a P2P call cannot be tapped).
+// The console's live tab (/admin#live; /moderate redirects there): list the live shows (show.list)
+// and calls/matches (call.list), and open an invisible tap on one: a show through its own socket (a
+// hidden room token), a call through the console socket (call.tap: a hidden receiving leg in the
+// call's SFU room; a P2P call cannot be tapped). In a tapped show the moderator may delete or pin a
+// line, mute or remove a viewer, without appearing (the others see "by the moderator").
 //
 // Every hidden token is audited by the control API; the console socket uses one for its own room
 // name (`moderation`), which no show uses. Every tap is an event in the audit stream.
 
-import { api, explain, requireLogin } from "./lib/api.js";
-import { qualityText, watchQuality } from "./lib/media.js";
-import { CallReceiver } from "./lib/call_media.js";
-import { Subscriber } from "./lib/show.js";
-import { Signal } from "./lib/signal.js";
-import { $, chatLine, say, showConnection } from "./lib/ui.js";
-
-const me = requireLogin();
-$("me").textContent = `moderator: ${me.user_id.slice(0, 8)}`;
+import { api, explain } from "./api.js";
+import { qualityText, watchQuality } from "./media.js";
+import { CallReceiver } from "./call_media.js";
+import { Subscriber } from "./show.js";
+import { ShowChat } from "./show_chat.js";
+import { Signal } from "./signal.js";
+import { $, say, showConnection } from "./ui.js";
 
 const hiddenToken = async (room) =>
   (await api(`/rooms/${encodeURIComponent(room)}/token`, { method: "POST", body: { role: "hidden" } })).token;
@@ -95,7 +95,7 @@ async function openTap(room) {
   const current = { room, signal, subscriber: null, stopQuality: () => {} };
   tap = current;
   signal.on("show.roster", (m) => { $("viewers").textContent = `${m.viewers} viewers`; $("viewers").dataset.count = String(m.viewers); });
-  signal.on("show.chat", (m) => chatLine($("chat"), m.from.slice(0, 8), m.text));
+  new ShowChat(signal, room, $("chat"), { me: "", moderate: true, pinned: $("pinned") });
   signal.on("show.ended", () => { say(`The show ${room} ended.`, "info"); closeTap(); refresh(); });
   try {
     await signal.connect();
@@ -164,20 +164,8 @@ function closeTap() {
   $("chat").replaceChildren();
 }
 
-async function loadReports() {
-  const { items } = await api("/moderation/reports");
-  const list = $("reports");
-  list.replaceChildren();
-  if (!items.length) chatLine(list, "", "No open report.");
-  for (const r of items) {
-    const about = r.session_id ? `random chat ${r.session_id}` : r.room ? `show ${r.room}` : "";
-    chatLine(list, r.created_at.slice(0, 16).replace("T", " "), `${r.user_id.slice(0, 8)} ${about}: ${r.reason}`);
-  }
-}
-
 $("refresh").addEventListener("click", () => {
   refresh().catch((err) => say(err.message, "error"));
-  loadReports().catch((err) => say(explain(err), "error"));
 });
 $("close-tap").addEventListener("click", closeTap);
 $("end-show").addEventListener("click", async () => {
@@ -185,11 +173,12 @@ $("end-show").addEventListener("click", async () => {
   await tap.signal.request("show.end", { room: tap.room }).catch((err) => say(err.message, "error"));
 });
 
-try {
-  await loadReports();
-  await consoleSignal.connect();
-  await refresh();
-} catch (err) {
-  if (err.status === 403) say("Only moderators can use this console.", "error");
-  else say(err.code ? `Cannot reach the node: ${err.message}` : explain(err), "error");
+/** Connects the console socket and lists what is live. */
+export async function startLive() {
+  try {
+    await consoleSignal.connect();
+    await refresh();
+  } catch (err) {
+    say(err.code ? `Cannot reach the node: ${err.message}` : explain(err), "error");
+  }
 }

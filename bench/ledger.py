@@ -1,0 +1,247 @@
+"""The credit ledger under load, through the public doors only: tips (a spend on a creator: two
+ledger transfers, the creator's share and the platform's) over HTTP, and signed Stripe webhooks.
+
+Starts embedded Redis and Postgres, localstripe (its own process) and one ``switchboard api``;
+funds ``--wallets`` wallets by buying credit packs with a test card, then ``--spenders`` closed-loop
+clients tip for ``--seconds`` (5% of tips re-send an earlier id: they must not apply twice) while
+one client posts signed ``payment_intent.succeeded`` events for payments made in localstripe
+behind the API's back (the webhook answers once the credits are committed). Afterwards it reads
+every wallet (none may be negative) and runs ``switchboard ledger check`` (debits must equal credits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.api import _json, _pct, _wait_ready
+from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from switchboard.keys import KeyPaths, ensure_secrets
+from switchboard.stripe_emulator import API_KEY, StripeEmulator
+
+DESCRIPTION = "credit ledger: tips (2 transfers each) and signed webhooks through the API, then the books"
+PACK, PACK_CREDITS = "large", 700
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wallets", type=int, default=50, help="wallets that spend")
+    parser.add_argument("--spenders", type=int, default=32, help="concurrent closed-loop clients")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the measured run")
+    parser.add_argument("--packs", type=int, default=3, help=f"{PACK} packs ({PACK_CREDITS} credits) per wallet")
+    parser.add_argument("--webhooks", type=int, default=100, help="signed payment events posted during the run")
+
+
+def _sign(body: bytes, secret: str) -> str:
+    t = int(time.time())
+    return f"t={t},v1={hmac.new(secret.encode(), f'{t}.'.encode() + body, hashlib.sha256).hexdigest()}"
+
+
+async def _users(session: aiohttp.ClientSession, base: str, n: int, tag: str) -> list[tuple[str, str]]:
+    gate = asyncio.Semaphore(8)
+
+    async def one(i: int) -> tuple[str, str]:
+        async with gate:
+            creds = {"email": f"{tag}{i}@example.com", "password": f"bench-password-{i}"}
+            uid = (await _json(session, "POST", f"{base}/auth/register", json=creds))["id"]
+            return uid, (await _json(session, "POST", f"{base}/auth/login", json=creds))["access_token"]
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+async def _card(stripe: aiohttp.ClientSession, stripe_url: str) -> str:
+    form = {"type": "card", "card[number]": "4242424242424242", "card[exp_month]": "12", "card[exp_year]": "2030",
+            "card[cvc]": "123"}
+    async with stripe.post(f"{stripe_url}/v1/payment_methods", data=form) as resp:
+        return str((await resp.json())["id"])
+
+
+async def _fund(session: aiohttp.ClientSession, stripe: aiohttp.ClientSession, base: str, stripe_url: str,
+                wallets: list[tuple[str, str]], packs: int) -> None:
+    gate = asyncio.Semaphore(4)
+
+    async def one(token: str) -> None:
+        async with gate:
+            for _ in range(packs):
+                body = await _json(session, "POST", f"{base}/payments/credit-packs/{PACK}/intent",
+                                   json={"payment_method": await _card(stripe, stripe_url)},
+                                   headers={"Authorization": f"Bearer {token}"})
+                assert body["credited"], body
+
+    await asyncio.gather(*(one(t) for _, t in wallets))
+
+
+async def _unseen_payments(stripe: aiohttp.ClientSession, stripe_url: str, wallets: list[tuple[str, str]],
+                           n: int) -> list[str]:
+    """Succeeded payments made in Stripe that the API has not heard of: their webhooks will credit."""
+    customers: dict[str, str] = {}
+    intents = []
+    for i in range(n):
+        uid = wallets[i % len(wallets)][0]
+        async with stripe.get(f"{stripe_url}/v1/customers", params={"limit": "100"}) as resp:
+            for c in (await resp.json())["data"]:
+                customers[c["metadata"].get("user_id", "")] = c["id"]
+        form = {"amount": "499", "currency": "eur", "customer": customers[uid], "confirm": "true",
+                "payment_method": await _card(stripe, stripe_url), "metadata[user_id]": uid,
+                "metadata[pack]": "small", "metadata[credits]": "100"}
+        async with stripe.post(f"{stripe_url}/v1/payment_intents", data=form) as resp:
+            pi = await resp.json()
+            assert pi["status"] == "succeeded", pi
+            intents.append(pi["id"])
+    return intents
+
+
+async def _http_floor(session: aiohttp.ClientSession, base: str, clients: int, seconds: float) -> float:
+    """Requests per second the same clients get from the API's cheapest route (no auth, no database):
+    the machine's floor in this run, against which the tip rate is read (the machine is shared)."""
+    stop, count = time.perf_counter() + seconds, 0
+
+    async def one() -> None:
+        nonlocal count
+        while time.perf_counter() < stop:
+            async with session.get(f"{base}/payments/catalogue") as resp:
+                await resp.read()
+            count += 1
+
+    await asyncio.gather(*(one() for _ in range(clients)))
+    return round(count / seconds, 1)
+
+
+async def _run(base: str, stripe_url: str, secret: str, args: argparse.Namespace) -> dict[str, Any]:
+    connector = aiohttp.TCPConnector(limit=max(64, args.spenders * 2))
+    async with aiohttp.ClientSession(connector=connector) as session, aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {API_KEY}"}) as stripe:
+        wallets = await _users(session, base, args.wallets, "wallet")
+        creators = await _users(session, base, max(10, args.wallets // 5), "creator")
+        await _fund(session, stripe, base, stripe_url, wallets, args.packs)
+        unseen = await _unseen_payments(stripe, stripe_url, wallets, args.webhooks)
+        rng = random.Random(1)
+        tip_lat: list[float] = []
+        hook_lat: list[float] = []
+        applied: dict[str, int] = {}
+        sent: list[tuple[str, int]] = []
+        outcome: dict[str, int] = {}
+        stop = time.perf_counter() + args.seconds
+
+        async def spender() -> None:
+            while time.perf_counter() < stop:
+                if sent and rng.random() < 0.05:
+                    tip_id, w = rng.choice(sent)  # a retry of an earlier tip: must not apply again
+                else:
+                    tip_id, w = uuid.uuid4().hex, rng.randrange(len(wallets))
+                    sent.append((tip_id, w))
+                creator = rng.choice(creators)[0]
+                started = time.perf_counter()
+                async with session.post(f"{base}/users/{creator}/tips", json={"id": tip_id, "amount": 1},
+                                        headers={"Authorization": f"Bearer {wallets[w][1]}"}) as resp:
+                    await resp.read()
+                    status = resp.status
+                tip_lat.append(time.perf_counter() - started)
+                outcome[str(status)] = outcome.get(str(status), 0) + 1
+                if status == 201:
+                    applied[f"{w}:{tip_id}"] = applied.get(f"{w}:{tip_id}", 0) + 1
+
+        async def webhooks() -> None:
+            pause = args.seconds / max(1, len(unseen))
+            for intent in unseen:
+                event = {"id": f"evt_{uuid.uuid4().hex[:20]}", "object": "event", "type": "payment_intent.succeeded",
+                         "created": int(time.time()), "data": {"object": {"id": intent, "object": "payment_intent"}}}
+                body = json.dumps(event).encode()
+                started = time.perf_counter()
+                async with session.post(f"{base}/payments/webhook", data=body, headers={
+                        "Stripe-Signature": _sign(body, secret), "Content-Type": "application/json"}) as resp:
+                    answer = await resp.json()
+                if answer.get("processed"):
+                    hook_lat.append(time.perf_counter() - started)
+                await asyncio.sleep(pause)
+
+        floor = await _http_floor(session, base, args.spenders, min(3.0, args.seconds))
+        stop = time.perf_counter() + args.seconds
+        started = time.perf_counter()
+        await asyncio.gather(webhooks(), *(spender() for _ in range(args.spenders)))
+        elapsed = time.perf_counter() - started
+        balances = []
+        for _, token in wallets:
+            balances.append((await _json(session, "GET", f"{base}/wallet?limit=1",
+                                         headers={"Authorization": f"Bearer {token}"}))["available"])
+    done = sum(applied.values())
+    funded = len(wallets) * args.packs * PACK_CREDITS + 100 * len(hook_lat)
+    return {
+        "transfers_per_s": round(2 * done / elapsed, 1),
+        "http_floor_per_s": floor,
+        "tips_vs_floor": round(done / elapsed / floor, 3) if floor else None,
+        "tips_per_s": round(done / elapsed, 1),
+        "transfer_p50_ms": _pct(tip_lat, 0.50),
+        "transfer_p99_ms": _pct(tip_lat, 0.99),
+        "webhook_p50_ms": _pct(hook_lat, 0.50),
+        "webhook_p99_ms": _pct(hook_lat, 0.99),
+        "webhooks_processed": len(hook_lat),
+        "negative_balances": sum(1 for b in balances if b < 0),
+        "double_applied": sum(1 for n in applied.values() if n > 1) + abs(funded - done - sum(balances)),
+        "responses": outcome,
+        "wallets": len(wallets),
+        "spenders": args.spenders,
+        "seconds": args.seconds,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
+        data = Path(tmp)
+        data.chmod(0o711)  # the embedded Postgres may run as another user
+        redis, postgres = EmbeddedRedis(data / "redis"), EmbeddedPostgres(data / "postgres")
+        emulator = StripeEmulator(data / "localstripe")
+        proc: subprocess.Popen[bytes] | None = None
+        try:
+            redis_url, database_url, stripe_url = redis.start(), postgres.start(), emulator.start()
+            ensure_secrets(KeyPaths(data / "secrets" / "key.pem", data / "secrets" / "key.pub.pem",
+                                    data / "secrets" / "turn"))
+            port = free_port()
+            env = {
+                **os.environ,
+                "SWITCHBOARD_REDIS_URL": redis_url, "SWITCHBOARD_DATABASE_URL": database_url,
+                "SWITCHBOARD_DATA_DIR": str(data),
+                "SWITCHBOARD_TOKENS_PRIVATE_KEY_FILE": str(data / "secrets" / "key.pem"),
+                "SWITCHBOARD_TOKENS_PUBLIC_KEY_FILE": str(data / "secrets" / "key.pub.pem"),
+                "SWITCHBOARD_API_PORT": str(port),
+                "SWITCHBOARD_API_RATE_IP_PER_MIN": "100000000", "SWITCHBOARD_API_RATE_USER_PER_MIN": "100000000",
+                "SWITCHBOARD_PAYMENTS_STRIPE_API_KEY": API_KEY, "SWITCHBOARD_PAYMENTS_STRIPE_API_BASE": stripe_url,
+                "SWITCHBOARD_PAYMENTS_STRIPE_WEBHOOK_SECRET": emulator.webhook_secret,
+                "SWITCHBOARD_LOG_LEVEL": "WARNING",
+            }
+            cmd = [sys.executable, "-m", "switchboard"]
+            subprocess.run([*cmd, "api", "migrate"], env=env, check=True, capture_output=True, timeout=120)
+            log = (data / "api.log").open("wb")
+            proc = subprocess.Popen([*cmd, "api"], env=env, stdout=log, stderr=subprocess.STDOUT)
+            _wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+            result = asyncio.run(_run(f"http://127.0.0.1:{port}/api", stripe_url, emulator.webhook_secret, args))
+            check = subprocess.run([*cmd, "ledger", "check"], env=env, capture_output=True, text=True, timeout=300)
+            found = re.search(r"debits (\d+)\s+credits (\d+)", check.stdout)
+            result["ledger_imbalance"] = abs(int(found.group(1)) - int(found.group(2))) if found else None
+            result["ledger_check"] = check.stdout.strip().splitlines()[-1] if check.stdout else check.stderr[-300:]
+            return result
+        finally:
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            emulator.stop()
+            postgres.stop()
+            redis.stop()

@@ -1,0 +1,1 @@
+"""The credit ledger: accounts and immutable transfers in integer credits (TigerBeetle's model on Postgres)."""

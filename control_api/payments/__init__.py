@@ -1,0 +1,1 @@
+"""Payments: Stripe (credit packs, premium), its webhooks, wallets and earnings over the ledger."""

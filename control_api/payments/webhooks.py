@@ -1,0 +1,157 @@
+"""Stripe webhooks: verified on the raw body, stored by event id in the inbox before anything acts,
+then acted on by re-reading the object from Stripe (so duplicates, replays and any order of delivery
+leave one effect). The endpoint answers as soon as the event is acted on or after a short budget,
+whichever comes first; the sweeper retries what failed or was cut short."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+
+from control_api.errors import BadRequest
+from control_api.payments.models import StripeEvent
+from control_api.payments.service import Payments
+from control_api.payments.signature import verify
+
+log = logging.getLogger("switchboard.api.webhooks")
+
+SUBSCRIPTION_EVENTS = ("customer.subscription.",)
+INVOICE_EVENTS = ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed", "invoice.updated",
+                  "invoice.marked_uncollectible")
+REFUND_EVENTS = ("charge.refunded", "charge.refund.updated", "refund.created", "refund.updated")
+MAX_ATTEMPTS = 20
+
+
+def parse(body: bytes) -> dict[str, Any]:
+    """The event's envelope, checked enough to store it."""
+    try:
+        event = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the webhook body is not JSON") from None
+    if not (isinstance(event, dict) and isinstance(event.get("id"), str) and isinstance(event.get("type"), str)
+            and isinstance(event.get("data"), dict) and isinstance(event["data"].get("object"), dict)
+            and 0 < len(event["id"]) <= 64 and len(event["type"]) <= 64):
+        raise BadRequest("not a Stripe event (id, type, data.object)")
+    if not isinstance(event.get("created"), int):
+        event["created"] = 0
+    return event
+
+
+class Inbox:
+    """Stores events and acts on them; ``process`` is safe to call concurrently for one event."""
+
+    def __init__(self, payments: Payments) -> None:
+        self._payments = payments
+        self._tasks: set[asyncio.Task[bool]] = set()
+
+    async def receive(self, body: bytes, signature: str | None, *, budget_s: float = 2.0) -> dict[str, Any]:
+        """Verifies, stores and (within ``budget_s``) acts on one delivery; the answer for Stripe."""
+        settings = self._payments.settings
+        verify(body, signature, settings.stripe_webhook_secret, tolerance_s=settings.webhook_tolerance_s)
+        event = parse(body)
+        async with self._payments.sessions() as session, session.begin():
+            inserted = await session.scalar(insert(StripeEvent).values(
+                id=event["id"], type=event["type"], created=event["created"], payload=event)
+                .on_conflict_do_nothing().returning(StripeEvent.id))
+        task = asyncio.create_task(self.process(event["id"]))
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        try:
+            done = await asyncio.wait_for(asyncio.shield(task), budget_s)
+        except TimeoutError:
+            done = False  # still running; the answer must not wait (Stripe would retry)
+        except Exception:
+            done = False  # recorded on the event; the sweeper retries
+        return {"received": True, "id": event["id"], "duplicate": inserted is None, "processed": done}
+
+    def _finished(self, task: asyncio.Task[bool]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # outlived its answer and failed
+            log.warning("webhook act failed; the sweeper retries it", exc_info=task.exception())
+
+    async def process(self, event_id: str) -> bool:
+        """Acts on a stored event once: the row is locked while acting (a concurrent delivery skips it)
+        and marked processed in the same transaction. True when it is processed (now or before)."""
+        async with self._payments.sessions() as session, session.begin():
+            row = await session.scalar(select(StripeEvent).where(StripeEvent.id == event_id)
+                                       .with_for_update(skip_locked=True))
+            if row is None:
+                return False  # another delivery is acting on it right now
+            if row.processed_at is not None:
+                return True
+            try:
+                await self._act(row.type, row.payload["data"]["object"])
+            except Exception as exc:
+                log.warning("webhook %s (%s) failed: %s", row.id, row.type, exc, exc_info=True)
+                row.attempts += 1
+                row.error = str(exc)[:1000]
+                return False
+            row.processed_at = datetime.now(UTC)
+            row.attempts += 1
+            row.error = ""
+            return True
+
+    async def retry_pending(self, *, older_than_s: float = 5.0, limit: int = 100) -> int:
+        """Acts on events not processed yet (failed, or cut off by a crash); returns how many it tried."""
+        async with self._payments.sessions() as session:
+            ids = (await session.scalars(select(StripeEvent.id).where(
+                StripeEvent.processed_at.is_(None), StripeEvent.attempts < MAX_ATTEMPTS,
+                StripeEvent.received_at < text(f"now() - interval '{float(older_than_s)} seconds'"))
+                .order_by(StripeEvent.received_at).limit(limit))).all()
+        for event_id in ids:
+            await self.process(event_id)
+        return len(ids)
+
+    async def _act(self, kind: str, obj: dict[str, Any]) -> None:
+        handler = self._handler(kind)
+        if handler is None:
+            log.info("webhook %s stored, nothing to do", kind)
+            return
+        await handler(obj)
+
+    def _handler(self, kind: str) -> Callable[[dict[str, Any]], Awaitable[None]] | None:
+        payments = self._payments
+        if kind.startswith("payment_intent."):
+            return lambda o: payments.sync_intent(o["id"])
+        if kind in REFUND_EVENTS:
+            async def refunds(o: dict[str, Any]) -> None:
+                intent = o.get("payment_intent")
+                if isinstance(intent, str):
+                    await payments.sync_intent(intent)  # credits first if needed, then every refund
+            return refunds
+        if kind in ("charge.dispute.created", "charge.dispute.funds_withdrawn"):
+            return lambda o: payments.dispute(o, won=False)
+        if kind in ("charge.dispute.closed", "charge.dispute.funds_reinstated"):
+            return lambda o: payments.dispute(o, won=o.get("status") == "won" or kind.endswith("reinstated"))
+        if kind.startswith(SUBSCRIPTION_EVENTS):
+            async def subscription(o: dict[str, Any]) -> None:
+                await payments.mirror(await payments.gateway.get_subscription(o["id"]))
+            return subscription
+        if kind in INVOICE_EVENTS:
+            async def invoice(o: dict[str, Any]) -> None:
+                sub = o.get("subscription")
+                if isinstance(sub, str):
+                    await payments.mirror(await payments.gateway.get_subscription(sub))
+            return invoice
+        if kind == "checkout.session.completed":
+            async def checkout(o: dict[str, Any]) -> None:
+                if isinstance(o.get("payment_intent"), str):
+                    await payments.sync_intent(o["payment_intent"])
+                if isinstance(o.get("subscription"), str):
+                    await payments.mirror(await payments.gateway.get_subscription(o["subscription"]))
+            return checkout
+        return None
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+

@@ -1,0 +1,102 @@
+"""Activity and the console's counters.
+
+Active users come from tracked events: ``register``, ``login``, ``match`` (the matchmaker's
+``match.paired`` stream entries), ``like``, ``message`` and ``report``. Each event upserts one row
+per (UTC day, user) in ``activity_days`` (a bit per kind), written in the transaction of the fact
+itself, so millions of events make at most one row per user and day. DAU, WAU and MAU are distinct
+users over 1, 7 and 30 days ending on a day; a finished day's figures are computed once and kept
+in ``activity_rollups``, so the console reads stored numbers for the past and counts only today.
+(Chosen over HyperLogLog in Redis: exact, durable with the facts, and one index range per figure.)
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_api.audit import day_bounds
+from control_api.http import Call, Reply, Route
+from control_api.models import Activity, ActivityRollup, AuditEntry, Report, Sanction
+from control_api.schema import Field, Schema
+from control_api.staff import require_staff
+
+EVENT_BITS = {"register": 1, "login": 2, "match": 4, "like": 8, "message": 16, "report": 32}
+"""The tracked event kinds and their bit in ``activity_days.kinds``."""
+WINDOWS = {"dau": 1, "wau": 7, "mau": 30}
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+async def track(session: AsyncSession, user: uuid.UUID, kind: str, day: date | None = None) -> None:
+    """Counts ``user`` active on ``day`` (today) for ``kind``, in ``session``'s transaction."""
+    bit = EVENT_BITS[kind]
+    stmt = insert(Activity).values(day=day or today(), account_id=user, kinds=bit)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=[Activity.day, Activity.account_id], set_={"kinds": Activity.kinds.op("|")(bit)}))
+
+
+async def active_users(session: AsyncSession, day: date) -> dict[str, int]:
+    """DAU, WAU and MAU for the windows ending on ``day``: stored for a finished day (computed and
+    kept on first ask), counted for today."""
+    if day < today():
+        kept = await session.get(ActivityRollup, day)
+        if kept is not None:
+            return {"dau": kept.dau, "wau": kept.wau, "mau": kept.mau}
+    figures = {}
+    for name, days in WINDOWS.items():
+        figures[name] = int(await session.scalar(
+            select(func.count(func.distinct(Activity.account_id)))
+            .where(Activity.day > day - timedelta(days=days), Activity.day <= day)) or 0)
+    if day < today():
+        await session.execute(insert(ActivityRollup).values(day=day, **figures).on_conflict_do_nothing())
+    return figures
+
+
+async def counters(session: AsyncSession) -> dict[str, Any]:
+    """What the console's dashboard shows."""
+    start, end = day_bounds(today())
+    by_status = dict((await session.execute(
+        select(Report.status, func.count()).where(Report.status.in_(("open", "in_review"))).group_by(Report.status)
+    )).all())
+    now = datetime.now(UTC)
+    active = dict((await session.execute(
+        select(Sanction.kind, func.count()).where(Sanction.revoked_at.is_(None), Sanction.starts_at <= now,
+                                                  (Sanction.ends_at.is_(None)) | (Sanction.ends_at > now))
+        .group_by(Sanction.kind))).all())
+    actions = (await session.execute(
+        select(AuditEntry.actor_id, func.count()).where(
+            AuditEntry.at >= start, AuditEntry.at < end, AuditEntry.actor_id.is_not(None),
+            AuditEntry.action.startswith("sanction.") | AuditEntry.action.startswith("report."))
+        .group_by(AuditEntry.actor_id))).all()
+    return {
+        "reports": {"open": by_status.get("open", 0), "in_review": by_status.get("in_review", 0),
+                    "today": int(await session.scalar(select(func.count()).select_from(Report).where(
+                        Report.created_at >= start, Report.created_at < end)) or 0)},
+        "sanctions_active": {k: active.get(k, 0) for k in ("ban", "mute")},
+        "actions_today": {str(actor): n for actor, n in actions},
+    }
+
+
+async def _stats(call: Call) -> Reply:
+    day = call.query.get("day") or today()
+    async with call.services.sessions() as session, session.begin():
+        await require_staff(session, call.me.user_id)
+        out = await counters(session)
+        out["active_users"] = {"day": day.isoformat(), **await active_users(session, day)}
+    return Reply(out)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("GET", "/moderation/stats", _stats,
+              "The console's counters: reports, active sanctions, actions per moderator today, DAU/WAU/MAU "
+              "(moderators)", "moderation",
+              query=Schema({"day": Field("date", required=False, description="DAU/WAU/MAU ending on this UTC day")})),
+    ]

@@ -1,0 +1,74 @@
+"""DAU/WAU/MAU from seeded events (one row per user and day, whatever the number of events), the
+finished days kept as rollups, and the console's counters."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from control_api import stats
+from control_api.models import ActivityRollup
+from tests.control_api.conftest import Api
+from tests.control_api.moderation import make_staff, services
+
+
+async def test_dau_wau_mau_from_seeded_events(api: Api) -> None:
+    day = stats.today() - timedelta(days=400)  # a quiet past of its own: no other test writes there
+    users = [uuid.uuid4() for _ in range(6)]
+    seeded = {  # days before `day` -> who was active, with which events
+        0: [(users[0], "login"), (users[0], "message"), (users[0], "message"), (users[1], "match")],
+        3: [(users[2], "like"), (users[0], "report")],
+        6: [(users[3], "register")],
+        7: [(users[4], "login")],  # outside the week, inside the month
+        29: [(users[5], "match")],
+        30: [(uuid.uuid4(), "login")],  # outside the month
+    }
+    async with services(api).sessions() as session, session.begin():
+        for back, events in seeded.items():
+            for user, kind in events:
+                await stats.track(session, user, kind, day - timedelta(days=back))
+    async with services(api).sessions() as session, session.begin():
+        figures = await stats.active_users(session, day)
+    assert figures == {"dau": 2, "wau": 4, "mau": 6}
+    async with services(api).sessions() as session:
+        kept = await session.get(ActivityRollup, day)
+        assert kept is not None and (kept.dau, kept.wau, kept.mau) == (2, 4, 6)
+    # Kept means read, not counted again: a late event for a finished day does not move it.
+    async with services(api).sessions() as session, session.begin():
+        await stats.track(session, uuid.uuid4(), "login", day)
+        assert await stats.active_users(session, day) == {"dau": 2, "wau": 4, "mau": 6}
+
+
+async def test_console_counters_through_the_api(api: Api) -> None:
+    ann, bob, mod = await api.user(), await api.user(), await make_staff(api, await api.user())
+    status, before = await api.call("GET", "/moderation/stats", mod)
+    assert status == 200, before
+    assert before["active_users"]["dau"] >= 3  # registered and logged in today
+    _, report = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "reason": "other"})
+    await api.call("POST", f"/moderation/reports/{report['id']}/claim", mod)
+    await api.call("POST", f"/moderation/reports/{report['id']}/action", mod,
+                   json={"sanction": {"kind": "mute", "duration": "1h"}})
+    _, after = await api.call("GET", "/moderation/stats", mod)
+    assert after["reports"]["today"] == before["reports"]["today"] + 1
+    assert after["sanctions_active"]["mute"] == before["sanctions_active"]["mute"] + 1
+    assert after["actions_today"][mod.id] == 3  # claimed, actioned, the mute
+    assert (await api.call("GET", "/moderation/stats", ann))[0] == 403
+    assert (await api.call("GET", "/moderation/stats?day=someday", mod))[0] == 422
+
+
+async def test_a_match_from_the_events_stream_counts_both_users_once(api: Api) -> None:
+    from sqlalchemy import select
+
+    from control_api.app import EVENTS
+    from control_api.models import Activity
+
+    consumer = api.app._subapps[0][EVENTS]  # type: ignore[attr-defined]
+    a, b = uuid.uuid4(), uuid.uuid4()
+    fields = {b"type": b"match.paired", b"session_id": b"ses_x", b"a": str(a).encode(), b"b": str(b).encode(),
+              b"at_us": b"1"}
+    assert await consumer.handle("99-1", fields) is True
+    assert await consumer.handle("99-1", fields) is False  # a replay changes nothing
+    async with services(api).sessions() as session:
+        rows = list(await session.scalars(select(Activity).where(Activity.account_id.in_([a, b]))))
+    assert sorted(r.account_id for r in rows) == sorted([a, b])
+    assert all(r.kinds == stats.EVENT_BITS["match"] and r.day == stats.today() for r in rows)

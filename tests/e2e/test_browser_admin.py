@@ -1,0 +1,120 @@
+"""The /admin console in real Chromium against a real ``switchboard up``: a report made from
+/random is opened and the reported user banned from the console, and that user's open page shows
+the ban; in a show, a hidden moderator deletes a chat line and mutes a viewer, and the other pages
+reflect it. The screenshots of docs/moderation.md are taken here (docs/img/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.browser import Up, account, admin, call_api
+from tests.e2e.conftest import Pages
+from tests.e2e.test_browser_show import assert_playing, go_live, room_of
+
+pytestmark = [pytest.mark.slow, pytest.mark.chromium]
+
+IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
+def shot(page: Any, name: str) -> None:
+    """A screenshot for docs/moderation.md."""
+    IMG.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(IMG / name), full_page=True)
+
+
+def test_an_admin_bans_a_user_reported_from_random_and_their_page_shows_it(pages: Pages, up: Up) -> None:
+    ann, bob = account(up, "ann-admin"), account(up, "bob-admin")
+    a = pages.open("ann", "/random", ann)
+    b = pages.open("bob", "/random", bob)
+    a.click("#start")
+    expect(a.locator("#state")).to_have_attribute("data-state", "looking")
+    b.click("#start")
+    for page in (a, b):
+        expect(page.locator("#state")).to_have_attribute("data-state", "connected")
+    b.select_option("#report-reason", "harassment")
+    b.click("#report")
+    expect(b.locator("#banner")).to_contain_text("the moderators will look at it")
+
+    console = pages.open("admin", "/admin", admin(up))
+    expect(console.locator("[data-figure=open] b")).not_to_have_text("")
+    shot(console, "admin-dashboard.png")
+    console.click("#tabs a[data-tab=reports]")
+    row = console.locator("#report-rows tr", has_text=ann["user_id"][:8]).first
+    expect(row).to_contain_text("harassment")
+    row.locator("button", has_text="Open").click()
+    expect(console.locator("#report-detail")).to_contain_text("call or random chat")
+    expect(console.locator("#report-clip")).to_be_hidden()  # no clip linked to this report
+    console.click("#claim")
+    expect(console.locator("#banner")).to_contain_text("You are reviewing report")
+    console.fill("#act-reason", "Insults in random chat.")
+    shot(console, "admin-report.png")
+    console.click("#report-actions button[data-kind=ban][data-duration='24h']")
+    expect(console.locator("#banner")).to_contain_text("actioned: ban 24h")
+    expect(console.locator("#report")).to_have_attribute("data-status", "actioned")
+
+    # Ann's open page is told at once (her socket is closed with 4003 on every node).
+    expect(a.locator("#banner")).to_contain_text("This account is banned")
+    shot(a, "user-banned.png")
+    reports = call_api(up, "GET", f"/moderation/reports?user_id={ann['user_id']}", token=admin(up)["access_token"])
+    assert [r["status"] for r in reports["items"]] == ["actioned"]
+
+    console.click("#tabs a[data-tab=sanctions]")
+    sanction = console.locator("#sanction-rows tr", has_text=ann["user_id"][:8])
+    expect(sanction).to_contain_text("ban")
+    shot(console, "admin-sanctions.png")
+    console.click("#tabs a[data-tab=audit]")
+    expect(console.locator("#audit-rows tr[data-action='report.actioned']").first).to_be_visible()
+    expect(console.locator("#audit-rows tr[data-action='sanction.ban']").first).to_be_visible()
+    shot(console, "admin-audit.png")
+    # Lifting from the console: the ban is gone from the active list.
+    console.click("#tabs a[data-tab=sanctions]")
+    console.fill("#lift-reason", "appeal accepted")
+    sanction.locator("button", has_text="Lift").click()
+    expect(console.locator("#banner")).to_contain_text("was lifted")
+    expect(console.locator("#sanction-rows tr", has_text=ann["user_id"][:8])).to_have_count(0)
+
+
+def test_a_hidden_moderator_deletes_a_line_and_mutes_a_viewer(pages: Pages, up: Up) -> None:
+    host = go_live(pages, up, "modshow")
+    room = room_of(host)
+    fans = [pages.open(f"fan{i}", f"/watch/{room}", account(up, f"fan{i}-modshow")) for i in (1, 2)]
+    for page in fans:
+        assert_playing(page, "#video")
+    fans[0].fill("#chat-text", "buy cheap coins at example.com")
+    fans[0].press("#chat-text", "Enter")
+    for page in (host, fans[1]):
+        expect(page.locator("#chat")).to_contain_text("buy cheap coins")
+
+    console = pages.open("moderator", "/admin#live", admin(up))
+    console.locator(f"tr[data-room=\"{room}\"] button.watch").click()
+    assert_playing(console, "#video")
+    fans[0].fill("#chat-text", "hello again")
+    fans[0].press("#chat-text", "Enter")
+    spam = console.locator("#chat li", has_text="buy cheap coins")
+    again = console.locator("#chat li", has_text="hello again")
+    expect(again).to_be_visible()  # the tap sees lines said after it opened
+    assert spam.count() == 0  # a line said before the tap opened is not replayed to it
+    again.locator("button[data-action=delete]").click()
+    for page in (host, fans[1], fans[0]):
+        expect(page.locator("#chat li", has_text="hello again")).to_have_count(0)
+
+    fans[0].fill("#chat-text", "you cannot silence me")
+    fans[0].press("#chat-text", "Enter")
+    line = console.locator("#chat li", has_text="you cannot silence me")
+    line.locator("button[data-action=mute]").click()
+    for page in (host, fans[1]):
+        expect(page.locator("#chat li[data-notice='show.muted']")).to_contain_text("by the moderator")
+    expect(fans[0].locator("#banner")).to_contain_text("You are muted in this show")
+    fans[0].fill("#chat-text", "still talking")
+    fans[0].press("#chat-text", "Enter")
+    expect(fans[0].locator("#banner")).to_contain_text("You cannot chat")
+    expect(fans[1].locator("#chat")).not_to_contain_text("still talking")
+    shot(console, "admin-live.png")
+    shot(fans[1], "viewer-moderated-chat.png")
+    # The moderator never appeared: the viewer count is the two fans.
+    for page in (host, *fans):
+        expect(page.locator("#viewers")).to_have_attribute("data-count", "2")
