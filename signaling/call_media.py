@@ -1,6 +1,8 @@
 """Media of 1:1 calls and matches through the node's SFU, and moderators' hidden taps on them.
 
-With ``node.call_media = "sfu"`` every accepted call and every match whose two parties are on this
+Each call's media path is chosen by its category when it starts, never by a tap:
+``node.match_media`` (default ``sfu``) for random-chat matches, ``node.call_media`` (default ``p2p``)
+for friends' calls. In ``sfu`` mode every accepted call or match whose two parties are on this
 node carries its media through an SFU room named by the call id (or the match's session id) from
 the first packet: each party publishes its camera on one peer connection (``call.publish``) and
 receives the other's tracks on a second one (``call.subscribe``, server offers). A moderator's tap
@@ -55,9 +57,9 @@ class LiveCall:
 class CallMedia:
     """Every live call and match this node's users are in; the SFU rooms of the ``sfu`` ones."""
 
-    def __init__(self, media: MediaService, mode: str, shows: SfuListener) -> None:
+    def __init__(self, media: MediaService, call_mode: str, match_mode: str, shows: SfuListener) -> None:
         self._media = media
-        self._mode = mode
+        self._modes = {"call": call_mode, "match": match_mode}
         self._shows = shows
         self._calls: dict[str, LiveCall] = {}
         self._renegotiations = Renegotiations(media)
@@ -70,9 +72,10 @@ class CallMedia:
             await self._drop(live)
         self._media.set_listener(self._shows)
 
-    def mode(self, both_here: bool) -> str:
-        """The media of a call starting now: ``sfu`` needs both parties on this node (one SFU room)."""
-        return SFU if self._mode == SFU and both_here else P2P
+    def mode(self, kind: str, both_here: bool) -> str:
+        """The media of a ``call`` or ``match`` starting now, by its category (never by a tap):
+        ``sfu`` needs both parties on this node (one SFU room)."""
+        return SFU if self._modes[kind] == SFU and both_here else P2P
 
     # --- lifetime (driven by the call book) --------------------------------------------------------
 

@@ -97,7 +97,7 @@ class CallBook:
                 self._in_call.setdefault(user_id, {})[session_id] = other
                 await self.media.user_left(user_id, "match", keep=session_id)  # one match at a time
                 # The matchmaker does not know where media flows; the node stamps it before the socket sees it.
-                message["media"] = self.media.mode(bool(self._hub.sessions(other)))
+                message["media"] = self.media.mode("match", bool(self._hub.sessions(other)))
                 self.media.started(session_id, "match", (user_id, other), message["media"])
         elif kind == "match.ended":
             self._forget(user_id, str(message.get("session_id")))
@@ -180,7 +180,7 @@ class CallBook:
                                 args=["ringing", "active", call_id, ENDED_KEEP_S]):
             raise Conflict("the call is no longer ringing")
         accepted = {"type": "call.accepted", "call_id": call_id, "caller": caller, "callee": callee,
-                    "media": self.media.mode(bool(self._hub.sessions(caller)))}
+                    "media": self.media.mode("call", bool(self._hub.sessions(caller)))}
         await self._hub.deliver(caller, accepted)
         await self._hub.deliver(callee, accepted)
         return {"call_id": call_id, "peer": caller, "media": accepted["media"]}

@@ -101,7 +101,8 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst, deps.ice_servers, Relations(redis))
     stack.push_async_callback(shows.close)
     # Without an SFU every call is P2P, whatever the setting says (nothing could carry it).
-    call_media = CallMedia(media, s.call_media if deps.open_media else "p2p", shows)
+    call_media = CallMedia(media, s.call_media if deps.open_media else "p2p",
+                           s.match_media if deps.open_media else "p2p", shows)
     stack.push_async_callback(call_media.close)
     calls = CallBook(redis, hub, s.call_ring_timeout_s, call_media)
     stack.push_async_callback(calls.close)

@@ -99,8 +99,12 @@ class NodeSettings:
     ws_max_sockets_per_user: int = 10
     """Sockets one user may hold open on a node at once (all tokens); beyond: ``too_many_sockets``, close 4029."""
     call_media: str = "p2p"
-    """Where 1:1 calls and matches carry their media: ``p2p`` (browser to browser) or ``sfu`` (through this
-    node's SFU from the start, so a moderator can tap any call without the parties seeing a change)."""
+    """Where friends' 1:1 calls carry their media: ``p2p`` (browser to browser) or ``sfu`` (through this
+    node's SFU from the start, so a moderator can tap any call without the parties seeing a change).
+    Chosen by the call's category when it starts, never by a tap (docs/sfu.md: the bandwidth trade-off)."""
+    match_media: str = "sfu"
+    """Where random-chat matches carry their media (strangers: where abuse happens, so tappable by
+    default): ``sfu`` or ``p2p``."""
     # Overload (signaling/admission.py): a node at capacity refuses new sockets (``overloaded``, 1013).
     ws_max_handshakes: int = 64
     """Sockets that may be between upgrade and ``hello`` at once; more are refused."""
@@ -115,8 +119,9 @@ class NodeSettings:
 
     def __post_init__(self) -> None:
         _port(self.port, "port")
-        if self.call_media not in ("p2p", "sfu"):
-            raise SettingsError("call_media", f"must be 'p2p' or 'sfu', got {self.call_media!r}")
+        for name in ("call_media", "match_media"):
+            if getattr(self, name) not in ("p2p", "sfu"):
+                raise SettingsError(name, f"must be 'p2p' or 'sfu', got {getattr(self, name)!r}")
         if self.workers < 0:
             raise SettingsError("workers", f"must be >= 0, got {self.workers}")
         if self.viewers_per_worker < 0:

@@ -173,3 +173,18 @@ def launch(playwright: Playwright, args: list[str], ignore: list[str]) -> Browse
     disabled = [a for a in line if a.startswith("--disable-features=")]
     assert len(disabled) == 1 and EXTRA_DISABLED in disabled[0], disabled
     return browser
+
+
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+
+
+def doc_screenshot(page: Any, name: str) -> Path:
+    """A screenshot the docs show (docs/img/``name``). Written to test-output/screenshots/ so a test
+    run never dirties the checkout; ``SWITCHBOARD_UPDATE_DOC_SCREENSHOTS=1`` writes docs/img/ instead
+    (then commit them)."""
+    folder = DOCS_IMG if os.environ.get("SWITCHBOARD_UPDATE_DOC_SCREENSHOTS") == "1" else SHOTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -5,25 +5,20 @@ reflect it. The screenshots of docs/moderation.md are taken here (docs/img/)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import Up, account, admin, call_api
+from tests.e2e.browser import Up, account, admin, call_api, doc_screenshot
 from tests.e2e.conftest import Pages
 from tests.e2e.test_browser_show import assert_playing, go_live, room_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
-IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
-
-
 def shot(page: Any, name: str) -> None:
     """A screenshot for docs/moderation.md."""
-    IMG.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMG / name), full_page=True)
+    doc_screenshot(page, name)
 
 
 def test_an_admin_bans_a_user_reported_from_random_and_their_page_shows_it(pages: Pages, up: Up) -> None:

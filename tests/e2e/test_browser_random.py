@@ -1,5 +1,6 @@
 """Random chat in real Chromium: two /random pages are matched, each plays the other's camera over
-a peer-to-peer connection (the SFU carries nothing), chat crosses, and `next` re-queues both."""
+a peer-to-peer connection (``node.match_media = p2p`` here: the SFU carries nothing; the default,
+``sfu``, is tests/e2e/test_browser_random_sfu.py), chat crosses, and `next` re-queues both."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ from tests.e2e.conftest import Pages
 from tests.e2e.test_browser_show import assert_playing
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
+
+
+@pytest.fixture(scope="module")
+def up_env() -> dict[str, str]:
+    return {"SWITCHBOARD_NODE_MATCH_MEDIA": "p2p"}
 
 SELECTED_PAIR = """() => window.switchboard.pc.getStats().then(stats => {
   const transport = [...stats.values()].find(s => s.type === "transport" && s.selectedCandidatePairId);

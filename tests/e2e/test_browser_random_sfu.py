@@ -19,7 +19,7 @@ REMOTE_SDP = "() => window.switchboard.pc.remoteDescription.sdp"
 
 @pytest.fixture(scope="module")
 def up_env() -> dict[str, str]:
-    return {"SWITCHBOARD_NODE_CALL_MEDIA": "sfu"}
+    return {"SWITCHBOARD_NODE_CALL_MEDIA": "sfu"}  # matches go through the SFU by default; calls too here
 
 
 def test_strangers_meet_through_the_sfu_and_a_moderator_taps_unseen(pages: Pages, up: Up) -> None:

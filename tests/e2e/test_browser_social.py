@@ -6,19 +6,17 @@ each from the other. The screenshots of docs/web.md are taken here (docs/img/soc
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import Up, account, call_api
+from tests.e2e.browser import Up, account, call_api, doc_screenshot
 from tests.e2e.conftest import Pages
 from tests.e2e.test_browser_show import assert_playing
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
-IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 PRESENCE_S = 2_000
 """The issue's bound for presence to show in Space (a bound on a wait, never a measured time)."""
 
@@ -32,8 +30,7 @@ def png(color: tuple[int, int, int], size: int = 96) -> bytes:
 
 
 def shot(page: Any, name: str) -> None:
-    IMG.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMG / f"social-{name}.png"), full_page=True)
+    doc_screenshot(page, f"social-{name}.png")
 
 
 def image_loaded(page: Any, selector: str) -> None:

@@ -213,10 +213,30 @@ async def test_tap_on_a_p2p_call_is_refused(node: Node, token: Callable[..., str
 
 
 def test_call_media_setting_is_validated() -> None:
-    assert NodeSettings().call_media == "p2p"
+    assert (NodeSettings().call_media, NodeSettings().match_media) == ("p2p", "sfu")
     with pytest.raises(SettingsError, match="call_media"):
         NodeSettings(call_media="mesh")
+    with pytest.raises(SettingsError, match="match_media"):
+        NodeSettings(match_media="mesh")
     assert load_settings(environ={"SWITCHBOARD_NODE_CALL_MEDIA": "sfu"}).node.call_media == "sfu"
+    assert load_settings(environ={"SWITCHBOARD_NODE_MATCH_MEDIA": "p2p"}).node.match_media == "p2p"
+
+
+async def test_by_default_matches_are_tappable_and_friends_calls_are_p2p(
+        make_node: NodeFactory, token: Callable[..., str]) -> None:
+    """The category decides, when the call starts: strangers' matches go through the SFU (a
+    moderator can tap them), friends' calls stay peer to peer (setting ``node.call_media``)."""
+    node = await make_node()  # FakeMedia: a node with an SFU, default settings
+    pa, pb = await node.connect(token("una")), await node.connect(token("vic"))
+    ticket = {"country": "FR", "age": 30}
+    await pa.ok("queue.join", ticket=ticket)
+    await pb.ok("queue.join", ticket=ticket)
+    found = [await pa.expect("match.found"), await pb.expect("match.found")]
+    assert [f["media"] for f in found] == ["sfu", "sfu"]
+    await pa.ok("queue.leave")
+    call_id = (await pa.ok("call.invite", to="vic"))["call_id"]
+    await pb.expect("call.incoming", call_id=call_id)
+    assert (await pb.ok("call.accept", call_id=call_id))["media"] == "p2p"
 
 
 async def test_call_room_closes_when_a_party_is_gone_and_when_the_node_stops(
