@@ -161,6 +161,7 @@ class Gateway:
             await session.detach(ws)
             if not session.closed and not session.attached:
                 self._schedule_expiry(session)
+        await session.wait_closed()  # a close from elsewhere (ban, revoke, expiry) finishes its frame first
         return ws
 
     async def _open(self, request: web.Request) -> tuple[web.WebSocketResponse, Session | None]:

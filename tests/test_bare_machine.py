@@ -26,6 +26,14 @@ def _deps(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
                           env={**os.environ, **(env or {})})
 
 
+def _make(*args: str) -> subprocess.CompletedProcess[str]:
+    """``make`` as a person runs it: not as a sub-make of the `make test` running this suite (which
+    would print "Entering directory" lines and pass its own flags down)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True,
+                          check=True, env=env)
+
+
 def _packages() -> list[str]:
     return _deps("--list").stdout.split()
 
@@ -48,7 +56,7 @@ def test_make_test_installs_the_list_first() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^test: .*\bdeps\b", makefile, re.M)
     assert re.search(r"^deps:\n\t.*scripts/deps\.sh", makefile, re.M)
-    dry = subprocess.run(["make", "-n", "-B", "test"], cwd=ROOT, capture_output=True, text=True, check=True)
+    dry = _make("-n", "-B", "test")
     assert "scripts/deps.sh" in dry.stdout and "pytest" in dry.stdout
 
 
@@ -61,8 +69,7 @@ def test_every_marker_s_packages_are_in_the_list() -> None:
 def test_the_venv_stamp_is_written_last(tmp_path: Path) -> None:
     """An interrupted install leaves no stamp, so the next `make` installs again (repairs the venv)."""
     venv = tmp_path / "venv"
-    dry = subprocess.run(["make", "-n", f"VENV={venv}", f"{venv}/.installed"], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
+    dry = _make("-n", f"VENV={venv}", f"{venv}/.installed")
     commands = [line for line in dry.stdout.splitlines() if line.strip()]
     assert commands[-1] == f"touch {venv}/.installed"
     assert any("pip install" in c for c in commands[:-1])
@@ -183,5 +190,5 @@ def test_readme_shows_what_make_run_runs() -> None:
     """README's `make run` block starts with exactly the commands make runs on a new machine."""
     readme = (ROOT / "README.md").read_text()
     block = readme.split("$ make run\n", 1)[1].split("Switchboard is up", 1)[0].splitlines()
-    dry = subprocess.run(["make", "-n", "-B", "run"], cwd=ROOT, capture_output=True, text=True, check=True)
+    dry = _make("-n", "-B", "run")
     assert block == dry.stdout.splitlines()
