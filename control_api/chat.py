@@ -12,11 +12,13 @@ from typing import Any
 from sqlalchemy import and_, case, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_api import notifications, stats
+from control_api import notifications, ppv, stats
 from control_api.errors import Forbidden, NotFound, ValidationFailed
 from control_api.graph import not_blocked, visible_account
 from control_api.http import Call, Reply, Route
+from control_api.ledger.types import MAX_AMOUNT
 from control_api.models import Attachment, Block, Conversation, Media, Member, Message
+from control_api.payments.service import PAYMENTS
 from control_api.sanctions import active_mute
 from control_api.schema import Field, Schema
 
@@ -48,18 +50,32 @@ async def open_conversation(session: AsyncSession, me: uuid.UUID, conversation_i
     return conv
 
 
-def message_json(msg: Message, attachments: list[tuple[Attachment, Media]], me: uuid.UUID) -> dict[str, Any]:
+def attachment_json(att: Attachment, media: Media, me: uuid.UUID, paid: bool = False) -> dict[str, Any]:
+    """An attachment as ``me`` sees it: ``url`` is None while it is private and not mine (or, with a
+    ``price``, not paid by me: ``unlock_url`` pays); a private one has a blurred ``preview_url``."""
+    mine = media.owner_id == me
+    out: dict[str, Any] = {
+        "media_id": str(media.id), "content_type": media.content_type, "private": att.private,
+        "url": f"/api/media/{media.id}" if not att.private or mine or paid else None,
+    }
+    if att.private:
+        out["preview_url"] = ppv.preview_url(media.id)
+    if att.price is not None:
+        out.update(price=att.price, unlocked=mine or paid,
+                   unlock_url=None if mine else ppv.unlock_url(att.message_id, media.id))
+    return out
+
+
+def message_json(msg: Message, attachments: list[tuple[Attachment, Media]], me: uuid.UUID,
+                 paid: set[ppv.Key] | frozenset[ppv.Key] = frozenset()) -> dict[str, Any]:
+    """``paid``: the attachments (message id, media id) ``me`` paid for."""
     return {
         "id": msg.id,
         "conversation_id": str(msg.conversation_id),
         "sender_id": str(msg.sender_id) if msg.sender_id else None,
         "text": msg.text,
         "created_at": msg.created_at.isoformat(),
-        "attachments": [
-            {"media_id": str(m.id), "content_type": m.content_type, "private": a.private,
-             "url": None if a.private and m.owner_id != me else f"/api/media/{m.id}"}
-            for a, m in attachments
-        ],
+        "attachments": [attachment_json(a, m, me, (a.message_id, m.id) in paid) for a, m in attachments],
     }
 
 
@@ -147,8 +163,11 @@ async def _messages(call: Call) -> Reply:
             stmt = stmt.where(Message.id < call.query["before"])
         msgs = list(await session.scalars(stmt.order_by(Message.id.desc()).limit(limit)))
         atts = await _attachments(session, [m.id for m in msgs])
+    for_sale = [(a.message_id, m.id) for pairs in atts.values() for a, m in pairs
+                if a.price is not None and m.owner_id != me]
+    paid = await ppv.paid(call.request.config_dict[PAYMENTS].ledger, me, for_sale) if for_sale else set()
     return Reply({
-        "items": [message_json(m, atts[m.id], me) for m in msgs],
+        "items": [message_json(m, atts[m.id], me, paid) for m in msgs],
         "next_cursor": msgs[-1].id if len(msgs) == limit else None,
     })
 
@@ -177,7 +196,15 @@ async def _send(call: Call) -> Reply:
             media = await session.get(Media, item["media_id"])
             if media is None or media.owner_id != me:
                 raise ValidationFailed({f"attachments[{i}].media_id": "is not a media item you uploaded"})
-            att = Attachment(message_id=msg.id, media_id=media.id, private=item.get("private", False))
+            price = None
+            if "price" in item:
+                price = ppv.check_price(item["price"], f"attachments[{i}].price", private=item.get("private"),
+                                        content_type=media.content_type,
+                                        max_price=call.services.settings.ppv_max_price)
+                if await ppv.load_preview(call.services.storage, media) is None:
+                    raise ValidationFailed({f"attachments[{i}].media_id": "its file is gone: upload it again"})
+            att = Attachment(message_id=msg.id, media_id=media.id, private=item.get("private", price is not None),
+                             price=price)
             session.add(att)
             pairs.append((att, media))
         conv.last_message_id = msg.id
@@ -268,7 +295,11 @@ def routes() -> list[Route]:
                   "text": Field("string", required=False, max_len=4000),
                   "attachments": Field("array", required=False, max_len=10, items=Field("object", shape=Schema({
                       "media_id": Field("uuid", description="from POST /media"),
-                      "private": Field("boolean", required=False, description="shown blurred (pay-per-view)"),
+                      "private": Field("boolean", required=False,
+                                       description="shown blurred; served only to me (and to who paid its price)"),
+                      "price": Field("integer", required=False, minimum=1, maximum=MAX_AMOUNT,
+                                     description="pay-per-view: credits a receiver pays to see it (implies "
+                                                 "private; at most the api.ppv_max_price setting)"),
                   }))),
               }), ok=201, idempotent=True),
         Route("POST", "/conversations/{conversation_id}/members", _add_members, "Add members to a group", "chat",

@@ -13,7 +13,7 @@ import asyncio
 import io
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, ImageSequence, UnidentifiedImageError
 
 from control_api.errors import TooLarge, UnsupportedMedia
 from control_api.http import Call
@@ -92,6 +92,28 @@ def _encode(img: Image.Image, fmt: str, frames: int) -> bytes:
         picture.save(out, format="WEBP", quality=90)
     else:
         picture.save(out, format=fmt)
+    return out.getvalue()
+
+
+PREVIEW_SIDE = 32
+"""Largest side of a pay-per-view preview, in pixels: too few to show anything, enough for a shape."""
+PREVIEW_TYPE = "image/jpeg"
+
+
+def blurred_preview(data: bytes) -> bytes:
+    """The preview a receiver sees before paying for a private image: the first frame downscaled to
+    at most :data:`PREVIEW_SIDE` pixels and blurred hard, as a JPEG (the browser scales it up).
+
+    ``data`` is an image this module re-encoded already (trusted dimensions). CPU bound: call it off
+    the event loop."""
+    with Image.open(io.BytesIO(data), formats=_OPENERS) as img:
+        img.seek(0)
+        picture = img.convert("RGB")
+    picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.BOX)
+    # A radius of a fifth of the side: shapes and colours survive, nothing a person could read.
+    picture = picture.filter(ImageFilter.GaussianBlur(max(2, max(picture.size) // 5)))
+    out = io.BytesIO()
+    picture.save(out, format="JPEG", quality=50)
     return out.getvalue()
 
 

@@ -9,6 +9,7 @@ from datetime import date, datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     Enum,
@@ -345,13 +346,18 @@ class Media(Base):
 
 
 class Attachment(Base):
-    """Media attached to a message; ``private`` ones are shown blurred (pay-per-view later)."""
+    """Media attached to a message; ``private`` ones are shown blurred, and those with a ``price`` are
+    pay-per-view (control_api/ppv.py): served to a receiver once they paid."""
 
     __tablename__ = "message_attachments"
 
     message_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
     media_id: Mapped[uuid.UUID] = _uuid_fk("media.id", primary_key=True)
     private: Mapped[bool] = mapped_column(Boolean, default=False)
+    price: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """Credits a receiver pays to see it (None: not for sale); only on private attachments."""
+
+    __table_args__ = (CheckConstraint("price IS NULL OR (price > 0 AND private)", name="attachment_price"),)
 
 
 class Notification(Base):

@@ -331,6 +331,15 @@ class Ledger:
                 f"SELECT {_COLUMNS} FROM ledger_transfers WHERE batch = :b ORDER BY seq"), {"b": op_id})).all()
         return [Transfer(*r) for r in rows]
 
+    async def applied(self, op_ids: list[str]) -> set[str]:
+        """Which of ``op_ids`` exist as operations (one query: what a page of PPV attachments was paid)."""
+        if not op_ids:
+            return set()
+        async with self._engine.connect() as conn:
+            found = (await conn.scalars(text("SELECT DISTINCT batch FROM ledger_transfers WHERE batch = ANY(:b)"),
+                                        {"b": list(op_ids)})).all()
+        return set(found)
+
     async def history(self, user: uuid.UUID, kind: Kind = Kind.WALLET, *, before: int | None = None,
                       limit: int = 50) -> list[dict[str, Any]]:
         """The account's movements, newest first: ``seq`` (the cursor), ``id``, ``kind``, ``phase``,
