@@ -26,6 +26,7 @@ PAGES = {
     "/u/{user}": "user.html",
     "/space": "space.html",
     "/messages": "messages.html",
+    "/wallet": "wallet.html",
 }
 """Route -> HTML file in the web directory."""
 

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from control_api.errors import ValidationFailed
 from control_api.http import Call, Reply, Route
 from control_api.ledger.types import MAX_AMOUNT, Kind
-from control_api.payments import premium
+from control_api.payments import emulator, premium
 from control_api.payments.models import PayoutRequest
 from control_api.payments.service import PAYMENTS, Payments
 from control_api.payments.webhooks import Inbox
@@ -134,6 +134,7 @@ def routes() -> list[Route]:
     card = Schema({"payment_method": Field("string", required=False, pattern=PAYMENT_METHOD,
                                            description="A card from Stripe.js; absent: confirm it on the page")})
     return [
+        *emulator.routes(),  # the Stripe.js stand-in's server half; 404 unless --stripe-emulator
         Route("GET", "/wallet", _wallet, "My credits: available, held, and history (newest first)", "payments",
               query=page),
         Route("GET", "/payments/catalogue", _catalogue, "Credit packs, premium's price, the Stripe.js key",
