@@ -1,5 +1,6 @@
 // /messages: conversations with unread counts; a thread (30 at a time, "Older messages" pages back)
-// with read receipts and image attachments; groups (create, add members). New messages and read
+// with read receipts and image attachments (private ones blurred; a priced one is unlocked by paying
+// its price: pay-per-view, docs/payments.md); groups (create, add members). New messages and read
 // receipts arrive on the node's socket (chat.message, chat.read: docs/api.md, Realtime).
 
 import { api, explain, objectUrl, upload } from "./lib/api.js";
@@ -63,19 +64,67 @@ async function messageItem(msg) {
     li.append(Object.assign(document.createElement("b"), { textContent: `${nameOf(who)}: ` }));
   }
   li.append(msg.text || "");
-  for (const att of msg.attachments || []) {
-    const img = document.createElement("img");
-    img.alt = "image attachment";
-    if (att.url) objectUrl(att.url.replace(/^\/api/, "")).then((url) => { img.src = url; }).catch(() => { img.alt = "image not available"; });
-    else img.alt = "private image";
-    li.append(img);
-  }
+  for (const att of msg.attachments || []) li.append(attachmentView(att));
   const r = document.createElement("span");
   r.className = "receipt";
   r.textContent = receipt(msg);
   li.append(r);
   li.message = msg;
   return li;
+}
+
+function showImage(img, path, alt) {
+  objectUrl(path.replace(/^\/api/, "")).then((url) => { img.src = url; img.alt = alt; })
+    .catch(() => { img.alt = "image not available"; });
+}
+
+/** An attachment: the image; a private one not mine is its blurred preview, with an "Unlock" button
+ * when it has a price (paying replaces the preview with the image). */
+function attachmentView(att) {
+  const box = document.createElement("figure");
+  box.className = "attachment";
+  box.dataset.media = att.media_id;
+  const img = document.createElement("img");
+  box.append(img);
+  if (att.url) {
+    showImage(img, att.url, "image attachment");
+    if (att.price) box.append(caption(`Private · ${att.price} credits`));
+    return box;
+  }
+  box.classList.add("locked");
+  showImage(img, att.preview_url, "blurred private image");
+  if (!att.price) {
+    box.append(caption("Private image"));
+    return box;
+  }
+  const unlock = Object.assign(document.createElement("button"), {
+    type: "button", className: "unlock", textContent: `Unlock for ${att.price} credits`,
+  });
+  unlock.addEventListener("click", async () => {
+    unlock.disabled = true;
+    try {
+      const paid = await api(att.unlock_url.replace(/^\/api/, ""), { method: "POST" });
+      box.classList.remove("locked");
+      showImage(img, paid.url, "image attachment");
+      unlock.replaceWith(caption(`Unlocked · ${att.price} credits`));
+      say("");
+    } catch (err) {
+      unlock.disabled = false;
+      if (err.status === 402) {
+        say(`Not enough credits to unlock this image (${att.price}): buy some on your wallet.`, "error");
+        const link = Object.assign(document.createElement("a"), { href: "/wallet", textContent: " Open the wallet" });
+        $("banner").append(link);
+      } else {
+        say(err.status === 404 ? "This image is not available any more." : explain(err), "error");
+      }
+    }
+  });
+  box.append(unlock);
+  return box;
+}
+
+function caption(text) {
+  return Object.assign(document.createElement("figcaption"), { textContent: text });
 }
 
 function refreshReceipts() {
@@ -175,10 +224,22 @@ $("send").addEventListener("submit", async (event) => {
   const body = {};
   if (text) body.text = text;
   try {
-    if (file) body.attachments = [{ media_id: (await upload("/media", file)).id }];
+    if (file) {
+      const item = { media_id: (await upload("/media", file)).id };
+      const price = $("price").value.trim();
+      if (price) {
+        if (!/^[0-9]+$/.test(price) || Number(price) < 1) throw new Error("A price is a whole number of credits (1 or more).");
+        item.price = Number(price);
+      } else if ($("private").checked) {
+        item.private = true;
+      }
+      body.attachments = [item];
+    }
     const msg = await api(`/conversations/${open.conv.id}/messages`, { method: "POST", body });
     $("text").value = "";
     $("attach").value = "";
+    $("price").value = "";
+    $("private").checked = false;
     say("");
     await append(msg);
   } catch (err) {

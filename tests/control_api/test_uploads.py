@@ -184,7 +184,7 @@ async def test_media_files_are_private_on_disk(served: Api, media_dir: Path) -> 
     assert (await served.call("POST", "/media", user, data=image(), headers=PNG))[0] == 201
     modes = _modes(media_dir)
     assert modes.pop(".") == 0o700
-    assert len(modes) == 2 and set(modes.values()) == {0o600}, modes
+    assert len(modes) == 3 and set(modes.values()) == {0o600}, modes  # photo, media and its blurred preview
 
 
 async def _download(api: Api, user: User, media_id: str) -> int:

@@ -6,7 +6,7 @@ import { api, auth } from "./api.js";
 import { Bell } from "./notifications.js";
 import { avatar } from "./users.js";
 
-const LINKS = [["/people", "People"], ["/space", "Space"], ["/random", "Random"], ["/broadcast", "Broadcast"]];
+const LINKS = [["/people", "People"], ["/space", "Space"], ["/random", "Random"], ["/broadcast", "Broadcast"], ["/wallet", "Wallet"]];
 
 function el(tag, props = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
