@@ -139,6 +139,7 @@ async function showPremium() {
   const status = await api("/payments/premium");
   const sub = status.subscription;
   $("premium-status").textContent = status.premium ? "Premium" : "Free";
+  $("premium-status").classList.toggle("premium", status.premium);
   $("premium-text").textContent = status.premium
     ? `Active${sub?.current_period_end ? ` until ${new Date(sub.current_period_end * 1000).toLocaleDateString()}` : ""}: filters and a higher rate limit.`
     : `${money(catalogue.premium.price)} a month: age, distance and tag filters in random chat, a higher rate limit.${sub ? ` (last subscription: ${sub.status})` : ""}`;
