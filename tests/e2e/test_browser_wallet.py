@@ -6,6 +6,7 @@ earnings are right. The screenshots of docs/payments.md are taken here (docs/img
 
 from __future__ import annotations
 
+import io
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.browser import Up, account, call_api, doc_screenshot, start_up, stop_up
 from tests.e2e.conftest import Pages
-from tests.e2e.test_browser_social import image_loaded, png
+from tests.e2e.test_browser_social import image_loaded
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
@@ -32,6 +33,23 @@ def up() -> Iterator[Up]:
     yield server
     stop_up(server)
     shutil.rmtree(base, ignore_errors=True)
+
+
+def picture() -> bytes:
+    """A 240x180 PNG with detail (a checkerboard, a sun, a stripe) that the blur visibly removes."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (240, 180), (40, 120, 200))
+    draw = ImageDraw.Draw(img)
+    for x in range(0, 240, 30):
+        for y in range(0, 180, 30):
+            if (x + y) // 30 % 2:
+                draw.rectangle((x, y, x + 29, y + 29), fill=(230, 230, 240))
+    draw.ellipse((150, 20, 220, 90), fill=(250, 200, 40))
+    draw.rectangle((0, 140, 240, 160), fill=(200, 40, 60))
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
 
 
 def shot(page: Any, name: str) -> None:
@@ -76,7 +94,7 @@ def test_buy_credits_then_unlock_a_private_image(pages: Pages, up: Up) -> None:
     b = pages.open("bob", f"/messages#{conv['id']}", bob)
     expect(b.locator("#thread-box")).to_be_visible()
     b.set_input_files("#attach", files=[{"name": "secret.png", "mimeType": "image/png",
-                                         "buffer": png((30, 140, 220), size=240)}])
+                                         "buffer": picture()}])
     b.fill("#price", str(PRICE))
     b.click("#send button[type=submit]")
     expect(b.locator("#thread figure.attachment figcaption")).to_have_text(f"Private · {PRICE} credits")
@@ -105,3 +123,13 @@ def test_buy_credits_then_unlock_a_private_image(pages: Pages, up: Up) -> None:
     a.goto("/wallet")
     expect(a.locator("#balance")).to_have_text(str(100 - PRICE))
     expect(a.locator("#history")).to_contain_text("Unlocked a private image")
+
+    # Premium from the same page: upgrade with a card, then cancel.
+    a.click("button[data-card='4242424242424242']")
+    a.click("#upgrade")
+    expect(a.locator("#banner")).to_have_text("Welcome to premium.")
+    expect(a.locator("#premium-status")).to_have_text("Premium")
+    expect(a.locator("#cancel")).to_be_visible()
+    a.click("#cancel")
+    expect(a.locator("#banner")).to_have_text("Premium is cancelled.")
+    expect(a.locator("#premium-status")).to_have_text("Free")
