@@ -50,7 +50,8 @@ async def _delete(call: Call) -> Reply:
         assert account is not None
         profile = await session.get(Profile, me)
         files = [profile.photo] if profile and profile.photo else []
-        files += [f"media-{mid.hex}" for mid in await session.scalars(select(Media.id).where(Media.owner_id == me))]
+        files += [f"{kind}-{mid.hex}" for mid in await session.scalars(select(Media.id).where(Media.owner_id == me))
+                  for kind in ("media", "preview")]  # each upload and its blurred preview (control_api/ppv.py)
         liked = list(await session.scalars(select(Like.likee_id).where(Like.liker_id == me)))
         await session.execute(
             update(Profile).where(Profile.account_id.in_(liked)).values(total_likes=Profile.total_likes - 1)

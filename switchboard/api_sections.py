@@ -80,7 +80,8 @@ class ApiSettings:
             raise SettingsError("admin_email", f"must be an email address, got {self.admin_email!r}")
         for name in ("refresh_ttl_s", "rate_user_per_min", "rate_premium_per_min", "rate_ip_per_min",
                      "photo_max_bytes", "hash_queue", "auth_ip_per_min", "auth_email_per_min", "code_failures",
-                     "code_lockout_s", "mails_per_hour", "json_max_bytes", "image_max_side", "image_max_pixels", "ppv_max_price"):
+                     "code_lockout_s", "mails_per_hour", "json_max_bytes", "image_max_side", "image_max_pixels",
+                     "ppv_max_price"):
             check_positive(getattr(self, name), name)
         for name in ("hash_slots", "answer_floor_ms"):
             if getattr(self, name) < 0:

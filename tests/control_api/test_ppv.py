@@ -234,3 +234,14 @@ async def test_any_price_is_201_with_that_price_or_a_4xx_problem(roomy: Api, pri
         assert att["price"] == price and att["private"] is True
     else:
         assert resp.status in (400, 422) and resp.content_type == "application/problem+json", body
+
+
+async def test_deleting_the_account_deletes_the_previews_too(api: Api) -> None:
+    seller, buyer = await api.user(), await api.user()
+    _, _, media_id = await send_priced(api, seller, await direct(api, seller, buyer), 5)
+    storage = api.app._subapps[0][SERVICES].storage  # type: ignore[attr-defined]
+    hex_id = uuid.UUID(media_id).hex
+    assert await storage.get(f"preview-{hex_id}") is not None
+    status, body = await api.call("DELETE", "/me", seller, json={"password": seller.password})
+    assert status in (200, 204), body
+    assert await storage.get(f"preview-{hex_id}") is None and await storage.get(f"media-{hex_id}") is None

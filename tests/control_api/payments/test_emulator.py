@@ -58,6 +58,7 @@ async def test_a_test_card_bought_with_3ds_through_the_stand_in_routes(
 
 async def _failed_3ds(api: Api, buyer: Any) -> tuple[int, Any]:
     pm = (await api.call("POST", "/payments/emulator/payment-methods", buyer, json={"number": CARDS["3ds"], **CARD}))[1]
-    intent = (await api.call("POST", "/payments/credit-packs/small/intent", buyer, json={"payment_method": pm["id"]}))[1]
+    intent = (await api.call("POST", "/payments/credit-packs/small/intent", buyer,
+                             json={"payment_method": pm["id"]}))[1]
     return await api.call("POST", "/payments/emulator/authenticate", buyer,
                           json={"client_secret": intent["client_secret"], "success": False})
