@@ -42,7 +42,7 @@ async function showBalance() {
 
 function historyRow(item) {
   const tr = document.createElement("tr");
-  tr.dataset.seq = item.seq;
+  Object.assign(tr.dataset, { seq: item.seq, op: operationOf(item), phase: item.phase, amount: item.amount });
   const what = (KINDS[item.kind] || (() => item.kind))(item.meta || {}) + (item.phase === "pending" ? " (held)" : "");
   const amount = document.createElement("td");
   amount.className = `num ${item.amount < 0 ? "minus" : "plus"}`;
@@ -52,12 +52,25 @@ function historyRow(item) {
   return tr;
 }
 
+/** The operation a transfer belongs to: a spend is two transfers (the creator's share and the
+ * platform's, `<op>#c` and `<op>#p`), shown as one row. */
+function operationOf(item) {
+  return item.id.split("#")[0];
+}
+
 async function loadHistory(more = false) {
   const query = `limit=${PAGE}${more && cursor ? `&before=${cursor}` : ""}`;
   const { history } = await api(`/wallet?${query}`);
-  const rows = history.map(historyRow);
-  if (more) $("history").append(...rows);
-  else $("history").replaceChildren(...rows);
+  if (!more) $("history").replaceChildren();
+  for (const item of history) {
+    const last = $("history").lastElementChild;
+    if (last && last.dataset.op === operationOf(item) && last.dataset.phase === item.phase) {
+      const total = Number(last.dataset.amount) + item.amount;
+      last.replaceWith(historyRow({ ...item, amount: total }));
+    } else {
+      $("history").append(historyRow(item));
+    }
+  }
   if (history.length) cursor = history[history.length - 1].seq;
   $("history-none").hidden = $("history").children.length > 0;
   $("older").hidden = history.length < PAGE;
@@ -168,7 +181,7 @@ function act(button, work) {
 
 signal.on("wallet", () => refresh().catch(() => {}));
 signal.on("premium", () => showPremium().catch(() => {}));
-$("older").addEventListener("click", () => loadHistory(true).catch((err) => say(explain(err), "error")));
+act("older", () => loadHistory(true));
 $("buy").addEventListener("submit", async (event) => {
   event.preventDefault();
   $("pay").disabled = true;

@@ -77,8 +77,13 @@ def test_buy_credits_then_unlock_a_private_image(pages: Pages, up: Up) -> None:
     expect(a.locator("#banner")).to_contain_text("Card declined")
     expect(a.locator("#balance")).to_have_text("0")
 
-    # A 3-D Secure card: the bank's dialog, then the webhook credits the pack (100 credits).
+    # A 3-D Secure card: failing the bank's dialog charges nothing; passing it, the webhook credits
+    # the pack (100 credits).
     a.click("button[data-card='4000000000003220']")
+    a.click("#pay")
+    a.click("#tds-fail")
+    expect(a.locator("#banner")).to_contain_text("3-D Secure failed")
+    expect(a.locator("#balance")).to_have_text("0")
     a.click("#pay")
     expect(a.locator("#tds")).to_be_visible()
     shot(a, "3ds")
@@ -122,7 +127,22 @@ def test_buy_credits_then_unlock_a_private_image(pages: Pages, up: Up) -> None:
     assert earnings["available"] == PRICE * earnings["share_percent"] // 100, earnings
     a.goto("/wallet")
     expect(a.locator("#balance")).to_have_text(str(100 - PRICE))
-    expect(a.locator("#history")).to_contain_text("Unlocked a private image")
+    unlocked = a.locator("#history tr", has_text="Unlocked a private image")
+    expect(unlocked).to_have_count(1)  # the creator's and the platform's parts are one row
+    expect(unlocked).to_contain_text(f"-{PRICE}")
+
+    # History pages back ten transfers at a time; each spend (two transfers) stays one row.
+    for i in range(12):
+        call_api(up, "POST", f"/users/{bob['user_id']}/tips", {"id": f"tip-{i}", "amount": 1},
+                 token=ann["access_token"])
+    a.reload()
+    expect(a.locator("#balance")).to_have_text(str(100 - PRICE - 12))
+    expect(a.locator("#older")).to_be_visible()
+    while a.locator("#older").is_visible():
+        a.click("#older")  # disabled while its page loads
+        a.wait_for_function("() => { const b = document.getElementById('older'); return b.hidden || !b.disabled; }")
+    expect(a.locator("#history tr")).to_have_count(1 + 1 + 12)  # the pack, the image, the tips
+    shot(a, "history")
 
     # Premium from the same page: upgrade with a card, then cancel.
     a.click("button[data-card='4242424242424242']")
