@@ -98,9 +98,10 @@ def test_schemathesis_finds_no_server_error(served_api: tuple[str, Outbox], tmp_
     # A second user to be followed, liked, blocked and chatted with.
     _post(base, "/api/auth/register", {"email": "peer@example.com", "password": "peer-password"})
     cli = Path(sys.executable).with_name("schemathesis")
+    # One worker: hypothesis in two threads trips CPython 3.11.7 ("AST constructor recursion depth mismatch").
     done = subprocess.run(
         [str(cli), "run", f"{base}/api/openapi.json", "--url", f"{base}/api",
-         "--checks", "not_a_server_error", "--max-examples", "5", "--workers", "2", "--seed", "1",
+         "--checks", "not_a_server_error", "--max-examples", "5", "--workers", "1", "--seed", "1",
          "--phases", "examples,fuzzing", "--header", f"Authorization: Bearer {token}",
          "--request-timeout", "10", "--max-time", "30", "--no-shrink"],
         capture_output=True, text=True, timeout=150, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"},
