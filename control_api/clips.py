@@ -7,11 +7,12 @@ moves ids one at a time to ``CLIPS_INGESTING``, stores the file (``clip-<id>``),
 left in ``CLIPS_INGESTING`` by an API that died are retried at start. ``GET /moderation/clips/{id}``
 also ingests on the spot a clip still waiting in Redis, so a moderator never waits for the loop.
 
-The API can also ask for a clip (:func:`request_clip`: the console's "save clip", ``POST
-/moderation/clips``, and the moderation workflow on a report about a session or room): it publishes
-the request on ``keyspace.CLIPS_CHANNEL``; each node answers ``saved`` or ``absent`` on
-``keyspace.clip_answers(id)``. All absent (or no answer in time): the room never ran through an SFU
-(or its node is gone), a 404, and nothing is stored.
+The API can also ask for a clip: the console's "save clip" (:func:`request_clip`, ``POST
+/moderation/clips``) publishes the request on ``keyspace.CLIPS_CHANNEL`` and waits: each node
+answers ``saved`` or ``absent`` on ``keyspace.clip_answers(id)``. All absent (or no answer in time):
+the room never ran through an SFU (or its node is gone), a 404, and nothing is stored. A report on a
+live session or show (:func:`clip_for_report`) publishes the same request with the report's id and
+does not wait: the node's hand-off carries the id, and the ingest links the clip to the report.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.errors import NotFound
 from control_api.http import Call, Reply, Route
@@ -84,6 +88,9 @@ class ClipIngest:
                 id=clip_id, room=room, moderator_id=moderator, content_type=content_type, size=len(data),
                 duration_ms=duration_ms, tracks=tracks, storage_name=name,
             ).on_conflict_do_nothing(index_elements=["id"]))
+            report_id = _int(_text(f.get("report_id", b"")))
+            if report_id is not None:
+                await _link(session, report_id, clip_id, room)
         await self._redis.delete(clip(clip_id))
         return True
 
@@ -112,14 +119,34 @@ class ClipIngest:
             await asyncio.sleep(1)
 
 
+async def ask_nodes(redis: Redis, clip_id: str, room: str, *, moderator: uuid.UUID | None = None,
+                    report_id: int | None = None) -> int:
+    """Publish a clip request to every node; returns how many nodes listen. With ``report_id`` the
+    node's hand-off carries it and :meth:`ClipIngest.ingest` links the clip to that report."""
+    request: dict[str, Any] = {"clip_id": clip_id, "room": room, "moderator": str(moderator) if moderator else ""}
+    if report_id is not None:
+        request["report_id"] = report_id
+    return int(await redis.publish(CLIPS_CHANNEL, json.dumps(request)))
+
+
+async def clip_for_report(services: Services, report_id: int, room: str) -> None:
+    """A report on a live session asks the nodes for its clip and returns at once: the node that has
+    the room's media hands it over with the report's id, and the ingest links it (audited as
+    ``report.clip`` by nobody: the system). No node has it (a P2P call, a session over): no clip, and
+    the report stands. Redis away: logged, the report stands too."""
+    try:
+        await ask_nodes(services.redis, uuid.uuid4().hex, room, report_id=report_id)
+    except (RedisError, OSError) as exc:
+        log.warning("no clip asked for report %s: %s", report_id, exc)
+
+
 async def request_clip(services: Services, room: str, moderator: uuid.UUID,
                        timeout_s: float = REQUEST_TIMEOUT_S) -> Clip:
     """Ask every node for a clip of ``room`` and store it; :class:`NotFound` when no node has media of
     that room (a P2P call, a room never opened, nothing published), nothing stored then."""
     redis: Redis = services.redis
     clip_id = uuid.uuid4().hex
-    nodes = await redis.publish(CLIPS_CHANNEL, json.dumps({"clip_id": clip_id, "room": room,
-                                                           "moderator": str(moderator)}))
+    nodes = await ask_nodes(redis, clip_id, room, moderator=moderator)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     saved = False
@@ -158,6 +185,20 @@ async def _save(call: Call) -> Reply:
                 session.add(AuditEntry(actor_id=staff.id, action="report.clip", subject=str(report_id),
                                        detail={"clip_id": row.id, "room": row.room}))
     return Reply(as_json(row), 201)
+
+
+async def _link(session: AsyncSession, report_id: int, clip_id: str, room: str) -> None:
+    """A report's own clip becomes its evidence unless a moderator saved one already; at most once
+    (a second ingest of the same hand-off finds the report linked and writes nothing)."""
+    linked = await session.execute(update(Report).where(Report.id == report_id, Report.clip_id.is_(None))
+                                   .values(clip_id=clip_id))
+    if getattr(linked, "rowcount", 0) == 1:
+        session.add(AuditEntry(actor_id=None, action="report.clip", subject=str(report_id),
+                               detail={"clip_id": clip_id, "room": room, "by": "report"}))
+
+
+def _int(value: str) -> int | None:
+    return int(value) if value.isdigit() and 0 < int(value) < 2**63 else None
 
 
 def _uuid(value: str) -> uuid.UUID | None:
