@@ -1,7 +1,8 @@
 """The /admin console in real Chromium against a real ``switchboard up``: a report made from
 /random is opened and the reported user banned from the console, and that user's open page shows
 the ban; in a show, a hidden moderator deletes a chat line and mutes a viewer, and the other pages
-reflect it. The screenshots of docs/moderation.md are taken here (docs/img/)."""
+reflect it. The screenshots of docs/moderation.md are taken here (test-output/screenshots/; docs/img/
+with ``SWITCHBOARD_UPDATE_DOC_SCREENSHOTS=1``)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ def shot(page: Any, name: str) -> None:
 
 
 def test_an_admin_bans_a_user_reported_from_random_and_their_page_shows_it(pages: Pages, up: Up) -> None:
+    """Two users matched in /random through the SFU (the default for matches); one reports the other
+    from the page, which makes the session's evidence clip by itself; the admin opens the report in
+    /admin, plays the clip, bans the reported user, and that user's open page shows the ban pushed
+    by the node (the close with 4003: no reconnect, no reload)."""
     ann, bob = account(up, "ann-admin"), account(up, "bob-admin")
     a = pages.open("ann", "/random", ann)
     b = pages.open("bob", "/random", bob)
@@ -30,6 +35,10 @@ def test_an_admin_bans_a_user_reported_from_random_and_their_page_shows_it(pages
     b.click("#start")
     for page in (a, b):
         expect(page.locator("#state")).to_have_attribute("data-state", "connected")
+    assert b.evaluate("window.switchboard.match.media") == "sfu"
+    session_id = b.evaluate("window.switchboard.match.session_id")
+    # A few seconds of Ann's video on Bob's screen: what the SFU buffered is what the clip holds.
+    b.wait_for_function("document.querySelector('#remote').currentTime > 3")
     b.select_option("#report-reason", "harassment")
     b.click("#report")
     expect(b.locator("#banner")).to_contain_text("the moderators will look at it")
@@ -41,20 +50,37 @@ def test_an_admin_bans_a_user_reported_from_random_and_their_page_shows_it(pages
     row = console.locator("#report-rows tr", has_text=ann["user_id"][:8]).first
     expect(row).to_contain_text("harassment")
     row.locator("button", has_text="Open").click()
-    expect(console.locator("#report-detail")).to_contain_text("call or random chat")
-    expect(console.locator("#report-clip")).to_be_hidden()  # no clip linked to this report
+    expect(console.locator("#report-detail")).to_contain_text(f"call or random chat {session_id}")
+    # The report's own clip (no moderator asked): the console shows it once the API has stored it.
+    clip = console.locator("#report-clip")
+    expect(clip).to_be_visible()
+    expect(console.locator("#save-clip")).to_be_hidden()
+    clip.evaluate("(v) => v.play()")
+    console.wait_for_function("document.querySelector('#report-clip').currentTime > 1")
+    assert console.evaluate("document.querySelector('#report-clip').videoWidth") > 0
     console.click("#claim")
     expect(console.locator("#banner")).to_contain_text("You are reviewing report")
     console.fill("#act-reason", "Insults in random chat.")
     shot(console, "admin-report.png")
+    report_id = int(console.locator("#report-id").inner_text().lstrip("#"))
+    token = admin(up)["access_token"]
+    seen = call_api(up, "GET", f"/moderation/reports/{report_id}", token=token)
+    stored = call_api(up, "GET", f"/moderation/clips/{seen['clip']['id']}", token=token)
+    assert (stored["room"], stored["content_type"], stored["moderator_id"]) == (session_id, "video/webm", None)
+    assert stored["tracks"] >= 2, stored  # video and audio (each user's video from its first keyframe in the window)
+
+    # Ann's page records its connection states from here on: the ban must arrive as the node's push.
+    a.evaluate("window.states = []; window.switchboard.signal.addEventListener('state', "
+               "(e) => window.states.push(e.detail.state))")
     console.click("#report-actions button[data-kind=ban][data-duration='24h']")
     expect(console.locator("#banner")).to_contain_text("actioned: ban 24h")
     expect(console.locator("#report")).to_have_attribute("data-status", "actioned")
 
     # Ann's open page is told at once (her socket is closed with 4003 on every node).
     expect(a.locator("#banner")).to_contain_text("This account is banned")
+    assert a.evaluate("window.states") == ["banned"], "the first state after the ban is the node's 4003 close"
     shot(a, "user-banned.png")
-    reports = call_api(up, "GET", f"/moderation/reports?user_id={ann['user_id']}", token=admin(up)["access_token"])
+    reports = call_api(up, "GET", f"/moderation/reports?user_id={ann['user_id']}", token=token)
     assert [r["status"] for r in reports["items"]] == ["actioned"]
 
     console.click("#tabs a[data-tab=sanctions]")
