@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeout
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +45,8 @@ log = logging.getLogger("switchboard.api.clips")
 
 CLIP_ID = r"^[0-9a-f]{32}$"
 CONTENT_TYPES = ("video/webm", "video/x-matroska")
+BLOCK_S = 2
+"""How long the ingest loop's blocking read waits for an id before it asks again."""
 REQUEST_TIMEOUT_S = 20.0
 """How long :func:`request_clip` waits for the nodes' answers (a clip takes ~0.1 s to remux)."""
 
@@ -101,11 +104,28 @@ class ClipIngest:
             await self._redis.lrem(CLIPS_INGESTING, 0, clip_id)
 
     async def run(self) -> None:
-        """Forever: retry what a previous run left half done, then take pending ids as they come."""
-        for left in await self._redis.lrange(CLIPS_INGESTING, 0, -1):
-            await self._guarded(_text(left))
+        """Forever: retry what a previous run left half done, then take pending ids as they come.
+        Redis errors never end it: a blocking read that times out (redis-py may time out the read
+        just as the server answers nil) is an empty one; Redis away is logged once and retried each
+        second, the ids waiting in Redis meanwhile."""
+        leftovers, down = True, False
         while True:
-            got = await self._redis.blmove(CLIPS_PENDING, CLIPS_INGESTING, 5, "RIGHT", "LEFT")
+            try:
+                if leftovers:
+                    for left in await self._redis.lrange(CLIPS_INGESTING, 0, -1):
+                        await self._guarded(_text(left))
+                    leftovers = False
+                got = await self._redis.blmove(CLIPS_PENDING, CLIPS_INGESTING, BLOCK_S, "RIGHT", "LEFT")
+                down = False
+            except RedisTimeout:  # an id the server moved just then waits in CLIPS_INGESTING: look there
+                leftovers = True
+                continue
+            except (RedisError, OSError) as exc:
+                if not down:
+                    log.warning("clip ingest: Redis unavailable (%s); retrying", exc)
+                down = True
+                await asyncio.sleep(1)
+                continue
             if got is not None:
                 await self._guarded(_text(got))
 

@@ -147,13 +147,15 @@ class ClipDesk:
         answer = "absent"
         try:
             clip = await self._media.save_clip(RoomId(room))
-        except (UnknownRoom, NoClip, Unavailable):
-            pass
+        except (UnknownRoom, NoClip, Unavailable) as exc:
+            log.info("clip %s of room %s: absent (%s)", clip_id, room, exc)
         except Exception:  # a worker lost, a remux bug: this node cannot give the clip; it says absent
             log.exception("clip of room %s failed", room)
         else:
             await self._hand_over(clip_id, clip, room, moderator, report_id)
             answer = "saved"
+            log.info("clip %s of room %s: saved (%d bytes, %.1f s, %d tracks)", clip_id, room, len(clip.data),
+                     clip.duration_s, clip.tracks)
         key = keyspace.clip_answers(clip_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.lpush(key, answer)

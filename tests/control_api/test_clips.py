@@ -315,3 +315,25 @@ async def test_malformed_clip_requests_are_dropped_by_the_node(redis: Any) -> No
                 json.dumps({"clip_id": "", "room": "room-x", "moderator": ""})):
         await desk._answer(raw)
     assert media.asked == [] and not await redis.keys("clip:*")
+
+
+async def test_the_ingest_loop_outlives_idle_reads(api: Api, redis: Any) -> None:
+    """Several blocking reads with nothing to take (redis-py may time one out just as the server
+    answers nil: that killed the loop in ``switchboard up``), then a hand-off: it is still stored."""
+    from control_api.clips import BLOCK_S
+
+    mod = await staff(api)
+    services = api.app._subapps[0][SERVICES]  # type: ignore[attr-defined]
+    task = asyncio.create_task(ClipIngest(services).run())
+    try:
+        await asyncio.sleep(3 * BLOCK_S + 1)
+        assert not task.done()
+        desk = ClipDesk(OneClipMedia(), redis)  # type: ignore[arg-type]
+        clip_id = (await desk.save(ModSession(mod.id, Grants(True)), {"room": "show-evidence"}))["clip_id"]  # type: ignore[arg-type]
+        async with asyncio.timeout(20):
+            while await redis.exists(keyspace.clip(clip_id)):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+    async with services.sessions() as session:
+        assert await session.get(ClipRow, clip_id) is not None

@@ -6,8 +6,11 @@ with ``SWITCHBOARD_UPDATE_DOC_SCREENSHOTS=1``)."""
 
 from __future__ import annotations
 
+import io
+import urllib.request
 from typing import Any
 
+import av
 import pytest
 from playwright.sync_api import expect
 
@@ -16,6 +19,32 @@ from tests.e2e.conftest import Pages
 from tests.e2e.test_browser_show import assert_playing, go_live, room_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
+
+PLAYED = "([sel, s]) => document.querySelector(sel).currentTime > s"
+
+
+def fetch(up: Up, url: str, token: str) -> bytes:
+    request = urllib.request.Request(f"{up.base}{url}", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return resp.read()  # type: ignore[no-any-return]
+
+
+def check_remuxed(data: bytes) -> None:
+    """The report's clip from Chromium's real VP8 and Opus, checked with PyAV: the codecs, the first
+    video frame a keyframe, every frame decodes, audio and video start within 100 ms."""
+    with av.open(io.BytesIO(data)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert (video.codec_context.name, audio.codec_context.name) == ("vp8", "opus")
+        firsts: dict[str, float] = {}
+        for packet in container.demux(video, audio):
+            if packet.size == 0:
+                continue
+            if packet.stream.type not in firsts:
+                firsts[packet.stream.type] = float(packet.pts * packet.time_base)
+                assert packet.stream.type != "video" or packet.is_keyframe
+            packet.decode()
+    assert abs(firsts["video"] - firsts["audio"]) <= 0.1, firsts
+
 
 def shot(page: Any, name: str) -> None:
     """A screenshot for docs/moderation.md."""
@@ -38,7 +67,7 @@ def test_an_admin_bans_a_user_reported_from_random_and_their_page_shows_it(pages
     assert b.evaluate("window.switchboard.match.media") == "sfu"
     session_id = b.evaluate("window.switchboard.match.session_id")
     # A few seconds of Ann's video on Bob's screen: what the SFU buffered is what the clip holds.
-    b.wait_for_function("document.querySelector('#remote').currentTime > 3")
+    b.wait_for_function(PLAYED, arg=["#remote", 3])
     b.select_option("#report-reason", "harassment")
     b.click("#report")
     expect(b.locator("#banner")).to_contain_text("the moderators will look at it")
@@ -56,8 +85,8 @@ def test_an_admin_bans_a_user_reported_from_random_and_their_page_shows_it(pages
     expect(clip).to_be_visible()
     expect(console.locator("#save-clip")).to_be_hidden()
     clip.evaluate("(v) => v.play()")
-    console.wait_for_function("document.querySelector('#report-clip').currentTime > 1")
-    assert console.evaluate("document.querySelector('#report-clip').videoWidth") > 0
+    console.wait_for_function(PLAYED, arg=["#report-clip", 1])
+    assert clip.evaluate("(v) => v.videoWidth") > 0
     console.click("#claim")
     expect(console.locator("#banner")).to_contain_text("You are reviewing report")
     console.fill("#act-reason", "Insults in random chat.")
@@ -68,6 +97,7 @@ def test_an_admin_bans_a_user_reported_from_random_and_their_page_shows_it(pages
     stored = call_api(up, "GET", f"/moderation/clips/{seen['clip']['id']}", token=token)
     assert (stored["room"], stored["content_type"], stored["moderator_id"]) == (session_id, "video/webm", None)
     assert stored["tracks"] >= 2, stored  # video and audio (each user's video from its first keyframe in the window)
+    check_remuxed(fetch(up, stored["url"], token))
 
     # Ann's page records its connection states from here on: the ban must arrive as the node's push.
     a.evaluate("window.states = []; window.switchboard.signal.addEventListener('state', "
