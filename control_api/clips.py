@@ -46,7 +46,8 @@ log = logging.getLogger("switchboard.api.clips")
 CLIP_ID = r"^[0-9a-f]{32}$"
 CONTENT_TYPES = ("video/webm", "video/x-matroska")
 BLOCK_S = 2
-"""How long the ingest loop's blocking read waits for an id before it asks again."""
+"""The longest blocking read (the ingest loop's, a request's wait for answers): below redis-py's
+default socket timeout (5 s), which would end a longer one with TimeoutError."""
 REQUEST_TIMEOUT_S = 20.0
 """How long :func:`request_clip` waits for the nodes' answers (a clip takes ~0.1 s to remux)."""
 
@@ -170,14 +171,18 @@ async def request_clip(services: Services, room: str, moderator: uuid.UUID,
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     saved = False
-    for _ in range(nodes):
+    answers = 0
+    while answers < nodes and not saved:
         left = deadline - loop.time()
-        got = await redis.blpop([clip_answers(clip_id)], timeout=max(0.01, left)) if left > 0 else None
-        if got is None:
+        if left <= 0:
             break
-        if _text(got[1]) == "saved":
-            saved = True
-            break
+        try:  # blocking reads shorter than redis-py's socket timeout (5 s by default)
+            got = await redis.blpop([clip_answers(clip_id)], timeout=min(BLOCK_S, max(0.01, left)))
+        except RedisTimeout:
+            continue
+        if got is not None:
+            answers += 1
+            saved = _text(got[1]) == "saved"
     await redis.delete(clip_answers(clip_id))
     if saved:
         await ClipIngest(services).ingest(clip_id)  # or the loop did: the row is there either way

@@ -337,3 +337,25 @@ async def test_the_ingest_loop_outlives_idle_reads(api: Api, redis: Any) -> None
         task.cancel()
     async with services.sessions() as session:
         assert await session.get(ClipRow, clip_id) is not None
+
+
+async def test_a_node_that_never_answers_is_a_404_not_a_redis_timeout(api: Api, redis: Any) -> None:
+    """A subscriber that never answers (a node hung or dying): the API waits its whole timeout, longer
+    than redis-py's 5 s socket timeout, in short blocking reads, and says 404; nothing is stored."""
+    from control_api.clips import request_clip
+    from control_api.errors import NotFound
+
+    mod = await staff(api)
+    silent = redis.pubsub()
+    await silent.subscribe(keyspace.CLIPS_CHANNEL)
+    try:
+        services = api.app._subapps[0][SERVICES]  # type: ignore[attr-defined]
+        try:
+            await request_clip(services, "show-evidence", uuid.UUID(mod.id), timeout_s=6.5)
+        except NotFound as exc:
+            assert "no clip was saved" in str(exc)
+        else:
+            raise AssertionError("no node answered: 404")
+    finally:
+        await silent.aclose()
+    assert not await redis.keys("clip:*")
