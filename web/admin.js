@@ -129,9 +129,12 @@ async function openReport(id, scroll = true) {
     ? ctx.sanctions.map((s) => `${s.kind}${s.active ? " (active)" : ""} ${when(s.starts_at)}`).join(", ") : "none");
   const clip = $("report-clip");
   clip.hidden = !r.clip;
-  if (clip.src.startsWith("blob:")) URL.revokeObjectURL(clip.src);
-  // The clip is staff-only: fetched with the bearer token, played from a blob (a <video src> sends none).
-  if (r.clip) clip.src = await objectUrl(r.clip.url.replace(/^\/api/, "")); else clip.removeAttribute("src");
+  if (clip.dataset.clip !== (r.clip?.id ?? "")) {  // a refresh of the same report keeps the player going
+    if (clip.src.startsWith("blob:")) URL.revokeObjectURL(clip.src);
+    // The clip is staff-only: fetched with the bearer token, played from a blob (a <video src> sends none).
+    if (r.clip) clip.src = await objectUrl(r.clip.url.replace(/^\/api/, "")); else clip.removeAttribute("src");
+    clip.dataset.clip = r.clip?.id ?? "";
+  }
   const live = r.session_id || r.room;
   $("save-clip").hidden = !live || Boolean(r.clip);
   // A report on a live session makes its own clip a moment later (when the SFU carried it): look again.

@@ -89,6 +89,7 @@ def test_an_admin_bans_a_user_reported_from_random_and_their_page_shows_it(pages
     assert clip.evaluate("(v) => v.videoWidth") > 0
     console.click("#claim")
     expect(console.locator("#banner")).to_contain_text("You are reviewing report")
+    expect(console.locator("#report-detail")).to_contain_text("in_review (claimed by you)")
     console.fill("#act-reason", "Insults in random chat.")
     shot(console, "admin-report.png")
     report_id = int(console.locator("#report-id").inner_text().lstrip("#"))
