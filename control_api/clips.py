@@ -22,13 +22,14 @@ import json
 import logging
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeout
-from sqlalchemy import update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,12 +40,16 @@ from control_api.rooms import ROOM
 from control_api.sanctions import require_staff
 from control_api.schema import Field, Schema
 from control_api.services import Services
-from switchboard.keyspace import CLIPS_CHANNEL, CLIPS_INGESTING, CLIPS_PENDING, clip, clip_answers
+from switchboard.keyspace import CLIPS_CHANNEL, CLIPS_INGESTING, CLIPS_PENDING, clip, clip_answers, clip_auto
 
 log = logging.getLogger("switchboard.api.clips")
 
 CLIP_ID = r"^[0-9a-f]{32}$"
 CONTENT_TYPES = ("video/webm", "video/x-matroska")
+AUTO_CLIP_S = 10
+"""Reports on one room within this many seconds share the clip the first one asked for."""
+SHARE_SLACK_S = 5
+"""Clock slack between the node that stamps a clip and Postgres, when matching reports to it."""
 BLOCK_S = 2
 """The longest blocking read (the ingest loop's, a request's wait for answers): below redis-py's
 default socket timeout (5 s), which would end a longer one with TimeoutError."""
@@ -95,8 +100,22 @@ class ClipIngest:
             report_id = _int(_text(f.get("report_id", b"")))
             if report_id is not None:
                 await _link(session, report_id, clip_id, room)
+        if report_id is not None:  # reports that shared this request (see clip_for_report), after the commit
+            await self._share(clip_id, room, _int(_text(f.get("created_ms", b""))))
         await self._redis.delete(clip(clip_id))
         return True
+
+    async def _share(self, clip_id: str, room: str, created_ms: int | None) -> None:
+        """Link the open reports on ``room`` made around this clip's request and still without a clip."""
+        made = datetime.fromtimestamp(created_ms / 1000, UTC) if created_ms else datetime.now(UTC)
+        async with self._services.sessions() as session, session.begin():
+            reports = await session.scalars(select(Report.id).where(
+                or_(Report.session_id == room, Report.room == room), Report.clip_id.is_(None),
+                Report.status.in_(("open", "in_review")),
+                Report.created_at >= made - timedelta(seconds=SHARE_SLACK_S),
+                Report.created_at <= made + timedelta(seconds=AUTO_CLIP_S + SHARE_SLACK_S)))
+            for report_id in list(reports):
+                await _link(session, report_id, clip_id, room)
 
     async def _one(self, clip_id: str) -> None:
         try:
@@ -154,11 +173,28 @@ async def clip_for_report(services: Services, report_id: int, room: str) -> None
     """A report on a live session asks the nodes for its clip and returns at once: the node that has
     the room's media hands it over with the report's id, and the ingest links it (audited as
     ``report.clip`` by nobody: the system). No node has it (a P2P call, a session over): no clip, and
-    the report stands. Redis away: logged, the report stands too."""
+    the report stands. Redis away: logged, the report stands too.
+
+    Reports on one room within ``AUTO_CLIP_S`` share one clip (fifty viewers reporting a show make
+    one remux and one file, not fifty): only the first asks; the ingest links every recent open
+    report on the room, and a report made after that ingest links the stored clip itself (each side
+    looks after committing, so one of them always sees the other)."""
+    redis: Redis = services.redis
+    clip_id = uuid.uuid4().hex
     try:
-        await ask_nodes(services.redis, uuid.uuid4().hex, room, report_id=report_id)
+        if await redis.set(clip_auto(room), clip_id, nx=True, ex=AUTO_CLIP_S):
+            await ask_nodes(redis, clip_id, room, report_id=report_id)
+            return
     except (RedisError, OSError) as exc:
         log.warning("no clip asked for report %s: %s", report_id, exc)
+        return
+    async with services.sessions() as session, session.begin():
+        recent = await session.scalar(select(Clip.id).where(
+            Clip.room == room, Clip.moderator_id.is_(None),
+            Clip.created_at >= func.now() - timedelta(seconds=AUTO_CLIP_S + SHARE_SLACK_S),
+        ).order_by(Clip.created_at.desc()).limit(1))
+        if recent is not None:
+            await _link(session, report_id, recent, room)
 
 
 async def request_clip(services: Services, room: str, moderator: uuid.UUID,

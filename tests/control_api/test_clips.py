@@ -359,3 +359,38 @@ async def test_a_node_that_never_answers_is_a_404_not_a_redis_timeout(api: Api, 
     finally:
         await silent.aclose()
     assert not await redis.keys("clip:*")
+
+
+async def test_reports_on_one_room_share_one_clip(make_api: Any, redis: Any, monkeypatch: Any) -> None:
+    """A raid: several viewers report one show within seconds. The node remuxes once; every report
+    gets that clip, whether made before the clip was stored (the ingest links it) or after (the report
+    links it itself); each link is audited once."""
+    monkeypatch.setattr("control_api.clips.AUTO_CLIP_S", 600)  # "within seconds" however slow this machine is
+    api = await make_api(consume_events=True)
+    mod, host = await staff(api), await api.user()
+    fans = [await api.user() for _ in range(3)]
+    room = f"show-{uuid.uuid4().hex[:8]}"
+    media = SessionMedia(room)
+    desk = ClipDesk(media, redis)  # type: ignore[arg-type]
+    await desk.start()
+    try:
+        made = await asyncio.gather(*(api.call("POST", "/reports", fan, json={"user_id": host.id, "room": room,
+                                                                             "reason": "hate_violence"})
+                                      for fan in fans[:2]))
+        assert [status for status, _ in made] == [201, 201], made
+        first = await _linked(api, mod, made[0][1]["id"])
+        second = await _linked(api, mod, made[1][1]["id"])
+        status, late = await api.call("POST", "/reports", fans[2], json={"user_id": host.id, "room": room,
+                                                                         "reason": "other"})
+        assert status == 201, late
+        third = await _linked(api, mod, late["id"])
+    finally:
+        await desk.close()
+    assert first["clip"] == second["clip"] == third["clip"]
+    assert media.asked == [room]
+    async with api.app._subapps[0][SERVICES].sessions() as session:  # type: ignore[attr-defined]
+        from sqlalchemy import func, select
+
+        assert await session.scalar(select(func.count()).select_from(ClipRow)) == 1
+        subjects = (await session.scalars(select(AuditEntry.subject).where(AuditEntry.action == "report.clip"))).all()
+    assert sorted(subjects) == sorted(str(r["id"]) for r in (made[0][1], made[1][1], late))
