@@ -259,7 +259,7 @@ async def _link(session: AsyncSession, report_id: int, clip_id: str, room: str) 
 
 
 def _int(value: str) -> int | None:
-    return int(value) if value.isdigit() and 0 < int(value) < 2**63 else None
+    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 2**63 else None
 
 
 def _uuid(value: str) -> uuid.UUID | None:

@@ -394,3 +394,18 @@ async def test_reports_on_one_room_share_one_clip(make_api: Any, redis: Any, mon
         assert await session.scalar(select(func.count()).select_from(ClipRow)) == 1
         subjects = (await session.scalars(select(AuditEntry.subject).where(AuditEntry.action == "report.clip"))).all()
     assert sorted(subjects) == sorted(str(r["id"]) for r in (made[0][1], made[1][1], late))
+
+
+async def test_a_hand_off_with_a_bad_report_id_is_stored_and_links_nothing(api: Api, redis: Any) -> None:
+    mod = await staff(api)
+    for bad in ("²", "-1", "0", "abc", str(2**63), ""):
+        clip_id = uuid.uuid4().hex
+        await redis.hset(keyspace.clip(clip_id), mapping={
+            "data": WEBM, "content_type": "video/webm", "room": "show-evidence", "moderator": "",
+            "duration_ms": 1000, "tracks": 2, "created_ms": 1, "report_id": bad})
+        status, body = await api.call("GET", f"/moderation/clips/{clip_id}", mod)
+        assert status == 200 and body["moderator_id"] is None, (bad, body)
+    async with api.app._subapps[0][SERVICES].sessions() as session:  # type: ignore[attr-defined]
+        from sqlalchemy import select
+
+        assert (await session.scalars(select(AuditEntry).where(AuditEntry.action == "report.clip"))).all() == []
