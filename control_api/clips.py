@@ -7,11 +7,12 @@ moves ids one at a time to ``CLIPS_INGESTING``, stores the file (``clip-<id>``),
 left in ``CLIPS_INGESTING`` by an API that died are retried at start. ``GET /moderation/clips/{id}``
 also ingests on the spot a clip still waiting in Redis, so a moderator never waits for the loop.
 
-The API can also ask for a clip (:func:`request_clip`: the console's "save clip", ``POST
-/moderation/clips``, and the moderation workflow on a report about a session or room): it publishes
-the request on ``keyspace.CLIPS_CHANNEL``; each node answers ``saved`` or ``absent`` on
-``keyspace.clip_answers(id)``. All absent (or no answer in time): the room never ran through an SFU
-(or its node is gone), a 404, and nothing is stored.
+The API can also ask for a clip: the console's "save clip" (:func:`request_clip`, ``POST
+/moderation/clips``) publishes the request on ``keyspace.CLIPS_CHANNEL`` and waits: each node
+answers ``saved`` or ``absent`` on ``keyspace.clip_answers(id)``. All absent (or no answer in time):
+the room never ran through an SFU (or its node is gone), a 404, and nothing is stored. A report on a
+live session or show (:func:`clip_for_report`) publishes the same request with the report's id and
+does not wait: the node's hand-off carries the id, and the ingest links the clip to the report.
 """
 
 from __future__ import annotations
@@ -21,11 +22,16 @@ import json
 import logging
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeout
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.errors import NotFound
 from control_api.http import Call, Reply, Route
@@ -34,12 +40,19 @@ from control_api.rooms import ROOM
 from control_api.sanctions import require_staff
 from control_api.schema import Field, Schema
 from control_api.services import Services
-from switchboard.keyspace import CLIPS_CHANNEL, CLIPS_INGESTING, CLIPS_PENDING, clip, clip_answers
+from switchboard.keyspace import CLIPS_CHANNEL, CLIPS_INGESTING, CLIPS_PENDING, clip, clip_answers, clip_auto
 
 log = logging.getLogger("switchboard.api.clips")
 
 CLIP_ID = r"^[0-9a-f]{32}$"
 CONTENT_TYPES = ("video/webm", "video/x-matroska")
+AUTO_CLIP_S = 10
+"""Reports on one room within this many seconds share the clip the first one asked for."""
+SHARE_SLACK_S = 5
+"""Clock slack between the node that stamps a clip and Postgres, when matching reports to it."""
+BLOCK_S = 2
+"""The longest blocking read (the ingest loop's, a request's wait for answers): below redis-py's
+default socket timeout (5 s), which would end a longer one with TimeoutError."""
 REQUEST_TIMEOUT_S = 20.0
 """How long :func:`request_clip` waits for the nodes' answers (a clip takes ~0.1 s to remux)."""
 
@@ -84,8 +97,25 @@ class ClipIngest:
                 id=clip_id, room=room, moderator_id=moderator, content_type=content_type, size=len(data),
                 duration_ms=duration_ms, tracks=tracks, storage_name=name,
             ).on_conflict_do_nothing(index_elements=["id"]))
+            report_id = _int(_text(f.get("report_id", b"")))
+            if report_id is not None:
+                await _link(session, report_id, clip_id, room)
+        if report_id is not None:  # reports that shared this request (see clip_for_report), after the commit
+            await self._share(clip_id, room, _int(_text(f.get("created_ms", b""))))
         await self._redis.delete(clip(clip_id))
         return True
+
+    async def _share(self, clip_id: str, room: str, created_ms: int | None) -> None:
+        """Link the open reports on ``room`` made around this clip's request and still without a clip."""
+        made = datetime.fromtimestamp(created_ms / 1000, UTC) if created_ms else datetime.now(UTC)
+        async with self._services.sessions() as session, session.begin():
+            reports = await session.scalars(select(Report.id).where(
+                or_(Report.session_id == room, Report.room == room), Report.clip_id.is_(None),
+                Report.status.in_(("open", "in_review")),
+                Report.created_at >= made - timedelta(seconds=SHARE_SLACK_S),
+                Report.created_at <= made + timedelta(seconds=AUTO_CLIP_S + SHARE_SLACK_S)))
+            for report_id in list(reports):
+                await _link(session, report_id, clip_id, room)
 
     async def _one(self, clip_id: str) -> None:
         try:
@@ -94,11 +124,28 @@ class ClipIngest:
             await self._redis.lrem(CLIPS_INGESTING, 0, clip_id)
 
     async def run(self) -> None:
-        """Forever: retry what a previous run left half done, then take pending ids as they come."""
-        for left in await self._redis.lrange(CLIPS_INGESTING, 0, -1):
-            await self._guarded(_text(left))
+        """Forever: retry what a previous run left half done, then take pending ids as they come.
+        Redis errors never end it: a blocking read that times out (redis-py may time out the read
+        just as the server answers nil) is an empty one; Redis away is logged once and retried each
+        second, the ids waiting in Redis meanwhile."""
+        leftovers, down = True, False
         while True:
-            got = await self._redis.blmove(CLIPS_PENDING, CLIPS_INGESTING, 5, "RIGHT", "LEFT")
+            try:
+                if leftovers:
+                    for left in await self._redis.lrange(CLIPS_INGESTING, 0, -1):
+                        await self._guarded(_text(left))
+                    leftovers = False
+                got = await self._redis.blmove(CLIPS_PENDING, CLIPS_INGESTING, BLOCK_S, "RIGHT", "LEFT")
+                down = False
+            except RedisTimeout:  # an id the server moved just then waits in CLIPS_INGESTING: look there
+                leftovers = True
+                continue
+            except (RedisError, OSError) as exc:
+                if not down:
+                    log.warning("clip ingest: Redis unavailable (%s); retrying", exc)
+                down = True
+                await asyncio.sleep(1)
+                continue
             if got is not None:
                 await self._guarded(_text(got))
 
@@ -112,25 +159,66 @@ class ClipIngest:
             await asyncio.sleep(1)
 
 
+async def ask_nodes(redis: Redis, clip_id: str, room: str, *, moderator: uuid.UUID | None = None,
+                    report_id: int | None = None) -> int:
+    """Publish a clip request to every node; returns how many nodes listen. With ``report_id`` the
+    node's hand-off carries it and :meth:`ClipIngest.ingest` links the clip to that report."""
+    request: dict[str, Any] = {"clip_id": clip_id, "room": room, "moderator": str(moderator) if moderator else ""}
+    if report_id is not None:
+        request["report_id"] = report_id
+    return int(await redis.publish(CLIPS_CHANNEL, json.dumps(request)))
+
+
+async def clip_for_report(services: Services, report_id: int, room: str) -> None:
+    """A report on a live session asks the nodes for its clip and returns at once: the node that has
+    the room's media hands it over with the report's id, and the ingest links it (audited as
+    ``report.clip`` by nobody: the system). No node has it (a P2P call, a session over): no clip, and
+    the report stands. Redis away: logged, the report stands too.
+
+    Reports on one room within ``AUTO_CLIP_S`` share one clip (fifty viewers reporting a show make
+    one remux and one file, not fifty): only the first asks; the ingest links every recent open
+    report on the room, and a report made after that ingest links the stored clip itself (each side
+    looks after committing, so one of them always sees the other)."""
+    redis: Redis = services.redis
+    clip_id = uuid.uuid4().hex
+    try:
+        if await redis.set(clip_auto(room), clip_id, nx=True, ex=AUTO_CLIP_S):
+            await ask_nodes(redis, clip_id, room, report_id=report_id)
+            return
+    except (RedisError, OSError) as exc:
+        log.warning("no clip asked for report %s: %s", report_id, exc)
+        return
+    async with services.sessions() as session, session.begin():
+        recent = await session.scalar(select(Clip.id).where(
+            Clip.room == room, Clip.moderator_id.is_(None),
+            Clip.created_at >= func.now() - timedelta(seconds=AUTO_CLIP_S + SHARE_SLACK_S),
+        ).order_by(Clip.created_at.desc()).limit(1))
+        if recent is not None:
+            await _link(session, report_id, recent, room)
+
+
 async def request_clip(services: Services, room: str, moderator: uuid.UUID,
                        timeout_s: float = REQUEST_TIMEOUT_S) -> Clip:
     """Ask every node for a clip of ``room`` and store it; :class:`NotFound` when no node has media of
     that room (a P2P call, a room never opened, nothing published), nothing stored then."""
     redis: Redis = services.redis
     clip_id = uuid.uuid4().hex
-    nodes = await redis.publish(CLIPS_CHANNEL, json.dumps({"clip_id": clip_id, "room": room,
-                                                           "moderator": str(moderator)}))
+    nodes = await ask_nodes(redis, clip_id, room, moderator=moderator)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     saved = False
-    for _ in range(nodes):
+    answers = 0
+    while answers < nodes and not saved:
         left = deadline - loop.time()
-        got = await redis.blpop([clip_answers(clip_id)], timeout=max(0.01, left)) if left > 0 else None
-        if got is None:
+        if left <= 0:
             break
-        if _text(got[1]) == "saved":
-            saved = True
-            break
+        try:  # blocking reads shorter than redis-py's socket timeout (5 s by default)
+            got = await redis.blpop([clip_answers(clip_id)], timeout=min(BLOCK_S, max(0.01, left)))
+        except RedisTimeout:
+            continue
+        if got is not None:
+            answers += 1
+            saved = _text(got[1]) == "saved"
     await redis.delete(clip_answers(clip_id))
     if saved:
         await ClipIngest(services).ingest(clip_id)  # or the loop did: the row is there either way
@@ -158,6 +246,20 @@ async def _save(call: Call) -> Reply:
                 session.add(AuditEntry(actor_id=staff.id, action="report.clip", subject=str(report_id),
                                        detail={"clip_id": row.id, "room": row.room}))
     return Reply(as_json(row), 201)
+
+
+async def _link(session: AsyncSession, report_id: int, clip_id: str, room: str) -> None:
+    """A report's own clip becomes its evidence unless a moderator saved one already; at most once
+    (a second ingest of the same hand-off finds the report linked and writes nothing)."""
+    linked = await session.execute(update(Report).where(Report.id == report_id, Report.clip_id.is_(None))
+                                   .values(clip_id=clip_id))
+    if getattr(linked, "rowcount", 0) == 1:
+        session.add(AuditEntry(actor_id=None, action="report.clip", subject=str(report_id),
+                               detail={"clip_id": clip_id, "room": room, "by": "report"}))
+
+
+def _int(value: str) -> int | None:
+    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 2**63 else None
 
 
 def _uuid(value: str) -> uuid.UUID | None:

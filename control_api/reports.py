@@ -4,7 +4,9 @@ Contexts: ``profile`` (just the user), ``message`` (a chat message id: its sende
 and the reporter must be able to read it), ``live`` (a call or random-chat ``session_id``, or a
 show ``room``). Reasons are a closed set (:data:`REASONS`) with an optional comment. A reporter has
 at most one open report per target and context (a unique partial index): a repeat answers the open
-one (200) instead of making another. The moderators' side is :mod:`control_api.report_review`.
+one (200) instead of making another. A new report on a live session asks the nodes for its evidence
+clip (:func:`control_api.clips.clip_for_report`): when the session's media runs through an SFU, its
+last 30 s are linked to the report a moment later. The moderators' side is :mod:`control_api.report_review`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from control_api import stats
 from control_api.chat import open_conversation
+from control_api.clips import clip_for_report
 from control_api.errors import NotFound, ValidationFailed
 from control_api.http import Call, Reply, Route
 from control_api.models import Account, Message, Report
@@ -63,6 +66,16 @@ def _context(body: dict[str, Any]) -> str:
 
 
 async def _report(call: Call) -> Reply:
+    reply = await _store(call)
+    report = reply.body
+    if reply.status == 201 and report["context"] == "live":
+        # The session's last seconds, from whichever node's SFU carries it (after the commit, so the
+        # ingest finds the report); a P2P call or a session already over simply has no clip.
+        await clip_for_report(call.services, report["id"], report["session_id"] or report["room"])
+    return reply
+
+
+async def _store(call: Call) -> Reply:
     me, body = call.me.user_id, call.body
     context = _context(body)
     async with call.services.sessions() as session, session.begin():

@@ -7,7 +7,8 @@ with one: the router's keyframe schedule (:mod:`sfu.keyframes`) guarantees one e
 ``sfu.keyframe_interval_s``, so a buffer holds between ``seconds + interval / 2`` and ``seconds + 1.5 x interval`` of
 media. Memory is also capped in bytes (``MAX_BYTES_PER_S`` x horizon), whatever the publisher sends.
 
-The clock is injectable so tests (and the bench) can drive it.
+The clock is injectable so tests (and the bench) can drive it. :func:`window` picks where a clip
+starts and stops within the buffered media.
 
 :func:`snapshot` copies a room's buffers (cheap: a list of references per track) for
 :mod:`sfu.remux` to turn into one file off the event loop.
@@ -26,6 +27,13 @@ if TYPE_CHECKING:
 
 Entry = tuple[float, int, int, int, bytes]
 """(arrival on the buffer's clock, sequence, RTP timestamp, marker, payload)."""
+
+SHORTER_S = 2.0
+"""A clip of ``seconds`` lasts at least ``seconds - SHORTER_S`` (when that much is buffered)."""
+LONGER_S = 1.0
+"""... and at most ``seconds + LONGER_S``: with a 30 s clip, 28-31 s (the issue's bounds)."""
+LAST_FRAME_S = 0.05
+"""Room left for the last frame's own duration, which a container adds to the last timestamp."""
 
 MAX_BYTES_PER_S = 1_000_000
 """Byte cap per second of horizon (8 Mbit/s): a publisher sending more keeps a shorter buffer."""
@@ -121,6 +129,26 @@ class ClipBuffer:
         self.starts.clear()
         self.bytes = 0
         self._live = False
+
+
+def window(keyframes: list[float], end: float, seconds: float) -> tuple[float, float]:
+    """Where a clip of ``seconds`` ending at ``end`` starts and stops, given the first video track's
+    keyframe times (all on one clock; none: audio only).
+
+    It starts at the keyframe nearest to ``end - seconds`` among those at least ``seconds - SHORTER_S``
+    before the end, so it is never too short; when that keyframe is more than ``seconds + LONGER_S``
+    back (a keyframe every 4 s puts the nearest one up to 2 s away), the clip stops early instead:
+    its last fraction of a second is dropped so that the duration stays within bounds whatever the
+    keyframe phase. With too little buffered (a session younger than the clip), it starts at the
+    first keyframe and is shorter. Every track is cut to the same ``[start, stop]``.
+    """
+    target = end - seconds
+    longest = seconds + LONGER_S - LAST_FRAME_S
+    if not keyframes:
+        return target, end
+    early = [k for k in keyframes if k <= end - (seconds - SHORTER_S)]
+    start = min(early, key=lambda k: abs(k - target)) if early else min(keyframes)
+    return start, min(end, start + longest)
 
 
 @dataclass(frozen=True)

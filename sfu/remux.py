@@ -3,8 +3,9 @@
 VP8 (+ Opus) goes to WebM, H.264 (+ Opus) to Matroska. Timestamps come from RTP: each track's
 timestamps are mapped to the node's clock (the arrival of its least-delayed packet fixes the
 offset); tracks of one publisher share that offset through its RTCP sender reports (their NTP
-clock is common), so its audio and video stay in sync. The clip starts at the keyframe of the
-first video track nearest to ``seconds`` before the newest packet; every other track starts there.
+clock is common), so its audio and video stay in sync. The window (:func:`sfu.clips.window`) starts
+at a keyframe of the first video track near ``seconds`` before the newest packet and lasts 28-31 s
+for 30 s; every other track is cut to the same window.
 
 Blocking (PyAV): call :func:`write_clip` in a thread.
 """
@@ -17,7 +18,7 @@ from fractions import Fraction
 
 import av
 
-from sfu.clips import Clip, TrackSnapshot
+from sfu.clips import Clip, TrackSnapshot, window
 from sfu.depacketize import Drops, Frame, Packet, frames, h264_size
 from sfu.rtp import VP8, seq_delta
 
@@ -88,22 +89,19 @@ def _align(tracks: list[_Track], entries: list[list[tuple[float, int, int, int, 
 
 
 def _cut(tracks: list[_Track], seconds: float) -> tuple[float, float]:
-    """Trim every track's frames to the clip; returns (start, end) on the node's clock."""
+    """Trim every track's frames to the clip's window (:func:`sfu.clips.window`); returns (start,
+    stop) on the node's clock."""
     end = max(t.time(t.frames[-1].timestamp) for t in tracks)
-    target = end - seconds
     videos = [t for t in tracks if t.snap.kind == "video"]
-    if videos:
-        keys = [f for f in videos[0].frames if f.keyframe]
-        start = videos[0].time(min(keys, key=lambda f: abs(videos[0].time(f.timestamp) - target)).timestamp)
-    else:
-        start = target
+    keys = [videos[0].time(f.timestamp) for f in videos[0].frames if f.keyframe] if videos else []
+    start, stop = window(keys, end, seconds)
     for t in tracks:
-        kept = [f for f in t.frames if t.time(f.timestamp) >= start - 0.001]
+        kept = [f for f in t.frames if start - 0.001 <= t.time(f.timestamp) <= stop]
         if t.snap.kind == "video":
             first = next((i for i, f in enumerate(kept) if f.keyframe), len(kept))
             kept = kept[first:]
         t.frames = kept
-    return start, end
+    return start, stop
 
 
 def _vp8_size(frame: bytes) -> tuple[int, int]:

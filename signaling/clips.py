@@ -2,9 +2,10 @@
 the file to the control API through Redis (realtime planes never touch Postgres).
 
 The control API may ask too (a moderator's "save clip" in the console, a report on a session):
-it publishes ``{"clip_id", "room", "moderator"}`` on ``keyspace.CLIPS_CHANNEL``; every node
-answers on ``keyspace.clip_answers(id)``: ``saved`` (its SFU had the room; the clip is handed over
-under that id) or ``absent``.
+it publishes ``{"clip_id", "room", "moderator", "report_id"?}`` on ``keyspace.CLIPS_CHANNEL``
+(``moderator`` is empty for a report's own clip); every node answers on
+``keyspace.clip_answers(id)``: ``saved`` (its SFU had the room; the clip is handed over under that
+id, with the ``report_id`` when given) or ``absent``.
 
 The SFU remuxes the room's buffered RTP into one file (:meth:`sfu.types.MediaService.save_clip`);
 this desk leaves it in the Redis hash ``keyspace.clip(id)`` (TTL ``keyspace.CLIP_TTL_S``) and
@@ -67,14 +68,18 @@ class ClipDesk:
         return {"clip_id": clip_id, "room": room, "content_type": clip.content_type, "duration_ms": duration_ms,
                 "size": len(clip.data), "tracks": clip.tracks}
 
-    async def _hand_over(self, clip_id: str, clip: Clip, room: str, moderator: str) -> None:
+    async def _hand_over(self, clip_id: str, clip: Clip, room: str, moderator: str,
+                         report_id: int | None = None) -> None:
         key = keyspace.clip(clip_id)
+        fields: dict[str, bytes | str | int] = {
+            "data": clip.data, "content_type": clip.content_type, "room": room, "moderator": moderator,
+            "duration_ms": int(clip.duration_s * 1000), "tracks": clip.tracks,
+            "created_ms": int(time.time() * 1000),
+        }
+        if report_id is not None:
+            fields["report_id"] = report_id
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={
-                "data": clip.data, "content_type": clip.content_type, "room": room, "moderator": moderator,
-                "duration_ms": int(clip.duration_s * 1000), "tracks": clip.tracks,
-                "created_ms": int(time.time() * 1000),
-            })
+            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
             pipe.expire(key, keyspace.CLIP_TTL_S)
             pipe.lpush(keyspace.CLIPS_PENDING, clip_id)
             await pipe.execute()
@@ -129,21 +134,28 @@ class ClipDesk:
         try:
             request = json.loads(raw)
             clip_id, room, moderator = request["clip_id"], request["room"], request["moderator"]
-            if not all(isinstance(v, str) and 0 < len(v) <= 200 for v in (clip_id, room, moderator)):
+            report_id = request.get("report_id")
+            if not all(isinstance(v, str) and 0 < len(v) <= 200 for v in (clip_id, room)):
                 raise ValueError("bad field")
+            if not isinstance(moderator, str) or len(moderator) > 200:
+                raise ValueError("bad moderator")
+            if report_id is not None and not (type(report_id) is int and 0 < report_id < 2**63):
+                raise ValueError("bad report_id")
         except (ValueError, KeyError, TypeError):
             log.warning("clip request dropped: malformed")
             return
         answer = "absent"
         try:
             clip = await self._media.save_clip(RoomId(room))
-        except (UnknownRoom, NoClip, Unavailable):
-            pass
+        except (UnknownRoom, NoClip, Unavailable) as exc:
+            log.info("clip %s of room %s: absent (%s)", clip_id, room, exc)
         except Exception:  # a worker lost, a remux bug: this node cannot give the clip; it says absent
             log.exception("clip of room %s failed", room)
         else:
-            await self._hand_over(clip_id, clip, room, moderator)
+            await self._hand_over(clip_id, clip, room, moderator, report_id)
             answer = "saved"
+            log.info("clip %s of room %s: saved (%d bytes, %.1f s, %d tracks)", clip_id, room, len(clip.data),
+                     clip.duration_s, clip.tracks)
         key = keyspace.clip_answers(clip_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.lpush(key, answer)

@@ -225,7 +225,13 @@ def clip(clip_id: str) -> str:
 
 CLIPS_CHANNEL = "clips:requests"
 """Pub/sub channel every node subscribes: the control API asks for a clip of a room
-(``{"clip_id", "room", "moderator"}``); each node answers on :func:`clip_answers`."""
+(``{"clip_id", "room", "moderator", "report_id"?}``); each node answers on :func:`clip_answers`."""
+
+
+def clip_auto(room: str) -> str:
+    """String (TTL ``control_api.clips.AUTO_CLIP_S``): the clip id a report on this room asked for;
+    while it lives, further reports on the room share that clip instead of asking again."""
+    return f"clips:auto:{room}"
 
 
 def clip_answers(clip_id: str) -> str:

@@ -108,7 +108,9 @@ async function loadReports(more = false) {
   $("reports-more").hidden = !next;
 }
 
-async function openReport(id) {
+const CLIP_WAIT_MS = 60_000; // how long after a live report the console expects its clip
+
+async function openReport(id, scroll = true) {
   const r = await api(`/moderation/reports/${id}`);
   current = r;
   const ctx = r.context_detail;
@@ -127,18 +129,27 @@ async function openReport(id) {
     ? ctx.sanctions.map((s) => `${s.kind}${s.active ? " (active)" : ""} ${when(s.starts_at)}`).join(", ") : "none");
   const clip = $("report-clip");
   clip.hidden = !r.clip;
-  if (clip.src.startsWith("blob:")) URL.revokeObjectURL(clip.src);
-  // The clip is staff-only: fetched with the bearer token, played from a blob (a <video src> sends none).
-  if (r.clip) clip.src = await objectUrl(r.clip.url.replace(/^\/api/, "")); else clip.removeAttribute("src");
+  if (clip.dataset.clip !== (r.clip?.id ?? "")) {  // a refresh of the same report keeps the player going
+    if (clip.src.startsWith("blob:")) URL.revokeObjectURL(clip.src);
+    // The clip is staff-only: fetched with the bearer token, played from a blob (a <video src> sends none).
+    if (r.clip) clip.src = await objectUrl(r.clip.url.replace(/^\/api/, "")); else clip.removeAttribute("src");
+    clip.dataset.clip = r.clip?.id ?? "";
+  }
   const live = r.session_id || r.room;
   $("save-clip").hidden = !live || Boolean(r.clip);
+  // A report on a live session makes its own clip a moment later (when the SFU carried it): look again.
+  const fresh = Date.now() - Date.parse(r.created_at) < CLIP_WAIT_MS;
+  $("clip-pending").hidden = !(live && !r.clip && fresh);
+  if (live && !r.clip && fresh) {
+    setTimeout(() => { if (current?.id === r.id && !current.clip) openReport(r.id, false).catch(() => {}); }, 1500);
+  }
   $("report-id").textContent = `#${r.id}`;
   $("report").hidden = false;
   $("report").dataset.status = r.status;
   const closed = r.status === "actioned" || r.status === "dismissed";
   for (const b of $("report-actions").querySelectorAll("button")) b.disabled = closed;
   $("claim").disabled = r.status !== "open";
-  $("report").scrollIntoView();
+  if (scroll) $("report").scrollIntoView();
 }
 
 async function act(kind, duration) {

@@ -150,3 +150,22 @@ async def test_list_pages_with_a_cursor_and_filters_by_date(api: Api) -> None:
     _, none = await api.call("GET", "/moderation/reports?since=2999-01-01", mod)
     assert none["items"] == []
     assert (await api.call("GET", "/moderation/reports?status=closed", mod))[0] == 422
+
+
+ANY_TEXT = st.text(st.characters(codec=None, categories=None, exclude_categories=()), max_size=140)
+"""Arbitrary unicode, lone surrogates included."""
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(session_id=ANY_TEXT)
+async def test_any_session_id_is_reported_or_refused_cleanly(api: Api, session_id: str) -> None:
+    """A live report's ``session_id`` goes to Postgres and, as a clip request, to every node: whatever
+    it holds, the answer is a report or a 4xx problem, never a 500 (no node carries it: no clip)."""
+    if not hasattr(api, "pair"):
+        api.pair = (await api.user(), await api.user())  # type: ignore[attr-defined]
+    ann, bob = api.pair  # type: ignore[attr-defined]
+    status, body = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "reason": "other",
+                                                                  "session_id": session_id})
+    assert status in (200, 201, 400, 422), body
+    if status in (200, 201):
+        assert body["session_id"] == session_id

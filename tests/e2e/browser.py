@@ -61,6 +61,7 @@ def start_up(data_dir: Path, extra_env: dict[str, str] | None = None, args: tupl
            "SWITCHBOARD_API_AUTH_IP_PER_MIN": "100000",
            # Chromium and the suite load this 2-core machine: shedding on a late loop would refuse at random.
            "SWITCHBOARD_API_LAG_SHED_MS": "600000", "SWITCHBOARD_NODE_LAG_SHED_MS": "600000", **(extra_env or {})}
+    env.pop("SWITCHBOARD_UPDATE_DOC_SCREENSHOTS", None)  # the tests' switch, not a setting (up refuses unknown ones)
     env.pop("SWITCHBOARD_REDIS_URL", None)
     env.pop("SWITCHBOARD_DATABASE_URL", None)
     env.pop("SWITCHBOARD_UPDATE_DOC_SCREENSHOTS", None)  # the tests' switch, not a setting (up refuses unknown ones)

@@ -1,12 +1,16 @@
 """The /admin console in real Chromium against a real ``switchboard up``: a report made from
 /random is opened and the reported user banned from the console, and that user's open page shows
 the ban; in a show, a hidden moderator deletes a chat line and mutes a viewer, and the other pages
-reflect it. The screenshots of docs/moderation.md are taken here (docs/img/)."""
+reflect it. The screenshots of docs/moderation.md are taken here (test-output/screenshots/; docs/img/
+with ``SWITCHBOARD_UPDATE_DOC_SCREENSHOTS=1``)."""
 
 from __future__ import annotations
 
+import io
+import urllib.request
 from typing import Any
 
+import av
 import pytest
 from playwright.sync_api import expect
 
@@ -16,12 +20,42 @@ from tests.e2e.test_browser_show import assert_playing, go_live, room_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
+PLAYED = "([sel, s]) => document.querySelector(sel).currentTime > s"
+
+
+def fetch(up: Up, url: str, token: str) -> bytes:
+    request = urllib.request.Request(f"{up.base}{url}", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return resp.read()  # type: ignore[no-any-return]
+
+
+def check_remuxed(data: bytes) -> None:
+    """The report's clip from Chromium's real VP8 and Opus, checked with PyAV: the codecs, the first
+    video frame a keyframe, every frame decodes, audio and video start within 100 ms."""
+    with av.open(io.BytesIO(data)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert (video.codec_context.name, audio.codec_context.name) == ("vp8", "opus")
+        firsts: dict[str, float] = {}
+        for packet in container.demux(video, audio):
+            if packet.size == 0:
+                continue
+            if packet.stream.type not in firsts:
+                firsts[packet.stream.type] = float(packet.pts * packet.time_base)
+                assert packet.stream.type != "video" or packet.is_keyframe
+            packet.decode()
+    assert abs(firsts["video"] - firsts["audio"]) <= 0.1, firsts
+
+
 def shot(page: Any, name: str) -> None:
     """A screenshot for docs/moderation.md."""
     doc_screenshot(page, name)
 
 
 def test_an_admin_bans_a_user_reported_from_random_and_their_page_shows_it(pages: Pages, up: Up) -> None:
+    """Two users matched in /random through the SFU (the default for matches); one reports the other
+    from the page, which makes the session's evidence clip by itself; the admin opens the report in
+    /admin, plays the clip, bans the reported user, and that user's open page shows the ban pushed
+    by the node (the close with 4003: no reconnect, no reload)."""
     ann, bob = account(up, "ann-admin"), account(up, "bob-admin")
     a = pages.open("ann", "/random", ann)
     b = pages.open("bob", "/random", bob)
@@ -30,6 +64,10 @@ def test_an_admin_bans_a_user_reported_from_random_and_their_page_shows_it(pages
     b.click("#start")
     for page in (a, b):
         expect(page.locator("#state")).to_have_attribute("data-state", "connected")
+    assert b.evaluate("window.switchboard.match.media") == "sfu"
+    session_id = b.evaluate("window.switchboard.match.session_id")
+    # A few seconds of Ann's video on Bob's screen: what the SFU buffered is what the clip holds.
+    b.wait_for_function(PLAYED, arg=["#remote", 3])
     b.select_option("#report-reason", "harassment")
     b.click("#report")
     expect(b.locator("#banner")).to_contain_text("the moderators will look at it")
@@ -41,20 +79,39 @@ def test_an_admin_bans_a_user_reported_from_random_and_their_page_shows_it(pages
     row = console.locator("#report-rows tr", has_text=ann["user_id"][:8]).first
     expect(row).to_contain_text("harassment")
     row.locator("button", has_text="Open").click()
-    expect(console.locator("#report-detail")).to_contain_text("call or random chat")
-    expect(console.locator("#report-clip")).to_be_hidden()  # no clip linked to this report
+    expect(console.locator("#report-detail")).to_contain_text(f"call or random chat {session_id}")
+    # The report's own clip (no moderator asked): the console shows it once the API has stored it.
+    clip = console.locator("#report-clip")
+    expect(clip).to_be_visible()
+    expect(console.locator("#save-clip")).to_be_hidden()
+    clip.evaluate("(v) => v.play()")
+    console.wait_for_function(PLAYED, arg=["#report-clip", 1])
+    assert clip.evaluate("(v) => v.videoWidth") > 0
     console.click("#claim")
     expect(console.locator("#banner")).to_contain_text("You are reviewing report")
+    expect(console.locator("#report-detail")).to_contain_text("in_review (claimed by you)")
     console.fill("#act-reason", "Insults in random chat.")
     shot(console, "admin-report.png")
+    report_id = int(console.locator("#report-id").inner_text().lstrip("#"))
+    token = admin(up)["access_token"]
+    seen = call_api(up, "GET", f"/moderation/reports/{report_id}", token=token)
+    stored = call_api(up, "GET", f"/moderation/clips/{seen['clip']['id']}", token=token)
+    assert (stored["room"], stored["content_type"], stored["moderator_id"]) == (session_id, "video/webm", None)
+    assert stored["tracks"] >= 2, stored  # video and audio (each user's video from its first keyframe in the window)
+    check_remuxed(fetch(up, stored["url"], token))
+
+    # Ann's page records its connection states from here on: the ban must arrive as the node's push.
+    a.evaluate("window.states = []; window.switchboard.signal.addEventListener('state', "
+               "(e) => window.states.push(e.detail.state))")
     console.click("#report-actions button[data-kind=ban][data-duration='24h']")
     expect(console.locator("#banner")).to_contain_text("actioned: ban 24h")
     expect(console.locator("#report")).to_have_attribute("data-status", "actioned")
 
     # Ann's open page is told at once (her socket is closed with 4003 on every node).
     expect(a.locator("#banner")).to_contain_text("This account is banned")
+    assert a.evaluate("window.states") == ["banned"], "the first state after the ban is the node's 4003 close"
     shot(a, "user-banned.png")
-    reports = call_api(up, "GET", f"/moderation/reports?user_id={ann['user_id']}", token=admin(up)["access_token"])
+    reports = call_api(up, "GET", f"/moderation/reports?user_id={ann['user_id']}", token=token)
     assert [r["status"] for r in reports["items"]] == ["actioned"]
 
     console.click("#tabs a[data-tab=sanctions]")

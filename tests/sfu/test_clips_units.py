@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sfu.clips import ClipBuffer
+from sfu.clips import LONGER_S, SHORTER_S, ClipBuffer, window
 from sfu.depacketize import Drops, frames, h264_nals, h264_sps_size, vp8_payload
 from sfu.rtp import is_vp8_keyframe_start
 
@@ -123,3 +123,27 @@ def test_audio_buffer_trims_by_age_and_bytes_are_capped() -> None:
         clock.now = 100 + i / 100
         big.add(i, i, 1, (b"\x10\x00" if i % 50 == 0 else b"\x10\x01") + b"z" * 60_000)
     assert big.bytes <= big.max_bytes + 60_002 and big.shed > 0  # checked once per frame
+
+
+@settings(max_examples=300, deadline=None)
+@given(phase=st.floats(0, 4), gap=st.floats(0.5, 4.2),
+       jitter=st.lists(st.floats(-0.05, 0.05), min_size=20, max_size=20), end=st.floats(100, 10_000))
+def test_a_30_s_window_lasts_28_to_31_s_whatever_the_keyframe_phase(
+        phase: float, gap: float, jitter: list[float], end: float) -> None:
+    """What the buffer holds (keyframes every ``gap`` s, the oldest at least 32 s back, as
+    ``ClipBuffer`` keeps them) always gives a 28-31 s window starting at a keyframe."""
+    keys, k = [], end - phase
+    while k > end - 32 - gap:
+        keys.append(k + jitter[len(keys) % 20])
+        k -= gap
+    keys.sort()
+    start, stop = window(keys, end, 30.0)
+    assert start in keys and stop <= end
+    assert 30.0 - SHORTER_S <= stop - start <= 30.0 + LONGER_S
+    assert abs(start - (end - 30.0)) <= max(gap, 2.0) + 0.1
+
+
+def test_a_young_session_clips_what_it_has_and_audio_only_clips_the_last_seconds() -> None:
+    assert window([90.0, 94.0], 100.0, 30.0) == (90.0, 100.0)
+    assert window([], 100.0, 30.0) == (70.0, 100.0)
+    assert window([69.0, 73.0], 100.0, 30.0) == (69.0, 69.0 + 30.95)  # nearest is 31 s back: the tail goes
