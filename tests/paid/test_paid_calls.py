@@ -1,0 +1,124 @@
+"""Per-minute paid calls through the real API and a real node: two aiortc peers in a P2P call, the
+caller with credits for two minutes (a 3-second minute here) is cut off within 2 s after the second
+minute; the creator earns price x minutes x share; the books balance."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from typing import Any
+
+from aiortc import RTCSessionDescription
+
+from control_api.ledger.audit import check_ledger
+from control_api.ledger.types import Kind
+from switchboard.paid import call_meter
+from tests.paid.conftest import Live, LiveFactory
+from tests.signaling.conftest import SETTINGS, Peer
+from tests.sfu.peers import MovingVideo, Viewer, client_pc
+
+MINUTE_S = 3.0
+PRICE = 10
+PAID = dataclasses.replace(SETTINGS, paid_minute_s=MINUTE_S)
+
+
+async def until(probe: Any, within_s: float = 20.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not await probe():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.1)
+
+
+async def wait_for(peer: Peer, kind: str, within_s: float) -> tuple[dict[str, Any], float]:
+    """The next ``kind`` frame and the wall-clock time it arrived (frames between are kept)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        for i, m in enumerate(peer.seen):
+            if m["type"] == kind:
+                return peer.seen.pop(i), time.time()
+        assert time.monotonic() < deadline, f"no {kind} frame"
+        try:
+            m = await peer.recv()
+        except TimeoutError:
+            continue
+        if m["type"] == kind:
+            return m, time.time()
+        peer.seen.append(m)
+
+
+async def creator_with_price(live: Live, price: int) -> Any:
+    creator = await live.api.user("creator")
+    status, body = await live.api.call("PUT", "/me/prices", creator, json={"call_price": price})
+    assert status == 200, body
+    return creator
+
+
+async def test_paid_call_cut_off_when_the_credits_run_out(make_live: LiveFactory) -> None:
+    live = await make_live(PAID)
+    caller, creator = await live.api.user("caller"), await creator_with_price(live, PRICE)
+    await live.fund(caller, 2 * PRICE)
+    a = await live.node.connect(await live.ws_token(caller))
+    b = await live.node.connect(await live.ws_token(creator))
+
+    invited = (await a.ok("call.invite", to=creator.id))
+    assert invited["price_per_minute"] == PRICE and invited["minute_s"] == MINUTE_S
+    call_id = invited["call_id"]
+    incoming = await b.expect("call.incoming", call_id=call_id)
+    assert incoming["price_per_minute"] == PRICE
+    assert (await live.ledger.balance(uuid.UUID(caller.id))).held == PRICE  # minute 1 held before it rang
+    await b.ok("call.accept", call_id=call_id)
+    accepted = await a.expect("call.accepted", call_id=call_id)
+    assert accepted["price_per_minute"] == PRICE
+
+    # Media between two real aiortc peers, the SDP relayed by the node.
+    sender, receiver = client_pc(), Viewer(client_pc())
+
+    @receiver.pc.on("track")
+    def on_track(track: Any) -> None:
+        receiver.tasks.append(asyncio.ensure_future(receiver._pull(track)))
+
+    try:
+        sender.addTrack(MovingVideo(160, 120))
+        await sender.setLocalDescription(await sender.createOffer())
+        await a.ok("call.offer", call_id=call_id, sdp=sender.localDescription.sdp)
+        offer = await b.expect("call.offer", call_id=call_id)
+        await receiver.pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
+        await receiver.pc.setLocalDescription(await receiver.pc.createAnswer())
+        await b.ok("call.answer", call_id=call_id, sdp=receiver.pc.localDescription.sdp)
+        answer = await a.expect("call.answer", call_id=call_id)
+        await sender.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        await receiver.wait_frames(3, 20)
+
+        ended_a, at_a = await wait_for(a, "call.ended", 6 * MINUTE_S + 20)
+        ended_b, at_b = await wait_for(b, "call.ended", 5)
+    finally:
+        await receiver.close()
+        await sender.close()
+    assert ended_a["reason"] == ended_b["reason"] == "insufficient_credits"
+    fields = await live_meter(live, call_id)
+    paid_until = int(fields[b"paid_until_ms"]) / 1000
+    assert int(fields[b"held"]) == 2
+    # Cut off after the second minute was used up, and within 2 s of it, on both sides.
+    assert paid_until <= at_a <= paid_until + 2.0, (at_a - paid_until)
+    assert paid_until <= at_b <= paid_until + 2.0, (at_b - paid_until)
+
+    share = live.ledger.share_percent
+    creator_id, caller_id = uuid.UUID(creator.id), uuid.UUID(caller.id)
+
+    async def settled() -> bool:
+        earned = await live.ledger.balance(creator_id, Kind.EARNINGS)
+        return earned.available == 2 * (PRICE * share // 100)
+
+    await until(settled)
+    wallet = await live.ledger.balance(caller_id)
+    assert (wallet.available, wallet.held) == (0, 0)
+    report = await check_ledger(live.ledger.engine)
+    assert report.ok, report
+
+
+async def live_meter(live: Live, call_id: str) -> dict[bytes, bytes]:
+    from control_api.services import SERVICES
+
+    return dict(await live.api.app._subapps[0][SERVICES].redis.hgetall(call_meter(call_id)))  # type: ignore[attr-defined]
