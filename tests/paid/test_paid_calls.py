@@ -122,3 +122,57 @@ async def live_meter(live: Live, call_id: str) -> dict[bytes, bytes]:
     from control_api.services import SERVICES
 
     return dict(await live.api.app._subapps[0][SERVICES].redis.hgetall(call_meter(call_id)))  # type: ignore[attr-defined]
+
+
+async def test_a_caller_without_a_minute_of_credits_is_refused_before_it_rings(make_live: LiveFactory) -> None:
+    live = await make_live(PAID)
+    caller, creator = await live.api.user("poor"), await creator_with_price(live, PRICE)
+    await live.fund(caller, PRICE - 1)
+    a = await live.node.connect(await live.ws_token(caller))
+    b = await live.node.connect(await live.ws_token(creator))
+    refused = await a.request("call.invite", to=creator.id)
+    assert refused["type"] == "error" and refused["code"] == "payment_required", refused
+    assert not [m for m in b.seen if m["type"] == "call.incoming"]
+    assert (await live.ledger.balance(uuid.UUID(caller.id))).available == PRICE - 1
+    # The pair is free again: a free call (price 0) goes through at once.
+    await live.api.call("PUT", "/me/prices", creator, json={"call_price": 0})
+    free = await a.ok("call.invite", to=creator.id)
+    assert "price_per_minute" not in free
+
+
+async def test_hangup_bills_every_started_minute_and_voids_the_rest(make_live: LiveFactory) -> None:
+    live = await make_live(PAID)
+    caller, creator = await live.api.user("rich"), await creator_with_price(live, PRICE)
+    await live.fund(caller, 10 * PRICE)
+    a = await live.node.connect(await live.ws_token(caller))
+    b = await live.node.connect(await live.ws_token(creator))
+    # Hung up while ringing: the first minute's hold is voided, nothing is charged.
+    rang = (await a.ok("call.invite", to=creator.id))["call_id"]
+    await a.ok("call.cancel", call_id=rang)
+    caller_id = uuid.UUID(caller.id)
+
+    async def released() -> bool:
+        return (await live.ledger.balance(caller_id)).held == 0
+
+    await until(released)
+    assert (await live.ledger.balance(caller_id)).available == 10 * PRICE
+
+    call_id = (await a.ok("call.invite", to=creator.id))["call_id"]
+    await b.ok("call.accept", call_id=call_id)
+    await b.expect("call.accepted", call_id=call_id)
+
+    async def second_minute_started() -> bool:
+        fields = await live_meter(live, call_id)
+        return int(fields.get(b"held", 0)) >= 2 and time.time() * 1000 > int(fields[b"started_ms"]) + MINUTE_S * 1000
+
+    await until(second_minute_started)
+    await b.ok("call.hangup", call_id=call_id)
+
+    async def settled() -> bool:
+        wallet = await live.ledger.balance(caller_id)
+        return wallet.held == 0 and wallet.available == 8 * PRICE
+
+    await until(settled)  # two started minutes, charged whole (per started minute)
+    earned = await live.ledger.balance(uuid.UUID(creator.id), Kind.EARNINGS)
+    assert earned.available == 2 * (PRICE * live.ledger.share_percent // 100)
+    assert (await check_ledger(live.ledger.engine)).ok
