@@ -7,6 +7,7 @@ import { Bell } from "./notifications.js";
 import { avatar } from "./users.js";
 
 const LINKS = [["/people", "People"], ["/space", "Space"], ["/random", "Random"], ["/broadcast", "Broadcast"]];
+LINKS.push(["/earnings", "Earnings"]);
 
 function el(tag, props = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
