@@ -88,11 +88,18 @@ class Billing:
         return handled
 
     async def _handle_all(self, entries: list[Any]) -> int:
+        done = 0
         for entry_id, fields in entries:
             if fields is not None:
-                await self.handle(fields)
+                try:
+                    await self.handle(fields)
+                except Exception:
+                    # Left pending: handled again later (every effect is idempotent by its ledger id).
+                    log.exception("billing entry failed; it stays pending")
+                    continue
             await self._redis.xack(BILLING_STREAM, BILLING_GROUP, entry_id)
-        return len(entries)
+            done += 1
+        return done
 
     async def handle(self, fields: dict[Any, Any]) -> None:
         try:
@@ -125,7 +132,13 @@ class Billing:
             if first:
                 await self._reply(entry.call, "error")
             return
-        caller, callee = uuid.UUID(fields[b"caller"].decode()), uuid.UUID(fields[b"callee"].decode())
+        try:
+            caller, callee = uuid.UUID(fields[b"caller"].decode()), uuid.UUID(fields[b"callee"].decode())
+        except (KeyError, ValueError):
+            log.warning("a paid call's meter names no users: not billed", extra={"call": entry.call})
+            if first:
+                await self._reply(entry.call, "error")
+            return
         try:
             if first:
                 async with self._payments.sessions() as session:

@@ -15,9 +15,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from control_api.ledger.book import Ledger
 from control_api.payments.service import PAYMENTS, Payments
+from control_api.services import SERVICES
 from signaling.node import NodeDeps, install_node
 from switchboard.health import Readiness
-from switchboard.settings import NodeSettings
+from switchboard.settings import NodeSettings, PaymentsSettings
 from switchboard.tokens import TokenVerifier
 from tests.control_api.conftest import Api, User, make_api  # noqa: F401 (the fixture)
 from tests.signaling.conftest import SETTINGS, Node
@@ -34,6 +35,10 @@ class Live:
     @property
     def payments(self) -> Payments:
         return self.api.app._subapps[0][PAYMENTS]  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def redis(self) -> Any:
+        return self.api.app._subapps[0][SERVICES].redis  # type: ignore[attr-defined]
 
     @property
     def ledger(self) -> Ledger:
@@ -60,8 +65,6 @@ async def make_live(make_api: Callable[..., Awaitable[Api]], redis_url: str, red
     clients: list[TestClient] = []
 
     async def make(settings: NodeSettings = SETTINGS, open_media: Any = None, **payments: Any) -> Live:
-        from switchboard.settings import PaymentsSettings
-
         api = await make_api(consume_events=True, payments=PaymentsSettings(hold_sweep_s=0.5, **payments))
         app = web.Application()
         install_node(app, NodeDeps(settings, redis_url, Readiness(), tmp_path,

@@ -16,8 +16,8 @@ from control_api.ledger.audit import check_ledger
 from control_api.ledger.types import Kind
 from switchboard.paid import call_meter
 from tests.paid.conftest import Live, LiveFactory
-from tests.signaling.conftest import SETTINGS, Peer
 from tests.sfu.peers import MovingVideo, Viewer, client_pc
+from tests.signaling.conftest import SETTINGS, Peer
 
 MINUTE_S = 3.0
 PRICE = 10
@@ -119,9 +119,8 @@ async def test_paid_call_cut_off_when_the_credits_run_out(make_live: LiveFactory
 
 
 async def live_meter(live: Live, call_id: str) -> dict[bytes, bytes]:
-    from control_api.services import SERVICES
-
-    return dict(await live.api.app._subapps[0][SERVICES].redis.hgetall(call_meter(call_id)))  # type: ignore[attr-defined]
+    """The call's meter hash as the API and the node wrote it."""
+    return dict(await live.redis.hgetall(call_meter(call_id)))
 
 
 async def test_a_caller_without_a_minute_of_credits_is_refused_before_it_rings(make_live: LiveFactory) -> None:
@@ -140,7 +139,7 @@ async def test_a_caller_without_a_minute_of_credits_is_refused_before_it_rings(m
     assert "price_per_minute" not in free
 
 
-async def test_hangup_bills_every_started_minute_and_voids_the_rest(make_live: LiveFactory) -> None:
+async def test_hangup_bills_every_started_minute_at_the_price_it_started_with(make_live: LiveFactory) -> None:
     live = await make_live(PAID)
     caller, creator = await live.api.user("rich"), await creator_with_price(live, PRICE)
     await live.fund(caller, 10 * PRICE)
@@ -160,6 +159,8 @@ async def test_hangup_bills_every_started_minute_and_voids_the_rest(make_live: L
     call_id = (await a.ok("call.invite", to=creator.id))["call_id"]
     await b.ok("call.accept", call_id=call_id)
     await b.expect("call.accepted", call_id=call_id)
+    # A price change during the call changes nothing for it (the first minute fixed its price).
+    await live.api.call("PUT", "/me/prices", creator, json={"call_price": 5 * PRICE})
 
     async def second_minute_started() -> bool:
         fields = await live_meter(live, call_id)
