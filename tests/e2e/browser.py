@@ -52,7 +52,7 @@ class Up:
         return self.log.read_text(errors="replace")
 
 
-def start_up(data_dir: Path, extra_env: dict[str, str] | None = None) -> Up:
+def start_up(data_dir: Path, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Up:
     port = free_port()
     env = {**os.environ, "SWITCHBOARD_DATA_DIR": str(data_dir), "SWITCHBOARD_HTTP_PORT": str(port),
            "SWITCHBOARD_LOG_FORMAT": "json",
@@ -65,7 +65,7 @@ def start_up(data_dir: Path, extra_env: dict[str, str] | None = None) -> Up:
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir.parent / "up.log"
     with log.open("wb") as out:  # a file, not a pipe: nobody has to drain it while the test runs
-        proc = subprocess.Popen([sys.executable, "-m", "switchboard", "up"], env=env, stdout=out,
+        proc = subprocess.Popen([sys.executable, "-m", "switchboard", "up", *args], env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
     up = Up(proc, port, log)
     deadline = time.monotonic() + START_TIMEOUT_S
