@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.errors import NotFound
+from control_api.graph import not_blocked
 from control_api.http import Call, Reply, Route
 from control_api.ledger.types import MAX_AMOUNT
 from control_api.models import Room
@@ -82,7 +83,8 @@ async def _get_room(call: Call) -> Reply:
     name = call.params["room"]
     async with call.services.sessions() as session:
         room = await session.get(Room, name)
-        if room is None:
+        me = call.me.user_id
+        if room is None or (room.owner_id != me and not await session.scalar(select(not_blocked(me, room.owner_id)))):
             raise NotFound("no such room")
         price = await room_ticket_price(session, name, room.owner_id)
     live = await call.services.redis.hgetall(live_show(name))

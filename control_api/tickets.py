@@ -2,7 +2,7 @@
 every ticket of a show that ended too soon.
 
 A ticket is for one show session (the ``show_id`` the node wrote in :func:`switchboard.paid.live_show`
-when the show started): the ledger operation ``ticket:<show_id>:<viewer>`` pays it, so buying again
+when the show started): the ledger operation ``ticket:<room>:<show_id>:<viewer>`` pays it, so buying again
 charges once and answers the ticket already held. A viewer's room token for a paid show carries the
 ``ticket`` grant; the node admits a viewer to a paid show only with the ticket of the show live now.
 """
@@ -91,7 +91,7 @@ async def _buy(call: Call) -> Reply:
         held = await session.get(Ticket, (show_id, me))
     if held is not None:
         return Reply(_ticket(held, True))  # a second purchase charges nothing
-    spend_id = f"ticket:{show_id}:{me}"
+    spend_id = f"ticket:{name}:{show_id}:{me}"  # viewer, room, show session: a second purchase charges once
     if price:
         await payments.spend_on(spend_id, me, room.owner_id, price, kind="ticket",
                                 meta={"room": name, "show_id": show_id})
