@@ -7,7 +7,6 @@ import { Bell } from "./notifications.js";
 import { avatar } from "./users.js";
 
 const LINKS = [["/people", "People"], ["/space", "Space"], ["/random", "Random"], ["/broadcast", "Broadcast"]];
-LINKS.push(["/earnings", "Earnings"]);
 
 function el(tag, props = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
@@ -29,6 +28,8 @@ function bellIcon() {
   svg.append(path);
   return svg;
 }
+
+LINKS.push(["/earnings", "Earnings"]); // creators: prices, earnings, payouts (docs/payments.md)
 
 export class Header {
   constructor(nav) {
