@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import Up, account, call_api, start_up, stop_up
+from tests.e2e.browser import Up, account, call_api, doc_screenshot, start_up, stop_up
 from tests.e2e.conftest import Pages
 from tests.e2e.test_browser_show import assert_playing, room_of
 
@@ -62,6 +62,7 @@ def test_ticket_gift_and_earnings_pages(pages: Pages, up: Up) -> None:
 
     fan = pages.open("viewer", f"/watch/{room}", fan_login)
     expect(fan.locator("#buy-ticket")).to_contain_text("5 credits")
+    doc_screenshot(fan, "paid-ticket.png")
     fan.click("#buy-ticket")
     assert_playing(fan, "#video")
     assert call_api(up, "GET", "/wallet", token=fan_login["access_token"])["available"] == credits - 5
@@ -70,6 +71,7 @@ def test_ticket_gift_and_earnings_pages(pages: Pages, up: Up) -> None:
     fan.click("#gift-send")
     for page in (host, fan):
         expect(page.locator("#chat li.gift")).to_contain_text("sent a gift of 3 credits")
+    doc_screenshot(host, "paid-gift.png")
 
     earnings = pages.open("earnings", "/earnings", host_login)
     expected = 5 * 70 // 100 + 3 * 70 // 100
@@ -78,4 +80,5 @@ def test_ticket_gift_and_earnings_pages(pages: Pages, up: Up) -> None:
     earnings.fill("#call_price", "7")
     earnings.click("#save-prices")
     expect(earnings.locator("#banner")).to_contain_text("Prices saved.")
+    doc_screenshot(earnings, "paid-earnings.png")
     assert call_api(up, "GET", "/me/prices", token=host_login["access_token"])["call_price"] == 7

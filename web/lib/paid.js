@@ -26,7 +26,7 @@ export function showGifts(signal, room, list, me) {
   signal.on("show.gift", (m) => {
     if (m.room !== room) return;
     const who = m.from === me ? "you" : (m.name || m.from.slice(0, 8));
-    const li = chatLine(list, "🎁", `${who} sent a gift of ${credits(m.amount)}`);
+    const li = chatLine(list, "Gift", `${who} sent a gift of ${credits(m.amount)}`);
     li.className = "gift";
     li.dataset.gift = m.id;
   });
