@@ -22,12 +22,14 @@ from tests.e2e.test_browser_show import assert_playing, room_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 OPEN = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+MINUTE_S = 4
 
 
 @pytest.fixture(scope="module")
 def up() -> Iterator[Up]:
     base = Path(tempfile.mkdtemp(prefix="switchboard-browser-"))
-    server = start_up(base / "var", args=("--stripe-emulator",))
+    # A short billed minute: the paid call below runs out of credits within seconds.
+    server = start_up(base / "var", {"SWITCHBOARD_NODE_PAID_MINUTE_S": str(MINUTE_S)}, args=("--stripe-emulator",))
     yield server
     stop_up(server)
     shutil.rmtree(base, ignore_errors=True)
@@ -82,3 +84,30 @@ def test_ticket_gift_and_earnings_pages(pages: Pages, up: Up) -> None:
     expect(earnings.locator("#banner")).to_contain_text("Prices saved.")
     doc_screenshot(earnings, "paid-earnings.png")
     assert call_api(up, "GET", "/me/prices", token=host_login["access_token"])["call_price"] == 7
+
+
+def test_a_paid_call_shows_its_cost_and_why_it_ended(pages: Pages, up: Up) -> None:
+    caller, creator = account(up, "paidcaller"), account(up, "paidcreator")
+    for login, pseudo in ((caller, "paycaller"), (creator, "paycreator")):
+        call_api(up, "PATCH", "/me/profile", {"pseudo": pseudo, "birth_date": "1990-01-02"},
+                 token=login["access_token"])
+    call_api(up, "POST", f"/users/{creator['user_id']}/follow", {}, token=caller["access_token"])
+    call_api(up, "POST", f"/users/{caller['user_id']}/follow", {}, token=creator["access_token"])
+    wallet = buy_credits(up, caller)
+    price = wallet // 2 - 1  # two minutes, not three
+    call_api(up, "PUT", "/me/prices", {"call_price": price}, token=creator["access_token"])
+
+    callee = pages.open("creator", "/space", creator)
+    page = pages.open("caller", f"/u/{creator['user_id']}", caller)
+    expect(page.locator("#livecam-call")).to_be_visible()
+    page.click("#livecam-call")
+    expect(callee.locator("#call-cost")).to_contain_text(f"{price} credits per minute")
+    callee.click("#livecam-accept")
+    assert_playing(page, "#livecam-remote")
+    expect(page.locator("#call-cost")).to_contain_text(f"{price} credits so far")
+    doc_screenshot(page, "paid-call.png")
+    expect(page.locator("#call-cost")).to_have_attribute("data-cost", str(2 * price), timeout=3 * MINUTE_S * 1000)
+    for side in (page, callee):
+        expect(side.locator("#livecam-state")).to_have_text("The call ended: the caller's credits ran out.",
+                                                            timeout=3 * MINUTE_S * 1000)
+    assert call_api(up, "GET", "/wallet", token=caller["access_token"])["available"] == wallet - 2 * price

@@ -14,6 +14,7 @@ function credits(n) {
   return `${n} credit${n === 1 ? "" : "s"}`;
 }
 
+const SETTLE_MS = 1500;
 const roomPath = (room) => `/rooms/${encodeURIComponent(room)}`;
 
 /** True when `err` is the API's or the node's "pay first" answer. */
@@ -104,7 +105,9 @@ export class CallCost {
   run(perMinute, minuteS) {
     const started = Date.now();
     const tick = () => {
-      const minutes = Math.max(1, Math.ceil((Date.now() - started) / (minuteS * 1000)));
+      // A minute counts once the node had time to cut the call instead (its grace, 1 s, and the
+      // frame's way): an unpaid minute is never shown as charged.
+      const minutes = Math.max(1, Math.ceil((Date.now() - started - SETTLE_MS) / (minuteS * 1000)));
       this.pill.hidden = false;
       this.pill.dataset.cost = String(minutes * perMinute);
       this.pill.textContent = `${credits(perMinute)} per minute · ${credits(minutes * perMinute)} so far`;
