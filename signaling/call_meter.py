@@ -27,7 +27,7 @@ from switchboard.paid import BILLING_STREAM, METER_TTL_S, BillingEntry, call_met
 
 log = logging.getLogger("switchboard.signaling.meter")
 
-GRACE_S = 1.0
+GRACE_S = 0.5
 """How long after ``paid_until_ms`` the node waits for a late extension before it ends the call."""
 POLL_S = 0.2
 """How often the node looks at ``paid_until_ms`` during that grace."""

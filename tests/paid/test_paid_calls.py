@@ -14,7 +14,7 @@ from aiortc import RTCSessionDescription
 
 from control_api.ledger.audit import check_ledger
 from control_api.ledger.types import Kind
-from switchboard.paid import call_meter
+from switchboard.paid import BILLING_STREAM, BillingEntry, call_meter
 from tests.paid.conftest import Live, LiveFactory
 from tests.sfu.peers import MovingVideo, Viewer, client_pc
 from tests.signaling.conftest import SETTINGS, Peer
@@ -176,4 +176,28 @@ async def test_hangup_bills_every_started_minute_at_the_price_it_started_with(ma
     await until(settled)  # two started minutes, charged whole (per started minute)
     earned = await live.ledger.balance(uuid.UUID(creator.id), Kind.EARNINGS)
     assert earned.available == 2 * (PRICE * live.ledger.share_percent // 100)
+    assert (await check_ledger(live.ledger.engine)).ok
+
+
+async def test_a_minute_held_for_a_node_that_died_goes_back_by_itself(make_live: LiveFactory) -> None:
+    """A node asks for minute 1 and dies (no post, no end ever comes): the hold lapses."""
+    live = await make_live(PAID)
+    caller, creator = await live.api.user("orphan"), await creator_with_price(live, PRICE)
+    await live.fund(caller, PRICE)
+    await live.redis.hset(call_meter("call_dead"), mapping={"caller": caller.id, "callee": creator.id,
+                                                              "minute_ms": 3000})
+    await live.redis.xadd(BILLING_STREAM, BillingEntry("hold", call="call_dead", minute=1, timeout_s=1.0).encode())
+    caller_id = uuid.UUID(caller.id)
+
+    async def held() -> bool:
+        return (await live.ledger.balance(caller_id)).held == PRICE
+
+    await until(held)
+    await asyncio.sleep(1.2)  # past the hold's timeout: the next read (or the sweeper) voids it
+
+    async def back() -> bool:
+        wallet = await live.ledger.balance(caller_id)
+        return (wallet.available, wallet.held) == (PRICE, 0)
+
+    await until(back)
     assert (await check_ledger(live.ledger.engine)).ok

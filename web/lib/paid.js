@@ -105,7 +105,7 @@ export class CallCost {
   run(perMinute, minuteS) {
     const started = Date.now();
     const tick = () => {
-      // A minute counts once the node had time to cut the call instead (its grace, 1 s, and the
+      // A minute counts once the node had time to cut the call instead (its grace, 0.5 s, and the
       // frame's way): an unpaid minute is never shown as charged.
       const minutes = Math.max(1, Math.ceil((Date.now() - started - SETTLE_MS) / (minuteS * 1000)));
       this.pill.hidden = false;
