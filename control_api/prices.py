@@ -19,13 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control_api.errors import NotFound
 from control_api.graph import not_blocked
 from control_api.http import Call, Reply, Route
-from control_api.ledger.types import MAX_AMOUNT
 from control_api.models import Room
 from control_api.paid_models import CreatorPrice, RoomPrice
 from control_api.schema import Field, Schema
 from switchboard.paid import call_price, live_show, room_price
 
 ROOM = r"[A-Za-z0-9_-]{1,64}"
+MAX_PRICE = 1_000_000
+"""Highest ticket or per-minute price (credits): far above any sensible price, inside a 32-bit column."""
 
 
 async def room_ticket_price(session: AsyncSession, room: str, owner: uuid.UUID) -> int:
@@ -94,15 +95,15 @@ async def _get_room(call: Call) -> Reply:
 
 
 def routes() -> list[Route]:
-    price = Field("integer", minimum=0, maximum=MAX_AMOUNT)
+    price = Field("integer", minimum=0, maximum=MAX_PRICE)
     room = Schema({"room": Field("string", pattern=ROOM)})
     return [
         Route("GET", "/me/prices", _get, "My prices as a creator: default ticket, call per minute", "paid live"),
         Route("PUT", "/me/prices", _put, "Set my default ticket price and my price per call minute (0: free)",
               "paid live", body=Schema({"ticket_price": Field("integer", required=False, minimum=0,
-                                                              maximum=MAX_AMOUNT),
+                                                              maximum=MAX_PRICE),
                                         "call_price": Field("integer", required=False, minimum=0,
-                                                            maximum=MAX_AMOUNT)})),
+                                                            maximum=MAX_PRICE)})),
         Route("GET", "/rooms/{room}/price", _get_room, "A room's ticket price and whether a paid show is live",
               "paid live", params=room),
         Route("PUT", "/rooms/{room}/price", _put_room, "Set my room's ticket price (0: free; new tickets only)",

@@ -142,3 +142,20 @@ async def test_a_gift_is_seen_by_the_whole_show_and_charged_once(make_live: Live
     await host.ok("show.end", room=name)
     status, problem = await live.api.call("POST", f"/rooms/{name}/gifts", viewer, json={"id": "g-4", "amount": 1})
     assert status == 409, problem
+
+
+async def test_prices_are_whole_credits_within_bounds(make_live: LiveFactory) -> None:
+    live = await make_live()
+    owner, name, _ = await paid_show(live)
+    for body in ({"call_price": -1}, {"ticket_price": 1.5}, {"call_price": 10**12}, {"ticket_price": "5"}):
+        status, problem = await live.api.call("PUT", "/me/prices", owner, json=body)
+        assert status == 422, (body, problem)
+    status, problem = await live.api.call("PUT", f"/rooms/{name}/price", owner, json={"price": 2**31})
+    assert status == 422, problem
+    stranger = await live.api.user("stranger")
+    status, _ = await live.api.call("PUT", f"/rooms/{name}/price", stranger, json={"price": 1})
+    assert status == 404
+    status, body = await live.api.call("PUT", "/me/prices", owner, json={"call_price": 1_000_000})
+    assert status == 200 and body == {"ticket_price": 0, "call_price": 1_000_000}
+    status, body = await live.api.call("GET", f"/rooms/{name}/price", stranger)
+    assert status == 200 and body == {"room": name, "price": PRICE, "live": True, "paid_show": True}
