@@ -19,11 +19,14 @@ from control_api import (
     chat,
     clips,
     deletion,
+    gifts,
     ice,
     media,
     notifications,
     openapi,
+    paid_calls,
     passwords,
+    prices,
     profiles,
     report_review,
     reports,
@@ -31,6 +34,7 @@ from control_api import (
     sanction_routes,
     social,
     stats,
+    tickets,
 )
 from control_api.access import AccessTokens
 from control_api.admission import install_admission
@@ -101,7 +105,7 @@ def all_routes() -> list[Route]:
         *accounts.routes(), *passwords.routes(), *deletion.routes(), *profiles.routes(), *social.routes(),
         *chat.routes(), *media.routes(), *notifications.routes(), *rooms.routes(), *sanction_routes.routes(),
         *reports.routes(), *report_review.routes(), *audit.routes(), *stats.routes(), *clips.routes(),
-        *ice.routes(), *payments_routes.routes(),
+        *ice.routes(), *payments_routes.routes(), *prices.routes(), *tickets.routes(), *gifts.routes(),
     ]
 
 
@@ -177,6 +181,7 @@ def create_api_app(deps: ApiDeps) -> web.Application:
 
     app.cleanup_ctx.append(resources)
     app.cleanup_ctx.append(payments_lifecycle.context(deps.payments, ENGINE, deps.gateway))
+    app.cleanup_ctx.append(paid_calls.context(deps.consume_events))
     install_admission(app, deps.settings)  # outermost: a shed request costs no other work
     routes = all_routes()
     app[OPENAPI] = openapi.document(routes)

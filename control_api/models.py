@@ -408,5 +408,6 @@ class Clip(Base):
 
 # Money's tables are declared next to their code; imported here so Base.metadata (Alembic, the
 # migration test) always holds every table.
+from control_api import paid_models as _paid_models  # noqa: E402,F401
 from control_api.ledger import models as _ledger_models  # noqa: E402,F401
 from control_api.payments import models as _payments_models  # noqa: E402,F401

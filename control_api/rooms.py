@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_api import notifications
+from control_api import notifications, tickets
 from control_api.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from control_api.graph import not_blocked, visible_account
 from control_api.http import Call, Reply, Route
@@ -147,7 +147,8 @@ async def _room_token(call: Call) -> Reply:
             raise Forbidden("only the room's owner may broadcast in it")
         if not verified:
             raise Forbidden(UNVERIFIED)
-    grants = grants_for(str(me.user_id), name, role, verified=verified, premium=premium)
+    grants = await tickets.admit(call, name, owner, role, grants_for(str(me.user_id), name, role, verified=verified,
+                                                                     premium=premium))
     return Reply(_answer(_sign(call, grants), grants, services.room_ttl_s))
 
 

@@ -9,6 +9,10 @@ Blocks (either way) hold at each door: an invite between a blocked pair is refus
 invite to an offline user is (``not_found``), an accept of such a call ends it, and a block made
 during a call ends it at once (:meth:`CallBook.part`, on the ``block`` sanctions message), which
 also ends the relay between the two. Unverified accounts may not call (the dispatcher's door).
+
+A call to a creator who set a price per minute is metered (:mod:`signaling.call_meter`): its first
+minute is held before it rings, and it ends by itself (``insufficient_credits``) when the caller's
+credits run out.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from signaling.call_media import CallMedia
+from signaling.call_meter import CallMeter
 from signaling.errors import BadMessage, Busy, Conflict, NotFound
 from signaling.hub import Hub
 from signaling.relations import Relations
@@ -31,6 +36,7 @@ from signaling.session import Session
 from switchboard.events import EventType, SocialEvent, encode
 from switchboard.ids import UserId, new_id
 from switchboard.keyspace import EVENTS_STREAM, call, user_call
+from switchboard.paid import call_meter
 
 log = logging.getLogger("switchboard.signaling")
 
@@ -50,10 +56,14 @@ DURABLE = {"call.like": EventType.LIKE, "call.follow_request": EventType.FOLLOW_
 class CallBook:
     """Call flows for the users of one node."""
 
-    def __init__(self, redis: aioredis.Redis, hub: Hub, ring_timeout_s: float, media: CallMedia) -> None:
+    def __init__(self, redis: aioredis.Redis, hub: Hub, ring_timeout_s: float, media: CallMedia,
+                 meter: CallMeter | None = None) -> None:
         self._redis = redis
         self._hub = hub
         self.media = media
+        self.meter = meter or CallMeter(redis, 60.0, 5.0, ring_timeout_s)
+        """Paid calls: the minutes' holds and the end when the caller's credits run out."""
+        self.meter.on_exhausted(self._exhausted)
         """The calls' SFU rooms (``node.call_media = "sfu"``) and the moderators' taps on them."""
         self._ring_timeout_s = ring_timeout_s
         self._move = redis.register_script(TRANSITION_LUA)
@@ -65,6 +75,7 @@ class CallBook:
         hub.observe(self._observe)
 
     async def close(self) -> None:
+        await self.meter.close()
         for task in list(self._timers.values()):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -87,6 +98,7 @@ class CallBook:
             self._stop_timer(str(message["call_id"]))
             self.media.started(str(message["call_id"]), "call", (caller, callee), str(message.get("media", "p2p")))
         elif kind == "call.ended":
+            self.meter.stop(str(message.get("call_id")))
             self._forget(user_id, str(message.get("call_id")))
             self._stop_timer(str(message.get("call_id")))
             await self.media.ended(str(message.get("call_id")))
@@ -129,6 +141,7 @@ class CallBook:
                                  args=[from_state, "ended", call_id, ENDED_KEEP_S])
         if not moved:
             return False
+        await self.meter.ended(call_id)
         ended = {"type": "call.ended", "call_id": call_id, "reason": reason, "by": by}
         await self._hub.deliver(caller, ended)
         await self._hub.deliver(callee, ended)
@@ -157,10 +170,23 @@ class CallBook:
         await self._redis.hset(call(call_id), mapping={"caller": me, "callee": to, "state": "ringing",
                                                        "at_ms": int(time.time() * 1000)})
         await self._redis.expire(call(call_id), CALL_KEY_TTL_S)
-        if not await self._hub.deliver(to, {"type": "call.incoming", "call_id": call_id, "from": me}):
+        price = 0
+        if await self.meter.price(to):
+            try:
+                price = await self.meter.open(call_id, me, to)  # minute 1 held before it rings
+            except Exception:
+                await self._move(keys=[call(call_id), user_call(me), user_call(to)],
+                                 args=["ringing", "ended", call_id, ENDED_KEEP_S])
+                raise
+        incoming = {"type": "call.incoming", "call_id": call_id, "from": me}
+        if price:
+            incoming.update(price_per_minute=price, minute_s=self.meter.minute_s)
+        if not await self._hub.deliver(to, incoming):
             await self._end(call_id, me, to, "ringing", "offline", None)
             raise NotFound(f"user {to} is offline")
         self._timers[call_id] = asyncio.get_running_loop().create_task(self._ring_timeout(call_id, me, to))
+        if price:
+            return {"call_id": call_id, "price_per_minute": price, "minute_s": self.meter.minute_s}
         return {"call_id": call_id}
 
     async def _ring_timeout(self, call_id: str, caller: UserId, callee: UserId) -> None:
@@ -181,9 +207,21 @@ class CallBook:
             raise Conflict("the call is no longer ringing")
         accepted = {"type": "call.accepted", "call_id": call_id, "caller": caller, "callee": callee,
                     "media": self.media.mode("call", bool(self._hub.sessions(caller)))}
+        price = await self._redis.hget(call_meter(call_id), "price")
+        if price is not None and int(price) > 0:
+            await self.meter.started(call_id)  # paid time runs from the accept; this node meters it
+            accepted.update(price_per_minute=int(price), minute_s=self.meter.minute_s)
         await self._hub.deliver(caller, accepted)
         await self._hub.deliver(callee, accepted)
         return {"call_id": call_id, "peer": caller, "media": accepted["media"]}
+
+    async def _exhausted(self, call_id: str, reason: str) -> bool:
+        """The caller's paid time ran out: the active call ends on both sides."""
+        try:
+            caller, callee = await self._parties(call_id)
+        except NotFound:
+            return False
+        return await self._end(call_id, caller, callee, "active", reason, None)
 
     async def _finish(self, session: Session, body: Mapping[str, Any], who: str, states: tuple[str, ...],
                       reason: str) -> dict[str, Any]:

@@ -30,7 +30,7 @@ SERVER_TYPES = (
     "call.incoming", "call.ringing", "call.accepted", "call.ended", "call.sfu_offer", "call.sfu_closed",
     "match.found", "match.ended",
     "show.roster", "show.chat", "show.offer", "show.ended", "show.peer_closed",
-    "show.chat_deleted", "show.chat_pinned", "show.muted", "show.kicked",
+    "show.chat_deleted", "show.chat_pinned", "show.muted", "show.kicked", "show.gift",
     "moderation.muted", "moderation.unmuted", "moderation.warning",
 )
 """Messages the server sends that are not replies (relayed ``call.*`` types are documented with their request)."""

@@ -77,3 +77,9 @@ class Muted(SignalingError):
     """The sender may not chat: muted by a moderator (everywhere) or in this show."""
 
     code = "muted"
+
+
+class PaymentRequired(SignalingError):
+    """Credits are missing: a paid show without its ticket, a paid call the caller cannot pay for."""
+
+    code = "payment_required"

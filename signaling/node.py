@@ -16,12 +16,14 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from signaling.call_media import CallMedia
+from signaling.call_meter import CallMeter
 from signaling.calls import CallBook
 from signaling.clips import ClipDesk
 from signaling.dispatch import Dispatcher
 from signaling.gateway import Gateway
 from signaling.hub import Hub
 from signaling.pages import install_pages
+from signaling.paid_shows import PaidShows
 from signaling.presence_watch import PresenceWatch
 from signaling.relations import Relations
 from signaling.shows import ShowBook
@@ -30,6 +32,7 @@ from signaling.unavailable import UnavailableMedia
 from switchboard.health import Readiness
 from switchboard.ids import NodeId, new_id
 from switchboard.keyspace import open_redis
+from switchboard.paid import GIFT
 from switchboard.settings import NodeSettings
 from switchboard.tokens import TokenVerifier
 
@@ -98,13 +101,15 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     hub = Hub(redis, deps.node_id, s.presence_ttl_s)
     await hub.start()
     stack.push_async_callback(hub.close)
-    shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst, deps.ice_servers, Relations(redis))
+    shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst, deps.ice_servers, Relations(redis), PaidShows(redis))
+    hub.route(GIFT, shows.gift_arrived)
     stack.push_async_callback(shows.close)
     # Without an SFU every call is P2P, whatever the setting says (nothing could carry it).
     call_media = CallMedia(media, s.call_media if deps.open_media else "p2p",
                            s.match_media if deps.open_media else "p2p", shows)
     stack.push_async_callback(call_media.close)
-    calls = CallBook(redis, hub, s.call_ring_timeout_s, call_media)
+    calls = CallBook(redis, hub, s.call_ring_timeout_s, call_media,
+                     CallMeter(redis, s.paid_minute_s, s.paid_hold_wait_s, s.call_ring_timeout_s))
     stack.push_async_callback(calls.close)
     watch = PresenceWatch(redis, hub, calls.relations)
     stack.push_async_callback(watch.close)

@@ -18,6 +18,7 @@ from aiohttp import web
 PAGES = {
     "/login": "login.html",
     "/broadcast": "broadcast.html",
+    "/earnings": "earnings.html",
     "/watch/{room}": "watch.html",
     "/random": "random.html",
     "/admin": "admin.html",

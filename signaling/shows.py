@@ -22,6 +22,7 @@ from typing import Any
 from sfu.types import IceCandidate, MediaService, PeerId
 from signaling.errors import Conflict, Forbidden, NotFound, RateLimited
 from signaling.limits import TokenBucket
+from signaling.paid_shows import PaidShows
 from signaling.relations import Relations
 from signaling.renegotiation import Renegotiations
 from signaling.session import Session
@@ -55,6 +56,11 @@ class Show:
     roster and chat."""
     lines: ChatLines = field(default_factory=ChatLines)
     """Recent chat lines (ids, for delete and pin), the pinned one, mutes and kicks in this show."""
+    show_id: str = ""
+    """This show session's id (a paid show's tickets name it)."""
+    started_ms: int = 0
+    paid: bool = False
+    """Viewers need this session's ticket (the room's price when the show started was above 0)."""
 
     def roster(self, viewer: UserId | None = None) -> dict[str, Any]:
         """The roster as ``viewer`` may see it (without the people a block keeps apart from them)."""
@@ -87,8 +93,10 @@ class ShowBook:
     """Every show on this node; also the SFU's listener (renegotiation, peers it closed)."""
 
     def __init__(self, media: MediaService, chat_rate_per_s: float, chat_burst: int,
-                 ice_servers: IceServersFor, relations: Relations | None = None) -> None:
+                 ice_servers: IceServersFor, relations: Relations | None = None,
+                 paid: PaidShows | None = None) -> None:
         self._media = media
+        self._paid = paid
         self._relations = relations
         self._ice_servers = ice_servers
         self._chat_rate = chat_rate_per_s
@@ -185,8 +193,11 @@ class ShowBook:
         if room in self._shows:  # made by another create while the SFU opened the room
             raise Conflict(f"show {room!r} already exists")
         self._shows[room] = show
+        if self._paid is not None:
+            await self._paid.opened(show)
         member = await self._add(show, session)
-        return {"peer_id": member.peer_id, "ice_servers": self._ice_servers(session.grants), **show.roster()}
+        return {"peer_id": member.peer_id, "ice_servers": self._ice_servers(session.grants), "paid": show.paid,
+                **show.roster()}
 
     async def join(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         room = body["room"]
@@ -197,6 +208,7 @@ class ShowBook:
         show = self._show(room)
         member = show.members.get(session.id)
         if member is None:
+            PaidShows.admit(session, show)
             if not g.hidden:
                 show.lines.may_join(session.user_id)
             member = await self._add(show, session)
@@ -241,6 +253,22 @@ class ShowBook:
             member.session.leave_show(show.room)
         show.members.clear()
         await self._media.close_room(show.room)
+        if self._paid is not None:
+            await self._paid.closed(show)
+
+    def gift_arrived(self, user: UserId, message: dict[str, Any]) -> None:
+        """A gift the API sold (``show.gift`` on the owner's channel): every member of the owner's show
+        sees it, except those a block keeps apart from the sender."""
+        show = self._shows.get(RoomId(str(message.get("room"))))
+        if show is None or show.owner != user:
+            return
+        frame = PaidShows.gift_frame(show, message)
+        if frame is None:
+            return
+        hide = show.apart.get(UserId(frame["from"]), set())
+        for member in show.members.values():
+            if member.session.user_id not in hide:
+                member.session.send(frame)
 
     async def roster(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, _ = self._member(session, body["room"])

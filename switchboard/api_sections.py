@@ -155,6 +155,10 @@ class PaymentsSettings:
     """Where Stripe's customer portal and Checkout send the user back."""
     payout_minimum: int = 1000
     """Least earnings (credits) a creator may ask to be paid out."""
+    ticket_refund_window_s: int = 600
+    """A paid show that ends within this long of its start refunds every ticket sold for it."""
+    gift_max: int = 100_000
+    """Largest gift (credits) one viewer may send at once."""
 
     def __post_init__(self) -> None:
         check_positive(self.stripe_timeout_s, "stripe_timeout_s")

@@ -99,6 +99,11 @@ class NodeSettings:
     """New sockets are refused while the event loop runs more than this late."""
     overload_retry_after_s: float = 1.0
     """``retry_after`` in the ``overloaded`` frame (whole seconds, at least 1)."""
+    # Paid calls (signaling/call_meter.py): the node asks the API for each minute's hold (docs/payments.md).
+    paid_minute_s: float = 60.0
+    """Length of one billed minute of a paid call (short in tests)."""
+    paid_hold_wait_s: float = 5.0
+    """How long a paid call's invite waits for the API to hold its first minute before it fails (``unavailable``)."""
 
     def __post_init__(self) -> None:
         check_port(self.port, "port")
@@ -119,7 +124,7 @@ class NodeSettings:
         for name in ("ws_max_frame_bytes", "ws_rate_per_s", "ws_rate_burst", "ws_send_queue", "ws_ping_interval_s",
                      "ws_auth_timeout_s", "ws_abuse_limit", "call_ring_timeout_s", "resume_window_s",
                      "presence_ttl_s", "chat_rate_per_s", "chat_burst", "ws_max_sockets_per_token",
-                     "ws_max_sockets_per_user"):
+                     "ws_max_sockets_per_user", "paid_minute_s", "paid_hold_wait_s"):
             check_positive(getattr(self, name), name)
 
 

@@ -43,6 +43,9 @@ class Grants:
     verified: bool = False
     """The account's email is verified. Unverified accounts may watch but not publish, call, match or
     relay (the node refuses those doors); set by the control API from the account record."""
+    ticket: str = ""
+    """A paid show's ticket: the id of the show session (``paid.live_show``) it was bought for; the
+    node admits a viewer to a paid show only with the ticket of the show live now. Empty: none."""
     exp: int = 0
     """Expiry, unix seconds (filled in by the signer)."""
     iat: int = 0
@@ -83,6 +86,8 @@ class TokenSigner:
         }
         if grants.room is not None:
             claims["room"] = grants.room
+        if grants.ticket:
+            claims["ticket"] = grants.ticket
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
 
@@ -121,6 +126,7 @@ class TokenVerifier:
                 moderate=claims.get("moderate") is True,
                 premium=claims.get("premium") is True,
                 verified=claims.get("verified") is True,
+                ticket=claims["ticket"] if isinstance(claims.get("ticket"), str) else "",
                 exp=int(claims["exp"]),
                 iat=int(claims["iat"]),
                 jti=str(claims["jti"]),

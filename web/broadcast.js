@@ -8,6 +8,7 @@ import { openCamera, play, qualityText, toggle, watchQuality } from "./lib/media
 import { Publisher } from "./lib/show.js";
 import { Signal } from "./lib/signal.js";
 import { ShowChat } from "./lib/show_chat.js";
+import { setTicketPrice, showGifts } from "./lib/paid.js";
 import { $, chatForm, say, showConnection } from "./lib/ui.js";
 
 const me = requireLogin();
@@ -83,6 +84,12 @@ async function start(room, title = "") {
       return;
     }
   }
+  try {
+    // Before the show starts: a show is paid or free as its room's price is when it starts.
+    if ($("price")?.value) await setTicketPrice(room, $("price").value);
+  } catch (err) {
+    say(`Could not set the ticket price: ${explain(err)}`, "error");
+  }
   play($("preview"), stream);
   signal = new Signal({
     resumeKey: `switchboard.resume.broadcast.${room}`,
@@ -90,6 +97,7 @@ async function start(room, title = "") {
   });
   signal.on("show.roster", (m) => { if (m.room === room) { rosterUpdates += 1; setViewers(m.viewers, m.roster); } });
   new ShowChat(signal, room, $("chat"), { me: me.user_id, moderate: true, pinned: $("pinned") });
+  showGifts(signal, room, $("chat"), me.user_id);
   signal.on("show.ended", (m) => { if (m.room === room) stop(`The show ended (${m.reason}).`); });
   signal.on("show.peer_closed", (m) => { if (m.room === room) publish(room).catch((err) => say(err.message, "error")); });
   showConnection(signal, (resumed) => {

@@ -7,6 +7,7 @@ import { Subscriber } from "./lib/show.js";
 import { Signal } from "./lib/signal.js";
 import { ShowChat } from "./lib/show_chat.js";
 import { $, chatForm, say, showConnection } from "./lib/ui.js";
+import { giftButton, needsPayment, offerTicket, showGifts } from "./lib/paid.js";
 
 const me = requireLogin();
 const room = decodeURIComponent(location.pathname.split("/").pop());
@@ -42,6 +43,12 @@ async function enter() {
   try {
     answer = await signal.request("show.join", { room });
   } catch (err) {
+    if (needsPayment(err)) {
+      // A paid show: buy the ticket, then a new token carries it (the node checks it on show.join).
+      await offerTicket(room, $("banner"));
+      await signal.request("token.refresh", { token: await signal.getToken() });
+      return enter();
+    }
     if (err.code === "not_found") {
       say(NOT_LIVE, "info");
       return;
@@ -56,6 +63,8 @@ async function enter() {
 
 signal.on("show.roster", (m) => { if (m.room === room) setViewers(m.viewers); });
 const chat = new ShowChat(signal, room, $("chat"), { me: me.user_id, pinned: $("pinned") });
+showGifts(signal, room, $("chat"), me.user_id);
+giftButton(room, $("gift-form"));
 signal.on("show.ended", (m) => {
   if (m.room !== room) return;
   stopQuality();
@@ -90,7 +99,14 @@ try {
     $("title").textContent = info.title;
     document.title = `${info.title} · Switchboard`;
   }
-  const hello = await signal.connect();
+  let hello;
+  try {
+    hello = await signal.connect();
+  } catch (err) {
+    if (!needsPayment(err)) throw err;
+    await offerTicket(room, $("banner")); // the room token is refused without a ticket (402)
+    hello = await signal.connect();
+  }
   // A reloaded page resumes its session: it is still in the show (and counted once); the old
   // page's peer connection is gone, so subscribe again (the node replaces the SFU peer).
   await enter();

@@ -77,6 +77,10 @@ class Payments:
             await self._realtime.push(creator, {"type": "earnings", "reason": kind, "credits": spend.creator_amount})
         return spend
 
+    async def notify(self, user: uuid.UUID, message: dict[str, Any]) -> None:
+        """Tells the user's pages (wallet or earnings moved): best effort."""
+        await self._realtime.push(user, message)
+
     # --- customers -----------------------------------------------------------------------------
 
     async def customer_for(self, user: uuid.UUID) -> str:

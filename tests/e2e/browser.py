@@ -64,7 +64,6 @@ def start_up(data_dir: Path, extra_env: dict[str, str] | None = None, args: tupl
     env.pop("SWITCHBOARD_UPDATE_DOC_SCREENSHOTS", None)  # the tests' switch, not a setting (up refuses unknown ones)
     env.pop("SWITCHBOARD_REDIS_URL", None)
     env.pop("SWITCHBOARD_DATABASE_URL", None)
-    env.pop("SWITCHBOARD_UPDATE_DOC_SCREENSHOTS", None)  # the tests' switch, not a setting (up refuses unknown ones)
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir.parent / "up.log"
     with log.open("wb") as out:  # a file, not a pipe: nobody has to drain it while the test runs

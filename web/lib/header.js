@@ -29,6 +29,8 @@ function bellIcon() {
   return svg;
 }
 
+LINKS.push(["/earnings", "Earnings"]); // creators: prices, earnings, payouts (docs/payments.md)
+
 export class Header {
   constructor(nav) {
     this.nav = nav;

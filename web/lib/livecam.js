@@ -6,10 +6,12 @@ import { openCamera, play } from "./media.js";
 import { P2PCall } from "../random/call.js";
 import { SfuCall } from "../random/sfu.js";
 import { nameOf, profile } from "./users.js";
+import { CallCost } from "./paid.js";
 
 const ENDED = {
   declined: "They declined the call.", cancelled: "The call was cancelled.", hangup: "The call ended.",
   timeout: "Nobody answered.", offline: "They went offline.", left: "They left.",
+  insufficient_credits: "The call ended: the caller's credits ran out.",
 };
 
 function el(tag, props = {}, ...children) {
@@ -41,6 +43,7 @@ export class LiveCam {
     this.box.setAttribute("role", "dialog");
     this.box.setAttribute("aria-labelledby", "livecam-title");
     document.querySelector("main").prepend(this.box);
+    this.cost = new CallCost(signal, this.box);
     this.accept.addEventListener("click", () => this._accept());
     this.decline.addEventListener("click", () => this._send("call.decline"));
     this.hangup.addEventListener("click", () => this._send(this.ringing && this.role === "caller" ? "call.cancel" : "call.hangup"));
@@ -83,6 +86,7 @@ export class LiveCam {
       if (err.code === "not_found") throw new Error(`${nameOf(user)} is offline.`);
       if (err.code === "busy") throw new Error(`${nameOf(user)} is busy (or you are already in a call).`);
       if (err.code === "forbidden") throw new Error(err.message);
+      if (err.code === "payment_required") throw new Error(`${nameOf(user)} charges per minute: you need credits for the first minute.`);
       throw err;
     }
   }
