@@ -8,7 +8,7 @@ under that id) or ``absent``.
 
 The SFU remuxes the room's buffered RTP into one file (:meth:`sfu.types.MediaService.save_clip`);
 this desk leaves it in the Redis hash ``keyspace.clip(id)`` (TTL ``keyspace.CLIP_TTL_S``) and
-pushes the id on ``keyspace.CLIPS_PENDING``, in one transaction. The control API stores it (its
+pushes the id on ``keyspace.CLIPS_PENDING``, in one transaction (one pipeline on a cluster). The control API stores it (its
 Storage, a ``clips`` row) and serves it to staff at ``/api/moderation/clips/{id}/file``.
 """
 
@@ -69,7 +69,7 @@ class ClipDesk:
 
     async def _hand_over(self, clip_id: str, clip: Clip, room: str, moderator: str) -> None:
         key = keyspace.clip(clip_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with keyspace.atomic_pipeline(self._redis) as pipe:
             pipe.hset(key, mapping={
                 "data": clip.data, "content_type": clip.content_type, "room": room, "moderator": moderator,
                 "duration_ms": int(clip.duration_s * 1000), "tracks": clip.tracks,
@@ -86,6 +86,7 @@ class ClipDesk:
         the node starts anyway (its readiness says so) and the listener subscribes once it is back."""
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         with contextlib.suppress(RedisError, OSError):
+            await keyspace.ready(self._redis)
             await self._pubsub.subscribe(keyspace.CLIPS_CHANNEL)
         self._task = asyncio.create_task(self._listen())
 
@@ -108,6 +109,7 @@ class ClipDesk:
         while True:
             try:
                 if not pubsub.subscribed:
+                    await keyspace.ready(self._redis)
                     await pubsub.subscribe(keyspace.CLIPS_CHANNEL)
                 message = await pubsub.get_message(timeout=1.0)
                 down = False
@@ -145,7 +147,7 @@ class ClipDesk:
             await self._hand_over(clip_id, clip, room, moderator)
             answer = "saved"
         key = keyspace.clip_answers(clip_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with keyspace.atomic_pipeline(self._redis) as pipe:
             pipe.lpush(key, answer)
             pipe.expire(key, ANSWER_TTL_S)
             await pipe.execute()

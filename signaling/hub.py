@@ -27,7 +27,16 @@ from signaling.mutes import Mutes
 from signaling.session import Session
 from signaling.subscriptions import Subscriptions
 from switchboard.ids import NodeId, UserId
-from switchboard.keyspace import SANCTIONS_CHANNEL, banned, node_channel, presence, token_epoch, user_channel
+from switchboard.keyspace import (
+    SANCTIONS_CHANNEL,
+    banned,
+    mget,
+    node_channel,
+    presence,
+    ready,
+    token_epoch,
+    user_channel,
+)
 from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling")
@@ -102,6 +111,7 @@ class Hub:
         delay = 0.1
         while True:
             try:
+                await ready(self._redis)  # a cluster client picks the pub/sub's node from its slot map
                 await self._pubsub.subscribe(node_channel(self.node_id), SANCTIONS_CHANNEL)
                 self._subscriptions.connected.set()
                 return
@@ -279,5 +289,5 @@ class Hub:
 
     async def query(self, users: list[str]) -> dict[str, bool]:
         """Online (True) or not, for each user id."""
-        values = await self._redis.mget([presence(u) for u in users])
+        values = await mget(self._redis, [presence(u) for u in users])
         return {u: v is not None for u, v in zip(users, values, strict=True)}
