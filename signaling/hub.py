@@ -30,6 +30,7 @@ from switchboard.ids import NodeId, UserId
 from switchboard.keyspace import (
     SANCTIONS_CHANNEL,
     banned,
+    is_cluster,
     mget,
     node_channel,
     presence,
@@ -62,6 +63,7 @@ class Hub:
 
     def __init__(self, redis: aioredis.Redis, node_id: NodeId, presence_ttl_s: int) -> None:
         self._redis = redis
+        self._cluster = is_cluster(redis)
         self.node_id = node_id
         self._presence_ttl_s = presence_ttl_s
         self._users: dict[UserId, tuple[Session, ...]] = {}
@@ -191,7 +193,11 @@ class Hub:
             await self._local(user_id, message)
             return True
         receivers = await self._redis.publish(user_channel(user_id), json.dumps(message, separators=(",", ":")))
-        return bool(receivers)
+        if receivers or not self._cluster:
+            return bool(receivers)
+        # On a Redis Cluster PUBLISH counts only the subscribers of the cluster node that took it
+        # (it reaches the others too): whether some node holds the user, its presence key says.
+        return bool(await self._redis.exists(presence(user_id)))
 
     async def _local(self, user_id: UserId, message: dict[str, Any]) -> None:
         for observer in self._observers:

@@ -2,7 +2,8 @@
 each other's presence and learn when the other leaves, through Redis pub/sub only.
 
 The in-process test at the end runs the same flow on two node applications in this process (quicker
-to debug); the process test is the one the issue asks for.
+to debug); the process test is the one the issue asks for. Both run on one Redis and on a real
+3-master Redis Cluster (tests/redis_cluster.py).
 """
 
 from __future__ import annotations
@@ -21,12 +22,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from switchboard.wire import Codec
+from tests.conftest import REDIS_KINDS, redis_url_of
 from tests.signaling.conftest import NodeFactory, Peer, befriend
 
 START_S = 60.0
 """Upper bound for a node process to import, open Redis and its SFU worker, and listen."""
 RESUME_WINDOW_S = 1
 """The nodes' resume window: a socket that goes away ends its session (and its calls) this soon."""
+
+
+@pytest.fixture(params=REDIS_KINDS)
+def redis_url(request: pytest.FixtureRequest) -> str:
+    return redis_url_of(request)
 
 
 class NodeProcess:
