@@ -8,8 +8,8 @@ under that id) or ``absent``.
 
 The SFU remuxes the room's buffered RTP into one file (:meth:`sfu.types.MediaService.save_clip`);
 this desk leaves it in the Redis hash ``keyspace.clip(id)`` (TTL ``keyspace.CLIP_TTL_S``) and
-pushes the id on ``keyspace.CLIPS_PENDING``, in one transaction (one pipeline on a cluster). The control API stores it (its
-Storage, a ``clips`` row) and serves it to staff at ``/api/moderation/clips/{id}/file``.
+pushes the id on ``keyspace.CLIPS_PENDING``, in one transaction (one pipeline on a cluster). The
+control API stores it (its Storage, a ``clips`` row) and serves it to staff at ``/api/moderation/clips/{id}/file``.
 """
 
 from __future__ import annotations

@@ -54,6 +54,8 @@ BlockHandler = Callable[[UserId, UserId], Awaitable[None]]
 PresenceHandler = Callable[[UserId, bool], None]
 """Told (synchronously: it schedules its own work) when a user's first session arrives on this node
 (True) or their last one leaves (False)."""
+CommandHandler = Callable[[dict[str, Any]], Awaitable[None]]
+"""Told each command published on this node's own channel (``keyspace.node_channel``: drain)."""
 Route = Callable[[UserId, dict[str, Any]], None]
 """Delivers one message type for a local user in place of the default (every session of the user)."""
 
@@ -76,6 +78,7 @@ class Hub:
         self._on_block: list[BlockHandler] = []
         self._on_presence: PresenceHandler | None = None
         self._routes: dict[str, Route] = {}
+        self._on_command: CommandHandler | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.mutes = Mutes(redis)
         """Muted users with a session here (the dispatcher checks chat against it)."""
@@ -92,6 +95,9 @@ class Hub:
     def on_block(self, handler: BlockHandler) -> None:
         """Adds a handler (the gateway ends calls and shows; presence tells the watchers)."""
         self._on_block.append(handler)
+
+    def on_command(self, handler: CommandHandler) -> None:
+        self._on_command = handler
 
     def on_presence(self, handler: PresenceHandler) -> None:
         self._on_presence = handler
@@ -135,6 +141,10 @@ class Hub:
 
     def sessions(self, user_id: UserId) -> tuple[Session, ...]:
         return self._users.get(user_id, ())
+
+    def all_sessions(self) -> list[Session]:
+        """Every session on this node (a copy: callers may close them as they go)."""
+        return [s for sessions in self._users.values() for s in sessions]
 
     @property
     def session_count(self) -> int:
@@ -224,6 +234,9 @@ class Hub:
             if item is None or item.get("type") != "message":
                 continue
             channel = item["channel"].decode() if isinstance(item["channel"], bytes) else item["channel"]
+            if channel == node_channel(self.node_id):
+                await self._command(item["data"])
+                continue
             if channel != SANCTIONS_CHANNEL and not channel.startswith(user_channel("")):
                 continue
             try:
@@ -238,6 +251,20 @@ class Hub:
                     await self._local(UserId(channel[prefix:]), message)
                 except Exception:
                     log.exception("delivering a pubsub message failed")
+
+    async def _command(self, data: bytes | str) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or not isinstance(message.get("kind"), str):
+            log.warning("unknown node command dropped")
+            return
+        if self._on_command is not None:
+            try:
+                await self._on_command(message)
+            except Exception:
+                log.exception("acting on a node command failed", extra={"kind": message["kind"]})
 
     async def _sanction(self, message: object) -> None:
         if isinstance(message, dict) and message.get("kind") == "premium" and isinstance(message.get("user"), str):

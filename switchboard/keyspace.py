@@ -236,8 +236,31 @@ def friends(user_id: str) -> str:
 
 
 def node_channel(node_id: str) -> str:
-    """Pub/sub channel of one node process (subscribed from start-up; reserved for commands to it)."""
+    """Pub/sub channel of one node process (subscribed from start-up): commands to it, as JSON.
+    ``{"kind": "drain"}`` (``switchboard node drain``): the node drains (signaling/drain.py)."""
     return f"node:{node_id}"
+
+
+# --- many nodes (issue 16): the node registry and room placement (switchboard/registry.py, placement.py) ---
+
+NODES = "nodes:{nodes}"
+"""Sorted set: node id -> the time (unix ms) its entry expires; readers prune ids past it."""
+
+
+def node_entry(node_id: str) -> str:
+    """String (JSON of ``switchboard.registry.NodeEntry``, expires after ``node.registry_ttl_s``): one
+    live node; its heartbeat rewrites it every ``node.heartbeat_s``."""
+    return f"nodes:{{nodes}}:{node_id}"
+
+
+def room_node(room: str) -> str:
+    """String (expires after ``ROOM_PIN_TTL_S`` unless refreshed): the id of the node a show's room is
+    pinned to while it is live (its origin). Set NX by placement; refreshed by the origin's heartbeat."""
+    return f"nodes:{{nodes}}:room:{room}"
+
+
+ROOM_PIN_TTL_S = 30
+"""A room pin outlives its node's last heartbeat by this much, so a dead origin's rooms move on."""
 
 
 # --- control API: sign-in abuse limits (issue 12, items 6-8). Written by control_api/auth_limits.py -----

@@ -60,7 +60,7 @@ class LocalCluster:
                 [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
                  "--cluster-config-file", str(folder / "nodes.conf"), "--dir", str(folder), "--save", "",
                  "--appendonly", "no", "--cluster-node-timeout", "2000", "--daemonize", "no"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, preexec_fn=_pdeathsig(15)))  # noqa: PLW1509
+                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, preexec_fn=_pdeathsig(15)))
             self.ports.append(port)
         try:
             self._form()
