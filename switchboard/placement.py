@@ -29,12 +29,12 @@ def select(nodes: Iterable[NodeEntry], region: str = "", exclude: Iterable[str] 
     a node there can take it (else any region); below :data:`CPU_LIMIT` when one is; least loaded."""
     skip = set(exclude)
     open_ = [n for n in nodes if not n.draining and n.id not in skip]
-    if region:
-        local = [n for n in open_ if n.region == region]
-        open_ = local or open_
     cool = [n for n in open_ if n.cpu < CPU_LIMIT]
-    candidates = cool or open_
-    return min(candidates, key=load) if candidates else None
+    here = (lambda n: n.region == region) if region else (lambda n: True)
+    for candidates in ([n for n in cool if here(n)], cool, [n for n in open_ if here(n)], open_):
+        if candidates:
+            return min(candidates, key=load)
+    return None
 
 
 class Placement:
