@@ -103,7 +103,9 @@ class Beacon:
                          started_ms=self._started_ms, updated_ms=int(time.time() * 1000))
 
     async def beat(self) -> None:
-        """Writes the entry now (and re-pins this node's rooms)."""
+        """Writes the entry now (and re-pins this node's rooms); nothing before the node listens."""
+        if not self._url():
+            return
         await self.registry.announce(self.entry(), self._settings.registry_ttl_s)
         rooms = self._load.rooms()
         if rooms and not self.draining:

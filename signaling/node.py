@@ -51,7 +51,8 @@ class Announce:
     process of ``switchboard up`` does not register: its clients are already where they should be)."""
 
     url: Callable[[], str]
-    """The node's base URL for clients; called at each heartbeat (the bound port is known once serving)."""
+    """The node's base URL for clients, called at each heartbeat; empty until the node listens (its bound
+    port is known then): the node is not announced before."""
     workers: int
     """SFU worker processes."""
     media_address: str = ""

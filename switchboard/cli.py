@@ -237,8 +237,9 @@ def cmd_node(settings: Settings) -> int:
     bound: list[int] = []
 
     def url() -> str:
-        port = bound[0] if bound else node.port
-        return node.public_url.rstrip("/") or f"http://{node.host}:{port}"
+        if not bound:  # not listening yet: not announced (placement must not send clients here)
+            return ""
+        return node.public_url.rstrip("/") or f"http://{node.host}:{bound[0]}"
 
     announce = Announce(url=url, workers=node.workers or (os.cpu_count() or 1),
                         media_address=node.announced_address or (node.rtc_addresses[0] if node.rtc_addresses else ""))
