@@ -1,5 +1,5 @@
 """``switchboard node drain``: a real node process sends its clients to another node (a ``reconnect``
-naming it), leaves the registry and exits once they have moved."""
+naming it), leaves the registry and exits once they have moved; SIGTERM does the same."""
 
 from __future__ import annotations
 
@@ -33,3 +33,12 @@ async def test_a_drained_node_sends_its_clients_to_another_and_exits(start_node:
         await registered(redis, {stay.node_id})
         code, _, err = await switchboard(stay, "node", "drain", "node_nobody")
         assert code == 1 and "no node" in err
+        # SIGTERM (an upgrade, docker stop) drains the same way, within node.drain_grace_s.
+        late = await start_node(SWITCHBOARD_NODE_DRAIN_GRACE_S="30")
+        there = await late.connect(http, token("erin"))
+        await registered(redis, {stay.node_id, late.node_id})
+        late.proc.terminate()
+        assert (await there.expect("reconnect"))["url"] == f"http://127.0.0.1:{stay.port}"
+        await there.ws.close()
+        assert await asyncio.wait_for(late.proc.wait(), STEP_S * 4) == 0
+        await registered(redis, {stay.node_id})
