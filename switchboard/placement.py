@@ -8,6 +8,7 @@ origin) while that node lives, so every viewer of a show is sent to the node tha
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 import redis.asyncio as aioredis
@@ -51,8 +52,8 @@ class Placement:
     async def for_room(self, room: str, region: str = "") -> NodeEntry | None:
         """The node of ``room``: its origin while that node lives (even draining: the show's media is
         there), else a newly selected node, pinned to the room. None: no node registered."""
-        nodes = {n.id: n for n in await self.registry.nodes()}
-        pinned = await self._redis.get(keyspace.room_node(room))
+        entries, pinned = await asyncio.gather(self.registry.nodes(), self._redis.get(keyspace.room_node(room)))
+        nodes = {n.id: n for n in entries}
         if pinned is not None:
             entry = nodes.get(pinned.decode() if isinstance(pinned, bytes) else str(pinned))
             if entry is not None:

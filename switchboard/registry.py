@@ -86,9 +86,11 @@ class NodeRegistry:
 
     async def nodes(self) -> list[NodeEntry]:
         """Every live node, by id. Ids whose entry expired (a killed node) are pruned from the index."""
-        now_ms = time.time() * 1000
-        await self._redis.zremrangebyscore(keyspace.NODES, "-inf", now_ms)
-        ids = [m.decode() if isinstance(m, bytes) else str(m) for m in await self._redis.zrange(keyspace.NODES, 0, -1)]
+        async with self._redis.pipeline(transaction=False) as pipe:  # one round trip (one slot on a cluster)
+            pipe.zremrangebyscore(keyspace.NODES, "-inf", time.time() * 1000)
+            pipe.zrange(keyspace.NODES, 0, -1)
+            _, members = await pipe.execute()
+        ids = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
         if not ids:
             return []
         raws = await self._redis.mget([keyspace.node_entry(i) for i in ids])
