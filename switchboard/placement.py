@@ -50,13 +50,14 @@ class Placement:
         return select(await self.registry.nodes(), region)
 
     async def for_room(self, room: str, region: str = "") -> NodeEntry | None:
-        """The node of ``room``: its origin while that node lives (even draining: the show's media is
-        there), else a newly selected node, pinned to the room. None: no node registered."""
+        """The node of ``room``: its origin while that node lives and is not draining, else a newly
+        selected node, pinned to the room (a draining origin sends its clients to the node the same
+        selector picks). None: no node registered."""
         entries, pinned = await asyncio.gather(self.registry.nodes(), self._redis.get(keyspace.room_node(room)))
         nodes = {n.id: n for n in entries}
         if pinned is not None:
             entry = nodes.get(pinned.decode() if isinstance(pinned, bytes) else str(pinned))
-            if entry is not None:
+            if entry is not None and not entry.draining:
                 return entry
         chosen = select(nodes.values(), region)
         if chosen is None:
@@ -64,7 +65,7 @@ class Placement:
         key = keyspace.room_node(room)
         if pinned is None:
             await self._redis.set(key, chosen.id, nx=True, ex=keyspace.ROOM_PIN_TTL_S)
-        else:  # its node is gone (killed): the room moves to the chosen one
+        else:  # its node is gone (killed) or draining: the room moves to the chosen one
             await self._redis.set(key, chosen.id, ex=keyspace.ROOM_PIN_TTL_S)
         final = await self._redis.get(key)  # another request may have pinned it first: follow that pin
         owner = final.decode() if isinstance(final, bytes) else final

@@ -59,6 +59,11 @@ async def test_rooms_stay_on_their_node_and_move_when_it_is_gone(redis: Any) -> 
     assert (await placement.for_room("show-1")).id == "b"  # type: ignore[union-attr]
     assert await redis.get(keyspace.room_node("show-1")) == b"b"
     assert [e.id for e in await registry.nodes()] == ["b"]
+    # A draining origin: its room goes where the drain sends its clients (the selector's choice).
+    await registry.announce(node("c", cpu=0.3), ttl_s=30)
+    await registry.announce(node("b", cpu=0.5, draining=True), ttl_s=30)
+    assert (await placement.for_room("show-1")).id == "c"  # type: ignore[union-attr]
+    assert (await placement.for_room("show-1")).id == "c"  # type: ignore[union-attr]
 
 
 async def test_an_entry_that_is_not_refreshed_expires(redis: Any) -> None:
