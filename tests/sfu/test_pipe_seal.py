@@ -4,6 +4,7 @@ even from the far end's own address, are dropped and counted."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -17,6 +18,13 @@ from sfu.types import PeerId
 
 SECRET = b"0123456789abcdef-shared-by-both-nodes"
 STEP_S = 5.0
+
+
+async def until(done: Callable[[], bool]) -> None:
+    """Waits (bounded) for ``done``: datagrams arrive on the loop's own schedule."""
+    async with asyncio.timeout(STEP_S):
+        while not done():
+            await asyncio.sleep(0.01)
 
 
 def producer(ssrc: int = 0x1234) -> Producer:
@@ -35,16 +43,12 @@ async def test_a_sealed_pipe_carries_media_and_drops_forged_rtp() -> None:
     origin.connect(edge_port, export=True, host="127.0.0.1")
     edge.connect(origin_port, export=False, host="127.0.0.1")
     origin.export(source)  # announces the track: the edge makes its producer
-    async with asyncio.timeout(STEP_S):
-        while not imported:
-            await asyncio.sleep(0.01)
+    await until(lambda: bool(imported))
     far = imported[0]
     consumer = origin.exported[source.ssrc]
     for seq in range(5):
         consumer.forward(seq, seq * 3000, 0, b"\x10\x00\x00payload")
-    async with asyncio.timeout(STEP_S):
-        while far.packets_received < 5:
-            await asyncio.sleep(0.01)
+    await until(lambda: far.packets_received >= 5)
     # A stranger who spoofs the origin's address but lacks the secret: dropped, counted.
     forged = HEADER.pack(0x80, 96, 99, 1, source.ssrc) + b"evil"
     edge.datagram_received(forged, edge.remote)
