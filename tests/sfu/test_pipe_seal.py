@@ -23,7 +23,9 @@ STEP_S = 5.0
 async def until(done: Callable[[], bool]) -> None:
     """Waits (bounded) for ``done``: datagrams arrive on the loop's own schedule."""
     async with asyncio.timeout(STEP_S):
-        while not done():
+        while True:
+            if done():
+                return
             await asyncio.sleep(0.01)
 
 
