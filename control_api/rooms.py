@@ -26,6 +26,7 @@ from control_api.errors import Forbidden, NotFound, Unauthenticated, ValidationF
 from control_api.graph import not_blocked, visible_account
 from control_api.http import Call, Reply, Route
 from control_api.models import Account, AuditEntry, Room
+from control_api.placed import placed
 from control_api.sanctions import active_ban, is_banned_live, require_staff
 from control_api.schema import Field, Schema
 from switchboard.ids import RoomId, UserId
@@ -203,10 +204,10 @@ def routes() -> list[Route]:
                            "kind": Field("string", required=False, choices=KINDS)}),
               ok=201, idempotent=True),
         Route("GET", "/rooms/{room}", _get_room, "A room: its owner, kind and title", "rooms", params=room),
-        Route("POST", "/rooms/{room}/token", _room_token,
+        Route("POST", "/rooms/{room}/token", placed(_room_token),
               "A room token: broadcaster (the owner), viewer, or hidden (moderators only, audited)", "tokens",
               params=room, body=Schema({"role": Field("string", required=False, choices=ROLES)})),
-        Route("POST", "/ws-token", _ws_token, "A short-lived token for the node's /ws socket", "tokens"),
+        Route("POST", "/ws-token", placed(_ws_token), "A short-lived token for the node's /ws socket", "tokens"),
         Route("POST", "/users/{user_id}/invite", _invite, "Invite a user to my live room (a notification)", "tokens",
               params=Schema({"user_id": Field("uuid")}), body=Schema({"room": Field("string", pattern=ROOM)}),
               ok=201, idempotent=True),

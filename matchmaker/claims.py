@@ -13,9 +13,6 @@ from switchboard import keyspace
 from switchboard.ids import SessionId, new_id
 
 EVENTS_MAXLEN = 1_000_000
-PREFIXES = (keyspace.match_ticket(""), keyspace.match_pair(""), keyspace.match_last(""), keyspace.match_recent(""),
-            keyspace.blocks(""), keyspace.match_session(""), keyspace.user_channel(""))
-"""Per-user key prefixes, in ``claim.lua``'s order (the script appends the user or session id)."""
 
 
 class ClaimStatus(enum.Enum):
@@ -62,9 +59,15 @@ class Claimer:
         if not proposals:
             return []
         keys = [keyspace.MATCH_QUEUE, keyspace.EVENTS_STREAM, keyspace.MATCH_FEED]
-        args: list[object] = [now_us, self._window_us, self._session_ttl_ms, EVENTS_MAXLEN, FEED_MAXLEN, *PREFIXES]
+        args: list[object] = [now_us, self._window_us, self._session_ttl_ms, EVENTS_MAXLEN, FEED_MAXLEN,
+                              keyspace.user_channel("")]
         for p in proposals:
-            args += [p.a.user_id, p.b.user_id, p.session_id,
+            a, b = p.a.user_id, p.b.user_id
+            keys += [keyspace.match_ticket(a), keyspace.match_ticket(b), keyspace.match_pair(a), keyspace.match_pair(b),
+                     keyspace.match_last(a), keyspace.match_last(b), keyspace.match_recent(a),
+                     keyspace.match_recent(b), keyspace.blocks(a), keyspace.blocks(b),
+                     keyspace.match_session(p.session_id)]
+            args += [a, b, p.session_id,
                      found_message(p.session_id, p.b, True), found_message(p.session_id, p.a, False)]
         statuses = await self._script(keys=keys, args=args)
         return [_STATUS[s] for s in statuses]

@@ -70,7 +70,7 @@ class QueueMirror:
                 or (self._overflow and len(self._pool) < self._pool_size // 2)):
             await self._resync()
             return
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._redis.pipeline(transaction=False) as pipe:
             pipe.xlen(keyspace.MATCH_FEED)
             pipe.xrange(keyspace.MATCH_FEED, "-", "+", count=1)
             pipe.xrange(keyspace.MATCH_FEED, b"(" + self._last, "+", count=FEED_BATCH)
@@ -121,7 +121,7 @@ class QueueMirror:
         return gone
 
     async def _resync(self) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._redis.pipeline(transaction=False) as pipe:
             pipe.xrevrange(keyspace.MATCH_FEED, "+", "-", count=1)
             pipe.zrange(keyspace.MATCH_QUEUE, 0, self._pool_size - 1, withscores=True)
             pipe.zcard(keyspace.MATCH_QUEUE)

@@ -86,7 +86,7 @@ class Pairer:
         if now_ms - self._beat_at < HEARTBEAT_MS:
             return
         self._beat_at = now_ms
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zadd(keyspace.MATCH_SCORERS, {self.process_id: now_ms})
             pipe.zremrangebyscore(keyspace.MATCH_SCORERS, "-inf", now_ms - MEMBER_TIMEOUT_MS)
             pipe.zrange(keyspace.MATCH_SCORERS, 0, -1)

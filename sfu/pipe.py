@@ -11,6 +11,10 @@ where they become keyframe requests on the real producer (merged again, then ups
 Both ends are created by their routers and closed by them. The set of piped producers travels in
 control datagrams (first byte 0, then msgpack) sent on every change and every tick; RTP and RTCP
 (RFC 5761 demux on the payload type byte) travel as they are. Garbage is counted and dropped.
+
+Between nodes (the start of the cascade, docs/scaling.md) a pipe binds and sends on the nodes'
+addresses and is sealed (:mod:`sfu.pipe_seal`): datagrams without the shared secret's tag are
+dropped and counted in ``forged``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import msgpack
 
 from sfu import aiortc_private, rtcp
+from sfu.pipe_seal import Seal
 from sfu.producer import Codec, Producer
 from sfu.rtp import HEADER
 
@@ -92,8 +97,12 @@ class PipeTransport:
 
     def __init__(self, pipe_id: str, *, new_producer: Callable[[PipeTransport, Codec, int, str], Producer],
                  on_producer: Callable[[PipeTransport, Producer], None],
-                 on_producer_closed: Callable[[PipeTransport, Producer], None]) -> None:
+                 on_producer_closed: Callable[[PipeTransport, Producer], None], seal: Seal | None = None,
+                 host: str = HOST) -> None:
         self.pipe_id = pipe_id
+        self._seal = seal
+        """Between nodes: every datagram is sealed with the shared secret; None between workers."""
+        self._host = host
         self.rtcp_ssrc = 0x5C000000 | (hash(pipe_id) & 0xFFFFFF)
         self._new_producer = new_producer
         self._on_producer = on_producer
@@ -109,23 +118,29 @@ class PipeTransport:
         self.malformed = 0
         self.unknown_ssrc = 0
         self.send_errors = 0
+        self.forged = 0
+        """Sealed pipes: datagrams dropped for a missing or wrong tag (a stranger's, or altered)."""
         self.closed = False
 
     async def open(self) -> int:
-        """Bind a UDP socket on 127.0.0.1; returns its port."""
+        """Bind a UDP socket on the pipe's host (127.0.0.1 between workers); returns its port."""
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), local_addr=(HOST, 0))
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), local_addr=(self._host, 0))
         self._transport = transport
         aiortc_private.enlarge_receive_buffer(transport)
         return int(transport.get_extra_info("sockname")[1])
 
-    def connect(self, port: int, *, export: bool) -> None:
-        """Send to the far end's port; the exporting end sends media, the importing end feedback."""
+    def connect(self, port: int, *, export: bool, host: str = HOST) -> None:
+        """Send to the far end's port (on ``host``: another node's address for a pipe between nodes);
+        the exporting end sends media, the importing end feedback."""
         assert self._transport is not None
-        self.remote = (HOST, port)
+        self.remote = (host, port)
         self.exporting = export
-        send, remote = self._transport.sendto, self.remote
-        self.sendto = lambda data: send(data, remote)
+        send, remote, seal = self._transport.sendto, self.remote, self._seal
+        if seal is None:
+            self.sendto = lambda data: send(data, remote)
+        else:
+            self.sendto = lambda data: send(seal.seal(data), remote)
 
     # exporting end ------------------------------------------------------------------------------
 
@@ -167,6 +182,12 @@ class PipeTransport:
         if self.closed or addr != self.remote:
             self.malformed += 1
             return
+        if self._seal is not None:
+            opened = self._seal.open(data)
+            if opened is None:
+                self.forged += 1
+                return
+            data = opened
         n = len(data)
         if n and data[0] == CONTROL and not self.exporting:
             try:

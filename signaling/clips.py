@@ -9,8 +9,8 @@ id, with the ``report_id`` when given) or ``absent``.
 
 The SFU remuxes the room's buffered RTP into one file (:meth:`sfu.types.MediaService.save_clip`);
 this desk leaves it in the Redis hash ``keyspace.clip(id)`` (TTL ``keyspace.CLIP_TTL_S``) and
-pushes the id on ``keyspace.CLIPS_PENDING``, in one transaction. The control API stores it (its
-Storage, a ``clips`` row) and serves it to staff at ``/api/moderation/clips/{id}/file``.
+pushes the id on ``keyspace.CLIPS_PENDING``, in one transaction (one pipeline on a cluster). The
+control API stores it (its Storage, a ``clips`` row) and serves it to staff at ``/api/moderation/clips/{id}/file``.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class ClipDesk:
         }
         if report_id is not None:
             fields["report_id"] = report_id
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with keyspace.atomic_pipeline(self._redis) as pipe:
             pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
             pipe.expire(key, keyspace.CLIP_TTL_S)
             pipe.lpush(keyspace.CLIPS_PENDING, clip_id)
@@ -91,6 +91,7 @@ class ClipDesk:
         the node starts anyway (its readiness says so) and the listener subscribes once it is back."""
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         with contextlib.suppress(RedisError, OSError):
+            await keyspace.ready(self._redis)
             await self._pubsub.subscribe(keyspace.CLIPS_CHANNEL)
         self._task = asyncio.create_task(self._listen())
 
@@ -113,6 +114,7 @@ class ClipDesk:
         while True:
             try:
                 if not pubsub.subscribed:
+                    await keyspace.ready(self._redis)
                     await pubsub.subscribe(keyspace.CLIPS_CHANNEL)
                 message = await pubsub.get_message(timeout=1.0)
                 down = False
@@ -157,7 +159,7 @@ class ClipDesk:
             log.info("clip %s of room %s: saved (%d bytes, %.1f s, %d tracks)", clip_id, room, len(clip.data),
                      clip.duration_s, clip.tracks)
         key = keyspace.clip_answers(clip_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with keyspace.atomic_pipeline(self._redis) as pipe:
             pipe.lpush(key, answer)
             pipe.expire(key, ANSWER_TTL_S)
             await pipe.execute()

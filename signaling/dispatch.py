@@ -31,7 +31,7 @@ SERVER_TYPES = (
     "match.found", "match.ended",
     "show.roster", "show.chat", "show.offer", "show.ended", "show.peer_closed",
     "show.chat_deleted", "show.chat_pinned", "show.muted", "show.kicked", "show.gift",
-    "moderation.muted", "moderation.unmuted", "moderation.warning",
+    "moderation.muted", "moderation.unmuted", "moderation.warning", "reconnect",
 )
 """Messages the server sends that are not replies (relayed ``call.*`` types are documented with their request)."""
 

@@ -27,7 +27,17 @@ from signaling.mutes import Mutes
 from signaling.session import Session
 from signaling.subscriptions import Subscriptions
 from switchboard.ids import NodeId, UserId
-from switchboard.keyspace import SANCTIONS_CHANNEL, banned, node_channel, presence, token_epoch, user_channel
+from switchboard.keyspace import (
+    SANCTIONS_CHANNEL,
+    banned,
+    is_cluster,
+    mget,
+    node_channel,
+    presence,
+    ready,
+    token_epoch,
+    user_channel,
+)
 from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling")
@@ -44,6 +54,8 @@ BlockHandler = Callable[[UserId, UserId], Awaitable[None]]
 PresenceHandler = Callable[[UserId, bool], None]
 """Told (synchronously: it schedules its own work) when a user's first session arrives on this node
 (True) or their last one leaves (False)."""
+CommandHandler = Callable[[dict[str, Any]], Awaitable[None]]
+"""Told each command published on this node's own channel (``keyspace.node_channel``: drain)."""
 Route = Callable[[UserId, dict[str, Any]], None]
 """Delivers one message type for a local user in place of the default (every session of the user)."""
 
@@ -53,6 +65,7 @@ class Hub:
 
     def __init__(self, redis: aioredis.Redis, node_id: NodeId, presence_ttl_s: int) -> None:
         self._redis = redis
+        self._cluster = is_cluster(redis)
         self.node_id = node_id
         self._presence_ttl_s = presence_ttl_s
         self._users: dict[UserId, tuple[Session, ...]] = {}
@@ -65,6 +78,7 @@ class Hub:
         self._on_block: list[BlockHandler] = []
         self._on_presence: PresenceHandler | None = None
         self._routes: dict[str, Route] = {}
+        self._on_command: CommandHandler | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.mutes = Mutes(redis)
         """Muted users with a session here (the dispatcher checks chat against it)."""
@@ -81,6 +95,9 @@ class Hub:
     def on_block(self, handler: BlockHandler) -> None:
         """Adds a handler (the gateway ends calls and shows; presence tells the watchers)."""
         self._on_block.append(handler)
+
+    def on_command(self, handler: CommandHandler) -> None:
+        self._on_command = handler
 
     def on_presence(self, handler: PresenceHandler) -> None:
         self._on_presence = handler
@@ -102,6 +119,7 @@ class Hub:
         delay = 0.1
         while True:
             try:
+                await ready(self._redis)  # a cluster client picks the pub/sub's node from its slot map
                 await self._pubsub.subscribe(node_channel(self.node_id), SANCTIONS_CHANNEL)
                 self._subscriptions.connected.set()
                 return
@@ -123,6 +141,10 @@ class Hub:
 
     def sessions(self, user_id: UserId) -> tuple[Session, ...]:
         return self._users.get(user_id, ())
+
+    def all_sessions(self) -> list[Session]:
+        """Every session on this node (a copy: callers may close them as they go)."""
+        return [s for sessions in self._users.values() for s in sessions]
 
     @property
     def session_count(self) -> int:
@@ -181,7 +203,11 @@ class Hub:
             await self._local(user_id, message)
             return True
         receivers = await self._redis.publish(user_channel(user_id), json.dumps(message, separators=(",", ":")))
-        return bool(receivers)
+        if receivers or not self._cluster:
+            return bool(receivers)
+        # On a Redis Cluster PUBLISH counts only the subscribers of the cluster node that took it
+        # (it reaches the others too): whether some node holds the user, its presence key says.
+        return bool(await self._redis.exists(presence(user_id)))
 
     async def _local(self, user_id: UserId, message: dict[str, Any]) -> None:
         for observer in self._observers:
@@ -208,6 +234,9 @@ class Hub:
             if item is None or item.get("type") != "message":
                 continue
             channel = item["channel"].decode() if isinstance(item["channel"], bytes) else item["channel"]
+            if channel == node_channel(self.node_id):
+                await self._command(item["data"])
+                continue
             if channel != SANCTIONS_CHANNEL and not channel.startswith(user_channel("")):
                 continue
             try:
@@ -222,6 +251,20 @@ class Hub:
                     await self._local(UserId(channel[prefix:]), message)
                 except Exception:
                     log.exception("delivering a pubsub message failed")
+
+    async def _command(self, data: bytes | str) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or not isinstance(message.get("kind"), str):
+            log.warning("unknown node command dropped")
+            return
+        if self._on_command is not None:
+            try:
+                await self._on_command(message)
+            except Exception:
+                log.exception("acting on a node command failed", extra={"kind": message["kind"]})
 
     async def _sanction(self, message: object) -> None:
         if isinstance(message, dict) and message.get("kind") == "premium" and isinstance(message.get("user"), str):
@@ -279,5 +322,5 @@ class Hub:
 
     async def query(self, users: list[str]) -> dict[str, bool]:
         """Online (True) or not, for each user id."""
-        values = await self._redis.mget([presence(u) for u in users])
+        values = await mget(self._redis, [presence(u) for u in users])
         return {u: v is not None for u, v in zip(users, values, strict=True)}

@@ -8,18 +8,20 @@ composition root hands over a token verifier; the SFU and the queue when it hand
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from signaling.beacon import Beacon, Load
 from signaling.call_media import CallMedia
 from signaling.call_meter import CallMeter
 from signaling.calls import CallBook
 from signaling.clips import ClipDesk
 from signaling.dispatch import Dispatcher
+from signaling.drain import Drain
 from signaling.gateway import Gateway
 from signaling.hub import Hub
 from signaling.pages import install_pages
@@ -43,6 +45,21 @@ NODE_REDIS = web.AppKey("node_redis", aioredis.Redis)
 NODE_HUB = web.AppKey("node_hub", Hub)
 NODE_GATEWAY = web.AppKey("node_gateway", Gateway)
 NODE_DISPATCHER = web.AppKey("node_dispatcher", Dispatcher)
+NODE_DRAIN = web.AppKey("node_drain", Drain)
+
+
+@dataclass(frozen=True)
+class Announce:
+    """How a node of many announces itself in the node registry (``switchboard node``; the single
+    process of ``switchboard up`` does not register: its clients are already where they should be)."""
+
+    url: Callable[[], str]
+    """The node's base URL for clients, called at each heartbeat; empty until the node listens (its bound
+    port is known then): the node is not announced before."""
+    workers: int
+    """SFU worker processes."""
+    media_address: str = ""
+    """The address in the SFU's ICE candidates (``node.announced_address``, else its first listen address)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,8 @@ class NodeDeps:
     """This node's id (written in presence keys)."""
     ice_servers: IceServersFor = field(default=lambda _grants: [])
     """The STUN/TURN list (with a fresh TURN credential) for a user: sent in ``hello`` and show replies."""
+    announce: Announce | None = None
+    """Register in the node registry, follow ``drain`` commands and drain on stop; None: a lone node."""
 
 
 def install_node(app: web.Application, deps: NodeDeps) -> None:
@@ -80,6 +99,14 @@ def install_node(app: web.Application, deps: NodeDeps) -> None:
             yield
 
     app.cleanup_ctx.append(resources)
+
+    async def drain_on_stop(app: web.Application) -> None:
+        # Shutdown runs before the resources close: clients are sent elsewhere while the node still works.
+        drain = app.get(NODE_DRAIN)
+        if drain is not None:
+            await drain.run()
+
+    app.on_shutdown.append(drain_on_stop)
     if gateway is not None:
         app[NODE_GATEWAY] = gateway
         app.router.add_get("/ws", gateway.handle)  # the bound method itself: no wrapper frame per socket
@@ -121,3 +148,12 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     stack.push_async_callback(gateway.close)
     app[NODE_HUB] = hub
     app[NODE_DISPATCHER] = dispatcher
+    if deps.announce is not None:
+        a = deps.announce
+        beacon = Beacon(redis, s, deps.node_id, a.url, a.media_address, a.workers,
+                        Load(sessions=lambda: hub.session_count, rooms=lambda: [str(r) for r in shows.rooms()]))
+        beacon.start()
+        stack.push_async_callback(beacon.close)  # closed first: the registry forgets the node at once
+        drain = Drain(hub, beacon, s.region, s.drain_grace_s)
+        hub.on_command(drain.command)
+        app[NODE_DRAIN] = drain

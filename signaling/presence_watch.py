@@ -26,7 +26,7 @@ from signaling.hub import Hub
 from signaling.relations import Relations
 from signaling.session import Session
 from switchboard.ids import UserId
-from switchboard.keyspace import friends, match_pair, presence, user_call
+from switchboard.keyspace import friends, match_pair, mget, presence, user_call
 from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling")
@@ -65,11 +65,10 @@ class PresenceWatch:
         out = dict.fromkeys(users, "offline")
         if not visible:
             return out
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.mget([presence(u) for u in visible])
-            pipe.mget([user_call(u) for u in visible])
-            pipe.mget([match_pair(u) for u in visible])
-            here, calls, pairs = await pipe.execute()
+        # Three reads at once (keyspace.mget: split by slot on a Redis Cluster).
+        here, calls, pairs = await asyncio.gather(mget(self._redis, [presence(u) for u in visible]),
+                                                  mget(self._redis, [user_call(u) for u in visible]),
+                                                  mget(self._redis, [match_pair(u) for u in visible]))
         for u, on, busy, paired in zip(visible, here, calls, pairs, strict=True):
             if on is not None:
                 out[u] = "in_call" if busy is not None or paired is not None else "online"

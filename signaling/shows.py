@@ -114,6 +114,10 @@ class ShowBook:
         self._shows.clear()
         self._media.set_listener(None)
 
+    def rooms(self) -> list[RoomId]:
+        """The live shows' rooms on this node (the node registry counts them and pins them here)."""
+        return list(self._shows)
+
     def _show(self, room: str) -> Show:
         show = self._shows.get(RoomId(room))
         if show is None:

@@ -9,18 +9,24 @@ awaits its batch, so a user's socket is told ``hello`` only once its channel is 
 script checks each arriving user's ban mark (``keyspace.banned``) and token epoch
 (``keyspace.token_epoch``: a token issued before it is revoked), so refusing banned users and
 revoked tokens costs no round trip of its own.
+
+On Redis Cluster a script may touch one slot only: a user's three keys share the user's hash tag, so
+a batch is split into one script call per slot (sent together), instead of one call per batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
+from redis.crc import key_slot
 
 from switchboard.ids import NodeId, UserId
-from switchboard.keyspace import banned, presence, token_epoch, user_channel
+from switchboard.keyspace import banned, is_cluster, presence, token_epoch, user_channel
 from switchboard.tasks import stop_task
 
 PRESENCE_LUA = (Path(__file__).resolve().parent / "lua" / "presence_set.lua").read_text()
@@ -36,7 +42,8 @@ class Subscriptions:
         self._pubsub = pubsub
         self._node_id = node_id
         self._ttl_s = presence_ttl_s
-        self._set_presence = redis.register_script(PRESENCE_LUA)
+        self._script = redis.register_script(PRESENCE_LUA)
+        self._cluster = is_cluster(redis)
         self._ops: list[tuple[bool, UserId, int]] = []
         """Queued (join?, user, token iat) in arrival order."""
         self._done: asyncio.Future[dict[UserId, str]] | None = None
@@ -65,8 +72,32 @@ class Subscriptions:
     async def refresh(self, users: list[UserId]) -> None:
         """Rewrites the presence keys (TTL) of ``users``, in chunks, yielding to the loop between them."""
         for start in range(0, len(users), CHUNK):
-            await self._set_presence(keys=[presence(u) for u in users[start:start + CHUNK]],
-                                     args=[self._node_id, self._ttl_s])
+            await self._set_presence(users[start:start + CHUNK], ())
+
+    async def _set_presence(self, users: Sequence[UserId], iats: Sequence[int]) -> list[tuple[UserId, str]]:
+        """Runs presence_set.lua for ``users`` (with their token ``iats``: the ban and epoch check; none:
+        a refresh). Returns the refused users and why."""
+        groups: list[list[int]] = [list(range(len(users)))]
+        if self._cluster:
+            slots: dict[int, list[int]] = {}
+            for i, u in enumerate(users):
+                slots.setdefault(key_slot(presence(u).encode()), []).append(i)
+            groups = list(slots.values())
+
+        async def one(group: list[int]) -> list[tuple[UserId, str]]:
+            some = [users[i] for i in group]
+            keys = [presence(u) for u in some]
+            args: list[Any] = [self._node_id, self._ttl_s]
+            if iats:
+                keys += [banned(u) for u in some] + [token_epoch(u) for u in some]
+                args += [len(some), *(iats[i] for i in group)]
+            out = await self._script(keys=keys, args=args)
+            return [(some[int(out[i]) - 1], out[i + 1].decode() if isinstance(out[i + 1], bytes) else str(out[i + 1]))
+                    for i in range(0, len(out), 2)]
+
+        if len(groups) == 1:
+            return await one(groups[0])
+        return [r for part in await asyncio.gather(*(one(g) for g in groups)) for r in part]
 
     async def _enqueue(self, join: bool, user: UserId, iat: int) -> dict[UserId, str]:
         if self._done is None:
@@ -110,12 +141,8 @@ class Subscriptions:
             channels = [user_channel(u) for u in users]
             if kind:
                 await self._pubsub.subscribe(*channels)
-                keys = [presence(u) for u in users] + [banned(u) for u in users] + [token_epoch(u) for u in users]
-                out = await self._set_presence(keys=keys, args=[self._node_id, self._ttl_s, len(users),
-                                                                *(iat for _, _, iat in ops[start:end])])
-                for i in range(0, len(out), 2):
-                    why = out[i + 1]
-                    refused[users[int(out[i]) - 1]] = why.decode() if isinstance(why, bytes) else str(why)
+                for user, why in await self._set_presence(users, [iat for _, _, iat in ops[start:end]]):
+                    refused[user] = why
             else:
                 await self._pubsub.unsubscribe(*channels)
                 await self._redis.delete(*(presence(u) for u in users))

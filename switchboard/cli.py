@@ -2,6 +2,8 @@
 
     switchboard up                 everything in one process (embedded Redis/Postgres when no URLs)
     switchboard node               one node (signaling + SFU) against SWITCHBOARD_REDIS_URL
+    switchboard node drain ID      move a node's clients to other nodes, then stop it
+    switchboard nodes [--json]     the node registry: every live node and its load
     switchboard api [migrate]      the control API (or only its migrations)
     switchboard matchmaker         one matchmaker process
     switchboard config             the effective settings, secrets masked
@@ -34,12 +36,13 @@ from matchmaker.store import RedisTicketStore
 from sfu.events import RedisEventSink
 from sfu.pool import WorkerPool
 from sfu.worker import Worker
-from signaling.node import NodeDeps, install_node
+from signaling.node import Announce, NodeDeps, install_node
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis
 from switchboard.errors import EmbeddedServiceError, PortInUse, SettingsError
 from switchboard.health import Readiness, add_health_routes, metrics_app
 from switchboard.keys import KeyPaths, ensure_secrets, load_private_key, load_public_key, load_turn_secret
 from switchboard.logs import configure_logging
+from switchboard.nodes import drain_node, list_nodes
 from switchboard.runtime import Internal, base_app, check_port_free, serve
 from switchboard.settings import Settings, describe, load_settings
 from switchboard.stripe_emulator import API_KEY, StripeEmulator
@@ -107,7 +110,8 @@ def _api_deps(settings: Settings, database_url: str, redis_url: str, readiness: 
     )
 
 
-def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool: bool = False) -> NodeDeps:
+def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool: bool = False,
+               announce: Announce | None = None) -> NodeDeps:
     """The node's slice: token verifier (public key only), the SFU, the queue.
 
     ``pool``: the SFU is a WorkerPool of ``settings.node.workers`` processes (``switchboard node``);
@@ -139,7 +143,8 @@ def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool
     return NodeDeps(settings.node, redis_url, readiness, WEB_DIR, verifier=verifier, open_media=open_media,
                     open_tickets=lambda redis: RedisTicketStore(redis, settings.matchmaker.ticket_ttl_s),
                     ice_servers=lambda grants: ice_servers_for(settings.turn, turn_secret, grants.sub,
-                                                                relay=grants.verified))
+                                                                relay=grants.verified),
+                    announce=announce)
 
 
 def _save_admin_login(settings: Settings, login: AdminLogin) -> Path:
@@ -228,7 +233,23 @@ def cmd_node(settings: Settings) -> int:
     redis_url = _need(settings.redis_url, "redis_url")
     proc = Process.new()
     app = proc.app(public_metrics=False)
-    install_node(app, _node_deps(settings, redis_url, proc.readiness, pool=True))
+    node = settings.node
+    bound: list[int] = []
+
+    def url() -> str:
+        if not bound:  # not listening yet: not announced (placement must not send clients here)
+            return ""
+        return node.public_url.rstrip("/") or f"http://{node.host}:{bound[0]}"
+
+    announce = Announce(url=url, workers=node.workers or (os.cpu_count() or 1),
+                        media_address=node.announced_address or (node.rtc_addresses[0] if node.rtc_addresses else ""))
+    install_node(app, _node_deps(settings, redis_url, proc.readiness, pool=True, announce=announce))
+    announced = _announce("node")
+
+    def started(port: int) -> None:
+        bound.append(port)
+        announced(port)
+
     # Everything built so far (modules, the app) lives as long as the process: keep it out of the
     # GC's full collections, whose stop-the-world pause grows with every object they scan (10k
     # sockets: ~750k objects, 0.4-0.9 s). Rarer young collections promote fewer in-flight relay
@@ -236,8 +257,19 @@ def cmd_node(settings: Settings) -> int:
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
     metrics = proc.metrics_listener(settings.metrics.host, settings.metrics.node_port, "metrics.node_port")
-    uvloop.run(serve(app, settings.node.host, settings.node.port, on_started=_announce("node"), internal=metrics))
+    # SIGTERM drains first (clients are sent to another node), for up to node.drain_grace_s.
+    uvloop.run(serve(app, node.host, node.port, on_started=started, internal=metrics,
+                     stop_deadline_s=node.drain_grace_s + 5.0))
     return 0
+
+
+def cmd_drain(settings: Settings, node_id: str | None) -> int:
+    if not node_id:
+        print("switchboard: node drain needs the node's id (see `switchboard nodes`)", file=sys.stderr)
+        return 2
+    ok, text = uvloop.run(drain_node(_need(settings.redis_url, "redis_url"), node_id))
+    print(text, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
 
 
 def cmd_api(settings: Settings, migrate_only: bool) -> int:
@@ -307,8 +339,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="everything in one process, embedded Redis/Postgres when no URLs are set")
     up.add_argument("--stripe-emulator", action="store_true", help="run localstripe and point payments at it")
-    node = sub.add_parser("node", help="one node: signaling WebSockets and the SFU")
+    node = sub.add_parser("node", help="one node: signaling WebSockets and the SFU; `node drain ID` drains one")
+    node.add_argument("action", nargs="?", choices=["serve", "drain"], default="serve")
+    node.add_argument("node_id", nargs="?", help="drain: the node's id (see `switchboard nodes`)")
     node.add_argument("--workers", type=int, help="SFU worker processes (default: one per core)")
+    nodes = sub.add_parser("nodes", help="the node registry: every live node and its load")
+    nodes.add_argument("--json", action="store_true", help="JSON instead of a table")
     api = sub.add_parser("api", help="the control API")
     api.add_argument("action", nargs="?", choices=["serve", "migrate"], default="serve")
     sub.add_parser("matchmaker", help="one matchmaker process")
@@ -340,8 +376,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ledger":
             database_url = _need(settings.database_url, "database_url")
             return uvloop.run(run_ledger_command(args.action, database_url, settings.payments, days=args.days))
+        if args.command == "node" and args.action == "drain":
+            return cmd_drain(settings, args.node_id)
         if args.command == "node":
             return cmd_node(settings)
+        if args.command == "nodes":
+            print(uvloop.run(list_nodes(_need(settings.redis_url, "redis_url"), args.json)))
+            return 0
         if args.command == "api":
             return cmd_api(settings, migrate_only=args.action == "migrate")
         if args.command == "matchmaker":

@@ -1,16 +1,32 @@
 """Redis: how a process opens it, and (as planes land) every key and channel name, in one place.
 
 Keys are functions or constants here and nowhere else; Lua scripts live next to this file.
+
+Redis Cluster: keys that one script or transaction touches together share a hash tag (the part of
+the name in ``{}``), so they live in one slot. The tags: ``{mm}`` for the whole matchmaker (its queue,
+feed, tickets, pairs, sessions, rematch sets, the block sets it reads and the events stream it
+writes: a claim pairs any two users, so it must see them all in one slot); ``{<user id>}`` for a
+user's presence, ban and token epoch (checked together when a socket arrives); ``{calls}`` for the
+1:1 call hashes and the users' current-call keys; ``{clips}`` for saved clips and their lists.
+Reads of many users' keys at once go through :func:`mget`, which splits them by slot on a cluster.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, cast
+
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.driver_info import DriverInfo
 
-EVENTS_STREAM = "events"
-"""Stream of durable facts from nodes and matchmakers to the control API (likes, follows, taps)."""
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+"""URL schemes that name a Redis Cluster (one seed node), and the plain scheme each stands for."""
+
+EVENTS_STREAM = "events:{mm}"
+"""Stream of durable facts from nodes and matchmakers to the control API (likes, follows, taps). In
+the matchmaker's slot: ``claim.lua`` adds ``match.paired`` in the same script that pairs."""
 
 
 def user_channel(user_id: str) -> str:
@@ -28,26 +44,62 @@ def open_redis(url: str, *, max_connections: int | None = None) -> aioredis.Redi
         # lib_version given: redis-py otherwise reads package metadata from disk on every new connection.
         "driver_info": DriverInfo(name="redis-py", lib_version=redis.__version__),
     }
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in CLUSTER_SCHEMES:
+        # A cluster client answers the same commands (it routes each by its key's slot); typed as the
+        # plain client so callers need not care. Its pool is per node and does not block when full.
+        cluster = RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}://{rest}",
+                                        max_connections=max_connections or 2**31, **options)
+        return cast(aioredis.Redis, cluster)
     if max_connections is None:
         return aioredis.Redis.from_url(url, **options)
     pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30, **options)
     return aioredis.Redis.from_pool(pool)
 
 
+def is_cluster(client: object) -> bool:
+    """True for a client that :func:`open_redis` made for a ``redis+cluster://`` URL."""
+    return isinstance(client, RedisCluster)
+
+
+async def ready(client: aioredis.Redis) -> None:
+    """Loads a cluster client's slot map (no-op on a single Redis, and once loaded). A cluster pub/sub
+    picks its node from that map, so call this before the first SUBSCRIBE."""
+    if is_cluster(client):
+        await cast(RedisCluster, client).initialize()
+
+
+def atomic_pipeline(client: aioredis.Redis) -> Any:
+    """A pipeline for writes that belong together: MULTI/EXEC on a single Redis. On a cluster, a plain
+    pipeline (redis-py's asyncio cluster runs each command of a MULTI in a thread of its own, blocking
+    the loop): the caller's keys share one hash tag, so they reach one node, in order."""
+    return client.pipeline(transaction=not is_cluster(client))
+
+
+async def mget(client: aioredis.Redis, keys: Sequence[str]) -> list[Any]:
+    """MGET of keys that may sit in different slots: one MGET on a single Redis, one per slot on a
+    cluster (redis-py's ``mget_nonatomic``); values in the order of ``keys``."""
+    if not keys:
+        return []
+    if is_cluster(client):
+        return list(await cast(RedisCluster, client).mget_nonatomic(list(keys)))
+    return list(await client.mget(list(keys)))
+
+
 # --- matchmaker (issue 5). Scripts that touch these keys: matchmaker/lua/*.lua -----------------
 
-MATCH_QUEUE = "mm:queue"
+MATCH_QUEUE = "{mm}:queue"
 """Sorted set: user id -> enqueued time (microseconds since the epoch). Oldest first. Written with
 the ticket by ``queue.join``; a member whose ticket key is gone is stale and is removed by the
 matchmaker."""
 
-MATCH_FEED = "mm:feed"
+MATCH_FEED = "{mm}:feed"
 """Stream (capped, ~100k entries): every change to :data:`MATCH_QUEUE`, so matchmakers mirror the
 queue without re-reading it. Entries: ``op=join user=<id> at=<enqueued us>`` (the ticket key is
 written before) and ``op=gone users=<ids, space-separated>`` (paired, left, swept). Whoever writes
 the queue writes the feed in the same step (the scripts in matchmaker/lua, the bench)."""
 
-MATCH_SCORERS = "mm:scorers"
+MATCH_SCORERS = "{mm}:scorers"
 """Sorted set: matchmaker process id -> last heartbeat (ms). A process's rank in it picks its shard."""
 
 
@@ -55,34 +107,34 @@ def match_ticket(user_id: str) -> str:
     """String (JSON, expires with the ticket TTL): the user's queued ticket, in the format of
     docs/matchmaker.md: ``{"user_id", "country", "age", "lat", "lon", "tags", "premium", "filters":
     {"countries", "age_min", "age_max", "max_km", "tags"}, "profile"}``."""
-    return f"mm:ticket:{user_id}"
+    return f"{{mm}}:ticket:{user_id}"
 
 
 def match_pair(user_id: str) -> str:
     """String: the ``session_id`` of the user's live pair; absent when not paired."""
-    return f"mm:pair:{user_id}"
+    return f"{{mm}}:pair:{user_id}"
 
 
 def match_last(user_id: str) -> str:
     """String: the ``session_id`` of the user's last pair (``queue.next`` requeues from it)."""
-    return f"mm:last:{user_id}"
+    return f"{{mm}}:last:{user_id}"
 
 
 def match_session(session_id: str) -> str:
     """Hash: one pair: ``a``, ``b`` (user ids), ``at_us`` (time), ``ta``, ``tb`` (their tickets)."""
-    return f"mm:session:{session_id}"
+    return f"{{mm}}:session:{session_id}"
 
 
 def match_recent(user_id: str) -> str:
     """Sorted set: peer user id -> time paired (us); no rematch while within the window."""
-    return f"mm:recent:{user_id}"
+    return f"{{mm}}:recent:{user_id}"
 
 
 def blocks(user_id: str) -> str:
     """Set of user ids this user blocked. Written by the control API; the matchmaker never pairs
     two users when either blocks the other, and nodes read the pair's two sets at their doors
     (invite, accept, presence: signaling/relations.py)."""
-    return f"blocks:{user_id}"
+    return f"blocks:{{mm}}:{user_id}"
 
 
 # --- control API (issue 6) ------------------------------------------------------------------------
@@ -116,17 +168,17 @@ def idempotency(scope: str, key: str) -> str:
 
 def presence(user_id: str) -> str:
     """String (expires after ``node.presence_ttl_s``): the node id holding the user's socket; absent: offline."""
-    return f"presence:{user_id}"
+    return f"presence:{{{user_id}}}"
 
 
 def call(call_id: str) -> str:
     """Hash of one 1:1 call: ``caller``, ``callee`` (user ids), ``state`` (ringing, active, ended)."""
-    return f"call:{call_id}"
+    return f"call:{{calls}}:{call_id}"
 
 
 def user_call(user_id: str) -> str:
     """String: the id of the call the user is in (ringing or active); set NX, so a second call is ``busy``."""
-    return f"call:user:{user_id}"
+    return f"call:{{calls}}:user:{user_id}"
 
 
 SANCTIONS_CHANNEL = "sanctions"
@@ -154,7 +206,7 @@ Apart from the per-user channels, which carry messages relayed for other users, 
 def banned(user_id: str) -> str:
     """String (expires when the ban does; none for a ban until revoked): the user is banned. Written
     by the control API; a node refuses the user's sockets while it exists."""
-    return f"ban:{user_id}"
+    return f"ban:{{{user_id}}}"
 
 
 def muted(user_id: str) -> str:
@@ -168,7 +220,7 @@ def token_epoch(user_id: str) -> str:
     """String (unix seconds; no expiry): tokens of this user issued (``iat``) before this second are
     revoked, on every door of the API and the node. Written by the control API on ban, deletion,
     logout everywhere and password reset."""
-    return f"auth:epoch:{user_id}"
+    return f"auth:epoch:{{{user_id}}}"
 
 
 # --- node doors (issue 12: blocks, presence among friends, revocation) ---------------------------
@@ -184,8 +236,31 @@ def friends(user_id: str) -> str:
 
 
 def node_channel(node_id: str) -> str:
-    """Pub/sub channel of one node process (subscribed from start-up; reserved for commands to it)."""
+    """Pub/sub channel of one node process (subscribed from start-up): commands to it, as JSON.
+    ``{"kind": "drain"}`` (``switchboard node drain``): the node drains (signaling/drain.py)."""
     return f"node:{node_id}"
+
+
+# --- many nodes (issue 16): the node registry and room placement (switchboard/registry.py, placement.py) ---
+
+NODES = "nodes:{nodes}"
+"""Sorted set: node id -> the time (unix ms) its entry expires; readers prune ids past it."""
+
+
+def node_entry(node_id: str) -> str:
+    """String (JSON of ``switchboard.registry.NodeEntry``, expires after ``node.registry_ttl_s``): one
+    live node; its heartbeat rewrites it every ``node.heartbeat_s``."""
+    return f"nodes:{{nodes}}:{node_id}"
+
+
+def room_node(room: str) -> str:
+    """String (expires after ``ROOM_PIN_TTL_S`` unless refreshed): the id of the node a show's room is
+    pinned to while it is live (its origin). Set NX by placement; refreshed by the origin's heartbeat."""
+    return f"nodes:{{nodes}}:room:{room}"
+
+
+ROOM_PIN_TTL_S = 30
+"""A room pin outlives its node's last heartbeat by this much, so a dead origin's rooms move on."""
 
 
 # --- control API: sign-in abuse limits (issue 12, items 6-8). Written by control_api/auth_limits.py -----
@@ -209,10 +284,10 @@ def auth_mails(digest: str) -> str:
 
 # --- evidence clips (issue 14) ----------------------------------------------------------------------
 
-CLIPS_PENDING = "clips:pending"
+CLIPS_PENDING = "clips:{clips}:pending"
 """List of clip ids a node saved and the control API has not stored yet (LPUSH by the node; the API
 moves each to :data:`CLIPS_INGESTING` while it stores it, so one that dies mid-way is retried)."""
-CLIPS_INGESTING = "clips:ingesting"
+CLIPS_INGESTING = "clips:{clips}:ingesting"
 CLIP_TTL_S = 3600
 """A clip waits in Redis at most this long for the control API."""
 
@@ -220,7 +295,7 @@ CLIP_TTL_S = 3600
 def clip(clip_id: str) -> str:
     """Hash of one saved clip on its way to the control API: ``data`` (the file), ``content_type``,
     ``room``, ``moderator`` (user id), ``duration_ms``, ``tracks``, ``created_ms``."""
-    return f"clip:{clip_id}"
+    return f"clip:{{clips}}:{clip_id}"
 
 
 CLIPS_CHANNEL = "clips:requests"
@@ -237,4 +312,4 @@ def clip_auto(room: str) -> str:
 def clip_answers(clip_id: str) -> str:
     """List where each node that got a clip request pushes ``saved`` (it had the room and handed the
     clip over under that id) or ``absent`` (no media of that room in its SFU). TTL 60 s."""
-    return f"clip:{clip_id}:answers"
+    return f"clip:{{clips}}:{clip_id}:answers"

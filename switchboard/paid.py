@@ -53,12 +53,12 @@ def call_meter(call_id: str) -> str:
     """Hash of a paid call: ``caller``, ``callee``, ``minute_ms`` (node, at invite); ``price``,
     ``held`` (minutes held so far) (API); ``started_ms`` (node, at accept); ``paid_until_ms`` (API
     after each hold; the node at accept)."""
-    return f"call:meter:{call_id}"
+    return f"call:meter:{{{call_id}}}"  # one hash tag per call: written together (Redis Cluster)
 
 
 def meter_reply(call_id: str) -> str:
     """List: the API's answer to the first minute's hold (``ok``, ``insufficient_credits``, ``error``)."""
-    return f"call:meter:reply:{call_id}"
+    return f"call:meter:reply:{{{call_id}}}"
 
 
 @dataclass(frozen=True)

@@ -104,9 +104,29 @@ class NodeSettings:
     """Length of one billed minute of a paid call (short in tests)."""
     paid_hold_wait_s: float = 5.0
     """How long a paid call's invite waits for the API to hold its first minute before it fails (``unavailable``)."""
+    # Many nodes (docs/scaling.md): the registry, placement and drain.
+    public_url: str = ""
+    """The base URL clients open this node's socket at (``https://node1.example.com``; ``/ws`` is added),
+    written in the node registry; empty: ``http://<host>:<bound port>``."""
+    region: str = ""
+    """The region this node serves; placement prefers nodes of the client's region."""
+    heartbeat_s: float = 1.0
+    """How often the node rewrites its registry entry (load, draining)."""
+    registry_ttl_s: float = 3.0
+    """A registry entry lives this long without a heartbeat: a killed node is forgotten this soon."""
+    drain_grace_s: float = 30.0
+    """On SIGTERM or ``switchboard node drain``: how long the node waits for its clients to move to
+    another node (each is sent ``reconnect``) before it stops anyway; 0: stop at once."""
 
     def __post_init__(self) -> None:
         check_port(self.port, "port")
+        for name in ("heartbeat_s", "registry_ttl_s"):
+            check_positive(getattr(self, name), name)
+        if self.registry_ttl_s <= self.heartbeat_s:
+            raise SettingsError("registry_ttl_s", f"must exceed heartbeat_s ({self.heartbeat_s}), "
+                                f"got {self.registry_ttl_s}")
+        if self.drain_grace_s < 0:
+            raise SettingsError("drain_grace_s", f"must be >= 0, got {self.drain_grace_s}")
         for name in ("call_media", "match_media"):
             if getattr(self, name) not in ("p2p", "sfu"):
                 raise SettingsError(name, f"must be 'p2p' or 'sfu', got {getattr(self, name)!r}")

@@ -68,7 +68,8 @@ class Settings:
     data_dir: Path = Path("var")
     """Where embedded Redis/Postgres data and generated secrets live."""
     redis_url: str = field(default="", metadata=SECRET)
-    """External Redis (``redis://host:6379/0``); empty: embedded (``up`` only)."""
+    """External Redis (``redis://host:6379/0``), or a Redis Cluster (``redis+cluster://host:6379``: one
+    seed node, the others are discovered; ``rediss+cluster://`` with TLS); empty: embedded (``up`` only)."""
     database_url: str = field(default="", metadata=SECRET)
     """External Postgres (``postgresql://user:pw@host/db``); empty: embedded (``up`` only)."""
     http: HttpSettings = field(default_factory=HttpSettings)
@@ -83,8 +84,9 @@ class Settings:
     payments: PaymentsSettings = field(default_factory=PaymentsSettings)
 
     def __post_init__(self) -> None:
-        if self.redis_url and urlsplit(self.redis_url).scheme not in {"redis", "rediss", "unix"}:
-            raise SettingsError("redis_url", "must start with redis://, rediss:// or unix://")
+        if self.redis_url and urlsplit(self.redis_url).scheme not in {"redis", "rediss", "unix", "redis+cluster",
+                                                                  "rediss+cluster"}:
+            raise SettingsError("redis_url", "must start with redis://, rediss://, unix:// or redis+cluster://")
         if self.database_url and not urlsplit(self.database_url).scheme.startswith("postgres"):
             raise SettingsError("database_url", "must start with postgresql://")
         if self.turn.ttl_s > self.tokens.room_ttl_s:

@@ -19,6 +19,7 @@ from blockbuster import blockbuster_ctx
 
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis
 from switchboard.keyspace import open_redis
+from tests.redis_cluster import LocalCluster
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +33,31 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 @pytest.fixture(scope="session")
 def redis_url(redis_server: EmbeddedRedis) -> str:
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A real 3-master Redis Cluster (tests/redis_cluster.py), started on first use."""
+    problem = missing_system_dependency("redis_cluster")
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="switchboard-cluster-")))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+REDIS_KINDS = ["single", pytest.param("cluster", marks=pytest.mark.redis_cluster)]
+"""Parameters of a ``redis_url`` override that runs a test package on one Redis and on a Redis Cluster."""
+
+
+def redis_url_of(request: pytest.FixtureRequest) -> str:
+    """The URL for ``request.param`` (``single`` or ``cluster``), for packages that override ``redis_url``."""
+    if request.param == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster_server")
+        return cluster.url
+    server: EmbeddedRedis = request.getfixturevalue("redis_server")
+    return server.url
 
 
 @pytest.fixture
@@ -120,6 +146,7 @@ def _gstreamer_ok() -> bool:
 SYSTEM_NEEDS = {
     "chromium": (lambda: Path("/usr/bin/chromium").exists(), "chromium"),
     "coturn": (lambda: shutil.which("turnserver") is not None, "coturn"),
+    "redis_cluster": (lambda: shutil.which("redis-server") is not None, "redis-server"),
     "gstreamer": (_gstreamer_ok, "gstreamer1.0-plugins-base gstreamer1.0-plugins-bad gstreamer1.0-plugins-good "
                                  "gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0 gir1.2-gst-plugins-base-1.0 python3-gi"),
 }

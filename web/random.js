@@ -20,7 +20,7 @@ let stopQuality = () => {};
 
 const signal = new Signal({
   resumeKey: "switchboard.resume.random",
-  getToken: async () => (await api("/ws-token", { method: "POST" })).token,
+  getToken: () => api("/ws-token", { method: "POST" }),
 });
 // For people debugging, and the tests: the live peer connection and match, the last queue reply.
 mountHeader({ signal });

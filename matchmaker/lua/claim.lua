@@ -3,26 +3,27 @@
 -- rematch window. Each pair is re-checked on its own: a stale pair is skipped (with its reason)
 -- and the rest of the batch goes on. A claimed pair consumes both tickets, records the session,
 -- and publishes match.found to both users. One feed entry names every user the batch removed.
--- Per-user keys are built from the prefixes in ARGV (as in end_pair.lua), so a pair costs 5
--- arguments; arguments and messages are built by matchmaker/claims.py.
+-- Every key is passed in KEYS (Redis Cluster: they all carry the {mm} hash tag, one slot); arguments
+-- and messages are built by matchmaker/claims.py.
 --
--- KEYS: queue, events, feed
--- ARGV: 1 now_us, 2 window_us, 3 session_ttl_ms, 4 events maxlen, 5 feed maxlen,
---       6-12 key prefixes: ticket, pair, last, recent, blocks, session, channel;
+-- KEYS: queue, events, feed; then per pair (11): ticket a, ticket b, pair a, pair b, last a, last b,
+--       recent a, recent b, blocks a, blocks b, session
+-- ARGV: 1 now_us, 2 window_us, 3 session_ttl_ms, 4 events maxlen, 5 feed maxlen, 6 channel prefix;
 --       then per pair (5): a, b, session_id, message for a, message for b
 -- Returns one status per pair: ok | gone_a | gone_b | busy_a | busy_b | blocked | rematch
 local queue, events, feed = KEYS[1], KEYS[2], KEYS[3]
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local session_ttl, maxlen = ARGV[3], ARGV[4]
-local p_ticket, p_pair, p_last, p_recent, p_blocks, p_session, p_channel =
-  ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local p_channel = ARGV[6]
 local window_ms = math.floor(window / 1000)
 local out, removed = {}, {}
-for a = 12, #ARGV - 1, 5 do
+local k = 3
+for a = 6, #ARGV - 1, 5 do
   local ua, ub, sid = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local ta, tb = p_ticket .. ua, p_ticket .. ub
-  local pa, pb = p_pair .. ua, p_pair .. ub
-  local ra, rb = p_recent .. ua, p_recent .. ub
+  local ta, tb, pa, pb = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local la, lb, ra, rb = KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8]
+  local ba, bb, sk = KEYS[k + 9], KEYS[k + 10], KEYS[k + 11]
+  k = k + 11
   local status = 'ok'
   local tickets = redis.call('MGET', ta, tb)
   local ticket_a, ticket_b = tickets[1], tickets[2]
@@ -35,7 +36,6 @@ for a = 12, #ARGV - 1, 5 do
   elseif redis.call('EXISTS', pa, pb) > 0 then
     status = redis.call('EXISTS', pa) == 1 and 'busy_a' or 'busy_b'
   else
-    local ba, bb = p_blocks .. ua, p_blocks .. ub
     -- Few users block anyone: one EXISTS for both sets, SISMEMBER only when there is a set.
     if redis.call('EXISTS', ba, bb) > 0 and
         (redis.call('SISMEMBER', ba, ub) == 1 or redis.call('SISMEMBER', bb, ua) == 1) then
@@ -54,9 +54,8 @@ for a = 12, #ARGV - 1, 5 do
     removed[#removed + 1] = ub
     redis.call('SET', pa, sid, 'PX', session_ttl)
     redis.call('SET', pb, sid, 'PX', session_ttl)
-    redis.call('SET', p_last .. ua, sid, 'PX', session_ttl)
-    redis.call('SET', p_last .. ub, sid, 'PX', session_ttl)
-    local sk = p_session .. sid
+    redis.call('SET', la, sid, 'PX', session_ttl)
+    redis.call('SET', lb, sid, 'PX', session_ttl)
     redis.call('HSET', sk, 'a', ua, 'b', ub, 'at_us', ARGV[1], 'ta', ticket_a, 'tb', ticket_b)
     redis.call('PEXPIRE', sk, session_ttl)
     redis.call('ZADD', ra, now, ub)

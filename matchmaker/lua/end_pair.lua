@@ -1,5 +1,8 @@
 -- Ends a user's live pair (if any) and tells the peer; shared by join, leave and next.
 -- Prepended to join.lua/leave.lua/next.lua by matchmaker/store.py (one script each, one EVALSHA).
+-- The session key and the peer's pair key depend on what the script reads, so they cannot be named
+-- in KEYS beforehand: they are built from the prefixes, and carry the {mm} hash tag of every matchmaker
+-- key, so on Redis Cluster they sit in the slot of the script's KEYS (Redis checks this).
 -- Needs: ARGV[1] user, ARGV[2] pair key prefix, ARGV[3] session key prefix, ARGV[4] channel prefix,
 --        ARGV[5] reason (rejoin | leave | next)
 local function end_pair(user)

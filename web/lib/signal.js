@@ -4,6 +4,11 @@
 // (within the node's resume window, 15 s). A new token is asked of `getToken` at every connect:
 // room tokens are short-lived, and a socket lives no longer than its token, so a fresh one is also
 // sent with `token.refresh` ahead of `token_expires_at` (a failed refresh still ends in a resume).
+//
+// Many nodes (docs/scaling.md): `getToken` may resolve with the API's whole token answer
+// ({token, node}) instead of the token alone; the socket then opens at `node` (the node the API
+// placed this client on; null or absent: this page's own host). A `reconnect` message from a
+// draining node names another node: the socket moves there at once.
 
 const REQUEST_TIMEOUT_MS = 15000;
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000];
@@ -29,6 +34,15 @@ export class Signal extends EventTarget {
     this.hello = null;
     this.refreshTimer = null;
     this.tokenExpiresAt = 0; // seconds since the epoch, from hello and token.refresh replies
+    this.moveTo = null; // a node's base URL from a `reconnect` message: the next connect goes there
+    this.node = null; // the base URL of the node this socket is on (null: this page's host)
+  }
+
+  /** The token and the node from `getToken`'s answer (a token string, or the API's {token, node}). */
+  async _ticket() {
+    const answer = await this.getToken();
+    if (typeof answer === "string") return { token: answer, node: null };
+    return { token: answer.token, node: answer.node || null };
   }
 
   _scheduleRefresh(expiresAt) {
@@ -43,7 +57,7 @@ export class Signal extends EventTarget {
 
   async _refresh() {
     try {
-      const reply = await this.request("token.refresh", { token: await this.getToken() });
+      const reply = await this.request("token.refresh", { token: (await this._ticket()).token });
       this._scheduleRefresh(reply.token_expires_at);
       this.dispatchEvent(new CustomEvent("state", { detail: { state: "refreshed" } }));
     } catch (err) {
@@ -71,10 +85,12 @@ export class Signal extends EventTarget {
   /** Connects (resuming when a resume token is stored); resolves with the `hello` message. */
   async connect() {
     this.closedByUs = false;
-    const token = await this.getToken();
+    const { token, node } = await this._ticket();
     const resume = sessionStorage.getItem(this.resumeKey);
-    const url = new URL("/ws", location.href);
-    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    this.node = this.moveTo || node;
+    this.moveTo = null;
+    const url = new URL("/ws", this.node || location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("token", token);
     if (resume) url.searchParams.set("resume", resume);
     const ws = new WebSocket(url);
@@ -135,6 +151,15 @@ export class Signal extends EventTarget {
   }
 
   _receive(message) {
+    if (message.type === "reconnect") {
+      // The node is draining (docs/protocol.md): move to the node it names now; the close below
+      // ends in the usual reconnect, which opens the socket there.
+      this.moveTo = message.url || null;
+      this.attempt = 0;
+      this._state("moving", { node: message.node, reason: message.reason });
+      this.ws?.close(1000, "moving");
+      return;
+    }
     if ((message.type === "reply" || message.type === "error") && this.pending.has(message.ref)) {
       const { resolve, reject, timer } = this.pending.get(message.ref);
       clearTimeout(timer);

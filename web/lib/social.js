@@ -11,7 +11,7 @@ export async function startSocialPage(name) {
   const me = requireLogin();
   const signal = new Signal({
     resumeKey: `switchboard.resume.${name}`,
-    getToken: async () => (await api("/ws-token", { method: "POST" })).token,
+    getToken: () => api("/ws-token", { method: "POST" }),
   });
   showConnection(signal);
   const connected = signal.connect().catch((err) => {

@@ -1,0 +1,72 @@
+"""Placement: which node a client should open its socket on.
+
+:func:`select` is the selector, a pure function of the registry's entries (after LiveKit's
+``SystemLoadSelector``: drop nodes that cannot take more, prefer the client's region, take the least
+loaded). :class:`Placement` adds the room pins: a show's room stays on the node it was placed on (its
+origin) while that node lives, so every viewer of a show is sent to the node that has its media.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import redis.asyncio as aioredis
+
+from switchboard import keyspace
+from switchboard.registry import NodeEntry, NodeRegistry
+
+CPU_LIMIT = 0.9
+"""Nodes above this CPU fraction take new rooms only when every node is above it."""
+
+
+def load(entry: NodeEntry) -> tuple[float, int, int, str]:
+    """The sort key of the least-loaded choice: CPU, then sessions, then rooms, then id (stable ties)."""
+    return (round(entry.cpu, 2), entry.viewers, entry.rooms, entry.id)
+
+
+def select(nodes: Iterable[NodeEntry], region: str = "", exclude: Iterable[str] = ()) -> NodeEntry | None:
+    """The node for a new room or session: never a draining or excluded one; within ``region`` when
+    a node there can take it (else any region); below :data:`CPU_LIMIT` when one is; least loaded."""
+    skip = set(exclude)
+    open_ = [n for n in nodes if not n.draining and n.id not in skip]
+    cool = [n for n in open_ if n.cpu < CPU_LIMIT]
+    here = (lambda n: n.region == region) if region else (lambda n: True)
+    for candidates in ([n for n in cool if here(n)], cool, [n for n in open_ if here(n)], open_):
+        if candidates:
+            return min(candidates, key=load)
+    return None
+
+
+class Placement:
+    """Answers "where" for the control API's token routes, from the registry and the room pins."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+        self.registry = NodeRegistry(redis)
+
+    async def for_session(self, region: str = "") -> NodeEntry | None:
+        """A node for a socket that joins no show yet (calls, random chat); None: no node registered."""
+        return select(await self.registry.nodes(), region)
+
+    async def for_room(self, room: str, region: str = "") -> NodeEntry | None:
+        """The node of ``room``: its origin while that node lives and is not draining, else a newly
+        selected node, pinned to the room (a draining origin sends its clients to the node the same
+        selector picks). None: no node registered."""
+        entries, pinned = await asyncio.gather(self.registry.nodes(), self._redis.get(keyspace.room_node(room)))
+        nodes = {n.id: n for n in entries}
+        if pinned is not None:
+            entry = nodes.get(pinned.decode() if isinstance(pinned, bytes) else str(pinned))
+            if entry is not None and not entry.draining:
+                return entry
+        chosen = select(nodes.values(), region)
+        if chosen is None:
+            return None
+        key = keyspace.room_node(room)
+        if pinned is None:
+            await self._redis.set(key, chosen.id, nx=True, ex=keyspace.ROOM_PIN_TTL_S)
+        else:  # its node is gone (killed) or draining: the room moves to the chosen one
+            await self._redis.set(key, chosen.id, ex=keyspace.ROOM_PIN_TTL_S)
+        final = await self._redis.get(key)  # another request may have pinned it first: follow that pin
+        owner = final.decode() if isinstance(final, bytes) else final
+        return nodes.get(owner) if owner in nodes else chosen

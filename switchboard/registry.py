@@ -1,0 +1,109 @@
+"""The node registry: every live node's entry in Redis, written by the node's heartbeat.
+
+A node writes its :class:`NodeEntry` (JSON) under :func:`switchboard.keyspace.node_entry` with a TTL
+of a few heartbeats, and its id in the index :data:`switchboard.keyspace.NODES` scored by the time the
+entry expires. A node that stops cleanly deletes both; a node killed with -9 disappears when its
+entry's TTL runs out (``node.registry_ttl_s``, 3 s by default). Readers (``switchboard nodes``, the
+control API's placement) list the index, read the entries and prune ids whose entry is gone.
+All keys carry the ``{nodes}`` hash tag: one slot on a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from switchboard import keyspace
+
+
+@dataclass(frozen=True)
+class NodeEntry:
+    """One node as it announces itself."""
+
+    id: str
+    """The node id (``node_...``), as in presence keys and ``hello``."""
+    url: str
+    """Where clients open the node's signaling socket: the base URL (``http://host:port``); ``/ws`` is added."""
+    media_address: str
+    """The address the node's SFU announces in its ICE candidates (empty: its listen addresses)."""
+    region: str = ""
+    """The region the node serves (``node.region``); placement prefers nodes of the client's region."""
+    workers: int = 1
+    """SFU worker processes."""
+    cpu: float = 0.0
+    """CPU in use by the node and its workers, as a fraction of the machine's cores (0..1)."""
+    viewers: int = 0
+    """Open signaling sessions on the node."""
+    rooms: int = 0
+    """Live shows on the node."""
+    draining: bool = False
+    """The node takes no new rooms and is moving its clients away (``switchboard node drain``)."""
+    started_ms: int = 0
+    """When the node started (unix ms)."""
+    updated_ms: int = 0
+    """When this entry was written (unix ms)."""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise ValueError("a node entry needs an id")
+        if not 0 <= self.cpu <= 1.5:
+            raise ValueError(f"cpu must be a fraction of the cores, got {self.cpu}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> NodeEntry:
+        data: dict[str, Any] = json.loads(raw)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class NodeRegistry:
+    """The registry in Redis: writes for one node, reads of all of them."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+
+    async def announce(self, entry: NodeEntry, ttl_s: float) -> None:
+        """Writes ``entry`` to live ``ttl_s`` seconds (the heartbeat rewrites it before then)."""
+        ttl_ms = max(1, int(ttl_s * 1000))
+        async with keyspace.atomic_pipeline(self._redis) as pipe:
+            pipe.set(keyspace.node_entry(entry.id), entry.to_json(), px=ttl_ms)
+            pipe.zadd(keyspace.NODES, {entry.id: time.time() * 1000 + ttl_ms})
+            await pipe.execute()
+
+    async def withdraw(self, node_id: str) -> None:
+        """Removes the node at once (a clean stop). Safe to call twice."""
+        async with keyspace.atomic_pipeline(self._redis) as pipe:
+            pipe.delete(keyspace.node_entry(node_id))
+            pipe.zrem(keyspace.NODES, node_id)
+            await pipe.execute()
+
+    async def nodes(self) -> list[NodeEntry]:
+        """Every live node, by id. Ids whose entry expired (a killed node) are pruned from the index."""
+        async with self._redis.pipeline(transaction=False) as pipe:  # one round trip (one slot on a cluster)
+            pipe.zremrangebyscore(keyspace.NODES, "-inf", time.time() * 1000)
+            pipe.zrange(keyspace.NODES, 0, -1)
+            _, members = await pipe.execute()
+        ids = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+        if not ids:
+            return []
+        raws = await self._redis.mget([keyspace.node_entry(i) for i in ids])
+        out = []
+        for raw in raws:
+            if raw is None:
+                continue
+            try:
+                out.append(NodeEntry.from_json(raw))
+            except (ValueError, TypeError):  # a foreign or older entry: not a node we can place on
+                continue
+        return sorted(out, key=lambda e: e.id)
+
+    async def get(self, node_id: str) -> NodeEntry | None:
+        raw = await self._redis.get(keyspace.node_entry(node_id))
+        return NodeEntry.from_json(raw) if raw is not None else None

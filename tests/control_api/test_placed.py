@@ -1,0 +1,33 @@
+"""The token routes name the node to connect to (docs/scaling.md), from the node registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from switchboard.registry import NodeEntry, NodeRegistry
+from tests.control_api.conftest import Api
+from tests.control_api.test_rooms import new_room
+
+
+async def test_token_answers_name_the_least_loaded_node_and_keep_a_show_on_its_node(api: Api, redis: Any) -> None:
+    user = await api.user()
+    room = await new_room(api, user)
+    # No node registered (the all-in-one `switchboard up`): the node is this very host.
+    status, body = await api.call("POST", "/ws-token", user)
+    assert status == 200 and body["node"] is None
+    registry = NodeRegistry(redis)
+    await registry.announce(NodeEntry(id="node_a", url="http://127.0.0.1:9001", media_address="", cpu=0.1), 30)
+    await registry.announce(NodeEntry(id="node_b", url="http://127.0.0.1:9002", media_address="", cpu=0.6), 30)
+    status, body = await api.call("POST", f"/rooms/{room}/token", user, json={"role": "broadcaster"})
+    assert status == 200 and body["node"] == "http://127.0.0.1:9001" and body["token"]
+    # node_a gets busy: a socket token goes to node_b, the show's viewers still to node_a (its origin).
+    await registry.announce(NodeEntry(id="node_a", url="http://127.0.0.1:9001", media_address="", cpu=0.8), 30)
+    assert (await api.call("POST", "/ws-token", user))[1]["node"] == "http://127.0.0.1:9002"
+    viewer = await api.user()
+    assert (await api.call("POST", f"/rooms/{room}/token", viewer, json={}))[1]["node"] == "http://127.0.0.1:9001"
+    # A draining node takes no new show; errors carry no node.
+    await registry.announce(NodeEntry(id="node_b", url="http://127.0.0.1:9002", media_address="", draining=True), 30)
+    other = await new_room(api, user)
+    assert (await api.call("POST", f"/rooms/{other}/token", user, json={}))[1]["node"] == "http://127.0.0.1:9001"
+    status, body = await api.call("POST", "/rooms/nope-room/token", user, json={})
+    assert status == 404 and "node" not in body

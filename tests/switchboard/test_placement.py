@@ -1,0 +1,75 @@
+"""Placement: the selector as a pure function, and room pins on the real Redis (one Redis and the cluster)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from switchboard import keyspace
+from switchboard.placement import CPU_LIMIT, Placement, select
+from switchboard.registry import NodeEntry, NodeRegistry
+from tests.conftest import REDIS_KINDS, redis_url_of
+
+
+@pytest.fixture(params=REDIS_KINDS)
+def redis_url(request: pytest.FixtureRequest) -> str:
+    return redis_url_of(request)
+
+
+def node(i: str, **kw: Any) -> NodeEntry:
+    return NodeEntry(id=i, url=f"http://{i}:1", media_address="10.0.0.1", **kw)
+
+
+def test_least_loaded_within_region_never_draining() -> None:
+    a, b = node("a", cpu=0.5, region="eu"), node("b", cpu=0.2, region="us")
+    c, d = node("c", cpu=0.1, region="eu", draining=True), node("d", cpu=0.3, region="eu")
+    assert select([a, b, c, d]) == b
+    assert select([a, b, c, d], region="eu") == d  # c is lighter but draining
+    assert select([a, b, c, d], region="ap") == b  # nobody there: any region
+    assert select([a, b, c, d], exclude={"b"}) == d
+    assert select([c]) is None and select([]) is None
+    # CPU first, then sessions, then rooms, then id: equal loads always pick the same node.
+    assert select([node("y", viewers=3), node("x", viewers=3), node("z", viewers=1)]).id == "z"  # type: ignore[union-attr]
+    assert select([node("y"), node("x")]).id == "x"  # type: ignore[union-attr]
+    hot = node("hot", cpu=CPU_LIMIT + 0.05, region="eu")
+    assert select([hot, node("far", cpu=0.5, region="us")], region="eu").id == "far"  # type: ignore[union-attr]
+    assert select([hot]) == hot  # above the limit everywhere: still placed
+
+
+def test_an_entry_round_trips_and_ignores_unknown_fields() -> None:
+    entry = node("n1", region="eu", workers=2, cpu=0.25, viewers=7, rooms=1, started_ms=5)
+    assert NodeEntry.from_json(entry.to_json()) == entry
+    assert NodeEntry.from_json(entry.to_json()[:-1] + ',"future":1}') == entry
+    with pytest.raises(ValueError):
+        NodeEntry(id="", url="u", media_address="")
+
+
+async def test_rooms_stay_on_their_node_and_move_when_it_is_gone(redis: Any) -> None:
+    registry, placement = NodeRegistry(redis), Placement(redis)
+    assert await placement.for_room("show-1") is None  # no node: the all-in-one answers itself
+    await registry.announce(node("a", cpu=0.1), ttl_s=30)
+    await registry.announce(node("b", cpu=0.5), ttl_s=30)
+    assert (await placement.for_room("show-1")).id == "a"  # type: ignore[union-attr]
+    await registry.announce(node("a", cpu=0.8), ttl_s=30)  # a got busy: new rooms go to b...
+    assert (await placement.for_room("show-2")).id == "b"  # type: ignore[union-attr]
+    assert (await placement.for_room("show-1")).id == "a"  # type: ignore[union-attr]  # ...its show stays
+    assert (await placement.for_session()).id == "b"  # type: ignore[union-attr]
+    await registry.withdraw("a")
+    assert (await placement.for_room("show-1")).id == "b"  # type: ignore[union-attr]
+    assert await redis.get(keyspace.room_node("show-1")) == b"b"
+    assert [e.id for e in await registry.nodes()] == ["b"]
+    # A draining origin: its room goes where the drain sends its clients (the selector's choice).
+    await registry.announce(node("c", cpu=0.3), ttl_s=30)
+    await registry.announce(node("b", cpu=0.5, draining=True), ttl_s=30)
+    assert (await placement.for_room("show-1")).id == "c"  # type: ignore[union-attr]
+    assert (await placement.for_room("show-1")).id == "c"  # type: ignore[union-attr]
+
+
+async def test_an_entry_that_is_not_refreshed_expires(redis: Any) -> None:
+    registry = NodeRegistry(redis)
+    await registry.announce(node("short"), ttl_s=3)
+    assert 0 < await redis.pttl(keyspace.node_entry("short")) <= 3000
+    await redis.delete(keyspace.node_entry("short"))  # what the TTL does to a killed node's entry
+    assert await registry.nodes() == []
+    assert await redis.zcard(keyspace.NODES) == 1  # the index keeps the id until it is past its time
