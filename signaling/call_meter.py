@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from signaling.errors import PaymentRequired, Unavailable
-from switchboard.ids import UserId
 from switchboard import keyspace
+from switchboard.ids import UserId
 from switchboard.paid import BILLING_STREAM, METER_TTL_S, BillingEntry, call_meter, call_price, meter_reply
 
 log = logging.getLogger("switchboard.signaling.meter")
