@@ -69,9 +69,10 @@ class Process:
         gc_collector.GCCollector(registry=registry)
         return cls(Readiness(), registry)
 
-    def app(self, public_metrics: bool = True):  # type: ignore[no-untyped-def]
-        """The process's root application; ``/metrics`` on it only when ``public_metrics``."""
-        app = base_app(self.registry)
+    def app(self, public_metrics: bool = True, socket_urls: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+        """The process's root application; ``/metrics`` on it only when ``public_metrics``; its pages
+        may open sockets to the nodes at ``socket_urls``."""
+        app = base_app(self.registry, socket_urls=socket_urls)
         add_health_routes(app, self.readiness, self.registry, metrics=public_metrics)
         return app
 
@@ -232,8 +233,8 @@ async def _up(settings: Settings, redis_url: str, database_url: str, children: l
 def cmd_node(settings: Settings) -> int:
     redis_url = _need(settings.redis_url, "redis_url")
     proc = Process.new()
-    app = proc.app(public_metrics=False)
     node = settings.node
+    app = proc.app(public_metrics=False, socket_urls=node.page_origins)
     bound: list[int] = []
 
     def url() -> str:

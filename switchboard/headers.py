@@ -34,13 +34,30 @@ OTHER_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
 _HOST = re.compile(r"^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
 
 
-def page_policy(host: str) -> str:
-    """The pages' CSP for a request to ``host`` (its Host header, used only when it is a plain host[:port])."""
+_ORIGIN = re.compile(r"^(https?)://((?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?)/?$")
+
+
+def socket_origins(urls: tuple[str, ...]) -> tuple[str, ...]:
+    """The ws:/wss: origins of other nodes' base URLs (``https://n2.example.com`` -> ``wss://n2.example.com``).
+    ValueError names a URL that is not a plain http(s) origin (no path, query or user)."""
+    origins = []
+    for url in urls:
+        match = _ORIGIN.match(url)
+        if match is None:
+            raise ValueError(f"not an http(s) origin: {url!r}")
+        scheme = "wss" if match.group(1) == "https" else "ws"
+        origins.append(f"{scheme}://{match.group(2)}")
+    return tuple(origins)
+
+
+def page_policy(host: str, others: tuple[str, ...] = ()) -> str:
+    """The pages' CSP for a request to ``host`` (its Host header, used only when it is a plain host[:port]),
+    which may also open sockets to ``others`` (ws:/wss: origins from :func:`socket_origins`)."""
     ws = f" ws://{host} wss://{host}" if _HOST.match(host) else ""
-    return PAGE_POLICY.format(ws=ws)
+    return PAGE_POLICY.format(ws=ws + "".join(f" {o}" for o in others))
 
 
-async def _add_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+async def _add_headers(request: web.BaseRequest, response: web.StreamResponse, others: tuple[str, ...]) -> None:
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
@@ -49,9 +66,15 @@ async def _add_headers(request: web.BaseRequest, response: web.StreamResponse) -
     # it keeps the policy the page was sent with.
     if "Content-Security-Policy" not in headers and response.status != 304:
         html = response.content_type == "text/html"
-        headers["Content-Security-Policy"] = page_policy(request.host) if html else OTHER_POLICY
+        headers["Content-Security-Policy"] = page_policy(request.host, others) if html else OTHER_POLICY
 
 
-def install_security_headers(app: web.Application) -> None:
-    """Adds the headers to every response of ``app`` and of the sub-applications mounted on it."""
-    app.on_response_prepare.append(_add_headers)
+def install_security_headers(app: web.Application, socket_urls: tuple[str, ...] = ()) -> None:
+    """Adds the headers to every response of ``app`` and of the sub-applications mounted on it; the
+    pages may also open sockets to the nodes at ``socket_urls`` (base URLs, checked here)."""
+    others = socket_origins(socket_urls)
+
+    async def add(request: web.BaseRequest, response: web.StreamResponse) -> None:
+        await _add_headers(request, response, others)
+
+    app.on_response_prepare.append(add)

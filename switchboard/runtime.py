@@ -37,14 +37,16 @@ LONG_LIVED = frozenset({"/ws"})
 """Paths whose requests live as long as a socket: the middlewares let them straight through."""
 
 
-def base_app(registry, client_max_size: int = 8 * 1024 * 1024) -> web.Application:  # type: ignore[no-untyped-def]
+def base_app(registry, client_max_size: int = 8 * 1024 * 1024,  # type: ignore[no-untyped-def]
+             socket_urls: tuple[str, ...] = ()) -> web.Application:
     """An application with the request-id and metrics middlewares every process uses (not on
-    :data:`LONG_LIVED` paths), and the security headers on every response."""
+    :data:`LONG_LIVED` paths), and the security headers on every response (its pages may open
+    sockets to the nodes at ``socket_urls`` too)."""
     app = web.Application(
         middlewares=[_short_lived(request_id_middleware), _short_lived(metrics_middleware(registry))],
         client_max_size=client_max_size,
     )
-    install_security_headers(app)
+    install_security_headers(app, socket_urls)
     return app
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from switchboard.errors import SettingsError
+from switchboard.headers import socket_origins
 
 SECRET = {"secret": True}
 """Field metadata: the value is masked by ``switchboard config``."""
@@ -108,6 +109,9 @@ class NodeSettings:
     public_url: str = ""
     """The base URL clients open this node's socket at (``https://node1.example.com``; ``/ws`` is added),
     written in the node registry; empty: ``http://<host>:<bound port>``."""
+    page_origins: tuple[str, ...] = ()
+    """Other nodes' base URLs (``https://node2.example.com``) the pages served here may open sockets to:
+    placement can send a page to any node, and the pages' CSP allows only these origins besides its own."""
     region: str = ""
     """The region this node serves; placement prefers nodes of the client's region."""
     heartbeat_s: float = 1.0
@@ -120,6 +124,10 @@ class NodeSettings:
 
     def __post_init__(self) -> None:
         check_port(self.port, "port")
+        try:
+            socket_origins(self.page_origins)
+        except ValueError as exc:
+            raise SettingsError("page_origins", str(exc)) from None
         for name in ("heartbeat_s", "registry_ttl_s"):
             check_positive(getattr(self, name), name)
         if self.registry_ttl_s <= self.heartbeat_s:

@@ -7,12 +7,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from signaling.pages import PAGES, install_pages
+from switchboard.errors import SettingsError
 from switchboard.runtime import base_app
+from switchboard.settings import NodeSettings
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 
@@ -92,3 +95,23 @@ async def test_a_not_modified_page_keeps_its_policy() -> None:
         assert again.status == 304
         assert "Content-Security-Policy" not in again.headers
         assert again.headers["X-Frame-Options"] == "DENY"
+
+
+async def test_pages_may_open_sockets_to_the_other_nodes_named_in_settings_and_nowhere_else() -> None:
+    """Placement can send a page to another node: its socket origin must be in the pages' CSP."""
+    app = base_app(CollectorRegistry(), socket_urls=("https://n2.example.com", "http://127.0.0.1:9000/"))
+    install_pages(app, WEB)
+    async with TestClient(TestServer(app)) as client:
+        csp = (await client.get("/random")).headers["Content-Security-Policy"]
+        connect = csp.split("connect-src ")[1].split(";")[0].split()
+        host = f"{client.host}:{client.port}"
+        assert connect == ["'self'", f"ws://{host}", f"wss://{host}", "wss://n2.example.com", "ws://127.0.0.1:9000"]
+        other = (await client.get("/static/lib/signal.js")).headers["Content-Security-Policy"]
+        assert "n2.example.com" not in other
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "https://n2.example.com/ws", "wss://n2", "https://u@n2",
+                                 "https://n2.example.com; script-src *", ""])
+def test_a_node_origin_that_is_not_a_plain_http_origin_is_a_settings_error(url: str) -> None:
+    with pytest.raises(SettingsError, match="page_origins"):
+        NodeSettings(page_origins=(url,))
