@@ -52,9 +52,11 @@ from control_api.revocation import Revocations
 from control_api.services import SERVICES, Services
 from control_api.storage import LocalDiskStorage
 from control_api.types import Mailer
+from control_api.webhooks import routes as webhook_routes
+from control_api.webhooks.dispatcher import Dispatcher
 from switchboard.health import Readiness
 from switchboard.keyspace import open_redis
-from switchboard.settings import ApiSettings, PaymentsSettings, TokenSettings, TurnSettings
+from switchboard.settings import ApiSettings, PaymentsSettings, TokenSettings, TurnSettings, WebhookSettings
 from switchboard.tasks import stop_task
 from switchboard.tokens import TokenSigner
 
@@ -91,6 +93,10 @@ class ApiDeps:
     """Stripe, the ledger and the catalogue."""
     gateway: Callable[[PaymentsSettings], Gateway | None] = open_gateway
     """Opens the payment gateway (tests wrap Stripe to add what localstripe lacks)."""
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    """Deliveries to integrators: retries, timeout, concurrency."""
+    dispatch_webhooks: bool = True
+    """Run the webhook dispatcher in this process."""
 
 
 def all_routes() -> list[Route]:
@@ -101,7 +107,7 @@ def all_routes() -> list[Route]:
         *accounts.routes(), *passwords.routes(), *deletion.routes(), *profiles.routes(), *social.routes(),
         *chat.routes(), *media.routes(), *notifications.routes(), *rooms.routes(), *sanction_routes.routes(),
         *reports.routes(), *report_review.routes(), *audit.routes(), *stats.routes(), *clips.routes(),
-        *ice.routes(), *payments_routes.routes(),
+        *ice.routes(), *payments_routes.routes(), *webhook_routes.routes(),
     ]
 
 
@@ -162,9 +168,12 @@ def create_api_app(deps: ApiDeps) -> web.Application:
         app[EVENTS] = consumer
         task = asyncio.create_task(consumer.run()) if deps.consume_events else None
         clip_task = asyncio.create_task(clips.ClipIngest(services).run()) if deps.consume_events else None
+        hooks = asyncio.create_task(Dispatcher(db, deps.webhooks).run()) if deps.dispatch_webhooks else None
         try:
             yield
         finally:
+            if hooks is not None:
+                await stop_task(hooks)
             if clip_task is not None:
                 await stop_task(clip_task)
             if task is not None:

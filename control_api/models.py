@@ -404,3 +404,4 @@ class Clip(Base):
 # migration test) always holds every table.
 from control_api.ledger import models as _ledger_models  # noqa: E402,F401
 from control_api.payments import models as _payments_models  # noqa: E402,F401
+from control_api.webhooks import models as _webhook_models  # noqa: E402,F401

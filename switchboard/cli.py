@@ -104,6 +104,7 @@ def _api_deps(settings: Settings, database_url: str, redis_url: str, readiness: 
         # Without a TURN host there is nothing to hand out, and no secret to need.
         turn_secret=load_turn_secret(paths.turn_secret) if settings.turn.host else "",
         payments=settings.payments,
+        webhooks=settings.webhooks,
     )
 
 

@@ -2,10 +2,12 @@
 
 Nodes write durable facts (a like or a follow request made in a call, a moderator's tap opened or
 closed, a show's room and participants for the integrators' webhooks) with :func:`encode`; the
-control API reads them back with :func:`decode`. An entry has two fields: ``type`` (an :class:`EventType`) and ``data`` (a JSON object whose keys are the fields of
-that type's dataclass). The Redis stream entry id is the event's identity: the reader deduplicates
-on it. Types this module does not declare (``match.paired`` from the matchmaker's Lua) decode to
-:class:`OtherEvent` and are the reader's to ignore.
+control API reads them back with :func:`decode`. An entry has two fields: ``type`` (an
+:class:`EventType`) and ``data`` (a JSON object whose keys are the fields of that type's
+dataclass). The Redis stream entry id is the event's identity: the reader deduplicates on it
+(room events carry their own ``id`` as well, the webhook event id). Types this module does not
+declare (``match.paired`` from the matchmaker's Lua) decode to :class:`OtherEvent` and are the
+reader's to ignore.
 """
 
 from __future__ import annotations
