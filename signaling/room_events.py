@@ -53,15 +53,15 @@ class RoomEvents:
         self.lost = 0
         """Facts not written (Redis failures)."""
 
-    async def emit(self, kind: EventType, room: str, **fields: str) -> None:
+    async def emit(self, event_type: EventType, room: str, /, **fields: str) -> None:
         if self._redis is None:
             return
         try:
-            event = RoomEvent(kind, id=f"evt_{uuid.uuid4().hex}", room=room, at_ms=int(time.time() * 1000), **fields)
+            event = RoomEvent(event_type, id=f"evt_{uuid.uuid4().hex}", room=room, at_ms=int(time.time() * 1000), **fields)
             await self._redis.xadd(EVENTS_STREAM, encode(event))  # type: ignore[arg-type]
         except Exception:  # a bad field or a Redis outage must not break the show
             self.lost += 1
-            log.exception("room event %s of %s not written", kind, room)
+            log.exception("room event %s of %s not written", event_type, room)
 
     async def joined(self, room: str, user: str, peer: str) -> None:
         await self.emit(EventType.PARTICIPANT_JOINED, room, user=user, peer=peer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, literal, or_, select
+from sqlalchemy import any_, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,7 +38,7 @@ async def record(session: AsyncSession, kind: str, data: dict[str, Any], *, even
                                 .on_conflict_do_nothing(index_elements=["id"]).returning(WebhookEvent.id))
     if made is None:
         return None
-    takes = or_(func.cardinality(WebhookEndpoint.events) == 0, WebhookEndpoint.events.any(kind))
+    takes = or_(func.cardinality(WebhookEndpoint.events) == 0, literal(kind) == any_(WebhookEndpoint.events))
     await session.execute(insert(WebhookDelivery).from_select(
         ["endpoint_id", "event_id"], select(WebhookEndpoint.id, literal(eid)).where(takes)))
     return eid
