@@ -57,7 +57,8 @@ class RoomEvents:
         if self._redis is None:
             return
         try:
-            event = RoomEvent(event_type, id=f"evt_{uuid.uuid4().hex}", room=room, at_ms=int(time.time() * 1000), **fields)
+            event = RoomEvent(event_type, id=f"evt_{uuid.uuid4().hex}", room=room, at_ms=int(time.time() * 1000),
+                              **fields)
             await self._redis.xadd(EVENTS_STREAM, encode(event))  # type: ignore[arg-type]
         except Exception:  # a bad field or a Redis outage must not break the show
             self.lost += 1

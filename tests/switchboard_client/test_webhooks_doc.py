@@ -17,7 +17,7 @@ def _example() -> Any:
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
     assert len(blocks) == 1
     scope: dict[str, Any] = {}
-    exec(compile(blocks[0], str(DOC), "exec"), scope)  # noqa: S102 - our own doc's example
+    exec(compile(blocks[0], str(DOC), "exec"), scope)
     return scope["handle"]
 
 
