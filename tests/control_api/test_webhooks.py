@@ -197,3 +197,21 @@ async def test_pending_deliveries_survive_a_restart_and_two_processes_never_clai
         assert Counter(e["type"] for e in receiver.delivered()) == Counter({"room_started": 12})
     finally:
         await receiver.server.close()
+
+
+async def test_a_saved_clip_is_an_event_once(make_api: MakeApi, redis: Any) -> None:
+    from control_api.clips import ClipIngest
+    from switchboard.keyspace import clip
+
+    api = await make_api()
+    clip_id = uuid.uuid4().hex
+    fields = {"data": b"\x1a\x45\xdf\xa3webm", "content_type": "video/webm", "room": "show-evidence",
+              "duration_ms": "3000", "tracks": "2"}
+    ingest = ClipIngest(services(api))
+    for _ in range(2):  # a node that handed the same clip over twice
+        await redis.hset(clip(clip_id), mapping=fields)
+        assert await ingest.ingest(clip_id) is True
+    async with services(api).sessions() as session:
+        rows = list(await session.scalars(select(WebhookEvent).where(WebhookEvent.type == "clip_saved")))
+    assert [(r.id, r.data) for r in rows] == [(f"evt_clip_{clip_id}", {
+        "clip_id": clip_id, "room": "show-evidence", "duration_ms": 3000, "tracks": 2})]
