@@ -10,6 +10,7 @@ from pathlib import Path
 from aiohttp import web
 from argon2 import PasswordHasher
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -54,6 +55,7 @@ from control_api.storage import LocalDiskStorage
 from control_api.types import Mailer
 from control_api.webhooks import routes as webhook_routes
 from control_api.webhooks.dispatcher import Dispatcher
+from control_api.webhooks.metrics import WebhookMetrics
 from switchboard.health import Readiness
 from switchboard.keyspace import open_redis
 from switchboard.settings import ApiSettings, PaymentsSettings, TokenSettings, TurnSettings, WebhookSettings
@@ -97,6 +99,8 @@ class ApiDeps:
     """Deliveries to integrators: retries, timeout, concurrency."""
     dispatch_webhooks: bool = True
     """Run the webhook dispatcher in this process."""
+    registry: CollectorRegistry | None = None
+    """The process's Prometheus registry (webhook metrics); None: metrics kept unexported."""
 
 
 def all_routes() -> list[Route]:
@@ -168,7 +172,8 @@ def create_api_app(deps: ApiDeps) -> web.Application:
         app[EVENTS] = consumer
         task = asyncio.create_task(consumer.run()) if deps.consume_events else None
         clip_task = asyncio.create_task(clips.ClipIngest(services).run()) if deps.consume_events else None
-        hooks = asyncio.create_task(Dispatcher(db, deps.webhooks).run()) if deps.dispatch_webhooks else None
+        hooks = (asyncio.create_task(Dispatcher(db, deps.webhooks, WebhookMetrics(deps.registry)).run())
+                 if deps.dispatch_webhooks else None)
         try:
             yield
         finally:

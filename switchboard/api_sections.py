@@ -185,11 +185,16 @@ class WebhookSettings:
     """An attempt that has no answer in this long fails (and is retried)."""
     concurrency: int = 8
     """Deliveries in flight at once, per API process."""
-    poll_s: float = 1.0
+    poll_s: float = 0.5
     """How often the dispatcher looks for due deliveries."""
+    keep_s: float = 30 * 86400
+    """Events older than this, with nothing left pending, are deleted with their deliveries and log."""
 
     def __post_init__(self) -> None:
-        for name in ("retry_for_s", "backoff_base_s", "backoff_max_s", "timeout_s", "concurrency", "poll_s"):
+        for name in ("retry_for_s", "backoff_base_s", "backoff_max_s", "timeout_s", "concurrency", "poll_s",
+                     "keep_s"):
             check_positive(getattr(self, name), name)
         if self.retry_for_s < self.backoff_base_s:
             raise SettingsError("retry_for_s", "must be at least backoff_base_s")
+        if self.keep_s < self.retry_for_s:
+            raise SettingsError("keep_s", "must be at least retry_for_s (an event is kept while it is retried)")

@@ -18,15 +18,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from control_api.webhooks import signing
+from control_api.webhooks.metrics import WebhookMetrics
 from control_api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from switchboard.api_sections import WebhookSettings
 
 log = logging.getLogger("switchboard.api.webhooks")
 
+PRUNE_EVERY_S = 3600.0
+"""How often a dispatcher deletes events older than ``webhooks.keep_s``."""
 LEASE_MARGIN_S = 30.0
 """Added to the timeout: how long a claimed attempt is left alone before another process retries it."""
 
@@ -70,18 +73,24 @@ def body_of(event: WebhookEvent) -> bytes:
 class Dispatcher:
     """Sends due deliveries, at most ``settings.concurrency`` at once; ``run`` until cancelled."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: WebhookSettings) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: WebhookSettings,
+                 metrics: WebhookMetrics | None = None) -> None:
         self._sessions = sessions
         self._settings = settings
+        self.metrics = metrics or WebhookMetrics()
         self._rand = random.Random()
         self._inflight: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self._settings.timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as http:
+            pruned_at = 0.0
             try:
                 while True:
                     try:
+                        if time.monotonic() - pruned_at > PRUNE_EVERY_S:
+                            pruned_at = time.monotonic()
+                            await self.prune()
                         claimed = await self.dispatch_once(http)
                     except asyncio.CancelledError:
                         raise
@@ -101,6 +110,17 @@ class Dispatcher:
                                return_when=asyncio.FIRST_COMPLETED)
         else:
             await asyncio.sleep(self._settings.poll_s)
+
+    async def prune(self) -> int:
+        """Deletes events older than ``keep_s`` that have no pending delivery (their deliveries and
+        log go with them); returns how many."""
+        before = datetime.now(UTC) - timedelta(seconds=self._settings.keep_s)
+        pending = select(WebhookDelivery.id).where(WebhookDelivery.event_id == WebhookEvent.id,
+                                                   WebhookDelivery.status == "pending")
+        async with self._sessions() as session, session.begin():
+            gone = await session.scalars(delete(WebhookEvent).where(WebhookEvent.created_at < before,
+                                                                    ~pending.exists()).returning(WebhookEvent.id))
+            return len(list(gone))
 
     async def dispatch_once(self, http: aiohttp.ClientSession) -> int:
         """Claims what is due (as many as there are free slots) and starts sending it."""
@@ -139,7 +159,7 @@ class Dispatcher:
     async def _send(self, http: aiohttp.ClientSession, c: Claim) -> None:
         started = time.perf_counter()
         status: int | None = None
-        error = ""
+        error, outcome = "", "ok"
         headers = {"Content-Type": "application/json", "User-Agent": "Switchboard-Webhooks/1",
                    "Switchboard-Event-Id": c.event_id,
                    signing.HEADER: signing.header(c.secrets, int(time.time()), c.body)}
@@ -148,12 +168,14 @@ class Dispatcher:
                 status = resp.status
                 await resp.content.read(4096)  # some of the answer: an endpoint's body is not ours to keep
             if not 200 <= status < 300:
-                error = f"HTTP {status}"
+                error, outcome = f"HTTP {status}", "http_error"
         except TimeoutError:
-            error = f"no answer within {self._settings.timeout_s:g} s"
+            error, outcome = f"no answer within {self._settings.timeout_s:g} s", "timeout"
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            error, outcome = f"{type(exc).__name__}: {exc}"[:500], "error"
         latency_ms = (time.perf_counter() - started) * 1000
+        self.metrics.attempts.labels(outcome).inc()
+        self.metrics.attempt_seconds.observe(latency_ms / 1000)
         try:
             await self._finish(c, status, error, latency_ms)
         except Exception:  # the lease ends and the attempt is made again: at least once
@@ -165,8 +187,10 @@ class Dispatcher:
         values: dict[str, object]
         if ok:
             values = {"status": "delivered", "delivered_at": now}
+            self.metrics.delivery_seconds.observe(max(0.0, (now - c.created).total_seconds()))
         elif (now - c.created).total_seconds() >= self._settings.retry_for_s:
             values = {"status": "failed"}
+            self.metrics.failed.inc()
         else:
             values = {"next_attempt_at": now + timedelta(seconds=backoff_s(self._settings, c.attempt, self._rand))}
         async with self._sessions() as session, session.begin():

@@ -9,9 +9,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import func, select
+from prometheus_client import CollectorRegistry
+from sqlalchemy import func, select, text
 
 from control_api.models import Role
+from control_api.webhooks.metrics import WebhookMetrics
 from control_api.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from control_api.webhooks.outbox import record
 from switchboard.events import EventType, RoomEvent, encode
@@ -188,13 +190,17 @@ async def test_pending_deliveries_survive_a_restart_and_two_processes_never_clai
         # Those claims died with their "process": a new one takes the rows once their lease ends.
         async with sessions() as session, session.begin():
             await session.execute(WebhookDelivery.__table__.update().values(next_attempt_at=func.now()))
-        task = asyncio.create_task(Dispatcher(sessions, FAST).run())
+        registry = CollectorRegistry()
+        restarted = Dispatcher(sessions, FAST, WebhookMetrics(registry))
+        task = asyncio.create_task(restarted.run())
         try:
             await until(lambda: len({e["id"] for e in receiver.delivered()}) == 12, "all twelve events")
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         assert Counter(e["type"] for e in receiver.delivered()) == Counter({"room_started": 12})
+        await until(lambda: registry.get_sample_value("webhook_delivery_seconds_count") == 12, "the metrics")
+        assert registry.get_sample_value("webhook_attempts_total", {"outcome": "ok"}) == 12
     finally:
         await receiver.server.close()
 
@@ -215,3 +221,23 @@ async def test_a_saved_clip_is_an_event_once(make_api: MakeApi, redis: Any) -> N
         rows = list(await session.scalars(select(WebhookEvent).where(WebhookEvent.type == "clip_saved")))
     assert [(r.id, r.data) for r in rows] == [(f"evt_clip_{clip_id}", {
         "clip_id": clip_id, "room": "show-evidence", "duration_ms": 3000, "tracks": 2})]
+
+
+async def test_old_events_are_pruned_unless_still_pending(make_api: MakeApi) -> None:
+    api = await make_api()
+    sessions = services(api).sessions
+    async with sessions() as session, session.begin():
+        session.add(WebhookEndpoint(url="http://127.0.0.1:9/none", events=[], secret="whsec_x"))
+    async with sessions() as session, session.begin():
+        old_done = await record(session, "room_started", {"room": "a"})
+        old_pending = await record(session, "room_started", {"room": "b"})
+        fresh = await record(session, "room_started", {"room": "c"})
+    async with sessions() as session, session.begin():
+        await session.execute(WebhookEvent.__table__.update().where(WebhookEvent.id.in_([old_done, old_pending]))
+                              .values(created_at=func.now() - text("interval '40 days'")))
+        await session.execute(WebhookDelivery.__table__.update().where(WebhookDelivery.event_id == old_done)
+                              .values(status="delivered"))
+    assert await Dispatcher(sessions, FAST).prune() == 1
+    async with sessions() as session:
+        left = set(await session.scalars(select(WebhookEvent.id)))
+    assert left == {old_pending, fresh}
