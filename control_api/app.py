@@ -172,12 +172,14 @@ def create_api_app(deps: ApiDeps) -> web.Application:
         app[EVENTS] = consumer
         task = asyncio.create_task(consumer.run()) if deps.consume_events else None
         clip_task = asyncio.create_task(clips.ClipIngest(services).run()) if deps.consume_events else None
-        hooks = (asyncio.create_task(Dispatcher(db, deps.webhooks, WebhookMetrics(deps.registry)).run())
-                 if deps.dispatch_webhooks else None)
+        dispatcher = Dispatcher(db, deps.webhooks, WebhookMetrics(deps.registry))
+        hooks = asyncio.create_task(dispatcher.run()) if deps.dispatch_webhooks else None
         try:
             yield
         finally:
             if hooks is not None:
+                dispatcher.stop()  # ends between queries; a cancel is the last resort
+                await asyncio.wait([hooks], timeout=deps.webhooks.timeout_s + 5)
                 await stop_task(hooks)
             if clip_task is not None:
                 await stop_task(clip_task)

@@ -80,13 +80,21 @@ class Dispatcher:
         self.metrics = metrics or WebhookMetrics()
         self._rand = random.Random()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Asks ``run`` to end at its next idle point, once its attempts in flight are written (a cancel
+        in the middle of a query would leave a database connection half-used)."""
+        self._stopping.set()
 
     async def run(self) -> None:
+        """Until :meth:`stop` (or a cancel): claim, send, write results; a failure is logged and retried."""
         timeout = aiohttp.ClientTimeout(total=self._settings.timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as http:
-            pruned_at = 0.0
+            pruned_at = time.monotonic() - PRUNE_EVERY_S + 60  # the first prune a minute after the start
             try:
-                while True:
+                await self._wait()  # the app finishes starting before the first query
+                while not self._stopping.is_set():
                     try:
                         if time.monotonic() - pruned_at > PRUNE_EVERY_S:
                             pruned_at = time.monotonic()
@@ -99,17 +107,21 @@ class Dispatcher:
                         claimed = 0
                     if claimed == 0 or len(self._inflight) >= self._settings.concurrency:
                         await self._wait()
+                if self._inflight:  # each ends within the timeout, then writes its result
+                    await asyncio.wait(set(self._inflight), timeout=self._settings.timeout_s + LEASE_MARGIN_S)
             finally:
                 for task in self._inflight:
                     task.cancel()
                 await asyncio.gather(*self._inflight, return_exceptions=True)
 
     async def _wait(self) -> None:
-        if self._inflight:
-            await asyncio.wait(set(self._inflight), timeout=self._settings.poll_s,
+        """Until ``poll_s`` passes, an attempt ends (a free slot) or :meth:`stop` is called."""
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({stopping, *self._inflight}, timeout=self._settings.poll_s,
                                return_when=asyncio.FIRST_COMPLETED)
-        else:
-            await asyncio.sleep(self._settings.poll_s)
+        finally:
+            stopping.cancel()
 
     async def prune(self) -> int:
         """Deletes events older than ``keep_s`` that have no pending delivery (their deliveries and
