@@ -10,6 +10,7 @@ from pathlib import Path
 from aiohttp import web
 from argon2 import PasswordHasher
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -56,9 +57,12 @@ from control_api.revocation import Revocations
 from control_api.services import SERVICES, Services
 from control_api.storage import LocalDiskStorage
 from control_api.types import Mailer
+from control_api.webhooks import routes as webhook_routes
+from control_api.webhooks.dispatcher import Dispatcher
+from control_api.webhooks.metrics import WebhookMetrics
 from switchboard.health import Readiness
 from switchboard.keyspace import open_redis
-from switchboard.settings import ApiSettings, PaymentsSettings, TokenSettings, TurnSettings
+from switchboard.settings import ApiSettings, PaymentsSettings, TokenSettings, TurnSettings, WebhookSettings
 from switchboard.tasks import stop_task
 from switchboard.tokens import TokenSigner
 
@@ -95,6 +99,12 @@ class ApiDeps:
     """Stripe, the ledger and the catalogue."""
     gateway: Callable[[PaymentsSettings], Gateway | None] = open_gateway
     """Opens the payment gateway (tests wrap Stripe to add what localstripe lacks)."""
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    """Deliveries to integrators: retries, timeout, concurrency."""
+    dispatch_webhooks: bool = True
+    """Run the webhook dispatcher in this process."""
+    registry: CollectorRegistry | None = None
+    """The process's Prometheus registry (webhook metrics); None: metrics kept unexported."""
 
 
 def all_routes() -> list[Route]:
@@ -106,6 +116,7 @@ def all_routes() -> list[Route]:
         *chat.routes(), *media.routes(), *notifications.routes(), *rooms.routes(), *sanction_routes.routes(),
         *reports.routes(), *report_review.routes(), *audit.routes(), *stats.routes(), *clips.routes(),
         *ice.routes(), *payments_routes.routes(), *prices.routes(), *tickets.routes(), *gifts.routes(),
+        *webhook_routes.routes(),
     ]
 
 
@@ -166,9 +177,15 @@ def create_api_app(deps: ApiDeps) -> web.Application:
         app[EVENTS] = consumer
         task = asyncio.create_task(consumer.run()) if deps.consume_events else None
         clip_task = asyncio.create_task(clips.ClipIngest(services).run()) if deps.consume_events else None
+        dispatcher = Dispatcher(db, deps.webhooks, WebhookMetrics(deps.registry))
+        hooks = asyncio.create_task(dispatcher.run()) if deps.dispatch_webhooks else None
         try:
             yield
         finally:
+            if hooks is not None:
+                dispatcher.stop()  # ends between queries; a cancel is the last resort
+                await asyncio.wait([hooks], timeout=deps.webhooks.timeout_s + 5)
+                await stop_task(hooks)
             if clip_task is not None:
                 await stop_task(clip_task)
             if task is not None:

@@ -40,6 +40,7 @@ from control_api.rooms import ROOM
 from control_api.sanctions import require_staff
 from control_api.schema import Field, Schema
 from control_api.services import Services
+from control_api.webhooks import outbox as webhooks
 from switchboard.keyspace import CLIPS_CHANNEL, CLIPS_INGESTING, CLIPS_PENDING, clip, clip_answers, clip_auto
 
 log = logging.getLogger("switchboard.api.clips")
@@ -97,6 +98,8 @@ class ClipIngest:
                 id=clip_id, room=room, moderator_id=moderator, content_type=content_type, size=len(data),
                 duration_ms=duration_ms, tracks=tracks, storage_name=name,
             ).on_conflict_do_nothing(index_elements=["id"]))
+            await webhooks.record(session, "clip_saved", {"clip_id": clip_id, "room": room, "duration_ms": duration_ms,
+                                                          "tracks": tracks}, event_id=f"evt_clip_{clip_id}")
             report_id = _int(_text(f.get("report_id", b"")))
             if report_id is not None:
                 await _link(session, report_id, clip_id, room)

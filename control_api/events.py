@@ -27,7 +27,8 @@ from control_api.graph import not_blocked
 from control_api.models import Account, AuditEntry, Notification, ProcessedEvent
 from control_api.services import Services
 from control_api.social import add_like, request_follow
-from switchboard.events import EventType, OtherEvent, SocialEvent, TapEvent, decode
+from control_api.webhooks import outbox as webhooks
+from switchboard.events import EventType, OtherEvent, RoomEvent, SocialEvent, TapEvent, decode
 from switchboard.keyspace import EVENTS_GROUP_API, EVENTS_STREAM
 
 log = logging.getLogger("switchboard.api.events")
@@ -109,7 +110,10 @@ class EventsConsumer:
             return False
         notes: list[Notification] = []
         async with self._services.sessions() as session, session.begin():
-            if isinstance(event, TapEvent):
+            if isinstance(event, RoomEvent):  # for the webhooks, once per the node's event id
+                data = {k: v for k, v in event.data().items() if k != "id" and v != ""}
+                applied = await webhooks.record(session, str(event.type), data, event_id=event.id) is not None
+            elif isinstance(event, TapEvent):
                 applied = await self._tap(session, event_id, event)
             else:
                 first = await session.scalar(
@@ -136,6 +140,8 @@ class EventsConsumer:
                 return False
             for user in users:
                 await stats.track(session, user, "match")
+            await webhooks.record(session, "match_made", {"session_id": _text(fields.get("session_id") or fields.get(
+                b"session_id") or ""), "users": [str(u) for u in users]}, event_id=f"evt_match_{event_id}")
         return True
 
     async def _pair(self, session: AsyncSession, event: SocialEvent) -> tuple[uuid.UUID, uuid.UUID] | None:

@@ -24,7 +24,9 @@ log = logging.getLogger("switchboard.api.mail")
 
 class LogMailer:
     async def send(self, to: str, subject: str, body: str) -> None:
-        log.info("mail to %s: %s\n%s", to, subject, body)
+        # One line: a text log prefixes each record once, so a body on lines of its own would lose its
+        # prefix (and the mailed code would sit on a line no ``grep 'mail to'`` finds).
+        log.info("mail to %s: %s: %s", to, subject, " / ".join(line for line in body.splitlines() if line))
 
 
 class SmtpMailer:

@@ -411,3 +411,4 @@ class Clip(Base):
 from control_api import paid_models as _paid_models  # noqa: E402,F401
 from control_api.ledger import models as _ledger_models  # noqa: E402,F401
 from control_api.payments import models as _payments_models  # noqa: E402,F401
+from control_api.webhooks import models as _webhook_models  # noqa: E402,F401

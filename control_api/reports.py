@@ -25,6 +25,7 @@ from control_api.http import Call, Reply, Route
 from control_api.models import Account, Message, Report
 from control_api.rooms import ROOM
 from control_api.schema import Field, Schema
+from control_api.webhooks import outbox as webhooks
 
 REASONS = ("nudity_minor", "harassment", "spam_scam", "hate_violence", "other")
 STATUSES = ("open", "in_review", "actioned", "dismissed")
@@ -110,6 +111,8 @@ async def _store(call: Call) -> Reply:
                 raise NotFound("the report changed meanwhile; send it again")
             return Reply(as_json(report), 200)
         await stats.track(session, me, "report")
+        await webhooks.record(session, "report_created", {"report_id": made, "reported_id": str(target),
+                                                          "reason": body["reason"], "context": context})
         report = await session.get(Report, made)
         assert report is not None
         return Reply(as_json(report), 201)

@@ -28,6 +28,7 @@ from signaling.pages import install_pages
 from signaling.paid_shows import PaidShows
 from signaling.presence_watch import PresenceWatch
 from signaling.relations import Relations
+from signaling.room_events import RoomEvents
 from signaling.shows import ShowBook
 from signaling.types import IceServersFor, MediaOpener, TicketOpener
 from signaling.unavailable import UnavailableMedia
@@ -130,6 +131,7 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     stack.push_async_callback(hub.close)
     shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst, deps.ice_servers, Relations(redis), PaidShows(redis))
     hub.route(GIFT, shows.gift_arrived)
+    shows.events = RoomEvents(redis)
     stack.push_async_callback(shows.close)
     # Without an SFU every call is P2P, whatever the setting says (nothing could carry it).
     call_media = CallMedia(media, s.call_media if deps.open_media else "p2p",

@@ -25,9 +25,11 @@ from signaling.limits import TokenBucket
 from signaling.paid_shows import PaidShows
 from signaling.relations import Relations
 from signaling.renegotiation import Renegotiations
+from signaling.room_events import RoomEvents
 from signaling.session import Session
 from signaling.show_moderation import ChatLines, ShowModeration
 from signaling.types import IceServersFor
+from switchboard.events import EventType
 from switchboard.ids import RoomId, SessionId, UserId
 
 
@@ -106,6 +108,7 @@ class ShowBook:
         self.moderation = ShowModeration(self)
         """The broadcaster's and moderators' doors: delete, pin, mute, kick."""
         media.set_listener(self)
+        self.events = RoomEvents(None)  # webhooks' room facts (visible members only); the node gives it Redis
 
     async def close(self) -> None:
         await self._renegotiations.close()
@@ -179,6 +182,7 @@ class ShowBook:
                 show.keep_apart(session.user_id, await self._relations.blocked_among(session.user_id,
                                                                                      list(show.users())))
             self._announce(show)
+            await self.events.joined(show.room, session.user_id, member.peer_id)
         return member
 
     # --- membership -------------------------------------------------------------------------------
@@ -199,6 +203,7 @@ class ShowBook:
         self._shows[room] = show
         if self._paid is not None:
             await self._paid.opened(show)
+        await self.events.emit(EventType.ROOM_STARTED, room, user=session.user_id)
         member = await self._add(show, session)
         return {"peer_id": member.peer_id, "ice_servers": self._ice_servers(session.grants), "paid": show.paid,
                 **show.roster()}
@@ -241,6 +246,7 @@ class ShowBook:
             if session.user_id not in show.users():
                 show.forget(session.user_id)
             self._announce(show)
+            await self.events.left(show.room, session.user_id, member.peer_id)
 
     async def end(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         self._door(session, body["room"])
@@ -255,6 +261,8 @@ class ShowBook:
         self._broadcast(show, {"type": "show.ended", "room": show.room, "reason": reason})
         for member in show.members.values():
             member.session.leave_show(show.room)
+        await self.events.finished(show.room, show.owner, [(m.session.user_id, m.peer_id)
+                                                           for m in show.members.values() if not m.hidden], reason)
         show.members.clear()
         await self._media.close_room(show.room)
         if self._paid is not None:
@@ -302,6 +310,7 @@ class ShowBook:
         self._may_publish(session, show, member)
         await self._media.open_room(show.room)  # again after a lost SFU worker (the show lives on)
         answer = await self._media.publish(show.room, member.peer_id, session.user_id, body["sdp"])
+        await self.events.published(show.room, session.user_id, member.peer_id, body["sdp"])
         return {"room": show.room, "sdp": answer}
 
     async def subscribe(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -176,3 +176,32 @@ class PaymentsSettings:
     @property
     def credit_packs(self) -> tuple[CreditPack, ...]:
         return _packs(self.packs)
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Deliveries of events to integrators' endpoints (control_api/webhooks/)."""
+
+    retry_for_s: float = 3 * 86400
+    """How long a delivery is retried after its event (at least a day: an endpoint may be down that long)."""
+    backoff_base_s: float = 5.0
+    """First retry delay; each next one doubles (with jitter), up to ``backoff_max_s``."""
+    backoff_max_s: float = 3600.0
+    """Longest delay between two attempts."""
+    timeout_s: float = 10.0
+    """An attempt that has no answer in this long fails (and is retried)."""
+    concurrency: int = 8
+    """Deliveries in flight at once, per API process."""
+    poll_s: float = 0.5
+    """How often the dispatcher looks for due deliveries."""
+    keep_s: float = 30 * 86400
+    """Events older than this, with nothing left pending, are deleted with their deliveries and log."""
+
+    def __post_init__(self) -> None:
+        for name in ("retry_for_s", "backoff_base_s", "backoff_max_s", "timeout_s", "concurrency", "poll_s",
+                     "keep_s"):
+            check_positive(getattr(self, name), name)
+        if self.retry_for_s < self.backoff_base_s:
+            raise SettingsError("retry_for_s", "must be at least backoff_base_s")
+        if self.keep_s < self.retry_for_s:
+            raise SettingsError("keep_s", "must be at least retry_for_s (an event is kept while it is retried)")

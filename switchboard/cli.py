@@ -96,7 +96,8 @@ async def _prepare_database(settings: Settings, database_url: str) -> AdminLogin
         await engine.dispose()
 
 
-def _api_deps(settings: Settings, database_url: str, redis_url: str, readiness: Readiness) -> ApiDeps:
+def _api_deps(settings: Settings, database_url: str, redis_url: str, readiness: Readiness,
+              registry: CollectorRegistry | None = None) -> ApiDeps:
     """The control API's slice of the settings, its signing key and the TURN secret from the secrets dir."""
     paths = KeyPaths.from_settings(settings)
     return ApiDeps(
@@ -108,6 +109,8 @@ def _api_deps(settings: Settings, database_url: str, redis_url: str, readiness: 
         # Without a TURN host there is nothing to hand out, and no secret to need.
         turn_secret=load_turn_secret(paths.turn_secret) if settings.turn.host else "",
         payments=settings.payments,
+        webhooks=settings.webhooks,
+        registry=registry,
     )
 
 
@@ -199,7 +202,7 @@ def build_up_app(settings: Settings, redis_url: str, database_url: str, proc: Pr
     app = proc.app()
     install_node(app, _node_deps(settings, redis_url, proc.readiness))
     install_matchmaker(app, MatchmakerDeps(settings.matchmaker, redis_url, proc.readiness, proc.registry))
-    app.add_subapp("/api", create_api_app(_api_deps(settings, database_url, redis_url, proc.readiness)))
+    app.add_subapp("/api", create_api_app(_api_deps(settings, database_url, redis_url, proc.readiness, proc.registry)))
     return app
 
 
@@ -282,7 +285,7 @@ def cmd_api(settings: Settings, migrate_only: bool) -> int:
         return 0
     proc = Process.new()
     app = proc.app(public_metrics=False)
-    app.add_subapp("/api", create_api_app(_api_deps(settings, database_url, redis_url, proc.readiness)))
+    app.add_subapp("/api", create_api_app(_api_deps(settings, database_url, redis_url, proc.readiness, proc.registry)))
     metrics = proc.metrics_listener(settings.metrics.host, settings.metrics.api_port, "metrics.api_port")
     uvloop.run(serve(app, settings.api.host, settings.api.port, on_started=_announce("api"), internal=metrics))
     return 0

@@ -1,11 +1,13 @@
 """The events stream's entries (``keyspace.EVENTS_STREAM``): one declaration for writers and the reader.
 
 Nodes write durable facts (a like or a follow request made in a call, a moderator's tap opened or
-closed) with :func:`encode`; the control API reads them back with :func:`decode`. An entry has two
-fields: ``type`` (an :class:`EventType`) and ``data`` (a JSON object whose keys are the fields of
-that type's dataclass). The Redis stream entry id is the event's identity: the reader deduplicates
-on it. Types this module does not declare (``match.paired`` from the matchmaker's Lua) decode to
-:class:`OtherEvent` and are the reader's to ignore.
+closed, a show's room and participants for the integrators' webhooks) with :func:`encode`; the
+control API reads them back with :func:`decode`. An entry has two fields: ``type`` (an
+:class:`EventType`) and ``data`` (a JSON object whose keys are the fields of that type's
+dataclass). The Redis stream entry id is the event's identity: the reader deduplicates on it
+(room events carry their own ``id`` as well, the webhook event id). Types this module does not
+declare (``match.paired`` from the matchmaker's Lua) decode to :class:`OtherEvent` and are the
+reader's to ignore.
 """
 
 from __future__ import annotations
@@ -28,6 +30,18 @@ class EventType(enum.StrEnum):
     """A 1:1 call rang out or was called off before the callee answered (``from`` the caller)."""
     TAP_OPENED = "tap_opened"
     TAP_CLOSED = "tap_closed"
+    ROOM_STARTED = "room_started"
+    """A show's room opened (webhooks; :class:`RoomEvent`)."""
+    ROOM_FINISHED = "room_finished"
+    PARTICIPANT_JOINED = "participant_joined"
+    """A visible member joined a room: never written for a hidden tap."""
+    PARTICIPANT_LEFT = "participant_left"
+    TRACK_PUBLISHED = "track_published"
+
+
+ROOM_TYPES = frozenset({EventType.ROOM_STARTED, EventType.ROOM_FINISHED, EventType.PARTICIPANT_JOINED,
+                        EventType.PARTICIPANT_LEFT, EventType.TRACK_PUBLISHED})
+"""The node's facts that the control API forwards to integrators' webhooks as they are."""
 
 
 def _text(value: object, name: str) -> str:
@@ -133,6 +147,57 @@ class TapEvent:
 
 
 @dataclass(frozen=True)
+class RoomEvent:
+    """A fact about a room and its visible participants, for the integrators' webhooks."""
+
+    type: EventType
+    """One of :data:`ROOM_TYPES`."""
+    id: str
+    """The event's unique id (written by the node): the webhook event id, so a replay inserts once."""
+    room: str
+    """The room (a show's room name)."""
+    at_ms: int
+    """When it happened, milliseconds since the epoch (the node's clock)."""
+    user: str = ""
+    """The participant (participant and track events) or the owner (room events)."""
+    peer: str = ""
+    """The participant's peer id in the room."""
+    kind: str = ""
+    """``track_published``: ``audio`` or ``video``."""
+    reason: str = ""
+    """``room_finished`` and ``participant_left``: why (``ended``, ``owner left``, ``left``...)."""
+
+    def __post_init__(self) -> None:
+        if self.type not in ROOM_TYPES:
+            raise ValueError(f"not a room event type: {self.type}")
+        _text(self.id, "id")
+        _text(self.room, "room")
+        _ms(self.at_ms, "at_ms")
+        for name in ("user", "peer", "kind", "reason"):
+            value = getattr(self, name)
+            if value:
+                _text(value, name)
+            elif not isinstance(value, str):
+                raise ValueError(f"{name} must be a string")
+
+    def data(self) -> dict[str, Any]:
+        out = asdict(self)
+        del out["type"]
+        return out
+
+    @classmethod
+    def from_data(cls, kind: EventType, data: dict[str, Any]) -> RoomEvent:
+        names = {f.name for f in fields(cls)} - {"type"}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown room event fields: {sorted(unknown)}")
+        try:
+            return cls(kind, **data)
+        except TypeError as exc:  # a required field missing
+            raise ValueError(str(exc)) from None
+
+
+@dataclass(frozen=True)
 class OtherEvent:
     """An entry of a type this schema does not declare (kept as read; the reader ignores it)."""
 
@@ -140,10 +205,10 @@ class OtherEvent:
     """The entry's ``type`` field."""
 
 
-Event = SocialEvent | TapEvent | OtherEvent
+Event = SocialEvent | TapEvent | RoomEvent | OtherEvent
 
 
-def encode(event: SocialEvent | TapEvent) -> dict[str, str]:
+def encode(event: SocialEvent | TapEvent | RoomEvent) -> dict[str, str]:
     """The fields of a stream entry (``XADD events * type ... data ...``)."""
     return {"type": str(event.type), "data": json.dumps(event.data(), ensure_ascii=False, separators=(",", ":"))}
 
@@ -171,4 +236,6 @@ def decode(entry: dict[Any, Any]) -> Event:
         raise ValueError("entry data is not a JSON object")
     if event_type in (EventType.TAP_OPENED, EventType.TAP_CLOSED):
         return TapEvent.from_data(event_type, data)
+    if event_type in ROOM_TYPES:
+        return RoomEvent.from_data(event_type, data)
     return SocialEvent.from_data(event_type, data)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from switchboard.api_sections import ApiSettings, CreditPack, PaymentsSettings
+from switchboard.api_sections import ApiSettings, CreditPack, PaymentsSettings, WebhookSettings
 from switchboard.errors import SettingsError
 from switchboard.sections import (
     SECRET,
@@ -51,6 +51,7 @@ __all__ = [
     "SfuSettings",
     "TokenSettings",
     "TurnSettings",
+    "WebhookSettings",
     "describe",
     "load_settings"
 ]
@@ -82,6 +83,7 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     payments: PaymentsSettings = field(default_factory=PaymentsSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def __post_init__(self) -> None:
         if self.redis_url and urlsplit(self.redis_url).scheme not in {"redis", "rediss", "unix", "redis+cluster",

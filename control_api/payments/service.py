@@ -25,6 +25,7 @@ from control_api.models import Account
 from control_api.payments.models import Purchase, StripeCustomer, StripeRefund, Subscription
 from control_api.payments.types import PREMIUM_STATUSES, Gateway, Intent, Sub
 from control_api.realtime import Realtime
+from control_api.webhooks import outbox as webhooks
 from switchboard.keyspace import SANCTIONS_CHANNEL, premium_tier
 from switchboard.settings import CreditPack, PaymentsSettings
 
@@ -159,6 +160,8 @@ class Payments:
         done = await self.ledger.deposit(f"purchase:{intent.id}", purchase.account_id, purchase.credits,
                                          meta={"intent": intent.id, "pack": purchase.pack, "paid": purchase.amount,
                                                "currency": purchase.currency})
+        await webhooks.record_now(self.sessions, "credits_purchased", webhooks.purchase_data(purchase),
+                                  event_id=f"evt_purchase_{intent.id}")  # after the ledger's commit, replay-safe
         if done:
             await self._realtime.push(purchase.account_id, {"type": "wallet", "reason": "purchase",
                                                             "credits": purchase.credits})
@@ -206,6 +209,8 @@ class Payments:
                 await self.ledger.take_back(f"{kind}:{ref}", row.account_id, credits,
                                             kind=kind, meta={"intent": row.intent_id, "amount": amount})
             session.add(StripeRefund(id=ref, intent_id=row.intent_id, amount=amount, credits=credits))
+            await webhooks.record(session, "credits_refunded", webhooks.purchase_data(row, kind=kind, refunded=amount,
+                                                                                     credits_taken=credits))
             row.refunded = min(refunded, row.amount)
         await self._realtime.push(purchase.account_id, {"type": "wallet", "reason": kind, "credits": -credits})
 
@@ -254,6 +259,7 @@ class Payments:
             changed = account.premium != premium
             if changed:
                 await session.execute(update(Account).where(Account.id == user).values(premium=premium))
+                await webhooks.record(session, "premium_changed", {"user_id": str(user), "premium": premium})
         if changed:
             await self.publish_premium(user, premium)
         return premium

@@ -97,13 +97,14 @@ def make_api(
     tmp_path: Path
 ) -> Callable[..., Awaitable[Api]]:
     async def make(settings: ApiSettings | None = None, consume_events: bool = False,
-                   turn: TurnSettings | None = None, turn_secret: str = "", **more: Any) -> Api:
+                   turn: TurnSettings | None = None, turn_secret: str = "", dispatch_webhooks: bool = False,
+                   **more: Any) -> Api:
         outbox, key = Outbox(), Ed25519PrivateKey.generate()
         deps = ApiDeps(
             settings or api_settings(), database_url, redis_url, Readiness(), token_key=key,
             media_dir=tmp_path / "media", hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
             mailer=outbox, consume_events=consume_events, turn=turn or TurnSettings(), turn_secret=turn_secret,
-            **more,
+            dispatch_webhooks=dispatch_webhooks, **more,
         )
         root = web.Application()
         root.add_subapp("/api", create_api_app(deps))

@@ -1,0 +1,86 @@
+"""Room facts for the integrators' webhooks, written to the events stream (the control API forwards them).
+
+The node never touches Postgres: it XADDs :class:`switchboard.events.RoomEvent` entries to
+``keyspace.EVENTS_STREAM`` (the path tap_opened/tap_closed take), each with its own unique id, and
+the control API's consumer turns them into webhook events. Callers pass only visible members: a
+hidden session (a moderator's tap) is never a participant here. Writing never raises (a lost fact is
+logged and counted: media and signaling go on).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import redis.asyncio as aioredis
+
+from switchboard.events import EventType, RoomEvent, encode
+from switchboard.keyspace import EVENTS_STREAM
+
+log = logging.getLogger(__name__)
+
+
+def sdp_kinds(sdp: str) -> list[tuple[str, str]]:
+    """``(mid, kind)`` of each audio or video media section an SDP sends (not ``recvonly``/``inactive``)."""
+    out: list[tuple[str, str]] = []
+    kind: str | None = None
+    mid, sends = "", True
+
+    def flush() -> None:
+        if kind in ("audio", "video") and sends:
+            out.append((mid or str(len(out)), kind))
+
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            flush()
+            kind, mid, sends = line[2:].split(" ", 1)[0], "", True
+        elif line.startswith("a=mid:"):
+            mid = line[6:].strip()
+        elif line.strip() in ("a=recvonly", "a=inactive"):
+            sends = False
+    flush()
+    return out
+
+
+class RoomEvents:
+    """The node's writer of room facts; ``redis=None`` writes nothing (a node without Redis, unit tests)."""
+
+    def __init__(self, redis: aioredis.Redis | None) -> None:
+        self._redis = redis
+        self._tracks: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        """(room, peer) -> (mid, kind) already announced: a renegotiated offer announces only new tracks."""
+        self.lost = 0
+        """Facts not written (Redis failures)."""
+
+    async def emit(self, event_type: EventType, room: str, /, **fields: str) -> None:
+        if self._redis is None:
+            return
+        try:
+            event = RoomEvent(event_type, id=f"evt_{uuid.uuid4().hex}", room=room, at_ms=int(time.time() * 1000),
+                              **fields)
+            await self._redis.xadd(EVENTS_STREAM, encode(event))  # type: ignore[arg-type]
+        except Exception:  # a bad field or a Redis outage must not break the show
+            self.lost += 1
+            log.exception("room event %s of %s not written", event_type, room)
+
+    async def joined(self, room: str, user: str, peer: str) -> None:
+        await self.emit(EventType.PARTICIPANT_JOINED, room, user=user, peer=peer)
+
+    async def left(self, room: str, user: str, peer: str, reason: str = "left") -> None:
+        self._tracks.pop((room, peer), None)
+        await self.emit(EventType.PARTICIPANT_LEFT, room, user=user, peer=peer, reason=reason)
+
+    async def finished(self, room: str, owner: str, members: list[tuple[str, str]], reason: str) -> None:
+        """Every visible member (``(user, peer)``) left, then the room finished."""
+        for user, peer in members:
+            await self.left(room, user, peer, reason)
+        await self.emit(EventType.ROOM_FINISHED, room, user=owner, reason=reason)
+
+    async def published(self, room: str, user: str, peer: str, offer_sdp: str) -> None:
+        """One ``track_published`` per media section the offer sends that this peer had not announced."""
+        seen = self._tracks.setdefault((room, peer), set())
+        for track in sdp_kinds(offer_sdp):
+            if track not in seen:
+                seen.add(track)
+                await self.emit(EventType.TRACK_PUBLISHED, room, user=user, peer=peer, kind=track[1])
