@@ -240,6 +240,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
             port = free_port()
             env = {**os.environ, "SWITCHBOARD_REDIS_URL": redis_url, "SWITCHBOARD_TOKENS_PUBLIC_KEY_FILE": str(pub),
                    "SWITCHBOARD_NODE_PORT": str(port), "SWITCHBOARD_DATA_DIR": tmp,
+                   "SWITCHBOARD_METRICS_NODE_PORT": str(free_port()),  # other nodes on the box hold the default
                    "SWITCHBOARD_LOG_LEVEL": "WARNING", "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024",
                    **dict(kv.split("=", 1) for kv in args.node_env)}
             node = _start([sys.executable, "-m", "switchboard", "node", "--workers", "1"], env, args.node_log)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
@@ -39,6 +40,17 @@ class Refused(RuntimeError):
     def __init__(self, kind: str, reply: dict[str, Any]) -> None:
         super().__init__(f"{kind}: {reply}")
         self.code = str(reply.get("code", ""))
+        self.retry_after = float(reply.get("retry_after") or 0)
+        """The server's hint when it shed the request for its load (0: not a shed)."""
+
+
+JOIN_PATIENCE_S = 120.0
+"""How long a viewer keeps trying to get in while the server sheds it (as a patient person would)."""
+
+
+async def backoff(retry_after: float) -> None:
+    """Wait as the server asked, with jitter so that a shed crowd does not come back in step."""
+    await asyncio.sleep(max(0.5, retry_after) * (0.5 + random.random()))
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -64,18 +76,32 @@ class Signal:
         self.told: list[dict[str, Any]] = []
         """``show.peer_closed`` / ``show.media_stopped`` messages the server sent us."""
         self.retries = 0
+        """Joins the server shed (``unavailable`` with ``retry_after``) and we asked again."""
+        self.reconnects = 0
+        """Connects the server shed (``overloaded``) and we made again."""
 
     @property
     def is_node(self) -> bool:
         return self.url.startswith("ws")
 
     async def open(self) -> None:
+        """The socket, up to its ``hello``; a node that sheds the connect (``overloaded``, then close
+        1013) is asked again after its ``retry_after``, as docs/protocol.md tells clients to."""
         if not self.is_node:
             return
-        self.ws = await self.http.ws_connect(self.url, params={"token": self.token}, heartbeat=None)
-        hello = json.loads((await self.ws.receive(timeout=60)).data)
-        if hello.get("type") != "hello":
-            raise RuntimeError(f"no hello: {hello}")
+        deadline = time.monotonic() + JOIN_PATIENCE_S
+        while True:
+            ws = await self.http.ws_connect(self.url, params={"token": self.token}, heartbeat=None)
+            msg = await ws.receive(timeout=60)
+            first = json.loads(msg.data) if msg.type is aiohttp.WSMsgType.TEXT else {}
+            if first.get("type") == "hello":
+                break
+            await ws.close()
+            if first.get("code") != "overloaded" or time.monotonic() > deadline:
+                raise RuntimeError(f"no hello: {first or msg}")
+            self.reconnects += 1
+            await backoff(float(first.get("retry_after") or 1))
+        self.ws = ws
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -116,19 +142,20 @@ class Signal:
         return (await self.request("publish", sdp=offer))["sdp"]
 
     async def subscribe(self) -> str:
-        """The server's offer; a join refused as ``unavailable`` (the worker is pacing joins) is tried again."""
+        """The server's offer; a join the worker shed (``unavailable`` with ``retry_after``: it is pacing
+        joins) is asked again after the hint."""
         if not self.is_node:
             return (await self.request("subscribe"))["sdp"]
         await self.request("show.join")
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + JOIN_PATIENCE_S
         while True:
             try:
                 return (await self.request("show.subscribe"))["sdp"]
             except Refused as exc:
-                if exc.code != "unavailable" or time.monotonic() > deadline:
+                if not exc.retry_after or time.monotonic() > deadline:
                     raise
                 self.retries += 1
-                await asyncio.sleep(0.5 + random.random())
+                await backoff(exc.retry_after)
 
     async def answer(self, sdp: str) -> None:
         await self.request("show.answer" if self.is_node else "answer", sdp=sdp)
@@ -298,13 +325,14 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
                 try:
                     await v.join()
                 except Exception as exc:
-                    failed.append(repr(exc))
+                    failed.append(repr(exc)[:200])
 
         try:
             counting = [v for v in viewers if not v.decode]
             await asyncio.gather(*(join(v) for v in counting))
             await asyncio.gather(*(join(v) for v in viewers if v.decode))  # sampled under full load
-            emit("ready", joined=n - len(failed), errors=failed[:3])
+            kinds = collections.Counter(failed)
+            emit("ready", joined=n - len(failed), errors=[f"{k} x{c}" for k, c in kinds.most_common(3)])
             await read_command()  # start
             for v in counting:
                 v.seen.clear()
@@ -325,6 +353,7 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
                                  if v.decode and v.first_frame_at is not None],
                  decoder_lost=decoder_lost, silent=sum(1 for v in counting if not v.seen), joined=n - len(failed),
                  retries=sum(v.signal.retries for v in viewers),
+                 reconnects=sum(v.signal.reconnects for v in viewers),
                  told_media_stopped=sum(1 for t in told if any(m["type"] == "show.media_stopped" for m in t)),
                  connected=sum(1 for v in viewers if v.pc.connectionState == "connected"),
                  told_peer_closed=sum(1 for t in told if any(m["type"] == "show.peer_closed" for m in t)),
