@@ -134,6 +134,14 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1) if ordered else None
 
 
+def _summed(counts: list[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, n in c.items():
+            total[k] = total.get(k, 0) + n
+    return total
+
+
 def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewers: int,
             args: argparse.Namespace) -> dict[str, Any]:
     """One publisher and ``viewers`` viewers against the server at ``url``; only ``server_pid``'s family counts."""
@@ -222,6 +230,9 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         "join_errors": join_errors[:6],
         "viewers_shed": sum(r.get("shed", 0) for r in results),
         "viewers_told_peer_closed": sum(r.get("told_peer_closed", 0) for r in results),
+        "peer_closed_reasons": _summed([r.get("closed_reasons", {}) for r in results]),
+        "peer_closed_after_connect_s": _pct([x for r in results for x in r.get("closed_after_s", [])], 0.5),
+        "viewer_states": _summed([r.get("states", {}) for r in results]),
         "silent_viewers": sum(r["silent"] for r in results),
         "seconds": args.seconds,
         "packets_forwarded_per_s": round(packets / elapsed, 1),

@@ -202,6 +202,7 @@ class Viewer:
         self.frames = 0
         self.joined_at = time.monotonic()
         self.first_frame_at: float | None = None
+        self.connected_at = 0.0
         self.tasks: list[asyncio.Task[None]] = []
         if decode:
             @self.pc.on("track")
@@ -262,6 +263,7 @@ class Viewer:
             if self.pc.connectionState in ("failed", "closed") or time.monotonic() > deadline:
                 raise RuntimeError(f"viewer did not connect: {self.pc.connectionState}")
             await asyncio.sleep(0.05)
+        self.connected_at = time.monotonic()
         if not self.decode:
             aiortc_private.count_incoming_rtp(self.pc, self.on_rtp)
 
@@ -357,6 +359,11 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
                  told_media_stopped=sum(1 for t in told if any(m["type"] == "show.media_stopped" for m in t)),
                  connected=sum(1 for v in viewers if v.pc.connectionState == "connected"),
                  told_peer_closed=sum(1 for t in told if any(m["type"] == "show.peer_closed" for m in t)),
+                 closed_reasons=collections.Counter(m["reason"] for t in told for m in t
+                                                    if m["type"] == "show.peer_closed"),
+                 closed_after_s=sorted(round(m["at"] - v.connected_at, 1) for v, t in zip(viewers, told, strict=True)
+                                       for m in t if m["type"] == "show.peer_closed" and v.connected_at),
+                 states=collections.Counter(v.pc.connectionState for v in viewers),
                  shed=sum(1 for t in told if any(m["type"] == "show.peer_closed" and m["reason"] == "overloaded"
                                                  for m in t)))
         finally:
