@@ -227,6 +227,7 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         "join_burst_s": round(joins_s, 1),
         "join_retries": sum(r.get("retries", 0) for r in results),
         "connect_retries": sum(r.get("reconnects", 0) for r in results),
+        "rejoins": sum(r.get("rejoins", 0) for r in results),
         "join_errors": join_errors[:6],
         "viewers_shed": sum(r.get("shed", 0) for r in results),
         "viewers_told_peer_closed": sum(r.get("told_peer_closed", 0) for r in results),

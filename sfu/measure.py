@@ -72,6 +72,8 @@ class Signal:
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self.on_offer: Any = None
+        self.on_closed: Any = None
+        """Called with the reason of a ``show.peer_closed`` (the server closed our peer connection)."""
         self.tasks: set[asyncio.Future[None]] = set()
         self.told: list[dict[str, Any]] = []
         """``show.peer_closed`` / ``show.media_stopped`` messages the server sent us."""
@@ -117,6 +119,8 @@ class Signal:
                 self.tasks.add(asyncio.ensure_future(self.on_offer(m["sdp"])))
             elif m["type"] in ("show.peer_closed", "show.media_stopped"):
                 self.told.append({"type": m["type"], "reason": m.get("reason"), "at": time.monotonic()})
+                if m["type"] == "show.peer_closed" and self.on_closed is not None:
+                    self.on_closed(m.get("reason"))
 
     async def request(self, kind: str, **body: Any) -> dict[str, Any]:
         if not self.is_node:
@@ -146,7 +150,6 @@ class Signal:
         joins) is asked again after the hint."""
         if not self.is_node:
             return (await self.request("subscribe"))["sdp"]
-        await self.request("show.join")
         deadline = time.monotonic() + JOIN_PATIENCE_S
         while True:
             try:
@@ -156,6 +159,11 @@ class Signal:
                     raise
                 self.retries += 1
                 await backoff(exc.retry_after)
+
+    async def enter(self) -> None:
+        """Joins the show (the node only): the roster, chat and ``show.offer`` from now on."""
+        if self.is_node:
+            await self.request("show.join")
 
     async def answer(self, sdp: str) -> None:
         await self.request("show.answer" if self.is_node else "answer", sdp=sdp)
@@ -195,7 +203,7 @@ class Viewer:
     def __init__(self, signal: Signal, decode: bool) -> None:
         self.signal = signal
         self.decode = decode
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc = self._new_pc()
         self.seen: dict[int, list[int]] = {}
         self.packets = 0
         self.lost = 0
@@ -204,11 +212,19 @@ class Viewer:
         self.first_frame_at: float | None = None
         self.connected_at = 0.0
         self.tasks: list[asyncio.Task[None]] = []
-        if decode:
-            @self.pc.on("track")
+        self.rejoins = 0
+        """Peer connections made again: one that failed to connect, or that the server closed."""
+        self._connecting = False
+        self._rejoin: asyncio.Task[None] | None = None
+
+    def _new_pc(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        if self.decode:
+            @pc.on("track")
             def on_track(track: Any) -> None:
                 if track.kind == "video":
                     self.tasks.append(asyncio.ensure_future(self._pull(track)))
+        return pc
 
     async def _pull(self, track: Any) -> None:
         with contextlib.suppress(Exception):
@@ -251,7 +267,30 @@ class Viewer:
         self.joined_at = time.monotonic()
         await self.signal.open()
         self.signal.on_offer = self._renegotiate
-        offer = await self.signal.subscribe()
+        self.signal.on_closed = self._closed
+        await self.signal.enter()
+        await self._connect()
+
+    async def _connect(self) -> None:
+        """Subscribes and connects; a connection that fails is made again with a new subscribe, as the
+        watch page does (web/watch.js), until it connects or JOIN_PATIENCE_S runs out."""
+        self._connecting = True
+        try:
+            deadline = time.monotonic() + JOIN_PATIENCE_S
+            while not await self._negotiate(await self.signal.subscribe()):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"viewer did not connect: {self.pc.connectionState}")
+                self.rejoins += 1
+                await self.pc.close()
+                self.pc = self._new_pc()
+        finally:
+            self._connecting = False
+        self.connected_at = time.monotonic()
+        if not self.decode:
+            aiortc_private.count_incoming_rtp(self.pc, self.on_rtp)
+
+    async def _negotiate(self, offer: str) -> bool:
+        """Answers the server's offer; True once connected, False if the connection failed or timed out."""
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         if not self.decode:  # until the socket hook is in: drop media before aiortc decodes it
             for tr in self.pc.getTransceivers():
@@ -261,11 +300,23 @@ class Viewer:
         deadline = time.monotonic() + 60
         while self.pc.connectionState != "connected":
             if self.pc.connectionState in ("failed", "closed") or time.monotonic() > deadline:
-                raise RuntimeError(f"viewer did not connect: {self.pc.connectionState}")
+                return False
             await asyncio.sleep(0.05)
-        self.connected_at = time.monotonic()
-        if not self.decode:
-            aiortc_private.count_incoming_rtp(self.pc, self.on_rtp)
+        return True
+
+    def _closed(self, reason: str) -> None:
+        """The server closed our peer connection (``show.peer_closed``): subscribe again, as watch.js does."""
+        if self._connecting or (self._rejoin is not None and not self._rejoin.done()):
+            return  # a connect under way makes its own new connection
+        self._rejoin = asyncio.ensure_future(self._again())
+
+    async def _again(self) -> None:
+        self.rejoins += 1
+        await self.pc.close()
+        self.pc = self._new_pc()
+        self.seen.clear()  # the new consumers number their packets afresh
+        with contextlib.suppress(Exception):
+            await self._connect()
 
     async def _renegotiate(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
@@ -273,6 +324,9 @@ class Viewer:
         await self.signal.answer(self.pc.localDescription.sdp)
 
     async def close(self) -> None:
+        if self._rejoin is not None:
+            self._rejoin.cancel()
+            await asyncio.gather(self._rejoin, return_exceptions=True)
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -356,6 +410,7 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
                  decoder_lost=decoder_lost, silent=sum(1 for v in counting if not v.seen), joined=n - len(failed),
                  retries=sum(v.signal.retries for v in viewers),
                  reconnects=sum(v.signal.reconnects for v in viewers),
+                 rejoins=sum(v.rejoins for v in viewers),
                  told_media_stopped=sum(1 for t in told if any(m["type"] == "show.media_stopped" for m in t)),
                  connected=sum(1 for v in viewers if v.pc.connectionState == "connected"),
                  told_peer_closed=sum(1 for t in told if any(m["type"] == "show.peer_closed" for m in t)),
