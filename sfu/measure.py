@@ -296,7 +296,12 @@ class Viewer:
             for tr in self.pc.getTransceivers():
                 aiortc_private.hook_dtls(tr.receiver.transport, lambda data: None, lambda data: None)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
-        await self.signal.answer(self.pc.localDescription.sdp)
+        try:
+            await self.signal.answer(self.pc.localDescription.sdp)
+        except Refused as exc:
+            if exc.code != "not_found":
+                raise
+            return False  # the server closed the peer meanwhile (shed): subscribe again
         deadline = time.monotonic() + 60
         while self.pc.connectionState != "connected":
             if self.pc.connectionState in ("failed", "closed") or time.monotonic() > deadline:
