@@ -134,6 +134,14 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1) if ordered else None
 
 
+def _summed(counts: list[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, n in c.items():
+            total[k] = total.get(k, 0) + n
+    return total
+
+
 def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewers: int,
             args: argparse.Namespace) -> dict[str, Any]:
     """One publisher and ``viewers`` viewers against the server at ``url``; only ``server_pid``'s family counts."""
@@ -151,13 +159,17 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
                                  "--nice", str(args.loadgen_nice), "--in-flight", str(args.joins_in_flight)],
                                 args.node_log))
         joins_t0 = time.monotonic()
-        joined = sum(_expect(p, "ready")["joined"] for p in procs)
+        readies = [_expect(p, "ready") for p in procs]
+        joined = sum(r["joined"] for r in readies)
+        join_errors = [e for r in readies for e in r.get("errors", [])]
         joins_s = time.monotonic() - joins_t0
         if sample:
             procs.append(_spawn(["view", "--signal", url, "--tokens-file", str(tokens), "--room", ROOM,
                                  "--first", str(counting), "--count", str(sample), "--sample", str(sample)],
                                 args.node_log))
-            joined += _expect(procs[-1], "ready")["joined"]
+            ready = _expect(procs[-1], "ready")
+            joined += ready["joined"]
+            join_errors += ready.get("errors", [])
         time.sleep(args.warmup)
         pids = _family(server_pid)
         for p in [pub, *procs]:
@@ -214,8 +226,14 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         "viewers_connected": sum(r.get("connected", 0) for r in results),
         "join_burst_s": round(joins_s, 1),
         "join_retries": sum(r.get("retries", 0) for r in results),
+        "connect_retries": sum(r.get("reconnects", 0) for r in results),
+        "rejoins": sum(r.get("rejoins", 0) for r in results),
+        "join_errors": join_errors[:6],
         "viewers_shed": sum(r.get("shed", 0) for r in results),
         "viewers_told_peer_closed": sum(r.get("told_peer_closed", 0) for r in results),
+        "peer_closed_reasons": _summed([r.get("closed_reasons", {}) for r in results]),
+        "peer_closed_after_connect_s": _pct([x for r in results for x in r.get("closed_after_s", [])], 0.5),
+        "viewer_states": _summed([r.get("states", {}) for r in results]),
         "silent_viewers": sum(r["silent"] for r in results),
         "seconds": args.seconds,
         "packets_forwarded_per_s": round(packets / elapsed, 1),
@@ -257,6 +275,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         port = free_port()
         env = {**os.environ, "SWITCHBOARD_REDIS_URL": redis_url, "SWITCHBOARD_TOKENS_PUBLIC_KEY_FILE": str(pub_pem),
                "SWITCHBOARD_NODE_PORT": str(port), "SWITCHBOARD_DATA_DIR": tmp, "SWITCHBOARD_LOG_LEVEL": "WARNING",
+               "SWITCHBOARD_METRICS_NODE_PORT": str(free_port()),  # other nodes on the box hold the default
                "SWITCHBOARD_NODE_VIEWERS_PER_WORKER": str(per_worker), "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024"}
         node = subprocess.Popen([sys.executable, "-m", "switchboard", "node", "--workers", str(args.workers)],
                                 env=env, stdout=subprocess.PIPE, stderr=None if args.node_log else subprocess.DEVNULL,

@@ -63,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also measure a bare aiohttp+uvloop relay in the same run")
     parser.add_argument("--storm", type=int, default=0, help="overload: sockets opened at once during the relay")
     parser.add_argument("--storm-at", type=float, default=3.0, help="seconds into the relay the storm starts")
+    parser.add_argument("--profile", type=Path,
+                        help="py-spy the server during the relay; raw collapsed stacks to PATH-<tag>.txt")
     parser.add_argument("--node-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra SWITCHBOARD_* settings for the node (repeatable)")
 
@@ -155,7 +157,13 @@ def _measure(args: argparse.Namespace, url: str, pid: int, signer: TokenSigner, 
         cpu = _cpu_s(pid)
         print(f"bench signaling: relay starts (server pid {pid})", file=sys.stderr, flush=True)
         go.set()
+        spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "-r", "250",
+                                "-f", "raw", "-d", str(int(args.seconds)), "-p", str(pid),
+                                "-o", f"{args.profile}-{tag}.txt"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL) if args.profile else None
         done = collect("done", len(procs), setup_budget + args.seconds + 120)
+        if spy is not None:
+            spy.wait(60)
         cpu = _cpu_s(pid) - cpu
         storm = collect("storm", len(storms), 120)
         sent, errors = sum(m[1] for m in done), sum(m[3] for m in done)
@@ -240,6 +248,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
             port = free_port()
             env = {**os.environ, "SWITCHBOARD_REDIS_URL": redis_url, "SWITCHBOARD_TOKENS_PUBLIC_KEY_FILE": str(pub),
                    "SWITCHBOARD_NODE_PORT": str(port), "SWITCHBOARD_DATA_DIR": tmp,
+                   "SWITCHBOARD_METRICS_NODE_PORT": str(free_port()),  # other nodes on the box hold the default
                    "SWITCHBOARD_LOG_LEVEL": "WARNING", "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024",
                    **dict(kv.split("=", 1) for kv in args.node_env)}
             node = _start([sys.executable, "-m", "switchboard", "node", "--workers", "1"], env, args.node_log)

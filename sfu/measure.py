@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
@@ -39,6 +40,17 @@ class Refused(RuntimeError):
     def __init__(self, kind: str, reply: dict[str, Any]) -> None:
         super().__init__(f"{kind}: {reply}")
         self.code = str(reply.get("code", ""))
+        self.retry_after = float(reply.get("retry_after") or 0)
+        """The server's hint when it shed the request for its load (0: not a shed)."""
+
+
+JOIN_PATIENCE_S = 120.0
+"""How long a viewer keeps trying to get in while the server sheds it (as a patient person would)."""
+
+
+async def backoff(retry_after: float) -> None:
+    """Wait as the server asked, with jitter so that a shed crowd does not come back in step."""
+    await asyncio.sleep(max(0.5, retry_after) * (0.5 + random.random()))
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -60,22 +72,38 @@ class Signal:
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self.on_offer: Any = None
+        self.on_closed: Any = None
+        """Called with the reason of a ``show.peer_closed`` (the server closed our peer connection)."""
         self.tasks: set[asyncio.Future[None]] = set()
         self.told: list[dict[str, Any]] = []
         """``show.peer_closed`` / ``show.media_stopped`` messages the server sent us."""
         self.retries = 0
+        """Joins the server shed (``unavailable`` with ``retry_after``) and we asked again."""
+        self.reconnects = 0
+        """Connects the server shed (``overloaded``) and we made again."""
 
     @property
     def is_node(self) -> bool:
         return self.url.startswith("ws")
 
     async def open(self) -> None:
+        """The socket, up to its ``hello``; a node that sheds the connect (``overloaded``, then close
+        1013) is asked again after its ``retry_after``, as docs/protocol.md tells clients to."""
         if not self.is_node:
             return
-        self.ws = await self.http.ws_connect(self.url, params={"token": self.token}, heartbeat=None)
-        hello = json.loads((await self.ws.receive(timeout=60)).data)
-        if hello.get("type") != "hello":
-            raise RuntimeError(f"no hello: {hello}")
+        deadline = time.monotonic() + JOIN_PATIENCE_S
+        while True:
+            ws = await self.http.ws_connect(self.url, params={"token": self.token}, heartbeat=None)
+            msg = await ws.receive(timeout=60)
+            first = json.loads(msg.data) if msg.type is aiohttp.WSMsgType.TEXT else {}
+            if first.get("type") == "hello":
+                break
+            await ws.close()
+            if first.get("code") != "overloaded" or time.monotonic() > deadline:
+                raise RuntimeError(f"no hello: {first or msg}")
+            self.reconnects += 1
+            await backoff(float(first.get("retry_after") or 1))
+        self.ws = ws
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -91,6 +119,8 @@ class Signal:
                 self.tasks.add(asyncio.ensure_future(self.on_offer(m["sdp"])))
             elif m["type"] in ("show.peer_closed", "show.media_stopped"):
                 self.told.append({"type": m["type"], "reason": m.get("reason"), "at": time.monotonic()})
+                if m["type"] == "show.peer_closed" and self.on_closed is not None:
+                    self.on_closed(m.get("reason"))
 
     async def request(self, kind: str, **body: Any) -> dict[str, Any]:
         if not self.is_node:
@@ -116,19 +146,24 @@ class Signal:
         return (await self.request("publish", sdp=offer))["sdp"]
 
     async def subscribe(self) -> str:
-        """The server's offer; a join refused as ``unavailable`` (the worker is pacing joins) is tried again."""
+        """The server's offer; a join the worker shed (``unavailable`` with ``retry_after``: it is pacing
+        joins) is asked again after the hint."""
         if not self.is_node:
             return (await self.request("subscribe"))["sdp"]
-        await self.request("show.join")
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + JOIN_PATIENCE_S
         while True:
             try:
                 return (await self.request("show.subscribe"))["sdp"]
             except Refused as exc:
-                if exc.code != "unavailable" or time.monotonic() > deadline:
+                if not exc.retry_after or time.monotonic() > deadline:
                     raise
                 self.retries += 1
-                await asyncio.sleep(0.5 + random.random())
+                await backoff(exc.retry_after)
+
+    async def enter(self) -> None:
+        """Joins the show (the node only): the roster, chat and ``show.offer`` from now on."""
+        if self.is_node:
+            await self.request("show.join")
 
     async def answer(self, sdp: str) -> None:
         await self.request("show.answer" if self.is_node else "answer", sdp=sdp)
@@ -168,19 +203,28 @@ class Viewer:
     def __init__(self, signal: Signal, decode: bool) -> None:
         self.signal = signal
         self.decode = decode
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc = self._new_pc()
         self.seen: dict[int, list[int]] = {}
         self.packets = 0
         self.lost = 0
         self.frames = 0
         self.joined_at = time.monotonic()
         self.first_frame_at: float | None = None
+        self.connected_at = 0.0
         self.tasks: list[asyncio.Task[None]] = []
-        if decode:
-            @self.pc.on("track")
+        self.rejoins = 0
+        """Peer connections made again: one that failed to connect, or that the server closed."""
+        self._connecting = False
+        self._rejoin: asyncio.Task[None] | None = None
+
+    def _new_pc(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        if self.decode:
+            @pc.on("track")
             def on_track(track: Any) -> None:
                 if track.kind == "video":
                     self.tasks.append(asyncio.ensure_future(self._pull(track)))
+        return pc
 
     async def _pull(self, track: Any) -> None:
         with contextlib.suppress(Exception):
@@ -223,20 +267,61 @@ class Viewer:
         self.joined_at = time.monotonic()
         await self.signal.open()
         self.signal.on_offer = self._renegotiate
-        offer = await self.signal.subscribe()
+        self.signal.on_closed = self._closed
+        await self.signal.enter()
+        await self._connect()
+
+    async def _connect(self) -> None:
+        """Subscribes and connects; a connection that fails is made again with a new subscribe, as the
+        watch page does (web/watch.js), until it connects or JOIN_PATIENCE_S runs out."""
+        self._connecting = True
+        try:
+            deadline = time.monotonic() + JOIN_PATIENCE_S
+            while not await self._negotiate(await self.signal.subscribe()):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"viewer did not connect: {self.pc.connectionState}")
+                self.rejoins += 1
+                await self.pc.close()
+                self.pc = self._new_pc()
+        finally:
+            self._connecting = False
+        self.connected_at = time.monotonic()
+        if not self.decode:
+            aiortc_private.count_incoming_rtp(self.pc, self.on_rtp)
+
+    async def _negotiate(self, offer: str) -> bool:
+        """Answers the server's offer; True once connected, False if the connection failed or timed out."""
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         if not self.decode:  # until the socket hook is in: drop media before aiortc decodes it
             for tr in self.pc.getTransceivers():
                 aiortc_private.hook_dtls(tr.receiver.transport, lambda data: None, lambda data: None)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
-        await self.signal.answer(self.pc.localDescription.sdp)
+        try:
+            await self.signal.answer(self.pc.localDescription.sdp)
+        except Refused as exc:
+            if exc.code != "not_found":
+                raise
+            return False  # the server closed the peer meanwhile (shed): subscribe again
         deadline = time.monotonic() + 60
         while self.pc.connectionState != "connected":
             if self.pc.connectionState in ("failed", "closed") or time.monotonic() > deadline:
-                raise RuntimeError(f"viewer did not connect: {self.pc.connectionState}")
+                return False
             await asyncio.sleep(0.05)
-        if not self.decode:
-            aiortc_private.count_incoming_rtp(self.pc, self.on_rtp)
+        return True
+
+    def _closed(self, reason: str) -> None:
+        """The server closed our peer connection (``show.peer_closed``): subscribe again, as watch.js does."""
+        if self._connecting or (self._rejoin is not None and not self._rejoin.done()):
+            return  # a connect under way makes its own new connection
+        self._rejoin = asyncio.ensure_future(self._again())
+
+    async def _again(self) -> None:
+        self.rejoins += 1
+        await self.pc.close()
+        self.pc = self._new_pc()
+        self.seen.clear()  # the new consumers number their packets afresh
+        with contextlib.suppress(Exception):
+            await self._connect()
 
     async def _renegotiate(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
@@ -244,6 +329,9 @@ class Viewer:
         await self.signal.answer(self.pc.localDescription.sdp)
 
     async def close(self) -> None:
+        if self._rejoin is not None:
+            self._rejoin.cancel()
+            await asyncio.gather(self._rejoin, return_exceptions=True)
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -298,13 +386,14 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
                 try:
                     await v.join()
                 except Exception as exc:
-                    failed.append(repr(exc))
+                    failed.append(repr(exc)[:200])
 
         try:
             counting = [v for v in viewers if not v.decode]
             await asyncio.gather(*(join(v) for v in counting))
             await asyncio.gather(*(join(v) for v in viewers if v.decode))  # sampled under full load
-            emit("ready", joined=n - len(failed), errors=failed[:3])
+            kinds = collections.Counter(failed)
+            emit("ready", joined=n - len(failed), errors=[f"{k} x{c}" for k, c in kinds.most_common(3)])
             await read_command()  # start
             for v in counting:
                 v.seen.clear()
@@ -325,9 +414,16 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
                                  if v.decode and v.first_frame_at is not None],
                  decoder_lost=decoder_lost, silent=sum(1 for v in counting if not v.seen), joined=n - len(failed),
                  retries=sum(v.signal.retries for v in viewers),
+                 reconnects=sum(v.signal.reconnects for v in viewers),
+                 rejoins=sum(v.rejoins for v in viewers),
                  told_media_stopped=sum(1 for t in told if any(m["type"] == "show.media_stopped" for m in t)),
                  connected=sum(1 for v in viewers if v.pc.connectionState == "connected"),
                  told_peer_closed=sum(1 for t in told if any(m["type"] == "show.peer_closed" for m in t)),
+                 closed_reasons=collections.Counter(m["reason"] for t in told for m in t
+                                                    if m["type"] == "show.peer_closed"),
+                 closed_after_s=sorted(round(m["at"] - v.connected_at, 1) for v, t in zip(viewers, told, strict=True)
+                                       for m in t if m["type"] == "show.peer_closed" and v.connected_at),
+                 states=collections.Counter(v.pc.connectionState for v in viewers),
                  shed=sum(1 for t in told if any(m["type"] == "show.peer_closed" and m["reason"] == "overloaded"
                                                  for m in t)))
         finally:

@@ -11,7 +11,7 @@ from typing import Any
 
 from matchmaker.errors import MatchmakerError, NotQueued
 from matchmaker.types import TicketStore
-from sfu.errors import NegotiationError, SfuError, UnknownPeer, UnknownRoom, WorkerUnavailable
+from sfu.errors import Busy, NegotiationError, SfuError, UnknownPeer, UnknownRoom, WorkerUnavailable
 from signaling.calls import RELAYED, CallBook
 from signaling.clips import ClipDesk
 from signaling.errors import Conflict, Forbidden, SignalingError, Unavailable
@@ -58,11 +58,19 @@ def wire_error(exc: Exception) -> tuple[str, str]:
         return "not_found", str(exc) or "no such room or peer in the SFU"
     if isinstance(exc, NegotiationError):
         return "negotiation_failed", str(exc)
+    if isinstance(exc, Busy):
+        return "unavailable", "the media worker is pacing joins; try again after retry_after seconds"
     if isinstance(exc, WorkerUnavailable):
         return "unavailable", "the media worker is unavailable; try again"
     if isinstance(exc, SfuError):
         return "media_error", str(exc)
     return "internal", "internal error (logged)"
+
+
+def is_shed(exc: Exception) -> bool:
+    """The node refused for its own load, not for anything the client did: the error frame carries
+    ``retry_after`` and the refusal does not count toward the socket's abuse limit."""
+    return isinstance(exc, WorkerUnavailable)
 
 
 class Dispatcher:

@@ -24,7 +24,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from matchmaker.types import TicketStore
 from signaling.admission import SocketAdmission
 from signaling.calls import CallBook
-from signaling.dispatch import Dispatcher, wire_error
+from signaling.dispatch import Dispatcher, is_shed, wire_error
 from signaling.errors import Conflict, Forbidden, RateLimited, Unauthorized
 from signaling.hub import Hub
 from signaling.keepalive import Keepalive
@@ -149,7 +149,11 @@ class Gateway:
                         log.exception("handler failed", extra={"session": session.id})
                     elif not isinstance(exc, WireError | RateLimited):
                         log.debug("request refused", extra={"code": code, "session": session.id})
-                    session.send({"type": "error", "code": code, "message": text, "ref": ref})
+                    frame = {"type": "error", "code": code, "message": text, "ref": ref}
+                    if is_shed(exc):  # the node's load, not the client's fault: a hint, never abuse
+                        session.send({**frame, "retry_after": self._admission.retry_after_s})
+                        continue
+                    session.send(frame)
                     if abuse.hit(time.monotonic()):
                         log.warning("socket closed for abuse", extra={"user": session.user_id, "session": session.id})
                         await session.drained()
