@@ -29,6 +29,8 @@ OVERUSE_TIME_S = 0.010
 BETA = 0.85
 INCREASE_PER_S = 0.08
 LOSS_HIGH, LOSS_LOW = 0.10, 0.02
+LOSS_WINDOW = 40
+"""Packets a transport-cc loss fraction is computed over."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,9 @@ class Estimator:
         self.last_time: float | None = None
         self.loss = 0.0
         self.last_loss: float | None = None
+        self._window = (0, 0)
+        """(received, lost) since the loss fraction was last evaluated, at ``_window_start``."""
+        self._window_start: float | None = None
         self.last_loss_decrease: float | None = None
         self.remb: int | None = None
         self.overuses = 0
@@ -164,9 +169,15 @@ class Estimator:
             self.received.append((arrived, size))
         while self.received and self.received[-1][0] - self.received[0][0] > 1.0:
             self.received.popleft()
-        total = len(packets) + lost
-        if total:
-            self.on_loss(lost / total, now)
+        self._window = (self._window[0] + len(packets), self._window[1] + lost)
+        total = sum(self._window)
+        if self._window_start is None:
+            self._window_start = now
+        # loss over enough packets (or half a second at low rates), not per (small) feedback
+        if total >= LOSS_WINDOW or (total and now - self._window_start >= 0.5):
+            self.on_loss(self._window[1] / total, now)
+            self._window = (0, 0)
+            self._window_start = now
         self._delay(state, now)
 
     def _delay(self, state: str, now: float) -> None:

@@ -141,3 +141,64 @@ async def test_a_publisher_with_transport_cc_gets_feedback_for_what_it_sent(work
         if viewer is not None:
             await viewer.close()
         await pub.close()
+
+
+async def test_each_viewers_feedback_feeds_its_own_estimate(worker: Worker) -> None:
+    """A Chrome-like viewer (transport-cc kept, feedback sent) gets a transport-cc estimate; an aiortc
+    viewer (REMB from abs-send-time, which is now forwarded) a REMB one; each sees only its own."""
+    pub, _ = await publish(worker, add_twcc=False)
+    chromy = Viewer(client_pc())
+    plain = None
+    arrivals = twcc.Arrivals()
+    sent: list[int] = []
+
+    def on_rtp(packet: bytes) -> None:
+        ids = next(iter(extensions.section_maps(view_answer).values()))
+        value = extensions.elements(packet).get(ids[extensions.TRANSPORT_CC])
+        if value is not None:
+            arrivals.record(int.from_bytes(value, "big"), int(asyncio.get_running_loop().time() * 1e6))
+
+    async def send_feedback() -> None:
+        dtls = chromy.pc.getTransceivers()[0].receiver.transport
+        while True:
+            await asyncio.sleep(0.1)
+            packet = arrivals.feedback(0x4321, 0)
+            if packet is not None:
+                sent.append(len(packet))
+                await dtls._send_rtp(packet)
+
+    feeder = None
+    try:
+        await wait_for(lambda: len(worker.routers[ROOM].producers) == 2, 10)
+        offer = await worker.subscribe(ROOM, PeerId("chromy"), UserId("user-chromy"), hidden=False)
+        await chromy.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        await chromy.pc.setLocalDescription(await chromy.pc.createAnswer())
+        view_answer = keep_transport_cc(chromy.pc.localDescription.sdp, offer)
+        aiortc_private.record_incoming_rtp(chromy.pc, on_rtp)
+        await worker.accept_answer(ROOM, PeerId("chromy"), view_answer)
+        feeder = asyncio.ensure_future(send_feedback())
+        plain = Viewer(client_pc())
+
+        @plain.pc.on("track")
+        def on_track(track) -> None:  # type: ignore[no-untyped-def]
+            plain.tasks.append(asyncio.ensure_future(plain._pull(track)))
+
+        offer2 = await worker.subscribe(ROOM, PeerId("plain"), UserId("user-plain"), hidden=False)
+        await worker.accept_answer(ROOM, PeerId("plain"), await answer_offer(plain, offer2))
+        router = worker.routers[ROOM]
+        await wait_for(lambda: router.transports[PeerId("chromy")].estimate_source == "transport-cc"
+                       and router.transports[PeerId("plain")].estimate_source == "remb", 20)
+        await asyncio.sleep(1.0)
+        mine = await worker.link_stats(ROOM, PeerId("chromy"))
+        theirs = await worker.link_stats(ROOM, PeerId("plain"))
+        assert mine["estimate_source"] == "transport-cc" and theirs["estimate_source"] == "remb"
+        assert mine["available_outgoing_bitrate"] > 0 and theirs["available_outgoing_bitrate"] > 0
+        assert router.transports[PeerId("chromy")].estimate.received  # its feedback resolved to our packets
+        assert router.transports[PeerId("plain")].departures.seq == 0  # no transport-cc numbers for it
+    finally:
+        if feeder is not None:
+            feeder.cancel()
+        for v in (chromy, plain):
+            if v is not None:
+                await v.close()
+        await pub.close()
