@@ -60,7 +60,8 @@ class Consumer:
         self._stopped_at = time.monotonic()
         self.out = out
         """The viewer transport's extension ids (``mid`` element, ``abs-send-time``, passthrough)."""
-        self.tail_key = out.key()
+        self.tail_key = repr(out.key())
+        """A str: its hash is computed once, not per packet (a tuple's is not cached)."""
         self.departures = departures if out.transport_cc else None
         """The viewer transport's transport-cc numbering (shared by its consumers), when negotiated."""
         self._twcc_byte = (out.transport_cc << 4) | 1
