@@ -12,9 +12,9 @@ import time
 from typing import TYPE_CHECKING
 
 from sfu import rtcp
-from sfu.extensions import PADS, TWCC_HEADER, Outbound, element, header
+from sfu.extensions import EXT_HEADER, PADS, TWCC_HEADER, Outbound, element, header
 from sfu.rtp import HEADER
-from sfu.twcc import Departures
+from sfu.twcc import MASK, Departures
 
 if TYPE_CHECKING:
     from sfu.aiortc_private import WireSender
@@ -60,10 +60,11 @@ class Consumer:
         self._stopped_at = time.monotonic()
         self.out = out
         """The viewer transport's extension ids (``mid`` element, ``abs-send-time``, passthrough)."""
-        self.tail_key = repr(out.key())
-        """A str: its hash is computed once, not per packet (a tuple's is not cached)."""
         self.departures = departures if out.transport_cc else None
         """The viewer transport's transport-cc numbering (shared by its consumers), when negotiated."""
+        self.tail_key = repr((out.mid, self.departures is not None, out.key()))
+        """What this consumer's extension block depends on besides the packet; a str: its hash is
+        computed once, not per packet (a tuple's is not cached)."""
         self._twcc_byte = (out.transport_cc << 4) | 1
         if not out.empty:
             self.forward = self._forward_ext  # type: ignore[method-assign]
@@ -88,27 +89,26 @@ class Consumer:
         self.octets += len(payload)
 
     def _forward_ext(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
-        """:meth:`forward` with header extensions: ``mid`` (ours), ``abs-send-time`` and passthrough
-        values (shared by consumers with the same ids, built once per packet by the first), and a
-        ``transport-cc`` number of this viewer transport."""
+        """:meth:`forward` with header extensions: everything but the ``transport-cc`` number (``mid``,
+        ``abs-send-time``, passthrough values, padding) is built once per packet for all consumers
+        with the same ids and ``mid`` (:meth:`_tail`); each adds its transport's next number."""
         producer = self.producer
-        tails = producer.tails
-        tail = tails.get(self.tail_key)
-        if tail is None:
-            tail = tails[self.tail_key] = self.out.tail(producer.sent_abs, producer.ext_values)
-        ext = self.out.mid + tail
+        entry = producer.tails.get(self.tail_key)
+        if entry is None:
+            entry = producer.tails[self.tail_key] = self._tail(producer)
+        words, tail = entry
         d = self.departures
         if d is not None:
             s = d.seq = (d.seq + 1) & 0xFFFF
-            n = len(ext) + 3
             packet = TWCC_HEADER.pack(0x90, marker | self.payload_type, (seq + self.seq_off) & 0xFFFF,
-                                      (ts + self.ts_off) & 0xFFFFFFFF, self.ssrc, 0xBEDE, (n + 3) >> 2,
-                                      self._twcc_byte, s) + ext + PADS[n & 3] + payload
-            d.times[s & d.MASK] = producer.sent_at
-            d.sizes[s & d.MASK] = len(packet)
+                                      (ts + self.ts_off) & 0xFFFFFFFF, self.ssrc, 0xBEDE, words,
+                                      self._twcc_byte, s) + tail + payload
+            i = s & MASK
+            d.times[i] = producer.sent_at
+            d.sizes[i] = len(packet)
         else:
-            packet = header(marker | self.payload_type, (seq + self.seq_off) & 0xFFFF,
-                            (ts + self.ts_off) & 0xFFFFFFFF, self.ssrc, ext) + payload
+            packet = EXT_HEADER.pack(0x90, marker | self.payload_type, (seq + self.seq_off) & 0xFFFF,
+                                     (ts + self.ts_off) & 0xFFFFFFFF, self.ssrc, 0xBEDE, words) + tail + payload
         wire = self.wire
         try:
             wire.sendto(wire.protect(packet), wire.addr)
@@ -116,6 +116,13 @@ class Consumer:
             wire.send_rtp(packet)
         self.packets += 1
         self.octets += len(payload)
+
+    def _tail(self, producer: Producer) -> tuple[int, bytes]:
+        """(extension block length in words, the elements after a ``transport-cc`` one, padded)."""
+        ext = self.out.mid + self.out.tail(producer.sent_abs, producer.ext_values)
+        n = len(ext) + (3 if self.departures is not None else 0)
+        pad = PADS[n & 3]
+        return (n + len(pad)) >> 2, ext + pad
 
     def _retransmission_header(self, b1: int, seq: int, ts: int, ssrc: int, size: int) -> bytes:
         """The header of a retransmission: a ``transport-cc`` number when negotiated (the estimate

@@ -39,7 +39,7 @@ PADS = (b"", b"\0\0\0", b"\0\0", b"\0")
 """Zero bytes that pad an element list of length ``n`` to a multiple of 4: ``PADS[n & 3]``."""
 TWCC_HEADER = struct.Struct("!BBHIIHHBH")
 """The RTP fixed header, the one-byte extension profile and length, and a transport-cc element."""
-_EXT_HEADER = struct.Struct("!BBHIIHH")
+EXT_HEADER = struct.Struct("!BBHIIHH")
 
 
 # --- SDP ------------------------------------------------------------------------------------------
@@ -309,4 +309,4 @@ class Outbound:
 def header(b1: int, seq: int, ts: int, ssrc: int, ext: bytes) -> bytes:
     """A 12-byte RTP header plus a one-byte-form extension block holding the elements ``ext``."""
     ext += PADS[len(ext) & 3]
-    return _EXT_HEADER.pack(0x90, b1, seq, ts, ssrc, ONE_BYTE, len(ext) >> 2) + ext
+    return EXT_HEADER.pack(0x90, b1, seq, ts, ssrc, ONE_BYTE, len(ext) >> 2) + ext

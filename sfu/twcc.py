@@ -28,6 +28,9 @@ REFERENCE_US = 64_000
 MAX_RUN = 0x1FFF
 MAX_STATUS = 0xFFFF
 _FIXED = struct.Struct("!BBHIIHHI")
+HISTORY = 1 << 13
+"""Packets a viewer transport remembers (send time, size) for its feedback."""
+MASK = HISTORY - 1
 
 
 @dataclass(frozen=True)
@@ -217,8 +220,8 @@ class Departures:
 
     The forward path writes ``times[s & MASK]`` and ``sizes[s & MASK]`` itself (no call per packet)."""
 
-    SIZE = 1 << 13
-    MASK = SIZE - 1
+    SIZE = HISTORY
+    MASK = MASK
 
     def __init__(self) -> None:
         self.seq = 0
