@@ -36,7 +36,15 @@ CHROMIUM = "/usr/bin/chromium"
 LIMIT = "500kbit"
 
 PUBLISH = """async () => {
-  const stream = await navigator.mediaDevices.getUserMedia({video: {width: 640, height: 480}, audio: false});
+  // a canvas of moving noise (about:blank is no secure context: no getUserMedia); noise keeps the
+  // encoder's bitrate up to what the estimate allows
+  const canvas = document.createElement('canvas');
+  canvas.width = 640; canvas.height = 480;
+  const g = canvas.getContext('2d');
+  setInterval(() => { for (let i = 0; i < 300; i++) {
+      g.fillStyle = `rgb(${Math.random() * 255},${Math.random() * 255},${Math.random() * 255})`;
+      g.fillRect(Math.random() * 640, Math.random() * 480, 24, 24); } }, 33);
+  const stream = canvas.captureStream(30);
   const pc = new RTCPeerConnection();
   window.pc = pc;
   stream.getTracks().forEach(t => pc.addTrack(t, stream));
@@ -115,6 +123,7 @@ class ThreadedWorker:
         self.call(self.worker.close())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
 
 def poll(read: Any, until: Any, timeout: float) -> Any:
