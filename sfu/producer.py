@@ -131,7 +131,7 @@ class Producer:
         """the same as ``abs-send-time``,"""
         self.ext_values: tuple[tuple[str, bytes], ...] = ()
         """its passthrough extension values,"""
-        self.tails: dict[object, bytes] = {}
+        self.tails: dict[str, tuple[int, bytes]] = {}
         """and the extension elements built for it so far, by consumer ids (see ``Consumer._forward_ext``)."""
         self.clip: ClipBuffer | None = None
         """The last seconds of this track for evidence clips (the router sets it; None: off)."""
