@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
+
+from sfu.twcc import Departures, Feedback
 
 GROUP_S = 0.005
 WINDOW = 20
@@ -217,3 +220,37 @@ class Estimator:
     def on_remb(self, bitrate: int) -> None:
         """The viewer's own estimate (REMB): the cap when transport-cc is not negotiated."""
         self.remb = bitrate
+
+
+class LinkEstimate:
+    """A viewer transport's side: the packets it numbered (``departures``, written by its consumers)
+    and the estimate its feedback feeds: transport-cc when it sends that, else REMB and RR loss."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.departures = Departures()
+        self.estimator = Estimator(limits)
+        self.source: str | None = None
+        """``transport-cc`` or ``remb`` once the viewer's feedback fed the estimate."""
+
+    def on_transport_feedback(self, feedback: Feedback, now: float) -> None:
+        packets, lost = self.departures.resolve(feedback)
+        if packets or lost:
+            self.source = "transport-cc"
+            self.estimator.remb = None  # REMB only stands in when there is no transport-cc
+            self.estimator.on_feedback(packets, lost, now)
+
+    def on_remb(self, bitrate: int) -> None:
+        if self.source != "transport-cc":
+            self.estimator.on_remb(bitrate)
+            self.source = "remb"
+
+    def on_receiver_loss(self, fractions: list[int], now: float) -> None:
+        """``fraction lost`` (0-255) of the viewer's receiver report blocks about our streams."""
+        if self.source != "transport-cc":
+            for fraction in fractions:
+                self.estimator.on_loss(fraction / 256, now)
+
+    def stats(self) -> dict[str, Any]:
+        est = self.estimator
+        return {"available_outgoing_bitrate": est.bitrate if self.source else None,
+                "estimate_source": self.source, "loss": round(est.loss, 4)}

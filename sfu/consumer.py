@@ -91,24 +91,23 @@ class Consumer:
     def _forward_ext(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
         """:meth:`forward` with header extensions: everything but the ``transport-cc`` number (``mid``,
         ``abs-send-time``, passthrough values, padding) is built once per packet for all consumers
-        with the same ids and ``mid`` (:meth:`_tail`); each adds its transport's next number."""
+        with the same ids and ``mid``, payload included (:meth:`_tail`); each adds its header and its
+        transport's next number."""
         producer = self.producer
         entry = producer.tails.get(self.tail_key)
         if entry is None:
-            entry = producer.tails[self.tail_key] = self._tail(producer)
-        words, tail = entry
+            entry = producer.tails[self.tail_key] = self._tail(producer, payload)
+        words, tail_payload = entry
         d = self.departures
         if d is not None:
             s = d.seq = (d.seq + 1) & 0xFFFF
             packet = TWCC_HEADER.pack(0x90, marker | self.payload_type, (seq + self.seq_off) & 0xFFFF,
                                       (ts + self.ts_off) & 0xFFFFFFFF, self.ssrc, 0xBEDE, words,
-                                      self._twcc_byte, s) + tail + payload
-            i = s & MASK
-            d.times[i] = producer.sent_at
-            d.sizes[i] = len(packet)
+                                      self._twcc_byte, s) + tail_payload
+            d.sent[s & MASK] = producer.departure
         else:
             packet = EXT_HEADER.pack(0x90, marker | self.payload_type, (seq + self.seq_off) & 0xFFFF,
-                                     (ts + self.ts_off) & 0xFFFFFFFF, self.ssrc, 0xBEDE, words) + tail + payload
+                                     (ts + self.ts_off) & 0xFFFFFFFF, self.ssrc, 0xBEDE, words) + tail_payload
         wire = self.wire
         try:
             wire.sendto(wire.protect(packet), wire.addr)
@@ -117,12 +116,13 @@ class Consumer:
         self.packets += 1
         self.octets += len(payload)
 
-    def _tail(self, producer: Producer) -> tuple[int, bytes]:
-        """(extension block length in words, the elements after a ``transport-cc`` one, padded)."""
+    def _tail(self, producer: Producer, payload: bytes) -> tuple[int, bytes]:
+        """(extension block length in words, the elements after a ``transport-cc`` one, padded, and
+        the payload: one concatenation per packet per kind of consumer, one per consumer after)."""
         ext = self.out.mid + self.out.tail(producer.sent_abs, producer.ext_values)
         n = len(ext) + (3 if self.departures is not None else 0)
         pad = PADS[n & 3]
-        return (n + len(pad)) >> 2, ext + pad
+        return (n + len(pad)) >> 2, ext + pad + payload
 
     def _retransmission_header(self, b1: int, seq: int, ts: int, ssrc: int, size: int) -> bytes:
         """The header of a retransmission: a ``transport-cc`` number when negotiated (the estimate

@@ -52,9 +52,9 @@ def counters(worker: Worker) -> dict[str, Any]:
             unknown += t.unknown_ssrc
             dropped += t.wire.dropped if t.wire is not None else 0
             faults += t.faults.total
-            feedback += t.arrivals.sent if t.arrivals is not None else 0
-            if t.estimate_source is not None and not t.hidden:
-                estimates.append(t.estimate.bitrate // 1000)
+            feedback += t.feedback.arrivals.sent if t.feedback is not None else 0
+            if t.link.source is not None and not t.hidden:
+                estimates.append(t.link.estimator.bitrate // 1000)
     estimates.sort()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"forwarded": forwarded, "retransmitted": retransmitted, "malformed": malformed, "unknown_ssrc": unknown,

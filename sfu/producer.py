@@ -125,14 +125,16 @@ class Producer:
         """Publisher's last sender report: (NTP, RTP timestamp, local monotonic arrival)."""
         self.ext_in = Inbound()
         """The extension ids of the publisher's m-section (the transport sets them)."""
-        self.sent_at = 0.0
-        """Per packet, for consumers writing extensions: when its fan-out started (monotonic s),"""
+        self.departure = (0.0, 0)
+        """Per packet, for consumers writing extensions: (when its fan-out started, monotonic s; its
+        size with a typical header) for their transport's departures,"""
         self.sent_abs = b"\0\0\0"
         """the same as ``abs-send-time``,"""
         self.ext_values: tuple[tuple[str, bytes], ...] = ()
         """its passthrough extension values,"""
         self.tails: dict[str, tuple[int, bytes]] = {}
-        """and the extension elements built for it so far, by consumer ids (see ``Consumer._forward_ext``)."""
+        """and (words, extension elements + payload) built for it so far, by consumer key (see
+        ``Consumer._forward_ext``)."""
         self.clip: ClipBuffer | None = None
         """The last seconds of this track for evidence clips (the router sets it; None: off)."""
         self.closed = False
@@ -171,7 +173,8 @@ class Producer:
                 self.active.append(c)
             self.waiting.clear()
         if self.active:
-            self.sent_at = now = time.monotonic()
+            now = time.monotonic()
+            self.departure = (now, len(payload) + 40)
             self.sent_abs = abs_send_time(now)
             self.ext_values = self.ext_in.values(data) if self.ext_in.passthrough else ()
             self.tails = {}

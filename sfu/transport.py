@@ -22,7 +22,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from sfu import aiortc_private as private
 from sfu import extensions, rtcp, twcc
-from sfu.bwe import Estimator
+from sfu.bwe import LinkEstimate
 from sfu.consumer import Consumer
 from sfu.errors import Faults, NegotiationError
 from sfu.producer import Codec, Producer
@@ -153,16 +153,10 @@ class Transport:
         """mid -> (URI -> id) negotiated on this transport (publisher: its ids; subscriber: the answer's)."""
         self._offer_ids: dict[str, int] = {}
         """Subscriber: the ids our offers use (kept across renegotiations)."""
-        self.arrivals: twcc.Arrivals | None = None
-        """Publisher with transport-cc: arrival times for its feedback."""
-        self._twcc_in = 0
-        self._feedback_at = 0
-        self.departures = twcc.Departures()
-        """Subscriber: what went out, by our transport-cc numbers (used when the viewer negotiated it)."""
-        self.estimate = Estimator()
-        """Subscriber: the send-side bandwidth estimate toward this viewer."""
-        self.estimate_source: str | None = None
-        """``transport-cc`` or ``remb`` once the viewer's feedback fed the estimate."""
+        self.feedback: twcc.FeedbackSender | None = None
+        """Publisher that negotiated transport-cc: the feedback we send it."""
+        self.link = LinkEstimate()
+        """Subscriber: our transport-cc numbering toward it and the bandwidth estimate its feedback feeds."""
         self.consumers: dict[int, Consumer] = {}
         self._transceiver_producer: dict[int, Producer] = {}
         self._consumer_of: dict[int, Consumer] = {}
@@ -237,10 +231,10 @@ class Transport:
         except InvalidStateError as exc:  # closed (by its room) while it negotiated
             raise NegotiationError(f"peer closed: {exc}") from exc
         self.extension_ids = extensions.section_maps(answer)
-        self._twcc_in = next((ids[extensions.TRANSPORT_CC] for ids in self.extension_ids.values()
-                              if extensions.TRANSPORT_CC in ids), 0)
-        if self._twcc_in and self.arrivals is None:
-            self.arrivals = twcc.Arrivals()
+        twcc_id = next((ids[extensions.TRANSPORT_CC] for ids in self.extension_ids.values()
+                        if extensions.TRANSPORT_CC in ids), 0)
+        if twcc_id and self.feedback is None:
+            self.feedback = twcc.FeedbackSender(twcc_id, self.rtcp_ssrc, FEEDBACK_INTERVAL_US)
         return announce(answer, self.addresses, self.announced)
 
     def _on_receive_params(self, tr: Any, parameters: RTCRtpReceiveParameters) -> None:
@@ -320,7 +314,7 @@ class Transport:
         ssrc, rtx_ssrc = private.sender_ssrcs(tr.sender)
         out = extensions.Outbound.of(self.extension_ids.get(tr.mid or "", {}), tr.mid)
         consumer = Consumer(f"{producer.producer_id}:{self.peer_id}", producer, wire, ssrc, codec.payload_type,
-                            rtx_ssrc, rtx_pt, self.hidden, out, self.departures)
+                            rtx_ssrc, rtx_pt, self.hidden, out, self.link.departures)
         self._consumer_of[id(tr)] = consumer
         self.consumers[ssrc] = consumer
         producer.add_consumer(consumer)
@@ -347,8 +341,8 @@ class Transport:
             self.malformed_rtp += 1
             return
         ssrc = int.from_bytes(data[8:12], "big")
-        if self.arrivals is not None and data[0] & 0x10:
-            self._arrived(data, ssrc)
+        if self.feedback is not None and data[0] & 0x10:
+            self._send_feedback(self.feedback.on_rtp(data, ssrc, time.monotonic_ns() // 1000))
         producer = self.producers.get(ssrc)
         if producer is not None:
             producer.on_rtp(data)
@@ -363,22 +357,8 @@ class Transport:
             return
         self.unknown_ssrc += 1
 
-    def _arrived(self, data: bytes, ssrc: int) -> None:
-        """Record a publisher packet's transport-cc number; send feedback when it is time."""
-        value = extensions.elements(data).get(self._twcc_in)
-        if value is None or len(value) != 2 or self.arrivals is None:
-            return
-        now = time.monotonic_ns() // 1000
-        self.arrivals.record((value[0] << 8) | value[1], now)
-        if now - self._feedback_at >= FEEDBACK_INTERVAL_US:
-            self._feedback_at = now
-            self._send_feedback(ssrc)
-
-    def _send_feedback(self, media_ssrc: int) -> None:
-        if self.wire is None or self.arrivals is None:
-            return
-        packet = self.arrivals.feedback(self.rtcp_ssrc, media_ssrc)
-        if packet is not None:
+    def _send_feedback(self, packet: bytes | None) -> None:
+        if packet is not None and self.wire is not None:
             self.wire.send_rtcp(packet)
 
     def _on_rtx(self, producer: Producer, data: bytes) -> None:
@@ -410,15 +390,14 @@ class Transport:
                     if consumer is not None:
                         consumer.on_nack(rtcp.nack_seqs(body))
                 elif pt == rtcp.RTPFB and fmt == twcc.FMT_TWCC:
-                    self._on_transport_feedback(twcc.parse(body))
+                    if self.consumers:
+                        self.link.on_transport_feedback(twcc.parse(body), time.monotonic())
                 elif pt == rtcp.PSFB and fmt == rtcp.FMT_REMB:
                     bitrate = rtcp.remb_bitrate(body)
                     if bitrate is not None and self.consumers:
-                        self.estimate.on_remb(bitrate)
-                        self.estimate_source = self.estimate_source or "remb"
-                elif pt == rtcp.RR and self.consumers and self.estimate_source != "transport-cc":
-                    for fraction in rtcp.rr_fractions(fmt, body, self.consumers):
-                        self.estimate.on_loss(fraction / 256, time.monotonic())
+                        self.link.on_remb(bitrate)
+                elif pt == rtcp.RR and self.consumers:
+                    self.link.on_receiver_loss(rtcp.rr_fractions(fmt, body, self.consumers), time.monotonic())
                 elif pt == rtcp.PSFB and fmt in (rtcp.FMT_PLI, rtcp.FMT_FIR):
                     media = rtcp.feedback_ssrcs(body)[1]
                     if fmt == rtcp.FMT_FIR and len(body) >= 12:
@@ -429,22 +408,11 @@ class Transport:
         except ValueError:
             self.malformed_rtcp += 1
 
-    def _on_transport_feedback(self, feedback: twcc.Feedback) -> None:
-        """A viewer's transport-cc feedback: what arrived when, into this transport's estimate."""
-        if not self.consumers:
-            return
-        packets, lost = self.departures.resolve(feedback)
-        if packets or lost:
-            self.estimate_source = "transport-cc"
-            self.estimate.remb = None  # REMB only stands in when there is no transport-cc
-            self.estimate.on_feedback(packets, lost, time.monotonic())
-
     def link_stats(self) -> dict[str, Any]:
-        """What this peer (and only it) may see of its own link: the SFU's estimate toward it."""
-        est = self.estimate
-        return {"available_outgoing_bitrate": est.bitrate if self.estimate_source else None,
-                "estimate_source": self.estimate_source, "loss": round(est.loss, 4),
-                "transport_cc_feedback_sent": self.arrivals.sent if self.arrivals is not None else 0}
+        """What this peer (and only it) may see of its own link: the SFU's estimate toward it, and
+        how many transport-cc feedbacks we sent it (a publisher)."""
+        return {**self.link.stats(),
+                "transport_cc_feedback_sent": self.feedback.arrivals.sent if self.feedback is not None else 0}
 
     def send_pli(self, producer: Producer) -> None:
         if self.wire is not None:
@@ -455,8 +423,8 @@ class Transport:
         if self.wire is None or self.closed or not self.wire.refresh():
             return
         parts: list[bytes] = []
-        if self.arrivals is not None and self.arrivals.pending:
-            self._send_feedback(next(iter(self.producers), 0))
+        if self.feedback is not None:
+            self._send_feedback(self.feedback.flush(next(iter(self.producers), 0)))
         if self.producers:
             for p in self.producers.values():
                 rr = p.receiver_report(self.rtcp_ssrc)

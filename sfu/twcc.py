@@ -18,6 +18,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from sfu.extensions import elements
+
 RTPFB = 205
 FMT_TWCC = 15
 NOT_RECEIVED, SMALL, LARGE = 0, 1, 2
@@ -218,7 +220,8 @@ class Arrivals:
 class Departures:
     """What the SFU sent on one viewer transport, by the ``transport-cc`` number it wrote.
 
-    The forward path writes ``times[s & MASK]`` and ``sizes[s & MASK]`` itself (no call per packet)."""
+    The forward path writes ``sent[s & MASK] = (send time, size)`` itself (no call per packet; the
+    tuple is made once per publisher packet and shared by its consumers)."""
 
     SIZE = HISTORY
     MASK = MASK
@@ -226,14 +229,12 @@ class Departures:
     def __init__(self) -> None:
         self.seq = 0
         """The last number used (the next packet gets ``seq + 1``)."""
-        self.times: list[float] = [0.0] * self.SIZE
-        self.sizes: list[int] = [0] * self.SIZE
+        self.sent: list[tuple[float, int]] = [(0.0, 0)] * self.SIZE
 
     def next(self, now: float, size: int) -> int:
         """Number a packet sent outside the fan-out loop (a retransmission)."""
         s = self.seq = (self.seq + 1) & 0xFFFF
-        self.times[s & self.MASK] = now
-        self.sizes[s & self.MASK] = size
+        self.sent[s & self.MASK] = (now, size)
         return s
 
     def resolve(self, feedback: Feedback) -> tuple[list[tuple[float, float, int]], int]:
@@ -247,5 +248,32 @@ class Departures:
             if at is None:
                 lost += 1
             else:
-                got.append((self.times[seq & self.MASK], at / 1e6, self.sizes[seq & self.MASK]))
+                sent, size = self.sent[seq & self.MASK]
+                got.append((sent, at / 1e6, size))
         return got, lost
+
+
+class FeedbackSender:
+    """A publisher transport's side: reads the ``transport-cc`` number (extension ``ext_id``) of each
+    packet, and hands back a feedback packet at most every ``interval_us`` (on arrival; :meth:`flush`
+    on the tick sends what is left)."""
+
+    def __init__(self, ext_id: int, sender_ssrc: int, interval_us: int = 100_000) -> None:
+        self.ext_id = ext_id
+        self.sender_ssrc = sender_ssrc
+        self.interval_us = interval_us
+        self.arrivals = Arrivals()
+        self._last = 0
+
+    def on_rtp(self, data: bytes, ssrc: int, now_us: int) -> bytes | None:
+        value = elements(data).get(self.ext_id)
+        if value is None or len(value) != 2:
+            return None
+        self.arrivals.record((value[0] << 8) | value[1], now_us)
+        if now_us - self._last < self.interval_us:
+            return None
+        self._last = now_us
+        return self.arrivals.feedback(self.sender_ssrc, ssrc)
+
+    def flush(self, media_ssrc: int) -> bytes | None:
+        return self.arrivals.feedback(self.sender_ssrc, media_ssrc) if self.arrivals.pending else None

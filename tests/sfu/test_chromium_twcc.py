@@ -116,7 +116,7 @@ class ThreadedWorker:
     def feedback_sent(self) -> int:
         async def count() -> int:
             t = self.worker.routers[ROOM].transports.get(PeerId("chrome"))
-            return t.arrivals.sent if t is not None and t.arrivals is not None else 0
+            return t.feedback.arrivals.sent if t is not None and t.feedback is not None else 0
         return int(self.call(count()))
 
     def close(self) -> None:

@@ -186,15 +186,15 @@ async def test_each_viewers_feedback_feeds_its_own_estimate(worker: Worker) -> N
         offer2 = await worker.subscribe(ROOM, PeerId("plain"), UserId("user-plain"), hidden=False)
         await worker.accept_answer(ROOM, PeerId("plain"), await answer_offer(plain, offer2))
         router = worker.routers[ROOM]
-        await wait_for(lambda: router.transports[PeerId("chromy")].estimate_source == "transport-cc"
-                       and router.transports[PeerId("plain")].estimate_source == "remb", 20)
+        await wait_for(lambda: router.transports[PeerId("chromy")].link.source == "transport-cc"
+                       and router.transports[PeerId("plain")].link.source == "remb", 20)
         await asyncio.sleep(1.0)
         mine = await worker.link_stats(ROOM, PeerId("chromy"))
         theirs = await worker.link_stats(ROOM, PeerId("plain"))
         assert mine["estimate_source"] == "transport-cc" and theirs["estimate_source"] == "remb"
         assert mine["available_outgoing_bitrate"] > 0 and theirs["available_outgoing_bitrate"] > 0
-        assert router.transports[PeerId("chromy")].estimate.received  # its feedback resolved to our packets
-        assert router.transports[PeerId("plain")].departures.seq == 0  # no transport-cc numbers for it
+        assert router.transports[PeerId("chromy")].link.estimator.received  # feedback resolved to our packets
+        assert router.transports[PeerId("plain")].link.departures.seq == 0  # no transport-cc numbers for it
     finally:
         if feeder is not None:
             feeder.cancel()
