@@ -164,6 +164,8 @@ class Transport:
         self._new_producer = new_producer
         self._hooked: set[int] = set()
         self.unknown_ssrc = 0
+        self.probes = 0
+        """Padding-only packets on the publisher's RTX stream (Chrome's bandwidth probes)."""
         self.malformed_rtp = 0
         self.malformed_rtcp = 0
         self.faults = Faults(log, f"sfu peer {peer_id}")
@@ -365,6 +367,9 @@ class Transport:
         """A retransmission (RFC 4588) from the publisher: unwrap it into the original packet."""
         off = payload_offset(data)
         end = payload_end(data) if off >= 0 else 0
+        if off >= 0 and end == off:  # padding only: a bandwidth probe (its transport-cc number is recorded)
+            self.probes += 1
+            return
         if off < 0 or end - off < 3:
             self.malformed_rtp += 1
             return
