@@ -2,6 +2,8 @@
 
 A publisher transport owns the producers of its tracks; a subscriber transport owns one consumer
 per producer of the room. RTP/RTCP arrive already decrypted through ``sfu.aiortc_private``.
+Header extensions are negotiated in the SDP text (``sfu.extensions``); a publisher that negotiated
+transport-cc gets feedback (``sfu.twcc``), a viewer's feedback feeds its estimate (``sfu.bwe``).
 """
 
 from __future__ import annotations
