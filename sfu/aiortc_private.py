@@ -413,6 +413,54 @@ def count_incoming_rtp(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None]) -
         protocol.datagram_received = datagram_received
 
 
+def stamp_transport_cc(pc: RTCPeerConnection, ext_id: int) -> list[int]:
+    """Test and lab helper: make a client ``pc`` (aiortc writes no ``transport-cc`` itself) number every
+    RTP packet it sends with a transport-wide sequence in a one-byte extension element ``ext_id``,
+    added to the plaintext packet just before SRTP. Returns the numbers written, in order."""
+    written: list[int] = []
+    for dtls in {id(t.sender.transport): t.sender.transport for t in pc.getTransceivers()}.values():
+        original = dtls._send_rtp
+
+        async def send_rtp(data: bytes, original: Callable[[bytes], Any] = original) -> None:
+            if len(data) >= 12 and not 192 <= data[1] <= 223:
+                seq = len(written) & 0xFFFF
+                written.append(seq)
+                data = _with_element(data, ext_id, seq.to_bytes(2, "big"))
+            await original(data)
+
+        dtls._send_rtp = send_rtp  # type: ignore[method-assign]
+    return written
+
+
+def _with_element(data: bytes, ext_id: int, value: bytes) -> bytes:
+    """An RTP packet with one more one-byte-form extension element (the block made when absent)."""
+    b0 = data[0]
+    start = 12 + 4 * (b0 & 0x0F)
+    new = bytes([(ext_id << 4) | (len(value) - 1)]) + value
+    if b0 & 0x10:
+        words = (data[start + 2] << 8) | data[start + 3]
+        end = start + 4 + 4 * words
+        elems = data[start + 4:end].rstrip(b"\0") + new
+    else:
+        end = start
+        elems = new
+    elems += bytes(-len(elems) % 4)
+    return (bytes([b0 | 0x10]) + data[1:start] + b"\xbe\xde" + (len(elems) // 4).to_bytes(2, "big") + elems
+            + data[end:])
+
+
+def record_incoming_rtp(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None]) -> None:
+    """Test helper: hand every decrypted RTP packet a client ``pc`` receives to ``on_rtp`` (then to aiortc)."""
+    for dtls in {id(t.receiver.transport): t.receiver.transport for t in pc.getTransceivers()}.values():
+        original = dtls._handle_rtp_data
+
+        async def handle(data: bytes, arrival_time_ms: int, original: Callable[..., Any] = original) -> None:
+            on_rtp(data)
+            await original(data, arrival_time_ms)
+
+        dtls._handle_rtp_data = handle  # type: ignore[method-assign]
+
+
 def signatures() -> dict[str, str]:
     """The private signatures this module relies on (the upgrade test compares them)."""
     return {
@@ -425,6 +473,7 @@ def signatures() -> dict[str, str]:
         "StunProtocol.datagram_received": str(inspect.signature(aioice.ice.StunProtocol.datagram_received)),
         "RTCCertificate._create_ssl_context": str(inspect.signature(RTCCertificate._create_ssl_context)),
         "RTCDtlsTransport._set_role": str(inspect.signature(RTCDtlsTransport._set_role)),
+        "RTCDtlsTransport._send_rtp": str(inspect.signature(RTCDtlsTransport._send_rtp)),
     }
 
 

@@ -12,11 +12,15 @@ import time
 from typing import TYPE_CHECKING
 
 from sfu import rtcp
+from sfu.extensions import EXT_HEADER, PADS, TWCC_HEADER, Outbound, element, header
 from sfu.rtp import HEADER
+from sfu.twcc import MASK, Departures
 
 if TYPE_CHECKING:
     from sfu.aiortc_private import WireSender
     from sfu.producer import Producer
+
+NO_EXTENSIONS = Outbound(mid=b"", abs_send_time=0, transport_cc=0, passthrough={})
 
 
 def continuity_offsets(last_seq: int, last_ts: int, elapsed_s: float, clock_rate: int, seq: int,
@@ -32,7 +36,8 @@ class Consumer:
     """Owned by its subscriber transport; registered with (not owned by) its producer."""
 
     def __init__(self, consumer_id: str, producer: Producer, wire: WireSender, ssrc: int, payload_type: int,
-                 rtx_ssrc: int, rtx_payload_type: int | None, hidden: bool) -> None:
+                 rtx_ssrc: int, rtx_payload_type: int | None, hidden: bool, out: Outbound = NO_EXTENSIONS,
+                 departures: Departures | None = None) -> None:
         self.consumer_id = consumer_id
         self.producer = producer
         self.wire = wire
@@ -53,6 +58,16 @@ class Consumer:
         self._last_seq = self.seq_off
         self._last_ts = self.ts_off
         self._stopped_at = time.monotonic()
+        self.out = out
+        """The viewer transport's extension ids (``mid`` element, ``abs-send-time``, passthrough)."""
+        self.departures = departures if out.transport_cc else None
+        """The viewer transport's transport-cc numbering (shared by its consumers), when negotiated."""
+        self.tail_key = repr((out.mid, self.departures is not None, out.key()))
+        """What this consumer's extension block depends on besides the packet; a str: its hash is
+        computed once, not per packet (a tuple's is not cached)."""
+        self._twcc_byte = (out.transport_cc << 4) | 1
+        if not out.empty:
+            self.forward = self._forward_ext  # type: ignore[method-assign]
 
     def start(self, seq: int, ts: int) -> None:
         """Called by the producer at the keyframe this consumer starts with."""
@@ -72,6 +87,51 @@ class Consumer:
             wire.send_rtp(packet)
         self.packets += 1
         self.octets += len(payload)
+
+    def _forward_ext(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
+        """:meth:`forward` with header extensions: everything but the ``transport-cc`` number (``mid``,
+        ``abs-send-time``, passthrough values, padding) is built once per packet for all consumers
+        with the same ids and ``mid``, payload included (:meth:`_tail`); each adds its header and its
+        transport's next number."""
+        producer = self.producer
+        entry = producer.tails.get(self.tail_key)
+        if entry is None:
+            entry = producer.tails[self.tail_key] = self._tail(producer, payload)
+        words, tail_payload = entry
+        d = self.departures
+        if d is not None:
+            s = d.seq = (d.seq + 1) & 0xFFFF
+            packet = TWCC_HEADER.pack(0x90, marker | self.payload_type, (seq + self.seq_off) & 0xFFFF,
+                                      (ts + self.ts_off) & 0xFFFFFFFF, self.ssrc, 0xBEDE, words,
+                                      self._twcc_byte, s) + tail_payload
+            d.sent[s & MASK] = producer.departure
+        else:
+            packet = EXT_HEADER.pack(0x90, marker | self.payload_type, (seq + self.seq_off) & 0xFFFF,
+                                     (ts + self.ts_off) & 0xFFFFFFFF, self.ssrc, 0xBEDE, words) + tail_payload
+        wire = self.wire
+        try:
+            wire.sendto(wire.protect(packet), wire.addr)
+        except Exception:  # as in forward
+            wire.send_rtp(packet)
+        self.packets += 1
+        self.octets += len(payload)
+
+    def _tail(self, producer: Producer, payload: bytes) -> tuple[int, bytes]:
+        """(extension block length in words, the elements after a ``transport-cc`` one, padded, and
+        the payload: one concatenation per packet per kind of consumer, one per consumer after)."""
+        ext = self.out.mid + self.out.tail(producer.sent_abs, producer.ext_values)
+        n = len(ext) + (3 if self.departures is not None else 0)
+        pad = PADS[n & 3]
+        return (n + len(pad)) >> 2, ext + pad + payload
+
+    def _retransmission_header(self, b1: int, seq: int, ts: int, ssrc: int, size: int) -> bytes:
+        """The header of a retransmission: a ``transport-cc`` number when negotiated (the estimate
+        counts what retransmissions cost), no other extension."""
+        d = self.departures
+        if d is None:
+            return HEADER.pack(0x80, b1, seq, ts, ssrc)
+        s = d.next(time.monotonic(), size + 20)
+        return header(b1, seq, ts, ssrc, element(self.out.transport_cc, s.to_bytes(2, "big")))
 
     def switch_to(self, producer: Producer) -> None:
         """Follow another producer (same kind): resume at its next keyframe with continuous numbering."""
@@ -96,10 +156,11 @@ class Consumer:
             ts = (ts + self.ts_off) & 0xFFFFFFFF
             if self.rtx_payload_type is not None:
                 self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
-                packet = HEADER.pack(0x80, marker | self.rtx_payload_type, self.rtx_seq, ts, self.rtx_ssrc) + \
-                    s.to_bytes(2, "big") + payload
+                packet = self._retransmission_header(marker | self.rtx_payload_type, self.rtx_seq, ts,
+                                                     self.rtx_ssrc, len(payload) + 2) + s.to_bytes(2, "big") + payload
             else:
-                packet = HEADER.pack(0x80, marker | self.payload_type, s, ts, self.ssrc) + payload
+                packet = self._retransmission_header(marker | self.payload_type, s, ts, self.ssrc,
+                                                     len(payload)) + payload
             self.wire.send_rtp(packet)
             self.retransmitted += 1
 

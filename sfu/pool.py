@@ -409,6 +409,10 @@ class WorkerPool:
         return merged_stats(room_id, [room_stats_from(await w.call("room_stats", room_id))
                                       for w in placement.hosts()])
 
+    async def link_stats(self, room_id: RoomId, peer_id: PeerId) -> dict[str, Any]:
+        """One peer's own link, from the worker its transport is on (for that peer only)."""
+        return dict(await self._peer_worker(room_id, peer_id).call("link_stats", room_id, peer_id))
+
     async def save_clip(self, room_id: RoomId) -> Clip:
         """An evidence clip of the room, made by its home worker (where its publishers are)."""
         return Clip(*await self._placement(room_id).home.call("save_clip", room_id))

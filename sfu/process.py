@@ -40,7 +40,8 @@ class PoolListener:
 
 
 def counters(worker: Worker) -> dict[str, Any]:
-    forwarded = malformed = unknown = retransmitted = dropped = 0
+    forwarded = malformed = unknown = retransmitted = dropped = feedback = 0
+    estimates: list[int] = []
     faults = worker.tick_faults.total
     for router in worker.routers.values():
         faults += router.faults.total
@@ -51,9 +52,15 @@ def counters(worker: Worker) -> dict[str, Any]:
             unknown += t.unknown_ssrc
             dropped += t.wire.dropped if t.wire is not None else 0
             faults += t.faults.total
+            feedback += t.feedback.arrivals.sent if t.feedback is not None else 0
+            if t.link.source is not None and not t.hidden:
+                estimates.append(t.link.estimator.bitrate // 1000)
+    estimates.sort()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"forwarded": forwarded, "retransmitted": retransmitted, "malformed": malformed, "unknown_ssrc": unknown,
-            "srtp_dropped": dropped, "faults": faults,
+            "srtp_dropped": dropped, "faults": faults, "transport_cc_feedback_sent": feedback,
+            "bwe_viewers": len(estimates), "bwe_kbps_p50": estimates[len(estimates) // 2] if estimates else 0,
+            "bwe_kbps_min": estimates[0] if estimates else 0,
             "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss, "pid": os.getpid()}
 
 
@@ -96,7 +103,7 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
                     await worker.add_ice_candidate(room_id, peer_id, None if c is None else IceCandidate(*c))
                     result = None
                 elif method in ("open_room", "publish", "accept_answer", "renegotiate", "close_peer", "close_room",
-                                "open_pipe", "connect_pipe", "close_pipe"):
+                                "open_pipe", "connect_pipe", "close_pipe", "link_stats"):
                     result = await getattr(worker, method)(*args)
                 else:
                     raise SfuError(f"unknown method {method}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from sfu import rtcp
+from sfu.extensions import Inbound, abs_send_time
 from sfu.rtp import SEQ_TS, keyframe_detector, payload_end, payload_offset
 from sfu.types import PeerId
 
@@ -122,6 +123,18 @@ class Producer:
         self.rtx_received = 0
         self.sr: tuple[int, int, float] | None = None
         """Publisher's last sender report: (NTP, RTP timestamp, local monotonic arrival)."""
+        self.ext_in = Inbound()
+        """The extension ids of the publisher's m-section (the transport sets them)."""
+        self.departure = (0.0, 0)
+        """Per packet, for consumers writing extensions: (when its fan-out started, monotonic s; its
+        size with a typical header) for their transport's departures,"""
+        self.sent_abs = b"\0\0\0"
+        """the same as ``abs-send-time``,"""
+        self.ext_values: tuple[tuple[str, bytes], ...] = ()
+        """its passthrough extension values,"""
+        self.tails: dict[str, tuple[int, bytes]] = {}
+        """and (words, extension elements + payload) built for it so far, by consumer key (see
+        ``Consumer._forward_ext``)."""
         self.clip: ClipBuffer | None = None
         """The last seconds of this track for evidence clips (the router sets it; None: off)."""
         self.closed = False
@@ -159,6 +172,12 @@ class Producer:
                 c.start(seq, ts)
                 self.active.append(c)
             self.waiting.clear()
+        if self.active:
+            now = time.monotonic()
+            self.departure = (now, len(payload) + 40)
+            self.sent_abs = abs_send_time(now)
+            self.ext_values = self.ext_in.values(data) if self.ext_in.passthrough else ()
+            self.tails = {}
         for c in self.active:
             c.forward(seq, ts, marker, payload)
 

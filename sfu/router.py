@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 import time
+from typing import Any
 
 from sfu import clips
 from sfu.errors import Faults, NegotiationError, NoClip, UnknownPeer, UnknownRoom
@@ -296,6 +297,10 @@ class Router:
                          publishers=sum(1 for t in visible if t.role is Role.PUBLISHER and t.producers),
                          viewers=sum(1 for t in visible if t.role is Role.SUBSCRIBER),
                          producers=producers, packets_forwarded=forwarded)
+
+    def link_stats(self, peer_id: PeerId) -> dict[str, Any]:
+        """One peer's own link as the SFU sees it (its bandwidth estimate): for that peer only."""
+        return self._get(peer_id).link_stats()
 
     def tick(self) -> None:
         """Once a second; one peer's or pipe's failure never stops the others' RTCP."""

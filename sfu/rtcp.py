@@ -6,7 +6,7 @@ Pure functions. Malformed input raises :class:`ValueError` from :func:`split` on
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 
 SR = 200
 RR = 201
@@ -79,6 +79,18 @@ def remb_bitrate(body: bytes) -> int | None:
     exp = body[13] >> 2
     mantissa = ((body[13] & 0x03) << 16) | (body[14] << 8) | body[15]
     return mantissa << exp
+
+
+def rr_fractions(count: int, body: bytes, sources: Container[int]) -> list[int]:
+    """The ``fraction lost`` (0-255) of each report block of an RR body about one of ``sources``."""
+    found = []
+    for k in range(count):
+        i = 4 + 24 * k
+        if i + 24 > len(body):
+            break
+        if int.from_bytes(body[i:i + 4], "big") in sources:
+            found.append(body[i + 4])
+    return found
 
 
 def sr_info(body: bytes) -> tuple[int, int, int]:

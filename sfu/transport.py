@@ -2,6 +2,8 @@
 
 A publisher transport owns the producers of its tracks; a subscriber transport owns one consumer
 per producer of the room. RTP/RTCP arrive already decrypted through ``sfu.aiortc_private``.
+Header extensions are negotiated in the SDP text (``sfu.extensions``); a publisher that negotiated
+transport-cc gets feedback (``sfu.twcc``), a viewer's feedback feeds its estimate (``sfu.bwe``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import datetime
 import enum
 import logging
 import random
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -20,7 +23,8 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpReceiveParamete
 from aiortc.sdp import candidate_from_sdp
 
 from sfu import aiortc_private as private
-from sfu import rtcp
+from sfu import extensions, rtcp, twcc
+from sfu.bwe import LinkEstimate
 from sfu.consumer import Consumer
 from sfu.errors import Faults, NegotiationError
 from sfu.producer import Codec, Producer
@@ -32,6 +36,8 @@ log = logging.getLogger(__name__)
 
 REMB_BITRATE = 2_000_000
 """What we tell publishers they may send (aiortc's VP8 encoder caps itself at 1.5 Mbit/s)."""
+FEEDBACK_INTERVAL_US = 100_000
+"""Transport-cc feedback to a publisher at most this often (mediasoup: 100 ms; libwebrtc 50-250 ms)."""
 
 
 class Role(enum.StrEnum):
@@ -145,6 +151,14 @@ class Transport:
         self._rtx: dict[int, Producer] = {}
         """The publisher's RTX SSRCs (its retransmissions after our NACKs), to their producer."""
         self._pending_pt: dict[int, tuple[Codec, Any]] = {}
+        self.extension_ids: dict[str, dict[str, int]] = {}
+        """mid -> (URI -> id) negotiated on this transport (publisher: its ids; subscriber: the answer's)."""
+        self._offer_ids: dict[str, int] = {}
+        """Subscriber: the ids our offers use (kept across renegotiations)."""
+        self.feedback: twcc.FeedbackSender | None = None
+        """Publisher that negotiated transport-cc: the feedback we send it."""
+        self.link = LinkEstimate()
+        """Subscriber: our transport-cc numbering toward it and the bandwidth estimate its feedback feeds."""
         self.consumers: dict[int, Consumer] = {}
         self._transceiver_producer: dict[int, Producer] = {}
         self._consumer_of: dict[int, Consumer] = {}
@@ -152,6 +166,8 @@ class Transport:
         self._new_producer = new_producer
         self._hooked: set[int] = set()
         self.unknown_ssrc = 0
+        self.probes = 0
+        """Padding-only packets on the publisher's RTX stream (Chrome's bandwidth probes)."""
         self.malformed_rtp = 0
         self.malformed_rtcp = 0
         self.faults = Faults(log, f"sfu peer {peer_id}")
@@ -213,11 +229,17 @@ class Transport:
                 private.take_dtls_server_role(self.pc)
             self._prepare()
             await self.pc.setLocalDescription(await self.pc.createAnswer())
-        except (ValueError, AssertionError, KeyError, TypeError) as exc:
+            answer = extensions.complete_answer(self.pc.localDescription.sdp, offer_sdp)
+        except (ValueError, AssertionError, KeyError, TypeError, StopIteration) as exc:
             raise NegotiationError(f"bad offer: {exc}") from exc
         except InvalidStateError as exc:  # closed (by its room) while it negotiated
             raise NegotiationError(f"peer closed: {exc}") from exc
-        return announce(self.pc.localDescription.sdp, self.addresses, self.announced)
+        self.extension_ids = extensions.section_maps(answer)
+        twcc_id = next((ids[extensions.TRANSPORT_CC] for ids in self.extension_ids.values()
+                        if extensions.TRANSPORT_CC in ids), 0)
+        if twcc_id and self.feedback is None:
+            self.feedback = twcc.FeedbackSender(twcc_id, self.rtcp_ssrc, FEEDBACK_INTERVAL_US)
+        return announce(answer, self.addresses, self.announced)
 
     def _on_receive_params(self, tr: Any, parameters: RTCRtpReceiveParameters) -> None:
         if tr.receiver.transport.state != "connected":
@@ -232,12 +254,13 @@ class Transport:
         if ssrc is None:
             self._pending_pt[codec.payload_type] = (codec, tr)
             return
-        self._add_producer(codec, ssrc)
+        self._add_producer(codec, ssrc, tr.mid)
         if encoding is not None and encoding.rtx is not None and encoding.rtx.ssrc:
             self._rtx[encoding.rtx.ssrc] = self.producers[ssrc]
 
-    def _add_producer(self, codec: Codec, ssrc: int) -> None:
+    def _add_producer(self, codec: Codec, ssrc: int, mid: str | None) -> None:
         producer = self._new_producer(self, codec, ssrc)
+        producer.ext_in = extensions.Inbound.of(self.extension_ids.get(mid or "", {}))
         self.producers[ssrc] = producer
         self._on_producer(self, producer)
 
@@ -277,9 +300,11 @@ class Transport:
             return None
         self._prepare()
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        return announce(self.pc.localDescription.sdp, self.addresses, self.announced)
+        offer, self._offer_ids = extensions.complete_offer(self.pc.localDescription.sdp, self._offer_ids)
+        return announce(offer, self.addresses, self.announced)
 
     async def accept_answer(self, answer_sdp: str) -> None:
+        self.extension_ids = extensions.section_maps(answer_sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
         except (ValueError, AssertionError, KeyError, TypeError) as exc:
@@ -291,8 +316,9 @@ class Transport:
         wire = self._ensure_wire(tr.sender.transport)
         codec, rtx_pt = codec_of(parameters, tr.kind)
         ssrc, rtx_ssrc = private.sender_ssrcs(tr.sender)
+        out = extensions.Outbound.of(self.extension_ids.get(tr.mid or "", {}), tr.mid)
         consumer = Consumer(f"{producer.producer_id}:{self.peer_id}", producer, wire, ssrc, codec.payload_type,
-                            rtx_ssrc, rtx_pt, self.hidden)
+                            rtx_ssrc, rtx_pt, self.hidden, out, self.link.departures)
         self._consumer_of[id(tr)] = consumer
         self.consumers[ssrc] = consumer
         producer.add_consumer(consumer)
@@ -319,6 +345,8 @@ class Transport:
             self.malformed_rtp += 1
             return
         ssrc = int.from_bytes(data[8:12], "big")
+        if self.feedback is not None and data[0] & 0x10:
+            self._send_feedback(self.feedback.on_rtp(data, ssrc, time.monotonic_ns() // 1000))
         producer = self.producers.get(ssrc)
         if producer is not None:
             producer.on_rtp(data)
@@ -329,14 +357,21 @@ class Transport:
             return
         pending = self._pending_pt.pop(data[1] & 0x7F, None)
         if pending is not None:
-            self._add_producer(pending[0], ssrc)
+            self._add_producer(pending[0], ssrc, pending[1].mid)
             return
         self.unknown_ssrc += 1
+
+    def _send_feedback(self, packet: bytes | None) -> None:
+        if packet is not None and self.wire is not None:
+            self.wire.send_rtcp(packet)
 
     def _on_rtx(self, producer: Producer, data: bytes) -> None:
         """A retransmission (RFC 4588) from the publisher: unwrap it into the original packet."""
         off = payload_offset(data)
         end = payload_end(data) if off >= 0 else 0
+        if off >= 0 and end == off:  # padding only: a bandwidth probe (its transport-cc number is recorded)
+            self.probes += 1
+            return
         if off < 0 or end - off < 3:
             self.malformed_rtp += 1
             return
@@ -361,6 +396,15 @@ class Transport:
                     consumer = self.consumers.get(rtcp.feedback_ssrcs(body)[1])
                     if consumer is not None:
                         consumer.on_nack(rtcp.nack_seqs(body))
+                elif pt == rtcp.RTPFB and fmt == twcc.FMT_TWCC:
+                    if self.consumers:
+                        self.link.on_transport_feedback(twcc.parse(body), time.monotonic())
+                elif pt == rtcp.PSFB and fmt == rtcp.FMT_REMB:
+                    bitrate = rtcp.remb_bitrate(body)
+                    if bitrate is not None and self.consumers:
+                        self.link.on_remb(bitrate)
+                elif pt == rtcp.RR and self.consumers:
+                    self.link.on_receiver_loss(rtcp.rr_fractions(fmt, body, self.consumers), time.monotonic())
                 elif pt == rtcp.PSFB and fmt in (rtcp.FMT_PLI, rtcp.FMT_FIR):
                     media = rtcp.feedback_ssrcs(body)[1]
                     if fmt == rtcp.FMT_FIR and len(body) >= 12:
@@ -371,6 +415,12 @@ class Transport:
         except ValueError:
             self.malformed_rtcp += 1
 
+    def link_stats(self) -> dict[str, Any]:
+        """What this peer (and only it) may see of its own link: the SFU's estimate toward it, and
+        how many transport-cc feedbacks we sent it (a publisher)."""
+        return {**self.link.stats(),
+                "transport_cc_feedback_sent": self.feedback.arrivals.sent if self.feedback is not None else 0}
+
     def send_pli(self, producer: Producer) -> None:
         if self.wire is not None:
             self.wire.send_rtcp(rtcp.build_pli(self.rtcp_ssrc, producer.ssrc))
@@ -380,6 +430,8 @@ class Transport:
         if self.wire is None or self.closed or not self.wire.refresh():
             return
         parts: list[bytes] = []
+        if self.feedback is not None:
+            self._send_feedback(self.feedback.flush(next(iter(self.producers), 0)))
         if self.producers:
             for p in self.producers.values():
                 rr = p.receiver_report(self.rtcp_ssrc)

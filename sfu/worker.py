@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from typing import Any
 
 from sfu import aiortc_private
 from sfu.admission import Admission, LoopLag
@@ -206,6 +207,10 @@ class Worker:
             return await asyncio.to_thread(write_clip, tracks, router.clip_seconds)
         except NothingToClip as exc:
             raise NoClip(f"room {room_id}: {exc}") from None
+
+    async def link_stats(self, room_id: RoomId, peer_id: PeerId) -> dict[str, Any]:
+        """What ``peer_id`` may see of its own link (see ``Transport.link_stats``); never another's."""
+        return self.router(room_id).link_stats(peer_id)
 
     async def room_stats(self, room_id: RoomId) -> RoomStats:
         return self.router(room_id).stats()

@@ -26,6 +26,7 @@ EXPECTED_SIGNATURES = {
     "RTCCertificate._create_ssl_context":
         "(self, srtp_profiles: list[aiortc.rtcdtlstransport.SRTPProtectionProfile]) -> OpenSSL.SSL.Context",
     "RTCDtlsTransport._set_role": "(self, role: str) -> None",
+    "RTCDtlsTransport._send_rtp": "(self, data: bytes) -> None",
 }
 
 
@@ -127,3 +128,18 @@ def test_dtls_receive_loop_drops_only_srtp_errors_and_dies_on_others() -> None:
     assert "self._set_state(State.CLOSED)" in run
     update = inspect.getsource(RTCPeerConnection._RTCPeerConnection__updateConnectionState)  # type: ignore[attr-defined]
     assert 'and dtlsStates == set(["closed"])' in update and "asyncio.ensure_future(self.close())" in update
+
+
+def test_header_extensions_aiortc_negotiates_by_itself() -> None:
+    """sfu.extensions adds the rest in the SDP text: aiortc negotiates these three, with the remote's
+    ids, and never writes or reads ``transport-cc`` (the client helper stamps it before SRTP)."""
+    from aiortc.codecs import HEADER_EXTENSIONS
+
+    from sfu import extensions
+
+    assert {k: [(e.id, e.uri) for e in v] for k, v in HEADER_EXTENSIONS.items()} == {
+        "audio": [(1, extensions.MID), (2, extensions.AUDIO_LEVEL)],
+        "video": [(1, extensions.MID), (3, extensions.ABS_SEND_TIME)]}
+    common = inspect.getsource(aiortc.rtcpeerconnection.find_common_header_extensions)
+    assert "common.append(rx)" in common
+    assert "await self.transport._send_rtp(packet_bytes)" in inspect.getsource(RTCRtpSender)

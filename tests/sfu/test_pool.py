@@ -51,6 +51,14 @@ async def test_two_rooms_on_two_worker_processes(pool: WorkerPool) -> None:
             await pool.publish(rooms[0], PeerId("bad"), UserId("u"), "not sdp")
         stats = await pool.room_stats(rooms[0])
         assert stats.viewers == 1 and stats.publishers == 1
+        # the aiortc viewer answers the forwarded abs-send-time with REMB: its own estimate, from its worker
+        for _ in range(200):
+            link = await pool.link_stats(rooms[0], PeerId("v"))
+            if link["estimate_source"] == "remb":
+                break
+            await asyncio.sleep(0.05)
+        assert link["estimate_source"] == "remb" and link["available_outgoing_bitrate"] > 0, link
+        assert sum(c["bwe_viewers"] for c in await pool.worker_counters()) >= 1
     finally:
         for v in viewers:
             await v.close()
