@@ -3,7 +3,7 @@ from inside a network namespace (a veth pair the test makes and removes); the SF
 transport-cc and sends it feedback; Chrome's ``availableOutgoingBitrate`` (getStats, candidate pair)
 is there, and falls when the publisher's own link is limited to 500 kbit/s with ``tc tbf``.
 
-Needs root (namespaces, tc), iproute2 and Chromium; skipped, saying which, without them.
+Needs root (namespaces, tc), iproute2 and Chromium (`make deps` installs them); fails, saying which, without them.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def poll(read: Any, until: Any, timeout: float) -> Any:
 def test_chromes_outgoing_estimate_follows_its_limited_link_through_the_sfu() -> None:
     problem = missing()
     if problem:
-        pytest.skip(problem)
+        pytest.fail(problem)  # a missing dependency fails, never skips (tests/conftest.py)
     from playwright.sync_api import sync_playwright
 
     from tests.e2e.browser import chromium_args
