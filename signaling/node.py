@@ -32,6 +32,7 @@ from switchboard.ids import NodeId, new_id
 from switchboard.keyspace import open_redis
 from switchboard.settings import NodeSettings
 from switchboard.tokens import TokenVerifier
+from switchboard.tracing import Tracing
 
 REDIS_CONNECTIONS = 64
 """Redis connections one node may open (its pub/sub connection is one of them)."""
@@ -56,6 +57,8 @@ class NodeDeps:
     """Opens the SFU; None: ``show.*`` requests get ``unavailable``."""
     open_tickets: TicketOpener | None = None
     """Makes the random-chat queue; None: ``queue.*`` requests get ``unavailable``."""
+    tracing: Tracing = field(default_factory=Tracing)
+    """Spans of the join path (``show.join`` and the member's media steps); off by default."""
     node_id: NodeId = field(default_factory=lambda: NodeId(new_id("node_")))
     """This node's id (written in presence keys)."""
     ice_servers: IceServersFor = field(default=lambda _grants: [])
@@ -98,7 +101,7 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     hub = Hub(redis, deps.node_id, s.presence_ttl_s)
     await hub.start()
     stack.push_async_callback(hub.close)
-    shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst, deps.ice_servers, Relations(redis))
+    shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst, deps.ice_servers, Relations(redis), deps.tracing)
     stack.push_async_callback(shows.close)
     # Without an SFU every call is P2P, whatever the setting says (nothing could carry it).
     call_media = CallMedia(media, s.call_media if deps.open_media else "p2p",

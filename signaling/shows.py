@@ -28,6 +28,7 @@ from signaling.session import Session
 from signaling.show_moderation import ChatLines, ShowModeration
 from signaling.types import IceServersFor
 from switchboard.ids import RoomId, SessionId, UserId
+from switchboard.tracing import Tracing, traceparent_of
 
 
 @dataclass
@@ -38,6 +39,8 @@ class Member:
     peer_id: PeerId
     hidden: bool
     """A moderator tap: invisible to everyone else."""
+    trace: str | None = None
+    """The traceparent of its ``show.join`` span (tracing on): parent of its media steps' spans."""
 
 
 @dataclass
@@ -87,8 +90,10 @@ class ShowBook:
     """Every show on this node; also the SFU's listener (renegotiation, peers it closed)."""
 
     def __init__(self, media: MediaService, chat_rate_per_s: float, chat_burst: int,
-                 ice_servers: IceServersFor, relations: Relations | None = None) -> None:
+                 ice_servers: IceServersFor, relations: Relations | None = None,
+                 tracing: Tracing | None = None) -> None:
         self._media = media
+        self._tracing = tracing or Tracing()
         self._relations = relations
         self._ice_servers = ice_servers
         self._chat_rate = chat_rate_per_s
@@ -189,6 +194,11 @@ class ShowBook:
         return {"peer_id": member.peer_id, "ice_servers": self._ice_servers(session.grants), **show.roster()}
 
     async def join(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        # The join trace: child of the API's token reply when the client passed its traceparent on.
+        with self._tracing.span("show.join", parent=body.get("traceparent"), attributes={"room": body["room"]}) as span:
+            return await self._join(session, body, traceparent_of(span))
+
+    async def _join(self, session: Session, body: Mapping[str, Any], trace: str | None) -> dict[str, Any]:
         room = body["room"]
         self._door(session, room)
         g = session.grants
@@ -200,6 +210,7 @@ class ShowBook:
             if not g.hidden:
                 show.lines.may_join(session.user_id)
             member = await self._add(show, session)
+        member.trace = trace
         return {"peer_id": member.peer_id, "hidden": member.hidden, "ice_servers": self._ice_servers(session.grants),
                 "pinned": show.lines.pinned, **show.roster(session.user_id)}
 
@@ -281,12 +292,14 @@ class ShowBook:
             # Subscribing again (a reloaded page that resumed, a failed connection) replaces the old peer:
             # the SFU cannot ICE-restart it. A publisher's peer holds its producers and is never replaced.
             await self._media.close_peer(show.room, member.peer_id)
-        offer = await self._media.subscribe(show.room, member.peer_id, session.user_id, hidden=member.hidden)
+        with self._tracing.span("show.subscribe", parent=member.trace, attributes={"room": show.room}):
+            offer = await self._media.subscribe(show.room, member.peer_id, session.user_id, hidden=member.hidden)
         return {"room": show.room, "sdp": offer}
 
     async def answer(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, member = self._member(session, body["room"])
-        await self._media.accept_answer(show.room, member.peer_id, body["sdp"])
+        with self._tracing.span("show.answer", parent=member.trace, attributes={"room": show.room}):
+            await self._media.accept_answer(show.room, member.peer_id, body["sdp"])
         return {"room": show.room}
 
     async def ice(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
