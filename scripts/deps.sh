@@ -21,6 +21,7 @@ PACKAGES=(
   gir1.2-gst-plugins-base-1.0     #   GstSdp introspection
   python3-gi                      #   drives GStreamer from Debian's python3
   iproute2                        # network namespaces for link tests
+  prometheus                      # tests/test_deploy.py: promtool checks deploy/'s alert rules
 )
 
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
