@@ -33,6 +33,9 @@ class PoolListener:
     async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
         await self._send(["notify", 0, ["peer_closed", room_id, peer_id, reason], None])
 
+    async def first_media(self, room_id: RoomId, peer_id: PeerId) -> None:
+        await self._send(["notify", 0, ["first_media", room_id, peer_id], None])
+
     async def _send(self, message: list[Any]) -> None:
         write_message(self._writer, message)
         with contextlib.suppress(ConnectionError):

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import Histogram
+
 from sfu.types import IceCandidate, MediaService, PeerId
 from signaling.errors import Conflict, Forbidden, NotFound, RateLimited
 from signaling.limits import TokenBucket
@@ -41,6 +43,8 @@ class Member:
     """A moderator tap: invisible to everyone else."""
     trace: str | None = None
     """The traceparent of its ``show.join`` span (tracing on): parent of its media steps' spans."""
+    joined_ns: int = field(default_factory=time.time_ns)
+    """When it joined: join-to-first-frame runs from here to the first packet forwarded to it."""
 
 
 @dataclass
@@ -91,9 +95,10 @@ class ShowBook:
 
     def __init__(self, media: MediaService, chat_rate_per_s: float, chat_burst: int,
                  ice_servers: IceServersFor, relations: Relations | None = None,
-                 tracing: Tracing | None = None) -> None:
+                 tracing: Tracing | None = None, first_media: Histogram | None = None) -> None:
         self._media = media
         self._tracing = tracing or Tracing()
+        self._first_media = first_media
         self._relations = relations
         self._ice_servers = ice_servers
         self._chat_rate = chat_rate_per_s
@@ -356,6 +361,17 @@ class ShowBook:
             session = found[1].session
             self._renegotiations.spawn(room_id, peer_id, lambda sdp: session.send(
                 {"type": "show.offer", "room": room_id, "sdp": sdp}))
+
+    async def first_media(self, room_id: RoomId, peer_id: PeerId) -> None:
+        """Join-to-first-frame: a histogram observation, and a span from join to now in the join trace."""
+        found = self._by_peer(room_id, peer_id)
+        if found is None or found[1].hidden:
+            return
+        member = found[1]
+        if self._first_media is not None:
+            self._first_media.observe(max(time.time_ns() - member.joined_ns, 0) / 1e9)
+        self._tracing.record("show.first_media", parent=member.trace, start_ns=member.joined_ns,
+                             attributes={"room": room_id})
 
     async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
         found = self._by_peer(room_id, peer_id)

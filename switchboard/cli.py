@@ -118,7 +118,7 @@ def _api_deps(settings: Settings, database_url: str, redis_url: str, readiness: 
 
 
 def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool: bool = False,
-               tracing: Tracing | None = None) -> NodeDeps:
+               tracing: Tracing | None = None, registry: CollectorRegistry | None = None) -> NodeDeps:
     """The node's slice: token verifier (public key only), the SFU, the queue.
 
     ``pool``: the SFU is a WorkerPool of ``settings.node.workers`` processes (``switchboard node``);
@@ -151,7 +151,7 @@ def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool
                     open_tickets=lambda redis: RedisTicketStore(redis, settings.matchmaker.ticket_ttl_s),
                     ice_servers=lambda grants: ice_servers_for(settings.turn, turn_secret, grants.sub,
                                                                 relay=grants.verified),
-                    tracing=tracing or Tracing())
+                    tracing=tracing or Tracing(), registry=registry)
 
 
 def _save_admin_login(settings: Settings, login: AdminLogin) -> Path:
@@ -203,7 +203,7 @@ def cmd_up(settings: Settings, stripe_emulator: bool = False) -> int:
 def build_up_app(settings: Settings, redis_url: str, database_url: str, proc: Process):  # type: ignore[no-untyped-def]
     """Every plane on one application: the node at /, the matchmaker in the background, the API at /api."""
     app = proc.app()
-    install_node(app, _node_deps(settings, redis_url, proc.readiness, tracing=proc.tracing))
+    install_node(app, _node_deps(settings, redis_url, proc.readiness, tracing=proc.tracing, registry=proc.registry))
     install_matchmaker(app, MatchmakerDeps(settings.matchmaker, redis_url, proc.readiness, proc.registry))
     app.add_subapp("/api", create_api_app(_api_deps(settings, database_url, redis_url, proc.readiness, proc.tracing)))
     return app
@@ -240,7 +240,8 @@ def cmd_node(settings: Settings) -> int:
     redis_url = _need(settings.redis_url, "redis_url")
     proc = Process.new(settings.tracing, "node")
     app = proc.app(public_metrics=False)
-    install_node(app, _node_deps(settings, redis_url, proc.readiness, pool=True, tracing=proc.tracing))
+    install_node(app, _node_deps(settings, redis_url, proc.readiness, pool=True, tracing=proc.tracing,
+                                 registry=proc.registry))
     # Everything built so far (modules, the app) lives as long as the process: keep it out of the
     # GC's full collections, whose stop-the-world pause grows with every object they scan (10k
     # sockets: ~750k objects, 0.4-0.9 s). Rarer young collections promote fewer in-flight relay

@@ -89,6 +89,14 @@ class Tracing:
         ctx = self._propagator.extract({"traceparent": parent}) if parent else None
         return self._tracer.start_as_current_span(name, context=ctx, kind=kind, attributes=attributes)
 
+    def record(self, name: str, *, parent: str | None, start_ns: int,
+               attributes: Mapping[str, str | int | bool] | None = None) -> None:
+        """A span that began at ``start_ns`` (``time.time_ns()``) and ends now, child of ``parent``. Off: nothing."""
+        if self._tracer is None:
+            return
+        ctx = self._propagator.extract({"traceparent": parent}) if parent else None
+        self._tracer.start_span(name, context=ctx, start_time=start_ns, attributes=attributes).end()
+
     def traceparent(self) -> str | None:
         """The current span as a W3C traceparent (to hand to another process), or None (off, no span)."""
         if self._tracer is None:

@@ -4,6 +4,7 @@ boundary: the exporter). With tracing off nothing is made and the token reply ha
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -11,15 +12,22 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiortc import RTCSessionDescription
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
 
+from sfu.events import RedisEventSink
+from sfu.worker import Worker
 from signaling.node import NodeDeps, install_node
 from switchboard.health import Readiness
+from switchboard.ids import RoomId
 from switchboard.tokens import TokenVerifier
 from switchboard.tracing import Tracing
 from tests.control_api.conftest import Api, make_api  # noqa: F401  (the API fixture, on the same Postgres)
-from tests.signaling.conftest import SETTINGS, Node
+from tests.sfu.peers import MovingVideo, Viewer, client_pc
+from tests.signaling.conftest import SETTINGS, Node, NodeFactory
 from tests.signaling.fakes import FakeMedia, FakeTickets, media_opener
+from tests.signaling.test_show_media import ROOM, subscribe_over_ws
 
 NodeOf = Callable[..., Awaitable[Node]]
 
@@ -122,3 +130,57 @@ async def test_malformed_traceparent_starts_a_new_trace(make_api: Callable[..., 
     await viewer.ok("show.join", room=room, traceparent="00-not-a-traceparent-01")
     (join,) = [s for s in spans.get_finished_spans() if s.name == "show.join"]
     assert join.parent is None
+
+
+async def test_first_media_ends_the_join(make_node: NodeFactory, token: Callable[..., str]) -> None:
+    """Real SFU worker and aiortc peers: the first packet forwarded to a viewer records
+    ``show.first_media`` (child of its ``show.join``) and one join-to-first-frame observation; a
+    hidden moderator's tap records neither."""
+    spans, registry, workers = InMemorySpanExporter(), CollectorRegistry(), []
+
+    @contextlib.asynccontextmanager
+    async def open_media(redis: Any) -> AsyncIterator[Worker]:
+        worker = Worker(addresses=("127.0.0.1",), events=RedisEventSink(redis))
+        workers.append(worker)
+        await worker.start()
+        try:
+            yield worker
+        finally:
+            await worker.close()
+
+    node = await make_node(open_media=open_media, tracing=Tracing.to_exporter(spans), registry=registry)
+    host = await node.connect(token("caster", ROOM, publish=True, verified=True))
+    await host.ok("show.create")
+    pc = client_pc()
+    pc.addTrack(MovingVideo(320, 240))
+    await pc.setLocalDescription(await pc.createOffer())
+    answer = (await host.ok("show.publish", room=ROOM, sdp=pc.localDescription.sdp))["sdp"]
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    viewers: list[Viewer] = []
+    api_span = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"  # as the API's token reply would carry it
+    try:
+        async with asyncio.timeout(20):
+            while not (RoomId(ROOM) in workers[0].routers and workers[0].routers[RoomId(ROOM)].producers):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        fan = await node.connect(token("fan", ROOM, subscribe=True))
+        await fan.ok("show.join", room=ROOM, traceparent=api_span)
+        viewers.append(await subscribe_over_ws(fan))
+        mod = await node.connect(token("mod", ROOM, subscribe=True, hidden=True, moderate=True))
+        await mod.ok("show.join", room=ROOM)
+        viewers.append(await subscribe_over_ws(mod))
+        await viewers[0].wait_frames(3, timeout=30)
+        await viewers[1].wait_frames(3, timeout=30)
+        async with asyncio.timeout(10):
+            while not [s for s in spans.get_finished_spans() if s.name == "show.first_media"]:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        for viewer in viewers:
+            await viewer.close()
+        await pc.close()
+    joins = [s for s in spans.get_finished_spans() if s.name == "show.join"]
+    fan_join = next(s for s in joins if s.context.trace_id == int("1" * 32, 16))
+    (first,) = [s for s in spans.get_finished_spans() if s.name == "show.first_media"]  # none for the tap
+    assert first.parent is not None and first.parent.span_id == fan_join.context.span_id
+    assert first.context.trace_id == fan_join.context.trace_id
+    assert first.start_time is not None and first.end_time is not None and first.start_time <= first.end_time
+    assert registry.get_sample_value("show_join_to_first_media_seconds_count") == 1
