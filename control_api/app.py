@@ -48,6 +48,7 @@ from control_api.payments import routes as payments_routes
 from control_api.payments.lifecycle import open_gateway
 from control_api.payments.types import Gateway
 from control_api.realtime import Realtime
+from control_api.reference import install_reference
 from control_api.revocation import Revocations
 from control_api.services import SERVICES, Services
 from control_api.storage import LocalDiskStorage
@@ -188,6 +189,7 @@ def create_api_app(deps: ApiDeps) -> web.Application:
     routes = all_routes()
     app[OPENAPI] = openapi.document(routes)
     install(app, routes)
+    install_reference(app)
     return app
 
 
