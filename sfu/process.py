@@ -43,20 +43,21 @@ class PoolListener:
 
 
 def counters(worker: Worker) -> dict[str, Any]:
-    forwarded = malformed = unknown = retransmitted = dropped = 0
+    forwarded = malformed = unknown = retransmitted = dropped = nacked = 0
     faults = worker.tick_faults.total
     for router in worker.routers.values():
         faults += router.faults.total
         for t in router.transports.values():
             forwarded += sum(c.packets for c in t.consumers.values())
             retransmitted += sum(c.retransmitted for c in t.consumers.values())
+            nacked += sum(c.nacked for c in t.consumers.values())
             malformed += t.malformed_rtp + t.malformed_rtcp + sum(p.malformed for p in t.producers.values())
             unknown += t.unknown_ssrc
             dropped += t.wire.dropped if t.wire is not None else 0
             faults += t.faults.total
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"forwarded": forwarded, "retransmitted": retransmitted, "malformed": malformed, "unknown_ssrc": unknown,
-            "srtp_dropped": dropped, "faults": faults,
+    return {"forwarded": forwarded, "retransmitted": retransmitted, "nacked": nacked, "malformed": malformed,
+            "unknown_ssrc": unknown, "srtp_dropped": dropped, "faults": faults,
             "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss, "pid": os.getpid()}
 
 

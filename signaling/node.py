@@ -22,6 +22,7 @@ from signaling.clips import ClipDesk
 from signaling.dispatch import Dispatcher
 from signaling.gateway import Gateway
 from signaling.hub import Hub
+from signaling.media_metrics import MediaMetrics
 from signaling.pages import install_pages
 from signaling.presence_watch import PresenceWatch
 from signaling.relations import Relations
@@ -110,6 +111,10 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     first_media = None if deps.registry is None else Histogram(
         "show_join_to_first_media_seconds", "From show.join to the first RTP packet forwarded to that viewer",
         buckets=FIRST_MEDIA_BUCKETS, registry=deps.registry)
+    if deps.registry is not None and deps.open_media is not None:
+        media_metrics = MediaMetrics(media, deps.registry)
+        media_metrics.start()
+        stack.push_async_callback(media_metrics.close)
     shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst, deps.ice_servers, Relations(redis), deps.tracing,
                      first_media)
     stack.push_async_callback(shows.close)

@@ -135,7 +135,7 @@ async def test_malformed_traceparent_starts_a_new_trace(make_api: Callable[..., 
 async def test_first_media_ends_the_join(make_node: NodeFactory, token: Callable[..., str]) -> None:
     """Real SFU worker and aiortc peers: the first packet forwarded to a viewer records
     ``show.first_media`` (child of its ``show.join``) and one join-to-first-frame observation; a
-    hidden moderator's tap records neither."""
+    hidden moderator's tap records neither. The SFU's forwarded-packet counter reaches the registry."""
     spans, registry, workers = InMemorySpanExporter(), CollectorRegistry(), []
 
     @contextlib.asynccontextmanager
@@ -173,6 +173,9 @@ async def test_first_media_ends_the_join(make_node: NodeFactory, token: Callable
         async with asyncio.timeout(10):
             while not [s for s in spans.get_finished_spans() if s.name == "show.first_media"]:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
+        async with asyncio.timeout(20):  # the node polls the SFU's counters every 5 s
+            while not registry.get_sample_value("sfu_forwarded_packets_total"):  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
     finally:
         for viewer in viewers:
             await viewer.close()
