@@ -53,6 +53,7 @@ from control_api.payments import routes as payments_routes
 from control_api.payments.lifecycle import open_gateway
 from control_api.payments.types import Gateway
 from control_api.realtime import Realtime
+from control_api.reference import install_reference
 from control_api.revocation import Revocations
 from control_api.services import SERVICES, Services
 from control_api.storage import LocalDiskStorage
@@ -65,6 +66,7 @@ from switchboard.keyspace import open_redis
 from switchboard.settings import ApiSettings, PaymentsSettings, TokenSettings, TurnSettings, WebhookSettings
 from switchboard.tasks import stop_task
 from switchboard.tokens import TokenSigner
+from switchboard.tracing import Tracing
 
 ENGINE = web.AppKey("engine", AsyncEngine)
 EVENTS = web.AppKey("events", EventsConsumer)
@@ -98,6 +100,8 @@ class ApiDeps:
     payments: PaymentsSettings = field(default_factory=PaymentsSettings)
     """Stripe, the ledger and the catalogue."""
     gateway: Callable[[PaymentsSettings], Gateway | None] = open_gateway
+    tracing: Tracing = field(default_factory=Tracing)
+    """Request and SQL spans, and the token replies' traceparent (off by default)."""
     """Opens the payment gateway (tests wrap Stripe to add what localstripe lacks)."""
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     """Deliveries to integrators: retries, timeout, concurrency."""
@@ -125,10 +129,13 @@ def create_api_app(deps: ApiDeps) -> web.Application:
     if deps.token_key is None:
         raise ValueError("the control API needs its token signing key (ApiDeps.token_key)")
     key = deps.token_key
-    app = web.Application(middlewares=[problem_middleware], client_max_size=deps.settings.photo_max_bytes + 65536)
+    traced = deps.tracing.middleware()  # None when tracing is off: no middleware, no span
+    app = web.Application(middlewares=[*([traced] if traced else []), problem_middleware],
+                          client_max_size=deps.settings.photo_max_bytes + 65536)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         engine = open_engine(deps.database_url)
+        deps.tracing.instrument_engine(engine)
         redis = open_redis(deps.redis_url)
         app[ENGINE] = engine
         settings = deps.settings
@@ -164,6 +171,7 @@ def create_api_app(deps: ApiDeps) -> web.Application:
             storage=LocalDiskStorage(Path(settings.media_dir) if settings.media_dir else deps.media_dir),
             mailer=mailer,
             ice=IceServerIssuer(deps.turn, deps.turn_secret, min(deps.turn.ttl_s or room_ttl, room_ttl)),
+            tracing=deps.tracing,
         )
         app[SERVICES] = services
 
@@ -203,6 +211,7 @@ def create_api_app(deps: ApiDeps) -> web.Application:
     routes = all_routes()
     app[OPENAPI] = openapi.document(routes)
     install(app, routes)
+    install_reference(app)
     return app
 
 

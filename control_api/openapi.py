@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from control_api.http import Route
+from control_api.responses import COMPONENTS, RESPONSES
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 _ERRORS = {
@@ -47,7 +48,8 @@ def _success(route: Route) -> dict[str, Any]:
     if route.ok == 204:
         return {"description": "Done (no content)"}
     if route.produces == "application/json":
-        return {"description": "OK", "content": {"application/json": {"schema": {}}}}
+        schema = RESPONSES.get((route.method, openapi_path(route.path)), {})
+        return {"description": "OK", "content": {"application/json": {"schema": schema}}}
     return {"description": "OK", "content": {route.produces: {"schema": {"type": "string", "format": "binary"}}}}
 
 
@@ -106,7 +108,7 @@ def document(routes: list[Route]) -> dict[str, Any]:
         "servers": [{"url": "/api"}],
         "paths": paths,
         "components": {
-            "schemas": {"Problem": PROBLEM_SCHEMA},
+            "schemas": {"Problem": PROBLEM_SCHEMA, **COMPONENTS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }

@@ -68,8 +68,9 @@ def _sign(call: Call, grants: Grants) -> str:
     return call.services.signer.sign(grants, now=max(time.time(), call.me.iat))
 
 
-def _answer(token: str, grants: Grants, ttl_s: int) -> dict[str, object]:
-    return {
+def _answer(token: str, grants: Grants, ttl_s: int, traceparent: str | None = None) -> dict[str, object]:
+    """``traceparent`` (tracing on): the request's span, for the client to pass on in ``show.join``."""
+    return {**({"traceparent": traceparent} if traceparent else {}),
         "token": token,
         "expires_at": int(time.time()) + ttl_s,
         "grants": {"room": grants.room, "publish": grants.publish, "subscribe": grants.subscribe,
@@ -128,7 +129,9 @@ async def _hidden_from(session: AsyncSession, me: uuid.UUID, room: Room) -> bool
 async def _room_token(call: Call) -> Reply:
     services, me = call.services, call.me
     role, name = call.body.get("role", "viewer"), call.params["room"]
-    if await is_banned_live(services.redis, me.user_id):  # the access token may predate the ban
+    with services.tracing.span("redis ban check", attributes={"db.system.name": "redis"}):
+        banned = await is_banned_live(services.redis, me.user_id)
+    if banned:  # the access token may predate the ban
         raise Forbidden("this account is banned")
     if role == "hidden":
         return await _hidden_token(call, name)
@@ -150,7 +153,7 @@ async def _room_token(call: Call) -> Reply:
             raise Forbidden(UNVERIFIED)
     grants = await tickets.admit(call, name, owner, role, grants_for(str(me.user_id), name, role, verified=verified,
                                                                      premium=premium))
-    return Reply(_answer(_sign(call, grants), grants, services.room_ttl_s))
+    return Reply(_answer(_sign(call, grants), grants, services.room_ttl_s, services.tracing.traceparent()))
 
 
 async def _hidden_token(call: Call, name: str) -> Reply:
@@ -164,7 +167,7 @@ async def _hidden_token(call: Call, name: str) -> Reply:
             jti=uuid.uuid4().hex)
         session.add(AuditEntry(actor_id=staff.id, action="token.hidden", subject=grants.room or "",
                                detail={"jti": grants.jti, "room": grants.room}))
-    return Reply(_answer(_sign(call, grants), grants, services.room_ttl_s))
+    return Reply(_answer(_sign(call, grants), grants, services.room_ttl_s, services.tracing.traceparent()))
 
 
 async def _ws_token(call: Call) -> Reply:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -14,6 +14,7 @@ from control_api.models import Role
 from control_api.types import Mailer, Storage
 from switchboard.settings import ApiSettings
 from switchboard.tokens import TokenSigner
+from switchboard.tracing import Tracing
 
 if TYPE_CHECKING:
     from control_api.access import AccessTokens
@@ -68,6 +69,8 @@ class Services:
     mailer: Mailer
     ice: IceServerIssuer
     """The STUN/TURN list with a credential for the caller."""
+    tracing: Tracing = field(default_factory=Tracing)
+    """Spans (off by default): a token reply carries its ``traceparent`` when on."""
 
 
 SERVICES = web.AppKey("services", Services)

@@ -22,6 +22,7 @@ PACKAGES=(
   python3-gi                      #   drives GStreamer from Debian's python3
   iproute2                        # network namespaces for link tests
   redis-server                    # tests: a real 3-master Redis Cluster (tests/redis_cluster.py)
+  prometheus                      # tests/test_deploy.py: promtool checks deploy/'s alert rules
 )
 
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }

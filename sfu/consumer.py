@@ -17,6 +17,8 @@ from sfu.rtp import HEADER
 from sfu.twcc import MASK, Departures
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sfu.aiortc_private import WireSender
     from sfu.producer import Producer
 
@@ -55,6 +57,8 @@ class Consumer:
         self.nacked = 0
         self.started = False
         self.closed = False
+        self.on_first: Callable[[], None] | None = None
+        """Called once, at the keyframe the consumer first starts with (its first forwarded packet)."""
         self._last_seq = self.seq_off
         self._last_ts = self.ts_off
         self._stopped_at = time.monotonic()
@@ -71,6 +75,9 @@ class Consumer:
 
     def start(self, seq: int, ts: int) -> None:
         """Called by the producer at the keyframe this consumer starts with."""
+        if self.on_first is not None:
+            first, self.on_first = self.on_first, None
+            first()
         if self.started:
             self.seq_off, self.ts_off = continuity_offsets(
                 self._last_seq, self._last_ts, time.monotonic() - self._stopped_at,

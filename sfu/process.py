@@ -33,6 +33,9 @@ class PoolListener:
     async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
         await self._send(["notify", 0, ["peer_closed", room_id, peer_id, reason], None])
 
+    async def first_media(self, room_id: RoomId, peer_id: PeerId) -> None:
+        await self._send(["notify", 0, ["first_media", room_id, peer_id], None])
+
     async def _send(self, message: list[Any]) -> None:
         write_message(self._writer, message)
         with contextlib.suppress(ConnectionError):
@@ -40,7 +43,7 @@ class PoolListener:
 
 
 def counters(worker: Worker) -> dict[str, Any]:
-    forwarded = malformed = unknown = retransmitted = dropped = feedback = 0
+    forwarded = malformed = unknown = retransmitted = dropped = feedback = nacked = 0
     estimates: list[int] = []
     faults = worker.tick_faults.total
     for router in worker.routers.values():
@@ -48,6 +51,7 @@ def counters(worker: Worker) -> dict[str, Any]:
         for t in router.transports.values():
             forwarded += sum(c.packets for c in t.consumers.values())
             retransmitted += sum(c.retransmitted for c in t.consumers.values())
+            nacked += sum(c.nacked for c in t.consumers.values())
             malformed += t.malformed_rtp + t.malformed_rtcp + sum(p.malformed for p in t.producers.values())
             unknown += t.unknown_ssrc
             dropped += t.wire.dropped if t.wire is not None else 0
@@ -57,8 +61,8 @@ def counters(worker: Worker) -> dict[str, Any]:
                 estimates.append(t.link.estimator.bitrate // 1000)
     estimates.sort()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"forwarded": forwarded, "retransmitted": retransmitted, "malformed": malformed, "unknown_ssrc": unknown,
-            "srtp_dropped": dropped, "faults": faults, "transport_cc_feedback_sent": feedback,
+    return {"forwarded": forwarded, "retransmitted": retransmitted, "nacked": nacked, "malformed": malformed,
+            "unknown_ssrc": unknown, "srtp_dropped": dropped, "faults": faults, "transport_cc_feedback_sent": feedback,
             "bwe_viewers": len(estimates), "bwe_kbps_p50": estimates[len(estimates) // 2] if estimates else 0,
             "bwe_kbps_min": estimates[0] if estimates else 0,
             "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss, "pid": os.getpid()}

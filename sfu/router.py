@@ -62,6 +62,7 @@ class Router:
         t = Transport(peer_id, user_id, role, hidden=hidden, addresses=self.addresses, announced=self.announced,
                       on_producer=self._producer_added, new_producer=self._new_producer, on_failed=self._failed,
                       certificate=self.certificate)
+        t.on_first_media = lambda: self._first_media(t)
         self.transports[peer_id] = t
         return t
 
@@ -150,6 +151,11 @@ class Router:
         for t in self.transports.values():
             if t.role is Role.SUBSCRIBER and not t.closed:
                 self._spawn(self.listener.renegotiation_needed(self.room_id, t.peer_id))
+
+    def _first_media(self, transport: Transport) -> None:
+        """The first packet went out to this subscriber (the transport calls this once)."""
+        if self.listener is not None and self.transports.get(transport.peer_id) is transport:
+            self._spawn(self.listener.first_media(self.room_id, transport.peer_id))
 
     def _failed(self, transport: Transport, reason: str) -> None:
         """A peer connection died on its own (``failed``, or ``closed`` under us): close it, say why."""

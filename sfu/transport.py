@@ -133,6 +133,8 @@ class Transport:
                  on_failed: Callable[[Transport, str], None], certificate: DtlsCertificate | None = None) -> None:
         self.peer_id = peer_id
         self.user_id = user_id
+        self.on_first_media: Callable[[], None] | None = None
+        """Set by the router: the first packet forwarded on any of this peer's consumers (each calls once)."""
         self.role = role
         self.hidden = hidden
         self.addresses = addresses
@@ -320,8 +322,14 @@ class Transport:
         consumer = Consumer(f"{producer.producer_id}:{self.peer_id}", producer, wire, ssrc, codec.payload_type,
                             rtx_ssrc, rtx_pt, self.hidden, out, self.link.departures)
         self._consumer_of[id(tr)] = consumer
+        consumer.on_first = None if self.hidden else self._first_packet
         self.consumers[ssrc] = consumer
         producer.add_consumer(consumer)
+
+    def _first_packet(self) -> None:
+        notify, self.on_first_media = self.on_first_media, None
+        if notify is not None:
+            notify()
 
     async def add_ice_candidate(self, candidate: IceCandidate | None) -> None:
         if candidate is None:

@@ -105,6 +105,10 @@ class SfuListener(Protocol):
         publisher or subscriber: ``reason`` is ``ice-failed``, ``dtls-failed``, ``closed`` (the DTLS
         transport ended) or ``worker-lost``."""
 
+    async def first_media(self, room_id: RoomId, peer_id: PeerId) -> None:
+        """The first RTP packet was forwarded to the subscriber ``peer_id`` (once per peer connection;
+        never for a hidden peer): the end of its join (join-to-first-frame)."""
+
 
 class MediaService(Protocol):
     """The SFU as signaling drives it. Every method may raise :class:`sfu.errors.SfuError`."""

@@ -238,6 +238,10 @@ class CallMedia:
             self._renegotiations.spawn(room_id, peer_id, lambda sdp: session.send(
                 {"type": "call.sfu_offer", "call_id": room_id, "leg": leg, "sdp": sdp}))
 
+    async def first_media(self, room_id: RoomId, peer_id: PeerId) -> None:
+        if room_id not in self._calls:  # calls measure nothing here yet
+            await self._shows.first_media(room_id, peer_id)
+
     async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
         if room_id not in self._calls:
             await self._shows.peer_closed(room_id, peer_id, reason)

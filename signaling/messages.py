@@ -89,7 +89,7 @@ SCHEMAS: Mapping[str, tuple[Field, ...]] = {
     "queue.leave": (),
     "queue.next": (),
     "show.create": (_f("room", Kind.ID, False),),
-    "show.join": (_ROOM,),
+    "show.join": (_ROOM, _f("traceparent", Kind.ID, False)),
     "show.leave": (_ROOM,),
     "show.end": (_ROOM,),
     "show.roster": (_ROOM,),

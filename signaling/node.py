@@ -14,6 +14,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Histogram
 
 from signaling.beacon import Beacon, Load
 from signaling.call_media import CallMedia
@@ -24,6 +25,7 @@ from signaling.dispatch import Dispatcher
 from signaling.drain import Drain
 from signaling.gateway import Gateway
 from signaling.hub import Hub
+from signaling.media_metrics import MediaMetrics
 from signaling.pages import install_pages
 from signaling.paid_shows import PaidShows
 from signaling.presence_watch import PresenceWatch
@@ -38,6 +40,10 @@ from switchboard.keyspace import open_redis
 from switchboard.paid import GIFT
 from switchboard.settings import NodeSettings
 from switchboard.tokens import TokenVerifier
+from switchboard.tracing import Tracing
+
+FIRST_MEDIA_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30)
+"""Join-to-first-frame buckets (seconds): ICE, DTLS and the next keyframe take about a second."""
 
 REDIS_CONNECTIONS = 64
 """Redis connections one node may open (its pub/sub connection is one of them)."""
@@ -77,6 +83,10 @@ class NodeDeps:
     """Opens the SFU; None: ``show.*`` requests get ``unavailable``."""
     open_tickets: TicketOpener | None = None
     """Makes the random-chat queue; None: ``queue.*`` requests get ``unavailable``."""
+    tracing: Tracing = field(default_factory=Tracing)
+    """Spans of the join path (``show.join`` and the member's media steps); off by default."""
+    registry: CollectorRegistry | None = None
+    """The process's metrics (``show_join_to_first_media_seconds``); None: not measured."""
     node_id: NodeId = field(default_factory=lambda: NodeId(new_id("node_")))
     """This node's id (written in presence keys)."""
     ice_servers: IceServersFor = field(default=lambda _grants: [])
@@ -129,7 +139,15 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     hub = Hub(redis, deps.node_id, s.presence_ttl_s)
     await hub.start()
     stack.push_async_callback(hub.close)
-    shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst, deps.ice_servers, Relations(redis), PaidShows(redis))
+    first_media = None if deps.registry is None else Histogram(
+        "show_join_to_first_media_seconds", "From show.join to the first RTP packet forwarded to that viewer",
+        buckets=FIRST_MEDIA_BUCKETS, registry=deps.registry)
+    if deps.registry is not None and deps.open_media is not None:
+        media_metrics = MediaMetrics(media, deps.registry)
+        media_metrics.start()
+        stack.push_async_callback(media_metrics.close)
+    shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst, deps.ice_servers, Relations(redis), PaidShows(redis),
+                     deps.tracing, first_media)
     hub.route(GIFT, shows.gift_arrived)
     shows.events = RoomEvents(redis)
     stack.push_async_callback(shows.close)

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import Histogram
+
 from sfu.types import IceCandidate, MediaService, PeerId
 from signaling.errors import Conflict, Forbidden, NotFound, RateLimited
 from signaling.limits import TokenBucket
@@ -31,6 +33,7 @@ from signaling.show_moderation import ChatLines, ShowModeration
 from signaling.types import IceServersFor
 from switchboard.events import EventType
 from switchboard.ids import RoomId, SessionId, UserId
+from switchboard.tracing import Tracing, traceparent_of
 
 
 @dataclass
@@ -41,6 +44,10 @@ class Member:
     peer_id: PeerId
     hidden: bool
     """A moderator tap: invisible to everyone else."""
+    trace: str | None = None
+    """The traceparent of its ``show.join`` span (tracing on): parent of its media steps' spans."""
+    joined_ns: int = field(default_factory=time.time_ns)
+    """When it joined: join-to-first-frame runs from here to the first packet forwarded to it."""
 
 
 @dataclass
@@ -96,9 +103,12 @@ class ShowBook:
 
     def __init__(self, media: MediaService, chat_rate_per_s: float, chat_burst: int,
                  ice_servers: IceServersFor, relations: Relations | None = None,
-                 paid: PaidShows | None = None) -> None:
+                 paid: PaidShows | None = None, tracing: Tracing | None = None,
+                 first_media: Histogram | None = None) -> None:
         self._media = media
         self._paid = paid
+        self._tracing = tracing or Tracing()
+        self._first_media = first_media
         self._relations = relations
         self._ice_servers = ice_servers
         self._chat_rate = chat_rate_per_s
@@ -209,6 +219,11 @@ class ShowBook:
                 **show.roster()}
 
     async def join(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        # The join trace: child of the API's token reply when the client passed its traceparent on.
+        with self._tracing.span("show.join", parent=body.get("traceparent"), attributes={"room": body["room"]}) as span:
+            return await self._join(session, body, traceparent_of(span))
+
+    async def _join(self, session: Session, body: Mapping[str, Any], trace: str | None) -> dict[str, Any]:
         room = body["room"]
         self._door(session, room)
         g = session.grants
@@ -221,6 +236,7 @@ class ShowBook:
             if not g.hidden:
                 show.lines.may_join(session.user_id)
             member = await self._add(show, session)
+        member.trace = trace
         return {"peer_id": member.peer_id, "hidden": member.hidden, "ice_servers": self._ice_servers(session.grants),
                 "pinned": show.lines.pinned, **show.roster(session.user_id)}
 
@@ -322,12 +338,14 @@ class ShowBook:
             # Subscribing again (a reloaded page that resumed, a failed connection) replaces the old peer:
             # the SFU cannot ICE-restart it. A publisher's peer holds its producers and is never replaced.
             await self._media.close_peer(show.room, member.peer_id)
-        offer = await self._media.subscribe(show.room, member.peer_id, session.user_id, hidden=member.hidden)
+        with self._tracing.span("show.subscribe", parent=member.trace, attributes={"room": show.room}):
+            offer = await self._media.subscribe(show.room, member.peer_id, session.user_id, hidden=member.hidden)
         return {"room": show.room, "sdp": offer}
 
     async def answer(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, member = self._member(session, body["room"])
-        await self._media.accept_answer(show.room, member.peer_id, body["sdp"])
+        with self._tracing.span("show.answer", parent=member.trace, attributes={"room": show.room}):
+            await self._media.accept_answer(show.room, member.peer_id, body["sdp"])
         return {"room": show.room}
 
     async def ice(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -384,6 +402,17 @@ class ShowBook:
             session = found[1].session
             self._renegotiations.spawn(room_id, peer_id, lambda sdp: session.send(
                 {"type": "show.offer", "room": room_id, "sdp": sdp}))
+
+    async def first_media(self, room_id: RoomId, peer_id: PeerId) -> None:
+        """Join-to-first-frame: a histogram observation, and a span from join to now in the join trace."""
+        found = self._by_peer(room_id, peer_id)
+        if found is None or found[1].hidden:
+            return
+        member = found[1]
+        if self._first_media is not None:
+            self._first_media.observe(max(time.time_ns() - member.joined_ns, 0) / 1e9)
+        self._tracing.record("show.first_media", parent=member.trace, start_ns=member.joined_ns,
+                             attributes={"room": room_id})
 
     async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
         found = self._by_peer(room_id, peer_id)

@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvloop
@@ -47,6 +47,7 @@ from switchboard.runtime import Internal, base_app, check_port_free, serve
 from switchboard.settings import Settings, describe, load_settings
 from switchboard.stripe_emulator import API_KEY, StripeEmulator
 from switchboard.tokens import TokenVerifier
+from switchboard.tracing import Tracing, TracingSettings
 from turn.coturn import CoturnSecrets, render_config
 from turn.ice import ice_servers_for
 
@@ -60,20 +61,27 @@ class Process:
 
     readiness: Readiness
     registry: CollectorRegistry
+    tracing: Tracing = field(default_factory=Tracing)
+    """Off unless ``tracing.otlp_endpoint`` is set; closed (flushed) with the root application."""
 
     @classmethod
-    def new(cls) -> Process:
+    def new(cls, tracing: TracingSettings | None = None, name: str = "up") -> Process:
         registry = CollectorRegistry()
         process_collector.ProcessCollector(registry=registry)
         platform_collector.PlatformCollector(registry=registry)
         gc_collector.GCCollector(registry=registry)
-        return cls(Readiness(), registry)
+        return cls(Readiness(), registry, Tracing.from_settings(tracing or TracingSettings(), name))
 
     def app(self, public_metrics: bool = True, socket_urls: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
         """The process's root application; ``/metrics`` on it only when ``public_metrics``; its pages
         may open sockets to the nodes at ``socket_urls``."""
         app = base_app(self.registry, socket_urls=socket_urls)
         add_health_routes(app, self.readiness, self.registry, metrics=public_metrics)
+
+        async def close_tracing(_app) -> None:  # type: ignore[no-untyped-def]
+            self.tracing.close()
+
+        app.on_cleanup.append(close_tracing)
         return app
 
     def metrics_listener(self, host: str, port: int, setting: str) -> Internal:
@@ -97,7 +105,7 @@ async def _prepare_database(settings: Settings, database_url: str) -> AdminLogin
 
 
 def _api_deps(settings: Settings, database_url: str, redis_url: str, readiness: Readiness,
-              registry: CollectorRegistry | None = None) -> ApiDeps:
+              registry: CollectorRegistry | None = None, tracing: Tracing | None = None) -> ApiDeps:
     """The control API's slice of the settings, its signing key and the TURN secret from the secrets dir."""
     paths = KeyPaths.from_settings(settings)
     return ApiDeps(
@@ -111,11 +119,13 @@ def _api_deps(settings: Settings, database_url: str, redis_url: str, readiness: 
         payments=settings.payments,
         webhooks=settings.webhooks,
         registry=registry,
+        tracing=tracing or Tracing(),
     )
 
 
 def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool: bool = False,
-               announce: Announce | None = None) -> NodeDeps:
+               announce: Announce | None = None, tracing: Tracing | None = None,
+               registry: CollectorRegistry | None = None) -> NodeDeps:
     """The node's slice: token verifier (public key only), the SFU, the queue.
 
     ``pool``: the SFU is a WorkerPool of ``settings.node.workers`` processes (``switchboard node``);
@@ -148,7 +158,7 @@ def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool
                     open_tickets=lambda redis: RedisTicketStore(redis, settings.matchmaker.ticket_ttl_s),
                     ice_servers=lambda grants: ice_servers_for(settings.turn, turn_secret, grants.sub,
                                                                 relay=grants.verified),
-                    announce=announce)
+                    announce=announce, tracing=tracing or Tracing(), registry=registry)
 
 
 def _save_admin_login(settings: Settings, login: AdminLogin) -> Path:
@@ -200,15 +210,16 @@ def cmd_up(settings: Settings, stripe_emulator: bool = False) -> int:
 def build_up_app(settings: Settings, redis_url: str, database_url: str, proc: Process):  # type: ignore[no-untyped-def]
     """Every plane on one application: the node at /, the matchmaker in the background, the API at /api."""
     app = proc.app()
-    install_node(app, _node_deps(settings, redis_url, proc.readiness))
+    install_node(app, _node_deps(settings, redis_url, proc.readiness, tracing=proc.tracing, registry=proc.registry))
     install_matchmaker(app, MatchmakerDeps(settings.matchmaker, redis_url, proc.readiness, proc.registry))
-    app.add_subapp("/api", create_api_app(_api_deps(settings, database_url, redis_url, proc.readiness, proc.registry)))
+    app.add_subapp("/api", create_api_app(_api_deps(settings, database_url, redis_url, proc.readiness, proc.registry,
+                                                     proc.tracing)))
     return app
 
 
 async def _up(settings: Settings, redis_url: str, database_url: str, children: list) -> None:  # type: ignore[type-arg]
     admin = await _prepare_database(settings, database_url)
-    app = build_up_app(settings, redis_url, database_url, Process.new())
+    app = build_up_app(settings, redis_url, database_url, Process.new(settings.tracing))
 
     def started(port: int) -> None:
         base = f"http://{settings.http.host}:{port}"
@@ -235,7 +246,7 @@ async def _up(settings: Settings, redis_url: str, database_url: str, children: l
 
 def cmd_node(settings: Settings) -> int:
     redis_url = _need(settings.redis_url, "redis_url")
-    proc = Process.new()
+    proc = Process.new(settings.tracing, "node")
     node = settings.node
     app = proc.app(public_metrics=False, socket_urls=node.page_origins)
     bound: list[int] = []
@@ -247,7 +258,8 @@ def cmd_node(settings: Settings) -> int:
 
     announce = Announce(url=url, workers=node.workers or (os.cpu_count() or 1),
                         media_address=node.announced_address or (node.rtc_addresses[0] if node.rtc_addresses else ""))
-    install_node(app, _node_deps(settings, redis_url, proc.readiness, pool=True, announce=announce))
+    install_node(app, _node_deps(settings, redis_url, proc.readiness, pool=True, announce=announce,
+                                 tracing=proc.tracing, registry=proc.registry))
     announced = _announce("node")
 
     def started(port: int) -> None:
@@ -283,9 +295,10 @@ def cmd_api(settings: Settings, migrate_only: bool) -> int:
         uvloop.run(upgrade(database_url))
         print("migrations are at head")
         return 0
-    proc = Process.new()
+    proc = Process.new(settings.tracing, "api")
     app = proc.app(public_metrics=False)
-    app.add_subapp("/api", create_api_app(_api_deps(settings, database_url, redis_url, proc.readiness, proc.registry)))
+    app.add_subapp("/api", create_api_app(_api_deps(settings, database_url, redis_url, proc.readiness, proc.registry,
+                                                     proc.tracing)))
     metrics = proc.metrics_listener(settings.metrics.host, settings.metrics.api_port, "metrics.api_port")
     uvloop.run(serve(app, settings.api.host, settings.api.port, on_started=_announce("api"), internal=metrics))
     return 0

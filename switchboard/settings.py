@@ -34,6 +34,7 @@ from switchboard.sections import (
     TokenSettings,
     TurnSettings,
 )
+from switchboard.tracing import TracingSettings
 
 __all__ = [
     "CONFIG_ENV",
@@ -50,6 +51,7 @@ __all__ = [
     "Settings",
     "SfuSettings",
     "TokenSettings",
+    "TracingSettings",
     "TurnSettings",
     "WebhookSettings",
     "describe",
@@ -84,6 +86,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     payments: PaymentsSettings = field(default_factory=PaymentsSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
 
     def __post_init__(self) -> None:
         if self.redis_url and urlsplit(self.redis_url).scheme not in {"redis", "rediss", "unix", "redis+cluster",

@@ -136,6 +136,9 @@ class Closed:
     async def renegotiation_needed(self, room_id: RoomId, peer_id: PeerId) -> None:
         return None
 
+    async def first_media(self, room_id: RoomId, peer_id: PeerId) -> None:
+        return None
+
     async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
         self.closed.append((peer_id, reason))
 

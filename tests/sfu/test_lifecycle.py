@@ -48,6 +48,9 @@ class Signaling:
         await self.gate.wait()
         await self.worker.accept_answer(room_id, peer_id, await answer_offer(self.viewer, offer))
 
+    async def first_media(self, room_id: RoomId, peer_id: PeerId) -> None:
+        return None
+
     async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
         self.closed.append((room_id, peer_id, reason))
 

@@ -73,12 +73,16 @@ class Recorder:
 
     def __init__(self) -> None:
         self.closed: list[tuple[RoomId, PeerId, str]] = []
+        self.first: list[tuple[RoomId, PeerId]] = []
 
     async def renegotiation_needed(self, room_id: RoomId, peer_id: PeerId) -> None:
         return None
 
     async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
         self.closed.append((room_id, peer_id, reason))
+
+    async def first_media(self, room_id: RoomId, peer_id: PeerId) -> None:
+        self.first.append((room_id, peer_id))
 
 
 async def test_a_dead_worker_closes_its_peers_and_the_pool_keeps_serving(pool: WorkerPool) -> None:
@@ -95,6 +99,11 @@ async def test_a_dead_worker_closes_its_peers_and_the_pool_keeps_serving(pool: W
             await asyncio.sleep(0.05)
         viewer = await start_viewer(pool, room, "v")
         await viewer.wait_frames(5, timeout=20)
+        for _ in range(100):
+            if recorder.first:
+                break
+            await asyncio.sleep(0.05)
+        assert recorder.first == [(room, PeerId("v"))]  # from the worker process, once per subscriber
         dead = pool.rooms[room].home
         os.kill(dead.pid, signal.SIGKILL)  # our own child, by PID
         for _ in range(200):

@@ -161,6 +161,9 @@ class Renegotiator:
         if offer is not None:
             await self.worker.accept_answer(room_id, peer_id, await answer_offer(self.viewers[peer_id], offer))
 
+    async def first_media(self, room_id: RoomId, peer_id: PeerId) -> None:
+        return None
+
     async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
         self.closed.append((peer_id, reason))
 
