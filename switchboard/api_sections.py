@@ -192,8 +192,8 @@ class WebhookSettings:
     """An attempt that has no answer in this long fails (and is retried)."""
     concurrency: int = 8
     """Deliveries in flight at once, per API process."""
-    poll_s: float = 0.5
-    """How often the dispatcher looks for due deliveries."""
+    poll_s: float = 0.1
+    """How often the dispatcher looks for due deliveries (one indexed query; the delivery SLO is p99 < 500 ms)."""
     keep_s: float = 30 * 86400
     """Events older than this, with nothing left pending, are deleted with their deliveries and log."""
 
