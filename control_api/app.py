@@ -35,6 +35,7 @@ from control_api import (
 from control_api.access import AccessTokens
 from control_api.admission import install_admission
 from control_api.auth_limits import AuthLimits, AuthLimitSettings
+from control_api.cache import install_read_cache
 from control_api.db import open_engine, sessions
 from control_api.events import EventsConsumer
 from control_api.hashing import PasswordWork
@@ -176,6 +177,7 @@ def create_api_app(deps: ApiDeps) -> web.Application:
             await engine.dispose()
 
     app.cleanup_ctx.append(resources)
+    install_read_cache(app)  # after the services it reads through
     app.cleanup_ctx.append(payments_lifecycle.context(deps.payments, ENGINE, deps.gateway))
     install_admission(app, deps.settings)  # outermost: a shed request costs no other work
     routes = all_routes()

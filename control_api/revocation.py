@@ -16,14 +16,27 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from control_api.errors import Unavailable
-from switchboard.keyspace import SANCTIONS_CHANNEL, banned, token_epoch
+from switchboard.keyspace import SANCTIONS_CHANNEL, banned, premium_tier, token_epoch
 
 log = logging.getLogger("switchboard.api.revocation")
+
+
+@dataclass(frozen=True)
+class Standing:
+    """An account's live marks in Redis, read together on every authenticated request."""
+
+    epoch: int
+    """Tokens issued before this second are dead (0: never revoked)."""
+    banned: bool
+    """The ban mark (``keyspace.banned``) is set: a ban is in force."""
+    premium: bool | None
+    """The premium tier mark (``keyspace.premium_tier``); None: never marked."""
 
 
 class Revocations:
@@ -33,17 +46,24 @@ class Revocations:
         self._redis = redis
 
     async def epoch(self, user_id: uuid.UUID) -> int:
-        """The account's epoch (0: never revoked): one GET. Redis unreachable: Unavailable (503),
-        never a token accepted unchecked."""
+        """The account's epoch (0: never revoked). Redis unreachable: Unavailable (503)."""
+        return (await self.standing(user_id)).epoch
+
+    async def standing(self, user_id: uuid.UUID) -> Standing:
+        """The account's epoch, ban mark and premium mark in one round trip (MGET), never cached: a
+        revocation, a ban or a premium change acts on the very next request. Redis unreachable:
+        Unavailable (503), never a token accepted unchecked."""
+        user = str(user_id)
         try:
-            raw = await self._redis.get(token_epoch(str(user_id)))
+            raw_epoch, mark, tier = await self._redis.mget(token_epoch(user), banned(user), premium_tier(user))
         except RedisError:
             log.warning("token epoch unreadable", exc_info=True)
             raise Unavailable("sign-in state is unreachable; retry shortly", 1) from None
         try:
-            return int(raw) if raw else 0
+            epoch = int(raw_epoch) if raw_epoch else 0
         except ValueError:
-            return 0
+            epoch = 0
+        return Standing(epoch, mark is not None, None if tier is None else tier in (b"1", "1"))
 
     async def revoke(self, user_id: uuid.UUID, *, wait: bool = True) -> int:
         """Kills every token of the account issued until now and publishes ``revoke``; returns the
