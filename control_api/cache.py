@@ -27,11 +27,10 @@ from typing import Any, TypeVar
 from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import and_, exists, func, select, union
+from sqlalchemy import bindparam, exists, func, or_, select, union
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from control_api.models import Account, Block, Room, Sanction
-from control_api.sanctions import active
 from control_api.services import SERVICES
 from switchboard.keyspace import SANCTIONS_CHANNEL
 
@@ -59,11 +58,15 @@ class AccountFacts:
     """Accounts blocked by, or blocking, this one."""
 
 
-def _account_query(user: uuid.UUID) -> Any:
-    """One round trip: the account's row, whether a ban is in force, and its blocks either way."""
+def _account_query() -> Any:
+    """One round trip: the account's row, whether a ban is in force, and its blocks either way
+    (built once; the account is the ``user`` parameter)."""
+    user = bindparam("user", type_=Account.id.type)
     blocked = union(select(Block.blocked_id.label("other")).where(Block.blocker_id == user),
                     select(Block.blocker_id.label("other")).where(Block.blocked_id == user)).subquery()
-    ban = exists().where(and_(Sanction.account_id == user, Sanction.kind == "ban", active()))
+    now = func.now()
+    ban = exists().where(Sanction.account_id == user, Sanction.kind == "ban", Sanction.revoked_at.is_(None),
+                         Sanction.starts_at <= now, or_(Sanction.ends_at.is_(None), Sanction.ends_at > now))
     return (select(Account.email_verified, Account.premium, Account.deleted_at.is_not(None), ban,
                    select(func.array_agg(blocked.c.other)).scalar_subquery())
             .where(Account.id == user))
@@ -87,6 +90,8 @@ class ReadCache:
         self.hits = 0
         self.misses = 0
         self._task: asyncio.Task[None] | None = None
+        self._account_query = _account_query()
+        self._owner_query = select(Room.owner_id).where(Room.name == bindparam("name"))
 
     # --- reads ---------------------------------------------------------------------------------------
 
@@ -142,7 +147,7 @@ class ReadCache:
 
     async def _read_account(self, user: uuid.UUID) -> AccountFacts | None:
         async with self._sessions() as session:
-            row = (await session.execute(_account_query(user))).one_or_none()
+            row = (await session.execute(self._account_query, {"user": user})).one_or_none()
         if row is None:
             return None
         verified, premium, deleted, banned, blocks = row
@@ -150,7 +155,7 @@ class ReadCache:
 
     async def _read_owner(self, name: str) -> uuid.UUID | None:
         async with self._sessions() as session:
-            return await session.scalar(select(Room.owner_id).where(Room.name == name))  # type: ignore[no-any-return]
+            return await session.scalar(self._owner_query, {"name": name})  # type: ignore[no-any-return]
 
     # --- invalidation --------------------------------------------------------------------------------
 

@@ -70,7 +70,7 @@ class ApiSettings:
     """New requests get 503 while the event loop runs more than this late (the backlog no counter sees)."""
     overload_retry_after_s: float = 1.0
     """``Retry-After`` sent with a 503 (whole seconds, at least 1)."""
-    read_cache_ttl_ms: float = 1000.0
+    read_cache_ttl_ms: float = 2000.0
     """How long the token routes keep an account's Postgres facts (control_api/cache.py); a ban,
     revocation, premium change or block drops them at once through the sanctions channel."""
 
