@@ -115,3 +115,19 @@ def test_a_notice_drops_the_accounts_it_names() -> None:
     assert set(cache._accounts) == {c}
     cache.notice("not json")
     assert cache._accounts == {}
+
+
+async def test_a_ban_on_record_refuses_the_token_routes_without_its_redis_mark(api: Api) -> None:
+    """Postgres is the truth: a ban whose Redis mirror was never written (Redis failed at the time)
+    still refuses room and socket tokens, through the cached account facts."""
+    from control_api.models import Sanction
+
+    owner, user = await api.user(), await api.user()
+    room = await _new_room(api, owner)
+    await _listening(api)
+    async with services(api).sessions() as session, session.begin():
+        session.add(Sanction(account_id=uuid.UUID(user.id), kind="ban", reason="test"))
+    _cache(api).forget(uuid.UUID(user.id))  # what the ban's notice would have done
+    for path, body in ((f"/rooms/{room}/token", {"role": "viewer"}), ("/ws-token", None)):
+        status, answer = await api.call("POST", path, user, json=body)
+        assert status == 403 and answer["detail"] == "this account is banned", (path, answer)
