@@ -5,7 +5,9 @@ can be neither guessed nor taken first) and records the caller as its owner. Onl
 broadcaster token (the ``publish`` grant) for it, and only once their email is verified; anyone may
 get a viewer token for a room that exists. A hidden grant (moderators) re-reads the caller's role
 and writes the audit entry before the token is returned. Every token carries ``premium`` and
-``verified`` as the account record says now, not as the access token said when it was issued.
+``verified`` as the account record says now (within the read cache's second or two, premium from its
+Redis mark when there is one), not as the access token said when it was issued. Who gets which
+grants is decided in one pure function, :func:`decide_grants`.
 """
 
 from __future__ import annotations

@@ -131,3 +131,33 @@ async def test_a_ban_on_record_refuses_the_token_routes_without_its_redis_mark(a
     for path, body in ((f"/rooms/{room}/token", {"role": "viewer"}), ("/ws-token", None)):
         status, answer = await api.call("POST", path, user, json=body)
         assert status == 403 and answer["detail"] == "this account is banned", (path, answer)
+
+
+def test_decide_grants_refuses_what_the_facts_refuse() -> None:
+    import pytest
+
+    from control_api.cache import AccountFacts
+    from control_api.errors import Forbidden, NotFound, Unauthenticated
+    from control_api.models import Role
+    from control_api.rooms import decide_grants
+    from control_api.services import Caller
+
+    me, owner = uuid.uuid4(), uuid.uuid4()
+    caller = Caller(me, Role.USER, False)
+    fine = AccountFacts(True, False, False, False, frozenset())
+    assert decide_grants(caller, "r", "viewer", fine, owner).subscribe is True
+    for facts, error in ((None, Unauthenticated),
+                         (AccountFacts(True, False, True, False, frozenset()), Unauthenticated),
+                         (AccountFacts(True, False, False, True, frozenset()), Forbidden),
+                         (AccountFacts(True, False, False, False, frozenset({owner})), NotFound)):
+        with pytest.raises(error):
+            decide_grants(caller, "r", "viewer", facts, owner)
+    with pytest.raises(NotFound):
+        decide_grants(caller, "r", "viewer", fine, None)
+    with pytest.raises(Forbidden):
+        decide_grants(caller, "r", "broadcaster", fine, owner)
+    with pytest.raises(Forbidden):  # unverified owner
+        decide_grants(Caller(owner, Role.USER, False), "r", "broadcaster",
+                      AccountFacts(False, False, False, False, frozenset()), owner)
+    premium_now = Caller(me, Role.USER, False, premium_now=True)
+    assert decide_grants(premium_now, "r", "viewer", fine, owner).premium is True
