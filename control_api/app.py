@@ -177,7 +177,7 @@ def create_api_app(deps: ApiDeps) -> web.Application:
             await engine.dispose()
 
     app.cleanup_ctx.append(resources)
-    install_read_cache(app)  # after the services it reads through
+    install_read_cache(app, ENGINE)  # after the services it reads through
     app.cleanup_ctx.append(payments_lifecycle.context(deps.payments, ENGINE, deps.gateway))
     install_admission(app, deps.settings)  # outermost: a shed request costs no other work
     routes = all_routes()

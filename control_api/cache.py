@@ -28,7 +28,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import bindparam, exists, func, or_, select, union
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from control_api.models import Account, Block, Room, Sanction
 from control_api.services import SERVICES
@@ -75,8 +75,9 @@ def _account_query() -> Any:
 class ReadCache:
     """Account facts and room owners, each read from Postgres at most once per ``ttl_s``."""
 
-    def __init__(self, sessions: async_sessionmaker, redis: Redis, *, ttl_s: float) -> None:
-        self._sessions = sessions
+    def __init__(self, engine: AsyncEngine, redis: Redis, *, ttl_s: float) -> None:
+        # Autocommit: each read is one statement, so no BEGIN and ROLLBACK round trips around it.
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._redis = redis
         self.ttl_s = ttl_s
         self._accounts: dict[uuid.UUID, tuple[float, AccountFacts]] = {}
@@ -146,16 +147,16 @@ class ReadCache:
         store[key] = (time.monotonic() + ttl_s, value)
 
     async def _read_account(self, user: uuid.UUID) -> AccountFacts | None:
-        async with self._sessions() as session:
-            row = (await session.execute(self._account_query, {"user": user})).one_or_none()
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(self._account_query, {"user": user})).one_or_none()
         if row is None:
             return None
         verified, premium, deleted, banned, blocks = row
         return AccountFacts(bool(verified), bool(premium), bool(deleted), bool(banned), frozenset(blocks or ()))
 
     async def _read_owner(self, name: str) -> uuid.UUID | None:
-        async with self._sessions() as session:
-            return await session.scalar(self._owner_query, {"name": name})  # type: ignore[no-any-return]
+        async with self._engine.connect() as conn:
+            return await conn.scalar(self._owner_query, {"name": name})  # type: ignore[no-any-return]
 
     # --- invalidation --------------------------------------------------------------------------------
 
@@ -222,13 +223,13 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
 READ_CACHE = web.AppKey("read_cache", ReadCache)
 
 
-def install_read_cache(app: web.Application) -> None:
-    """Opens the cache once the app's services exist (after their cleanup context) and closes it
-    before they close."""
+def install_read_cache(app: web.Application, engine: web.AppKey[AsyncEngine]) -> None:
+    """Opens the cache once the app's services and ``engine`` exist (after their cleanup context)
+    and closes it before they close."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         services = app[SERVICES]
-        cache = ReadCache(services.sessions, services.redis, ttl_s=services.settings.read_cache_ttl_ms / 1e3)
+        cache = ReadCache(app[engine], services.redis, ttl_s=services.settings.read_cache_ttl_ms / 1e3)
         app[READ_CACHE] = cache
         cache.start()
         yield

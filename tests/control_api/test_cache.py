@@ -16,6 +16,13 @@ from tests.control_api.conftest import Api, User
 from tests.control_api.moderation import make_staff, services
 
 
+def _engine() -> Any:
+    """An engine that is never connected (the notice handling reads nothing)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    return create_async_engine("postgresql+asyncpg://nobody@127.0.0.1:9/none")
+
+
 def _cache(api: Api) -> ReadCache:
     return api.app._subapps[0][READ_CACHE]  # type: ignore[attr-defined, no-any-return]
 
@@ -99,14 +106,14 @@ async def test_without_the_channel_nothing_is_served_from_the_cache(api: Api) ->
                                  st.one_of(st.text(max_size=40), st.integers(), st.none()), max_size=3)
                  .map(lambda d: __import__("json").dumps(d))))
 def test_any_notice_drops_what_it_names_or_everything(data: Any) -> None:
-    cache = ReadCache(None, None, ttl_s=1.0)  # type: ignore[arg-type]
+    cache = ReadCache(_engine(), None, ttl_s=1.0)  # type: ignore[arg-type]
     cache.notice(data)  # never raises, whatever the channel carries
 
 
 def test_a_notice_drops_the_accounts_it_names() -> None:
     from control_api.cache import AccountFacts
 
-    cache = ReadCache(None, None, ttl_s=60.0)  # type: ignore[arg-type]
+    cache = ReadCache(_engine(), None, ttl_s=60.0)  # type: ignore[arg-type]
     a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     facts = AccountFacts(True, False, False, False, frozenset())
     for user in (a, b, c):
