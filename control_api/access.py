@@ -3,12 +3,14 @@
 Access tokens carry ``aud``: a node's :class:`switchboard.tokens.TokenVerifier` refuses any token
 with an audience it was not told about, so an access token never opens a socket or a room.
 Refresh tokens are opaque random strings; Postgres keeps only their SHA-256.
-Every door checks an access token against the account's revocation epoch (one Redis GET, see
-``control_api.revocation``): bans, deletions, logouts everywhere and password changes end it at once.
+Every door checks an access token against the account's revocation epoch and ban mark (one Redis
+MGET, see ``control_api.revocation``): bans, deletions, logouts everywhere and password changes end
+it at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import time
@@ -17,7 +19,7 @@ import uuid
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from control_api.errors import Unauthenticated
+from control_api.errors import Forbidden, Unauthenticated
 from control_api.models import Role
 from control_api.revocation import Revocations
 from control_api.services import Caller
@@ -82,13 +84,20 @@ class AccessTokens:
             raise Unauthenticated("access token invalid") from None
 
     async def authenticate(self, token: str) -> Caller:
-        """:meth:`verify`, then the revocation check: a token issued before the account's epoch
-        (ban, deletion, logout everywhere, password reset or change) is refused (401)."""
+        """:meth:`verify`, then the account's standing (one round trip): a token issued before the
+        account's epoch (ban, deletion, logout everywhere, password reset or change) is refused (401);
+        any token of an account under a ban is refused (403), whenever it was issued. The caller
+        carries the premium mark read with them (``premium_now``)."""
         caller = self.verify(token)
-        if caller.iat < await self.revocations.epoch(caller.user_id):
+        standing = await self.revocations.standing(caller.user_id)
+        if caller.iat < standing.epoch:
             raise Unauthenticated("access token revoked (logged out everywhere, password changed, banned or "
                                   "deleted); log in again")
-        return caller
+        if standing.banned:
+            raise Forbidden("this account is banned")
+        if standing.premium is None:
+            return caller
+        return dataclasses.replace(caller, premium_now=standing.premium)
 
 
 def new_secret() -> str:

@@ -4,7 +4,8 @@ Every ``/api`` request passes one gate before any other work (outermost middlewa
 
 - at most ``max_in_flight`` requests are worked on at once (below the Postgres pool: no request
   ever waits 30 s for a connection and leaves as a 500);
-- beyond that, at most ``admission_queue`` requests wait, each for at most ``admission_wait_ms``;
+- beyond that, at most ``admission_queue`` requests wait, each for at most ``admission_wait_ms``,
+  and one whose turn comes while the loop runs late (below) is refused rather than started late;
 - while the event loop runs more than ``lag_shed_ms`` late (requests waiting in kernel buffers and
   the loop's ready list, a queue no counter here sees) and requests are in flight, new requests are
   refused at once.
@@ -81,7 +82,12 @@ class Admission:
             else:
                 self._remove(waiter)
             raise
-        return True  # leave() handed its slot over: in_flight already counts this request
+        # leave() handed its slot over (in_flight already counts this request). Shed it still if the
+        # loop fell behind while it waited: it would start late and run late, the tail it must not add.
+        if self.lag.now() > self._lag_limit_s:
+            self.leave()
+            return False
+        return True
 
     def leave(self) -> None:
         """Gives the slot to the oldest live waiter, or frees it."""

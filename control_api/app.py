@@ -40,6 +40,7 @@ from control_api import (
 from control_api.access import AccessTokens
 from control_api.admission import install_admission
 from control_api.auth_limits import AuthLimits, AuthLimitSettings
+from control_api.cache import install_read_cache
 from control_api.db import open_engine, sessions
 from control_api.events import EventsConsumer
 from control_api.hashing import PasswordWork
@@ -205,6 +206,7 @@ def create_api_app(deps: ApiDeps) -> web.Application:
             await engine.dispose()
 
     app.cleanup_ctx.append(resources)
+    install_read_cache(app, ENGINE)  # after the services it reads through
     app.cleanup_ctx.append(payments_lifecycle.context(deps.payments, ENGINE, deps.gateway))
     app.cleanup_ctx.append(paid_calls.context(deps.consume_events))
     install_admission(app, deps.settings)  # outermost: a shed request costs no other work

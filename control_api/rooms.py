@@ -5,7 +5,9 @@ can be neither guessed nor taken first) and records the caller as its owner. Onl
 broadcaster token (the ``publish`` grant) for it, and only once their email is verified; anyone may
 get a viewer token for a room that exists. A hidden grant (moderators) re-reads the caller's role
 and writes the audit entry before the token is returned. Every token carries ``premium`` and
-``verified`` as the account record says now, not as the access token said when it was issued.
+``verified`` as the account record says now (within the read cache's second or two, premium from its
+Redis mark when there is one), not as the access token said when it was issued. Who gets which
+grants is decided in one pure function, :func:`decide_grants`.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api import notifications, tickets
+from control_api.cache import READ_CACHE, AccountFacts
 from control_api.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from control_api.graph import not_blocked, visible_account
 from control_api.http import Call, Reply, Route
 from control_api.models import Account, AuditEntry, Room
 from control_api.placed import placed
-from control_api.sanctions import active_ban, is_banned_live, require_staff
+from control_api.sanctions import is_banned_live, require_staff
 from control_api.schema import Field, Schema
+from control_api.services import Caller
 from switchboard.ids import RoomId, UserId
 from switchboard.tokens import Grants
 
@@ -127,33 +131,39 @@ async def _hidden_from(session: AsyncSession, me: uuid.UUID, room: Room) -> bool
 
 
 async def _room_token(call: Call) -> Reply:
-    services, me = call.services, call.me
-    role, name = call.body.get("role", "viewer"), call.params["room"]
-    with services.tracing.span("redis ban check", attributes={"db.system.name": "redis"}):
-        banned = await is_banned_live(services.redis, me.user_id)
-    if banned:  # the access token may predate the ban
-        raise Forbidden("this account is banned")
+    # The access token's epoch and the ban mark were checked on the way in (AccessTokens.authenticate).
+    me, role, name = call.me, call.body.get("role", "viewer"), call.params["room"]
     if role == "hidden":
         return await _hidden_token(call, name)
-    # One round trip: the caller's record, and the room with its owner (if any) and any block between them.
-    query = (select(Account.email_verified, Account.premium, Account.deleted_at, Room.owner_id,
-                    not_blocked(me.user_id, Room.owner_id))
-             .select_from(Account).outerjoin(Room, Room.name == name).where(Account.id == me.user_id))
-    async with services.sessions() as session:
-        row = (await session.execute(query)).one_or_none()
-    if row is None or row.deleted_at is not None:
+    cache = call.request.config_dict[READ_CACHE]
+    # A broadcaster's account is read fresh: a verification lost or regained this moment counts.
+    account = await cache.account(me.user_id, fresh=role == "broadcaster")
+    owner = await cache.room_owner(name) if account is not None else None
+    grants = await tickets.admit(call, name, owner, role, decide_grants(me, name, role, account, owner))
+    return Reply(_answer(_sign(call, grants), grants, call.services.room_ttl_s, call.services.tracing.traceparent()))
+
+
+def decide_grants(me: Caller, name: str, role: str, account: AccountFacts | None, owner: uuid.UUID | None) -> Grants:
+    """The one place a room token's grants are decided (pure): who may have ``role`` in room
+    ``name`` owned by ``owner`` (None: no such room), given the caller's account facts. Raises the
+    refusal."""
+    if account is None or account.deleted:
         raise Unauthenticated("the account no longer exists")
-    verified, premium, _, owner, unblocked = row
-    if owner is None or (owner != me.user_id and not unblocked):
+    if account.banned:
+        raise Forbidden("this account is banned")
+    if owner is None or (owner != me.user_id and owner in account.blocks):
         raise NotFound(f"no room {name!r}: create one with POST /api/rooms")
     if role == "broadcaster":
         if owner != me.user_id:
             raise Forbidden("only the room's owner may broadcast in it")
-        if not verified:
+        if not account.verified:
             raise Forbidden(UNVERIFIED)
-    grants = await tickets.admit(call, name, owner, role, grants_for(str(me.user_id), name, role, verified=verified,
-                                                                     premium=premium))
-    return Reply(_answer(_sign(call, grants), grants, services.room_ttl_s, services.tracing.traceparent()))
+    return grants_for(str(me.user_id), name, role, verified=account.verified, premium=_premium(me, account))
+
+
+def _premium(me: Caller, account: AccountFacts) -> bool:
+    """The tier as Redis marks it on this request, else as Postgres said (at most a TTL ago)."""
+    return account.premium if me.premium_now is None else me.premium_now
 
 
 async def _hidden_token(call: Call, name: str) -> Reply:
@@ -171,15 +181,16 @@ async def _hidden_token(call: Call, name: str) -> Reply:
 
 
 async def _ws_token(call: Call) -> Reply:
-    # Premium and verified are read from the account now, not from the access token (which may
-    # predate a purchase, a lapse or a verification by up to its lifetime): nodes trust these claims alone.
-    async with call.services.sessions() as session:
-        account = await session.get(Account, call.me.user_id)
-        if account is not None and await active_ban(session, account.id):
-            raise Forbidden("this account is banned")
-    if account is None or account.deleted_at is not None:
+    # Premium and verified are read from the account now (within the cache's TTL; premium from its
+    # Redis mark when it has one), not from the access token (which may predate a purchase, a lapse or
+    # a verification by up to its lifetime): nodes trust these claims alone.
+    me = call.me
+    account = await call.request.config_dict[READ_CACHE].account(me.user_id)
+    if account is not None and account.banned:
+        raise Forbidden("this account is banned")
+    if account is None or account.deleted:
         raise Unauthenticated("the account no longer exists")
-    grants = Grants(sub=UserId(str(call.me.user_id)), premium=account.premium, verified=account.email_verified)
+    grants = Grants(sub=UserId(str(me.user_id)), premium=_premium(me, account), verified=account.verified)
     return Reply(_answer(_sign(call, grants), grants, call.services.room_ttl_s))
 
 

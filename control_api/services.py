@@ -40,6 +40,9 @@ class Caller:
     """Premium tier: a larger rate limit."""
     iat: int = 0
     """When the access token was issued (unix seconds); already checked against the revocation epoch."""
+    premium_now: bool | None = None
+    """The premium tier as Redis marks it on this request (payments writes the mark on every change;
+    read with the revocation epoch, no extra round trip); None: never marked, Postgres's record stands."""
 
 
 @dataclass(frozen=True)

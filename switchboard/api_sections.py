@@ -72,6 +72,9 @@ class ApiSettings:
     """New requests get 503 while the event loop runs more than this late (the backlog no counter sees)."""
     overload_retry_after_s: float = 1.0
     """``Retry-After`` sent with a 503 (whole seconds, at least 1)."""
+    read_cache_ttl_ms: float = 2000.0
+    """How long the token routes keep an account's Postgres facts (control_api/cache.py); a ban,
+    revocation, premium change or block drops them at once through the sanctions channel."""
 
     def __post_init__(self) -> None:
         check_port(self.port, "port")
@@ -86,7 +89,8 @@ class ApiSettings:
         for name in ("hash_slots", "answer_floor_ms"):
             if getattr(self, name) < 0:
                 raise SettingsError(name, f"must be >= 0, got {getattr(self, name)}")
-        for name in ("max_in_flight", "admission_wait_ms", "lag_shed_ms", "overload_retry_after_s"):
+        for name in ("max_in_flight", "admission_wait_ms", "lag_shed_ms", "overload_retry_after_s",
+                     "read_cache_ttl_ms"):
             check_positive(getattr(self, name), name)
         if self.admission_queue < 0:
             raise SettingsError("admission_queue", f"must be >= 0, got {self.admission_queue}")

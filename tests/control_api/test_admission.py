@@ -138,3 +138,22 @@ async def test_a_late_event_loop_sheds_new_requests_until_it_catches_up(make_api
     assert status == 200
     held.release.set()
     assert await task == 200
+
+
+async def test_a_queued_request_whose_turn_comes_late_is_shed_not_started(make_api) -> None:  # type: ignore[no-untyped-def]
+    api = await make_api(api_settings(max_in_flight=1, admission_queue=1, admission_wait_ms=60_000, lag_shed_ms=100))
+    user = await api.user()
+    room = await new_room(api, user)
+    late = LateLoop()
+    _admission(api).lag = late  # type: ignore[assignment]
+    held, task = await _held_token_request(api, user, room)
+    queued = asyncio.create_task(api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"}))
+    await _until(lambda: bool(_admission(api)._waiters))
+    late.late_s = 0.5  # the loop fell behind while the request waited
+    held.release.set()
+    assert await task == 200  # what was started is served
+    status, body = await queued
+    assert status == 503 and body["retry_after"] >= 1
+    assert _admission(api).in_flight == 0  # the slot it was handed went back
+    late.late_s = 0.0
+    assert (await api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"}))[0] == 200

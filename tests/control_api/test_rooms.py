@@ -18,6 +18,7 @@ from control_api.models import Account, AuditEntry, Role
 from control_api.rooms import grants_for, routes
 from control_api.services import SERVICES
 from switchboard.errors import TokenError
+from switchboard.keyspace import premium_tier
 from switchboard.tokens import TokenVerifier
 from tests.control_api.conftest import Api, User
 
@@ -101,6 +102,9 @@ async def test_ws_token_carries_premium_from_the_account(api: Api) -> None:
         account = await session.get(Account, uuid.UUID(user.id))
         assert account is not None
         account.premium = True
+    # What payments writes with every change of tier (Payments.publish_premium): the mark, read with
+    # the revocation epoch on every request, whatever the account cache still holds.
+    await services.redis.set(premium_tier(user.id), "1")
     # The same access token (signed while the account was not premium): the flag is read afresh.
     status, body = await api.call("POST", "/ws-token", user)
     assert status == 200 and body["grants"]["premium"] is True
