@@ -28,20 +28,33 @@ def up() -> Iterator[Up]:
 
 
 SignUp = Callable[[str], Awaitable[ApiClient]]
+Register = Callable[[str], Awaitable[tuple[str, str]]]
 
 
 @pytest.fixture
-async def sign_up(up: Up) -> AsyncIterator[SignUp]:
+def register(up: Up) -> Register:
+    """``email, password = await register("bob")``: a new verified account, made with the SDK."""
+
+    async def make(name: str) -> tuple[str, str]:
+        email, password = f"{name}-{next(_names)}-{id(up)}@example.com", "correct horse battery"
+        async with ApiClient(up.base) as api:
+            await api.register(email, password)
+            await api.verify(email, await asyncio.to_thread(mailed_code, up, email))
+        return email, password
+
+    return make
+
+
+@pytest.fixture
+async def sign_up(up: Up, register: Register) -> AsyncIterator[SignUp]:
     """``await sign_up("alice")``: a new verified account, registered, verified and logged in with the SDK."""
     clients: list[ApiClient] = []
 
     async def make(name: str) -> ApiClient:
-        email, password = f"{name}-{next(_names)}-{id(clients)}@example.com", "correct horse battery"
+        email, password = await register(name)
         api = ApiClient(up.base)
         clients.append(api)
         await api.open()
-        await api.register(email, password)
-        await api.verify(email, await asyncio.to_thread(mailed_code, up, email))
         await api.login(email, password)
         return api
 
