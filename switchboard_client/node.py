@@ -84,6 +84,8 @@ class NodeClient:
         """Why the client closed itself (a final close code), or ``None``."""
         self.reconnects = 0
         """Sockets opened after the first one (each a resume attempt)."""
+        self.refreshes = 0
+        """``token.refresh`` requests the node accepted."""
 
     async def __aenter__(self) -> NodeClient:
         await self.open()
@@ -254,6 +256,7 @@ class NodeClient:
             try:
                 reply = await self.request("token.refresh", token=await self._tokens())
                 self._hello = dataclasses.replace(self.hello, token_expires_at=int(reply["token_expires_at"]))
+                self.refreshes += 1
             except (NodeError, aiohttp.ClientError, TimeoutError) as exc:
                 log.warning("token.refresh failed: %r", exc)
                 await asyncio.sleep(5)
