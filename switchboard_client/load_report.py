@@ -62,7 +62,7 @@ def write_html(path: Path, plan: dict[str, Any], summary: dict[str, Any], viewer
         _bars([v["fps"] for v in joined], labels, "Frames per second per viewer", "fps", "fps"),
     ]
     rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v[k]))}</td>" for k in
+        "<tr>" + "".join(f"<td>{html.escape('' if v[k] is None else str(v[k]))}</td>" for k in
                          ("index", "room", "join_s", "frames", "fps", "bitrate_kbps", "loss_pct", "error")) + "</tr>"
         for v in viewers)
     page = f"""<!doctype html>

@@ -47,6 +47,8 @@ class LoadPlan:
     height: int = 240
     joins_in_flight: int = 8
     """Viewers joining at once."""
+    warmup_s: float = 2.0
+    """Seconds between the last join and the window (the first frames come in a burst)."""
 
 
 @dataclass
@@ -131,7 +133,7 @@ async def _join(plan: LoadPlan, run_id: str, viewer: _Viewer, gate: asyncio.Sema
                 viewer.viewing = await view_show(node, result.room)
                 viewer.counter = FrameCounter(await viewer.viewing.track("video"))
                 await viewer.counter.first_frame()
-            result.join_s = time.monotonic() - t0
+            result.join_s = round(time.monotonic() - t0, 3)
         except (SwitchboardError, OSError, TimeoutError) as exc:
             result.error = f"{type(exc).__name__}: {exc}"
 
@@ -161,6 +163,10 @@ async def run_load(plan: LoadPlan, progress: Callable[[str], None]) -> LoadResul
             await asyncio.wait({joining}, timeout=1.0)
             progress(_line(time.monotonic() - t0, "joining", viewers))
         await joining
+        w0 = time.monotonic()
+        while (elapsed := time.monotonic() - w0) < plan.warmup_s:
+            await asyncio.sleep(min(1.0, plan.warmup_s - elapsed))
+            progress(_line(time.monotonic() - w0, "warming", viewers))
         live = [v for v in viewers if v.viewing is not None and v.counter is not None]
         starts = {id(v): (await _transport_bytes(v.viewing), v.counter.count.frames)  # type: ignore[arg-type]
                   for v in live}
@@ -188,10 +194,20 @@ async def run_load(plan: LoadPlan, progress: Callable[[str], None]) -> LoadResul
     return result
 
 
+def _recent_fps(counter: FrameCounter, now: float, window_s: float = 2.0) -> float | None:
+    """Frames of the last ``window_s`` seconds per second (None for a viewer younger than a second)."""
+    times = counter.count.times
+    if not times or now - times[0] < 1.0:
+        return None
+    span = min(window_s, now - times[0])
+    return sum(1 for t in times if t >= now - span) / span
+
+
 def _line(elapsed: float, phase: str, viewers: list[_Viewer]) -> str:
     joined = [v for v in viewers if v.counter is not None and v.result.join_s is not None]
     failed = sum(1 for v in viewers if v.result.error)
-    fps = [v.counter.count.fps(2.0) for v in joined if v.counter is not None]
+    now = time.monotonic()
+    fps = [f for v in joined if v.counter is not None and (f := _recent_fps(v.counter, now)) is not None]
     mean_fps = sum(fps) / len(fps) if fps else 0.0
     return (f"{phase} {elapsed:5.1f} s  viewers {len(joined)}/{len(viewers)} joined, {failed} failed, "
             f"fps {mean_fps:4.1f}")
@@ -208,6 +224,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="its password (or SWITCHBOARD_PASSWORD)")
     parser.add_argument("--size", default="320x240", help="the publishers' video size")
     parser.add_argument("--joins-in-flight", type=int, default=8)
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds between the last join and the window")
     parser.add_argument("--report", type=Path, default=Path("loadtest-report"), help="folder for report.html/json")
 
 
@@ -218,7 +235,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     width, height = (int(x) for x in args.size.split("x"))
     plan = LoadPlan(args.url, args.viewers, args.publishers, args.duration, args.email, args.password,
-                    width, height, args.joins_in_flight)
+                    width, height, args.joins_in_flight, args.warmup)
     tty = sys.stderr.isatty()
 
     def progress(line: str) -> None:

@@ -1,4 +1,4 @@
-"""``switchboard loadtest`` for 10 s against ``switchboard up``: a progress line, a summary, a report with its figures."""
+"""``switchboard loadtest`` for 10 s against ``switchboard up``: progress lines, a summary, a report with figures."""
 
 from __future__ import annotations
 
