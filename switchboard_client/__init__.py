@@ -11,9 +11,10 @@ from switchboard_client.events import EventStream
 from switchboard_client.node import Hello, NodeClient
 from switchboard_client.queue import RandomChat
 from switchboard_client.show import Broadcast, Viewing, publish_show, tap_show, view_show
+from switchboard_client.tap import CallTap, live_calls, tap_call
 
 __all__ = [
-    "ApiClient", "ApiError", "Broadcast", "Call", "ClosedError", "Disconnected", "EventStream", "Hello",
+    "ApiClient", "ApiError", "Broadcast", "Call", "CallTap", "ClosedError", "Disconnected", "EventStream", "Hello",
     "Incoming", "Login", "NodeClient", "NodeError", "NodeToken", "RandomChat", "Room", "SwitchboardError",
-    "Viewing", "invite", "next_incoming", "publish_show", "tap_show", "view_show",
+    "Viewing", "invite", "live_calls", "next_incoming", "publish_show", "tap_call", "tap_show", "view_show",
 ]

@@ -6,7 +6,16 @@ import asyncio
 
 import pytest
 
-from switchboard_client import ClosedError, NodeClient, RandomChat, invite, next_incoming
+from switchboard_client import (
+    ApiClient,
+    ClosedError,
+    NodeClient,
+    RandomChat,
+    invite,
+    live_calls,
+    next_incoming,
+    tap_call,
+)
 from switchboard_client.media import FrameCounter, TestPattern
 from tests.client.conftest import SignUp
 from tests.e2e.browser import Up
@@ -93,3 +102,34 @@ async def test_socket_resumes_after_a_drop(up: Up, sign_up: SignUp) -> None:
     await node.close()
     with pytest.raises(ClosedError):
         node.events()
+
+
+async def test_moderator_taps_a_match_unseen(up: Up, sign_up: SignUp, moderator: ApiClient) -> None:
+    alice, bob = await sign_up("tapped-a"), await sign_up("tapped-b")
+    async with (NodeClient(up.base, alice.token_source()) as a_node,
+                NodeClient(up.base, bob.token_source()) as b_node,
+                NodeClient(up.base, moderator.token_source("moderation", "hidden")) as mod_node,
+                RandomChat(a_node, {"country": "FR", "age": 30}) as a_queue,
+                RandomChat(b_node, {"country": "FR", "age": 31}) as b_queue):
+        async with asyncio.timeout(60):
+            a_match, b_match = await asyncio.gather(a_queue.match(), b_queue.match())
+            await asyncio.gather(a_match.start([TestPattern()]), b_match.start([TestPattern()]))
+            a_sees = FrameCounter(await a_match.track("video"))
+            await a_sees.first_frame()
+            alice_hears = a_node.events()  # everything alice's socket gets from now on
+
+            listed = {c["call_id"]: c for c in await live_calls(mod_node)}
+            assert set(listed[a_match.call_id]["users"]) == {alice.user_id, bob.user_id}
+            tap = await tap_call(mod_node, a_match.call_id)
+            assert tap.info["kind"] == "match" and tap.info["media"] == "sfu"
+            tapped = FrameCounter(await tap.track("video"))
+            assert (await tapped.first_frame()).width == 160
+            await tapped.close()
+            await tap.close()
+            await tap.close()  # idempotent
+
+            await b_match.chat("still just us?")
+            assert (await a_match.chats.get())["text"] == "still just us?"
+            await a_sees.close()
+        seen = [event["type"] for event in alice_hears.take(lambda event: True)]
+        assert seen == ["call.chat"], seen  # no offer, no roster, nothing about the tap
