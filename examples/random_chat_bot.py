@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 
@@ -54,6 +55,7 @@ def main() -> int:
     parser.add_argument("--email", default=os.environ.get("SWITCHBOARD_EMAIL"))
     parser.add_argument("--password", default=os.environ.get("SWITCHBOARD_PASSWORD"))
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.email or not args.password:
         parser.error("give --email and --password (or SWITCHBOARD_EMAIL and SWITCHBOARD_PASSWORD)")
     return asyncio.run(run(args.url, args.email, args.password, args.matches))

@@ -141,6 +141,8 @@ class Call:
                 await self._on(event)
             except (NodeError, ClosedError) as exc:
                 log.warning("call %s: %s not handled: %r", self.call_id, event.get("type"), exc)
+            except Exception:  # aiortc may raise anything: the call must still see its end
+                log.exception("call %s: %s failed", self.call_id, event.get("type"))
             if self.ended is not None:
                 return
 

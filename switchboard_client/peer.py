@@ -36,6 +36,7 @@ class Peer:
         self._arrived = asyncio.Event()
         self._lock = asyncio.Lock()
         self._closed = False
+        self._closing: asyncio.Future[None] | None = None
         self.pc.on("track", self._on_track)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
@@ -89,11 +90,13 @@ class Peer:
             await self._arrived.wait()
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._arrived.set()
-        await self.pc.close()
+        # Once, to the end, whoever asks and even if they are cancelled meanwhile: a cancelled
+        # RTCPeerConnection.close() leaves sockets open and breaks aiortc's own closing.
+        if self._closing is None:
+            self._closed = True
+            self._arrived.set()
+            self._closing = asyncio.ensure_future(self.pc.close())
+        await asyncio.shield(self._closing)
 
     def _check(self) -> None:
         if self._closed:

@@ -127,6 +127,8 @@ class Viewing(_Member):
                 await self.node.request("show.answer", room=self.room, sdp=await self.peer.answer(event["sdp"]))
             except (NodeError, ClosedError) as exc:
                 log.warning("show.offer of %s not answered: %r", self.room, exc)
+            except Exception:  # aiortc may raise anything: keep following the show
+                log.exception("show.offer of %s failed", self.room)
 
     async def _stop(self) -> None:
         if self._offers is not None:

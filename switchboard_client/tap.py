@@ -73,6 +73,8 @@ class CallTap:
                                         sdp=await self.peer.answer(event["sdp"]))
             except (NodeError, ClosedError) as exc:
                 log.warning("tap of %s: call.sfu_offer not answered: %r", self.call_id, exc)
+            except Exception:  # aiortc may raise anything: keep following the call
+                log.exception("tap of %s: call.sfu_offer failed", self.call_id)
 
     async def close(self) -> None:
         if self._closed:

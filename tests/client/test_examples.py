@@ -82,4 +82,5 @@ async def test_random_chat_bot_answers_a_match(up: Up, sign_up: SignUp, register
     finally:
         if bot.returncode is None:
             bot.kill()
-            await bot.wait()
+            rest, _ = await bot.communicate()
+            print("the bot said:", "".join(seen), rest.decode(errors="replace"))
