@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -40,3 +41,12 @@ async def test_loadtest_runs_and_writes_its_report(up: Up, register: Register, t
     data = json.loads((report / "report.json").read_text())
     assert len(data["viewers"]) == 3 and all(v["join_s"] is not None for v in data["viewers"])
     assert "password" not in data["plan"]
+
+
+def test_the_image_holds_the_sdk_the_cli_imports() -> None:
+    """``switchboard.cli`` imports ``switchboard_client`` (the loadtest command): the image must copy it."""
+    import switchboard.cli
+
+    root = Path(__file__).resolve().parents[2]
+    assert switchboard.cli.run_loadtest.__module__ == "switchboard_client.loadtest"
+    assert re.search(r"^COPY switchboard_client switchboard_client$", (root / "Dockerfile").read_text(), re.M)
