@@ -10,6 +10,7 @@ COPY matchmaker matchmaker
 COPY control_api control_api
 COPY turn turn
 COPY bench bench
+COPY switchboard_client switchboard_client
 COPY web web
 RUN pip install . && useradd --system --no-create-home switchboard
 USER switchboard

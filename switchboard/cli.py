@@ -48,6 +48,8 @@ from switchboard.settings import Settings, describe, load_settings
 from switchboard.stripe_emulator import API_KEY, StripeEmulator
 from switchboard.tokens import TokenVerifier
 from switchboard.tracing import Tracing, TracingSettings
+from switchboard_client.loadtest import add_arguments as add_loadtest_arguments
+from switchboard_client.loadtest import main as run_loadtest
 from turn.coturn import CoturnSecrets, render_config
 from turn.ice import ice_servers_for
 
@@ -373,6 +375,8 @@ def _parser() -> argparse.ArgumentParser:
     ledger = sub.add_parser("ledger", help="the credit ledger: check its books, reconcile it with Stripe")
     ledger.add_argument("action", choices=["check", "reconcile"])
     ledger.add_argument("--days", type=int, default=90, help="reconcile: Stripe payments of the last N days")
+    loadtest = sub.add_parser("loadtest", help="viewers and publishers of shows against any deployment (the SDK)")
+    add_loadtest_arguments(loadtest)
     return parser
 
 
@@ -382,6 +386,8 @@ PORT_SETTING = {"up": "http.port", "node": "node.port", "api": "api.port", "matc
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "loadtest":  # a client of any deployment: no server settings
+        return run_loadtest(args)
     environ = dict(os.environ)
     if getattr(args, "workers", None) is not None:
         environ["SWITCHBOARD_NODE_WORKERS"] = str(args.workers)

@@ -123,6 +123,8 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
             function.can_block_in("aiohttp/web_urldispatcher.py", "__init__")
             # asyncpg looks for ~/.postgresql/ certificate files once per new pooled connection.
             function.can_block_in("asyncpg/connect_utils.py", "_parse_connect_dsn_and_args")
+            # aiortc joins a receiver's decoder thread when a peer connection closes (the thread ends at once).
+            function.can_block_in("aiortc/rtcrtpreceiver.py", "__stop_decoder")
         return (yield)
 
 

@@ -1,0 +1,284 @@
+"""One signaling socket to a node's ``/ws``: requests with correlation, server events, resume, token refresh.
+
+docs/protocol.md is the contract. The client keeps the ``resume_token`` of each ``hello``: when the
+socket drops (not closed by us, not refused for good), it reconnects with a fresh token and
+``resume`` within the node's resume window, so calls and shows survive. Requests waiting when the
+socket dropped fail with :class:`~switchboard_client.errors.Disconnected` (their outcome is unknown).
+A ``token.refresh`` is sent a margin before the token runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from switchboard_client.api import TokenSource
+from switchboard_client.errors import ClosedError, Disconnected, NodeError
+from switchboard_client.events import Event, EventStream
+
+log = logging.getLogger("switchboard_client.node")
+
+FINAL_CLOSE_CODES = frozenset({4003, 4029, 1008})
+"""Banned, too many sockets, abuse: reconnecting would be refused again (docs/protocol.md, close codes)."""
+
+
+@dataclass(frozen=True)
+class Hello:
+    """The node's ``hello``."""
+
+    session_id: str
+    user_id: str
+    resume_token: str
+    resumed: bool
+    """True when this socket took over an earlier session (its call and shows kept)."""
+    token_expires_at: int
+    ice_servers: list[dict[str, Any]]
+    """``RTCConfiguration.iceServers`` for this user (empty without TURN)."""
+    shows: list[Any]
+
+    @staticmethod
+    def parse(frame: dict[str, Any]) -> Hello:
+        return Hello(str(frame["session_id"]), str(frame["user_id"]), str(frame.get("resume_token", "")),
+                     bool(frame.get("resumed")), int(frame.get("token_expires_at") or 0),
+                     list(frame.get("ice_servers") or []), list(frame.get("shows") or []))
+
+
+def ws_url(url: str) -> str:
+    """``http://host:port`` (or ``ws://``, with or without ``/ws``) -> ``ws://host:port/ws``."""
+    url = url.rstrip("/")
+    if url.startswith("http"):
+        url = "ws" + url[4:]
+    return url if url.endswith("/ws") else url + "/ws"
+
+
+class NodeClient:
+    """A signaling socket. ``await open()`` (or ``async with``) connects and waits for ``hello``;
+    ``close()`` is idempotent; every other call on a closed client raises :class:`ClosedError`."""
+
+    def __init__(self, url: str, token_source: TokenSource, *, resume_window_s: float = 15.0,
+                 refresh_margin_s: float = 60.0, request_timeout_s: float = 20.0) -> None:
+        self.url = ws_url(url)
+        self._tokens = token_source
+        self._window = resume_window_s
+        self._margin = refresh_margin_s
+        self._timeout = request_timeout_s
+        self._http: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._hello: Hello | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._streams: list[EventStream] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+        self.close_reason: str | None = None
+        """Why the client closed itself (a final close code), or ``None``."""
+        self.reconnects = 0
+        """Sockets opened after the first one (each a resume attempt)."""
+        self.refreshes = 0
+        """``token.refresh`` requests the node accepted."""
+
+    async def __aenter__(self) -> NodeClient:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def hello(self) -> Hello:
+        if self._hello is None:
+            raise ClosedError("not connected: open() first")
+        return self._hello
+
+    @property
+    def user_id(self) -> str:
+        return self.hello.user_id
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def open(self) -> Hello:
+        self._check()
+        if self._hello is not None:
+            return self._hello
+        self._http = aiohttp.ClientSession()
+        try:
+            await self._connect(resume=None)
+        except BaseException:
+            await self.close()
+            raise
+        self._tasks = [asyncio.create_task(self._run(), name="switchboard_client.node.read"),
+                       asyncio.create_task(self._refresh_loop(), name="switchboard_client.node.refresh")]
+        return self.hello
+
+    async def close(self) -> None:
+        if self._closed and self._http is None:
+            return
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self._ws is not None:
+            await self._ws.close()
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.close()
+        self._fail_pending(ClosedError("the node client closed"))
+        for stream in list(self._streams):
+            stream.end()
+        self._streams.clear()
+
+    # --- requests and events ----------------------------------------------------------------------
+
+    async def request(self, type_: str, **fields: Any) -> dict[str, Any]:
+        """Sends ``{"type": type_, "id": n, **fields}`` and returns the ``reply`` (without ``type``/``ref``).
+
+        Raises :class:`NodeError` on an ``error`` frame, :class:`Disconnected` when the socket drops first.
+        """
+        self._check()
+        ref = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[ref] = future
+        try:
+            await self._send({"type": type_, "id": ref, **fields})
+            return await asyncio.wait_for(future, self._timeout)
+        finally:
+            self._pending.pop(ref, None)
+
+    async def send(self, type_: str, **fields: Any) -> None:
+        """A message without ``id``: success is silent, an error comes as an ``error`` event."""
+        self._check()
+        await self._send({"type": type_, **fields})
+
+    def events(self, *types: str, where: Callable[[Event], bool] | None = None) -> EventStream:
+        """A new stream of the server events from now on (``hello`` of a resume included), optionally
+        only of ``types``. Make it before the request whose events it should see."""
+        self._check()
+        stream = EventStream(types, where, self._streams.remove)
+        self._streams.append(stream)
+        return stream
+
+    # --- the socket -------------------------------------------------------------------------------
+
+    def _check(self) -> None:
+        if self._closed:
+            raise ClosedError(f"the node client is closed{f' ({self.close_reason})' if self.close_reason else ''}")
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        ws = self._ws
+        if ws is None or ws.closed:
+            raise Disconnected("the socket is down (resuming)")
+        await ws.send_str(json.dumps(frame))
+
+    async def _connect(self, resume: str | None) -> None:
+        assert self._http is not None
+        params = {"token": await self._tokens()}
+        if resume:
+            params["resume"] = resume
+        for _ in range(10):  # an overloaded node says when to come back
+            ws = await self._http.ws_connect(self.url, params=params, heartbeat=None, autoping=True)
+            first = await ws.receive(timeout=self._timeout)
+            if first.type != aiohttp.WSMsgType.TEXT:
+                await ws.close()
+                raise Disconnected(f"the node closed the socket before hello ({ws.close_code})")
+            frame = json.loads(first.data)
+            if frame.get("type") == "hello":
+                self._ws, self._hello = ws, Hello.parse(frame)
+                self._deliver(frame)
+                return
+            await ws.close()
+            if frame.get("code") == "overloaded":
+                await asyncio.sleep(float(frame.get("retry_after") or 1))
+                continue
+            raise NodeError(str(frame.get("code")), str(frame.get("message")), frame)
+        raise NodeError("overloaded", "the node stayed overloaded")
+
+    async def _run(self) -> None:
+        """Reads frames; on a drop, resumes within the window or closes the client."""
+        while not self._closed:
+            ws = self._ws
+            assert ws is not None
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    self._dispatch(json.loads(msg.data))
+            code = ws.close_code
+            self._fail_pending(Disconnected())
+            if self._closed:
+                return
+            if code in FINAL_CLOSE_CODES:
+                await self._give_up(f"closed by the node with {code}")
+                return
+            if not await self._resume():
+                await self._give_up(f"could not resume within {self._window} s (last close {code})")
+                return
+
+    async def _resume(self) -> bool:
+        deadline = time.monotonic() + self._window
+        delay = 0.1
+        while time.monotonic() < deadline and not self._closed:
+            try:
+                self.reconnects += 1
+                await self._connect(resume=self.hello.resume_token)
+                return True
+            except NodeError as exc:
+                if exc.code in ("unauthorized", "banned", "too_many_sockets"):
+                    return False
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.debug("resume attempt failed: %r", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        return False
+
+    async def _give_up(self, reason: str) -> None:
+        self.close_reason = reason
+        self._deliver({"type": "closed", "reason": reason})
+        # close() cancels the tasks, this one included: run it apart.
+        asyncio.get_running_loop().create_task(self.close())
+
+    async def _refresh_loop(self) -> None:
+        while not self._closed:
+            hello = self.hello
+            await asyncio.sleep(max(1.0, hello.token_expires_at - self._margin - time.time()))
+            try:
+                reply = await self.request("token.refresh", token=await self._tokens())
+                self._hello = dataclasses.replace(self.hello, token_expires_at=int(reply["token_expires_at"]))
+                self.refreshes += 1
+            except (NodeError, aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("token.refresh failed: %r", exc)
+                await asyncio.sleep(5)
+
+    def _dispatch(self, frame: dict[str, Any]) -> None:
+        ref = frame.get("ref")
+        if frame.get("type") in ("reply", "error") and isinstance(ref, int) and ref in self._pending:
+            future = self._pending.pop(ref)
+            if not future.done():
+                if frame["type"] == "reply":
+                    future.set_result({k: v for k, v in frame.items() if k not in ("type", "ref")})
+                else:
+                    future.set_exception(NodeError(str(frame.get("code")), str(frame.get("message")), frame))
+            return
+        self._deliver(frame)
+
+    def _deliver(self, frame: dict[str, Any]) -> None:
+        for stream in list(self._streams):
+            stream.offer(frame)
+
+    def _fail_pending(self, exc: Exception) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(exc)
+        self._pending.clear()
