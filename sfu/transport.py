@@ -404,7 +404,9 @@ class Transport:
                     if bitrate is not None and self.consumers:
                         self.link.on_remb(bitrate)
                 elif pt == rtcp.RR and self.consumers:
-                    self.link.on_receiver_loss(rtcp.rr_fractions(fmt, body, self.consumers), time.monotonic())
+                    now = time.monotonic()
+                    self.link.on_receiver_loss(rtcp.rr_fractions(fmt, body, self.consumers), now)
+                    self.link.round_trip.on_delays(rtcp.rr_delays(fmt, body, self.consumers), now)
                 elif pt == rtcp.PSFB and fmt in (rtcp.FMT_PLI, rtcp.FMT_FIR):
                     media = rtcp.feedback_ssrcs(body)[1]
                     if fmt == rtcp.FMT_FIR and len(body) >= 12:
@@ -448,6 +450,7 @@ class Transport:
                 sr = c.sender_report()
                 if sr is not None:
                     parts.append(sr)
+                    self.link.round_trip.on_sender_report(sr, time.monotonic())
         if parts:
             self.wire.send_rtcp(b"".join(parts))
 

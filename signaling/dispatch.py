@@ -115,6 +115,7 @@ class Dispatcher:
             "show.chat_pin": shows.moderation.pin,
             "show.mute": shows.moderation.mute,
             "show.kick": shows.moderation.kick,
+            "show.stats": shows.links.stats,
         }
         if clips is not None:
             table["clip.save"] = clips.save
