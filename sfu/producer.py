@@ -110,6 +110,8 @@ class Producer:
         self.waiting: list[Consumer] = []
         self.cache: list[tuple[int, int, int, bytes] | None] = [None] * (CACHE_SIZE if codec.kind == "video" else 0)
         self.packets_received = 0
+        self.octets_received = 0
+        """Bytes of RTP received (a simulcast layer's bitrate is measured from it)."""
         self.malformed = 0
         self.max_seq = -1
         self.cycles = 0
@@ -150,6 +152,7 @@ class Producer:
         marker = data[1] & 0x80
         payload = data[off:payload_end(data)]
         self.packets_received += 1
+        self.octets_received += len(data)
         max_seq = self.max_seq
         if max_seq < 0:
             self.base_seq = self.max_seq = seq
