@@ -19,6 +19,7 @@ from sfu.types import PeerId
 if TYPE_CHECKING:
     from sfu.clips import ClipBuffer
     from sfu.consumer import Consumer
+    from sfu.simulcast import SimulcastTrack
 
 MAX_NACK_GAP = 128
 """A forward jump of the publisher's sequence bigger than this is a restart, not a loss to NACK."""
@@ -139,6 +140,8 @@ class Producer:
         ``Consumer._forward_ext``)."""
         self.clip: ClipBuffer | None = None
         """The last seconds of this track for evidence clips (the router sets it; None: off)."""
+        self.simulcast: SimulcastTrack | None = None
+        """The track this producer is one layer of, when its publisher sends simulcast."""
         self.closed = False
 
     # hot path -------------------------------------------------------------------------------

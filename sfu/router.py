@@ -13,6 +13,7 @@ from sfu.errors import Faults, NegotiationError, NoClip, UnknownPeer, UnknownRoo
 from sfu.keyframes import KEYFRAME_INTERVAL_S, KeyframeSchedule
 from sfu.pipe import Descriptor, PipeTransport
 from sfu.producer import Codec, KeyframeRequester, Producer
+from sfu.simulcast import SimulcastTrack
 from sfu.transport import DtlsCertificate, Role, Transport
 from sfu.types import EventSink, IceCandidate, PeerId, ProducerStats, RoomStats, SfuListener
 from switchboard.events import EventType, TapEvent
@@ -39,6 +40,8 @@ class Router:
         self.listener = listener
         self.transports: dict[PeerId, Transport] = {}
         self.producers: dict[str, Producer] = {}
+        self.tracks: list[SimulcastTrack] = []
+        """Simulcast tracks (their exposed layer is in ``producers``): each viewer's layer is chosen per tick."""
         self.pipes: dict[str, PipeTransport] = {}
         self.clip_seconds = clip_seconds
         """Evidence clip length; every publisher's producer buffers this much RTP (0: no buffers)."""
@@ -84,6 +87,14 @@ class Router:
         return producer
 
     def _producer_added(self, transport: Transport | PipeTransport, producer: Producer) -> None:
+        track = producer.simulcast
+        if track is not None and track.exposed is not producer:
+            # Another layer of a track the room already shows: reached by switching only.
+            producer.clip = None
+            self.keyframe_schedule.add(producer, time.monotonic())
+            return
+        if track is not None:
+            self.tracks.append(track)
         self.producers[producer.producer_id] = producer
         if isinstance(transport, Transport):
             self.keyframe_schedule.add(producer, time.monotonic())
@@ -304,7 +315,15 @@ class Router:
 
     def tick(self) -> None:
         """Once a second; one peer's or pipe's failure never stops the others' RTCP."""
-        self.keyframe_schedule.tick(time.monotonic())
+        now = time.monotonic()
+        self.keyframe_schedule.tick(now)
+        if self.tracks:
+            self.tracks = [t for t in self.tracks if t.exposed is not None and not t.exposed.closed]
+            for track in self.tracks:
+                try:
+                    track.tick(now)
+                except Exception as exc:
+                    self.faults.caught(exc)
         for t in list(self.transports.values()):
             try:
                 t.tick()

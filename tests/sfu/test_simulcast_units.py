@@ -171,3 +171,26 @@ def test_a_track_moves_a_viewer_by_its_estimate_at_keyframes() -> None:
     seen = check_viewer_stream(wire.sent)
     changes = [k for i, k in enumerate(seen) if i == 0 or seen[i - 1] != k]
     assert changes == [0, 1, 2, 0], changes
+
+
+def test_an_estimate_held_back_by_what_it_receives_tries_a_step_up_and_backs_off_when_it_fails() -> None:
+    from sfu.simulcast import MAX_HOLD_S
+
+    rates = [100_000.0, 450_000.0, 1_000_000.0]
+    choice = LayerChoice()
+    t = 0.0
+    while choice.current == 0:  # 150 kbit/s: 1.5x what it gets, the most any estimate says unprobed
+        t += 1.0
+        choice.choose(150_000, rates, t)
+    assert t >= UP_HOLD_S
+    assert choice.choose(300_000, rates, t + 1) == 0  # the link could not carry the trial: back at once
+    assert choice.hold == 2 * UP_HOLD_S
+    start = t + 1
+    while choice.current == 0:
+        t += 1.0
+        choice.choose(150_000, rates, t)
+    assert t - start >= 2 * UP_HOLD_S  # the next trial waited twice as long
+    for _ in range(20):
+        choice.went_up = t
+        choice.choose(1.0, rates, t)
+    assert choice.hold == MAX_HOLD_S
