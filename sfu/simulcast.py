@@ -79,8 +79,8 @@ class LayerChoice:
         # Up when the next layer fits with headroom, or on trial when the estimate is held back only by
         # what we send (it tops out at ~1.5x the received rate: nothing probes above it).
         unbound = bitrates[self.current] > 0 and estimate >= TRIAL_RATIO * bitrates[self.current]
-        if self.current < top and (fit > self.current and estimate >= UP_MARGIN * bitrates[self.current + 1]
-                                   or unbound and bitrates[self.current + 1] > 0):
+        if self.current < top and ((fit > self.current and estimate >= UP_MARGIN * bitrates[self.current + 1])
+                                   or (unbound and bitrates[self.current + 1] > 0)):
             if self.fits_since is None:
                 self.fits_since = now
             elif now - self.fits_since >= self.hold:

@@ -190,7 +190,7 @@ def test_an_estimate_held_back_by_what_it_receives_tries_a_step_up_and_backs_off
         t += 1.0
         choice.choose(150_000, rates, t)
     assert t - start >= 2 * UP_HOLD_S  # the next trial waited twice as long
-    for _ in range(20):
-        choice.went_up = t
-        choice.choose(1.0, rates, t)
+    for _ in range(20):  # every trial fails: the hold stops growing at its bound
+        choice.current, choice.went_up = 1, t
+        assert choice.choose(1.0, rates, t) == 0
     assert choice.hold == MAX_HOLD_S
