@@ -309,6 +309,17 @@ class Router:
                          viewers=sum(1 for t in visible if t.role is Role.SUBSCRIBER),
                          producers=producers, packets_forwarded=forwarded)
 
+    def set_max_layer(self, peer_id: PeerId, max_layer: int | None) -> int:
+        """A viewer's cap on its simulcast layers (0 lowest; None: none), on each of its simulcast
+        tracks; returns how many tracks it capped (0 when the room sends none in simulcast)."""
+        capped = 0
+        for c in self._get(peer_id).consumers.values():
+            track = c.producer.simulcast
+            if track is not None and c.consumer_id in track.choices:
+                track.set_max_layer(c.consumer_id, max_layer)
+                capped += 1
+        return capped
+
     def link_stats(self, peer_id: PeerId) -> dict[str, Any]:
         """One peer's own link as the SFU sees it (its bandwidth estimate): for that peer only."""
         return self._get(peer_id).link_stats()

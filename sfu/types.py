@@ -151,6 +151,11 @@ class MediaService(Protocol):
         ``loss`` (0-1), ``rtt_ms`` (None until a receiver report echoed a sender report) and
         ``transport_cc_feedback_sent`` (to a publisher). ``UnknownPeer`` if it has no peer there."""
 
+    async def set_max_layer(self, room_id: RoomId, peer_id: PeerId, max_layer: int | None) -> int:
+        """A viewer caps the simulcast layers it gets (0 the lowest; None lifts the cap): it moves down
+        at once (at the lower layer's next keyframe) and never above the cap. Returns how many of its
+        tracks are simulcast (0: the cap changes nothing). ``UnknownPeer`` if it has no peer there."""
+
     async def save_clip(self, room_id: RoomId) -> Clip:
         """The room's last ``sfu.clip_seconds`` of every published track in one file, remuxed from the
         buffered RTP (never decoded). ``UnknownRoom`` if the room is not open, ``NoClip`` if nothing

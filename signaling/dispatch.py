@@ -116,6 +116,7 @@ class Dispatcher:
             "show.mute": shows.moderation.mute,
             "show.kick": shows.moderation.kick,
             "show.stats": shows.links.stats,
+            "show.layers": shows.links.layers,
         }
         if clips is not None:
             table["clip.save"] = clips.save

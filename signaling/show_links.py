@@ -1,4 +1,5 @@
-"""A show member's own link, as the SFU sees it (``show.stats``).
+"""A show member's own link, as the SFU sees it (``show.stats``), and its cap on simulcast layers
+(``show.layers``).
 
 The SFU keeps a send-side bandwidth estimate per viewer transport (``sfu.bwe``), its loss and the
 round trip from its receiver reports. A member may ask for its own link in a show it is in, and only
@@ -34,6 +35,13 @@ class ShowLinks:
     def __init__(self, book: ShowBook, media: MediaService) -> None:
         self._book = book
         self._media = media
+
+    async def layers(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``show.layers``: the most simulcast layers this member wants (absent: as many as its link takes)."""
+        show, member = self._book.show_of(session, body["room"])
+        most = body.get("max_layers")
+        simulcast = await self._media.set_max_layer(show.room, member.peer_id, None if most is None else most - 1)
+        return {"room": show.room, "simulcast_tracks": simulcast}
 
     async def stats(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, member = self._book.show_of(session, body["room"])

@@ -43,6 +43,9 @@ class UnavailableMedia:
     async def save_clip(self, room_id: RoomId) -> Clip:
         raise Unavailable("this node has no SFU")
 
+    async def set_max_layer(self, room_id: RoomId, peer_id: PeerId, max_layer: int | None) -> int:
+        raise Unavailable("this node has no SFU")
+
     async def link_stats(self, room_id: RoomId, peer_id: PeerId) -> dict[str, Any]:
         raise Unavailable("this node has no SFU")
 

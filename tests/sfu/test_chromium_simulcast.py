@@ -103,10 +103,7 @@ def test_chrome_publishes_three_layers_and_a_viewer_decodes_them_switching_at_ke
             frames = viewer.frames["video"]
             sfu.call(viewer.wait_frames(frames + 30, timeout=30), timeout=40)
 
-            async def cap_to_lowest() -> None:
-                track.set_max_layer(consumer.consumer_id, 0)
-
-            sfu.call(cap_to_lowest())  # a viewer asking for the lowest layer: down at once, at its keyframe
+            assert sfu.call(sfu.worker.set_max_layer(ROOM, PeerId("viewer"), 0)) == 1  # a viewer asking for the lowest layer: down at once, at its keyframe
             assert poll(lambda: consumer.producer is track.layers[0], bool, 20), (consumer.producer, track.bitrates)
             frames = viewer.frames["video"]
             sfu.call(viewer.wait_frames(frames + 30, timeout=30), timeout=40)

@@ -61,6 +61,11 @@ async def test_a_viewer_and_a_tap_each_read_their_own_link_and_nobody_reads_anot
         fan_peer = next(p for p, t in router.transports.items() if t.user_id == "fan")
         assert "peer" not in mine and fan_peer not in str(mine)
 
+        # One encoding from this broadcaster: a cap on layers is taken and changes nothing.
+        assert (await fan.ok("show.layers", room=ROOM, max_layers=1))["simulcast_tracks"] == 0
+        assert (await fan.ok("show.layers", room=ROOM))["simulcast_tracks"] == 0
+        assert (await fan.request("show.layers", room=ROOM, max_layers=0))["code"] == "bad_message"
+
         # Naming another peer is not a thing: the body carries a room only, the answer is one's own.
         caster_peer = next(p for p, t in router.transports.items() if t.user_id == "caster")
         reply = await fan.request("show.stats", room=ROOM, peer_id=caster_peer)
