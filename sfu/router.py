@@ -301,7 +301,7 @@ class Router:
         producers = tuple(
             ProducerStats(producer_id=p.producer_id, peer_id=p.peer_id, kind=p.kind, mime_type=p.codec.mime_type,
                           packets_received=p.packets_received,
-                          consumers=sum(1 for c in p.active + p.waiting if not c.hidden))
+                          consumers=visible_consumers(p))
             for p in self._live_producers())
         forwarded = sum(c.packets for t in visible for c in t.consumers.values())
         return RoomStats(room_id=self.room_id,
@@ -361,6 +361,13 @@ class Router:
                                             at_ms=now_ms, publishers=publishers[:64], opened_at_ms=opened))
         except Exception:  # a bad field or an event store outage must not break media
             log.exception("sfu event %s lost", kind)
+
+
+def visible_consumers(producer: Producer) -> int:
+    """Visible consumers of a track: of all its layers when it is simulcast (once each, also one that
+    waits on a layer while it switches)."""
+    layers = producer.simulcast.layers if producer.simulcast is not None else [producer]
+    return len({id(c) for p in layers for c in p.active + p.waiting if not c.hidden})
 
 
 def ice_ufrag(sdp: str) -> str | None:
