@@ -222,6 +222,34 @@ class Estimator:
         self.remb = bitrate
 
 
+class RoundTrip:
+    """The round trip to a viewer, from its receiver reports echoing our sender reports (RFC 3550
+    6.4.1: now - when we sent the SR its LSR names - the DLSR it held it), smoothed like TCP's SRTT."""
+
+    KEEP = 16
+    """Sender reports remembered (by the middle 32 bits of their NTP time): a few seconds' worth."""
+
+    def __init__(self) -> None:
+        self.sent: dict[int, float] = {}
+        self.rtt: float | None = None
+        """Seconds, once a receiver report echoed one of our sender reports."""
+
+    def on_sender_report(self, sr: bytes, now: float) -> None:
+        self.sent[int.from_bytes(sr[10:14], "big")] = now
+        if len(self.sent) > self.KEEP:
+            del self.sent[next(iter(self.sent))]
+
+    def on_delays(self, delays: list[tuple[int, int]], now: float) -> None:
+        """``(LSR, DLSR)`` pairs of the viewer's report blocks about our streams."""
+        for lsr, dlsr in delays:
+            sent = self.sent.get(lsr)
+            if sent is None:
+                continue
+            sample = now - sent - dlsr / 65536
+            if sample >= 0:
+                self.rtt = sample if self.rtt is None else 0.875 * self.rtt + 0.125 * sample
+
+
 class LinkEstimate:
     """A viewer transport's side: the packets it numbered (``departures``, written by its consumers)
     and the estimate its feedback feeds: transport-cc when it sends that, else REMB and RR loss."""
@@ -229,6 +257,7 @@ class LinkEstimate:
     def __init__(self, limits: Limits | None = None) -> None:
         self.departures = Departures()
         self.estimator = Estimator(limits)
+        self.round_trip = RoundTrip()
         self.source: str | None = None
         """``transport-cc`` or ``remb`` once the viewer's feedback fed the estimate."""
 
@@ -252,5 +281,7 @@ class LinkEstimate:
 
     def stats(self) -> dict[str, Any]:
         est = self.estimator
+        rtt = self.round_trip.rtt
         return {"available_outgoing_bitrate": est.bitrate if self.source else None,
-                "estimate_source": self.source, "loss": round(est.loss, 4)}
+                "estimate_source": self.source, "loss": round(est.loss, 4),
+                "rtt_ms": round(rtt * 1000, 1) if rtt is not None else None}

@@ -62,6 +62,13 @@ class Consumer:
         self._last_seq = self.seq_off
         self._last_ts = self.ts_off
         self._stopped_at = time.monotonic()
+        self.pending: Producer | None = None
+        """A simulcast layer this consumer moves to at that layer's next keyframe (it waits there)."""
+        self._before: tuple[Producer, int, int, int] | None = None
+        """The layer it left at its last switch: (producer, its sequence and timestamp offsets, our
+        first sequence number after the switch); NACKs for earlier numbers are answered from it."""
+        self.switches = 0
+        """Layer switches made (simulcast)."""
         self.out = out
         """The viewer transport's extension ids (``mid`` element, ``abs-send-time``, passthrough)."""
         self.departures = departures if out.transport_cc else None
@@ -74,10 +81,14 @@ class Consumer:
             self.forward = self._forward_ext  # type: ignore[method-assign]
 
     def start(self, seq: int, ts: int) -> None:
-        """Called by the producer at the keyframe this consumer starts with."""
+        """Called by the producer at the keyframe this consumer starts with (or, for a layer switch
+        asked by :meth:`switch_at_keyframe`, the target layer's keyframe: the handover happens here)."""
         if self.on_first is not None:
             first, self.on_first = self.on_first, None
             first()
+        if self.pending is not None:
+            self._hand_over(seq, ts)
+            return
         if self.started:
             self.seq_off, self.ts_off = continuity_offsets(
                 self._last_seq, self._last_ts, time.monotonic() - self._stopped_at,
@@ -152,15 +163,56 @@ class Consumer:
         self.producer = producer
         producer.add_consumer(self)
 
+    def switch_at_keyframe(self, target: Producer) -> None:
+        """Move to another layer of the same track at its next keyframe (asked for with a PLI, unless
+        hidden), forwarding the current one until then; the target being the current layer cancels a
+        pending move. A consumer that has not started yet just waits on the target instead."""
+        if self.pending is not None:
+            self.pending.remove_consumer(self)
+            self.pending = None
+        if target is self.producer or self.closed:
+            return
+        if not self.started:
+            self.producer.remove_consumer(self)
+            self.producer = target
+            target.add_consumer(self)
+            return
+        self.pending = target
+        target.add_consumer(self)
+
+    def _hand_over(self, seq: int, ts: int) -> None:
+        """At the target layer's keyframe ``seq``/``ts``: leave the current layer after its last packet
+        we sent; numbering goes on by one, the timestamp by the time since that packet."""
+        old, new = self.producer, self.pending
+        assert new is not None
+        self.pending = None
+        old.remove_consumer(self)
+        last = old.lookup(old.max_seq) if old.max_seq >= 0 else None
+        last_seq = (old.max_seq + self.seq_off) & 0xFFFF
+        last_ts = ((last[1] if last is not None else 0) + self.ts_off) & 0xFFFFFFFF
+        elapsed = max(0.0, time.monotonic() - old.departure[0]) if old.departure[0] else 0.0
+        self._before = (old, self.seq_off, self.ts_off, (last_seq + 1) & 0xFFFF)
+        self.seq_off, self.ts_off = continuity_offsets(last_seq, last_ts, elapsed, new.codec.clock_rate, seq, ts)
+        self.producer = new
+        self.switches += 1
+
+    def _source_of(self, s: int) -> tuple[Producer, int, int]:
+        """The layer and offsets our sequence number ``s`` was sent with (the current one, or the one
+        left at the last switch for numbers before it)."""
+        before = self._before
+        if before is not None and 0 < (before[3] - s) & 0xFFFF < 0x8000:
+            return before[0], before[1], before[2]
+        return self.producer, self.seq_off, self.ts_off
+
     def on_nack(self, seqs: list[int]) -> None:
         self.nacked += len(seqs)
-        producer = self.producer
         for s in seqs:
-            entry = producer.lookup((s - self.seq_off) & 0xFFFF)
+            producer, seq_off, ts_off = self._source_of(s)
+            entry = producer.lookup((s - seq_off) & 0xFFFF)
             if entry is None:
                 continue
             _, ts, marker, payload = entry
-            ts = (ts + self.ts_off) & 0xFFFFFFFF
+            ts = (ts + ts_off) & 0xFFFFFFFF
             if self.rtx_payload_type is not None:
                 self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
                 packet = self._retransmission_header(marker | self.rtx_payload_type, self.rtx_seq, ts,
@@ -186,3 +238,6 @@ class Consumer:
             return
         self.closed = True
         self.producer.remove_consumer(self)
+        if self.pending is not None:
+            self.pending.remove_consumer(self)
+            self.pending = None

@@ -409,6 +409,10 @@ class WorkerPool:
         return merged_stats(room_id, [room_stats_from(await w.call("room_stats", room_id))
                                       for w in placement.hosts()])
 
+    async def set_max_layer(self, room_id: RoomId, peer_id: PeerId, max_layer: int | None) -> int:
+        """A viewer's cap on its simulcast layers, on the worker its transport is on."""
+        return int(await self._peer_worker(room_id, peer_id).call("set_max_layer", room_id, peer_id, max_layer))
+
     async def link_stats(self, room_id: RoomId, peer_id: PeerId) -> dict[str, Any]:
         """One peer's own link, from the worker its transport is on (for that peer only)."""
         return dict(await self._peer_worker(room_id, peer_id).call("link_stats", room_id, peer_id))

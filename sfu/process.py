@@ -107,7 +107,8 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
                     await worker.add_ice_candidate(room_id, peer_id, None if c is None else IceCandidate(*c))
                     result = None
                 elif method in ("open_room", "publish", "accept_answer", "renegotiate", "close_peer", "close_room",
-                                "open_pipe", "connect_pipe", "close_pipe", "link_stats"):
+                                "open_pipe", "connect_pipe", "close_pipe", "link_stats",
+                                "set_max_layer"):
                     result = await getattr(worker, method)(*args)
                 else:
                     raise SfuError(f"unknown method {method}")

@@ -19,6 +19,7 @@ from sfu.types import PeerId
 if TYPE_CHECKING:
     from sfu.clips import ClipBuffer
     from sfu.consumer import Consumer
+    from sfu.simulcast import SimulcastTrack
 
 MAX_NACK_GAP = 128
 """A forward jump of the publisher's sequence bigger than this is a restart, not a loss to NACK."""
@@ -110,6 +111,8 @@ class Producer:
         self.waiting: list[Consumer] = []
         self.cache: list[tuple[int, int, int, bytes] | None] = [None] * (CACHE_SIZE if codec.kind == "video" else 0)
         self.packets_received = 0
+        self.octets_received = 0
+        """Bytes of RTP received (a simulcast layer's bitrate is measured from it)."""
         self.malformed = 0
         self.max_seq = -1
         self.cycles = 0
@@ -137,6 +140,8 @@ class Producer:
         ``Consumer._forward_ext``)."""
         self.clip: ClipBuffer | None = None
         """The last seconds of this track for evidence clips (the router sets it; None: off)."""
+        self.simulcast: SimulcastTrack | None = None
+        """The track this producer is one layer of, when its publisher sends simulcast."""
         self.closed = False
 
     # hot path -------------------------------------------------------------------------------
@@ -150,6 +155,7 @@ class Producer:
         marker = data[1] & 0x80
         payload = data[off:payload_end(data)]
         self.packets_received += 1
+        self.octets_received += len(data)
         max_seq = self.max_seq
         if max_seq < 0:
             self.base_seq = self.max_seq = seq

@@ -13,6 +13,7 @@ from sfu.errors import Faults, NegotiationError, NoClip, UnknownPeer, UnknownRoo
 from sfu.keyframes import KEYFRAME_INTERVAL_S, KeyframeSchedule
 from sfu.pipe import Descriptor, PipeTransport
 from sfu.producer import Codec, KeyframeRequester, Producer
+from sfu.simulcast import SimulcastTrack
 from sfu.transport import DtlsCertificate, Role, Transport
 from sfu.types import EventSink, IceCandidate, PeerId, ProducerStats, RoomStats, SfuListener
 from switchboard.events import EventType, TapEvent
@@ -39,6 +40,8 @@ class Router:
         self.listener = listener
         self.transports: dict[PeerId, Transport] = {}
         self.producers: dict[str, Producer] = {}
+        self.tracks: list[SimulcastTrack] = []
+        """Simulcast tracks (their exposed layer is in ``producers``): each viewer's layer is chosen per tick."""
         self.pipes: dict[str, PipeTransport] = {}
         self.clip_seconds = clip_seconds
         """Evidence clip length; every publisher's producer buffers this much RTP (0: no buffers)."""
@@ -85,6 +88,14 @@ class Router:
         return producer
 
     def _producer_added(self, transport: Transport | PipeTransport, producer: Producer) -> None:
+        track = producer.simulcast
+        if track is not None and track.exposed is not producer:
+            # Another layer of a track the room already shows: reached by switching only.
+            producer.clip = None
+            self.keyframe_schedule.add(producer, time.monotonic())
+            return
+        if track is not None:
+            self.tracks.append(track)
         self.producers[producer.producer_id] = producer
         if isinstance(transport, Transport):
             self.keyframe_schedule.add(producer, time.monotonic())
@@ -296,7 +307,7 @@ class Router:
         producers = tuple(
             ProducerStats(producer_id=p.producer_id, peer_id=p.peer_id, kind=p.kind, mime_type=p.codec.mime_type,
                           packets_received=p.packets_received,
-                          consumers=sum(1 for c in p.active + p.waiting if not c.hidden))
+                          consumers=visible_consumers(p))
             for p in self._live_producers())
         forwarded = sum(c.packets for t in visible for c in t.consumers.values())
         return RoomStats(room_id=self.room_id,
@@ -304,13 +315,32 @@ class Router:
                          viewers=sum(1 for t in visible if t.role is Role.SUBSCRIBER),
                          producers=producers, packets_forwarded=forwarded)
 
+    def set_max_layer(self, peer_id: PeerId, max_layer: int | None) -> int:
+        """A viewer's cap on its simulcast layers (0 lowest; None: none), on each of its simulcast
+        tracks; returns how many tracks it capped (0 when the room sends none in simulcast)."""
+        capped = 0
+        for c in self._get(peer_id).consumers.values():
+            track = c.producer.simulcast
+            if track is not None and c.consumer_id in track.choices:
+                track.set_max_layer(c.consumer_id, max_layer)
+                capped += 1
+        return capped
+
     def link_stats(self, peer_id: PeerId) -> dict[str, Any]:
         """One peer's own link as the SFU sees it (its bandwidth estimate): for that peer only."""
         return self._get(peer_id).link_stats()
 
     def tick(self) -> None:
         """Once a second; one peer's or pipe's failure never stops the others' RTCP."""
-        self.keyframe_schedule.tick(time.monotonic())
+        now = time.monotonic()
+        self.keyframe_schedule.tick(now)
+        if self.tracks:
+            self.tracks = [t for t in self.tracks if t.exposed is not None and not t.exposed.closed]
+            for track in self.tracks:
+                try:
+                    track.tick(now)
+                except Exception as exc:
+                    self.faults.caught(exc)
         for t in list(self.transports.values()):
             try:
                 t.tick()
@@ -337,6 +367,13 @@ class Router:
                                             at_ms=now_ms, publishers=publishers[:64], opened_at_ms=opened))
         except Exception:  # a bad field or an event store outage must not break media
             log.exception("sfu event %s lost", kind)
+
+
+def visible_consumers(producer: Producer) -> int:
+    """Visible consumers of a track: of all its layers when it is simulcast (once each, also one that
+    waits on a layer while it switches)."""
+    layers = producer.simulcast.layers if producer.simulcast is not None else [producer]
+    return len({id(c) for p in layers for c in p.active + p.waiting if not c.hidden})
 
 
 def ice_ufrag(sdp: str) -> str | None:

@@ -93,6 +93,21 @@ def rr_fractions(count: int, body: bytes, sources: Container[int]) -> list[int]:
     return found
 
 
+def rr_delays(count: int, body: bytes, sources: Container[int]) -> list[tuple[int, int]]:
+    """``(LSR, DLSR)`` of each report block of an RR body about one of ``sources`` that echoes an SR
+    (LSR 0 means none was received yet). Both in the middle 32 bits of NTP (DLSR: 1/65536 s)."""
+    found = []
+    for k in range(count):
+        i = 4 + 24 * k
+        if i + 24 > len(body):
+            break
+        if int.from_bytes(body[i:i + 4], "big") in sources:
+            lsr, dlsr = struct.unpack_from("!II", body, i + 16)
+            if lsr:
+                found.append((lsr, dlsr))
+    return found
+
+
 def sr_info(body: bytes) -> tuple[int, int, int]:
     """Sender SSRC, 64-bit NTP time and RTP timestamp of a sender report body."""
     if len(body) < 24:

@@ -23,12 +23,13 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpReceiveParamete
 from aiortc.sdp import candidate_from_sdp
 
 from sfu import aiortc_private as private
-from sfu import extensions, rtcp, twcc
+from sfu import extensions, rtcp, simulcast_in, twcc
 from sfu.bwe import LinkEstimate
 from sfu.consumer import Consumer
 from sfu.errors import Faults, NegotiationError
 from sfu.producer import Codec, Producer
 from sfu.rtp import HEADER, payload_end, payload_offset
+from sfu.simulcast import SimulcastTrack
 from sfu.types import IceCandidate, PeerId
 from switchboard.ids import UserId
 
@@ -153,6 +154,8 @@ class Transport:
         self._rtx: dict[int, Producer] = {}
         """The publisher's RTX SSRCs (its retransmissions after our NACKs), to their producer."""
         self._pending_pt: dict[int, tuple[Codec, Any]] = {}
+        self.demux = simulcast_in.LayerDemux()
+        """Publisher: its simulcast sections, whose layers' SSRCs are learnt by ``rid``."""
         self.extension_ids: dict[str, dict[str, int]] = {}
         """mid -> (URI -> id) negotiated on this transport (publisher: its ids; subscriber: the answer's)."""
         self._offer_ids: dict[str, int] = {}
@@ -221,6 +224,7 @@ class Transport:
         """Publisher: apply the client's offer, return our answer (recvonly, all candidates)."""
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            self.demux.layers = simulcast_in.offered_layers(offer_sdp)
             if not self.pc.getTransceivers():
                 raise ValueError("no audio or video section")
             for tr in self.pc.getTransceivers():
@@ -231,7 +235,8 @@ class Transport:
                 private.take_dtls_server_role(self.pc)
             self._prepare()
             await self.pc.setLocalDescription(await self.pc.createAnswer())
-            answer = extensions.complete_answer(self.pc.localDescription.sdp, offer_sdp)
+            answer = simulcast_in.accept_layers(extensions.complete_answer(self.pc.localDescription.sdp, offer_sdp),
+                                                self.demux.layers)
         except (ValueError, AssertionError, KeyError, TypeError, StopIteration) as exc:
             raise NegotiationError(f"bad offer: {exc}") from exc
         except InvalidStateError as exc:  # closed (by its room) while it negotiated
@@ -247,7 +252,10 @@ class Transport:
         if tr.receiver.transport.state != "connected":
             return
         self._ensure_wire(tr.receiver.transport)
-        codec, _ = codec_of(parameters, tr.kind)
+        codec, rtx_pt = codec_of(parameters, tr.kind)
+        if tr.mid in self.demux.layers:
+            self.demux.expect(codec, rtx_pt, tr.mid)
+            return
         encoding = next((e for e in parameters.encodings if e.ssrc), None)
         ssrc = encoding.ssrc if encoding else None
         if any(p.codec.payload_type == codec.payload_type and p.kind == codec.kind
@@ -265,6 +273,21 @@ class Transport:
         producer.ext_in = extensions.Inbound.of(self.extension_ids.get(mid or "", {}))
         self.producers[ssrc] = producer
         self._on_producer(self, producer)
+
+    def _add_layer(self, codec: Codec, ssrc: int, mid: str, track: SimulcastTrack, order: int) -> Producer:
+        producer = self._new_producer(self, codec, ssrc)
+        producer.ext_in = extensions.Inbound.of(self.extension_ids.get(mid, {}))
+        producer.simulcast = track
+        track.insert(producer, order)
+        self.producers[ssrc] = producer
+        self._on_producer(self, producer)
+        return producer
+
+    def _add_rtx(self, ssrc: int, producer: Producer) -> None:
+        self._rtx[ssrc] = producer
+
+    def _estimate(self) -> float | None:
+        return self.link.estimator.bitrate if self.link.source else None
 
     def offer_pending(self) -> bool:
         """An offer is in the making or waits for its answer: a new one must wait (``needs_offer``)."""
@@ -325,6 +348,8 @@ class Transport:
         consumer.on_first = None if self.hidden else self._first_packet
         self.consumers[ssrc] = consumer
         producer.add_consumer(consumer)
+        if producer.simulcast is not None:
+            producer.simulcast.add(consumer, estimate=self._estimate)
 
     def _first_packet(self) -> None:
         notify, self.on_first_media = self.on_first_media, None
@@ -362,6 +387,10 @@ class Transport:
         rtx = self._rtx.get(ssrc)
         if rtx is not None:
             self._on_rtx(rtx, data)
+            return
+        if self.demux.pending and self.demux.on_unknown(data, ssrc, self.extension_ids, self._add_layer, self._add_rtx):
+            if ssrc in self.producers:
+                self.producers[ssrc].on_rtp(data)  # the layer's first packet (often its keyframe's)
             return
         pending = self._pending_pt.pop(data[1] & 0x7F, None)
         if pending is not None:
@@ -412,7 +441,9 @@ class Transport:
                     if bitrate is not None and self.consumers:
                         self.link.on_remb(bitrate)
                 elif pt == rtcp.RR and self.consumers:
-                    self.link.on_receiver_loss(rtcp.rr_fractions(fmt, body, self.consumers), time.monotonic())
+                    now = time.monotonic()
+                    self.link.on_receiver_loss(rtcp.rr_fractions(fmt, body, self.consumers), now)
+                    self.link.round_trip.on_delays(rtcp.rr_delays(fmt, body, self.consumers), now)
                 elif pt == rtcp.PSFB and fmt in (rtcp.FMT_PLI, rtcp.FMT_FIR):
                     media = rtcp.feedback_ssrcs(body)[1]
                     if fmt == rtcp.FMT_FIR and len(body) >= 12:
@@ -456,6 +487,7 @@ class Transport:
                 sr = c.sender_report()
                 if sr is not None:
                     parts.append(sr)
+                    self.link.round_trip.on_sender_report(sr, time.monotonic())
         if parts:
             self.wire.send_rtcp(b"".join(parts))
 

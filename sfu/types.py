@@ -21,6 +21,7 @@ Who calls what, and when:
 * :meth:`MediaService.close_peer` when a socket goes away or a participant leaves;
   :meth:`MediaService.close_room` when a show ends. Both are safe to call twice.
 * :meth:`MediaService.room_stats` answers participants: it never counts or lists hidden peers.
+* :meth:`MediaService.link_stats` answers one peer about its own link (signaling never names another).
 * Tap opened/closed are durable facts: the SFU hands them (:class:`switchboard.events.TapEvent`, the
   schema the control API reads too) to an :class:`EventSink` (in production
   :class:`sfu.events.RedisEventSink`, XADD to ``switchboard.keyspace.EVENTS_STREAM``).
@@ -29,7 +30,7 @@ Who calls what, and when:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NewType, Protocol
+from typing import TYPE_CHECKING, Any, NewType, Protocol
 
 from switchboard.events import TapEvent
 from switchboard.ids import RoomId, UserId
@@ -147,6 +148,17 @@ class MediaService(Protocol):
 
     async def room_stats(self, room_id: RoomId) -> RoomStats:
         """Counts and tracks as participants may see them (never hidden peers)."""
+
+    async def link_stats(self, room_id: RoomId, peer_id: PeerId) -> dict[str, Any]:
+        """``peer_id``'s own link as the SFU sees it, for that peer only: ``available_outgoing_bitrate``
+        (bit/s, None before any feedback), ``estimate_source`` (``transport-cc``, ``remb`` or None),
+        ``loss`` (0-1), ``rtt_ms`` (None until a receiver report echoed a sender report) and
+        ``transport_cc_feedback_sent`` (to a publisher). ``UnknownPeer`` if it has no peer there."""
+
+    async def set_max_layer(self, room_id: RoomId, peer_id: PeerId, max_layer: int | None) -> int:
+        """A viewer caps the simulcast layers it gets (0 the lowest; None lifts the cap): it moves down
+        at once (at the lower layer's next keyframe) and never above the cap. Returns how many of its
+        tracks are simulcast (0: the cap changes nothing). ``UnknownPeer`` if it has no peer there."""
 
     async def save_clip(self, room_id: RoomId) -> Clip:
         """The room's last ``sfu.clip_seconds`` of every published track in one file, remuxed from the

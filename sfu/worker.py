@@ -208,6 +208,10 @@ class Worker:
         except NothingToClip as exc:
             raise NoClip(f"room {room_id}: {exc}") from None
 
+    async def set_max_layer(self, room_id: RoomId, peer_id: PeerId, max_layer: int | None) -> int:
+        """A viewer's cap on its simulcast layers (see ``Router.set_max_layer``)."""
+        return self.router(room_id).set_max_layer(peer_id, max_layer)
+
     async def link_stats(self, room_id: RoomId, peer_id: PeerId) -> dict[str, Any]:
         """What ``peer_id`` may see of its own link (see ``Transport.link_stats``); never another's."""
         return self.router(room_id).link_stats(peer_id)

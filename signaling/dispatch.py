@@ -115,6 +115,8 @@ class Dispatcher:
             "show.chat_pin": shows.moderation.pin,
             "show.mute": shows.moderation.mute,
             "show.kick": shows.moderation.kick,
+            "show.stats": shows.links.stats,
+            "show.layers": shows.links.layers,
         }
         if clips is not None:
             table["clip.save"] = clips.save

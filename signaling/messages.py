@@ -93,6 +93,8 @@ SCHEMAS: Mapping[str, tuple[Field, ...]] = {
     "show.leave": (_ROOM,),
     "show.end": (_ROOM,),
     "show.roster": (_ROOM,),
+    "show.stats": (_ROOM,),
+    "show.layers": (_ROOM, _f("max_layers", Kind.COUNT, False)),
     "show.list": (),
     "show.publish": (_ROOM, _f("sdp", Kind.SDP)),
     "show.subscribe": (_ROOM,),

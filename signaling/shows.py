@@ -29,6 +29,7 @@ from signaling.relations import Relations
 from signaling.renegotiation import Renegotiations
 from signaling.room_events import RoomEvents
 from signaling.session import Session
+from signaling.show_links import ShowLinks
 from signaling.show_moderation import ChatLines, ShowModeration
 from signaling.types import IceServersFor
 from switchboard.events import EventType
@@ -117,6 +118,8 @@ class ShowBook:
         self._renegotiations = Renegotiations(media)
         self.moderation = ShowModeration(self)
         """The broadcaster's and moderators' doors: delete, pin, mute, kick."""
+        self.links = ShowLinks(self, media)
+        """``show.stats``: a member's own link."""
         media.set_listener(self)
         self.events = RoomEvents(None)  # webhooks' room facts (visible members only); the node gives it Redis
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sfu.clips import Clip
 from sfu.types import IceCandidate, PeerId, RoomStats, SfuListener
 from signaling.errors import Unavailable
@@ -39,6 +41,12 @@ class UnavailableMedia:
         pass
 
     async def save_clip(self, room_id: RoomId) -> Clip:
+        raise Unavailable("this node has no SFU")
+
+    async def set_max_layer(self, room_id: RoomId, peer_id: PeerId, max_layer: int | None) -> int:
+        raise Unavailable("this node has no SFU")
+
+    async def link_stats(self, room_id: RoomId, peer_id: PeerId) -> dict[str, Any]:
         raise Unavailable("this node has no SFU")
 
     async def room_stats(self, room_id: RoomId) -> RoomStats:

@@ -104,3 +104,20 @@ def test_a_link_prefers_transport_cc_and_reads_remb_and_loss_otherwise() -> None
     link.on_remb(100_000)  # ignored from now on
     link.on_receiver_loss([255], 2.2)
     assert link.estimator.remb is None and link.estimator.loss == 0.5  # the RR before, not this one
+
+
+def test_round_trip_from_a_receiver_report_echoing_our_sender_report() -> None:
+    from sfu import rtcp
+    from sfu.bwe import RoundTrip
+
+    rt = RoundTrip()
+    sr = rtcp.build_sr(1, rtcp.ntp_from_unix(1_700_000_000.25), 0, 0, 0)
+    rt.on_sender_report(sr, 10.0)
+    lsr = int.from_bytes(sr[10:14], "big")
+    rt.on_delays([(lsr ^ 1, 0)], 10.5)  # an SR we never sent: ignored
+    assert rt.rtt is None
+    rt.on_delays([(lsr, 65536 // 2)], 10.6)  # held 0.5 s by the viewer: 0.1 s on the wire
+    assert rt.rtt is not None and abs(rt.rtt - 0.1) < 1e-3
+    for k in range(RoundTrip.KEEP + 1):
+        rt.on_sender_report(rtcp.build_sr(1, rtcp.ntp_from_unix(1_700_000_001.0 + k), 0, 0, 0), 11.0 + k)
+    assert len(rt.sent) == RoundTrip.KEEP and lsr not in rt.sent

@@ -65,6 +65,12 @@ class FakeMedia:
     async def room_stats(self, room_id: RoomId) -> RoomStats:
         return RoomStats(room_id, 0, sum(1 for h in self.peers.get(room_id, {}).values() if not h))
 
+    async def set_max_layer(self, room_id: RoomId, peer_id: PeerId, max_layer: int | None) -> int:
+        return 0
+
+    async def link_stats(self, room_id: RoomId, peer_id: PeerId) -> dict[str, Any]:
+        return {"available_outgoing_bitrate": None, "estimate_source": None, "loss": 0.0, "rtt_ms": None}
+
     async def save_clip(self, room_id: RoomId) -> Clip:
         raise NoClip(f"room {room_id}: a fake SFU buffers nothing")
 

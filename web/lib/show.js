@@ -22,10 +22,31 @@ class ShowPeer {
   }
 }
 
+/** Simulcast encodings for a camera of this height, lowest first (the SFU takes them in this order):
+ *  three from 540 lines up, two from 360, none below (Chrome would drop the small ones anyway). */
+export function simulcastEncodings(height) {
+  if (height >= 540) {
+    return [{ rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150000 },
+            { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500000 },
+            { rid: "f", maxBitrate: 1500000 }];
+  }
+  if (height >= 360) return [{ rid: "h", scaleResolutionDownBy: 2, maxBitrate: 300000 }, { rid: "f", maxBitrate: 1000000 }];
+  return [];
+}
+
 export class Publisher extends ShowPeer {
-  /** Sends every track of `stream` to the show; resolves once the SFU answered. */
+  /** Sends every track of `stream` to the show (video in simulcast layers when the browser can, so
+   *  each viewer gets the layer its link carries); resolves once the SFU answered. */
   async publish(stream) {
-    for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
+    for (const track of stream.getTracks()) {
+      const encodings = track.kind === "video" ? simulcastEncodings(track.getSettings().height || 0) : [];
+      try {
+        if (encodings.length < 2) throw new Error("one encoding");
+        this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream], sendEncodings: encodings });
+      } catch {
+        this.pc.addTrack(track, stream);
+      }
+    }
     await this.pc.setLocalDescription();
     await gathered(this.pc);
     const { sdp } = await this.signal.request("show.publish", { room: this.room, sdp: this.pc.localDescription.sdp });

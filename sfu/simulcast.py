@@ -1,0 +1,167 @@
+"""Simulcast: a track sent in 2-3 encodings (layers, by ``rid``), one producer per layer, and per
+viewer the layer that fits the SFU's estimate of its link (``sfu.bwe``).
+
+Choosing (:class:`LayerChoice`, pure): down fast, up slowly. The chosen layer is the highest whose
+measured bitrate fits under the viewer's estimate; a lower one is taken at once; a higher one only
+after the next layer up has fitted with ``UP_MARGIN`` headroom for ``UP_HOLD_S`` seconds, one layer
+at a time. Nothing probes a viewer's link, and an estimate never grows far past what it receives, so
+an estimate ``TRIAL_RATIO`` above the current layer also allows a step up (a trial): if the estimate
+then falls under the new layer, the viewer drops back at once and waits twice as long before the
+next trial (up to ``MAX_HOLD_S``). A viewer may cap the layer (``max_layer``: a small tile needs no 720p). Without an
+estimate yet (no feedback), a viewer stays where it is: it starts on the lowest layer.
+
+Switching (:meth:`sfu.consumer.Consumer.switch_at_keyframe`): the consumer waits on the target
+layer (which is asked for a keyframe, unless the viewer is a hidden tap) while it keeps forwarding
+the current one, and hands over at the target's keyframe with continuous sequence numbers and a
+timestamp that goes on by the time elapsed. A non-simulcast track never comes here: its fast path
+is unchanged.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sfu.consumer import Consumer
+    from sfu.producer import Producer
+
+UP_HOLD_S = 4.0
+"""Seconds the next layer up must fit before a viewer goes up (libwebrtc's and mediasoup's are 2-10 s)."""
+UP_MARGIN = 1.25
+"""Headroom over the next layer's bitrate the estimate must have to go up."""
+TRIAL_RATIO = 1.4
+"""An estimate this far above the current layer's bitrate is not limited by the link but by what we
+send (estimators cap themselves near 1.5x the received rate): a step up is tried, and undone fast."""
+MAX_HOLD_S = 64.0
+"""The longest hold before another trial after trials that failed."""
+RATE_WINDOW_S = 2.0
+"""Seconds a layer's bitrate is measured over."""
+
+
+@dataclass
+class LayerChoice:
+    """One viewer's layer of one simulcast track (pure: times and rates passed in)."""
+
+    current: int = 0
+    max_layer: int | None = None
+    """The viewer's cap (0 = lowest), or None for no cap."""
+    fits_since: float | None = None
+    """Since when going up has been allowed (the next layer fits, or a trial is due)."""
+    hold: float = UP_HOLD_S
+    """How long that must last; doubled (up to ``MAX_HOLD_S``) by each trial that failed."""
+    went_up: float | None = None
+    """When the last step up was made (a drop soon after it is a failed trial)."""
+
+    def choose(self, estimate: float | None, bitrates: Sequence[float], now: float) -> int:
+        """The layer to be on now, given the viewer's estimate (bit/s) and each layer's bitrate (low
+        to high; a layer not measured yet counts as 0: it fits)."""
+        top = len(bitrates) - 1
+        if self.max_layer is not None:
+            top = max(0, min(top, self.max_layer))
+        if self.current > top:  # the cap came down, or a layer went away: at once
+            self.current, self.fits_since = top, None
+            return self.current
+        if estimate is None:
+            return self.current
+        fit = 0
+        measured = any(bitrates)
+        for i in range(top + 1):  # once layers are measured, a silent one (paused by the sender) never fits
+            if bitrates[i] <= estimate and (bitrates[i] > 0 or not measured):
+                fit = i
+        if fit < self.current:
+            failed = self.went_up is not None and now - self.went_up < 2 * self.hold
+            self.hold = min(MAX_HOLD_S, 2 * self.hold) if failed else UP_HOLD_S
+            self.current, self.fits_since, self.went_up = fit, None, None
+            return self.current
+        # Up when the next layer fits with headroom, or on trial when the estimate is held back only by
+        # what we send (it tops out at ~1.5x the received rate: nothing probes above it).
+        unbound = bitrates[self.current] > 0 and estimate >= TRIAL_RATIO * bitrates[self.current]
+        if self.current < top and ((fit > self.current and estimate >= UP_MARGIN * bitrates[self.current + 1])
+                                   or (unbound and bitrates[self.current + 1] > 0)):
+            if self.fits_since is None:
+                self.fits_since = now
+            elif now - self.fits_since >= self.hold:
+                self.current, self.fits_since, self.went_up = self.current + 1, None, now
+        else:
+            self.fits_since = None
+        return self.current
+
+
+@dataclass
+class RateMeter:
+    """A layer's bitrate from its producer's received octets, sampled once a tick."""
+
+    samples: list[tuple[float, int]] = field(default_factory=list)
+
+    def sample(self, now: float, octets: int) -> float:
+        self.samples.append((now, octets))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= RATE_WINDOW_S:
+            del self.samples[0]
+        (t0, o0), (t1, o1) = self.samples[0], self.samples[-1]
+        return 8 * (o1 - o0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+class SimulcastTrack:
+    """The layers of one published track (producers, lowest first) and each viewer's choice. Layers
+    may arrive one by one (``insert``): the first one is the track the room shows its viewers
+    (``exposed``); the others are reached only by switching."""
+
+    def __init__(self, layers: Sequence[Producer]) -> None:
+        self.layers = list(layers)
+        self.order = list(range(len(self.layers)))
+        self.meters = [RateMeter() for _ in self.layers]
+        self.bitrates = [0.0 for _ in self.layers]
+        self.exposed: Producer | None = self.layers[0] if self.layers else None
+        self.choices: dict[str, tuple[Consumer, LayerChoice, Callable[[], float | None] | None]] = {}
+        self.switches = 0
+        """Layer changes decided (each becomes a switch at the target's next keyframe)."""
+
+    def insert(self, producer: Producer, order: int) -> None:
+        """A layer learnt (its first packet), ``order`` its rank in the offer (0 lowest)."""
+        at = bisect.bisect(self.order, order)
+        self.order.insert(at, order)
+        self.layers.insert(at, producer)
+        self.meters.insert(at, RateMeter())
+        self.bitrates.insert(at, 0.0)
+        if self.exposed is None:
+            self.exposed = producer
+
+    def add(self, consumer: Consumer, max_layer: int | None = None,
+            estimate: Callable[[], float | None] | None = None) -> None:
+        """A viewer's consumer (attached to the exposed layer) joins the choice; ``estimate`` reads its
+        link's estimate (bit/s, None before any)."""
+        self.choices[consumer.consumer_id] = (consumer, LayerChoice(self.layer_of(consumer), max_layer), estimate)
+
+    def remove(self, consumer: Consumer) -> None:
+        self.choices.pop(consumer.consumer_id, None)
+
+    def set_max_layer(self, consumer_id: str, max_layer: int | None) -> None:
+        found = self.choices.get(consumer_id)
+        if found is not None:
+            found[1].max_layer = max_layer
+
+    def layer_of(self, consumer: Consumer) -> int:
+        return self.layers.index(consumer.producer) if consumer.producer in self.layers else 0
+
+    def tick(self, now: float, estimate_of: Callable[[Consumer], float | None] | None = None,
+             octets_of: Callable[[Producer], int] | None = None) -> None:
+        """Once a tick: measure the layers, choose per viewer, start the switches."""
+        self.bitrates = [m.sample(now, octets_of(p) if octets_of is not None else p.octets_received)
+                         for m, p in zip(self.meters, self.layers, strict=True)]
+        for consumer, choice, estimate in list(self.choices.values()):
+            if consumer.closed:
+                self.remove(consumer)
+                continue
+            choice.current = before = self.layer_of(consumer)
+            bitrate = estimate() if estimate is not None else estimate_of(consumer) if estimate_of else None
+            layer = choice.choose(bitrate, self.bitrates, now)
+            if layer != before:
+                self.switches += 1
+            target = self.layers[layer]
+            if target is not consumer.producer and target is not consumer.pending:
+                consumer.switch_at_keyframe(target)
+            elif target is consumer.producer and consumer.pending is not None:
+                consumer.switch_at_keyframe(target)  # cancels a move no longer wanted
