@@ -7,6 +7,7 @@ values in a :class:`Call` and returns a :class:`Reply`. Errors become RFC 9457 p
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -160,6 +161,12 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
         # Nobody is left to read an answer: an ordinary event, not a server fault.
         log.info("client closed the connection during %s %s", request.method, request.path)
         return problem(400, "Client went away", "the connection closed before the body was read", request.path)
+    except asyncio.CancelledError:
+        # aiohttp cancels a handler whose client went away while it awaited (Redis, Postgres) before
+        # reading the body: the same ordinary event, said the same way; the cancellation goes on.
+        if request.transport is None or request.transport.is_closing():
+            log.info("client closed the connection during %s %s", request.method, request.path)
+        raise
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -163,6 +163,8 @@ class Call:
             self.chats.put_nowait(event)
         elif self.peer is None:
             self._early.append(event)  # media of a call we have not started yet: replayed by start()
+        elif self.peer.closed or self.ended is not None:
+            return  # media still in flight for a peer this side already closed (the call is ending)
         elif kind == "call.offer":
             await self.node.request("call.answer", call_id=self.call_id, sdp=await self.peer.answer(event["sdp"]))
         elif kind == "call.answer":
