@@ -145,6 +145,7 @@ class Closed:
 
 async def test_a_worker_that_stays_late_sheds_its_newest_viewers_and_keeps_the_publisher() -> None:
     worker = Worker(addresses=("127.0.0.1",), events=MemoryEventSink(), tick_s=0.05)
+    worker.shed_lag_s = 10.0  # only the lag this test sets below sheds (the loaded suite's must not)
     listener = Closed()
     worker.set_listener(listener)
     await worker.start()
@@ -177,6 +178,7 @@ async def test_a_shed_viewer_is_told_over_ws_and_the_broadcaster_is_not(
     @contextlib.asynccontextmanager
     async def open_media(redis: Any) -> AsyncIterator[Worker]:
         w = Worker(addresses=("127.0.0.1",), events=MemoryEventSink(), tick_s=0.05)
+        w.shed_lag_s = 10.0  # only the lag this test sets below sheds (the loaded suite's must not)
         workers.append(w)
         await w.start()
         try:
