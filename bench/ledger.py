@@ -57,8 +57,9 @@ async def _users(session: aiohttp.ClientSession, base: str, n: int, tag: str) ->
     async def one(i: int) -> tuple[str, str]:
         async with gate:
             creds = {"email": f"{tag}{i}@example.com", "password": f"bench-password-{i}"}
-            uid = (await _json(session, "POST", f"{base}/auth/register", json=creds))["id"]
-            return uid, (await _json(session, "POST", f"{base}/auth/login", json=creds))["access_token"]
+            await _json(session, "POST", f"{base}/auth/register", json=creds)  # 202: no id (no enumeration)
+            login = await _json(session, "POST", f"{base}/auth/login", json=creds)
+            return str(login["user_id"]), str(login["access_token"])
 
     return list(await asyncio.gather(*(one(i) for i in range(n))))
 
@@ -218,7 +219,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "SWITCHBOARD_TOKENS_PRIVATE_KEY_FILE": str(data / "secrets" / "key.pem"),
                 "SWITCHBOARD_TOKENS_PUBLIC_KEY_FILE": str(data / "secrets" / "key.pub.pem"),
                 "SWITCHBOARD_API_PORT": str(port),
-                "SWITCHBOARD_API_RATE_IP_PER_MIN": "100000000", "SWITCHBOARD_API_RATE_USER_PER_MIN": "100000000",
+                "SWITCHBOARD_API_RATE_IP_PER_MIN": "100000000", "SWITCHBOARD_API_AUTH_IP_PER_MIN": "100000000",
+                "SWITCHBOARD_API_RATE_USER_PER_MIN": "100000000",
                 "SWITCHBOARD_PAYMENTS_STRIPE_API_KEY": API_KEY, "SWITCHBOARD_PAYMENTS_STRIPE_API_BASE": stripe_url,
                 "SWITCHBOARD_PAYMENTS_STRIPE_WEBHOOK_SECRET": emulator.webhook_secret,
                 "SWITCHBOARD_LOG_LEVEL": "WARNING",
