@@ -10,14 +10,10 @@ docs/api.md.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import socket
 import uuid
 from typing import Any
 
-from redis.exceptions import ResponseError
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +23,7 @@ from control_api.graph import not_blocked
 from control_api.models import Account, AuditEntry, Notification, ProcessedEvent
 from control_api.services import Services
 from control_api.social import add_like, request_follow
+from control_api.stream_group import StreamGroup
 from control_api.webhooks import outbox as webhooks
 from switchboard.events import EventType, OtherEvent, RoomEvent, SocialEvent, TapEvent, decode
 from switchboard.keyspace import EVENTS_GROUP_API, EVENTS_STREAM
@@ -38,61 +35,20 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class EventsConsumer:
+class EventsConsumer(StreamGroup):
     def __init__(self, services: Services, *, name: str | None = None, claim_idle_ms: int = 60_000) -> None:
+        super().__init__(services.redis, EVENTS_STREAM, EVENTS_GROUP_API, name=name, claim_idle_ms=claim_idle_ms,
+                         block_ms=2000)
         self._services = services
-        self._redis = services.redis
-        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self._claim_idle_ms = claim_idle_ms
 
-    async def ensure_group(self) -> None:
-        try:
-            # From the start of the stream: events written before the API's first start count too.
-            await self._redis.xgroup_create(EVENTS_STREAM, EVENTS_GROUP_API, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    async def run(self) -> None:
-        """Until cancelled: claim stale entries, then read new ones; a failure backs off and retries."""
-        while True:
-            try:
-                await self.ensure_group()
-                await self.process_once(block_ms=0)
-                while True:
-                    await self.process_once(block_ms=2000)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("events consumer failed; retrying in 1 s")
-                await asyncio.sleep(1.0)
-
-    async def process_once(self, block_ms: int = 0, count: int = 100) -> int:
-        """One pass: this consumer's own pending entries, stale ones of others, then new ones.
-        Returns how many entries were handled (and acknowledged)."""
-        handled = 0
-        own = await self._redis.xreadgroup(EVENTS_GROUP_API, self.name, {EVENTS_STREAM: "0"}, count=count)
-        for _, entries in own or []:
-            handled += await self._handle_all(entries)
-        claimed = await self._redis.xautoclaim(
-            EVENTS_STREAM, EVENTS_GROUP_API, self.name, min_idle_time=self._claim_idle_ms, start_id="0-0", count=count
-        )
-        handled += await self._handle_all(claimed[1])
-        fresh = await self._redis.xreadgroup(
-            EVENTS_GROUP_API, self.name, {EVENTS_STREAM: ">"}, count=count, block=block_ms or None
-        )
-        for _, entries in fresh or []:
-            handled += await self._handle_all(entries)
-        return handled
-
-    async def _handle_all(self, entries: list[Any]) -> int:
+    async def handle_all(self, entries: list[Any]) -> int:
         done = 0
         for entry_id, fields in entries:
             if fields is None:  # trimmed from the stream while pending
-                await self._redis.xack(EVENTS_STREAM, EVENTS_GROUP_API, entry_id)
+                await self.ack(entry_id)
                 continue
             await self.handle(_text(entry_id), fields)
-            await self._redis.xack(EVENTS_STREAM, EVENTS_GROUP_API, entry_id)
+            await self.ack(entry_id)
             done += 1
         return done
 

@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from control_api.ledger.types import InsufficientCredits, TransferConflict, UnknownTransfer
 from control_api.paid_models import CreatorPrice
 from control_api.payments.service import PAYMENTS, Payments
 from control_api.services import SERVICES
+from control_api.stream_group import StreamGroup
 from control_api.tickets import refund_show
 from switchboard.paid import BILLING_GROUP, BILLING_STREAM, BillingEntry, call_meter, meter_reply
 from switchboard.tasks import stop_task
@@ -42,52 +40,15 @@ def _int(raw: Any, default: int = 0) -> int:
         return default
 
 
-class Billing:
+class Billing(StreamGroup):
     """Consumes the billing stream in the ``control_api`` group."""
 
     def __init__(self, payments: Payments, redis: Redis, *, name: str | None = None,
                  claim_idle_ms: int = 30_000) -> None:
+        super().__init__(redis, BILLING_STREAM, BILLING_GROUP, name=name, claim_idle_ms=claim_idle_ms, block_ms=1000)
         self._payments = payments
-        self._redis = redis
-        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self._claim_idle_ms = claim_idle_ms
 
-    async def ensure_group(self) -> None:
-        try:
-            await self._redis.xgroup_create(BILLING_STREAM, BILLING_GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    async def run(self) -> None:
-        """Until cancelled; a failure backs off and retries."""
-        while True:
-            try:
-                await self.ensure_group()
-                await self.process_once(block_ms=0)
-                while True:
-                    await self.process_once(block_ms=1000)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("billing consumer failed; retrying in 1 s")
-                await asyncio.sleep(1.0)
-
-    async def process_once(self, block_ms: int = 0, count: int = 100) -> int:
-        handled = 0
-        own = await self._redis.xreadgroup(BILLING_GROUP, self.name, {BILLING_STREAM: "0"}, count=count)
-        for _, entries in own or []:
-            handled += await self._handle_all(entries)
-        claimed = await self._redis.xautoclaim(BILLING_STREAM, BILLING_GROUP, self.name,
-                                               min_idle_time=self._claim_idle_ms, start_id="0-0", count=count)
-        handled += await self._handle_all(claimed[1])
-        fresh = await self._redis.xreadgroup(BILLING_GROUP, self.name, {BILLING_STREAM: ">"}, count=count,
-                                             block=block_ms or None)
-        for _, entries in fresh or []:
-            handled += await self._handle_all(entries)
-        return handled
-
-    async def _handle_all(self, entries: list[Any]) -> int:
+    async def handle_all(self, entries: list[Any]) -> int:
         done = 0
         for entry_id, fields in entries:
             if fields is not None:
@@ -97,7 +58,7 @@ class Billing:
                     # Left pending: handled again later (every effect is idempotent by its ledger id).
                     log.exception("billing entry failed; it stays pending")
                     continue
-            await self._redis.xack(BILLING_STREAM, BILLING_GROUP, entry_id)
+            await self.ack(entry_id)
             done += 1
         return done
 
