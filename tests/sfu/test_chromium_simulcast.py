@@ -9,9 +9,7 @@ Chrome gathers no loopback candidates); fails, saying which, without them.
 
 from __future__ import annotations
 
-import stat
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +17,7 @@ import pytest
 from sfu.types import PeerId
 from switchboard.ids import UserId
 from tests.sfu.peers import Viewer, start_viewer
-from tests.sfu.test_chromium_twcc import ANSWER, CHROMIUM, ROOM, ThreadedWorker, missing, namespace, poll
+from tests.sfu.test_chromium_twcc import ANSWER, ROOM, ThreadedWorker, browser_in, missing, namespace, poll
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
@@ -58,15 +56,8 @@ def test_chrome_publishes_three_layers_and_a_viewer_decodes_them_switching_at_ke
         pytest.fail(problem)  # a missing dependency fails, never skips (tests/conftest.py)
     from playwright.sync_api import sync_playwright
 
-    from tests.e2e.browser import chromium_args
-
-    with namespace() as (ns, host_addr, _), tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
-        wrapper = Path(tmp) / "chromium-in-ns"
-        wrapper.write_text(f"#!/bin/sh\nexec ip netns exec {ns} {CHROMIUM} \"$@\"\n")
-        wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
-        args, ignore = chromium_args(pw)
-        browser = pw.chromium.launch(executable_path=str(wrapper), args=[*args, "--enable-automation"],
-                                     ignore_default_args=ignore)
+    with (namespace() as (ns, host_addr, _), tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw,
+          browser_in(pw, ns, tmp) as browser):
         sfu = ThreadedWorker(host_addr)
         viewer: Viewer | None = None
         try:
@@ -116,5 +107,4 @@ def test_chrome_publishes_three_layers_and_a_viewer_decodes_them_switching_at_ke
         finally:
             if viewer is not None:
                 sfu.call(viewer.close())
-            browser.close()
             sfu.close()

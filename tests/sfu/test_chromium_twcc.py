@@ -151,21 +151,31 @@ def poll(read: Any, until: Any, timeout: float) -> Any:
     return value
 
 
+@contextlib.contextmanager
+def browser_in(pw: Any, ns: str, tmp: str) -> Iterator[Any]:
+    """Chromium started inside namespace ``ns`` (a wrapper script runs it under ``ip netns exec``)."""
+    from tests.e2e.browser import chromium_args
+
+    wrapper = Path(tmp) / f"chromium-in-{ns}"
+    wrapper.write_text(f"#!/bin/sh\nexec ip netns exec {ns} {CHROMIUM} \"$@\"\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    args, ignore = chromium_args(pw)
+    browser = pw.chromium.launch(executable_path=str(wrapper), args=[*args, "--enable-automation"],
+                                 ignore_default_args=ignore)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
 def test_chromes_outgoing_estimate_follows_its_limited_link_through_the_sfu() -> None:
     problem = missing()
     if problem:
         pytest.fail(problem)  # a missing dependency fails, never skips (tests/conftest.py)
     from playwright.sync_api import sync_playwright
 
-    from tests.e2e.browser import chromium_args
-
-    with namespace() as (ns, host_addr, ns_dev), tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
-        wrapper = Path(tmp) / "chromium-in-ns"
-        wrapper.write_text(f"#!/bin/sh\nexec ip netns exec {ns} {CHROMIUM} \"$@\"\n")
-        wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
-        args, ignore = chromium_args(pw)
-        browser = pw.chromium.launch(executable_path=str(wrapper), args=[*args, "--enable-automation"],
-                                     ignore_default_args=ignore)
+    with (namespace() as (ns, host_addr, ns_dev), tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw,
+          browser_in(pw, ns, tmp) as browser):
         sfu = ThreadedWorker(host_addr)
         try:
             page = browser.new_page()
@@ -196,5 +206,4 @@ def test_chromes_outgoing_estimate_follows_its_limited_link_through_the_sfu() ->
             print(f"availableOutgoingBitrate: {free} unlimited, {limited} behind {LIMIT}")
             assert free > 700_000 and limited < min(700_000, 0.75 * free), (free, limited)
         finally:
-            browser.close()
             sfu.close()

@@ -9,12 +9,8 @@ Needs root, iproute2 and Chromium (see tests/sfu/test_chromium_twcc.py); fails, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import stat
 import tempfile
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +21,7 @@ from sfu.worker import Worker
 from switchboard.ids import UserId
 from tests.sfu.peers import Viewer, start_viewer
 from tests.sfu.test_chromium_simulcast import PUBLISH
-from tests.sfu.test_chromium_twcc import ANSWER, CHROMIUM, ROOM, VIEW, missing, namespace, poll, sh
+from tests.sfu.test_chromium_twcc import ANSWER, ROOM, VIEW, browser_in, missing, namespace, poll, sh
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
@@ -59,22 +55,6 @@ class Sfu:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
-
-
-@contextlib.contextmanager
-def browser_in(pw: Any, ns: str, tmp: str) -> Iterator[Any]:
-    from tests.e2e.browser import chromium_args
-
-    wrapper = Path(tmp) / f"chromium-in-{ns}"
-    wrapper.write_text(f"#!/bin/sh\nexec ip netns exec {ns} {CHROMIUM} \"$@\"\n")
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
-    args, ignore = chromium_args(pw)
-    browser = pw.chromium.launch(executable_path=str(wrapper), args=[*args, "--enable-automation"],
-                                 ignore_default_args=ignore)
-    try:
-        yield browser
-    finally:
-        browser.close()
 
 
 def test_a_viewer_behind_300_kbits_gets_the_low_layer_and_goes_up_when_the_limit_is_lifted() -> None:
