@@ -15,7 +15,7 @@ from sfu.pipe import Descriptor, PipeTransport
 from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.simulcast import SimulcastTrack
 from sfu.transport import DtlsCertificate, Role, Transport
-from sfu.types import EventSink, IceCandidate, PeerId, ProducerStats, RoomStats, SfuListener
+from sfu.types import EventSink, IceCandidate, PeerId, ProducerStats, RoomStats, SfuListener, party_of
 from switchboard.events import EventType, TapEvent
 from switchboard.ids import RoomId, UserId
 
@@ -225,7 +225,7 @@ class Router:
             raise NegotiationError("peer already exists")
         t = self._transport(peer_id, user_id, Role.SUBSCRIBER, hidden)
         try:
-            offer = await t.make_offer(self._live_producers(user_id))
+            offer = await t.make_offer(self._live_producers(peer_id))
         except NegotiationError:
             await self.close_peer(peer_id)
             self._check_open()
@@ -251,19 +251,19 @@ class Router:
         if t.offer_pending():
             t.needs_offer = True
             return None
-        return await t.make_offer(self._live_producers(t.user_id))
+        return await t.make_offer(self._live_producers(peer_id))
 
     async def add_ice_candidate(self, peer_id: PeerId, candidate: IceCandidate | None) -> None:
         await self._get(peer_id).add_ice_candidate(candidate)
 
-    def _live_producers(self, subscriber: UserId | None = None) -> list[Producer]:
-        """Open producers; for a ``subscriber``, not the ones its own user publishes here (a 1:1 call's
+    def _live_producers(self, subscriber: PeerId | None = None) -> list[Producer]:
+        """Open producers; for a ``subscriber``, not the ones its own party publishes here (a 1:1 call's
         party publishes and subscribes in the same room and must not get its own camera back)."""
         return [p for p in self.producers.values() if not p.closed and not self._published_by(p, subscriber)]
 
-    def _published_by(self, producer: Producer, user_id: UserId | None) -> bool:
-        t = self.transports.get(producer.peer_id)
-        return user_id is not None and t is not None and t.user_id == user_id
+    @staticmethod
+    def _published_by(producer: Producer, subscriber: PeerId | None) -> bool:
+        return subscriber is not None and party_of(producer.peer_id) == party_of(subscriber)
 
     async def close_peer(self, peer_id: PeerId) -> None:
         t = self.transports.pop(peer_id, None)

@@ -42,6 +42,13 @@ PeerId = NewType("PeerId", str)
 """One peer connection of one participant in one room (signaling picks it, unique per room)."""
 
 
+def party_of(peer_id: PeerId) -> str:
+    """The session a peer belongs to: signaling names peers ``<session>`` (a show member) or
+    ``<session>.<leg>`` (a call party's publish and subscribe legs). A subscriber never gets back the
+    media of its own party; another session of the same user (a host watching from a phone) does."""
+    return peer_id.split(".", 1)[0]
+
+
 @dataclass(frozen=True)
 class IceCandidate:
     """A trickled ICE candidate from a client, as the browser's RTCIceCandidate gives it."""

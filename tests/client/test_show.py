@@ -51,3 +51,22 @@ async def test_publish_view_tap_and_chat(up: Up, sign_up: SignUp, moderator: Api
         await show.close()
     with pytest.raises(ClosedError):
         await host_node.request("ping")
+
+
+async def test_the_host_watches_its_own_show_from_a_second_socket(up: Up, sign_up: SignUp) -> None:
+    """A broadcaster checking the stream on a phone: another session of the owner's own account is a
+    viewer like any other and gets the video (only the publishing session never gets its own back)."""
+    alice = await sign_up("alice")
+    room = (await alice.create_room("watching myself")).room
+    async with (NodeClient(up.base, alice.token_source(room, "broadcaster")) as host_node,
+                NodeClient(up.base, alice.token_source(room)) as phone_node):
+        async with asyncio.timeout(60):
+            show = await publish_show(host_node, room, [TestPattern()])
+            viewing = await view_show(phone_node, room)
+            watched = FrameCounter(await viewing.track("video"))
+            assert (await watched.first_frame()).width == 160
+            roster = await show.roster()
+            assert roster["roster"] == [alice.user_id] and roster["viewers"] == 0
+        await watched.close()
+        await viewing.close()
+        await show.close()
