@@ -23,6 +23,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import redis
@@ -111,7 +112,8 @@ def _write(r: redis.Redis, tickets: list[dict], now_us: int | None = None) -> di
 
 def _pairs(r: redis.Redis) -> list[tuple[str, str, int, str]]:
     out = []
-    for _, f in r.xrange(keyspace.EVENTS_STREAM):
+    entries: Any = r.xrange(keyspace.EVENTS_STREAM)  # a sync client: a list, typed as maybe-awaitable
+    for _, f in entries:
         if f[b"type"] == b"match.paired":
             out.append((f[b"a"].decode(), f[b"b"].decode(), int(f[b"at_us"]), f[b"session_id"].decode()))
     return out
@@ -270,7 +272,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     for a, b, at, sid in pairs:
         paired_at.setdefault(a, delivered[sid] or at)
         paired_at.setdefault(b, delivered[sid] or at)
-    backlog_at = sorted(at for _, _, _, sid in backlog_pairs if (at := delivered[sid]) is not None)
+    backlog_at = sorted(at_us for _, _, _, sid in backlog_pairs if (at_us := delivered[sid]) is not None)
     span_s = max(1e-3, (backlog_at[-1] - backlog_at[0]) / 1e6) if backlog_at else float("inf")
     waits = _arrival_waits(arrivals_at, paired_at, enq, by_user, blocks)
     return {

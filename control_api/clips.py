@@ -41,7 +41,7 @@ from control_api.sanctions import require_staff
 from control_api.schema import Field, Schema
 from control_api.services import Services
 from control_api.webhooks import outbox as webhooks
-from switchboard.keyspace import CLIPS_CHANNEL, CLIPS_INGESTING, CLIPS_PENDING, clip, clip_answers, clip_auto
+from switchboard.keyspace import CLIPS_CHANNEL, CLIPS_INGESTING, CLIPS_PENDING, clip, clip_answers, clip_auto, text
 
 log = logging.getLogger("switchboard.api.clips")
 
@@ -58,10 +58,6 @@ REQUEST_TIMEOUT_S = 20.0
 """How long :func:`request_clip` waits for the nodes' answers (a clip takes ~0.1 s to remux)."""
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class ClipIngest:
     """Stores the clips nodes hand over in Redis (see the module docstring)."""
 
@@ -76,11 +72,12 @@ class ClipIngest:
         fields = await self._redis.hgetall(clip(clip_id))
         if not fields:
             return False
-        f = {_text(k): v for k, v in fields.items()}
+        f = {text(k): v for k, v in fields.items()}
         try:
-            data = bytes(f["data"])
-            content_type = _text(f["content_type"])
-            room = _text(f["room"])[:200]
+            raw = f["data"]
+            data = raw if isinstance(raw, bytes) else raw.encode()
+            content_type = text(f["content_type"])
+            room = text(f["room"])[:200]
             duration_ms, tracks = int(f["duration_ms"]), int(f["tracks"])
             if content_type not in CONTENT_TYPES or not data:
                 raise ValueError(content_type)
@@ -91,7 +88,7 @@ class ClipIngest:
         name = f"clip-{clip_id}"
         await self._services.storage.put(name, data)
         async with self._services.sessions() as session, session.begin():
-            moderator = _uuid(_text(f.get("moderator", b"")))
+            moderator = _uuid(text(f.get("moderator", b"")))
             if moderator is not None and await session.get(Account, moderator) is None:
                 moderator = None
             await session.execute(insert(Clip).values(
@@ -100,11 +97,11 @@ class ClipIngest:
             ).on_conflict_do_nothing(index_elements=["id"]))
             await webhooks.record(session, "clip_saved", {"clip_id": clip_id, "room": room, "duration_ms": duration_ms,
                                                           "tracks": tracks}, event_id=f"evt_clip_{clip_id}")
-            report_id = _int(_text(f.get("report_id", b"")))
+            report_id = _int(text(f.get("report_id", b"")))
             if report_id is not None:
                 await _link(session, report_id, clip_id, room)
         if report_id is not None:  # reports that shared this request (see clip_for_report), after the commit
-            await self._share(clip_id, room, _int(_text(f.get("created_ms", b""))))
+            await self._share(clip_id, room, _int(text(f.get("created_ms", b""))))
         await self._redis.delete(clip(clip_id))
         return True
 
@@ -136,7 +133,7 @@ class ClipIngest:
             try:
                 if leftovers:
                     for left in await self._redis.lrange(CLIPS_INGESTING, 0, -1):
-                        await self._guarded(_text(left))
+                        await self._guarded(text(left))
                     leftovers = False
                 got = await self._redis.blmove(CLIPS_PENDING, CLIPS_INGESTING, BLOCK_S, "RIGHT", "LEFT")
                 down = False
@@ -150,7 +147,7 @@ class ClipIngest:
                 await asyncio.sleep(1)
                 continue
             if got is not None:
-                await self._guarded(_text(got))
+                await self._guarded(text(got))
 
     async def _guarded(self, clip_id: str) -> None:
         try:
@@ -221,7 +218,7 @@ async def request_clip(services: Services, room: str, moderator: uuid.UUID,
             continue
         if got is not None:
             answers += 1
-            saved = _text(got[1]) == "saved"
+            saved = text(got[1]) == "saved"
     await redis.delete(clip_answers(clip_id))
     if saved:
         await ClipIngest(services).ingest(clip_id)  # or the loop did: the row is there either way

@@ -26,13 +26,9 @@ from control_api.social import add_like, request_follow
 from control_api.stream_group import StreamGroup
 from control_api.webhooks import outbox as webhooks
 from switchboard.events import EventType, OtherEvent, RoomEvent, SocialEvent, TapEvent, decode
-from switchboard.keyspace import EVENTS_GROUP_API, EVENTS_STREAM
+from switchboard.keyspace import EVENTS_GROUP_API, EVENTS_STREAM, text
 
 log = logging.getLogger("switchboard.api.events")
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class EventsConsumer(StreamGroup):
@@ -47,7 +43,7 @@ class EventsConsumer(StreamGroup):
             if fields is None:  # trimmed from the stream while pending
                 await self.ack(entry_id)
                 continue
-            await self.handle(_text(entry_id), fields)
+            await self.handle(text(entry_id), fields)
             await self.ack(entry_id)
             done += 1
         return done
@@ -85,7 +81,7 @@ class EventsConsumer(StreamGroup):
         users = []
         for key in ("a", "b"):
             try:
-                users.append(uuid.UUID(_text(fields.get(key) or fields.get(key.encode()) or "")))
+                users.append(uuid.UUID(text(fields.get(key) or fields.get(key.encode()) or "")))
             except ValueError:
                 continue
         async with self._services.sessions() as session, session.begin():
@@ -96,7 +92,7 @@ class EventsConsumer(StreamGroup):
                 return False
             for user in users:
                 await stats.track(session, user, "match")
-            await webhooks.record(session, "match_made", {"session_id": _text(fields.get("session_id") or fields.get(
+            await webhooks.record(session, "match_made", {"session_id": text(fields.get("session_id") or fields.get(
                 b"session_id") or ""), "users": [str(u) for u in users]}, event_id=f"evt_match_{event_id}")
         return True
 

@@ -19,6 +19,7 @@ from control_api.payments.routes import OP_ID
 from control_api.payments.service import PAYMENTS, Payments
 from control_api.prices import ROOM
 from control_api.schema import Field, Schema
+from switchboard.keyspace import text
 from switchboard.paid import GIFT, live_show
 
 
@@ -39,7 +40,7 @@ async def _send(call: Call) -> Reply:
     if show_id is None:
         raise Conflict("no show is live in this room: gifts are sent during a show")
     spend = await payments.spend_on(f"gift:{me}:{body['id']}", me, room.owner_id, amount, kind="gift",
-                                    meta={"room": name, "show_id": show_id.decode()})
+                                    meta={"room": name, "show_id": text(show_id)})
     if not spend.replayed:
         await call.services.realtime.push(room.owner_id, {"type": GIFT, "room": name, "id": body["id"],
                                                           "from": str(me), "name": pseudo or "", "amount": amount})

@@ -24,6 +24,7 @@ from control_api.payments.service import PAYMENTS, Payments
 from control_api.services import SERVICES
 from control_api.stream_group import StreamGroup
 from control_api.tickets import refund_show
+from switchboard.keyspace import text
 from switchboard.paid import BILLING_GROUP, BILLING_STREAM, BillingEntry, call_meter, meter_reply
 from switchboard.tasks import stop_task
 
@@ -94,7 +95,7 @@ class Billing(StreamGroup):
                 await self._reply(entry.call, "error")
             return
         try:
-            caller, callee = uuid.UUID(fields[b"caller"].decode()), uuid.UUID(fields[b"callee"].decode())
+            caller, callee = uuid.UUID(text(fields[b"caller"])), uuid.UUID(text(fields[b"callee"]))
         except (KeyError, ValueError):
             log.warning("a paid call's meter names no users: not billed", extra={"call": entry.call})
             if first:

@@ -10,6 +10,7 @@ it started, tickets already sold keep their price, a call keeps the price of its
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import select
@@ -56,7 +57,7 @@ async def _put(call: Call) -> Reply:
     me, body = call.me.user_id, call.body
     async with call.services.sessions() as session, session.begin():
         now = await _mine(session, me)
-        values = {**now, **{k: body[k] for k in ("ticket_price", "call_price") if k in body}}
+        values: dict[str, Any] = {**now, **{k: body[k] for k in ("ticket_price", "call_price") if k in body}}
         stmt = insert(CreatorPrice).values(account_id=me, **values)
         await session.execute(stmt.on_conflict_do_update(index_elements=[CreatorPrice.account_id], set_=values))
         rooms = (await session.scalars(select(Room.name).where(Room.owner_id == me))).all()

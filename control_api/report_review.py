@@ -117,7 +117,7 @@ async def _claim(call: Call) -> Reply:
 
 async def _close(call: Call, outcome: str) -> Reply:
     me, now = call.me.user_id, datetime.now(UTC)
-    wanted = call.body.get("sanction")
+    wanted: dict[str, Any] = call.body.get("sanction") or {}  # the action route's schema requires it
     notes: list[Notification] = []
     sanction = None
     async with call.services.sessions() as session, session.begin():

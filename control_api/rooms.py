@@ -55,13 +55,12 @@ def grants_for(user: str, room: str, role: str, *, verified: bool = False, premi
     """The grants of ``role`` in ``room`` (pure; tested alone). Who may hold which role is decided
     by the caller: broadcaster for the room's verified owner, hidden for staff."""
     sub, rid = UserId(user), RoomId(room)
-    flags = {"verified": verified, "premium": premium}
     if role == "broadcaster":
-        return Grants(sub=sub, room=rid, publish=True, subscribe=True, **flags)
+        return Grants(sub=sub, room=rid, publish=True, subscribe=True, verified=verified, premium=premium)
     if role == "viewer":
-        return Grants(sub=sub, room=rid, subscribe=True, **flags)
+        return Grants(sub=sub, room=rid, subscribe=True, verified=verified, premium=premium)
     if role == "hidden":
-        return Grants(sub=sub, room=rid, subscribe=True, hidden=True, moderate=True, **flags)
+        return Grants(sub=sub, room=rid, subscribe=True, hidden=True, moderate=True, verified=verified, premium=premium)
     raise ValueError(f"unknown room role {role!r}")
 
 

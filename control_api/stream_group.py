@@ -57,13 +57,13 @@ class StreamGroup:
         """One pass: this consumer's own pending entries, stale ones of others, then new ones.
         Returns how many entries were handled (and acknowledged)."""
         handled = 0
-        own = await self._redis.xreadgroup(self._group, self.name, {self._stream: "0"}, count=count)
+        own: Any = await self._redis.xreadgroup(self._group, self.name, {self._stream: "0"}, count=count)
         for _, entries in own or []:
             handled += await self.handle_all(entries)
-        claimed = await self._redis.xautoclaim(self._stream, self._group, self.name,
+        claimed: Any = await self._redis.xautoclaim(self._stream, self._group, self.name,
                                                min_idle_time=self._claim_idle_ms, start_id="0-0", count=count)
         handled += await self.handle_all(claimed[1])
-        fresh = await self._redis.xreadgroup(self._group, self.name, {self._stream: ">"}, count=count,
+        fresh: Any = await self._redis.xreadgroup(self._group, self.name, {self._stream: ">"}, count=count,
                                              block=block_ms or None)
         for _, entries in fresh or []:
             handled += await self.handle_all(entries)

@@ -26,14 +26,11 @@ from control_api.paid_models import Ticket
 from control_api.payments.service import PAYMENTS, Payments
 from control_api.prices import ROOM, mirror_room, room_ticket_price
 from control_api.schema import Field, Schema
+from switchboard.keyspace import text
 from switchboard.paid import live_show
 from switchboard.tokens import Grants
 
 log = logging.getLogger("switchboard.api.tickets")
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def _live(call: Call, room: str) -> tuple[str, bool] | None:
@@ -41,17 +38,17 @@ async def _live(call: Call, room: str) -> tuple[str, bool] | None:
     live = await call.services.redis.hgetall(live_show(room))
     if not live.get(b"show_id"):
         return None
-    return _text(live[b"show_id"]), live.get(b"paid") == b"1"
+    return text(live[b"show_id"]), live.get(b"paid") == b"1"
 
 
-async def admit(call: Call, room: str, owner: uuid.UUID, role: str, grants: Grants) -> Grants:
+async def admit(call: Call, room: str, owner: uuid.UUID | None, role: str, grants: Grants) -> Grants:
     """The ticket door of ``POST /rooms/{room}/token`` (its one call): a broadcaster's token renews
     the room's price in Redis; a viewer of a paid show live now needs its ticket (402), which the
     token then carries. Other roles, owners and free shows pass unchanged."""
     me = call.me.user_id
-    if role == "broadcaster":
+    if role == "broadcaster":  # the grants were decided: only the room's owner broadcasts
         async with call.services.sessions() as session:
-            price = await room_ticket_price(session, room, owner)
+            price = await room_ticket_price(session, room, me)
         await mirror_room(call.services.redis, room, price)
         return grants
     if role != "viewer" or owner == me:

@@ -59,7 +59,7 @@ class Claimer:
         if not proposals:
             return []
         keys = [keyspace.MATCH_QUEUE, keyspace.EVENTS_STREAM, keyspace.MATCH_FEED]
-        args: list[object] = [now_us, self._window_us, self._session_ttl_ms, EVENTS_MAXLEN, FEED_MAXLEN,
+        args: list[str | int | float] = [now_us, self._window_us, self._session_ttl_ms, EVENTS_MAXLEN, FEED_MAXLEN,
                               keyspace.user_channel("")]
         for p in proposals:
             a, b = p.a.user_id, p.b.user_id
@@ -73,4 +73,5 @@ class Claimer:
         return [_STATUS[s] for s in statuses]
 
 
-_STATUS = {**{s.value: s for s in ClaimStatus}, **{s.value.encode(): s for s in ClaimStatus}}
+_STATUS: dict[str | bytes, ClaimStatus] = {**{s.value: s for s in ClaimStatus},
+                                           **{s.value.encode(): s for s in ClaimStatus}}

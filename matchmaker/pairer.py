@@ -250,7 +250,8 @@ class Pairer:
                     if me is not None and me.cancelling():
                         raise asyncio.CancelledError
                 except RedisError as exc:
-                    claiming = await _settled(claiming)
+                    await _settled(claiming)
+                    claiming = None
                     self._mirror.invalidate()
                     log.warning("matchmaker round failed: %s", exc)
                     await asyncio.sleep(1.0)

@@ -246,7 +246,7 @@ def plan_round(
         if len(todo) == 0 or len(cands) == 0:
             break
         scored = _scored(cols, todo, cands, now_us, expansion, excluded)
-        fits_someone = scored.allowed.any(axis=1)  # before this round's choices take partners away
+        fits_someone = np.asarray(scored.allowed.any(axis=1))  # before this round's choices take partners away
         allowed = scored.allowed & ~taken[cands][None, :]
         found = pick_pairs(allowed, scored.scores, np.arange(len(todo)), self_cols=_positions(todo, cands))
         matched = set()

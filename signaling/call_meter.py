@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from signaling.errors import PaymentRequired, Unavailable
 from switchboard import keyspace
 from switchboard.ids import UserId
+from switchboard.keyspace import text
 from switchboard.paid import BILLING_STREAM, METER_TTL_S, BillingEntry, call_meter, call_price, meter_reply
 
 log = logging.getLogger("switchboard.signaling.meter")
@@ -95,7 +96,7 @@ class CallMeter:
         timeout = self._ring_timeout_s + 2 * self.minute_s + HOLD_SLACK_S
         await self._ask(BillingEntry("hold", call=call_id, minute=1, timeout_s=timeout))
         answer = await self._redis.blpop([reply], timeout=self._hold_wait_s)
-        outcome = answer[1].decode() if answer else None
+        outcome = text(answer[1]) if answer else None
         if outcome == "ok":
             raw = await self._redis.hget(meter, "price")
             return int(raw or 0)

@@ -35,7 +35,7 @@ from signaling.relations import Relations
 from signaling.session import Session
 from switchboard.events import EventType, SocialEvent, encode
 from switchboard.ids import UserId, new_id
-from switchboard.keyspace import EVENTS_STREAM, call, user_call
+from switchboard.keyspace import EVENTS_STREAM, call, text, user_call
 from switchboard.paid import call_meter
 
 log = logging.getLogger("switchboard.signaling")
@@ -133,7 +133,7 @@ class CallBook:
         fields = await self._redis.hmget(call(call_id), ["caller", "callee"])
         if fields[0] is None or fields[1] is None:
             raise NotFound(f"no call {call_id!r}")
-        return UserId(fields[0].decode()), UserId(fields[1].decode())
+        return UserId(text(fields[0])), UserId(text(fields[1]))
 
     async def _end(self, call_id: str, caller: UserId, callee: UserId, from_state: str, reason: str,
                    by: UserId | None) -> bool:
@@ -178,7 +178,7 @@ class CallBook:
                 await self._move(keys=[call(call_id), user_call(me), user_call(to)],
                                  args=["ringing", "ended", call_id, ENDED_KEEP_S])
                 raise
-        incoming = {"type": "call.incoming", "call_id": call_id, "from": me}
+        incoming: dict[str, Any] = {"type": "call.incoming", "call_id": call_id, "from": me}
         if price:
             incoming.update(price_per_minute=price, minute_s=self.meter.minute_s)
         if not await self._hub.deliver(to, incoming):
@@ -268,7 +268,7 @@ class CallBook:
         ids = await self._redis.mget([user_call(blocker), user_call(blocked)])
         if ids[0] is None or ids[0] != ids[1]:
             return False
-        call_id = ids[0].decode()
+        call_id = text(ids[0])
         try:
             caller, callee = await self._parties(call_id)
         except NotFound:
@@ -282,7 +282,7 @@ class CallBook:
         """The user's last session here ended: end the call they are in (ringing or active)."""
         raw = await self._redis.get(user_call(user_id))
         if raw is not None:
-            call_id = raw.decode()
+            call_id = text(raw)
             with contextlib.suppress(NotFound):
                 caller, callee = await self._parties(call_id)
                 for state in ("active", "ringing"):

@@ -129,7 +129,7 @@ class Hub:
                 delay = min(delay * 2, 5.0)
 
     async def close(self) -> None:
-        await stop_tasks(self._tasks)
+        await stop_tasks(list(self._tasks))
         await self._subscriptions.close()
         for sessions in list(self._users.values()):
             for session in list(sessions):

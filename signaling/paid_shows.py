@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from signaling.errors import PaymentRequired
 from switchboard.ids import new_id
+from switchboard.keyspace import text
 from switchboard.paid import BILLING_STREAM, LIVE_SHOW_TTL_S, BillingEntry, live_show, room_price
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class PaidShows:
         """The show ended: its live key goes (if still its own) and the API hears of it (refunds)."""
         try:
             live = await self._redis.hget(live_show(show.room), "show_id")
-            if live is not None and live.decode() == show.show_id:
+            if live is not None and text(live) == show.show_id:
                 await self._redis.delete(live_show(show.room))
             if show.paid:
                 entry = BillingEntry("show_ended", room=show.room, show_id=show.show_id, started_ms=show.started_ms,

@@ -49,7 +49,7 @@ class Relations:
         """The users among ``users`` whose presence ``me`` may see: ``me`` itself, and friends
         (mutual follows) with no block either way. Everyone else is hidden (shown offline)."""
         others = [u for u in users if u != me]
-        seen = [me] if len(others) < len(users) else []
+        seen: list[str] = [me] if len(others) < len(users) else []
         if not others:
             return seen
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -20,6 +20,7 @@ import socket
 import stat
 import subprocess
 import time
+import typing
 from pathlib import Path
 
 import redis
@@ -54,7 +55,7 @@ def _pdeathsig(sig: int):  # type: ignore[no-untyped-def]
     return set_it
 
 
-def _as_user(user: str | None) -> dict[str, object]:
+def _as_user(user: str | None) -> dict[str, typing.Any]:
     """subprocess arguments that drop to ``user`` entirely: uid, gid and no supplementary groups
     (keeping root's gid would apply a root-owned 0701 directory's *group* bits, which deny)."""
     if user is None:

@@ -38,7 +38,7 @@ def open_redis(url: str, *, max_connections: int | None = None) -> aioredis.Redi
     """A pooled asyncio client (hiredis parser when installed). Close it with ``await r.aclose()``
     (that closes its pool too). With ``max_connections``, callers beyond it wait for a free
     connection (up to 30 s) instead of failing with "Too many connections"."""
-    options = {
+    options: dict[str, Any] = {
         "health_check_interval": 30,
         "socket_keepalive": True,
         # lib_version given: redis-py otherwise reads package metadata from disk on every new connection.
@@ -55,6 +55,11 @@ def open_redis(url: str, *, max_connections: int | None = None) -> aioredis.Redi
         return aioredis.Redis.from_url(url, **options)
     pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30, **options)
     return aioredis.Redis.from_pool(pool)
+
+
+def text(value: object) -> str:
+    """A Redis reply as text: the clients here do not decode (bytes), a few values arrive as str."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def is_cluster(client: object) -> bool:

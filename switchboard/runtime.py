@@ -19,13 +19,12 @@ from typing import Any
 
 from aiohttp import http_exceptions, web
 from aiohttp.log import server_logger
+from aiohttp.typedefs import Middleware
 
 from switchboard.errors import PortInUse
 from switchboard.headers import install_security_headers
 from switchboard.health import metrics_middleware
 from switchboard.logs import Handler, request_id_middleware
-
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 log = logging.getLogger("switchboard.runtime")
 

@@ -130,7 +130,7 @@ def _coerce(raw: object, tp: object, key: str) -> object:
         if isinstance(raw, bool):
             raise SettingsError(key, f"must be a number, got {raw!r}")
         try:
-            value = tp(raw)  # type: ignore[operator]
+            value = tp(typing.cast(typing.Any, raw))
         except (TypeError, ValueError):
             raise SettingsError(key, f"must be {'an integer' if tp is int else 'a number'}, got {raw!r}") from None
         if tp is int and isinstance(raw, float) and raw != value:

@@ -81,7 +81,8 @@ class EventStream:
 
     def take(self, where: Callable[[Event], bool]) -> list[Event]:
         """Removes and returns the queued events that match ``where`` (to hand them to another stream)."""
-        kept, taken = [], []
+        kept: list[Event] = []
+        taken: list[Event] = []
         while not self._queue.empty():
             event = self._queue.get_nowait()
             (taken if event is not _END and where(event) else kept).append(event)

@@ -167,18 +167,17 @@ async def run_load(plan: LoadPlan, progress: Callable[[str], None]) -> LoadResul
         while (elapsed := time.monotonic() - w0) < plan.warmup_s:
             await asyncio.sleep(min(1.0, plan.warmup_s - elapsed))
             progress(_line(time.monotonic() - w0, "warming", viewers))
-        live = [v for v in viewers if v.viewing is not None and v.counter is not None]
-        starts = {id(v): (await _transport_bytes(v.viewing), v.counter.count.frames)  # type: ignore[arg-type]
-                  for v in live}
+        live = [(v, v.viewing, v.counter) for v in viewers if v.viewing is not None and v.counter is not None]
+        starts = {id(v): (await _transport_bytes(viewing), counter.count.frames) for v, viewing, counter in live}
         w0 = time.monotonic()
         while (elapsed := time.monotonic() - w0) < plan.duration_s:
             await asyncio.sleep(min(1.0, plan.duration_s - elapsed))
             progress(_line(time.monotonic() - w0, "measuring", viewers))
         result.window_s = time.monotonic() - w0
-        for v in live:
+        for v, viewing, counter in live:
             (bytes0, got0, lost0), frames0 = starts[id(v)]
-            bytes1, got1, lost1 = await _transport_bytes(v.viewing)  # type: ignore[arg-type]
-            count = v.counter.count  # type: ignore[union-attr]
+            bytes1, got1, lost1 = await _transport_bytes(viewing)
+            count = counter.count
             v.result.frames = count.frames - frames0
             v.result.fps = round(v.result.frames / result.window_s, 2)
             v.result.bitrate_kbps = round((bytes1 - bytes0) * 8 / result.window_s / 1000, 1)
