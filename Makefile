@@ -26,9 +26,10 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
+	$(BIN)/python -m mypy
 
 test: deps lint
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .import_linter_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache .hypothesis .import_linter_cache

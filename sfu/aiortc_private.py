@@ -117,7 +117,7 @@ def peer_connection(configuration: RTCConfiguration, certificate: RTCCertificate
     """
     stand_in = type("GivenCertificate", (_GivenCertificate,), {"given": certificate})
     original = _rtcpeerconnection.RTCCertificate
-    _rtcpeerconnection.RTCCertificate = stand_in  # type: ignore[misc]
+    _rtcpeerconnection.RTCCertificate = stand_in  # type: ignore[misc, assignment]
     try:
         pc = RTCPeerConnection(configuration)
     finally:

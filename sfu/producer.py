@@ -19,6 +19,7 @@ from sfu.types import PeerId
 if TYPE_CHECKING:
     from sfu.clips import ClipBuffer
     from sfu.consumer import Consumer
+    from sfu.pipe import PipeConsumer
     from sfu.simulcast import SimulcastTrack
 
 MAX_NACK_GAP = 128
@@ -107,8 +108,8 @@ class Producer:
         self.ssrc = ssrc
         self.keyframes = keyframes
         self.is_keyframe = keyframe_detector(codec.mime_type)
-        self.active: list[Consumer] = []
-        self.waiting: list[Consumer] = []
+        self.active: list[Consumer | PipeConsumer] = []
+        self.waiting: list[Consumer | PipeConsumer] = []
         self.cache: list[tuple[int, int, int, bytes] | None] = [None] * (CACHE_SIZE if codec.kind == "video" else 0)
         self.packets_received = 0
         self.octets_received = 0
@@ -216,14 +217,14 @@ class Producer:
 
     # consumers ------------------------------------------------------------------------------
 
-    def add_consumer(self, consumer: Consumer) -> None:
+    def add_consumer(self, consumer: Consumer | PipeConsumer) -> None:
         """A consumer starts at the next keyframe; ask for one now (merged, rate-limited), unless it is
         hidden: a tap waits for the router's keyframe schedule, so the publisher sees no PLI it causes."""
         self.waiting.append(consumer)
         if self.is_keyframe is not None and not consumer.hidden:
             self.keyframes.request()
 
-    def remove_consumer(self, consumer: Consumer) -> None:
+    def remove_consumer(self, consumer: Consumer | PipeConsumer) -> None:
         if consumer in self.active:
             self.active.remove(consumer)
         if consumer in self.waiting:
@@ -262,7 +263,7 @@ class Producer:
             dlsr = int((time.monotonic() - self.sr[2]) * 65536)
         return rtcp.build_rr(own_ssrc, self.ssrc, fraction, lost, self.cycles + self.max_seq, 0, lsr, dlsr)
 
-    def close(self) -> list[Consumer]:
+    def close(self) -> list[Consumer | PipeConsumer]:
         """Close; returns the consumers the caller (the router) must now close."""
         if self.closed:
             return []
