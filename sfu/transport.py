@@ -175,6 +175,8 @@ class Transport:
         """Padding-only packets on the publisher's RTX stream (Chrome's bandwidth probes)."""
         self.malformed_rtp = 0
         self.malformed_rtcp = 0
+        self.received = private.ReceiveDemux()
+        """SRTP/SRTCP taken at the socket (the receive demux) rather than through aioice and aiortc."""
         self.faults = Faults(log, f"sfu peer {peer_id}")
         """Exceptions our receive path let out (a bug): counted, logged once per kind, the packet dropped."""
         self.needs_offer = False
@@ -212,7 +214,7 @@ class Transport:
             dtls = tr.sender.transport
             if id(dtls) not in self._hooked:
                 self._hooked.add(id(dtls))
-                private.hook_dtls(dtls, self.on_rtp, self.on_rtcp, self.faults.caught)
+                private.hook_dtls(dtls, self.on_rtp, self.on_rtcp, self.faults.caught, self.received)
         private.restrict_host_addresses(self.pc, self.addresses)
 
     def _ensure_wire(self, dtls: Any) -> private.WireSender:
