@@ -174,7 +174,8 @@ def test_demux_classifies_as_aiortc_does() -> None:
     assert "if first_byte > 19 and first_byte < 64:" in recv
     assert "elif first_byte > 127 and first_byte < 192 and self._rx_srtp:" in recv
     assert "if is_rtcp(data):" in recv
-    assert inspect.getsource(aiortc.rtp.is_rtcp).strip().endswith("return len(msg) >= 2 and msg[1] >= 192 and msg[1] <= 208")
+    assert inspect.getsource(aiortc.rtp.is_rtcp).strip().endswith(
+        "return len(msg) >= 2 and msg[1] >= 192 and msg[1] <= 208")
 
 
 def test_consent_helpers_internals() -> None:
