@@ -244,6 +244,8 @@ class Transport:
             tr.setCodecPreferences(preferences_for(p.codec))
             private.capture_send(tr.sender, partial(self._on_send_params, tr, p))
             self._transceiver_producer[id(tr)] = p
+            if not self.hidden:  # a tap waits for the schedule: no PLI of its own
+                p.prepare_join()
             changed = True
         if not changed and self.pc.localDescription is not None:
             return None
@@ -271,7 +273,7 @@ class Transport:
         self._consumer_of[id(tr)] = consumer
         consumer.on_first = None if self.hidden else self._first_packet
         self.consumers[ssrc] = consumer
-        producer.add_consumer(consumer)
+        producer.add_consumer(consumer, replay=not self.hidden)
         if producer.simulcast is not None:
             producer.simulcast.add(consumer, estimate=self._estimate)
 
