@@ -12,6 +12,9 @@ The SFU negotiates with aiortc's public API (RTCPeerConnection, SDP) and then ta
   trailer: ``protect`` refuses RTP above 1356 bytes) is replaced by a bigger one when a packet needs it,
   up to the largest UDP datagram, so any packet the transport can carry is protected and unprotected;
 * our receive hooks never let an exception into aiortc's DTLS task (it would die and close the peer);
+* once DTLS is connected, SRTP/SRTCP from the nominated pair is taken at aioice's socket callback
+  (``StunProtocol.datagram_received`` replaced on the instance) and decrypted with ``_rx_srtp``, so
+  media skips aioice's STUN parse and aiortc's DTLS task; STUN and DTLS keep their path;
 * ICE host candidates are gathered on the node's configured addresses (aioice skips 127.0.0.1);
 * a peer connection is built around a given DTLS certificate (aiortc generates one per connection),
   whose SSL context is made once, and may take the DTLS server role when the offer says ``actpass``.
@@ -178,7 +181,7 @@ RECEIVE_BATCH = 4
 
 
 def hook_dtls(dtls: RTCDtlsTransport, on_rtp: Callable[[bytes], None], on_rtcp: Callable[[bytes], None],
-              on_error: Callable[[Exception], None] | None = None) -> None:
+              on_error: Callable[[Exception], None] | None = None, demux: ReceiveDemux | None = None) -> None:
     """Route decrypted RTP and RTCP of this DTLS transport to our (synchronous) handlers.
 
     An exception out of a handler goes to ``on_error`` (the SFU counts and logs it; without one the
@@ -190,6 +193,10 @@ def hook_dtls(dtls: RTCDtlsTransport, on_rtp: Callable[[bytes], None], on_rtcp: 
     step while its socket, and the STUN consent checks behind the media in it, waited: a worker
     running behind answered them late, and after six late answers (~30 s) the publisher hung up.
     Yielding lets the loop read every socket between batches (STUN is answered as it is read).
+
+    With ``demux`` (the SFU's transports), SRTP and SRTCP from the nominated pair skip aioice and
+    that task altogether once DTLS is connected (:func:`demux_receive`); the hooks above then only see
+    what was queued before, and datagrams from another address.
     """
     if on_error is None:
         on_error = _ignore
@@ -218,6 +225,8 @@ def hook_dtls(dtls: RTCDtlsTransport, on_rtp: Callable[[bytes], None], on_rtcp: 
     def _state() -> None:
         if dtls.state == "connected":  # SRTP sessions exist; the receive task starts right after this
             guard_unprotect(dtls)
+            if demux is not None:
+                demux_receive(dtls, on_rtp, on_rtcp, on_error, demux)
 
 
 SRTP_TRAILER = max(pylibsrtp.SRTP_MAX_TRAILER_LEN, pylibsrtp.SRTP_MAX_SRTCP_TRAILER_LEN)
@@ -340,6 +349,122 @@ class WireSender:
             self.dropped += 1
             return
         self.sendto(data, self.addr)
+
+
+# --- receive demux (issue 18: the receive path without aioice's STUN parse nor aiortc's DTLS task) ---
+
+
+@dataclass
+class ReceiveDemux:
+    """What the socket-level demux of one transport handled (:func:`demux_receive`)."""
+
+    rtp: int = 0
+    """SRTP datagrams decrypted at the socket and handed to the RTP handler."""
+    rtcp: int = 0
+    """SRTCP datagrams decrypted at the socket and handed to the RTCP handler."""
+    refused: int = 0
+    """SRTP/SRTCP datagrams that did not decrypt (bad tag, replay, too big): dropped."""
+    installed: int = 0
+    """Sockets (aioice protocols) the demux sits on."""
+
+
+def demux_receive(dtls: RTCDtlsTransport, on_rtp: Callable[[bytes], None], on_rtcp: Callable[[bytes], None],
+                  on_error: Callable[[Exception], None], counts: ReceiveDemux) -> None:
+    """Classify each datagram of ``dtls``'s ICE sockets by its first byte (RFC 7983) where it is read.
+
+    SRTP/SRTCP (128-191) from the address of the nominated pair is decrypted and handed to the
+    synchronous handlers right in the socket callback: no ``stun.parse_message`` (which raises and
+    catches a ValueError for every media datagram), no ``asyncio.Queue`` hop into aiortc's DTLS task,
+    no ``datetime`` arrival stamp thrown away. STUN (0-3), DTLS (20-63), and SRTP from any other
+    address (an ICE pair being checked) keep aioice's and aiortc's path: consent freshness, DTLS
+    retransmissions, the DTLS close, and a pair that changes later all work as before.
+
+    Call once DTLS is connected (the receiving SRTP session exists). Every socket (aioice protocol) of
+    the connection gets the demux, so a nomination that moves to another local candidate is followed.
+    """
+    conn = ice_connection(dtls)
+    session = dtls._rx_srtp
+    if session is None:
+        return
+    unprotect, unprotect_rtcp = session.unprotect, session.unprotect_rtcp
+    nominated = conn._nominated
+    srtp_error = pylibsrtp.Error
+    for protocol in conn._protocols:
+        if getattr(protocol, "_switchboard_demux", False):
+            continue
+        original = protocol.datagram_received
+        seen: list[Any] = [None, None]  # the nominated pair last seen, its remote address if on this socket
+
+        def datagram_received(data: bytes, addr: Any, protocol: Any = protocol,
+                              original: Callable[[bytes, Any], None] = original, seen: list[Any] = seen) -> None:
+            if len(data) > 11 and 127 < data[0] < 192:
+                pair = nominated.get(1)
+                if pair is not seen[0]:  # the nomination moved (or first packet): where media comes from now
+                    seen[0] = pair
+                    seen[1] = pair.remote_addr if pair is not None and pair.protocol is protocol else None
+                remote = seen[1]
+                if remote is not None and addr[0] == remote[0] and addr[1] == remote[1]:
+                    try:
+                        if 191 < data[1] < 209:  # RTCP packet types 192-208 (as aiortc's is_rtcp)
+                            packet = unprotect_rtcp(data)
+                            counts.rtcp += 1
+                            on_rtcp(packet)
+                        else:
+                            packet = unprotect(data)
+                            counts.rtp += 1
+                            on_rtp(packet)
+                    except srtp_error:
+                        counts.refused += 1
+                    except Exception as exc:  # a bug in a handler: never into the socket callback
+                        on_error(exc)
+                    return
+            original(data, addr)
+
+        protocol.datagram_received = datagram_received
+        protocol._switchboard_demux = True
+        counts.installed += 1
+
+
+async def consent_check(pc: RTCPeerConnection) -> bool:
+    """Test and lab helper: one ICE consent check (RFC 7675) on ``pc``'s nominated pair, as aioice's
+    ``query_consent`` sends it; True when the other end answered."""
+    conn = ice_connection(pc.getTransceivers()[0].sender.transport)
+    pair = conn._nominated.get(1)
+    if pair is None or conn.remote_password is None:
+        return False
+    try:
+        await pair.protocol.request(conn.build_request(pair, nominate=False), pair.remote_addr,
+                                    integrity_key=conn.remote_password.encode("utf8"))
+    except aioice.stun.TransactionError:
+        return False
+    return True
+
+
+def renominate(pc: RTCPeerConnection, *, local_host: str | None = None, remote_host: str | None = None) -> None:
+    """Test and lab helper: move ``pc``'s nominated pair to its socket on ``local_host`` and/or the remote
+    candidate on ``remote_host`` (None: that end as it is). aioice has no call for it: a test moves both
+    peers."""
+    conn = ice_connection(pc.getTransceivers()[0].sender.transport)
+    current = conn._nominated[1]
+    protocol = current.protocol if local_host is None else \
+        next(p for p in conn._protocols if p.local_candidate.host == local_host)
+    remote = current.remote_candidate if remote_host is None else \
+        next(c for c in conn._remote_candidates if c.component == 1 and c.host == remote_host)
+    pair = aioice.ice.CandidatePair(protocol, remote)
+    pair.state = aioice.ice.CandidatePair.State.SUCCEEDED
+    pair.nominated = True
+    conn._nominated[1] = pair
+
+
+def local_hosts(pc: RTCPeerConnection) -> list[str]:
+    """Test helper: the addresses of ``pc``'s ICE sockets (host candidates)."""
+    return [p.local_candidate.host for p in ice_connection(pc.getTransceivers()[0].sender.transport)._protocols]
+
+
+def nominated_hosts(pc: RTCPeerConnection) -> tuple[str, str] | None:
+    """Test helper: (local, remote) address of ``pc``'s nominated pair."""
+    pair = ice_connection(pc.getTransceivers()[0].sender.transport)._nominated.get(1)
+    return None if pair is None else (pair.local_candidate.host, pair.remote_candidate.host)
 
 
 RECEIVE_BUFFER = 1 << 22

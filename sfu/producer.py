@@ -28,6 +28,9 @@ NACK_TRIES = 3
 """NACKs sent upstream for one lost packet before we give up on it."""
 CACHE_SIZE = 1024
 """Packets kept per video producer for NACKs (a power of two: ~0.7 s at 1.4 Mbit/s)."""
+KEYFRAME_REPLAY_S = 0.5
+"""A viewer whose consumer starts within this long after a keyframe arrived starts at that keyframe at
+once, from the cache (the packets since are sent to it right away): no PLI, no wait for the next one."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,10 @@ class Producer:
         """The last seconds of this track for evidence clips (the router sets it; None: off)."""
         self.simulcast: SimulcastTrack | None = None
         """The track this producer is one layer of, when its publisher sends simulcast."""
+        self.keyframe_at: tuple[int, float] | None = None
+        """(publisher sequence number, monotonic arrival) of the latest keyframe's first packet."""
+        self.replayed = 0
+        """Consumers started from the cache at a recent keyframe (:meth:`add_consumer` with ``replay``)."""
         self.closed = False
 
     # hot path -------------------------------------------------------------------------------
@@ -174,11 +181,14 @@ class Producer:
         clip = self.clip
         if clip is not None:
             clip.add(seq, ts, marker, payload)
-        if self.waiting and (self.is_keyframe is None or self.is_keyframe(payload)):
-            for c in self.waiting:
-                c.start(seq, ts)
-                self.active.append(c)
-            self.waiting.clear()
+        is_keyframe = self.is_keyframe
+        if is_keyframe is None:
+            if self.waiting:
+                self._start_waiting(seq, ts)
+        elif is_keyframe(payload):
+            self.keyframe_at = (seq, time.monotonic())
+            if self.waiting:
+                self._start_waiting(seq, ts)
         if self.active:
             now = time.monotonic()
             self.departure = (now, len(payload) + 40)
@@ -187,6 +197,12 @@ class Producer:
             self.tails = {}
         for c in self.active:
             c.forward(seq, ts, marker, payload)
+
+    def _start_waiting(self, seq: int, ts: int) -> None:
+        for c in self.waiting:
+            c.start(seq, ts)
+            self.active.append(c)
+        self.waiting.clear()
 
     def _lost(self, last: int, gap: int) -> None:
         if gap > MAX_NACK_GAP:  # a jump, not a loss (publisher restarted its numbering)
@@ -217,12 +233,54 @@ class Producer:
 
     # consumers ------------------------------------------------------------------------------
 
-    def add_consumer(self, consumer: Consumer | PipeConsumer) -> None:
+    def add_consumer(self, consumer: Consumer | PipeConsumer, replay: bool = False) -> None:
         """A consumer starts at the next keyframe; ask for one now (merged, rate-limited), unless it is
-        hidden: a tap waits for the router's keyframe schedule, so the publisher sees no PLI it causes."""
+        hidden: a tap waits for the router's keyframe schedule, so the publisher sees no PLI it causes.
+
+        ``replay`` (a new viewer's consumer, not hidden, on a track without simulcast layers): when a
+        keyframe arrived less than :data:`KEYFRAME_REPLAY_S` ago and every packet since is cached, the
+        consumer starts at it now instead (:meth:`_replay`)."""
+        if replay and self.is_keyframe is not None and not consumer.hidden and self._replay(consumer):
+            return
         self.waiting.append(consumer)
         if self.is_keyframe is not None and not consumer.hidden:
             self.keyframes.request()
+
+    def prepare_join(self) -> None:
+        """A viewer's offer was made: ask for a keyframe now (merged, rate-limited) so a fresh one is in
+        the cache when its ICE and DTLS are done, rather than asking only then."""
+        if self.is_keyframe is not None and not self.closed:
+            self.keyframes.request()
+
+    def _replay(self, consumer: Consumer | PipeConsumer) -> bool:
+        """Start ``consumer`` at the latest keyframe if it is recent and cached whole: send it the
+        cached packets from there up to the newest, then forward it live. False: nothing done."""
+        at = self.keyframe_at
+        if at is None or self.simulcast is not None or time.monotonic() - at[1] > KEYFRAME_REPLAY_S:
+            return False
+        count = ((self.max_seq - at[0]) & 0xFFFF) + 1
+        if count > CACHE_SIZE // 2:
+            return False
+        entries = [self.lookup((at[0] + i) & 0xFFFF) for i in range(count)]
+        if None in entries:
+            return False
+        # The per-packet extension state belongs to the packet being fanned out: set it per cached
+        # packet (no passthrough values: the cache keeps payloads), and put it back after.
+        saved = (self.departure, self.sent_abs, self.ext_values, self.tails)
+        now = time.monotonic()
+        self.sent_abs, self.ext_values = abs_send_time(now), ()
+        first = entries[0]
+        assert first is not None
+        consumer.start(first[0], first[1])
+        for entry in entries:
+            assert entry is not None
+            seq, ts, marker, payload = entry
+            self.departure, self.tails = (now, len(payload) + 40), {}
+            consumer.forward(seq, ts, marker, payload)
+        self.departure, self.sent_abs, self.ext_values, self.tails = saved
+        self.active.append(consumer)
+        self.replayed += 1
+        return True
 
     def remove_consumer(self, consumer: Consumer | PipeConsumer) -> None:
         if consumer in self.active:

@@ -8,7 +8,6 @@ transport-cc gets feedback (``sfu.twcc``), a viewer's feedback feeds its estimat
 
 from __future__ import annotations
 
-import datetime
 import enum
 import logging
 import random
@@ -17,9 +16,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InvalidStateError
-from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpReceiveParameters, RTCRtpSendParameters
+from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
 from aiortc.sdp import candidate_from_sdp
 
 from sfu import aiortc_private as private
@@ -27,16 +26,16 @@ from sfu import extensions, rtcp, simulcast_in, twcc
 from sfu.bwe import LinkEstimate
 from sfu.consumer import Consumer
 from sfu.errors import Faults, NegotiationError
+from sfu.negotiation import DtlsCertificate, announce, codec_of, offered_setup, preferences_for
 from sfu.producer import Codec, Producer
 from sfu.rtp import HEADER, payload_end, payload_offset
 from sfu.simulcast import SimulcastTrack
+from sfu.transport_rtcp import TransportRtcp
 from sfu.types import IceCandidate, PeerId
 from switchboard.ids import UserId
 
 log = logging.getLogger(__name__)
 
-REMB_BITRATE = 2_000_000
-"""What we tell publishers they may send (aiortc's VP8 encoder caps itself at 1.5 Mbit/s)."""
 FEEDBACK_INTERVAL_US = 100_000
 """Transport-cc feedback to a publisher at most this often (mediasoup: 100 ms; libwebrtc 50-250 ms)."""
 
@@ -44,85 +43,6 @@ FEEDBACK_INTERVAL_US = 100_000
 class Role(enum.StrEnum):
     PUBLISHER = "publisher"
     SUBSCRIBER = "subscriber"
-
-
-def announce(sdp: str, addresses: tuple[str, ...], announced: str) -> str:
-    """Replace our listening addresses by the announced one in candidate lines (NAT, containers)."""
-    if not announced:
-        return sdp
-    out = []
-    for line in sdp.split("\r\n"):
-        if line.startswith("a=candidate:"):
-            parts = line.split(" ")
-            if len(parts) > 5 and parts[4] in addresses:
-                parts[4] = announced
-                line = " ".join(parts)
-        out.append(line)
-    return "\r\n".join(out)
-
-
-def offered_setup(sdp: str) -> str | None:
-    """The first ``a=setup`` value of an SDP (``actpass``, ``active``, ``passive``), if any."""
-    for line in sdp.splitlines():
-        if line.startswith("a=setup:"):
-            return line.removeprefix("a=setup:").strip()
-    return None
-
-
-class DtlsCertificate:
-    """A worker's one DTLS key and certificate, shared by all its peer connections (like mediasoup).
-
-    aiortc would generate an EC key and a certificate per RTCPeerConnection, and an SSL context per
-    DTLS transport, on the media loop. aiortc's certificates last 30 days: a new one is made a day
-    before that (connections already up keep theirs).
-    """
-
-    RENEW_BEFORE = datetime.timedelta(days=1)
-
-    def __init__(self) -> None:
-        self._current: private.SharedCertificate | None = None
-
-    def current(self) -> private.SharedCertificate:
-        now = datetime.datetime.now(tz=datetime.UTC)
-        if self._current is None or self._current.expires - now < self.RENEW_BEFORE:
-            self._current = private.SharedCertificate.generateCertificate()
-        return self._current
-
-    def fingerprint(self) -> str:
-        """The sha-256 fingerprint peers see in our SDP."""
-        return next(f.value for f in self.current().getFingerprints() if f.algorithm == "sha-256")
-
-
-def codec_of(parameters: RTCRtpReceiveParameters | RTCRtpSendParameters, kind: str) -> tuple[Codec, int | None]:
-    """The primary codec of negotiated parameters, and its RTX payload type if any."""
-    main = next((c for c in parameters.codecs if not c.mimeType.lower().endswith("/rtx")), None)
-    if main is None or main.payloadType is None:
-        raise NegotiationError("no usable codec negotiated")
-    rtx = next((c.payloadType for c in parameters.codecs if c.mimeType.lower().endswith("/rtx")
-                and str(c.parameters.get("apt")) == str(main.payloadType)), None)
-    codec = Codec(kind=kind, mime_type=main.mimeType, clock_rate=main.clockRate, payload_type=main.payloadType,
-                  channels=main.channels, parameters=tuple(sorted((k, str(v)) for k, v in main.parameters.items())))
-    return codec, rtx
-
-
-def preferences_for(codec: Codec) -> list[RTCRtpCodecCapability]:
-    """aiortc codec preferences that offer exactly the producer's codec (plus RTX for video)."""
-    caps = RTCRtpSender.getCapabilities(codec.kind).codecs
-    params = dict(codec.parameters)
-    chosen = []
-    for cap in caps:
-        if cap.mimeType.lower() != codec.mime_type.lower() or cap.clockRate != codec.clock_rate:
-            continue
-        if codec.mime_type.lower() == "video/h264" and str(cap.parameters.get("packetization-mode", "0")) != \
-                params.get("packetization-mode", "0"):
-            continue
-        chosen.append(cap)
-        break
-    if not chosen:
-        raise NegotiationError(f"cannot forward {codec.mime_type} to this subscriber")
-    if codec.kind == "video":
-        chosen += [c for c in caps if c.mimeType.lower() == "video/rtx"]
-    return chosen
 
 
 class Transport:
@@ -175,6 +95,10 @@ class Transport:
         """Padding-only packets on the publisher's RTX stream (Chrome's bandwidth probes)."""
         self.malformed_rtp = 0
         self.malformed_rtcp = 0
+        self.rtcp_io = TransportRtcp(self)
+        """What this transport reads and writes of RTCP (reports, feedback)."""
+        self.received = private.ReceiveDemux()
+        """SRTP/SRTCP taken at the socket (the receive demux) rather than through aioice and aiortc."""
         self.faults = Faults(log, f"sfu peer {peer_id}")
         """Exceptions our receive path let out (a bug): counted, logged once per kind, the packet dropped."""
         self.needs_offer = False
@@ -212,7 +136,7 @@ class Transport:
             dtls = tr.sender.transport
             if id(dtls) not in self._hooked:
                 self._hooked.add(id(dtls))
-                private.hook_dtls(dtls, self.on_rtp, self.on_rtcp, self.faults.caught)
+                private.hook_dtls(dtls, self.on_rtp, self.on_rtcp, self.faults.caught, self.received)
         private.restrict_host_addresses(self.pc, self.addresses)
 
     def _ensure_wire(self, dtls: Any) -> private.WireSender:
@@ -320,6 +244,8 @@ class Transport:
             tr.setCodecPreferences(preferences_for(p.codec))
             private.capture_send(tr.sender, partial(self._on_send_params, tr, p))
             self._transceiver_producer[id(tr)] = p
+            if not self.hidden:  # a tap waits for the schedule: no PLI of its own
+                p.prepare_join()
             changed = True
         if not changed and self.pc.localDescription is not None:
             return None
@@ -347,7 +273,7 @@ class Transport:
         self._consumer_of[id(tr)] = consumer
         consumer.on_first = None if self.hidden else self._first_packet
         self.consumers[ssrc] = consumer
-        producer.add_consumer(consumer)
+        producer.add_consumer(consumer, replay=not self.hidden)
         if producer.simulcast is not None:
             producer.simulcast.add(consumer, estimate=self._estimate)
 
@@ -379,7 +305,7 @@ class Transport:
             return
         ssrc = int.from_bytes(data[8:12], "big")
         if self.feedback is not None and data[0] & 0x10:
-            self._send_feedback(self.feedback.on_rtp(data, ssrc, time.monotonic_ns() // 1000))
+            self.send_feedback(self.feedback.on_rtp(data, ssrc, time.monotonic_ns() // 1000))
         producer = self.producers.get(ssrc)
         if producer is not None:
             producer.on_rtp(data)
@@ -398,7 +324,7 @@ class Transport:
             return
         self.unknown_ssrc += 1
 
-    def _send_feedback(self, packet: bytes | None) -> None:
+    def send_feedback(self, packet: bytes | None) -> None:
         if packet is not None and self.wire is not None:
             self.wire.send_rtcp(packet)
 
@@ -422,37 +348,7 @@ class Transport:
             self.wire.send_rtcp(rtcp.build_nack(self.rtcp_ssrc, producer.ssrc, seqs))
 
     def on_rtcp(self, data: bytes) -> None:
-        try:
-            for pt, fmt, body in rtcp.split(data):
-                if pt == rtcp.SR:
-                    ssrc, ntp, rtp_ts = rtcp.sr_info(body)
-                    producer = self.producers.get(ssrc)
-                    if producer is not None:
-                        producer.on_sender_report(ntp, rtp_ts)
-                elif pt == rtcp.RTPFB and fmt == rtcp.FMT_NACK:
-                    consumer = self.consumers.get(rtcp.feedback_ssrcs(body)[1])
-                    if consumer is not None:
-                        consumer.on_nack(rtcp.nack_seqs(body))
-                elif pt == rtcp.RTPFB and fmt == twcc.FMT_TWCC:
-                    if self.consumers:
-                        self.link.on_transport_feedback(twcc.parse(body), time.monotonic())
-                elif pt == rtcp.PSFB and fmt == rtcp.FMT_REMB:
-                    bitrate = rtcp.remb_bitrate(body)
-                    if bitrate is not None and self.consumers:
-                        self.link.on_remb(bitrate)
-                elif pt == rtcp.RR and self.consumers:
-                    now = time.monotonic()
-                    self.link.on_receiver_loss(rtcp.rr_fractions(fmt, body, self.consumers), now)
-                    self.link.round_trip.on_delays(rtcp.rr_delays(fmt, body, self.consumers), now)
-                elif pt == rtcp.PSFB and fmt in (rtcp.FMT_PLI, rtcp.FMT_FIR):
-                    media = rtcp.feedback_ssrcs(body)[1]
-                    if fmt == rtcp.FMT_FIR and len(body) >= 12:
-                        media = int.from_bytes(body[8:12], "big")
-                    consumer = self.consumers.get(media)
-                    if consumer is not None and not self.hidden:  # a tap's PLIs never go upstream
-                        consumer.producer.keyframes.request()
-        except ValueError:
-            self.malformed_rtcp += 1
+        self.rtcp_io.on_rtcp(data)
 
     def link_stats(self) -> dict[str, Any]:
         """What this peer (and only it) may see of its own link: the SFU's estimate toward it, and
@@ -466,30 +362,7 @@ class Transport:
 
     def tick(self) -> None:
         """Once a second: follow the ICE pair; RR + REMB to a publisher, SRs to a subscriber."""
-        if self.wire is None or self.closed or not self.wire.refresh():
-            return
-        parts: list[bytes] = []
-        if self.feedback is not None:
-            self._send_feedback(self.feedback.flush(next(iter(self.producers), 0)))
-        if self.producers:
-            for p in self.producers.values():
-                rr = p.receiver_report(self.rtcp_ssrc)
-                if rr is not None:
-                    parts.append(rr)
-                if p.is_keyframe is not None and any(not c.hidden for c in p.waiting):
-                    p.keyframes.request()  # taps wait for the schedule, viewers ask again
-                p.renack()
-            video = [p.ssrc for p in self.producers.values() if p.kind == "video"]
-            if video and parts:
-                parts.append(rtcp.build_remb(self.rtcp_ssrc, REMB_BITRATE, video))
-        for c in self.consumers.values():
-            if not c.closed:
-                sr = c.sender_report()
-                if sr is not None:
-                    parts.append(sr)
-                    self.link.round_trip.on_sender_report(sr, time.monotonic())
-        if parts:
-            self.wire.send_rtcp(b"".join(parts))
+        self.rtcp_io.tick()
 
     async def close(self) -> list[Producer]:
         """Close consumers and the peer connection; returns the producers the router must close."""

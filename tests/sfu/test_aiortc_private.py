@@ -143,3 +143,45 @@ def test_header_extensions_aiortc_negotiates_by_itself() -> None:
     common = inspect.getsource(aiortc.rtcpeerconnection.find_common_header_extensions)
     assert "common.append(rx)" in common
     assert "await self.transport._send_rtp(packet_bytes)" in inspect.getsource(RTCRtpSender)
+
+
+# --- receive demux (demux_receive, consent_check, renominate) ---------------------------------------
+
+def test_aioice_datagram_path_the_demux_sits_in_front_of() -> None:
+    """The demux replaces ``StunProtocol.datagram_received`` on each socket of the connection and
+    hands everything but nominated-pair SRTP to the original, which must still parse STUN and pass
+    the rest on as data; it reads the nomination per datagram."""
+    received = inspect.getsource(aioice.ice.StunProtocol.datagram_received)
+    assert "message = stun.parse_message(data)" in received
+    assert "except ValueError:" in received and "self.receiver.data_received(data, self.local_candidate.component)" \
+        in received
+    init = inspect.getsource(aioice.Connection.__init__)
+    assert "self._protocols: list[StunProtocol] = []" in init and "self._nominated: dict[int, CandidatePair] = {}" \
+        in init
+    assert "self._nominated[pair.component] = pair" in inspect.getsource(aioice.Connection.check_complete)
+    pair_names = dir(aioice.ice.CandidatePair)
+    for name in ("remote_addr", "local_candidate", "component"):
+        assert name in pair_names, name
+    pair_init = inspect.getsource(aioice.ice.CandidatePair.__init__)
+    assert "self.protocol = protocol" in pair_init and "self.remote_candidate = remote_candidate" in pair_init
+    assert "self._rx_srtp = Session(rx_policy)" in inspect.getsource(RTCDtlsTransport._setup_srtp)
+
+
+def test_demux_classifies_as_aiortc_does() -> None:
+    """RFC 7983 by the first byte (128-191 SRTP/SRTCP), RTCP by packet type 192-208 (aiortc's
+    ``is_rtcp``): the demux must send each datagram where aiortc's DTLS task would have."""
+    recv = inspect.getsource(RTCDtlsTransport._recv_next)
+    assert "if first_byte > 19 and first_byte < 64:" in recv
+    assert "elif first_byte > 127 and first_byte < 192 and self._rx_srtp:" in recv
+    assert "if is_rtcp(data):" in recv
+    assert inspect.getsource(aiortc.rtp.is_rtcp).strip().endswith(
+        "return len(msg) >= 2 and msg[1] >= 192 and msg[1] <= 208")
+
+
+def test_consent_helpers_internals() -> None:
+    consent = inspect.getsource(aioice.Connection.query_consent)
+    assert "request = self.build_request(pair, nominate=False)" in consent
+    assert 'integrity_key=self.remote_password.encode("utf8")' in consent
+    assert "def request(" in inspect.getsource(aioice.ice.StunProtocol)
+    assert aiortc_private.signatures()["StunProtocol.datagram_received"] == \
+        EXPECTED_SIGNATURES["StunProtocol.datagram_received"]
