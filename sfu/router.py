@@ -11,7 +11,8 @@ from typing import Any
 from sfu import clips
 from sfu.errors import Faults, NegotiationError, NoClip, UnknownPeer, UnknownRoom
 from sfu.keyframes import KEYFRAME_INTERVAL_S, KeyframeSchedule
-from sfu.pipe import Descriptor, PipeTransport
+from sfu.pipe import HOST, Descriptor, PipeTransport
+from sfu.pipe_seal import Seal
 from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.simulcast import SimulcastTrack
 from sfu.transport import DtlsCertificate, Role, Transport
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 PLI_INTERVAL = 0.5
 """Seconds between two PLIs sent upstream for one producer (requests in between are merged)."""
+PIPE_SILENCE_S = 10.0
+"""A pipe between nodes whose far end said nothing for this long is closed (its node is gone)."""
 
 
 class Router:
@@ -121,11 +124,14 @@ class Router:
 
     # pipes (between workers) -------------------------------------------------------------------
 
-    async def open_pipe(self, pipe_id: str) -> int:
-        """Create our end of a pipe; returns its UDP port on 127.0.0.1."""
+    async def open_pipe(self, pipe_id: str, seal: Seal | None = None, host: str = HOST) -> int:
+        """Create our end of a pipe; returns its UDP port on ``host`` (127.0.0.1 between workers; a pipe
+        between nodes binds the node's pipe address and is sealed)."""
         self._check_open()
+        if pipe_id in self.pipes:
+            raise NegotiationError(f"pipe {pipe_id} already exists")
         pipe = PipeTransport(pipe_id, new_producer=self._new_piped_producer, on_producer=self._producer_added,
-                             on_producer_closed=self._producer_removed)
+                             on_producer_closed=self._producer_removed, seal=seal, host=host)
         port = await pipe.open()
         if self.closed:  # closed while the socket opened: nothing may outlive the room
             pipe.close()
@@ -134,14 +140,14 @@ class Router:
         return port
 
     def connect_pipe(self, pipe_id: str, port: int, export: bool,
-                     descriptors: list[Descriptor] | None = None) -> list[Descriptor]:
+                     descriptors: list[Descriptor] | None = None, host: str = HOST) -> list[Descriptor]:
         """Exporting end: pipe every live producer (and later ones), return their descriptors.
         Importing end: create the piped producers now, from the exporting end's descriptors."""
         self._check_open()
         pipe = self.pipes.get(pipe_id)
         if pipe is None:
             raise UnknownPeer(f"no pipe {pipe_id}")
-        pipe.connect(port, export=export)
+        pipe.connect(port, export=export, host=host)
         if export:
             for p in self._live_producers():
                 pipe.export(p)
@@ -348,6 +354,10 @@ class Router:
                 self.faults.caught(exc)
         for pipe in list(self.pipes.values()):
             try:
+                if pipe.sealed and pipe.remote is not None and now - pipe.heard > PIPE_SILENCE_S:
+                    log.warning("sfu pipe %s silent: its far node is gone", pipe.pipe_id, extra={"room": self.room_id})
+                    self.close_pipe(pipe.pipe_id)
+                    continue
                 pipe.tick()
             except Exception as exc:
                 self.faults.caught(exc)

@@ -1,7 +1,10 @@
 """Shows (1:many) on this node: membership, roster, chat, and media negotiation through the SFU.
 
-A show lives on the node whose SFU holds its media, so its members are sessions of this node.
-Hidden sessions (moderator taps) are members for media only: never in a roster, a count or an event.
+A show's publisher is on its origin node; viewers placed on other nodes join there, and that node
+pulls the show from the origin (an edge: :mod:`signaling.cascade`), so a show's members are sessions
+of several nodes: each node holds its own, and the roster, count and chat span them all through Redis
+(:mod:`signaling.show_span`). Hidden sessions (moderator taps) are members for media only: never in a
+roster, a count or an event, on any node.
 Blocks hold inside a show, both ways: two members with a block between them never see each other in
 the roster nor each other's chat; a block made live with the show's owner removes the other from it.
 
@@ -22,6 +25,7 @@ from typing import Any
 from prometheus_client import Histogram
 
 from sfu.types import IceCandidate, MediaService, PeerId
+from signaling.cascade import Cascade, Origin
 from signaling.errors import Conflict, Forbidden, NotFound, RateLimited
 from signaling.limits import TokenBucket
 from signaling.paid_shows import PaidShows
@@ -31,9 +35,10 @@ from signaling.room_events import RoomEvents
 from signaling.session import Session
 from signaling.show_links import ShowLinks
 from signaling.show_moderation import ChatLines, ShowModeration
+from signaling.show_span import ShowSpan
 from signaling.types import IceServersFor
 from switchboard.events import EventType
-from switchboard.ids import RoomId, SessionId, UserId
+from switchboard.ids import NodeId, RoomId, SessionId, UserId
 from switchboard.tracing import Tracing, traceparent_of
 
 
@@ -71,18 +76,23 @@ class Show:
     started_ms: int = 0
     paid: bool = False
     """Viewers need this session's ticket (the room's price when the show started was above 0)."""
+    origin: NodeId | None = None
+    """An edge's copy of a show: the node it is pulled from (None: this node is the show's origin)."""
+    remote: list[UserId] = field(default_factory=list)
+    """The visible members' users on the show's other nodes (read from Redis at each roster change)."""
 
     def roster(self, viewer: UserId | None = None) -> dict[str, Any]:
         """The roster as ``viewer`` may see it (without the people a block keeps apart from them)."""
         hide = self.apart.get(viewer, set()) if viewer is not None else set()
-        users = list(dict.fromkeys(m.session.user_id for m in self.members.values()
-                                   if not m.hidden and m.session.user_id not in hide))
+        users = list(dict.fromkeys([m.session.user_id for m in self.members.values()
+                                    if not m.hidden and m.session.user_id not in hide]
+                                   + [u for u in self.remote if u not in hide]))
         viewers = {u for u in users if u != self.owner}
         return {"room": self.room, "owner": self.owner, "roster": users, "viewers": len(viewers)}
 
     def users(self) -> set[UserId]:
-        """The visible members' users."""
-        return {m.session.user_id for m in self.members.values() if not m.hidden}
+        """The visible members' users (on every node of the show)."""
+        return {m.session.user_id for m in self.members.values() if not m.hidden} | set(self.remote)
 
     def keep_apart(self, user: UserId, others: set[UserId]) -> None:
         for other in others:
@@ -122,6 +132,10 @@ class ShowBook:
         """``show.stats``: a member's own link."""
         media.set_listener(self)
         self.events = RoomEvents(None)  # webhooks' room facts (visible members only); the node gives it Redis
+        self.cascade: Cascade | None = None
+        """Pulls shows from other nodes and serves ours to them; None: a show lives on one node only."""
+        self.span: ShowSpan | None = None
+        """Roster, count and chat over the show's nodes; None: this node's members only."""
 
     async def close(self) -> None:
         await self._renegotiations.close()
@@ -131,8 +145,9 @@ class ShowBook:
         self._media.set_listener(None)
 
     def rooms(self) -> list[RoomId]:
-        """The live shows' rooms on this node (the node registry counts them and pins them here)."""
-        return list(self._shows)
+        """The live shows this node originates (the node registry counts them and pins them here);
+        an edge's copies are not among them."""
+        return [room for room, show in self._shows.items() if show.origin is None]
 
     def _show(self, room: str) -> Show:
         show = self._shows.get(RoomId(room))
@@ -196,6 +211,8 @@ class ShowBook:
                                                                                      list(show.users())))
             self._announce(show)
             await self.events.joined(show.room, session.user_id, member.peer_id)
+            if self.span is not None:
+                await self.span.joined(show.room, session.id, session.user_id)
         return member
 
     # --- membership -------------------------------------------------------------------------------
@@ -216,6 +233,11 @@ class ShowBook:
         self._shows[room] = show
         if self._paid is not None:
             await self._paid.opened(show)
+        if self.span is not None:
+            await self.span.enter(room)
+        if self.cascade is not None:
+            await self.cascade.opened(room, Origin(self.cascade.node_id, show.owner, show.show_id, show.started_ms,
+                                                   show.paid))
         await self.events.emit(EventType.ROOM_STARTED, room, user=session.user_id)
         member = await self._add(show, session)
         return {"peer_id": member.peer_id, "ice_servers": self._ice_servers(session.grants), "paid": show.paid,
@@ -232,7 +254,7 @@ class ShowBook:
         g = session.grants
         if not (g.subscribe or g.publish or g.moderate):
             raise Forbidden("joining a show needs the subscribe grant")
-        show = self._show(room)
+        show = self._shows.get(RoomId(room)) or await self._pull(RoomId(room))
         member = show.members.get(session.id)
         if member is None:
             PaidShows.admit(session, show)
@@ -242,6 +264,61 @@ class ShowBook:
         member.trace = trace
         return {"peer_id": member.peer_id, "hidden": member.hidden, "ice_servers": self._ice_servers(session.grants),
                 "pinned": show.lines.pinned, **show.roster(session.user_id)}
+
+    async def _pull(self, room: RoomId) -> Show:
+        """A show live on another node: this node becomes one of its edges (it pulls the media)."""
+        if self.cascade is None:
+            raise NotFound(f"no show {room!r} on this node")
+        origin = await self.cascade.pull(room, lambda: self._media.open_room(room))
+        show = self._shows.get(room)
+        if show is not None:  # pulled by a join that went first
+            return show
+        show = self._shows[room] = Show(room, UserId(origin.owner), SessionId(""), show_id=origin.show_id,
+                                        started_ms=origin.started_ms, paid=origin.paid, origin=origin.node)
+        if self.span is not None:
+            await self.span.enter(room)
+            show.remote = await self.span.remote_users(room)
+        return show
+
+    async def _release(self, show: Show) -> None:
+        """An edge's copy with no member left ends here (the show goes on at its origin)."""
+        if self._shows.get(show.room) is not show:
+            return
+        del self._shows[show.room]
+        await self._media.close_room(show.room)
+        if self.cascade is not None:
+            await self.cascade.release(show.room)
+        if self.span is not None:
+            await self.span.leave(show.room)
+
+    async def span_event(self, message: dict[str, Any]) -> None:
+        """Another node of a show we hold: its roster changed, a chat line, or the origin ended it."""
+        show = self._shows.get(RoomId(str(message["room"])))
+        if show is None or self.span is None:
+            return
+        what = message.get("what")
+        if what == "roster":
+            before = set(show.remote)
+            show.remote = await self.span.remote_users(show.room)
+            if self._relations is not None:
+                local = list({m.session.user_id for m in show.members.values() if not m.hidden})
+                for user in set(show.remote) - before:
+                    show.keep_apart(user, await self._relations.blocked_among(user, local))
+            self._announce(show)
+        elif what == "chat" and isinstance(message.get("line"), dict):
+            line = message["line"]
+            hide = show.apart.get(UserId(str(line.get("from"))), set())
+            for member in show.members.values():
+                if member.session.user_id not in hide:
+                    member.session.send(line)
+        elif what == "ended" and show.origin is not None:
+            await self._end(show, str(message.get("reason", "ended")))
+
+    async def origin_lost(self, room: RoomId) -> None:
+        """An edge's show can no longer be pulled (its origin record is gone): it ends here."""
+        show = self._shows.get(room)
+        if show is not None and show.origin is not None:
+            await self._end(show, "origin lost")
 
     async def leave(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, _ = self._member(session, body["room"], door=False)  # leaving needs no grant
@@ -266,6 +343,10 @@ class ShowBook:
                 show.forget(session.user_id)
             self._announce(show)
             await self.events.left(show.room, session.user_id, member.peer_id)
+            if self.span is not None:
+                await self.span.left(show.room, session.id)
+        if show.origin is not None and not show.members:
+            await self._release(show)
 
     async def end(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         self._door(session, body["room"])
@@ -280,10 +361,22 @@ class ShowBook:
         self._broadcast(show, {"type": "show.ended", "room": show.room, "reason": reason})
         for member in show.members.values():
             member.session.leave_show(show.room)
-        await self.events.finished(show.room, show.owner, [(m.session.user_id, m.peer_id)
-                                                           for m in show.members.values() if not m.hidden], reason)
+        if show.origin is None:  # the show's one end, told by its origin (an edge's copy ends with it)
+            await self.events.finished(show.room, show.owner, [(m.session.user_id, m.peer_id)
+                                                               for m in show.members.values() if not m.hidden], reason)
         show.members.clear()
         await self._media.close_room(show.room)
+        if show.origin is not None:  # an edge's copy: the show itself lives on at its origin, or has ended
+            if self.cascade is not None:
+                await self.cascade.release(show.room)
+            if self.span is not None:
+                await self.span.leave(show.room)
+            return
+        if self.span is not None:
+            await self.span.publish(show.room, {"what": "ended", "reason": reason})
+            await self.span.leave(show.room, last=True)
+        if self.cascade is not None:
+            await self.cascade.ended(show.room)
         if self._paid is not None:
             await self._paid.closed(show)
 
@@ -373,6 +466,8 @@ class ShowBook:
         for other in show.members.values():
             if other.session.user_id not in hide:
                 other.session.send(line)
+        if self.span is not None:
+            await self.span.publish(show.room, {"what": "chat", "line": line})
         return {"id": line["id"]}
 
     async def block(self, blocker: UserId, blocked: UserId) -> None:

@@ -263,6 +263,32 @@ ROOM_PIN_TTL_S = 30
 """A room pin outlives its node's last heartbeat by this much, so a dead origin's rooms move on."""
 
 
+# --- cascade (issue 16): one show over several nodes (signaling/cascade.py, signaling/show_span.py) ---
+
+
+def show_origin(room: str) -> str:
+    """String (JSON, expires after ``SHOW_ORIGIN_TTL_S`` unless refreshed): where a live show's media is,
+    ``{"node", "owner", "show_id", "started_ms", "paid"}``. Written by the origin node when the show
+    starts and refreshed while it lives; an edge node reads it to pull the show. Deleted at the end."""
+    return f"show:origin:{room}"
+
+
+SHOW_ORIGIN_TTL_S = 30
+"""A show's origin record outlives its node's last refresh by this much (a killed origin's expires)."""
+
+
+def show_members(room: str) -> str:
+    """Hash ``<node id>/<session id>`` -> user id: the visible members of a show on every node (never
+    a hidden tap). Each node writes its own members; every node's roster and count are read from it."""
+    return f"show:members:{room}"
+
+
+def show_nodes(room: str) -> str:
+    """Set of the node ids holding a show (its origin and its edges): a show's roster changes and chat
+    lines are published to each of their node channels."""
+    return f"show:nodes:{room}"
+
+
 # --- control API: sign-in abuse limits (issue 12, items 6-8). Written by control_api/auth_limits.py -----
 # ``digest`` below is the SHA-256 (hex) of the lower-cased email: limits follow the address whether or
 # not an account has it (so they reveal nothing), and no address is written to Redis in clear.
