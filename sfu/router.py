@@ -46,6 +46,9 @@ class Router:
         self.tracks: list[SimulcastTrack] = []
         """Simulcast tracks (their exposed layer is in ``producers``): each viewer's layer is chosen per tick."""
         self.pipes: dict[str, PipeTransport] = {}
+        self.from_nodes: set[str] = set()
+        """Ids of the producers pulled from other nodes: a pipe between nodes carries only this node's own
+        publishers (two nodes of one call pull each other's party; nothing goes back where it came from)."""
         self.clip_seconds = clip_seconds
         """Evidence clip length; every publisher's producer buffers this much RTP (0: no buffers)."""
         self.keyframe_schedule = KeyframeSchedule(keyframe_interval_s)
@@ -103,7 +106,7 @@ class Router:
         if isinstance(transport, Transport):
             self.keyframe_schedule.add(producer, time.monotonic())
         for pipe in self.pipes.values():
-            if pipe.exporting:
+            if pipe.exporting and not (pipe.sealed and producer.producer_id in self.from_nodes):
                 pipe.export(producer)
         self._ask_renegotiation()
 
@@ -111,6 +114,9 @@ class Router:
         loop = asyncio.get_running_loop()
         holder: list[Producer] = []
         requester = KeyframeRequester(lambda: pipe.send_pli(holder[0]), PLI_INTERVAL, loop.call_later)
+        if pipe.sealed:  # another node's producer ids may be ours too
+            producer_id = f"{pipe.pipe_id}/{producer_id}"
+            self.from_nodes.add(producer_id)
         producer = Producer(producer_id, PeerId(""), codec, ssrc, requester)
         holder.append(producer)
         return producer
@@ -118,6 +124,7 @@ class Router:
     def _producer_removed(self, pipe: PipeTransport, producer: Producer) -> None:
         """A piped producer went away on the exporting side: close it here, then its consumers."""
         self.producers.pop(producer.producer_id, None)
+        self.from_nodes.discard(producer.producer_id)
         for c in producer.close():
             c.close()
         self._ask_renegotiation()
@@ -150,7 +157,8 @@ class Router:
         pipe.connect(port, export=export, host=host)
         if export:
             for p in self._live_producers():
-                pipe.export(p)
+                if not (pipe.sealed and p.producer_id in self.from_nodes):
+                    pipe.export(p)
             return pipe.descriptors()
         pipe.sync(descriptors or [])
         return []

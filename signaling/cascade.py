@@ -44,7 +44,7 @@ WATCH_S = 2.0
 NEW_NODE_S = 3.0
 """How long the origin looks for an asking node in the registry: a node takes sockets a heartbeat
 before its first entry is written."""
-KINDS = ("pipe.open", "pipe.ready", "pipe.refused", "pipe.close")
+KINDS = ("pipe.open", "pipe.ready", "pipe.refused", "pipe.close", "pipe.gone")
 """The node-channel commands of the cascade (docs/scaling.md)."""
 
 
@@ -69,10 +69,13 @@ class Origin:
 
 @dataclass
 class Pull:
-    """An edge's copy of one show: the origin it pulls from and the pipe it pulls through."""
+    """What this node pulls into one room: a show's copy (from its origin), or the far parties of a
+    call (from each of their nodes)."""
 
-    origin: NodeId
-    pipe: str
+    origin: NodeId | None
+    """A show's origin; None for a call's room."""
+    pipes: dict[NodeId, str]
+    """The node pulled from -> the pipe it comes through."""
 
 
 Lost = Callable[[RoomId], Awaitable[None]]
@@ -96,6 +99,8 @@ class Cascade:
         self._pulling: dict[RoomId, asyncio.Lock] = {}
         self.origins: dict[RoomId, Origin] = {}
         """Shows this node originates (their records are refreshed by the watch)."""
+        self.serving: set[RoomId] = set()
+        """Call rooms other nodes may pull this node's parties from."""
         self.exports: dict[tuple[RoomId, str], NodeId] = {}
         """Origin side: (room, pipe) -> the edge it feeds."""
         self.pulls: dict[RoomId, Pull] = {}
@@ -131,12 +136,21 @@ class Cascade:
         record = {"node": o.node, "owner": o.owner, "show_id": o.show_id, "started_ms": o.started_ms, "paid": o.paid}
         await self._redis.set(keyspace.show_origin(room), json.dumps(record), ex=keyspace.SHOW_ORIGIN_TTL_S)
 
+    async def _gone(self, room: RoomId) -> None:
+        """Our side of ``room`` closed: each node pulling it hears so at once (``pipe.gone``), not after
+        its pipe's silence."""
+        for key in [k for k in self.exports if k[0] == room]:
+            edge = self.exports.pop(key)
+            try:
+                await self._hub.command(edge, {"kind": "pipe.gone", "room": room, "pipe": key[1]})
+            except aioredis.RedisError:
+                log.warning("pipe.gone not sent", extra={"room": room})
+
     async def ended(self, room: RoomId) -> None:
         """The show ended here (its media closes with its room): forget its record and exports."""
         if self.origins.pop(room, None) is None:
             return
-        for key in [k for k in self.exports if k[0] == room]:
-            del self.exports[key]
+        await self._gone(room)
         try:
             raw = await self._redis.get(keyspace.show_origin(room))
             if raw is not None and Origin.parse(raw).node == self.node_id:
@@ -150,7 +164,7 @@ class Cascade:
                                   int(message["port"]))
         reply: dict[str, Any] = {"kind": "pipe.refused", "pipe": pipe}
         entry = await self._entry(edge)
-        if room not in self.origins:
+        if room not in self.origins and room not in self.serving:
             reply["reason"] = "no such show here"
         elif entry is None:
             reply["reason"] = "unknown node"
@@ -190,8 +204,16 @@ class Cascade:
             if room in self.pulls:
                 return origin
             await open_room()
-            self.pulls[room] = Pull(origin.node, await self._open(room, origin.node))
+            self.pulls[room] = Pull(origin.node, {origin.node: await self._open(room, origin.node)})
             return origin
+
+    async def pull_from(self, room: RoomId, node: NodeId) -> None:
+        """Pulls what ``node`` publishes in ``room`` (a call's far party) into our open room, once."""
+        lock = self._pulling.setdefault(room, asyncio.Lock())
+        async with lock:
+            pull = self.pulls.setdefault(room, Pull(None, {}))
+            if node not in pull.pipes and node != self.node_id:
+                pull.pipes[node] = await self._open(room, node)
 
     async def _open(self, room: RoomId, origin: NodeId) -> str:
         entry = await self._entry(origin)
@@ -224,16 +246,29 @@ class Cascade:
         """The edge's copy ended (its last member left, or the show ended): close our end, tell the origin."""
         pull = self.pulls.pop(room, None)
         self._pulling.pop(room, None)
+        if room in self.serving:
+            self.serving.discard(room)
+            await self._gone(room)
         if pull is None:
             return
-        await self._media.close_node_pipe(room, pull.pipe)
-        try:
-            await self._hub.command(pull.origin, {"kind": "pipe.close", "room": room, "pipe": pull.pipe})
-        except aioredis.RedisError:  # the origin's end goes silent and closes by itself
-            log.warning("pipe.close not sent", extra={"room": room})
+        for node, pipe in pull.pipes.items():
+            await self._media.close_node_pipe(room, pipe)
+            try:
+                await self._hub.command(node, {"kind": "pipe.close", "room": room, "pipe": pipe})
+            except aioredis.RedisError:  # the far end goes silent and closes by itself
+                log.warning("pipe.close not sent", extra={"room": room})
 
-    async def _repull(self, room: RoomId, pull: Pull) -> None:
-        """The pipe died (its origin went silent): pull again from whoever the record names now."""
+    async def _repull(self, room: RoomId, pull: Pull, node: NodeId) -> None:
+        """The pipe from ``node`` died (it went silent): a show is pulled again from whoever its record
+        names now; a call's party again from its node (while that node lives)."""
+        del pull.pipes[node]
+        if pull.origin is None:
+            try:
+                await self.pull_from(room, node)
+            except (NotFound, Unavailable):  # the call ended there, or its node is gone
+                if self.pulls.pop(room, None) is not None and self.on_lost is not None:
+                    await self.on_lost(room)
+            return
         origin = await self.origin_of(room)
         if origin is None:
             self.pulls.pop(room, None)
@@ -241,7 +276,7 @@ class Cascade:
                 await self.on_lost(room)
             return
         try:
-            pull.pipe, pull.origin = await self._open(room, origin.node), origin.node
+            pull.pipes[origin.node], pull.origin = await self._open(room, origin.node), origin.node
             log.info("show pulled again", extra={"room": room, "origin": origin.node})
         except (NotFound, Unavailable, SfuError) as exc:
             log.warning("show not pulled again yet", extra={"room": room, "error": str(exc)})
@@ -255,6 +290,13 @@ class Cascade:
                 task = asyncio.get_running_loop().create_task(self._guarded(message), name="cascade-serve")
                 self._serving.add(task)
                 task.add_done_callback(self._serving.discard)
+            elif kind == "pipe.gone":
+                room, pipe = RoomId(str(message["room"])), str(message["pipe"])
+                pull = self.pulls.get(room)
+                if pull is not None and pipe in pull.pipes.values():
+                    await self._media.close_node_pipe(room, pipe)  # the watch pulls a show again, or gives up
+                    if pull.origin is None and self.on_lost is not None:  # a call ended on the far party's node
+                        await self.on_lost(room)
             elif kind == "pipe.close":
                 room, pipe = RoomId(str(message["room"])), str(message["pipe"])
                 if self.exports.pop((room, pipe), None) is not None:
@@ -290,9 +332,11 @@ class Cascade:
                 for room, origin in list(self.origins.items()):
                     await self._write(room, origin)
                 for room, pull in list(self.pulls.items()):
-                    if pull.pipe not in await self._media.node_pipes(room):
-                        await self._repull(room, pull)
-            except (aioredis.RedisError, SfuError) as exc:  # the next round tries again
+                    live = await self._media.node_pipes(room)
+                    for node, pipe in list(pull.pipes.items()):
+                        if pipe not in live:
+                            await self._repull(room, pull, node)
+            except (aioredis.RedisError, SfuError, NotFound, Unavailable) as exc:  # the next round tries again
                 log.warning("cascade watch failed", extra={"error": str(exc)})
             except Exception:
                 log.exception("cascade watch failed")

@@ -20,6 +20,7 @@ from sfu.types import NodePipes
 from signaling.beacon import Beacon, Load
 from signaling.call_media import CallMedia
 from signaling.call_meter import CallMeter
+from signaling.call_span import CallSpan
 from signaling.calls import CallBook
 from signaling.cascade import Cascade
 from signaling.clips import ClipDesk
@@ -38,7 +39,7 @@ from signaling.shows import ShowBook
 from signaling.types import IceServersFor, MediaOpener, TicketOpener
 from signaling.unavailable import UnavailableMedia
 from switchboard.health import Readiness
-from switchboard.ids import NodeId, new_id
+from switchboard.ids import NodeId, RoomId, new_id
 from switchboard.keyspace import open_redis
 from switchboard.paid import GIFT
 from switchboard.settings import CascadeSettings, NodeSettings
@@ -160,19 +161,28 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
                      deps.tracing, first_media)
     hub.route(GIFT, shows.gift_arrived)
     c = deps.cascade
+    cascade = None
     if c is not None and c.secret and deps.announce is not None and isinstance(media, NodePipes):
         shows.span = ShowSpan(redis, hub, deps.node_id)
         shows.span.on_event = shows.span_event
-        shows.cascade = Cascade(redis, hub, media, deps.node_id, c.pull_timeout_s)
-        shows.cascade.on_lost = shows.origin_lost
-        shows.cascade.start()
-        stack.push_async_callback(shows.cascade.close)
+        cascade = shows.cascade = Cascade(redis, hub, media, deps.node_id, c.pull_timeout_s)
+        cascade.start()
+        stack.push_async_callback(cascade.close)
     shows.events = RoomEvents(redis)
     stack.push_async_callback(shows.close)
     # Without an SFU every call is P2P, whatever the setting says (nothing could carry it).
     call_media = CallMedia(media, s.call_media if deps.open_media else "p2p",
                            s.match_media if deps.open_media else "p2p", shows)
     stack.push_async_callback(call_media.close)
+    if cascade is not None and deps.open_media is not None:
+        call_media.span = CallSpan(redis, hub, cascade, deps.node_id, lambda user: bool(hub.sessions(user)))
+        stack.push_async_callback(call_media.span.close)
+
+        async def lost(room: RoomId) -> None:
+            await shows.origin_lost(room)
+            await call_media.lost(room)
+
+        cascade.on_lost = lost
     calls = CallBook(redis, hub, s.call_ring_timeout_s, call_media,
                      CallMeter(redis, s.paid_minute_s, s.paid_hold_wait_s, s.call_ring_timeout_s))
     stack.push_async_callback(calls.close)

@@ -283,6 +283,22 @@ def show_members(room: str) -> str:
     return f"show:members:{room}"
 
 
+def call_nodes(room: str) -> str:
+    """Set of the node ids holding a party of a call or match through the SFU (``room``: the call id or
+    the match's session id); each pulls the other's party. Expires after ``CALL_SPREAD_TTL_S``."""
+    return f"callmedia:nodes:{room}"
+
+
+def call_spread(room: str) -> str:
+    """String (JSON ``{"kind", "users", "started_at"}``): a call through the SFU whose parties are on two
+    nodes, for a moderator's tap from any node. Written with :func:`call_nodes`, deleted with it."""
+    return f"callmedia:{room}"
+
+
+CALL_SPREAD_TTL_S = 86400
+"""A call's cross-node records outlive a killed node's calls by at most this much."""
+
+
 def show_nodes(room: str) -> str:
     """Set of the node ids holding a show (its origin and its edges): a show's roster changes and chat
     lines are published to each of their node channels."""

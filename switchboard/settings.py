@@ -71,7 +71,7 @@ CONFIG_ENV = "SWITCHBOARD_CONFIG"
 class CascadeSettings:
     """Pipes between nodes: an edge node pulls a show (or a call's media) from its origin node."""
 
-    secret: str = field(default="", metadata=SECRET)
+    secret: str = field(default="", metadata=SECRET, repr=False)
     """The nodes' shared secret (at least 16 characters; the same on every node): each datagram of a
     pipe between nodes carries a keyed tag of it, and datagrams without it are dropped and counted.
     Empty: this node neither pulls shows from other nodes nor serves them (a show's viewers must then

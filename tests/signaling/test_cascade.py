@@ -2,6 +2,8 @@
 the publisher on A, real aiortc viewers on B and C decode its frames through sealed pipes between the
 nodes; the roster, count and chat span the three nodes; a moderator's tap on B is seen on no node; a
 forged RTP datagram sent to a pipe's port is dropped and counted; the show's end reaches every node.
+A call between parties on two nodes goes through the SFU (each node pulls the other's party), and a
+moderator on a third node taps it unseen.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from sfu.rtp import HEADER
 from tests.conftest import REDIS_KINDS, redis_url_of
 from tests.sfu.peers import MovingVideo, Viewer, answer_offer, client_pc
-from tests.signaling.conftest import Peer
+from tests.signaling.conftest import Peer, befriend
 from tests.signaling.node_processes import NodeProcess, node_starter  # noqa: F401 (the start_node fixture)
+from tests.signaling.test_call_media import CountingViewer, publish, receiver
 
 ROOM = "cascade-live"
 SECRET = "a-shared-secret-of-the-test-nodes"
@@ -173,6 +176,66 @@ async def test_one_show_over_three_node_processes(start_node: Callable[..., Any]
             await caster.ok("show.end", room=ROOM)
             for peer in (ann, bob, mod):
                 await peer.expect("show.ended", room=ROOM)
+        finally:
+            for viewer in viewers:
+                await viewer.close()
+            for each in pcs:
+                await each.close()
+
+
+async def call_viewer(peer: Peer, call_id: str, videos: int, kind: str = "call.subscribe",
+                      leg: str = "subscribe") -> CountingViewer:
+    """A party's (or a tap's) receiving leg, asked again until the SFU offers ``videos`` cameras (the far
+    party's tracks arrive through a pipe once it published)."""
+    async with asyncio.timeout(STEP_S):
+        while True:
+            offer = (await peer.ok(kind, call_id=call_id))["sdp"]
+            if offer.count("m=video") >= videos:
+                break
+            await asyncio.sleep(0.3)
+    viewer = receiver()
+    await peer.ok("call.sfu_answer", call_id=call_id, leg=leg, sdp=await answer_offer(viewer, offer))
+    return viewer
+
+
+async def test_a_call_across_nodes_goes_through_the_sfu_and_is_tapped_from_a_third(
+        start_node: Callable[..., Any], token: Callable[..., str], redis: Any) -> None:
+    await befriend(redis, "amy", "bob")
+    settings = {"SWITCHBOARD_CASCADE_SECRET": SECRET, "SWITCHBOARD_NODE_CALL_MEDIA": "sfu"}
+    a, b, c = await asyncio.gather(start_node(**settings), start_node(**settings), start_node(**settings))
+    pcs: list[RTCPeerConnection] = []
+    viewers: list[Viewer] = []
+    async with aiohttp.ClientSession() as http:
+        amy, bob = await a.connect(http, token("amy")), await b.connect(http, token("bob"))
+        call_id = (await amy.ok("call.invite", to="bob"))["call_id"]
+        await bob.expect("call.incoming", call_id=call_id)
+        assert (await bob.ok("call.accept", call_id=call_id))["media"] == "sfu"  # parties on two nodes
+        assert (await amy.expect("call.accepted", call_id=call_id))["media"] == "sfu"
+        try:
+            pcs += [await publish(amy, call_id), await publish(bob, call_id)]
+            viewers += [await call_viewer(amy, call_id, 1), await call_viewer(bob, call_id, 1)]
+            for viewer in viewers:  # each gets the other's camera, pulled from the other node
+                assert viewer.pc.remoteDescription.sdp.count("m=video") == 1
+                await viewer.wait_frames(5, timeout=STEP_S)
+            await amy.ok("ping")
+            await bob.ok("ping")
+            before = [len(amy.seen), len(bob.seen)]
+
+            mod = await c.connect(http, token("mia", moderate=True, hidden=True))
+            tap = await call_viewer(mod, call_id, 2, "call.tap", "tap")  # C pulls both parties
+            viewers.append(tap)
+            async with asyncio.timeout(STEP_S):  # both parties' cameras decode on the tap
+                while not (len(tap.per_track) == 2 and min(tap.per_track.values()) >= 5):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            for viewer in viewers[:2]:
+                await viewer.wait_frames(viewer.frames["video"] + 5, timeout=STEP_S)
+            await amy.ok("ping")
+            await bob.ok("ping")
+            assert [len(amy.seen), len(bob.seen)] == before, (amy.seen, bob.seen)  # nothing tells them
+
+            await amy.ok("call.hangup", call_id=call_id)
+            await bob.expect("call.ended", call_id=call_id)
+            await mod.expect("call.sfu_closed", call_id=call_id, leg="tap")
         finally:
             for viewer in viewers:
                 await viewer.close()
