@@ -163,9 +163,9 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     c = deps.cascade
     cascade = None
     if c is not None and c.secret and deps.announce is not None and isinstance(media, NodePipes):
-        shows.span = ShowSpan(redis, hub, deps.node_id)
-        shows.span.on_event = shows.span_event
-        cascade = shows.cascade = Cascade(redis, hub, media, deps.node_id, c.pull_timeout_s)
+        span = shows.edges.span = ShowSpan(redis, hub, deps.node_id)
+        span.on_event = shows.edges.span_event
+        cascade = shows.edges.cascade = Cascade(redis, hub, media, deps.node_id, c.pull_timeout_s)
         cascade.start()
         stack.push_async_callback(cascade.close)
     shows.events = RoomEvents(redis)
@@ -179,7 +179,7 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
         stack.push_async_callback(call_media.span.close)
 
         async def lost(room: RoomId) -> None:
-            await shows.origin_lost(room)
+            await shows.edges.origin_lost(room)
             await call_media.lost(room)
 
         cascade.on_lost = lost

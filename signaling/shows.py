@@ -25,7 +25,7 @@ from typing import Any
 from prometheus_client import Histogram
 
 from sfu.types import IceCandidate, MediaService, PeerId
-from signaling.cascade import Cascade, Origin
+from signaling.cascade import Origin
 from signaling.errors import Conflict, Forbidden, NotFound, RateLimited
 from signaling.limits import TokenBucket
 from signaling.paid_shows import PaidShows
@@ -33,9 +33,9 @@ from signaling.relations import Relations
 from signaling.renegotiation import Renegotiations
 from signaling.room_events import RoomEvents
 from signaling.session import Session
+from signaling.show_edges import ShowEdges
 from signaling.show_links import ShowLinks
 from signaling.show_moderation import ChatLines, ShowModeration
-from signaling.show_span import ShowSpan
 from signaling.types import IceServersFor
 from switchboard.events import EventType
 from switchboard.ids import NodeId, RoomId, SessionId, UserId
@@ -132,10 +132,8 @@ class ShowBook:
         """``show.stats``: a member's own link."""
         media.set_listener(self)
         self.events = RoomEvents(None)  # webhooks' room facts (visible members only); the node gives it Redis
-        self.cascade: Cascade | None = None
-        """Pulls shows from other nodes and serves ours to them; None: a show lives on one node only."""
-        self.span: ShowSpan | None = None
-        """Roster, count and chat over the show's nodes; None: this node's members only."""
+        self.edges = ShowEdges(self)
+        """Shows over several nodes (the cascade); the node gives it its pieces when the cascade is on."""
 
     async def close(self) -> None:
         await self._renegotiations.close()
@@ -186,6 +184,42 @@ class ShowBook:
         if session.id != show.host:
             raise Conflict(f"show {show.room!r} already has its broadcaster (another session): one publisher per show")
 
+    def live(self, room: RoomId) -> Show | None:
+        """The show of ``room`` on this node (its origin or an edge's copy), if live here."""
+        return self._shows.get(room)
+
+    def hold_copy(self, room: RoomId, origin: Origin) -> tuple[Show, bool]:
+        """An edge's copy of the show ``origin`` describes, kept here; False when a concurrent join kept one first."""
+        show = self._shows.get(room)
+        if show is not None:
+            return show, False
+        show = self._shows[room] = Show(room, UserId(origin.owner), SessionId(""), show_id=origin.show_id,
+                                        started_ms=origin.started_ms, paid=origin.paid, origin=origin.node)
+        return show, True
+
+    def forget_copy(self, show: Show) -> bool:
+        """Drops an edge's copy with no member left; False when it is not the live one."""
+        if self._shows.get(show.room) is not show:
+            return False
+        del self._shows[show.room]
+        return True
+
+    @property
+    def media(self) -> MediaService:
+        return self._media
+
+    @property
+    def relations(self) -> Relations | None:
+        return self._relations
+
+    def announce(self, show: Show) -> None:
+        """Sends every member the roster as it may see it."""
+        self._announce(show)
+
+    async def finish(self, show: Show, reason: str) -> None:
+        """Ends ``show`` here (every member gets ``show.ended`` with ``reason``)."""
+        await self._end(show, reason)
+
     def show_of(self, session: Session, room: str) -> tuple[Show, Member]:
         """The show and the session's membership, through the room door (for the moderation doors)."""
         return self._member(session, room)
@@ -211,8 +245,7 @@ class ShowBook:
                                                                                      list(show.users())))
             self._announce(show)
             await self.events.joined(show.room, session.user_id, member.peer_id)
-            if self.span is not None:
-                await self.span.joined(show.room, session.id, session.user_id)
+            await self.edges.joined(show, session)
         return member
 
     # --- membership -------------------------------------------------------------------------------
@@ -233,11 +266,7 @@ class ShowBook:
         self._shows[room] = show
         if self._paid is not None:
             await self._paid.opened(show)
-        if self.span is not None:
-            await self.span.enter(room)
-        if self.cascade is not None:
-            await self.cascade.opened(room, Origin(self.cascade.node_id, show.owner, show.show_id, show.started_ms,
-                                                   show.paid))
+        await self.edges.opened(show)
         await self.events.emit(EventType.ROOM_STARTED, room, user=session.user_id)
         member = await self._add(show, session)
         return {"peer_id": member.peer_id, "ice_servers": self._ice_servers(session.grants), "paid": show.paid,
@@ -254,7 +283,7 @@ class ShowBook:
         g = session.grants
         if not (g.subscribe or g.publish or g.moderate):
             raise Forbidden("joining a show needs the subscribe grant")
-        show = self._shows.get(RoomId(room)) or await self._pull(RoomId(room))
+        show = self._shows.get(RoomId(room)) or await self.edges.pull(RoomId(room))
         member = show.members.get(session.id)
         if member is None:
             PaidShows.admit(session, show)
@@ -264,61 +293,6 @@ class ShowBook:
         member.trace = trace
         return {"peer_id": member.peer_id, "hidden": member.hidden, "ice_servers": self._ice_servers(session.grants),
                 "pinned": show.lines.pinned, **show.roster(session.user_id)}
-
-    async def _pull(self, room: RoomId) -> Show:
-        """A show live on another node: this node becomes one of its edges (it pulls the media)."""
-        if self.cascade is None:
-            raise NotFound(f"no show {room!r} on this node")
-        origin = await self.cascade.pull(room, lambda: self._media.open_room(room))
-        show = self._shows.get(room)
-        if show is not None:  # pulled by a join that went first
-            return show
-        show = self._shows[room] = Show(room, UserId(origin.owner), SessionId(""), show_id=origin.show_id,
-                                        started_ms=origin.started_ms, paid=origin.paid, origin=origin.node)
-        if self.span is not None:
-            await self.span.enter(room)
-            show.remote = await self.span.remote_users(room)
-        return show
-
-    async def _release(self, show: Show) -> None:
-        """An edge's copy with no member left ends here (the show goes on at its origin)."""
-        if self._shows.get(show.room) is not show:
-            return
-        del self._shows[show.room]
-        await self._media.close_room(show.room)
-        if self.cascade is not None:
-            await self.cascade.release(show.room)
-        if self.span is not None:
-            await self.span.leave(show.room)
-
-    async def span_event(self, message: dict[str, Any]) -> None:
-        """Another node of a show we hold: its roster changed, a chat line, or the origin ended it."""
-        show = self._shows.get(RoomId(str(message["room"])))
-        if show is None or self.span is None:
-            return
-        what = message.get("what")
-        if what == "roster":
-            before = set(show.remote)
-            show.remote = await self.span.remote_users(show.room)
-            if self._relations is not None:
-                local = list({m.session.user_id for m in show.members.values() if not m.hidden})
-                for user in set(show.remote) - before:
-                    show.keep_apart(user, await self._relations.blocked_among(user, local))
-            self._announce(show)
-        elif what == "chat" and isinstance(message.get("line"), dict):
-            line = message["line"]
-            hide = show.apart.get(UserId(str(line.get("from"))), set())
-            for member in show.members.values():
-                if member.session.user_id not in hide:
-                    member.session.send(line)
-        elif what == "ended" and show.origin is not None:
-            await self._end(show, str(message.get("reason", "ended")))
-
-    async def origin_lost(self, room: RoomId) -> None:
-        """An edge's show can no longer be pulled (its origin record is gone): it ends here."""
-        show = self._shows.get(room)
-        if show is not None and show.origin is not None:
-            await self._end(show, "origin lost")
 
     async def leave(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, _ = self._member(session, body["room"], door=False)  # leaving needs no grant
@@ -343,10 +317,9 @@ class ShowBook:
                 show.forget(session.user_id)
             self._announce(show)
             await self.events.left(show.room, session.user_id, member.peer_id)
-            if self.span is not None:
-                await self.span.left(show.room, session.id)
+            await self.edges.left(show, session)
         if show.origin is not None and not show.members:
-            await self._release(show)
+            await self.edges.release(show)
 
     async def end(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         self._door(session, body["room"])
@@ -366,17 +339,9 @@ class ShowBook:
                                                                for m in show.members.values() if not m.hidden], reason)
         show.members.clear()
         await self._media.close_room(show.room)
+        await self.edges.ended(show, reason)
         if show.origin is not None:  # an edge's copy: the show itself lives on at its origin, or has ended
-            if self.cascade is not None:
-                await self.cascade.release(show.room)
-            if self.span is not None:
-                await self.span.leave(show.room)
             return
-        if self.span is not None:
-            await self.span.publish(show.room, {"what": "ended", "reason": reason})
-            await self.span.leave(show.room, last=True)
-        if self.cascade is not None:
-            await self.cascade.ended(show.room)
         if self._paid is not None:
             await self._paid.closed(show)
 
@@ -466,8 +431,7 @@ class ShowBook:
         for other in show.members.values():
             if other.session.user_id not in hide:
                 other.session.send(line)
-        if self.span is not None:
-            await self.span.publish(show.room, {"what": "chat", "line": line})
+        await self.edges.chat(show, line)
         return {"id": line["id"]}
 
     async def block(self, blocker: UserId, blocked: UserId) -> None:
