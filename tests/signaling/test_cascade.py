@@ -2,15 +2,17 @@
 the publisher on A, real aiortc viewers on B and C decode its frames through sealed pipes between the
 nodes; the roster, count and chat span the three nodes; a moderator's tap on B is seen on no node; a
 forged RTP datagram sent to a pipe's port is dropped and counted; the show's end reaches every node.
-A call between parties on two nodes goes through the SFU (each node pulls the other's party), and a
-moderator on a third node taps it unseen.
+A call, and a random match (a real ``switchboard matchmaker`` process), between parties on two nodes go
+through the SFU (each node pulls the other's party), and a moderator on a third node taps them unseen.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -198,46 +200,99 @@ async def call_viewer(peer: Peer, call_id: str, videos: int, kind: str = "call.s
     return viewer
 
 
+async def through_the_sfu_and_tapped_from_a_third(http: aiohttp.ClientSession, amy: Peer, bob: Peer,
+                                                 third: NodeProcess, token: Callable[..., str], call_id: str,
+                                                 end: Callable[[], Any]) -> None:
+    """Parties on two nodes each decode the other's camera; a moderator on ``third`` taps both unseen;
+    ``end`` ends the call or match, which closes the tap."""
+    pcs: list[RTCPeerConnection] = []
+    viewers: list[Viewer] = []
+    try:
+        pcs += [await publish(amy, call_id), await publish(bob, call_id)]
+        viewers += [await call_viewer(amy, call_id, 1), await call_viewer(bob, call_id, 1)]
+        for viewer in viewers:  # each gets the other's camera, pulled from the other node
+            assert viewer.pc.remoteDescription.sdp.count("m=video") == 1
+            await viewer.wait_frames(5, timeout=STEP_S)
+        await amy.ok("ping")
+        await bob.ok("ping")
+        before = [len(amy.seen), len(bob.seen)]
+
+        mod = await third.connect(http, token("mia", moderate=True, hidden=True))
+        tap = await call_viewer(mod, call_id, 2, "call.tap", "tap")  # the third node pulls both parties
+        viewers.append(tap)
+        async with asyncio.timeout(STEP_S):  # both parties' cameras decode on the tap
+            while not (len(tap.per_track) == 2 and min(tap.per_track.values()) >= 5):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        for viewer in viewers[:2]:
+            await viewer.wait_frames(viewer.frames["video"] + 5, timeout=STEP_S)
+        await amy.ok("ping")
+        await bob.ok("ping")
+        assert [len(amy.seen), len(bob.seen)] == before, (amy.seen, bob.seen)  # nothing tells them
+
+        await end()
+        await mod.expect("call.sfu_closed", call_id=call_id, leg="tap")
+    finally:
+        for viewer in viewers:
+            await viewer.close()
+        for each in pcs:
+            await each.close()
+
+
 async def test_a_call_across_nodes_goes_through_the_sfu_and_is_tapped_from_a_third(
         start_node: Callable[..., Any], token: Callable[..., str], redis: Any) -> None:
     await befriend(redis, "amy", "bob")
     settings = {"SWITCHBOARD_CASCADE_SECRET": SECRET, "SWITCHBOARD_NODE_CALL_MEDIA": "sfu"}
     a, b, c = await asyncio.gather(start_node(**settings), start_node(**settings), start_node(**settings))
-    pcs: list[RTCPeerConnection] = []
-    viewers: list[Viewer] = []
     async with aiohttp.ClientSession() as http:
         amy, bob = await a.connect(http, token("amy")), await b.connect(http, token("bob"))
         call_id = (await amy.ok("call.invite", to="bob"))["call_id"]
         await bob.expect("call.incoming", call_id=call_id)
         assert (await bob.ok("call.accept", call_id=call_id))["media"] == "sfu"  # parties on two nodes
         assert (await amy.expect("call.accepted", call_id=call_id))["media"] == "sfu"
-        try:
-            pcs += [await publish(amy, call_id), await publish(bob, call_id)]
-            viewers += [await call_viewer(amy, call_id, 1), await call_viewer(bob, call_id, 1)]
-            for viewer in viewers:  # each gets the other's camera, pulled from the other node
-                assert viewer.pc.remoteDescription.sdp.count("m=video") == 1
-                await viewer.wait_frames(5, timeout=STEP_S)
-            await amy.ok("ping")
-            await bob.ok("ping")
-            before = [len(amy.seen), len(bob.seen)]
 
-            mod = await c.connect(http, token("mia", moderate=True, hidden=True))
-            tap = await call_viewer(mod, call_id, 2, "call.tap", "tap")  # C pulls both parties
-            viewers.append(tap)
-            async with asyncio.timeout(STEP_S):  # both parties' cameras decode on the tap
-                while not (len(tap.per_track) == 2 and min(tap.per_track.values()) >= 5):  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
-            for viewer in viewers[:2]:
-                await viewer.wait_frames(viewer.frames["video"] + 5, timeout=STEP_S)
-            await amy.ok("ping")
-            await bob.ok("ping")
-            assert [len(amy.seen), len(bob.seen)] == before, (amy.seen, bob.seen)  # nothing tells them
-
+        async def hang_up() -> None:
             await amy.ok("call.hangup", call_id=call_id)
             await bob.expect("call.ended", call_id=call_id)
-            await mod.expect("call.sfu_closed", call_id=call_id, leg="tap")
-        finally:
-            for viewer in viewers:
-                await viewer.close()
-            for each in pcs:
-                await each.close()
+
+        await through_the_sfu_and_tapped_from_a_third(http, amy, bob, c, token, call_id, hang_up)
+
+
+@pytest.fixture
+async def matchmaker(redis_url: str, redis: Any, tmp_path: Any) -> AsyncIterator[None]:
+    """A ``switchboard matchmaker`` process on the test's Redis."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
+    env.update({"SWITCHBOARD_REDIS_URL": redis_url, "SWITCHBOARD_MATCHMAKER_PORT": "0",
+                "SWITCHBOARD_DATA_DIR": str(tmp_path / "mm"), "SWITCHBOARD_LOG_LEVEL": "WARNING"})
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "switchboard", "matchmaker", env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    async with asyncio.timeout(60):
+        while b"listening" not in (line := await proc.stdout.readline()):
+            assert line, "the matchmaker exited"
+    yield
+    proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), 15)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
+async def test_a_random_match_across_nodes_goes_through_the_sfu_and_is_tapped_from_a_third(
+        start_node: Callable[..., Any], token: Callable[..., str], matchmaker: None) -> None:
+    settings = {"SWITCHBOARD_CASCADE_SECRET": SECRET}  # node.match_media is "sfu" by default
+    a, b, c = await asyncio.gather(start_node(**settings), start_node(**settings), start_node(**settings))
+    async with aiohttp.ClientSession() as http:
+        kim, lou = await a.connect(http, token("kim")), await b.connect(http, token("lou"))
+        ticket = {"country": "FR", "age": 30}
+        await kim.ok("queue.join", ticket=ticket)
+        await lou.ok("queue.join", ticket=ticket)
+        found = [await kim.expect("match.found"), await lou.expect("match.found")]
+        assert [f["media"] for f in found] == ["sfu", "sfu"]  # parties on two nodes, through the SFU
+        sid = found[0]["session_id"]
+
+        async def leave() -> None:
+            await lou.ok("queue.leave")
+            await kim.expect("match.ended", session_id=sid)
+
+        await through_the_sfu_and_tapped_from_a_third(http, kim, lou, c, token, sid, leave)
