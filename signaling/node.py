@@ -165,6 +165,7 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     if c is not None and c.secret and deps.announce is not None and isinstance(media, NodePipes):
         span = shows.edges.span = ShowSpan(redis, hub, deps.node_id)
         span.on_event = shows.edges.span_event
+        stack.push_async_callback(span.close)
         cascade = shows.edges.cascade = Cascade(redis, hub, media, deps.node_id, c.pull_timeout_s)
         cascade.start()
         stack.push_async_callback(cascade.close)

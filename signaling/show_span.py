@@ -41,6 +41,11 @@ class ShowSpan:
         """The show book's handler of another node's ``show.span`` (``roster``, ``chat``, ``ended``)."""
         hub.on_command(self._command, kinds=(KIND,))
 
+    async def close(self) -> None:
+        """Node stop: this node's members leave every spanned show's hash and node set. Safe twice."""
+        for room in list(self._rooms):
+            await self.leave(room)
+
     def _field(self, session: SessionId) -> str:
         return f"{self.node_id}/{session}"
 
