@@ -237,7 +237,10 @@ def friends(user_id: str) -> str:
 
 def node_channel(node_id: str) -> str:
     """Pub/sub channel of one node process (subscribed from start-up): commands to it, as JSON.
-    ``{"kind": "drain"}`` (``switchboard node drain``): the node drains (signaling/drain.py)."""
+    ``{"kind": "drain"}`` (``switchboard node drain``): the node drains (signaling/drain.py). Between
+    nodes (the cascade, docs/scaling.md): ``pipe.open``/``pipe.ready``/``pipe.refused``/``pipe.close``/
+    ``pipe.gone`` (signaling/cascade.py), ``show.span`` (signaling/show_span.py), ``call.spread``
+    (signaling/call_span.py)."""
     return f"node:{node_id}"
 
 
