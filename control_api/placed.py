@@ -27,8 +27,9 @@ def placed(handler: Handler) -> Handler:
         if reply.status != 200 or not isinstance(reply.body, dict):
             return reply
         placement = Placement(call.services.redis)
-        room = (reply.body.get("grants") or {}).get("room")
-        node = await (placement.for_room(room) if room else placement.for_session())
+        grants = reply.body.get("grants") or {}
+        room = grants.get("room")
+        node = await (placement.for_room(room, viewer=not grants.get("publish")) if room else placement.for_session())
         return dataclasses.replace(reply, body={**reply.body, "node": node.url if node is not None else None})
 
     return answer

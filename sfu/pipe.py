@@ -12,14 +12,16 @@ Both ends are created by their routers and closed by them. The set of piped prod
 control datagrams (first byte 0, then msgpack) sent on every change and every tick; RTP and RTCP
 (RFC 5761 demux on the payload type byte) travel as they are. Garbage is counted and dropped.
 
-Between nodes (the start of the cascade, docs/scaling.md) a pipe binds and sends on the nodes'
-addresses and is sealed (:mod:`sfu.pipe_seal`): datagrams without the shared secret's tag are
-dropped and counted in ``forged``.
+Between nodes (the cascade, docs/scaling.md) a pipe binds and sends on the nodes' pipe addresses and
+is sealed (:mod:`sfu.pipe_seal`): datagrams without the shared secret's tag are dropped and counted in
+``forged``, whatever address they come from (a sealed pipe takes its far end's datagrams from any
+address: the seal, not the address, says who sent them, so a NAT between the nodes changes nothing).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -120,7 +122,14 @@ class PipeTransport:
         self.send_errors = 0
         self.forged = 0
         """Sealed pipes: datagrams dropped for a missing or wrong tag (a stranger's, or altered)."""
+        self.heard = time.monotonic()
+        """When the far end was last heard (any genuine datagram; the importing end sends a keepalive
+        every tick): a pipe between nodes silent for long has lost its far node."""
         self.closed = False
+
+    @property
+    def sealed(self) -> bool:
+        return self._seal is not None
 
     async def open(self) -> int:
         """Bind a UDP socket on the pipe's host (127.0.0.1 between workers); returns its port."""
@@ -179,17 +188,23 @@ class PipeTransport:
     # both ---------------------------------------------------------------------------------------
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        if self.closed or addr != self.remote:
-            self.malformed += 1
-            return
         if self._seal is not None:
             opened = self._seal.open(data)
             if opened is None:
                 self.forged += 1
                 return
             data = opened
+            if self.closed or self.remote is None:
+                self.malformed += 1
+                return
+        elif self.closed or addr != self.remote:
+            self.malformed += 1
+            return
         n = len(data)
-        if n and data[0] == CONTROL and not self.exporting:
+        self.heard = time.monotonic()
+        if n and data[0] == CONTROL and self.exporting:
+            return  # the importing end's keepalive
+        if n and data[0] == CONTROL:
             try:
                 descriptors = msgpack.unpackb(data[1:])
                 self.sync(descriptors)
@@ -224,8 +239,13 @@ class PipeTransport:
             self.malformed += 1
 
     def tick(self) -> None:
-        """Once a second: re-announce the producer list and pass the publishers' clocks (for SRs)."""
-        if not self.exporting or self.closed:
+        """Once a second: re-announce the producer list and pass the publishers' clocks (for SRs); the
+        importing end of a sealed pipe says it is alive."""
+        if self.closed:
+            return
+        if not self.exporting:
+            if self._seal is not None and self.remote is not None:
+                self.sendto(bytes([CONTROL]))
             return
         self.announce()
         parts = []

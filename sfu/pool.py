@@ -155,7 +155,7 @@ class WorkerPool:
     def __init__(self, *, workers: int, addresses: tuple[str, ...], announced: str = "",
                  redis_url: str | None = None, start_timeout: float = 20.0, viewers_per_worker: int = 0,
                  respawn: bool = True, keyframe_interval_s: float = KEYFRAME_INTERVAL_S,
-                 clip_seconds: float = 0.0) -> None:
+                 clip_seconds: float = 0.0, pipe_secret: bytes = b"", pipe_host: str = "") -> None:
         self.size = workers if workers > 0 else (os.cpu_count() or 1)
         self.addresses = addresses
         self.announced = announced
@@ -165,6 +165,9 @@ class WorkerPool:
         self.respawn = respawn
         self.keyframe_interval_s = keyframe_interval_s
         self.clip_seconds = clip_seconds
+        self._pipe_secret = pipe_secret
+        """Seals pipes between nodes (``cascade.secret``): handed to each worker process, never logged."""
+        self.pipe_host = pipe_host
         self.workers: list[WorkerHandle] = []
         self.rooms: dict[RoomId, RoomPlacement] = {}
         self._listener: list[SfuListener | None] = [None]
@@ -193,7 +196,7 @@ class WorkerPool:
         proc = multiprocessing.get_context("spawn").Process(
             target=worker_main, name=f"sfu-worker-{index}", daemon=True,
             args=(str(path), self.addresses, self.announced, self.redis_url, self.keyframe_interval_s,
-                  self.clip_seconds))
+                  self.clip_seconds, self._pipe_secret, self.pipe_host))
         await asyncio.to_thread(proc.start)
         handle = WorkerHandle(index, proc, path)
         await handle.connect(self._notify, self.start_timeout, self._lost)
@@ -420,6 +423,28 @@ class WorkerPool:
     async def save_clip(self, room_id: RoomId) -> Clip:
         """An evidence clip of the room, made by its home worker (where its publishers are)."""
         return Clip(*await self._placement(room_id).home.call("save_clip", room_id))
+
+    # pipes between nodes (the cascade): always on the room's home worker -----------------------
+
+    async def open_node_pipe(self, room_id: RoomId, pipe_id: str) -> int:
+        """Our end of a sealed pipe to another node, on the room's home worker; returns its UDP port.
+        Exporting, the home worker sends the publishers' tracks; importing, its router holds the
+        piped producers, and the pool's own pipes carry them on to the other workers as usual."""
+        return int(await self._placement(room_id).home.call("open_node_pipe", room_id, pipe_id))
+
+    async def connect_node_pipe(self, room_id: RoomId, pipe_id: str, host: str, port: int, export: bool,
+                                descriptors: list[Any] | None = None) -> list[Any]:
+        return list(await self._placement(room_id).home.call("connect_node_pipe", room_id, pipe_id, host, port,
+                                                             export, descriptors))
+
+    async def close_node_pipe(self, room_id: RoomId, pipe_id: str) -> None:
+        placement = self.rooms.get(room_id)
+        if placement is not None:
+            await placement.home.call("close_node_pipe", room_id, pipe_id)
+
+    async def node_pipes(self, room_id: RoomId) -> list[str]:
+        placement = self.rooms.get(room_id)
+        return [] if placement is None else list(await placement.home.call("node_pipes", room_id))
 
     async def worker_counters(self) -> list[dict[str, int]]:
         """Per worker: forwarded packets (all consumers, hidden included), drops, CPU seconds."""

@@ -43,11 +43,12 @@ class PoolListener:
 
 
 def counters(worker: Worker) -> dict[str, Any]:
-    forwarded = malformed = unknown = retransmitted = dropped = feedback = nacked = 0
+    forwarded = malformed = unknown = retransmitted = dropped = feedback = nacked = forged = 0
     estimates: list[int] = []
     faults = worker.tick_faults.total
     for router in worker.routers.values():
         faults += router.faults.total
+        forged += sum(p.forged for p in router.pipes.values())
         for t in router.transports.values():
             forwarded += sum(c.packets for c in t.consumers.values())
             retransmitted += sum(c.retransmitted for c in t.consumers.values())
@@ -65,11 +66,13 @@ def counters(worker: Worker) -> dict[str, Any]:
             "unknown_ssrc": unknown, "srtp_dropped": dropped, "faults": faults, "transport_cc_feedback_sent": feedback,
             "bwe_viewers": len(estimates), "bwe_kbps_p50": estimates[len(estimates) // 2] if estimates else 0,
             "bwe_kbps_min": estimates[0] if estimates else 0,
-            "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss, "pid": os.getpid()}
+            "pipe_forged": forged, "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss,
+            "pid": os.getpid()}
 
 
 async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None,
-                keyframe_interval_s: float = KEYFRAME_INTERVAL_S, clip_seconds: float = 0.0) -> None:
+                keyframe_interval_s: float = KEYFRAME_INTERVAL_S, clip_seconds: float = 0.0,
+                pipe_secret: bytes = b"", pipe_host: str = "") -> None:
     redis = None
     events: EventSink = MemoryEventSink()
     if redis_url:
@@ -78,7 +81,8 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
         redis = open_redis(redis_url)
         events = RedisEventSink(redis)
     worker = Worker(addresses=tuple(addresses), announced=announced, events=events,
-                    keyframe_interval_s=keyframe_interval_s, clip_seconds=clip_seconds)
+                    keyframe_interval_s=keyframe_interval_s, clip_seconds=clip_seconds, pipe_secret=pipe_secret,
+                    pipe_host=pipe_host)
     await worker.start()
     done = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
@@ -108,7 +112,8 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
                     result = None
                 elif method in ("open_room", "publish", "accept_answer", "renegotiate", "close_peer", "close_room",
                                 "open_pipe", "connect_pipe", "close_pipe", "link_stats",
-                                "set_max_layer"):
+                                "set_max_layer", "open_node_pipe", "connect_node_pipe", "close_node_pipe",
+                                "node_pipes"):
                     result = await getattr(worker, method)(*args)
                 else:
                     raise SfuError(f"unknown method {method}")
@@ -150,8 +155,10 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
 
 
 def worker_main(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None,
-                keyframe_interval_s: float = KEYFRAME_INTERVAL_S, clip_seconds: float = 0.0) -> None:
+                keyframe_interval_s: float = KEYFRAME_INTERVAL_S, clip_seconds: float = 0.0,
+                pipe_secret: bytes = b"", pipe_host: str = "") -> None:
     """Process entry (spawned by :class:`sfu.pool.WorkerPool`)."""
     import uvloop
 
-    uvloop.run(serve(path, addresses, announced, redis_url, keyframe_interval_s, clip_seconds))
+    uvloop.run(serve(path, addresses, announced, redis_url, keyframe_interval_s, clip_seconds, pipe_secret,
+                     pipe_host))

@@ -11,7 +11,8 @@ from typing import Any
 from sfu import clips
 from sfu.errors import Faults, NegotiationError, NoClip, UnknownPeer, UnknownRoom
 from sfu.keyframes import KEYFRAME_INTERVAL_S, KeyframeSchedule
-from sfu.pipe import Descriptor, PipeTransport
+from sfu.pipe import HOST, Descriptor, PipeTransport
+from sfu.pipe_seal import Seal
 from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.simulcast import SimulcastTrack
 from sfu.transport import DtlsCertificate, Role, Transport
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 PLI_INTERVAL = 0.5
 """Seconds between two PLIs sent upstream for one producer (requests in between are merged)."""
+PIPE_SILENCE_S = 10.0
+"""A pipe between nodes whose far end said nothing for this long is closed (its node is gone)."""
 
 
 class Router:
@@ -43,6 +46,9 @@ class Router:
         self.tracks: list[SimulcastTrack] = []
         """Simulcast tracks (their exposed layer is in ``producers``): each viewer's layer is chosen per tick."""
         self.pipes: dict[str, PipeTransport] = {}
+        self.from_nodes: set[str] = set()
+        """Ids of the producers pulled from other nodes: a pipe between nodes carries only this node's own
+        publishers (two nodes of one call pull each other's party; nothing goes back where it came from)."""
         self.clip_seconds = clip_seconds
         """Evidence clip length; every publisher's producer buffers this much RTP (0: no buffers)."""
         self.keyframe_schedule = KeyframeSchedule(keyframe_interval_s)
@@ -100,7 +106,7 @@ class Router:
         if isinstance(transport, Transport):
             self.keyframe_schedule.add(producer, time.monotonic())
         for pipe in self.pipes.values():
-            if pipe.exporting:
+            if pipe.exporting and not (pipe.sealed and producer.producer_id in self.from_nodes):
                 pipe.export(producer)
         self._ask_renegotiation()
 
@@ -108,6 +114,9 @@ class Router:
         loop = asyncio.get_running_loop()
         holder: list[Producer] = []
         requester = KeyframeRequester(lambda: pipe.send_pli(holder[0]), PLI_INTERVAL, loop.call_later)
+        if pipe.sealed:  # another node's producer ids may be ours too
+            producer_id = f"{pipe.pipe_id}/{producer_id}"
+            self.from_nodes.add(producer_id)
         producer = Producer(producer_id, PeerId(""), codec, ssrc, requester)
         holder.append(producer)
         return producer
@@ -115,17 +124,21 @@ class Router:
     def _producer_removed(self, pipe: PipeTransport, producer: Producer) -> None:
         """A piped producer went away on the exporting side: close it here, then its consumers."""
         self.producers.pop(producer.producer_id, None)
+        self.from_nodes.discard(producer.producer_id)
         for c in producer.close():
             c.close()
         self._ask_renegotiation()
 
     # pipes (between workers) -------------------------------------------------------------------
 
-    async def open_pipe(self, pipe_id: str) -> int:
-        """Create our end of a pipe; returns its UDP port on 127.0.0.1."""
+    async def open_pipe(self, pipe_id: str, seal: Seal | None = None, host: str = HOST) -> int:
+        """Create our end of a pipe; returns its UDP port on ``host`` (127.0.0.1 between workers; a pipe
+        between nodes binds the node's pipe address and is sealed)."""
         self._check_open()
+        if pipe_id in self.pipes:
+            raise NegotiationError(f"pipe {pipe_id} already exists")
         pipe = PipeTransport(pipe_id, new_producer=self._new_piped_producer, on_producer=self._producer_added,
-                             on_producer_closed=self._producer_removed)
+                             on_producer_closed=self._producer_removed, seal=seal, host=host)
         port = await pipe.open()
         if self.closed:  # closed while the socket opened: nothing may outlive the room
             pipe.close()
@@ -134,17 +147,18 @@ class Router:
         return port
 
     def connect_pipe(self, pipe_id: str, port: int, export: bool,
-                     descriptors: list[Descriptor] | None = None) -> list[Descriptor]:
+                     descriptors: list[Descriptor] | None = None, host: str = HOST) -> list[Descriptor]:
         """Exporting end: pipe every live producer (and later ones), return their descriptors.
         Importing end: create the piped producers now, from the exporting end's descriptors."""
         self._check_open()
         pipe = self.pipes.get(pipe_id)
         if pipe is None:
             raise UnknownPeer(f"no pipe {pipe_id}")
-        pipe.connect(port, export=export)
+        pipe.connect(port, export=export, host=host)
         if export:
             for p in self._live_producers():
-                pipe.export(p)
+                if not (pipe.sealed and p.producer_id in self.from_nodes):
+                    pipe.export(p)
             return pipe.descriptors()
         pipe.sync(descriptors or [])
         return []
@@ -348,6 +362,10 @@ class Router:
                 self.faults.caught(exc)
         for pipe in list(self.pipes.values()):
             try:
+                if pipe.sealed and pipe.remote is not None and now - pipe.heard > PIPE_SILENCE_S:
+                    log.warning("sfu pipe %s silent: its far node is gone", pipe.pipe_id, extra={"room": self.room_id})
+                    self.close_pipe(pipe.pipe_id)
+                    continue
                 pipe.tick()
             except Exception as exc:
                 self.faults.caught(exc)

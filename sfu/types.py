@@ -30,7 +30,7 @@ Who calls what, and when:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NewType, Protocol
+from typing import TYPE_CHECKING, Any, NewType, Protocol, runtime_checkable
 
 from switchboard.events import TapEvent
 from switchboard.ids import RoomId, UserId
@@ -171,3 +171,26 @@ class MediaService(Protocol):
         """The room's last ``sfu.clip_seconds`` of every published track in one file, remuxed from the
         buffered RTP (never decoded). ``UnknownRoom`` if the room is not open, ``NoClip`` if nothing
         is buffered (no publisher yet, or clips are off)."""
+
+
+@runtime_checkable
+class NodePipes(Protocol):
+    """Pipes between nodes (the cascade, docs/scaling.md): a room's media pulled from its origin node.
+
+    The origin's end exports every producer of the room (and later ones); the edge's end imports them
+    as producers of its own room, with their own NACK caches, and sends merged PLIs back. Both ends
+    are sealed with the nodes' shared secret. Implemented by the worker and the pool; a node whose SFU
+    lacks it (or has no secret) neither pulls nor serves shows."""
+
+    async def open_node_pipe(self, room_id: RoomId, pipe_id: str) -> int:
+        """Open our end on the node's pipe address (the room must be open); returns its UDP port."""
+
+    async def connect_node_pipe(self, room_id: RoomId, pipe_id: str, host: str, port: int, export: bool,
+                                descriptors: list[Any] | None = None) -> list[Any]:
+        """Join our end to the far one; exporting, returns the piped tracks' descriptors for the importer."""
+
+    async def close_node_pipe(self, room_id: RoomId, pipe_id: str) -> None:
+        """Close our end (an importer's piped producers close, and their consumers). Idempotent."""
+
+    async def node_pipes(self, room_id: RoomId) -> list[str]:
+        """The room's live pipes between nodes (one silent for ``PIPE_SILENCE_S`` is closed by the SFU)."""

@@ -14,9 +14,10 @@ from typing import Any
 from sfu import aiortc_private
 from sfu.admission import Admission, LoopLag
 from sfu.clips import Clip
-from sfu.errors import Faults, NoClip, UnknownRoom
+from sfu.errors import Faults, NoClip, SfuError, UnknownRoom
 from sfu.keyframes import KEYFRAME_INTERVAL_S
-from sfu.pipe import Descriptor
+from sfu.pipe import HOST, Descriptor
+from sfu.pipe_seal import Seal
 from sfu.remux import NothingToClip, write_clip
 from sfu.router import Router
 from sfu.transport import DtlsCertificate, Role
@@ -44,8 +45,12 @@ class Worker:
 
     def __init__(self, *, addresses: tuple[str, ...], announced: str = "", events: EventSink,
                  tick_s: float = TICK_S, keyframe_interval_s: float = KEYFRAME_INTERVAL_S,
-                 clip_seconds: float = 0.0) -> None:
+                 clip_seconds: float = 0.0, pipe_secret: bytes = b"", pipe_host: str = "") -> None:
         aiortc_private.check_versions()
+        self._pipe_seal = Seal(pipe_secret) if pipe_secret else None
+        """Seals pipes between nodes (``cascade.secret``); None: this worker opens none."""
+        self.pipe_host = pipe_host or (addresses[0] if addresses else HOST)
+        """The address pipes between nodes bind (``cascade.pipe_address``, else the first RTC address)."""
         self.addresses = addresses
         self.keyframe_interval_s = keyframe_interval_s
         self.clip_seconds = clip_seconds
@@ -197,6 +202,28 @@ class Worker:
         router = self.routers.get(room_id)
         if router is not None:
             router.close_pipe(pipe_id)
+
+    # pipes between nodes (the cascade, docs/scaling.md) ------------------------------------------
+
+    async def open_node_pipe(self, room_id: RoomId, pipe_id: str) -> int:
+        """Our end of a sealed pipe to another node, bound on :attr:`pipe_host`; returns its UDP port."""
+        if self._pipe_seal is None:
+            raise SfuError("pipes between nodes need a shared secret (cascade.secret)")
+        return await self.router(room_id).open_pipe(pipe_id, self._pipe_seal, self.pipe_host)
+
+    async def connect_node_pipe(self, room_id: RoomId, pipe_id: str, host: str, port: int, export: bool,
+                                descriptors: list[Descriptor] | None = None) -> list[Descriptor]:
+        """Joins our end to the far node's (``host:port``, from its registry entry and its reply).
+        Exporting: pipes every producer of the room (later ones too), returns their descriptors."""
+        return self.router(room_id).connect_pipe(pipe_id, port, export, descriptors, host=host)
+
+    async def close_node_pipe(self, room_id: RoomId, pipe_id: str) -> None:
+        await self.close_pipe(room_id, pipe_id)
+
+    async def node_pipes(self, room_id: RoomId) -> list[str]:
+        """The room's live pipes between nodes (a silent one is closed by the router's tick)."""
+        router = self.routers.get(room_id)
+        return [] if router is None else [p.pipe_id for p in router.pipes.values() if p.sealed and not p.closed]
 
     async def save_clip(self, room_id: RoomId) -> Clip:
         """The last ``clip_seconds`` of every track of the room in one file (remuxed in a thread).

@@ -67,12 +67,14 @@ class Beacon:
     """Announces the node; ``draining`` goes into the next beat (:meth:`beat` sends it at once)."""
 
     def __init__(self, redis: aioredis.Redis, settings: NodeSettings, node_id: str, url: Callable[[], str],
-                 media_address: str, workers: int, load: Load) -> None:
+                 media_address: str, workers: int, load: Load, pipe_address: str = "", viewer_cap: int = 0) -> None:
         self._redis = redis
         self._settings = settings
         self._node_id = node_id
         self._url = url
         self._media_address = media_address
+        self._pipe_address = pipe_address
+        self._viewer_cap = viewer_cap
         self._workers = workers
         self._load = load
         self.registry = NodeRegistry(redis)
@@ -98,6 +100,7 @@ class Beacon:
     def entry(self) -> NodeEntry:
         rooms = self._load.rooms()
         return NodeEntry(id=self._node_id, url=self._url(), media_address=self._media_address,
+                         pipe_address=self._pipe_address, viewer_cap=self._viewer_cap,
                          region=self._settings.region, workers=self._workers, cpu=round(self._cpu, 3),
                          viewers=self._load.sessions(), rooms=len(rooms), draining=self.draining,
                          started_ms=self._started_ms, updated_ms=int(time.time() * 1000))

@@ -10,6 +10,10 @@ receives the other's tracks on a second one (``call.subscribe``, server offers).
 and event the parties see, so nothing a party receives differs while a tap is open. A P2P call has
 no server-side media: a tap on it is refused (``unavailable``).
 
+Parties on two nodes (the cascade on: :mod:`signaling.call_span`) go through the SFU too: each node
+holds its own party's room and pulls the other party's media from the other node, so a moderator's tap
+works from either node, and from any third node, which pulls both parties into a room of its own.
+
 This book is also the SFU's listener on the node: it answers for the call rooms it holds and hands
 every other room (shows) to the show book.
 """
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sfu.types import IceCandidate, MediaService, PeerId, SfuListener
+from signaling.call_span import CallSpan
 from signaling.errors import BadMessage, Conflict, Forbidden, NotFound, Unavailable
 from signaling.renegotiation import Renegotiations
 from signaling.session import Session
@@ -48,6 +53,8 @@ class LiveCall:
     """Wall-clock milliseconds when the node saw it start."""
     peers: dict[PeerId, tuple[Session, str]] = field(default_factory=dict)
     """SFU peers of this room -> (the session that owns it, its leg)."""
+    remote: bool = False
+    """A tap's copy on a node holding no party (both parties pulled from their nodes)."""
 
     def public(self) -> dict[str, Any]:
         return {"call_id": self.call_id, "kind": self.kind, "users": list(self.users), "media": self.media,
@@ -63,6 +70,8 @@ class CallMedia:
         self._shows = shows
         self._calls: dict[str, LiveCall] = {}
         self._renegotiations = Renegotiations(media)
+        self.span: CallSpan | None = None
+        """Calls whose parties are on two nodes (the cascade); None: ``sfu`` needs both parties here."""
         media.set_listener(self)
 
     async def close(self) -> None:
@@ -74,14 +83,17 @@ class CallMedia:
 
     def mode(self, kind: str, both_here: bool) -> str:
         """The media of a ``call`` or ``match`` starting now, by its category (never by a tap):
-        ``sfu`` needs both parties on this node (one SFU room)."""
-        return SFU if self._modes[kind] == SFU and both_here else P2P
+        ``sfu`` needs both parties on this node (one SFU room), or the cascade (each node pulls the other's)."""
+        return SFU if self._modes[kind] == SFU and (both_here or self.span is not None) else P2P
 
     # --- lifetime (driven by the call book) --------------------------------------------------------
 
     def started(self, call_id: str, kind: str, users: tuple[UserId, UserId], media: str) -> None:
         if call_id not in self._calls:
-            self._calls[call_id] = LiveCall(call_id, kind, users, media, int(time.time() * 1000))
+            live = self._calls[call_id] = LiveCall(call_id, kind, users, media, int(time.time() * 1000))
+            if media == SFU and self.span is not None:
+                room = RoomId(call_id)
+                self.span.started(room, kind, users, live.started_at, lambda: self._media.open_room(room))
 
     async def ended(self, call_id: str) -> None:
         """Hangup, decline after accept, timeout, ``match.ended``: the room closes (taps included)."""
@@ -103,6 +115,8 @@ class CallMedia:
                 if owner is session:
                     live.peers.pop(peer_id, None)
                     await self._media.close_peer(RoomId(live.call_id), peer_id)
+            if live.remote and not live.peers:
+                await self._drop(live)
 
     async def _drop(self, live: LiveCall) -> None:
         self._calls.pop(live.call_id, None)
@@ -112,6 +126,15 @@ class CallMedia:
         live.peers.clear()
         if live.media == SFU:
             await self._media.close_room(RoomId(live.call_id))
+            if self.span is not None:
+                await (self.span.cascade.release(RoomId(live.call_id)) if live.remote
+                       else self.span.ended(RoomId(live.call_id)))
+
+    async def lost(self, room: RoomId) -> None:
+        """A tap's copy can no longer pull its parties (the call ended on their nodes): it ends here."""
+        live = self._calls.get(room)
+        if live is not None and live.remote:
+            await self._drop(live)
 
     # --- parties -----------------------------------------------------------------------------------
 
@@ -203,7 +226,7 @@ class CallMedia:
     async def tap(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         """A hidden subscriber in the call's room: the SFU's offer for the moderator to answer."""
         self._moderator(session)
-        live = self._calls.get(body["call_id"])
+        live = self._calls.get(body["call_id"]) or await self._pull(RoomId(str(body["call_id"])))
         if live is None:
             raise NotFound(f"no live call or match {body['call_id']!r} on this node")
         if session.user_id in live.users:
@@ -213,10 +236,27 @@ class CallMedia:
         offer = await self._open_subscriber(live, session, "tap", True)
         return {**live.public(), "sdp": offer}
 
+    async def _pull(self, room: RoomId) -> LiveCall | None:
+        """A call through the SFU whose parties are on other nodes: both pulled into a room here, for a tap."""
+        found = await self.span.find(room) if self.span is not None else None
+        if found is None or self.span is None:
+            return None
+        live = self._calls[room] = LiveCall(room, found.kind, found.users, SFU, found.started_at, remote=True)
+        try:
+            await self._media.open_room(room)
+            for node in found.nodes:
+                await self.span.cascade.pull_from(room, node)
+        except BaseException:
+            await self._drop(live)
+            raise
+        return live
+
     async def untap(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         live, peer_id = self._own(session, body["call_id"], "tap")
         live.peers.pop(peer_id, None)
         await self._media.close_peer(RoomId(live.call_id), peer_id)
+        if live.remote and not live.peers:
+            await self._drop(live)
         return {"call_id": live.call_id}
 
     # --- SfuListener (call rooms here; every other room is a show's) -------------------------------

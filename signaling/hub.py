@@ -79,6 +79,7 @@ class Hub:
         self._on_presence: PresenceHandler | None = None
         self._routes: dict[str, Route] = {}
         self._on_command: CommandHandler | None = None
+        self._commands: dict[str, CommandHandler] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.mutes = Mutes(redis)
         """Muted users with a session here (the dispatcher checks chat against it)."""
@@ -96,8 +97,16 @@ class Hub:
         """Adds a handler (the gateway ends calls and shows; presence tells the watchers)."""
         self._on_block.append(handler)
 
-    def on_command(self, handler: CommandHandler) -> None:
-        self._on_command = handler
+    def on_command(self, handler: CommandHandler, kinds: tuple[str, ...] = ()) -> None:
+        """Commands of ``kinds`` go to ``handler``; with no kinds, every other command (drain)."""
+        if not kinds:
+            self._on_command = handler
+        for kind in kinds:
+            self._commands[kind] = handler
+
+    async def command(self, node_id: str, message: dict[str, Any]) -> None:
+        """Publishes ``message`` on another node's channel (the cascade's requests and show events)."""
+        await self._redis.publish(node_channel(node_id), json.dumps(message, separators=(",", ":")))
 
     def on_presence(self, handler: PresenceHandler) -> None:
         self._on_presence = handler
@@ -260,9 +269,10 @@ class Hub:
         if not isinstance(message, dict) or not isinstance(message.get("kind"), str):
             log.warning("unknown node command dropped")
             return
-        if self._on_command is not None:
+        handler = self._commands.get(message["kind"], self._on_command)
+        if handler is not None:
             try:
-                await self._on_command(message)
+                await handler(message)
             except Exception:
                 log.exception("acting on a node command failed", extra={"kind": message["kind"]})
 

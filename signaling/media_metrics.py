@@ -29,6 +29,7 @@ EXPORTED = {
     "nacked": ("sfu_nacked_packets", "Sequence numbers subscribers NACKed: packets lost on the SFU -> viewer leg"),
     "retransmitted": ("sfu_retransmitted_packets", "Packets sent again in answer to a subscriber's NACK"),
     "srtp_dropped": ("sfu_srtp_dropped_packets", "Packets dropped at SRTP protect (too big to send)"),
+    "pipe_forged": ("sfu_pipe_forged_packets", "Datagrams dropped by a pipe between nodes for a missing or wrong seal"),
 }
 """Counter key (``sfu.process.counters``) -> (metric name without ``_total``, help)."""
 

@@ -16,10 +16,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Histogram
 
+from sfu.types import NodePipes
 from signaling.beacon import Beacon, Load
 from signaling.call_media import CallMedia
 from signaling.call_meter import CallMeter
+from signaling.call_span import CallSpan
 from signaling.calls import CallBook
+from signaling.cascade import Cascade
 from signaling.clips import ClipDesk
 from signaling.dispatch import Dispatcher
 from signaling.drain import Drain
@@ -31,14 +34,15 @@ from signaling.paid_shows import PaidShows
 from signaling.presence_watch import PresenceWatch
 from signaling.relations import Relations
 from signaling.room_events import RoomEvents
+from signaling.show_span import ShowSpan
 from signaling.shows import ShowBook
 from signaling.types import IceServersFor, MediaOpener, TicketOpener
 from signaling.unavailable import UnavailableMedia
 from switchboard.health import Readiness
-from switchboard.ids import NodeId, new_id
+from switchboard.ids import NodeId, RoomId, new_id
 from switchboard.keyspace import open_redis
 from switchboard.paid import GIFT
-from switchboard.settings import NodeSettings
+from switchboard.settings import CascadeSettings, NodeSettings
 from switchboard.tokens import TokenVerifier
 from switchboard.tracing import Tracing
 
@@ -67,6 +71,10 @@ class Announce:
     """SFU worker processes."""
     media_address: str = ""
     """The address in the SFU's ICE candidates (``node.announced_address``, else its first listen address)."""
+    pipe_address: str = ""
+    """Where other nodes send this node's pipes (``cascade.pipe_address``; empty: ``media_address``)."""
+    viewer_cap: int = 0
+    """``cascade.viewers_per_node``: sessions before placement sends a show's viewers to another node."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,9 @@ class NodeDeps:
     """The STUN/TURN list (with a fresh TURN credential) for a user: sent in ``hello`` and show replies."""
     announce: Announce | None = None
     """Register in the node registry, follow ``drain`` commands and drain on stop; None: a lone node."""
+    cascade: CascadeSettings | None = None
+    """Pull shows from other nodes and serve ours to them (needs ``announce``, a ``cascade.secret`` and an
+    SFU with pipes between nodes); None: each show lives on one node."""
 
 
 def install_node(app: web.Application, deps: NodeDeps) -> None:
@@ -149,12 +160,30 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst, deps.ice_servers, Relations(redis), PaidShows(redis),
                      deps.tracing, first_media)
     hub.route(GIFT, shows.gift_arrived)
+    c = deps.cascade
+    cascade = None
+    if c is not None and c.secret and deps.announce is not None and isinstance(media, NodePipes):
+        span = shows.edges.span = ShowSpan(redis, hub, deps.node_id)
+        span.on_event = shows.edges.span_event
+        stack.push_async_callback(span.close)
+        cascade = shows.edges.cascade = Cascade(redis, hub, media, deps.node_id, c.pull_timeout_s)
+        cascade.start()
+        stack.push_async_callback(cascade.close)
     shows.events = RoomEvents(redis)
     stack.push_async_callback(shows.close)
     # Without an SFU every call is P2P, whatever the setting says (nothing could carry it).
     call_media = CallMedia(media, s.call_media if deps.open_media else "p2p",
                            s.match_media if deps.open_media else "p2p", shows)
     stack.push_async_callback(call_media.close)
+    if cascade is not None and deps.open_media is not None:
+        call_media.span = CallSpan(redis, hub, cascade, deps.node_id, lambda user: bool(hub.sessions(user)))
+        stack.push_async_callback(call_media.span.close)
+
+        async def lost(room: RoomId) -> None:
+            await shows.edges.origin_lost(room)
+            await call_media.lost(room)
+
+        cascade.on_lost = lost
     calls = CallBook(redis, hub, s.call_ring_timeout_s, call_media,
                      CallMeter(redis, s.paid_minute_s, s.paid_hold_wait_s, s.call_ring_timeout_s))
     stack.push_async_callback(calls.close)
@@ -171,7 +200,8 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     if deps.announce is not None:
         a = deps.announce
         beacon = Beacon(redis, s, deps.node_id, a.url, a.media_address, a.workers,
-                        Load(sessions=lambda: hub.session_count, rooms=lambda: [str(r) for r in shows.rooms()]))
+                        Load(sessions=lambda: hub.session_count, rooms=lambda: [str(r) for r in shows.rooms()]),
+                        pipe_address=a.pipe_address, viewer_cap=a.viewer_cap)
         beacon.start()
         stack.push_async_callback(beacon.close)  # closed first: the registry forgets the node at once
         drain = Drain(hub, beacon, s.region, s.drain_grace_s)

@@ -1,7 +1,10 @@
 """Shows (1:many) on this node: membership, roster, chat, and media negotiation through the SFU.
 
-A show lives on the node whose SFU holds its media, so its members are sessions of this node.
-Hidden sessions (moderator taps) are members for media only: never in a roster, a count or an event.
+A show's publisher is on its origin node; viewers placed on other nodes join there, and that node
+pulls the show from the origin (an edge: :mod:`signaling.cascade`), so a show's members are sessions
+of several nodes: each node holds its own, and the roster, count and chat span them all through Redis
+(:mod:`signaling.show_span`). Hidden sessions (moderator taps) are members for media only: never in a
+roster, a count or an event, on any node.
 Blocks hold inside a show, both ways: two members with a block between them never see each other in
 the roster nor each other's chat; a block made live with the show's owner removes the other from it.
 
@@ -22,6 +25,7 @@ from typing import Any
 from prometheus_client import Histogram
 
 from sfu.types import IceCandidate, MediaService, PeerId
+from signaling.cascade import Origin
 from signaling.errors import Conflict, Forbidden, NotFound, RateLimited
 from signaling.limits import TokenBucket
 from signaling.paid_shows import PaidShows
@@ -29,11 +33,12 @@ from signaling.relations import Relations
 from signaling.renegotiation import Renegotiations
 from signaling.room_events import RoomEvents
 from signaling.session import Session
+from signaling.show_edges import ShowEdges
 from signaling.show_links import ShowLinks
 from signaling.show_moderation import ChatLines, ShowModeration
 from signaling.types import IceServersFor
 from switchboard.events import EventType
-from switchboard.ids import RoomId, SessionId, UserId
+from switchboard.ids import NodeId, RoomId, SessionId, UserId
 from switchboard.tracing import Tracing, traceparent_of
 
 
@@ -71,18 +76,23 @@ class Show:
     started_ms: int = 0
     paid: bool = False
     """Viewers need this session's ticket (the room's price when the show started was above 0)."""
+    origin: NodeId | None = None
+    """An edge's copy of a show: the node it is pulled from (None: this node is the show's origin)."""
+    remote: list[UserId] = field(default_factory=list)
+    """The visible members' users on the show's other nodes (read from Redis at each roster change)."""
 
     def roster(self, viewer: UserId | None = None) -> dict[str, Any]:
         """The roster as ``viewer`` may see it (without the people a block keeps apart from them)."""
         hide = self.apart.get(viewer, set()) if viewer is not None else set()
-        users = list(dict.fromkeys(m.session.user_id for m in self.members.values()
-                                   if not m.hidden and m.session.user_id not in hide))
+        users = list(dict.fromkeys([m.session.user_id for m in self.members.values()
+                                    if not m.hidden and m.session.user_id not in hide]
+                                   + [u for u in self.remote if u not in hide]))
         viewers = {u for u in users if u != self.owner}
         return {"room": self.room, "owner": self.owner, "roster": users, "viewers": len(viewers)}
 
     def users(self) -> set[UserId]:
-        """The visible members' users."""
-        return {m.session.user_id for m in self.members.values() if not m.hidden}
+        """The visible members' users (on every node of the show)."""
+        return {m.session.user_id for m in self.members.values() if not m.hidden} | set(self.remote)
 
     def keep_apart(self, user: UserId, others: set[UserId]) -> None:
         for other in others:
@@ -122,6 +132,8 @@ class ShowBook:
         """``show.stats``: a member's own link."""
         media.set_listener(self)
         self.events = RoomEvents(None)  # webhooks' room facts (visible members only); the node gives it Redis
+        self.edges = ShowEdges(self)
+        """Shows over several nodes (the cascade); the node gives it its pieces when the cascade is on."""
 
     async def close(self) -> None:
         await self._renegotiations.close()
@@ -131,8 +143,9 @@ class ShowBook:
         self._media.set_listener(None)
 
     def rooms(self) -> list[RoomId]:
-        """The live shows' rooms on this node (the node registry counts them and pins them here)."""
-        return list(self._shows)
+        """The live shows this node originates (the node registry counts them and pins them here);
+        an edge's copies are not among them."""
+        return [room for room, show in self._shows.items() if show.origin is None]
 
     def _show(self, room: str) -> Show:
         show = self._shows.get(RoomId(room))
@@ -171,6 +184,42 @@ class ShowBook:
         if session.id != show.host:
             raise Conflict(f"show {show.room!r} already has its broadcaster (another session): one publisher per show")
 
+    def live(self, room: RoomId) -> Show | None:
+        """The show of ``room`` on this node (its origin or an edge's copy), if live here."""
+        return self._shows.get(room)
+
+    def hold_copy(self, room: RoomId, origin: Origin) -> tuple[Show, bool]:
+        """An edge's copy of the show ``origin`` describes, kept here; False when a concurrent join kept one first."""
+        show = self._shows.get(room)
+        if show is not None:
+            return show, False
+        show = self._shows[room] = Show(room, UserId(origin.owner), SessionId(""), show_id=origin.show_id,
+                                        started_ms=origin.started_ms, paid=origin.paid, origin=origin.node)
+        return show, True
+
+    def forget_copy(self, show: Show) -> bool:
+        """Drops an edge's copy with no member left; False when it is not the live one."""
+        if self._shows.get(show.room) is not show:
+            return False
+        del self._shows[show.room]
+        return True
+
+    @property
+    def media(self) -> MediaService:
+        return self._media
+
+    @property
+    def relations(self) -> Relations | None:
+        return self._relations
+
+    def announce(self, show: Show) -> None:
+        """Sends every member the roster as it may see it."""
+        self._announce(show)
+
+    async def finish(self, show: Show, reason: str) -> None:
+        """Ends ``show`` here (every member gets ``show.ended`` with ``reason``)."""
+        await self._end(show, reason)
+
     def show_of(self, session: Session, room: str) -> tuple[Show, Member]:
         """The show and the session's membership, through the room door (for the moderation doors)."""
         return self._member(session, room)
@@ -196,6 +245,7 @@ class ShowBook:
                                                                                      list(show.users())))
             self._announce(show)
             await self.events.joined(show.room, session.user_id, member.peer_id)
+            await self.edges.joined(show, session)
         return member
 
     # --- membership -------------------------------------------------------------------------------
@@ -216,6 +266,7 @@ class ShowBook:
         self._shows[room] = show
         if self._paid is not None:
             await self._paid.opened(show)
+        await self.edges.opened(show)
         await self.events.emit(EventType.ROOM_STARTED, room, user=session.user_id)
         member = await self._add(show, session)
         return {"peer_id": member.peer_id, "ice_servers": self._ice_servers(session.grants), "paid": show.paid,
@@ -232,7 +283,7 @@ class ShowBook:
         g = session.grants
         if not (g.subscribe or g.publish or g.moderate):
             raise Forbidden("joining a show needs the subscribe grant")
-        show = self._show(room)
+        show = self._shows.get(RoomId(room)) or await self.edges.pull(RoomId(room))
         member = show.members.get(session.id)
         if member is None:
             PaidShows.admit(session, show)
@@ -266,6 +317,9 @@ class ShowBook:
                 show.forget(session.user_id)
             self._announce(show)
             await self.events.left(show.room, session.user_id, member.peer_id)
+            await self.edges.left(show, session)
+        if show.origin is not None and not show.members:
+            await self.edges.release(show)
 
     async def end(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         self._door(session, body["room"])
@@ -280,10 +334,14 @@ class ShowBook:
         self._broadcast(show, {"type": "show.ended", "room": show.room, "reason": reason})
         for member in show.members.values():
             member.session.leave_show(show.room)
-        await self.events.finished(show.room, show.owner, [(m.session.user_id, m.peer_id)
-                                                           for m in show.members.values() if not m.hidden], reason)
+        if show.origin is None:  # the show's one end, told by its origin (an edge's copy ends with it)
+            await self.events.finished(show.room, show.owner, [(m.session.user_id, m.peer_id)
+                                                               for m in show.members.values() if not m.hidden], reason)
         show.members.clear()
         await self._media.close_room(show.room)
+        await self.edges.ended(show, reason)
+        if show.origin is not None:  # an edge's copy: the show itself lives on at its origin, or has ended
+            return
         if self._paid is not None:
             await self._paid.closed(show)
 
@@ -373,6 +431,7 @@ class ShowBook:
         for other in show.members.values():
             if other.session.user_id not in hide:
                 other.session.send(line)
+        await self.edges.chat(show, line)
         return {"id": line["id"]}
 
     async def block(self, blocker: UserId, blocked: UserId) -> None:

@@ -141,7 +141,8 @@ def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool
             media = WorkerPool(workers=node.workers, addresses=node.rtc_addresses, announced=node.announced_address,
                                redis_url=redis_url, viewers_per_worker=node.viewers_per_worker,
                                keyframe_interval_s=settings.sfu.keyframe_interval_s,
-                               clip_seconds=settings.sfu.clip_seconds)
+                               clip_seconds=settings.sfu.clip_seconds,
+                               pipe_secret=settings.cascade.secret.encode(), pipe_host=_pipe_address(settings))
         else:
             media = Worker(addresses=node.rtc_addresses, announced=node.announced_address,
                            events=RedisEventSink(redis), keyframe_interval_s=settings.sfu.keyframe_interval_s,
@@ -160,7 +161,16 @@ def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool
                     open_tickets=lambda redis: RedisTicketStore(redis, settings.matchmaker.ticket_ttl_s),
                     ice_servers=lambda grants: ice_servers_for(settings.turn, turn_secret, grants.sub,
                                                                 relay=grants.verified),
-                    announce=announce, tracing=tracing or Tracing(), registry=registry)
+                    announce=announce, tracing=tracing or Tracing(), registry=registry,
+                    cascade=settings.cascade if announce is not None else None)
+
+
+def _pipe_address(settings: Settings) -> str:
+    """Where this node's pipes between nodes bind (and other nodes send): ``cascade.pipe_address``,
+    else the node's media address."""
+    node = settings.node
+    return settings.cascade.pipe_address or node.announced_address or (node.rtc_addresses[0]
+                                                                       if node.rtc_addresses else "127.0.0.1")
 
 
 def _save_admin_login(settings: Settings, login: AdminLogin) -> Path:
@@ -259,7 +269,8 @@ def cmd_node(settings: Settings) -> int:
         return node.public_url.rstrip("/") or f"http://{node.host}:{bound[0]}"
 
     announce = Announce(url=url, workers=node.workers or (os.cpu_count() or 1),
-                        media_address=node.announced_address or (node.rtc_addresses[0] if node.rtc_addresses else ""))
+                        media_address=node.announced_address or (node.rtc_addresses[0] if node.rtc_addresses else ""),
+                        pipe_address=_pipe_address(settings), viewer_cap=settings.cascade.viewers_per_node)
     install_node(app, _node_deps(settings, redis_url, proc.readiness, pool=True, announce=announce,
                                  tracing=proc.tracing, registry=proc.registry))
     announced = _announce("node")

@@ -242,7 +242,10 @@ def friends(user_id: str) -> str:
 
 def node_channel(node_id: str) -> str:
     """Pub/sub channel of one node process (subscribed from start-up): commands to it, as JSON.
-    ``{"kind": "drain"}`` (``switchboard node drain``): the node drains (signaling/drain.py)."""
+    ``{"kind": "drain"}`` (``switchboard node drain``): the node drains (signaling/drain.py). Between
+    nodes (the cascade, docs/scaling.md): ``pipe.open``/``pipe.ready``/``pipe.refused``/``pipe.close``/
+    ``pipe.gone`` (signaling/cascade.py), ``show.span`` (signaling/show_span.py), ``call.spread``
+    (signaling/call_span.py)."""
     return f"node:{node_id}"
 
 
@@ -266,6 +269,48 @@ def room_node(room: str) -> str:
 
 ROOM_PIN_TTL_S = 30
 """A room pin outlives its node's last heartbeat by this much, so a dead origin's rooms move on."""
+
+
+# --- cascade (issue 16): one show over several nodes (signaling/cascade.py, signaling/show_span.py) ---
+
+
+def show_origin(room: str) -> str:
+    """String (JSON, expires after ``SHOW_ORIGIN_TTL_S`` unless refreshed): where a live show's media is,
+    ``{"node", "owner", "show_id", "started_ms", "paid"}``. Written by the origin node when the show
+    starts and refreshed while it lives; an edge node reads it to pull the show. Deleted at the end."""
+    return f"show:origin:{room}"
+
+
+SHOW_ORIGIN_TTL_S = 30
+"""A show's origin record outlives its node's last refresh by this much (a killed origin's expires)."""
+
+
+def show_members(room: str) -> str:
+    """Hash ``<node id>/<session id>`` -> user id: the visible members of a show on every node (never
+    a hidden tap). Each node writes its own members; every node's roster and count are read from it."""
+    return f"show:members:{room}"
+
+
+def call_nodes(room: str) -> str:
+    """Set of the node ids holding a party of a call or match through the SFU (``room``: the call id or
+    the match's session id); each pulls the other's party. Expires after ``CALL_SPREAD_TTL_S``."""
+    return f"callmedia:nodes:{room}"
+
+
+def call_spread(room: str) -> str:
+    """String (JSON ``{"kind", "users", "started_at"}``): a call through the SFU whose parties are on two
+    nodes, for a moderator's tap from any node. Written with :func:`call_nodes`, deleted with it."""
+    return f"callmedia:{room}"
+
+
+CALL_SPREAD_TTL_S = 86400
+"""A call's cross-node records outlive a killed node's calls by at most this much."""
+
+
+def show_nodes(room: str) -> str:
+    """Set of the node ids holding a show (its origin and its edges): a show's roster changes and chat
+    lines are published to each of their node channels."""
+    return f"show:nodes:{room}"
 
 
 # --- control API: sign-in abuse limits (issue 12, items 6-8). Written by control_api/auth_limits.py -----

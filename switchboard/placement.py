@@ -49,15 +49,18 @@ class Placement:
         """A node for a socket that joins no show yet (calls, random chat); None: no node registered."""
         return select(await self.registry.nodes(), region)
 
-    async def for_room(self, room: str, region: str = "") -> NodeEntry | None:
+    async def for_room(self, room: str, region: str = "", viewer: bool = False) -> NodeEntry | None:
         """The node of ``room``: its origin while that node lives and is not draining, else a newly
         selected node, pinned to the room (a draining origin sends its clients to the node the same
-        selector picks). None: no node registered."""
+        selector picks). A ``viewer`` is sent elsewhere when the origin is full (``cascade.viewers_per_node``):
+        that node pulls the show from the origin (an edge). None: no node registered."""
         entries, pinned = await asyncio.gather(self.registry.nodes(), self._redis.get(keyspace.room_node(room)))
         nodes = {n.id: n for n in entries}
         if pinned is not None:
             entry = nodes.get(pinned.decode() if isinstance(pinned, bytes) else str(pinned))
             if entry is not None and not entry.draining:
+                if viewer and entry.full:
+                    return select([n for n in nodes.values() if not n.full], region, exclude=(entry.id,)) or entry
                 return entry
         chosen = select(nodes.values(), region)
         if chosen is None:

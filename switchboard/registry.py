@@ -30,6 +30,10 @@ class NodeEntry:
     """Where clients open the node's signaling socket: the base URL (``http://host:port``); ``/ws`` is added."""
     media_address: str
     """The address the node's SFU announces in its ICE candidates (empty: its listen addresses)."""
+    pipe_address: str = ""
+    """Where other nodes send this node's pipes (``cascade.pipe_address``; empty: ``media_address``)."""
+    viewer_cap: int = 0
+    """Sessions it takes before placement sends a show's further viewers elsewhere (0: no cap)."""
     region: str = ""
     """The region the node serves (``node.region``); placement prefers nodes of the client's region."""
     workers: int = 1
@@ -52,6 +56,15 @@ class NodeEntry:
             raise ValueError("a node entry needs an id")
         if not 0 <= self.cpu <= 1.5:
             raise ValueError(f"cpu must be a fraction of the cores, got {self.cpu}")
+
+    @property
+    def pipe_host(self) -> str:
+        """The address other nodes' pipes send to."""
+        return self.pipe_address or self.media_address or "127.0.0.1"
+
+    @property
+    def full(self) -> bool:
+        return 0 < self.viewer_cap <= self.viewers
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

@@ -41,6 +41,7 @@ __all__ = [
     "ENV_PREFIX",
     "SECRET",
     "ApiSettings",
+    "CascadeSettings",
     "CreditPack",
     "HttpSettings",
     "LogSettings",
@@ -62,6 +63,35 @@ __all__ = [
 ENV_PREFIX = "SWITCHBOARD_"
 CONFIG_ENV = "SWITCHBOARD_CONFIG"
 """Names the optional TOML file; not itself a setting."""
+
+
+# --- cascade (issue 16: one show over several nodes, calls across nodes; docs/scaling.md) ------------
+
+@dataclass(frozen=True)
+class CascadeSettings:
+    """Pipes between nodes: an edge node pulls a show (or a call's media) from its origin node."""
+
+    secret: str = field(default="", metadata=SECRET, repr=False)
+    """The nodes' shared secret (at least 16 characters; the same on every node): each datagram of a
+    pipe between nodes carries a keyed tag of it, and datagrams without it are dropped and counted.
+    Empty: this node neither pulls shows from other nodes nor serves them (a show's viewers must then
+    be placed on its origin). Never logged; ``switchboard config`` shows ``***``."""
+    pipe_address: str = ""
+    """The address this node's pipes bind and other nodes send to (written in its registry entry);
+    empty: the node's media address (``node.announced_address``, else its first ``rtc_addresses``)."""
+    viewers_per_node: int = 0
+    """Sessions this node takes before placement sends a show's further viewers to another node (which
+    pulls the show from here); 0: no cap (the origin takes every viewer while it is not draining)."""
+    pull_timeout_s: float = 10.0
+    """How long an edge waits for the origin's answer to a pipe request before the join fails."""
+
+    def __post_init__(self) -> None:
+        if self.secret and len(self.secret.encode()) < 16:
+            raise SettingsError("secret", "must be at least 16 characters (or empty: no cascade)")
+        if self.viewers_per_node < 0:
+            raise SettingsError("viewers_per_node", f"must be >= 0, got {self.viewers_per_node}")
+        if self.pull_timeout_s <= 0:
+            raise SettingsError("pull_timeout_s", f"must be > 0, got {self.pull_timeout_s}")
 
 
 @dataclass(frozen=True)
@@ -87,6 +117,7 @@ class Settings:
     payments: PaymentsSettings = field(default_factory=PaymentsSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     tracing: TracingSettings = field(default_factory=TracingSettings)
+    cascade: CascadeSettings = field(default_factory=CascadeSettings)
 
     def __post_init__(self) -> None:
         if self.redis_url and urlsplit(self.redis_url).scheme not in {"redis", "rediss", "unix", "redis+cluster",

@@ -31,3 +31,22 @@ async def test_token_answers_name_the_least_loaded_node_and_keep_a_show_on_its_n
     assert (await api.call("POST", f"/rooms/{other}/token", user, json={}))[1]["node"] == "http://127.0.0.1:9001"
     status, body = await api.call("POST", "/rooms/nope-room/token", user, json={})
     assert status == 404 and "node" not in body
+
+
+async def test_a_full_origin_sends_viewer_tokens_to_another_node_and_keeps_its_broadcaster(api: Api,
+                                                                                         redis: Any) -> None:
+    """``cascade.viewers_per_node`` (the node's ``viewer_cap``): the show's further viewers go to another
+    node, which pulls the show from the origin; the broadcaster's token still names the origin."""
+    owner = await api.user()
+    room = await new_room(api, owner)
+    registry = NodeRegistry(redis)
+    await registry.announce(NodeEntry(id="node_a", url="http://127.0.0.1:9001", media_address="", cpu=0.1,
+                                      viewer_cap=2, viewers=2), 30)
+    status, body = await api.call("POST", f"/rooms/{room}/token", owner, json={"role": "broadcaster"})
+    assert status == 200 and body["node"] == "http://127.0.0.1:9001"  # the only node: the origin
+    await registry.announce(NodeEntry(id="node_b", url="http://127.0.0.1:9002", media_address="", cpu=0.5,
+                                      viewer_cap=2), 30)
+    viewer = await api.user()
+    assert (await api.call("POST", f"/rooms/{room}/token", viewer, json={}))[1]["node"] == "http://127.0.0.1:9002"
+    status, body = await api.call("POST", f"/rooms/{room}/token", owner, json={"role": "broadcaster"})
+    assert body["node"] == "http://127.0.0.1:9001"

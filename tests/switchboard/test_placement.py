@@ -73,3 +73,21 @@ async def test_an_entry_that_is_not_refreshed_expires(redis: Any) -> None:
     await redis.delete(keyspace.node_entry("short"))  # what the TTL does to a killed node's entry
     assert await registry.nodes() == []
     assert await redis.zcard(keyspace.NODES) == 1  # the index keeps the id until it is past its time
+
+
+async def test_a_full_origin_sends_its_shows_further_viewers_to_an_edge(redis: Any) -> None:
+    """``cascade.viewers_per_node``: once the origin holds its cap of sessions, a viewer's token names
+    another node (which pulls the show from the origin); the broadcaster's still names the origin, and
+    the room stays pinned to it."""
+    registry, placement = NodeRegistry(redis), Placement(redis)
+    await registry.announce(node("a", cpu=0.1, viewer_cap=2, viewers=1), ttl_s=30)
+    await registry.announce(node("b", cpu=0.5, viewer_cap=2), ttl_s=30)
+    await registry.announce(node("c", cpu=0.4, viewer_cap=2, viewers=2), ttl_s=30)  # full too
+    assert (await placement.for_room("show-1")).id == "a"  # type: ignore[union-attr]
+    assert (await placement.for_room("show-1", viewer=True)).id == "a"  # type: ignore[union-attr]
+    await registry.announce(node("a", cpu=0.1, viewer_cap=2, viewers=2), ttl_s=30)
+    assert (await placement.for_room("show-1", viewer=True)).id == "b"  # type: ignore[union-attr]
+    assert (await placement.for_room("show-1")).id == "a"  # type: ignore[union-attr]  # the broadcaster
+    assert await redis.get(keyspace.room_node("show-1")) == b"a"
+    await registry.announce(node("b", cpu=0.5, viewer_cap=2, viewers=2), ttl_s=30)
+    assert (await placement.for_room("show-1", viewer=True)).id == "a"  # type: ignore[union-attr]  # all full

@@ -125,3 +125,16 @@ def test_config_command_prints_masked_settings_and_exit_code_on_error(
     monkeypatch.setenv("SWITCHBOARD_HTTP_PORT", "nope")
     assert main(["config"]) == 2
     assert "setting http.port: must be an integer" in capsys.readouterr().err
+
+
+def test_the_cascade_secret_is_checked_and_never_shown() -> None:
+    secret = "the-nodes-shared-pipe-secret-42"
+    settings = load_settings(environ={"SWITCHBOARD_CASCADE_SECRET": secret,
+                                      "SWITCHBOARD_CASCADE_VIEWERS_PER_NODE": "300"})
+    assert settings.cascade.secret == secret and settings.cascade.viewers_per_node == 300
+    assert dict(describe(settings))["cascade.secret"] == "'***'"
+    assert secret not in repr(settings) and secret not in repr(describe(settings))
+    assert dict(describe(load_settings(environ={})))["cascade.secret"] == "''"  # empty: no cascade
+    for name, value in (("SECRET", "too-short"), ("VIEWERS_PER_NODE", "-1"), ("PULL_TIMEOUT_S", "0")):
+        with pytest.raises(SettingsError, match="cascade"):
+            load_settings(environ={f"SWITCHBOARD_CASCADE_{name}": value})
