@@ -14,7 +14,7 @@ from sfu.errors import SfuError
 from sfu.events import MemoryEventSink, RedisEventSink
 from sfu.keyframes import KEYFRAME_INTERVAL_S
 from sfu.pool import read_message, write_message
-from sfu.types import EventSink, IceCandidate, PeerId
+from sfu.types import EventSink, FanoutConfig, IceCandidate, PeerId
 from sfu.worker import Worker
 from switchboard.ids import RoomId
 
@@ -55,6 +55,7 @@ def counters(worker: Worker) -> dict[str, Any]:
             malformed += t.malformed_rtp + t.malformed_rtcp + sum(p.malformed for p in t.producers.values())
             unknown += t.unknown_ssrc
             dropped += t.wire.dropped if t.wire is not None else 0
+            dropped += t.native.dropped if t.native is not None else 0
             faults += t.faults.total
             feedback += t.feedback.arrivals.sent if t.feedback is not None else 0
             if t.link.source is not None and not t.hidden:
@@ -69,7 +70,8 @@ def counters(worker: Worker) -> dict[str, Any]:
 
 
 async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None,
-                keyframe_interval_s: float = KEYFRAME_INTERVAL_S, clip_seconds: float = 0.0) -> None:
+                keyframe_interval_s: float = KEYFRAME_INTERVAL_S, clip_seconds: float = 0.0,
+                fanout: FanoutConfig | None = None) -> None:
     redis = None
     events: EventSink = MemoryEventSink()
     if redis_url:
@@ -78,7 +80,7 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
         redis = open_redis(redis_url)
         events = RedisEventSink(redis)
     worker = Worker(addresses=tuple(addresses), announced=announced, events=events,
-                    keyframe_interval_s=keyframe_interval_s, clip_seconds=clip_seconds)
+                    keyframe_interval_s=keyframe_interval_s, clip_seconds=clip_seconds, fanout=fanout)
     await worker.start()
     done = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
@@ -150,8 +152,9 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
 
 
 def worker_main(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None,
-                keyframe_interval_s: float = KEYFRAME_INTERVAL_S, clip_seconds: float = 0.0) -> None:
+                keyframe_interval_s: float = KEYFRAME_INTERVAL_S, clip_seconds: float = 0.0,
+                fanout: FanoutConfig | None = None) -> None:
     """Process entry (spawned by :class:`sfu.pool.WorkerPool`)."""
     import uvloop
 
-    uvloop.run(serve(path, addresses, announced, redis_url, keyframe_interval_s, clip_seconds))
+    uvloop.run(serve(path, addresses, announced, redis_url, keyframe_interval_s, clip_seconds, fanout))

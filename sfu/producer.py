@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sfu import rtcp
 from sfu.extensions import Inbound, abs_send_time
@@ -19,6 +19,7 @@ from sfu.types import PeerId
 if TYPE_CHECKING:
     from sfu.clips import ClipBuffer
     from sfu.consumer import Consumer
+    from sfu.fanout import Plane
     from sfu.simulcast import SimulcastTrack
 
 MAX_NACK_GAP = 128
@@ -142,6 +143,12 @@ class Producer:
         """The last seconds of this track for evidence clips (the router sets it; None: off)."""
         self.simulcast: SimulcastTrack | None = None
         """The track this producer is one layer of, when its publisher sends simulcast."""
+        # native fan-out (sfu/fanout.py) ------------------------------------------------------
+        self.plane: Plane | None = None
+        """The worker's native plane (the router sets it): one call writes, encrypts and queues every
+        native consumer's copy. None: each consumer forwards its own (the Python path)."""
+        self.fan: Any = None
+        """The plane's view of ``active`` (its records, the other consumers), rebuilt after a change."""
         self.closed = False
 
     # hot path -------------------------------------------------------------------------------
@@ -178,14 +185,19 @@ class Producer:
                 c.start(seq, ts)
                 self.active.append(c)
             self.waiting.clear()
+            self.fan = None
         if self.active:
             now = time.monotonic()
             self.departure = (now, len(payload) + 40)
             self.sent_abs = abs_send_time(now)
             self.ext_values = self.ext_in.values(data) if self.ext_in.passthrough else ()
             self.tails = {}
-        for c in self.active:
-            c.forward(seq, ts, marker, payload)
+        plane = self.plane
+        if plane is None:
+            for c in self.active:
+                c.forward(seq, ts, marker, payload)
+        elif self.active:
+            plane.fanout(self, seq, ts, marker, payload)
 
     def _lost(self, last: int, gap: int) -> None:
         if gap > MAX_NACK_GAP:  # a jump, not a loss (publisher restarted its numbering)
@@ -226,6 +238,7 @@ class Producer:
     def remove_consumer(self, consumer: Consumer) -> None:
         if consumer in self.active:
             self.active.remove(consumer)
+            self.fan = None
         if consumer in self.waiting:
             self.waiting.remove(consumer)
 
@@ -273,4 +286,5 @@ class Producer:
         orphans = self.active + self.waiting
         self.active = []
         self.waiting = []
+        self.fan = None
         return orphans
