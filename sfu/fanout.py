@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+NO_VALUES = (bytes(16 * len(PASSTHROUGH)), bytes(len(PASSTHROUGH)))
+"""A packet without passthrough values, as the fan-out reads them."""
+
 class FanoutUnavailable(RuntimeError):
     """``native`` was asked for and the extension is not built."""
 
@@ -65,9 +68,6 @@ class Plane:
         self._p = lib.fo_plane_new(config.batch)
         if self._p == ffi.NULL:
             raise FanoutUnavailable("fo_plane_new failed (srtp_init)")
-        self._abs = ffi.new("uint8_t[3]")
-        self._pass = ffi.new("uint8_t[48]")
-        self._pass_len = ffi.new("uint8_t[3]")
         self._timer: asyncio.TimerHandle | None = None
         self.wires: set[NativeWire] = set()
         self.closed = False
@@ -95,22 +95,30 @@ class Plane:
             fan = producer.fan = self._fan_of(producer)
         records, count, others = fan
         if count:
-            abs_ = self._abs
-            abs_[0:3] = producer.sent_abs
-            lens = self._pass_len
-            lens[0] = lens[1] = lens[2] = 0
-            for uri, value in producer.ext_values:
-                k = PASSTHROUGH.index(uri)
-                n = len(value)
-                if n <= 16:
-                    self._pass[16 * k:16 * k + n] = value
-                    lens[k] = n
+            values = producer.ext_values
+            passed, lens = self._passthrough(values) if values else NO_VALUES
             now, size = producer.departure
-            self.lib.fo_fanout(self._p, records, count, marker, seq, ts, payload, len(payload), abs_, self._pass,
-                               lens, now, size)
-            self._sent()
+            self.lib.fo_fanout(self._p, records, count, marker, seq, ts, payload, len(payload), producer.sent_abs,
+                               passed, lens, now, size)
+            if self.flush_s <= 0:
+                self.lib.fo_flush(self._p)
+            elif self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(self.flush_s, self.flush)
         for c in others:
             c.forward(seq, ts, marker, payload)
+
+    @staticmethod
+    def _passthrough(values: tuple[tuple[str, bytes], ...]) -> tuple[bytes, bytes]:
+        """The fan-out's view of a packet's passthrough values: 16 bytes per extension of
+        :data:`PASSTHROUGH` and their lengths (0: absent; over 16 bytes: not forwarded, as in Python)."""
+        passed = bytearray(16 * len(PASSTHROUGH))
+        lens = bytearray(len(PASSTHROUGH))
+        for uri, value in values:
+            k = PASSTHROUGH.index(uri)
+            if len(value) <= 16:
+                passed[16 * k:16 * k + len(value)] = value
+                lens[k] = len(value)
+        return bytes(passed), bytes(lens)
 
     def _fan_of(self, producer: Producer) -> tuple[Any, int, list[Any]]:
         """(array of the native consumers' records, their count, the other consumers) of ``producer``."""
@@ -277,11 +285,10 @@ class NativeConsumer(Consumer):
         plane = wire.plane
         if wire.closed:
             return
-        abs_ = plane.ffi.new("uint8_t[3]", p.sent_abs)
-        lens = plane.ffi.new("uint8_t[3]")
+        passed, lens = plane._passthrough(p.ext_values) if p.ext_values else NO_VALUES
         now, size = p.departure
         plane.lib.fo_fanout(plane._p, plane.ffi.new("fo_consumer *[1]", [self.record]), 1, marker, seq, ts, payload,
-                            len(payload), abs_, plane._pass, lens, now, size)
+                            len(payload), p.sent_abs, passed, lens, now, size)
         plane._sent()
 
     def close(self) -> None:
