@@ -222,9 +222,14 @@ class NativeDepartures(Departures):
         self.wire = wire
         self._at = wire.plane.ffi.new("double *")
 
-    @property  # type: ignore[override]
-    def seq(self) -> int:
+    @property
+    def seq(self) -> int:  # type: ignore[override]
         return 0 if self.wire.closed else int(self.wire.t.twcc_seq)
+
+    @seq.setter
+    def seq(self, value: int) -> None:
+        if not self.wire.closed:
+            self.wire.t.twcc_seq = value & 0xFFFF
 
     def next(self, now: float, size: int) -> int:
         return 0 if self.wire.closed else int(self.wire.plane.lib.fo_twcc_next(self.wire.t, now, size))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 
 import pylibsrtp
+import pytest
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from sfu import aiortc_private
@@ -29,6 +30,7 @@ def test_aiortc_derives_srtp_keys_as_we_export_them() -> None:
         assert line in source, line
 
 
+@pytest.mark.parametrize("sfu_fanout", ["native"], indirect=True)  # whatever SWITCHBOARD_SFU_FANOUT says
 async def test_native_session_encrypts_like_aiortcs(worker: Worker) -> None:
     loaded()
     assert worker.plane is not None, "the worker's fan-out is not native"
