@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pylibsrtp
@@ -267,3 +268,51 @@ def test_native_departures_answer_like_python_ones() -> None:
     assert mine.resolve(fb) == theirs.resolve(fb)
     lib.fo_transport_free(plane._p, t)
     plane.close()
+
+
+# --- without the extension: the Python path, chosen at start and said once -------------------------
+
+def test_auto_without_the_extension_is_the_python_path_said_once(monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    from sfu import fanout
+    from sfu.events import MemoryEventSink
+    from sfu.worker import Worker
+
+    monkeypatch.setattr(native, "load", lambda: "sfu.native._fanout is not built (pretend)")
+    caplog.set_level("INFO", logger="sfu.fanout")
+    worker = Worker(addresses=("127.0.0.1",), events=MemoryEventSink(), fanout=FanoutConfig(mode="auto"))
+    assert worker.plane is None
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["sfu fan-out: python (sfu.native._fanout is not built (pretend))"]
+    with pytest.raises(fanout.FanoutUnavailable, match="pretend"):
+        Worker(addresses=("127.0.0.1",), events=MemoryEventSink(), fanout=FanoutConfig(mode="native"))
+
+
+def test_the_build_never_fails_when_it_cannot_compile(tmp_path: Any) -> None:
+    """No compiler (CC is /bin/false): the build says why and exits 0; the extension in place stays."""
+    import subprocess
+    import sys
+
+    before = sorted(p.name for p in (Path(native.__file__).parent).glob("_fanout.*.so"))
+    env = {**os.environ, "CC": "/bin/false", "LDSHARED": "/bin/false"}
+    done = subprocess.run([sys.executable, "-m", "sfu.native.build"], env=env, capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "build failed" in done.stdout and "Python fan-out" in done.stdout
+    strict = subprocess.run([sys.executable, "-m", "sfu.native.build", "--strict"], env=env, capture_output=True,
+                            text=True, check=False, timeout=120)
+    assert strict.returncode == 1
+    assert sorted(p.name for p in (Path(native.__file__).parent).glob("_fanout.*.so")) == before
+
+
+def test_settings_take_the_fanout_choice() -> None:
+    from switchboard.errors import SettingsError
+    from switchboard.settings import load_settings
+
+    settings = load_settings(None, {"SWITCHBOARD_SFU_FANOUT": "python", "SWITCHBOARD_SFU_FANOUT_BATCH": "32",
+                                    "SWITCHBOARD_SFU_FANOUT_FLUSH_MS": "2"})
+    assert (settings.sfu.fanout, settings.sfu.fanout_batch, settings.sfu.fanout_flush_ms) == ("python", 32, 2.0)
+    for key, value in (("SWITCHBOARD_SFU_FANOUT", "c++"), ("SWITCHBOARD_SFU_FANOUT_BATCH", "0"),
+                       ("SWITCHBOARD_SFU_FANOUT_FLUSH_MS", "-1")):
+        with pytest.raises(SettingsError):
+            load_settings(None, {key: value})
