@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from sfu import aiortc_private as private
@@ -165,23 +166,35 @@ class NativeWire:
         self.rtcp = rtcp
         self.target: tuple[int, str, int] | None = None
         self.departures = NativeDepartures(self)
+        self._fd = -1
         self.closed = False
         self.refresh()
 
     def refresh(self) -> bool:
-        """Follow the nominated pair; False when there is none (packets are dropped and counted)."""
+        """Follow the nominated pair; False when there is none (packets are dropped and counted).
+
+        The plane sends on a duplicate of the pair's socket descriptor, owned here: a socket aioice
+        closes stays open for us until the wire moves or closes, so a packet never leaves through a
+        descriptor number the kernel has given to another socket meanwhile."""
         if self.closed:
             return False
         target = private.nominated_target(self.dtls)
         if target != self.target:
             self.target = target
+            lib = self.plane.lib
             if target is None:
-                self.plane.lib.fo_transport_target(self.t, -1, 0, self.plane.ffi.NULL, 0)
+                lib.fo_transport_target(self.t, -1, 0, self.plane.ffi.NULL, 0)
             else:
                 fd, host, port = target
                 ip = ipaddress.ip_address(host)
-                self.plane.lib.fo_transport_target(self.t, fd, ip.version, ip.packed, port)
+                lib.fo_transport_target(self.t, self._own(os.dup(fd)), ip.version, ip.packed, port)
         return target is not None
+
+    def _own(self, fd: int) -> int:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = fd
+        return fd
 
     def send_rtp(self, packet: bytes) -> None:
         """Protect and send one RTP packet (a retransmission); never raises."""
@@ -204,14 +217,14 @@ class NativeWire:
         return 0 if self.closed else int(self.t.sent_packets)
 
     def close(self) -> None:
-        """Drop what it still has queued and free its session (before its socket closes: a queued
-        packet never leaves through a file descriptor number the kernel has given to another socket)."""
+        """Drop what it still has queued, free its session and close its descriptor."""
         if self.closed:
             return
         self.closed = True
         self.plane.wires.discard(self)
         self.plane.lib.fo_transport_free(self.plane._p, self.t)
         self.t = self.plane.ffi.NULL
+        self._own(-1)
 
 
 class NativeDepartures(Departures):
