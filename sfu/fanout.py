@@ -128,6 +128,7 @@ class Plane:
         return self.ffi.new("fo_consumer *[]", [c.record for c in mine] or 1), len(mine), others
 
     def send(self, wire: NativeWire, packet: bytes) -> None:
+        """Protect and queue one ready RTP packet for ``wire`` (dropped and counted if refused)."""
         if self.lib.fo_send(self._p, wire.t, packet, len(packet)) == 0:
             self._sent()
 
@@ -145,13 +146,12 @@ class Plane:
     def close(self) -> None:
         if self.closed:
             return
+        if self._timer is not None:
+            self._timer.cancel()
         self.flush()
         for w in list(self.wires):
             w.close()
         self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         self.lib.fo_plane_free(self._p)
 
 
