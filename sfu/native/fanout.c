@@ -9,6 +9,9 @@
  * Nothing here raises: a packet SRTP refuses or the kernel will not take is dropped and counted on
  * its transport, and the others go on. A transport closed while packets wait drops its own.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* sendmmsg, struct mmsghdr (Python.h defines it already under cffi) */
+#endif
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
