@@ -129,14 +129,14 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 
 # --- the SFU's fan-out path (sfu/fanout.py): native unless SWITCHBOARD_SFU_FANOUT says otherwise (a
-# missing extension then fails the SFU tests: `make test` builds it); a module with BOTH_FANOUTS = True
-# runs its tests on both paths.
+# missing extension then fails the SFU tests: `make test` builds it); in a module with BOTH_FANOUTS = True
+# the tests that take a `worker` or `pool` fixture run on both paths.
 
 SFU_FANOUT_ENV = "SWITCHBOARD_SFU_FANOUT"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if getattr(metafunc.module, "BOTH_FANOUTS", False) and "sfu_fanout" in metafunc.fixturenames:
+    if getattr(metafunc.module, "BOTH_FANOUTS", False) and {"worker", "pool"} & set(metafunc.fixturenames):
         metafunc.parametrize("sfu_fanout", ["native", "python"], indirect=True)
 
 
