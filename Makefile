@@ -8,10 +8,13 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test deps deps-venv lint clean
 
 # Written last: an interrupted install leaves no stamp, so the next make repairs the venv.
-$(STAMP): pyproject.toml | deps-venv
+# sfu.native.build compiles the native fan-out (cffi, libsrtp2) and never fails: without a compiler or
+# libsrtp2-dev the SFU keeps its Python fan-out. A changed fanout.c rebuilds (the stamp depends on it).
+$(STAMP): pyproject.toml sfu/native/fanout.c | deps-venv
 	$(BIN)/python -c 'import pip' 2>/dev/null || (rm -rf $(VENV) && $(PYTHON) -m venv $(VENV))
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m sfu.native.build
 	touch $(STAMP)
 
 deps:
@@ -29,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/python -m mypy
 
 test: deps lint
+	$(BIN)/python -m sfu.native.build --if-stale
 	$(BIN)/python -m pytest
 
 clean:

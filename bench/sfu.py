@@ -8,6 +8,9 @@ and WebRTC. The load runs in child processes (``python -m sfu.measure``): one ai
 and then count SRTP packets at the socket without decrypting; ``--sample`` viewers decode every
 frame. Only the node's processes are measured (the node and its worker processes, from /proc).
 
+``--fanout python|native`` sets the node's ``sfu.fanout`` (``native`` fails to start without the built
+extension); ``--fanout both`` measures both paths in one sitting, each on a fresh node.
+
 ``--baseline relay`` runs the same workload, at ``--baseline-viewers`` viewers, against an aiortc
 MediaRelay server (``python -m bench.sfu_relay``) in the same run.
 """
@@ -53,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", type=Path,
                         help="py-spy the server's processes during the window; collapsed stacks under this prefix")
     parser.add_argument("--node-log", action="store_true", help="show the server's log (stderr)")
+    parser.add_argument("--fanout", choices=["auto", "python", "native", "both"], default="auto",
+                        help="the node's sfu.fanout; both: python then native in one sitting (a fresh node each), "
+                             "one line: native's keys, python's under \"python\", their ratio")
 
 
 # --- the server's processes, from /proc -------------------------------------------------------------
@@ -257,6 +263,16 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
 
 
 def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
+    if args.fanout != "both":
+        return _run(args, args.fanout)
+    python = _run(args, "python")
+    native = _run(args, "native")
+    ratio = native["server_us_per_packet"] / python["server_us_per_packet"] if python["server_us_per_packet"] else None
+    return {**native, "python": python,
+            "us_per_packet_native_over_python": round(ratio, 3) if ratio is not None else None}
+
+
+def _run(args: argparse.Namespace, fanout: str) -> dict:  # type: ignore[type-arg]
     key = Ed25519PrivateKey.generate()
     signer = TokenSigner(key, issuer="switchboard", ttl_s=3600)
     room = RoomId(ROOM)
@@ -276,7 +292,8 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         env = {**os.environ, "SWITCHBOARD_REDIS_URL": redis_url, "SWITCHBOARD_TOKENS_PUBLIC_KEY_FILE": str(pub_pem),
                "SWITCHBOARD_NODE_PORT": str(port), "SWITCHBOARD_DATA_DIR": tmp, "SWITCHBOARD_LOG_LEVEL": "WARNING",
                "SWITCHBOARD_METRICS_NODE_PORT": str(free_port()),  # other nodes on the box hold the default
-               "SWITCHBOARD_NODE_VIEWERS_PER_WORKER": str(per_worker), "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024"}
+               "SWITCHBOARD_NODE_VIEWERS_PER_WORKER": str(per_worker), "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024",
+               "SWITCHBOARD_SFU_FANOUT": fanout}
         node = subprocess.Popen([sys.executable, "-m", "switchboard", "node", "--workers", str(args.workers)],
                                 env=env, stdout=subprocess.PIPE, stderr=None if args.node_log else subprocess.DEVNULL,
                                 text=True)
@@ -288,6 +305,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
             result = measure(f"ws://127.0.0.1:{port}/ws", node.pid, tokens, publisher, args.viewers, args)
             result["workers"] = args.workers
             result["viewers_per_worker"] = per_worker
+            result["fanout"] = fanout
         finally:
             node.terminate()
             node.wait(20)

@@ -37,6 +37,7 @@ import aioice
 import aiortc
 import pylibsrtp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import rtcdtlstransport as _rtcdtlstransport
 from aiortc import rtcpeerconnection as _rtcpeerconnection
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
@@ -602,3 +603,41 @@ def signatures() -> dict[str, str]:
     }
 
 
+
+
+# --- native fan-out (sfu/fanout.py): the viewer transport's outgoing SRTP keys and socket -----------
+
+def srtp_tx_keying(dtls: RTCDtlsTransport) -> tuple[int, bytes] | None:
+    """(libsrtp2 profile number, master key + salt) of a connected DTLS transport's outgoing SRTP, as
+    aiortc derives them in ``_setup_srtp`` (RFC 5764: the exporter's client key first; the server
+    sends with the second). None when there is no handshake or a profile aiortc does not list.
+
+    The native fan-out builds its own libsrtp2 session from these (pylibsrtp's sessions belong to
+    its statically linked libsrtp and are never shared); ``test_native_fanout`` checks that both
+    sessions encrypt a packet to the same bytes."""
+    ssl = dtls._ssl
+    if ssl is None or dtls._tx_srtp is None:
+        return None
+    selected = ssl.get_selected_srtp_profile()
+    profile = next((p for p in _rtcdtlstransport.SRTP_PROFILES if p.openssl_profile == selected), None)
+    if profile is None:
+        return None
+    view = ssl.export_keying_material(b"EXTRACTOR-dtls_srtp", 2 * (profile.key_length + profile.salt_length))
+    key = profile.get_key_and_salt(view, 1 if dtls._role == "server" else 0)
+    return int(profile.libsrtp_profile), bytes(key)
+
+
+def nominated_target(dtls: RTCDtlsTransport) -> tuple[int, str, int] | None:
+    """(socket fd, remote host, remote port) of the nominated ICE pair of ``dtls``; None: no pair (yet,
+    or any more), or its socket is closed."""
+    pair = ice_connection(dtls)._nominated.get(1)
+    if pair is None:
+        return None
+    transport = pair.protocol.transport
+    if transport is None or transport.is_closing():
+        return None
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.fileno() < 0:
+        return None
+    host, port = pair.remote_addr[0], pair.remote_addr[1]
+    return sock.fileno(), host, port

@@ -29,7 +29,7 @@ from sfu.clips import Clip
 from sfu.errors import NegotiationError, SfuError, UnknownPeer, UnknownRoom, WorkerUnavailable
 from sfu.keyframes import KEYFRAME_INTERVAL_S
 from sfu.placement import RoomPlacement, merged_stats, room_stats_from
-from sfu.types import IceCandidate, PeerId, RoomStats, SfuListener
+from sfu.types import FanoutConfig, IceCandidate, PeerId, RoomStats, SfuListener
 from switchboard.ids import RoomId, UserId
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,10 @@ class WorkerPool:
     def __init__(self, *, workers: int, addresses: tuple[str, ...], announced: str = "",
                  redis_url: str | None = None, start_timeout: float = 20.0, viewers_per_worker: int = 0,
                  respawn: bool = True, keyframe_interval_s: float = KEYFRAME_INTERVAL_S,
-                 clip_seconds: float = 0.0, pipe_secret: bytes = b"", pipe_host: str = "") -> None:
+                 clip_seconds: float = 0.0, pipe_secret: bytes = b"", pipe_host: str = "",
+                 fanout: FanoutConfig | None = None) -> None:
+        self.fanout = fanout if fanout is not None else FanoutConfig()
+        """Each worker's fan-out choice (sfu.fanout)."""
         self.size = workers if workers > 0 else (os.cpu_count() or 1)
         self.addresses = addresses
         self.announced = announced
@@ -196,7 +199,7 @@ class WorkerPool:
         proc = multiprocessing.get_context("spawn").Process(
             target=worker_main, name=f"sfu-worker-{index}", daemon=True,
             args=(str(path), self.addresses, self.announced, self.redis_url, self.keyframe_interval_s,
-                  self.clip_seconds, self._pipe_secret, self.pipe_host))
+                  self.clip_seconds, self._pipe_secret, self.pipe_host, self.fanout))
         await asyncio.to_thread(proc.start)
         handle = WorkerHandle(index, proc, path)
         await handle.connect(self._notify, self.start_timeout, self._lost)

@@ -14,7 +14,7 @@ from sfu.errors import SfuError
 from sfu.events import MemoryEventSink, RedisEventSink
 from sfu.keyframes import KEYFRAME_INTERVAL_S
 from sfu.pool import read_message, write_message
-from sfu.types import EventSink, IceCandidate, PeerId
+from sfu.types import EventSink, FanoutConfig, IceCandidate, PeerId
 from sfu.worker import Worker
 from switchboard.ids import RoomId
 
@@ -56,6 +56,7 @@ def counters(worker: Worker) -> dict[str, Any]:
             malformed += t.malformed_rtp + t.malformed_rtcp + sum(p.malformed for p in t.producers.values())
             unknown += t.unknown_ssrc
             dropped += t.wire.dropped if t.wire is not None else 0
+            dropped += t.native.dropped if t.native is not None else 0
             faults += t.faults.total
             feedback += t.feedback.arrivals.sent if t.feedback is not None else 0
             if t.link.source is not None and not t.hidden:
@@ -72,7 +73,7 @@ def counters(worker: Worker) -> dict[str, Any]:
 
 async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None,
                 keyframe_interval_s: float = KEYFRAME_INTERVAL_S, clip_seconds: float = 0.0,
-                pipe_secret: bytes = b"", pipe_host: str = "") -> None:
+                pipe_secret: bytes = b"", pipe_host: str = "", fanout: FanoutConfig | None = None) -> None:
     redis = None
     events: EventSink = MemoryEventSink()
     if redis_url:
@@ -82,7 +83,7 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
         events = RedisEventSink(redis)
     worker = Worker(addresses=tuple(addresses), announced=announced, events=events,
                     keyframe_interval_s=keyframe_interval_s, clip_seconds=clip_seconds, pipe_secret=pipe_secret,
-                    pipe_host=pipe_host)
+                    pipe_host=pipe_host, fanout=fanout)
     await worker.start()
     done = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
@@ -156,9 +157,9 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
 
 def worker_main(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None,
                 keyframe_interval_s: float = KEYFRAME_INTERVAL_S, clip_seconds: float = 0.0,
-                pipe_secret: bytes = b"", pipe_host: str = "") -> None:
+                pipe_secret: bytes = b"", pipe_host: str = "", fanout: FanoutConfig | None = None) -> None:
     """Process entry (spawned by :class:`sfu.pool.WorkerPool`)."""
     import uvloop
 
     uvloop.run(serve(path, addresses, announced, redis_url, keyframe_interval_s, clip_seconds, pipe_secret,
-                     pipe_host))
+                     pipe_host, fanout))

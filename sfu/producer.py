@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sfu import rtcp
 from sfu.extensions import Inbound, abs_send_time
@@ -19,6 +19,7 @@ from sfu.types import PeerId
 if TYPE_CHECKING:
     from sfu.clips import ClipBuffer
     from sfu.consumer import Consumer
+    from sfu.fanout import Plane
     from sfu.pipe import PipeConsumer
     from sfu.simulcast import SimulcastTrack
 
@@ -150,6 +151,12 @@ class Producer:
         """(publisher sequence number, monotonic arrival) of the latest keyframe's first packet."""
         self.replayed = 0
         """Consumers started from the cache at a recent keyframe (:meth:`add_consumer` with ``replay``)."""
+        # native fan-out (sfu/fanout.py) ------------------------------------------------------
+        self.plane: Plane | None = None
+        """The worker's native plane (the router sets it): one call writes, encrypts and queues every
+        native consumer's copy. None: each consumer forwards its own (the Python path)."""
+        self.fan: Any = None
+        """The plane's view of ``active`` (its records, the other consumers), rebuilt after a change."""
         self.closed = False
 
     # hot path -------------------------------------------------------------------------------
@@ -195,14 +202,19 @@ class Producer:
             self.sent_abs = abs_send_time(now)
             self.ext_values = self.ext_in.values(data) if self.ext_in.passthrough else ()
             self.tails = {}
-        for c in self.active:
-            c.forward(seq, ts, marker, payload)
+        plane = self.plane
+        if plane is None:
+            for c in self.active:
+                c.forward(seq, ts, marker, payload)
+        elif self.active:
+            plane.fanout(self, seq, ts, marker, payload)
 
     def _start_waiting(self, seq: int, ts: int) -> None:
         for c in self.waiting:
             c.start(seq, ts)
             self.active.append(c)
         self.waiting.clear()
+        self.fan = None
 
     def _lost(self, last: int, gap: int) -> None:
         if gap > MAX_NACK_GAP:  # a jump, not a loss (publisher restarted its numbering)
@@ -279,12 +291,14 @@ class Producer:
             consumer.forward(seq, ts, marker, payload)
         self.departure, self.sent_abs, self.ext_values, self.tails = saved
         self.active.append(consumer)
+        self.fan = None
         self.replayed += 1
         return True
 
     def remove_consumer(self, consumer: Consumer | PipeConsumer) -> None:
         if consumer in self.active:
             self.active.remove(consumer)
+            self.fan = None
         if consumer in self.waiting:
             self.waiting.remove(consumer)
 
@@ -332,4 +346,5 @@ class Producer:
         orphans = self.active + self.waiting
         self.active = []
         self.waiting = []
+        self.fan = None
         return orphans

@@ -10,6 +10,7 @@ from typing import Any
 
 from sfu import clips
 from sfu.errors import Faults, NegotiationError, NoClip, UnknownPeer, UnknownRoom
+from sfu.fanout import Plane
 from sfu.keyframes import KEYFRAME_INTERVAL_S, KeyframeSchedule
 from sfu.pipe import HOST, Descriptor, PipeTransport
 from sfu.pipe_seal import Seal
@@ -34,8 +35,11 @@ class Router:
 
     def __init__(self, room_id: RoomId, *, addresses: tuple[str, ...], announced: str, events: EventSink,
                  listener: SfuListener | None, keyframe_interval_s: float = KEYFRAME_INTERVAL_S,
-                 certificate: DtlsCertificate | None = None, clip_seconds: float = 0.0) -> None:
+                 certificate: DtlsCertificate | None = None, clip_seconds: float = 0.0,
+                 plane: Plane | None = None) -> None:
         self.room_id = room_id
+        self.plane = plane
+        """The worker's native fan-out plane, given to every transport and producer (None: Python path)."""
         self.certificate = certificate
         self.addresses = addresses
         self.announced = announced
@@ -70,7 +74,7 @@ class Router:
         self._check_open()
         t = Transport(peer_id, user_id, role, hidden=hidden, addresses=self.addresses, announced=self.announced,
                       on_producer=self._producer_added, new_producer=self._new_producer, on_failed=self._failed,
-                      certificate=self.certificate)
+                      certificate=self.certificate, plane=self.plane)
         t.on_first_media = lambda: self._first_media(t)
         self.transports[peer_id] = t
         return t
@@ -90,6 +94,7 @@ class Router:
                             send_nack=lambda seqs: transport.send_nack(holder[0], seqs))
         if self.clip_seconds > 0:
             producer.clip = clips.ClipBuffer(self.clip_seconds, self.keyframe_schedule.interval, producer.is_keyframe)
+        producer.plane = self.plane
         holder.append(producer)
         return producer
 
@@ -118,6 +123,7 @@ class Router:
             producer_id = f"{pipe.pipe_id}/{producer_id}"
             self.from_nodes.add(producer_id)
         producer = Producer(producer_id, PeerId(""), codec, ssrc, requester)
+        producer.plane = self.plane
         holder.append(producer)
         return producer
 

@@ -22,7 +22,7 @@ from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameter
 from aiortc.sdp import candidate_from_sdp
 
 from sfu import aiortc_private as private
-from sfu import extensions, rtcp, simulcast_in, twcc
+from sfu import extensions, fanout, rtcp, simulcast_in, twcc
 from sfu.bwe import LinkEstimate
 from sfu.consumer import Consumer
 from sfu.errors import Faults, NegotiationError
@@ -51,7 +51,8 @@ class Transport:
     def __init__(self, peer_id: PeerId, user_id: UserId, role: Role, *, hidden: bool, addresses: tuple[str, ...],
                  announced: str, on_producer: Callable[[Transport, Producer], None],
                  new_producer: Callable[[Transport, Codec, int], Producer],
-                 on_failed: Callable[[Transport, str], None], certificate: DtlsCertificate | None = None) -> None:
+                 on_failed: Callable[[Transport, str], None], certificate: DtlsCertificate | None = None,
+                 plane: fanout.Plane | None = None) -> None:
         self.peer_id = peer_id
         self.user_id = user_id
         self.on_first_media: Callable[[], None] | None = None
@@ -67,6 +68,10 @@ class Transport:
         self.pc = RTCPeerConnection(config) if certificate is None else \
             private.peer_connection(config, certificate.current())
         self.wire: private.WireSender | None = None
+        self.plane = plane
+        """The worker's native fan-out plane (None: the Python path)."""
+        self.native: fanout.NativeWire | None = None
+        """Subscriber on the native path: its libsrtp2 session and socket (every RTP packet to it)."""
         # Random, not a counter: a process-wide count would tell the next peer how many peers (taps
         # included) opened before it.
         self.rtcp_ssrc = random.getrandbits(32) | 1
@@ -268,8 +273,12 @@ class Transport:
         codec, rtx_pt = codec_of(parameters, tr.kind)
         ssrc, rtx_ssrc = private.sender_ssrcs(tr.sender)
         out = extensions.Outbound.of(self.extension_ids.get(tr.mid or "", {}), tr.mid)
-        consumer = Consumer(f"{producer.producer_id}:{self.peer_id}", producer, wire, ssrc, codec.payload_type,
-                            rtx_ssrc, rtx_pt, self.hidden, out, self.link.departures)
+        if self.native is None and self.plane is not None:
+            self.native = self.plane.wire(tr.sender.transport, wire)
+            if self.native is not None:
+                self.link.departures = self.native.departures
+        consumer = fanout.consumer_for(self.native, wire, f"{producer.producer_id}:{self.peer_id}", producer, ssrc,
+                                       codec.payload_type, rtx_ssrc, rtx_pt, self.hidden, out, self.link.departures)
         self._consumer_of[id(tr)] = consumer
         consumer.on_first = None if self.hidden else self._first_packet
         self.consumers[ssrc] = consumer
@@ -372,6 +381,8 @@ class Transport:
         for c in self.consumers.values():
             c.close()
         self.consumers.clear()
+        if self.native is not None:
+            self.native.close()  # its queued packets go before the socket does
         producers = list(self.producers.values())
         self.producers.clear()
         await self.pc.close()

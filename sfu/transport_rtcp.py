@@ -60,6 +60,8 @@ class TransportRtcp:
         t = self.transport
         if t.wire is None or t.closed or not t.wire.refresh():
             return
+        if t.native is not None:
+            t.native.refresh()
         parts: list[bytes] = []
         if t.feedback is not None:
             t.send_feedback(t.feedback.flush(next(iter(t.producers), 0)))

@@ -194,3 +194,24 @@ class NodePipes(Protocol):
 
     async def node_pipes(self, room_id: RoomId) -> list[str]:
         """The room's live pipes between nodes (one silent for ``PIPE_SILENCE_S`` is closed by the SFU)."""
+
+
+# --- native fan-out (sfu/fanout.py) ---------------------------------------------------------------
+
+FANOUT_MODES = ("auto", "python", "native")
+
+
+@dataclass(frozen=True)
+class FanoutConfig:
+    """The worker's fan-out choice (``sfu.fanout*`` settings)."""
+
+    mode: str = "auto"
+    """``auto`` (native when built), ``python`` or ``native`` (start fails when it is not built)."""
+    batch: int = 64
+    """Packets queued before a ``sendmmsg`` flush (native)."""
+    flush_ms: float = 0.0
+    """0: flush at the end of each received packet's fan-out; more: hold sends up to this long."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in FANOUT_MODES:
+            raise ValueError(f"fanout mode must be one of {FANOUT_MODES}, got {self.mode!r}")

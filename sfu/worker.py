@@ -15,13 +15,14 @@ from sfu import aiortc_private
 from sfu.admission import Admission, LoopLag
 from sfu.clips import Clip
 from sfu.errors import Faults, NoClip, SfuError, UnknownRoom
+from sfu.fanout import open_plane
 from sfu.keyframes import KEYFRAME_INTERVAL_S
 from sfu.pipe import HOST, Descriptor
 from sfu.pipe_seal import Seal
 from sfu.remux import NothingToClip, write_clip
 from sfu.router import Router
 from sfu.transport import DtlsCertificate, Role
-from sfu.types import EventSink, IceCandidate, PeerId, RoomStats, SfuListener
+from sfu.types import EventSink, FanoutConfig, IceCandidate, PeerId, RoomStats, SfuListener
 from switchboard.ids import RoomId, UserId
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,16 @@ class Worker:
 
     def __init__(self, *, addresses: tuple[str, ...], announced: str = "", events: EventSink,
                  tick_s: float = TICK_S, keyframe_interval_s: float = KEYFRAME_INTERVAL_S,
-                 clip_seconds: float = 0.0, pipe_secret: bytes = b"", pipe_host: str = "") -> None:
+                 clip_seconds: float = 0.0, pipe_secret: bytes = b"", pipe_host: str = "",
+                 fanout: FanoutConfig | None = None) -> None:
         aiortc_private.check_versions()
         self._pipe_seal = Seal(pipe_secret) if pipe_secret else None
         """Seals pipes between nodes (``cascade.secret``); None: this worker opens none."""
         self.pipe_host = pipe_host or (addresses[0] if addresses else HOST)
         """The address pipes between nodes bind (``cascade.pipe_address``, else the first RTC address)."""
+        self.fanout = fanout if fanout is not None else FanoutConfig()
+        self.plane = open_plane(self.fanout)
+        """The native fan-out of this worker's rooms (None: the Python path; see sfu.fanout)."""
         self.addresses = addresses
         self.keyframe_interval_s = keyframe_interval_s
         self.clip_seconds = clip_seconds
@@ -87,6 +92,8 @@ class Worker:
             self._ticker = None
         for room_id in list(self.routers):
             await self.close_room(room_id)
+        if self.plane is not None:
+            self.plane.close()
 
     async def _tick(self) -> None:
         while True:
@@ -136,7 +143,7 @@ class Worker:
             self.routers[room_id] = Router(room_id, addresses=self.addresses, announced=self.announced,
                                            events=self.events, listener=self.listener,
                                            keyframe_interval_s=self.keyframe_interval_s, certificate=self.certificate,
-                                           clip_seconds=self.clip_seconds)
+                                           clip_seconds=self.clip_seconds, plane=self.plane)
 
     def router(self, room_id: RoomId) -> Router:
         """The open room's router; never creates one."""

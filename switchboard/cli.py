@@ -35,6 +35,7 @@ from matchmaker.process import MatchmakerDeps, install_matchmaker
 from matchmaker.store import RedisTicketStore
 from sfu.events import RedisEventSink
 from sfu.pool import WorkerPool
+from sfu.types import FanoutConfig
 from sfu.worker import Worker
 from signaling.node import Announce, NodeDeps, install_node
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -136,17 +137,19 @@ def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool
     @contextlib.asynccontextmanager
     async def open_media(redis):  # type: ignore[no-untyped-def]
         node = settings.node
+        fanout = FanoutConfig(settings.sfu.fanout, settings.sfu.fanout_batch, settings.sfu.fanout_flush_ms)
         media: Worker | WorkerPool
         if pool:
             media = WorkerPool(workers=node.workers, addresses=node.rtc_addresses, announced=node.announced_address,
                                redis_url=redis_url, viewers_per_worker=node.viewers_per_worker,
                                keyframe_interval_s=settings.sfu.keyframe_interval_s,
                                clip_seconds=settings.sfu.clip_seconds,
-                               pipe_secret=settings.cascade.secret.encode(), pipe_host=_pipe_address(settings))
+                               pipe_secret=settings.cascade.secret.encode(), pipe_host=_pipe_address(settings),
+                               fanout=fanout)
         else:
             media = Worker(addresses=node.rtc_addresses, announced=node.announced_address,
                            events=RedisEventSink(redis), keyframe_interval_s=settings.sfu.keyframe_interval_s,
-                           clip_seconds=settings.sfu.clip_seconds)
+                           clip_seconds=settings.sfu.clip_seconds, fanout=fanout)
         await media.start()
         try:
             yield media

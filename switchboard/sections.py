@@ -168,11 +168,26 @@ class SfuSettings:
     """Length of an evidence clip: every published track keeps its last this-many seconds of RTP in
     memory (about 6 MB per 1.5 Mbit/s video track at 30 s) for a moderator's ``clip.save``. 0: no
     buffers, no clips."""
+    # native fan-out (sfu/fanout.py) ----------------------------------------------------------
+    fanout: str = "auto"
+    """How packets reach viewers: ``native`` (the C extension: libsrtp2 and sendmmsg; start fails when it
+    is not built), ``python`` (pylibsrtp and a sendto per copy) or ``auto`` (native when built; the
+    choice is logged once per worker)."""
+    fanout_batch: int = 64
+    """Native: packets queued before they are sent (one ``sendmmsg`` per socket)."""
+    fanout_flush_ms: float = 0.0
+    """Native: 0 sends a received packet's copies at the end of its fan-out; more holds them up to
+    this long to batch several received packets per socket."""
 
     def __post_init__(self) -> None:
         check_positive(self.keyframe_interval_s, "keyframe_interval_s")
         if self.clip_seconds < 0:
             raise SettingsError("clip_seconds", f"must be >= 0, got {self.clip_seconds}")
+        if self.fanout not in ("auto", "python", "native"):
+            raise SettingsError("fanout", f"must be auto, python or native, got {self.fanout!r}")
+        check_positive(self.fanout_batch, "fanout_batch")
+        if not 0 <= self.fanout_flush_ms <= 100:
+            raise SettingsError("fanout_flush_ms", f"must be 0 to 100, got {self.fanout_flush_ms}")
 
 
 @dataclass(frozen=True)

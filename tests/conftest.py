@@ -128,6 +128,31 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         return (yield)
 
 
+# --- the SFU's fan-out path (sfu/fanout.py): native unless SWITCHBOARD_SFU_FANOUT says otherwise (a
+# missing extension then fails the SFU tests: `make test` builds it); in a module with BOTH_FANOUTS = True
+# the tests that take a `worker` or `pool` fixture run on both paths.
+
+SFU_FANOUT_ENV = "SWITCHBOARD_SFU_FANOUT"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if getattr(metafunc.module, "BOTH_FANOUTS", False) and {"worker", "pool"} & set(metafunc.fixturenames):
+        metafunc.parametrize("sfu_fanout", ["native", "python"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def sfu_fanout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The fan-out of every Worker and WorkerPool the test makes without saying (their default)."""
+    mode = getattr(request, "param", None) or os.environ.get(SFU_FANOUT_ENV, "native")
+    from sfu.pool import WorkerPool
+    from sfu.types import FanoutConfig
+    from sfu.worker import Worker
+
+    for cls in (Worker, WorkerPool):
+        monkeypatch.setitem(cls.__init__.__kwdefaults__, "fanout", FanoutConfig(mode=mode))  # type: ignore[index]
+    return str(mode)
+
+
 # --- system dependencies: a test that needs a Debian package says so with a marker; a missing one
 # fails the test with the command that installs it (`make test` installs them first, through
 # scripts/deps.sh). Nothing is skipped for a missing dependency, and any skip fails the run.

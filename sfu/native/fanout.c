@@ -1,0 +1,339 @@
+/* The forwarding plane's outgoing SRTP and sends, for sfu/fanout.py (built by sfu/native/build.py).
+ *
+ * One call per received packet (fo_fanout) writes each consumer's RTP header (SSRC, PT, sequence
+ * number, timestamp, the viewer transport's transport-cc number and extension ids: what
+ * sfu/consumer.py writes), encrypts it in place with the viewer transport's own libsrtp2 session and
+ * queues it; the queue goes out with sendmmsg, one call per socket, when it holds batch_max packets or
+ * when Python flushes it (at the end of the fan-out, or after a short interval).
+ *
+ * Nothing here raises: a packet SRTP refuses or the kernel will not take is dropped and counted on
+ * its transport, and the others go on. A transport closed while packets wait drops its own.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* sendmmsg, struct mmsghdr (Python.h defines it already under cffi) */
+#endif
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <srtp2/srtp.h>
+
+#define FO_HISTORY 8192 /* sfu.twcc.HISTORY */
+#define FO_MASK (FO_HISTORY - 1)
+#define FO_PASS 3       /* sfu.extensions.PASSTHROUGH */
+#define FO_ROOM (12 + 4 + 3 + 18 + 4 + FO_PASS * 17 + 4 + SRTP_MAX_TRAILER_LEN)
+
+typedef struct fo_transport {
+    srtp_t srtp;
+    int fd;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    uint16_t twcc_seq;
+    double sent_at[FO_HISTORY];
+    uint32_t sent_size[FO_HISTORY];
+    uint64_t sent_packets, sent_bytes, dropped, send_errors;
+    int last_errno;
+} fo_transport;
+
+typedef struct fo_consumer {
+    fo_transport *transport;
+    uint32_t ssrc;
+    uint8_t payload_type;
+    uint16_t seq_off;
+    uint32_t ts_off;
+    uint8_t ext;
+    uint8_t twcc_id;
+    uint8_t abs_id;
+    uint8_t mid_len;
+    uint8_t mid[18];
+    uint8_t pass_ids[FO_PASS];
+    uint64_t packets, octets;
+} fo_consumer;
+
+typedef struct fo_msg {
+    fo_transport *transport;
+    size_t offset;
+    int len;
+} fo_msg;
+
+typedef struct fo_plane {
+    int batch_max;
+    int count;
+    fo_msg *msgs;
+    uint8_t *arena;
+    size_t used, cap;
+    struct mmsghdr *mm;
+    struct iovec *iov;
+    char *done;
+    fo_transport **owner;  /* per message of the socket being sent */
+    uint64_t flushes, syscalls;
+} fo_plane;
+
+static int fo_srtp_ready = 0;
+
+static int fo_init(void) {
+    if (!fo_srtp_ready) {
+        if (srtp_init() != srtp_err_status_ok) return -1;
+        fo_srtp_ready = 1;
+    }
+    return 0;
+}
+
+fo_plane *fo_plane_new(int batch_max) {
+    if (fo_init() < 0) return NULL;
+    if (batch_max < 1) batch_max = 1;
+    fo_plane *p = calloc(1, sizeof(fo_plane));
+    if (!p) return NULL;
+    p->batch_max = batch_max;
+    p->msgs = calloc(batch_max, sizeof(fo_msg));
+    p->mm = calloc(batch_max, sizeof(struct mmsghdr));
+    p->iov = calloc(batch_max, sizeof(struct iovec));
+    p->done = calloc(batch_max, 1);
+    p->owner = calloc(batch_max, sizeof(fo_transport *));
+    p->cap = (size_t)batch_max * 1600;
+    p->arena = malloc(p->cap);
+    if (!p->msgs || !p->mm || !p->iov || !p->done || !p->owner || !p->arena) {
+        free(p->msgs); free(p->mm); free(p->iov); free(p->done); free(p->owner); free(p->arena); free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Sends what is queued: one sendmmsg per socket (packets of a socket keep their order). A packet
+ * the kernel refuses (ECONNREFUSED, ENOBUFS, EAGAIN...) is dropped and counted on its transport;
+ * the rest of that socket's packets and every other socket's still go. Returns packets sent. */
+int fo_flush(fo_plane *p) {
+    int sent = 0;
+    if (p->count == 0) return 0;
+    p->flushes++;
+    memset(p->done, 0, p->count);
+    for (int i = 0; i < p->count; i++) {
+        if (p->done[i]) continue;
+        fo_transport *t = p->msgs[i].transport;
+        if (t == NULL) { p->done[i] = 1; continue; }  /* closed while queued */
+        int fd = t->fd, n = 0;
+        for (int j = i; j < p->count; j++) {
+            fo_transport *u = p->msgs[j].transport;
+            if (p->done[j] || u == NULL || u->fd != fd) continue;
+            p->done[j] = 1;
+            p->iov[n].iov_base = p->arena + p->msgs[j].offset;
+            p->iov[n].iov_len = (size_t)p->msgs[j].len;
+            memset(&p->mm[n], 0, sizeof(struct mmsghdr));
+            p->mm[n].msg_hdr.msg_name = &u->addr;
+            p->mm[n].msg_hdr.msg_namelen = u->addrlen;
+            p->mm[n].msg_hdr.msg_iov = &p->iov[n];
+            p->mm[n].msg_hdr.msg_iovlen = 1;
+            p->owner[n] = u;
+            n++;
+        }
+        int k = 0;
+        while (k < n) {
+            int r;
+            if (fd < 0) { r = -1; errno = EBADF; }
+            else { p->syscalls++; r = sendmmsg(fd, &p->mm[k], (unsigned)(n - k), MSG_DONTWAIT); }
+            if (r > 0) {
+                for (int m = k; m < k + r; m++) {
+                    p->owner[m]->sent_packets++;
+                    p->owner[m]->sent_bytes += (uint64_t)p->iov[m].iov_len;
+                }
+                sent += r;
+                k += r;
+            } else if (r < 0 && errno == EINTR) {
+                continue;
+            } else {  /* message k failed alone: drop it, go on with the next */
+                fo_transport *u = p->owner[k];
+                u->send_errors++;
+                u->dropped++;
+                u->last_errno = errno;
+                k++;
+            }
+        }
+    }
+    p->count = 0;
+    p->used = 0;
+    return sent;
+}
+
+void fo_plane_free(fo_plane *p) {
+    if (!p) return;
+    p->count = 0;
+    free(p->msgs); free(p->mm); free(p->iov); free(p->done); free(p->owner); free(p->arena); free(p);
+}
+
+/* A viewer transport's outgoing session: libsrtp2 ``profile`` (srtp_profile_t), key then salt. */
+fo_transport *fo_transport_new(int profile, const uint8_t *key, int keylen) {
+    srtp_policy_t policy;
+    if (fo_init() < 0) return NULL;
+    memset(&policy, 0, sizeof(policy));
+    if (srtp_crypto_policy_set_from_profile_for_rtp(&policy.rtp, (srtp_profile_t)profile) != srtp_err_status_ok ||
+        srtp_crypto_policy_set_from_profile_for_rtcp(&policy.rtcp, (srtp_profile_t)profile) != srtp_err_status_ok)
+        return NULL;
+    if (keylen != (int)(srtp_profile_get_master_key_length((srtp_profile_t)profile) +
+                        srtp_profile_get_master_salt_length((srtp_profile_t)profile)))
+        return NULL;
+    fo_transport *t = calloc(1, sizeof(fo_transport));
+    if (!t) return NULL;
+    uint8_t *copy = malloc((size_t)keylen);
+    if (!copy) { free(t); return NULL; }
+    memcpy(copy, key, (size_t)keylen);
+    policy.ssrc.type = ssrc_any_outbound;
+    policy.key = copy;
+    policy.window_size = 1024;
+    policy.allow_repeat_tx = 1;
+    policy.next = NULL;
+    srtp_err_status_t st = srtp_create(&t->srtp, &policy);
+    memset(copy, 0, (size_t)keylen);
+    free(copy);
+    if (st != srtp_err_status_ok) { free(t); return NULL; }
+    t->fd = -1;
+    return t;
+}
+
+/* Where the transport's packets go: the nominated pair's socket and the viewer's address. */
+int fo_transport_target(fo_transport *t, int fd, int family, const uint8_t *ip, int port) {
+    memset(&t->addr, 0, sizeof(t->addr));
+    if (family == 4) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&t->addr;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        memcpy(&a->sin_addr, ip, 4);
+        t->addrlen = sizeof(*a);
+    } else if (family == 6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&t->addr;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        memcpy(&a->sin6_addr, ip, 16);
+        t->addrlen = sizeof(*a);
+    } else {
+        t->fd = -1;
+        return -1;
+    }
+    t->fd = fd;
+    return 0;
+}
+
+/* Closes a transport: its queued packets are dropped (counted nowhere: it is gone), its session freed. */
+void fo_transport_free(fo_plane *p, fo_transport *t) {
+    if (!t) return;
+    if (p) {
+        for (int i = 0; i < p->count; i++)
+            if (p->msgs[i].transport == t) p->msgs[i].transport = NULL;
+    }
+    srtp_dealloc(t->srtp);
+    free(t);
+}
+
+/* The next transport-cc number of a transport, recorded with its send time and size. */
+int fo_twcc_next(fo_transport *t, double now, uint32_t size) {
+    uint16_t s = t->twcc_seq = (uint16_t)(t->twcc_seq + 1);
+    t->sent_at[s & FO_MASK] = now;
+    t->sent_size[s & FO_MASK] = size;
+    return s;
+}
+
+static int fo_reserve(fo_plane *p, size_t need) {
+    if (p->used + need <= p->cap) return 0;
+    if (p->count > 0) fo_flush(p);
+    if (need > p->cap) {
+        uint8_t *a = realloc(p->arena, need);
+        if (!a) return -1;
+        p->arena = a;
+        p->cap = need;
+    }
+    return 0;
+}
+
+static void fo_queue(fo_plane *p, fo_transport *t, size_t offset, int len) {
+    p->msgs[p->count].transport = t;
+    p->msgs[p->count].offset = offset;
+    p->msgs[p->count].len = len;
+    p->count++;
+    p->used = offset + (size_t)len;
+    p->used = (p->used + 15) & ~(size_t)15;
+    if (p->count >= p->batch_max) fo_flush(p);
+}
+
+/* Protects and queues one ready RTP packet (a retransmission) on a transport. 0, or -1: dropped. */
+int fo_send(fo_plane *p, fo_transport *t, const uint8_t *packet, int len) {
+    if (t == NULL) return -1;
+    if (len < 12 || fo_reserve(p, (size_t)len + SRTP_MAX_TRAILER_LEN) < 0) { t->dropped++; return -1; }
+    size_t off = p->used;
+    memcpy(p->arena + off, packet, (size_t)len);
+    int out = len;
+    if (srtp_protect(t->srtp, p->arena + off, &out) != srtp_err_status_ok) { t->dropped++; return -1; }
+    fo_queue(p, t, off, out);
+    return 0;
+}
+
+static inline void put16(uint8_t *b, uint32_t v) { b[0] = (uint8_t)(v >> 8); b[1] = (uint8_t)v; }
+static inline void put32(uint8_t *b, uint32_t v) {
+    b[0] = (uint8_t)(v >> 24); b[1] = (uint8_t)(v >> 16); b[2] = (uint8_t)(v >> 8); b[3] = (uint8_t)v;
+}
+
+/* One received packet to ``n`` consumers. ``abs`` is the 3-byte abs-send-time value; ``pass`` holds
+ * FO_PASS passthrough values of 16 bytes each, ``pass_len`` their lengths (0: absent). ``now`` and
+ * ``size`` are what each transport-cc number records. Returns the packets queued. */
+int fo_fanout(fo_plane *p, fo_consumer **cs, int n, int marker, uint16_t seq, uint32_t ts,
+              const uint8_t *payload, int plen, const uint8_t *abs, const uint8_t *pass,
+              const uint8_t *pass_len, double now, uint32_t size) {
+    int queued = 0;
+    for (int i = 0; i < n; i++) {
+        fo_consumer *c = cs[i];
+        fo_transport *t = c->transport;
+        if (t == NULL) continue;
+        if (fo_reserve(p, (size_t)plen + FO_ROOM) < 0) { t->dropped++; continue; }
+        size_t off = p->used;
+        uint8_t *b = p->arena + off;
+        b[0] = c->ext ? 0x90 : 0x80;
+        b[1] = (uint8_t)(marker | c->payload_type);
+        put16(b + 2, (uint16_t)(seq + c->seq_off));
+        put32(b + 4, ts + c->ts_off);
+        put32(b + 8, c->ssrc);
+        int h = 12;
+        if (c->ext) {
+            uint8_t *e = b + 16;
+            int k = 0;
+            if (c->twcc_id) {
+                uint16_t s = (uint16_t)fo_twcc_next(t, now, size);
+                e[k++] = (uint8_t)((c->twcc_id << 4) | 1);
+                e[k++] = (uint8_t)(s >> 8);
+                e[k++] = (uint8_t)s;
+            }
+            memcpy(e + k, c->mid, c->mid_len);
+            k += c->mid_len;
+            if (c->abs_id) {
+                e[k++] = (uint8_t)((c->abs_id << 4) | 2);
+                e[k++] = abs[0]; e[k++] = abs[1]; e[k++] = abs[2];
+            }
+            for (int j = 0; j < FO_PASS; j++) {
+                int l = pass_len[j];
+                if (c->pass_ids[j] && l >= 1 && l <= 16) {
+                    e[k++] = (uint8_t)((c->pass_ids[j] << 4) | (l - 1));
+                    memcpy(e + k, pass + 16 * j, (size_t)l);
+                    k += l;
+                }
+            }
+            while (k & 3) e[k++] = 0;
+            b[12] = 0xBE; b[13] = 0xDE;
+            put16(b + 14, (uint32_t)(k >> 2));
+            h = 16 + k;
+        }
+        memcpy(b + h, payload, (size_t)plen);
+        int len = h + plen;
+        if (srtp_protect(t->srtp, b, &len) != srtp_err_status_ok) { t->dropped++; continue; }
+        c->packets++;
+        c->octets += (uint64_t)plen;
+        fo_queue(p, t, off, len);
+        queued++;
+    }
+    return queued;
+}
+
+/* The send time and size recorded for a transport-cc number (size 0: nothing recorded). */
+int fo_twcc_sent(fo_transport *t, int seq, double *at) {
+    *at = t->sent_at[seq & FO_MASK];
+    return (int)t->sent_size[seq & FO_MASK];
+}

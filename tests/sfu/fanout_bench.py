@@ -1,0 +1,117 @@
+"""Per-copy cost of the two fan-out paths, in one process: ``python -m tests.sfu.fanout_bench``.
+
+One producer, N consumers with the extensions a browser viewer negotiates (mid, abs-send-time,
+transport-cc), each behind its own UDP socket (as aioice gives each peer connection one) sending to
+a receiver on 127.0.0.1; 1200-byte VP8 payloads. Prints one JSON line per path and their ratio:
+process CPU per received packet and per copy (kernel send included, receive not). Not a test: the
+harness of docs/performance.md's "Native fan-out" section (bench/ may not import the SFU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import socket
+import time
+from typing import Any
+
+import pytest
+
+from sfu.consumer import Consumer
+from sfu.extensions import ABS_SEND_TIME, MID, TRANSPORT_CC, Outbound
+from sfu.fanout import NativeConsumer, Plane
+from sfu.twcc import Departures
+from sfu.types import FanoutConfig
+from tests.sfu.test_native_fanout import Clock, PylibsrtpWire, loaded, new_producer
+
+KEY_LENGTHS = {1: 30, 7: 28, 8: 44}
+"""libsrtp profile -> master key + salt length (AES_CM_128_HMAC_SHA1_80, AEAD_AES_128_GCM, AEAD_AES_256_GCM)."""
+
+
+class SocketWire(PylibsrtpWire):
+    """The Python path's wire with a real socket (what WireSender does: protect, then sendto)."""
+
+    def __init__(self, profile: int, sock: socket.socket, addr: tuple[str, int]) -> None:
+        super().__init__(profile, bytes(range(KEY_LENGTHS[profile])))
+        self.sock = sock
+        self.addr = addr
+        self.sendto = sock.sendto  # type: ignore[assignment]
+
+    def send_rtp(self, packet: bytes) -> None:
+        self.sock.sendto(self.session.protect(packet), self.addr)
+
+
+def cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def run(path: str, profile: int, viewers: int, packets: int, batch: int, flush_ms: float) -> dict[str, Any]:
+    key = bytes(range(KEY_LENGTHS[profile]))
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(viewers)]
+    for s in socks:
+        s.setblocking(False)
+    producer = new_producer(Clock())
+    out = Outbound.of({MID: 1, ABS_SEND_TIME: 3, TRANSPORT_CC: 4}, "0")
+    plane = Plane(*loaded(), FanoutConfig("native", batch, flush_ms)) if path == "native" else None
+    producer.plane = plane
+    mp = pytest.MonkeyPatch()
+    try:
+        found: dict[int, Any] = {}
+        mp.setattr("sfu.aiortc_private.srtp_tx_keying", lambda dtls: (profile, key))
+        mp.setattr("sfu.aiortc_private.nominated_target", lambda dtls: found.get(id(dtls)))
+        for i, s in enumerate(socks):
+            if plane is None:
+                c: Consumer = Consumer(f"c{i}", producer, SocketWire(profile, s, sink.getsockname()), 0x100 + i, 96,  # type: ignore[arg-type]
+                                       0x200 + i, 97, False, out, Departures())
+            else:
+                dtls = object()
+                found[id(dtls)] = (s.fileno(), *sink.getsockname())
+                wire = plane.wire(dtls, PylibsrtpWire(profile, key))  # type: ignore[arg-type]
+                assert wire is not None
+                c = NativeConsumer(f"c{i}", producer, wire, 0x100 + i, 96, 0x200 + i, 97, False, out, wire.departures)
+            producer.add_consumer(c)
+        payload = b"\x10\x00" + bytes(1198)
+        data = [bytes([0x80, 96]) + (seq & 0xFFFF).to_bytes(2, "big") + (seq * 3000).to_bytes(4, "big")
+                + b"\x11\x22\x33\x44" + payload for seq in range(packets)]
+        producer.on_rtp(data[0])
+        c0, t0 = cpu(), time.perf_counter()
+        for d in data[1:]:
+            producer.on_rtp(d)
+        if plane is not None:
+            plane.flush()
+        used, wall = cpu() - c0, time.perf_counter() - t0
+        n = packets - 1
+        return {"fanout": path, "srtp_profile": profile, "viewers": viewers, "packets": n,
+                "us_per_received_packet": round(used * 1e6 / n, 2),
+                "us_per_copy": round(used * 1e6 / (n * viewers), 3), "wall_s": round(wall, 2)}
+    finally:
+        mp.undo()
+        if plane is not None:
+            plane.close()
+        for s in [*socks, sink]:
+            s.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--viewers", type=int, default=64)
+    parser.add_argument("--packets", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--flush-ms", type=float, default=0.0)
+    parser.add_argument("--profile", type=int, choices=sorted(KEY_LENGTHS), default=8,
+                        help="libsrtp profile (8: AEAD_AES_256_GCM, what aiortc's DTLS picks first)")
+    args = parser.parse_args()
+    results = [run(path, args.profile, args.viewers, args.packets, args.batch, args.flush_ms)
+               for path in ("python", "native")]
+    for r in results:
+        print(json.dumps(r))
+    ratio = results[1]["us_per_copy"] / results[0]["us_per_copy"]
+    print(json.dumps({"us_per_copy_native_over_python": round(ratio, 3)}))
+
+
+if __name__ == "__main__":
+    main()
