@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from sfu.aiortc_private import WireSender
     from sfu.producer import Producer
 
+PROBE_SOURCE = 64
+"""Recent packets a probe copies from."""
 NO_EXTENSIONS = Outbound(mid=b"", abs_send_time=0, transport_cc=0, passthrough={})
 
 
@@ -69,6 +71,10 @@ class Consumer:
         first sequence number after the switch); NACKs for earlier numbers are answered from it."""
         self.switches = 0
         """Layer switches made (simulcast)."""
+        self.probed = 0
+        """Bytes of probe packets sent (``send_probe``)."""
+        self._probe_from = 0
+        """The current layer's sequence number this viewer started (or switched) at."""
         self.out = out
         """The viewer transport's extension ids (``mid`` element, ``abs-send-time``, passthrough)."""
         self.departures = departures if out.transport_cc else None
@@ -86,6 +92,7 @@ class Consumer:
         if self.on_first is not None:
             first, self.on_first = self.on_first, None
             first()
+        self._probe_from = seq
         if self.pending is not None:
             self._hand_over(seq, ts)
             return
@@ -222,6 +229,34 @@ class Consumer:
                                                      len(payload)) + payload
             self.wire.send_rtp(packet)
             self.retransmitted += 1
+
+    # probing (sfu/probe.py) ------------------------------------------------------------------
+
+    def send_probe(self, budget: int) -> int:
+        """RTX copies of packets the viewer already has, the largest of the current layer's last
+        ``PROBE_SOURCE`` first, until ``budget`` bytes are sent (receivers drop duplicates); bytes
+        sent (0 without RTX, or before the first packet)."""
+        producer = self.producer
+        if self.rtx_payload_type is None or not self.started or producer.max_seq < 0 or budget <= 0:
+            return 0
+        first = self._probe_from
+        found = [e for i in range(PROBE_SOURCE) if (e := producer.lookup((producer.max_seq - i) & 0xFFFF))
+                 and (e[0] - first) & 0xFFFF < 0x8000]  # only what this layer sent this viewer
+        found.sort(key=lambda e: -len(e[3]))
+        sent = 0
+        while found and sent < budget:
+            for seq, ts, _, payload in found:
+                s = (seq + self.seq_off) & 0xFFFF
+                self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
+                ts = (ts + self.ts_off) & 0xFFFFFFFF
+                packet = self._retransmission_header(self.rtx_payload_type, self.rtx_seq, ts, self.rtx_ssrc,
+                                                     len(payload) + 2) + s.to_bytes(2, "big") + payload
+                self.wire.send_rtp(packet)
+                sent += len(packet)
+                if sent >= budget:
+                    break
+        self.probed += sent
+        return sent
 
     def sender_report(self) -> bytes | None:
         """SR with our counts and the publisher's NTP/RTP mapping shifted by our timestamp offset."""

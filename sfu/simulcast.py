@@ -37,6 +37,9 @@ TRIAL_RATIO = 1.4
 send (estimators cap themselves near 1.5x the received rate): a step up is tried, and undone fast."""
 MAX_HOLD_S = 64.0
 """The longest hold before another trial after trials that failed."""
+DOWN_MARGIN = 0.9
+"""A viewer stays on its layer while the estimate is above this fraction of the layer's bitrate (a
+layer's measured rate swings with its keyframes)."""
 RATE_WINDOW_S = 2.0
 """Seconds a layer's bitrate is measured over."""
 
@@ -54,6 +57,9 @@ class LayerChoice:
     """How long that must last; doubled (up to ``MAX_HOLD_S``) by each trial that failed."""
     went_up: float | None = None
     """When the last step up was made (a drop soon after it is a failed trial)."""
+    probing: bool = False
+    """The viewer's link is probed before a step up (``sfu.probe``): no trials, and a step up as soon
+    as the next layer fits with headroom (a probe proved it)."""
 
     def choose(self, estimate: float | None, bitrates: Sequence[float], now: float) -> int:
         """The layer to be on now, given the viewer's estimate (bit/s) and each layer's bitrate (low
@@ -71,19 +77,22 @@ class LayerChoice:
         for i in range(top + 1):  # once layers are measured, a silent one (paused by the sender) never fits
             if bitrates[i] <= estimate and (bitrates[i] > 0 or not measured):
                 fit = i
-        if fit < self.current:
+        if fit < self.current and estimate < DOWN_MARGIN * bitrates[self.current]:
             failed = self.went_up is not None and now - self.went_up < 2 * self.hold
             self.hold = min(MAX_HOLD_S, 2 * self.hold) if failed else UP_HOLD_S
             self.current, self.fits_since, self.went_up = fit, None, None
             return self.current
         # Up when the next layer fits with headroom, or on trial when the estimate is held back only by
         # what we send (it tops out at ~1.5x the received rate: nothing probes above it).
-        unbound = bitrates[self.current] > 0 and estimate >= TRIAL_RATIO * bitrates[self.current]
+        unbound = (not self.probing and bitrates[self.current] > 0
+                   and estimate >= TRIAL_RATIO * bitrates[self.current])
         if self.current < top and ((fit > self.current and estimate >= UP_MARGIN * bitrates[self.current + 1])
                                    or (unbound and bitrates[self.current + 1] > 0)):
             if self.fits_since is None:
                 self.fits_since = now
-            elif now - self.fits_since >= self.hold:
+                if self.probing:  # the estimate is over the next layer only when a probe proved it
+                    self.current, self.fits_since, self.went_up = self.current + 1, None, now
+            elif now - self.fits_since >= self.hold or self.probing:
                 self.current, self.fits_since, self.went_up = self.current + 1, None, now
         else:
             self.fits_since = None
@@ -116,6 +125,9 @@ class SimulcastTrack:
         self.bitrates = [0.0 for _ in self.layers]
         self.exposed: Producer | None = self.layers[0] if self.layers else None
         self.choices: dict[str, tuple[Consumer, LayerChoice, Callable[[], float | None] | None]] = {}
+        self.probes: dict[str, Callable[[Consumer, float], bool]] = {}
+        """Per viewer that can be probed: start a probe cluster at a rate (bit/s); False when its link
+        cannot be probed (no transport-cc, no RTX)."""
         self.switches = 0
         """Layer changes decided (each becomes a switch at the target's next keyframe)."""
 
@@ -130,13 +142,17 @@ class SimulcastTrack:
             self.exposed = producer
 
     def add(self, consumer: Consumer, max_layer: int | None = None,
-            estimate: Callable[[], float | None] | None = None) -> None:
+            estimate: Callable[[], float | None] | None = None,
+            probe: Callable[[Consumer, float], bool] | None = None) -> None:
         """A viewer's consumer (attached to the exposed layer) joins the choice; ``estimate`` reads its
-        link's estimate (bit/s, None before any)."""
+        link's estimate (bit/s, None before any); ``probe`` probes its link (``sfu.probe``)."""
         self.choices[consumer.consumer_id] = (consumer, LayerChoice(self.layer_of(consumer), max_layer), estimate)
+        if probe is not None:
+            self.probes[consumer.consumer_id] = probe
 
     def remove(self, consumer: Consumer) -> None:
         self.choices.pop(consumer.consumer_id, None)
+        self.probes.pop(consumer.consumer_id, None)
 
     def set_max_layer(self, consumer_id: str, max_layer: int | None) -> None:
         found = self.choices.get(consumer_id)
@@ -157,7 +173,11 @@ class SimulcastTrack:
                 continue
             choice.current = before = self.layer_of(consumer)
             bitrate = estimate() if estimate is not None else estimate_of(consumer) if estimate_of else None
+            probe = self.probes.get(consumer.consumer_id)
+            choice.probing = probe is not None and probe(consumer, 0.0)
             layer = choice.choose(bitrate, self.bitrates, now)
+            if choice.probing and layer == before and bitrate is not None and consumer.pending is None:
+                self._probe_up(consumer, choice, bitrate, probe)
             if layer != before:
                 self.switches += 1
             target = self.layers[layer]
@@ -165,3 +185,14 @@ class SimulcastTrack:
                 consumer.switch_at_keyframe(target)
             elif target is consumer.producer and consumer.pending is not None:
                 consumer.switch_at_keyframe(target)  # cancels a move no longer wanted
+
+    def _probe_up(self, consumer: Consumer, choice: LayerChoice, estimate: float,
+                  probe: Callable[[Consumer, float], bool] | None) -> None:
+        """Probe for the next layer up when the estimate alone does not allow it (it never grows far
+        past what the viewer receives)."""
+        top = len(self.bitrates) - 1 if choice.max_layer is None else min(len(self.bitrates) - 1, choice.max_layer)
+        if probe is None or choice.current >= top:
+            return
+        need = UP_MARGIN * self.bitrates[choice.current + 1]
+        if need > estimate:
+            probe(consumer, need)
