@@ -150,6 +150,8 @@ class Estimator:
         self.last_loss_decrease: float | None = None
         self.remb: int | None = None
         self.overuses = 0
+        self.drops = 0
+        """Times the estimate was lowered (overuse or loss): simulcast viewers are re-chosen at once."""
         self.probed: tuple[float, float] | None = None
         """(rate, when) a probe cluster last proved (``sfu.probe``): the cap by what gets through
         does not pull the estimate under it for ``PROBE_HOLD_S``."""
@@ -201,6 +203,7 @@ class Estimator:
                 self.delay_based = min(self.delay_based, BETA * base)
                 self.last_decrease = now
                 self.rate_at_decrease = self.delay_based
+                self.drops += 1
         elif state == "normal":
             near = self.rate_at_decrease is not None and self.delay_based < 1.5 * self.rate_at_decrease
             if near:
@@ -221,6 +224,7 @@ class Estimator:
             if self.last_loss_decrease is None or now - self.last_loss_decrease > 0.3:
                 self.loss_based = min(self.loss_based, self.bitrate) * (1 - 0.5 * fraction)
                 self.last_loss_decrease = now
+                self.drops += 1
         elif fraction < LOSS_LOW:  # grow like the delay-based side, and not far past it
             self.loss_based = min(self.loss_based * (1 + INCREASE_PER_S) ** elapsed, 1.5 * self.delay_based)
         self.loss_based = max(float(self.limits.minimum), min(float(self.limits.maximum), self.loss_based))

@@ -186,6 +186,22 @@ class SimulcastTrack:
             elif target is consumer.producer and consumer.pending is not None:
                 consumer.switch_at_keyframe(target)  # cancels a move no longer wanted
 
+    def recheck(self, consumer: Consumer, now: float) -> None:
+        """Between ticks, when the viewer's estimate fell: down at once if its layer no longer fits
+        (rates as measured at the last tick; never up from here)."""
+        found = self.choices.get(consumer.consumer_id)
+        if found is None or found[2] is None or consumer.closed:
+            return
+        _, choice, estimate = found
+        before, bitrate = self.layer_of(consumer), estimate()
+        if before == 0 or bitrate is None or bitrate >= DOWN_MARGIN * self.bitrates[before]:
+            return
+        choice.current = before
+        layer = choice.choose(bitrate, self.bitrates, now)
+        if layer < before:
+            self.switches += 1
+            consumer.switch_at_keyframe(self.layers[layer])
+
     def _probe_up(self, consumer: Consumer, choice: LayerChoice, estimate: float,
                   probe: Callable[[Consumer, float], bool] | None) -> None:
         """Probe for the next layer up when the estimate alone does not allow it (it never grows far

@@ -307,6 +307,14 @@ class Transport:
             loop.call_later(at, self._probe_burst, consumer, per_burst, i == len(times) - 1)
         return True
 
+    def _down_now(self) -> None:
+        """The estimate just fell (a queue or losses): simulcast viewers go down now, not at the tick."""
+        now = time.monotonic()
+        for consumer in list(self.consumers.values()):
+            track = consumer.producer.simulcast
+            if track is not None:
+                track.recheck(consumer, now)
+
     def _probe_burst(self, consumer: Consumer, budget: int, last: bool) -> None:
         if self.closed or consumer.closed:
             return
@@ -462,7 +470,10 @@ class Transport:
                         consumer.on_nack(rtcp.nack_seqs(body))
                 elif pt == rtcp.RTPFB and fmt == twcc.FMT_TWCC:
                     if self.consumers:
+                        drops = self.link.estimator.drops
                         self.link.on_transport_feedback(twcc.parse(body), time.monotonic())
+                        if self.link.estimator.drops != drops:
+                            self._down_now()
                 elif pt == rtcp.PSFB and fmt == rtcp.FMT_REMB:
                     bitrate = rtcp.remb_bitrate(body)
                     if bitrate is not None and self.consumers:
