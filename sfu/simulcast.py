@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sfu.temporal import FRACTIONS, MAX_TID
+
 if TYPE_CHECKING:
     from sfu.consumer import Consumer
     from sfu.producer import Producer
@@ -37,9 +39,10 @@ TRIAL_RATIO = 1.4
 send (estimators cap themselves near 1.5x the received rate): a step up is tried, and undone fast."""
 MAX_HOLD_S = 64.0
 """The longest hold before another trial after trials that failed."""
-DOWN_MARGIN = 0.9
+DOWN_MARGIN = 0.8
 """A viewer stays on its layer while the estimate is above this fraction of the layer's bitrate (a
-layer's measured rate swings with its keyframes)."""
+layer's measured rate swings with its keyframes, and one overuse sets the estimate to 85 % of what
+arrived)."""
 RATE_WINDOW_S = 2.0
 """Seconds a layer's bitrate is measured over."""
 
@@ -57,6 +60,10 @@ class LayerChoice:
     """How long that must last; doubled (up to ``MAX_HOLD_S``) by each trial that failed."""
     went_up: float | None = None
     """When the last step up was made (a drop soon after it is a failed trial)."""
+    temporal: int = MAX_TID
+    """The highest VP8 temporal layer the viewer gets (2: all, 30 fps; 1: 15 fps; 0: 7.5 fps)."""
+    layered: bool = False
+    """The track carries temporal layers (``sfu.temporal``): they go before a spatial layer does."""
     probing: bool = False
     """The viewer's link is probed before a step up (``sfu.probe``): no trials, and a step up as soon
     as the next layer fits with headroom (a probe proved it)."""
@@ -77,10 +84,18 @@ class LayerChoice:
         for i in range(top + 1):  # once layers are measured, a silent one (paused by the sender) never fits
             if bitrates[i] <= estimate and (bitrates[i] > 0 or not measured):
                 fit = i
-        if fit < self.current and estimate < DOWN_MARGIN * bitrates[self.current]:
+        rate = bitrates[self.current]
+        if fit < self.current and estimate < DOWN_MARGIN * rate:
+            fewer_frames = temporal_fit(estimate, rate, 1) if self.layered else None
+            if fewer_frames is not None:  # 15 fps of this layer before 30 fps of the one below
+                self.temporal, self.fits_since = min(self.temporal, fewer_frames), None
+                return self.current
             failed = self.went_up is not None and now - self.went_up < 2 * self.hold
             self.hold = min(MAX_HOLD_S, 2 * self.hold) if failed else UP_HOLD_S
             self.current, self.fits_since, self.went_up = fit, None, None
+            self.temporal = (temporal_fit(estimate, bitrates[fit], 0) or 0) if self.layered else MAX_TID
+            return self.current
+        if self.layered and self._temporal_up(estimate, rate):
             return self.current
         # Up when the next layer fits with headroom, or on trial when the estimate is held back only by
         # what we send (it tops out at ~1.5x the received rate: nothing probes above it).
@@ -97,6 +112,31 @@ class LayerChoice:
         else:
             self.fits_since = None
         return self.current
+
+
+    def _temporal_up(self, estimate: float, rate: float) -> bool:
+        """Temporal layers on the current layer: on the lowest, down to 7.5 fps when even 30 fps does
+        not fit; up one at a time (no keyframe needed: cheap to undo). True while below the full
+        frame rate (no spatial step up before it)."""
+        if self.current == 0 and estimate < DOWN_MARGIN * rate:
+            self.temporal = min(self.temporal, temporal_fit(estimate, rate, 0) or 0)
+        if self.temporal >= MAX_TID:
+            return False
+        t = self.temporal
+        if estimate >= UP_MARGIN * FRACTIONS[t + 1] * rate or (
+                not self.probing and estimate >= TRIAL_RATIO * FRACTIONS[t] * rate):
+            self.temporal = t + 1
+        self.fits_since = None
+        return True
+
+
+def temporal_fit(estimate: float, rate: float, floor: int) -> int | None:
+    """The highest temporal layer (at least ``floor``) of a layer sending ``rate`` that the estimate
+    keeps (the same margin as a layer's), or None."""
+    for t in range(MAX_TID, floor - 1, -1):
+        if estimate >= DOWN_MARGIN * FRACTIONS[t] * rate:
+            return t
+    return None
 
 
 @dataclass
@@ -147,6 +187,8 @@ class SimulcastTrack:
         """A viewer's consumer (attached to the exposed layer) joins the choice; ``estimate`` reads its
         link's estimate (bit/s, None before any); ``probe`` probes its link (``sfu.probe``)."""
         self.choices[consumer.consumer_id] = (consumer, LayerChoice(self.layer_of(consumer), max_layer), estimate)
+        if consumer.producer.codec.mime_type.lower() == "video/vp8":
+            consumer.use_temporal()
         if probe is not None:
             self.probes[consumer.consumer_id] = probe
 
@@ -175,7 +217,10 @@ class SimulcastTrack:
             bitrate = estimate() if estimate is not None else estimate_of(consumer) if estimate_of else None
             probe = self.probes.get(consumer.consumer_id)
             choice.probing = probe is not None and probe(consumer, 0.0)
+            choice.layered = consumer.temporal is not None and consumer.temporal.seen
             layer = choice.choose(bitrate, self.bitrates, now)
+            if consumer.temporal is not None and consumer.temporal.target != choice.temporal:
+                consumer.use_temporal(choice.temporal)
             if choice.probing and layer == before and bitrate is not None and consumer.pending is None:
                 self._probe_up(consumer, choice, bitrate, probe)
             if layer != before:
@@ -198,6 +243,8 @@ class SimulcastTrack:
             return
         choice.current = before
         layer = choice.choose(bitrate, self.bitrates, now)
+        if consumer.temporal is not None and consumer.temporal.target != choice.temporal:
+            consumer.use_temporal(choice.temporal)
         if layer < before:
             self.switches += 1
             consumer.switch_at_keyframe(self.layers[layer])
@@ -207,8 +254,11 @@ class SimulcastTrack:
         """Probe for the next layer up when the estimate alone does not allow it (it never grows far
         past what the viewer receives)."""
         top = len(self.bitrates) - 1 if choice.max_layer is None else min(len(self.bitrates) - 1, choice.max_layer)
-        if probe is None or choice.current >= top:
+        if probe is None or (choice.current >= top and choice.temporal >= MAX_TID):
             return
-        need = UP_MARGIN * self.bitrates[choice.current + 1]
+        if choice.temporal < MAX_TID:
+            need = UP_MARGIN * FRACTIONS[choice.temporal + 1] * self.bitrates[choice.current]
+        else:
+            need = UP_MARGIN * self.bitrates[choice.current + 1]
         if need > estimate:
             probe(consumer, need)
