@@ -75,6 +75,8 @@ class Consumer:
         self.probed = 0
         """Bytes of probe packets sent (``send_probe``)."""
         self._probe_from = 0
+        self.paused = False
+        """Stopped by :meth:`pause` (the viewer's link carries no video layer)."""
         self.temporal: TemporalFilter | None = None
         """VP8 temporal layers and picture id rewriting (simulcast viewers only: ``use_temporal``)."""
         self._shifts: SeqShifts | None = None
@@ -105,7 +107,11 @@ class Consumer:
         if self.pending is not None:
             self._hand_over(seq, ts)
             return
-        if self.started:
+        if self.started:  # resumed (a pause, another producer): NACKs from before map as they were sent
+            self._before = (self.producer, self.seq_off, self.ts_off, (self._last_seq + 1) & 0xFFFF)
+            self._shifted_before, self._shifts = self._shifts, None
+            if self.temporal is not None:
+                self.temporal.rebase = True
             self.seq_off, self.ts_off = continuity_offsets(
                 self._last_seq, self._last_ts, time.monotonic() - self._stopped_at,
                 self.producer.codec.clock_rate, seq, ts)
@@ -275,6 +281,31 @@ class Consumer:
         """The payload our number ``s`` carried (its rewritten picture id, when it was rewritten)."""
         kept = self._rewritten.get(s & 0x3FF)
         return kept[1] if kept is not None and kept[0] == s else payload
+
+    # pausing (a link too weak for any video layer) ------------------------------------------
+
+    def pause(self) -> None:
+        """Stop forwarding until :meth:`resume` (audio, another consumer, goes on)."""
+        if self.paused or self.closed:
+            return
+        self.paused = True
+        if self.pending is not None:
+            self.pending.remove_consumer(self)
+            self.pending = None
+        producer = self.producer
+        producer.remove_consumer(self)
+        last = producer.lookup(producer.max_seq) if producer.max_seq >= 0 else None
+        if last is not None:
+            self._last_seq = (producer.max_seq + self.seq_off) & 0xFFFF
+            self._last_ts = (last[1] + self.ts_off) & 0xFFFFFFFF
+        self._stopped_at = time.monotonic()
+
+    def resume(self) -> None:
+        """Forward again from the producer's next keyframe (asked for), numbering continuous."""
+        if not self.paused or self.closed:
+            return
+        self.paused = False
+        self.producer.add_consumer(self)
 
     # probing (sfu/probe.py) ------------------------------------------------------------------
 

@@ -39,6 +39,9 @@ TRIAL_RATIO = 1.4
 send (estimators cap themselves near 1.5x the received rate): a step up is tried, and undone fast."""
 MAX_HOLD_S = 64.0
 """The longest hold before another trial after trials that failed."""
+AUDIO_RESERVE = 48_000.0
+"""Bits per second kept for a viewer's audio (Opus at up to ~40 kbit/s and its headers) when
+deciding whether its link carries any video: video stops first, audio goes on."""
 DOWN_MARGIN = 0.8
 """A viewer stays on its layer while the estimate is above this fraction of the layer's bitrate (a
 layer's measured rate swings with its keyframes, and one overuse sets the estimate to 85 % of what
@@ -64,6 +67,9 @@ class LayerChoice:
     """The highest VP8 temporal layer the viewer gets (2: all, 30 fps; 1: 15 fps; 0: 7.5 fps)."""
     layered: bool = False
     """The track carries temporal layers (``sfu.temporal``): they go before a spatial layer does."""
+    paused: bool = False
+    """No video at all: the link carries the audio only (``AUDIO_RESERVE``)."""
+    paused_at: float = 0.0
     probing: bool = False
     """The viewer's link is probed before a step up (``sfu.probe``): no trials, and a step up as soon
     as the next layer fits with headroom (a probe proved it)."""
@@ -78,6 +84,8 @@ class LayerChoice:
             self.current, self.fits_since = top, None
             return self.current
         if estimate is None:
+            return self.current
+        if self.current == 0 and self._paused(estimate, bitrates[0], now):
             return self.current
         fit = 0
         measured = any(bitrates)
@@ -113,6 +121,19 @@ class LayerChoice:
             self.fits_since = None
         return self.current
 
+
+    def _paused(self, estimate: float, rate: float, now: float) -> bool:
+        """On the lowest layer: video stops when even its fewest frames do not fit beside the audio
+        (``AUDIO_RESERVE``), and comes back when they do (a probe proved it; a trial after ``hold``
+        for a viewer that cannot be probed)."""
+        share = FRACTIONS[0] if self.layered else 1.0
+        room = estimate - AUDIO_RESERVE
+        if not self.paused:
+            if rate > 0 and room < DOWN_MARGIN * share * rate:
+                self.paused, self.paused_at, self.temporal = True, now, 0 if self.layered else MAX_TID
+        elif room >= UP_MARGIN * share * rate or (not self.probing and now - self.paused_at >= self.hold):
+            self.paused, self.fits_since = False, None
+        return self.paused
 
     def _temporal_up(self, estimate: float, rate: float) -> bool:
         """Temporal layers on the current layer: on the lowest, down to 7.5 fps when even 30 fps does
@@ -219,8 +240,7 @@ class SimulcastTrack:
             choice.probing = probe is not None and probe(consumer, 0.0)
             choice.layered = consumer.temporal is not None and consumer.temporal.seen
             layer = choice.choose(bitrate, self.bitrates, now)
-            if consumer.temporal is not None and consumer.temporal.target != choice.temporal:
-                consumer.use_temporal(choice.temporal)
+            self._apply(consumer, choice)
             if choice.probing and layer == before and bitrate is not None and consumer.pending is None:
                 self._probe_up(consumer, choice, bitrate, probe)
             if layer != before:
@@ -243,20 +263,33 @@ class SimulcastTrack:
             return
         choice.current = before
         layer = choice.choose(bitrate, self.bitrates, now)
-        if consumer.temporal is not None and consumer.temporal.target != choice.temporal:
-            consumer.use_temporal(choice.temporal)
+        self._apply(consumer, choice)
         if layer < before:
             self.switches += 1
             consumer.switch_at_keyframe(self.layers[layer])
+
+    @staticmethod
+    def _apply(consumer: Consumer, choice: LayerChoice) -> None:
+        """The choice's temporal layer and pause, on the consumer."""
+        if consumer.temporal is not None and consumer.temporal.target != choice.temporal:
+            consumer.use_temporal(choice.temporal)
+        if choice.paused != consumer.paused:
+            if choice.paused:
+                consumer.pause()
+            else:
+                consumer.resume()
 
     def _probe_up(self, consumer: Consumer, choice: LayerChoice, estimate: float,
                   probe: Callable[[Consumer, float], bool] | None) -> None:
         """Probe for the next layer up when the estimate alone does not allow it (it never grows far
         past what the viewer receives)."""
         top = len(self.bitrates) - 1 if choice.max_layer is None else min(len(self.bitrates) - 1, choice.max_layer)
-        if probe is None or (choice.current >= top and choice.temporal >= MAX_TID):
+        if probe is None or (choice.current >= top and choice.temporal >= MAX_TID and not choice.paused):
             return
-        if choice.temporal < MAX_TID:
+        if choice.paused:
+            share = FRACTIONS[0] if choice.layered else 1.0
+            need = AUDIO_RESERVE + UP_MARGIN * share * self.bitrates[0]
+        elif choice.temporal < MAX_TID:
             need = UP_MARGIN * FRACTIONS[choice.temporal + 1] * self.bitrates[choice.current]
         else:
             need = UP_MARGIN * self.bitrates[choice.current + 1]

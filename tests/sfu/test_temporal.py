@@ -161,14 +161,14 @@ def test_a_consumer_dropping_temporal_layers_keeps_numbering_and_answers_nacks_r
 def test_a_viewer_loses_frames_before_pixels_and_gets_them_back_first() -> None:
     from sfu.simulcast import LayerChoice
 
-    rates = [150_000.0, 500_000.0, 1_500_000.0]
+    rates = [400_000.0, 1_000_000.0, 3_000_000.0]
     choice = LayerChoice(current=2, layered=True, probing=True)
-    assert choice.choose(1_000_000, rates, 0.0) == 2 and choice.temporal == 1  # 15 fps of 720p
-    assert choice.choose(600_000, rates, 1.0) == 1 and choice.temporal == 2  # under 15 fps of it: 360p
-    assert choice.choose(50_000, rates, 2.0) == 0 and choice.temporal == 0  # 7.5 fps on the lowest only
-    assert choice.choose(50_000, rates, 3.0) == 0 and choice.temporal == 0
+    assert choice.choose(2_000_000, rates, 0.0) == 2 and choice.temporal == 1  # 15 fps of 720p
+    assert choice.choose(1_200_000, rates, 1.0) == 1 and choice.temporal == 2  # under 15 fps of it: 360p
+    assert choice.choose(185_000, rates, 2.0) == 0 and choice.temporal == 0  # 7.5 fps on the lowest only
+    assert choice.choose(185_000, rates, 3.0) == 0 and choice.temporal == 0 and not choice.paused
     assert choice.choose(1.3 * 0.6 * rates[0], rates, 4.0) == 0 and choice.temporal == 1  # frames come back first
-    assert choice.choose(3_000_000, rates, 5.0) == 0 and choice.temporal == 2
-    assert choice.choose(3_000_000, rates, 6.0) == 1  # then pixels
+    assert choice.choose(5_000_000, rates, 5.0) == 0 and choice.temporal == 2
+    assert choice.choose(5_000_000, rates, 6.0) == 1  # then pixels
     flat = LayerChoice(current=2, probing=True)  # no temporal layers in the stream: straight down
-    assert flat.choose(1_000_000, rates, 0.0) == 1 and flat.temporal == 2
+    assert flat.choose(2_000_000, rates, 0.0) == 1 and flat.temporal == 2
