@@ -29,6 +29,7 @@ EXPORTED = {
     "nacked": ("sfu_nacked_packets", "Sequence numbers subscribers NACKed: packets lost on the SFU -> viewer leg"),
     "retransmitted": ("sfu_retransmitted_packets", "Packets sent again in answer to a subscriber's NACK"),
     "srtp_dropped": ("sfu_srtp_dropped_packets", "Packets dropped at SRTP protect (too big to send)"),
+    "layer_switches": ("sfu_layer_switches", "Simulcast layer switches made for viewers (at the target's keyframe)"),
 }
 """Counter key (``sfu.process.counters``) -> (metric name without ``_total``, help)."""
 
