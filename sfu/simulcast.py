@@ -42,6 +42,8 @@ MAX_HOLD_S = 64.0
 AUDIO_RESERVE = 48_000.0
 """Bits per second kept for a viewer's audio (Opus at up to ~40 kbit/s and its headers) when
 deciding whether its link carries any video: video stops first, audio goes on."""
+PAUSE_AFTER_S = 2.0
+"""How long a link must lack room for any video before the video pauses."""
 DOWN_MARGIN = 0.8
 """A viewer stays on its layer while the estimate is above this fraction of the layer's bitrate (a
 layer's measured rate swings with its keyframes, and one overuse sets the estimate to 85 % of what
@@ -70,6 +72,8 @@ class LayerChoice:
     paused: bool = False
     """No video at all: the link carries the audio only (``AUDIO_RESERVE``)."""
     paused_at: float = 0.0
+    low_since: float | None = None
+    """Since when the link has had no room for any video (it pauses after ``PAUSE_AFTER_S``)."""
     probing: bool = False
     """The viewer's link is probed before a step up (``sfu.probe``): no trials, and a step up as soon
     as the next layer fits with headroom (a probe proved it)."""
@@ -130,7 +134,13 @@ class LayerChoice:
         room = estimate - AUDIO_RESERVE
         if not self.paused:
             if rate > 0 and room < DOWN_MARGIN * share * rate:
-                self.paused, self.paused_at, self.temporal = True, now, 0 if self.layered else MAX_TID
+                if self.low_since is None:
+                    self.low_since = now
+                elif now - self.low_since >= PAUSE_AFTER_S:  # not on one dip of the estimate
+                    self.paused, self.paused_at, self.temporal = True, now, 0 if self.layered else MAX_TID
+                    self.low_since = None
+            else:
+                self.low_since = None
         elif room >= UP_MARGIN * share * rate or (not self.probing and now - self.paused_at >= self.hold):
             self.paused, self.fits_since = False, None
         return self.paused

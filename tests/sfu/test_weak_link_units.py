@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 from sfu.consumer import Consumer
-from sfu.simulcast import AUDIO_RESERVE, UP_HOLD_S, LayerChoice
+from sfu.simulcast import AUDIO_RESERVE, PAUSE_AFTER_S, UP_HOLD_S, LayerChoice
 from tests.sfu.test_extensions_units import Wire
 from tests.sfu.test_simulcast_units import check_viewer_stream, decode, frame_packets, make_layers
 
@@ -16,15 +16,18 @@ def test_a_choice_pauses_video_below_its_fewest_frames_beside_the_audio_and_resu
     rates = [150_000.0, 500_000.0, 1_500_000.0]
     choice = LayerChoice(layered=True, probing=True)
     assert choice.choose(AUDIO_RESERVE + 100_000, rates, 0.0) == 0 and not choice.paused
-    assert choice.choose(AUDIO_RESERVE + 20_000, rates, 1.0) == 0 and choice.paused and choice.temporal == 0
-    for t in range(2, 100):  # probed: no trial, whatever the wait
+    assert choice.choose(AUDIO_RESERVE + 20_000, rates, 1.0) == 0 and not choice.paused  # one dip: not yet
+    assert choice.choose(AUDIO_RESERVE + 20_000, rates, 1.0 + PAUSE_AFTER_S) == 0
+    assert choice.paused and choice.temporal == 0
+    for t in range(4, 100):  # probed: no trial, whatever the wait
         choice.choose(AUDIO_RESERVE + 30_000, rates, float(t))
         assert choice.paused
     assert choice.choose(AUDIO_RESERVE + 80_000, rates, 100.0) == 0 and not choice.paused
     unprobed = LayerChoice()
     unprobed.choose(30_000, rates, 0.0)
+    unprobed.choose(30_000, rates, PAUSE_AFTER_S)
     assert unprobed.paused
-    assert unprobed.choose(30_000, rates, UP_HOLD_S + 0.1) == 0 and not unprobed.paused  # a trial
+    assert unprobed.choose(30_000, rates, PAUSE_AFTER_S + UP_HOLD_S + 0.1) == 0 and not unprobed.paused  # a trial
 
 
 def test_a_paused_consumer_sends_nothing_and_resumes_at_a_keyframe_continuously() -> None:
