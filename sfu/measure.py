@@ -430,7 +430,7 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
             await read_command()  # stop
             told = [list(v.signal.told) for v in viewers]  # before anyone hangs up
             elapsed = time.monotonic() - t0
-            freezes = [v.freeze_ms() for v in viewers if v.decode]
+            freezes = [min(v.freeze_ms(), round(elapsed * 1000, 1)) for v in viewers if v.decode]  # none: the window
             estimates = [await link_kbps(v.signal) for v in viewers if v.decode]
             packets = sum([await v.received() for v in viewers]) - sum(packets0)
             decoder_lost = [v.lost - lost0[i] for i, v in enumerate(viewers) if v.decode]

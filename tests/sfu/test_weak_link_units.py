@@ -1,13 +1,13 @@
 """A link too weak for any video (pure): the viewer's video consumer pauses (audio goes on, another
 consumer) and resumes at a keyframe with continuous numbering; the choice pauses only on the lowest
-layer at its fewest frames, and comes back on a proof (probe) or, unprobed, on a trial."""
+layer at its fewest frames, and comes back on a proof (probe); a viewer that cannot be probed (REMB) never pauses."""
 
 from __future__ import annotations
 
 import random
 
 from sfu.consumer import Consumer
-from sfu.simulcast import AUDIO_RESERVE, PAUSE_AFTER_S, UP_HOLD_S, LayerChoice
+from sfu.simulcast import AUDIO_RESERVE, PAUSE_AFTER_S, LayerChoice
 from tests.sfu.test_extensions_units import Wire
 from tests.sfu.test_simulcast_units import check_viewer_stream, decode, frame_packets, make_layers
 
@@ -23,11 +23,10 @@ def test_a_choice_pauses_video_below_its_fewest_frames_beside_the_audio_and_resu
         choice.choose(AUDIO_RESERVE + 30_000, rates, float(t))
         assert choice.paused
     assert choice.choose(AUDIO_RESERVE + 80_000, rates, 100.0) == 0 and not choice.paused
-    unprobed = LayerChoice()
-    unprobed.choose(30_000, rates, 0.0)
-    unprobed.choose(30_000, rates, PAUSE_AFTER_S)
-    assert unprobed.paused
-    assert unprobed.choose(30_000, rates, PAUSE_AFTER_S + UP_HOLD_S + 0.1) == 0 and not unprobed.paused  # a trial
+    unprobed = LayerChoice()  # REMB only: too rough an estimate to stop its video on
+    for t in range(int(3 * PAUSE_AFTER_S)):
+        unprobed.choose(30_000, rates, float(t))
+        assert not unprobed.paused
 
 
 def test_a_paused_consumer_sends_nothing_and_resumes_at_a_keyframe_continuously() -> None:
