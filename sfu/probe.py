@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 
 from sfu.twcc import Departures, Feedback
 
-CLUSTER_S = 0.2
+CLUSTER_S = 0.1
 """How long a cluster is sent for (in ``BURSTS`` bursts, the first at once)."""
 BURSTS = 5
 OVERSHOOT = 1.2
 """A cluster is sent this much above the rate it must prove (pacing in bursts loses some of it)."""
 INTERVAL_S = 2.0
 """At least this long between two clusters of one viewer (a failed one cost it a short queue)."""
+MAX_INTERVAL_S = 4.0
+"""Each failed cluster doubles the interval up to this (a link that is lifted is found within it)."""
 TIMEOUT_S = 1.5
 """A cluster whose feedback is still incomplete this long after it started is judged as it is."""
 RECEIVED_RATIO = 0.9
@@ -86,6 +88,7 @@ class Prober:
         self.departures = departures
         self.cluster: Cluster | None = None
         self.last_start = -1e9
+        self.interval = INTERVAL_S
         self.sent = 0
         """Clusters sent."""
         self.proved: list[float] = []
@@ -94,7 +97,7 @@ class Prober:
     def due(self, now: float) -> bool:
         if self.cluster is not None and now - self.cluster.started > TIMEOUT_S:
             self._judge()
-        return self.cluster is None and now - self.last_start >= INTERVAL_S
+        return self.cluster is None and now - self.last_start >= self.interval
 
     def begin(self, target: float, now: float) -> None:
         """A cluster starts: its first packet gets the next transport-cc number."""
@@ -118,6 +121,7 @@ class Prober:
         return self._judge() if c.complete() else None
 
     def _judge(self) -> float | None:
+        """What the cluster proved; a cluster short of what it had to prove doubles the interval."""
         c, self.cluster = self.cluster, None
         if c is None or c.last is None:
             return None
@@ -130,4 +134,6 @@ class Prober:
         rate = rate_of(packets)
         if rate is not None:
             self.proved = [*self.proved[-7:], rate]
+        failed = rate is None or rate < RECEIVED_RATIO * c.target / OVERSHOOT
+        self.interval = min(MAX_INTERVAL_S, 2 * self.interval) if failed else INTERVAL_S
         return rate

@@ -63,7 +63,8 @@ def test_a_prober_judges_its_cluster_from_feedback_and_lifts_the_estimate() -> N
             assert link.estimator.bitrate >= 800_000
         else:
             assert link.estimator.bitrate <= 250_000
-        assert not link.prober.due(11.0) and link.prober.due(12.1)
+        # a failed cluster doubles the wait before the next (a link under a probe pays for each)
+        assert not link.prober.due(11.0) and link.prober.due(12.1) == proves and link.prober.due(14.1)
 
 
 def test_a_cluster_whose_feedback_never_comes_is_judged_at_its_timeout() -> None:
@@ -74,7 +75,8 @@ def test_a_cluster_whose_feedback_never_comes_is_judged_at_its_timeout() -> None
         d.next(i * 0.02, 1000)
     prober.end()
     assert not prober.due(1.0)
-    assert prober.due(2.1) and prober.cluster is None  # nothing arrived: lost, and a new one may go
+    assert not prober.due(2.1) and prober.cluster is None  # nothing arrived: judged lost (a failure)
+    assert prober.due(4.1)  # and the next one waits twice as long
 
 
 def test_probe_packets_are_rtx_copies_of_what_the_viewer_already_got_from_this_layer() -> None:
