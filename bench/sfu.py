@@ -59,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fanout", choices=["auto", "python", "native", "both"], default="auto",
                         help="the node's sfu.fanout; both: python then native in one sitting (a fresh node each), "
                              "one line: native's keys, python's under \"python\", their ratio")
+    # media quality (issue 17): a simulcast publisher, viewers behind shaped links
+    parser.add_argument("--simulcast", action="store_true",
+                        help="publish from headless Chromium in three VP8 layers (q/h/f) instead of aiortc")
+    parser.add_argument("--impaired", type=impaired_spec, metavar="K:RATE",
+                        help="also K decoding viewers, each in its own network namespace behind tc tbf at RATE "
+                             "(e.g. 2:300kbit); the bench makes and removes the namespaces (root)")
 
 
 # --- the server's processes, from /proc -------------------------------------------------------------
@@ -110,6 +116,67 @@ def _rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+# --- impaired viewers: network namespaces behind tc tbf -----------------------------------------------
+
+def impaired_spec(text: str) -> tuple[int, str]:
+    count, _, rate = text.partition(":")
+    if not count.isdigit() or int(count) < 1 or not rate:
+        raise argparse.ArgumentTypeError("K:RATE, e.g. 2:300kbit")
+    return int(count), rate
+
+
+def _sh(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True, timeout=20)
+
+
+class ShapedLinks:
+    """``count`` namespaces, each joined to the host by a veth pair with private /30 addresses, the
+    host end's egress (the viewer's downlink) limited by ``tc tbf``. ``close()`` removes them."""
+
+    def __init__(self, count: int, rate: str) -> None:
+        self.links: list[tuple[str, str, str]] = []
+        """(namespace, host end's address, namespace end's address)."""
+        tag = os.getpid() % 10000
+        try:
+            for i in range(count):
+                ns, host_dev, ns_dev, net = f"sbb{tag}x{i}", f"sbbh{tag}x{i}", f"sbbn{tag}x{i}", f"10.252.{i}"
+                _sh("ip", "netns", "add", ns)
+                self.links.append((ns, f"{net}.1", f"{net}.2"))
+                _sh("ip", "link", "add", host_dev, "type", "veth", "peer", "name", ns_dev)
+                _sh("ip", "link", "set", ns_dev, "netns", ns)
+                _sh("ip", "addr", "add", f"{net}.1/30", "dev", host_dev)
+                _sh("ip", "link", "set", host_dev, "up")
+                _sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{net}.2/30", "dev", ns_dev)
+                _sh("ip", "netns", "exec", ns, "ip", "link", "set", ns_dev, "up")
+                _sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+                _sh("ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", f"{net}.1")
+                _sh("tc", "qdisc", "add", "dev", host_dev, "root", "tbf", "rate", rate, "burst", "16kbit",
+                    "latency", "300ms")
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        links, self.links = self.links, []
+        for ns, _, _ in links:  # deleting the namespace deletes its pair
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
+
+
+def _layer_switches(metrics_port: int) -> int | None:
+    """The node's ``sfu_layer_switches_total`` (polled by the node every few seconds)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("sfu_layer_switches_total "):
+            return int(float(line.split()[1]))
+    return None
+
+
 # --- load -----------------------------------------------------------------------------------------
 
 def _spawn(args: list[str], log: bool) -> subprocess.Popen[str]:
@@ -152,7 +219,13 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
             args: argparse.Namespace) -> dict[str, Any]:
     """One publisher and ``viewers`` viewers against the server at ``url``; only ``server_pid``'s family counts."""
     procs: list[subprocess.Popen[str]] = []
-    pub = _spawn(["publish", "--signal", url, "--token", publisher_token, "--room", ROOM], args.node_log)
+    if getattr(args, "simulcast", False) and url.startswith("ws"):
+        pub = subprocess.Popen([sys.executable, "-m", "bench.chrome_publish", "--signal", url, "--token",
+                                publisher_token, "--room", ROOM], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=None if args.node_log else subprocess.DEVNULL, text=True)
+    else:
+        pub = _spawn(["publish", "--signal", url, "--token", publisher_token, "--room", ROOM], args.node_log)
+    impaired: list[subprocess.Popen[str]] = []
     try:
         _expect(pub, "ready")
         # Counting viewers run niced: the harness must not take CPU from the publisher or the node.
@@ -176,6 +249,18 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
             ready = _expect(procs[-1], "ready")
             joined += ready["joined"]
             join_errors += ready.get("errors", [])
+        links = getattr(args, "links", None)
+        for i, (ns, _, _) in enumerate(links.links if links is not None and url.startswith("ws") else []):
+            impaired.append(subprocess.Popen(
+                ["ip", "netns", "exec", ns, sys.executable, "-m", "sfu.measure", "view",
+                 "--signal", url, "--tokens-file", str(tokens), "--room", ROOM,
+                 "--first", str(viewers + i), "--count", "1", "--sample", "1"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=None if args.node_log else subprocess.DEVNULL, text=True))
+        for p in impaired:
+            ready = _expect(p, "ready")
+            join_errors += ready.get("errors", [])
+        procs += impaired
         time.sleep(args.warmup)
         pids = _family(server_pid)
         for p in [pub, *procs]:
@@ -201,7 +286,9 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
             _tell(p, "stop")
         pub_result = _expect(pub, "result")
         publisher_fps = pub_result["fps"]
-        results = [_expect(p, "result") for p in procs]
+        every = [_expect(p, "result") for p in procs]
+        results = every[:len(every) - len(impaired)]
+        hurt = every[len(every) - len(impaired):]
     finally:
         for p in [*procs, pub]:
             if p.poll() is None:
@@ -259,7 +346,27 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         "sample_packets_lost": [x for r in results for x in r.get("decoder_lost", [])],
         "publisher_cpu_pct": round(100 * (load1[0] - load0[0]) / elapsed, 1),
         "loadgen_cpu_pct": [round(100 * (b - a) / elapsed, 1) for a, b in zip(load0[1:], load1[1:], strict=True)],
+        **_quality(pub_result, results, hurt),
     }
+
+
+def _quality(pub_result: dict[str, Any], results: list[dict[str, Any]], hurt: list[dict[str, Any]]) -> dict[str, Any]:
+    """Media quality figures (issue 17): the impaired viewers' fps and longest freeze, the SFU's
+    estimates of the decoding viewers' links (``show.stats``), the simulcast publisher's encodings."""
+    estimates = [e for r in [*results, *hurt] for e in r.get("estimate_kbps", [])]
+    out: dict[str, Any] = {"bwe_kbps_p50": _pct(estimates, 0.5), "bwe_viewers": len(estimates)}
+    if hurt:
+        fps = [f for r in hurt for f in r["fps"]]
+        freezes = [f for r in hurt for f in r.get("freeze_ms", [])]
+        out.update({"impaired_viewers": len(hurt),
+                    "viewer_fps_min_impaired": round(min(fps), 1) if fps else None,
+                    "freeze_ms_max_impaired": max(freezes) if freezes else None,
+                    "impaired_fps": [round(f, 1) for f in fps], "impaired_freeze_ms": freezes,
+                    "impaired_estimate_kbps": [e for r in hurt for e in r.get("estimate_kbps", [])]})
+    if "fps_by_rid" in pub_result:
+        out.update({"publisher_fps_by_rid": pub_result["fps_by_rid"],
+                    "publisher_available_outgoing_bitrate": pub_result.get("available_outgoing_bitrate")})
+    return out
 
 
 def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
@@ -281,19 +388,27 @@ def _run(args: argparse.Namespace, fanout: str) -> dict:  # type: ignore[type-ar
         pub_pem.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                           serialization.PublicFormat.SubjectPublicKeyInfo))
         tokens = Path(tmp) / "viewers.json"
-        n = max(args.viewers, args.baseline_viewers if args.baseline else 0)
+        extra = args.impaired[0] if getattr(args, "impaired", None) else 0
+        n = max(args.viewers + extra, args.baseline_viewers if args.baseline else 0)
         tokens.write_text(json.dumps([signer.sign(Grants(sub=UserId(f"v{i}"), room=room, subscribe=True))
                                       for i in range(n)]))
         publisher = signer.sign(Grants(sub=UserId("broadcaster"), room=room, publish=True, verified=True))
         per_worker = args.viewers_per_worker or math.ceil(args.viewers / max(1, args.workers))
+        args.links = ShapedLinks(*args.impaired) if getattr(args, "impaired", None) else None
         redis = EmbeddedRedis(Path(tmp) / "redis")
         redis_url = redis.start()
         port = free_port()
+        metrics_port = free_port()
         env = {**os.environ, "SWITCHBOARD_REDIS_URL": redis_url, "SWITCHBOARD_TOKENS_PUBLIC_KEY_FILE": str(pub_pem),
                "SWITCHBOARD_NODE_PORT": str(port), "SWITCHBOARD_DATA_DIR": tmp, "SWITCHBOARD_LOG_LEVEL": "WARNING",
-               "SWITCHBOARD_METRICS_NODE_PORT": str(free_port()),  # other nodes on the box hold the default
+               "SWITCHBOARD_METRICS_NODE_PORT": str(metrics_port),  # other nodes on the box hold the default
                "SWITCHBOARD_NODE_VIEWERS_PER_WORKER": str(per_worker), "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024",
                "SWITCHBOARD_SFU_FANOUT": fanout}
+        host = "127.0.0.1"
+        if args.links is not None:  # signaling on the first pair's host end (private), media on every pair's
+            host = args.links.links[0][1]
+            env["SWITCHBOARD_NODE_HOST"] = host
+            env["SWITCHBOARD_NODE_RTC_ADDRESSES"] = ",".join(["127.0.0.1", *(a for _, a, _ in args.links.links)])
         node = subprocess.Popen([sys.executable, "-m", "switchboard", "node", "--workers", str(args.workers)],
                                 env=env, stdout=subprocess.PIPE, stderr=None if args.node_log else subprocess.DEVNULL,
                                 text=True)
@@ -302,14 +417,19 @@ def _run(args: argparse.Namespace, fanout: str) -> dict:  # type: ignore[type-ar
             line = node.stdout.readline()
             if "listening" not in line:
                 raise RuntimeError(f"node did not start: {line!r}")
-            result = measure(f"ws://127.0.0.1:{port}/ws", node.pid, tokens, publisher, args.viewers, args)
+            result = measure(f"ws://{host}:{port}/ws", node.pid, tokens, publisher, args.viewers, args)
             result["workers"] = args.workers
             result["viewers_per_worker"] = per_worker
             result["fanout"] = fanout
+            result["simulcast"] = bool(getattr(args, "simulcast", False))
+            time.sleep(5.5)  # the node polls its workers' counters every 5 s
+            result["layer_switches"] = _layer_switches(metrics_port)
         finally:
             node.terminate()
             node.wait(20)
             redis.stop()
+            if args.links is not None:
+                args.links.close()
         if args.baseline:
             result.update(_baseline(args, tokens, publisher))
     return result

@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from sfu.probe import Prober
 from sfu.twcc import Departures, Feedback
 
 GROUP_S = 0.005
@@ -32,6 +33,8 @@ OVERUSE_TIME_S = 0.010
 BETA = 0.85
 INCREASE_PER_S = 0.08
 LOSS_HIGH, LOSS_LOW = 0.10, 0.02
+PROBE_HOLD_S = 4.0
+"""How long a probe's proof holds the estimate up while the viewer's rate catches up with it."""
 LOSS_WINDOW = 40
 """Packets a transport-cc loss fraction is computed over."""
 
@@ -147,6 +150,11 @@ class Estimator:
         self.last_loss_decrease: float | None = None
         self.remb: int | None = None
         self.overuses = 0
+        self.drops = 0
+        """Times the estimate was lowered (overuse or loss): simulcast viewers are re-chosen at once."""
+        self.probed: tuple[float, float] | None = None
+        """(rate, when) a probe cluster last proved (``sfu.probe``): the cap by what gets through
+        does not pull the estimate under it for ``PROBE_HOLD_S``."""
 
     @property
     def bitrate(self) -> int:
@@ -188,20 +196,23 @@ class Estimator:
         self.last_time = now
         incoming = self.acknowledged()
         if state == "overuse":
+            self.probed = None
             if self.last_decrease is None or now - self.last_decrease > 0.2:
                 self.overuses += 1
                 base = incoming if incoming > 0 else self.delay_based
                 self.delay_based = min(self.delay_based, BETA * base)
                 self.last_decrease = now
                 self.rate_at_decrease = self.delay_based
+                self.drops += 1
         elif state == "normal":
             near = self.rate_at_decrease is not None and self.delay_based < 1.5 * self.rate_at_decrease
             if near:
                 self.delay_based += max(1000.0, 1200 * 8 * elapsed * 5)  # ~ one packet per 200 ms RTT
             else:
                 self.delay_based *= (1 + INCREASE_PER_S) ** elapsed
-            if incoming > 0:  # never far above what actually gets through
-                self.delay_based = min(self.delay_based, 1.5 * incoming + 10_000)
+            if incoming > 0:  # never far above what actually gets through (or what a probe proved)
+                probed = self.probed[0] if self.probed and now - self.probed[1] < PROBE_HOLD_S else 0.0
+                self.delay_based = min(self.delay_based, max(1.5 * incoming + 10_000, probed))
         self.delay_based = max(float(self.limits.minimum), min(float(self.limits.maximum), self.delay_based))
 
     def on_loss(self, fraction: float, now: float) -> None:
@@ -213,9 +224,17 @@ class Estimator:
             if self.last_loss_decrease is None or now - self.last_loss_decrease > 0.3:
                 self.loss_based = min(self.loss_based, self.bitrate) * (1 - 0.5 * fraction)
                 self.last_loss_decrease = now
+                self.drops += 1
         elif fraction < LOSS_LOW:  # grow like the delay-based side, and not far past it
             self.loss_based = min(self.loss_based * (1 + INCREASE_PER_S) ** elapsed, 1.5 * self.delay_based)
         self.loss_based = max(float(self.limits.minimum), min(float(self.limits.maximum), self.loss_based))
+
+    def on_probe(self, rate: float, now: float) -> None:
+        """A probe cluster arrived at ``rate`` (bit/s): the link carries that much now."""
+        if rate > self.bitrate:
+            self.delay_based = max(self.delay_based, rate)
+            self.loss_based = max(self.loss_based, rate)
+            self.probed = (rate, now)
 
     def on_remb(self, bitrate: int) -> None:
         """The viewer's own estimate (REMB): the cap when transport-cc is not negotiated."""
@@ -258,6 +277,7 @@ class LinkEstimate:
         self.departures = Departures()
         self.estimator = Estimator(limits)
         self.round_trip = RoundTrip()
+        self.prober = Prober(self.departures)
         self.source: str | None = None
         """``transport-cc`` or ``remb`` once the viewer's feedback fed the estimate."""
 
@@ -267,6 +287,9 @@ class LinkEstimate:
             self.source = "transport-cc"
             self.estimator.remb = None  # REMB only stands in when there is no transport-cc
             self.estimator.on_feedback(packets, lost, now)
+            proved = self.prober.on_feedback(feedback)
+            if proved is not None:
+                self.estimator.on_probe(proved, now)
 
     def on_remb(self, bitrate: int) -> None:
         if self.source != "transport-cc":

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sfu import rtcp
 from sfu.extensions import EXT_HEADER, PADS, TWCC_HEADER, Outbound, element, header
 from sfu.rtp import HEADER
+from sfu.temporal import MAX_TID, SeqShifts, TemporalFilter
 from sfu.twcc import MASK, Departures
 
 if TYPE_CHECKING:
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from sfu.aiortc_private import WireSender
     from sfu.producer import Producer
 
+PROBE_SOURCE = 64
+"""Recent packets a probe copies from."""
 NO_EXTENSIONS = Outbound(mid=b"", abs_send_time=0, transport_cc=0, passthrough={})
 
 
@@ -69,6 +72,20 @@ class Consumer:
         first sequence number after the switch); NACKs for earlier numbers are answered from it."""
         self.switches = 0
         """Layer switches made (simulcast)."""
+        self.probed = 0
+        """Bytes of probe packets sent (``send_probe``)."""
+        self._probe_from = 0
+        self.paused = False
+        """Stopped by :meth:`pause` (the viewer's link carries no video layer)."""
+        self.temporal: TemporalFilter | None = None
+        """VP8 temporal layers and picture id rewriting (simulcast viewers only: ``use_temporal``)."""
+        self._shifts: SeqShifts | None = None
+        """Our sequence offset's changes since the last layer switch (each dropped packet moves it):
+        a NACK is mapped back with the one in force; None while nothing was dropped."""
+        self._shifted_before: SeqShifts | None = None
+        self._rewritten: dict[int, tuple[int, bytes]] = {}
+        """The last 1024 payloads rewritten for this viewer (picture ids), by our sequence number."""
+        """The current layer's sequence number this viewer started (or switched) at."""
         self.out = out
         """The viewer transport's extension ids (``mid`` element, ``abs-send-time``, passthrough)."""
         self.departures = departures if out.transport_cc else None
@@ -86,10 +103,15 @@ class Consumer:
         if self.on_first is not None:
             first, self.on_first = self.on_first, None
             first()
+        self._probe_from = seq
         if self.pending is not None:
             self._hand_over(seq, ts)
             return
-        if self.started:
+        if self.started:  # resumed (a pause, another producer): NACKs from before map as they were sent
+            self._before = (self.producer, self.seq_off, self.ts_off, (self._last_seq + 1) & 0xFFFF)
+            self._shifted_before, self._shifts = self._shifts, None
+            if self.temporal is not None:
+                self.temporal.rebase = True
             self.seq_off, self.ts_off = continuity_offsets(
                 self._last_seq, self._last_ts, time.monotonic() - self._stopped_at,
                 self.producer.codec.clock_rate, seq, ts)
@@ -192,6 +214,9 @@ class Consumer:
         last_ts = ((last[1] if last is not None else 0) + self.ts_off) & 0xFFFFFFFF
         elapsed = max(0.0, time.monotonic() - old.departure[0]) if old.departure[0] else 0.0
         self._before = (old, self.seq_off, self.ts_off, (last_seq + 1) & 0xFFFF)
+        self._shifted_before, self._shifts = self._shifts, None
+        if self.temporal is not None:
+            self.temporal.rebase = True
         self.seq_off, self.ts_off = continuity_offsets(last_seq, last_ts, elapsed, new.codec.clock_rate, seq, ts)
         self.producer = new
         self.switches += 1
@@ -201,8 +226,9 @@ class Consumer:
         left at the last switch for numbers before it)."""
         before = self._before
         if before is not None and 0 < (before[3] - s) & 0xFFFF < 0x8000:
-            return before[0], before[1], before[2]
-        return self.producer, self.seq_off, self.ts_off
+            old = self._shifted_before
+            return before[0], old.offset_of(s) if old is not None else before[1], before[2]
+        return self.producer, self._shifts.offset_of(s) if self._shifts is not None else self.seq_off, self.ts_off
 
     def on_nack(self, seqs: list[int]) -> None:
         self.nacked += len(seqs)
@@ -212,6 +238,8 @@ class Consumer:
             if entry is None:
                 continue
             _, ts, marker, payload = entry
+            if self.temporal is not None:
+                payload = self._resent(s, payload)
             ts = (ts + ts_off) & 0xFFFFFFFF
             if self.rtx_payload_type is not None:
                 self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
@@ -222,6 +250,91 @@ class Consumer:
                                                      len(payload)) + payload
             self.wire.send_rtp(packet)
             self.retransmitted += 1
+
+    # temporal layers (sfu/temporal.py) -----------------------------------------------------
+
+    def use_temporal(self, target: int = MAX_TID) -> None:
+        """Filter VP8 temporal layers up to ``target`` from now on, rewriting picture ids and
+        TL0PICIDX (a simulcast viewer: ids stay continuous across layer switches too)."""
+        if self.temporal is None:
+            self.temporal = TemporalFilter()
+            self._plain_forward = self.forward
+            self.forward = self._forward_temporal  # type: ignore[method-assign]
+            self.tail_key += f":{id(self)}"  # the payload may be this consumer's own
+            self.producer.fan = None  # the native plane's fan-out leaves this consumer to its filter
+        self.temporal.target = target
+
+    def _forward_temporal(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
+        assert self.temporal is not None
+        out = self.temporal.on_packet(payload)
+        if out is None:  # a dropped packet takes no sequence number
+            if self._shifts is None:
+                self._shifts = SeqShifts(self.seq_off)
+            self.seq_off = (self.seq_off - 1) & 0xFFFF
+            self._shifts.drop(seq, self.seq_off)
+            return
+        if out is not payload:  # NACKs are answered with what this viewer got
+            s = (seq + self.seq_off) & 0xFFFF
+            self._rewritten[s & 0x3FF] = (s, out)
+        self._plain_forward(seq, ts, marker, out)
+
+    def _resent(self, s: int, payload: bytes) -> bytes:
+        """The payload our number ``s`` carried (its rewritten picture id, when it was rewritten)."""
+        kept = self._rewritten.get(s & 0x3FF)
+        return kept[1] if kept is not None and kept[0] == s else payload
+
+    # pausing (a link too weak for any video layer) ------------------------------------------
+
+    def pause(self) -> None:
+        """Stop forwarding until :meth:`resume` (audio, another consumer, goes on)."""
+        if self.paused or self.closed:
+            return
+        self.paused = True
+        if self.pending is not None:
+            self.pending.remove_consumer(self)
+            self.pending = None
+        producer = self.producer
+        producer.remove_consumer(self)
+        last = producer.lookup(producer.max_seq) if producer.max_seq >= 0 else None
+        if last is not None:
+            self._last_seq = (producer.max_seq + self.seq_off) & 0xFFFF
+            self._last_ts = (last[1] + self.ts_off) & 0xFFFFFFFF
+        self._stopped_at = time.monotonic()
+
+    def resume(self) -> None:
+        """Forward again from the producer's next keyframe (asked for), numbering continuous."""
+        if not self.paused or self.closed:
+            return
+        self.paused = False
+        self.producer.add_consumer(self)
+
+    # probing (sfu/probe.py) ------------------------------------------------------------------
+
+    def send_probe(self, budget: int) -> int:
+        """RTX copies of packets the viewer already has, the largest of the current layer's last
+        ``PROBE_SOURCE`` first, until ``budget`` bytes are sent (receivers drop duplicates); bytes
+        sent (0 without RTX, or before the first packet)."""
+        producer = self.producer
+        if self.rtx_payload_type is None or not self.started or producer.max_seq < 0 or budget <= 0:
+            return 0
+        first = self._probe_from
+        found = [e for i in range(PROBE_SOURCE) if (e := producer.lookup((producer.max_seq - i) & 0xFFFF))
+                 and (e[0] - first) & 0xFFFF < 0x8000]  # only what this layer sent this viewer
+        found.sort(key=lambda e: -len(e[3]))
+        sent = 0
+        while found and sent < budget:
+            for seq, ts, _, payload in found:
+                s = (seq + self.seq_off) & 0xFFFF
+                self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
+                ts = (ts + self.ts_off) & 0xFFFFFFFF
+                packet = self._retransmission_header(self.rtx_payload_type, self.rtx_seq, ts, self.rtx_ssrc,
+                                                     len(payload) + 2) + s.to_bytes(2, "big") + payload
+                self.wire.send_rtp(packet)
+                sent += len(packet)
+                if sent >= budget:
+                    break
+        self.probed += sent
+        return sent
 
     def sender_report(self) -> bytes | None:
         """SR with our counts and the publisher's NTP/RTP mapping shifted by our timestamp offset."""

@@ -123,8 +123,10 @@ class Plane:
 
     def _fan_of(self, producer: Producer) -> tuple[Any, int, list[Any]]:
         """(array of the native consumers' records, their count, the other consumers) of ``producer``."""
-        mine = [c for c in producer.active if isinstance(c, NativeConsumer)]
-        others = [c for c in producer.active if not isinstance(c, NativeConsumer)]
+        # A consumer that filters temporal layers rewrites its own payloads: it forwards itself
+        # (NativeConsumer.forward, one record at a time), after its filter.
+        mine = [c for c in producer.active if isinstance(c, NativeConsumer) and c.temporal is None]
+        others = [c for c in producer.active if c not in mine]
         return self.ffi.new("fo_consumer *[]", [c.record for c in mine] or 1), len(mine), others
 
     def send(self, wire: NativeWire, packet: bytes) -> None:

@@ -210,6 +210,8 @@ class Viewer:
         self.frames = 0
         self.joined_at = time.monotonic()
         self.first_frame_at: float | None = None
+        self.last_frame_at = 0.0
+        self.longest_gap = 0.0
         self.connected_at = 0.0
         self.tasks: list[asyncio.Task[None]] = []
         self.rejoins = 0
@@ -231,8 +233,17 @@ class Viewer:
             while True:
                 await track.recv()
                 self.frames += 1
+                now = time.monotonic()
                 if self.first_frame_at is None:
-                    self.first_frame_at = time.monotonic()
+                    self.first_frame_at = now
+                self.longest_gap = max(self.longest_gap, now - self.last_frame_at) if self.last_frame_at else 0.0
+                self.last_frame_at = now
+
+    def freeze_ms(self) -> float:
+        """The longest time between two decoded frames since :attr:`longest_gap` was reset, counting
+        the time since the last one."""
+        since = time.monotonic() - self.last_frame_at if self.last_frame_at else float("inf")
+        return round(1000 * max(self.longest_gap, since), 1)
 
     def on_rtp(self, data: bytes) -> None:
         self.packets += 1
@@ -339,6 +350,18 @@ class Viewer:
         await self.signal.close()
 
 
+async def link_kbps(signal: Signal) -> float | None:
+    """The SFU's estimate of this viewer's link (``show.stats``), kbit/s; None when it has none."""
+    if not signal.is_node:
+        return None
+    try:
+        reply = await signal.request("show.stats")
+    except Exception:
+        return None
+    value = reply.get("estimate_kbps")
+    return float(value) if value is not None else None
+
+
 async def publish(url: str, token: str, room: str) -> None:
     async with aiohttp.ClientSession() as http:
         signal = Signal(http, url, token, room)
@@ -400,11 +423,15 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
             packets0 = [await v.received() for v in viewers]
             lost0 = [v.lost for v in viewers]
             frames0 = [v.frames for v in viewers]
+            for v in viewers:
+                v.longest_gap = 0.0
             t0 = time.monotonic()
             emit("started")
             await read_command()  # stop
             told = [list(v.signal.told) for v in viewers]  # before anyone hangs up
             elapsed = time.monotonic() - t0
+            freezes = [min(v.freeze_ms(), round(elapsed * 1000, 1)) for v in viewers if v.decode]  # none: the window
+            estimates = [await link_kbps(v.signal) for v in viewers if v.decode]
             packets = sum([await v.received() for v in viewers]) - sum(packets0)
             decoder_lost = [v.lost - lost0[i] for i, v in enumerate(viewers) if v.decode]
             emit("result", packets=packets, elapsed=elapsed,
@@ -412,7 +439,8 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
                  fps=[(v.frames - f0) / elapsed for v, f0 in zip(viewers, frames0, strict=True) if v.decode],
                  first_frame_ms=[(v.first_frame_at - v.joined_at) * 1000 for v in viewers
                                  if v.decode and v.first_frame_at is not None],
-                 decoder_lost=decoder_lost, silent=sum(1 for v in counting if not v.seen), joined=n - len(failed),
+                 decoder_lost=decoder_lost, freeze_ms=freezes, estimate_kbps=[e for e in estimates if e is not None],
+                 silent=sum(1 for v in counting if not v.seen), joined=n - len(failed),
                  retries=sum(v.signal.retries for v in viewers),
                  reconnects=sum(v.signal.reconnects for v in viewers),
                  rejoins=sum(v.rejoins for v in viewers),

@@ -43,7 +43,7 @@ class PoolListener:
 
 
 def counters(worker: Worker) -> dict[str, Any]:
-    forwarded = malformed = unknown = retransmitted = dropped = feedback = nacked = forged = 0
+    forwarded = malformed = unknown = retransmitted = dropped = feedback = nacked = forged = switches = 0
     estimates: list[int] = []
     faults = worker.tick_faults.total
     for router in worker.routers.values():
@@ -52,6 +52,7 @@ def counters(worker: Worker) -> dict[str, Any]:
         for t in router.transports.values():
             forwarded += sum(c.packets for c in t.consumers.values())
             retransmitted += sum(c.retransmitted for c in t.consumers.values())
+            switches += sum(c.switches for c in t.consumers.values())
             nacked += sum(c.nacked for c in t.consumers.values())
             malformed += t.malformed_rtp + t.malformed_rtcp + sum(p.malformed for p in t.producers.values())
             unknown += t.unknown_ssrc
@@ -65,6 +66,7 @@ def counters(worker: Worker) -> dict[str, Any]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"forwarded": forwarded, "retransmitted": retransmitted, "nacked": nacked, "malformed": malformed,
             "unknown_ssrc": unknown, "srtp_dropped": dropped, "faults": faults, "transport_cc_feedback_sent": feedback,
+            "layer_switches": switches,
             "bwe_viewers": len(estimates), "bwe_kbps_p50": estimates[len(estimates) // 2] if estimates else 0,
             "bwe_kbps_min": estimates[0] if estimates else 0,
             "pipe_forged": forged, "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss,

@@ -8,6 +8,7 @@ transport-cc gets feedback (``sfu.twcc``), a viewer's feedback feeds its estimat
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import random
@@ -22,7 +23,7 @@ from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameter
 from aiortc.sdp import candidate_from_sdp
 
 from sfu import aiortc_private as private
-from sfu import extensions, fanout, rtcp, simulcast_in, twcc
+from sfu import extensions, fanout, probe, rtcp, simulcast_in, twcc
 from sfu.bwe import LinkEstimate
 from sfu.consumer import Consumer
 from sfu.errors import Faults, NegotiationError
@@ -218,6 +219,40 @@ class Transport:
     def _estimate(self) -> float | None:
         return self.link.estimator.bitrate if self.link.source else None
 
+    def _probe(self, consumer: Consumer, rate: float) -> bool:
+        """Whether this viewer's link can be probed (transport-cc feedback, RTX); with ``rate`` > 0,
+        start a probe cluster at it when one is due (``sfu.probe``)."""
+        link = self.link
+        if link.source != "transport-cc" or consumer.rtx_payload_type is None or self.hidden:
+            return False
+        if rate <= 0 or not link.prober.due(time.monotonic()):
+            return True
+        extra = max(0.2 * rate, probe.OVERSHOOT * rate - link.estimator.acknowledged())
+        per_burst = int(extra * probe.CLUSTER_S / 8 / (probe.BURSTS - 1))
+        link.prober.begin(probe.OVERSHOOT * rate, time.monotonic())
+        loop = asyncio.get_running_loop()
+        times = probe.burst_times()
+        for i, at in enumerate(times):
+            loop.call_later(at, self._probe_burst, consumer, per_burst, i == len(times) - 1)
+        return True
+
+    def down_now(self) -> None:
+        """The estimate just fell (a queue or losses): simulcast viewers go down now, not at the tick."""
+        now = time.monotonic()
+        for consumer in list(self.consumers.values()):
+            track = consumer.producer.simulcast
+            if track is not None:
+                track.recheck(consumer, now)
+
+    def _probe_burst(self, consumer: Consumer, budget: int, last: bool) -> None:
+        if self.closed or consumer.closed:
+            return
+        try:
+            consumer.send_probe(budget)
+        finally:
+            if last:
+                self.link.prober.end()
+
     def offer_pending(self) -> bool:
         """An offer is in the making or waits for its answer: a new one must wait (``needs_offer``)."""
         return self.offering or self.pc.signalingState != "stable"
@@ -284,7 +319,7 @@ class Transport:
         self.consumers[ssrc] = consumer
         producer.add_consumer(consumer, replay=not self.hidden)
         if producer.simulcast is not None:
-            producer.simulcast.add(consumer, estimate=self._estimate)
+            producer.simulcast.add(consumer, estimate=self._estimate, probe=self._probe)
 
     def _first_packet(self) -> None:
         notify, self.on_first_media = self.on_first_media, None

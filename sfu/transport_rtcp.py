@@ -36,7 +36,10 @@ class TransportRtcp:
                         consumer.on_nack(rtcp.nack_seqs(body))
                 elif pt == rtcp.RTPFB and fmt == twcc.FMT_TWCC:
                     if t.consumers:
+                        drops = t.link.estimator.drops
                         t.link.on_transport_feedback(twcc.parse(body), time.monotonic())
+                        if t.link.estimator.drops != drops:
+                            t.down_now()
                 elif pt == rtcp.PSFB and fmt == rtcp.FMT_REMB:
                     bitrate = rtcp.remb_bitrate(body)
                     if bitrate is not None and t.consumers:

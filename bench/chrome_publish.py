@@ -1,0 +1,164 @@
+"""A simulcast publisher for ``python -m bench sfu --simulcast``: headless Chromium (Debian's, driven by
+Playwright) publishing a 1280x720 canvas in three VP8 encodings (q/h/f, 1/4, 1/2, full size) to the
+node's ``/ws`` (signaling from this process over aiohttp; WebRTC in the page). aiortc cannot send
+simulcast, so the bench's aiortc publisher
+cannot stand in. Speaks the load generators' JSON lines (``ready``, ``started``, ``result``; ``start``
+and ``stop`` on stdin), so the bench drives it like ``python -m sfu.measure publish``.
+
+Uses only public doors: the WebSocket protocol (docs/protocol.md) and WebRTC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from typing import Any
+
+import aiohttp
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection", "--no-proxy-server",
+        "--autoplay-policy=no-user-gesture-required"]
+EXTRA_DISABLED = "WebRtcHideLocalIpsWithMdns"
+"""Host candidates as addresses, not mDNS names (the SFU cannot resolve those); merged into the one
+``--disable-features`` list Playwright passes (Chrome honours only the last one)."""
+OFFER = """async () => {
+  const canvas = document.createElement('canvas');
+  canvas.width = 1280; canvas.height = 720;
+  const g = canvas.getContext('2d');
+  let x = 0;
+  setInterval(() => { g.fillStyle = '#203040'; g.fillRect(0, 0, 1280, 720);
+      g.fillStyle = '#f0e0c0'; g.fillRect(x = (x + 16) % 1280, 0, 80, 720);
+      for (let i = 0; i < 6; i++) { g.fillStyle = `rgb(${Math.random() * 255},0,${Math.random() * 255})`;
+        g.fillRect(Math.random() * 1280, Math.random() * 720, 32, 32); } }, 33);
+  const stream = canvas.captureStream(30);
+  const ac = new AudioContext(); const osc = ac.createOscillator(); const dst = ac.createMediaStreamDestination();
+  osc.connect(dst); osc.start();
+  const pc = new RTCPeerConnection();
+  window.pc = pc;
+  pc.addTransceiver(stream.getVideoTracks()[0], {direction: 'sendonly', streams: [stream], sendEncodings: [
+    {rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000},
+    {rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000},
+    {rid: 'f', maxBitrate: 1500000}]});
+  pc.addTransceiver(dst.stream.getAudioTracks()[0], {direction: 'sendonly', streams: [stream]});
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise(r => { if (pc.iceGatheringState === 'complete') r();
+                           pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); });
+  return pc.localDescription.sdp;
+}"""
+ANSWER = """async sdp => {
+  const pc = window.pc;
+  await pc.setRemoteDescription({type: 'answer', sdp});
+  const until = Date.now() + 30000;
+  await new Promise((r, fail) => { const check = () => pc.connectionState === 'connected' ? r()
+      : Date.now() > until ? fail(new Error(`not connected: ${pc.connectionState}/${pc.iceConnectionState}`))
+      : setTimeout(check, 50); check(); });
+}"""
+ENCODED = """async () => {
+  const out = {};
+  (await window.pc.getStats()).forEach(s => {
+    if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid] = s.framesEncoded || 0;
+    if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate !== undefined)
+      out.available = s.availableOutgoingBitrate; });
+  out.state = window.pc.connectionState;
+  return out;
+}"""
+
+
+async def hello(ws: aiohttp.ClientWebSocketResponse) -> None:
+    first = json.loads((await ws.receive(timeout=60)).data)
+    if first.get("type") != "hello":
+        raise RuntimeError(f"no hello: {first}")
+
+
+async def request(ws: aiohttp.ClientWebSocketResponse, body: dict[str, Any], told: list[str]) -> dict[str, Any]:
+    await ws.send_str(json.dumps(body))
+    while True:
+        m = json.loads((await ws.receive(timeout=60)).data)
+        if m.get("type") == "show.peer_closed":
+            told.append(str(m.get("reason")))
+        elif m.get("ref") == body["id"]:
+            if m["type"] == "error":
+                raise RuntimeError(f"{body['type']}: {m}")
+            return dict(m)
+
+
+async def drain(ws: aiohttp.ClientWebSocketResponse, told: list[str]) -> None:
+    async for msg in ws:
+        m = json.loads(msg.data) if msg.type is aiohttp.WSMsgType.TEXT else {}
+        if m.get("type") == "show.peer_closed":
+            told.append(str(m.get("reason")))
+
+
+def emit(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+async def read_command() -> str:
+    return (await asyncio.to_thread(sys.stdin.readline)).strip()
+
+
+async def publish(url: str, token: str, room: str) -> None:
+    from playwright.async_api import async_playwright
+
+    stack = contextlib.AsyncExitStack()
+    async with async_playwright() as pw:
+        probe = await pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, "--enable-automation"])
+        try:
+            line = (await (await probe.new_browser_cdp_session()).send("Browser.getBrowserCommandLine"))["arguments"]
+        finally:
+            await probe.close()
+        theirs = [a for a in line if a.startswith("--disable-features=")]
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, f"{theirs[0]},{EXTRA_DISABLED}"]
+                                           if theirs else [*ARGS, f"--disable-features={EXTRA_DISABLED}"],
+                                           ignore_default_args=theirs)
+        try:
+            page = await browser.new_page()
+            page.on("console", lambda m: print(f"console: {m.text}", file=sys.stderr))
+            await page.goto("about:blank")
+            # signaling from here (the bench's WebSocket client); WebRTC in the page
+            http = await stack.enter_async_context(aiohttp.ClientSession())
+            ws = await http.ws_connect(url, params={"token": token}, heartbeat=None)
+            told: list[str] = []
+            await hello(ws)
+            await request(ws, {"type": "show.create", "id": 1, "room": room}, told)
+            offer = await page.evaluate(OFFER)
+            answer = await request(ws, {"type": "show.publish", "id": 2, "room": room, "sdp": offer}, told)
+            await page.evaluate(ANSWER, answer["sdp"])
+            reader = asyncio.create_task(drain(ws, told))
+            ready_at = time.monotonic()
+            emit("ready")
+            await read_command()  # start
+            s0, t0 = await page.evaluate(ENCODED), time.monotonic()
+            emit("started")
+            await read_command()  # stop
+            s1, elapsed = await page.evaluate(ENCODED), time.monotonic() - t0
+            rids = [k for k in s1 if k in ("q", "h", "f")]
+            fps = max(((s1[r] - s0.get(r, 0)) / elapsed for r in rids), default=0.0)  # layers its estimate allows
+            emit("result", fps=fps, alive=s1["state"] == "connected",
+                 died_after_s=None if s1["state"] == "connected" else round(time.monotonic() - ready_at, 1),
+                 told=told, available_outgoing_bitrate=s1.get("available"),
+                 fps_by_rid={r: round((s1[r] - s0.get(r, 0)) / elapsed, 1) for r in rids})
+            reader.cancel()
+        finally:
+            await browser.close()
+            await stack.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.chrome_publish")
+    parser.add_argument("--signal", required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--room", default="bench")
+    args = parser.parse_args(argv)
+    asyncio.run(publish(args.signal, args.token, args.room))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
