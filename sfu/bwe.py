@@ -281,6 +281,12 @@ class LinkEstimate:
         self.source: str | None = None
         """``transport-cc`` or ``remb`` once the viewer's feedback fed the estimate."""
 
+    def use_departures(self, departures: Departures) -> None:
+        """Number packets with ``departures`` from now on (the native fan-out's, kept in C): the
+        estimate and the prober read the same numbering the wire writes."""
+        self.departures = departures
+        self.prober.departures = departures
+
     def on_transport_feedback(self, feedback: Feedback, now: float) -> None:
         packets, lost = self.departures.resolve(feedback)
         if packets or lost:

@@ -249,6 +249,12 @@ class NativeDepartures(Departures):
     def next(self, now: float, size: int) -> int:
         return 0 if self.wire.closed else int(self.wire.plane.lib.fo_twcc_next(self.wire.t, now, size))
 
+    def sent_at(self, seq: int) -> tuple[float, int]:
+        if self.wire.closed:
+            return 0.0, 0
+        size = self.wire.plane.lib.fo_twcc_sent(self.wire.t, seq, self._at)
+        return float(self._at[0]), int(size)
+
     def resolve(self, feedback: Feedback) -> tuple[list[tuple[float, float, int]], int]:
         got: list[tuple[float, float, int]] = []
         lost = 0

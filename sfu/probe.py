@@ -129,7 +129,7 @@ class Prober:
         n = (c.last - c.first) & 0xFFFF
         for i in range(n + 1):
             seq = (c.first + i) & 0xFFFF
-            sent, size = self.departures.sent[seq & self.departures.MASK]
+            sent, size = self.departures.sent_at(seq)
             packets.append((sent, c.arrivals.get(seq), size))
         rate = rate_of(packets)
         if rate is not None:

@@ -311,7 +311,7 @@ class Transport:
         if self.native is None and self.plane is not None:
             self.native = self.plane.wire(tr.sender.transport, wire)
             if self.native is not None:
-                self.link.departures = self.native.departures
+                self.link.use_departures(self.native.departures)
         consumer = fanout.consumer_for(self.native, wire, f"{producer.producer_id}:{self.peer_id}", producer, ssrc,
                                        codec.payload_type, rtx_ssrc, rtx_pt, self.hidden, out, self.link.departures)
         self._consumer_of[id(tr)] = consumer

@@ -237,6 +237,10 @@ class Departures:
         self.sent[s & self.MASK] = (now, size)
         return s
 
+    def sent_at(self, seq: int) -> tuple[float, int]:
+        """(send time s, size) of the packet numbered ``seq`` (within the history)."""
+        return self.sent[seq & self.MASK]
+
     def resolve(self, feedback: Feedback) -> tuple[list[tuple[float, float, int]], int]:
         """(send time s, arrival time s, size) of each reported packet that arrived, in sequence
         order, and how many were reported lost. Numbers older than the history are skipped."""

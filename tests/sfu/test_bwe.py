@@ -121,3 +121,15 @@ def test_round_trip_from_a_receiver_report_echoing_our_sender_report() -> None:
     for k in range(RoundTrip.KEEP + 1):
         rt.on_sender_report(rtcp.build_sr(1, rtcp.ntp_from_unix(1_700_000_001.0 + k), 0, 0, 0), 11.0 + k)
     assert len(rt.sent) == RoundTrip.KEEP and lsr not in rt.sent
+
+
+def test_a_link_given_other_departures_probes_with_them_too() -> None:
+    """The native fan-out numbers packets in C: the estimate and the prober must both read that
+    numbering (a prober left on the Python one judged no cluster and the viewer never went up)."""
+    from sfu.bwe import LinkEstimate
+    from sfu.twcc import Departures
+
+    link = LinkEstimate(Limits(start=1_000_000))
+    theirs = Departures()
+    link.use_departures(theirs)
+    assert link.departures is theirs and link.prober.departures is theirs

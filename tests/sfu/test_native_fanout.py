@@ -266,6 +266,9 @@ def test_native_departures_answer_like_python_ones() -> None:
     fb = Feedback(1, 2, 69990 & 0xFFFF, 0, tuple(((69990 + k) & 0xFFFF, None if k % 3 else 5_000_000 + k)
                                                 for k in range(10)))
     assert mine.resolve(fb) == theirs.resolve(fb)
+    for seq in (69990 & 0xFFFF, 69999 & 0xFFFF, 12):  # what a probe cluster is judged by (sfu/probe.py)
+        assert mine.sent_at(seq) == theirs.sent_at(seq)
+    assert mine.seq == theirs.seq
     lib.fo_transport_free(plane._p, t)
     plane.close()
 
