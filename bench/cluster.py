@@ -115,6 +115,7 @@ class Cluster:
                    "SWITCHBOARD_API_PORT": str(port), "SWITCHBOARD_METRICS_API_PORT": str(free_port()),
                    # One client address signs everyone up: lift the per-address limits.
                    "SWITCHBOARD_API_RATE_IP_PER_MIN": "100000000", "SWITCHBOARD_API_AUTH_IP_PER_MIN": "100000000",
+                   "SWITCHBOARD_API_LAG_SHED_MS": "5000",  # sign-ups hash passwords: a busy box lags
                    "SWITCHBOARD_API_SMTP_HOST": "127.0.0.1", "SWITCHBOARD_API_SMTP_PORT": str(self.smtp_port)}
         subprocess.run([sys.executable, "-m", "switchboard", "api", "migrate"], env=api_env, check=True,
                        capture_output=True, timeout=180)
