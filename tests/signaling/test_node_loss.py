@@ -19,12 +19,15 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from playwright.async_api import async_playwright
 
 import switchboard_client.show as sdk_show
+from switchboard.placement import Placement
 from switchboard_client import ApiClient, NodeClient, publish_show, view_show
 from switchboard_client.media import FrameCounter, TestPattern
 from tests.control_api import conftest as api_conftest
 from tests.control_api.conftest import Api
+from tests.e2e.browser import CHROMIUM, FLAGS
 from tests.signaling.conftest import STEP_S
 from tests.signaling.node_processes import NodeProcess, node_starter  # noqa: F401 (the start_node fixture)
 from tests.signaling.test_drain import registered_count
@@ -149,3 +152,46 @@ async def test_a_show_whose_broadcaster_never_comes_back_ends_with_a_reason(
         await host.close()
         await owner.close()
         await guest.close()
+
+
+@pytest.mark.chromium
+async def test_signal_js_comes_back_on_a_live_node_after_its_node_is_killed(
+        start_node: Callable[..., Any], token: Callable[..., str], redis: Any) -> None:
+    """The browser library in Chromium: its socket's node dies (SIGKILL); it backs off, asks its
+    ``getToken`` again (here the placement the API's token routes run) and opens the live node."""
+    nodes = await asyncio.gather(start_node(), start_node())
+    by_url = {f"http://127.0.0.1:{n.port}": n for n in nodes}
+    for entry in await registered_count(redis, 2):
+        by_url[entry.url].node_id = entry.id
+    placement = Placement(redis)
+
+    async def ticket() -> dict[str, Any]:
+        entry = await placement.for_session()
+        return {"token": token("ivy"), "node": entry.url if entry is not None else None}
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, "--enable-automation"],
+                                           timeout=STEP_S * 6 * 1000)
+        try:
+            page = await (await browser.new_context(bypass_csp=True)).new_page()
+            await page.expose_function("ticket", ticket)
+            await page.goto(f"http://127.0.0.1:{nodes[0].port}/static/lib/signal.js")
+            on = await asyncio.wait_for(page.evaluate("""async () => {
+                const { Signal } = await import("/static/lib/signal.js");
+                window.states = [];
+                window.signal = new Signal({ getToken: () => window.ticket(), resumeKey: "loss-test" });
+                window.signal.addEventListener("state", (e) => window.states.push(e.detail));
+                return (await window.signal.connect()).node;
+            }"""), STEP_S * 2)
+            victim = next(n for n in nodes if n.node_id == on)
+            survivor = next(n for n in nodes if n is not victim)
+            _kill(victim)
+            await victim.proc.wait()
+            await page.wait_for_function(f"window.signal.hello.node === {survivor.node_id!r}",
+                                         timeout=BACK_S * 1000)
+            states = await page.evaluate("window.states")
+            assert any(s["state"] == "reconnecting" for s in states)
+            assert states[-1] == {"state": "connected", "resumed": False, "moved": True, "node": survivor.node_id}
+            assert await page.evaluate("window.signal.node") == f"http://127.0.0.1:{survivor.port}"
+        finally:
+            await browser.close()
