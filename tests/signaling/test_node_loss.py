@@ -31,7 +31,7 @@ from tests.e2e.browser import CHROMIUM, FLAGS
 from tests.signaling.conftest import STEP_S
 from tests.signaling.node_processes import NodeProcess, node_starter  # noqa: F401 (the start_node fixture)
 from tests.signaling.test_drain import registered_count
-from tests.signaling.test_nodes import registered
+from tests.signaling.test_nodes import registered, switchboard
 
 make_api = api_conftest.make_api  # the control API's fixture (tests/control_api/conftest.py)
 
@@ -41,12 +41,13 @@ tests never assert on timing, and this machine is shared)."""
 
 
 async def _nodes_on_api_key(api: Api, start_node: Callable[..., Any], redis: Any, tmp_path: Path,
-                            count: int) -> dict[str, NodeProcess]:
+                            count: int, **settings: str) -> dict[str, NodeProcess]:
     """``count`` nodes that accept the API's tokens, by base URL (ids filled in from the registry)."""
     public = tmp_path / "api.pub.pem"
     public.write_bytes(api.key.public_key().public_bytes(serialization.Encoding.PEM,
                                                          serialization.PublicFormat.SubjectPublicKeyInfo))
-    nodes = await asyncio.gather(*(start_node(SWITCHBOARD_TOKENS_PUBLIC_KEY_FILE=str(public)) for _ in range(count)))
+    nodes = await asyncio.gather(*(start_node(SWITCHBOARD_TOKENS_PUBLIC_KEY_FILE=str(public), **settings)
+                                   for _ in range(count)))
     by_url = {f"http://127.0.0.1:{n.port}": n for n in nodes}
     for entry in await registered_count(redis, count):
         by_url[entry.url].node_id = entry.id
@@ -71,10 +72,13 @@ def _kill(node: NodeProcess) -> None:
     os.kill(node.proc.pid, signal.SIGKILL)
 
 
-async def test_a_killed_nodes_viewers_decode_again_on_a_live_node(
-        make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("loss", ["kill", "drain"])
+async def test_a_lost_nodes_viewers_decode_again_on_a_live_node(
+        make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path, loss: str) -> None:
+    """``kill``: SIGKILL, the sockets just drop. ``drain``: ``switchboard node drain``, the node names
+    the other one in a ``reconnect``, which the SDK follows at once."""
     api = await make_api()
-    nodes = await _nodes_on_api_key(api, start_node, redis, tmp_path, 2)
+    nodes = await _nodes_on_api_key(api, start_node, redis, tmp_path, 2, SWITCHBOARD_NODE_DRAIN_GRACE_S="30")
     base = str(api.client.make_url("")).rstrip("/")
     owner = await _login(base, api)
     room = (await owner.create_room("lost and found")).room
@@ -99,9 +103,14 @@ async def test_a_killed_nodes_viewers_decode_again_on_a_live_node(
         assert {v.node.hello.node for v in viewings} == {origin.node_id}  # placement: viewers go to the origin
         survivor = next(n for n in nodes.values() if n is not origin)
 
-        _kill(origin)
-        await origin.proc.wait()
-        # The registry forgets the dead node (its entry's TTL); the API then names the survivor.
+        if loss == "kill":
+            _kill(origin)
+            await origin.proc.wait()
+        else:
+            code, _, err = await switchboard(survivor, "node", "drain", origin.node_id)
+            assert code == 0, err
+        # The registry forgets the dead node (its entry's TTL; a drained one leaves once its clients
+        # moved); the API then names the survivor.
         await registered(redis, {survivor.node_id})
         async with asyncio.timeout(BACK_S):
             await asyncio.gather(show.rejoined.wait(), *(v.rejoined.wait() for v in viewings))
