@@ -260,9 +260,10 @@ class NodeClient:
 
     async def _resume(self) -> bool:
         """Reconnects within the window: at once after a ``reconnect``, else backing off (0.1 s doubling
-        to 2 s, each wait drawn between half and all of it, so the clients of a lost node do not come
-        back in step). Each attempt asks the token source again: the API names a live node once the
-        registry forgot a dead one (``node.registry_ttl_s``)."""
+        to 1 s, each wait drawn between half and all of it, so the clients of a lost node do not come
+        back in step; the cap bounds how long they wait once the registry forgot a dead node). Each
+        attempt asks the token source again: the API names a live node once the registry forgot a dead
+        one (``node.registry_ttl_s``)."""
         deadline = time.monotonic() + self._window
         delay = 0.1
         if self._move_to is None:
@@ -281,7 +282,7 @@ class NodeClient:
                 log.debug("token source failed: %r", exc)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.debug("resume attempt failed: %r", exc)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 1.0)
             await asyncio.sleep(random.uniform(delay / 2, delay))
         return False
 

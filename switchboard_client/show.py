@@ -210,7 +210,7 @@ class Viewing(_Member):
                     await self.peer.close()
                     return False
             await asyncio.sleep(random.uniform(delay / 2, delay))
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 1.0)
 
     async def _renegotiate(self, offers: EventStream) -> None:
         async for event in offers:

@@ -17,7 +17,7 @@
 // (`connected` with `resumed: false, moved: true`): the page joins its show or call again.
 
 const REQUEST_TIMEOUT_MS = 15000;
-const BACKOFF_MS = [250, 500, 1000, 2000, 3000];
+const BACKOFF_MS = [250, 500, 1000, 1000, 1000, 2000, 3000];
 
 /** A wait between half and all of `ms` ("equal jitter"). */
 export function jittered(ms) {
