@@ -120,11 +120,15 @@ class _Member:
 class Broadcast(_Member):
     """The host's side of a show: its tracks go to the SFU; leaving ends the show."""
 
-    async def _open(self, tracks: list[MediaStreamTrack]) -> None:
+    def __init__(self, node: NodeClient, room: str) -> None:
+        super().__init__(node, room)
+        self._tracks: list[MediaStreamTrack] = []
         # Each peer connection gets relayed copies: aiortc stops a sender's track when its peer
         # connection closes, and the tracks must outlive one peer to publish again after a lost node.
+        self._relay = MediaRelay()
+
+    async def _open(self, tracks: list[MediaStreamTrack]) -> None:
         self._tracks = tracks
-        self._relay = getattr(self, "_relay", None) or MediaRelay()
         self.joined = await self.node.request("show.create", room=self.room)
         self.peer.add_tracks([self._relay.subscribe(t, buffered=False) for t in tracks])
         answer = await self.node.request("show.publish", room=self.room, sdp=await self.peer.offer())
@@ -190,6 +194,8 @@ class Viewing(_Member):
     async def _rejoin(self) -> bool:
         """Joins on the new node once the show is there (its broadcaster may still be on its way),
         backing off with jitter; after :data:`REJOIN_WINDOW_S` of ``not_found`` the show has ended."""
+        if self.ended is not None:  # it ended before the node went (show.ended came): nothing to rejoin
+            return False
         await self._stop()
         await self.peer.close()
         self.peer = Peer(self.node.hello.ice_servers)
