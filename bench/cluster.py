@@ -183,7 +183,10 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
                    "--room", room, "--size", args.size)
     groups: list[subprocess.Popen[str]] = []
     try:
-        origin = _expect(pub, "ready")["node"]
+        published = _expect(pub, "ready")
+        if published.get("error"):
+            raise RuntimeError(published["error"])
+        origin = published["node"]
         for first in range(0, args.viewers, args.per_process):
             groups.append(_clients(args, "view", "--api", cluster.api, "--room", room, "--first", str(first),
                                    "--count", str(min(args.per_process, args.viewers - first)), "--tag", tag))

@@ -181,7 +181,14 @@ async def publish(args: argparse.Namespace) -> None:
         node = NodeClient(args.api, api.token_source(args.room, "broadcaster"), resume_window_s=30)
         await node.open()
         show = await publish_show(node, args.room, [TestPattern(width, height)])
-        say("ready", node=node.hello.node)
+        try:
+            async with asyncio.timeout(60):  # the media must flow before viewers wait for frames
+                while show.peer.pc.connectionState != "connected":  # noqa: ASYNC110 (aiortc's state, no event)
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            say("ready", node=node.hello.node, error=f"publisher not connected ({show.peer.pc.connectionState})")
+        else:
+            say("ready", node=node.hello.node)
         async for command in commands():
             if command[0] == "stop":
                 break
