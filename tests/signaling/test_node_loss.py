@@ -25,6 +25,7 @@ import switchboard_client.show as sdk_show
 from switchboard.placement import Placement
 from switchboard_client import ApiClient, NodeClient, publish_show, view_show
 from switchboard_client.media import FrameCounter, TestPattern
+from tests.conftest import REDIS_KINDS, redis_url_of
 from tests.control_api import conftest as api_conftest
 from tests.control_api.conftest import Api
 from tests.e2e.browser import CHROMIUM, FLAGS
@@ -34,6 +35,16 @@ from tests.signaling.test_drain import registered_count
 from tests.signaling.test_nodes import registered, switchboard
 
 make_api = api_conftest.make_api  # the control API's fixture (tests/control_api/conftest.py)
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """One Redis; a test parametrized with ``REDIS_KINDS`` (indirect) also runs on the Redis Cluster
+    (the control API's own writes need one Redis: docs/scaling.md, so only the API-less test does)."""
+    if getattr(request, "param", None):
+        return redis_url_of(request)
+    return str(request.getfixturevalue("redis_server").url)
+
 
 BACK_S = STEP_S * 6
 """Upper bound for a client of a killed node to decode again elsewhere (the issue's target is 5 s;
@@ -164,6 +175,7 @@ async def test_a_show_whose_broadcaster_never_comes_back_ends_with_a_reason(
 
 
 @pytest.mark.chromium
+@pytest.mark.parametrize("redis_url", REDIS_KINDS, indirect=True)
 async def test_signal_js_comes_back_on_a_live_node_after_its_node_is_killed(
         start_node: Callable[..., Any], token: Callable[..., str], redis: Any) -> None:
     """The browser library in Chromium: its socket's node dies (SIGKILL); it backs off, asks its
