@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from pathlib import Path
 
 import redis.asyncio as aioredis
 
@@ -18,6 +19,7 @@ from switchboard.registry import NodeEntry, NodeRegistry
 
 CPU_LIMIT = 0.9
 """Nodes above this CPU fraction take new rooms only when every node is above it."""
+REPIN_LUA = (Path(__file__).resolve().parent / "lua" / "room_repin.lua").read_text()
 
 
 def load(entry: NodeEntry) -> tuple[float, int, int, str]:
@@ -44,6 +46,7 @@ class Placement:
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
         self.registry = NodeRegistry(redis)
+        self._repin = redis.register_script(REPIN_LUA)
 
     async def for_session(self, region: str = "") -> NodeEntry | None:
         """A node for a socket that joins no show yet (calls, random chat); None: no node registered."""
@@ -65,11 +68,9 @@ class Placement:
         chosen = select(nodes.values(), region)
         if chosen is None:
             return None
-        key = keyspace.room_node(room)
-        if pinned is None:
-            await self._redis.set(key, chosen.id, nx=True, ex=keyspace.ROOM_PIN_TTL_S)
-        else:  # its node is gone (killed) or draining: the room moves to the chosen one
-            await self._redis.set(key, chosen.id, ex=keyspace.ROOM_PIN_TTL_S)
-        final = await self._redis.get(key)  # another request may have pinned it first: follow that pin
-        owner = final.decode() if isinstance(final, bytes) else final
-        return nodes.get(owner) if owner in nodes else chosen
+        # Its node is gone (killed) or draining, or it has none: the room moves to the chosen node,
+        # unless a concurrent request moved it first (then follow that pin: one node for the show).
+        gone = "" if pinned is None else (pinned.decode() if isinstance(pinned, bytes) else str(pinned))
+        final = await self._repin(keys=[keyspace.room_node(room)], args=[gone, chosen.id, keyspace.ROOM_PIN_TTL_S])
+        owner = final.decode() if isinstance(final, bytes) else str(final)
+        return nodes.get(owner) or chosen

@@ -17,8 +17,9 @@ import aiohttp
 from switchboard_client.errors import ApiError, ClosedError
 
 Role = Literal["viewer", "broadcaster", "hidden"]
-TokenSource = Callable[[], Awaitable[str]]
-"""Gives a fresh node token each time it is awaited (the node client calls it to resume and refresh)."""
+TokenSource = Callable[[], Awaitable["str | NodeToken"]]
+"""Gives a fresh node token each time it is awaited (the node client calls it to reconnect and refresh):
+the token alone, or the API's whole answer (a :class:`NodeToken`, whose ``node`` says where to connect)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class NodeToken:
     """Unix seconds."""
     grants: dict[str, Any]
     """``{room, publish, subscribe, hidden, moderate, premium, verified}`` as the API signed them."""
+    node: str | None = None
+    """The base URL of the node the API placed this token on (open ``<node>/ws``); ``None``: the
+    deployment's own host (one node, ``switchboard up``). docs/scaling.md, "Placement"."""
 
 
 @dataclass(frozen=True)
@@ -141,19 +145,20 @@ class ApiClient:
 
     async def room_token(self, room: str, role: Role = "viewer") -> NodeToken:
         body = await self.call("POST", f"/rooms/{room}/token", {"role": role})
-        return NodeToken(body["token"], int(body["expires_at"]), dict(body.get("grants") or {}))
+        return NodeToken(body["token"], int(body["expires_at"]), dict(body.get("grants") or {}), body.get("node"))
 
     async def ws_token(self) -> NodeToken:
         """A socket token (no room): calls, random chat, presence."""
         body = await self.call("POST", "/ws-token", {})
-        return NodeToken(body["token"], int(body["expires_at"]), dict(body.get("grants") or {}))
+        return NodeToken(body["token"], int(body["expires_at"]), dict(body.get("grants") or {}), body.get("node"))
 
     def token_source(self, room: str | None = None, role: Role = "viewer") -> TokenSource:
         """A :data:`TokenSource` for a :class:`~switchboard_client.node.NodeClient`: room tokens when
-        ``room`` is given, socket tokens otherwise."""
+        ``room`` is given, socket tokens otherwise, each with the node the API placed it on (the node
+        client connects there, and asks again after losing its node)."""
 
-        async def fresh() -> str:
-            return (await (self.room_token(room, role) if room is not None else self.ws_token())).token
+        async def fresh() -> NodeToken:
+            return await (self.room_token(room, role) if room is not None else self.ws_token())
 
         return fresh
 

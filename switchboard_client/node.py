@@ -5,6 +5,13 @@ socket drops (not closed by us, not refused for good), it reconnects with a fres
 ``resume`` within the node's resume window, so calls and shows survive. Requests waiting when the
 socket dropped fail with :class:`~switchboard_client.errors.Disconnected` (their outcome is unknown).
 A ``token.refresh`` is sent a margin before the token runs out.
+
+Many nodes (docs/scaling.md): a token source that gives the API's whole answer (a ``NodeToken``)
+names the node to connect to, and each reconnect asks it again, so a client whose node died (kill
+-9: the socket just drops) is sent by the API to a live node once the registry forgot the dead one
+(backing off with jitter meanwhile). A ``reconnect`` from a draining node moves the socket at once.
+Either way the new node starts a new session (``hello`` with ``resumed: false``): shows and calls
+opened with this SDK join again by themselves (switchboard_client/show.py).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,8 +30,8 @@ from typing import Any
 
 import aiohttp
 
-from switchboard_client.api import TokenSource
-from switchboard_client.errors import ClosedError, Disconnected, NodeError
+from switchboard_client.api import NodeToken, TokenSource
+from switchboard_client.errors import ApiError, ClosedError, Disconnected, NodeError
 from switchboard_client.events import Event, EventStream
 
 log = logging.getLogger("switchboard_client.node")
@@ -45,12 +53,14 @@ class Hello:
     ice_servers: list[dict[str, Any]]
     """``RTCConfiguration.iceServers`` for this user (empty without TURN)."""
     shows: list[Any]
+    node: str = ""
+    """The id of the node this socket is on (``node_...``)."""
 
     @staticmethod
     def parse(frame: dict[str, Any]) -> Hello:
         return Hello(str(frame["session_id"]), str(frame["user_id"]), str(frame.get("resume_token", "")),
                      bool(frame.get("resumed")), int(frame.get("token_expires_at") or 0),
-                     list(frame.get("ice_servers") or []), list(frame.get("shows") or []))
+                     list(frame.get("ice_servers") or []), list(frame.get("shows") or []), str(frame.get("node") or ""))
 
 
 def ws_url(url: str) -> str:
@@ -67,8 +77,13 @@ class NodeClient:
 
     def __init__(self, url: str, token_source: TokenSource, *, resume_window_s: float = 15.0,
                  refresh_margin_s: float = 60.0, request_timeout_s: float = 20.0) -> None:
-        self.url = ws_url(url)
+        self.base_url = ws_url(url)
+        """Where to connect when the token source names no node (one node: the deployment's host)."""
+        self.url = self.base_url
+        """The ``/ws`` URL of the node the socket is (or was last) on."""
         self._tokens = token_source
+        self._move_to: str | None = None
+        self._leaving: asyncio.Task[bool] | None = None
         self._window = resume_window_s
         self._margin = refresh_margin_s
         self._timeout = request_timeout_s
@@ -84,6 +99,8 @@ class NodeClient:
         """Why the client closed itself (a final close code), or ``None``."""
         self.reconnects = 0
         """Sockets opened after the first one (each a resume attempt)."""
+        self.moves = 0
+        """Sockets opened on another node than the last one (a lost node, or a drain's ``reconnect``)."""
         self.refreshes = 0
         """``token.refresh`` requests the node accepted."""
 
@@ -184,11 +201,26 @@ class NodeClient:
             raise Disconnected("the socket is down (resuming)")
         await ws.send_str(json.dumps(frame))
 
+    async def _ticket(self) -> tuple[str, str]:
+        """A fresh token and the ``/ws`` URL to use it at: a drain's ``reconnect`` target, else the node
+        the API named, else the base URL."""
+        answer = await self._tokens()
+        if isinstance(answer, NodeToken):
+            token, node = answer.token, answer.node
+        else:
+            token, node = answer, None
+        target, self._move_to = self._move_to, None
+        return token, target or (ws_url(node) if node else self.base_url)
+
     async def _connect(self, resume: str | None) -> None:
         assert self._http is not None
-        params = {"token": await self._tokens()}
-        if resume:
+        token, url = await self._ticket()
+        params = {"token": token}
+        if resume and url == self.url:  # resume tokens are per node: another node would drop it
             params["resume"] = resume
+        if url != self.url and self._hello is not None:
+            self.moves += 1
+        self.url = url
         for _ in range(10):  # an overloaded node says when to come back
             ws = await self._http.ws_connect(self.url, params=params, heartbeat=None, autoping=True)
             first = await ws.receive(timeout=self._timeout)
@@ -227,8 +259,15 @@ class NodeClient:
                 return
 
     async def _resume(self) -> bool:
+        """Reconnects within the window: at once after a ``reconnect``, else backing off (0.1 s doubling
+        to 1 s, each wait drawn between half and all of it, so the clients of a lost node do not come
+        back in step; the cap bounds how long they wait once the registry forgot a dead node). Each
+        attempt asks the token source again: the API names a live node once the registry forgot a dead
+        one (``node.registry_ttl_s``)."""
         deadline = time.monotonic() + self._window
         delay = 0.1
+        if self._move_to is None:
+            await asyncio.sleep(random.uniform(delay / 2, delay))
         while time.monotonic() < deadline and not self._closed:
             try:
                 self.reconnects += 1
@@ -237,10 +276,14 @@ class NodeClient:
             except NodeError as exc:
                 if exc.code in ("unauthorized", "banned", "too_many_sockets"):
                     return False
+            except ApiError as exc:  # the API refused a token for good (logged out, banned, deleted room)
+                if exc.status in (401, 403, 404):
+                    return False
+                log.debug("token source failed: %r", exc)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.debug("resume attempt failed: %r", exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 1.0)
+            await asyncio.sleep(random.uniform(delay / 2, delay))
         return False
 
     async def _give_up(self, reason: str) -> None:
@@ -254,7 +297,9 @@ class NodeClient:
             hello = self.hello
             await asyncio.sleep(max(1.0, hello.token_expires_at - self._margin - time.time()))
             try:
-                reply = await self.request("token.refresh", token=await self._tokens())
+                answer = await self._tokens()
+                token = answer.token if isinstance(answer, NodeToken) else answer
+                reply = await self.request("token.refresh", token=token)
                 self._hello = dataclasses.replace(self.hello, token_expires_at=int(reply["token_expires_at"]))
                 self.refreshes += 1
             except (NodeError, aiohttp.ClientError, TimeoutError) as exc:
@@ -262,6 +307,13 @@ class NodeClient:
                 await asyncio.sleep(5)
 
     def _dispatch(self, frame: dict[str, Any]) -> None:
+        if frame.get("type") == "reconnect" and isinstance(frame.get("url"), str) and frame["url"]:
+            # A draining node names another (docs/protocol.md): leave now; the read loop reconnects there.
+            self._move_to = ws_url(frame["url"])
+            self._deliver(frame)
+            if self._ws is not None:
+                self._leaving = asyncio.get_running_loop().create_task(self._ws.close(code=1000, message=b"moving"))
+            return
         ref = frame.get("ref")
         if frame.get("type") in ("reply", "error") and isinstance(ref, int) and ref in self._pending:
             future = self._pending.pop(ref)
@@ -271,6 +323,11 @@ class NodeClient:
                 else:
                     future.set_exception(NodeError(str(frame.get("code")), str(frame.get("message")), frame))
             return
+        self._deliver(frame)
+
+    def deliver_local(self, frame: dict[str, Any]) -> None:
+        """Hands ``frame`` to the event streams as if the node had sent it: the SDK's own events
+        (``show.ended`` with reason ``node lost``, when no node is left to say so)."""
         self._deliver(frame)
 
     def _deliver(self, frame: dict[str, Any]) -> None:

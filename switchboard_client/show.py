@@ -4,6 +4,12 @@ Each object is opened by one call (:func:`publish_show`, :func:`view_show`, :fun
 closed by ``close()`` (idempotent: it leaves the show and closes the peer connection). The node
 client's token must be a room token for the show's room (``broadcaster`` to publish, ``viewer`` to
 watch, ``hidden`` for a moderator's tap): docs/protocol.md, "Shows".
+
+After a lost node (or a drain) the node client starts a new session elsewhere; a show's member then
+joins again by itself on the new node (a new peer connection; :attr:`_Member.rejoins` counts it).
+The broadcaster creates the show again there (the API places the room's clients on one live node). A
+viewer asks to join until the show is back, for up to :data:`REJOIN_WINDOW_S`; then the show has ended
+for it with reason ``node lost`` (``show.ended`` on its event streams: the dead node could not say it).
 """
 
 from __future__ import annotations
@@ -11,9 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import time
 from typing import Any
 
 from aiortc import MediaStreamTrack
+from aiortc.contrib.media import MediaRelay
 
 from switchboard_client.errors import ClosedError, NodeError
 from switchboard_client.events import EventStream
@@ -21,6 +30,10 @@ from switchboard_client.node import NodeClient
 from switchboard_client.peer import Peer
 
 log = logging.getLogger("switchboard_client.show")
+
+REJOIN_WINDOW_S = 20.0
+"""How long a viewer that lost its node keeps asking to join again (the show comes back when its
+broadcaster has reconnected and published again) before the show counts as ended (``node lost``)."""
 
 
 class _Member:
@@ -32,7 +45,35 @@ class _Member:
         self.peer = Peer(node.hello.ice_servers)
         self.joined: dict[str, Any] = {}
         """The ``show.create`` / ``show.join`` reply (``owner``, ``roster``, ``viewers``, ...)."""
+        self.rejoins = 0
+        """Times this member joined again on a new session (a lost node, a drain)."""
+        self.rejoined = asyncio.Event()
+        """Set at each rejoin (clear it to wait for the next)."""
         self._closed = False
+        self._hellos: EventStream | None = None
+        self._follower: asyncio.Task[None] | None = None
+
+    def _follow_node(self) -> None:
+        """Watches the node client's sessions: a new one (not resumed) joins the show again."""
+        self._hellos = self.node.events("hello")
+        self._follower = asyncio.create_task(self._follow(self._hellos), name=f"switchboard_client.rejoin.{self.room}")
+
+    async def _follow(self, hellos: EventStream) -> None:
+        async for hello in hellos:
+            if hello.get("resumed") or self._closed:
+                continue
+            try:
+                if await self._rejoin():
+                    self.rejoins += 1
+                    self.rejoined.set()
+            except (NodeError, ClosedError) as exc:  # a later session tries again
+                log.warning("could not join %s again: %r", self.room, exc)
+            except Exception:  # aiortc may raise anything: keep following the node
+                log.exception("rejoining %s failed", self.room)
+
+    async def _rejoin(self) -> bool:
+        """Joins again on the node client's new session; False when the show is over for this member."""
+        raise NotImplementedError
 
     @property
     def closed(self) -> bool:
@@ -56,6 +97,12 @@ class _Member:
         if self._closed:
             return
         self._closed = True
+        if self._hellos is not None:
+            self._hellos.close()
+        if self._follower is not None and self._follower is not asyncio.current_task():
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
         await self._stop()
         if not self.node.closed:
             with contextlib.suppress(NodeError, ClosedError, TimeoutError):
@@ -73,11 +120,26 @@ class _Member:
 class Broadcast(_Member):
     """The host's side of a show: its tracks go to the SFU; leaving ends the show."""
 
+    def __init__(self, node: NodeClient, room: str) -> None:
+        super().__init__(node, room)
+        self._tracks: list[MediaStreamTrack] = []
+        # Each peer connection gets relayed copies: aiortc stops a sender's track when its peer
+        # connection closes, and the tracks must outlive one peer to publish again after a lost node.
+        self._relay = MediaRelay()
+
     async def _open(self, tracks: list[MediaStreamTrack]) -> None:
+        self._tracks = tracks
         self.joined = await self.node.request("show.create", room=self.room)
-        self.peer.add_tracks(tracks)
+        self.peer.add_tracks([self._relay.subscribe(t, buffered=False) for t in tracks])
         answer = await self.node.request("show.publish", room=self.room, sdp=await self.peer.offer())
         await self.peer.accept_answer(answer["sdp"])
+
+    async def _rejoin(self) -> bool:
+        """The show starts again on the new node with the same tracks, on a new peer connection."""
+        await self.peer.close()
+        self.peer = Peer(self.node.hello.ice_servers)
+        await self._open(self._tracks)
+        return True
 
     async def end(self) -> None:
         """Ends the show for everyone (``show.ended``), then closes."""
@@ -113,9 +175,48 @@ class Viewing(_Member):
         # Listen before asking: the node may send show.offer right after our first answer.
         self._offers = self.events("show.offer", "show.ended")
         self.joined = await self.node.request("show.join", room=self.room)
-        offer = await self.node.request("show.subscribe", room=self.room)
+        offer = await self._subscribe()
         await self.node.request("show.answer", room=self.room, sdp=await self.peer.answer(offer["sdp"]))
         self._task = asyncio.create_task(self._renegotiate(self._offers), name=f"switchboard_client.view.{self.room}")
+
+    async def _subscribe(self) -> dict[str, Any]:
+        """``show.subscribe``, again after ``retry_after`` while the node paces joins (``unavailable``)."""
+        for _ in range(30):
+            try:
+                return await self.node.request("show.subscribe", room=self.room)
+            except NodeError as exc:
+                if exc.code != "unavailable":
+                    raise
+                wait = float(exc.frame.get("retry_after") or 1)
+                await asyncio.sleep(random.uniform(wait, wait * 1.5))
+        return await self.node.request("show.subscribe", room=self.room)
+
+    async def _rejoin(self) -> bool:
+        """Joins on the new node once the show is there (its broadcaster may still be on its way),
+        backing off with jitter; after :data:`REJOIN_WINDOW_S` of ``not_found`` the show has ended."""
+        if self.ended is not None:  # it ended before the node went (show.ended came): nothing to rejoin
+            return False
+        await self._stop()
+        await self.peer.close()
+        self.peer = Peer(self.node.hello.ice_servers)
+        deadline = time.monotonic() + REJOIN_WINDOW_S
+        delay = 0.25
+        while True:
+            try:
+                await self._open()
+                return True
+            except NodeError as exc:
+                if exc.code != "not_found":
+                    raise
+                if self._offers is not None:
+                    self._offers.close()
+                if time.monotonic() >= deadline:
+                    self.ended = {"type": "show.ended", "room": self.room, "reason": "node lost"}
+                    self.node.deliver_local(self.ended)
+                    await self.peer.close()
+                    return False
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+            delay = min(delay * 2, 1.0)
 
     async def _renegotiate(self, offers: EventStream) -> None:
         async for event in offers:
@@ -147,6 +248,7 @@ async def publish_show(node: NodeClient, room: str, tracks: list[MediaStreamTrac
     except BaseException:
         await show.close()
         raise
+    show._follow_node()
     return show
 
 
@@ -158,6 +260,7 @@ async def view_show(node: NodeClient, room: str) -> Viewing:
     except BaseException:
         await viewing.close()
         raise
+    viewing._follow_node()
     return viewing
 
 

@@ -13,7 +13,7 @@ from switchboard.cli import _parser
 from switchboard.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-PLANES = {"api": "api", "node": "node", "matchmaker": "matchmaker"}  # service -> settings section
+PLANES = {"api": "api", "node-1": "node", "node-2": "node", "matchmaker": "matchmaker"}  # service -> settings section
 
 
 def _interpolate(value: str) -> str:
@@ -102,3 +102,23 @@ def test_dockerfile_installs_every_package() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in ("switchboard", "sfu", "signaling", "matchmaker", "control_api", "turn", "bench", "web"):
         assert f"COPY {package} {package}" in dockerfile
+
+
+def test_two_nodes_each_reachable_at_its_own_public_url(compose: dict) -> None:  # type: ignore[type-arg]
+    """The API sends clients to a node's registered ``public_url`` (docs/scaling.md): each node's must be
+    a distinct published host port of that very node, and every node's page may open sockets on the
+    others (``page_origins``); a stop drains for ``drain_grace_s`` before docker kills the container."""
+    nodes = {name: spec for name, spec in compose["services"].items() if spec.get("command") == ["switchboard", "node"]}
+    assert len(nodes) == 2
+    urls = set()
+    for spec in nodes.values():
+        settings = load_settings(environ=_env(spec)).node
+        public = urlsplit(settings.public_url)
+        host_ports = {str(p).split(":")[0]: str(p).split(":")[-1] for p in spec["ports"]}
+        assert host_ports[str(public.port)] == str(settings.port), "public_url names this node's published port"
+        urls.add(settings.public_url)
+        grace = spec["stop_grace_period"]
+        assert grace.endswith("s") and float(grace[:-1]) > settings.drain_grace_s
+    assert len(urls) == 2
+    for spec in nodes.values():
+        assert set(load_settings(environ=_env(spec)).node.page_origins) == urls

@@ -4,7 +4,7 @@ import { ApiError, api, explain, requireLogin } from "./lib/api.js";
 import { mountHeader } from "./lib/header.js";
 import { qualityText, watchQuality } from "./lib/media.js";
 import { Subscriber } from "./lib/show.js";
-import { Signal } from "./lib/signal.js";
+import { Signal, jittered } from "./lib/signal.js";
 import { ShowChat } from "./lib/show_chat.js";
 import { $, chatForm, say, showConnection } from "./lib/ui.js";
 import { giftButton, needsPayment, offerTicket, showGifts } from "./lib/paid.js";
@@ -12,6 +12,9 @@ import { giftButton, needsPayment, offerTicket, showGifts } from "./lib/paid.js"
 const me = requireLogin();
 const room = decodeURIComponent(location.pathname.split("/").pop());
 const NOT_LIVE = "This show is not live (it has not started, or it ended).";
+// After a lost node the show comes back on the node the API sends everyone to once its broadcaster's
+// page has reconnected and published again: ask for it this long before calling the show over.
+const REJOIN_WINDOW_MS = 20000;
 $("title").textContent = room;
 document.title = `${room} · Switchboard`;
 
@@ -38,7 +41,7 @@ async function subscribe() {
   stopQuality = watchQuality(subscriber.pc, qualityText($("quality")));
 }
 
-async function enter() {
+async function enter(waitUntil = 0) {
   let answer;
   try {
     answer = await signal.request("show.join", { room });
@@ -49,8 +52,14 @@ async function enter() {
       await signal.request("token.refresh", { token: await signal.getToken() });
       return enter();
     }
+    if (err.code === "not_found" && Date.now() < waitUntil) {
+      say("The show's server was lost: waiting for the broadcaster to come back…", "info");
+      await new Promise((r) => setTimeout(r, jittered(1000)));
+      return enter(waitUntil);
+    }
     if (err.code === "not_found") {
-      say(NOT_LIVE, "info");
+      say(waitUntil ? "The show's server was lost and the broadcaster did not come back: the show is over."
+        : NOT_LIVE, "info");
       return;
     }
     throw err;
@@ -74,8 +83,10 @@ signal.on("show.ended", (m) => {
 });
 signal.on("show.peer_closed", (m) => { if (m.room === room) subscribe().catch((err) => say(err.message, "error")); });
 showConnection(signal, (resumed) => {
-  // Resumed after a blip: the media connection usually survived; if not, subscribe again.
-  if (!resumed || subscriber?.pc.connectionState === "failed") enter().catch((err) => say(err.message, "error"));
+  // Resumed after a blip: the media connection usually survived; if not, subscribe again. A new
+  // session (a lost node, a drain) joins again, waiting a while for a show that is being restarted.
+  if (!resumed) enter(Date.now() + REJOIN_WINDOW_MS).catch((err) => say(err.message, "error"));
+  else if (subscriber?.pc.connectionState === "failed") enter().catch((err) => say(err.message, "error"));
 });
 
 $("sound").addEventListener("click", () => {

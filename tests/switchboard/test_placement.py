@@ -66,6 +66,30 @@ async def test_rooms_stay_on_their_node_and_move_when_it_is_gone(redis: Any) -> 
     assert (await placement.for_room("show-1")).id == "c"  # type: ignore[union-attr]
 
 
+async def test_a_dead_origins_clients_all_move_to_one_node(redis: Any) -> None:
+    """When a show's node dies, all its clients ask at once. A request that read the dead pin before
+    another moved the room, and whose own selection differs (the load changed between them), follows
+    the room to the node already chosen instead of moving it again: the show's clients meet on one node."""
+    registry = NodeRegistry(redis)
+    await registry.announce(node("a", cpu=0.1), ttl_s=30)
+    await registry.announce(node("b", cpu=0.5), ttl_s=30)
+    await redis.set(keyspace.room_node("show-9"), "dead", ex=30)  # pinned to a node the registry forgot
+    early, late = Placement(redis), Placement(redis)
+
+    class ReadBeforeTheMove:
+        async def get(self, key: str) -> bytes:
+            return b"dead"
+
+    async def b_lighter() -> list[NodeEntry]:  # what the registry said a heartbeat later
+        return [node("a", cpu=0.6), node("b", cpu=0.2)]
+
+    late._redis = ReadBeforeTheMove()  # type: ignore[assignment]
+    late.registry.nodes = b_lighter  # type: ignore[method-assign]
+    assert (await early.for_room("show-9")).id == "a"  # type: ignore[union-attr]
+    assert (await late.for_room("show-9")).id == "a"  # type: ignore[union-attr]
+    assert await redis.get(keyspace.room_node("show-9")) == b"a"
+
+
 async def test_an_entry_that_is_not_refreshed_expires(redis: Any) -> None:
     registry = NodeRegistry(redis)
     await registry.announce(node("short"), ttl_s=3)

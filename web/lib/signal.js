@@ -9,9 +9,20 @@
 // ({token, node}) instead of the token alone; the socket then opens at `node` (the node the API
 // placed this client on; null or absent: this page's own host). A `reconnect` message from a
 // draining node names another node: the socket moves there at once.
+//
+// A lost node (killed, its socket just drops) is a plain reconnect: every attempt asks `getToken`
+// again, and the API names a live node once the registry forgot the dead one (within 3 s); the
+// waits between attempts are drawn between half and all of the backoff step, so the clients of one
+// dead node do not all come back in the same instant. On another node the session is new
+// (`connected` with `resumed: false, moved: true`): the page joins its show or call again.
 
 const REQUEST_TIMEOUT_MS = 15000;
-const BACKOFF_MS = [250, 500, 1000, 2000, 4000];
+const BACKOFF_MS = [250, 500, 1000, 1000, 1000, 2000, 3000];
+
+/** A wait between half and all of `ms` ("equal jitter"). */
+export function jittered(ms) {
+  return ms / 2 + Math.random() * (ms / 2);
+}
 
 export class SignalError extends Error {
   constructor(frame) {
@@ -87,12 +98,15 @@ export class Signal extends EventTarget {
     this.closedByUs = false;
     const { token, node } = await this._ticket();
     const resume = sessionStorage.getItem(this.resumeKey);
+    const before = this.hello ? this.node : undefined;
     this.node = this.moveTo || node;
     this.moveTo = null;
+    const moved = before !== undefined && before !== this.node;
     const url = new URL("/ws", this.node || location.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("token", token);
-    if (resume) url.searchParams.set("resume", resume);
+    // Resume tokens are per node: another node would only drop it.
+    if (resume && !moved) url.searchParams.set("resume", resume);
     const ws = new WebSocket(url);
     this.ws = ws;
     return new Promise((resolve, reject) => {
@@ -106,7 +120,7 @@ export class Signal extends EventTarget {
           this.hello = message;
           sessionStorage.setItem(this.resumeKey, message.resume_token);
           this._scheduleRefresh(message.token_expires_at);
-          this._state("connected", { resumed: message.resumed });
+          this._state("connected", { resumed: message.resumed, moved, node: message.node });
           resolve(message);
         }
         this._receive(message);
@@ -172,7 +186,9 @@ export class Signal extends EventTarget {
   }
 
   async _reconnect() {
-    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    // A drain's `reconnect` goes at once; a lost socket backs off (with jitter) while the API still
+    // names a node that may be dead.
+    const delay = this.moveTo ? 0 : jittered(BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)]);
     this.attempt += 1;
     this._state("reconnecting", { attempt: this.attempt });
     await new Promise((r) => setTimeout(r, delay));

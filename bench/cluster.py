@@ -1,0 +1,296 @@
+"""A show on a cluster of nodes: placement, forwarding cost over every node, and recovery from a killed node.
+
+The bench starts its own embedded Redis and Postgres, the control API (``switchboard api``) and N
+``switchboard node`` processes, then the load through public protocols only
+(``python -m bench.cluster_clients``, on the SDK): one publisher and V viewers, every one placed by
+the API's token answer (``node``). Viewers decode every frame (small colour bars), so V stays modest
+on a small machine. Over ``--seconds`` it measures all nodes' CPU per video packet the viewers
+received, each viewer's loss and fps, and where the viewers are (``viewers_per_node``, from each
+viewer's ``hello.node``). With ``--kill-node`` it then kills one node's processes with SIGKILL (an
+edge node with viewers when there is one, else the show's origin: today's placement sends every
+viewer of a show to its origin) and measures, per viewer of that node, the time from the kill to its
+first decoded frame again (the SDK asks the API again, and joins again on the node it names).
+``cascade_added_latency_ms_p99`` is null while no viewer is on an edge (no cascade yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.api import _wait_ready
+from bench.mailbox import Mailbox, owned_rooms
+from bench.sfu import _cpu_s, _family, _pct
+from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from switchboard.keys import KeyPaths, ensure_secrets
+
+DESCRIPTION = "N nodes behind the API's placement: one show, V viewers, CPU per packet, loss, fps, kill -9 recovery"
+HOST = "bench-cluster-host@example.com"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--viewers", type=int, default=12)
+    parser.add_argument("--seconds", type=float, default=10.0, help="the measured window")
+    parser.add_argument("--kill-node", action="store_true", help="then kill one node with SIGKILL and time recovery")
+    parser.add_argument("--recovery-wait", type=float, default=20.0, help="seconds to wait for viewers after the kill")
+    parser.add_argument("--per-process", type=int, default=10, help="viewers per load generator process")
+    parser.add_argument("--size", default="320x240", help="the publisher's colour bars")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--log", action="store_true", help="show the servers' and load generators' logs")
+
+
+def _clients(args: argparse.Namespace, *argv: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "bench.cluster_clients", *argv], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=None if args.log else subprocess.DEVNULL, text=True)
+
+
+def _expect(proc: subprocess.Popen[str], event: str) -> dict[str, Any]:
+    assert proc.stdout is not None
+    while line := proc.stdout.readline():
+        if line.startswith("{"):
+            msg: dict[str, Any] = json.loads(line)
+            if msg["event"] == event:
+                return msg
+    raise RuntimeError(f"load generator {proc.pid} exited before {event!r}")
+
+
+def _tell(procs: list[subprocess.Popen[str]], command: str) -> None:
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(command + "\n")
+        proc.stdin.flush()
+
+
+def _registry(env: dict[str, str]) -> list[dict[str, Any]]:
+    """``switchboard nodes --json``: the registry as an operator sees it."""
+    out = subprocess.run([sys.executable, "-m", "switchboard", "nodes", "--json"], env=env, check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    return list(json.loads(out))
+
+
+class Cluster:
+    """Redis, Postgres, the API and the nodes of one run. ``close()`` stops what started."""
+
+    def __init__(self, base: Path, args: argparse.Namespace) -> None:
+        self.base = base
+        self.args = args
+        self.redis = EmbeddedRedis(base / "redis")
+        self.postgres = EmbeddedPostgres(base / "postgres")
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.nodes: dict[str, subprocess.Popen[bytes]] = {}
+        """Node id -> its process."""
+        self.env: dict[str, str] = {}
+        self.smtp_port = free_port()
+        self.api = ""
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.base / f"{name}.log").open("wb")
+        proc = subprocess.Popen([sys.executable, "-m", "switchboard", *argv], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        return proc
+
+    def start(self) -> None:
+        self.base.chmod(0o711)  # the embedded Postgres may run as another user
+        secrets = KeyPaths(self.base / "secrets" / "key.pem", self.base / "secrets" / "key.pub.pem",
+                           self.base / "secrets" / "turn")
+        ensure_secrets(secrets)
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")},
+                    "SWITCHBOARD_REDIS_URL": self.redis.start(), "SWITCHBOARD_LOG_LEVEL": "WARNING",
+                    "SWITCHBOARD_TOKENS_PUBLIC_KEY_FILE": str(secrets.public_key)}
+        port = free_port()
+        api_env = {**self.env, "SWITCHBOARD_DATABASE_URL": self.postgres.start(),
+                   "SWITCHBOARD_DATA_DIR": str(self.base / "api"),
+                   "SWITCHBOARD_TOKENS_PRIVATE_KEY_FILE": str(secrets.private_key),
+                   "SWITCHBOARD_API_PORT": str(port), "SWITCHBOARD_METRICS_API_PORT": str(free_port()),
+                   # One client address signs everyone up: lift the per-address limits.
+                   "SWITCHBOARD_API_RATE_IP_PER_MIN": "100000000", "SWITCHBOARD_API_AUTH_IP_PER_MIN": "100000000",
+                   "SWITCHBOARD_API_LAG_SHED_MS": "5000",  # sign-ups hash passwords: a busy box lags
+                   "SWITCHBOARD_API_SMTP_HOST": "127.0.0.1", "SWITCHBOARD_API_SMTP_PORT": str(self.smtp_port)}
+        subprocess.run([sys.executable, "-m", "switchboard", "api", "migrate"], env=api_env, check=True,
+                       capture_output=True, timeout=180)
+        api = self._spawn("api", ["api"], api_env)
+        nodes: dict[str, subprocess.Popen[bytes]] = {}
+        for i in range(self.args.nodes):
+            ports = (free_port(), free_port())
+            nodes[f"http://127.0.0.1:{ports[0]}"] = self._spawn(f"node{i}", ["node", "--workers", "1"], {
+                **self.env, "SWITCHBOARD_NODE_PORT": str(ports[0]), "SWITCHBOARD_METRICS_NODE_PORT": str(ports[1]),
+                "SWITCHBOARD_DATA_DIR": str(self.base / f"node{i}"), "SWITCHBOARD_NODE_DRAIN_GRACE_S": "0",
+                "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024"})
+        _wait_ready(f"http://127.0.0.1:{port}/readyz", api, timeout_s=120)
+        self.api = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            entries = _registry(self.env)
+            if len(entries) == self.args.nodes:
+                break
+            if any(p.poll() is not None for p in nodes.values()):
+                raise RuntimeError(f"a node exited; see {self.base}/node*.log")
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("the nodes did not all register")
+        self.nodes = {e["id"]: nodes[e["url"]] for e in entries}
+
+    def kill(self, node_id: str) -> float:
+        """SIGKILL to the node and its SFU workers at once (a box that dies); returns the unix time."""
+        proc = self.nodes[node_id]
+        family = _family(proc.pid)
+        at = time.time()
+        for pid in family:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+        proc.wait()
+        return at
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.postgres.stop()
+        self.redis.stop()
+
+
+def _host_room(api: str, smtp_port: int) -> str:
+    async def make() -> str:
+        async with Mailbox(smtp_port) as mailbox:
+            return (await owned_rooms(f"{api}/api", mailbox, 1, email=HOST))[0]
+
+    return asyncio.run(make())
+
+
+def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
+    room = _host_room(cluster.api, cluster.smtp_port)
+    tag = str(int(time.time()))
+    pub = _clients(args, "publish", "--api", cluster.api, "--email", HOST, "--password", "bench-host-password",
+                   "--room", room, "--size", args.size)
+    groups: list[subprocess.Popen[str]] = []
+    try:
+        published = _expect(pub, "ready")
+        if published.get("error"):
+            raise RuntimeError(published["error"])
+        origin = published["node"]
+        for first in range(0, args.viewers, args.per_process):
+            groups.append(_clients(args, "view", "--api", cluster.api, "--room", room, "--first", str(first),
+                                   "--count", str(min(args.per_process, args.viewers - first)), "--tag", tag))
+        readies = [_expect(g, "ready") for g in groups]
+        placed = [n for r in readies for n in r["nodes"]]
+        time.sleep(args.warmup)
+        pids = [p for proc in cluster.nodes.values() for p in _family(proc.pid)]
+        _tell(groups, "start")
+        cpu0, t0 = _cpu_s(pids), time.monotonic()
+        time.sleep(args.seconds)
+        cpu1, elapsed = _cpu_s(pids), time.monotonic() - t0
+        _tell(groups, "window")
+        killed: dict[str, Any] = {}
+        if args.kill_node:
+            counts = {n: placed.count(n) for n in set(placed) if n}
+            edges = {n: c for n, c in counts.items() if n != origin}
+            victim = max(edges, key=lambda n: edges[n]) if edges else origin
+            killed = {"node": victim, "role": "edge" if edges else "origin", "viewers": counts.get(victim, 0)}
+            at = cluster.kill(victim)
+            _tell(groups, f"mark {at}")
+            time.sleep(args.recovery_wait)
+            killed["registry_after"] = len(_registry(cluster.env))
+        _tell(groups, "stop")
+        _tell([pub], "stop")
+        results = [v for g in groups for v in _expect(g, "result")["viewers"]]
+        publisher = _expect(pub, "result")
+    finally:
+        for proc in [*groups, pub]:
+            try:
+                if proc.stdin is not None and not proc.stdin.closed:
+                    proc.stdin.close()
+                proc.wait(60)
+            except (subprocess.TimeoutExpired, OSError):
+                proc.kill()
+                proc.wait()
+    packets = sum(v["packets"] for v in results)
+    losses = [v["loss_pct"] for v in results if v["loss_pct"] is not None]
+    fps = [v["fps"] for v in results if v["error"] is None]
+    per_node = {node_id: placed.count(node_id) for node_id in cluster.nodes}
+    result: dict[str, Any] = {
+        "nodes": args.nodes,
+        "viewers": args.viewers,
+        "viewers_joined": sum(1 for n in placed if n),
+        "viewers_per_node": per_node,
+        "origin": origin,
+        "server_us_per_packet": round((cpu1 - cpu0) * 1e6 / max(1, packets), 2),
+        "server_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
+        "packets_per_s": round(packets / elapsed, 1),
+        "cascade_added_latency_ms_p99": None,  # no viewer on an edge: the cascade is not built yet
+        "viewer_loss_pct_max": round(max(losses), 3) if losses else None,
+        "viewer_fps_min": round(min(fps), 1) if fps else None,
+        "viewer_fps_p50": _pct(fps, 0.5),
+        "seconds": args.seconds,
+        "join_errors": [e for r in readies for e in r.get("errors", [])][:3],
+    }
+    if args.kill_node:
+        hit = [v for v, n in zip(results, placed, strict=False) if n == killed["node"]]
+        back = [v["recovery_s"] for v in hit if v["recovery_s"] is not None]
+        result.update({
+            "killed_node": killed["node"], "killed_role": killed["role"], "killed_viewers": killed["viewers"],
+            "recovery_s_p95": _pct(back, 0.95), "recovery_s_max": round(max(back), 2) if back else None,
+            "recovery_s_min": round(min(back), 2) if back else None,
+            "viewers_lost": len(hit) - len(back),
+            "viewers_ended": sum(1 for v in hit if v["ended"]),
+            "nodes_after_kill": killed["registry_after"],
+            "publisher_rejoins": publisher.get("rejoins"),
+            "viewers_per_node_after": _after(results),
+        })
+    return result
+
+
+def _after(results: list[dict[str, Any]]) -> dict[str, int]:
+    """Where the viewers were at the end (their last hello)."""
+    out: dict[str, int] = {}
+    for v in results:
+        if v["node"]:
+            out[v["node"]] = out.get(v["node"], 0) + 1
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
+        cluster = Cluster(Path(tmp), args)
+        try:
+            cluster.start()
+            print(f"bench cluster: {args.nodes} nodes registered, API at {cluster.api}", file=sys.stderr, flush=True)
+            return measure(cluster, args)
+        finally:
+            cluster.close()
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ids = list(result["viewers_per_node"])
+    ax.bar([i[-6:] for i in ids], [result["viewers_per_node"][i] for i in ids], label="before")
+    if "viewers_per_node_after" in result:
+        ax.bar([i[-6:] for i in ids], [result["viewers_per_node_after"].get(i, 0) for i in ids], alpha=0.5,
+               label=f"after killing {result['killed_node'][-6:]}")
+    ax.set_ylabel("viewers")
+    ax.set_title(f"{result['viewers']} viewers on {result['nodes']} nodes, "
+                 f"{result['server_us_per_packet']} us/packet")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,223 @@
+"""The load of ``bench cluster``: a publisher or a group of viewers, built on the SDK (public protocols only).
+
+    python -m bench.cluster_clients publish --api URL --email E --password P --room R [--size 320x240]
+    python -m bench.cluster_clients view --api URL --room R --first I --count K
+
+Each process signs in through the control API, asks it for room tokens (the API's answer names the
+node to connect to: placement), and follows the SDK's documented behaviour after a lost node (ask the
+API again, join again). It talks to its parent in JSON lines: it prints ``{"event": "ready", ...}``
+once joined, then reads commands on stdin: ``start`` (the measured window begins), ``mark T`` (a node
+was killed at unix time T: note each viewer's first frame after it), ``stop`` (print
+``{"event": "result", ...}`` and exit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from switchboard_client import ApiClient, ApiError, NodeClient, publish_show, view_show
+from switchboard_client.media import FrameCounter, TestPattern
+from switchboard_client.show import Viewing
+
+PASSWORD = "bench-cluster-password"
+
+
+async def patiently(call: Any, *args: Any) -> Any:
+    """``await call(*args)``, again after a while when the API sheds load (503): signing up many
+    accounts at once is the harness's work, not what is measured."""
+    for _ in range(60):
+        try:
+            return await call(*args)
+        except ApiError as exc:
+            if exc.status != 503:
+                raise
+            await asyncio.sleep(1 + random.random())
+    return await call(*args)
+
+
+def say(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+async def commands() -> Any:
+    """Lines from the parent, as they come (a thread reads stdin: it is a pipe)."""
+    while True:
+        line = await asyncio.to_thread(sys.stdin.readline)
+        if not line:
+            return
+        yield line.split()
+
+
+async def inbound(viewing: Viewing) -> tuple[int, int]:
+    """Video packets received and lost, from the peer connection's inbound-rtp stats."""
+    received = lost = 0
+    with contextlib.suppress(Exception):  # a peer closed meanwhile counts nothing
+        for stat in (await viewing.peer.pc.getStats()).values():
+            if stat.type == "inbound-rtp" and stat.kind == "video":
+                received += stat.packetsReceived
+                lost += max(0, stat.packetsLost)
+    return received, lost
+
+
+@dataclass
+class Viewer:
+    index: int
+    api: ApiClient
+    node: NodeClient | None = None
+    viewing: Viewing | None = None
+    counter: FrameCounter | None = None
+    counters: list[FrameCounter] = field(default_factory=list)
+    frame_times: list[float] = field(default_factory=list)
+    """Wall-clock time of every decoded frame, over every peer connection this viewer had."""
+    new_peer_frames: list[float] = field(default_factory=list)
+    """Wall-clock times of the frames of peer connections opened after the ``mark`` (a killed node):
+    frames still in flight on the old one do not count as recovered."""
+    peers_at_mark: int | None = None
+    error: str | None = None
+
+    async def follow(self) -> None:
+        """Counts frames on the current track, and on the new one after each rejoin."""
+        assert self.viewing is not None
+        while True:
+            self.viewing.rejoined.clear()
+            counter = FrameCounter(await self.viewing.track("video"))
+            self.counters.append(counter)
+            seen = 0
+            while not self.viewing.rejoined.is_set():
+                await asyncio.sleep(0.05)
+                times = counter.count.times
+                if len(times) > seen:  # monotonic -> wall clock (one offset per process is enough)
+                    offset = time.time() - time.monotonic()
+                    wall = [t + offset for t in times[seen:]]
+                    self.frame_times += wall
+                    if self.peers_at_mark is not None and len(self.counters) > self.peers_at_mark:
+                        self.new_peer_frames += wall
+                    seen = len(times)
+            await counter.close()
+
+
+async def view(args: argparse.Namespace) -> None:
+    gate = asyncio.Semaphore(args.in_flight)
+    viewers = [Viewer(args.first + i, ApiClient(args.api, timeout_s=120)) for i in range(args.count)]
+    tasks: list[asyncio.Task[None]] = []
+
+    async def join(v: Viewer) -> None:
+        step = "sign-up"
+        async with gate:
+            try:
+                await v.api.open()
+                email = f"cluster-viewer-{args.tag}-{v.index}@example.com"
+                await patiently(v.api.register, email, PASSWORD)
+                await patiently(v.api.login, email, PASSWORD)
+                step = "connect"
+                v.node = NodeClient(args.api, v.api.token_source(args.room), resume_window_s=30)
+                await v.node.open()
+                step = "join"
+                v.viewing = await view_show(v.node, args.room)
+                tasks.append(asyncio.create_task(v.follow()))
+                step = "first frame"
+                async with asyncio.timeout(60):
+                    await (await v.viewing.track("video")).recv()  # one frame decoded before "ready"
+            except Exception as exc:
+                v.error = f"{step}: {exc!r}"
+
+    await asyncio.gather(*(join(v) for v in viewers))
+    say("ready", joined=sum(1 for v in viewers if v.error is None), errors=[v.error for v in viewers if v.error][:3],
+        nodes=[v.node.hello.node if v.node is not None and v.error is None else None for v in viewers])
+    window: dict[str, Any] = {}
+    async for command in commands():
+        if command[0] == "start":
+            window["t0"] = time.time()
+            window["stats0"] = [await inbound(v.viewing) if v.viewing else (0, 0) for v in viewers]
+        elif command[0] == "window":
+            window["t1"] = time.time()
+            window["stats1"] = [await inbound(v.viewing) if v.viewing else (0, 0) for v in viewers]
+        elif command[0] == "mark":
+            window["killed_at"] = float(command[1])
+            for v in viewers:
+                v.peers_at_mark = len(v.counters)
+        elif command[0] == "stop":
+            break
+    t0, t1 = window.get("t0", 0.0), window.get("t1", time.time())
+    per_viewer = []
+    for v, (r0, l0), (r1, l1) in zip(viewers, window.get("stats0", []), window.get("stats1", []), strict=False):
+        frames = [t for t in v.frame_times if t0 <= t <= t1]
+        fps = (len(frames) - 1) / (frames[-1] - frames[0]) if len(frames) > 1 else 0.0
+        got, lost = r1 - r0, l1 - l0
+        killed = window.get("killed_at")
+        after = [t for t in v.new_peer_frames if killed is not None and t > killed]
+        per_viewer.append({
+            "node": v.node.hello.node if v.node is not None and v.error is None else None,
+            "fps": round(fps, 2), "packets": max(0, got),
+            "loss_pct": round(100 * lost / (got + lost), 3) if got + lost > 0 else None,
+            "recovery_s": round(after[0] - killed, 3) if after and killed is not None else None,
+            "moves": v.node.moves if v.node is not None else 0,
+            "rejoins": v.viewing.rejoins if v.viewing is not None else 0,
+            "ended": (v.viewing.ended or {}).get("reason") if v.viewing is not None else None,
+            "error": v.error,
+        })
+    say("result", viewers=per_viewer)
+    for task in tasks:
+        task.cancel()
+    for v in viewers:
+        for closer in (v.viewing, v.node, v.api):
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(closer.close(), 10)
+
+
+async def publish(args: argparse.Namespace) -> None:
+    width, height = (int(x) for x in args.size.split("x"))
+    async with ApiClient(args.api, timeout_s=120) as api:
+        await patiently(api.login, args.email, args.password)
+        node = NodeClient(args.api, api.token_source(args.room, "broadcaster"), resume_window_s=30)
+        await node.open()
+        show = await publish_show(node, args.room, [TestPattern(width, height)])
+        try:
+            async with asyncio.timeout(60):  # the media must flow before viewers wait for frames
+                while show.peer.pc.connectionState != "connected":  # noqa: ASYNC110 (aiortc's state, no event)
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            say("ready", node=node.hello.node, error=f"publisher not connected ({show.peer.pc.connectionState})")
+        else:
+            say("ready", node=node.hello.node)
+        async for command in commands():
+            if command[0] == "stop":
+                break
+        say("result", node=node.hello.node, rejoins=show.rejoins, moves=node.moves)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(show.close(), 10)
+        await node.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cluster_clients")
+    sub = parser.add_subparsers(dest="role", required=True)
+    pub = sub.add_parser("publish")
+    pub.add_argument("--api", required=True)
+    pub.add_argument("--email", required=True)
+    pub.add_argument("--password", required=True)
+    pub.add_argument("--room", required=True)
+    pub.add_argument("--size", default="320x240")
+    viewers = sub.add_parser("view")
+    viewers.add_argument("--api", required=True)
+    viewers.add_argument("--room", required=True)
+    viewers.add_argument("--first", type=int, default=0)
+    viewers.add_argument("--count", type=int, default=1)
+    viewers.add_argument("--tag", default="0", help="makes the accounts' emails unique per run")
+    viewers.add_argument("--in-flight", type=int, default=2, help="viewers signing up and joining at once")
+    args = parser.parse_args(argv)
+    asyncio.run(publish(args) if args.role == "publish" else view(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
