@@ -26,7 +26,7 @@ def placed(handler: Handler) -> Handler:
         reply = await handler(call)
         if reply.status != 200 or not isinstance(reply.body, dict):
             return reply
-        placement = Placement(call.services.redis)
+        placement = Placement(call.services.hot_redis)
         room = (reply.body.get("grants") or {}).get("room")
         node = await (placement.for_room(room) if room else placement.for_session())
         return dataclasses.replace(reply, body={**reply.body, "node": node.url if node is not None else None})
