@@ -64,6 +64,7 @@ from control_api.webhooks.dispatcher import Dispatcher
 from control_api.webhooks.metrics import WebhookMetrics
 from switchboard.health import Readiness
 from switchboard.keyspace import open_redis
+from switchboard.resp import open_hot_redis
 from switchboard.settings import ApiSettings, PaymentsSettings, TokenSettings, TurnSettings, WebhookSettings
 from switchboard.tasks import stop_task
 from switchboard.tokens import TokenSigner
@@ -138,6 +139,7 @@ def create_api_app(deps: ApiDeps) -> web.Application:
         engine = open_engine(deps.database_url)
         deps.tracing.instrument_engine(engine)
         redis = open_redis(deps.redis_url)
+        hot = open_hot_redis(deps.redis_url, redis)  # the token routes' commands (switchboard/resp.py)
         app[ENGINE] = engine
         settings = deps.settings
         mailer = deps.mailer or (
@@ -145,9 +147,9 @@ def create_api_app(deps: ApiDeps) -> web.Application:
             else LogMailer()
         )
         db = sessions(engine)
-        limits = RateLimits(redis, per_ip=settings.rate_ip_per_min, per_user=settings.rate_user_per_min,
+        limits = RateLimits(hot, per_ip=settings.rate_ip_per_min, per_user=settings.rate_user_per_min,
                             per_premium=settings.rate_premium_per_min)
-        revocations = Revocations(redis)
+        revocations = Revocations(redis, reads=hot)
         passwords = await PasswordWork.start(deps.hasher, slots=settings.hash_slots, queue=settings.hash_queue)
         postman = Postman(db, mailer)
         room_ttl = deps.tokens.room_ttl_s
@@ -173,6 +175,7 @@ def create_api_app(deps: ApiDeps) -> web.Application:
             mailer=mailer,
             ice=IceServerIssuer(deps.turn, deps.turn_secret, min(deps.turn.ttl_s or room_ttl, room_ttl)),
             tracing=deps.tracing,
+            hot=hot,
         )
         app[SERVICES] = services
 
@@ -202,6 +205,8 @@ def create_api_app(deps: ApiDeps) -> web.Application:
             await postman.close()
             passwords.close()
             await services.limits.close()
+            if hot is not redis:
+                await hot.aclose()
             await redis.aclose()
             await engine.dispose()
 

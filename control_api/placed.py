@@ -8,9 +8,11 @@ up``, the all-in-one: the node is this very host).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from control_api.http import Call, Reply
 from switchboard.placement import Placement
@@ -23,13 +25,35 @@ def placed(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def answer(call: Call) -> Reply:
-        reply = await handler(call)
+        placement = Placement(call.services.redis, reads=call.services.hot_redis)
+        # A room's placement is read while the handler works (its reads share the handler's Redis
+        # round trips); the room is pinned, if it must be, only once the token is granted.
+        name = call.params.get("room")
+        look = asyncio.ensure_future(placement.look(name)) if name else None
+        try:
+            reply = await handler(call)
+        except BaseException:
+            if look is not None:
+                look.cancel()
+                look.add_done_callback(_retrieve)
+            raise
         if reply.status != 200 or not isinstance(reply.body, dict):
+            if look is not None:
+                look.cancel()
+                look.add_done_callback(_retrieve)
             return reply
-        placement = Placement(call.services.redis)
         grants = reply.body.get("grants") or {}
-        room = grants.get("room")
-        node = await (placement.for_room(room, viewer=not grants.get("publish")) if room else placement.for_session())
+        room, viewer = grants.get("room"), not grants.get("publish")
+        if room and room == name and look is not None:
+            node = await placement.for_room(room, viewer=viewer, seen=await look)
+        else:
+            node = await (placement.for_room(room, viewer=viewer) if room else placement.for_session())
         return dataclasses.replace(reply, body={**reply.body, "node": node.url if node is not None else None})
 
     return answer
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Marks a placement read nobody awaits any more as seen (a refused request's)."""
+    if not task.cancelled():
+        task.exception()

@@ -55,8 +55,10 @@ def _retrieve(future: asyncio.Future[Standing]) -> None:
 class Revocations:
     """Reads and moves the accounts' token epochs."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, reads: Redis | None = None) -> None:
         self._redis = redis
+        self._reader = reads if reads is not None else redis
+        """The standing's MGET (the API's hot client, :mod:`switchboard.resp`); writes use ``redis``."""
         self._batch: dict[str, asyncio.Future[Standing]] | None = None
         """Accounts asked for in this loop pass, sent together at its end."""
         self._reads: set[asyncio.Task[None]] = set()
@@ -94,7 +96,7 @@ class Revocations:
         users = list(batch)
         keys = [key for user in users for key in (token_epoch(user), banned(user), premium_tier(user))]
         try:
-            values = await self._redis.mget(keys)
+            values = await self._reader.mget(keys)
         except (RedisError, OSError):
             log.warning("token epoch unreadable", exc_info=True)
             for future in batch.values():

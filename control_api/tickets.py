@@ -35,7 +35,7 @@ log = logging.getLogger("switchboard.api.tickets")
 
 async def _live(call: Call, room: str) -> tuple[str, bool] | None:
     """(show_id, paid) of the show live in ``room`` now, or None."""
-    live = await call.services.redis.hgetall(live_show(room))
+    live = await call.services.hot_redis.hgetall(live_show(room))
     if not live.get(b"show_id"):
         return None
     return text(live[b"show_id"]), live.get(b"paid") == b"1"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import redis.asyncio as aioredis
 
@@ -40,24 +41,44 @@ def select(nodes: Iterable[NodeEntry], region: str = "", exclude: Iterable[str] 
     return None
 
 
+class RoomLook(NamedTuple):
+    """The registry and a room's pin, as :meth:`Placement.look` read them."""
+
+    entries: list[NodeEntry]
+    """Every live node."""
+    pinned: bytes | str | None
+    """The node id the room is pinned to, if any."""
+
+
 class Placement:
     """Answers "where" for the control API's token routes, from the registry and the room pins."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, reads: aioredis.Redis | None = None) -> None:
         self._redis = redis
-        self.registry = NodeRegistry(redis)
+        self._reads = reads if reads is not None else redis
+        """Where the registry and pins are read (the API's lean client, switchboard/resp.py); the
+        re-pin script runs on ``redis``."""
+        self.registry = NodeRegistry(self._reads)
         self._repin = redis.register_script(REPIN_LUA)
 
     async def for_session(self, region: str = "") -> NodeEntry | None:
         """A node for a socket that joins no show yet (calls, random chat); None: no node registered."""
         return select(await self.registry.nodes(), region)
 
-    async def for_room(self, room: str, region: str = "", viewer: bool = False) -> NodeEntry | None:
+    async def look(self, room: str) -> RoomLook:
+        """What :meth:`for_room` reads (the live nodes and the room's pin), and nothing written: a
+        caller may read it alongside other work and place the room only if that work succeeds."""
+        entries, pinned = await asyncio.gather(self.registry.nodes(), self._reads.get(keyspace.room_node(room)))
+        return RoomLook(entries, pinned)
+
+    async def for_room(self, room: str, region: str = "", viewer: bool = False,
+                       seen: RoomLook | None = None) -> NodeEntry | None:
         """The node of ``room``: its origin while that node lives and is not draining, else a newly
         selected node, pinned to the room (a draining origin sends its clients to the node the same
         selector picks). A ``viewer`` is sent elsewhere when the origin is full (``cascade.viewers_per_node``):
-        that node pulls the show from the origin (an edge). None: no node registered."""
-        entries, pinned = await asyncio.gather(self.registry.nodes(), self._redis.get(keyspace.room_node(room)))
+        that node pulls the show from the origin (an edge). None: no node registered. ``seen``:
+        :meth:`look`'s answer, read just before."""
+        entries, pinned = seen if seen is not None else await self.look(room)
         nodes = {n.id: n for n in entries}
         if pinned is not None:
             entry = nodes.get(pinned.decode() if isinstance(pinned, bytes) else str(pinned))

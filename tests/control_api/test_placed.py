@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from switchboard import keyspace
 from switchboard.registry import NodeEntry, NodeRegistry
 from tests.control_api.conftest import Api
 from tests.control_api.test_rooms import new_room
@@ -31,6 +32,9 @@ async def test_token_answers_name_the_least_loaded_node_and_keep_a_show_on_its_n
     assert (await api.call("POST", f"/rooms/{other}/token", user, json={}))[1]["node"] == "http://127.0.0.1:9001"
     status, body = await api.call("POST", "/rooms/nope-room/token", user, json={})
     assert status == 404 and "node" not in body
+    # Its placement was read alongside the refused request, and nothing was pinned for it.
+    assert await redis.get(keyspace.room_node("nope-room")) is None
+    assert await redis.get(keyspace.room_node(other)) is not None
 
 
 async def test_a_full_origin_sends_viewer_tokens_to_another_node_and_keeps_its_broadcaster(api: Api,

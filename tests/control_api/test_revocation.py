@@ -154,6 +154,6 @@ async def test_an_unreadable_epoch_refuses_with_503_not_500(api: Api, monkeypatc
     async def down(*_: object) -> None:
         raise RedisConnectionError("redis is down")
 
-    monkeypatch.setattr(services.revocations._redis, "mget", down)
+    monkeypatch.setattr(services.revocations._reader, "mget", down)
     status, body = await api.call("GET", "/me", user)
     assert status == 503 and body["title"] == "Service unavailable"
