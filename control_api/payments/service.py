@@ -18,7 +18,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from control_api.errors import NotFound
-from control_api.graph import not_blocked
 from control_api.ledger.book import Ledger
 from control_api.ledger.types import Spend
 from control_api.models import Account
@@ -67,13 +66,8 @@ class Payments:
         """A spend on a creator as every feature makes it (tips; PPV, tickets, gifts): the creator must
         exist and neither may have blocked the other (NotFound), then :meth:`Ledger.spend`; the
         creator's pages hear of new earnings. ``op_id`` names the fact, so a retry charges once."""
-        # One round trip (autocommit: no BEGIN/ROLLBACK): the creator exists, is not deleted, no block either way.
-        async with self.ledger.engine.connect() as conn:
-            row = (await conn.execute(select(Account.deleted_at, not_blocked(payer, creator))
-                                      .where(Account.id == creator))).one_or_none()
-        if row is None or row[0] is not None or not row[1]:
-            raise NotFound("no such user")
-        spend = await self.ledger.spend(op_id, payer, creator, amount, kind=kind, meta=meta)
+        # The creator exists, is not deleted, no block either way: checked by the spend's own statement.
+        spend = await self.ledger.spend(op_id, payer, creator, amount, kind=kind, meta=meta, creator_visible=True)
         if not spend.replayed and spend.creator_amount:
             await self._realtime.push(creator, {"type": "earnings", "reason": kind, "credits": spend.creator_amount})
         return spend
