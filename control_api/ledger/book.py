@@ -51,7 +51,7 @@ class _Batch:
         """``pending_amount``: for a post/void, the held amount it releases."""
         self.rows.append({"id": tid, "batch": self.batch, "debit_account_id": debit, "credit_account_id": credit,
                           "amount": amount, "phase": phase, "kind": kind or self.kind, "pending_id": pending_id,
-                          "expires_at": expires_at.isoformat() if expires_at else None, "meta": self.meta})
+                          "expires_at": expires_at, "meta": self.meta})
         d, c = self.deltas[debit], self.deltas[credit]
         if phase == "single":
             d[0] += amount
@@ -134,7 +134,7 @@ class Ledger:
         live and no block stands between it and ``payer`` (checked in the same statement)."""
         op = batch.op()
         if creator is not None:
-            op["payer"], op["creator"] = str(payer), str(creator)
+            op["payer"], op["creator"] = payer, creator
         done = await self.writer.submit(op)
         if done.outcome in ("applied", "replayed"):
             return done

@@ -13,18 +13,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("switchboard.api.ledger")
 
-_APPLY_MANY = text("SELECT i, outcome, amount, creator_amount, payer, phase, detail "
-                   "FROM ledger_apply_many(CAST(:ops AS jsonb))")
-_RETRYABLE = ("40001", "40P01")  # serialization failure, deadlock: the batch is retried whole
+_APPLY_MANY = ("SELECT i, outcome, amount, creator_amount, payer, phase, detail FROM ledger_apply_many("
+               "$1::integer[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], "
+               "$8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::integer[], $13::bigint[], "
+               "$14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::uuid[], $19::uuid[])")
+_RETRYABLE = ("40001", "40P01", "23505")
+"""Serialization failure, deadlock, and a unique id or resolution taken by a concurrent writer between
+the batch's checks and its insert: the batch is retried whole (the retry sees what won)."""
 _ATTEMPTS = 3
 
 
@@ -33,7 +37,8 @@ class Outcome:
     """What the database did with one operation."""
 
     outcome: str
-    """``applied``, ``replayed``, ``short``, ``conflict``, ``hidden`` or ``invalid``."""
+    """``applied``, ``replayed``, ``short``, ``conflict``, ``hidden``, ``invalid`` (or ``retry``,
+    which the writer handles itself: the operation goes with the next batch)."""
     amount: int | None = None
     """For a replay: the stored operation's amount (its single or pending parts)."""
     creator_amount: int | None = None
@@ -46,10 +51,28 @@ class Outcome:
     """For ``invalid`` and ``conflict``: the database's message."""
 
 
-def _sqlstate(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    cause = getattr(orig, "__cause__", None)
-    return str(getattr(cause, "sqlstate", "") or getattr(orig, "sqlstate", "") or "")
+def _columns(ops: list[dict[str, Any]]) -> list[list[Any]]:
+    """The batch as ``ledger_apply_many`` takes it: one array per field (typed, no JSON to parse)."""
+    t: list[list[Any]] = [[] for _ in range(11)]
+    d: list[list[Any]] = [[] for _ in range(6)]
+    payers: list[uuid.UUID | None] = []
+    creators: list[uuid.UUID | None] = []
+    for k, op in enumerate(ops):
+        meta = None
+        for r in op["transfers"]:
+            if meta is None:
+                meta = json.dumps(r["meta"]) if r["meta"] else ""
+            for column, value in zip(t, (k, r["id"], r["batch"], r["debit_account_id"], r["credit_account_id"],
+                                         r["amount"], r["phase"], r["kind"], r["pending_id"], r["expires_at"],
+                                         meta or None), strict=True):
+                column.append(value)
+        for delta in op["deltas"]:
+            for column, value in zip(d, (k, delta["account"], delta["dp"], delta["cp"], delta["dq"], delta["cq"]),
+                                     strict=True):
+                column.append(value)
+        payers.append(op.get("payer"))
+        creators.append(op.get("creator"))
+    return [*t, *d, payers, creators]
 
 
 class Writer:
@@ -66,8 +89,10 @@ class Writer:
         self.operations = 0
 
     async def submit(self, op: dict[str, Any]) -> Outcome:
-        """Writes one operation (``transfers``, ``deltas``; optional ``payer``/``creator`` for the
-        visibility check) with whatever else is waiting; returns once its batch is committed."""
+        """Writes one operation (``transfers``: rows as ``ledger_transfers`` takes them; ``deltas``:
+        ``account``, ``dp``, ``cp``, ``dq``, ``cq``, one per account; optional ``payer`` and
+        ``creator`` UUIDs for the visibility check) with whatever else is waiting; returns once its
+        batch is committed. A table constraint the batch's checks let through: asyncpg's error."""
         fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._queue.append((op, fut))
         if self._drain is None or self._drain.done():
@@ -82,38 +107,58 @@ class Writer:
             if not batch:
                 continue
             try:
-                outcomes = await self._write([op for op, _ in batch])
-            except Exception as exc:  # the whole batch failed (database down): every caller hears it
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            except BaseException as exc:  # cancelled (shutdown): nobody may wait forever
+                outcomes: list[Outcome | BaseException] = list(await self._write([op for op, _ in batch]))
+            except asyncpg.PostgresError as exc:
+                if len(batch) == 1:
+                    outcomes = [exc]
+                else:  # one operation the checks above the table let through: find it, spare the rest
+                    log.warning("ledger batch of %d failed (%s); writing its operations one by one",
+                                len(batch), exc.sqlstate)
+                    outcomes = [await self._alone(op) for op, _ in batch]
+            except Exception as exc:  # the database is unreachable: every caller hears it
+                outcomes = [exc] * len(batch)
+            except BaseException:  # cancelled (shutdown): nobody may wait forever
                 for _, fut in batch + self._queue:
                     if not fut.done():
                         fut.set_exception(ConnectionError("the ledger writer stopped"))
                 self._queue.clear()
-                raise exc from None
+                raise
             self.batches += 1
-            self.operations += len(batch)
-            for (_, fut), outcome in zip(batch, outcomes, strict=True):
-                if not fut.done():
+            for (op, fut), outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, Outcome) and outcome.outcome == "retry":
+                    self._queue.append((op, fut))  # it shared an id with an earlier one: decided next time
+                    continue
+                self.operations += 1
+                if fut.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    fut.set_exception(outcome)
+                else:
                     fut.set_result(outcome)
 
+    async def _alone(self, op: dict[str, Any]) -> Outcome | BaseException:
+        try:
+            return (await self._write([op]))[0]
+        except Exception as exc:
+            return exc
+
     async def _write(self, ops: list[dict[str, Any]]) -> list[Outcome]:
-        payload = {"ops": json.dumps(ops)}
+        columns = _columns(ops)
         for attempt in range(_ATTEMPTS):
             try:
                 async with self._engine.connect() as conn:
-                    rows = (await conn.execute(_APPLY_MANY, payload)).all()
+                    # asyncpg itself: one prepared statement, no ORM or SQL compilation per batch.
+                    raw = await conn.get_raw_connection()
+                    rows = await raw.driver_connection.fetch(_APPLY_MANY, *columns)
                 break
-            except DBAPIError as exc:
-                if _sqlstate(exc) not in _RETRYABLE or attempt == _ATTEMPTS - 1:
+            except asyncpg.PostgresError as exc:
+                if exc.sqlstate not in _RETRYABLE or attempt == _ATTEMPTS - 1:
                     raise
-                log.info("ledger batch of %d retried after %s", len(ops), _sqlstate(exc))
+                log.info("ledger batch of %d retried after %s", len(ops), exc.sqlstate)
         found: list[Outcome | None] = [None] * len(ops)
         for row in rows:
-            found[row.i] = Outcome(row.outcome, row.amount, row.creator_amount, row.payer, row.phase, row.detail)
+            found[row["i"]] = Outcome(row["outcome"], row["amount"], row["creator_amount"], row["payer"], row["phase"],
+                                      row["detail"])
         if any(o is None for o in found):
             raise RuntimeError("ledger_apply_many left an operation without an outcome")
         return found  # type: ignore[return-value]

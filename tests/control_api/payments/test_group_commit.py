@@ -9,13 +9,15 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from control_api.ledger.audit import check_ledger
-from control_api.ledger.book import Ledger
+from control_api.ledger.book import Ledger, _Batch
 from control_api.ledger.types import CreatorUnavailable, InsufficientCredits, Kind, Spend, TransferConflict
+from control_api.ledger.writer import Outcome
 from tests.control_api.conftest import Api, api_settings
 from tests.control_api.payments.conftest import Stripe, payments_settings, users
 
@@ -44,7 +46,8 @@ async def test_one_batch_keeps_each_outcome(engine: AsyncEngine) -> None:
         ledger.spend("d", blocker, fan, 1, creator_visible=True),  # either way
         ledger.spend("e", fan, None, 2),
         return_exceptions=True)
-    assert ledger.writer.batches == batches + 1  # all of them in one statement
+    # All of them in one statement; the repeat of "a" is decided with the next batch (a replay there).
+    assert ledger.writer.batches == batches + 2
     first, again, short, conflict, hidden, hidden_back, revenue = outcomes
     assert isinstance(first, Spend) and isinstance(again, Spend)
     assert sorted([first.replayed, again.replayed]) == [False, True]
@@ -102,3 +105,23 @@ async def test_concurrent_tips_through_http(roomy_api: Stripe) -> None:
     status, _ = await api.call("POST", f"/users/{uuid.uuid4()}/tips", fans[0], json={"id": "x", "amount": 1})
     assert status == 404
     assert (await check_ledger(ledger.engine)).ok
+
+
+async def test_an_operation_the_table_refuses_fails_alone(engine: AsyncEngine) -> None:
+    """An operation that passes the batch's own checks but breaks a table constraint aborts its batch;
+    the writer then writes the batch's operations one by one, so only that one fails."""
+    ledger = Ledger(engine, creator_share_percent=70)
+    fan, creator = await users(engine, 2)
+    await ledger.deposit("seed", fan, 10)
+    wallet, earnings = await ledger.account(fan, Kind.WALLET), await ledger.account(creator, Kind.EARNINGS)
+    good = _Batch("good", "spend", {"payer": str(fan)})
+    good.add("good#c", wallet, earnings, 2)
+    bad = _Batch("bad", "spend", {"payer": str(fan)})
+    bad.add("bad#c", wallet, wallet, 1)  # from an account to itself: ledger_distinct_accounts refuses it
+    applied, refused = await asyncio.gather(ledger.writer.submit(good.op()), ledger.writer.submit(bad.op()),
+                                            return_exceptions=True)
+    assert isinstance(applied, Outcome) and applied.outcome == "applied"
+    assert isinstance(refused, asyncpg.IntegrityConstraintViolationError)
+    assert "ledger_distinct_accounts" in str(refused)
+    assert (await ledger.balance(fan)).available == 8
+    assert (await check_ledger(engine)).ok
