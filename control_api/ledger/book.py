@@ -83,6 +83,10 @@ class Ledger:
         self.writer = Writer(self._engine)
         """Every write goes through it (group commit)."""
 
+    async def close(self) -> None:
+        """Waits for the writes under way (bounded); the engine is the caller's to dispose."""
+        await self.writer.close()
+
     @property
     def engine(self) -> AsyncEngine:
         """The ledger's autocommit engine: one statement, one round trip (reads on hot paths use it too)."""

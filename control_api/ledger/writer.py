@@ -11,6 +11,7 @@ database checks each in its own subtransaction), and no caller hears "done" befo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -98,6 +99,19 @@ class Writer:
         if self._drain is None or self._drain.done():
             self._drain = asyncio.get_running_loop().create_task(self._run())
         return await fut
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Lets the batches already taken finish (at most ``timeout_s``), then cancels the rest: their
+        callers get ConnectionError and nothing of them is written. Safe to call twice."""
+        drain = self._drain
+        if drain is None or drain.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(drain), timeout_s)
+        except TimeoutError:
+            drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await drain
 
     async def _run(self) -> None:
         while self._queue:
