@@ -102,7 +102,8 @@ class Writer:
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Lets the batches already taken finish (at most ``timeout_s``), then cancels the rest: their
-        callers get ConnectionError and nothing of them is written. Safe to call twice."""
+        callers get ConnectionError (a batch cut off mid-statement may or may not have committed; a
+        retry with the same operation ids applies them once either way). Safe to call twice."""
         drain = self._drain
         if drain is None or drain.done():
             return
