@@ -178,6 +178,8 @@ class Payments:
     async def sync_refunds(self, intent_id: str, refunds: list[Refund] | None = None) -> None:
         """Reverses the credits of every refund of a purchase not yet reversed (each once, by its id);
         ``refunds``: the purchase's refunds as just read from Stripe (None: read them now)."""
+        if refunds is not None and not refunds:
+            return  # the common case: nothing refunded, nothing to read
         async with self.sessions() as session:
             purchase = await session.get(Purchase, intent_id)
         if purchase is None:
