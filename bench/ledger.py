@@ -1,6 +1,11 @@
 """The credit ledger under load, through the public doors only: tips (a spend on a creator: two
 ledger transfers, the creator's share and the platform's) over HTTP, and signed Stripe webhooks.
 
+A tip is ``--amount`` credits (2 by default: 1 to the creator, 1 to the platform at a 70% share;
+a 1-credit tip would be one transfer, all of it the platform's). The spenders use the lean
+keep-alive client of bench/http_load.py (aiohttp's client would spend ~0.3 ms of CPU per request on
+the cores the server under test needs); setup, webhooks and reads use aiohttp.
+
 Starts embedded Redis and Postgres, localstripe (its own process) and one ``switchboard api``;
 funds ``--wallets`` wallets by buying credit packs with a test card, then ``--spenders`` closed-loop
 clients tip for ``--seconds`` (5% of tips re-send an earlier id: they must not apply twice) while
@@ -29,7 +34,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.api import _json, _pct, _wait_ready
+from bench import http_load
+from bench.api import _cpu_s, _json, _pct, _wait_ready
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from switchboard.keys import KeyPaths, ensure_secrets
 from switchboard.stripe_emulator import API_KEY, StripeEmulator
@@ -44,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the measured run")
     parser.add_argument("--packs", type=int, default=3, help=f"{PACK} packs ({PACK_CREDITS} credits) per wallet")
     parser.add_argument("--webhooks", type=int, default=100, help="signed payment events posted during the run")
+    parser.add_argument("--amount", type=int, default=2,
+                        help="credits per tip (2: one credit to the creator and one to the platform, two transfers)")
 
 
 def _sign(body: bytes, secret: str) -> str:
@@ -106,23 +114,26 @@ async def _unseen_payments(stripe: aiohttp.ClientSession, stripe_url: str, walle
     return intents
 
 
-async def _http_floor(session: aiohttp.ClientSession, base: str, clients: int, seconds: float) -> float:
+async def _http_floor(base: str, clients: int, seconds: float) -> float:
     """Requests per second the same clients get from the API's cheapest route (no auth, no database):
     the machine's floor in this run, against which the tip rate is read (the machine is shared)."""
+    host, port = base.split("//", 1)[1].split("/", 1)[0].split(":")
+    pool = http_load.Pool(host, int(port), max_connections=clients)
+    raw = http_load.build("GET", host, int(port), "/api/payments/catalogue")
     stop, count = time.perf_counter() + seconds, 0
 
     async def one() -> None:
         nonlocal count
         while time.perf_counter() < stop:
-            async with session.get(f"{base}/payments/catalogue") as resp:
-                await resp.read()
+            await pool.request(raw, http_load.Outcome(time.perf_counter()))
             count += 1
 
     await asyncio.gather(*(one() for _ in range(clients)))
+    pool.close()
     return round(count / seconds, 1)
 
 
-async def _run(base: str, stripe_url: str, secret: str, args: argparse.Namespace) -> dict[str, Any]:
+async def _run(base: str, stripe_url: str, secret: str, args: argparse.Namespace, api_pid: int) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=max(64, args.spenders * 2))
     async with aiohttp.ClientSession(connector=connector) as session, aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {API_KEY}"}) as stripe:
@@ -138,6 +149,9 @@ async def _run(base: str, stripe_url: str, secret: str, args: argparse.Namespace
         outcome: dict[str, int] = {}
         stop = time.perf_counter() + args.seconds
 
+        host, port = base.split("//", 1)[1].split("/", 1)[0].split(":")
+        pool = http_load.Pool(host, int(port), max_connections=args.spenders)
+
         async def spender() -> None:
             while time.perf_counter() < stop:
                 if sent and rng.random() < 0.05:
@@ -146,12 +160,12 @@ async def _run(base: str, stripe_url: str, secret: str, args: argparse.Namespace
                     tip_id, w = uuid.uuid4().hex, rng.randrange(len(wallets))
                     sent.append((tip_id, w))
                 creator = rng.choice(creators)[0]
-                started = time.perf_counter()
-                async with session.post(f"{base}/users/{creator}/tips", json={"id": tip_id, "amount": 1},
-                                        headers={"Authorization": f"Bearer {wallets[w][1]}"}) as resp:
-                    await resp.read()
-                    status = resp.status
-                tip_lat.append(time.perf_counter() - started)
+                raw = http_load.build("POST", host, int(port), f"/api/users/{creator}/tips", {
+                    "Authorization": f"Bearer {wallets[w][1]}", "Content-Type": "application/json"},
+                    json.dumps({"id": tip_id, "amount": args.amount}).encode())
+                outcome_of = await pool.request(raw, http_load.Outcome(time.perf_counter()))
+                status = outcome_of.status
+                tip_lat.append(outcome_of.elapsed)
                 outcome[str(status)] = outcome.get(str(status), 0) + 1
                 if status == 201:
                     applied[f"{w}:{tip_id}"] = applied.get(f"{w}:{tip_id}", 0) + 1
@@ -170,19 +184,27 @@ async def _run(base: str, stripe_url: str, secret: str, args: argparse.Namespace
                     hook_lat.append(time.perf_counter() - started)
                 await asyncio.sleep(pause)
 
-        floor = await _http_floor(session, base, args.spenders, min(3.0, args.seconds))
+        floor = await _http_floor(base, args.spenders, min(3.0, args.seconds))
+        share = int((await _json(session, "GET", f"{base}/payments/catalogue"))["creator_share_percent"])
+        creator_part = args.amount * share // 100
+        per_tip = (creator_part > 0) + (args.amount - creator_part > 0)  # transfers one tip writes
         stop = time.perf_counter() + args.seconds
-        started = time.perf_counter()
-        await asyncio.gather(webhooks(), *(spender() for _ in range(args.spenders)))
-        elapsed = time.perf_counter() - started
+        started, cpu_before = time.perf_counter(), _cpu_s(api_pid)
+        hooks = asyncio.ensure_future(webhooks())
+        await asyncio.gather(*(spender() for _ in range(args.spenders)))
+        # The tips' window (the webhooks' last answers may come later: they are not tips).
+        elapsed, api_cpu = time.perf_counter() - started, _cpu_s(api_pid) - cpu_before
+        await hooks
+        pool.close()
         balances = []
         for _, token in wallets:
             balances.append((await _json(session, "GET", f"{base}/wallet?limit=1",
                                          headers={"Authorization": f"Bearer {token}"}))["available"])
     done = sum(applied.values())
     funded = len(wallets) * args.packs * PACK_CREDITS + 100 * len(hook_lat)
+    answered = sum(outcome.values())
     return {
-        "transfers_per_s": round(2 * done / elapsed, 1),
+        "transfers_per_s": round(per_tip * done / elapsed, 1),
         "http_floor_per_s": floor,
         "tips_vs_floor": round(done / elapsed / floor, 3) if floor else None,
         "tips_per_s": round(done / elapsed, 1),
@@ -192,8 +214,11 @@ async def _run(base: str, stripe_url: str, secret: str, args: argparse.Namespace
         "webhook_p99_ms": _pct(hook_lat, 0.99),
         "webhooks_processed": len(hook_lat),
         "negative_balances": sum(1 for b in balances if b < 0),
-        "double_applied": sum(1 for n in applied.values() if n > 1) + abs(funded - done - sum(balances)),
+        "double_applied": sum(1 for n in applied.values() if n > 1) + abs(funded - args.amount * done - sum(balances)),
+        "api_cpu_ms_per_request": round(1e3 * api_cpu / answered, 3) if answered else None,
         "responses": outcome,
+        "amount": args.amount,
+        "transfers_per_tip": per_tip,
         "wallets": len(wallets),
         "spenders": args.spenders,
         "seconds": args.seconds,
@@ -230,7 +255,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log = (data / "api.log").open("wb")
             proc = subprocess.Popen([*cmd, "api"], env=env, stdout=log, stderr=subprocess.STDOUT)
             _wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
-            result = asyncio.run(_run(f"http://127.0.0.1:{port}/api", stripe_url, emulator.webhook_secret, args))
+            result = asyncio.run(_run(f"http://127.0.0.1:{port}/api", stripe_url, emulator.webhook_secret, args,
+                                      proc.pid))
             check = subprocess.run([*cmd, "ledger", "check"], env=env, capture_output=True, text=True, timeout=300)
             found = re.search(r"debits (\d+)\s+credits (\d+)", check.stdout)
             result["ledger_imbalance"] = abs(int(found.group(1)) - int(found.group(2))) if found else None

@@ -2,10 +2,15 @@
 
 Whichever node holds the user's socket is subscribed to ``user:{id}`` and forwards the message;
 nobody listening means the user is offline and the durable copy (message, notification) waits.
+
+The pushes of one loop pass go to Redis together, in one pipeline (as the standing reads of
+control_api/revocation.py do): a burst of requests that each push (a batch of tips committed at
+once, each telling its creator) pays one round trip, not one each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -22,12 +27,46 @@ log = logging.getLogger("switchboard.api.realtime")
 class Realtime:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._batch: list[tuple[str, str, asyncio.Future[int]]] | None = None
+        """Pushes asked for in this loop pass, sent together at its end."""
+        self._sends: set[asyncio.Task[None]] = set()
 
     async def push(self, user_id: uuid.UUID, message: dict[str, Any]) -> int:
         """Publishes ``message`` (which has a ``type``); returns how many nodes received it.
         A Redis failure is logged, not raised: the durable record is already committed."""
+        loop = asyncio.get_running_loop()
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = []
+            loop.call_soon(self._send, batch)
+        future: asyncio.Future[int] = loop.create_future()  # always given a result, never an exception
+        batch.append((user_channel(str(user_id)), json.dumps(message, default=str), future))
+        # Shielded: a request that goes away does not cancel the pushes of the others.
+        return await asyncio.shield(future)
+
+    def _send(self, batch: list[tuple[str, str, asyncio.Future[int]]]) -> None:
+        self._batch = None
+        task = asyncio.get_running_loop().create_task(self._publish(batch))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def _publish(self, batch: list[tuple[str, str, asyncio.Future[int]]]) -> None:
         try:
-            return int(await self._redis.publish(user_channel(str(user_id)), json.dumps(message, default=str)))
-        except RedisError:
-            log.warning("realtime push to %s failed", user_id, exc_info=True)
-            return 0
+            if len(batch) == 1:
+                counts = [await self._redis.publish(batch[0][0], batch[0][1])]
+            else:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for channel, payload, _ in batch:
+                        pipe.publish(channel, payload)
+                    counts = await pipe.execute()
+        except (RedisError, OSError):
+            log.warning("realtime push of %d messages failed", len(batch), exc_info=True)
+            counts = [0] * len(batch)
+        except BaseException:  # cancelled (the app stopping): nobody is left waiting
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_result(0)
+            raise
+        for (_, _, future), count in zip(batch, counts, strict=True):
+            if not future.done():
+                future.set_result(int(count))

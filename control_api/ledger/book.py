@@ -1,6 +1,7 @@
 """The ledger's operations. Each writes one batch of transfers and moves the balances they touch in
-one database call (``ledger_apply``, migration 0005), so an operation happens whole or not at all,
-happens once per id, and can never take a wallet below zero: the database refuses it.
+one database statement (``ledger_apply_many``, migrations 0005 and 0011, through the group-commit
+:class:`~control_api.ledger.writer.Writer`), so an operation happens whole or not at all, happens
+once per id, and can never take a wallet below zero: the database refuses it.
 
 Operation ids are the caller's idempotency keys (``purchase:pi_123``, ``ppv:<attachment>:<buyer>``):
 repeating an operation answers what the first one did (``replayed=True``) and moves nothing.
@@ -8,7 +9,6 @@ repeating an operation answers what the first one did (``replayed=True``) and mo
 
 from __future__ import annotations
 
-import json
 import uuid
 import zlib
 from collections import defaultdict
@@ -16,11 +16,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from control_api.ledger.types import (
     Balance,
+    CreatorUnavailable,
     InsufficientCredits,
     Kind,
     Spend,
@@ -30,15 +31,10 @@ from control_api.ledger.types import (
     check_amount,
     check_id,
 )
+from control_api.ledger.writer import Outcome, Writer
 
-_APPLY = text("SELECT ledger_apply(CAST(:t AS jsonb), CAST(:d AS jsonb))")
 _COLUMNS = ("id, batch, debit_account_id, credit_account_id, amount, phase, kind, pending_id, expires_at, meta, "
             "created_at")
-
-
-def _constraint(exc: DBAPIError) -> str:
-    cause = getattr(exc.orig, "__cause__", None)
-    return str(getattr(cause, "constraint_name", "") or "")
 
 
 class _Batch:
@@ -55,7 +51,7 @@ class _Batch:
         """``pending_amount``: for a post/void, the held amount it releases."""
         self.rows.append({"id": tid, "batch": self.batch, "debit_account_id": debit, "credit_account_id": credit,
                           "amount": amount, "phase": phase, "kind": kind or self.kind, "pending_id": pending_id,
-                          "expires_at": expires_at.isoformat() if expires_at else None, "meta": self.meta})
+                          "expires_at": expires_at, "meta": self.meta})
         d, c = self.deltas[debit], self.deltas[credit]
         if phase == "single":
             d[0] += amount
@@ -70,9 +66,10 @@ class _Batch:
                 d[0] += amount
                 c[1] += amount
 
-    def payload(self) -> dict[str, str]:
+    def op(self) -> dict[str, Any]:
+        """The operation as ``ledger_apply_many`` takes it."""
         deltas = [{"account": a, "dp": v[0], "cp": v[1], "dq": v[2], "cq": v[3]} for a, v in self.deltas.items()]
-        return {"t": json.dumps(self.rows), "d": json.dumps(deltas)}
+        return {"transfers": self.rows, "deltas": deltas}
 
 
 class Ledger:
@@ -83,6 +80,12 @@ class Ledger:
         self.share_percent = creator_share_percent
         self._shards = shards
         self._ids: dict[tuple[uuid.UUID | None, Kind, int], int] = {}
+        self.writer = Writer(self._engine)
+        """Every write goes through it (group commit)."""
+
+    async def close(self) -> None:
+        """Waits for the writes under way (bounded); the engine is the caller's to dispose."""
+        await self.writer.close()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -92,7 +95,8 @@ class Ledger:
     # --- accounts ------------------------------------------------------------------------------
 
     async def account(self, owner: uuid.UUID | None, kind: Kind, shard: int = 0) -> int:
-        """The id of an account, made on first use (a user's wallet and earnings, platform shards)."""
+        """The id of an account, made on first use (a user's wallet and earnings, platform shards).
+        CreatorUnavailable when ``owner`` has no row in ``accounts``."""
         if kind.per_user != (owner is not None):
             raise ValueError(f"{kind} accounts {'need' if kind.per_user else 'have no'} owner")
         key = (owner, kind, shard if owner is None else 0)
@@ -100,9 +104,12 @@ class Ledger:
         if found is not None:
             return found
         async with self._engine.connect() as conn:
-            await conn.execute(text(
-                "INSERT INTO ledger_accounts (owner_id, kind, shard, no_overdraft) VALUES (:o, :k, :s, :n) "
-                "ON CONFLICT DO NOTHING"), {"o": owner, "k": kind.value, "s": key[2], "n": kind.per_user})
+            try:
+                await conn.execute(text(
+                    "INSERT INTO ledger_accounts (owner_id, kind, shard, no_overdraft) VALUES (:o, :k, :s, :n) "
+                    "ON CONFLICT DO NOTHING"), {"o": owner, "k": kind.value, "s": key[2], "n": kind.per_user})
+            except IntegrityError:  # no such user (accounts.id)
+                raise CreatorUnavailable("no such user") from None
             found = await conn.scalar(text(
                 "SELECT id FROM ledger_accounts WHERE kind = :k AND shard = :s AND "
                 + ("owner_id = :o" if owner else "owner_id IS NULL")), {"o": owner, "k": kind.value, "s": key[2]})
@@ -125,18 +132,27 @@ class Ledger:
 
     # --- the one write path ----------------------------------------------------------------------
 
+    async def _write(self, batch: _Batch, *, payer: uuid.UUID | None = None,
+                     creator: uuid.UUID | None = None) -> Outcome:
+        """Applied or replayed (anything else raises). ``creator``: refuse unless that account is
+        live and no block stands between it and ``payer`` (checked in the same statement)."""
+        op = batch.op()
+        if creator is not None:
+            op["payer"], op["creator"] = payer, creator
+        done = await self.writer.submit(op)
+        if done.outcome in ("applied", "replayed"):
+            return done
+        if done.outcome == "short":
+            raise InsufficientCredits("not enough credits")
+        if done.outcome == "conflict":
+            raise TransferConflict(f"operation {batch.batch!r} conflicts with one already written")
+        if done.outcome == "hidden":
+            raise CreatorUnavailable("no such user")
+        raise RuntimeError(f"the ledger refused operation {batch.batch!r}: {done.detail}")
+
     async def _apply(self, batch: _Batch) -> bool:
         """True when written now; False when the operation existed already."""
-        try:
-            async with self._engine.connect() as conn:
-                return bool(await conn.scalar(_APPLY, batch.payload()))
-        except IntegrityError as exc:
-            name = _constraint(exc)
-            if name == "ledger_no_overdraft":
-                raise InsufficientCredits("not enough credits") from None
-            if name in ("ledger_transfers_pending_id_key", "ledger_transfers_pkey") or "exists already" in str(exc):
-                raise TransferConflict(f"operation {batch.batch!r} conflicts with one already written") from None
-            raise
+        return (await self._write(batch)).outcome == "applied"
 
     # --- single-phase operations ---------------------------------------------------------------------
 
@@ -176,12 +192,20 @@ class Ledger:
         return batch, creator_part, platform_part
 
     async def spend(self, op_id: str, payer: uuid.UUID, creator: uuid.UUID | None, amount: int, *,
-                    kind: str = "spend", meta: dict[str, Any] | None = None) -> Spend:
+                    kind: str = "spend", meta: dict[str, Any] | None = None, creator_visible: bool = False) -> Spend:
         """``amount`` credits leave ``payer``'s wallet at once: the creator's share to their earnings,
-        the rest to platform revenue. Raises InsufficientCredits (nothing moves) when the wallet is short."""
+        the rest to platform revenue. Raises InsufficientCredits (nothing moves) when the wallet is short.
+        ``creator_visible``: first refuse (CreatorUnavailable, also on a replay) unless the creator's
+        account is live and neither blocked the other, in the same statement as the spend."""
         batch, creator_part, platform_part = await self._spend_batch(op_id, payer, creator, amount, kind, meta, None)
-        if await self._apply(batch):
+        done = await self._write(batch, payer=payer, creator=creator if creator_visible else None)
+        if done.outcome == "applied":
             return Spend(op_id, payer, creator, amount, creator_part, platform_part, "posted")
+        if done.phase == "single":  # a replay of a spend: the stored one must be this one
+            if done.payer != str(payer) or done.amount != amount:
+                raise TransferConflict(f"operation {op_id!r} exists with other accounts or amounts")
+            c = done.creator_amount or 0
+            return Spend(op_id, payer, creator, amount, c, amount - c, "posted", replayed=True)
         return await self._replay(op_id, payer, amount)
 
     # --- two-phase operations --------------------------------------------------------------------

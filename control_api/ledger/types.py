@@ -41,6 +41,10 @@ class UnknownTransfer(NotFound):
     """No operation or hold with that id."""
 
 
+class CreatorUnavailable(NotFound):
+    """The creator's account is deleted or missing, or a block stands between payer and creator."""
+
+
 class TransferConflict(Conflict):
     """The id was used for a different operation, or the hold is already posted, voided or expired."""
 

@@ -72,6 +72,7 @@ def context(settings: PaymentsSettings, engine_key: web.AppKey[Any],
             await inbox.close()
             if stripe is not None:
                 await stripe.close()
+            await ledger.close()  # the batch being written commits (or fails) before the pool goes
             await engine.dispose()
 
     return payments_ctx

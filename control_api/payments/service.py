@@ -4,6 +4,7 @@ account state, each keyed so that doing it twice, or in any order, leaves one ef
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -18,12 +19,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from control_api.errors import NotFound
-from control_api.graph import not_blocked
 from control_api.ledger.book import Ledger
 from control_api.ledger.types import Spend
 from control_api.models import Account
 from control_api.payments.models import Purchase, StripeCustomer, StripeRefund, Subscription
-from control_api.payments.types import PREMIUM_STATUSES, Gateway, Intent, Sub
+from control_api.payments.types import PREMIUM_STATUSES, Gateway, Intent, Refund, Sub
 from control_api.realtime import Realtime
 from control_api.webhooks import outbox as webhooks
 from switchboard.keyspace import SANCTIONS_CHANNEL, premium_tier
@@ -67,13 +67,8 @@ class Payments:
         """A spend on a creator as every feature makes it (tips; PPV, tickets, gifts): the creator must
         exist and neither may have blocked the other (NotFound), then :meth:`Ledger.spend`; the
         creator's pages hear of new earnings. ``op_id`` names the fact, so a retry charges once."""
-        # One round trip (autocommit: no BEGIN/ROLLBACK): the creator exists, is not deleted, no block either way.
-        async with self.ledger.engine.connect() as conn:
-            row = (await conn.execute(select(Account.deleted_at, not_blocked(payer, creator))
-                                      .where(Account.id == creator))).one_or_none()
-        if row is None or row[0] is not None or not row[1]:
-            raise NotFound("no such user")
-        spend = await self.ledger.spend(op_id, payer, creator, amount, kind=kind, meta=meta)
+        # The creator exists, is not deleted, no block either way: checked by the spend's own statement.
+        spend = await self.ledger.spend(op_id, payer, creator, amount, kind=kind, meta=meta, creator_visible=True)
         if not spend.replayed and spend.creator_amount:
             await self._realtime.push(creator, {"type": "earnings", "reason": kind, "credits": spend.creator_amount})
         return spend
@@ -168,23 +163,28 @@ class Payments:
         return done
 
     async def sync_intent(self, intent_id: str) -> None:
-        """Re-reads an intent from Stripe and acts on what it is now (webhooks never trust order)."""
-        intent = await self.gateway.get_intent(intent_id)
+        """Re-reads an intent from Stripe and acts on what it is now (webhooks never trust order).
+        Its refunds are read at the same time (one round trip's wait, not two) and reversed only
+        after the purchase is credited; a refund made after that read comes with its own event."""
+        intent, refunds = await asyncio.gather(self.gateway.get_intent(intent_id), self.gateway.refunds_of(intent_id))
         if intent.status == "succeeded":
             await self.fulfil(intent)
-            await self.sync_refunds(intent_id)
+            await self.sync_refunds(intent_id, refunds)
         else:
             await self._record_purchase(intent)
 
     # --- refunds and disputes -------------------------------------------------------------------------
 
-    async def sync_refunds(self, intent_id: str) -> None:
-        """Reverses the credits of every refund of a purchase not yet reversed (each once, by its id)."""
+    async def sync_refunds(self, intent_id: str, refunds: list[Refund] | None = None) -> None:
+        """Reverses the credits of every refund of a purchase not yet reversed (each once, by its id);
+        ``refunds``: the purchase's refunds as just read from Stripe (None: read them now)."""
+        if refunds is not None and not refunds:
+            return  # the common case: nothing refunded, nothing to read
         async with self.sessions() as session:
             purchase = await session.get(Purchase, intent_id)
         if purchase is None:
             return
-        for refund in await self.gateway.refunds_of(intent_id):
+        for refund in refunds if refunds is not None else await self.gateway.refunds_of(intent_id):
             if refund.status in ("succeeded", "pending"):
                 await self.reverse(purchase, refund.id, refund.amount, kind="refund")
 

@@ -56,8 +56,9 @@ class Inbox:
         settings = self._payments.settings
         verify(body, signature, settings.stripe_webhook_secret, tolerance_s=settings.webhook_tolerance_s)
         event = parse(body)
-        async with self._payments.sessions() as session, session.begin():
-            inserted = await session.scalar(insert(StripeEvent).values(
+        # One autocommit statement: stored (committed) before anything acts on it.
+        async with self._payments.ledger.engine.connect() as conn:
+            inserted = await conn.scalar(insert(StripeEvent).values(
                 id=event["id"], type=event["type"], created=event["created"], payload=event)
                 .on_conflict_do_nothing().returning(StripeEvent.id))
         task = asyncio.create_task(self.process(event["id"]))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from control_api.webhooks import signing
@@ -32,6 +32,7 @@ PRUNE_EVERY_S = 3600.0
 """How often a dispatcher deletes events older than ``webhooks.keep_s``."""
 LEASE_MARGIN_S = 30.0
 """Added to the timeout: how long a claimed attempt is left alone before another process retries it."""
+_DUE = text("SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now())")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ class Dispatcher:
         self._rand = random.Random()
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        bind = sessions.kw.get("bind")
+        # Most polls find nothing: they ask with one autocommit statement (no BEGIN/COMMIT, no ORM).
+        self._peek = bind.execution_options(isolation_level="AUTOCOMMIT") if bind is not None else None
 
     def stop(self) -> None:
         """Asks ``run`` to end at its next idle point, once its attempts in flight are written (a cancel
@@ -139,6 +143,10 @@ class Dispatcher:
         free = self._settings.concurrency - len(self._inflight)
         if free <= 0:
             return 0
+        if self._peek is not None:
+            async with self._peek.connect() as conn:
+                if not await conn.scalar(_DUE):
+                    return 0
         claims = await self.claim(free)
         for c in claims:
             task = asyncio.create_task(self._send(http, c))

@@ -10,13 +10,17 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from control_api.db import open_engine
 from control_api.payments.service import PAYMENTS, Payments
 from control_api.payments.signature import sign
 from switchboard.settings import PaymentsSettings
@@ -145,3 +149,21 @@ async def stripe_api(make_api: Callable[..., Awaitable[Api]], localstripe: str) 
         yield hands
     finally:
         await hands.close()
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the test database, for the ledger used without the API."""
+    engine = open_engine(database_url, pool_size=10)
+    yield engine
+    await engine.dispose()
+
+
+async def users(engine: AsyncEngine, n: int) -> list[uuid.UUID]:
+    """``n`` bare accounts (rows only: no login), for the ledger used without the API."""
+    ids = [uuid.uuid4() for _ in range(n)]
+    async with engine.begin() as conn:
+        for i, uid in enumerate(ids):
+            await conn.execute(text("INSERT INTO accounts (id, email, password_hash) VALUES (:i, :e, 'x')"),
+                               {"i": uid, "e": f"l{uid.hex[:8]}{i}@example.com"})
+    return ids

@@ -7,7 +7,6 @@ import asyncio
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from hypothesis import given, settings
@@ -16,27 +15,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from control_api.db import open_engine
 from control_api.errors import ValidationFailed
 from control_api.ledger.audit import check_ledger
 from control_api.ledger.book import Ledger
 from control_api.ledger.types import InsufficientCredits, Kind, TransferConflict, UnknownTransfer, check_amount
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = open_engine(database_url, pool_size=10)
-    yield engine
-    await engine.dispose()
-
-
-async def users(engine: AsyncEngine, n: int) -> list[uuid.UUID]:
-    ids = [uuid.uuid4() for _ in range(n)]
-    async with engine.begin() as conn:
-        for i, uid in enumerate(ids):
-            await conn.execute(text("INSERT INTO accounts (id, email, password_hash) VALUES (:i, :e, 'x')"),
-                               {"i": uid, "e": f"l{uid.hex[:8]}{i}@example.com"})
-    return ids
+from tests.control_api.payments.conftest import users
 
 
 async def test_spend_splits_and_replays(engine: AsyncEngine) -> None:
