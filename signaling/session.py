@@ -169,11 +169,14 @@ class Session:
                 self._queue = None
 
     async def drained(self) -> None:
-        """Waits until the frames queued so far are written (before a deliberate close)."""
+        """Waits until the frames queued so far are written (before a deliberate close), then one
+        more turn of the loop: the client then reads the last frame before the close frame comes
+        (see :meth:`send`, ``last``)."""
         flusher = self._flusher
         if flusher is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(flusher)
+        await asyncio.sleep(0)
 
     def attach(self, ws: web.WebSocketResponse, codec: Codec) -> None:
         """Speak through ``ws`` from now on (a new socket, or a resumed one)."""
