@@ -72,7 +72,8 @@ class CallBook:
         self._in_call: dict[UserId, dict[str, UserId]] = {}
         """Local user -> {call or match session id -> peer}: who the relay may reach."""
         self._timers: dict[str, asyncio.Task[None]] = {}
-        hub.observe(self._observe)
+        hub.observe(self._observe, frozenset({"call.incoming", "call.accepted", "call.ended", "match.found",
+                                              "match.ended"}))
 
     async def close(self) -> None:
         await self.meter.close()

@@ -313,7 +313,8 @@ class Gateway:
         if ws.closed:
             return
         session.send({"type": "error", "code": "unauthorized", "ref": None,
-                      "message": "token expired: send token.refresh with a fresh token before 'token_expires_at'"})
+                      "message": "token expired: send token.refresh with a fresh token before 'token_expires_at'"},
+                     last=True)
         await session.drained()
         await ws.close(code=UNAUTHORIZED, message=b"token expired")
 
@@ -383,7 +384,7 @@ class Gateway:
         if session.closed:
             return
         self._resumable.pop(session.resume_token, None)
-        session.send({"type": "error", "code": code, "ref": ref, "message": text})
+        session.send({"type": "error", "code": code, "ref": ref, "message": text}, last=True)
         await session.drained()
         await session.close(close, code.encode())
         await self._end(session)

@@ -72,7 +72,8 @@ class Hub:
         """A user's sessions here (a tuple: usually one, and 160 bytes less than a set)."""
         self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
         self._subscriptions = Subscriptions(redis, self._pubsub, node_id, presence_ttl_s)
-        self._observers: list[Observer] = []
+        self._observers: list[tuple[Observer, frozenset[str]]] = []
+        """Each observer with the message types it sees (a relayed line meets none of them)."""
         self._on_ban: BanHandler | None = None
         self._on_revoke: BanHandler | None = None
         self._on_block: list[BlockHandler] = []
@@ -81,11 +82,12 @@ class Hub:
         self._on_command: CommandHandler | None = None
         self._commands: dict[str, CommandHandler] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.mutes = Mutes(redis)
+        self.mutes = Mutes()
         """Muted users with a session here (the dispatcher checks chat against it)."""
 
-    def observe(self, observer: Observer) -> None:
-        self._observers.append(observer)
+    def observe(self, observer: Observer, types: frozenset[str]) -> None:
+        """``observer`` sees every message of one of ``types`` for a local user, before its sockets."""
+        self._observers.append((observer, types))
 
     def on_ban(self, handler: BanHandler) -> None:
         self._on_ban = handler
@@ -167,9 +169,9 @@ class Hub:
             return None
         self._users[session.user_id] = (*sessions, session)
         if not sessions:
-            why = await self._subscriptions.join(session.user_id, session.grants.iat)
+            why, mute = await self._subscriptions.join(session.user_id, session.grants.iat)
             if why is None:
-                await self.mutes.load(session.user_id)
+                self.mutes.loaded(session.user_id, mute)
                 if self._on_presence is not None:
                     self._on_presence(session.user_id, True)
             return why
@@ -219,9 +221,11 @@ class Hub:
         return bool(await self._redis.exists(presence(user_id)))
 
     async def _local(self, user_id: UserId, message: dict[str, Any]) -> None:
-        for observer in self._observers:
-            await observer(user_id, message)
-        route = self._routes.get(message.get("type", ""))
+        kind = message.get("type", "")
+        for observer, types in self._observers:
+            if kind in types:
+                await observer(user_id, message)
+        route = self._routes.get(kind)
         if route is not None:
             route(user_id, message)
             return

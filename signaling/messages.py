@@ -52,10 +52,13 @@ class Field:
     """What its value must be."""
     required: bool = True
     """Absent is an error when True; absent means None when False."""
+    limit: int = 0
+    """For the string kinds (ID, TOKEN, TEXT, SDP): the most characters; 0 for the others."""
 
 
 def _f(name: str, kind: Kind, required: bool = True) -> Field:
-    return Field(name, kind, required)
+    limit = {Kind.ID: MAX_ID_CHARS, Kind.TOKEN: 4096, Kind.TEXT: MAX_TEXT_CHARS, Kind.SDP: MAX_SDP_CHARS}.get(kind, 0)
+    return Field(name, kind, required, limit)
 
 
 _CALL = _f("call_id", Kind.ID)
@@ -134,6 +137,13 @@ def request_id(raw: Mapping[str, Any]) -> str | int | None:
 
 
 def _check(field: Field, value: Any) -> Any:
+    limit = field.limit
+    if limit:  # the string kinds, checked first: nearly every field is one
+        if not isinstance(value, str) or not value:
+            raise BadMessage(f"'{field.name}' must be a non-empty string")
+        if len(value) > limit:
+            raise BadMessage(f"'{field.name}' is longer than {limit} characters")
+        return value
     name, kind = field.name, field.kind
     if kind is Kind.CANDIDATE:
         if value is None:
@@ -162,12 +172,7 @@ def _check(field: Field, value: Any) -> Any:
             if not isinstance(item, str) or not 0 < len(item) <= MAX_ID_CHARS:
                 raise BadMessage(f"'{name}' must hold non-empty strings of at most {MAX_ID_CHARS} characters")
         return list(dict.fromkeys(value))
-    limit = {Kind.ID: MAX_ID_CHARS, Kind.TOKEN: 4096, Kind.TEXT: MAX_TEXT_CHARS, Kind.SDP: MAX_SDP_CHARS}[kind]
-    if not isinstance(value, str) or not value:
-        raise BadMessage(f"'{name}' must be a non-empty string")
-    if len(value) > limit:
-        raise BadMessage(f"'{name}' is longer than {limit} characters")
-    return value
+    raise AssertionError(f"no check for {kind}")  # every Kind is handled above
 
 
 def validate(raw: Mapping[str, Any]) -> Message:
@@ -177,14 +182,17 @@ def validate(raw: Mapping[str, Any]) -> Message:
         shown = kind[:40] if isinstance(kind, str) else type(kind).__name__
         raise UnknownType(f"unknown message type {shown!r}")
     rid = raw.get("id")
-    if rid is not None and request_id(raw) is None:
-        raise BadMessage(f"'id' must be a string of 1 to {MAX_ID_CHARS} characters or a safe integer")
+    if rid is not None:
+        rid = request_id(raw)
+        if rid is None:
+            raise BadMessage(f"'id' must be a string of 1 to {MAX_ID_CHARS} characters or a safe integer")
     body: dict[str, Any] = {}
     for field in SCHEMAS[kind]:
-        if field.name not in raw or (raw[field.name] is None and field.kind is not Kind.CANDIDATE):
+        value = raw.get(field.name)
+        if (value is None and field.kind is not Kind.CANDIDATE) or field.name not in raw:
             if field.required:
                 raise BadMessage(f"'{kind}' needs '{field.name}'")
             body[field.name] = None
             continue
-        body[field.name] = _check(field, raw[field.name])
-    return Message(kind, request_id(raw), body)
+        body[field.name] = _check(field, value)
+    return Message(kind, rid, body)

@@ -2,8 +2,8 @@
 
 The control API mirrors each mute into Redis (``keyspace.muted``, expiring with it) and announces it
 on the sanctions channel (``mute``/``unmute``). A node reads the key once when a user's first
-session arrives and follows the notices after that, so the check on every chat line is one dict
-lookup (no Redis): :meth:`Mutes.check`.
+session arrives (with the subscription batch: signaling/subscriptions.py) and follows the notices
+after that, so the check on every chat line is one dict lookup (no Redis): :meth:`Mutes.check`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ import logging
 import math
 import time
 
-import redis.asyncio as aioredis
-
 from signaling.errors import Muted
 from switchboard.ids import UserId
-from switchboard.keyspace import muted
 
 log = logging.getLogger("switchboard.signaling")
 
@@ -24,18 +21,12 @@ log = logging.getLogger("switchboard.signaling")
 class Mutes:
     """User -> when their mute ends (unix seconds; ``inf`` until lifted)."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
-        self._redis = redis
+    def __init__(self) -> None:
         self._until: dict[UserId, float] = {}
 
-    async def load(self, user: UserId) -> None:
-        """Reads the user's mute from Redis (their first session here). A Redis failure leaves them
-        unmuted here until the next notice: the API's chat routes still refuse them from Postgres."""
-        try:
-            raw = await self._redis.get(muted(user))
-        except aioredis.RedisError:
-            log.warning("mute unreadable at connect", extra={"user": user})
-            return
+    def loaded(self, user: UserId, raw: bytes | str | None) -> None:
+        """The user's ``keyspace.muted`` value as read at connect (their first session here, read
+        with the subscription batch); None: not muted."""
         if raw is not None:
             self.set(user, _until(raw))
 

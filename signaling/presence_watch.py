@@ -10,7 +10,9 @@ no block either way, read at push time) and delivers ``presence.changed`` to eac
 (Redis ``user:{id}`` for friends on other nodes). The receiving node hands it only to the sessions
 of that friend that watch the user. Nobody else ever gets a push, and a stranger or a blocked user
 still reads ``offline`` from the reply. A block (the ``sanctions`` channel) shows each side's
-watching sessions the other as ``offline`` at once.
+watching sessions the other as ``offline`` at once. Changes queue and one task pushes them: the
+friend sets of everyone who changed meanwhile are read in one pipeline (a connect burst costs a
+round trip per batch, not a task and a round trip per socket).
 """
 
 from __future__ import annotations
@@ -44,9 +46,12 @@ class PresenceWatch:
         self._hub = hub
         self._relations = relations
         self._tasks: set[asyncio.Task[None]] = set()
+        self._changes: list[tuple[UserId, str]] = []
+        """(user, status) not yet pushed, in order; the task in ``_tasks`` takes them in batches."""
+        self._pushing = False
         hub.on_presence(self._arrived_or_left)
         hub.on_block(self._blocked)
-        hub.observe(self._observe)
+        hub.observe(self._observe, frozenset(BUSY))
         hub.route(CHANGED, self._deliver)
 
     async def close(self) -> None:
@@ -83,16 +88,34 @@ class PresenceWatch:
             self._announce(user, status)
 
     def _announce(self, user: UserId, status: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._push(user, status), name="presence-push")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._changes.append((user, status))
+        if not self._pushing:
+            self._pushing = True
+            task = asyncio.get_running_loop().create_task(self._push_changes(), name="presence-push")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    async def _push(self, user: UserId, status: str) -> None:
+    async def _push_changes(self) -> None:
         try:
-            found = await self._redis.smembers(friends(user))
-            members = [m.decode() if isinstance(m, bytes) else str(m) for m in found]
-            if not members:
-                return
+            while self._changes:
+                batch, self._changes = self._changes, []
+                users = list(dict.fromkeys(user for user, _ in batch))
+                try:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for user in users:
+                            pipe.smembers(friends(user))
+                        found = dict(zip(users, await pipe.execute(), strict=True))
+                except aioredis.RedisError as exc:  # missed pushes: the pages' next watch reads the truth
+                    log.warning("presence push failed", extra={"users": len(users), "error": str(exc)})
+                    continue
+                await asyncio.gather(*(self._push(user, status, [m.decode() if isinstance(m, bytes) else str(m)
+                                                                 for m in found[user]])
+                                       for user, status in batch if found[user]))
+        finally:
+            self._pushing = False
+
+    async def _push(self, user: UserId, status: str, members: list[str]) -> None:
+        try:
             message = {"type": CHANGED, "user": user, "status": status}
             for friend in await self._relations.visible(user, members):
                 if friend != user:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import WSCloseCode, web
@@ -75,14 +76,20 @@ class Session:
     def attached(self) -> bool:
         return self._ws is not None and not self._ws.closed
 
-    def send(self, message: dict[str, Any]) -> None:
-        """Queues one message (never blocks). Over the queue bound the socket is dropped as a slow reader."""
+    def send(self, message: dict[str, Any], *, last: bool = False) -> None:
+        """Sends one message now, or queues it behind earlier ones (never blocks). Over the queue bound
+        the socket is dropped as a slow reader.
+
+        ``last``: the socket is closed from another task right after (:meth:`drained`, then close),
+        so the frame goes through the flusher task. A close from another task wakes the socket's
+        reader, and aiohttp then ends the connection without waiting for the client's close reply;
+        written in the same turn as the frame before it, the close frame and the connection's end
+        reach an aiohttp client together: it cannot write its reply and reports 1006, not our code
+        (4003 for a ban: tests/control_api/test_sanctions_live.py)."""
         if self.closed:
             return
         queue = self._queue
-        if queue is None:
-            queue = self._queue = deque()
-        if len(queue) >= self._max_queue:
+        if queue is not None and len(queue) >= self._max_queue:
             queue.clear()
             if self._ws is not None:
                 ws, self._ws = self._ws, None
@@ -94,17 +101,57 @@ class Session:
         except (TypeError, ValueError, OverflowError) as exc:  # a value this codec cannot carry: drop, say so
             log.warning("unencodable message dropped", extra={"type": message.get("type"), "error": str(exc)})
             return
+        ws = self._ws
+        if not last and not queue and self._flusher is None and ws is not None and not ws.closed:
+            self._write_now(ws, frame)
+            return
+        if queue is None:
+            queue = self._queue = deque()
         queue.append(frame)
-        if self._ws is not None and self._flusher is None:
+        if ws is not None and self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    def _write_now(self, ws: web.WebSocketResponse, frame: str | bytes) -> None:
+        """Writes ``frame`` in this turn of the loop. With compression off, aiohttp's send writes to the
+        transport at once and suspends only to wait for a full transport to drain; a task per frame
+        (the flusher) sent every relayed line one whole loop turn late, behind everything else that
+        turn woke (the p99 of a 10k-socket relay). If the send does suspend, the
+        flusher takes it over (it finishes waiting for the drain) and later frames queue behind it,
+        so a slow reader still fills the bounded queue and is dropped."""
+        send = ws.send_str(frame) if isinstance(frame, str) else ws.send_bytes(frame)
+        try:
+            waiting_on = send.send(None)
+        except StopIteration:
+            return
+        except (ConnectionError, RuntimeError):
+            return  # the socket went away; the reader side notices and detaches
+        except (ValueError, TypeError) as exc:  # one frame the socket cannot carry: drop it, go on
+            log.warning("unsendable frame dropped", extra={"session": self.id, "error": str(exc)[:200]})
+            return
+        self._flusher = asyncio.get_running_loop().create_task(self._flush(send, waiting_on))
 
     @staticmethod
     async def _close_slow(ws: web.WebSocketResponse) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.close(code=SLOW_READER, message=b"slow reader")
 
-    async def _flush(self) -> None:
+    async def _flush(self, started: Coroutine[Any, Any, None] | None = None, waiting_on: Any = None) -> None:
+        """Writes the queue out, awaiting each send (a full transport holds the queue back). ``started``
+        is a send :meth:`_write_now` began that suspended on ``waiting_on``: it is resumed first, as a
+        task would resume it once that future is done."""
         try:
+            if started is not None:
+                try:
+                    while True:
+                        if waiting_on is None:  # a bare yield: one turn of the loop
+                            await asyncio.sleep(0)
+                        else:
+                            await asyncio.wait((waiting_on,))
+                        waiting_on = started.send(None)
+                except StopIteration:
+                    pass
+                finally:
+                    started.close()  # cancelled (detached) mid-wait: the send ends here
             while self._queue and self._ws is not None and not self._ws.closed:
                 ws, frame = self._ws, self._queue.popleft()
                 try:
@@ -122,11 +169,14 @@ class Session:
                 self._queue = None
 
     async def drained(self) -> None:
-        """Waits until the frames queued so far are written (before a deliberate close)."""
+        """Waits until the frames queued so far are written (before a deliberate close), then one
+        more turn of the loop: the client then reads the last frame before the close frame comes
+        (see :meth:`send`, ``last``)."""
         flusher = self._flusher
         if flusher is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(flusher)
+        await asyncio.sleep(0)
 
     def attach(self, ws: web.WebSocketResponse, codec: Codec) -> None:
         """Speak through ``ws`` from now on (a new socket, or a resumed one)."""

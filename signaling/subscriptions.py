@@ -8,7 +8,8 @@ SUBSCRIBE (or UNSUBSCRIBE) with many channels plus one script call for the prese
 awaits its batch, so a user's socket is told ``hello`` only once its channel is subscribed. The same
 script checks each arriving user's ban mark (``keyspace.banned``) and token epoch
 (``keyspace.token_epoch``: a token issued before it is revoked), so refusing banned users and
-revoked tokens costs no round trip of its own.
+revoked tokens costs no round trip of its own. The arriving users' mutes (``keyspace.muted``) are read
+in the same batch (one MGET), not with a GET per connect.
 
 On Redis Cluster a script may touch one slot only: a user's three keys share the user's hash tag, so
 a batch is split into one script call per slot (sent together), instead of one call per batch.
@@ -17,6 +18,7 @@ a batch is split into one script call per slot (sent together), instead of one c
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,8 +28,10 @@ from redis.asyncio.client import PubSub
 from redis.crc import key_slot
 
 from switchboard.ids import NodeId, UserId
-from switchboard.keyspace import banned, is_cluster, presence, token_epoch, user_channel
+from switchboard.keyspace import banned, is_cluster, mget, muted, presence, token_epoch, user_channel
 from switchboard.tasks import stop_task
+
+log = logging.getLogger("switchboard.signaling")
 
 PRESENCE_LUA = (Path(__file__).resolve().parent / "lua" / "presence_set.lua").read_text()
 CHUNK = 500
@@ -46,8 +50,9 @@ class Subscriptions:
         self._cluster = is_cluster(redis)
         self._ops: list[tuple[bool, UserId, int]] = []
         """Queued (join?, user, token iat) in arrival order."""
-        self._done: asyncio.Future[dict[UserId, str]] | None = None
-        """Resolved (with the refused users among the joins, and why) when the queued ops are written."""
+        self._done: asyncio.Future[tuple[dict[UserId, str], dict[UserId, bytes]]] | None = None
+        """Resolved when the queued ops are written: the refused users among the joins (and why), and
+        the raw mute value of the muted ones."""
         self._wake = asyncio.Event()
         self.connected = asyncio.Event()
         """Set by the hub once the pubsub holds its connection. Until then batches wait: a SUBSCRIBE
@@ -58,12 +63,14 @@ class Subscriptions:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="hub-subscriptions")
 
-    async def join(self, user: UserId, iat: int) -> str | None:
+    async def join(self, user: UserId, iat: int) -> tuple[str | None, bytes | None]:
         """Subscribes the user's channel and writes their presence (with the next batch). Returns
-        None, or why the user is refused (``banned``, or ``revoked`` when a token issued at ``iat``
-        is older than the user's token epoch): then no presence is written, and the caller refuses
-        the socket and leaves again."""
-        return (await self._enqueue(True, user, iat)).get(user)
+        why the user is refused, or None (``banned``, or ``revoked`` when a token issued at ``iat``
+        is older than the user's token epoch: then no presence is written, and the caller refuses
+        the socket and leaves again), and the user's ``keyspace.muted`` value (None: not muted, or
+        unreadable)."""
+        refused, mutes = await self._enqueue(True, user, iat)
+        return refused.get(user), mutes.get(user)
 
     async def leave(self, user: UserId) -> None:
         """Unsubscribes the user's channel and deletes their presence (with the next batch)."""
@@ -99,7 +106,7 @@ class Subscriptions:
             return await one(groups[0])
         return [r for part in await asyncio.gather(*(one(g) for g in groups)) for r in part]
 
-    async def _enqueue(self, join: bool, user: UserId, iat: int) -> dict[UserId, str]:
+    async def _enqueue(self, join: bool, user: UserId, iat: int) -> tuple[dict[UserId, str], dict[UserId, bytes]]:
         if self._done is None:
             self._done = asyncio.get_running_loop().create_future()
         done = self._done
@@ -128,10 +135,12 @@ class Subscriptions:
                 if not done.done():
                     done.set_result(refused)
 
-    async def _write(self, ops: list[tuple[bool, UserId, int]]) -> dict[UserId, str]:
+    async def _write(self, ops: list[tuple[bool, UserId, int]]) -> tuple[dict[UserId, str], dict[UserId, bytes]]:
         """Runs of joins and of leaves, in order (a join then a leave of one user stays in that order).
-        Returns the refused users among the joins, with why (``banned`` or ``revoked``)."""
+        Returns the refused users among the joins, with why (``banned`` or ``revoked``), and the
+        mute values of the muted ones."""
         refused: dict[UserId, str] = {}
+        mutes: dict[UserId, bytes] = {}
         start = 0
         while start < len(ops):
             kind, end = ops[start][0], start
@@ -141,13 +150,25 @@ class Subscriptions:
             channels = [user_channel(u) for u in users]
             if kind:
                 await self._pubsub.subscribe(*channels)
-                for user, why in await self._set_presence(users, [iat for _, _, iat in ops[start:end]]):
+                checked, values = await asyncio.gather(
+                    self._set_presence(users, [iat for _, _, iat in ops[start:end]]), self._mutes(users))
+                for user, why in checked:
                     refused[user] = why
+                mutes.update((u, v) for u, v in zip(users, values, strict=True) if v is not None)
             else:
                 await self._pubsub.unsubscribe(*channels)
                 await self._redis.delete(*(presence(u) for u in users))
             start = end
-        return refused
+        return refused, mutes
+
+    async def _mutes(self, users: list[UserId]) -> list[bytes | None]:
+        """The users' ``keyspace.muted`` values. Unreadable: nobody is muted here until the next
+        notice (the API's chat routes still refuse them from Postgres); the joins go on."""
+        try:
+            return await mget(self._redis, [muted(u) for u in users])
+        except (aioredis.RedisError, OSError) as exc:
+            log.warning("mutes unreadable at connect", extra={"users": len(users), "error": str(exc)})
+            return [None] * len(users)
 
     async def close(self) -> None:
         """Stops the batching task; joins still waiting fail with ConnectionError. Safe to call twice."""

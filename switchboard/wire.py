@@ -46,6 +46,9 @@ class WireError(SwitchboardError):
         (the edge echoes it as ``ref``, so a request refused here is still answered)."""
 
 
+_JSON_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+"""One encoder for every frame (``json.dumps`` with options builds a new one per call)."""
+
 BAD_TEXT = "text must be valid Unicode (no lone surrogates, valid UTF-8)"
 
 
@@ -79,7 +82,9 @@ def _check_tree(value: Any, depth: int = 0) -> None:
 def decode(data: str | bytes, codec: Codec, *, max_bytes: int) -> dict[str, Any]:
     """One frame's payload to a message dict, or :class:`WireError` (``too_large``, ``bad_frame``,
     ``bad_message`` for text that is not valid Unicode)."""
-    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+    size = len(data)
+    if not isinstance(data, bytes) and size * 4 > max_bytes and not data.isascii():
+        size = len(data.encode("utf-8", "surrogatepass"))  # (a short text cannot be over: 4 bytes a character at most)
     if size > max_bytes:
         raise WireError("too_large", f"frame of {size} bytes is over the {max_bytes}-byte limit")
     try:
@@ -103,7 +108,11 @@ def decode(data: str | bytes, codec: Codec, *, max_bytes: int) -> dict[str, Any]
     if not isinstance(value, dict):
         raise WireError("bad_frame", f"a message is an object, got {type(value).__name__}")
     try:
-        _check_tree(value)
+        # The walk costs more than the parse: skip it for plain JSON text (ASCII without \u escapes
+        # holds no lone surrogate, and fewer brackets than MAX_DEPTH cannot nest deeper).
+        if not (isinstance(data, str) and data.isascii() and "\\u" not in data
+                and data.count("{") + data.count("[") <= MAX_DEPTH):
+            _check_tree(value)
         kind = value.get("type")
         if not isinstance(kind, str) or not kind:
             raise WireError("bad_frame", "a message needs a string 'type'")
@@ -118,5 +127,5 @@ def decode(data: str | bytes, codec: Codec, *, max_bytes: int) -> dict[str, Any]
 def encode(message: dict[str, Any], codec: Codec) -> str | bytes:
     """A message to a frame payload: ``str`` for a text frame (JSON), ``bytes`` for a binary one."""
     if codec is Codec.JSON:
-        return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+        return _JSON_ENCODE(message)
     return msgpack.packb(message, use_bin_type=True)

@@ -111,7 +111,13 @@ async def test_slow_reader_is_dropped_with_bounded_queue(make_node: Callable[...
     peer = await node.connect(token("slow"))
     sessions = node.app[NODE_HUB].sessions(UserId("slow"))
     (session,) = sessions
-    for i in range(10):  # the socket cannot drain between synchronous sends: over the bound at once
-        session.send({"type": "pong", "n": i})
+    # A reader that reads nothing: frames go straight to the socket until the kernel's buffers and the
+    # transport's are full; from then on they queue, and the queue's bound drops the socket.
+    filler = "x" * 32_000
+    for i in range(5_000):
+        session.send({"type": "pong", "n": i, "filler": filler})
+        if not session.attached:
+            break
+    assert not session.attached
     assert await peer.closed() == 1013
 

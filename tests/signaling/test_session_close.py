@@ -23,8 +23,11 @@ async def test_closing_a_dropped_slow_reader_awaits_its_socket_close(make_node: 
     node: Node = await make_node(settings=SETTINGS.__class__(ws_send_queue=4))
     peer = await node.connect(token("slow"))
     (session,) = node.app[NODE_HUB].sessions(UserId("slow"))
-    for i in range(10):  # over the bound at once: the socket is dropped as a slow reader
-        session.send({"type": "pong", "n": i})
+    filler = "x" * 32_000  # a reader that reads nothing: once the socket's buffers are full, frames queue
+    for i in range(5_000):
+        session.send({"type": "pong", "n": i, "filler": filler})
+        if not session.attached:
+            break  # over the queue's bound: dropped as a slow reader
     assert socket_closes(), "the drop closes the socket in a task"
     await session.close()
     assert socket_closes() == []

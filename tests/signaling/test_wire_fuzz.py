@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from signaling.errors import BadMessage, UnknownType
 from signaling.limits import AbuseMeter, TokenBucket
 from signaling.messages import SCHEMAS, validate
-from switchboard.wire import Codec, WireError, decode, encode
+from switchboard.wire import Codec, WireError, _check_tree, decode, encode
 
 LIMIT = 64 * 1024
 json_values = st.recursive(
@@ -111,3 +111,46 @@ def test_token_bucket_and_abuse_meter() -> None:
     late = AbuseMeter(limit=2, window_s=10)
     late.hit(0), late.hit(1)
     assert not late.hit(20)
+
+
+def test_nesting_over_the_limit_is_refused_in_plain_text_too() -> None:
+    # Plain ASCII JSON skips the tree walk only when it has too few brackets to nest too deep.
+    deep: dict[str, object] = {"type": "ping"}
+    for _ in range(17):
+        deep = {"type": "ping", "x": deep}
+    with pytest.raises(WireError) as info:
+        decode(json.dumps(deep), Codec.JSON, max_bytes=LIMIT)
+    assert info.value.code == "bad_frame"
+    ok: dict[str, object] = {"type": "ping"}
+    for _ in range(15):
+        ok = {"type": "ping", "x": ok}
+    assert decode(json.dumps(ok), Codec.JSON, max_bytes=LIMIT) == ok
+
+
+any_text = st.text(st.characters(categories=["Cs", "Ll", "Lu", "Nd", "Po", "Ps", "Pe", "Lo", "So"]), max_size=8)
+"""Text with lone surrogates, brackets and non-ASCII letters."""
+nested_values = st.recursive(
+    st.none() | st.integers() | any_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(nested_values, st.booleans())
+def test_the_plain_text_shortcut_decides_as_the_walk_does(value: object, ascii_only: bool) -> None:
+    """Whatever the text (escapes, lone surrogates, nesting), decode accepts or refuses it as the
+    full walk over the parsed value would."""
+    message = {"type": "ping", "v": value}
+    text = json.dumps(message, ensure_ascii=ascii_only)
+    try:
+        _check_tree(json.loads(text))
+        expected = None
+    except WireError as exc:
+        expected = exc.code
+    try:
+        decode(text, Codec.JSON, max_bytes=1 << 20)
+        got = None
+    except WireError as exc:
+        got = exc.code
+    assert got == expected
