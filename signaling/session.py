@@ -92,9 +92,9 @@ class Session:
         if queue is not None and len(queue) >= self._max_queue:
             queue.clear()
             if self._ws is not None:
-                ws, self._ws = self._ws, None
+                slow, self._ws = self._ws, None
                 log.warning("slow reader dropped", extra={"user": self.user_id, "session": self.id})
-                self._closer = asyncio.get_running_loop().create_task(self._close_slow(ws))
+                self._closer = asyncio.get_running_loop().create_task(self._close_slow(slow))
             return
         try:
             frame = encode(message, self.codec)

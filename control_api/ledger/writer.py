@@ -164,7 +164,8 @@ class Writer:
                 async with self._engine.connect() as conn:
                     # asyncpg itself: one prepared statement, no ORM or SQL compilation per batch.
                     raw = await conn.get_raw_connection()
-                    rows = await raw.driver_connection.fetch(_APPLY_MANY, *columns)
+                    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+                    rows = await driver.fetch(_APPLY_MANY, *columns)
                 break
             except asyncpg.PostgresError as exc:
                 if exc.sqlstate not in _RETRYABLE or attempt == _ATTEMPTS - 1:
