@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any
 
 from bench.api import _wait_ready
@@ -47,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="320x240", help="the publisher's colour bars")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--log", action="store_true", help="show the servers' and load generators' logs")
+    parser.add_argument("--viewers-per-node", type=int, default=0,
+                        help="the origin's viewer cap (SWITCHBOARD_CASCADE_VIEWERS_PER_NODE): further viewers go "
+                             "to edges, which pull the show through sealed pipes; 0: no cascade")
 
 
 def _clients(args: argparse.Namespace, *argv: str) -> subprocess.Popen[str]:
@@ -92,6 +96,7 @@ class Cluster:
         self.env: dict[str, str] = {}
         self.smtp_port = free_port()
         self.api = ""
+        self.pipe_secret = token_urlsafe(24)
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.base / f"{name}.log").open("wb")
@@ -99,6 +104,14 @@ class Cluster:
                                 stderr=subprocess.STDOUT)
         self.procs.append(proc)
         return proc
+
+    @property
+    def _cascade(self) -> dict[str, str]:
+        """The nodes' cascade settings: one secret for the run, the origin's viewer cap."""
+        if self.args.viewers_per_node <= 0:
+            return {}
+        return {"SWITCHBOARD_CASCADE_SECRET": self.pipe_secret,
+                "SWITCHBOARD_CASCADE_VIEWERS_PER_NODE": str(self.args.viewers_per_node)}
 
     def start(self) -> None:
         self.base.chmod(0o711)  # the embedded Postgres may run as another user
@@ -126,7 +139,7 @@ class Cluster:
             nodes[f"http://127.0.0.1:{ports[0]}"] = self._spawn(f"node{i}", ["node", "--workers", "1"], {
                 **self.env, "SWITCHBOARD_NODE_PORT": str(ports[0]), "SWITCHBOARD_METRICS_NODE_PORT": str(ports[1]),
                 "SWITCHBOARD_DATA_DIR": str(self.base / f"node{i}"), "SWITCHBOARD_NODE_DRAIN_GRACE_S": "0",
-                "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024"})
+                "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024", **self._cascade})
         _wait_ready(f"http://127.0.0.1:{port}/readyz", api, timeout_s=120)
         self.api = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -235,7 +248,7 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         "server_us_per_packet": round((cpu1 - cpu0) * 1e6 / max(1, packets), 2),
         "server_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
         "packets_per_s": round(packets / elapsed, 1),
-        "cascade_added_latency_ms_p99": None,  # no viewer on an edge: the cascade is not built yet
+        "cascade_added_latency_ms_p99": None,  # not measured: the SFU rewrites RTP timestamps per consumer
         "viewer_loss_pct_max": round(max(losses), 3) if losses else None,
         "viewer_fps_min": round(min(fps), 1) if fps else None,
         "viewer_fps_p50": _pct(fps, 0.5),

@@ -126,6 +126,11 @@ class ShowEdges:
             show.lines.restore(await self.span.moderation(room))
         return show
 
+    async def adopt(self, show: Show) -> None:
+        """An edge's copy becomes the show itself (its broadcaster created it again here): no longer pulled."""
+        if self.cascade is not None:
+            await self.cascade.release(show.room)
+
     async def release(self, show: Show) -> None:
         """An edge's copy with no member left ends here (the show goes on at its origin)."""
         if not self._book.forget_copy(show):

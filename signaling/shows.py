@@ -172,6 +172,12 @@ class ShowBook:
             opens = f"room {session.grants.room!r}" if session.grants.room is not None else "no room"
             raise Forbidden(f"your token opens {opens}, not {room!r}: ask the API for a token for this room")
 
+    def _not_live(self, room: RoomId, session: Session) -> None:
+        """A show is created where none is live; an edge's copy of its owner's show may become it."""
+        show = self._shows.get(room)
+        if show is not None and (show.origin is None or show.owner != session.user_id):
+            raise Conflict(f"show {room!r} already exists")
+
     @staticmethod
     def may_publish(session: Session, show: Show, member: Member | None) -> None:
         """Only the show's host publishes: the owner's session that created it, with a publish grant
@@ -258,13 +264,16 @@ class ShowBook:
             raise Forbidden("creating a show needs a broadcaster token for its room (POST /api/rooms/{room}/token)")
         room = RoomId(body.get("room") or g.room)
         self._door(session, room)
-        if room in self._shows:
-            raise Conflict(f"show {room!r} already exists")
+        self._not_live(room, session)
         show = Show(room, session.user_id, session.id)
         self.may_publish(session, show, None)
         await self._media.open_room(room)
-        if room in self._shows:  # made by another create while the SFU opened the room
-            raise Conflict(f"show {room!r} already exists")
+        self._not_live(room, session)  # made by another create while the SFU opened the room
+        copy = self._shows.get(room)
+        if copy is not None:  # an edge's copy: its broadcaster came here (its origin died), its viewers stay
+            await self.edges.adopt(copy)
+            copy.origin, copy.host = None, session.id
+            show = copy
         self._shows[room] = show
         if self._paid is not None:
             await self._paid.opened(show)
