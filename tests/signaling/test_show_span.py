@@ -5,9 +5,9 @@ edge whose pipe died pulls the show again, and ends it ("origin lost") once the 
 from __future__ import annotations
 
 import asyncio
-import json
 import dataclasses
 import itertools
+import json
 from collections.abc import Callable
 from typing import Any
 
