@@ -1,6 +1,8 @@
 """A show over two in-process nodes (the SFU a fake at its Protocol boundary, pipes included): any
 text a member chats on one node reaches the other node's members unchanged, and the roster agrees; an
-edge whose pipe died pulls the show again, and ends it ("origin lost") once the origin is gone."""
+edge whose pipe died pulls the show again, and ends it ("origin lost") once the origin is gone;
+moderation (delete, pin, mute, kick) and gifts act on every node, line ids are the show's; a dead
+node's members leave every roster when their entries expire."""
 
 from __future__ import annotations
 
