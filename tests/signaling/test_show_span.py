@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from sfu.types import NodePipes
 from signaling.node import Announce
 from switchboard.ids import RoomId
+from switchboard.registry import NodeRegistry
 from switchboard.settings import CascadeSettings
 from tests.signaling.conftest import SETTINGS, STEP_S, NodeFactory
 from tests.signaling.fakes import FakeMedia, media_opener
@@ -184,3 +185,31 @@ async def test_a_dead_nodes_members_leave_the_roster_when_their_entries_expire(
         assert sorted((await peer.expect("show.roster", viewers=2))["roster"]) == ["ann", "caster", "zed"]
     for peer in (caster, ann):  # its entries expire: gone from every roster and count, nobody told
         assert sorted((await peer.expect("show.roster", viewers=1))["roster"]) == ["ann", "caster"]
+
+
+async def test_an_edge_drops_its_pipe_when_its_origin_leaves_the_registry_and_pulls_again_when_back(
+        make_node: NodeFactory, token: Callable[..., str], redis: Any) -> None:
+    room = "following"
+    media = [FakePipes(), FakePipes()]
+    slow = dataclasses.replace(LOOSE, heartbeat_s=600.0, registry_ttl_s=1200.0)  # the origin writes its entry once
+    nodes = [await make_node(settings, open_media=media_opener(m), cascade=CascadeSettings(secret="s" * 20),
+                             announce=Announce(url=lambda: "http://127.0.0.1:1", workers=1, media_address="127.0.0.1"))
+             for settings, m in ((slow, media[0]), (LOOSE, media[1]))]
+    caster = await nodes[0].connect(token("caster", room, publish=True, verified=True))
+    await caster.ok("show.create")
+    fan = await nodes[1].connect(token("fan", room, subscribe=True))
+    await fan.ok("show.join", room=room)
+    [first] = media[1].pipes[RoomId(room)]
+    registry = NodeRegistry(redis)
+    entry = await registry.get(caster.hello["node"])
+    assert entry is not None
+    await registry.withdraw(entry.id)  # the origin is gone from the registry (its entry expired: killed)
+    async with asyncio.timeout(STEP_S):
+        while media[1].pipes[RoomId(room)]:  # noqa: ASYNC110 (the edge's watch drops the pipe, silent or not)
+            await asyncio.sleep(0.05)
+    await registry.announce(entry, 60)  # the origin (the record's node) is live again
+    async with asyncio.timeout(STEP_S):
+        while not media[1].pipes[RoomId(room)]:  # noqa: ASYNC110 (the edge pulls the show again)
+            await asyncio.sleep(0.05)
+    assert media[1].pipes[RoomId(room)] != [first]
+    assert "show.ended" not in [m["type"] for m in fan.seen]
