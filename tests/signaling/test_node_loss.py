@@ -219,14 +219,16 @@ async def test_signal_js_comes_back_on_a_live_node_after_its_node_is_killed(
             await browser.close()
 
 
+@pytest.mark.parametrize("count", [2, 3])
 async def test_an_edges_viewer_decodes_again_without_moving_when_its_origin_is_killed(
-        make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path) -> None:
+        make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path, count: int) -> None:
     """The cascade on, the origin full after one viewer: the second viewer is placed on an edge. The
     origin is killed; the broadcaster comes back through the API on a live node and publishes again.
-    The edge either is that node (its copy of the show becomes the show) or pulls the show again from
-    it (it follows the show's origin record): its viewer decodes again without leaving its node."""
+    The edge either is that node (two nodes: its copy of the show becomes the show) or pulls the show
+    again from it (three nodes, the broadcaster placed on the least loaded: the edge follows the show's
+    origin record): its viewer decodes again without leaving its node."""
     api = await make_api()
-    nodes = await _nodes_on_api_key(api, start_node, redis, tmp_path, 3,
+    nodes = await _nodes_on_api_key(api, start_node, redis, tmp_path, count,
                                     SWITCHBOARD_CASCADE_SECRET="a-shared-secret-of-the-test-nodes",
                                     SWITCHBOARD_CASCADE_VIEWERS_PER_NODE="1")
     base = str(api.client.make_url("")).rstrip("/")
@@ -261,6 +263,8 @@ async def test_an_edges_viewer_decodes_again_without_moving_when_its_origin_is_k
         async with asyncio.timeout(BACK_S):
             await show.rejoined.wait()  # the broadcaster publishes again, on a live node
         assert host.hello.node != origin.node_id
+        if count == 2:
+            assert host.hello.node == edge_viewing.node.hello.node  # the edge's copy becomes the show
 
         async def frames() -> int:  # over every video track the edge's viewer got (a renegotiation adds one)
             for track in [t for t in edge_viewing.tracks if t.kind == "video"][len(counters) - 1:]:
