@@ -7,10 +7,13 @@ the API's token answer (``node``). Viewers decode every frame (small colour bars
 on a small machine. Over ``--seconds`` it measures all nodes' CPU per video packet the viewers
 received, each viewer's loss and fps, and where the viewers are (``viewers_per_node``, from each
 viewer's ``hello.node``). With ``--kill-node`` it then kills one node's processes with SIGKILL (an
-edge node with viewers when there is one, else the show's origin: today's placement sends every
-viewer of a show to its origin) and measures, per viewer of that node, the time from the kill to its
-first decoded frame again (the SDK asks the API again, and joins again on the node it names).
-``cascade_added_latency_ms_p99`` is null while no viewer is on an edge (no cascade yet).
+edge node with viewers when there is one, else the show's origin) and measures, per viewer of that
+node, the time from the kill to its first decoded frame again (the SDK asks the API again, and joins
+again on the node it names). With ``--viewers-per-node C`` the nodes run the cascade and the origin
+takes C viewers, the others go to edges; ``cascade_added_latency_ms_p99`` then compares edge viewers'
+decoded frames with an origin viewer's, matched by RTP timestamp (:func:`_align`), beside the same
+between two origin viewers (``origin_viewers_spread_ms_p99``: the floor). Null while no viewer is on
+an edge.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any
 
 from bench.api import _wait_ready
@@ -47,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="320x240", help="the publisher's colour bars")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--log", action="store_true", help="show the servers' and load generators' logs")
+    parser.add_argument("--viewers-per-node", type=int, default=0,
+                        help="the origin's viewer cap (SWITCHBOARD_CASCADE_VIEWERS_PER_NODE): further viewers go "
+                             "to edges, which pull the show through sealed pipes; 0: no cascade")
 
 
 def _clients(args: argparse.Namespace, *argv: str) -> subprocess.Popen[str]:
@@ -92,6 +100,7 @@ class Cluster:
         self.env: dict[str, str] = {}
         self.smtp_port = free_port()
         self.api = ""
+        self.pipe_secret = token_urlsafe(24)
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.base / f"{name}.log").open("wb")
@@ -99,6 +108,14 @@ class Cluster:
                                 stderr=subprocess.STDOUT)
         self.procs.append(proc)
         return proc
+
+    @property
+    def _cascade(self) -> dict[str, str]:
+        """The nodes' cascade settings: one secret for the run, the origin's viewer cap."""
+        if self.args.viewers_per_node <= 0:
+            return {}
+        return {"SWITCHBOARD_CASCADE_SECRET": self.pipe_secret,
+                "SWITCHBOARD_CASCADE_VIEWERS_PER_NODE": str(self.args.viewers_per_node)}
 
     def start(self) -> None:
         self.base.chmod(0o711)  # the embedded Postgres may run as another user
@@ -126,7 +143,7 @@ class Cluster:
             nodes[f"http://127.0.0.1:{ports[0]}"] = self._spawn(f"node{i}", ["node", "--workers", "1"], {
                 **self.env, "SWITCHBOARD_NODE_PORT": str(ports[0]), "SWITCHBOARD_METRICS_NODE_PORT": str(ports[1]),
                 "SWITCHBOARD_DATA_DIR": str(self.base / f"node{i}"), "SWITCHBOARD_NODE_DRAIN_GRACE_S": "0",
-                "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024"})
+                "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024", **self._cascade})
         _wait_ready(f"http://127.0.0.1:{port}/readyz", api, timeout_s=120)
         self.api = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -235,7 +252,7 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         "server_us_per_packet": round((cpu1 - cpu0) * 1e6 / max(1, packets), 2),
         "server_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
         "packets_per_s": round(packets / elapsed, 1),
-        "cascade_added_latency_ms_p99": None,  # no viewer on an edge: the cascade is not built yet
+        **_cascade_latency(results, placed, origin),
         "viewer_loss_pct_max": round(max(losses), 3) if losses else None,
         "viewer_fps_min": round(min(fps), 1) if fps else None,
         "viewer_fps_p50": _pct(fps, 0.5),
@@ -256,6 +273,46 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
             "viewers_per_node_after": _after(results),
         })
     return result
+
+
+def _align(ref: list[list[float]], other: list[list[float]]) -> list[float]:
+    """Arrival differences (ms, ``other`` minus ``ref``) of the frames both viewers decoded, matched by
+    RTP timestamp. Each viewer's consumer adds a random constant to the timestamps: the difference
+    between the two constants is among the most common differences of their timestamps. A publisher
+    with a steady frame rate makes every shift by whole frames as common, so of those the one whose
+    frames arrive closest in time is taken: a cascade adding more than half a frame interval (16 ms at
+    30 fps) would be read as less."""
+    if not ref or not other:
+        return []
+    votes = Counter((int(p) - int(q)) & 0xFFFFFFFF for _, p in other[:30] for _, q in ref)
+    top = votes.most_common(1)[0][1]
+    if top < 5:
+        return []
+    arrived = {int(q): t for t, q in ref}
+    best: list[float] = []
+    for shift, count in votes.items():
+        if count * 2 < top:
+            continue
+        diffs = [1000 * (t - arrived[k]) for t, p in other if (k := (int(p) - shift) & 0xFFFFFFFF) in arrived]
+        if len(diffs) >= 5 and (not best or abs(sorted(diffs)[len(diffs) // 2]) < abs(sorted(best)[len(best) // 2])):
+            best = diffs
+    return best
+
+
+def _cascade_latency(results: list[dict[str, Any]], placed: list[str | None], origin: str) -> dict[str, Any]:
+    """Edge vs origin arrival of the same frame: each edge viewer's decoded frames against one origin
+    viewer's (the reference), p99 over every matched frame; the same between two origin viewers is the
+    floor (decode and scheduling noise of this box). None without viewers on both."""
+    frames = [(n, v.get("frames") or []) for v, n in zip(results, placed, strict=False) if v.get("frames")]
+    on_origin = [f for n, f in frames if n == origin]
+    on_edges = [f for n, f in frames if n != origin]
+    if not on_origin or not on_edges:
+        return {"cascade_added_latency_ms_p99": None}
+    ref = on_origin[0]
+    added = [d for f in on_edges for d in _align(ref, f)]
+    floor = [d for f in on_origin[1:] for d in _align(ref, f)]
+    return {"cascade_added_latency_ms_p99": _pct(added, 0.99), "cascade_added_latency_ms_p50": _pct(added, 0.5),
+            "origin_viewers_spread_ms_p99": _pct(floor, 0.99), "cascade_frames_matched": len(added)}
 
 
 def _after(results: list[dict[str, Any]]) -> dict[str, int]:

@@ -23,8 +23,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
 from switchboard_client import ApiClient, ApiError, NodeClient, publish_show, view_show
-from switchboard_client.media import FrameCounter, TestPattern
+from switchboard_client.media import TestPattern
 from switchboard_client.show import Viewing
 
 PASSWORD = "bench-cluster-password"
@@ -67,16 +69,40 @@ async def inbound(viewing: Viewing) -> tuple[int, int]:
     return received, lost
 
 
+class Frames:
+    """Reads a video track in the background: each decoded frame's arrival (monotonic) and RTP
+    timestamp (its ``pts``: the viewer's consumer adds a constant offset of its own)."""
+
+    def __init__(self, track: MediaStreamTrack) -> None:
+        self.track = track
+        self.times: list[float] = []
+        self.pts: list[int] = []
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await self.track.recv()
+                self.times.append(time.monotonic())
+                self.pts.append(int(getattr(frame, "pts", 0) or 0))
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
 @dataclass
 class Viewer:
     index: int
     api: ApiClient
     node: NodeClient | None = None
     viewing: Viewing | None = None
-    counter: FrameCounter | None = None
-    counters: list[FrameCounter] = field(default_factory=list)
+    counters: list[Frames] = field(default_factory=list)
     frame_times: list[float] = field(default_factory=list)
     """Wall-clock time of every decoded frame, over every peer connection this viewer had."""
+    frame_pts: list[int] = field(default_factory=list)
+    """The RTP timestamp of each of ``frame_times``."""
     new_peer_frames: list[float] = field(default_factory=list)
     """Wall-clock times of the frames of peer connections opened after the ``mark`` (a killed node):
     frames still in flight on the old one do not count as recovered."""
@@ -88,16 +114,17 @@ class Viewer:
         assert self.viewing is not None
         while True:
             self.viewing.rejoined.clear()
-            counter = FrameCounter(await self.viewing.track("video"))
+            counter = Frames(await self.viewing.track("video"))
             self.counters.append(counter)
             seen = 0
             while not self.viewing.rejoined.is_set():
                 await asyncio.sleep(0.05)
-                times = counter.count.times
+                times = counter.times
                 if len(times) > seen:  # monotonic -> wall clock (one offset per process is enough)
                     offset = time.time() - time.monotonic()
                     wall = [t + offset for t in times[seen:]]
                     self.frame_times += wall
+                    self.frame_pts += counter.pts[seen:len(times)]
                     if self.peers_at_mark is not None and len(self.counters) > self.peers_at_mark:
                         self.new_peer_frames += wall
                     seen = len(times)
@@ -163,6 +190,7 @@ async def view(args: argparse.Namespace) -> None:
             "rejoins": v.viewing.rejoins if v.viewing is not None else 0,
             "ended": (v.viewing.ended or {}).get("reason") if v.viewing is not None else None,
             "error": v.error,
+            "frames": [[round(t, 6), p] for t, p in zip(v.frame_times, v.frame_pts, strict=True) if t0 <= t <= t1],
         })
     say("result", viewers=per_viewer)
     for task in tasks:

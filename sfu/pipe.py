@@ -28,7 +28,7 @@ from typing import Any
 import msgpack
 
 from sfu import aiortc_private, rtcp
-from sfu.pipe_seal import Seal
+from sfu.pipe_seal import FROM_EXPORTER, ReplayWindow, Seal
 from sfu.producer import Codec, Producer
 from sfu.rtp import HEADER
 
@@ -102,8 +102,12 @@ class PipeTransport:
                  on_producer_closed: Callable[[PipeTransport, Producer], None], seal: Seal | None = None,
                  host: str = HOST) -> None:
         self.pipe_id = pipe_id
-        self._seal = seal
+        self._seal = seal.for_pipe(pipe_id) if seal is not None else None
         """Between nodes: every datagram is sealed with the shared secret; None between workers."""
+        self._sent = 0
+        """Sealed datagrams sent (each one's counter)."""
+        self._window = ReplayWindow()
+        """The far end's counters already opened: a replayed datagram is dropped."""
         self._host = host
         self.rtcp_ssrc = 0x5C000000 | (hash(pipe_id) & 0xFFFFFF)
         self._new_producer = new_producer
@@ -121,7 +125,9 @@ class PipeTransport:
         self.unknown_ssrc = 0
         self.send_errors = 0
         self.forged = 0
-        """Sealed pipes: datagrams dropped for a missing or wrong tag (a stranger's, or altered)."""
+        """Sealed pipes: datagrams dropped for a missing or wrong tag (a stranger's, or altered), or
+        replayed (a genuine one sent again, or ours reflected back: also counted in ``replayed``)."""
+        self.replayed = 0
         self.heard = time.monotonic()
         """When the far end was last heard (any genuine datagram; the importing end sends a keepalive
         every tick): a pipe between nodes silent for long has lost its far node."""
@@ -148,8 +154,14 @@ class PipeTransport:
         send, remote, seal = self._transport.sendto, self.remote, self._seal
         if seal is None:
             self.sendto = lambda data: send(data, remote)
-        else:
-            self.sendto = lambda data: send(seal.seal(data), remote)
+            return
+        mark = FROM_EXPORTER if export else 0
+
+        def sealed(data: bytes) -> None:
+            self._sent += 1
+            send(seal.seal(data, mark | self._sent), remote)
+
+        self.sendto = sealed
 
     # exporting end ------------------------------------------------------------------------------
 
@@ -193,9 +205,13 @@ class PipeTransport:
             if opened is None:
                 self.forged += 1
                 return
-            data = opened
+            data, counter = opened
             if self.closed or self.remote is None:
                 self.malformed += 1
+                return
+            if bool(counter & FROM_EXPORTER) == self.exporting or not self._window.accept(counter & ~FROM_EXPORTER):
+                self.forged += 1
+                self.replayed += 1
                 return
         elif self.closed or addr != self.remote:
             self.malformed += 1

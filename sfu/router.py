@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 PLI_INTERVAL = 0.5
 """Seconds between two PLIs sent upstream for one producer (requests in between are merged)."""
-PIPE_SILENCE_S = 10.0
+PIPE_SILENCE_S = 4.0
 """A pipe between nodes whose far end said nothing for this long is closed (its node is gone)."""
 
 

@@ -10,15 +10,18 @@ and answers on the edge's channel (``pipe.ready``: its port and the tracks). One
 crosses per edge; the edge's viewers get theirs from the edge's own producers (NACKs answered there,
 PLIs merged and sent back through the pipe, which the origin merges again before its publisher).
 
-An edge whose pipe went silent (the SFU closes a sealed pipe whose far end said nothing for
-``sfu.router.PIPE_SILENCE_S``) pulls the show again from whatever the record names then (the same
-origin, or a new one after the publisher moved); when the record is gone the edge's copy ends. The last
+An edge checks each show it pulls every ``WATCH_S``: when its pipe died (the SFU closes a sealed
+pipe whose far end said nothing for ``sfu.router.PIPE_SILENCE_S``), its origin left the node registry
+(killed: its entry expires within the registry's TTL), or the record names another node (the
+publisher moved there), it drops the pipe and pulls the show again from whatever the record names
+then, as soon as that node is in the registry; when the record is gone the edge's copy ends. The last
 local member leaving an edge ends its copy too (``pipe.close`` to the origin).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -39,8 +42,8 @@ from switchboard.tasks import stop_task
 
 log = logging.getLogger("switchboard.signaling")
 
-WATCH_S = 2.0
-"""How often the origin refreshes its records and an edge checks that its pipes still live."""
+WATCH_S = 1.0
+"""How often the origin refreshes its records and an edge checks that its pipes and origins still live."""
 NEW_NODE_S = 3.0
 """How long the origin looks for an asking node in the registry: a node takes sockets a heartbeat
 before its first entry is written."""
@@ -259,21 +262,35 @@ class Cascade:
                 log.warning("pipe.close not sent", extra={"room": room})
 
     async def _repull(self, room: RoomId, pull: Pull, node: NodeId) -> None:
-        """The pipe from ``node`` died (it went silent): a show is pulled again from whoever its record
-        names now; a call's party again from its node (while that node lives)."""
+        """A call's pipe from ``node`` died (it went silent): its party is pulled again from its node
+        (while that node lives)."""
         del pull.pipes[node]
-        if pull.origin is None:
-            try:
-                await self.pull_from(room, node)
-            except (NotFound, Unavailable):  # the call ended there, or its node is gone
-                if self.pulls.pop(room, None) is not None and self.on_lost is not None:
-                    await self.on_lost(room)
-            return
-        origin = await self.origin_of(room)
-        if origin is None:
-            self.pulls.pop(room, None)
-            if self.on_lost is not None:
+        try:
+            await self.pull_from(room, node)
+        except (NotFound, Unavailable):  # the call ended there, or its node is gone
+            if self.pulls.pop(room, None) is not None and self.on_lost is not None:
                 await self.on_lost(room)
+
+    async def _follow(self, room: RoomId, pull: Pull, live: list[str]) -> None:
+        """An edge's show: pulled again when its pipe died, its origin left the registry or the
+        record names another origin; the copy ends when the record is gone."""
+        assert pull.origin is not None
+        origin = await self.origin_of(room)
+        pipe = pull.pipes.get(pull.origin)
+        alive = await self._registry.get(pull.origin) is not None
+        if pipe is not None and pipe in live and alive and origin is not None and origin.node == pull.origin:
+            return
+        if pipe is not None:
+            del pull.pipes[pull.origin]
+            await self._media.close_node_pipe(room, pipe)
+            if alive:
+                with contextlib.suppress(aioredis.RedisError):  # its end goes silent and closes by itself
+                    await self._hub.command(pull.origin, {"kind": "pipe.close", "room": room, "pipe": pipe})
+        if origin is None:
+            if self.pulls.pop(room, None) is not None and self.on_lost is not None:
+                await self.on_lost(room)
+            return
+        if await self._registry.get(origin.node) is None:  # a dead origin's record, until the publisher moves
             return
         try:
             pull.pipes[origin.node], pull.origin = await self._open(room, origin.node), origin.node
@@ -333,6 +350,9 @@ class Cascade:
                     await self._write(room, origin)
                 for room, pull in list(self.pulls.items()):
                     live = await self._media.node_pipes(room)
+                    if pull.origin is not None:
+                        await self._follow(room, pull, live)
+                        continue
                     for node, pipe in list(pull.pipes.items()):
                         if pipe not in live:
                             await self._repull(room, pull, node)

@@ -159,12 +159,13 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
         stack.push_async_callback(media_metrics.close)
     shows = ShowBook(media, s.chat_rate_per_s, s.chat_burst, deps.ice_servers, Relations(redis), PaidShows(redis),
                      deps.tracing, first_media)
-    hub.route(GIFT, shows.gift_arrived)
+    hub.route(GIFT, shows.talk.gift_arrived)
     c = deps.cascade
     cascade = None
     if c is not None and c.secret and deps.announce is not None and isinstance(media, NodePipes):
         span = shows.edges.span = ShowSpan(redis, hub, deps.node_id)
         span.on_event = shows.edges.span_event
+        span.start()
         stack.push_async_callback(span.close)
         cascade = shows.edges.cascade = Cascade(redis, hub, media, deps.node_id, c.pull_timeout_s)
         cascade.start()
@@ -173,7 +174,7 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     stack.push_async_callback(shows.close)
     # Without an SFU every call is P2P, whatever the setting says (nothing could carry it).
     call_media = CallMedia(media, s.call_media if deps.open_media else "p2p",
-                           s.match_media if deps.open_media else "p2p", shows)
+                           s.match_media if deps.open_media else "p2p", shows.doors)
     stack.push_async_callback(call_media.close)
     if cascade is not None and deps.open_media is not None:
         call_media.span = CallSpan(redis, hub, cascade, deps.node_id, lambda user: bool(hub.sessions(user)))

@@ -9,16 +9,23 @@ cascade is on (``cascade.secret`` set on a registered node). An edge's copy of a
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as aioredis
 
 from signaling.cascade import Cascade, Origin
 from signaling.errors import NotFound
 from signaling.session import Session
 from signaling.show_span import ShowSpan
 from switchboard.ids import RoomId, UserId
+from switchboard.tasks import stop_task
 
 if TYPE_CHECKING:
     from signaling.shows import Show, ShowBook
+
+log = logging.getLogger("switchboard.signaling")
 
 
 class ShowEdges:
@@ -30,6 +37,12 @@ class ShowEdges:
         """Pulls shows from other nodes and serves ours to them; None: a show lives on one node only."""
         self.span: ShowSpan | None = None
         """Roster, count and chat over the show's nodes; None: this node's members only."""
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        """Stops the gifts still being handed to other nodes. Safe twice."""
+        for task in list(self._sending):
+            await stop_task(task)
 
     # hooks of the book ---------------------------------------------------------------------------
 
@@ -49,9 +62,40 @@ class ShowEdges:
         if self.span is not None:
             await self.span.left(show.room, session.id)
 
+    async def line_id(self, show: Show) -> int | None:
+        """The id of the show's next chat line when it spans nodes (None: numbered here)."""
+        if self.span is None or not self.span.holds(show.room):
+            return None
+        return await self.span.next_line_id(show.room)
+
     async def chat(self, show: Show, line: dict[str, Any]) -> None:
         if self.span is not None:
             await self.span.publish(show.room, {"what": "chat", "line": line})
+
+    async def moderated(self, show: Show, act: dict[str, Any]) -> None:
+        """A moderation act applied here: the show's other nodes apply it too, and a node joining the
+        show later starts from the state it left."""
+        if self.span is None or not self.span.holds(show.room):
+            return
+        await self.span.save_moderation(show.room, show.lines.state())
+        await self.span.publish(show.room, {"what": "moderation", "act": act})
+
+    def gift(self, show: Show, frame: dict[str, Any]) -> None:
+        """A gift shown on the origin: its edges show it to their members (sent beside the reader of
+        the owner's channel, which told us)."""
+        if self.span is None or not self.span.holds(show.room):
+            return
+        task = asyncio.get_running_loop().create_task(self._send_gift(show.room, frame), name="show-gift")
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send_gift(self, room: RoomId, frame: dict[str, Any]) -> None:
+        if self.span is None:
+            return
+        try:
+            await self.span.publish(room, {"what": "gift", "frame": frame})
+        except aioredis.RedisError as exc:
+            log.warning("gift not sent to the show's other nodes", extra={"room": room, "error": str(exc)})
 
     async def ended(self, show: Show, reason: str) -> None:
         """The show ended here (its room is closed): an edge stops pulling; the origin tells its edges."""
@@ -79,7 +123,13 @@ class ShowEdges:
         if fresh and self.span is not None:
             await self.span.enter(room)
             show.remote = await self.span.remote_users(room)
+            show.lines.restore(await self.span.moderation(room))
         return show
+
+    async def adopt(self, show: Show) -> None:
+        """An edge's copy becomes the show itself (its broadcaster created it again here): no longer pulled."""
+        if self.cascade is not None:
+            await self.cascade.release(show.room)
 
     async def release(self, show: Show) -> None:
         """An edge's copy with no member left ends here (the show goes on at its origin)."""
@@ -106,12 +156,20 @@ class ShowEdges:
                 for user in set(show.remote) - before:
                     show.keep_apart(user, await relations.blocked_among(user, local))
             self._book.announce(show)
-        elif what == "chat" and isinstance(message.get("line"), dict):
-            line = message["line"]
-            hide = show.apart.get(UserId(str(line.get("from"))), set())
+        elif what in ("chat", "gift") and isinstance(message.get("line", message.get("frame")), dict):
+            line = message["line"] if what == "chat" else message["frame"]
+            sender = UserId(str(line.get("from")))
+            if what == "chat" and isinstance(line.get("id"), int):
+                show.lines.add(sender, str(line.get("text")), line["id"])  # deleted or pinned from here too
+            hide = show.apart.get(sender, set())
             for member in show.members.values():
                 if member.session.user_id not in hide:
                     member.session.send(line)
+        elif what == "moderation" and isinstance(message.get("act"), dict):
+            try:
+                await self._book.moderation.apply(show, message["act"])
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("malformed moderation act dropped", extra={"room": show.room, "error": str(exc)})
         elif what == "ended" and show.origin is not None:
             await self._book.finish(show, str(message.get("reason", "ended")))
 

@@ -4,6 +4,11 @@ show for some minutes, or remove (kick) a viewer with a cool-down before they ma
 Every member sees each effect at once (``show.chat_deleted``, ``show.chat_pinned``, ``show.muted``,
 ``show.kicked``; the removed viewer gets ``show.ended`` with reason ``removed``). The actor is named
 only by role: ``owner`` or ``moderator``, so a hidden moderator acts without appearing anywhere.
+
+A show over several nodes: the node taking the request checks it and applies it, then hands the act
+(a plain dict: ``action``, its fields, ``by``) to the show's other nodes, which apply it to their own
+members (:meth:`ShowModeration.apply`): a line deleted or pinned everywhere (line ids are numbered per
+show, not per node), a mute and a kick holding on every node, the kicked viewer removed wherever it is.
 """
 
 from __future__ import annotations
@@ -40,8 +45,12 @@ class ChatLines:
     kicked: dict[UserId, float] = field(default_factory=dict)
     """User -> when they may join again (unix seconds)."""
 
-    def add(self, user: UserId, text: str) -> int:
-        line_id, self.next_id = self.next_id, self.next_id + 1
+    def add(self, user: UserId, text: str, line_id: int | None = None) -> int:
+        """Keeps a new line; ``line_id`` given (a show over several nodes numbers its lines in Redis)
+        or the next local one."""
+        if line_id is None:
+            line_id = self.next_id
+        self.next_id = max(self.next_id, line_id + 1)
         self.recent[line_id] = {"id": line_id, "from": user, "text": text}
         if len(self.recent) > KEEP_LINES:
             self.recent.popitem(last=False)
@@ -60,6 +69,20 @@ class ChatLines:
             if end > time.time():
                 raise Forbidden(f"you were removed from this show; you may join again in {_minutes(end)} minute(s)")
             del self.kicked[user]
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """An edge's new copy of a show: the pin, mutes and kicks made before it (see :meth:`state`)."""
+        pinned = state.get("pinned")
+        self.pinned = dict(pinned) if isinstance(pinned, dict) else None
+        for name, into in (("muted", self.muted), ("kicked", self.kicked)):
+            for user, until in dict(state.get(name) or {}).items():
+                into[UserId(str(user))] = float(until)
+
+    def state(self) -> dict[str, Any]:
+        """What a node joining the show later needs: the pin, live mutes and kicks."""
+        now = time.time()
+        return {"pinned": self.pinned, "muted": {u: t for u, t in self.muted.items() if t > now},
+                "kicked": {u: t for u, t in self.kicked.items() if t > now}}
 
 
 def _minutes(end: float) -> int:
@@ -93,14 +116,17 @@ class ShowModeration:
         for member in show.members.values():
             member.session.send(message)
 
+    async def _act(self, show: Show, act: dict[str, Any]) -> None:
+        """Applies ``act`` here, then on the show's other nodes."""
+        await self.apply(show, act)
+        await self._book.edges.moderated(show, act)
+
     async def delete(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, by = self._actor(session, body)
         line_id = body["message_id"]
-        if show.lines.recent.pop(line_id, None) is None:
+        if line_id not in show.lines.recent:
             raise NotFound(f"no recent chat line {line_id} in this show")
-        if show.lines.pinned is not None and show.lines.pinned["id"] == line_id:
-            show.lines.pinned = None
-        self._send_all(show, {"type": "show.chat_deleted", "room": show.room, "message_id": line_id, "by": by})
+        await self._act(show, {"action": "delete", "message_id": line_id, "by": by})
         return {"message_id": line_id}
 
     async def pin(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -108,25 +134,44 @@ class ShowModeration:
         line = show.lines.recent.get(body["message_id"])
         if line is None:
             raise NotFound(f"no recent chat line {body['message_id']} in this show")
-        show.lines.pinned = dict(line)
-        self._send_all(show, {"type": "show.chat_pinned", "room": show.room, "message": show.lines.pinned, "by": by})
+        await self._act(show, {"action": "pin", "line": dict(line), "by": by})
         return {"message_id": line["id"]}
 
     async def mute(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, by = self._actor(session, body)
         user = self._target(show, body["user"])
         until = int(time.time()) + 60 * body["minutes"]
-        show.lines.muted[user] = until
-        self._send_all(show, {"type": "show.muted", "room": show.room, "user": user, "until": until, "by": by})
+        await self._act(show, {"action": "mute", "user": user, "until": until, "by": by})
         return {"user": user, "until": until}
 
     async def kick(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, by = self._actor(session, body)
         user = self._target(show, body["user"])
         until = int(time.time()) + 60 * (body.get("minutes") or KICK_COOL_DOWN_MIN)
-        show.lines.kicked[user] = until
-        for member in [m for m in show.members.values() if m.session.user_id == user and not m.hidden]:
-            member.session.send({"type": "show.ended", "room": show.room, "reason": "removed"})
-            await self._book.drop(show, member.session)
-        self._send_all(show, {"type": "show.kicked", "room": show.room, "user": user, "until": until, "by": by})
+        await self._act(show, {"action": "kick", "user": user, "until": until, "by": by})
         return {"user": user, "until": until}
+
+    async def apply(self, show: Show, act: Mapping[str, Any]) -> None:
+        """One act (this node's, or another node's of the same show) on this node's members."""
+        action, by, room = act["action"], str(act["by"]), show.room
+        if action == "delete":
+            line_id = int(act["message_id"])
+            show.lines.recent.pop(line_id, None)
+            if show.lines.pinned is not None and show.lines.pinned["id"] == line_id:
+                show.lines.pinned = None
+            self._send_all(show, {"type": "show.chat_deleted", "room": room, "message_id": line_id, "by": by})
+        elif action == "pin":
+            line = act["line"]
+            show.lines.pinned = {"id": int(line["id"]), "from": str(line["from"]), "text": str(line["text"])}
+            self._send_all(show, {"type": "show.chat_pinned", "room": room, "message": show.lines.pinned, "by": by})
+        elif action == "mute":
+            user, until = UserId(str(act["user"])), int(act["until"])
+            show.lines.muted[user] = until
+            self._send_all(show, {"type": "show.muted", "room": room, "user": user, "until": until, "by": by})
+        elif action == "kick":
+            user, until = UserId(str(act["user"])), int(act["until"])
+            show.lines.kicked[user] = until
+            for member in [m for m in show.members.values() if m.session.user_id == user and not m.hidden]:
+                member.session.send({"type": "show.ended", "room": room, "reason": "removed"})
+                await self._book.drop(show, member.session)
+            self._send_all(show, {"type": "show.kicked", "room": room, "user": user, "until": until, "by": by})

@@ -24,17 +24,18 @@ from typing import Any
 
 from prometheus_client import Histogram
 
-from sfu.types import IceCandidate, MediaService, PeerId
+from sfu.types import MediaService, PeerId
 from signaling.cascade import Origin
-from signaling.errors import Conflict, Forbidden, NotFound, RateLimited
+from signaling.errors import Conflict, Forbidden, NotFound
 from signaling.limits import TokenBucket
 from signaling.paid_shows import PaidShows
 from signaling.relations import Relations
-from signaling.renegotiation import Renegotiations
 from signaling.room_events import RoomEvents
 from signaling.session import Session
+from signaling.show_chat import ShowChat
 from signaling.show_edges import ShowEdges
 from signaling.show_links import ShowLinks
+from signaling.show_media import ShowMedia
 from signaling.show_moderation import ChatLines, ShowModeration
 from signaling.types import IceServersFor
 from switchboard.events import EventType
@@ -119,24 +120,25 @@ class ShowBook:
         self._media = media
         self._paid = paid
         self._tracing = tracing or Tracing()
-        self._first_media = first_media
         self._relations = relations
         self._ice_servers = ice_servers
-        self._chat_rate = chat_rate_per_s
-        self._chat_burst = chat_burst
         self._shows: dict[RoomId, Show] = {}
-        self._renegotiations = Renegotiations(media)
         self.moderation = ShowModeration(self)
         """The broadcaster's and moderators' doors: delete, pin, mute, kick."""
         self.links = ShowLinks(self, media)
         """``show.stats``: a member's own link."""
-        media.set_listener(self)
+        self.doors = ShowMedia(self, media, self._tracing, first_media)
+        """The media doors (publish, subscribe, answer, ice); the SFU's listener."""
+        media.set_listener(self.doors)
+        self.talk = ShowChat(self, chat_rate_per_s, chat_burst)
+        """The chat door and gifts."""
         self.events = RoomEvents(None)  # webhooks' room facts (visible members only); the node gives it Redis
         self.edges = ShowEdges(self)
         """Shows over several nodes (the cascade); the node gives it its pieces when the cascade is on."""
 
     async def close(self) -> None:
-        await self._renegotiations.close()
+        await self.doors.close()
+        await self.edges.close()
         for room in list(self._shows):
             await self._media.close_room(room)
         self._shows.clear()
@@ -170,8 +172,14 @@ class ShowBook:
             opens = f"room {session.grants.room!r}" if session.grants.room is not None else "no room"
             raise Forbidden(f"your token opens {opens}, not {room!r}: ask the API for a token for this room")
 
+    def _not_live(self, room: RoomId, session: Session) -> None:
+        """A show is created where none is live; an edge's copy of its owner's show may become it."""
+        show = self._shows.get(room)
+        if show is not None and (show.origin is None or show.owner != session.user_id):
+            raise Conflict(f"show {room!r} already exists")
+
     @staticmethod
-    def _may_publish(session: Session, show: Show, member: Member | None) -> None:
+    def may_publish(session: Session, show: Show, member: Member | None) -> None:
         """Only the show's host publishes: the owner's session that created it, with a publish grant
         for this room (checked again here: the grants may have been refreshed since)."""
         g = session.grants
@@ -256,13 +264,16 @@ class ShowBook:
             raise Forbidden("creating a show needs a broadcaster token for its room (POST /api/rooms/{room}/token)")
         room = RoomId(body.get("room") or g.room)
         self._door(session, room)
-        if room in self._shows:
-            raise Conflict(f"show {room!r} already exists")
+        self._not_live(room, session)
         show = Show(room, session.user_id, session.id)
-        self._may_publish(session, show, None)
+        self.may_publish(session, show, None)
         await self._media.open_room(room)
-        if room in self._shows:  # made by another create while the SFU opened the room
-            raise Conflict(f"show {room!r} already exists")
+        self._not_live(room, session)  # made by another create while the SFU opened the room
+        copy = self._shows.get(room)
+        if copy is not None:  # an edge's copy: its broadcaster came here (its origin died), its viewers stay
+            await self.edges.adopt(copy)
+            copy.origin, copy.host = None, session.id
+            show = copy
         self._shows[room] = show
         if self._paid is not None:
             await self._paid.opened(show)
@@ -345,20 +356,6 @@ class ShowBook:
         if self._paid is not None:
             await self._paid.closed(show)
 
-    def gift_arrived(self, user: UserId, message: dict[str, Any]) -> None:
-        """A gift the API sold (``show.gift`` on the owner's channel): every member of the owner's show
-        sees it, except those a block keeps apart from the sender."""
-        show = self._shows.get(RoomId(str(message.get("room"))))
-        if show is None or show.owner != user:
-            return
-        frame = PaidShows.gift_frame(show, message)
-        if frame is None:
-            return
-        hide = show.apart.get(UserId(frame["from"]), set())
-        for member in show.members.values():
-            if member.session.user_id not in hide:
-                member.session.send(frame)
-
     async def roster(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, _ = self._member(session, body["room"])
         return show.roster(session.user_id)
@@ -380,60 +377,6 @@ class ShowBook:
             else:
                 await self._drop(show, session)
 
-    # --- media ------------------------------------------------------------------------------------
-
-    async def publish(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
-        show, member = self._member(session, body["room"])
-        self._may_publish(session, show, member)
-        await self._media.open_room(show.room)  # again after a lost SFU worker (the show lives on)
-        answer = await self._media.publish(show.room, member.peer_id, session.user_id, body["sdp"])
-        await self.events.published(show.room, session.user_id, member.peer_id, body["sdp"])
-        return {"room": show.room, "sdp": answer}
-
-    async def subscribe(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
-        show, member = self._member(session, body["room"])
-        if not (session.grants.subscribe or session.grants.moderate):
-            raise Forbidden("subscribing needs the subscribe grant")
-        await self._media.open_room(show.room)
-        if session.id != show.host:
-            # Subscribing again (a reloaded page that resumed, a failed connection) replaces the old peer:
-            # the SFU cannot ICE-restart it. A publisher's peer holds its producers and is never replaced.
-            await self._media.close_peer(show.room, member.peer_id)
-        with self._tracing.span("show.subscribe", parent=member.trace, attributes={"room": show.room}):
-            offer = await self._media.subscribe(show.room, member.peer_id, session.user_id, hidden=member.hidden)
-        return {"room": show.room, "sdp": offer}
-
-    async def answer(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
-        show, member = self._member(session, body["room"])
-        with self._tracing.span("show.answer", parent=member.trace, attributes={"room": show.room}):
-            await self._media.accept_answer(show.room, member.peer_id, body["sdp"])
-        return {"room": show.room}
-
-    async def ice(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
-        show, member = self._member(session, body["room"])
-        raw = body.get("candidate")
-        candidate = None if raw is None else IceCandidate(raw["candidate"], raw["sdpMid"], raw["sdpMLineIndex"])
-        await self._media.add_ice_candidate(show.room, member.peer_id, candidate)
-        return {}
-
-    async def chat(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
-        show, member = self._member(session, body["room"])
-        if member.hidden:
-            raise Forbidden("a hidden session cannot chat (it would be seen)")
-        now = time.monotonic()
-        bucket = show.chat.setdefault(session.user_id, TokenBucket(self._chat_rate, self._chat_burst, now))
-        show.lines.may_chat(session.user_id)
-        if not bucket.take(now):
-            raise RateLimited(f"show chat is limited to {self._chat_rate:g} lines/s (burst {self._chat_burst})")
-        line = {"type": "show.chat", "room": show.room, "id": show.lines.add(session.user_id, body["text"]),
-                "from": session.user_id, "text": body["text"]}
-        hide = show.apart.get(session.user_id, set())
-        for other in show.members.values():
-            if other.session.user_id not in hide:
-                other.session.send(line)
-        await self.edges.chat(show, line)
-        return {"id": line["id"]}
-
     async def block(self, blocker: UserId, blocked: UserId) -> None:
         """A block was made (the ``block`` sanctions notice): in every show holding both, the two are
         kept apart from now on; when one of them owns the show, the other leaves it (``show.ended``
@@ -450,41 +393,3 @@ class ShowBook:
             else:
                 show.keep_apart(blocker, {blocked})
                 self._announce(show)
-
-    # --- SfuListener ------------------------------------------------------------------------------
-
-    def _by_peer(self, room: RoomId, peer_id: PeerId) -> tuple[Show, Member] | None:
-        show = self._shows.get(room)
-        member = show.members.get(SessionId(peer_id)) if show else None
-        return (show, member) if show and member else None
-
-    async def renegotiation_needed(self, room_id: RoomId, peer_id: PeerId) -> None:
-        found = self._by_peer(room_id, peer_id)
-        if found is not None:
-            session = found[1].session
-            self._renegotiations.spawn(room_id, peer_id, lambda sdp: session.send(
-                {"type": "show.offer", "room": room_id, "sdp": sdp}))
-
-    async def first_media(self, room_id: RoomId, peer_id: PeerId) -> None:
-        """Join-to-first-frame: a histogram observation, and a span from join to now in the join trace."""
-        found = self._by_peer(room_id, peer_id)
-        if found is None or found[1].hidden:
-            return
-        member = found[1]
-        if self._first_media is not None:
-            self._first_media.observe(max(time.time_ns() - member.joined_ns, 0) / 1e9)
-        self._tracing.record("show.first_media", parent=member.trace, start_ns=member.joined_ns,
-                             attributes={"room": room_id})
-
-    async def peer_closed(self, room_id: RoomId, peer_id: PeerId, reason: str) -> None:
-        found = self._by_peer(room_id, peer_id)
-        if found is None:
-            return
-        show, member = found
-        member.session.send({"type": "show.peer_closed", "room": room_id, "reason": reason})
-        if member.session.id == show.host:
-            # The broadcaster's media is gone (its tracks leave every viewer's connection by a show.offer);
-            # the show itself goes on until its host leaves or ends it, and may publish again.
-            for other in show.members.values():
-                if other is not member:
-                    other.session.send({"type": "show.media_stopped", "room": room_id, "reason": reason})

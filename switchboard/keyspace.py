@@ -285,10 +285,33 @@ SHOW_ORIGIN_TTL_S = 30
 """A show's origin record outlives its node's last refresh by this much (a killed origin's expires)."""
 
 
-def show_members(room: str) -> str:
-    """Hash ``<node id>/<session id>`` -> user id: the visible members of a show on every node (never
-    a hidden tap). Each node writes its own members; every node's roster and count are read from it."""
-    return f"show:members:{room}"
+def show_members(room: str, node: str) -> str:
+    """Hash ``<session id>`` -> user id: the visible members of a show on one of its nodes (never a
+    hidden tap). Each node writes its own and refreshes the key's TTL (``SHOW_MEMBERS_TTL_S``) every
+    second: a killed node's members leave every roster when it expires. Every node's roster and count
+    are read from the hashes of the nodes in :func:`show_nodes`."""
+    return f"show:members:{room}:{node}"
+
+
+SHOW_MEMBERS_TTL_S = 3
+"""A node's member hash of a show outlives its node's last refresh by this much."""
+
+
+def show_chat_seq(room: str) -> str:
+    """Counter (INCR): the id of a show's next chat line, one sequence for all the show's nodes, so a
+    delete or pin names the same line everywhere. Refreshed and removed with :func:`show_nodes`."""
+    return f"show:chatseq:{room}"
+
+
+def show_moderation(room: str) -> str:
+    """String (JSON ``{"pinned", "muted", "kicked"}``): a show's pin, mutes and kicks, written by the
+    node that took the act; an edge joining the show later starts from it."""
+    return f"show:moderation:{room}"
+
+
+SHOW_SHARED_TTL_S = 30
+"""A show's node set, line counter and moderation state outlive the last refresh by any of its nodes
+by this much (a show whose every node died leaves nothing behind)."""
 
 
 def call_nodes(room: str) -> str:

@@ -1,17 +1,18 @@
 """Sealed pipes (between nodes): genuine media passes over real UDP; forged or altered datagrams,
-even from the far end's own address, are dropped and counted."""
+even from the far end's own address, are dropped and counted; so are genuine ones replayed."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sfu.pipe import PipeTransport
-from sfu.pipe_seal import TAG_BYTES, Seal
+from sfu.pipe_seal import FROM_EXPORTER, SEAL_BYTES, WINDOW, ReplayWindow, Seal
 from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.rtp import HEADER
 from sfu.types import PeerId
@@ -54,13 +55,64 @@ async def test_a_sealed_pipe_carries_media_and_drops_forged_rtp() -> None:
     # A stranger who spoofs the origin's address but lacks the secret: dropped, counted.
     forged = HEADER.pack(0x80, 96, 99, 1, source.ssrc) + b"evil"
     edge.datagram_received(forged, edge.remote)
-    edge.datagram_received(Seal(b"another-secret-of-16-bytes").seal(forged), edge.remote)
-    genuine = Seal(SECRET).seal(forged)
+    edge.datagram_received(Seal(b"another-secret-of-16-bytes").for_pipe("p").seal(forged, FROM_EXPORTER | 99),
+                           edge.remote)
+    edge.datagram_received(Seal(SECRET).for_pipe("another pipe").seal(forged, FROM_EXPORTER | 99), edge.remote)
+    genuine = Seal(SECRET).for_pipe("p").seal(forged, FROM_EXPORTER | 99)
     edge.datagram_received(genuine[:-1] + bytes([genuine[-1] ^ 1]), edge.remote)  # altered in flight
-    assert edge.forged == 3 and far.packets_received == 5
-    assert origin.forged == 0 and edge.malformed == 0
+    assert edge.forged == 4 and far.packets_received == 5
+    assert origin.forged == 0 and edge.malformed == 0 and edge.replayed == 0
     origin.close()
     edge.close()
+
+
+async def test_a_sealed_pipe_drops_a_replayed_genuine_datagram() -> None:
+    source, imported = producer(), []
+    origin = PipeTransport("p", new_producer=lambda *a: producer(), on_producer=lambda t, p: None,  # type: ignore[misc]
+                           on_producer_closed=lambda t, p: None, seal=Seal(SECRET))
+    edge = PipeTransport("p", new_producer=lambda t, c, s, i: producer(s),
+                         on_producer=lambda t, p: imported.append(p), on_producer_closed=lambda t, p: None,
+                         seal=Seal(SECRET))
+    origin_port, edge_port = await origin.open(), await edge.open()
+    wire, echoes = _tap(origin), _tap(edge)  # what an eavesdropper on the path sees
+    origin.connect(edge_port, export=True, host="127.0.0.1")
+    edge.connect(origin_port, export=False, host="127.0.0.1")
+    origin.export(source)
+    await until(lambda: bool(imported))
+    far = imported[0]
+    consumer = origin.exported[source.ssrc]
+    for seq in range(5):
+        consumer.forward(seq, seq * 3000, 0, b"\x10\x00\x00payload")
+    await until(lambda: far.packets_received >= 5)
+    # The genuine datagrams sent again: each is dropped and counted, as a forged one.
+    replayed = list(wire)
+    for datagram in replayed:
+        edge.datagram_received(datagram, edge.remote)
+    assert edge.replayed == len(replayed) == edge.forged and far.packets_received == 5
+    # A datagram the edge itself sent (its keepalive), reflected back to it: dropped too.
+    edge.tick()
+    edge.datagram_received(echoes[-1], edge.remote)
+    assert edge.replayed == len(replayed) + 1
+    # The media goes on.
+    consumer.forward(5, 5 * 3000, 0, b"\x10\x00\x00payload")
+    await until(lambda: far.packets_received >= 6)
+    assert edge.malformed == 0
+    origin.close()
+    edge.close()
+
+
+def _tap(pipe: PipeTransport) -> list[bytes]:
+    """Every datagram ``pipe`` sends from now on, as it leaves its socket."""
+    assert pipe._transport is not None
+    got: list[bytes] = []
+    real = pipe._transport.sendto
+
+    def sendto(data: bytes, addr: Any = None) -> None:
+        got.append(data)
+        real(data, addr)
+
+    pipe._transport.sendto = sendto  # type: ignore[method-assign]
+    return got
 
 
 def test_a_seal_needs_a_real_secret() -> None:
@@ -68,11 +120,23 @@ def test_a_seal_needs_a_real_secret() -> None:
         Seal(b"short")
 
 
-@given(st.binary(max_size=200))
-def test_only_sealed_datagrams_open(data: bytes) -> None:
-    seal = Seal(SECRET)
-    opened = seal.open(seal.seal(data))
-    assert (opened == data) if data else (opened is None)  # an empty datagram is never sent
+@given(st.binary(max_size=200), st.integers(0, 2**64 - 1))
+def test_only_sealed_datagrams_open(data: bytes, counter: int) -> None:
+    seal = Seal(SECRET).for_pipe("p")
+    opened = seal.open(seal.seal(data, counter))
+    assert (opened == (data, counter)) if data else (opened is None)  # an empty datagram is never sent
     assert seal.open(data) is None  # bytes without the key's tag (a 2**-80 chance to guess one)
-    assert Seal(SECRET + b"x").open(seal.seal(data)) is None
-    assert len(seal.seal(data)) == len(data) + TAG_BYTES
+    assert Seal(SECRET + b"x").for_pipe("p").open(seal.seal(data, counter)) is None
+    assert Seal(SECRET).for_pipe("q").open(seal.seal(data, counter)) is None  # another pipe's
+    assert len(seal.seal(data, counter)) == len(data) + SEAL_BYTES
+
+
+@given(st.lists(st.integers(0, 3 * WINDOW), max_size=300))
+def test_a_replay_window_opens_each_counter_once(counters: list[int]) -> None:
+    window, top, accepted = ReplayWindow(), -1, set()
+    for counter in counters:
+        fresh = counter not in accepted and counter > top - WINDOW
+        assert window.accept(counter) is fresh
+        if fresh:
+            accepted.add(counter)
+            top = max(top, counter)

@@ -23,6 +23,7 @@ from playwright.async_api import async_playwright
 
 import switchboard_client.show as sdk_show
 from switchboard.placement import Placement
+from switchboard.registry import NodeRegistry
 from switchboard_client import ApiClient, NodeClient, publish_show, view_show
 from switchboard_client.media import FrameCounter, TestPattern
 from tests.conftest import REDIS_KINDS, redis_url_of
@@ -216,3 +217,69 @@ async def test_signal_js_comes_back_on_a_live_node_after_its_node_is_killed(
             assert await page.evaluate("window.signal.node") == f"http://127.0.0.1:{survivor.port}"
         finally:
             await browser.close()
+
+
+@pytest.mark.parametrize("count", [2, 3])
+async def test_an_edges_viewer_decodes_again_without_moving_when_its_origin_is_killed(
+        make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path, count: int) -> None:
+    """The cascade on, the origin full after one viewer: the second viewer is placed on an edge. The
+    origin is killed; the broadcaster comes back through the API on a live node and publishes again.
+    The edge either is that node (two nodes: its copy of the show becomes the show) or pulls the show
+    again from it (three nodes, the broadcaster placed on the least loaded: the edge follows the show's
+    origin record): its viewer decodes again without leaving its node."""
+    api = await make_api()
+    nodes = await _nodes_on_api_key(api, start_node, redis, tmp_path, count,
+                                    SWITCHBOARD_CASCADE_SECRET="a-shared-secret-of-the-test-nodes",
+                                    SWITCHBOARD_CASCADE_VIEWERS_PER_NODE="1")
+    base = str(api.client.make_url("")).rstrip("/")
+    owner = await _login(base, api)
+    room = (await owner.create_room("moving origin")).room
+    guests = [await _login(base, api) for _ in range(2)]
+    clients: list[Any] = []
+    counters: list[FrameCounter] = []
+    try:
+        host = NodeClient(base, owner.token_source(room, "broadcaster"))
+        clients.append(host)
+        await host.open()
+        show = await publish_show(host, room, [TestPattern()])
+        clients.append(show)
+        viewings = []
+        for guest in guests:
+            node = NodeClient(base, guest.token_source(room))
+            clients.append(node)
+            await node.open()
+            viewings.append(await view_show(node, room))
+            clients.append(viewings[-1])
+            async with asyncio.timeout(BACK_S):
+                counters.append(await _decoding(viewings[-1]))
+                while not any(e.full for e in await NodeRegistry(redis).nodes()):  # noqa: ASYNC110 (polls Redis)
+                    await asyncio.sleep(0.2)  # the origin's load reaches the registry: it is full
+        origin = next(n for n in nodes.values() if n.node_id == host.hello.node)
+        edge_viewing = viewings[1]
+        assert edge_viewing.node.hello.node != origin.node_id  # placed on an edge: the cascade pulls the show
+
+        _kill(origin)
+        await origin.proc.wait()
+        async with asyncio.timeout(BACK_S):
+            await show.rejoined.wait()  # the broadcaster publishes again, on a live node
+        assert host.hello.node != origin.node_id
+        if count == 2:
+            assert host.hello.node == edge_viewing.node.hello.node  # the edge's copy becomes the show
+
+        async def frames() -> int:  # over every video track the edge's viewer got (a renegotiation adds one)
+            for track in [t for t in edge_viewing.tracks if t.kind == "video"][len(counters) - 1:]:
+                counters.append(FrameCounter(track))
+            return sum(c.count.frames for c in counters[1:])
+
+        seen = await frames()
+        async with asyncio.timeout(BACK_S):
+            while await frames() < seen + 10:  # noqa: ASYNC110 (polls the frame counters)
+                await asyncio.sleep(0.2)
+        assert edge_viewing.node.moves == 0 and edge_viewing.rejoins == 0 and edge_viewing.ended is None
+    finally:
+        for counter in counters:
+            await counter.close()
+        for client in reversed(clients):
+            await client.close()
+        for api_client in [owner, *guests]:
+            await api_client.close()
