@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from control_api.models import Account, Block, Room, Sanction
 from control_api.services import SERVICES
 from switchboard.keyspace import SANCTIONS_CHANNEL
+from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.api.cache")
 T = TypeVar("T")
@@ -207,9 +208,7 @@ class ReadCache:
         """Stops following the channel. Safe to call twice."""
         task, self._task = self._task, None
         reads = [t for t in [task, *self._loading.values()] if t is not None]
-        for t in reads:
-            t.cancel()
-        await asyncio.gather(*reads, return_exceptions=True)
+        await stop_tasks(reads)  # (a cancel redis-py swallows is repeated, within a deadline)
         self.listening = False
         self.clear()
 

@@ -12,7 +12,6 @@ and the others' within ``flush_s``; a Redis outage leaves the local limits in fo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -24,6 +23,7 @@ from redis.exceptions import RedisError
 from control_api.errors import RateLimited
 from control_api.services import Caller
 from switchboard.keyspace import premium_tier, rate_window
+from switchboard.tasks import stop_task
 
 WINDOW_S = 60
 log = logging.getLogger("switchboard.api")
@@ -202,8 +202,6 @@ class RateLimits:
     async def close(self) -> None:
         """Sends what is still counted only here. Safe to call twice."""
         if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+            await stop_task(self._flusher)
             self._flusher = None
         await self.flush()

@@ -23,6 +23,8 @@ PACKAGES=(
   iproute2                        # network namespaces for link tests
   redis-server                    # tests: a real 3-master Redis Cluster (tests/redis_cluster.py)
   prometheus                      # tests/test_deploy.py: promtool checks deploy/'s alert rules
+  gcc                             # sfu/native: compiles the native fan-out (cffi, python -m sfu.native.build)
+  libsrtp2-dev                    #   its SRTP: Debian's libsrtp2 (the tests run the SFU on the native path)
 )
 
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }

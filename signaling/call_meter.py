@@ -13,7 +13,6 @@ node that accepted the call ends it on both sides with reason ``insufficient_cre
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -26,6 +25,7 @@ from switchboard import keyspace
 from switchboard.ids import UserId
 from switchboard.keyspace import text
 from switchboard.paid import BILLING_STREAM, METER_TTL_S, BillingEntry, call_meter, call_price, meter_reply
+from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling.meter")
 
@@ -66,10 +66,7 @@ class CallMeter:
         return min(self.minute_s / 3, 10.0)
 
     async def close(self) -> None:
-        for task in list(self._loops.values()):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(list(self._loops.values()))
         self._loops.clear()
 
     async def _ask(self, entry: BillingEntry) -> None:

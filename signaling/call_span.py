@@ -26,6 +26,7 @@ from signaling.errors import NotFound, Unavailable
 from signaling.hub import Hub
 from switchboard import keyspace
 from switchboard.ids import NodeId, RoomId, UserId
+from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling")
 
@@ -72,9 +73,7 @@ class CallSpan:
             log.exception("a call's far party not pulled")
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(list(self._tasks))
 
     def started(self, room: RoomId, kind: str, users: tuple[UserId, UserId], started_at: int,
                 open_room: Callable[[], Any]) -> None:

@@ -37,6 +37,7 @@ from switchboard.events import EventType, SocialEvent, encode
 from switchboard.ids import UserId, new_id
 from switchboard.keyspace import EVENTS_STREAM, call, text, user_call
 from switchboard.paid import call_meter
+from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling")
 
@@ -77,10 +78,7 @@ class CallBook:
 
     async def close(self) -> None:
         await self.meter.close()
-        for task in list(self._timers.values()):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(list(self._timers.values()))
         self._timers.clear()
 
     def peer(self, user_id: UserId, call_id: str) -> UserId | None:

@@ -10,7 +10,6 @@ allow that (``rate()`` treats it as a reset).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from sfu.process import counters
 from sfu.worker import Worker
+from switchboard.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,5 @@ class MediaMetrics(Collector):
     async def close(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
             self._registry.unregister(self)

@@ -37,6 +37,10 @@ from redis.exceptions import ResponseError
 Arg = str | bytes | int | float
 
 
+CLOSE_S = 2.0
+"""How long :meth:`Resp.aclose` waits for the connection to end before cutting it."""
+
+
 class _Protocol(asyncio.Protocol):
     """One connection: writes pipelined commands, matches replies to waiting futures in order."""
 
@@ -167,8 +171,12 @@ class Resp:
             self._connecting = None
         conn, self._conn = self._conn, None
         if conn is not None and conn.transport is not None:
-            conn.transport.close()
-            await asyncio.shield(conn.lost)
+            transport = conn.transport
+            transport.close()
+            try:  # a peer that stops reading keeps a close waiting on its buffer: then cut the connection
+                await asyncio.wait_for(asyncio.shield(conn.lost), CLOSE_S)
+            except TimeoutError:
+                transport.abort()
 
     # --- the machinery -------------------------------------------------------------------------------
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 log = logging.getLogger("switchboard.tasks")
 
 
-async def stop_task(task: asyncio.Task[object], *, retry_s: float = 0.5, deadline_s: float = 5.0) -> None:
+async def stop_task(task: asyncio.Task[Any], *, retry_s: float = 0.5, deadline_s: float = 5.0) -> None:
     """Cancels ``task`` and waits for it; re-cancels every ``retry_s`` until ``deadline_s``."""
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline_s
@@ -30,6 +32,6 @@ async def stop_task(task: asyncio.Task[object], *, retry_s: float = 0.5, deadlin
             log.warning("task %s ended with %r", task.get_name(), exc)
 
 
-async def stop_tasks(tasks: list[asyncio.Task[object]], **kw: float) -> None:
+async def stop_tasks(tasks: Iterable[asyncio.Task[Any]], **kw: float) -> None:
     """:func:`stop_task` on each, concurrently."""
     await asyncio.gather(*(stop_task(t, **kw) for t in tasks))

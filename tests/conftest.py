@@ -141,6 +141,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _root_logging() -> Iterator[None]:
+    """The root logger's handlers and level as they were: a test that configures logging (the CLI in
+    process) leaves no handler on a captured stream that pytest closes after it."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
 def sfu_fanout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The fan-out of every Worker and WorkerPool the test makes without saying (their default)."""
     mode = getattr(request, "param", None) or os.environ.get(SFU_FANOUT_ENV, "native")

@@ -19,6 +19,7 @@ from control_api.errors import BadRequest
 from control_api.payments.models import StripeEvent
 from control_api.payments.service import Payments
 from control_api.payments.signature import verify
+from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.api.webhooks")
 
@@ -151,8 +152,5 @@ class Inbox:
         return None
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(list(self._tasks))
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -89,6 +91,33 @@ def api_settings(**overrides: Any) -> ApiSettings:
     """The API's settings for tests. Shedding on a late event loop is off unless a test turns it on:
     this machine's load would shed at random (tests/control_api/test_admission.py turns it on)."""
     return ApiSettings(**{"lag_shed_ms": 600_000.0, **overrides})
+
+
+CLOSE_S = 60.0
+"""An app's teardown (its cleanup contexts) gets this long; beyond it the test fails with every task's stack."""
+
+
+@pytest.fixture
+async def aiohttp_client() -> AsyncIterator[Callable[[web.Application], Awaitable[TestClient]]]:
+    """pytest-aiohttp's fixture, with a bounded close: a teardown that hangs fails in CLOSE_S and
+    prints what every task was waiting for, instead of idling until the suite's timeout."""
+    clients: list[TestClient] = []
+
+    async def make(app: web.Application) -> TestClient:
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in reversed(clients):
+        try:
+            async with asyncio.timeout(CLOSE_S):
+                await client.close()
+        except TimeoutError:
+            for task in asyncio.all_tasks():
+                task.print_stack(file=sys.stderr)
+            raise AssertionError(f"the app did not close within {CLOSE_S:.0f} s (task stacks on stderr)") from None
 
 
 @pytest.fixture

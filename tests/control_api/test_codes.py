@@ -58,8 +58,23 @@ async def test_concurrent_guesses_cannot_outrun_the_count(api: Api) -> None:
     code = api.outbox.last_code(user.email)
     guesses = [f"{(int(code) + i) % 1_000_000:06d}" for i in range(1, 21)]
     answers = await asyncio.gather(*(_reset(api, user.email, guess) for guess in guesses))
-    statuses = sorted(status for status, _ in answers)
-    assert statuses == [401] * 5 + [429] * 15
+    statuses = [status for status, _ in answers]
+    # 401: a guess weighed and wrong; 429: refused by the lock; 503: shed by admission on a busy box
+    # before it was weighed (it counts nothing, so it is no way around the count either).
+    assert set(statuses) <= {401, 429, 503}, statuses
+    weighed = statuses.count(401)
+    assert weighed <= 5, statuses
+    # One at a time, the guesses left to the address: none when five were weighed above.
+    for guess in (f"{(int(code) + i) % 1_000_000:06d}" for i in range(21, 41)):
+        status, _ = await _reset(api, user.email, guess)
+        if status == 503:
+            await asyncio.sleep(0.2)
+            continue
+        if status != 401:
+            break
+        weighed += 1
+    assert status == 429 and weighed == 5, (status, weighed)
+    assert (await _reset(api, user.email, code))[0] in (429, 503)  # the right code is locked out too
 
 
 async def test_the_lockout_acts_the_same_for_an_address_without_an_account(api: Api) -> None:

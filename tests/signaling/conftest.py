@@ -116,11 +116,15 @@ class Peer:
         return reply
 
     async def closed(self) -> int | None:
-        """Reads until the server closes; returns the close code."""
+        """Reads until the server closes; returns the close code of the server's close frame (what a
+        browser's CloseEvent reports). Not ``ws.close_code``: aiohttp's client answers the close frame
+        and, when the server has already ended the connection, overwrites the code with 1006."""
         async with asyncio.timeout(STEP_S):
             while True:
                 msg = await self.ws.receive()
-                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+                if msg.type is aiohttp.WSMsgType.CLOSE:
+                    return int(msg.data)
+                if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
                     return self.ws.close_code
                 if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                     self.seen.append(decode(msg.data, self.codec, max_bytes=1 << 24))
