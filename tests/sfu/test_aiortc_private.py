@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import pkgutil
 
 import aioice
 import aiortc
@@ -28,6 +29,24 @@ EXPECTED_SIGNATURES = {
     "RTCDtlsTransport._set_role": "(self, role: str) -> None",
     "RTCDtlsTransport._send_rtp": "(self, data: bytes) -> None",
 }
+
+
+def test_every_module_names_its_private_surface_and_the_package_exports_it() -> None:
+    """Each module of the package says which internals it touches; its public names are the package's
+    (``from sfu.aiortc_private import X`` and ``aiortc_private.X`` reach every one of them)."""
+    import importlib
+
+    modules = [importlib.import_module(f"sfu.aiortc_private.{m.name}")
+               for m in pkgutil.iter_modules(aiortc_private.__path__)]
+    assert len(modules) > 1
+    exported = set(aiortc_private.__all__)
+    for module in modules:
+        assert module.__doc__ and "private" in module.__doc__.lower(), module.__name__
+        defined = {name for name, value in vars(module).items() if not name.startswith("_")
+                   and getattr(value, "__module__", module.__name__) == module.__name__ and not inspect.ismodule(value)}
+        assert defined <= exported, (module.__name__, defined - exported)
+        for name in defined:
+            assert getattr(aiortc_private, name) is getattr(module, name), name
 
 
 def test_versions_are_the_pinned_ones() -> None:
@@ -111,7 +130,7 @@ def test_pylibsrtp_work_buffer_internals() -> None:
     assert (pylibsrtp.SRTP_MAX_TRAILER_LEN, pylibsrtp.SRTP_MAX_SRTCP_TRAILER_LEN) == (144, 148)
     from pylibsrtp._binding import ffi
 
-    assert ffi is aiortc_private._srtp_ffi
+    assert ffi is aiortc_private.srtp._srtp_ffi  # the buffers grow_srtp_buffer makes are pylibsrtp's own
 
 
 def test_dtls_receive_loop_drops_only_srtp_errors_and_dies_on_others() -> None:
