@@ -9,8 +9,8 @@ STAMP  := $(VENV)/.installed
 
 # Written last: an interrupted install leaves no stamp, so the next make repairs the venv.
 # sfu.native.build compiles the native fan-out (cffi, libsrtp2) and never fails: without a compiler or
-# libsrtp2-dev the SFU keeps its Python fan-out. A changed fanout.c rebuilds (the stamp depends on it).
-$(STAMP): pyproject.toml sfu/native/fanout.c | deps-venv
+# libsrtp2-dev the SFU keeps its Python fan-out. A changed fanout.c or fanout.h rebuilds (the stamp depends on both).
+$(STAMP): pyproject.toml sfu/native/fanout.c sfu/native/fanout.h | deps-venv
 	$(BIN)/python -c 'import pip' 2>/dev/null || (rm -rf $(VENV) && $(PYTHON) -m venv $(VENV))
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

@@ -4,7 +4,8 @@
 when it can and never fails when it cannot (no compiler, no ``libsrtp2-dev``, no cffi): it says why
 and exits 0, and the SFU keeps its pure-Python fan-out (``sfu.fanout = "auto"`` picks what exists).
 ``--strict`` exits 1 instead; ``--if-stale`` builds only when the extension is missing or older than
-``fanout.c`` (``make test`` after ``make deps`` installed libsrtp2-dev on a machine that had a venv).
+``fanout.c`` or ``fanout.h`` (``make test`` after ``make deps`` installed libsrtp2-dev on a machine that
+had a venv). ``fanout.h`` declares the interface once: fanout.c includes it and cffi's cdef is made from it.
 """
 
 from __future__ import annotations
@@ -17,43 +18,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MODULE = "sfu.native._fanout"
 
-CDEF = """
-typedef struct fo_plane fo_plane;
-typedef struct fo_transport {
-    int fd;
-    uint16_t twcc_seq;
-    uint64_t sent_packets, sent_bytes, dropped, send_errors;
-    int last_errno;
-    ...;
-} fo_transport;
-typedef struct fo_consumer {
-    fo_transport *transport;
-    uint32_t ssrc;
-    uint8_t payload_type;
-    uint16_t seq_off;
-    uint32_t ts_off;
-    uint8_t ext;
-    uint8_t twcc_id;
-    uint8_t abs_id;
-    uint8_t mid_len;
-    uint8_t mid[18];
-    uint8_t pass_ids[3];
-    uint64_t packets, octets;
-} fo_consumer;
+SOURCES = ("fanout.c", "fanout.h")
+"""What the extension is built from: a newer one makes it stale (``--if-stale``)."""
+PRIVATE_FIELDS = "FO_TRANSPORT_PRIVATE"
+"""The line of fanout.h where fanout.c puts the transport fields cffi need not know (``...;`` for cffi)."""
 
-fo_plane *fo_plane_new(int batch_max);
-void fo_plane_free(fo_plane *p);
-int fo_flush(fo_plane *p);
-fo_transport *fo_transport_new(int profile, const uint8_t *key, int keylen);
-int fo_transport_target(fo_transport *t, int fd, int family, const uint8_t *ip, int port);
-void fo_transport_free(fo_plane *p, fo_transport *t);
-int fo_twcc_next(fo_transport *t, double now, uint32_t size);
-int fo_twcc_sent(fo_transport *t, int seq, double *at);
-int fo_send(fo_plane *p, fo_transport *t, const uint8_t *packet, int len);
-int fo_fanout(fo_plane *p, fo_consumer **cs, int n, int marker, uint16_t seq, uint32_t ts,
-              const uint8_t *payload, int plen, const uint8_t *abs, const uint8_t *pass,
-              const uint8_t *pass_len, double now, uint32_t size);
-"""
+
+def cdef(header: str) -> str:
+    """``fanout.h`` as ``ffi.cdef`` reads it: without its preprocessor lines (the include guard,
+    ``<stdint.h>``), which cffi's parser refuses, and with ``...;`` for the private fields' line."""
+    lines = [line for line in header.splitlines() if not line.lstrip().startswith("#")]
+    private = [i for i, line in enumerate(lines) if line.strip() == PRIVATE_FIELDS]
+    if len(private) != 1:
+        raise ValueError(f"fanout.h must have one {PRIVATE_FIELDS} line, found {len(private)}")
+    lines[private[0]] = "    ...;"
+    return "\n".join(lines) + "\n"
 
 
 def build() -> tuple[bool, str]:
@@ -64,15 +43,15 @@ def build() -> tuple[bool, str]:
         return False, "cffi is not installed"
     if not Path("/usr/include/srtp2/srtp.h").exists():
         return False, "libsrtp2-dev is not installed (/usr/include/srtp2/srtp.h)"
-    ffi = FFI()
-    ffi.cdef(CDEF)
-    ffi.set_source(MODULE, (HERE / "fanout.c").read_text(), libraries=["srtp2"],
-                   extra_compile_args=["-O2", "-Wall"])
     with tempfile.TemporaryDirectory(prefix="sfu-native-") as tmp:
         try:
+            ffi = FFI()
+            ffi.cdef(cdef((HERE / "fanout.h").read_text()))
+            ffi.set_source(MODULE, (HERE / "fanout.c").read_text(), libraries=["srtp2"], include_dirs=[str(HERE)],
+                           extra_compile_args=["-O2", "-Wall"])
             built = Path(ffi.compile(tmpdir=tmp, verbose=False))
-        except Exception as exc:  # a missing compiler, a compile or link error: the Python path stays
-            return False, f"build failed: {exc}"
+        except Exception as exc:  # a missing compiler, a header cffi cannot parse, a compile or link error:
+            return False, f"build failed: {exc}"  # the Python path stays
         for old in HERE.glob("_fanout.*.so"):
             old.unlink()
         target = HERE / built.name
@@ -80,10 +59,10 @@ def build() -> tuple[bool, str]:
     return True, f"built {target}"
 
 
-def current() -> bool:
-    """The built extension exists and is newer than its source."""
-    source = (HERE / "fanout.c").stat().st_mtime
-    return any(so.stat().st_mtime >= source for so in HERE.glob("_fanout.*.so"))
+def current(folder: Path = HERE) -> bool:
+    """The built extension exists in ``folder`` and is newer than every one of its :data:`SOURCES`."""
+    source = max((folder / name).stat().st_mtime for name in SOURCES)
+    return any(so.stat().st_mtime >= source for so in folder.glob("_fanout.*.so"))
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,5 @@
-/* The forwarding plane's outgoing SRTP and sends, for sfu/fanout.py (built by sfu/native/build.py).
+/* The forwarding plane's outgoing SRTP and sends, for sfu/fanout.py (built by sfu/native/build.py;
+ * the interface is declared in fanout.h).
  *
  * One call per received packet (fo_fanout) writes each consumer's RTP header (SSRC, PT, sequence
  * number, timestamp, the viewer transport's transport-cc number and extension ids: what
@@ -23,35 +24,15 @@
 
 #define FO_HISTORY 8192 /* sfu.twcc.HISTORY */
 #define FO_MASK (FO_HISTORY - 1)
-#define FO_PASS 3       /* sfu.extensions.PASSTHROUGH */
-#define FO_ROOM (12 + 4 + 3 + 18 + 4 + FO_PASS * 17 + 4 + SRTP_MAX_TRAILER_LEN)
-
-typedef struct fo_transport {
-    srtp_t srtp;
-    int fd;
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-    uint16_t twcc_seq;
-    double sent_at[FO_HISTORY];
+/* The fields of a transport only this file touches; fanout.h declares the ones Python reads. */
+#define FO_TRANSPORT_PRIVATE \
+    srtp_t srtp; \
+    struct sockaddr_storage addr; \
+    socklen_t addrlen; \
+    double sent_at[FO_HISTORY]; \
     uint32_t sent_size[FO_HISTORY];
-    uint64_t sent_packets, sent_bytes, dropped, send_errors;
-    int last_errno;
-} fo_transport;
-
-typedef struct fo_consumer {
-    fo_transport *transport;
-    uint32_t ssrc;
-    uint8_t payload_type;
-    uint16_t seq_off;
-    uint32_t ts_off;
-    uint8_t ext;
-    uint8_t twcc_id;
-    uint8_t abs_id;
-    uint8_t mid_len;
-    uint8_t mid[18];
-    uint8_t pass_ids[FO_PASS];
-    uint64_t packets, octets;
-} fo_consumer;
+#include "fanout.h"
+#define FO_ROOM (12 + 4 + 3 + 18 + 4 + FO_PASS * 17 + 4 + SRTP_MAX_TRAILER_LEN)
 
 typedef struct fo_msg {
     fo_transport *transport;
@@ -59,7 +40,7 @@ typedef struct fo_msg {
     int len;
 } fo_msg;
 
-typedef struct fo_plane {
+struct fo_plane {
     int batch_max;
     int count;
     fo_msg *msgs;
@@ -70,7 +51,7 @@ typedef struct fo_plane {
     char *done;
     fo_transport **owner;  /* per message of the socket being sent */
     uint64_t flushes, syscalls;
-} fo_plane;
+};
 
 static int fo_srtp_ready = 0;
 
