@@ -20,37 +20,12 @@ from typing import Any
 
 import aiohttp
 
-CHROMIUM = "/usr/bin/chromium"
+from bench.chromium import CHROMIUM, launch_args, simulcast_publisher
+
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection", "--no-proxy-server",
         "--autoplay-policy=no-user-gesture-required"]
-EXTRA_DISABLED = "WebRtcHideLocalIpsWithMdns"
-"""Host candidates as addresses, not mDNS names (the SFU cannot resolve those); merged into the one
-``--disable-features`` list Playwright passes (Chrome honours only the last one)."""
-OFFER = """async () => {
-  const canvas = document.createElement('canvas');
-  canvas.width = 1280; canvas.height = 720;
-  const g = canvas.getContext('2d');
-  let x = 0;
-  setInterval(() => { g.fillStyle = '#203040'; g.fillRect(0, 0, 1280, 720);
-      g.fillStyle = '#f0e0c0'; g.fillRect(x = (x + 16) % 1280, 0, 80, 720);
-      for (let i = 0; i < 6; i++) { g.fillStyle = `rgb(${Math.random() * 255},0,${Math.random() * 255})`;
-        g.fillRect(Math.random() * 1280, Math.random() * 720, 32, 32); } }, 33);
-  const stream = canvas.captureStream(30);
-  const ac = new AudioContext(); const osc = ac.createOscillator(); const dst = ac.createMediaStreamDestination();
-  osc.connect(dst); osc.start();
-  const pc = new RTCPeerConnection();
-  window.pc = pc;
-  pc.addTransceiver(stream.getVideoTracks()[0], {direction: 'sendonly', streams: [stream], sendEncodings: [
-    {rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000},
-    {rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000},
-    {rid: 'f', maxBitrate: 1500000}]});
-  pc.addTransceiver(dst.stream.getAudioTracks()[0], {direction: 'sendonly', streams: [stream]});
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise(r => { if (pc.iceGatheringState === 'complete') r();
-                           pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); });
-  return pc.localDescription.sdp;
-}"""
+OFFER = simulcast_publisher(squares=6, audio=True)
 ANSWER = """async sdp => {
   const pc = window.pc;
   await pc.setRemoteDescription({type: 'answer', sdp});
@@ -113,10 +88,8 @@ async def publish(url: str, token: str, room: str) -> None:
             line = (await (await probe.new_browser_cdp_session()).send("Browser.getBrowserCommandLine"))["arguments"]
         finally:
             await probe.close()
-        theirs = [a for a in line if a.startswith("--disable-features=")]
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, f"{theirs[0]},{EXTRA_DISABLED}"]
-                                           if theirs else [*ARGS, f"--disable-features={EXTRA_DISABLED}"],
-                                           ignore_default_args=theirs)
+        args, theirs = launch_args(ARGS, line)
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args, ignore_default_args=theirs)
         try:
             page = await browser.new_page()
             page.on("console", lambda m: print(f"console: {m.text}", file=sys.stderr))

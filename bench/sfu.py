@@ -31,6 +31,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench.netns import ShapedLinks
 from switchboard.embedded import EmbeddedRedis, free_port
 from switchboard.ids import RoomId, UserId
 from switchboard.tokens import Grants, TokenSigner
@@ -123,43 +124,6 @@ def impaired_spec(text: str) -> tuple[int, str]:
     if not count.isdigit() or int(count) < 1 or not rate:
         raise argparse.ArgumentTypeError("K:RATE, e.g. 2:300kbit")
     return int(count), rate
-
-
-def _sh(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=20)
-
-
-class ShapedLinks:
-    """``count`` namespaces, each joined to the host by a veth pair with private /30 addresses, the
-    host end's egress (the viewer's downlink) limited by ``tc tbf``. ``close()`` removes them."""
-
-    def __init__(self, count: int, rate: str) -> None:
-        self.links: list[tuple[str, str, str]] = []
-        """(namespace, host end's address, namespace end's address)."""
-        tag = os.getpid() % 10000
-        try:
-            for i in range(count):
-                ns, host_dev, ns_dev, net = f"sbb{tag}x{i}", f"sbbh{tag}x{i}", f"sbbn{tag}x{i}", f"10.252.{i}"
-                _sh("ip", "netns", "add", ns)
-                self.links.append((ns, f"{net}.1", f"{net}.2"))
-                _sh("ip", "link", "add", host_dev, "type", "veth", "peer", "name", ns_dev)
-                _sh("ip", "link", "set", ns_dev, "netns", ns)
-                _sh("ip", "addr", "add", f"{net}.1/30", "dev", host_dev)
-                _sh("ip", "link", "set", host_dev, "up")
-                _sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{net}.2/30", "dev", ns_dev)
-                _sh("ip", "netns", "exec", ns, "ip", "link", "set", ns_dev, "up")
-                _sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-                _sh("ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", f"{net}.1")
-                _sh("tc", "qdisc", "add", "dev", host_dev, "root", "tbf", "rate", rate, "burst", "16kbit",
-                    "latency", "300ms")
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        links, self.links = self.links, []
-        for ns, _, _ in links:  # deleting the namespace deletes its pair
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
 
 
 def _layer_switches(metrics_port: int) -> int | None:

@@ -6,7 +6,8 @@ This is the edge: every error becomes an error frame here, and only here are clo
 ``exp`` it gets an error frame and 4001, unless the client sent ``token.refresh`` with a fresh token
 for the same user before then. A token issued before the account's revocation epoch
 (``keyspace.token_epoch``) is refused at ``auth``, resume and ``token.refresh``, and a ``revoke``
-sanctions message ends the sessions whose token it kills.
+sanctions message ends the sessions whose token it kills (signaling/evictions.py: the endings that
+come from outside a socket).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from signaling.admission import SocketAdmission
 from signaling.calls import CallBook
 from signaling.dispatch import Dispatcher, is_shed, wire_error
 from signaling.errors import Conflict, Forbidden, RateLimited, Unauthorized
+from signaling.evictions import BANNED, REVOKED, UNAUTHORIZED, Evictions
 from signaling.hub import Hub
 from signaling.keepalive import Keepalive
 from signaling.limits import AbuseMeter, TokenBucket
@@ -41,13 +43,8 @@ from switchboard.wire import MSGPACK_PROTOCOL, Codec, WireError, decode, encode
 
 log = logging.getLogger("switchboard.signaling")
 
-UNAUTHORIZED = 4001
-"""Close code: no token, or a bad or expired one."""
-BANNED = 4003
-"""Close code: the account is banned (at connect, or live when a moderator bans it); no resume."""
 TOO_MANY_SOCKETS = 4029
 """Close code: the token or the user already holds the most sockets a node allows; older sockets stay."""
-REVOKED = "token revoked: sign in again"
 
 
 class Gateway:
@@ -73,14 +70,12 @@ class Gateway:
              tickets: TicketStore | None) -> None:
         """The node's pieces are open (in its ``cleanup_ctx``): sockets are served from now on."""
         self._hub = hub
-        self._calls = calls
-        self._shows = shows
         self._dispatcher = dispatcher
-        self._tickets = tickets
+        self._evictions = Evictions(hub, calls, shows, tickets, self._resumable)
         self._opened = True
-        hub.on_ban(self.ban)
-        hub.on_revoke(self.revoke)
-        hub.on_block(self.block)
+        hub.on_ban(self._evictions.ban)
+        hub.on_revoke(self._evictions.revoke)
+        hub.on_block(self._evictions.block)
         self._keepalive.start()
         self._admission.lag.start()
 
@@ -329,10 +324,10 @@ class Gateway:
             raise Forbidden("the new token is for another user")
         why = await self._hub.refusal(grants.sub, grants.iat)
         if why == "banned":
-            await self._terminate(session, "banned", "this account is banned", BANNED, ref)
+            await self._evictions.terminate(session, "banned", "this account is banned", BANNED, ref)
             return {}
         if why is not None:
-            await self._terminate(session, "unauthorized", REVOKED, UNAUTHORIZED, ref)
+            await self._evictions.terminate(session, "unauthorized", REVOKED, UNAUTHORIZED, ref)
             return {}
         session.grants = grants
         self._watch_token(ws, session)
@@ -352,54 +347,7 @@ class Gateway:
             return
         self._resumable.pop(session.resume_token, None)
         await session.close()
-        await self._end(session)
-
-    async def ban(self, user: UserId) -> None:
-        """The control API banned ``user``: each of their sessions here gets an error frame and 4003,
-        and ends now (no resume): it leaves its shows, calls end, the queue ticket goes."""
-        for session in self._hub.sessions(user):
-            await self._terminate(session, "banned", "this account is banned", BANNED)
-        log.info("banned user's sessions ended", extra={"user": user})
-
-    async def revoke(self, user: UserId) -> None:
-        """The control API revoked ``user``'s tokens (``revoke``): each session here whose token was
-        issued before the epoch gets an ``unauthorized`` error frame and 4001, and ends now (no
-        resume), as on a ban. Sessions on a newer token (signed in again since) stay."""
-        for session in self._hub.sessions(user):
-            if await self._hub.refusal(user, session.grants.iat) is not None:
-                await self._terminate(session, "unauthorized", REVOKED, UNAUTHORIZED)
-        log.info("revoked user's sessions ended", extra={"user": user})
-
-    async def block(self, blocker: UserId, blocked: UserId) -> None:
-        """A block was made: a call or a match between the two ends now (every node tries; the
-        state moves in Redis are atomic, so the parties are told once); in a show the two are kept
-        apart, and the owner's blocked one leaves it."""
-        await self._shows.block(blocker, blocked)  # first: local, no Redis round trip in its way
-        await self._calls.part(blocker, blocked)
-        if self._tickets is not None:
-            await self._tickets.part(blocker, blocked)
-
-    async def _terminate(self, session: Session, code: str, text: str, close: int, ref: Any = None) -> None:
-        """An error frame, then the socket closes with ``close`` and the session ends (no resume)."""
-        if session.closed:
-            return
-        self._resumable.pop(session.resume_token, None)
-        session.send({"type": "error", "code": code, "ref": ref, "message": text}, last=True)
-        await session.drained()
-        await session.close(close, code.encode())
-        await self._end(session)
-
-    async def _end(self, session: Session) -> None:
-        """A closed session's last step: out of its shows; a user's last one ends calls and tickets."""
-        try:
-            await self._shows.session_gone(session)
-            await self._calls.session_gone(session)
-            if await self._hub.remove(session):
-                await self._calls.user_gone(session.user_id)
-                if self._tickets is not None:
-                    await self._tickets.leave(session.user_id)
-        except Exception:
-            log.exception("ending a session failed", extra={"session": session.id})
+        await self._evictions.end(session)
 
 
 def _uncount(counts: dict[Any, int], key: Any) -> None:

@@ -3,7 +3,8 @@ headless Chromium (Debian's) with the flags WebRTC on 127.0.0.1 needs.
 
 Chromium honours only the last ``--disable-features`` switch, and Playwright passes one of its own:
 :func:`chromium_args` reads Playwright's list from a probe browser and returns it merged with
-``WebRtcHideLocalIpsWithMdns`` (else host candidates are mDNS names the SFU cannot resolve).
+``WebRtcHideLocalIpsWithMdns`` (else host candidates are mDNS names the SFU cannot resolve), as the
+bench's publisher does (bench/chromium.py).
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ from typing import Any
 
 from playwright.sync_api import Browser, Playwright
 
+from bench.chromium import CHROMIUM, EXTRA_DISABLED, launch_args
 from switchboard.embedded import free_port
 
-CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection",
 ]
-EXTRA_DISABLED = "WebRtcHideLocalIpsWithMdns"
 START_TIMEOUT_S = 60
 
 
@@ -162,9 +162,9 @@ def chromium_args(playwright: Playwright) -> tuple[list[str], list[str]]:
         line = cdp.send("Browser.getBrowserCommandLine")["arguments"]
     finally:
         probe.close()
-    theirs = [a for a in line if a.startswith("--disable-features=")]
+    args, theirs = launch_args(FLAGS, line)
     assert len(theirs) == 1, f"expected one --disable-features from Playwright, got {theirs}"
-    return [*FLAGS, f"{theirs[0]},{EXTRA_DISABLED}"], theirs
+    return args, theirs
 
 
 def launch(playwright: Playwright, args: list[str], ignore: list[str]) -> Browser:

@@ -3,45 +3,25 @@
 learns each layer's SSRC by its ``rid``, and an aiortc viewer receives and decodes the track; capped
 to the lowest layer, it is moved there at a keyframe of that layer and goes on decoding, smaller.
 
-Needs root, iproute2 and Chromium like tests/sfu/test_chromium_twcc.py (whose namespace it uses:
-Chrome gathers no loopback candidates); fails, saying which, without them.
+Needs root, iproute2 and Chromium (tests/sfu/chromium.py: Chrome gathers no loopback candidates, so it
+runs in a network namespace); fails, saying which, without them.
 """
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any
 
 import pytest
 
+from bench.chromium import simulcast_publisher
 from sfu.types import PeerId
 from switchboard.ids import UserId
+from tests.sfu.chromium import ANSWER, ROOM, chromium_in_namespaces, poll
 from tests.sfu.peers import Viewer, start_viewer
-from tests.sfu.test_chromium_twcc import ANSWER, ROOM, ThreadedWorker, browser_in, missing, namespace, poll
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
-PUBLISH = """async () => {
-  const canvas = document.createElement('canvas');
-  canvas.width = 1280; canvas.height = 720;
-  const g = canvas.getContext('2d');
-  let x = 0;
-  setInterval(() => { g.fillStyle = '#203040'; g.fillRect(0, 0, 1280, 720);
-      g.fillStyle = '#f0e0c0'; g.fillRect(x = (x + 16) % 1280, 0, 80, 720);
-      for (let i = 0; i < 60; i++) { g.fillStyle = `rgb(${Math.random() * 255},0,${Math.random() * 255})`;
-        g.fillRect(Math.random() * 1280, Math.random() * 720, 32, 32); } }, 33);
-  const stream = canvas.captureStream(30);
-  const pc = new RTCPeerConnection();
-  window.pc = pc;
-  pc.addTransceiver(stream.getVideoTracks()[0], {direction: 'sendonly', streams: [stream], sendEncodings: [
-    {rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000},
-    {rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000},
-    {rid: 'f', maxBitrate: 1500000}]});
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise(r => { if (pc.iceGatheringState === 'complete') r();
-                           pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); });
-  return pc.localDescription.sdp;
-}"""
+PUBLISH = simulcast_publisher(squares=60)
 SENT = """async () => {
   const out = {};
   (await window.pc.getStats()).forEach(s => {
@@ -51,17 +31,10 @@ SENT = """async () => {
 
 
 def test_chrome_publishes_three_layers_and_a_viewer_decodes_them_switching_at_keyframes() -> None:
-    problem = missing()
-    if problem:
-        pytest.fail(problem)  # a missing dependency fails, never skips (tests/conftest.py)
-    from playwright.sync_api import sync_playwright
-
-    with (namespace() as (ns, host_addr, _), tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw,
-          browser_in(pw, ns, tmp) as browser):
-        sfu = ThreadedWorker(host_addr)
+    with chromium_in_namespaces(1) as (sfu, [chrome]):
         viewer: Viewer | None = None
         try:
-            page = browser.new_page()
+            page = chrome.browser.new_page()
             page.goto("about:blank")
             offer = page.evaluate(PUBLISH)
             assert "a=simulcast:send q;h;f" in offer, offer
@@ -69,13 +42,7 @@ def test_chrome_publishes_three_layers_and_a_viewer_decodes_them_switching_at_ke
             assert "a=simulcast:recv q;h;f" in answer and "a=rid:f recv" in answer, answer
             page.evaluate(ANSWER, answer)
             router = sfu.worker.routers[ROOM]
-
-            def layers() -> int:
-                async def count() -> int:
-                    return len(router.tracks[0].layers) if router.tracks else 0
-                return int(sfu.call(count()))
-
-            assert poll(layers, lambda n: n == 3, 40) == 3, page.evaluate(SENT)
+            assert poll(sfu.layers, lambda n: n == 3, 40) == 3, page.evaluate(SENT)
             # one track for the room (the other layers are reached by switching), three producers underneath
             assert [p.kind for p in sfu.call(sfu.worker.room_stats(ROOM)).producers] == ["video"]
             viewer = sfu.call(start_viewer(sfu.worker, ROOM, "viewer"))
@@ -107,4 +74,3 @@ def test_chrome_publishes_three_layers_and_a_viewer_decodes_them_switching_at_ke
         finally:
             if viewer is not None:
                 sfu.call(viewer.close())
-            sfu.close()

@@ -4,14 +4,15 @@ even from the far end's own address, are dropped and counted; so are genuine one
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sfu.pipe import PipeTransport
+from sfu.pipe import PipeConsumer, PipeTransport
 from sfu.pipe_seal import FROM_EXPORTER, SEAL_BYTES, WINDOW, ReplayWindow, Seal
 from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.rtp import HEADER
@@ -35,23 +36,52 @@ def producer(ssrc: int = 0x1234) -> Producer:
                     KeyframeRequester(lambda: None, 0.5, lambda *a: None))
 
 
-async def test_a_sealed_pipe_carries_media_and_drops_forged_rtp() -> None:
+@dataclass
+class SealedPair:
+    """Two sealed pipe ends over real UDP on 127.0.0.1, the origin exporting ``source``, five media
+    packets already through to the edge's producer ``far``."""
+
+    origin: PipeTransport
+    edge: PipeTransport
+    source: Producer
+    far: Producer
+    """The edge's producer of ``source``."""
+    consumer: PipeConsumer
+    """The origin's export of ``source`` (``forward`` sends media down the pipe)."""
+    wire: list[bytes]
+    """Every datagram the origin sent (what an eavesdropper on the path sees)."""
+    echoes: list[bytes]
+    """Every datagram the edge sent."""
+
+
+@pytest.fixture
+async def sealed() -> AsyncIterator[SealedPair]:
     source, imported = producer(), []
     origin = PipeTransport("p", new_producer=lambda *a: producer(), on_producer=lambda t, p: None,  # type: ignore[misc]
                            on_producer_closed=lambda t, p: None, seal=Seal(SECRET))
     edge = PipeTransport("p", new_producer=lambda t, c, s, i: producer(s),
                          on_producer=lambda t, p: imported.append(p), on_producer_closed=lambda t, p: None,
                          seal=Seal(SECRET))
-    origin_port, edge_port = await origin.open(), await edge.open()
-    origin.connect(edge_port, export=True, host="127.0.0.1")
-    edge.connect(origin_port, export=False, host="127.0.0.1")
-    origin.export(source)  # announces the track: the edge makes its producer
-    await until(lambda: bool(imported))
-    far = imported[0]
-    consumer = origin.exported[source.ssrc]
-    for seq in range(5):
-        consumer.forward(seq, seq * 3000, 0, b"\x10\x00\x00payload")
-    await until(lambda: far.packets_received >= 5)
+    try:
+        origin_port, edge_port = await origin.open(), await edge.open()
+        wire, echoes = _tap(origin), _tap(edge)
+        origin.connect(edge_port, export=True, host="127.0.0.1")
+        edge.connect(origin_port, export=False, host="127.0.0.1")
+        origin.export(source)  # announces the track: the edge makes its producer
+        await until(lambda: bool(imported))
+        far = imported[0]
+        consumer = origin.exported[source.ssrc]
+        for seq in range(5):
+            consumer.forward(seq, seq * 3000, 0, b"\x10\x00\x00payload")
+        await until(lambda: far.packets_received >= 5)
+        yield SealedPair(origin, edge, source, far, consumer, wire, echoes)
+    finally:
+        origin.close()
+        edge.close()
+
+
+async def test_a_sealed_pipe_carries_media_and_drops_forged_rtp(sealed: SealedPair) -> None:
+    edge, source, far = sealed.edge, sealed.source, sealed.far
     # A stranger who spoofs the origin's address but lacks the secret: dropped, counted.
     forged = HEADER.pack(0x80, 96, 99, 1, source.ssrc) + b"evil"
     edge.datagram_received(forged, edge.remote)
@@ -61,44 +91,24 @@ async def test_a_sealed_pipe_carries_media_and_drops_forged_rtp() -> None:
     genuine = Seal(SECRET).for_pipe("p").seal(forged, FROM_EXPORTER | 99)
     edge.datagram_received(genuine[:-1] + bytes([genuine[-1] ^ 1]), edge.remote)  # altered in flight
     assert edge.forged == 4 and far.packets_received == 5
-    assert origin.forged == 0 and edge.malformed == 0 and edge.replayed == 0
-    origin.close()
-    edge.close()
+    assert sealed.origin.forged == 0 and edge.malformed == 0 and edge.replayed == 0
 
 
-async def test_a_sealed_pipe_drops_a_replayed_genuine_datagram() -> None:
-    source, imported = producer(), []
-    origin = PipeTransport("p", new_producer=lambda *a: producer(), on_producer=lambda t, p: None,  # type: ignore[misc]
-                           on_producer_closed=lambda t, p: None, seal=Seal(SECRET))
-    edge = PipeTransport("p", new_producer=lambda t, c, s, i: producer(s),
-                         on_producer=lambda t, p: imported.append(p), on_producer_closed=lambda t, p: None,
-                         seal=Seal(SECRET))
-    origin_port, edge_port = await origin.open(), await edge.open()
-    wire, echoes = _tap(origin), _tap(edge)  # what an eavesdropper on the path sees
-    origin.connect(edge_port, export=True, host="127.0.0.1")
-    edge.connect(origin_port, export=False, host="127.0.0.1")
-    origin.export(source)
-    await until(lambda: bool(imported))
-    far = imported[0]
-    consumer = origin.exported[source.ssrc]
-    for seq in range(5):
-        consumer.forward(seq, seq * 3000, 0, b"\x10\x00\x00payload")
-    await until(lambda: far.packets_received >= 5)
+async def test_a_sealed_pipe_drops_a_replayed_genuine_datagram(sealed: SealedPair) -> None:
+    edge, far = sealed.edge, sealed.far
     # The genuine datagrams sent again: each is dropped and counted, as a forged one.
-    replayed = list(wire)
+    replayed = list(sealed.wire)
     for datagram in replayed:
         edge.datagram_received(datagram, edge.remote)
     assert edge.replayed == len(replayed) == edge.forged and far.packets_received == 5
     # A datagram the edge itself sent (its keepalive), reflected back to it: dropped too.
     edge.tick()
-    edge.datagram_received(echoes[-1], edge.remote)
+    edge.datagram_received(sealed.echoes[-1], edge.remote)
     assert edge.replayed == len(replayed) + 1
     # The media goes on.
-    consumer.forward(5, 5 * 3000, 0, b"\x10\x00\x00payload")
+    sealed.consumer.forward(5, 5 * 3000, 0, b"\x10\x00\x00payload")
     await until(lambda: far.packets_received >= 6)
     assert edge.malformed == 0
-    origin.close()
-    edge.close()
 
 
 def _tap(pipe: PipeTransport) -> list[bytes]:

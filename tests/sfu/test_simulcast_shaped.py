@@ -8,33 +8,27 @@ lifted, the limited viewer is on the top layer within 10 s.
 The unlimited viewer is a browser, not an aiortc peer on the SFU's loop: aiortc decoding 720p in the
 SFU's own event loop stalled the loop and froze the limited viewer (the flake of the first version).
 
-Needs root, iproute2 and Chromium (see tests/sfu/test_chromium_twcc.py); fails, saying which, without them.
+Needs root, iproute2 and Chromium (see tests/sfu/chromium.py); fails, saying which, without them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import tempfile
-import threading
 import time
-from typing import Any
 
 import pytest
 
-from sfu.events import MemoryEventSink
+from bench import netns
+from bench.chromium import simulcast_publisher
 from sfu.types import PeerId
-from sfu.worker import Worker
-from switchboard.ids import UserId
-from tests.sfu.test_chromium_simulcast import PUBLISH, SENT
-from tests.sfu.test_chromium_twcc import ANSWER, ROOM, VIEW, browser_in, missing, namespace, poll, sh
+from tests.sfu.chromium import ROOM, chromium_in_namespaces, poll
+from tests.sfu.test_chromium_simulcast import SENT
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
 # The publisher's canvas with fewer noise squares (6 a frame, not 60): with 60, Chrome's encoder met the
 # low layer's 150 kbit/s by dropping frames (13.7 fps encoded), which no SFU can undo.
-PUBLISH_LIGHT = PUBLISH.replace("i < 60", "i < 6")
-assert PUBLISH_LIGHT != PUBLISH
+PUBLISH_LIGHT = simulcast_publisher(squares=6)
 LIMIT = "300kbit"
 WINDOW_S = 10.0
 RECEIVED = """async () => {
@@ -71,92 +65,48 @@ def decoded(samples: list[list[float]]) -> tuple[float, float]:
     return fps, longest
 
 
-class Sfu:
-    """A Worker on two namespaces' host addresses, on its own loop in a thread."""
-
-    def __init__(self, addresses: tuple[str, ...]) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.worker = Worker(addresses=addresses, events=MemoryEventSink())
-        self.call(self.worker.start())
-        self.call(self.worker.open_room(ROOM))
-
-    def call(self, coro: Any, timeout: float = 30) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.call(self.worker.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
 def test_a_viewer_behind_300_kbits_gets_the_low_layer_and_goes_up_when_the_limit_is_lifted() -> None:
-    problem = missing()
-    if problem:
-        pytest.fail(problem)  # a missing dependency fails, never skips (tests/conftest.py)
-    from playwright.sync_api import sync_playwright
-
-    with namespace() as (pub_ns, pub_addr, _), namespace() as (view_ns, view_addr, view_dev), \
-            tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw, \
-            browser_in(pw, pub_ns, tmp) as pub_browser, browser_in(pw, view_ns, tmp) as view_browser:
-        host_dev = view_dev.replace("sbn", "sbh", 1)  # the host end of the viewer's pair (see namespace())
-        sfu = Sfu((pub_addr, view_addr))
-        try:
-            page = pub_browser.new_page()
-            page.goto("about:blank")
-            page.evaluate(ANSWER, sfu.call(sfu.worker.publish(ROOM, PeerId("chrome"), UserId("u-chrome"),
-                                                               page.evaluate(PUBLISH_LIGHT))))
-            router = sfu.worker.routers[ROOM]
-            assert poll(lambda: len(router.tracks[0].layers) if router.tracks else 0, lambda n: n == 3, 40) == 3
-            track = router.tracks[0]
-            sh("tc", "qdisc", "add", "dev", host_dev, "root", "tbf", "rate", LIMIT, "burst", "16kbit",
-               "latency", "300ms")
-            viewer = view_browser.new_page()
-            viewer.goto("about:blank")
-            offer = sfu.call(sfu.worker.subscribe(ROOM, PeerId("slow"), UserId("u-slow"), hidden=False))
-            sfu.call(sfu.worker.accept_answer(ROOM, PeerId("slow"), viewer.evaluate(VIEW, offer)))
-            unlimited = pub_browser.new_page()
-            unlimited.goto("about:blank")
-            offer = sfu.call(sfu.worker.subscribe(ROOM, PeerId("free"), UserId("u-free"), hidden=False))
-            sfu.call(sfu.worker.accept_answer(ROOM, PeerId("free"), unlimited.evaluate(VIEW, offer)))
-            assert poll(lambda: viewer.evaluate(RECEIVED), lambda r: r is not None and r["frames"] >= 30, 40)
-            consumers = poll(lambda: {c.consumer_id.split(":")[1]: c for c, _, _ in track.choices.values()},
-                             lambda d: len(d) == 2, 10)
-            slow, fast = consumers["slow"], consumers["free"]
-            top = track.layers[-1]
-            # the unlimited viewer reaches the top layer; the limited one settles on the lowest
-            assert poll(lambda: fast.producer is top, bool, 60), track.bitrates
-            assert poll(lambda: slow.producer is track.layers[0] and slow.pending is None, bool, 20)
-            viewer.evaluate(RECORD)
-            sent_before = page.evaluate(SENT)
-            layers: list[tuple[int, int]] = []
-            end = time.monotonic() + WINDOW_S
-            while time.monotonic() < end:
-                time.sleep(0.25)
-                layers.append((track.layers.index(slow.producer), track.layers.index(fast.producer)))
-            samples = viewer.evaluate(SAMPLES)
-            sent_after = page.evaluate(SENT)
-            source_fps = {rid: round((sent_after[rid][1] - sent_before[rid][1]) / WINDOW_S, 1) for rid in sent_after}
-            fps, freeze_ms = decoded(samples)
-            link = sfu.call(sfu.worker.link_stats(ROOM, PeerId("slow")))
-            prober = router.transports[PeerId("slow")].link.prober
-            print(f"publisher encoded {source_fps} fps; limited viewer: {fps:.1f} fps, "
-                  f"longest freeze {freeze_ms:.0f} ms, layers (slow, free) "
-                  f"{layers}, {viewer.evaluate(RECEIVED)}, link {link}, "
-                  f"layers {[round(b) for b in track.bitrates]}, switches {slow.switches}, probes {prober.sent} "
-                  f"proving {[round(r) for r in prober.proved]}")
-            assert all(s == 0 for s, _ in layers) and samples[-1][2] == 320, (layers, samples[-1])
-            assert all(f == len(track.layers) - 1 for _, f in layers), layers
-            assert fps >= 15 and freeze_ms <= 1000, (fps, freeze_ms)
-            sh("tc", "qdisc", "del", "dev", host_dev, "root")
-            lifted = time.monotonic()
-            assert poll(lambda: slow.producer is top, bool, 10), \
-                (sfu.call(sfu.worker.link_stats(ROOM, PeerId("slow"))), track.bitrates)
-            print(f"lifted: the viewer on the top layer after {time.monotonic() - lifted:.1f} s "
-                  f"({viewer.evaluate(RECEIVED)}), switches {slow.switches}; the free viewer on "
-                  f"{track.layers.index(fast.producer)}")
-            assert fast.producer is top
-        finally:
-            sfu.close()
+    with chromium_in_namespaces(2) as (sfu, [pub, view]):
+        page = sfu.publish_page(pub.browser, PUBLISH_LIGHT)
+        router = sfu.worker.routers[ROOM]
+        track = sfu.simulcast_track()
+        netns.limit(view.link.host_dev, LIMIT)  # the viewer's downlink
+        viewer = sfu.view_page(view.browser, "slow")
+        sfu.view_page(pub.browser, "free")  # unlimited: a page of the publisher's browser
+        assert poll(lambda: viewer.evaluate(RECEIVED), lambda r: r is not None and r["frames"] >= 30, 40)
+        consumers = poll(lambda: {c.consumer_id.split(":")[1]: c for c, _, _ in track.choices.values()},
+                         lambda d: len(d) == 2, 10)
+        slow, fast = consumers["slow"], consumers["free"]
+        top = track.layers[-1]
+        # the unlimited viewer reaches the top layer; the limited one settles on the lowest
+        assert poll(lambda: fast.producer is top, bool, 60), track.bitrates
+        assert poll(lambda: slow.producer is track.layers[0] and slow.pending is None, bool, 20)
+        viewer.evaluate(RECORD)
+        sent_before = page.evaluate(SENT)
+        layers: list[tuple[int, int]] = []
+        end = time.monotonic() + WINDOW_S
+        while time.monotonic() < end:
+            time.sleep(0.25)
+            layers.append((track.layers.index(slow.producer), track.layers.index(fast.producer)))
+        samples = viewer.evaluate(SAMPLES)
+        sent_after = page.evaluate(SENT)
+        source_fps = {rid: round((sent_after[rid][1] - sent_before[rid][1]) / WINDOW_S, 1) for rid in sent_after}
+        fps, freeze_ms = decoded(samples)
+        link = sfu.call(sfu.worker.link_stats(ROOM, PeerId("slow")))
+        prober = router.transports[PeerId("slow")].link.prober
+        print(f"publisher encoded {source_fps} fps; limited viewer: {fps:.1f} fps, "
+              f"longest freeze {freeze_ms:.0f} ms, layers (slow, free) "
+              f"{layers}, {viewer.evaluate(RECEIVED)}, link {link}, "
+              f"layers {[round(b) for b in track.bitrates]}, switches {slow.switches}, probes {prober.sent} "
+              f"proving {[round(r) for r in prober.proved]}")
+        assert all(s == 0 for s, _ in layers) and samples[-1][2] == 320, (layers, samples[-1])
+        assert all(f == len(track.layers) - 1 for _, f in layers), layers
+        assert fps >= 15 and freeze_ms <= 1000, (fps, freeze_ms)
+        netns.unlimit(view.link.host_dev)
+        lifted = time.monotonic()
+        assert poll(lambda: slow.producer is top, bool, 10), \
+            (sfu.call(sfu.worker.link_stats(ROOM, PeerId("slow"))), track.bitrates)
+        print(f"lifted: the viewer on the top layer after {time.monotonic() - lifted:.1f} s "
+              f"({viewer.evaluate(RECEIVED)}), switches {slow.switches}; the free viewer on "
+              f"{track.layers.index(fast.producer)}")
+        assert fast.producer is top

@@ -6,35 +6,27 @@ layer's fewest frames fit beside the audio) and goes on receiving and playing au
 its video decodes (nearly) nothing. The audio it gets carries the ``audio-level`` extension at the
 viewer's own id.
 
-Needs root, iproute2 and Chromium (see tests/sfu/test_chromium_twcc.py); fails, saying which, without them.
+Needs root, iproute2 and Chromium (see tests/sfu/chromium.py); fails, saying which, without them.
 """
 
 from __future__ import annotations
 
-import tempfile
 import time
 
 import pytest
 
+from bench import netns
+from bench.chromium import simulcast_publisher
 from sfu import extensions
 from sfu.types import PeerId
-from switchboard.ids import UserId
-from tests.sfu.test_chromium_twcc import ANSWER, ROOM, VIEW, browser_in, missing, namespace, poll, sh
-from tests.sfu.test_simulcast_shaped import PUBLISH_LIGHT, Sfu
+from tests.sfu.chromium import ROOM, VIEW, chromium_in_namespaces, poll
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
 LIMIT = "80kbit"
 WINDOW_S = 10.0
-# the light canvas of the shaped test, with a tone (WebAudio: about:blank has no mediaDevices) added
-PUBLISH_AV = PUBLISH_LIGHT.replace(
-    "  await pc.setLocalDescription(",
-    "  const ac = new AudioContext(); const osc = ac.createOscillator();\n"
-    "  const dst = ac.createMediaStreamDestination();\n"
-    "  osc.connect(dst); osc.start(); ac.resume();\n"
-    "  pc.addTransceiver(dst.stream.getAudioTracks()[0], {direction: 'sendonly', streams: [stream]});\n"
-    "  await pc.setLocalDescription(", 1)
-assert PUBLISH_AV != PUBLISH_LIGHT
+# the light canvas of the shaped test, with a tone (WebAudio: about:blank has no mediaDevices)
+PUBLISH_AV = simulcast_publisher(squares=6, audio=True)
 VIEW_AV = VIEW.replace("window.pc = pc;", "window.pc = pc; pc.ontrack = e => { const el = document.createElement("
                        "e.track.kind); el.srcObject = new MediaStream([e.track]); el.muted = true; el.play(); "
                        "document.body.appendChild(el); };", 1)
@@ -48,56 +40,36 @@ RECEIVED = """async () => {
 
 
 def test_a_viewer_behind_80_kbits_keeps_its_audio_when_its_video_stops() -> None:
-    problem = missing()
-    if problem:
-        pytest.fail(problem)  # a missing dependency fails, never skips (tests/conftest.py)
-    from playwright.sync_api import sync_playwright
-
-    with namespace() as (pub_ns, pub_addr, _), namespace() as (view_ns, view_addr, view_dev), \
-            tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw, \
-            browser_in(pw, pub_ns, tmp) as pub_browser, browser_in(pw, view_ns, tmp) as view_browser:
-        host_dev = view_dev.replace("sbn", "sbh", 1)
-        sfu = Sfu((pub_addr, view_addr))
-        try:
-            page = pub_browser.new_page()
-            page.goto("about:blank")
-            page.evaluate(ANSWER, sfu.call(sfu.worker.publish(ROOM, PeerId("chrome"), UserId("u-chrome"),
-                                                               page.evaluate(PUBLISH_AV))))
-            router = sfu.worker.routers[ROOM]
-            assert poll(lambda: len(router.tracks[0].layers) if router.tracks else 0, lambda n: n == 3, 40) == 3
-            track = router.tracks[0]
-            sh("tc", "qdisc", "add", "dev", host_dev, "root", "tbf", "rate", LIMIT, "burst", "16kbit",
-               "latency", "300ms")
-            viewer = view_browser.new_page()
-            viewer.goto("about:blank")
-            offer = sfu.call(sfu.worker.subscribe(ROOM, PeerId("weak"), UserId("u-weak"), hidden=False))
-            sfu.call(sfu.worker.accept_answer(ROOM, PeerId("weak"), viewer.evaluate(VIEW_AV, offer)))
-            transport = router.transports[PeerId("weak")]
-            assert poll(lambda: viewer.evaluate(RECEIVED).get("audio", {}).get("packets", 0), lambda n: n > 50, 40)
-            video = poll(lambda: [c for c in transport.consumers.values() if c.producer.codec.kind == "video"],
-                         bool, 10)[0]
-            audio = next(c for c in transport.consumers.values() if c.producer.codec.kind == "audio")
-            assert poll(lambda: video.paused, bool, 40), (sfu.call(sfu.worker.link_stats(ROOM, PeerId("weak"))),
-                                                          track.bitrates)
-            before = viewer.evaluate(RECEIVED)
-            paused = 0
-            for _ in range(int(WINDOW_S * 2)):
-                time.sleep(0.5)
-                paused += video.paused
-            after = viewer.evaluate(RECEIVED)
-            a0, a1, v0, v1 = before["audio"], after["audio"], before.get("video", {}), after.get("video", {})
-            audio_pps = (a1["packets"] - a0["packets"]) / WINDOW_S
-            samples = a1["samples"] - a0["samples"]
-            concealed = (a1["concealed"] - a0["concealed"]) / samples if samples else 1.0
-            frames = v1.get("frames", 0) - v0.get("frames", 0)
-            link = sfu.call(sfu.worker.link_stats(ROOM, PeerId("weak")))
-            print(f"weak viewer: audio {audio_pps:.1f} packets/s, {concealed:.1%} concealed; video paused "
-                  f"{paused}/{int(WINDOW_S * 2)} samples, {frames} frames decoded; link {link}; "
-                  f"layers {[round(b) for b in track.bitrates]}")
-            assert paused >= WINDOW_S  # mostly paused (a probe may resume it for a moment)
-            assert audio_pps >= 40 and concealed < 0.2, (audio_pps, concealed)
-            assert frames < 5 * WINDOW_S, frames  # at most a few frames of a resume that failed
-            assert extensions.AUDIO_LEVEL in audio.out.passthrough, audio.out  # forwarded at the viewer's id
-            assert any(uri == extensions.AUDIO_LEVEL for uri, _ in audio.producer.ext_values)  # and Chrome sends it
-        finally:
-            sfu.close()
+    with chromium_in_namespaces(2) as (sfu, [pub, view]):
+        sfu.publish_page(pub.browser, PUBLISH_AV)
+        router = sfu.worker.routers[ROOM]
+        track = sfu.simulcast_track()
+        netns.limit(view.link.host_dev, LIMIT)  # the viewer's downlink
+        viewer = sfu.view_page(view.browser, "weak", VIEW_AV)
+        transport = router.transports[PeerId("weak")]
+        assert poll(lambda: viewer.evaluate(RECEIVED).get("audio", {}).get("packets", 0), lambda n: n > 50, 40)
+        video = poll(lambda: [c for c in transport.consumers.values() if c.producer.codec.kind == "video"],
+                     bool, 10)[0]
+        audio = next(c for c in transport.consumers.values() if c.producer.codec.kind == "audio")
+        assert poll(lambda: video.paused, bool, 40), (sfu.call(sfu.worker.link_stats(ROOM, PeerId("weak"))),
+                                                      track.bitrates)
+        before = viewer.evaluate(RECEIVED)
+        paused = 0
+        for _ in range(int(WINDOW_S * 2)):
+            time.sleep(0.5)
+            paused += video.paused
+        after = viewer.evaluate(RECEIVED)
+        a0, a1, v0, v1 = before["audio"], after["audio"], before.get("video", {}), after.get("video", {})
+        audio_pps = (a1["packets"] - a0["packets"]) / WINDOW_S
+        samples = a1["samples"] - a0["samples"]
+        concealed = (a1["concealed"] - a0["concealed"]) / samples if samples else 1.0
+        frames = v1.get("frames", 0) - v0.get("frames", 0)
+        link = sfu.call(sfu.worker.link_stats(ROOM, PeerId("weak")))
+        print(f"weak viewer: audio {audio_pps:.1f} packets/s, {concealed:.1%} concealed; video paused "
+              f"{paused}/{int(WINDOW_S * 2)} samples, {frames} frames decoded; link {link}; "
+              f"layers {[round(b) for b in track.bitrates]}")
+        assert paused >= WINDOW_S  # mostly paused (a probe may resume it for a moment)
+        assert audio_pps >= 40 and concealed < 0.2, (audio_pps, concealed)
+        assert frames < 5 * WINDOW_S, frames  # at most a few frames of a resume that failed
+        assert extensions.AUDIO_LEVEL in audio.out.passthrough, audio.out  # forwarded at the viewer's id
+        assert any(uri == extensions.AUDIO_LEVEL for uri, _ in audio.producer.ext_values)  # and Chrome sends it

@@ -74,6 +74,29 @@ async def _login(base: str, api: Api) -> ApiClient:
     return client
 
 
+async def _broadcast(base: str, owner: ApiClient, room: str,
+                     clients: list[Any]) -> tuple[NodeClient, sdk_show.Broadcast]:
+    """``owner``'s node client publishing a test pattern in ``room``: (the client, its show); both are
+    added to ``clients`` (closed by the test, last first)."""
+    host = NodeClient(base, owner.token_source(room, "broadcaster"))
+    clients.append(host)
+    await host.open()
+    show = await publish_show(host, room, [TestPattern()])
+    clients.append(show)
+    return host, show
+
+
+async def _view(base: str, guest: ApiClient, room: str, clients: list[Any]) -> sdk_show.Viewing:
+    """``guest``'s node client viewing the show in ``room``; the client and the viewing are added to
+    ``clients``."""
+    node = NodeClient(base, guest.token_source(room))
+    clients.append(node)
+    await node.open()
+    viewing = await view_show(node, room)
+    clients.append(viewing)
+    return viewing
+
+
 async def _decoding(viewing: sdk_show.Viewing) -> FrameCounter:
     counter = FrameCounter(await viewing.track("video"))
     await counter.first_frame()
@@ -97,18 +120,8 @@ async def test_a_lost_nodes_viewers_decode_again_on_a_live_node(
     guests = [await _login(base, api) for _ in range(2)]
     clients: list[Any] = []
     try:
-        host = NodeClient(base, owner.token_source(room, "broadcaster"))
-        clients.append(host)
-        await host.open()
-        show = await publish_show(host, room, [TestPattern()])
-        clients.append(show)
-        viewings = []
-        for guest in guests:
-            node = NodeClient(base, guest.token_source(room))
-            clients.append(node)
-            await node.open()
-            viewings.append(await view_show(node, room))
-            clients.append(viewings[-1])
+        host, show = await _broadcast(base, owner, room, clients)
+        viewings = [await _view(base, guest, room, clients) for guest in guests]
         async with asyncio.timeout(BACK_S):
             counters = [await _decoding(v) for v in viewings]
         origin = next(n for n in nodes.values() if n.node_id == host.hello.node)
@@ -238,18 +251,10 @@ async def test_an_edges_viewer_decodes_again_without_moving_when_its_origin_is_k
     clients: list[Any] = []
     counters: list[FrameCounter] = []
     try:
-        host = NodeClient(base, owner.token_source(room, "broadcaster"))
-        clients.append(host)
-        await host.open()
-        show = await publish_show(host, room, [TestPattern()])
-        clients.append(show)
+        host, show = await _broadcast(base, owner, room, clients)
         viewings = []
         for guest in guests:
-            node = NodeClient(base, guest.token_source(room))
-            clients.append(node)
-            await node.open()
-            viewings.append(await view_show(node, room))
-            clients.append(viewings[-1])
+            viewings.append(await _view(base, guest, room, clients))
             async with asyncio.timeout(BACK_S):
                 counters.append(await _decoding(viewings[-1]))
                 while not any(e.full for e in await NodeRegistry(redis).nodes()):  # noqa: ASYNC110 (polls Redis)
