@@ -94,7 +94,7 @@ def test_secret_files_are_where_switchboard_up_writes_them(compose: dict) -> Non
     from switchboard.keys import KeyPaths
 
     paths = KeyPaths.from_settings(load_settings(environ={}))
-    files = {Path(s["file"]).as_posix().removeprefix("./") for s in compose["secrets"].values()}
+    files = {Path(_interpolate(s["file"])).as_posix().removeprefix("./") for s in compose["secrets"].values()}
     assert files == {p.as_posix() for p in (paths.private_key, paths.public_key, paths.turn_secret)}
 
 
