@@ -9,7 +9,9 @@
 #   scripts/compose-smoke.sh              Docker Hub out of reach: a local Debian base (debootstrap,
 #                                         as root), Redis and Postgres from it (deploy/local/compose.yml)
 #   HUB=1 scripts/compose-smoke.sh        the images of docker-compose.yml as they are (Docker Hub)
-#   KEEP=1 scripts/compose-smoke.sh       leave the stack up (stop it: the `down` line it prints)
+#   KILL=1 scripts/compose-smoke.sh       then `compose kill` the viewers' node (SIGKILL, a lost node):
+#                                         they must decode again on the other one, through the API
+#   KEEP=1 scripts/compose-smoke.sh       leave the stack and its secrets up (stop it: the line it prints)
 #
 # The containers bind host ports 8081, 8082 and 8084 (docker-compose.yml). Exits non-zero on failure.
 set -euo pipefail
@@ -39,11 +41,12 @@ cleanup() {
   local rc=$?
   for pid in ${pub_pid:-} ${view_pid:-}; do kill "$pid" 2>/dev/null || true; done
   if [ -n "${KEEP:-}" ]; then
-    echo "left up; stop it with: docker-compose -p $PROJECT ${files[*]} down -v"
+    echo "left up (secrets in $work/secrets); stop it with:"
+    echo "  SECRETS_DIR=$work/secrets docker-compose -p $PROJECT ${files[*]} down -v"
   else
     compose down -v --remove-orphans >/dev/null 2>&1 || true
+    rm -rf "$work"
   fi
-  rm -rf "$work"
   exit $rc
 }
 trap cleanup EXIT
@@ -140,11 +143,24 @@ origin=$("$PY" -c 'import json, sys; m = json.loads(sys.argv[1]); assert not m.g
 
 say "two viewers (placed by the API: the origin holds its one session, so the other node pulls the show)"
 client view view --api "$API" --room "$room" --count 2 --tag "$(date +%s)"
-expect view ready 180
+placed=$(expect view ready 180)
+echo "$placed"
 echo start >&"$view_in"
 sleep 5
 echo window >&"$view_in"
 compose exec -T node-1 switchboard nodes
+if [ -n "${KILL:-}" ]; then
+  # The node the first viewer is on, by its registry url (docker-compose.yml: 8081 node-1, 8084 node-2).
+  url=$(compose exec -T node-1 switchboard nodes --json | "$PY" -c 'import json, sys
+node = json.loads(sys.argv[1])["nodes"][0]
+print(next(e["url"] for e in json.load(sys.stdin) if e["id"] == node))' "$placed")
+  case $url in *:8081) victim=node-1 survivor=node-2 ;; *) victim=node-2 survivor=node-1 ;; esac
+  say "compose kill $victim (SIGKILL): its viewers ask the API again and decode on $survivor"
+  echo "mark $(date +%s.%N)" >&"$view_in"  # before: compose takes a while, the viewers may be back sooner
+  compose kill "$victim"
+  sleep 15
+  compose exec -T "$survivor" switchboard nodes
+fi
 echo stop >&"$view_in"
 result=$(expect view result 120)
 echo stop >&"$pub_in"
@@ -153,15 +169,23 @@ wait "$view_pid" "$pub_pid" || true
 view_pid="" pub_pid=""
 
 say "result"
-"$PY" - "$origin" "$result" <<'EOF'
+"$PY" - "$origin" "$placed" "$result" "${KILL:-}" <<'EOF'
 import json
 import sys
 
-origin, viewers = sys.argv[1], json.loads(sys.argv[2])["viewers"]
+origin, placed, viewers = sys.argv[1], json.loads(sys.argv[2])["nodes"], json.loads(sys.argv[3])["viewers"]
 for v in viewers:
-    print(json.dumps({k: v[k] for k in ("node", "fps", "packets", "loss_pct", "error")}))
-edge = [v for v in viewers if v["node"] and v["node"] != origin and v["error"] is None and v["packets"] > 0 and v["fps"] > 0]
-print(f"publisher on {origin}; {len(edge)} of {len(viewers)} viewers decoding on the other node")
-sys.exit(0 if edge else 1)
+    print(json.dumps({k: v[k] for k in ("node", "fps", "packets", "loss_pct", "recovery_s", "error")}))
+decoding = [v for v in viewers if v["error"] is None and v["packets"] > 0 and v["fps"] > 0]
+on_edge = [n for n in placed if n and n != origin]
+print(f"publisher on {origin}; {len(on_edge)} of {len(placed)} viewers placed on the other node, "
+      f"{len(decoding)} decoding")
+ok = len(decoding) == len(viewers) and bool(on_edge)
+if sys.argv[4]:  # the first viewer's node was killed: each viewer that was there decodes again (recovery_s)
+    hit = [v for v, n in zip(viewers, placed) if n == placed[0]]
+    back = [v["recovery_s"] for v in hit if v["recovery_s"] is not None]
+    print(f"{len(back)} of {len(hit)} viewers of the killed node decoding again; recovery_s max {max(back, default=None)}")
+    ok = ok and len(back) == len(hit)
+sys.exit(0 if ok else 1)
 EOF
 say "ok"
