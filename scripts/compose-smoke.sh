@@ -11,6 +11,8 @@
 #   HUB=1 scripts/compose-smoke.sh        the images of docker-compose.yml as they are (Docker Hub)
 #   KILL=1 scripts/compose-smoke.sh       then `compose kill` the viewers' node (SIGKILL, a lost node):
 #                                         they must decode again on the other one, through the API
+#   STOP=1 scripts/compose-smoke.sh       the same with `compose stop` (SIGTERM: the node drains, its
+#                                         viewers are sent to the other one)
 #   KEEP=1 scripts/compose-smoke.sh       leave the stack and its secrets up (stop it: the line it prints)
 #
 # The containers bind host ports 8081, 8082 and 8084 (docker-compose.yml). Exits non-zero on failure.
@@ -149,15 +151,16 @@ echo start >&"$view_in"
 sleep 5
 echo window >&"$view_in"
 compose exec -T node-1 switchboard nodes
-if [ -n "${KILL:-}" ]; then
+lose=${KILL:+kill}${STOP:+stop}
+if [ -n "$lose" ]; then
   # The node the first viewer is on, by its registry url (docker-compose.yml: 8081 node-1, 8084 node-2).
   url=$(compose exec -T node-1 switchboard nodes --json | "$PY" -c 'import json, sys
 node = json.loads(sys.argv[1])["nodes"][0]
 print(next(e["url"] for e in json.load(sys.stdin) if e["id"] == node))' "$placed")
   case $url in *:8081) victim=node-1 survivor=node-2 ;; *) victim=node-2 survivor=node-1 ;; esac
-  say "compose kill $victim (SIGKILL): its viewers ask the API again and decode on $survivor"
+  say "compose $lose $victim: its viewers decode again on $survivor"
   echo "mark $(date +%s.%N)" >&"$view_in"  # before: compose takes a while, the viewers may be back sooner
-  compose kill "$victim"
+  compose "$lose" "$victim"
   sleep 15
   compose exec -T "$survivor" switchboard nodes
 fi
@@ -169,7 +172,7 @@ wait "$view_pid" "$pub_pid" || true
 view_pid="" pub_pid=""
 
 say "result"
-"$PY" - "$origin" "$placed" "$result" "${KILL:-}" <<'EOF'
+"$PY" - "$origin" "$placed" "$result" "$lose" <<'EOF'
 import json
 import sys
 
@@ -181,10 +184,10 @@ on_edge = [n for n in placed if n and n != origin]
 print(f"publisher on {origin}; {len(on_edge)} of {len(placed)} viewers placed on the other node, "
       f"{len(decoding)} decoding")
 ok = len(decoding) == len(viewers) and bool(on_edge)
-if sys.argv[4]:  # the first viewer's node was killed: each viewer that was there decodes again (recovery_s)
+if sys.argv[4]:  # the first viewer's node was lost: each viewer that was there decodes again (recovery_s)
     hit = [v for v, n in zip(viewers, placed) if n == placed[0]]
     back = [v["recovery_s"] for v in hit if v["recovery_s"] is not None]
-    print(f"{len(back)} of {len(hit)} viewers of the killed node decoding again; recovery_s max {max(back, default=None)}")
+    print(f"{len(back)} of {len(hit)} viewers of the lost node decoding again; recovery_s max {max(back, default=None)}")
     ok = ok and len(back) == len(hit)
 sys.exit(0 if ok else 1)
 EOF
