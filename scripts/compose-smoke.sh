@@ -177,8 +177,8 @@ import json
 import sys
 
 origin, placed, viewers = sys.argv[1], json.loads(sys.argv[2])["nodes"], json.loads(sys.argv[3])["viewers"]
-for v in viewers:
-    print(json.dumps({k: v[k] for k in ("node", "fps", "packets", "loss_pct", "recovery_s", "error")}))
+for v, n in zip(viewers, placed):  # placed: its node when it joined; node: at the end (fps: the window)
+    print(json.dumps({"placed": n, **{k: v[k] for k in ("node", "fps", "packets", "loss_pct", "recovery_s", "error")}}))
 decoding = [v for v in viewers if v["error"] is None and v["packets"] > 0 and v["fps"] > 0]
 on_edge = [n for n in placed if n and n != origin]
 print(f"publisher on {origin}; {len(on_edge)} of {len(placed)} viewers placed on the other node, "
