@@ -1,8 +1,11 @@
-"""docker-compose.yml agrees with the settings tree and the CLI (there is no Docker engine here to run it)."""
+"""docker-compose.yml agrees with the settings tree and the CLI. CI has no Docker engine: these read the
+files; scripts/compose-smoke.sh runs them on a machine that has one (docs/operations.md)."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,10 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 PLANES = {"api": "api", "node-1": "node", "node-2": "node", "matchmaker": "matchmaker"}  # service -> settings section
 
 
-def _interpolate(value: str) -> str:
-    """Compose's ``${VAR:-default}`` / ``${VAR:?error}`` / ``${VAR}`` with an empty environment."""
+def _interpolate(value: str, environ: Mapping[str, str] | None = None) -> str:
+    """Compose's ``${VAR:-default}`` / ``${VAR:?error}`` / ``${VAR}`` with ``environ`` (default: empty)."""
+    env = environ or {}
+
     def one(m: re.Match[str]) -> str:
         body = m.group(1)
+        name = re.split(r":[-?]", body, maxsplit=1)[0]
+        if env.get(name):
+            return env[name]
         if ":-" in body:
             return body.split(":-", 1)[1]
         if ":?" in body:
@@ -33,8 +41,8 @@ def compose() -> dict:  # type: ignore[type-arg]
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def _env(service: dict) -> dict[str, str]:  # type: ignore[type-arg]
-    return {k: _interpolate(str(v)) for k, v in (service.get("environment") or {}).items()}
+def _env(service: dict, environ: Mapping[str, str] | None = None) -> dict[str, str]:  # type: ignore[type-arg]
+    return {k: _interpolate(str(v), environ) for k, v in (service.get("environment") or {}).items()}
 
 
 def test_infrastructure_services(compose: dict) -> None:  # type: ignore[type-arg]
@@ -94,7 +102,7 @@ def test_secret_files_are_where_switchboard_up_writes_them(compose: dict) -> Non
     from switchboard.keys import KeyPaths
 
     paths = KeyPaths.from_settings(load_settings(environ={}))
-    files = {Path(s["file"]).as_posix().removeprefix("./") for s in compose["secrets"].values()}
+    files = {Path(_interpolate(s["file"])).as_posix().removeprefix("./") for s in compose["secrets"].values()}
     assert files == {p.as_posix() for p in (paths.private_key, paths.public_key, paths.turn_secret)}
 
 
@@ -122,3 +130,73 @@ def test_two_nodes_each_reachable_at_its_own_public_url(compose: dict) -> None: 
     assert len(urls) == 2
     for spec in nodes.values():
         assert set(load_settings(environ=_env(spec)).node.page_origins) == urls
+
+
+def _nodes(compose: dict) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {name: spec for name, spec in compose["services"].items() if spec.get("command") == ["switchboard", "node"]}
+
+
+def test_the_file_is_read_by_compose_v1_too(compose: dict) -> None:  # type: ignore[type-arg]
+    """Debian's docker-compose (1.29) refuses top-level keys it does not know, such as ``name``."""
+    known = {"version", "services", "networks", "volumes", "secrets", "configs"}
+    assert {key for key in compose if not key.startswith("x-")} <= known
+
+
+def test_planes_build_on_the_dockerfiles_base() -> None:
+    """The Dockerfile's base is ``ARG BASE`` (a local Debian base where Docker Hub is out of reach), and
+    compose passes the same default; the planes install into a venv (Debian's python3 refuses a
+    system-wide pip install) and run as uid 10001, the owner the secret files need."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    default = re.search(r"^ARG BASE=(\S+)$", dockerfile, re.M)
+    assert default and "FROM ${BASE}" in dockerfile
+    assert "python3 -m venv" in dockerfile and "--uid 10001" in dockerfile
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for service in [*PLANES, "migrate"]:
+        build = compose["services"][service]["build"]
+        assert build["context"] == "."
+        assert _interpolate(build["args"]["BASE"]) == default.group(1)
+        local = "switchboard-base:bookworm"
+        assert _interpolate(build["args"]["BASE"], {"BASE_IMAGE": local}) == local
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {"var", ".venv", ".git"} <= set(ignored), "the build context leaves out secrets and the venv"
+
+
+def test_nodes_media_is_on_their_fixed_addresses(compose: dict) -> None:  # type: ignore[type-arg]
+    """A node's ICE candidates and pipes are on its own compose-network address (the default,
+    127.0.0.1, is the container's loopback: nothing outside it could reach the media), fixed and outside
+    the range docker hands out, so no other container takes it first."""
+    ipam = compose["networks"]["default"]["ipam"]["config"][0]
+    subnet, dynamic = ipaddress.ip_network(ipam["subnet"]), ipaddress.ip_network(ipam["ip_range"])
+    addresses = set()
+    for spec in _nodes(compose).values():
+        fixed = ipaddress.ip_address(spec["networks"]["default"]["ipv4_address"])
+        assert fixed in subnet and fixed not in dynamic
+        node = load_settings(environ=_env(spec)).node
+        assert node.rtc_addresses == (str(fixed),) and not node.announced_address
+        addresses.add(fixed)
+    assert len(addresses) == 2
+
+
+def test_nodes_share_one_cascade_setting(compose: dict) -> None:  # type: ignore[type-arg]
+    """Without CASCADE_SECRET the nodes run without cascade (a show's viewers stay on its origin); with
+    it, both nodes get the same secret and origin cap, so one show spans both."""
+    for spec in _nodes(compose).values():
+        assert load_settings(environ=_env(spec)).cascade.secret == ""
+    operator = {"CASCADE_SECRET": "a-secret-of-sixteen-or-more", "CASCADE_VIEWERS_PER_NODE": "1"}
+    cascades = {load_settings(environ=_env(spec, operator)).cascade for spec in _nodes(compose).values()}
+    assert len(cascades) == 1
+    (cascade,) = cascades
+    assert cascade.secret == operator["CASCADE_SECRET"] and cascade.viewers_per_node == 1
+
+
+def test_local_stand_ins_replace_only_docker_hubs_redis_and_postgres(compose: dict) -> None:  # type: ignore[type-arg]
+    """deploy/local/compose.yml (scripts/compose-smoke.sh): Redis and Postgres built on the local base
+    with the official images' contract (command, env, healthcheck stay those of docker-compose.yml)."""
+    local = yaml.safe_load((ROOT / "deploy" / "local" / "compose.yml").read_text())
+    assert set(local["services"]) == {"redis", "postgres"}
+    for name, spec in local["services"].items():
+        assert set(spec) == {"image", "build"} and spec["image"].endswith(":local")
+        dockerfile = (ROOT / spec["build"]["context"] / spec["build"]["dockerfile"]).read_text()
+        assert "ARG BASE=" in dockerfile and "FROM ${BASE}" in dockerfile
+        assert _interpolate(spec["build"]["args"]["BASE"]) == "switchboard-base:bookworm"
+        assert compose["services"][name]["healthcheck"]["test"]
