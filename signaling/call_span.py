@@ -26,6 +26,7 @@ from signaling.errors import NotFound, Unavailable
 from signaling.hub import Hub
 from switchboard import keyspace
 from switchboard.ids import NodeId, RoomId, UserId
+from switchboard.registry import NodeRegistry
 from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling")
@@ -55,6 +56,7 @@ class CallSpan:
         self.node_id = node_id
         self.here = here
         """Whether a user has a session on this node."""
+        self._registry = NodeRegistry(redis)
         self._rooms: set[RoomId] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         hub.on_command(self._command, kinds=(KIND,))
@@ -94,9 +96,16 @@ class CallSpan:
             pipe.expire(keyspace.call_nodes(room), keyspace.CALL_SPREAD_TTL_S)
             pipe.smembers(keyspace.call_nodes(room))
             *_, members = await pipe.execute()
-        for node in {NodeId(_text(m)) for m in members} - {self.node_id}:
-            await self._hub.command(node, {"kind": KIND, "room": room, "node": self.node_id})
-            await self.cascade.pull_from(room, node)
+        others = {NodeId(_text(m)) for m in members} - {self.node_id}
+        alive = {entry.id for entry in await self._registry.nodes()}
+        if others - alive:  # a dead node's party (it comes back here or elsewhere: docs/scaling.md, node loss)
+            await self._redis.srem(keyspace.call_nodes(room), *(others - alive))
+        # Each live node on its own: one that does not answer must not keep the others' media away.
+        await asyncio.gather(*(self._spread(room, node) for node in others & alive))
+
+    async def _spread(self, room: RoomId, node: NodeId) -> None:
+        await self._hub.command(node, {"kind": KIND, "room": room, "node": self.node_id})
+        await self._guarded(self.cascade.pull_from(room, node))
 
     async def _command(self, message: dict[str, Any]) -> None:
         room, node = RoomId(str(message.get("room"))), NodeId(str(message.get("node")))
