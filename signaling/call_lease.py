@@ -77,11 +77,12 @@ class CallLease:
         self.held.pop(call_id, None)
         self._lost.pop(call_id, None)
 
-    async def alive(self) -> set[NodeId] | None:
-        """The registered nodes (this one included), or None on a lone node."""
+    async def alive(self, staying: bool = False) -> set[NodeId] | None:
+        """The registered nodes (this one included), or None on a lone node; ``staying``: only those
+        not draining (a draining node's parties are on their way to another)."""
         if self._registry is None:
             return None
-        return {NodeId(entry.id) for entry in await self._registry.nodes()} | {self.node_id}
+        return {NodeId(e.id) for e in await self._registry.nodes() if not (staying and e.draining)} | {self.node_id}
 
     async def _run(self) -> None:
         while True:

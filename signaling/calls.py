@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,8 @@ class CallBook:
         self._in_call: dict[UserId, dict[str, UserId]] = {}
         """Local user -> {call or match session id -> peer}: who the relay may reach."""
         self._timers: dict[str, asyncio.Task[None]] = {}
+        self.draining: Callable[[], bool] = lambda: False
+        """Whether the node is draining: its users were sent to another node and take their calls along."""
         hub.observe(self._observe, frozenset({"call.incoming", "call.accepted", "call.ended", "match.found",
                                               "match.ended"}))
 
@@ -283,10 +285,10 @@ class CallBook:
             await self._end(call_id, one, other, "active", "hangup", None)
             raise NotFound(f"no call {call_id!r} to rejoin")
         far = callee_node if me == caller else caller_node
-        alive = await self.lease.alive()
+        alive, staying = await self.lease.alive(), await self.lease.alive(staying=True)
         if (alive is not None and meter_node is not None and meter_node not in alive) or (
                 media == SFU and self.media.span is None and far not in (None, self._hub.node_id)
-                and (alive is None or far in alive)):
+                and staying is not None and far in staying):
             await self._end(call_id, one, other, "active", NODE_LOST, None)
             raise Conflict("the call could not go on without the lost node: it ended")
         await self._redis.hset(call(call_id), "caller_node" if me == caller else "callee_node", self._hub.node_id)
@@ -339,12 +341,14 @@ class CallBook:
             with contextlib.suppress(NotFound):
                 caller, callee = await self._parties(call_id)
                 node = await self._redis.hget(call(call_id), "caller_node" if user_id == caller else "callee_node")
-                if node is None or text(node) == self._hub.node_id:  # else the user took it to another node
+                if (node is None or text(node) == self._hub.node_id) and not self.draining():
                     for state in ("active", "ringing"):
                         if await self._end(call_id, caller, callee, state, "left", user_id):
                             break
                 elif not self._hub.sessions(callee if user_id == caller else caller):
-                    self.lease.drop(call_id)  # no party left here
+                    # The user took the call to another node (``call.rejoin``), or was sent there by a drain
+                    # and takes it along (else the lease of the other party's node ends it).
+                    self.lease.drop(call_id)
         self._in_call.pop(user_id, None)
         await self.media.user_left(user_id)
 

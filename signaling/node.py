@@ -209,5 +209,6 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
         beacon.start()
         stack.push_async_callback(beacon.close)  # closed first: the registry forgets the node at once
         drain = Drain(hub, beacon, s.region, s.drain_grace_s)
+        calls.draining = lambda: drain.draining
         hub.on_command(drain.command)
         app[NODE_DRAIN] = drain

@@ -28,6 +28,7 @@ from switchboard_client.media import FrameCounter, TestPattern
 from tests.control_api import conftest as api_conftest
 from tests.signaling.node_processes import NodeProcess, node_starter  # noqa: F401 (the start_node fixture)
 from tests.signaling.test_node_loss import BACK_S, _kill, _login, _nodes_on_api_key
+from tests.signaling.test_nodes import switchboard
 
 make_api = api_conftest.make_api  # the control API's fixture (tests/control_api/conftest.py)
 
@@ -90,16 +91,18 @@ class Frames:
             await counter.close()
 
 
-@pytest.mark.parametrize(("lost", "count"), [("both", 2), ("one", 3)])
+@pytest.mark.parametrize(("lost", "count", "how"), [("both", 2, "kill"), ("one", 3, "kill"), ("both", 2, "drain")])
 async def test_a_call_through_the_sfu_goes_on_after_its_node_is_killed(
         make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path,
-        lost: str, count: int) -> None:
+        lost: str, count: int, how: str) -> None:
     """``both``: amy and bob on A, which dies; they come back on B (the only live node) and publish
     again there. ``one``: amy on A, bob on B (the cascade pulls each into the other's node); A dies,
-    amy comes back where the API places her (B, or C: then B and C pull each other), bob stays."""
+    amy comes back where the API places her (B, or C: then B and C pull each other), bob stays.
+    ``drain``: A is drained instead (``reconnect``): the call moves with its parties."""
     api = await make_api()
     nodes = list((await _nodes_on_api_key(api, start_node, redis, tmp_path, count, SWITCHBOARD_CASCADE_SECRET=SECRET,
-                                          SWITCHBOARD_NODE_CALL_MEDIA="sfu")).items())
+                                          SWITCHBOARD_NODE_CALL_MEDIA="sfu",
+                                          SWITCHBOARD_NODE_DRAIN_GRACE_S="30" if how == "drain" else "0")).items())
     base = str(api.client.make_url("")).rstrip("/")
     accounts = [await _login(base, api) for _ in range(2)]
     (url_a, node_a), (url_b, _) = nodes[0], nodes[1]
@@ -119,8 +122,12 @@ async def test_a_call_through_the_sfu_goes_on_after_its_node_is_killed(
             for each in frames:
                 await each.more(5)  # each decodes the other's camera
 
-        _kill(node_a)
-        await node_a.proc.wait()
+        if how == "kill":
+            _kill(node_a)
+            await node_a.proc.wait()
+        else:
+            code, _, err = await switchboard(nodes[1][1], "node", "drain", node_a.node_id)
+            assert code == 0, err
         moved = calls if lost == "both" else calls[:1]
         async with asyncio.timeout(BACK_S * 2):
             await asyncio.gather(*(c.rejoined.wait() for c in moved))
