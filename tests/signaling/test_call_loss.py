@@ -6,21 +6,26 @@ camera; then the node of both (or of amy only) is killed. The parties' node clie
 start new sessions on a live node and their calls send ``call.rejoin``: the call record in Redis lives
 on, its media room is opened again on the live node(s), the moved parties publish again and each
 decodes the other's frames again. A party that never comes back ends the call for the other with
-``node_lost``, and the call's records leave Redis.
+``node_lost``, and the call's records leave Redis; so does a paid call whose meter's node died (the API
+posts its started minute and voids the rest).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from control_api.ledger.book import Ledger
+from control_api.payments.service import PAYMENTS
 from switchboard.keyspace import call as call_key
 from switchboard.keyspace import text, user_call
+from switchboard.settings import PaymentsSettings
 from switchboard_client import ApiClient, NodeClient
 from switchboard_client.api import NodeToken
 from switchboard_client.call import Call, Incoming, invite
@@ -33,6 +38,7 @@ from tests.signaling.test_nodes import switchboard
 make_api = api_conftest.make_api  # the control API's fixture (tests/control_api/conftest.py)
 
 SECRET = "a-shared-secret-of-the-test-nodes"
+PRICE = 10
 
 
 @pytest.fixture
@@ -186,6 +192,52 @@ async def test_a_call_whose_party_never_comes_back_ends_for_both_with_a_reason(
         assert await redis.exists(user_call(amy.user_id), user_call(bob.user_id)) == 0
         assert text(await redis.hget(call_key(calls[1].call_id), "state")) == "ended"
         assert 0 < await redis.ttl(call_key(calls[1].call_id)) <= 60  # kept a minute for late requests
+    finally:
+        for client in reversed(clients):
+            await client.close()
+        for account in accounts:
+            await account.close()
+
+
+async def test_a_paid_call_whose_meter_node_is_killed_ends_for_both_and_bills_its_started_minute(
+        make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path) -> None:
+    """A creator's paid call: the caller on A, the creator (who accepts, so B meters it) on B. B is
+    killed: no node could go on holding and posting its minutes, so the call ends for both with
+    ``node_lost``; the ending node's ``end`` has the API post the one started minute and void the rest."""
+    api = await make_api(consume_events=True, payments=PaymentsSettings(hold_sweep_s=0.5))
+    nodes = list((await _nodes_on_api_key(api, start_node, redis, tmp_path, 2)).items())
+    base = str(api.client.make_url("")).rstrip("/")
+    payer, creator = await api.user(), await api.user()
+    status, body = await api.call("PUT", "/me/prices", creator, json={"call_price": PRICE})
+    assert status == 200, body
+    ledger: Ledger = api.app._subapps[0][PAYMENTS].ledger  # type: ignore[attr-defined]
+    await ledger.deposit(f"test-seed:{payer.id}", uuid.UUID(payer.id), 10 * PRICE)
+    accounts = [ApiClient(base), ApiClient(base)]
+    (url_a, _), (url_b, node_b) = nodes
+    clients: list[Any] = []
+    try:
+        for account, user in zip(accounts, (payer, creator), strict=True):
+            await account.open()
+            await account.login(user.email, user.password)
+        amy = await _client(base, accounts[0], url_a)
+        bob = await _client(base, accounts[1], url_b)
+        clients += [amy, bob]
+        calls = await _call(amy, bob)
+        clients += calls
+        assert text(await redis.hget(call_key(calls[0].call_id), "meter_node")) == node_b.node_id
+
+        _kill(node_b)
+        async with asyncio.timeout(BACK_S * 4):
+            ended = [await c.wait_ended() for c in calls]
+        assert [e["reason"] for e in ended] == ["node_lost", "node_lost"]
+        assert await redis.exists(user_call(amy.user_id), user_call(bob.user_id)) == 0
+
+        async with asyncio.timeout(BACK_S * 4):
+            while True:  # the started minute posted, nothing else held
+                wallet = await ledger.balance(uuid.UUID(payer.id))
+                if (wallet.available, wallet.held) == (9 * PRICE, 0):
+                    break
+                await asyncio.sleep(0.2)
     finally:
         for client in reversed(clients):
             await client.close()
