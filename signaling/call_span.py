@@ -26,7 +26,6 @@ from signaling.errors import NotFound, Unavailable
 from signaling.hub import Hub
 from switchboard import keyspace
 from switchboard.ids import NodeId, RoomId, UserId
-from switchboard.registry import NodeRegistry
 from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling")
@@ -56,7 +55,6 @@ class CallSpan:
         self.node_id = node_id
         self.here = here
         """Whether a user has a session on this node."""
-        self._registry = NodeRegistry(redis)
         self._rooms: set[RoomId] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         hub.on_command(self._command, kinds=(KIND,))
@@ -96,16 +94,19 @@ class CallSpan:
             pipe.expire(keyspace.call_nodes(room), keyspace.CALL_SPREAD_TTL_S)
             pipe.smembers(keyspace.call_nodes(room))
             *_, members = await pipe.execute()
-        others = {NodeId(_text(m)) for m in members} - {self.node_id}
-        alive = {entry.id for entry in await self._registry.nodes()}
-        if others - alive:  # a dead node's party (it comes back here or elsewhere: docs/scaling.md, node loss)
-            await self._redis.srem(keyspace.call_nodes(room), *(others - alive))
-        # Each live node on its own: one that does not answer must not keep the others' media away.
-        await asyncio.gather(*(self._spread(room, node) for node in others & alive))
+        # Each node on its own: a dead one (its party comes back here or elsewhere: docs/scaling.md,
+        # node loss) must not keep the others' media away while the registry is asked about it.
+        await asyncio.gather(*(self._spread(room, NodeId(_text(m))) for m in members if _text(m) != self.node_id))
 
     async def _spread(self, room: RoomId, node: NodeId) -> None:
-        await self._hub.command(node, {"kind": KIND, "room": room, "node": self.node_id})
-        await self._guarded(self.cascade.pull_from(room, node))
+        try:
+            await self._hub.command(node, {"kind": KIND, "room": room, "node": self.node_id})
+            await self.cascade.pull_from(room, node)
+        except NotFound as exc:  # the node left the registry (killed), or holds the call no more
+            log.info("a call's node left it", extra={"room": room, "node": node, "error": str(exc)})
+            await self._redis.srem(keyspace.call_nodes(room), node)
+        except (Unavailable, SfuError, aioredis.RedisError) as exc:
+            log.warning("a call's far party not pulled", extra={"error": str(exc)})
 
     async def _command(self, message: dict[str, Any]) -> None:
         room, node = RoomId(str(message.get("room"))), NodeId(str(message.get("node")))
