@@ -12,6 +12,10 @@ that the far party's node of each call it holds is still registered: a party who
 session and sends ``call.rejoin``); a party that does not is lost, and the call ends for both with
 the reason :data:`NODE_LOST`. A paid call whose meter ran on the dead node ends as soon as that is
 seen: no node could go on holding and posting its minutes.
+
+A random-chat match does not go on elsewhere (a stranger's page queues again): a node whose party's
+peer is on a node that left the registry (``keyspace.match_nodes``) ends the match at once, and both get
+``match.ended`` with :data:`NODE_LOST` (never a silent half-match).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from switchboard.ids import NodeId, UserId
-from switchboard.keyspace import call, text, user_call
+from switchboard.keyspace import MATCH_NODES_TTL_S, call, match_nodes, text, user_call
 from switchboard.registry import NodeRegistry
 from switchboard.tasks import stop_task
 
@@ -36,18 +40,23 @@ REFRESH_S = 5.0
 """How often the nodes of a call renew its lease."""
 TICK_S = 1.0
 """How often a node looks for calls whose far party's node left the registry."""
+UNSEEN_S = 3.0
+"""How long a node must stay out of the registry before it counts as gone (one that just started takes
+sockets a heartbeat before its first entry is written)."""
 NODE_LOST = "node_lost"
 """The ``call.ended`` reason when a party's node died and the call could not go on."""
 
 EndCall = Callable[[str, str], Awaitable[bool]]
 """``end(call_id, reason)``: ends an active call on both sides (the call book's)."""
+EndMatch = Callable[[UserId, UserId, str], Awaitable[bool]]
+"""``part(a, b, reason)``: ends the match of ``a`` and ``b`` (the queue's)."""
 
 
 class CallLease:
     """The active calls with a party on this node: their records renewed, their far parties watched."""
 
     def __init__(self, redis: aioredis.Redis, node_id: NodeId, registry: NodeRegistry | None, rejoin_s: float,
-                 end: EndCall, tick_s: float = TICK_S) -> None:
+                 end: EndCall, tick_s: float = TICK_S, unseen_s: float = UNSEEN_S) -> None:
         self._redis = redis
         self.node_id = node_id
         self._registry = registry
@@ -55,12 +64,17 @@ class CallLease:
         self.rejoin_s = rejoin_s
         self._end = end
         self._tick_s = tick_s
+        self.unseen_s = unseen_s
         self.held: dict[str, tuple[UserId, UserId]] = {}
         """Call id -> (caller, callee) of every active call with a party here."""
         self._lost: dict[str, float] = {}
-        """Call id -> when (monotonic) a party's node was first seen gone."""
+        """Call or match id -> when (monotonic) a party's node was first seen out of the registry."""
         self._renewed = 0.0
         self._task: asyncio.Task[None] | None = None
+        self.matches: dict[str, tuple[UserId, UserId]] = {}
+        """Match session id -> (the party here, its peer)."""
+        self.end_match: EndMatch | None = None
+        """Ends a match (the node's queue); None: no queue on this node."""
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="call-lease")
@@ -76,6 +90,26 @@ class CallLease:
     def drop(self, call_id: str) -> None:
         self.held.pop(call_id, None)
         self._lost.pop(call_id, None)
+
+    async def hold_match(self, session_id: str, here: UserId, peer: UserId) -> None:
+        """A match found for a party here: its node is written for the peer's node to watch."""
+        self.matches[session_id] = (here, peer)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(match_nodes(session_id), here, self.node_id)
+            pipe.expire(match_nodes(session_id), MATCH_NODES_TTL_S)
+            await pipe.execute()
+
+    def drop_match(self, session_id: str) -> None:
+        self.matches.pop(session_id, None)
+        self._lost.pop(session_id, None)
+
+    def _unseen_for(self, key: str, unseen: bool) -> float:
+        """How long the node of ``key`` (a call or match) has been out of the registry (0: it is in)."""
+        if not unseen:
+            self._lost.pop(key, None)
+            return 0.0
+        now = time.monotonic()
+        return now - self._lost.setdefault(key, now)
 
     async def alive(self, staying: bool = False) -> set[NodeId] | None:
         """The registered nodes (this one included), or None on a lone node; ``staying``: only those
@@ -95,7 +129,9 @@ class CallLease:
                 log.exception("call lease tick failed")
 
     async def tick(self) -> None:
-        """Renews the leases when due; ends the calls whose lost party did not come back in time."""
+        """Renews the leases when due; ends the calls whose lost party did not come back in time, and
+        the matches whose peer's node is gone."""
+        await self._matches()
         calls = list(self.held.items())
         if not calls:
             return
@@ -116,6 +152,24 @@ class CallLease:
         for (call_id, _), fields in zip(calls, answers[::step], strict=True):
             await self._check(call_id, [None if f is None else text(f) for f in fields], alive)
 
+    async def _matches(self) -> None:
+        matches = list(self.matches.items())
+        if not matches or self.end_match is None:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for session_id, (_, peer) in matches:
+                pipe.hget(match_nodes(session_id), peer)
+            nodes = await pipe.execute()
+        alive = await self.alive()
+        if alive is None:
+            return
+        for (session_id, (here, peer)), node in zip(matches, nodes, strict=True):
+            unseen = node is not None and text(node) not in alive
+            if self._unseen_for(session_id, unseen) >= self.unseen_s and unseen:
+                log.info("match ended: the peer's node is gone", extra={"session": session_id})
+                self.drop_match(session_id)
+                await self.end_match(here, peer, NODE_LOST)
+
     async def _check(self, call_id: str, fields: list[str | None], alive: set[NodeId] | None) -> None:
         state, caller_node, callee_node, meter_node = fields
         if state != "active":  # ended (its call.ended reaches the parties), or expired: no lease to keep
@@ -124,14 +178,14 @@ class CallLease:
         if alive is None:
             return
         if meter_node is not None and meter_node not in alive:
-            log.info("paid call ended: its meter's node is gone", extra={"call": call_id, "node": meter_node})
-            await self._end(call_id, NODE_LOST)
+            if self._unseen_for(call_id, True) >= min(self.unseen_s, self.rejoin_s):
+                log.info("paid call ended: its meter's node is gone", extra={"call": call_id, "node": meter_node})
+                self._lost.pop(call_id, None)
+                await self._end(call_id, NODE_LOST)
             return
-        if all(node is None or node in alive for node in (caller_node, callee_node)):  # None: written before
-            self._lost.pop(call_id, None)
-            return
-        since = self._lost.setdefault(call_id, time.monotonic())
-        if time.monotonic() - since >= self.rejoin_s:
+        unseen = any(node is not None and node not in alive for node in (caller_node, callee_node))  # None: older
+        gone_for = self._unseen_for(call_id, unseen)
+        if unseen and gone_for >= max(self.rejoin_s, self.unseen_s):
             log.info("call ended: a party's node died and the party did not come back", extra={"call": call_id})
             self._lost.pop(call_id, None)
             await self._end(call_id, NODE_LOST)

@@ -122,11 +122,13 @@ class CallBook:
             if isinstance(peer, dict) and peer.get("user_id"):
                 session_id, other = str(message.get("session_id")), UserId(str(peer["user_id"]))
                 self._in_call.setdefault(user_id, {})[session_id] = other
+                await self.lease.hold_match(session_id, user_id, other)
                 await self.media.user_left(user_id, "match", keep=session_id)  # one match at a time
                 # The matchmaker does not know where media flows; the node stamps it before the socket sees it.
                 message["media"] = self.media.mode("match", bool(self._hub.sessions(other)))
                 self.media.started(session_id, "match", (user_id, other), message["media"])
         elif kind == "match.ended":
+            self.lease.drop_match(str(message.get("session_id")))
             self._forget(user_id, str(message.get("session_id")))
             await self.media.ended(str(message.get("session_id")))
 

@@ -189,6 +189,8 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     calls = CallBook(redis, hub, s.call_ring_timeout_s, call_media,
                      CallMeter(redis, s.paid_minute_s, s.paid_hold_wait_s, s.call_ring_timeout_s),
                      NodeRegistry(redis) if deps.announce is not None else None, s.call_rejoin_s)
+    if tickets is not None:
+        calls.lease.end_match = tickets.part
     calls.lease.start()
     stack.push_async_callback(calls.close)
     watch = PresenceWatch(redis, hub, calls.relations)

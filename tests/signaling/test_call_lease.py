@@ -10,7 +10,7 @@ import pytest
 
 from signaling.call_lease import LEASE_S, NODE_LOST, CallLease
 from switchboard.ids import NodeId, UserId, new_id
-from switchboard.keyspace import call, user_call
+from switchboard.keyspace import call, match_nodes, user_call
 from switchboard.registry import NodeEntry, NodeRegistry
 from tests.conftest import REDIS_KINDS, redis_url_of
 
@@ -47,7 +47,7 @@ async def _setup(redis: Any, far: str, **fields: str) -> tuple[NodeRegistry, Nod
 async def test_a_far_party_whose_node_died_has_the_rejoin_window_then_the_call_ends(redis: Any) -> None:
     registry, here, call_id, caller, callee = await _setup(redis, "node_gone")
     ends = Ends()
-    lease = CallLease(redis, here, registry, 3600.0, ends)
+    lease = CallLease(redis, here, registry, 3600.0, ends, unseen_s=0.0)
     lease.hold(call_id, caller, callee)
     await lease.tick()
     assert ends.calls == []  # within the window: the party may still come back
@@ -63,7 +63,7 @@ async def test_a_far_party_back_on_a_live_node_keeps_the_call(redis: Any) -> Non
     registry, here, call_id, caller, callee = await _setup(redis, there)
     await registry.announce(NodeEntry(id=there, url="http://127.0.0.1:2", media_address=""), 30)
     ends = Ends()
-    lease = CallLease(redis, here, registry, 0.0, ends)
+    lease = CallLease(redis, here, registry, 0.0, ends, unseen_s=0.0)
     lease.hold(call_id, caller, callee)
     await lease.tick()
     assert ends.calls == [] and call_id in lease.held
@@ -72,7 +72,7 @@ async def test_a_far_party_back_on_a_live_node_keeps_the_call(redis: Any) -> Non
 async def test_a_paid_call_whose_meter_node_died_ends_at_once(redis: Any) -> None:
     registry, here, call_id, caller, callee = await _setup(redis, "node_gone", meter_node="node_gone")
     ends = Ends()
-    lease = CallLease(redis, here, registry, 3600.0, ends)
+    lease = CallLease(redis, here, registry, 3600.0, ends, unseen_s=0.0)
     lease.hold(call_id, caller, callee)
     await lease.tick()
     assert ends.calls == [(call_id, NODE_LOST)]
@@ -81,10 +81,44 @@ async def test_a_paid_call_whose_meter_node_died_ends_at_once(redis: Any) -> Non
 async def test_an_ended_call_leaves_the_lease_and_a_lone_node_ends_nothing(redis: Any) -> None:
     _, here, call_id, caller, callee = await _setup(redis, "node_gone")
     ends = Ends()
-    lease = CallLease(redis, here, None, 0.0, ends)  # switchboard up: no registry
+    lease = CallLease(redis, here, None, 0.0, ends, unseen_s=0.0)  # switchboard up: no registry
     lease.hold(call_id, caller, callee)
     await lease.tick()
     assert ends.calls == [] and call_id in lease.held
     await redis.hset(call(call_id), "state", "ended")
     await lease.tick()
     assert call_id not in lease.held
+
+
+async def test_a_node_just_out_of_the_registry_is_not_gone_yet(redis: Any) -> None:
+    """One that just started takes sockets a heartbeat before it registers: not a dead meter yet."""
+    registry, here, call_id, caller, callee = await _setup(redis, "node_new", meter_node="node_new")
+    ends = Ends()
+    lease = CallLease(redis, here, registry, 3600.0, ends, unseen_s=3600.0)
+    lease.hold(call_id, caller, callee)
+    await lease.tick()
+    assert ends.calls == []
+
+
+async def test_a_match_whose_peer_node_is_gone_ends_with_node_lost(redis: Any) -> None:
+    registry = NodeRegistry(redis)
+    here = NodeId(new_id("node_"))
+    await registry.announce(NodeEntry(id=here, url="http://127.0.0.1:1", media_address=""), 30)
+    parted: list[tuple[str, str, str]] = []
+
+    async def part(a: UserId, b: UserId, reason: str) -> bool:
+        parted.append((a, b, reason))
+        return True
+
+    lease = CallLease(redis, here, registry, 3600.0, Ends(), unseen_s=0.0)
+    lease.end_match = part
+    sid, kim, lou = new_id("mm_"), UserId(new_id("u_")), UserId(new_id("u_"))
+    await lease.hold_match(sid, kim, lou)
+    await lease.tick()
+    assert parted == []  # the peer's node wrote nothing yet (or is an older node): nothing to judge
+    await redis.hset(match_nodes(sid), lou, here)
+    await lease.tick()
+    assert parted == []  # the peer's node is alive
+    await redis.hset(match_nodes(sid), lou, "node_gone")
+    await lease.tick()
+    assert parted == [(kim, lou, NODE_LOST)] and sid not in lease.matches

@@ -19,12 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from control_api.ledger.book import Ledger
 from control_api.payments.service import PAYMENTS
 from switchboard.keyspace import call as call_key
-from switchboard.keyspace import text, user_call
+from switchboard.keyspace import match_pair, text, user_call
 from switchboard.settings import PaymentsSettings
 from switchboard_client import ApiClient, NodeClient
 from switchboard_client.api import NodeToken
@@ -32,6 +33,8 @@ from switchboard_client.call import Call, Incoming, invite
 from switchboard_client.media import FrameCounter, TestPattern
 from tests.control_api import conftest as api_conftest
 from tests.signaling.node_processes import NodeProcess, node_starter  # noqa: F401 (the start_node fixture)
+from tests.signaling.test_cascade import matchmaker  # noqa: F401 (the fixture)
+from tests.signaling.test_drain import registered_count
 from tests.signaling.test_node_loss import BACK_S, _kill, _login, _nodes_on_api_key
 from tests.signaling.test_nodes import switchboard
 
@@ -243,3 +246,32 @@ async def test_a_paid_call_whose_meter_node_is_killed_ends_for_both_and_bills_it
             await client.close()
         for account in accounts:
             await account.close()
+
+
+async def test_a_match_whose_peers_node_is_killed_ends_for_the_other_with_a_reason(
+        start_node: Callable[..., Any], token: Callable[..., str], redis: Any, matchmaker: None) -> None:  # noqa: F811
+    """A random match (a real ``switchboard matchmaker``), kim on A, lou on B: A is killed. A match does
+    not go on elsewhere (kim's page queues again), and lou is not left in a silent half-match: once the
+    registry forgot A, lou gets ``match.ended`` with ``node_lost`` and the pair leaves Redis."""
+    a, b = await asyncio.gather(start_node(), start_node())
+    await registered_count(redis, 2)
+    async with aiohttp.ClientSession() as http:
+        kim, lou = await a.connect(http, token("kim")), await b.connect(http, token("lou"))
+        ticket = {"country": "FR", "age": 30}
+        await kim.ok("queue.join", ticket=ticket)
+        await lou.ok("queue.join", ticket=ticket)
+        sid = (await kim.expect("match.found"))["session_id"]
+        await lou.expect("match.found", session_id=sid)
+
+        _kill(a)
+        await a.proc.wait()
+        async with asyncio.timeout(BACK_S * 4):
+            while True:
+                try:
+                    ended = await lou.expect("match.ended", session_id=sid)
+                    break
+                except TimeoutError:  # one socket read's bound: nothing came yet
+                    continue
+        assert ended["reason"] == "node_lost"
+        assert await redis.exists(match_pair("kim"), match_pair("lou")) == 0
+        await lou.ok("ping")  # lou's socket lives on, free to queue again
