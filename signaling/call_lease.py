@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from switchboard.ids import NodeId, UserId
-from switchboard.keyspace import MATCH_NODES_TTL_S, call, match_nodes, text, user_call
+from switchboard.keyspace import MATCH_NODES_TTL_S, call, match_nodes, match_pair, text, user_call
 from switchboard.registry import NodeRegistry
 from switchboard.tasks import stop_task
 
@@ -141,8 +141,7 @@ class CallLease:
                 pipe.hmget(call(call_id), ["state", "caller_node", "callee_node", "meter_node"])
                 if renew:
                     pipe.expire(call(call_id), LEASE_S)
-                    # Only while they still name this call (a new call has its own lease).
-                    pipe.expire(user_call(caller), LEASE_S)
+                    pipe.expire(user_call(caller), LEASE_S)  # they name this call while it is active
                     pipe.expire(user_call(callee), LEASE_S)
             answers = await pipe.execute()
         if renew:
@@ -157,14 +156,16 @@ class CallLease:
         if not matches or self.end_match is None:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
-            for session_id, (_, peer) in matches:
+            for session_id, (here, peer) in matches:
+                pipe.get(match_pair(here))
                 pipe.hget(match_nodes(session_id), peer)
-            nodes = await pipe.execute()
+            answers = await pipe.execute()
         alive = await self.alive()
-        if alive is None:
-            return
-        for (session_id, (here, peer)), node in zip(matches, nodes, strict=True):
-            unseen = node is not None and text(node) not in alive
+        for (session_id, (here, peer)), pair, node in zip(matches, answers[::2], answers[1::2], strict=True):
+            if pair is None or text(pair) != session_id:  # ended (the party here left it or pressed next)
+                self.drop_match(session_id)
+                continue
+            unseen = alive is not None and node is not None and text(node) not in alive
             if self._unseen_for(session_id, unseen) >= self.unseen_s and unseen:
                 log.info("match ended: the peer's node is gone", extra={"session": session_id})
                 self.drop_match(session_id)

@@ -10,7 +10,7 @@ import pytest
 
 from signaling.call_lease import LEASE_S, NODE_LOST, CallLease
 from switchboard.ids import NodeId, UserId, new_id
-from switchboard.keyspace import call, match_nodes, user_call
+from switchboard.keyspace import call, match_nodes, match_pair, user_call
 from switchboard.registry import NodeEntry, NodeRegistry
 from tests.conftest import REDIS_KINDS, redis_url_of
 
@@ -113,6 +113,7 @@ async def test_a_match_whose_peer_node_is_gone_ends_with_node_lost(redis: Any) -
     lease = CallLease(redis, here, registry, 3600.0, Ends(), unseen_s=0.0)
     lease.end_match = part
     sid, kim, lou = new_id("mm_"), UserId(new_id("u_")), UserId(new_id("u_"))
+    await redis.set(match_pair(kim), sid)  # what the matchmaker's pairing wrote
     await lease.hold_match(sid, kim, lou)
     await lease.tick()
     assert parted == []  # the peer's node wrote nothing yet (or is an older node): nothing to judge
@@ -122,3 +123,21 @@ async def test_a_match_whose_peer_node_is_gone_ends_with_node_lost(redis: Any) -
     await redis.hset(match_nodes(sid), lou, "node_gone")
     await lease.tick()
     assert parted == [(kim, lou, NODE_LOST)] and sid not in lease.matches
+
+
+async def test_a_match_the_party_here_left_leaves_the_watch(redis: Any) -> None:
+    """``queue.leave``/``next`` by the party here tells only the peer: the pair key says it ended."""
+    lease = CallLease(redis, NodeId(new_id("node_")), None, 0.0, Ends(), unseen_s=0.0)
+
+    async def part(a: UserId, b: UserId, reason: str) -> bool:
+        raise AssertionError("nothing to end")
+
+    lease.end_match = part
+    sid, kim, lou = new_id("mm_"), UserId(new_id("u_")), UserId(new_id("u_"))
+    await redis.set(match_pair(kim), sid)
+    await lease.hold_match(sid, kim, lou)
+    await lease.tick()
+    assert sid in lease.matches
+    await redis.delete(match_pair(kim))
+    await lease.tick()
+    assert sid not in lease.matches
