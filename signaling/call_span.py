@@ -94,9 +94,19 @@ class CallSpan:
             pipe.expire(keyspace.call_nodes(room), keyspace.CALL_SPREAD_TTL_S)
             pipe.smembers(keyspace.call_nodes(room))
             *_, members = await pipe.execute()
-        for node in {NodeId(_text(m)) for m in members} - {self.node_id}:
+        # Each node on its own: a dead one (its party comes back here or elsewhere: docs/scaling.md,
+        # node loss) must not keep the others' media away while the registry is asked about it.
+        await asyncio.gather(*(self._spread(room, NodeId(_text(m))) for m in members if _text(m) != self.node_id))
+
+    async def _spread(self, room: RoomId, node: NodeId) -> None:
+        try:
             await self._hub.command(node, {"kind": KIND, "room": room, "node": self.node_id})
             await self.cascade.pull_from(room, node)
+        except NotFound as exc:  # the node left the registry (killed), or holds the call no more
+            log.info("a call's node left it", extra={"room": room, "node": node, "error": str(exc)})
+            await self._redis.srem(keyspace.call_nodes(room), node)
+        except (Unavailable, SfuError, aioredis.RedisError) as exc:
+            log.warning("a call's far party not pulled", extra={"error": str(exc)})
 
     async def _command(self, message: dict[str, Any]) -> None:
         room, node = RoomId(str(message.get("room"))), NodeId(str(message.get("node")))

@@ -13,6 +13,13 @@ also ends the relay between the two. Unverified accounts may not call (the dispa
 A call to a creator who set a price per minute is metered (:mod:`signaling.call_meter`): its first
 minute is held before it rings, and it ends by itself (``insufficient_credits``) when the caller's
 credits run out.
+
+A call outlives the node of either party (docs/scaling.md, "Node loss"): the call hash names each
+party's node, and a party whose node died comes back on a live node with ``call.rejoin``: the call
+goes on there (through that node's SFU when its media is ``sfu``, pulled across nodes by the cascade
+when the parties are now on two). A party that does not come back within ``node.call_rejoin_s``, a
+paid call whose meter's node died, and a call whose parties both vanish end cleanly
+(:mod:`signaling.call_lease`).
 """
 
 from __future__ import annotations
@@ -21,13 +28,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from signaling.call_media import CallMedia
+from signaling.call_lease import LEASE_S, NODE_LOST, CallLease
+from signaling.call_media import SFU, CallMedia
 from signaling.call_meter import CallMeter
 from signaling.errors import BadMessage, Busy, Conflict, NotFound
 from signaling.hub import Hub
@@ -37,12 +45,11 @@ from switchboard.events import EventType, SocialEvent, encode
 from switchboard.ids import UserId, new_id
 from switchboard.keyspace import EVENTS_STREAM, call, text, user_call
 from switchboard.paid import call_meter
+from switchboard.registry import NodeRegistry
 from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling")
 
-CALL_KEY_TTL_S = 6 * 3600
-"""A call's keys expire after this long even if nobody ends it (a node died mid-call)."""
 ENDED_KEEP_S = 60
 """An ended call's hash is kept this long (late accepts get ``conflict``, not ``not_found``)."""
 
@@ -58,13 +65,17 @@ class CallBook:
     """Call flows for the users of one node."""
 
     def __init__(self, redis: aioredis.Redis, hub: Hub, ring_timeout_s: float, media: CallMedia,
-                 meter: CallMeter | None = None) -> None:
+                 meter: CallMeter | None = None, registry: NodeRegistry | None = None,
+                 rejoin_s: float = 15.0) -> None:
         self._redis = redis
         self._hub = hub
         self.media = media
         self.meter = meter or CallMeter(redis, 60.0, 5.0, ring_timeout_s)
         """Paid calls: the minutes' holds and the end when the caller's credits run out."""
         self.meter.on_exhausted(self._exhausted)
+        self.lease = CallLease(redis, hub.node_id, registry, rejoin_s, self._exhausted)
+        """The records of the calls held here, renewed; a far party whose node died, watched
+        (``registry``: the node registry of a node of many; None on a lone node)."""
         """The calls' SFU rooms (``node.call_media = "sfu"``) and the moderators' taps on them."""
         self._ring_timeout_s = ring_timeout_s
         self._move = redis.register_script(TRANSITION_LUA)
@@ -73,10 +84,13 @@ class CallBook:
         self._in_call: dict[UserId, dict[str, UserId]] = {}
         """Local user -> {call or match session id -> peer}: who the relay may reach."""
         self._timers: dict[str, asyncio.Task[None]] = {}
+        self.draining: Callable[[], bool] = lambda: False
+        """Whether the node is draining: its users were sent to another node and take their calls along."""
         hub.observe(self._observe, frozenset({"call.incoming", "call.accepted", "call.ended", "match.found",
                                               "match.ended"}))
 
     async def close(self) -> None:
+        await self.lease.close()
         await self.meter.close()
         await stop_tasks(list(self._timers.values()))
         self._timers.clear()
@@ -95,9 +109,11 @@ class CallBook:
             caller, callee = UserId(str(message.get("caller"))), UserId(str(message.get("callee")))
             self._in_call.setdefault(user_id, {})[str(message["call_id"])] = callee if user_id == caller else caller
             self._stop_timer(str(message["call_id"]))
+            self.lease.hold(str(message["call_id"]), caller, callee)
             self.media.started(str(message["call_id"]), "call", (caller, callee), str(message.get("media", "p2p")))
         elif kind == "call.ended":
             self.meter.stop(str(message.get("call_id")))
+            self.lease.drop(str(message.get("call_id")))
             self._forget(user_id, str(message.get("call_id")))
             self._stop_timer(str(message.get("call_id")))
             await self.media.ended(str(message.get("call_id")))
@@ -106,11 +122,13 @@ class CallBook:
             if isinstance(peer, dict) and peer.get("user_id"):
                 session_id, other = str(message.get("session_id")), UserId(str(peer["user_id"]))
                 self._in_call.setdefault(user_id, {})[session_id] = other
+                await self.lease.hold_match(session_id, user_id, other)
                 await self.media.user_left(user_id, "match", keep=session_id)  # one match at a time
                 # The matchmaker does not know where media flows; the node stamps it before the socket sees it.
                 message["media"] = self.media.mode("match", bool(self._hub.sessions(other)))
                 self.media.started(session_id, "match", (user_id, other), message["media"])
         elif kind == "match.ended":
+            self.lease.drop_match(str(message.get("session_id")))
             self._forget(user_id, str(message.get("session_id")))
             await self.media.ended(str(message.get("session_id")))
 
@@ -161,14 +179,18 @@ class CallBook:
         if await self.relations.blocked(me, to):  # first: a blocked pair never learns the other is busy
             raise NotFound(f"user {to} is offline")
         call_id = new_id("call_")
-        if not await self._redis.set(user_call(me), call_id, nx=True, ex=CALL_KEY_TTL_S):
+        # A ringing call's keys outlive its ring by the lease: the accept hands them to the lease, and a
+        # caller's node killed while it rang leaves nothing behind for long.
+        ttl = int(self._ring_timeout_s) + LEASE_S
+        if not await self._redis.set(user_call(me), call_id, nx=True, ex=ttl):
             raise Busy("you are already in a call: hang up first")
-        if not await self._redis.set(user_call(to), call_id, nx=True, ex=CALL_KEY_TTL_S):
+        if not await self._redis.set(user_call(to), call_id, nx=True, ex=ttl):
             await self._redis.delete(user_call(me))
             raise Busy(f"user {to} is in another call")
         await self._redis.hset(call(call_id), mapping={"caller": me, "callee": to, "state": "ringing",
-                                                       "at_ms": int(time.time() * 1000)})
-        await self._redis.expire(call(call_id), CALL_KEY_TTL_S)
+                                                       "at_ms": int(time.time() * 1000),
+                                                       "caller_node": self._hub.node_id})
+        await self._redis.expire(call(call_id), ttl)
         price = 0
         if await self.meter.price(to):
             try:
@@ -206,8 +228,10 @@ class CallBook:
             raise Conflict("the call is no longer ringing")
         accepted = {"type": "call.accepted", "call_id": call_id, "caller": caller, "callee": callee,
                     "media": self.media.mode("call", bool(self._hub.sessions(caller)))}
+        await self._redis.hset(call(call_id), mapping={"callee_node": self._hub.node_id, "media": accepted["media"]})
         price = await self._redis.hget(call_meter(call_id), "price")
         if price is not None and int(price) > 0:
+            await self._redis.hset(call(call_id), "meter_node", self._hub.node_id)
             await self.meter.started(call_id)  # paid time runs from the accept; this node meters it
             accepted.update(price_per_minute=int(price), minute_s=self.meter.minute_s)
         await self._hub.deliver(caller, accepted)
@@ -242,6 +266,40 @@ class CallBook:
 
     async def hangup(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         return await self._finish(session, body, "either", ("active", "ringing"), "hangup")
+
+    async def rejoin(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A party back on a new session (its node died or drained): its active call goes on here. A call
+        that cannot go on (it was still ringing, its meter's node died, or it is ``sfu`` while the other
+        party is on another node and no cascade joins them) ends for both with ``node_lost``."""
+        call_id, me = str(body["call_id"]), session.user_id
+        raw = await self._redis.hmget(call(call_id), ["caller", "callee", "state", "media", "caller_node",
+                                                      "callee_node", "meter_node"])
+        caller, callee, state, media, caller_node, callee_node, meter_node = (None if v is None else text(v)
+                                                                              for v in raw)
+        if caller is None or callee is None or me not in (caller, callee) or session.grants.hidden:
+            raise NotFound(f"no call {call_id!r} to rejoin")
+        one, other = UserId(caller), UserId(callee)
+        if state == "ringing":  # its ring timer died with the caller's node
+            await self._end(call_id, one, other, "ringing", NODE_LOST, None)
+        if state != "active":
+            raise Conflict("the call has ended")
+        if await self.relations.blocked(one, other):  # a block made while the party was away
+            await self._end(call_id, one, other, "active", "hangup", None)
+            raise NotFound(f"no call {call_id!r} to rejoin")
+        far = callee_node if me == caller else caller_node
+        alive, staying = await self.lease.alive(), await self.lease.alive(staying=True)
+        if (alive is not None and meter_node is not None and meter_node not in alive) or (
+                media == SFU and self.media.span is None and far not in (None, self._hub.node_id)
+                and staying is not None and far in staying):
+            await self._end(call_id, one, other, "active", NODE_LOST, None)
+            raise Conflict("the call could not go on without the lost node: it ended")
+        await self._redis.hset(call(call_id), "caller_node" if me == caller else "callee_node", self._hub.node_id)
+        peer = other if me == caller else one
+        self._in_call.setdefault(me, {})[call_id] = peer
+        self.lease.hold(call_id, one, other)
+        self.media.started(call_id, "call", (one, other), media or "p2p")
+        await self._hub.deliver(peer, {"type": "call.rejoined", "call_id": call_id, "user_id": me})
+        return {"call_id": call_id, "caller": one, "callee": other, "peer": peer, "media": media or "p2p"}
 
     async def relay(self, session: Session, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """offer/answer/ice/chat/like/follow_request: to the peer of an accepted call or match only."""
@@ -284,9 +342,15 @@ class CallBook:
             call_id = text(raw)
             with contextlib.suppress(NotFound):
                 caller, callee = await self._parties(call_id)
-                for state in ("active", "ringing"):
-                    if await self._end(call_id, caller, callee, state, "left", user_id):
-                        break
+                node = await self._redis.hget(call(call_id), "caller_node" if user_id == caller else "callee_node")
+                if (node is None or text(node) == self._hub.node_id) and not self.draining():
+                    for state in ("active", "ringing"):
+                        if await self._end(call_id, caller, callee, state, "left", user_id):
+                            break
+                elif not self._hub.sessions(callee if user_id == caller else caller):
+                    # The user took the call to another node (``call.rejoin``), or was sent there by a drain
+                    # and takes it along (else the lease of the other party's node ends it).
+                    self.lease.drop(call_id)
         self._in_call.pop(user_id, None)
         await self.media.user_left(user_id)
 

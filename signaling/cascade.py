@@ -268,8 +268,11 @@ class Cascade:
         try:
             await self.pull_from(room, node)
         except (NotFound, Unavailable):  # the call ended there, or its node is gone
-            if self.pulls.pop(room, None) is not None and self.on_lost is not None:
-                await self.on_lost(room)
+            # Other nodes' pipes of the room live on (a party back from a dead node on a third one).
+            if not pull.pipes and self.pulls.get(room) is pull:
+                del self.pulls[room]
+                if self.on_lost is not None:
+                    await self.on_lost(room)
 
     async def _follow(self, room: RoomId, pull: Pull, live: list[str]) -> None:
         """An edge's show: pulled again when its pipe died, its origin left the registry or the

@@ -27,7 +27,8 @@ Handler = Callable[[Session, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
 SERVER_TYPES = (
     "hello", "reply", "error", "pong", "presence.changed",
-    "call.incoming", "call.ringing", "call.accepted", "call.ended", "call.sfu_offer", "call.sfu_closed",
+    "call.incoming", "call.ringing", "call.accepted", "call.ended", "call.rejoined", "call.sfu_offer",
+    "call.sfu_closed",
     "match.found", "match.ended",
     "show.roster", "show.chat", "show.offer", "show.ended", "show.peer_closed",
     "show.chat_deleted", "show.chat_pinned", "show.muted", "show.kicked", "show.gift",
@@ -90,6 +91,7 @@ class Dispatcher:
             "call.decline": calls.decline,
             "call.cancel": calls.cancel,
             "call.hangup": calls.hangup,
+            "call.rejoin": calls.rejoin,
             "call.publish": calls.media.publish,
             "call.subscribe": calls.media.subscribe,
             "call.sfu_answer": calls.media.answer,

@@ -75,6 +75,7 @@ SCHEMAS: Mapping[str, tuple[Field, ...]] = {
     "call.decline": (_CALL,),
     "call.cancel": (_CALL,),
     "call.hangup": (_CALL,),
+    "call.rejoin": (_CALL,),
     "call.offer": (_CALL, _f("sdp", Kind.SDP)),
     "call.answer": (_CALL, _f("sdp", Kind.SDP)),
     "call.ice": (_CALL, _f("candidate", Kind.CANDIDATE, False)),

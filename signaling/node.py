@@ -42,6 +42,7 @@ from switchboard.health import Readiness
 from switchboard.ids import NodeId, RoomId, new_id
 from switchboard.keyspace import open_redis
 from switchboard.paid import GIFT
+from switchboard.registry import NodeRegistry
 from switchboard.settings import CascadeSettings, NodeSettings
 from switchboard.tokens import TokenVerifier
 from switchboard.tracing import Tracing
@@ -186,7 +187,11 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
 
         cascade.on_lost = lost
     calls = CallBook(redis, hub, s.call_ring_timeout_s, call_media,
-                     CallMeter(redis, s.paid_minute_s, s.paid_hold_wait_s, s.call_ring_timeout_s))
+                     CallMeter(redis, s.paid_minute_s, s.paid_hold_wait_s, s.call_ring_timeout_s),
+                     NodeRegistry(redis) if deps.announce is not None else None, s.call_rejoin_s)
+    if tickets is not None:
+        calls.lease.end_match = tickets.part
+    calls.lease.start()
     stack.push_async_callback(calls.close)
     watch = PresenceWatch(redis, hub, calls.relations)
     stack.push_async_callback(watch.close)
@@ -206,5 +211,6 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
         beacon.start()
         stack.push_async_callback(beacon.close)  # closed first: the registry forgets the node at once
         drain = Drain(hub, beacon, s.region, s.drain_grace_s)
+        calls.draining = lambda: drain.draining
         hub.on_command(drain.command)
         app[NODE_DRAIN] = drain

@@ -314,6 +314,17 @@ SHOW_SHARED_TTL_S = 30
 by this much (a show whose every node died leaves nothing behind)."""
 
 
+def match_nodes(session_id: str) -> str:
+    """Hash (expires with :data:`MATCH_NODES_TTL_S`): user id -> the node holding that party of a random-chat
+    match (``session_id``), written by each party's node when the match is found; a node whose party's
+    peer sits on a node that left the registry ends the match (``node_lost``: signaling/call_lease.py)."""
+    return f"matchnodes:{session_id}"
+
+
+MATCH_NODES_TTL_S = 6 * 3600
+"""A match's node record outlives the match by at most this much."""
+
+
 def call_nodes(room: str) -> str:
     """Set of the node ids holding a party of a call or match through the SFU (``room``: the call id or
     the match's session id); each pulls the other's party. Expires after ``CALL_SPREAD_TTL_S``."""

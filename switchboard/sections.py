@@ -121,6 +121,9 @@ class NodeSettings:
     drain_grace_s: float = 30.0
     """On SIGTERM or ``switchboard node drain``: how long the node waits for its clients to move to
     another node (each is sent ``reconnect``) before it stops anyway; 0: stop at once."""
+    call_rejoin_s: float = 15.0
+    """A party of a call whose node died has this long to come back on a live node (``call.rejoin``)
+    before the call ends for both with ``node_lost`` (counted from when the registry forgot the node)."""
 
     def __post_init__(self) -> None:
         check_port(self.port, "port")
@@ -152,7 +155,7 @@ class NodeSettings:
         for name in ("ws_max_frame_bytes", "ws_rate_per_s", "ws_rate_burst", "ws_send_queue", "ws_ping_interval_s",
                      "ws_auth_timeout_s", "ws_abuse_limit", "call_ring_timeout_s", "resume_window_s",
                      "presence_ttl_s", "chat_rate_per_s", "chat_burst", "ws_max_sockets_per_token",
-                     "ws_max_sockets_per_user", "paid_minute_s", "paid_hold_wait_s"):
+                     "ws_max_sockets_per_user", "paid_minute_s", "paid_hold_wait_s", "call_rejoin_s"):
             check_positive(getattr(self, name), name)
 
 

@@ -5,6 +5,14 @@ said by ``call.accepted`` / ``match.found`` (``media``): ``p2p`` relays ``call.o
 /``call.ice`` to the other party; ``sfu`` publishes with ``call.publish`` and receives the other
 party's tracks with ``call.subscribe`` (docs/protocol.md, "1:1 calls", "Call media through the SFU").
 Either way :meth:`Call.start` sends our tracks and :meth:`Call.track` gives the other party's.
+
+A call outlives its node (docs/scaling.md, "Node loss"): when the node client comes back on a new
+session (its node died or drained), the call asks to go on there (``call.rejoin``). Through the SFU it
+publishes again (relayed copies of the same tracks: aiortc stops a sender's track when its peer
+connection closes) and subscribes again on new peer connections; peer to peer, the media never
+went through the node and goes on as it was. A call that cannot go on ends with the node's
+``call.ended`` (reason ``node_lost``), or, when no node is left to say so, with the same event made
+here (:attr:`Call.ended`).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import logging
 from typing import Any, Literal
 
 from aiortc import MediaStreamTrack
+from aiortc.contrib.media import MediaRelay
 
 from switchboard_client.errors import ClosedError, NodeError
 from switchboard_client.events import Event, EventStream
@@ -23,8 +32,8 @@ from switchboard_client.peer import Peer
 
 log = logging.getLogger("switchboard_client.call")
 
-CALL_EVENTS = ("call.accepted", "call.ended", "call.offer", "call.answer", "call.ice", "call.chat", "call.like",
-               "call.follow_request", "call.sfu_offer", "call.sfu_closed", "match.ended")
+CALL_EVENTS = ("call.accepted", "call.ended", "call.rejoined", "call.offer", "call.answer", "call.ice", "call.chat",
+               "call.like", "call.follow_request", "call.sfu_offer", "call.sfu_closed", "match.ended")
 """The server events that concern one live call or match (keyed by ``call_id`` or ``session_id``)."""
 
 
@@ -55,6 +64,16 @@ class Call:
         self.peer: Peer | None = None
         """Receives the other party's tracks (in ``sfu``, the subscribe leg)."""
         self._publisher: Peer | None = None
+        self._tracks: list[MediaStreamTrack] = []
+        self._relay = MediaRelay()
+        self._media_lock = asyncio.Lock()
+        """One media step at a time: a server offer waits for a rejoin's new peer connections."""
+        self.rejoins = 0
+        """Times the call went on after its node was lost (``call.rejoin`` on a new session)."""
+        self.rejoined = asyncio.Event()
+        """Set at each rejoin (clear it to wait for the next)."""
+        self._hellos: EventStream | None = None
+        self._follower: asyncio.Task[None] | None = None
         self._stream = stream
         self._early: list[Event] = []
         self._accepted = asyncio.Event()
@@ -84,23 +103,29 @@ class Call:
     async def start(self, tracks: list[MediaStreamTrack]) -> None:
         """Sends ``tracks`` to the other party and gets ready to receive theirs (by the call's media path)."""
         self._check()
-        ice = self.node.hello.ice_servers
-        self.peer = Peer(ice)
-        if self.media == "sfu":
-            self._publisher = Peer(ice)
-            self._publisher.add_tracks(tracks)
-            answer = await self.node.request("call.publish", call_id=self.call_id, sdp=await self._publisher.offer())
-            await self._publisher.accept_answer(answer["sdp"])
-            offer = await self.node.request("call.subscribe", call_id=self.call_id)
-            await self.node.request("call.sfu_answer", call_id=self.call_id, leg="subscribe",
-                                    sdp=await self.peer.answer(offer["sdp"]))
-        else:
-            self.peer.add_tracks(tracks)
-            if self.offerer:
-                await self.node.request("call.offer", call_id=self.call_id, sdp=await self.peer.offer())
+        self._tracks = tracks
+        async with self._media_lock:
+            if self.media == "sfu":
+                await self._through_the_sfu()
+            else:
+                self.peer = Peer(self.node.hello.ice_servers)
+                self.peer.add_tracks(tracks)
+                if self.offerer:
+                    await self.node.request("call.offer", call_id=self.call_id, sdp=await self.peer.offer())
         early, self._early = self._early, []
         for event in early:
             await self._on(event)
+
+    async def _through_the_sfu(self) -> None:
+        """Publishes (relayed copies of) our tracks and subscribes to the other party's, on new peers."""
+        ice = self.node.hello.ice_servers
+        self.peer, self._publisher = Peer(ice), Peer(ice)
+        self._publisher.add_tracks([self._relay.subscribe(t, buffered=False) for t in self._tracks])
+        answer = await self.node.request("call.publish", call_id=self.call_id, sdp=await self._publisher.offer())
+        await self._publisher.accept_answer(answer["sdp"])
+        offer = await self.node.request("call.subscribe", call_id=self.call_id)
+        await self.node.request("call.sfu_answer", call_id=self.call_id, leg="subscribe",
+                                sdp=await self.peer.answer(offer["sdp"]))
 
     async def track(self, kind: str = "video") -> MediaStreamTrack:
         """The other party's first ``kind`` track (after :meth:`start`), waiting for it."""
@@ -130,10 +155,51 @@ class Call:
                     await self.node.request("queue.leave")
         await self._shutdown()
 
+    # --- a lost node --------------------------------------------------------------------------------
+
+    async def _follow_node(self, hellos: EventStream) -> None:
+        """A new session of the node client (not a resume: another node) takes the call on there."""
+        async for hello in hellos:
+            if hello.get("resumed") or self.ended is not None or self._closed:
+                continue
+            try:
+                await self._rejoin()
+            except NodeError as exc:
+                if exc.code in ("not_found", "conflict"):  # the call is over
+                    self._lost()
+                    return
+                log.warning("call %s not taken on again: %r", self.call_id, exc)
+            except ClosedError as exc:
+                log.warning("call %s not taken on again: %r", self.call_id, exc)
+            except Exception:  # aiortc may raise anything: keep following the node
+                log.exception("call %s: rejoining failed", self.call_id)
+
+    async def _rejoin(self) -> None:
+        reply = await self.node.request("call.rejoin", call_id=self.call_id)
+        self.media = str(reply.get("media", self.media))
+        if self.media == "sfu" and self.peer is not None:  # started: the SFU's legs were on the lost node
+            async with self._media_lock:
+                for peer in (self.peer, self._publisher):
+                    if peer is not None:
+                        await peer.close()
+                await self._through_the_sfu()
+        self.rejoins += 1
+        self.rejoined.set()
+
+    def _lost(self) -> None:
+        """The node refused to take the call on (it ended meanwhile): its end, unless one came already."""
+        if self.ended is None:
+            self.node.deliver_local({"type": "call.ended", "call_id": self.call_id, "reason": "node_lost", "by": None})
+
     # --- the events of this call ----------------------------------------------------------------
 
     def _run(self) -> None:
         self._task = asyncio.create_task(self._follow(), name=f"switchboard_client.call.{self.call_id}")
+        if self.kind != "call":  # a match does not outlive its node (docs/scaling.md): queue again
+            return
+        self._hellos = self.node.events("hello")
+        self._follower = asyncio.create_task(self._follow_node(self._hellos),
+                                             name=f"switchboard_client.call.{self.call_id}.rejoin")
 
     async def _follow(self) -> None:
         async for event in self._stream:
@@ -161,11 +227,19 @@ class Call:
                 await self._publisher.close()
         elif kind == "call.chat":
             self.chats.put_nowait(event)
+        elif kind == "call.rejoined":
+            return  # the other party came back on a live node: its media reaches us by the SFU's offers
         elif self.peer is None:
             self._early.append(event)  # media of a call we have not started yet: replayed by start()
-        elif self.peer.closed or self.ended is not None:
+        else:
+            async with self._media_lock:
+                await self._media_event(kind, event)
+
+    async def _media_event(self, kind: str, event: Event) -> None:
+        assert self.peer is not None
+        if self.peer.closed or self.ended is not None:
             return  # media still in flight for a peer this side already closed (the call is ending)
-        elif kind == "call.offer":
+        if kind == "call.offer":
             await self.node.request("call.answer", call_id=self.call_id, sdp=await self.peer.answer(event["sdp"]))
         elif kind == "call.answer":
             await self.peer.accept_answer(event["sdp"])
@@ -177,10 +251,13 @@ class Call:
 
     async def _shutdown(self) -> None:
         self._stream.close()
-        if self._task is not None and self._task is not asyncio.current_task():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._hellos is not None:
+            self._hellos.close()
+        for task in (self._task, self._follower):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for peer in (self.peer, self._publisher):
             if peer is not None:
                 await peer.close()

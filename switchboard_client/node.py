@@ -185,9 +185,13 @@ class NodeClient:
         """A new stream of the server events from now on (``hello`` of a resume included), optionally
         only of ``types``. Make it before the request whose events it should see."""
         self._check()
-        stream = EventStream(types, where, self._streams.remove)
+        stream = EventStream(types, where, self._forget)
         self._streams.append(stream)
         return stream
+
+    def _forget(self, stream: EventStream) -> None:
+        if stream in self._streams:  # a stream closed after this client (a call closed after its node)
+            self._streams.remove(stream)
 
     # --- the socket -------------------------------------------------------------------------------
 

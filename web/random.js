@@ -88,7 +88,8 @@ signal.on("match.found", (m) => {
 signal.on("match.ended", (m) => {
   if (match?.session_id !== m.session_id) return;
   match = null;
-  looking("The stranger left. Looking for someone new…");
+  looking(m.reason === "node_lost" ? "The stranger's connection was lost. Looking for someone new…"
+    : "The stranger left. Looking for someone new…");
   queue().catch((err) => say(explain(err), "error"));
 });
 signal.on("call.chat", (m) => { if (m.call_id === match?.session_id) chatLine($("chat"), "stranger:", m.text); });

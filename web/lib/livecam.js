@@ -1,6 +1,8 @@
 // "Live Cam": a 1:1 video call with a friend through the node's call.invite flow (docs/protocol.md,
 // 1:1 calls). Outgoing from a profile page, incoming on any social page (a dialog to accept or
 // decline). The media is the random chat's: P2PCall, or SfuCall when call.accepted says "sfu".
+// A call outlives its node: when the socket comes back on another node (a new session), the page
+// takes the call on there (call.rejoin) and, through the SFU, publishes and subscribes again.
 
 import { openCamera, play } from "./media.js";
 import { P2PCall } from "../random/call.js";
@@ -12,6 +14,7 @@ const ENDED = {
   declined: "They declined the call.", cancelled: "The call was cancelled.", hangup: "The call ended.",
   timeout: "Nobody answered.", offline: "They went offline.", left: "They left.",
   insufficient_credits: "The call ended: the caller's credits ran out.",
+  node_lost: "The call ended: the connection to the call's server was lost.",
 };
 
 function el(tag, props = {}, ...children) {
@@ -55,6 +58,28 @@ export class LiveCam {
     signal.on("call.ringing", (m) => { if (m.call_id === this.callId) this._show("Ringing…"); });
     signal.on("call.accepted", (m) => this._accepted(m));
     signal.on("call.ended", (m) => this._ended(m));
+    signal.on("call.rejoined", (m) => { if (m.call_id === this.callId) this._show("Connected."); });
+    signal.addEventListener("state", ({ detail }) => {
+      if (detail.state === "connected" && !detail.resumed && this.call) this._rejoin();
+    });
+  }
+
+  /** The socket came back on another node (its own was lost): the call goes on there, or has ended. */
+  async _rejoin() {
+    const callId = this.callId;
+    this._show("Reconnecting the call…");
+    let reply;
+    try {
+      reply = await this.signal.request("call.rejoin", { call_id: callId });
+    } catch (err) {
+      if (err.code === "not_found" || err.code === "conflict") this._ended({ call_id: callId, reason: "node_lost" });
+      else this._show(`Could not reconnect the call: ${err.message}`);
+      return;
+    }
+    if (reply.media !== "sfu" || callId !== this.callId) { this._show("Connected."); return; } // P2P media went on
+    this.call?.close(); // its SFU legs were on the lost node
+    this.call = null;
+    this._accepted({ call_id: callId, media: "sfu" });
   }
 
   get pc() { return this.call?.pc; }
