@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import select, update
+from sqlalchemy import Row, case, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -123,30 +123,37 @@ class Payments:
             customer=customer, amount=pack.price, currency=self.settings.currency, payment_method=payment_method,
             metadata={"user_id": str(user), "pack": pack.name, "credits": str(pack.credits)},
             idempotency_key=f"pack:{user}:{key}")
-        await self._record_purchase(intent)
-        credited = await self.fulfil(intent) if intent.status == "succeeded" else False
+        if intent.status == "succeeded":
+            credited = await self.fulfil(intent)  # records the purchase too
+        else:
+            await self._record_purchase(intent)
+            credited = False
         return PurchaseStarted(intent, pack, credited)
 
-    async def _record_purchase(self, intent: Intent) -> Purchase | None:
-        """Upserts the purchase row from the intent (its metadata says who and what)."""
+    async def _record_purchase(self, intent: Intent) -> Row[Any] | None:
+        """Upserts the purchase row from the intent (its metadata says who and what) and returns it,
+        in one autocommit statement (one round trip: it is on the webhook's path)."""
         meta = intent.metadata
         if "user_id" not in meta or "credits" not in meta:
             return None  # not a credit pack of ours
         values = {"intent_id": intent.id, "account_id": uuid.UUID(meta["user_id"]), "pack": meta.get("pack", ""),
                   "credits": int(meta["credits"]), "amount": intent.amount, "currency": intent.currency,
                   "status": intent.status}
-        async with self.sessions() as session, session.begin():
-            stmt = insert(Purchase).values(**values)
-            # A purchase already seen succeeding stays so (statuses arrive in any order).
-            keep = Purchase.status == "succeeded"
-            await session.execute(stmt.on_conflict_do_update(
-                index_elements=[Purchase.intent_id],
-                set_={"status": stmt.excluded.status, "updated_at": stmt.excluded.updated_at},
-                where=~keep))
-            return await session.get(Purchase, intent.id)
+        stmt = insert(Purchase).values(**values)
+        # A purchase already seen succeeding stays so (statuses arrive in any order). The row is
+        # always updated (to itself, then) so that RETURNING always has it.
+        kept = Purchase.status == "succeeded"
+        stmt = stmt.on_conflict_do_update(index_elements=[Purchase.intent_id], set_={
+            "status": case((kept, Purchase.status), else_=stmt.excluded.status),
+            "updated_at": case((kept, Purchase.updated_at), else_=stmt.excluded.updated_at)})
+        async with self.ledger.engine.begin() as conn:
+            return (await conn.execute(stmt.returning(*Purchase.__table__.c))).one()
 
     async def fulfil(self, intent: Intent) -> bool:
-        """Credits a succeeded pack intent once (the ledger id is the intent's). True: credited now."""
+        """Credits a succeeded pack intent once (the ledger id is the intent's). True: credited now.
+        Three round trips, each committed on its own and each safe to redo (a retried webhook
+        redoes them all): the purchase, the credits, the outbox event. The wallet push is not
+        waited for (best effort: the webhook's answer does not need it)."""
         if intent.status != "succeeded":
             return False
         purchase = await self._record_purchase(intent)
@@ -155,11 +162,11 @@ class Payments:
         done = await self.ledger.deposit(f"purchase:{intent.id}", purchase.account_id, purchase.credits,
                                          meta={"intent": intent.id, "pack": purchase.pack, "paid": purchase.amount,
                                                "currency": purchase.currency})
-        await webhooks.record_now(self.sessions, "credits_purchased", webhooks.purchase_data(purchase),
+        await webhooks.record_now(self.ledger.engine, "credits_purchased", webhooks.purchase_data(purchase),
                                   event_id=f"evt_purchase_{intent.id}")  # after the ledger's commit, replay-safe
         if done:
-            await self._realtime.push(purchase.account_id, {"type": "wallet", "reason": "purchase",
-                                                            "credits": purchase.credits})
+            self._realtime.send(purchase.account_id, {"type": "wallet", "reason": "purchase",
+                                                      "credits": purchase.credits})
         return done
 
     async def sync_intent(self, intent_id: str) -> None:
