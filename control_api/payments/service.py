@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import Row, case, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from control_api.errors import NotFound
 from control_api.ledger.book import Ledger
@@ -149,11 +149,12 @@ class Payments:
         async with self.ledger.engine.begin() as conn:
             return (await conn.execute(stmt.returning(*Purchase.__table__.c))).one()
 
-    async def fulfil(self, intent: Intent) -> bool:
+    async def fulfil(self, intent: Intent, outbox: AsyncSession | None = None) -> bool:
         """Credits a succeeded pack intent once (the ledger id is the intent's). True: credited now.
-        Three round trips, each committed on its own and each safe to redo (a retried webhook
-        redoes them all): the purchase, the credits, the outbox event. The wallet push is not
-        waited for (best effort: the webhook's answer does not need it)."""
+        Three round trips, each safe to redo (a retried webhook redoes them all): the purchase, the
+        credits, the outbox event (committed on its own, or with ``outbox``: the webhook inbox's
+        transaction, which marks its event processed). The wallet push is not waited for (best
+        effort: the webhook's answer does not need it)."""
         if intent.status != "succeeded":
             return False
         purchase = await self._record_purchase(intent)
@@ -162,20 +163,25 @@ class Payments:
         done = await self.ledger.deposit(f"purchase:{intent.id}", purchase.account_id, purchase.credits,
                                          meta={"intent": intent.id, "pack": purchase.pack, "paid": purchase.amount,
                                                "currency": purchase.currency})
-        await webhooks.record_now(self.ledger.engine, "credits_purchased", webhooks.purchase_data(purchase),
-                                  event_id=f"evt_purchase_{intent.id}")  # after the ledger's commit, replay-safe
+        # After the ledger's commit, replay-safe (its id is the purchase's).
+        data, event_id = webhooks.purchase_data(purchase), f"evt_purchase_{intent.id}"
+        if outbox is None:
+            await webhooks.record_now(self.ledger.engine, "credits_purchased", data, event_id=event_id)
+        else:
+            await outbox.scalar(webhooks.recording("credits_purchased", data, event_id=event_id))
         if done:
             self._realtime.send(purchase.account_id, {"type": "wallet", "reason": "purchase",
                                                       "credits": purchase.credits})
         return done
 
-    async def sync_intent(self, intent_id: str) -> None:
+    async def sync_intent(self, intent_id: str, outbox: AsyncSession | None = None) -> None:
         """Re-reads an intent from Stripe and acts on what it is now (webhooks never trust order).
         Its refunds are read at the same time (one round trip's wait, not two) and reversed only
-        after the purchase is credited; a refund made after that read comes with its own event."""
+        after the purchase is credited; a refund made after that read comes with its own event.
+        ``outbox``: see :meth:`fulfil`."""
         intent, refunds = await asyncio.gather(self.gateway.get_intent(intent_id), self.gateway.refunds_of(intent_id))
         if intent.status == "succeeded":
-            await self.fulfil(intent)
+            await self.fulfil(intent, outbox)
             await self.sync_refunds(intent_id, refunds)
         else:
             await self._record_purchase(intent)

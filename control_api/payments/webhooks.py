@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.errors import BadRequest
 from control_api.payments.models import StripeEvent
@@ -80,8 +81,15 @@ class Inbox:
 
     async def process(self, event_id: str) -> bool:
         """Acts on a stored event once: the row is locked while acting (a concurrent delivery skips it)
-        and marked processed in the same transaction. True when it is processed (now or before)."""
+        and marked processed in the same transaction. True when it is processed (now or before).
+
+        That transaction commits without waiting for its WAL flush (``synchronous_commit`` off): what
+        it writes (the mark, a purchase's outbox event) is lost in a crash only together with every
+        later commit, and losing it only means the event is acted on again, which changes nothing
+        (each effect is keyed). The credits themselves are the ledger's, committed synchronously
+        before it; the event was stored synchronously before acting."""
         async with self._payments.sessions() as session, session.begin():
+            await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             row = await session.scalar(select(StripeEvent).where(StripeEvent.id == event_id)
                                        .with_for_update(skip_locked=True))
             if row is None:
@@ -89,7 +97,7 @@ class Inbox:
             if row.processed_at is not None:
                 return True
             try:
-                await self._act(row.type, row.payload["data"]["object"])
+                await self._act(row.type, row.payload["data"]["object"], session)
             except Exception as exc:
                 log.warning("webhook %s (%s) failed: %s", row.id, row.type, exc, exc_info=True)
                 row.attempts += 1
@@ -111,22 +119,23 @@ class Inbox:
             await self.process(event_id)
         return len(ids)
 
-    async def _act(self, kind: str, obj: dict[str, Any]) -> None:
-        handler = self._handler(kind)
+    async def _act(self, kind: str, obj: dict[str, Any], session: AsyncSession) -> None:
+        handler = self._handler(kind, session)
         if handler is None:
             log.info("webhook %s stored, nothing to do", kind)
             return
         await handler(obj)
 
-    def _handler(self, kind: str) -> Callable[[dict[str, Any]], Awaitable[None]] | None:
+    def _handler(self, kind: str, session: AsyncSession) -> Callable[[dict[str, Any]], Awaitable[None]] | None:
+        """``session``: the inbox's transaction, where a purchase's outbox event is written."""
         payments = self._payments
         if kind.startswith("payment_intent."):
-            return lambda o: payments.sync_intent(o["id"])
+            return lambda o: payments.sync_intent(o["id"], session)
         if kind in REFUND_EVENTS:
             async def refunds(o: dict[str, Any]) -> None:
                 intent = o.get("payment_intent")
                 if isinstance(intent, str):
-                    await payments.sync_intent(intent)  # credits first if needed, then every refund
+                    await payments.sync_intent(intent, session)  # credits first if needed, then every refund
             return refunds
         if kind in ("charge.dispute.created", "charge.dispute.funds_withdrawn"):
             return lambda o: payments.dispute(o, won=False)
@@ -145,7 +154,7 @@ class Inbox:
         if kind == "checkout.session.completed":
             async def checkout(o: dict[str, Any]) -> None:
                 if isinstance(o.get("payment_intent"), str):
-                    await payments.sync_intent(o["payment_intent"])
+                    await payments.sync_intent(o["payment_intent"], session)
                 if isinstance(o.get("subscription"), str):
                     await payments.mirror(await payments.gateway.get_subscription(o["subscription"]))
             return checkout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import any_, func, literal, or_, select, true
+from sqlalchemy import Select, any_, func, literal, or_, select, true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -44,11 +44,9 @@ async def record(session: AsyncSession, kind: str, data: dict[str, Any], *, even
     return eid
 
 
-async def record_now(engine: AsyncEngine, kind: str, data: dict[str, Any], *, event_id: str) -> str | None:
-    """:func:`record` as one autocommit statement of its own (one round trip), for a change committed by
-    another store (the ledger): ``event_id`` must be derived from that change's own id, so that redoing
-    the change (a retried Stripe webhook) records the event once even if the process died between the
-    two commits. ``engine``: best an autocommit one (``Ledger.engine``)."""
+def recording(kind: str, data: dict[str, Any], *, event_id: str) -> Select[tuple[str]]:
+    """:func:`record` as one statement (one round trip): the event and its deliveries, answering the
+    event id, or nothing when ``event_id`` was recorded already (a replay)."""
     if kind not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {kind!r}")
     made = (insert(WebhookEvent).values(id=event_id, type=kind, data=data)
@@ -59,5 +57,13 @@ async def record_now(engine: AsyncEngine, kind: str, data: dict[str, Any], *, ev
     sent = insert(WebhookDelivery).from_select(["endpoint_id", "event_id"], select(WebhookEndpoint.id, made.c.id)
                                                .join_from(WebhookEndpoint, made, true()).where(takes),
                                                include_defaults=False).cte("sent")  # the columns' server defaults
+    return select(made.c.id).add_cte(sent)
+
+
+async def record_now(engine: AsyncEngine, kind: str, data: dict[str, Any], *, event_id: str) -> str | None:
+    """:func:`recording` committed on its own, for a change committed by another store (the ledger):
+    ``event_id`` must be derived from that change's own id, so that redoing the change (a retried
+    Stripe webhook) records the event once even if the process died between the two commits.
+    ``engine``: best an autocommit one (``Ledger.engine``: one round trip)."""
     async with engine.begin() as conn:  # on an autocommit engine: no BEGIN or COMMIT of its own
-        return await conn.scalar(select(made.c.id).add_cte(sent))
+        return await conn.scalar(recording(kind, data, event_id=event_id))
