@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text, true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -89,9 +89,9 @@ class Inbox:
         (each effect is keyed). The credits themselves are the ledger's, committed synchronously
         before it; the event was stored synchronously before acting."""
         async with self._payments.sessions() as session, session.begin():
-            await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-            row = await session.scalar(select(StripeEvent).where(StripeEvent.id == event_id)
-                                       .with_for_update(skip_locked=True))
+            # SET LOCAL in the same round trip as the lock (set_config runs for the row it returns).
+            row = await session.scalar(select(StripeEvent, func.set_config("synchronous_commit", "off", true()))
+                                       .where(StripeEvent.id == event_id).with_for_update(skip_locked=True))
             if row is None:
                 return False  # another delivery is acting on it right now
             if row.processed_at is not None:
