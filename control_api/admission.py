@@ -8,7 +8,11 @@ Every ``/api`` request passes one gate before any other work (outermost middlewa
   and one whose turn comes while the loop runs late (below) is refused rather than started late;
 - while the event loop runs more than ``lag_shed_ms`` late (requests waiting in kernel buffers and
   the loop's ready list, a queue no counter here sees) and requests are in flight, new requests are
-  refused at once.
+  refused at once;
+- routes marked ``priority`` (Stripe's webhook: a refusal there delays a payment by Stripe's retry
+  schedule, hours) have ``priority_slots`` of their own beyond ``max_in_flight``: admitted at once,
+  never queued behind the others nor refused for lag; when those are taken they pass the gate as
+  any request does, so a flood of them is bounded like any other.
 
 A refused request gets ``503`` with ``Retry-After`` and a problem+json body, pre-encoded: refusing
 costs a fraction of serving. Per-client limits stay in :mod:`control_api.limits` (429).
@@ -20,7 +24,7 @@ import asyncio
 import json
 import math
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -35,8 +39,12 @@ class Admission:
     """The gate: a concurrency limit with a short bounded queue, and a loop-lag trip."""
 
     def __init__(self, *, max_in_flight: int, queue: int, wait_s: float, lag_limit_s: float,
-                 retry_after_s: float, lag: LoopLag | None = None) -> None:
+                 retry_after_s: float, lag: LoopLag | None = None, priority_slots: int = 0) -> None:
         self.max_in_flight = max_in_flight
+        self.priority_slots = priority_slots
+        self.priority_in_flight = 0
+        """Requests of priority routes in their own slots (not counted in ``in_flight``)."""
+        self._priority: set[web.AbstractRoute] = set()
         self._queue_max = queue
         self._wait_s = wait_s
         self._lag_limit_s = lag_limit_s
@@ -53,7 +61,12 @@ class Admission:
     @classmethod
     def from_settings(cls, s: ApiSettings) -> Admission:
         return cls(max_in_flight=s.max_in_flight, queue=s.admission_queue, wait_s=s.admission_wait_ms / 1e3,
-                   lag_limit_s=s.lag_shed_ms / 1e3, retry_after_s=s.overload_retry_after_s)
+                   lag_limit_s=s.lag_shed_ms / 1e3, retry_after_s=s.overload_retry_after_s,
+                   priority_slots=s.admission_priority_slots)
+
+    def prioritize(self, routes: Iterable[web.AbstractRoute]) -> None:
+        """Gives ``routes`` the priority slots."""
+        self._priority.update(routes)
 
     def refusal(self) -> web.Response:
         self.shed += 1
@@ -106,6 +119,12 @@ class Admission:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.priority_in_flight < self.priority_slots and request.match_info.route in self._priority:
+            self.priority_in_flight += 1
+            try:
+                return await handler(request)  # type: ignore[no-any-return]
+            finally:
+                self.priority_in_flight -= 1
         if not await self.enter():
             return self.refusal()
         try:

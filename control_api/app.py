@@ -214,10 +214,10 @@ def create_api_app(deps: ApiDeps) -> web.Application:
     install_read_cache(app, ENGINE)  # after the services it reads through
     app.cleanup_ctx.append(payments_lifecycle.context(deps.payments, ENGINE, deps.gateway))
     app.cleanup_ctx.append(paid_calls.context(deps.consume_events))
-    install_admission(app, deps.settings)  # outermost: a shed request costs no other work
+    admission = install_admission(app, deps.settings)  # outermost: a shed request costs no other work
     routes = all_routes()
     app[OPENAPI] = openapi.document(routes)
-    install(app, routes)
+    admission.prioritize(install(app, routes))
     install_reference(app)
     return app
 

@@ -116,6 +116,9 @@ class Route:
     """Honours ``Idempotency-Key`` (creating POSTs)."""
     produces: str = "application/json"
     """Success content type."""
+    priority: bool = False
+    """Admitted in slots of its own, ahead of the admission queue (control_api/admission.py): for
+    callers whose retry after a 503 comes late and costs much (Stripe's webhook)."""
 
     @property
     def operation_id(self) -> str:
@@ -285,6 +288,11 @@ def _respond(result: Reply | web.StreamResponse) -> web.StreamResponse:
     return web.json_response(result.body, status=result.status, dumps=lambda v: json.dumps(v, default=str))
 
 
-def install(app: web.Application, routes: list[Route]) -> None:
+def install(app: web.Application, routes: list[Route]) -> list[web.AbstractRoute]:
+    """Adds ``routes`` to ``app``; returns aiohttp's routes of those marked ``priority``."""
+    priority = []
     for route in routes:
-        app.router.add_route(route.method, route.path, wrap(route))
+        added = app.router.add_route(route.method, route.path, wrap(route))
+        if route.priority:
+            priority.append(added)
+    return priority

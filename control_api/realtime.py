@@ -34,17 +34,22 @@ class Realtime:
     async def push(self, user_id: uuid.UUID, message: dict[str, Any]) -> int:
         """Publishes ``message`` (which has a ``type``); returns how many nodes received it.
         A Redis failure is logged, not raised: the durable record is already committed."""
+        # Shielded: a request that goes away does not cancel the pushes of the others.
+        return await asyncio.shield(self.send(user_id, message))
+
+    def send(self, user_id: uuid.UUID, message: dict[str, Any]) -> asyncio.Future[int]:
+        """:meth:`push` for a caller that need not wait: the message goes with this loop pass's
+        batch; the future (always given a result, never an exception) may be dropped."""
         loop = asyncio.get_running_loop()
         batch = self._batch
         if batch is None:
             batch = self._batch = []
-            loop.call_soon(self._send, batch)
+            loop.call_soon(self._flush, batch)
         future: asyncio.Future[int] = loop.create_future()  # always given a result, never an exception
         batch.append((user_channel(str(user_id)), json.dumps(message, default=str), future))
-        # Shielded: a request that goes away does not cancel the pushes of the others.
-        return await asyncio.shield(future)
+        return future
 
-    def _send(self, batch: list[tuple[str, str, asyncio.Future[int]]]) -> None:
+    def _flush(self, batch: list[tuple[str, str, asyncio.Future[int]]]) -> None:
         self._batch = None
         task = asyncio.get_running_loop().create_task(self._publish(batch))
         self._sends.add(task)

@@ -68,6 +68,9 @@ class ApiSettings:
     """Requests that may wait for a slot; beyond it a request is refused at once (503)."""
     admission_wait_ms: float = 20.0
     """Longest wait in the admission queue before a 503."""
+    admission_priority_slots: int = 4
+    """Requests of priority routes (Stripe's webhook) worked on at once beyond ``max_in_flight``:
+    admitted at once, neither queued nor refused for lag; more pass the gate as any request does."""
     lag_shed_ms: float = 40.0
     """New requests get 503 while the event loop runs more than this late (the backlog no counter sees).
     An accepted request waits at most about this in kernel buffers, plus ``admission_wait_ms`` in the

@@ -161,6 +161,7 @@ def routes() -> list[Route]:
               "payments", params=Schema({"user_id": Field("uuid")}),
               body=Schema({"id": Field("string", pattern=OP_ID, description="my idempotency key for this tip"),
                            "amount": Field("integer", minimum=1, maximum=MAX_AMOUNT)}), ok=201),
-        Route("POST", "/payments/webhook", _webhook, "Stripe's webhook (signed events)", "payments", auth=False),
+        Route("POST", "/payments/webhook", _webhook, "Stripe's webhook (signed events)", "payments", auth=False,
+              priority=True),
     ]
 

@@ -8,15 +8,16 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import select, update
+from sqlalchemy import Row, case, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from control_api.errors import NotFound
 from control_api.ledger.book import Ledger
@@ -123,52 +124,86 @@ class Payments:
             customer=customer, amount=pack.price, currency=self.settings.currency, payment_method=payment_method,
             metadata={"user_id": str(user), "pack": pack.name, "credits": str(pack.credits)},
             idempotency_key=f"pack:{user}:{key}")
-        await self._record_purchase(intent)
-        credited = await self.fulfil(intent) if intent.status == "succeeded" else False
+        if intent.status == "succeeded":
+            credited = await self.fulfil(intent)  # records the purchase too
+        else:
+            await self._record_purchase(intent)
+            credited = False
         return PurchaseStarted(intent, pack, credited)
 
-    async def _record_purchase(self, intent: Intent) -> Purchase | None:
-        """Upserts the purchase row from the intent (its metadata says who and what)."""
+    @staticmethod
+    def _purchase_of(intent: Intent) -> dict[str, Any] | None:
+        """The purchase row an intent stands for (its metadata says who and what); None: not a pack of ours."""
         meta = intent.metadata
         if "user_id" not in meta or "credits" not in meta:
-            return None  # not a credit pack of ours
-        values = {"intent_id": intent.id, "account_id": uuid.UUID(meta["user_id"]), "pack": meta.get("pack", ""),
-                  "credits": int(meta["credits"]), "amount": intent.amount, "currency": intent.currency,
-                  "status": intent.status}
-        async with self.sessions() as session, session.begin():
-            stmt = insert(Purchase).values(**values)
-            # A purchase already seen succeeding stays so (statuses arrive in any order).
-            keep = Purchase.status == "succeeded"
-            await session.execute(stmt.on_conflict_do_update(
-                index_elements=[Purchase.intent_id],
-                set_={"status": stmt.excluded.status, "updated_at": stmt.excluded.updated_at},
-                where=~keep))
-            return await session.get(Purchase, intent.id)
+            return None
+        return {"intent_id": intent.id, "account_id": uuid.UUID(meta["user_id"]), "pack": meta.get("pack", ""),
+                "credits": int(meta["credits"]), "amount": intent.amount, "currency": intent.currency,
+                "status": intent.status}
 
-    async def fulfil(self, intent: Intent) -> bool:
-        """Credits a succeeded pack intent once (the ledger id is the intent's). True: credited now."""
-        if intent.status != "succeeded":
-            return False
-        purchase = await self._record_purchase(intent)
-        if purchase is None:
-            return False
-        done = await self.ledger.deposit(f"purchase:{intent.id}", purchase.account_id, purchase.credits,
-                                         meta={"intent": intent.id, "pack": purchase.pack, "paid": purchase.amount,
-                                               "currency": purchase.currency})
-        await webhooks.record_now(self.sessions, "credits_purchased", webhooks.purchase_data(purchase),
-                                  event_id=f"evt_purchase_{intent.id}")  # after the ledger's commit, replay-safe
-        if done:
-            await self._realtime.push(purchase.account_id, {"type": "wallet", "reason": "purchase",
-                                                            "credits": purchase.credits})
-        return done
+    async def _record_purchase(self, intent: Intent) -> Row[Any] | None:
+        """Upserts the purchase row from the intent and returns it, in one autocommit statement
+        (one round trip: it is on the webhook's path)."""
+        values = self._purchase_of(intent)
+        if values is None:
+            return None
+        stmt = insert(Purchase).values(**values)
+        # A purchase already seen succeeding stays so (statuses arrive in any order). The row is
+        # always updated (to itself, then) so that RETURNING always has it.
+        kept = Purchase.status == "succeeded"
+        stmt = stmt.on_conflict_do_update(index_elements=[Purchase.intent_id], set_={
+            "status": case((kept, Purchase.status), else_=stmt.excluded.status),
+            "updated_at": case((kept, Purchase.updated_at), else_=stmt.excluded.updated_at)})
+        async with self.ledger.engine.begin() as conn:
+            return (await conn.execute(stmt.returning(*Purchase.__table__.c))).one()
 
-    async def sync_intent(self, intent_id: str) -> None:
-        """Re-reads an intent from Stripe and acts on what it is now (webhooks never trust order).
-        Its refunds are read at the same time (one round trip's wait, not two) and reversed only
-        after the purchase is credited; a refund made after that read comes with its own event."""
+    async def fulfil(self, intent: Intent, outbox: AsyncSession | None = None) -> bool:
+        """Credits a succeeded pack intent once (the ledger id is the intent's). True: credited now.
+
+        Each step is keyed, so a retried webhook redoes them all safely: the purchase row and the
+        credits at once (both from the intent, neither needs the other; both are committed before
+        anything reads them: a refund re-reads the intent and comes here first), then the outbox
+        event (committed on its own, or with ``outbox``: the webhook inbox's transaction, which marks
+        its event processed). The wallet push is not waited for (best effort)."""
+        values = self._purchase_of(intent) if intent.status == "succeeded" else None
+        if values is None:
+            return False
+        recorded, deposited = await asyncio.gather(
+            self._record_purchase(intent),
+            self.ledger.deposit(f"purchase:{intent.id}", values["account_id"], values["credits"],
+                                meta={"intent": intent.id, "pack": values["pack"], "paid": values["amount"],
+                                      "currency": values["currency"]}),
+            return_exceptions=True)  # neither is left running unheard when the other fails
+        for outcome in (recorded, deposited):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assert isinstance(recorded, Row) and isinstance(deposited, bool)
+        # After the ledger's commit, replay-safe (its id is the purchase's).
+        data, event_id = webhooks.purchase_data(recorded), f"evt_purchase_{intent.id}"
+        if outbox is None:
+            await webhooks.record_now(self.ledger.engine, "credits_purchased", data, event_id=event_id)
+        else:
+            await outbox.scalar(webhooks.recording("credits_purchased", data, event_id=event_id))
+        if deposited:
+            self._realtime.send(values["account_id"], {"type": "wallet", "reason": "purchase",
+                                                       "credits": values["credits"]})
+        return deposited
+
+    async def read_intent(self, intent_id: str) -> tuple[Intent, list[Refund]]:
+        """An intent and its refunds as Stripe has them now, read at once (one round trip's wait)."""
         intent, refunds = await asyncio.gather(self.gateway.get_intent(intent_id), self.gateway.refunds_of(intent_id))
+        return intent, refunds
+
+    async def sync_intent(self, intent_id: str, outbox: AsyncSession | None = None,
+                          read: Awaitable[tuple[Intent, list[Refund]]] | None = None) -> None:
+        """Re-reads an intent from Stripe and acts on what it is now (webhooks never trust order).
+        Its refunds are read at the same time and reversed only after the purchase is credited; a
+        refund made after that read comes with its own event. ``outbox``: see :meth:`fulfil`;
+        ``read``: :meth:`read_intent` of this intent, started earlier (the webhook starts it as the
+        event arrives, while it stores it)."""
+        intent, refunds = await (read if read is not None else self.read_intent(intent_id))
         if intent.status == "succeeded":
-            await self.fulfil(intent)
+            await self.fulfil(intent, outbox)
             await self.sync_refunds(intent_id, refunds)
         else:
             await self._record_purchase(intent)

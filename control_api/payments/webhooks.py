@@ -12,13 +12,15 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text, true
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.errors import BadRequest
 from control_api.payments.models import StripeEvent
 from control_api.payments.service import Payments
 from control_api.payments.signature import verify
+from control_api.payments.types import Intent, Refund
 from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.api.webhooks")
@@ -28,6 +30,19 @@ INVOICE_EVENTS = ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_
                   "invoice.marked_uncollectible")
 REFUND_EVENTS = ("charge.refunded", "charge.refund.updated", "refund.created", "refund.updated")
 MAX_ATTEMPTS = 20
+
+
+def intent_of(kind: str, obj: dict[str, Any]) -> str | None:
+    """The PaymentIntent an event of ``kind`` about ``obj`` is re-read by (None: not one of those)."""
+    intent = obj.get("id") if kind.startswith("payment_intent.") else (
+        obj.get("payment_intent") if kind in REFUND_EVENTS else None)
+    return intent if isinstance(intent, str) and intent else None
+
+
+def _heard(task: asyncio.Task[Any]) -> None:
+    """Retrieves a read's outcome, so that an unused read's failure is not reported as unheard."""
+    if not task.cancelled():
+        task.exception()
 
 
 def parse(body: bytes) -> dict[str, Any]:
@@ -57,12 +72,23 @@ class Inbox:
         settings = self._payments.settings
         verify(body, signature, settings.stripe_webhook_secret, tolerance_s=settings.webhook_tolerance_s)
         event = parse(body)
-        # One autocommit statement: stored (committed) before anything acts on it.
-        async with self._payments.ledger.engine.connect() as conn:
-            inserted = await conn.scalar(insert(StripeEvent).values(
-                id=event["id"], type=event["type"], created=event["created"], payload=event)
-                .on_conflict_do_nothing().returning(StripeEvent.id))
-        task = asyncio.create_task(self.process(event["id"]))
+        # The intent the act will re-read from Stripe is read while the event is stored (the two
+        # round trips overlap); acting still waits for both, and for the row's lock.
+        intent = intent_of(event["type"], event["data"]["object"])
+        read = asyncio.create_task(self._payments.read_intent(intent)) if intent else None
+        if read is not None:
+            read.add_done_callback(_heard)
+        try:
+            # One autocommit statement: stored (committed) before anything acts on it.
+            async with self._payments.ledger.engine.connect() as conn:
+                inserted = await conn.scalar(insert(StripeEvent).values(
+                    id=event["id"], type=event["type"], created=event["created"], payload=event)
+                    .on_conflict_do_nothing().returning(StripeEvent.id))
+        except BaseException:
+            if read is not None:
+                read.cancel()
+            raise
+        task = asyncio.create_task(self.process(event["id"], read))
         self._tasks.add(task)
         task.add_done_callback(self._finished)
         try:
@@ -78,18 +104,34 @@ class Inbox:
         if not task.cancelled() and task.exception() is not None:  # outlived its answer and failed
             log.warning("webhook act failed; the sweeper retries it", exc_info=task.exception())
 
-    async def process(self, event_id: str) -> bool:
+    async def process(self, event_id: str, read: asyncio.Task[tuple[Intent, list[Refund]]] | None = None) -> bool:
         """Acts on a stored event once: the row is locked while acting (a concurrent delivery skips it)
-        and marked processed in the same transaction. True when it is processed (now or before)."""
+        and marked processed in the same transaction. True when it is processed (now or before).
+
+        That transaction commits without waiting for its WAL flush (``synchronous_commit`` off): what
+        it writes (the mark, a purchase's outbox event) is lost in a crash only together with every
+        later commit, and losing it only means the event is acted on again, which changes nothing
+        (each effect is keyed). The credits themselves are the ledger's, committed synchronously
+        before it; the event was stored synchronously before acting.
+
+        ``read``: the intent the event names, being read from Stripe since the event arrived."""
+        try:
+            return await self._process(event_id, read)
+        finally:
+            if read is not None:
+                read.cancel()  # unused (a duplicate, an event acted on already): nobody waits for it
+
+    async def _process(self, event_id: str, read: asyncio.Task[tuple[Intent, list[Refund]]] | None) -> bool:
         async with self._payments.sessions() as session, session.begin():
-            row = await session.scalar(select(StripeEvent).where(StripeEvent.id == event_id)
-                                       .with_for_update(skip_locked=True))
+            # SET LOCAL in the same round trip as the lock (set_config runs for the row it returns).
+            row = await session.scalar(select(StripeEvent, func.set_config("synchronous_commit", "off", true()))
+                                       .where(StripeEvent.id == event_id).with_for_update(skip_locked=True))
             if row is None:
                 return False  # another delivery is acting on it right now
             if row.processed_at is not None:
                 return True
             try:
-                await self._act(row.type, row.payload["data"]["object"])
+                await self._act(row.type, row.payload["data"]["object"], session, read)
             except Exception as exc:
                 log.warning("webhook %s (%s) failed: %s", row.id, row.type, exc, exc_info=True)
                 row.attempts += 1
@@ -111,23 +153,25 @@ class Inbox:
             await self.process(event_id)
         return len(ids)
 
-    async def _act(self, kind: str, obj: dict[str, Any]) -> None:
-        handler = self._handler(kind)
+    async def _act(self, kind: str, obj: dict[str, Any], session: AsyncSession,
+                   read: asyncio.Task[tuple[Intent, list[Refund]]] | None) -> None:
+        handler = self._handler(kind, session, read)
         if handler is None:
             log.info("webhook %s stored, nothing to do", kind)
             return
         await handler(obj)
 
-    def _handler(self, kind: str) -> Callable[[dict[str, Any]], Awaitable[None]] | None:
+    def _handler(self, kind: str, session: AsyncSession, read: asyncio.Task[tuple[Intent, list[Refund]]] | None,
+                 ) -> Callable[[dict[str, Any]], Awaitable[None]] | None:
+        """``session``: the inbox's transaction, where a purchase's outbox event is written;
+        ``read``: the intent of :func:`intent_of`, being read from Stripe already."""
         payments = self._payments
-        if kind.startswith("payment_intent."):
-            return lambda o: payments.sync_intent(o["id"])
-        if kind in REFUND_EVENTS:
-            async def refunds(o: dict[str, Any]) -> None:
-                intent = o.get("payment_intent")
-                if isinstance(intent, str):
-                    await payments.sync_intent(intent)  # credits first if needed, then every refund
-            return refunds
+        if kind.startswith("payment_intent.") or kind in REFUND_EVENTS:
+            async def intent(o: dict[str, Any]) -> None:
+                # A refund's: credits first if needed, then every refund.
+                if (intent := intent_of(kind, o)) is not None:
+                    await payments.sync_intent(intent, session, read)
+            return intent
         if kind in ("charge.dispute.created", "charge.dispute.funds_withdrawn"):
             return lambda o: payments.dispute(o, won=False)
         if kind in ("charge.dispute.closed", "charge.dispute.funds_reinstated"):
@@ -145,7 +189,7 @@ class Inbox:
         if kind == "checkout.session.completed":
             async def checkout(o: dict[str, Any]) -> None:
                 if isinstance(o.get("payment_intent"), str):
-                    await payments.sync_intent(o["payment_intent"])
+                    await payments.sync_intent(o["payment_intent"], session)
                 if isinstance(o.get("subscription"), str):
                     await payments.mirror(await payments.gateway.get_subscription(o["subscription"]))
             return checkout

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import any_, func, literal, or_, select
+from sqlalchemy import Select, any_, func, literal, or_, select, true
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from control_api.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
@@ -44,10 +44,26 @@ async def record(session: AsyncSession, kind: str, data: dict[str, Any], *, even
     return eid
 
 
-async def record_now(sessions: async_sessionmaker[AsyncSession], kind: str, data: dict[str, Any], *,
-                     event_id: str) -> str | None:
-    """:func:`record` in a transaction of its own, for a change committed by another store (the ledger):
-    ``event_id`` must be derived from that change's own id, so that redoing the change (a retried Stripe
-    webhook) records the event once even if the process died between the two commits."""
-    async with sessions() as session, session.begin():
-        return await record(session, kind, data, event_id=event_id)
+def recording(kind: str, data: dict[str, Any], *, event_id: str) -> Select[tuple[str]]:
+    """:func:`record` as one statement (one round trip): the event and its deliveries, answering the
+    event id, or nothing when ``event_id`` was recorded already (a replay)."""
+    if kind not in EVENT_TYPES:
+        raise ValueError(f"unknown webhook event type {kind!r}")
+    made = (insert(WebhookEvent).values(id=event_id, type=kind, data=data)
+            .on_conflict_do_nothing(index_elements=["id"]).returning(WebhookEvent.id).cte("made"))
+    takes = or_(func.cardinality(WebhookEndpoint.events) == 0, literal(kind) == any_(WebhookEndpoint.events))
+    # A data-modifying CTE runs once whether or not the outer query reads it; the deliveries see the
+    # event the CTE before them inserted (the foreign key is checked at the statement's end).
+    sent = insert(WebhookDelivery).from_select(["endpoint_id", "event_id"], select(WebhookEndpoint.id, made.c.id)
+                                               .join_from(WebhookEndpoint, made, true()).where(takes),
+                                               include_defaults=False).cte("sent")  # the columns' server defaults
+    return select(made.c.id).add_cte(sent)
+
+
+async def record_now(engine: AsyncEngine, kind: str, data: dict[str, Any], *, event_id: str) -> str | None:
+    """:func:`recording` committed on its own, for a change committed by another store (the ledger):
+    ``event_id`` must be derived from that change's own id, so that redoing the change (a retried
+    Stripe webhook) records the event once even if the process died between the two commits.
+    ``engine``: best an autocommit one (``Ledger.engine``: one round trip)."""
+    async with engine.begin() as conn:  # on an autocommit engine: no BEGIN or COMMIT of its own
+        return await conn.scalar(recording(kind, data, event_id=event_id))

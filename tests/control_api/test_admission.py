@@ -27,7 +27,7 @@ class HeldBody:
         yield self._data[1:]
 
 
-async def _held_token_request(api: Api, user: User, room: str) -> tuple[HeldBody, asyncio.Task[int]]:
+async def held_token_request(api: Api, user: User, room: str) -> tuple[HeldBody, asyncio.Task[int]]:
     body = HeldBody(b'{"role": "viewer"}')
     headers = {**user.auth, "Content-Type": "application/json"}
 
@@ -57,7 +57,7 @@ async def test_saturated_api_answers_503_with_retry_after_then_recovers(make_api
     api = await make_api(api_settings(max_in_flight=1, admission_queue=0))
     user = await api.user()
     room = await new_room(api, user)
-    held, task = await _held_token_request(api, user, room)
+    held, task = await held_token_request(api, user, room)
 
     status, body = await api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"})
     assert status == 503
@@ -77,7 +77,7 @@ async def test_a_short_queue_waits_and_beyond_it_sheds(make_api) -> None:  # typ
     api = await make_api(api_settings(max_in_flight=1, admission_queue=1, admission_wait_ms=60_000))
     user = await api.user()
     room = await new_room(api, user)
-    held, task = await _held_token_request(api, user, room)
+    held, task = await held_token_request(api, user, room)
 
     queued = asyncio.create_task(api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"}))
     await _until(lambda: bool(_admission(api)._waiters))
@@ -130,7 +130,7 @@ async def test_a_late_event_loop_sheds_new_requests_until_it_catches_up(make_api
     # A late loop with none of the API's requests in it is not the API's backlog: served.
     status, _ = await api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"})
     assert status == 200
-    held, task = await _held_token_request(api, user, room)  # now a request is in flight: shed
+    held, task = await held_token_request(api, user, room)  # now a request is in flight: shed
     status, body = await api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"})
     assert status == 503 and body["retry_after"] >= 1
     late.late_s = 0.0
@@ -146,7 +146,7 @@ async def test_a_queued_request_whose_turn_comes_late_is_shed_not_started(make_a
     room = await new_room(api, user)
     late = LateLoop()
     _admission(api).lag = late  # type: ignore[assignment]
-    held, task = await _held_token_request(api, user, room)
+    held, task = await held_token_request(api, user, room)
     queued = asyncio.create_task(api.call("POST", f"/rooms/{room}/token", user, json={"role": "viewer"}))
     await _until(lambda: bool(_admission(api)._waiters))
     late.late_s = 0.5  # the loop fell behind while the request waited

@@ -44,3 +44,29 @@ async def test_purchase_refund_and_premium_are_recorded_once(stripe_api: Stripe)
     assert by_type["premium_changed"].data == {"user_id": fan.id, "premium": True}
     # The endpoint asked for two types: premium_changed has no delivery for it.
     assert sorted(d.event_id for d in deliveries) == sorted([bought.id, by_type["credits_refunded"].id])
+
+
+async def test_a_purchase_credited_by_stripes_event_is_recorded_once(stripe_api: Stripe) -> None:
+    """The webhook writes the purchase's event in its inbox transaction: once, with its delivery,
+    however many times the event comes."""
+    sessions = stripe_api.payments.sessions
+    async with sessions() as session, session.begin():
+        session.add(WebhookEndpoint(url="http://127.0.0.1:9/hook", events=["credits_purchased"], secret="whsec_y"))
+    fan = await stripe_api.api.user()
+    card = await stripe_api.card("3ds")
+    _, body = await stripe_api.api.call("POST", "/payments/credit-packs/small/intent", fan,
+                                        json={"payment_method": card})
+    intent = body["intent_id"]
+    await stripe_api.authenticate(intent, body["client_secret"])  # paid in Stripe; the event credits
+    event = {"id": f"evt_{uuid.uuid4().hex[:14]}", "type": "payment_intent.succeeded", "created": 1,
+             "data": {"object": {"id": intent, "object": "payment_intent"}}}
+    for _ in range(2):
+        status, answer = await stripe_api.deliver(event)
+        assert status == 200 and answer["processed"] is True, answer
+    assert (await stripe_api.wallet(fan))["available"] == 100
+    async with sessions() as session:
+        events = list(await session.scalars(select(WebhookEvent).where(WebhookEvent.id == f"evt_purchase_{intent}")))
+        deliveries = list(await session.scalars(select(WebhookDelivery)
+                                                .where(WebhookDelivery.event_id == f"evt_purchase_{intent}")))
+    assert [e.data["credits"] for e in events] == [100]
+    assert len(deliveries) == 1

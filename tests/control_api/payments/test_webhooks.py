@@ -18,7 +18,10 @@ from control_api.ledger.models import LedgerTransfer
 from control_api.payments.models import StripeEvent
 from control_api.payments.signature import BadSignature, sign, verify
 from switchboard.keyspace import SANCTIONS_CHANNEL
-from tests.control_api.payments.conftest import WEBHOOK_SECRET, Stripe
+from tests.control_api.conftest import api_settings
+from tests.control_api.payments.conftest import WEBHOOK_SECRET, Stripe, payments_settings
+from tests.control_api.test_admission import held_token_request
+from tests.control_api.test_rooms import new_room
 
 
 def _event(kind: str, obj: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
@@ -177,3 +180,26 @@ async def test_a_refund_seen_before_its_payment_never_leaves_credits(stripe_api:
     await stripe_api.deliver(succeeded)
     wallet = await stripe_api.wallet(user)
     assert wallet["available"] == 0 and sorted(h["kind"] for h in wallet["history"]) == ["purchase", "refund"]
+
+
+async def test_a_saturated_api_still_takes_stripes_webhook(make_api: Any, localstripe: str) -> None:
+    """A 503 to Stripe delays a payment by its retry schedule (hours): the webhook has admission
+    slots of its own, so it is served while every other request is shed."""
+    api = await make_api(api_settings(max_in_flight=1, admission_queue=0), payments=payments_settings(localstripe))
+    hands = Stripe(localstripe, api)
+    try:
+        user, owner = await api.user(), await api.user()
+        card = await hands.card("3ds")
+        _, body = await api.call("POST", "/payments/credit-packs/small/intent", user, json={"payment_method": card})
+        await hands.authenticate(body["intent_id"], body["client_secret"])  # paid in Stripe; the API waits
+        held, task = await held_token_request(api, owner, await new_room(api, owner))  # the one slot is taken
+        status, _ = await api.call("GET", "/wallet", user)
+        assert status == 503  # an ordinary request is shed
+        event = _event("payment_intent.succeeded", {"id": body["intent_id"], "object": "payment_intent"})
+        status, answer = await hands.deliver(event)
+        assert status == 200 and answer["processed"] is True, answer
+        held.release.set()
+        assert await task == 200
+        assert (await hands.wallet(user))["available"] == 100
+    finally:
+        await hands.close()
