@@ -76,6 +76,15 @@ class NodeEntry:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+PRUNE_LUA = """
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then redis.call('ZREM', KEYS[1], ARGV[i - 1]) end
+end
+return 0
+"""
+"""KEYS: the index, then the entries of ``ARGV``'s ids (one ``{nodes}`` slot): each id whose entry is gone leaves."""
+
+
 class NodeRegistry:
     """The registry in Redis: writes for one node, reads of all of them."""
 
@@ -98,15 +107,20 @@ class NodeRegistry:
             await pipe.execute()
 
     async def nodes(self) -> list[NodeEntry]:
-        """Every live node, by id. Ids whose entry expired (a killed node) are pruned from the index."""
-        async with self._redis.pipeline(transaction=False) as pipe:  # one round trip (one slot on a cluster)
-            pipe.zremrangebyscore(keyspace.NODES, "-inf", time.time() * 1000)
-            pipe.zrange(keyspace.NODES, 0, -1)
-            _, members = await pipe.execute()
+        """Every live node, by id. Ids whose entry expired (a killed node) are pruned from the index.
+
+        Live means the entry's key is there (its TTL runs on the Redis server's clock), never an index
+        score compared with this reader's clock: a reader whose clock ran ahead would prune healthy nodes
+        (and the call lease would end their calls with ``node_lost``)."""
+        members = await self._redis.zrange(keyspace.NODES, 0, -1)
         ids = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
         if not ids:
             return []
         raws = await self._redis.mget([keyspace.node_entry(i) for i in ids])
+        gone = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
+        if gone:  # each removed only if its entry is still gone (not announced again meanwhile)
+            await self._redis.eval(PRUNE_LUA, 1 + len(gone), keyspace.NODES,
+                                   *(keyspace.node_entry(i) for i in gone), *gone)
         out = []
         for raw in raws:
             if raw is None:

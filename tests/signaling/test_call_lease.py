@@ -4,6 +4,7 @@ party; a far party whose node left the registry gets ``rejoin_s`` to come back, 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -141,3 +142,19 @@ async def test_a_match_the_party_here_left_leaves_the_watch(redis: Any) -> None:
     await redis.delete(match_pair(kim))
     await lease.tick()
     assert sid not in lease.matches
+
+
+async def test_a_lease_whose_clock_runs_ahead_keeps_a_call_whose_far_node_heartbeats(
+        redis: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Liveness is the registry entry's TTL (the Redis server's clock), not this node's clock."""
+    there = NodeId(new_id("node_"))
+    registry, here, call_id, caller, callee = await _setup(redis, there)
+    await registry.announce(NodeEntry(id=there, url="http://127.0.0.1:2", media_address=""), 30)
+    ahead = time.time() + 120  # this node's clock, two minutes ahead of the far node's
+    monkeypatch.setattr("switchboard.registry.time.time", lambda: ahead)
+    ends = Ends()
+    lease = CallLease(redis, here, registry, 0.0, ends, unseen_s=0.0)
+    lease.hold(call_id, caller, callee)
+    await lease.tick()
+    assert ends.calls == [] and call_id in lease.held
+    assert there in {e.id for e in await registry.nodes()}
