@@ -43,7 +43,7 @@ from signaling.relations import Relations
 from signaling.session import Session
 from switchboard.events import EventType, SocialEvent, encode
 from switchboard.ids import UserId, new_id
-from switchboard.keyspace import EVENTS_STREAM, call, text, user_call
+from switchboard.keyspace import EVENTS_STREAM, atomic_pipeline, call, text, user_call
 from switchboard.paid import call_meter
 from switchboard.registry import NodeRegistry
 from switchboard.tasks import stop_tasks
@@ -288,12 +288,23 @@ class CallBook:
             raise NotFound(f"no call {call_id!r} to rejoin")
         far = callee_node if me == caller else caller_node
         alive, staying = await self.lease.alive(), await self.lease.alive(staying=True)
-        if (alive is not None and meter_node is not None and meter_node not in alive) or (
-                media == SFU and self.media.span is None and far not in (None, self._hub.node_id)
-                and staying is not None and far in staying):
+
+        def apart(far: str | None) -> bool:  # an sfu call with its parties on two nodes, no cascade between
+            return (media == SFU and self.media.span is None and far not in (None, self._hub.node_id)
+                    and staying is not None and far in staying)
+
+        if (alive is not None and meter_node is not None and meter_node not in alive) or apart(far):
             await self._end(call_id, one, other, "active", NODE_LOST, None)
             raise Conflict("the call could not go on without the lost node: it ended")
-        await self._redis.hset(call(call_id), "caller_node" if me == caller else "callee_node", self._hub.node_id)
+        # This party's node written, then the far party's read: when both come back at the same time on
+        # two nodes, the later read sees the other's node (never two rooms and no media between them).
+        async with atomic_pipeline(self._redis) as pipe:
+            pipe.hset(call(call_id), "caller_node" if me == caller else "callee_node", self._hub.node_id)
+            pipe.hget(call(call_id), "callee_node" if me == caller else "caller_node")
+            _, now_far = await pipe.execute()
+        if apart(None if now_far is None else text(now_far)):
+            await self._end(call_id, one, other, "active", NODE_LOST, None)
+            raise Conflict("the call could not go on without the lost node: it ended")
         peer = other if me == caller else one
         self._in_call.setdefault(me, {})[call_id] = peer
         self.lease.hold(call_id, one, other)
