@@ -300,8 +300,11 @@ class CallBook:
         # two nodes, the later read sees the other's node (never two rooms and no media between them).
         async with atomic_pipeline(self._redis) as pipe:
             pipe.hset(call(call_id), "caller_node" if me == caller else "callee_node", self._hub.node_id)
-            pipe.hget(call(call_id), "callee_node" if me == caller else "caller_node")
-            _, now_far = await pipe.execute()
+            pipe.hmget(call(call_id), ["callee_node" if me == caller else "caller_node", "state"])
+            _, (now_far, now_state) = await pipe.execute()
+        if now_state is None or text(now_state) != "active":
+            # Ended meanwhile (a hangup, a block): its call.ended came already; no relay may open after it.
+            raise Conflict("the call has ended")
         if apart(None if now_far is None else text(now_far)):
             await self._end(call_id, one, other, "active", NODE_LOST, None)
             raise Conflict("the call could not go on without the lost node: it ended")

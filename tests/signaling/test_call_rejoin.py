@@ -87,3 +87,31 @@ async def test_both_parties_back_at_once_on_two_nodes_end_an_sfu_call_without_a_
     finally:
         for book in books:
             await book.close()
+
+
+async def test_a_call_that_ends_while_a_party_rejoins_opens_no_relay_to_the_other(redis: Any) -> None:
+    """A hangup or a block between the rejoin's first read and its write: the rejoin is refused, and the
+    party gets no way to send the other anything (the relay's peer) for the ended call."""
+    registry = NodeRegistry(redis)
+    here = NodeId(new_id("node_"))
+    await registry.announce(NodeEntry(id=here, url="http://127.0.0.1:1", media_address=""), 30)
+    call_id, amy, bob = new_id("call_"), UserId(new_id("u_")), UserId(new_id("u_"))
+    await redis.hset(call(call_id), mapping={"caller": amy, "callee": bob, "state": "active", "media": "p2p",
+                                             "caller_node": "node_dead", "callee_node": here})
+    await redis.set(user_call(amy), call_id, ex=60)
+    await redis.set(user_call(bob), call_id, ex=60)
+    book = CallBook(redis, Hub(here), 30.0, Media(), registry=registry)  # type: ignore[arg-type]
+    alive, first = book.lease.alive, [True]
+
+    async def bob_hangs_up_meanwhile(staying: bool = False) -> set[NodeId] | None:
+        if first.pop() if first else False:
+            assert await book.part(bob, amy)  # bob blocks amy: the call ends (as a hangup by bob)
+        return await alive(staying)
+    book.lease.alive = bob_hangs_up_meanwhile  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Conflict):
+            await book.rejoin(SimpleNamespace(user_id=amy, grants=SimpleNamespace(hidden=False)),  # type: ignore[arg-type]
+                              {"call_id": call_id})
+        assert book.peer(amy, call_id) is None and call_id not in book.lease.held
+    finally:
+        await book.close()
