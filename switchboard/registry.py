@@ -112,15 +112,17 @@ class NodeRegistry:
         Live means the entry's key is there (its TTL runs on the Redis server's clock), never an index
         score compared with this reader's clock: a reader whose clock ran ahead would prune healthy nodes
         (and the call lease would end their calls with ``node_lost``)."""
-        members = await self._redis.zrange(keyspace.NODES, 0, -1)
+        async with self._redis.pipeline(transaction=False) as pipe:  # the control API's lean client (resp.py) too
+            pipe.zrange(keyspace.NODES, 0, -1)
+            (members,) = await pipe.execute()
         ids = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
         if not ids:
             return []
         raws = await self._redis.mget([keyspace.node_entry(i) for i in ids])
         gone = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
         if gone:  # each removed only if its entry is still gone (not announced again meanwhile)
-            await self._redis.eval(PRUNE_LUA, 1 + len(gone), keyspace.NODES,
-                                   *(keyspace.node_entry(i) for i in gone), *gone)
+            await self._redis.execute_command("EVAL", PRUNE_LUA, 1 + len(gone), keyspace.NODES,
+                                              *(keyspace.node_entry(i) for i in gone), *gone)
         out = []
         for raw in raws:
             if raw is None:

@@ -9,6 +9,7 @@ import pytest
 from switchboard import keyspace
 from switchboard.placement import CPU_LIMIT, Placement, select
 from switchboard.registry import NodeEntry, NodeRegistry
+from switchboard.resp import Resp
 from tests.conftest import REDIS_KINDS, redis_url_of
 
 
@@ -97,6 +98,22 @@ async def test_an_entry_that_is_not_refreshed_expires(redis: Any) -> None:
     await redis.delete(keyspace.node_entry("short"))  # what the TTL does to a killed node's entry
     assert await registry.nodes() == []
     assert await redis.zcard(keyspace.NODES) == 0  # the id leaves the index with its entry
+
+
+async def test_the_control_apis_lean_client_reads_and_prunes_the_registry(redis: Any, redis_url: str) -> None:
+    """The control API places sessions through :class:`switchboard.resp.Resp` (a single Redis)."""
+    if "cluster" in redis_url:
+        pytest.skip("the lean client speaks to a single Redis only")
+    lean = Resp(redis_url)
+    try:
+        registry = NodeRegistry(lean)  # type: ignore[arg-type]
+        await NodeRegistry(redis).announce(node("lean"), ttl_s=30)
+        await NodeRegistry(redis).announce(node("gone"), ttl_s=30)
+        await redis.delete(keyspace.node_entry("gone"))
+        assert [e.id for e in await registry.nodes()] == ["lean"]
+        assert await redis.zrange(keyspace.NODES, 0, -1) == [b"lean"]
+    finally:
+        await lean.aclose()
 
 
 async def test_a_full_origin_sends_its_shows_further_viewers_to_an_edge(redis: Any) -> None:
