@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -99,10 +100,20 @@ class NodeRegistry:
 
     async def nodes(self) -> list[NodeEntry]:
         """Every live node, by id. Ids whose entry expired (a killed node) are pruned from the index."""
-        async with self._redis.pipeline(transaction=False) as pipe:  # one round trip (one slot on a cluster)
+        return (await self.nodes_and_get(()))[0]
+
+    async def nodes_and_get(self, keys: Sequence[str]) -> tuple[list[NodeEntry], list[Any]]:
+        """:meth:`nodes`, and the values of ``keys`` (GET each) read in the same first round trip: a
+        caller that needs both pays one write and one read (a second only when nodes are registered)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zremrangebyscore(keyspace.NODES, "-inf", time.time() * 1000)
             pipe.zrange(keyspace.NODES, 0, -1)
-            _, members = await pipe.execute()
+            for key in keys:
+                pipe.get(key)
+            _, members, *values = await pipe.execute()
+        return await self._entries(members), values
+
+    async def _entries(self, members: list[Any]) -> list[NodeEntry]:
         ids = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
         if not ids:
             return []

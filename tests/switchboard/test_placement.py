@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
-from switchboard import keyspace
+from switchboard import keyspace, resp
 from switchboard.placement import CPU_LIMIT, Placement, select
 from switchboard.registry import NodeEntry, NodeRegistry
+from switchboard.resp import Resp, open_hot_redis
 from tests.conftest import REDIS_KINDS, redis_url_of
 
 
@@ -115,3 +117,34 @@ async def test_a_full_origin_sends_its_shows_further_viewers_to_an_edge(redis: A
     assert await redis.get(keyspace.room_node("show-1")) == b"a"
     await registry.announce(node("b", cpu=0.5, viewer_cap=2, viewers=2), ttl_s=30)
     assert (await placement.for_room("show-1", viewer=True)).id == "a"  # type: ignore[union-attr]  # all full
+
+
+async def test_a_look_leaves_in_one_write_with_its_callers_commands(redis: Any, redis_url: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token routes read a room's placement alongside their own reads: the look's commands
+    (registry index, the room's pin) are queued at once, so they leave in the same write as what the
+    caller queues in that loop pass (one write and one read per request, not one per look task)."""
+    lean = open_hot_redis(redis_url, redis)
+    if not isinstance(lean, Resp):
+        pytest.skip("a cluster URL reads through redis-py")
+    writes: list[int] = []
+    flush = resp._Protocol._flush
+
+    def counted(self: Any) -> None:
+        writes.append(len(self.out))
+        flush(self)
+
+    try:
+        await lean.get("warm")  # connected
+        await NodeRegistry(redis).announce(node("n1"), 30)
+        await redis.set(keyspace.room_node("r1"), "n1")
+        monkeypatch.setattr(resp._Protocol, "_flush", counted)
+        placement = Placement(redis, reads=lean)
+        look = asyncio.ensure_future(placement.look("r1"))
+        assert await lean.hgetall("live:r1") == {}  # the route's own read, queued in the same pass
+        entries, pinned = await look
+        assert [e.id for e in entries] == ["n1"] and pinned == b"n1"
+        # 4 commands in one write (ZREMRANGEBYSCORE, ZRANGE, GET pin, HGETALL); then the entries' MGET.
+        assert writes == [4, 1]
+    finally:
+        await lean.aclose()
