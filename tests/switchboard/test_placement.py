@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from switchboard import keyspace, resp
+from switchboard.embedded import EmbeddedRedis
+from switchboard.keyspace import open_redis
 from switchboard.placement import CPU_LIMIT, Placement, select
 from switchboard.registry import NodeEntry, NodeRegistry
-from switchboard.resp import Resp, open_hot_redis
+from switchboard.resp import Resp
 from tests.conftest import REDIS_KINDS, redis_url_of
 
 
@@ -119,14 +121,13 @@ async def test_a_full_origin_sends_its_shows_further_viewers_to_an_edge(redis: A
     assert (await placement.for_room("show-1", viewer=True)).id == "a"  # type: ignore[union-attr]  # all full
 
 
-async def test_a_look_leaves_in_one_write_with_its_callers_commands(redis: Any, redis_url: str,
+async def test_a_look_leaves_in_one_write_with_its_callers_commands(redis_server: EmbeddedRedis,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The token routes read a room's placement alongside their own reads: the look's commands
     (registry index, the room's pin) are queued at once, so they leave in the same write as what the
     caller queues in that loop pass (one write and one read per request, not one per look task)."""
-    lean = open_hot_redis(redis_url, redis)
-    if not isinstance(lean, Resp):
-        pytest.skip("a cluster URL reads through redis-py")
+    # One Redis (the lean client's kind; a cluster URL reads through redis-py).
+    redis, lean = open_redis(redis_server.url), Resp(redis_server.url)
     writes: list[int] = []
     flush = resp._Protocol._flush
 
@@ -135,6 +136,7 @@ async def test_a_look_leaves_in_one_write_with_its_callers_commands(redis: Any, 
         flush(self)
 
     try:
+        await redis.flushdb()
         await lean.get("warm")  # connected
         await NodeRegistry(redis).announce(node("n1"), 30)
         await redis.set(keyspace.room_node("r1"), "n1")
@@ -148,3 +150,4 @@ async def test_a_look_leaves_in_one_write_with_its_callers_commands(redis: Any, 
         assert writes == [4, 1]
     finally:
         await lean.aclose()
+        await redis.aclose()
