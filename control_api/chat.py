@@ -8,9 +8,9 @@ from __future__ import annotations
 import functools
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, and_, bindparam, case, exists, func, select, update
+from sqlalchemy import Select, Table, Update, and_, bindparam, case, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api import notifications, ppv, stats
@@ -47,6 +47,18 @@ def _open_query() -> Select[Conversation]:
             .join(Member, and_(Member.conversation_id == Conversation.id, Member.account_id == me))
             .where(Conversation.id == bindparam("conversation_id", type_=Conversation.id.type),
                    ~and_(Conversation.kind == "direct", blocked_peer)))
+
+
+@functools.cache
+def _read_own_query() -> Update:
+    """The members of conversation ``conv`` (returned), the sender ``me`` marked as having read
+    message ``msg``: built once (on the table: no member is loaded in a send's session)."""
+    table = cast(Table, Member.__table__)
+    me = bindparam("me", type_=table.c.account_id.type)
+    return (update(table).where(table.c.conversation_id == bindparam("conv", type_=table.c.conversation_id.type))
+            .values(last_read_id=case((table.c.account_id == me, bindparam("msg", type_=table.c.last_read_id.type)),
+                                      else_=table.c.last_read_id))
+            .returning(table.c.account_id))
 
 
 async def open_conversation(session: AsyncSession, me: uuid.UUID, conversation_id: uuid.UUID) -> Conversation:
@@ -218,11 +230,7 @@ async def _send(call: Call) -> Reply:
         conv.last_message_id = msg.id
         await stats.track(session, me, "message")
         # The sender has read their own message; the same statement lists who should receive it.
-        recipients = list(await session.scalars(
-            update(Member).where(Member.conversation_id == conv.id)
-            .values(last_read_id=case((Member.account_id == me, msg.id), else_=Member.last_read_id))
-            .returning(Member.account_id)
-        ))
+        recipients = list(await session.scalars(_read_own_query(), {"conv": conv.id, "me": me, "msg": msg.id}))
         recipients = [uid for uid in recipients if uid != me]
         if conv.kind == "group" and recipients:
             hidden = set(await session.scalars(
