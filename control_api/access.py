@@ -23,6 +23,7 @@ from control_api.errors import Forbidden, Unauthenticated
 from control_api.models import Role
 from control_api.revocation import Revocations
 from control_api.services import Caller
+from switchboard.tokens import encode_jwt
 
 AUDIENCE = "switchboard-api"
 LEEWAY_S = 5
@@ -56,7 +57,7 @@ class AccessTokens:
             "role": role.value,
             "premium": premium,
         }
-        return jwt.encode(claims, self._key, algorithm="EdDSA")
+        return encode_jwt(claims, self._key)
 
     def verify(self, token: str) -> Caller:
         known = self._verified.get(token)

@@ -64,6 +64,7 @@ from control_api.webhooks.dispatcher import Dispatcher
 from control_api.webhooks.metrics import WebhookMetrics
 from switchboard.health import Readiness
 from switchboard.keyspace import open_redis
+from switchboard.placement import Placement
 from switchboard.resp import open_hot_redis
 from switchboard.settings import ApiSettings, PaymentsSettings, TokenSettings, TurnSettings, WebhookSettings
 from switchboard.tasks import stop_task
@@ -176,6 +177,7 @@ def create_api_app(deps: ApiDeps) -> web.Application:
             ice=IceServerIssuer(deps.turn, deps.turn_secret, min(deps.turn.ttl_s or room_ttl, room_ttl)),
             tracing=deps.tracing,
             hot=hot,
+            placement=Placement(redis, reads=hot),
         )
         app[SERVICES] = services
 

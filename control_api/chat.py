@@ -5,11 +5,12 @@ sees the other's messages."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, exists, func, select, update
+from sqlalchemy import Select, Table, Update, and_, bindparam, case, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api import notifications, ppv, stats
@@ -34,17 +35,36 @@ async def member_ids(session: AsyncSession, conversation_id: uuid.UUID) -> list[
     return list(await session.scalars(select(Member.account_id).where(Member.conversation_id == conversation_id)))
 
 
-async def open_conversation(session: AsyncSession, me: uuid.UUID, conversation_id: uuid.UUID) -> Conversation:
-    """The conversation when ``me`` is a member and (for 1:1) no block stands between the two.
-    One query: membership and the block check are part of it."""
+@functools.cache
+def _open_query() -> Select[Conversation]:
+    """:func:`open_conversation`'s query with ``me`` and ``conversation_id`` bound per call: built
+    once, because building it (and its cache key) cost more than running it (~1-2 ms a call here)."""
+    me = bindparam("me", type_=Member.account_id.type)
     other = Member.__table__.alias("other")
     blocked_peer = exists().where(and_(other.c.conversation_id == Conversation.id, other.c.account_id != me,
                                        ~not_blocked(me, other.c.account_id)))
-    conv = await session.scalar(
-        select(Conversation)
-        .join(Member, and_(Member.conversation_id == Conversation.id, Member.account_id == me))
-        .where(Conversation.id == conversation_id, ~and_(Conversation.kind == "direct", blocked_peer))
-    )
+    return (select(Conversation)
+            .join(Member, and_(Member.conversation_id == Conversation.id, Member.account_id == me))
+            .where(Conversation.id == bindparam("conversation_id", type_=Conversation.id.type),
+                   ~and_(Conversation.kind == "direct", blocked_peer)))
+
+
+@functools.cache
+def _read_own_query() -> Update:
+    """The members of conversation ``conv`` (returned), the sender ``me`` marked as having read
+    message ``msg``: built once (on the table: no member is loaded in a send's session)."""
+    table = cast(Table, Member.__table__)
+    me = bindparam("me", type_=table.c.account_id.type)
+    return (update(table).where(table.c.conversation_id == bindparam("conv", type_=table.c.conversation_id.type))
+            .values(last_read_id=case((table.c.account_id == me, bindparam("msg", type_=table.c.last_read_id.type)),
+                                      else_=table.c.last_read_id))
+            .returning(table.c.account_id))
+
+
+async def open_conversation(session: AsyncSession, me: uuid.UUID, conversation_id: uuid.UUID) -> Conversation:
+    """The conversation when ``me`` is a member and (for 1:1) no block stands between the two.
+    One query: membership and the block check are part of it."""
+    conv = await session.scalar(_open_query(), {"me": me, "conversation_id": conversation_id})
     if conv is None:
         raise NotFound("no such conversation")
     return conv
@@ -210,11 +230,7 @@ async def _send(call: Call) -> Reply:
         conv.last_message_id = msg.id
         await stats.track(session, me, "message")
         # The sender has read their own message; the same statement lists who should receive it.
-        recipients = list(await session.scalars(
-            update(Member).where(Member.conversation_id == conv.id)
-            .values(last_read_id=case((Member.account_id == me, msg.id), else_=Member.last_read_id))
-            .returning(Member.account_id)
-        ))
+        recipients = list(await session.scalars(_read_own_query(), {"conv": conv.id, "me": me, "msg": msg.id}))
         recipients = [uid for uid in recipients if uid != me]
         if conv.kind == "group" and recipients:
             hidden = set(await session.scalars(

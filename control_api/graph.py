@@ -13,7 +13,7 @@ from control_api.errors import NotFound
 from control_api.models import Account, Block, Profile
 
 
-def not_blocked(me: uuid.UUID, other: Any) -> ColumnElement[bool]:
+def not_blocked(me: uuid.UUID | ColumnElement[Any], other: Any) -> ColumnElement[bool]:
     """SQL condition: no block between ``me`` and the user in column ``other``, either way."""
     return ~exists().where(
         or_(

@@ -37,6 +37,8 @@ from control_api.services import SERVICES, Caller, Services
 
 log = logging.getLogger("switchboard.api")
 PROBLEM_TYPE = "application/problem+json"
+_ENCODER = json.JSONEncoder(default=str)
+"""Answers' JSON (``json.dumps(v, default=str)`` builds an encoder per call; this one is built once)."""
 
 _STATUS: dict[type[ApiError], tuple[int, str]] = {
     UnreadableFields: (400, "Unreadable fields"),
@@ -285,7 +287,7 @@ def _respond(result: Reply | web.StreamResponse) -> web.StreamResponse:
         return result
     if result.body is None:
         return web.Response(status=result.status)
-    return web.json_response(result.body, status=result.status, dumps=lambda v: json.dumps(v, default=str))
+    return web.Response(text=_ENCODER.encode(result.body), status=result.status, content_type="application/json")
 
 
 def install(app: web.Application, routes: list[Route]) -> list[web.AbstractRoute]:

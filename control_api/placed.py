@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from control_api.http import Call, Reply
-from switchboard.placement import Placement
 
 Handler = Callable[[Call], Awaitable[Reply]]
 
@@ -25,7 +24,7 @@ def placed(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def answer(call: Call) -> Reply:
-        placement = Placement(call.services.redis, reads=call.services.hot_redis)
+        placement = call.services.placer
         # A room's placement is read while the handler works (its reads share the handler's Redis
         # round trips); the room is pinned, if it must be, only once the token is granted.
         name = call.params.get("room")

@@ -17,6 +17,7 @@ Postgres holds the truth: after each change the Redis mirror is rewritten from t
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -25,7 +26,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api import audit, notifications
@@ -45,9 +46,11 @@ DURATIONS: dict[str, int | None] = {"1h": 3600, "24h": 86400, "30d": 30 * 86400,
 """The durations a moderator picks from (seconds; None: until lifted)."""
 
 
-def active(now: datetime | None = None) -> ColumnElement[bool]:
-    """SQL condition: the sanction is in force now (not lifted, started, not ended)."""
-    now = now or datetime.now(UTC)
+def active(now: datetime | ColumnElement[datetime] | None = None) -> ColumnElement[bool]:
+    """SQL condition: the sanction is in force at ``now`` (default: now; or a bound parameter) (not
+    lifted, started, not ended)."""
+    if now is None:
+        now = datetime.now(UTC)
     return and_(Sanction.revoked_at.is_(None), Sanction.starts_at <= now,
                 or_(Sanction.ends_at.is_(None), Sanction.ends_at > now))
 
@@ -58,12 +61,19 @@ async def active_ban(session: AsyncSession, account_id: uuid.UUID) -> Sanction |
     )
 
 
+@functools.cache
+def _mute_query() -> Select[Sanction]:
+    """:func:`active_mute`'s query, built once (every chat message asks it); ``account_id`` and
+    ``now`` are bound per call."""
+    return (select(Sanction)
+            .where(Sanction.account_id == bindparam("account_id", type_=Sanction.account_id.type),
+                   Sanction.kind == "mute", active(bindparam("now", type_=Sanction.starts_at.type)))
+            .order_by(Sanction.ends_at.desc().nulls_first()).limit(1))
+
+
 async def active_mute(session: AsyncSession, account_id: uuid.UUID) -> Sanction | None:
     """The mute in force with the latest end (a permanent one first), or None."""
-    return await session.scalar(
-        select(Sanction).where(Sanction.account_id == account_id, Sanction.kind == "mute", active())
-        .order_by(Sanction.ends_at.desc().nulls_first()).limit(1)
-    )
+    return await session.scalar(_mute_query(), {"account_id": account_id, "now": datetime.now(UTC)})
 
 
 async def is_banned_live(redis: Redis, account_id: uuid.UUID) -> bool:

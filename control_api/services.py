@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from control_api.models import Role
 from control_api.types import Mailer, Storage
+from switchboard.placement import Placement
 from switchboard.settings import ApiSettings
 from switchboard.tokens import TokenSigner
 from switchboard.tracing import Tracing
@@ -78,9 +79,17 @@ class Services:
     """The token routes' client (:mod:`switchboard.resp`: ~6x cheaper per command than redis-py),
     for the commands it answers; None: ``redis``. Read it through :attr:`hot_redis`."""
 
+    placement: Placement | None = None
+    """Where token answers send their socket (built once: its script's digest and registry reader
+    are not remade per request); None: one over ``redis`` and :attr:`hot_redis`, made on each use."""
+
     @property
     def hot_redis(self) -> Redis:
         return self.hot if self.hot is not None else self.redis
+
+    @property
+    def placer(self) -> Placement:
+        return self.placement if self.placement is not None else Placement(self.redis, reads=self.hot_redis)
 
 
 SERVICES = web.AppKey("services", Services)

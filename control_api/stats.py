@@ -11,12 +11,13 @@ in ``activity_rollups``, so the console reads stored numbers for the past and co
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.audit import day_bounds
@@ -34,12 +35,21 @@ def today() -> date:
     return datetime.now(UTC).date()
 
 
+@functools.cache
+def _track_statement() -> Insert:
+    """:func:`track`'s upsert on the table (not the ORM entity: no bulk-insert machinery), built once
+    (every message, like and login runs it); ``day``, ``account_id`` and ``bit`` are bound per call."""
+    table = cast(Table, Activity.__table__)
+    bit = bindparam("bit", type_=table.c.kinds.type)
+    stmt = insert(table).values(day=bindparam("day", type_=table.c.day.type),
+                                account_id=bindparam("account_id", type_=table.c.account_id.type), kinds=bit)
+    return stmt.on_conflict_do_update(index_elements=[table.c.day, table.c.account_id],
+                                      set_={"kinds": table.c.kinds.op("|")(bit)})
+
+
 async def track(session: AsyncSession, user: uuid.UUID, kind: str, day: date | None = None) -> None:
     """Counts ``user`` active on ``day`` (today) for ``kind``, in ``session``'s transaction."""
-    bit = EVENT_BITS[kind]
-    stmt = insert(Activity).values(day=day or today(), account_id=user, kinds=bit)
-    await session.execute(stmt.on_conflict_do_update(
-        index_elements=[Activity.day, Activity.account_id], set_={"kinds": Activity.kinds.op("|")(bit)}))
+    await session.execute(_track_statement(), {"day": day or today(), "account_id": user, "bit": EVENT_BITS[kind]})
 
 
 async def active_users(session: AsyncSession, day: date) -> dict[str, int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -54,6 +55,10 @@ def metrics_middleware(registry: CollectorRegistry) -> Callable[..., Awaitable[w
     """Counts requests and times them per route template (never per raw path: bounded labels)."""
     requests = Counter("http_requests", "HTTP requests handled", ["method", "route", "status"], registry=registry)
     latency = Histogram("http_request_seconds", "HTTP request latency", ["route"], registry=registry)
+    # The labelled children, looked up once per label set (labels() validates and locks on every call);
+    # the keys are bounded as the labels are (methods, route templates, statuses).
+    counts: dict[tuple[str, str, int], Any] = {}
+    timings: dict[str, Any] = {}
 
     @web.middleware
     async def middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
@@ -68,8 +73,15 @@ def metrics_middleware(registry: CollectorRegistry) -> Callable[..., Awaitable[w
             raise
         finally:
             route = _route_name(request)
-            requests.labels(request.method, route, str(status)).inc()
-            latency.labels(route).observe(time.perf_counter() - started)
+            key = (request.method, route, status)
+            count = counts.get(key)
+            if count is None:
+                count = counts[key] = requests.labels(request.method, route, str(status))
+            timing = timings.get(route)
+            if timing is None:
+                timing = timings[route] = latency.labels(route)
+            count.inc()
+            timing.observe(time.perf_counter() - started)
 
     return middleware
 

@@ -10,9 +10,9 @@ import contextvars
 import json
 import logging
 import re
+import secrets
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -70,10 +70,13 @@ def configure_logging(settings: LogSettings, stream=None) -> None:  # type: igno
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+_HTTP_LOG = logging.getLogger("switchboard.http")
+
+
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     given = request.headers.get("X-Request-Id", "")
-    rid = given if _SANE_ID.match(given) else uuid.uuid4().hex
+    rid = given if given and _SANE_ID.match(given) else secrets.token_hex(16)  # 32 hex digits, as uuid4().hex
     token = REQUEST_ID.set(rid)
     started = time.perf_counter()
     try:
@@ -85,8 +88,7 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
         REQUEST_ID.reset(token)
     if not response.prepared:
         response.headers["X-Request-Id"] = rid
-    logging.getLogger("switchboard.http").debug(
-        "%s %s -> %s", request.method, request.path, response.status,
-        extra={"request_id": rid, "ms": round((time.perf_counter() - started) * 1e3, 2)},
-    )
+    if _HTTP_LOG.isEnabledFor(logging.DEBUG):  # the record's extras are not built for nothing
+        _HTTP_LOG.debug("%s %s -> %s", request.method, request.path, response.status,
+                        extra={"request_id": rid, "ms": round((time.perf_counter() - started) * 1e3, 2)})
     return response

@@ -8,7 +8,6 @@ origin) while that node lives, so every viewer of a show is sent to the node tha
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
@@ -68,7 +67,9 @@ class Placement:
     async def look(self, room: str) -> RoomLook:
         """What :meth:`for_room` reads (the live nodes and the room's pin), and nothing written: a
         caller may read it alongside other work and place the room only if that work succeeds."""
-        entries, pinned = await asyncio.gather(self.registry.nodes(), self._reads.get(keyspace.room_node(room)))
+        # One pipeline, queued at once (no task per read): it leaves with the caller's other commands
+        # of this loop pass (the lean client writes a pass's commands together).
+        entries, (pinned,) = await self.registry.nodes_and_get([keyspace.room_node(room)])
         return RoomLook(entries, pinned)
 
     async def for_room(self, room: str, region: str = "", viewer: bool = False,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -112,9 +113,19 @@ class NodeRegistry:
         Live means the entry's key is there (its TTL runs on the Redis server's clock), never an index
         score compared with this reader's clock: a reader whose clock ran ahead would prune healthy nodes
         (and the call lease would end their calls with ``node_lost``)."""
+        return (await self.nodes_and_get(()))[0]
+
+    async def nodes_and_get(self, keys: Sequence[str]) -> tuple[list[NodeEntry], list[Any]]:
+        """:meth:`nodes`, and the values of ``keys`` (GET each) read in the same first round trip: a
+        caller that needs both pays one write and one read (a second only when nodes are registered)."""
         async with self._redis.pipeline(transaction=False) as pipe:  # the control API's lean client (resp.py) too
             pipe.zrange(keyspace.NODES, 0, -1)
-            (members,) = await pipe.execute()
+            for key in keys:
+                pipe.get(key)
+            members, *values = await pipe.execute()
+        return await self._entries(members), values
+
+    async def _entries(self, members: list[Any]) -> list[NodeEntry]:
         ids = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
         if not ids:
             return []

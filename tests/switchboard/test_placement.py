@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
-from switchboard import keyspace
+from switchboard import keyspace, resp
+from switchboard.embedded import EmbeddedRedis
+from switchboard.keyspace import open_redis
 from switchboard.placement import CPU_LIMIT, Placement, select
 from switchboard.registry import NodeEntry, NodeRegistry
 from switchboard.resp import Resp
@@ -100,12 +103,12 @@ async def test_an_entry_that_is_not_refreshed_expires(redis: Any) -> None:
     assert await redis.zcard(keyspace.NODES) == 0  # the id leaves the index with its entry
 
 
-async def test_the_control_apis_lean_client_reads_and_prunes_the_registry(redis: Any, redis_url: str) -> None:
-    """The control API places sessions through :class:`switchboard.resp.Resp` (a single Redis)."""
-    if "cluster" in redis_url:
-        pytest.skip("the lean client speaks to a single Redis only")
-    lean = Resp(redis_url)
+async def test_the_control_apis_lean_client_reads_and_prunes_the_registry(redis_server: EmbeddedRedis) -> None:
+    """The control API places sessions through :class:`switchboard.resp.Resp` (a single Redis; a
+    cluster URL reads through redis-py)."""
+    redis, lean = open_redis(redis_server.url), Resp(redis_server.url)
     try:
+        await redis.flushdb()
         registry = NodeRegistry(lean)  # type: ignore[arg-type]
         await NodeRegistry(redis).announce(node("lean"), ttl_s=30)
         await NodeRegistry(redis).announce(node("gone"), ttl_s=30)
@@ -114,6 +117,7 @@ async def test_the_control_apis_lean_client_reads_and_prunes_the_registry(redis:
         assert await redis.zrange(keyspace.NODES, 0, -1) == [b"lean"]
     finally:
         await lean.aclose()
+        await redis.aclose()
 
 
 async def test_a_full_origin_sends_its_shows_further_viewers_to_an_edge(redis: Any) -> None:
@@ -132,3 +136,35 @@ async def test_a_full_origin_sends_its_shows_further_viewers_to_an_edge(redis: A
     assert await redis.get(keyspace.room_node("show-1")) == b"a"
     await registry.announce(node("b", cpu=0.5, viewer_cap=2, viewers=2), ttl_s=30)
     assert (await placement.for_room("show-1", viewer=True)).id == "a"  # type: ignore[union-attr]  # all full
+
+
+async def test_a_look_leaves_in_one_write_with_its_callers_commands(redis_server: EmbeddedRedis,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token routes read a room's placement alongside their own reads: the look's commands
+    (registry index, the room's pin) are queued at once, so they leave in the same write as what the
+    caller queues in that loop pass (one write and one read per request, not one per look task)."""
+    # One Redis (the lean client's kind; a cluster URL reads through redis-py).
+    redis, lean = open_redis(redis_server.url), Resp(redis_server.url)
+    writes: list[int] = []
+    flush = resp._Protocol._flush
+
+    def counted(self: Any) -> None:
+        writes.append(len(self.out))
+        flush(self)
+
+    try:
+        await redis.flushdb()
+        await lean.get("warm")  # connected
+        await NodeRegistry(redis).announce(node("n1"), 30)
+        await redis.set(keyspace.room_node("r1"), "n1")
+        monkeypatch.setattr(resp._Protocol, "_flush", counted)
+        placement = Placement(redis, reads=lean)
+        look = asyncio.ensure_future(placement.look("r1"))
+        assert await lean.hgetall("live:r1") == {}  # the route's own read, queued in the same pass
+        entries, pinned = await look
+        assert [e.id for e in entries] == ["n1"] and pinned == b"n1"
+        # 3 commands in one write (ZRANGE, GET pin, HGETALL); then the entries' MGET.
+        assert writes == [3, 1]
+    finally:
+        await lean.aclose()
+        await redis.aclose()

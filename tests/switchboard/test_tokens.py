@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from switchboard.errors import TokenError
 from switchboard.ids import RoomId, UserId
-from switchboard.tokens import Grants, TokenSigner, TokenVerifier
+from switchboard.tokens import Grants, TokenSigner, TokenVerifier, encode_jwt
 
 
 @pytest.fixture
@@ -111,3 +111,16 @@ def test_garbage_is_refused(verifier: TokenVerifier, garbage: str) -> None:
 def test_hidden_grant_requires_moderate() -> None:
     with pytest.raises(ValueError, match="moderators only"):
         Grants(sub=UserId("u1"), hidden=True)
+
+
+def test_tokens_are_the_bytes_pyjwt_would_sign(key: Ed25519PrivateKey) -> None:
+    """encode_jwt (the signer's own encoding, without PyJWT's per-call work) makes exactly PyJWT's
+    token for the same claims (Ed25519 signatures are deterministic), so any JWT library reads it."""
+    claims = {"iss": "switchboard", "sub": "u1", "iat": 1, "exp": 61, "jti": "j1", "publish": True,
+              "room": "show-\u00e9\u2603", "premium": False}
+    assert encode_jwt(claims, key) == jwt.encode(claims, key, algorithm="EdDSA")
+    grants = Grants(sub=UserId("u1"), room=RoomId("r1"), subscribe=True, jti="j2")
+    signed = TokenSigner(key, issuer="switchboard", ttl_s=60).sign(grants, now=100)
+    header = json.loads(base64.urlsafe_b64decode(signed.split(".")[0] + "=="))
+    assert header == {"alg": "EdDSA", "typ": "JWT"}
+    assert jwt.decode(signed, key.public_key(), algorithms=["EdDSA"], options={"verify_exp": False})["jti"] == "j2"
