@@ -131,8 +131,11 @@ class CallLease:
     async def tick(self) -> None:
         """Renews the leases when due; ends the calls whose lost party did not come back in time, and
         the matches whose peer's node is gone."""
-        await self._matches()
         calls = list(self.held.items())
+        if not calls and not self.matches:
+            return
+        alive = await self.alive()  # the registry, read once a tick for the matches and the calls
+        await self._matches(alive)
         if not calls:
             return
         renew = time.monotonic() - self._renewed >= REFRESH_S
@@ -146,12 +149,11 @@ class CallLease:
             answers = await pipe.execute()
         if renew:
             self._renewed = time.monotonic()
-        alive = await self.alive()
         step = 4 if renew else 1
         for (call_id, _), fields in zip(calls, answers[::step], strict=True):
             await self._check(call_id, [None if f is None else text(f) for f in fields], alive)
 
-    async def _matches(self) -> None:
+    async def _matches(self, alive: set[NodeId] | None) -> None:
         matches = list(self.matches.items())
         if not matches or self.end_match is None:
             return
@@ -160,7 +162,6 @@ class CallLease:
                 pipe.get(match_pair(here))
                 pipe.hget(match_nodes(session_id), peer)
             answers = await pipe.execute()
-        alive = await self.alive()
         for (session_id, (here, peer)), pair, node in zip(matches, answers[::2], answers[1::2], strict=True):
             if pair is None or text(pair) != session_id:  # ended (the party here left it or pressed next)
                 self.drop_match(session_id)
