@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import signal
@@ -55,15 +57,19 @@ def running() -> Iterator[list[Up]]:
         stop_up(up)
 
 
-def start_up(running: list[Up], data_dir: Path) -> Up:
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_up(running: list[Up], data_dir: Path, command: tuple[str, ...] = ()) -> Up:
+    """``switchboard up`` (or ``command`` run in the checkout, e.g. README's ``make run``) on a free port."""
     port = free_port()
     env = {**os.environ, "SWITCHBOARD_DATA_DIR": str(data_dir), "SWITCHBOARD_HTTP_PORT": str(port),
            "SWITCHBOARD_LOG_FORMAT": "json"}
     env.pop("SWITCHBOARD_REDIS_URL", None)
     env.pop("SWITCHBOARD_DATABASE_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "switchboard", "up"], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
+        list(command) or [sys.executable, "-m", "switchboard", "up"], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, cwd=ROOT if command else None,
     )
     up = Up(proc, port, [])
     running.append(up)
@@ -84,12 +90,17 @@ def stop_up(up: Up) -> list[psutil.Process]:
     if up.proc.returncode is not None:
         return []
     started = up.descendants()
-    up.proc.send_signal(signal.SIGINT)
+    # Ctrl-C reaches the whole foreground group: under `make run`, make and its `switchboard up` child.
+    for proc in [psutil.Process(up.proc.pid), *psutil.Process(up.proc.pid).children()]:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(signal.SIGINT)
     try:
         out, _ = up.proc.communicate(timeout=20)
     except subprocess.TimeoutExpired:
-        up.proc.kill()
-        out, _ = up.proc.communicate()
+        for proc in [*up.descendants(), psutil.Process(up.proc.pid)]:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        out, _ = up.proc.communicate(timeout=20)
         pytest.fail("switchboard up ignored SIGINT for 20 s")
     up.lines = out.splitlines()
     return started
@@ -163,6 +174,21 @@ def test_up_serves_stops_and_restarts_on_its_data(running: list[Up], data_dir: P
         started = stop_up(second)
     assert not _alive(started)
     assert "admin login" not in "\n".join(second.lines)  # the admin from the first run is reused
+
+
+def test_make_run_serves_readyz_and_ctrl_c_stops_it(running: list[Up], data_dir: Path) -> None:
+    """README's first command, as a new user types it in the checkout: ``make run`` (the venv is current
+    here, so make goes straight to ``switchboard up``), then Ctrl-C, which the terminal sends to the
+    whole foreground group: make and ``switchboard up`` both get SIGINT."""
+    up = start_up(running, data_dir, ("make", "--no-print-directory", "run"))
+    status, body = _get(up.url("/readyz"))
+    assert status == 200 and json.loads(body)["ready"] is True
+    names = {p.name() for p in up.descendants()}
+    assert "redis-server" in names and "postgres" in names
+    started = stop_up(up)
+    assert started and not _alive(started), f"left behind: {_alive(started)}"
+    out = "\n".join(up.lines)
+    assert ".venv/bin/switchboard up" in out and "Switchboard is up" in out, out
 
 
 def test_sigterm_also_stops_everything(running: list[Up], data_dir: Path) -> None:
