@@ -153,3 +153,12 @@ def _top_keys(shown: str) -> set[str]:
             keys.add(token[1:-1])
             key_place = False
     return keys
+
+
+def inline_frames(text: str | None = None) -> list[Example]:
+    """The frames the prose shows in backticks (``{"type": "error", "code": ..., "ref": null}``), as
+    server examples with their top-level keys (shorthand keys without a value included, valued None)."""
+    text = DOC.read_text() if text is None else text
+    return [Example("(inline, server)", text[:m.start()].count("\n") + 1,
+                    {**dict.fromkeys(_top_keys(m.group(1))), "type": m.group(2)})
+            for m in re.finditer(r'`(\{"type": "([a-z._]+)".*?\})`', text, re.S)]
