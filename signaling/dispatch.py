@@ -26,12 +26,12 @@ from switchboard.wire import WireError
 Handler = Callable[[Session, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
 SERVER_TYPES = (
-    "hello", "reply", "error", "pong", "presence.changed",
+    "hello", "reply", "error", "presence.changed",
     "call.incoming", "call.ringing", "call.accepted", "call.ended", "call.rejoined", "call.sfu_offer",
     "call.sfu_closed",
     "match.found", "match.ended",
     "show.roster", "show.chat", "show.offer", "show.ended", "show.peer_closed",
-    "show.chat_deleted", "show.chat_pinned", "show.muted", "show.kicked", "show.gift",
+    "show.media_stopped", "show.chat_deleted", "show.chat_pinned", "show.muted", "show.kicked", "show.gift",
     "moderation.muted", "moderation.unmuted", "moderation.warning", "reconnect",
 )
 """Messages the server sends that are not replies (relayed ``call.*`` types are documented with their request)."""
