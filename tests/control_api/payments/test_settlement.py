@@ -80,7 +80,8 @@ async def test_a_whole_event_five_times_at_once_credits_once_without_asking_stri
                                     .where(LedgerTransfer.batch == f"purchase:{intent['id']}")) == 1
         purchase = await session.get(Purchase, intent["id"])
         assert purchase is not None and (purchase.status, purchase.credits, purchase.amount) == ("succeeded", 100, 499)
-        outbox = list(await session.scalars(select(WebhookEvent).where(WebhookEvent.id == f"evt_purchase_{intent['id']}")))
+        outbox = list(await session.scalars(select(WebhookEvent)
+                                            .where(WebhookEvent.id == f"evt_purchase_{intent['id']}")))
         assert [(e.data["user_id"], e.data["credits"]) for e in outbox] == [(user.id, 100)]
         assert await session.scalar(select(func.count()).select_from(WebhookDelivery)
                                     .where(WebhookDelivery.event_id == f"evt_purchase_{intent['id']}")) == 1
