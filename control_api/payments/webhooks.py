@@ -83,7 +83,7 @@ class Inbox:
             return {"received": True, "id": event["id"], "duplicate": False, "processed": True}
         if settled is not None and await self._processed(event["id"]):  # a duplicate, acted on already
             return {"received": True, "id": event["id"], "duplicate": True, "processed": True}
-        # Otherwise the inbox's path; for a duplicate of a settled event it only reads the stored row.
+        # Otherwise the inbox's path (a duplicate stored but not acted on yet reads Stripe only if it acts).
         # The intent the act will re-read from Stripe is read while the event is stored (the two
         # round trips overlap); acting still waits for both, and for the row's lock.
         intent = intent_of(event["type"], event["data"]["object"]) if settled is None else None
