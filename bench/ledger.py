@@ -10,7 +10,8 @@ Starts embedded Redis and Postgres, localstripe (its own process) and one ``swit
 funds ``--wallets`` wallets by buying credit packs with a test card, then ``--spenders`` closed-loop
 clients tip for ``--seconds`` (5% of tips re-send an earlier id: they must not apply twice) while
 one client posts signed ``payment_intent.succeeded`` events for payments made in localstripe
-behind the API's back (the webhook answers once the credits are committed). Afterwards it reads
+behind the API's back, each carrying the whole intent as Stripe's do (``--thin-events``: only its
+id, so the API re-reads it); the webhook answers once the credits are committed. Afterwards it reads
 every wallet (none may be negative) and runs ``switchboard ledger check`` (debits must equal credits).
 """
 
@@ -52,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--webhooks", type=int, default=100, help="signed payment events posted during the run")
     parser.add_argument("--amount", type=int, default=2,
                         help="credits per tip (2: one credit to the creator and one to the platform, two transfers)")
+    parser.add_argument("--thin-events", action="store_true",
+                        help="events carry only the intent's id (the API re-reads it from Stripe), not the whole "
+                             "intent as Stripe sends it")
 
 
 def _sign(body: bytes, secret: str) -> str:
@@ -95,8 +99,9 @@ async def _fund(session: aiohttp.ClientSession, stripe: aiohttp.ClientSession, b
 
 
 async def _unseen_payments(stripe: aiohttp.ClientSession, stripe_url: str, wallets: list[tuple[str, str]],
-                           n: int) -> list[str]:
-    """Succeeded payments made in Stripe that the API has not heard of: their webhooks will credit."""
+                           n: int) -> list[dict[str, Any]]:
+    """Succeeded payments made in Stripe that the API has not heard of (the intents, as Stripe's events
+    carry them): their webhooks will credit."""
     customers: dict[str, str] = {}
     intents = []
     for i in range(n):
@@ -110,7 +115,7 @@ async def _unseen_payments(stripe: aiohttp.ClientSession, stripe_url: str, walle
         async with stripe.post(f"{stripe_url}/v1/payment_intents", data=form) as resp:
             pi = await resp.json()
             assert pi["status"] == "succeeded", pi
-            intents.append(pi["id"])
+            intents.append(pi)
     return intents
 
 
@@ -173,8 +178,9 @@ async def _run(base: str, stripe_url: str, secret: str, args: argparse.Namespace
         async def webhooks() -> None:
             pause = args.seconds / max(1, len(unseen))
             for intent in unseen:
+                obj = {"id": intent["id"], "object": "payment_intent"} if args.thin_events else intent
                 event = {"id": f"evt_{uuid.uuid4().hex[:20]}", "object": "event", "type": "payment_intent.succeeded",
-                         "created": int(time.time()), "data": {"object": {"id": intent, "object": "payment_intent"}}}
+                         "created": int(time.time()), "data": {"object": obj}}
                 body = json.dumps(event).encode()
                 started = time.perf_counter()
                 async with session.post(f"{base}/payments/webhook", data=body, headers={
@@ -213,6 +219,7 @@ async def _run(base: str, stripe_url: str, secret: str, args: argparse.Namespace
         "webhook_p50_ms": _pct(hook_lat, 0.50),
         "webhook_p99_ms": _pct(hook_lat, 0.99),
         "webhooks_processed": len(hook_lat),
+        "webhook_events": "thin" if args.thin_events else "whole",
         "negative_balances": sum(1 for b in balances if b < 0),
         "double_applied": sum(1 for n in applied.values() if n > 1) + abs(funded - args.amount * done - sum(balances)),
         "api_cpu_ms_per_request": round(1e3 * api_cpu / answered, 3) if answered else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
@@ -13,7 +14,7 @@ from argon2 import PasswordHasher
 
 from control_api.accounts import ensure_admin
 from control_api.db import open_engine, sessions
-from switchboard.cli import Process, _prepare_database, build_up_app
+from switchboard.cli import Process, _prepare_database, build_up_app, frozen_once_started
 from switchboard.keys import KeyPaths, ensure_secrets
 from switchboard.logs import configure_logging
 from switchboard.settings import LogSettings, Settings, load_settings
@@ -102,3 +103,13 @@ async def test_sockets_skip_the_middlewares(aiohttp_client, up_app: web.Applicat
     metrics = await (await client.get("/metrics")).text()
     assert 'route="/healthz"' in metrics
     assert 'route="/ws"' not in metrics
+
+
+def test_the_api_keeps_what_exists_once_started_out_of_full_collections() -> None:
+    heard: list[int] = []
+    before = gc.get_freeze_count()
+    try:
+        frozen_once_started(heard.append)(8080)
+        assert heard == [8080] and gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()

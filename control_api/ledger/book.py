@@ -31,7 +31,7 @@ from control_api.ledger.types import (
     check_amount,
     check_id,
 )
-from control_api.ledger.writer import Outcome, Writer
+from control_api.ledger.writer import Outcome, Writer, columns
 
 _COLUMNS = ("id, batch, debit_account_id, credit_account_id, amount, phase, kind, pending_id, expires_at, meta, "
             "created_at")
@@ -164,6 +164,18 @@ class Ledger:
         batch = _Batch(op_id, kind, meta or {})
         batch.add(op_id, await self._platform(Kind.STRIPE, op_id), await self.account(user, Kind.WALLET), credits)
         return await self._apply(batch)
+
+    async def deposit_arguments(self, op_id: str, user: uuid.UUID, credits: int, *, kind: str = "purchase",
+                                meta: dict[str, Any] | None = None) -> list[list[Any]]:
+        """:meth:`deposit` as the 19 arguments of ``ledger_apply_many`` (one operation), for a caller
+        that writes it inside a statement of its own with rows that must commit with it (a Stripe
+        payment's webhook: docs/payments.md). That caller reads the outcome (``applied`` or
+        ``replayed``; anything else must abort its statement) and the writer is not involved."""
+        check_id(op_id)
+        check_amount(credits, "credits")
+        batch = _Batch(op_id, kind, meta or {})
+        batch.add(op_id, await self._platform(Kind.STRIPE, op_id), await self.account(user, Kind.WALLET), credits)
+        return columns([batch.op()])
 
     def split(self, amount: int, creator: uuid.UUID | None, share_percent: int | None = None) -> tuple[int, int]:
         """(creator part, platform part) of ``amount``: the creator's share rounded down."""

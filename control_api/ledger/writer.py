@@ -52,8 +52,9 @@ class Outcome:
     """For ``invalid`` and ``conflict``: the database's message."""
 
 
-def _columns(ops: list[dict[str, Any]]) -> list[list[Any]]:
-    """The batch as ``ledger_apply_many`` takes it: one array per field (typed, no JSON to parse)."""
+def columns(ops: list[dict[str, Any]]) -> list[list[Any]]:
+    """The batch as ``ledger_apply_many`` takes it: one array per field (typed, no JSON to parse), in
+    the order of its 19 arguments."""
     t: list[list[Any]] = [[] for _ in range(11)]
     d: list[list[Any]] = [[] for _ in range(6)]
     payers: list[uuid.UUID | None] = []
@@ -158,14 +159,14 @@ class Writer:
             return exc
 
     async def _write(self, ops: list[dict[str, Any]]) -> list[Outcome]:
-        columns = _columns(ops)
+        args = columns(ops)
         for attempt in range(_ATTEMPTS):
             try:
                 async with self._engine.connect() as conn:
                     # asyncpg itself: one prepared statement, no ORM or SQL compilation per batch.
                     raw = await conn.get_raw_connection()
                     driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-                    rows = await driver.fetch(_APPLY_MANY, *columns)
+                    rows = await driver.fetch(_APPLY_MANY, *args)
                 break
             except asyncpg.PostgresError as exc:
                 if exc.sqlstate not in _RETRYABLE or attempt == _ATTEMPTS - 1:

@@ -78,6 +78,10 @@ class Payments:
         """Tells the user's pages (wallet or earnings moved): best effort."""
         await self._realtime.push(user, message)
 
+    def notify_soon(self, user: uuid.UUID, message: dict[str, Any]) -> None:
+        """:meth:`notify` without waiting for it (it leaves with the loop's next Redis write)."""
+        self._realtime.send(user, message)
+
     # --- customers -----------------------------------------------------------------------------
 
     async def customer_for(self, user: uuid.UUID) -> str:
@@ -132,7 +136,7 @@ class Payments:
         return PurchaseStarted(intent, pack, credited)
 
     @staticmethod
-    def _purchase_of(intent: Intent) -> dict[str, Any] | None:
+    def purchase_of(intent: Intent) -> dict[str, Any] | None:
         """The purchase row an intent stands for (its metadata says who and what); None: not a pack of ours."""
         meta = intent.metadata
         if "user_id" not in meta or "credits" not in meta:
@@ -144,7 +148,7 @@ class Payments:
     async def _record_purchase(self, intent: Intent) -> Row[Any] | None:
         """Upserts the purchase row from the intent and returns it, in one autocommit statement
         (one round trip: it is on the webhook's path)."""
-        values = self._purchase_of(intent)
+        values = self.purchase_of(intent)
         if values is None:
             return None
         stmt = insert(Purchase).values(**values)
@@ -165,7 +169,7 @@ class Payments:
         anything reads them: a refund re-reads the intent and comes here first), then the outbox
         event (committed on its own, or with ``outbox``: the webhook inbox's transaction, which marks
         its event processed). The wallet push is not waited for (best effort)."""
-        values = self._purchase_of(intent) if intent.status == "succeeded" else None
+        values = self.purchase_of(intent) if intent.status == "succeeded" else None
         if values is None:
             return False
         recorded, deposited = await asyncio.gather(
@@ -185,8 +189,8 @@ class Payments:
         else:
             await outbox.scalar(webhooks.recording("credits_purchased", data, event_id=event_id))
         if deposited:
-            self._realtime.send(values["account_id"], {"type": "wallet", "reason": "purchase",
-                                                       "credits": values["credits"]})
+            self.notify_soon(values["account_id"], {"type": "wallet", "reason": "purchase",
+                                                    "credits": values["credits"]})
         return deposited
 
     async def read_intent(self, intent_id: str) -> tuple[Intent, list[Refund]]:

@@ -1,7 +1,11 @@
 """Stripe webhooks: verified on the raw body, stored by event id in the inbox before anything acts,
 then acted on by re-reading the object from Stripe (so duplicates, replays and any order of delivery
 leave one effect). The endpoint answers as soon as the event is acted on or after a short budget,
-whichever comes first; the sweeper retries what failed or was cut short."""
+whichever comes first; the sweeper retries what failed or was cut short.
+
+One exception: a credit pack's ``payment_intent.succeeded`` whose signed object is whole (as Stripe
+sends it) is stored and acted on from that object in one statement (:mod:`.settlement`): a
+succeeded intent is terminal, so its order does not matter and there is nothing to re-read."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control_api.errors import BadRequest
 from control_api.payments.models import StripeEvent
 from control_api.payments.service import Payments
+from control_api.payments.settlement import paid_intent, settle
 from control_api.payments.signature import verify
 from control_api.payments.types import Intent, Refund
 from switchboard.tasks import stop_tasks
@@ -72,9 +77,16 @@ class Inbox:
         settings = self._payments.settings
         verify(body, signature, settings.stripe_webhook_secret, tolerance_s=settings.webhook_tolerance_s)
         event = parse(body)
+        paid = paid_intent(event["data"]["object"]) if event["type"] == "payment_intent.succeeded" else None
+        settled = await settle(self._payments, event, paid) if paid is not None else None
+        if settled is not None and settled.stored:  # a pack paid: stored and credited from the event itself
+            return {"received": True, "id": event["id"], "duplicate": False, "processed": True}
+        if settled is not None and await self._processed(event["id"]):  # a duplicate, acted on already
+            return {"received": True, "id": event["id"], "duplicate": True, "processed": True}
+        # Otherwise the inbox's path (a duplicate stored but not acted on yet reads Stripe only if it acts).
         # The intent the act will re-read from Stripe is read while the event is stored (the two
         # round trips overlap); acting still waits for both, and for the row's lock.
-        intent = intent_of(event["type"], event["data"]["object"])
+        intent = intent_of(event["type"], event["data"]["object"]) if settled is None else None
         read = asyncio.create_task(self._payments.read_intent(intent)) if intent else None
         if read is not None:
             read.add_done_callback(_heard)
@@ -98,6 +110,11 @@ class Inbox:
         except Exception:
             done = False  # recorded on the event; the sweeper retries
         return {"received": True, "id": event["id"], "duplicate": inserted is None, "processed": done}
+
+    async def _processed(self, event_id: str) -> bool:
+        async with self._payments.ledger.engine.connect() as conn:
+            return bool(await conn.scalar(select(StripeEvent.processed_at.is_not(None))
+                                          .where(StripeEvent.id == event_id)))
 
     def _finished(self, task: asyncio.Task[bool]) -> None:
         self._tasks.discard(task)
