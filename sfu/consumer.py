@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from sfu import rtcp
-from sfu.extensions import EXT_HEADER, PADS, TWCC_HEADER, Outbound, element, header
+from sfu.extensions import EXT_HEADER, PADS, TWCC_HEADER, Outbound, abs_send_time, element, header
 from sfu.rtp import HEADER
 from sfu.temporal import MAX_TID, SeqShifts, TemporalFilter
 from sfu.twcc import MASK, Departures
@@ -165,13 +165,18 @@ class Consumer:
         return (n + len(pad)) >> 2, ext + pad + payload
 
     def _retransmission_header(self, b1: int, seq: int, ts: int, ssrc: int, size: int) -> bytes:
-        """The header of a retransmission: a ``transport-cc`` number when negotiated (the estimate
-        counts what retransmissions cost), no other extension."""
-        d = self.departures
-        if d is None:
+        """The header of a retransmission (or a probe): ``abs-send-time`` and a ``transport-cc``
+        number when negotiated (the estimates count what retransmissions cost: a REMB viewer's
+        estimator reads every packet stamped with ``abs-send-time``, RTX before unwrapping), no other
+        extension."""
+        d, out = self.departures, self.out
+        if d is None and not out.abs_send_time:
             return HEADER.pack(0x80, b1, seq, ts, ssrc)
-        s = d.next(time.monotonic(), size + 20)
-        return header(b1, seq, ts, ssrc, element(self.out.transport_cc, s.to_bytes(2, "big")))
+        now = time.monotonic()
+        ext = element(out.abs_send_time, abs_send_time(now)) if out.abs_send_time else b""
+        if d is not None:
+            ext += element(out.transport_cc, d.next(now, size + 20).to_bytes(2, "big"))
+        return header(b1, seq, ts, ssrc, ext)
 
     def switch_to(self, producer: Producer) -> None:
         """Follow another producer (same kind): resume at its next keyframe with continuous numbering."""

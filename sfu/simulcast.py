@@ -77,6 +77,9 @@ class LayerChoice:
     probing: bool = False
     """The viewer's link is probed before a step up (``sfu.probe``): no trials, and a step up as soon
     as the next layer fits with headroom (a probe proved it)."""
+    by_remb: bool = False
+    """Probed by REMB ramps (``sfu.probe.RembProber``, a viewer without transport-cc): its video is
+    never paused (aiortc's REMB read 50 kbit/s on a 300 kbit/s link in the bench)."""
 
     def choose(self, estimate: float | None, bitrates: Sequence[float], now: float) -> int:
         """The layer to be on now, given the viewer's estimate (bit/s) and each layer's bitrate (low
@@ -130,7 +133,8 @@ class LayerChoice:
         """On the lowest layer: video stops when even its fewest frames do not fit beside the audio
         (``AUDIO_RESERVE``), and comes back when a probe proved room for them. Only viewers that can be
         probed pause: an aiortc viewer's REMB read 50 kbit/s on a 300 kbit/s link in the bench."""
-        if not self.probing and not self.paused:  # REMB (aiortc) is too rough to stop a viewer's video on
+        pausable = self.probing and not self.by_remb  # REMB (aiortc) is too rough to stop a viewer's video on
+        if not pausable and not self.paused:
             return False
         share = FRACTIONS[0] if self.layered else 1.0
         room = estimate - AUDIO_RESERVE
@@ -143,7 +147,7 @@ class LayerChoice:
                     self.low_since = None
             else:
                 self.low_since = None
-        elif room >= UP_MARGIN * share * rate or not self.probing:
+        elif room >= UP_MARGIN * share * rate or not pausable:
             self.paused, self.fits_since = False, None
         return self.paused
 
@@ -198,9 +202,10 @@ class SimulcastTrack:
         self.bitrates = [0.0 for _ in self.layers]
         self.exposed: Producer | None = self.layers[0] if self.layers else None
         self.choices: dict[str, tuple[Consumer, LayerChoice, Callable[[], float | None] | None]] = {}
-        self.probes: dict[str, Callable[[Consumer, float], bool]] = {}
-        """Per viewer that can be probed: start a probe cluster at a rate (bit/s); False when its link
-        cannot be probed (no transport-cc, no RTX)."""
+        self.probes: dict[str, Callable[[Consumer, float], str | None]] = {}
+        """Per viewer that can be probed: start a probe (a cluster, or a REMB ramp) for a rate (bit/s);
+        returns how its link is probed (``transport-cc``, ``remb``), None (falsy) when it cannot be
+        (no RTX, no feedback of either kind, no ``abs-send-time`` for REMB)."""
         self.switches = 0
         """Layer changes decided (each becomes a switch at the target's next keyframe)."""
 
@@ -216,7 +221,7 @@ class SimulcastTrack:
 
     def add(self, consumer: Consumer, max_layer: int | None = None,
             estimate: Callable[[], float | None] | None = None,
-            probe: Callable[[Consumer, float], bool] | None = None) -> None:
+            probe: Callable[[Consumer, float], str | None] | None = None) -> None:
         """A viewer's consumer (attached to the exposed layer) joins the choice; ``estimate`` reads its
         link's estimate (bit/s, None before any); ``probe`` probes its link (``sfu.probe``)."""
         self.choices[consumer.consumer_id] = (consumer, LayerChoice(self.layer_of(consumer), max_layer), estimate)
@@ -249,7 +254,8 @@ class SimulcastTrack:
             choice.current = before = self.layer_of(consumer)
             bitrate = estimate() if estimate is not None else estimate_of(consumer) if estimate_of else None
             probe = self.probes.get(consumer.consumer_id)
-            choice.probing = probe is not None and probe(consumer, 0.0)
+            kind = probe(consumer, 0.0) if probe is not None else None
+            choice.probing, choice.by_remb = bool(kind), kind == "remb"
             choice.layered = consumer.temporal is not None and consumer.temporal.seen
             layer = choice.choose(bitrate, self.bitrates, now)
             self._apply(consumer, choice)
@@ -294,7 +300,7 @@ class SimulcastTrack:
                 consumer.resume()
 
     def _probe_up(self, consumer: Consumer, choice: LayerChoice, estimate: float,
-                  probe: Callable[[Consumer, float], bool] | None) -> None:
+                  probe: Callable[[Consumer, float], str | None] | None) -> None:
         """Probe for the next layer up when the estimate alone does not allow it (it never grows far
         past what the viewer receives)."""
         top = len(self.bitrates) - 1 if choice.max_layer is None else min(len(self.bitrates) - 1, choice.max_layer)
