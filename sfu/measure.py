@@ -4,7 +4,9 @@ It speaks only public protocols to the server under test: the node's ``/ws`` sig
 or the MediaRelay baseline's small HTTP offer/answer API (``http://``), then WebRTC. It lives here,
 not in bench/, because counting viewers touch aioice internals (``aiortc_private.count_incoming_rtp``):
 they finish ICE/DTLS with aiortc, then count SRTP packets at the socket (the RTP header is clear)
-and never decrypt or decode them. ``--sample`` viewers decode every frame (fps, first frame).
+and never decrypt or decode them; they send the REMB an aiortc viewer would (``SocketRemb``: aiortc's
+estimator fed from the clear ``abs-send-time``), so the SFU estimates their links as a real one's.
+``--sample`` viewers decode every frame (fps, first frame).
 
 Line protocol with the bench: JSON lines on stdout (``ready``, ``started``, ``result``); the bench
 writes ``start`` and ``stop`` lines on stdin.
@@ -218,6 +220,8 @@ class Viewer:
         """Peer connections made again: one that failed to connect, or that the server closed."""
         self._connecting = False
         self._rejoin: asyncio.Task[None] | None = None
+        self.remb: aiortc_private.SocketRemb | None = None
+        """A counting viewer's REMB, as aiortc's receiver would send it (the SFU's estimate of it)."""
 
     def _new_pc(self) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -247,6 +251,8 @@ class Viewer:
 
     def on_rtp(self, data: bytes) -> None:
         self.packets += 1
+        if self.remb is not None:
+            self.remb.on_rtp(data)
         ssrc = int.from_bytes(data[8:12], "big")
         seq = (data[2] << 8) | data[3]
         s = self.seen.get(ssrc)
@@ -298,6 +304,7 @@ class Viewer:
             self._connecting = False
         self.connected_at = time.monotonic()
         if not self.decode:
+            self.remb = aiortc_private.SocketRemb.of(self.pc)
             aiortc_private.count_incoming_rtp(self.pc, self.on_rtp)
 
     async def _negotiate(self, offer: str) -> bool:
