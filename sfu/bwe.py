@@ -308,7 +308,10 @@ class LinkEstimate:
             return None
         self.estimator.on_remb(bitrate)
         self.source = "remb"
-        return self.remb_prober.on_remb(bitrate, now)
+        proved = self.remb_prober.on_remb(bitrate, now)
+        if proved:  # the loss side (slow to grow, or never fed: no receiver reports) follows the proof
+            self.estimator.on_probe(bitrate, now)
+        return proved
 
     def on_receiver_loss(self, fractions: list[int], now: float) -> None:
         """``fraction lost`` (0-255) of the viewer's receiver report blocks about our streams."""

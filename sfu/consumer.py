@@ -316,22 +316,34 @@ class Consumer:
     # probing (sfu/probe.py) ------------------------------------------------------------------
 
     def send_probe(self, budget: int) -> int:
-        """RTX copies of packets the viewer already has, the largest of the current layer's last
-        ``PROBE_SOURCE`` first, until ``budget`` bytes are sent (receivers drop duplicates); bytes
-        sent (0 without RTX, or before the first packet)."""
+        """RTX copies of packets the viewer already has, the largest of the last ``PROBE_SOURCE`` it got
+        from its current layer first, until ``budget`` bytes are sent (receivers drop duplicates);
+        bytes sent (0 without RTX, or before the first packet). Each copy is resolved from the number
+        the viewer got it under, as a NACK is (temporal layers drop packets and rewrite payloads: a copy
+        under another number would be a wrong packet in the viewer's jitter buffer)."""
         producer = self.producer
         if self.rtx_payload_type is None or not self.started or producer.max_seq < 0 or budget <= 0:
             return 0
+        # our newest number: the producer's newest plus our offset, less one when packets were dropped
+        # (a drop moves the offset for the next packet: that number is not sent yet)
+        last = (producer.max_seq + self.seq_off - (1 if self._shifts is not None else 0)) & 0xFFFF
         first = self._probe_from
-        found = [e for i in range(PROBE_SOURCE) if (e := producer.lookup((producer.max_seq - i) & 0xFFFF))
-                 and (e[0] - first) & 0xFFFF < 0x8000]  # only what this layer sent this viewer
-        found.sort(key=lambda e: -len(e[3]))
+        found = []
+        for i in range(PROBE_SOURCE):
+            s = (last - i) & 0xFFFF
+            source, seq_off, ts_off = self._source_of(s)
+            p = (s - seq_off) & 0xFFFF
+            if source is not producer or (p - first) & 0xFFFF >= 0x8000:  # only what this layer sent it
+                continue
+            entry = producer.lookup(p)
+            if entry is not None:
+                payload = self._resent(s, entry[3]) if self.temporal is not None else entry[3]
+                found.append((s, (entry[1] + ts_off) & 0xFFFFFFFF, payload))
+        found.sort(key=lambda e: -len(e[2]))
         sent = 0
         while found and sent < budget:
-            for seq, ts, _, payload in found:
-                s = (seq + self.seq_off) & 0xFFFF
+            for s, ts, payload in found:
                 self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
-                ts = (ts + self.ts_off) & 0xFFFFFFFF
                 packet = self._retransmission_header(self.rtx_payload_type, self.rtx_seq, ts, self.rtx_ssrc,
                                                      len(payload) + 2) + s.to_bytes(2, "big") + payload
                 self.wire.send_rtp(packet)

@@ -64,6 +64,17 @@ def test_a_ramp_on_an_open_link_proves_the_next_layer_and_the_viewer_steps_up() 
     assert not prober.due(t + REMB_INTERVAL_S - 0.1) and prober.due(t + REMB_INTERVAL_S)  # the next layer soon
 
 
+def test_a_proof_lifts_the_loss_side_of_a_viewer_that_sends_no_receiver_reports() -> None:
+    link = LinkEstimate()  # the loss side starts at 1 Mbit/s and grows only with receiver reports
+    link.on_remb(1_200_000, 0.0)
+    assert link.estimator.bitrate == 1_000_000
+    link.remb_prober.begin(1.25 * RATES[2], 1_200_000, 2.0)
+    assert link.on_remb(1_300_000, 2.5) is None
+    assert link.on_remb(1_520_000, 3.0) is True
+    assert link.estimator.bitrate >= 1.25 * RATES[2]
+    assert LayerChoice(current=1, probing=True, by_remb=True).choose(link.estimator.bitrate, RATES, 3.0) == 2
+
+
 def test_a_ramp_into_a_shaped_link_fails_at_the_first_fall_and_backs_off() -> None:
     link = LinkEstimate()
     link.on_remb(235_000, 0.0)
@@ -135,3 +146,40 @@ def test_probe_copies_to_a_viewer_without_transport_cc_carry_abs_send_time() -> 
     assert consumer.send_probe(5_000) >= 5_000
     for p in wire.sent:  # what aiortc's estimator needs to count them: abs-send-time, on the RTX stream
         assert p[1] & 0x7F == 101 and set(ext.elements(p)) == {3}
+
+
+def test_probe_copies_to_a_viewer_dropping_temporal_layers_are_what_it_got_under_those_numbers() -> None:
+    from sfu.rtp import SEQ_TS, payload_offset
+    from tests.sfu.test_temporal import stream
+
+    vp8 = Codec("video", "video/VP8", 90000, 96)
+    producers = [Producer(f"p{i}", PeerId("pub"), vp8, 1000 + i,
+                          KeyframeRequester(lambda: None, 0.0, lambda d, f: None))  # type: ignore[arg-type, return-value]
+                 for i in range(2)]
+    wire = Wire()
+    consumer = Consumer("c", producers[0], wire, 4242, 100, 4343, 101, False)  # type: ignore[arg-type]
+    producers[0].add_consumer(consumer)
+    consumer.use_temporal()
+    rng = random.Random(5)
+    streams = [stream(rng, 120, 500, 3, gop=30), stream(rng, 120, 20000, 90, gop=30)]
+    seqs = [65000, 12]
+    for n in range(120):
+        if n == 10:
+            consumer.use_temporal(0)
+        if n == 50:
+            consumer.switch_at_keyframe(producers[1])  # a spatial switch at the next keyframe (60)
+        if n == 70:
+            consumer.use_temporal(1)  # dropping again on the new layer: the newest packet may be a drop
+        for i in range(2):
+            for p in streams[i][n]:
+                producers[i].on_rtp(HEADER.pack(0x80, 96, seqs[i] & 0xFFFF, 3000 * n, 1000 + i) + p)
+                seqs[i] += 1
+        if n in (40, 80, 119):  # probes between, each checked against what the viewer got
+            got = {SEQ_TS.unpack_from(p, 2)[0]: p[payload_offset(p):] for p in wire.sent if p[1] & 0x7F == 100}
+            mark = len(wire.sent)
+            assert consumer.send_probe(3_000) > 0
+            for p in wire.sent[mark:]:
+                body = p[payload_offset(p):]
+                osn = int.from_bytes(body[:2], "big")
+                assert got.get(osn) == body[2:], (n, osn)  # never a number it did not get, or another payload
+            del wire.sent[mark:]
