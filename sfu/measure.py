@@ -208,6 +208,8 @@ class Viewer:
         self.pc = self._new_pc()
         self.seen: dict[int, list[int]] = {}
         self.packets = 0
+        self.octets = 0
+        """Bytes of the datagrams counted (SRTP: headers and tag included)."""
         self.lost = 0
         self.frames = 0
         self.joined_at = time.monotonic()
@@ -251,6 +253,7 @@ class Viewer:
 
     def on_rtp(self, data: bytes) -> None:
         self.packets += 1
+        self.octets += len(data)
         if self.remb is not None:
             self.remb.on_rtp(data)
         ssrc = int.from_bytes(data[8:12], "big")
@@ -428,6 +431,7 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
             for v in counting:
                 v.seen.clear()
             packets0 = [await v.received() for v in viewers]
+            octets0 = sum(v.octets for v in counting)
             lost0 = [v.lost for v in viewers]
             frames0 = [v.frames for v in viewers]
             for v in viewers:
@@ -441,7 +445,8 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
             estimates = [await link_kbps(v.signal) for v in viewers if v.decode]
             packets = sum([await v.received() for v in viewers]) - sum(packets0)
             decoder_lost = [v.lost - lost0[i] for i, v in enumerate(viewers) if v.decode]
-            emit("result", packets=packets, elapsed=elapsed,
+            emit("result", packets=packets, elapsed=elapsed, counting=len(counting),
+                 counting_octets=sum(v.octets for v in counting) - octets0,
                  loss_pct=[v.loss_pct() for v in counting if v.seen],
                  fps=[(v.frames - f0) / elapsed for v, f0 in zip(viewers, frames0, strict=True) if v.decode],
                  first_frame_ms=[(v.first_frame_at - v.joined_at) * 1000 for v in viewers
