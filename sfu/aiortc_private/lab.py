@@ -22,8 +22,8 @@ from typing import Any
 
 import aioice
 from aiortc import RTCPeerConnection
+from aiortc import rtp as aiortc_rtp
 from aiortc.rate import RemoteBitrateEstimator
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from sfu.aiortc_private.ice import enlarge_receive_buffer, ice_connection
 
@@ -165,7 +165,7 @@ def record_incoming_rtp(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None]) 
         dtls._handle_rtp_data = handle  # type: ignore[method-assign]
 
 
-ABS_SEND_TIME_EXTMAP = re.compile(r"^a=extmap:(\d+)(?:/\w+)? http://www\.webrtc\.org/experiments/rtp-hdrext/abs-send-time",
+_ABS_SEND_TIME_EXTMAP = re.compile(r"^a=extmap:(\d+)(?:/\w+)? http://www\.webrtc\.org/experiments/rtp-hdrext/abs-send-time",
                                   re.MULTILINE)
 
 
@@ -187,11 +187,11 @@ class SocketRemb:
 
     @classmethod
     def of(cls, pc: RTCPeerConnection) -> SocketRemb | None:
-        found = ABS_SEND_TIME_EXTMAP.search(pc.localDescription.sdp if pc.localDescription else "")
+        found = _ABS_SEND_TIME_EXTMAP.search(pc.localDescription.sdp if pc.localDescription else "")
         return cls(pc, int(found.group(1))) if found and pc.getTransceivers() else None
 
-    def on_rtp(self, data: bytes) -> None:
-        """An SRTP datagram as it arrived."""
+    def on_rtp(self, data: bytes, arrival_ms: int | None = None) -> None:
+        """An SRTP datagram as it arrived (now, or at ``arrival_ms`` on a millisecond clock)."""
         if not data[0] & 0x10:
             return
         start = 12 + 4 * (data[0] & 0x0F)
@@ -211,11 +211,13 @@ class SocketRemb:
             i += 1 + size
         if value is None:
             return
-        remb = self.estimator.add(arrival_time_ms=int(time.time() * 1000), abs_send_time=value,
+        now_ms = arrival_ms if arrival_ms is not None else int(time.time() * 1000)
+        remb = self.estimator.add(arrival_time_ms=now_ms, abs_send_time=value,
                                   payload_size=len(data) - end, ssrc=int.from_bytes(data[8:12], "big"))
         if remb is not None:
             self.sent = [*self.sent[-7:], remb[0]]
-            packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=self.ssrc, media_ssrc=0, fci=pack_remb_fci(*remb))
+            packet = aiortc_rtp.RtcpPsfbPacket(fmt=aiortc_rtp.RTCP_PSFB_APP, ssrc=self.ssrc, media_ssrc=0,
+                                                fci=aiortc_rtp.pack_remb_fci(*remb))
             task = asyncio.ensure_future(self._send(bytes(packet)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
