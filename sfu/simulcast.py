@@ -4,11 +4,13 @@ viewer the layer that fits the SFU's estimate of its link (``sfu.bwe``).
 Choosing (:class:`LayerChoice`, pure): down fast, up slowly. The chosen layer is the highest whose
 measured bitrate fits under the viewer's estimate; a lower one is taken at once; a higher one only
 after the next layer up has fitted with ``UP_MARGIN`` headroom for ``UP_HOLD_S`` seconds, one layer
-at a time. Nothing probes a viewer's link, and an estimate never grows far past what it receives, so
-an estimate ``TRIAL_RATIO`` above the current layer also allows a step up (a trial): if the estimate
-then falls under the new layer, the viewer drops back at once and waits twice as long before the
-next trial (up to ``MAX_HOLD_S``). A viewer may cap the layer (``max_layer``: a small tile needs no 720p). Without an
-estimate yet (no feedback), a viewer stays where it is: it starts on the lowest layer.
+at a time. An estimate never grows far past what a viewer receives, so a viewer whose link can be
+probed (``sfu.probe``: clusters judged by transport-cc, or REMB ramps) steps up as soon as a probe
+proved the next layer; for one that cannot be (no RTX), an estimate ``TRIAL_RATIO`` above the current
+layer allows a step up (a trial): if the estimate then falls under the new layer, the viewer drops
+back at once and waits twice as long before the next trial (up to ``MAX_HOLD_S``). A viewer may cap
+the layer (``max_layer``: a small tile needs no 720p). Without an estimate yet (no feedback), a
+viewer stays where it is: it starts on the lowest layer.
 
 Switching (:meth:`sfu.consumer.Consumer.switch_at_keyframe`): the consumer waits on the target
 layer (which is asked for a keyframe, unless the viewer is a hidden tap) while it keeps forwarding
