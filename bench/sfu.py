@@ -247,6 +247,9 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         each1 = [_cpu_s([p]) for p in pids]
         drops = _udp_rcvbuf_errors() - drops0
         rss = _rss_mb(pids)
+        # the node's counter sums its live consumers: read it before the viewers leave (up to 5 s old)
+        metrics_port = getattr(args, "metrics_port", None)
+        switches = _layer_switches(metrics_port) if metrics_port else None
         for spy in spies:
             spy.wait(60)
         for p in [*procs, pub]:  # viewers first: what they were told must not include the publisher's leaving
@@ -299,6 +302,7 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         "silent_viewers": sum(r["silent"] for r in results),
         "seconds": args.seconds,
         "packets_forwarded_per_s": round(packets / elapsed, 1),
+        "layer_switches": switches,
         "server_us_per_packet": round((cpu1 - cpu0) * 1e6 / max(1, packets), 2),
         "counting_viewer_kbps": round(8 * counted / elapsed / counting / 1000, 1) if counting else None,
         "server_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
@@ -387,13 +391,12 @@ def _run(args: argparse.Namespace, fanout: str) -> dict:  # type: ignore[type-ar
             line = node.stdout.readline()
             if "listening" not in line:
                 raise RuntimeError(f"node did not start: {line!r}")
+            args.metrics_port = metrics_port
             result = measure(f"ws://{host}:{port}/ws", node.pid, tokens, publisher, args.viewers, args)
             result["workers"] = args.workers
             result["viewers_per_worker"] = per_worker
             result["fanout"] = fanout
             result["simulcast"] = bool(getattr(args, "simulcast", False))
-            time.sleep(5.5)  # the node polls its workers' counters every 5 s
-            result["layer_switches"] = _layer_switches(metrics_port)
         finally:
             node.terminate()
             node.wait(20)
