@@ -318,6 +318,14 @@ class LinkEstimate:
         if self.source != "transport-cc":
             for fraction in fractions:
                 self.estimator.on_loss(fraction / 256, now)
+                self.remb_prober.on_loss(fraction / 256, now)
+
+    def ramp_basis(self) -> float:
+        """What a REMB ramp pads up to: the viewer's REMB, or the loss side when that is lower (it
+        reported losses: the link drops what the REMB would allow)."""
+        est = self.estimator
+        remb = float(est.remb or 0)
+        return min(remb, est.loss_based) if est.last_loss is not None else remb
 
     def stats(self) -> dict[str, Any]:
         est = self.estimator

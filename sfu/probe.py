@@ -154,6 +154,9 @@ REMB_MAX_S = 30.0
 """The longest ramp (aiortc's estimate grows 8 % a second: the low layer's to the top's ~ 25 s)."""
 REMB_FALL = 0.9
 """A REMB under this fraction of the highest during the ramp: the viewer saw a queue (overuse)."""
+REMB_MAX_LOSS = 0.05
+"""A receiver report with more lost during a ramp fails it: a shaped link that drops rather than
+queues (a short ``tbf``) never shows a delay-based estimator its queue, only losses."""
 PAD_RATIO = 0.9
 """While ramping, the viewer's incoming rate is held at this fraction of its own latest REMB."""
 PAD_EVERY_S = 0.05
@@ -183,7 +186,8 @@ class RembProber:
     ``PAD_RATIO`` of its own latest REMB with RTX copies of what it already has, so its estimate can
     climb to the next layer's need. Judged by the REMBs that follow: reaching ``target`` proves it; a
     fall (a queue on its link: a shaped link never carries more than its own estimate allows), no
-    rise for ``REMB_STALL_S``, or ``REMB_MAX_S`` fail it, and failures back off. Pure: times passed in."""
+    rise for ``REMB_STALL_S``, ``REMB_MAX_S``, or a receiver report with losses fail it, and failures
+    back off. Pure: times passed in."""
 
     def __init__(self) -> None:
         self.ramp: Ramp | None = None
@@ -220,6 +224,12 @@ class RembProber:
         if bitrate > r.peak:
             r.peak, r.peak_at = bitrate, now
         return self.check(now)
+
+    def on_loss(self, fraction: float, now: float) -> bool | None:
+        """A receiver report's loss fraction: False (the ramp ended) when it is over ``REMB_MAX_LOSS``."""
+        if self.ramp is not None and fraction > REMB_MAX_LOSS:
+            return self._end(False, now)
+        return None
 
     def check(self, now: float) -> bool | None:
         """False (and the ramp ended) when it stalled or ran too long."""

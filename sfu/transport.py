@@ -267,8 +267,7 @@ class Transport:
             return
         if consumer.producer is not layer:  # moved (down) meanwhile: measure the new layer afresh
             layer, ramp.paced = consumer.producer, None
-        remb = self.link.estimator.remb or 0
-        consumer.send_probe(prober.pace(remb, layer.octets_received, now))
+        consumer.send_probe(prober.pace(self.link.ramp_basis(), layer.octets_received, now))
         asyncio.get_running_loop().call_later(probe.PAD_EVERY_S, self._remb_pad, consumer, ramp, layer)
 
     def down_now(self) -> None:

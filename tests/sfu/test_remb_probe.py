@@ -94,6 +94,18 @@ def test_a_ramp_into_a_shaped_link_fails_at_the_first_fall_and_backs_off() -> No
     assert prober.failed == 5 and prober.proved == 0
 
 
+def test_a_ramp_into_a_link_that_drops_fails_at_the_first_lossy_receiver_report() -> None:
+    link = LinkEstimate()
+    link.on_remb(235_000, 0.0)
+    link.on_receiver_loss([0], 1.0)
+    link.remb_prober.begin(NEED, 235_000, 2.0)
+    assert link.ramp_basis() == 235_000
+    link.on_remb(260_000, 2.5)  # a tbf that drops rather than queues: the delay-based REMB still rises
+    link.on_receiver_loss([40], 3.0)  # 16 % lost
+    assert link.remb_prober.ramp is None and link.remb_prober.failed == 1
+    assert link.ramp_basis() < 0.95 * 260_000  # padding (next time) follows the loss side, not the REMB
+
+
 def test_a_ramp_whose_remb_never_rises_fails_when_it_stalls() -> None:
     prober = RembProber()
     prober.on_remb(235_000, 0.0)
