@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 PROBE_SOURCE = 64
 """Recent packets a probe copies from."""
+NACK_RESEND_S = 0.3
+"""A number is sent again at most once in this long: aiortc's NACKs repeat every missing number (up to
+128 back) at each new gap, and answering each repeat on a link already losing packets fed a storm that
+kept a 300 kbit/s viewer at 40-66 % loss (its jitter buffer then reset on the oldest answers)."""
 NO_EXTENSIONS = Outbound(mid=b"", abs_send_time=0, transport_cc=0, passthrough={})
 
 
@@ -83,6 +87,8 @@ class Consumer:
         """Our sequence offset's changes since the last layer switch (each dropped packet moves it):
         a NACK is mapped back with the one in force; None while nothing was dropped."""
         self._shifted_before: SeqShifts | None = None
+        self._resent_at: dict[int, tuple[int, float]] = {}
+        """When each of our last 1024 numbers was last sent again (``NACK_RESEND_S``), by number & 0x3FF."""
         self._rewritten: dict[int, tuple[int, bytes]] = {}
         """The last 1024 payloads rewritten for this viewer (picture ids), by our sequence number."""
         """The current layer's sequence number this viewer started (or switched) at."""
@@ -237,7 +243,12 @@ class Consumer:
 
     def on_nack(self, seqs: list[int]) -> None:
         self.nacked += len(seqs)
+        now = time.monotonic()
         for s in seqs:
+            last = self._resent_at.get(s & 0x3FF)
+            if last is not None and last[0] == s and now - last[1] < NACK_RESEND_S:
+                continue
+            self._resent_at[s & 0x3FF] = (s, now)
             producer, seq_off, ts_off = self._source_of(s)
             entry = producer.lookup((s - seq_off) & 0xFFFF)
             if entry is None:

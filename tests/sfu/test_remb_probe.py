@@ -195,3 +195,21 @@ def test_probe_copies_to_a_viewer_dropping_temporal_layers_are_what_it_got_under
                 osn = int.from_bytes(body[:2], "big")
                 assert got.get(osn) == body[2:], (n, osn)  # never a number it did not get, or another payload
             del wire.sent[mark:]
+
+
+def test_a_number_nacked_again_at_once_is_sent_again_once() -> None:
+    """aiortc repeats every missing number in each NACK: answering every repeat fed a storm on a
+    300 kbit/s link (40-66 % loss)."""
+    vp8 = Codec("video", "video/VP8", 90000, 96)
+    producer = Producer("p", PeerId("pub"), vp8, 1000, KeyframeRequester(lambda: None, 0.0, lambda d, f: None))  # type: ignore[arg-type, return-value]
+    wire = Wire()
+    consumer = Consumer("c", producer, wire, 4242, 100, 4343, 101, False)  # type: ignore[arg-type]
+    producer.add_consumer(consumer)
+    for k in range(20):
+        desc = bytes([0x10, 0x00 if k == 0 else 0x01])
+        producer.on_rtp(HEADER.pack(0x80, 96, 100 + k, 3000 * k, 1000) + desc + bytes(100))
+    wire.sent.clear()
+    a, b = (105 + consumer.seq_off) & 0xFFFF, (110 + consumer.seq_off) & 0xFFFF
+    consumer.on_nack([a])
+    consumer.on_nack([a, b])  # the repeat of a is not answered again (yet), b is
+    assert [int.from_bytes(p[12:14], "big") for p in wire.sent] == [a, b]  # the OSNs
