@@ -51,7 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--joins-in-flight", type=int, default=0,
                         help="joins each viewer process starts at once (default 0: all: a join burst)")
     parser.add_argument("--loadgen-nice", type=int, default=10, help="niceness of the counting viewer processes")
-    parser.add_argument("--warmup", type=float, default=4.0, help="seconds between the last join and the window")
+    parser.add_argument("--warmup", type=float, default=None,
+                        help="seconds between the last join and the window (default 4; 40 with --simulcast: aiortc "
+                             "viewers' REMB grows ~8 %% a second, so REMB ramps take them from the low layer to "
+                             "the top in ~20-35 s)")
     parser.add_argument("--baseline", choices=["relay"], help="also measure aiortc MediaRelay on the same workload")
     parser.add_argument("--baseline-viewers", type=int, default=4)
     parser.add_argument("--profile", type=Path,
@@ -225,7 +228,7 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
             ready = _expect(p, "ready")
             join_errors += ready.get("errors", [])
         procs += impaired
-        time.sleep(args.warmup)
+        time.sleep(args.warmup if args.warmup is not None else 40.0 if getattr(args, "simulcast", False) else 4.0)
         pids = _family(server_pid)
         for p in [pub, *procs]:
             _tell(p, "start")
@@ -244,6 +247,9 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         each1 = [_cpu_s([p]) for p in pids]
         drops = _udp_rcvbuf_errors() - drops0
         rss = _rss_mb(pids)
+        # the node's counter sums its live consumers: read it before the viewers leave (up to 5 s old)
+        metrics_port = getattr(args, "metrics_port", None)
+        switches = _layer_switches(metrics_port) if metrics_port else None
         for spy in spies:
             spy.wait(60)
         for p in [*procs, pub]:  # viewers first: what they were told must not include the publisher's leaving
@@ -270,6 +276,8 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
                 p.kill()
                 p.wait()
     packets = sum(r["packets"] for r in results)
+    counting = sum(r.get("counting", 0) for r in results)
+    counted = sum(r.get("counting_octets", 0) for r in results)
     fps = [f for r in results for f in r["fps"]]
     firsts = [f for r in results for f in r["first_frame_ms"]]
     losses = [x for r in results for x in r["loss_pct"]]
@@ -294,7 +302,9 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         "silent_viewers": sum(r["silent"] for r in results),
         "seconds": args.seconds,
         "packets_forwarded_per_s": round(packets / elapsed, 1),
+        "layer_switches": switches,
         "server_us_per_packet": round((cpu1 - cpu0) * 1e6 / max(1, packets), 2),
+        "counting_viewer_kbps": round(8 * counted / elapsed / counting / 1000, 1) if counting else None,
         "server_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
         "viewer_loss_pct_max": round(max(losses), 3) if losses else None,
         "viewer_fps_min": round(min(fps), 1) if fps else None,
@@ -381,13 +391,12 @@ def _run(args: argparse.Namespace, fanout: str) -> dict:  # type: ignore[type-ar
             line = node.stdout.readline()
             if "listening" not in line:
                 raise RuntimeError(f"node did not start: {line!r}")
+            args.metrics_port = metrics_port
             result = measure(f"ws://{host}:{port}/ws", node.pid, tokens, publisher, args.viewers, args)
             result["workers"] = args.workers
             result["viewers_per_worker"] = per_worker
             result["fanout"] = fanout
             result["simulcast"] = bool(getattr(args, "simulcast", False))
-            time.sleep(5.5)  # the node polls its workers' counters every 5 s
-            result["layer_switches"] = _layer_switches(metrics_port)
         finally:
             node.terminate()
             node.wait(20)

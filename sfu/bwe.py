@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from sfu.probe import Prober
+from sfu.probe import Prober, RembProber
 from sfu.twcc import Departures, Feedback
 
 GROUP_S = 0.005
@@ -159,9 +159,10 @@ class Estimator:
     @property
     def bitrate(self) -> int:
         """The estimate in bits per second."""
-        estimate = min(self.delay_based, self.loss_based)
-        if self.remb is not None:
-            estimate = min(estimate, self.remb)
+        if self.remb is not None:  # the viewer's own delay-based estimate stands in for ours
+            estimate = min(self.loss_based, self.remb)
+        else:
+            estimate = min(self.delay_based, self.loss_based)
         return int(max(self.limits.minimum, min(self.limits.maximum, estimate)))
 
     def acknowledged(self) -> float:
@@ -225,8 +226,10 @@ class Estimator:
                 self.loss_based = min(self.loss_based, self.bitrate) * (1 - 0.5 * fraction)
                 self.last_loss_decrease = now
                 self.drops += 1
-        elif fraction < LOSS_LOW:  # grow like the delay-based side, and not far past it
-            self.loss_based = min(self.loss_based * (1 + INCREASE_PER_S) ** elapsed, 1.5 * self.delay_based)
+        elif fraction < LOSS_LOW:  # grow like the delay-based side (REMB without transport-cc), not far past it
+            delay_based = self.delay_based if self.remb is None else self.remb
+            self.loss_based = min(self.loss_based * (1 + INCREASE_PER_S) ** elapsed,
+                                  max(self.loss_based, 1.5 * delay_based))
         self.loss_based = max(float(self.limits.minimum), min(float(self.limits.maximum), self.loss_based))
 
     def on_probe(self, rate: float, now: float) -> None:
@@ -278,6 +281,7 @@ class LinkEstimate:
         self.estimator = Estimator(limits)
         self.round_trip = RoundTrip()
         self.prober = Prober(self.departures)
+        self.remb_prober = RembProber()
         self.source: str | None = None
         """``transport-cc`` or ``remb`` once the viewer's feedback fed the estimate."""
 
@@ -297,16 +301,31 @@ class LinkEstimate:
             if proved is not None:
                 self.estimator.on_probe(proved, now)
 
-    def on_remb(self, bitrate: int) -> None:
-        if self.source != "transport-cc":
-            self.estimator.on_remb(bitrate)
-            self.source = "remb"
+    def on_remb(self, bitrate: int, now: float) -> bool | None:
+        """The viewer's REMB (ignored once it sent transport-cc); what it says of a REMB ramp in
+        flight (``sfu.probe.RembProber``: True proved, False failed)."""
+        if self.source == "transport-cc":
+            return None
+        self.estimator.on_remb(bitrate)
+        self.source = "remb"
+        proved = self.remb_prober.on_remb(bitrate, now)
+        if proved:  # the loss side (slow to grow, or never fed: no receiver reports) follows the proof
+            self.estimator.on_probe(bitrate, now)
+        return proved
 
     def on_receiver_loss(self, fractions: list[int], now: float) -> None:
         """``fraction lost`` (0-255) of the viewer's receiver report blocks about our streams."""
         if self.source != "transport-cc":
             for fraction in fractions:
                 self.estimator.on_loss(fraction / 256, now)
+                self.remb_prober.on_loss(fraction / 256, now)
+
+    def ramp_basis(self) -> float:
+        """What a REMB ramp pads up to: the viewer's REMB, or the loss side when that is lower (it
+        reported losses: the link drops what the REMB would allow)."""
+        est = self.estimator
+        remb = float(est.remb or 0)
+        return min(remb, est.loss_based) if est.last_loss is not None else remb
 
     def stats(self) -> dict[str, Any]:
         est = self.estimator

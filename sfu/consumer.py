@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from sfu import rtcp
-from sfu.extensions import EXT_HEADER, PADS, TWCC_HEADER, Outbound, element, header
+from sfu.extensions import EXT_HEADER, PADS, TWCC_HEADER, Outbound, abs_send_time, element, header
 from sfu.rtp import HEADER
 from sfu.temporal import MAX_TID, SeqShifts, TemporalFilter
 from sfu.twcc import MASK, Departures
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 PROBE_SOURCE = 64
 """Recent packets a probe copies from."""
+NACK_RESEND_S = 0.3
+"""A number is sent again at most once in this long: aiortc's NACKs repeat every missing number (up to
+128 back) at each new gap, and answering each repeat on a link already losing packets fed a storm that
+kept a 300 kbit/s viewer at 40-66 % loss (its jitter buffer then reset on the oldest answers)."""
 NO_EXTENSIONS = Outbound(mid=b"", abs_send_time=0, transport_cc=0, passthrough={})
 
 
@@ -83,6 +87,8 @@ class Consumer:
         """Our sequence offset's changes since the last layer switch (each dropped packet moves it):
         a NACK is mapped back with the one in force; None while nothing was dropped."""
         self._shifted_before: SeqShifts | None = None
+        self._resent_at: dict[int, tuple[int, float]] = {}
+        """When each of our last 1024 numbers was last sent again (``NACK_RESEND_S``), by number & 0x3FF."""
         self._rewritten: dict[int, tuple[int, bytes]] = {}
         """The last 1024 payloads rewritten for this viewer (picture ids), by our sequence number."""
         """The current layer's sequence number this viewer started (or switched) at."""
@@ -165,13 +171,18 @@ class Consumer:
         return (n + len(pad)) >> 2, ext + pad + payload
 
     def _retransmission_header(self, b1: int, seq: int, ts: int, ssrc: int, size: int) -> bytes:
-        """The header of a retransmission: a ``transport-cc`` number when negotiated (the estimate
-        counts what retransmissions cost), no other extension."""
-        d = self.departures
-        if d is None:
+        """The header of a retransmission (or a probe): ``abs-send-time`` and a ``transport-cc``
+        number when negotiated (the estimates count what retransmissions cost: a REMB viewer's
+        estimator reads every packet stamped with ``abs-send-time``, RTX before unwrapping), no other
+        extension."""
+        d, out = self.departures, self.out
+        if d is None and not out.abs_send_time:
             return HEADER.pack(0x80, b1, seq, ts, ssrc)
-        s = d.next(time.monotonic(), size + 20)
-        return header(b1, seq, ts, ssrc, element(self.out.transport_cc, s.to_bytes(2, "big")))
+        now = time.monotonic()
+        ext = element(out.abs_send_time, abs_send_time(now)) if out.abs_send_time else b""
+        if d is not None:
+            ext += element(out.transport_cc, d.next(now, size + 20).to_bytes(2, "big"))
+        return header(b1, seq, ts, ssrc, ext)
 
     def switch_to(self, producer: Producer) -> None:
         """Follow another producer (same kind): resume at its next keyframe with continuous numbering."""
@@ -232,7 +243,12 @@ class Consumer:
 
     def on_nack(self, seqs: list[int]) -> None:
         self.nacked += len(seqs)
+        now = time.monotonic()
         for s in seqs:
+            last = self._resent_at.get(s & 0x3FF)
+            if last is not None and last[0] == s and now - last[1] < NACK_RESEND_S:
+                continue
+            self._resent_at[s & 0x3FF] = (s, now)
             producer, seq_off, ts_off = self._source_of(s)
             entry = producer.lookup((s - seq_off) & 0xFFFF)
             if entry is None:
@@ -311,22 +327,34 @@ class Consumer:
     # probing (sfu/probe.py) ------------------------------------------------------------------
 
     def send_probe(self, budget: int) -> int:
-        """RTX copies of packets the viewer already has, the largest of the current layer's last
-        ``PROBE_SOURCE`` first, until ``budget`` bytes are sent (receivers drop duplicates); bytes
-        sent (0 without RTX, or before the first packet)."""
+        """RTX copies of packets the viewer already has, the largest of the last ``PROBE_SOURCE`` it got
+        from its current layer first, until ``budget`` bytes are sent (receivers drop duplicates);
+        bytes sent (0 without RTX, or before the first packet). Each copy is resolved from the number
+        the viewer got it under, as a NACK is (temporal layers drop packets and rewrite payloads: a copy
+        under another number would be a wrong packet in the viewer's jitter buffer)."""
         producer = self.producer
         if self.rtx_payload_type is None or not self.started or producer.max_seq < 0 or budget <= 0:
             return 0
+        # our newest number: the producer's newest plus our offset, less one when packets were dropped
+        # (a drop moves the offset for the next packet: that number is not sent yet)
+        last = (producer.max_seq + self.seq_off - (1 if self._shifts is not None else 0)) & 0xFFFF
         first = self._probe_from
-        found = [e for i in range(PROBE_SOURCE) if (e := producer.lookup((producer.max_seq - i) & 0xFFFF))
-                 and (e[0] - first) & 0xFFFF < 0x8000]  # only what this layer sent this viewer
-        found.sort(key=lambda e: -len(e[3]))
+        found = []
+        for i in range(PROBE_SOURCE):
+            s = (last - i) & 0xFFFF
+            source, seq_off, ts_off = self._source_of(s)
+            p = (s - seq_off) & 0xFFFF
+            if source is not producer or (p - first) & 0xFFFF >= 0x8000:  # only what this layer sent it
+                continue
+            entry = producer.lookup(p)
+            if entry is not None:
+                payload = self._resent(s, entry[3]) if self.temporal is not None else entry[3]
+                found.append((s, (entry[1] + ts_off) & 0xFFFFFFFF, payload))
+        found.sort(key=lambda e: -len(e[2]))
         sent = 0
         while found and sent < budget:
-            for seq, ts, _, payload in found:
-                s = (seq + self.seq_off) & 0xFFFF
+            for s, ts, payload in found:
                 self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
-                ts = (ts + self.ts_off) & 0xFFFFFFFF
                 packet = self._retransmission_header(self.rtx_payload_type, self.rtx_seq, ts, self.rtx_ssrc,
                                                      len(payload) + 2) + s.to_bytes(2, "big") + payload
                 self.wire.send_rtp(packet)

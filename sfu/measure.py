@@ -4,7 +4,9 @@ It speaks only public protocols to the server under test: the node's ``/ws`` sig
 or the MediaRelay baseline's small HTTP offer/answer API (``http://``), then WebRTC. It lives here,
 not in bench/, because counting viewers touch aioice internals (``aiortc_private.count_incoming_rtp``):
 they finish ICE/DTLS with aiortc, then count SRTP packets at the socket (the RTP header is clear)
-and never decrypt or decode them. ``--sample`` viewers decode every frame (fps, first frame).
+and never decrypt or decode them; they send the REMB an aiortc viewer would (``SocketRemb``: aiortc's
+estimator fed from the clear ``abs-send-time``), so the SFU estimates their links as a real one's.
+``--sample`` viewers decode every frame (fps, first frame).
 
 Line protocol with the bench: JSON lines on stdout (``ready``, ``started``, ``result``); the bench
 writes ``start`` and ``stop`` lines on stdin.
@@ -206,6 +208,8 @@ class Viewer:
         self.pc = self._new_pc()
         self.seen: dict[int, list[int]] = {}
         self.packets = 0
+        self.octets = 0
+        """Bytes of the datagrams counted (SRTP: headers and tag included)."""
         self.lost = 0
         self.frames = 0
         self.joined_at = time.monotonic()
@@ -218,6 +222,8 @@ class Viewer:
         """Peer connections made again: one that failed to connect, or that the server closed."""
         self._connecting = False
         self._rejoin: asyncio.Task[None] | None = None
+        self.remb: aiortc_private.SocketRemb | None = None
+        """A counting viewer's REMB, as aiortc's receiver would send it (the SFU's estimate of it)."""
 
     def _new_pc(self) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -247,6 +253,9 @@ class Viewer:
 
     def on_rtp(self, data: bytes) -> None:
         self.packets += 1
+        self.octets += len(data)
+        if self.remb is not None:
+            self.remb.on_rtp(data)
         ssrc = int.from_bytes(data[8:12], "big")
         seq = (data[2] << 8) | data[3]
         s = self.seen.get(ssrc)
@@ -298,6 +307,7 @@ class Viewer:
             self._connecting = False
         self.connected_at = time.monotonic()
         if not self.decode:
+            self.remb = aiortc_private.SocketRemb.of(self.pc)
             aiortc_private.count_incoming_rtp(self.pc, self.on_rtp)
 
     async def _negotiate(self, offer: str) -> bool:
@@ -421,6 +431,7 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
             for v in counting:
                 v.seen.clear()
             packets0 = [await v.received() for v in viewers]
+            octets0 = sum(v.octets for v in counting)
             lost0 = [v.lost for v in viewers]
             frames0 = [v.frames for v in viewers]
             for v in viewers:
@@ -434,7 +445,8 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
             estimates = [await link_kbps(v.signal) for v in viewers if v.decode]
             packets = sum([await v.received() for v in viewers]) - sum(packets0)
             decoder_lost = [v.lost - lost0[i] for i, v in enumerate(viewers) if v.decode]
-            emit("result", packets=packets, elapsed=elapsed,
+            emit("result", packets=packets, elapsed=elapsed, counting=len(counting),
+                 counting_octets=sum(v.octets for v in counting) - octets0,
                  loss_pct=[v.loss_pct() for v in counting if v.seen],
                  fps=[(v.frames - f0) / elapsed for v, f0 in zip(viewers, frames0, strict=True) if v.decode],
                  first_frame_ms=[(v.first_frame_at - v.joined_at) * 1000 for v in viewers

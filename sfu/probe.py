@@ -137,3 +137,127 @@ class Prober:
         failed = rate is None or rate < RECEIVED_RATIO * c.target / OVERSHOOT
         self.interval = min(MAX_INTERVAL_S, 2 * self.interval) if failed else INTERVAL_S
         return rate
+
+
+# --- viewers without transport-cc: REMB ramps ---------------------------------------------------
+
+REMB_FIRST_S = 2.0
+"""A REMB viewer's first ramp waits this long after its first REMB (its estimator's start)."""
+REMB_INTERVAL_S = 1.0
+"""Between a ramp that proved its target and the next one (the next layer up)."""
+REMB_BACKOFF_S = 4.0
+"""After a ramp that failed; doubled by each further failure, up to ``REMB_MAX_INTERVAL_S``."""
+REMB_MAX_INTERVAL_S = 32.0
+REMB_STALL_S = 3.0
+"""A ramp whose REMB has not risen for this long failed (the viewer's estimator holds)."""
+REMB_MAX_S = 30.0
+"""The longest ramp (aiortc's estimate grows 8 % a second: the low layer's to the top's ~ 25 s)."""
+REMB_FALL = 0.9
+"""A REMB under this fraction of the highest during the ramp: the viewer saw a queue (overuse)."""
+REMB_MAX_LOSS = 0.05
+"""A receiver report with more lost during a ramp fails it: a shaped link that drops rather than
+queues (a short ``tbf``) never shows a delay-based estimator its queue, only losses."""
+PAD_RATIO = 0.9
+"""While ramping, the viewer's incoming rate is held at this fraction of its own latest REMB."""
+PAD_EVERY_S = 0.05
+
+
+@dataclass
+class Ramp:
+    """One REMB ramp: padding that follows the viewer's estimate up until it reaches ``target``."""
+
+    target: float
+    started: float
+    peak: float
+    """The highest REMB since the ramp started (bit/s)."""
+    peak_at: float
+    paced: tuple[float, int] | None = None
+    """(time, layer octets received) at the last pacing step."""
+    media: float = 0.0
+    """The viewer's media rate (bit/s), from its layer's received octets."""
+
+
+class RembProber:
+    """Probing a viewer whose only feedback is REMB (aiortc's ``RemoteBitrateEstimator``, fed with
+    every packet stamped with ``abs-send-time``, RTX included, before unwrapping it).
+
+    Such an estimator caps itself at ~1.5x what arrives and grows ~8 % a second, and (unlike
+    libwebrtc's) does not jump on a short probe cluster: a ramp keeps the viewer's incoming rate at
+    ``PAD_RATIO`` of its own latest REMB with RTX copies of what it already has, so its estimate can
+    climb to the next layer's need. Judged by the REMBs that follow: reaching ``target`` proves it; a
+    fall (a queue on its link: a shaped link never carries more than its own estimate allows), no
+    rise for ``REMB_STALL_S``, ``REMB_MAX_S``, or a receiver report with losses fail it, and failures
+    back off. Pure: times passed in."""
+
+    def __init__(self) -> None:
+        self.ramp: Ramp | None = None
+        self.first_remb: float | None = None
+        self.last_end: float | None = None
+        self.interval = REMB_FIRST_S
+        self.sent = 0
+        """Ramps started."""
+        self.proved = 0
+        self.failed = 0
+
+    def due(self, now: float) -> bool:
+        """No ramp in flight and the interval since the last one (or the first REMB) has passed."""
+        self.check(now)
+        since = self.last_end if self.last_end is not None else self.first_remb
+        return self.ramp is None and since is not None and now - since >= self.interval
+
+    def begin(self, target: float, remb: float, now: float) -> None:
+        self.ramp = Ramp(target, now, remb, now)
+        self.sent += 1
+
+    def on_remb(self, bitrate: float, now: float) -> bool | None:
+        """A REMB arrived: True when it proves the ramp's target, False when it fails the ramp, None
+        while the ramp goes on (or none is in flight)."""
+        if self.first_remb is None:
+            self.first_remb = now
+        r = self.ramp
+        if r is None:
+            return None
+        if bitrate >= r.target:
+            return self._end(True, now)
+        if bitrate < REMB_FALL * r.peak:
+            return self._end(False, now)
+        if bitrate > r.peak:
+            r.peak, r.peak_at = bitrate, now
+        return self.check(now)
+
+    def on_loss(self, fraction: float, now: float) -> bool | None:
+        """A receiver report's loss fraction: False (the ramp ended) when it is over ``REMB_MAX_LOSS``."""
+        if self.ramp is not None and fraction > REMB_MAX_LOSS:
+            return self._end(False, now)
+        return None
+
+    def check(self, now: float) -> bool | None:
+        """False (and the ramp ended) when it stalled or ran too long."""
+        r = self.ramp
+        if r is not None and (now - r.peak_at > REMB_STALL_S or now - r.started > REMB_MAX_S):
+            return self._end(False, now)
+        return None
+
+    def pace(self, remb: float, octets: int, now: float) -> int:
+        """Bytes of padding to send now, given the viewer's latest REMB and its layer's received
+        octets (the media it gets): what keeps it at ``PAD_RATIO`` of its REMB since the last step."""
+        r = self.ramp
+        if r is None:
+            return 0
+        last, r.paced = r.paced, (now, octets)
+        if last is None or now <= last[0]:
+            return 0
+        elapsed = now - last[0]
+        sample = 8 * max(0, octets - last[1]) / elapsed
+        r.media = sample if r.media == 0 else 0.8 * r.media + 0.2 * sample
+        return int(max(0.0, PAD_RATIO * remb - r.media) * min(elapsed, 0.2) / 8)
+
+    def _end(self, proved: bool, now: float) -> bool:
+        self.ramp, self.last_end = None, now
+        if proved:
+            self.proved += 1
+            self.interval = REMB_INTERVAL_S
+        else:
+            self.failed += 1
+            self.interval = min(REMB_MAX_INTERVAL_S, max(REMB_BACKOFF_S, 2 * self.interval))
+        return proved

@@ -4,11 +4,13 @@ viewer the layer that fits the SFU's estimate of its link (``sfu.bwe``).
 Choosing (:class:`LayerChoice`, pure): down fast, up slowly. The chosen layer is the highest whose
 measured bitrate fits under the viewer's estimate; a lower one is taken at once; a higher one only
 after the next layer up has fitted with ``UP_MARGIN`` headroom for ``UP_HOLD_S`` seconds, one layer
-at a time. Nothing probes a viewer's link, and an estimate never grows far past what it receives, so
-an estimate ``TRIAL_RATIO`` above the current layer also allows a step up (a trial): if the estimate
-then falls under the new layer, the viewer drops back at once and waits twice as long before the
-next trial (up to ``MAX_HOLD_S``). A viewer may cap the layer (``max_layer``: a small tile needs no 720p). Without an
-estimate yet (no feedback), a viewer stays where it is: it starts on the lowest layer.
+at a time. An estimate never grows far past what a viewer receives, so a viewer whose link can be
+probed (``sfu.probe``: clusters judged by transport-cc, or REMB ramps) steps up as soon as a probe
+proved the next layer; for one that cannot be (no RTX), an estimate ``TRIAL_RATIO`` above the current
+layer allows a step up (a trial): if the estimate then falls under the new layer, the viewer drops
+back at once and waits twice as long before the next trial (up to ``MAX_HOLD_S``). A viewer may cap
+the layer (``max_layer``: a small tile needs no 720p). Without an estimate yet (no feedback), a
+viewer stays where it is: it starts on the lowest layer.
 
 Switching (:meth:`sfu.consumer.Consumer.switch_at_keyframe`): the consumer waits on the target
 layer (which is asked for a keyframe, unless the viewer is a hidden tap) while it keeps forwarding
@@ -77,6 +79,9 @@ class LayerChoice:
     probing: bool = False
     """The viewer's link is probed before a step up (``sfu.probe``): no trials, and a step up as soon
     as the next layer fits with headroom (a probe proved it)."""
+    by_remb: bool = False
+    """Probed by REMB ramps (``sfu.probe.RembProber``, a viewer without transport-cc): its video is
+    never paused (aiortc's REMB read 50 kbit/s on a 300 kbit/s link in the bench)."""
 
     def choose(self, estimate: float | None, bitrates: Sequence[float], now: float) -> int:
         """The layer to be on now, given the viewer's estimate (bit/s) and each layer's bitrate (low
@@ -130,7 +135,8 @@ class LayerChoice:
         """On the lowest layer: video stops when even its fewest frames do not fit beside the audio
         (``AUDIO_RESERVE``), and comes back when a probe proved room for them. Only viewers that can be
         probed pause: an aiortc viewer's REMB read 50 kbit/s on a 300 kbit/s link in the bench."""
-        if not self.probing and not self.paused:  # REMB (aiortc) is too rough to stop a viewer's video on
+        pausable = self.probing and not self.by_remb  # REMB (aiortc) is too rough to stop a viewer's video on
+        if not pausable and not self.paused:
             return False
         share = FRACTIONS[0] if self.layered else 1.0
         room = estimate - AUDIO_RESERVE
@@ -143,7 +149,7 @@ class LayerChoice:
                     self.low_since = None
             else:
                 self.low_since = None
-        elif room >= UP_MARGIN * share * rate or not self.probing:
+        elif room >= UP_MARGIN * share * rate or not pausable:
             self.paused, self.fits_since = False, None
         return self.paused
 
@@ -198,9 +204,10 @@ class SimulcastTrack:
         self.bitrates = [0.0 for _ in self.layers]
         self.exposed: Producer | None = self.layers[0] if self.layers else None
         self.choices: dict[str, tuple[Consumer, LayerChoice, Callable[[], float | None] | None]] = {}
-        self.probes: dict[str, Callable[[Consumer, float], bool]] = {}
-        """Per viewer that can be probed: start a probe cluster at a rate (bit/s); False when its link
-        cannot be probed (no transport-cc, no RTX)."""
+        self.probes: dict[str, Callable[[Consumer, float], str | None]] = {}
+        """Per viewer that can be probed: start a probe (a cluster, or a REMB ramp) for a rate (bit/s);
+        returns how its link is probed (``transport-cc``, ``remb``), None (falsy) when it cannot be
+        (no RTX, no feedback of either kind, no ``abs-send-time`` for REMB)."""
         self.switches = 0
         """Layer changes decided (each becomes a switch at the target's next keyframe)."""
 
@@ -216,7 +223,7 @@ class SimulcastTrack:
 
     def add(self, consumer: Consumer, max_layer: int | None = None,
             estimate: Callable[[], float | None] | None = None,
-            probe: Callable[[Consumer, float], bool] | None = None) -> None:
+            probe: Callable[[Consumer, float], str | None] | None = None) -> None:
         """A viewer's consumer (attached to the exposed layer) joins the choice; ``estimate`` reads its
         link's estimate (bit/s, None before any); ``probe`` probes its link (``sfu.probe``)."""
         self.choices[consumer.consumer_id] = (consumer, LayerChoice(self.layer_of(consumer), max_layer), estimate)
@@ -249,7 +256,8 @@ class SimulcastTrack:
             choice.current = before = self.layer_of(consumer)
             bitrate = estimate() if estimate is not None else estimate_of(consumer) if estimate_of else None
             probe = self.probes.get(consumer.consumer_id)
-            choice.probing = probe is not None and probe(consumer, 0.0)
+            kind = probe(consumer, 0.0) if probe is not None else None
+            choice.probing, choice.by_remb = bool(kind), kind == "remb"
             choice.layered = consumer.temporal is not None and consumer.temporal.seen
             layer = choice.choose(bitrate, self.bitrates, now)
             self._apply(consumer, choice)
@@ -294,7 +302,7 @@ class SimulcastTrack:
                 consumer.resume()
 
     def _probe_up(self, consumer: Consumer, choice: LayerChoice, estimate: float,
-                  probe: Callable[[Consumer, float], bool] | None) -> None:
+                  probe: Callable[[Consumer, float], str | None] | None) -> None:
         """Probe for the next layer up when the estimate alone does not allow it (it never grows far
         past what the viewer receives)."""
         top = len(self.bitrates) - 1 if choice.max_layer is None else min(len(self.bitrates) - 1, choice.max_layer)

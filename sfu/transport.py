@@ -219,14 +219,21 @@ class Transport:
     def _estimate(self) -> float | None:
         return self.link.estimator.bitrate if self.link.source else None
 
-    def _probe(self, consumer: Consumer, rate: float) -> bool:
-        """Whether this viewer's link can be probed (transport-cc feedback, RTX); with ``rate`` > 0,
-        start a probe cluster at it when one is due (``sfu.probe``)."""
+    def _probe(self, consumer: Consumer, rate: float) -> str | None:
+        """How this viewer's link can be probed: ``transport-cc`` (clusters judged by its feedback) or
+        ``remb`` (ramps judged by its REMB: needs ``abs-send-time`` on what we send), None when it
+        cannot be (no RTX, a hidden tap, no feedback yet); with ``rate`` > 0, probe for it when due."""
         link = self.link
-        if link.source != "transport-cc" or consumer.rtx_payload_type is None or self.hidden:
-            return False
+        if consumer.rtx_payload_type is None or self.hidden:
+            return None
+        if link.source == "remb" and consumer.out.abs_send_time:
+            if rate > 0:
+                self._remb_ramp(consumer, rate)
+            return "remb"
+        if link.source != "transport-cc":
+            return None
         if rate <= 0 or not link.prober.due(time.monotonic()):
-            return True
+            return "transport-cc"
         extra = max(0.2 * rate, probe.OVERSHOOT * rate - link.estimator.acknowledged())
         per_burst = int(extra * probe.CLUSTER_S / 8 / (probe.BURSTS - 1))
         link.prober.begin(probe.OVERSHOOT * rate, time.monotonic())
@@ -234,7 +241,34 @@ class Transport:
         times = probe.burst_times()
         for i, at in enumerate(times):
             loop.call_later(at, self._probe_burst, consumer, per_burst, i == len(times) - 1)
-        return True
+        return "transport-cc"
+
+    def _remb_ramp(self, consumer: Consumer, rate: float) -> None:
+        """Start a REMB ramp toward ``rate`` when one is due (one in flight follows the new need)."""
+        prober, now = self.link.remb_prober, time.monotonic()
+        if prober.ramp is not None:
+            prober.ramp.target = rate
+            return
+        remb = self.link.estimator.remb
+        if remb is None or not prober.due(now):
+            return
+        prober.begin(rate, remb, now)
+        prober.pace(remb, consumer.producer.octets_received, now)
+        asyncio.get_running_loop().call_later(probe.PAD_EVERY_S, self._remb_pad, consumer, prober.ramp,
+                                              consumer.producer)
+
+    def _remb_pad(self, consumer: Consumer, ramp: probe.Ramp | None, layer: Producer) -> None:
+        """One pacing step of a REMB ramp: RTX copies up to the viewer's REMB, until the ramp ends."""
+        prober = self.link.remb_prober
+        if self.closed or consumer.closed or ramp is None or prober.ramp is not ramp:
+            return
+        now = time.monotonic()
+        if prober.check(now) is not None:
+            return
+        if consumer.producer is not layer:  # moved (down) meanwhile: measure the new layer afresh
+            layer, ramp.paced = consumer.producer, None
+        consumer.send_probe(prober.pace(self.link.ramp_basis(), layer.octets_received, now))
+        asyncio.get_running_loop().call_later(probe.PAD_EVERY_S, self._remb_pad, consumer, ramp, layer)
 
     def down_now(self) -> None:
         """The estimate just fell (a queue or losses): simulcast viewers go down now, not at the tick."""

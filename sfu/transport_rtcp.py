@@ -43,7 +43,7 @@ class TransportRtcp:
                 elif pt == rtcp.PSFB and fmt == rtcp.FMT_REMB:
                     bitrate = rtcp.remb_bitrate(body)
                     if bitrate is not None and t.consumers:
-                        t.link.on_remb(bitrate)
+                        t.link.on_remb(bitrate, time.monotonic())
                 elif pt == rtcp.RR and t.consumers:
                     now = time.monotonic()
                     t.link.on_receiver_loss(rtcp.rr_fractions(fmt, body, t.consumers), now)

@@ -44,6 +44,7 @@ from sfu.aiortc_private.certificate import (
 )
 from sfu.aiortc_private.ice import RECEIVE_BUFFER, enlarge_receive_buffer, ice_connection, restrict_host_addresses
 from sfu.aiortc_private.lab import (
+    SocketRemb,
     consent_check,
     count_incoming_rtp,
     drop_incoming,
@@ -74,6 +75,7 @@ __all__ = [
     "SRTP_TRAILER",
     "ReceiveDemux",
     "SharedCertificate",
+    "SocketRemb",
     "WireSender",
     "capture_receive",
     "capture_send",

@@ -1,21 +1,29 @@
 """Test, lab and load-generator helpers that reach into a client peer connection: consent checks,
 moving the nominated pair, dropping, counting, recording and stamping packets. The SFU's own path
-uses none of them (``sfu.measure``'s counting viewers use :func:`count_incoming_rtp`).
+uses none of them (``sfu.measure``'s counting viewers use :func:`count_incoming_rtp` and
+:class:`SocketRemb`).
 
 Private aioice surface: ``Connection._nominated``, ``_protocols``, ``_remote_candidates``,
 ``build_request`` and ``remote_password`` (as ``query_consent`` uses them), ``StunProtocol.request``
 and ``datagram_received`` (replaced on the instance), ``CandidatePair`` and its ``State``. Private
-aiortc surface: ``RTCDtlsTransport._send_rtp`` and ``_handle_rtp_data`` (wrapped on the instance).
+aiortc surface: ``RTCDtlsTransport._send_rtp`` (wrapped on the instance; called to send a REMB) and
+``_handle_rtp_data`` (wrapped on the instance); ``aiortc.rate.RemoteBitrateEstimator``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
+import re
+import time
 from collections.abc import Callable
 from typing import Any
 
 import aioice
 from aiortc import RTCPeerConnection
+from aiortc import rtp as aiortc_rtp
+from aiortc.rate import RemoteBitrateEstimator
 
 from sfu.aiortc_private.ice import enlarge_receive_buffer, ice_connection
 
@@ -155,3 +163,65 @@ def record_incoming_rtp(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None]) 
             await original(data, arrival_time_ms)
 
         dtls._handle_rtp_data = handle  # type: ignore[method-assign]
+
+
+_ABS_SEND_TIME_EXTMAP = re.compile(r"^a=extmap:(\d+)(?:/\w+)? http://www\.webrtc\.org/experiments/rtp-hdrext/abs-send-time",
+                                  re.MULTILINE)
+
+
+class SocketRemb:
+    """Load generator: the REMB an aiortc viewer sends (its receiver feeds aiortc's
+    ``RemoteBitrateEstimator`` with every packet stamped with ``abs-send-time``, RTX included), for a
+    viewer whose packets are counted at the socket (:func:`count_incoming_rtp`) and never reach
+    aiortc. The header and its extensions are clear in SRTP; the REMB goes out over the peer
+    connection's SRTCP. Make one with :meth:`of` (None when ``abs-send-time`` was not negotiated)."""
+
+    def __init__(self, pc: RTCPeerConnection, ext_id: int) -> None:
+        self.estimator = RemoteBitrateEstimator()
+        self.ext_id = ext_id
+        self.ssrc = random.getrandbits(31) | 1
+        self.dtls = pc.getTransceivers()[0].receiver.transport
+        self.sent: list[int] = []
+        """The bitrates of the REMBs sent (the last few)."""
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    @classmethod
+    def of(cls, pc: RTCPeerConnection) -> SocketRemb | None:
+        found = _ABS_SEND_TIME_EXTMAP.search(pc.localDescription.sdp if pc.localDescription else "")
+        return cls(pc, int(found.group(1))) if found and pc.getTransceivers() else None
+
+    def on_rtp(self, data: bytes, arrival_ms: int | None = None) -> None:
+        """An SRTP datagram as it arrived (now, or at ``arrival_ms`` on a millisecond clock)."""
+        if not data[0] & 0x10:
+            return
+        start = 12 + 4 * (data[0] & 0x0F)
+        if data[start:start + 2] != b"\xbe\xde":
+            return
+        end = start + 4 + 4 * int.from_bytes(data[start + 2:start + 4], "big")
+        i, value = start + 4, None
+        while i < end:
+            b = data[i]
+            if b == 0:
+                i += 1
+                continue
+            size = (b & 0x0F) + 1
+            if b >> 4 == self.ext_id and size == 3:
+                value = int.from_bytes(data[i + 1:i + 4], "big")
+                break
+            i += 1 + size
+        if value is None:
+            return
+        now_ms = arrival_ms if arrival_ms is not None else int(time.time() * 1000)
+        remb = self.estimator.add(arrival_time_ms=now_ms, abs_send_time=value,
+                                  payload_size=len(data) - end, ssrc=int.from_bytes(data[8:12], "big"))
+        if remb is not None:
+            self.sent = [*self.sent[-7:], remb[0]]
+            packet = aiortc_rtp.RtcpPsfbPacket(fmt=aiortc_rtp.RTCP_PSFB_APP, ssrc=self.ssrc, media_ssrc=0,
+                                                fci=aiortc_rtp.pack_remb_fci(*remb))
+            task = asyncio.ensure_future(self._send(bytes(packet)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, data: bytes) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self.dtls._send_rtp(data)

@@ -204,3 +204,39 @@ def test_consent_helpers_internals() -> None:
     assert "def request(" in inspect.getsource(aioice.ice.StunProtocol)
     assert aiortc_private.signatures()["StunProtocol.datagram_received"] == \
         EXPECTED_SIGNATURES["StunProtocol.datagram_received"]
+
+
+def test_a_counting_viewer_sends_the_remb_aiortcs_estimator_computes_from_the_clear_header() -> None:
+    """``SocketRemb`` (the bench's counting viewers): aiortc's estimator fed from ``abs-send-time`` read
+    in the clear SRTP header; its REMB goes out through the DTLS transport's ``_send_rtp`` (SRTCP)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from sfu import rtcp
+    from sfu.extensions import abs_send_time, element, header
+
+    async def run() -> list[bytes]:
+        sent: list[bytes] = []
+
+        async def send_rtp(data: bytes) -> None:
+            sent.append(data)
+
+        dtls = SimpleNamespace(_send_rtp=send_rtp)
+        sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 97\r\na=extmap:3 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n"
+        pc = SimpleNamespace(localDescription=SimpleNamespace(sdp=sdp),
+                             getTransceivers=lambda: [SimpleNamespace(receiver=SimpleNamespace(transport=dtls))])
+        remb = aiortc_private.SocketRemb.of(pc)  # type: ignore[arg-type]
+        assert remb is not None and remb.ext_id == 3
+        for i in range(500):  # 5 s at 100 packets/s of 1000 bytes (+ a 10-byte tag): 800 kbit/s
+            at = i * 0.01
+            remb.on_rtp(header(97, i, i * 900, 1234, element(3, abs_send_time(at))) + bytes(1010), int(at * 1000))
+        await asyncio.sleep(0)
+        return sent
+
+    sent = asyncio.run(run())
+    assert sent
+    for data in sent:
+        ((pt, fmt, body),) = rtcp.split(data)
+        assert (pt, fmt) == (rtcp.PSFB, rtcp.FMT_REMB)
+        bitrate = rtcp.remb_bitrate(body)
+        assert bitrate is not None and 700_000 <= bitrate <= 1_300_000

@@ -94,14 +94,14 @@ def test_a_link_prefers_transport_cc_and_reads_remb_and_loss_otherwise() -> None
 
     link = LinkEstimate(Limits(start=1_000_000))
     assert link.stats()["available_outgoing_bitrate"] is None  # no feedback yet: nothing to show
-    link.on_remb(400_000)
+    link.on_remb(400_000, 1.0)
     link.on_receiver_loss([128], 1.0)  # 50 % lost
     assert link.source == "remb" and link.stats()["available_outgoing_bitrate"] == 300_000
     for i in range(3):
         link.departures.next(2.0 + i * 0.01, 1000)
     link.on_transport_feedback(twcc.parse(twcc.build(1, 2, 1, 0, [3_000_000, 3_010_000, None])[4:]), 2.1)
     assert link.source == "transport-cc" and link.estimator.remb is None
-    link.on_remb(100_000)  # ignored from now on
+    link.on_remb(100_000, 2.2)  # ignored from now on
     link.on_receiver_loss([255], 2.2)
     assert link.estimator.remb is None and link.estimator.loss == 0.5  # the RR before, not this one
 

@@ -1,7 +1,8 @@
 """Simulcast from a real Chrome: headless Chromium publishes a 1280x720 canvas in three encodings
 (``sendEncodings`` with rids q/h/f, scaled by 4, 2, 1) to the SFU; the SFU answers ``a=simulcast:recv``,
-learns each layer's SSRC by its ``rid``, and an aiortc viewer receives and decodes the track; capped
-to the lowest layer, it is moved there at a keyframe of that layer and goes on decoding, smaller.
+learns each layer's SSRC by its ``rid``, and an aiortc viewer receives and decodes the track, moved up
+by its REMB (probed with REMB ramps) to the top layer on this unshaped link; capped to the lowest layer,
+it is moved there at a keyframe of that layer and goes on decoding, smaller.
 
 Needs root, iproute2 and Chromium (tests/sfu/chromium.py: Chrome gathers no loopback candidates, so it
 runs in a network namespace); fails, saying which, without them.
@@ -54,11 +55,15 @@ def test_chrome_publishes_three_layers_and_a_viewer_decodes_them_switching_at_ke
             def link() -> Any:
                 return sfu.call(sfu.worker.link_stats(ROOM, PeerId("viewer")))
 
-            # up, slowly, as the viewer's own estimate (its REMB) allows; at a keyframe of the layer above
-            assert poll(lambda: consumer.producer is not track.layers[0], bool, 40), (link(), track.bitrates)
+            # up as the viewer's own estimate (its REMB: aiortc sends no transport-cc) allows, REMB ramps
+            # (RTX copies stamped with abs-send-time) raising it one layer at a time, to the top on this
+            # unshaped link; each step at a keyframe of the layer above
+            assert poll(lambda: consumer.producer is not track.layers[0], bool, 60), (link(), track.bitrates)
+            assert poll(lambda: consumer.producer is track.layers[2], bool, 120), (link(), track.bitrates)
             up = consumer.switches
             frames = viewer.frames["video"]
             sfu.call(viewer.wait_frames(frames + 30, timeout=30), timeout=40)
+            assert max(w for w, _ in viewer.sizes) == 1280, sorted(viewer.sizes)  # it decoded the top layer
 
             # the viewer asks for the lowest layer only: down at once, at that layer's keyframe
             assert sfu.call(sfu.worker.set_max_layer(ROOM, PeerId("viewer"), 0)) == 1
@@ -68,7 +73,7 @@ def test_chrome_publishes_three_layers_and_a_viewer_decodes_them_switching_at_ke
             widths = sorted({w for w, _ in viewer.sizes})
             print(f"simulcast: layers {[round(b) for b in track.bitrates]} bit/s, viewer sizes {sorted(viewer.sizes)}, "
                   f"switches {consumer.switches}, link {link()}, chrome {page.evaluate(SENT)}")
-            assert up >= 1 and consumer.switches > up
+            assert up >= 2 and consumer.switches > up
             assert sfu.call(sfu.worker.room_stats(ROOM)).producers[0].consumers == 1  # on whichever layer
             assert widths[0] == 320 and widths[-1] >= 640, widths  # it decoded the small and a larger layer
         finally:
