@@ -140,6 +140,11 @@ class Plane:
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.flush_s, self.flush)
 
+    @property
+    def syscalls(self) -> int:
+        """``sendmmsg`` calls made so far (one per socket per flush)."""
+        return 0 if self.closed else int(self.lib.fo_plane_syscalls(self._p))
+
     def flush(self) -> int:
         """Send what is queued now; returns how many packets left."""
         self._timer = None

@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <srtp2/srtp.h>
 
 #define FO_HISTORY 8192 /* sfu.twcc.HISTORY */
@@ -27,6 +28,7 @@
 /* The fields of a transport only this file touches; fanout.h declares the ones Python reads. */
 #define FO_TRANSPORT_PRIVATE \
     srtp_t srtp; \
+    uint64_t sock_dev, sock_ino; /* the socket behind fd: transports sharing one share a sendmmsg */ \
     struct sockaddr_storage addr; \
     socklen_t addrlen; \
     double sent_at[FO_HISTORY]; \
@@ -83,7 +85,12 @@ fo_plane *fo_plane_new(int batch_max) {
     return p;
 }
 
-/* Sends what is queued: one sendmmsg per socket (packets of a socket keep their order). A packet
+static inline int fo_same_socket(const fo_transport *a, const fo_transport *b) {
+    return a->fd == b->fd || (a->sock_ino != 0 && a->sock_ino == b->sock_ino && a->sock_dev == b->sock_dev);
+}
+
+/* Sends what is queued: one sendmmsg per socket (packets of a socket keep their order; transports on
+ * duplicates of one socket, as a shared UDP port gives, share the call). A packet
  * the kernel refuses (ECONNREFUSED, ENOBUFS, EAGAIN...) is dropped and counted on its transport;
  * the rest of that socket's packets and every other socket's still go. Returns packets sent. */
 int fo_flush(fo_plane *p) {
@@ -98,7 +105,7 @@ int fo_flush(fo_plane *p) {
         int fd = t->fd, n = 0;
         for (int j = i; j < p->count; j++) {
             fo_transport *u = p->msgs[j].transport;
-            if (p->done[j] || u == NULL || u->fd != fd) continue;
+            if (p->done[j] || u == NULL || !fo_same_socket(u, t)) continue;
             p->done[j] = 1;
             p->iov[n].iov_base = p->arena + p->msgs[j].offset;
             p->iov[n].iov_len = (size_t)p->msgs[j].len;
@@ -137,6 +144,9 @@ int fo_flush(fo_plane *p) {
     p->used = 0;
     return sent;
 }
+
+/* sendmmsg calls made so far (how many packets one call carries: sent packets over this). */
+uint64_t fo_plane_syscalls(const fo_plane *p) { return p->syscalls; }
 
 void fo_plane_free(fo_plane *p) {
     if (!p) return;
@@ -190,7 +200,15 @@ int fo_transport_target(fo_transport *t, int fd, int family, const uint8_t *ip, 
         t->addrlen = sizeof(*a);
     } else {
         t->fd = -1;
+        t->sock_dev = t->sock_ino = 0;
         return -1;
+    }
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0) {
+        t->sock_dev = (uint64_t)st.st_dev;
+        t->sock_ino = (uint64_t)st.st_ino;
+    } else {
+        t->sock_dev = t->sock_ino = 0;
     }
     t->fd = fd;
     return 0;

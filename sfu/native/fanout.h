@@ -44,6 +44,7 @@ typedef struct fo_consumer {
 fo_plane *fo_plane_new(int batch_max);
 void fo_plane_free(fo_plane *p);
 int fo_flush(fo_plane *p);
+uint64_t fo_plane_syscalls(const fo_plane *p);
 fo_transport *fo_transport_new(int profile, const uint8_t *key, int keylen);
 int fo_transport_target(fo_transport *t, int fd, int family, const uint8_t *ip, int port);
 void fo_transport_free(fo_plane *p, fo_transport *t);

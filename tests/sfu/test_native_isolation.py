@@ -153,6 +153,28 @@ def test_one_viewer_refused_inside_a_shared_sockets_batch(monkeypatch: pytest.Mo
             s.close()
 
 
+def test_viewers_behind_one_socket_share_one_sendmmsg(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each wire sends on its own duplicate of the pair's descriptor; wires whose duplicates are one
+    socket (a shared UDP port) still leave in one call per flush, viewers on their own sockets in one
+    call each."""
+    ffi, lib = loaded()
+    plane = Plane(ffi, lib, FanoutConfig(mode="native", batch=64))
+    rx = [receiver() for _ in range(4)]
+    shared, own = udp(), udp()
+    try:
+        v = Viewers(plane, [(shared, rx[0].getsockname()), (shared, rx[1].getsockname()),
+                            (shared, rx[2].getsockname()), (own, rx[3].getsockname())], monkeypatch)
+        assert len({w._fd for w in v.wires}) == 4
+        before = plane.syscalls
+        v.send(5)
+        assert plane.syscalls - before == 5 * 2
+        assert [len(drain(r)) for r in rx] == [5, 5, 5, 5]
+    finally:
+        plane.close()
+        for s in [*rx, shared, own]:
+            s.close()
+
+
 def test_a_transport_without_a_pair_drops_and_counts(monkeypatch: pytest.MonkeyPatch) -> None:
     ffi, lib = loaded()
     plane = Plane(ffi, lib, FanoutConfig(mode="native"))
