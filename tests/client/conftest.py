@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from switchboard_client import ApiClient
-from tests.e2e.browser import Up, mailed_code, start_up, stop_up
+from tests.e2e.browser import Up, mailed_code, up_on_fresh_data
 
 _names = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
 def up() -> Iterator[Up]:
-    # Outside pytest's basetemp: the embedded Postgres runs as another user and must traverse it.
-    base = Path(tempfile.mkdtemp(prefix="switchboard-sdk-"))
-    server = start_up(base / "var")
-    yield server
-    stop_up(server)
-    shutil.rmtree(base, ignore_errors=True)
+    with up_on_fresh_data("switchboard-sdk-") as server:
+        yield server
 
 
 SignUp = Callable[[str], Awaitable[ApiClient]]

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.browser import Up, account, mailed_code, start_up, stop_up
+from tests.e2e.browser import Up, account, mailed_code, up_on_fresh_data
 
 pytestmark = pytest.mark.slow
 
@@ -93,12 +91,8 @@ def examples() -> list[Example]:
 
 @pytest.fixture(scope="module")
 def up() -> Iterator[Up]:
-    # Outside pytest's basetemp: the embedded Postgres runs as another user and must traverse it.
-    base = Path(tempfile.mkdtemp(prefix="switchboard-apidoc-"))
-    server = start_up(base / "var")
-    yield server
-    stop_up(server)
-    shutil.rmtree(base, ignore_errors=True)
+    with up_on_fresh_data("switchboard-apidoc-") as server:
+        yield server
 
 
 def _loose(shown: str) -> re.Pattern[str] | None:

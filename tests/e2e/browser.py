@@ -9,15 +9,19 @@ bench's publisher does (bench/chromium.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +90,20 @@ def start_up(data_dir: Path, extra_env: dict[str, str] | None = None, args: tupl
         email, password = saved.read_text().split()[:2]
         up.admin = (email, password)
     return up
+
+
+@contextlib.contextmanager
+def up_on_fresh_data(prefix: str, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Iterator[Up]:
+    """A ``switchboard up`` on a new data directory, stopped and its directory removed afterwards. The
+    directory is outside pytest's basetemp: the embedded Postgres runs as another user and must
+    traverse it."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    server = start_up(base / "var", extra_env, args)
+    try:
+        yield server
+    finally:
+        stop_up(server)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def stop_up(up: Up) -> None:

@@ -5,8 +5,6 @@ server's output, in ``test-output/browser/<test>/``."""
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.browser import Up, chromium_args, launch, start_up, stop_up
+from tests.e2e.browser import Up, chromium_args, launch, up_on_fresh_data
 
 PHONE = {"width": 390, "height": 844}
 """Pages open at phone width: the layout must hold there."""
@@ -41,12 +39,8 @@ def up_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def up(up_env: dict[str, str]) -> Iterator[Up]:
-    # Outside pytest's basetemp: the embedded Postgres runs as another user and must traverse it.
-    base = Path(tempfile.mkdtemp(prefix="switchboard-browser-"))
-    server = start_up(base / "var", up_env)
-    yield server
-    stop_up(server)
-    shutil.rmtree(base, ignore_errors=True)
+    with up_on_fresh_data("switchboard-browser-", up_env) as server:
+        yield server
 
 
 # Module scope: Playwright's driver and loop are gone before the async tests of later modules run.

@@ -5,18 +5,15 @@ that both chats show; the creator sees the earnings on /earnings and sets a per-
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import Up, account, call_api, doc_screenshot, start_up, stop_up
+from tests.e2e.browser import Up, account, call_api, doc_screenshot, up_on_fresh_data
 from tests.e2e.conftest import Pages
 from tests.e2e.test_browser_show import assert_playing, room_of
 
@@ -27,12 +24,10 @@ MINUTE_S = 4
 
 @pytest.fixture(scope="module")
 def up() -> Iterator[Up]:
-    base = Path(tempfile.mkdtemp(prefix="switchboard-browser-"))
     # A short billed minute: the paid call below runs out of credits within seconds.
-    server = start_up(base / "var", {"SWITCHBOARD_NODE_PAID_MINUTE_S": str(MINUTE_S)}, args=("--stripe-emulator",))
-    yield server
-    stop_up(server)
-    shutil.rmtree(base, ignore_errors=True)
+    with up_on_fresh_data("switchboard-browser-", {"SWITCHBOARD_NODE_PAID_MINUTE_S": str(MINUTE_S)},
+                          args=("--stripe-emulator",)) as server:
+        yield server
 
 
 def buy_credits(up: Up, login: dict[str, Any]) -> int:

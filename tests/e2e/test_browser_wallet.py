@@ -7,16 +7,13 @@ earnings are right. The screenshots of docs/payments.md are taken here (docs/img
 from __future__ import annotations
 
 import io
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import Up, account, call_api, doc_screenshot, start_up, stop_up
+from tests.e2e.browser import Up, account, call_api, doc_screenshot, up_on_fresh_data
 from tests.e2e.conftest import Pages
 from tests.e2e.test_browser_social import image_loaded
 
@@ -28,11 +25,8 @@ PRICE = 30
 
 @pytest.fixture(scope="module")
 def up() -> Iterator[Up]:
-    base = Path(tempfile.mkdtemp(prefix="switchboard-wallet-"))
-    server = start_up(base / "var", args=("--stripe-emulator",))
-    yield server
-    stop_up(server)
-    shutil.rmtree(base, ignore_errors=True)
+    with up_on_fresh_data("switchboard-wallet-", args=("--stripe-emulator",)) as server:
+        yield server
 
 
 def picture() -> bytes:
