@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.browser import Up, chromium_args, launch, up_on_fresh_data
 
@@ -112,6 +113,9 @@ def _js(value: dict[str, Any]) -> str:
 @pytest.fixture
 def pages(request: pytest.FixtureRequest, playwright: Any, launch_args: tuple[list[str], list[str]],
           up: Up) -> Iterator[Pages]:
+    # Every `expect` waits as long as a page action may (Playwright's own default is 5 s: a loaded CI
+    # box took longer than that to connect two browsers through the SFU).
+    expect.set_options(timeout=PAGE_TIMEOUT_MS)
     browser = launch(playwright, *launch_args)
     opened = Pages(up, browser)
     try:
