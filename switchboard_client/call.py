@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaRelay
+from aiortc.exceptions import InvalidStateError
 
 from switchboard_client.errors import ClosedError, NodeError
 from switchboard_client.events import Event, EventStream
@@ -239,6 +240,15 @@ class Call:
         assert self.peer is not None
         if self.peer.closed or self.ended is not None:
             return  # media still in flight for a peer this side already closed (the call is ending)
+        try:
+            await self._negotiate(kind, event)
+        except InvalidStateError:
+            if self.peer.closed or self._closed or self.ended is not None:
+                return  # the peer was closed while this answer was being made: the call is ending
+            raise
+
+    async def _negotiate(self, kind: str, event: Event) -> None:
+        assert self.peer is not None
         if kind == "call.offer":
             await self.node.request("call.answer", call_id=self.call_id, sdp=await self.peer.answer(event["sdp"]))
         elif kind == "call.answer":
