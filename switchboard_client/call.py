@@ -243,8 +243,9 @@ class Call:
         try:
             await self._negotiate(kind, event)
         except InvalidStateError:
-            if self.peer.closed or self._closed or self.ended is not None:
-                return  # the peer was closed while this answer was being made: the call is ending
+            if self.peer.closed or self.peer.pc.signalingState == "closed" or self._closed or self.ended is not None:
+                log.debug("call %s: %s dropped: the peer closed meanwhile (the call is ending)", self.call_id, kind)
+                return
             raise
 
     async def _negotiate(self, kind: str, event: Event) -> None:
