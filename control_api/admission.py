@@ -12,7 +12,9 @@ Every ``/api`` request passes one gate before any other work (outermost middlewa
 - routes marked ``priority`` (Stripe's webhook: a refusal there delays a payment by Stripe's retry
   schedule, hours) have ``priority_slots`` of their own beyond ``max_in_flight``: admitted at once,
   never queued behind the others nor refused for lag; when those are taken they pass the gate as
-  any request does, so a flood of them is bounded like any other.
+  any request does, so a flood of them is bounded like any other. A route's ``vouch`` (the webhook:
+  its signature, checked on the body) decides whether a request may take such a slot: a forged
+  one passes the ordinary gate instead, so forgeries cannot keep Stripe's deliveries out.
 
 A refused request gets ``503`` with ``Retry-After`` and a problem+json body, pre-encoded: refusing
 costs a fraction of serving. Per-client limits stay in :mod:`control_api.limits` (429).
@@ -24,7 +26,7 @@ import asyncio
 import json
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +35,9 @@ from switchboard.lag import LoopLag
 from switchboard.settings import ApiSettings
 
 PROBLEM_TYPE = "application/problem+json"
+
+Vouch = Callable[[web.Request], Awaitable[bool]]
+"""Whether a request of a priority route may take a priority slot (read before the slot is given)."""
 
 
 class Admission:
@@ -44,7 +49,7 @@ class Admission:
         self.priority_slots = priority_slots
         self.priority_in_flight = 0
         """Requests of priority routes in their own slots (not counted in ``in_flight``)."""
-        self._priority: set[web.AbstractRoute] = set()
+        self._priority: dict[web.AbstractRoute, Vouch | None] = {}
         self._queue_max = queue
         self._wait_s = wait_s
         self._lag_limit_s = lag_limit_s
@@ -64,8 +69,8 @@ class Admission:
                    lag_limit_s=s.lag_shed_ms / 1e3, retry_after_s=s.overload_retry_after_s,
                    priority_slots=s.admission_priority_slots)
 
-    def prioritize(self, routes: Iterable[web.AbstractRoute]) -> None:
-        """Gives ``routes`` the priority slots."""
+    def prioritize(self, routes: Mapping[web.AbstractRoute, Vouch | None]) -> None:
+        """Gives ``routes`` the priority slots, each request that its vouch (if any) accepts."""
         self._priority.update(routes)
 
     def refusal(self) -> web.Response:
@@ -119,10 +124,13 @@ class Admission:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if self.priority_in_flight < self.priority_slots and request.match_info.route in self._priority:
-            self.priority_in_flight += 1
+        route = request.match_info.route
+        if self.priority_in_flight < self.priority_slots and route in self._priority:
+            self.priority_in_flight += 1  # held while the vouch reads the body: the slots bound that work too
             try:
-                return await handler(request)  # type: ignore[no-any-return]
+                vouch = self._priority[route]
+                if vouch is None or await vouch(request):
+                    return await handler(request)  # type: ignore[no-any-return]
             finally:
                 self.priority_in_flight -= 1
         if not await self.enter():

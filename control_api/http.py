@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import http_exceptions, web
 
+from control_api.admission import Vouch
 from control_api.errors import (
     ApiError,
     BadRequest,
@@ -121,6 +122,9 @@ class Route:
     priority: bool = False
     """Admitted in slots of its own, ahead of the admission queue (control_api/admission.py): for
     callers whose retry after a 503 comes late and costs much (Stripe's webhook)."""
+    vouch: Vouch | None = None
+    """What a request of a ``priority`` route must show to take a priority slot (Stripe's webhook: a
+    valid signature), so that a forged flood passes the ordinary gate; None: any request."""
 
     @property
     def operation_id(self) -> str:
@@ -290,11 +294,11 @@ def _respond(result: Reply | web.StreamResponse) -> web.StreamResponse:
     return web.Response(text=_ENCODER.encode(result.body), status=result.status, content_type="application/json")
 
 
-def install(app: web.Application, routes: list[Route]) -> list[web.AbstractRoute]:
-    """Adds ``routes`` to ``app``; returns aiohttp's routes of those marked ``priority``."""
-    priority = []
+def install(app: web.Application, routes: list[Route]) -> dict[web.AbstractRoute, Vouch | None]:
+    """Adds ``routes`` to ``app``; returns aiohttp's routes of those marked ``priority``, with their vouch."""
+    priority: dict[web.AbstractRoute, Vouch | None] = {}
     for route in routes:
         added = app.router.add_route(route.method, route.path, wrap(route))
         if route.priority:
-            priority.append(added)
+            priority[added] = route.vouch
     return priority

@@ -98,8 +98,8 @@ $("block").addEventListener("click", () => act("block", async () => {
   say(`${nameOf(user)} is blocked. Unblock them from your Space.`, "ok");
 }));
 $("report").addEventListener("click", () => act("report", async () => {
-  const reason = prompt(`Why are you reporting ${nameOf(user)}? (this goes to the moderators)`, "inappropriate profile");
-  if (!reason) return;
+  // One of the API's reasons (control_api/reports.py REASONS), chosen beside the button as on /random.
+  const reason = $("report-reason").value;
   await api("/reports", { method: "POST", body: { user_id: id, reason } });
   say("Thank you: the moderators will look at it.", "ok");
 }));

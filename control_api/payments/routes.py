@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
@@ -19,6 +19,8 @@ from control_api.payments.webhooks import Inbox
 from control_api.schema import Field, Schema
 
 INBOX = web.AppKey("payments_inbox", Inbox)
+VOUCH_MAX_BYTES = 256 * 1024
+"""The largest webhook body read for a priority slot (Stripe's events are a few KiB)."""
 PAYMENT_METHOD = r"pm_[A-Za-z0-9_]{1,100}"
 OP_ID = r"[A-Za-z0-9_.:\-]{1,64}"
 
@@ -128,6 +130,18 @@ async def _webhook(call: Call) -> Reply:
     return Reply(answer)
 
 
+async def _signed(request: web.Request) -> bool:
+    """Only Stripe's own deliveries take the webhook's priority slots (control_api/admission.py). A body
+    that cannot be read, or is far larger than any event, takes none: the handler then answers it."""
+    if request.content_length is None or request.content_length > VOUCH_MAX_BYTES:
+        return False
+    try:
+        body = await request.read()  # kept by aiohttp: the handler reads the same bytes
+    except (web.HTTPException, ConnectionError, http_exceptions.HttpProcessingError):
+        return False
+    return request.config_dict[INBOX].signed(body, request.headers.get("Stripe-Signature"))
+
+
 def routes() -> list[Route]:
     page = Schema({"before": Field("integer", required=False, minimum=1),
                    "limit": Field("integer", required=False, minimum=1, maximum=200)})
@@ -162,6 +176,6 @@ def routes() -> list[Route]:
               body=Schema({"id": Field("string", pattern=OP_ID, description="my idempotency key for this tip"),
                            "amount": Field("integer", minimum=1, maximum=MAX_AMOUNT)}), ok=201),
         Route("POST", "/payments/webhook", _webhook, "Stripe's webhook (signed events)", "payments", auth=False,
-              priority=True),
+              priority=True, vouch=_signed),
     ]
 

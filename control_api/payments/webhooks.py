@@ -24,7 +24,7 @@ from control_api.errors import BadRequest
 from control_api.payments.models import StripeEvent
 from control_api.payments.service import Payments
 from control_api.payments.settlement import paid_intent, settle
-from control_api.payments.signature import verify
+from control_api.payments.signature import BadSignature, verify
 from control_api.payments.types import Intent, Refund
 from switchboard.tasks import stop_tasks
 
@@ -71,6 +71,15 @@ class Inbox:
     def __init__(self, payments: Payments) -> None:
         self._payments = payments
         self._tasks: set[asyncio.Task[bool]] = set()
+
+    def signed(self, body: bytes, signature: str | None) -> bool:
+        """Whether a delivery carries a valid signature (the admission gate's vouch for its priority slots)."""
+        settings = self._payments.settings
+        try:
+            verify(body, signature, settings.stripe_webhook_secret, tolerance_s=settings.webhook_tolerance_s)
+        except BadSignature:
+            return False
+        return True
 
     async def receive(self, body: bytes, signature: str | None, *, budget_s: float = 2.0) -> dict[str, Any]:
         """Verifies, stores and (within ``budget_s``) acts on one delivery; the answer for Stripe."""

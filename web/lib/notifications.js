@@ -13,7 +13,9 @@ const TEXT = {
   live_invite: (who) => `${who} invites you to a live show`,
   call_missed: (who) => `Missed call from ${who}`,
   welcome: () => "Welcome to Switchboard! Set up your profile to meet people.",
-  report_outcome: () => "A report you made was handled by the moderators. Thank you.",
+  report_outcome: (_who, data) => (data.outcome === "actioned"
+    ? "The moderators acted on a report you made. Thank you."
+    : "The moderators looked at a report you made and took no action."),
 };
 
 function target(note) {
@@ -66,7 +68,7 @@ export class Bell {
     const li = document.createElement("li");
     li.className = `note${note.read ? "" : " unread"}`;
     li.dataset.kind = note.kind;
-    const text = (TEXT[note.kind] || (() => note.kind))(who);
+    const text = (TEXT[note.kind] || (() => note.kind))(who, note.data || {});
     const href = target(note);
     const body = href ? Object.assign(document.createElement("a"), { href, textContent: text }) : document.createTextNode(text);
     const when = document.createElement("time");

@@ -196,6 +196,11 @@ async def test_a_saturated_api_still_takes_stripes_webhook(make_api: Any, locals
         status, _ = await api.call("GET", "/wallet", user)
         assert status == 503  # an ordinary request is shed
         event = _event("payment_intent.succeeded", {"id": body["intent_id"], "object": "payment_intent"})
+        # A forgery takes no priority slot: it meets the saturated gate like any request (503), never
+        # the handler (which would answer 400), so a forged flood cannot keep Stripe's deliveries out.
+        for forged in ({"secret": "whsec_forged"}, {"header": "t=1,v1=" + "0" * 64}, {"at": int(time.time()) - 3600}):
+            status, answer = await hands.deliver(event, **forged)  # type: ignore[arg-type]
+            assert status == 503, (forged, status, answer)
         status, answer = await hands.deliver(event)
         assert status == 200 and answer["processed"] is True, answer
         held.release.set()
