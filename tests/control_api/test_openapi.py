@@ -114,7 +114,7 @@ def test_schemathesis_finds_no_server_error(served_api: tuple[str, Outbox], tmp_
 
 TYPED = ("^(register|verify|resend|login|refresh|me|update|put_photo|user|create_room|get_room|room_token|ws_token"
          "|invite)$")
-"""The operations whose answers are typed (control_api/responses.py), by operation id."""
+"""The operations whose answers are typed (control_api/responses/), by operation id."""
 
 
 def test_typed_answers_conform_under_schemathesis(served_api: tuple[str, Outbox], tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The typed answers of /api/openapi.json are the server's real answers: a user's way through
 register, verify, login, refresh, profile, a room and its tokens, each answer validated against the
-schema the document gives its operation (``control_api/responses.py``)."""
+schema the document gives its operation (``control_api/responses/``)."""
 
 from __future__ import annotations
 
