@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from control_api.app import ApiDeps, create_api_app
 from switchboard.health import Readiness
 from switchboard.settings import ApiSettings, TurnSettings
+from tests.control_api.conformance import Conformance
 
 
 @dataclass
@@ -123,7 +124,7 @@ async def aiohttp_client() -> AsyncIterator[Callable[[web.Application], Awaitabl
 @pytest.fixture
 def make_api(
     aiohttp_client: Callable[..., Awaitable[TestClient]], database_url: str, redis: Any, redis_url: str,
-    tmp_path: Path
+    tmp_path: Path, conformance: Conformance
 ) -> Callable[..., Awaitable[Api]]:
     async def make(settings: ApiSettings | None = None, consume_events: bool = False,
                    turn: TurnSettings | None = None, turn_secret: str = "", dispatch_webhooks: bool = False,
@@ -135,11 +136,20 @@ def make_api(
             mailer=outbox, consume_events=consume_events, turn=turn or TurnSettings(), turn_secret=turn_secret,
             dispatch_webhooks=dispatch_webhooks, **more,
         )
-        root = web.Application()
+        root = web.Application(middlewares=[conformance.middleware])
         root.add_subapp("/api", create_api_app(deps))
         return Api(await aiohttp_client(root), outbox, key, root)
 
     return make
+
+
+@pytest.fixture
+def conformance() -> Iterator[Conformance]:
+    """Checks every success answer of the test's apps against the OpenAPI document; fails the test at
+    teardown with each answer that did not conform."""
+    checker = Conformance()
+    yield checker
+    assert not checker.broken, "answers that do not conform to /api/openapi.json:\n" + "\n".join(checker.broken)
 
 
 @pytest.fixture
