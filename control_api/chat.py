@@ -296,7 +296,7 @@ def routes() -> list[Route]:
               body=Schema({
                   "members": Field("array", min_len=1, max_len=MAX_GROUP, items=Field("uuid")),
                   "title": Field("string", required=False, max_len=100),
-              }), ok=201, idempotent=True),
+              }), ok=201, also_ok=(200,), idempotent=True),
         Route("GET", "/conversations", _list, "My conversations with unread counts", "chat",
               query=Schema({"limit": Field("integer", required=False, minimum=1, maximum=200)})),
         Route("GET", "/conversations/{conversation_id}", _get, "A conversation and its read receipts", "chat",

@@ -115,6 +115,9 @@ class Route:
     """Raw-body upload content types accepted (photo, media)."""
     ok: int = 200
     """Success status."""
+    also_ok: tuple[int, ...] = ()
+    """Other success statuses the handler answers, with the same body (``POST /conversations``: 200
+    when the 1:1 already exists)."""
     idempotent: bool = False
     """Honours ``Idempotency-Key`` (creating POSTs)."""
     produces: str = "application/json"

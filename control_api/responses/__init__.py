@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from control_api.responses import accounts
+from control_api.responses import accounts, social
 
-COMPONENTS: dict[str, dict[str, Any]] = {**accounts.COMPONENTS}
+COMPONENTS: dict[str, dict[str, Any]] = {**accounts.COMPONENTS, **social.COMPONENTS}
 """Named schemas, added to ``components.schemas``."""
 
-RESPONSES: dict[tuple[str, str], dict[str, Any]] = {**accounts.RESPONSES}
+RESPONSES: dict[tuple[str, str], dict[str, Any]] = {**accounts.RESPONSES, **social.RESPONSES}
 """The success answer of each operation, by method and OpenAPI path (``/api`` left out)."""

@@ -112,9 +112,32 @@ def test_schemathesis_finds_no_server_error(served_api: tuple[str, Outbox], tmp_
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
 
 
-TYPED = ("^(register|verify|resend|login|refresh|me|update|put_photo|user|create_room|get_room|room_token|ws_token"
-         "|invite)$")
-"""The operations whose answers are typed (control_api/responses/), by operation id."""
+def json_answers(doc: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``"METHOD /path" -> (tag, schema)`` of each operation's JSON success answer(s)."""
+    out = {}
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            for status, answer in op["responses"].items():
+                schema = answer.get("content", {}).get("application/json", {}).get("schema")
+                if status.startswith("2") and schema is not None:
+                    out[f"{method.upper()} {path}"] = (op["tags"][0], schema)
+    return out
+
+
+def typed_operations(doc: dict[str, Any]) -> list[str]:
+    """The operations whose JSON success answer has a schema (``control_api/responses/``), by name."""
+    return sorted(name for name, (_, schema) in json_answers(doc).items() if schema)
+
+
+# Typed on the other branch (control_api/responses/money.py and moderation.py): removed at merge.
+PENDING_TAGS = {"payments", "paid live", "moderation", "webhooks"}
+PENDING_OPERATIONS = {"POST /messages/{message_id}/attachments/{media_id}/unlock"}
+
+
+def test_every_json_operation_has_a_typed_answer() -> None:
+    untyped = [name for name, (tag, schema) in json_answers(document(all_routes())).items()
+               if not schema and tag not in PENDING_TAGS and name not in PENDING_OPERATIONS]
+    assert not untyped, "JSON answers documented as {} (type them in control_api/responses/):\n" + "\n".join(untyped)
 
 
 def test_typed_answers_conform_under_schemathesis(served_api: tuple[str, Outbox], tmp_path: Path) -> None:
@@ -123,18 +146,16 @@ def test_typed_answers_conform_under_schemathesis(served_api: tuple[str, Outbox]
     _post(base, "/api/auth/verify", {"email": "typed@example.com", "code": outbox.last_code("typed@example.com")})
     login = {"email": "typed@example.com", "password": "typed-password"}
     token = _post(base, "/api/auth/login", login)["access_token"]
+    typed = typed_operations(document(all_routes()))
+    selected = "^(" + "|".join(re.escape(name) for name in typed) + ")$"
     cli = Path(sys.executable).with_name("schemathesis")
     # One worker: hypothesis in two threads trips CPython 3.11.7 ("AST constructor recursion depth mismatch").
     done = subprocess.run(
         [str(cli), "run", f"{base}/api/openapi.json", "--url", f"{base}/api",
-         "--checks", "response_schema_conformance,not_a_server_error", "--include-operation-id-regex", TYPED,
+         "--checks", "response_schema_conformance,not_a_server_error", "--include-name-regex", selected,
          "--max-examples", "10", "--workers", "1", "--seed", "1", "--phases", "examples,fuzzing",
          "--header", f"Authorization: Bearer {token}", "--request-timeout", "10", "--max-time", "40", "--no-shrink"],
         capture_output=True, text=True, timeout=150, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"},
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    with urllib.request.urlopen(f"{base}/api/openapi.json", timeout=10) as resp:
-        document = json.loads(resp.read())
-    typed = [op for path in document["paths"].values() for op in path.values()
-             if isinstance(op, dict) and re.match(TYPED, op.get("operationId", ""))]
     assert typed and f"{len(typed)} selected" in done.stdout, done.stdout[-3000:]
