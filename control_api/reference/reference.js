@@ -11,10 +11,16 @@ const el = (tag, attrs = {}, ...children) => {
 const resolve = (doc, schema) => {
   let s = schema || {};
   for (let i = 0; s.$ref && i < 10; i++) s = s.$ref.split("/").slice(1).reduce((o, k) => (o || {})[k], doc) || {};
+  if (Array.isArray(s.allOf)) {  // an extended shape (Person: a PublicProfile and `since`): one table of fields
+    const parts = s.allOf.map((p) => resolve(doc, p)).concat([s]);
+    s = { ...s, properties: Object.assign({}, ...parts.map((p) => p.properties || {})),
+      required: [...new Set(parts.flatMap((p) => p.required || []))] };
+  }
   return s;
 };
 
 const typeOf = (doc, schema) => {
+  if (schema && schema.$ref) return schema.$ref.split("/").pop();  // a named shape: its name
   const s = resolve(doc, schema);
   if (s.enum) return s.enum.map((v) => JSON.stringify(v)).join(" | ");
   if (s.type === "array") return `array of ${typeOf(doc, s.items)}`;
@@ -31,7 +37,7 @@ const fieldsTable = (doc, schema) => {
     const r = resolve(doc, p);
     const notes = [r.description, r.pattern && `pattern ${r.pattern}`, r.maxLength && `≤ ${r.maxLength} chars`]
       .filter(Boolean).join("; ");
-    return el("tr", {}, el("td", {}, el("code", {}, name)), el("td", {}, typeOf(doc, r)),
+    return el("tr", {}, el("td", {}, el("code", {}, name)), el("td", {}, typeOf(doc, p)),
       el("td", {}, required.has(name) ? "required" : "optional"), el("td", { class: "muted" }, notes));
   });
   return el("table", {}, el("tr", {}, el("th", {}, "field"), el("th", {}, "type"), el("th", {}, ""),
