@@ -1,4 +1,5 @@
-"""Candidate validation libraries against ours, on one core, in one run (ratios are what to read):
+"""``python -m tests.codecs_bench``: candidate validation libraries against ours, on one core, in one run
+(ratios are what to read):
 
 - HTTP bodies: ``control_api/schema.py`` (json.loads + ``Schema.parse``) vs pydantic v2
   (``model_validate_json`` on the raw bytes), on valid bodies, and the errors each gives for a bad one;
@@ -217,3 +218,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import pydantic
 
     return {"pydantic": pydantic.VERSION, "msgspec": msgspec.__version__, "rows": rows}
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="python -m tests.codecs_bench", description=DESCRIPTION)
+    add_arguments(_parser)
+    print(json.dumps(run(_parser.parse_args())))
