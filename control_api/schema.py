@@ -19,6 +19,17 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+class NestedProblems(ValueError):
+    """The problems inside an object or array value, each named by its path below the field
+    (``.media_id``, ``[0].media_id``): the body's error names ``attachments[0].media_id``, not ``attachments``."""
+
+    def __init__(self, problems: dict[str, str], unreadable: bool) -> None:
+        super().__init__("; ".join(f"{path} {why}" for path, why in problems.items()))
+        self.problems = problems
+        self.unreadable = unreadable
+        """True when one of them is text that is not Unicode (the whole request is a 400)."""
+
+
 class UnreadableText(ValueError):
     """A string that is not Unicode text (a lone surrogate, which JSON's ``\\ud800`` escape can carry
     and no UTF-8 database column can hold): the request is malformed (400), not merely invalid."""
@@ -104,18 +115,24 @@ class Field:
             try:
                 return self.shape.parse(value)
             except ValidationFailed as exc:
-                why = "; ".join(f"{k} {v}" for k, v in sorted(exc.fields.items()))
-                raise (UnreadableText if isinstance(exc, UnreadableFields) else ValueError)(why) from None
+                raise NestedProblems({f".{k}": v for k, v in sorted(exc.fields.items())},
+                                     isinstance(exc, UnreadableFields)) from None
         if not isinstance(value, list):
             raise ValueError("must be an array")
         self._length(len(value), "items")
         assert self.items is not None
-        out = []
+        out, problems, malformed = [], {}, False
         for i, item in enumerate(value):
             try:
                 out.append(self.items.check(item))
+            except NestedProblems as exc:
+                problems.update({f"[{i}]{path}": why for path, why in exc.problems.items()})
+                malformed = malformed or exc.unreadable
             except ValueError as exc:
-                raise type(exc)(f"item {i} {exc}") from None
+                problems[f"[{i}]"] = str(exc)
+                malformed = malformed or isinstance(exc, UnreadableText)
+        if problems:
+            raise NestedProblems(problems, malformed)
         return out
 
     def _length(self, n: int, unit: str) -> None:
@@ -218,6 +235,9 @@ class Schema:
                 continue
             try:
                 out[name] = spec.check(data[name], from_query=from_query)
+            except NestedProblems as exc:
+                problems.update({f"{name}{path}": why for path, why in exc.problems.items()})
+                malformed = malformed or exc.unreadable
             except ValueError as exc:
                 problems[name] = str(exc)
                 malformed = malformed or isinstance(exc, UnreadableText)

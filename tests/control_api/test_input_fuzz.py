@@ -54,6 +54,11 @@ def _body(path: list[str], value: str) -> Any:
     return {head: _body(rest, value) if rest else value}
 
 
+def _named(path: list[str]) -> str:
+    """The name the problem gives the value at ``path`` (as :func:`_body` builds it): ``attachments[0].media_id``."""
+    return path[0] + "".join("[0]" if step == "[]" else f".{step}" for step in path[1:])
+
+
 def _path_value(spec: Field) -> str:
     """A value the path parameter accepts (the route's own declaration decides)."""
     for candidate in (str(uuid.uuid4()), "room-1", "photo-" + "0" * 32, "1", "small", uuid.uuid4().hex):
@@ -112,7 +117,7 @@ async def test_a_lone_surrogate_in_any_body_text_field_is_a_400_naming_it(api: A
         _is_problem(status, body, content_type)
         assert body["title"] == "Unreadable fields"
         named = {e["field"]: e["detail"] for e in body["errors"]}
-        assert "Unicode" in named[label], (route.path, body)
+        assert "Unicode" in named[_named(path)], (route.path, label, body)
         json.dumps(body, ensure_ascii=False).encode()  # the answer itself is valid Unicode throughout
 
 
@@ -133,7 +138,7 @@ async def test_any_text_in_any_body_field_is_never_a_500(roomy: Api, field: tupl
     if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
         assert status in (400, 429), body  # 429: a per-route limit may refuse before the body is read
         if status == 400:
-            assert any(e["field"] == label for e in body["errors"]), body
+            assert any(e["field"] == _named(path) for e in body["errors"]), (label, body)
 
 
 @FUZZ

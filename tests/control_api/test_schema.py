@@ -28,6 +28,20 @@ def test_every_bad_field_is_named() -> None:
     assert schema.parse({"a": 1, "b": "x@y.io"}) == {"a": 1, "b": "x@y.io"}
 
 
+def test_every_bad_value_inside_arrays_and_objects_is_named_by_its_path() -> None:
+    item = Schema({"media_id": Field("uuid"), "price": Field("integer", required=False, minimum=1)})
+    schema = Schema({"attachments": Field("array", items=Field("object", shape=item)),
+                     "tags": Field("array", required=False, items=Field("string", max_len=3))})
+    with pytest.raises(ValidationFailed) as caught:
+        schema.parse({"attachments": [{"media_id": "nope", "price": 0}, {"media_id": "x", "extra": 1}],
+                      "tags": ["ok", "toolong"]})
+    assert caught.value.fields == {
+        "attachments[0].media_id": "must be a UUID", "attachments[0].price": "must be >= 1",
+        "attachments[1].media_id": "must be a UUID", "attachments[1].extra": "is not a known field",
+        "tags[1]": "must have at most 3 characters",
+    }
+
+
 @pytest.mark.parametrize("route", all_routes(), ids=lambda r: f"{r.method} {r.path}")
 @given(data=JSON)
 def test_route_bodies_accept_or_refuse_cleanly(route: Any, data: Any) -> None:
