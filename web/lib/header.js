@@ -89,8 +89,14 @@ function openSocket(name, connection) {
     resumeKey: `switchboard.resume.${name}`,
     getToken: () => api("/ws-token", { method: "POST" }),
   });
-  if (connection) showConnection(signal);
-  else showModeration(signal);
+  if (connection) {
+    showConnection(signal);
+  } else {
+    showModeration(signal);
+    signal.addEventListener("state", ({ detail }) => {
+      if (detail.state === "banned") say("This account is banned: you were disconnected.", "error");
+    });
+  }
   const connected = signal.connect().catch((err) => {
     if (connection) say(`Live updates are off: ${err.message}. Reload the page to try again.`, "error");
     else console.warn("header: no live updates", err);

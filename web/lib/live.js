@@ -1,7 +1,7 @@
 // The console's live tab (/admin#live; /moderate redirects there): list the live shows (show.list)
 // and calls/matches (call.list), save a clip of one (its last 30 s, no report needed: POST
-// /api/moderation/clips, played below the lists), and open an invisible tap on one: a show through its own socket (a
-// hidden room token), a call through the console socket (call.tap: a hidden receiving leg in the
+// /api/moderation/clips, played below the lists), and open an invisible tap on one: a show through
+// its own socket (a hidden room token), a call through the console socket (call.tap: a hidden receiving leg in the
 // call's SFU room; a P2P call cannot be tapped). In a tapped show the moderator may delete or pin a
 // line, mute or remove a viewer, without appearing (the others see "by the moderator").
 //
