@@ -1,15 +1,18 @@
 // /admin: the moderators' console. Tabs: dashboard (counters, DAU/WAU/MAU), reports (filter, open
-// one with its context and evidence clip, claim, act: warn, mute, ban 1h/24h/30d/permanent, or
-// dismiss), live (invisible taps: lib/live.js), sanctions (active ones, lift) and the audit log.
+// one with its context, evidence clip and the user's sanction history, claim, act: warn, mute or ban
+// 1h/24h/30d/permanent, or dismiss), live (invisible taps, saved clips: lib/live.js), sanctions
+// (active ones, lift, any user's history) and the audit log.
 // The API decides who may use it (the role is read from its database): others get 403 everywhere.
 
 import { api, explain, objectUrl, requireLogin } from "./lib/api.js";
 import { mountHeader } from "./lib/header.js";
 import { startLive } from "./lib/live.js";
+import { fillReasons } from "./lib/report.js";
 import { $, say } from "./lib/ui.js";
 
 const me = requireLogin();
 mountHeader();
+fillReasons($("filter-reason"));
 const TABS = ["dashboard", "reports", "live", "sanctions", "audit"];
 const loaders = { dashboard: loadDashboard, reports: () => loadReports(), live: openLive, sanctions: loadSanctions,
   audit: () => loadAudit() };
@@ -143,6 +146,7 @@ async function openReport(id, scroll = true) {
   if (live && !r.clip && fresh) {
     setTimeout(() => { if (current?.id === r.id && !current.clip) openReport(r.id, false).catch(() => {}); }, 1500);
   }
+  if ($("report-history-box").dataset.user !== r.user_id) $("report-history-box").hidden = true;
   $("report-id").textContent = `#${r.id}`;
   $("report").hidden = false;
   $("report").dataset.status = r.status;
@@ -158,6 +162,7 @@ async function act(kind, duration) {
   await api(`/moderation/reports/${current.id}/action`, { method: "POST", body: { sanction } });
   say(`Report #${current.id} actioned: ${kind}${duration ? ` ${duration}` : ""}.`, "ok");
   await Promise.all([openReport(current.id), loadReports()]);
+  if (!$("report-history-box").hidden) await showHistory($("report-history-list"), current.user_id);
 }
 
 $("save-clip").addEventListener("click", async () => {
@@ -188,6 +193,52 @@ $("filter-status").addEventListener("change", () => loadReports().catch((err) =>
 $("filter-reason").addEventListener("change", () => loadReports().catch((err) => say(explain(err), "error")));
 $("reports-more").addEventListener("click", () => loadReports(true).catch((err) => say(explain(err), "error")));
 
+/** A sanction in a history: kind and length, when, why, and whether it is in force, lifted or over. */
+function historyItem(s) {
+  const length = s.kind === "warning" ? "" : s.ends_at ? ` until ${when(s.ends_at)}` : " until lifted";
+  const inForce = s.active && s.kind !== "warning"; // a warning is a notice: given, never "in force"
+  const state = s.lifted_at
+    ? `lifted ${when(s.lifted_at)} by ${s.lifted_by === me.user_id ? "you" : short(s.lifted_by)}${s.lift_reason ? `: “${s.lift_reason}”` : ""}`
+    : s.kind === "warning" ? "given" : inForce ? "active" : "ended";
+  const by = s.created_by === me.user_id ? "you" : short(s.created_by);
+  const li = el("li", `${s.kind}${length} · from ${when(s.starts_at)} by ${by} · ${s.reason || "no reason given"} · ${state}`,
+    { "data-sanction": String(s.id), "data-kind": s.kind, "data-active": String(inForce) });
+  if (s.report_id) li.append(` · report #${s.report_id}`);
+  return li;
+}
+
+/** Every sanction of one user, newest first, lifted and ended ones too (the API keeps the last 200). */
+async function showHistory(list, accountId) {
+  const { items } = await api(`/moderation/accounts/${encodeURIComponent(accountId)}/sanctions`);
+  list.replaceChildren(...(items.length ? items.map(historyItem) : [el("li", "No sanction, ever.")]));
+  return items;
+}
+
+$("report-history").addEventListener("click", () => {
+  const box = $("report-history-box");
+  showHistory($("report-history-list"), current.user_id)
+    .then(() => { box.hidden = false; box.dataset.user = current.user_id; box.scrollIntoView(); })
+    .catch((err) => say(explain(err), "error"));
+});
+
+async function openHistory(accountId) {
+  $("history-user").value = accountId;
+  await showHistory($("history-list"), accountId);
+  $("history-of").textContent = accountId;
+  $("history-box").hidden = false;
+  $("history-box").scrollIntoView();
+}
+
+$("history-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const id = $("history-user").value.trim();
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
+    say("A user's id is their full id (36 characters, as on their profile's address /u/<id>).", "error");
+    return;
+  }
+  openHistory(id).catch((err) => say(err.status === 404 ? "No such user." : explain(err), "error"));
+});
+
 async function loadSanctions() {
   const { items } = await api("/moderation/sanctions");
   const body = $("sanction-rows");
@@ -200,7 +251,10 @@ async function loadSanctions() {
       say(`The ${s.kind} of ${short(s.account_id)} was lifted.`, "ok");
       await loadSanctions();
     });
-    row(body, [s.kind, short(s.account_id), when(s.ends_at), s.reason, lift], { "data-sanction": String(s.id) });
+    const actions = el("span");
+    actions.append(button("History", () => openHistory(s.account_id)));
+    if (lift) actions.append(lift);
+    row(body, [s.kind, short(s.account_id), when(s.ends_at), s.reason, actions], { "data-sanction": String(s.id) });
   }
 }
 

@@ -4,6 +4,7 @@
 // receipts arrive on the node's socket (chat.message, chat.read: docs/api.md, Realtime).
 
 import { api, explain, objectUrl, upload } from "./lib/api.js";
+import { reportToggle } from "./lib/report.js";
 import { startSocialPage } from "./lib/social.js";
 import { $, say } from "./lib/ui.js";
 import { avatar, nameOf, profile } from "./lib/users.js";
@@ -69,6 +70,8 @@ async function messageItem(msg) {
   r.className = "receipt";
   r.textContent = receipt(msg);
   li.append(r);
+  // Someone else's message can be reported (the message's context: the console shows its text).
+  if (!mine && msg.sender_id) li.append(reportToggle({ message_id: msg.id }, { notFound: "This message is not available any more." }));
   li.message = msg;
   return li;
 }

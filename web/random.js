@@ -4,6 +4,7 @@
 import { api, explain, requireLogin } from "./lib/api.js";
 import { mountHeader } from "./lib/header.js";
 import { openCamera, play, qualityText, toggle, watchQuality } from "./lib/media.js";
+import { wireReport } from "./lib/report.js";
 import { Signal } from "./lib/signal.js";
 import { $, chatForm, chatLine, say, showConnection } from "./lib/ui.js";
 import { P2PCall } from "./random/call.js";
@@ -162,16 +163,9 @@ $("follow").addEventListener("click", () => {
   signal.notify("call.follow_request", { call_id: match.session_id });
   chatLine($("chat"), "★", "Follow request sent.");
 });
-$("report").addEventListener("click", async () => {
-  if (!match) return;
-  const reason = $("report-reason").value;
-  try {
-    await api("/reports", { method: "POST", body: { user_id: match.peer.user_id, session_id: match.session_id, reason } });
-    say("Thank you: the moderators will look at it.", "ok");
-  } catch (err) {
-    say(err.status === 404 ? "Reporting is not available on this server yet." : explain(err), "error");
-  }
-});
+// The session's context: the report makes the session's evidence clip when the SFU carries it.
+wireReport($("report-reason"), $("report"), () => (match ? { user_id: match.peer.user_id, session_id: match.session_id } : null),
+  "The stranger's account is gone.");
 $("camera").addEventListener("click", () => { $("camera").textContent = toggle(stream, "video") ? "Camera off" : "Camera on"; });
 $("mic").addEventListener("click", () => { $("mic").textContent = toggle(stream, "audio") ? "Mute" : "Unmute"; });
 $("sound").addEventListener("click", () => {

@@ -4,6 +4,7 @@
 
 import { api, explain } from "./lib/api.js";
 import { Presence } from "./lib/presence.js";
+import { wireReport } from "./lib/report.js";
 import { startSocialPage } from "./lib/social.js";
 import { $, say } from "./lib/ui.js";
 import { ageAndCountry, avatar, forgetProfile, nameOf, profile } from "./lib/users.js";
@@ -97,12 +98,7 @@ $("block").addEventListener("click", () => act("block", async () => {
   $("profile").hidden = true;
   say(`${nameOf(user)} is blocked. Unblock them from your Space.`, "ok");
 }));
-$("report").addEventListener("click", () => act("report", async () => {
-  // One of the API's reasons (control_api/reports.py REASONS), chosen beside the button as on /random.
-  const reason = $("report-reason").value;
-  await api("/reports", { method: "POST", body: { user_id: id, reason } });
-  say("Thank you: the moderators will look at it.", "ok");
-}));
+wireReport($("report-reason"), $("report"), () => ({ user_id: id }), "This profile is not available any more.");
 $("livecam-call").addEventListener("click", () => act("call", async () => {
   await livecam.start(user);
 }));

@@ -8,6 +8,7 @@ import { Signal, jittered } from "./lib/signal.js";
 import { ShowChat } from "./lib/show_chat.js";
 import { $, chatForm, say, showConnection } from "./lib/ui.js";
 import { giftButton, needsPayment, offerTicket, showGifts } from "./lib/paid.js";
+import { wireReport } from "./lib/report.js";
 
 const me = requireLogin();
 const room = decodeURIComponent(location.pathname.split("/").pop());
@@ -19,6 +20,7 @@ $("title").textContent = room;
 document.title = `${room} · Switchboard`;
 
 let subscriber = null;
+let owner = null; // the broadcaster (GET /api/rooms/<room>): who a report of this show is about
 let stopQuality = () => {};
 const signal = new Signal({
   resumeKey: `switchboard.resume.watch.${room}`,
@@ -102,10 +104,15 @@ $("leave").addEventListener("click", async () => {
   say("You left the show.", "info");
 });
 chatForm($("chat-form"), (text) => signal.request("show.chat", { room, text }));
+// A report of the live show (the room's context): the API saves the show's last seconds as its clip.
+wireReport($("report-reason"), $("report"), () => (owner ? { user_id: owner, room } : null),
+  "This show's broadcaster is not available any more.");
 
 try {
   // The room's owner and title; a room that does not exist (or whose owner we blocked) is never live.
   const info = await api(`/rooms/${encodeURIComponent(room)}`);
+  owner = info.owner;
+  $("report").hidden = $("report-reason").hidden = owner === me.user_id;
   if (info.title) {
     $("title").textContent = info.title;
     document.title = `${info.title} · Switchboard`;

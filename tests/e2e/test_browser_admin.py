@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import urllib.request
+from datetime import datetime, timedelta
 from typing import Any
 
 import av
@@ -170,3 +171,135 @@ def test_a_hidden_moderator_deletes_a_line_and_mutes_a_viewer(pages: Pages, up: 
     # The moderator never appeared: the viewer count is the two fans.
     for page in (host, *fans):
         expect(page.locator("#viewers")).to_have_attribute("data-count", "2")
+
+
+THANKS = "Thank you: the moderators will look at it."
+MUTES = ["1h", "24h", "30d", "permanent"]
+"""Every mute length the API takes (control_api/sanctions.py DURATIONS)."""
+
+
+def test_reports_from_a_show_and_a_message_reach_the_console_and_a_users_sanction_history(pages: Pages,
+                                                                                         up: Up) -> None:
+    """A viewer reports the live show from /watch (a ``room`` context) and a user reports a message
+    from the /messages thread (a ``message_id`` context); the console lists both with their context
+    and shows the message's text. From the report the moderator mutes for one of the four lengths the
+    API takes and opens the user's whole sanction history (lifted ones too); the sanctions tab opens it
+    for an active row and for any user id."""
+    host = go_live(pages, up, "reported")
+    room = room_of(host)
+    owner = account(up, "host-reported")
+    viewer = pages.open("viewer", f"/watch/{room}", account(up, "viv-reported"))
+    assert_playing(viewer, "#video")
+    viewer.select_option("#report-reason", "nudity_minor")
+    viewer.click("#report")
+    expect(viewer.locator("#banner")).to_have_text(THANKS)
+    shot(viewer, "report-show.png")
+
+    carl, dan = account(up, "carl-reported"), account(up, "dan-reported")
+    conv = call_api(up, "POST", "/conversations", {"members": [dan["user_id"]]}, token=carl["access_token"])
+    said = call_api(up, "POST", f"/conversations/{conv['id']}/messages", {"text": "send me your card number"},
+                    token=carl["access_token"])
+    d = pages.open("dan", f"/messages#{conv['id']}", dan)
+    line = d.locator(f"#thread li[data-id='{said['id']}']")
+    expect(line).to_contain_text("send me your card number")
+    line.get_by_role("button", name="Report").click()
+    expect(line.get_by_label("Report reason")).to_be_focused()
+    line.get_by_label("Report reason").select_option("spam_scam")
+    shot(d, "report-message.png")
+    line.get_by_role("button", name="Send report").click()
+    expect(d.locator("#banner")).to_have_text(THANKS)
+    expect(line.locator(".reported")).to_have_text("Reported")
+
+    # Carl's earlier record: a warning, and a ban that was lifted.
+    token = admin(up)["access_token"]
+    sanctions = f"/moderation/accounts/{carl['user_id']}/sanctions"
+    call_api(up, "POST", sanctions, {"kind": "warning", "reason": "first warning"}, token=token)
+    ban = call_api(up, "POST", sanctions, {"kind": "ban", "duration": "1h", "reason": "old ban"}, token=token)
+    call_api(up, "POST", f"/moderation/sanctions/{ban['id']}/lift", {"reason": "appeal accepted"}, token=token)
+
+    console = pages.open("admin", "/admin#reports", admin(up))
+    show_row = console.locator("#report-rows tr", has_text=f"show {room}")
+    expect(show_row).to_contain_text("nudity_minor")
+    expect(show_row).to_contain_text(owner["user_id"][:8])
+    message_row = console.locator("#report-rows tr", has_text=f"message {said['id']}")
+    expect(message_row).to_contain_text("spam_scam")
+    expect(message_row).to_contain_text(carl["user_id"][:8])
+    assert console.locator("#filter-reason option").all_inner_texts()[0] == "Any reason"
+    assert console.locator("#filter-reason option").count() == 6  # any + the five of lib/report.js
+
+    # The show's report: a mute until lifted on the broadcaster.
+    show_row.locator("button", has_text="Open").click()
+    expect(console.locator("#report-detail")).to_contain_text(f"show {room}")
+    expect(console.locator("#report-clip")).to_be_visible()  # the report on the live show made its clip
+    assert sorted(console.locator("#report-actions button[data-kind=mute]").evaluate_all(
+        "(bs) => bs.map((b) => b.dataset.duration)")) == sorted(MUTES)
+    console.click("#report-actions button[data-kind=mute][data-duration=permanent]")
+    expect(console.locator("#banner")).to_contain_text("actioned: mute permanent")
+    expect(console.locator("#report")).to_have_attribute("data-status", "actioned")
+
+    # The message's report: its text in the context, a 30-day mute, then the whole history.
+    message_row.locator("button", has_text="Open").click()
+    expect(console.locator("#report-detail")).to_contain_text("a chat message")
+    expect(console.locator("#report-detail")).to_contain_text("send me your card number")
+    console.fill("#act-reason", "Scam attempt in messages.")
+    console.click("#report-actions button[data-kind=mute][data-duration='30d']")
+    expect(console.locator("#banner")).to_contain_text("actioned: mute 30d")
+    console.click("#report-history")
+    history = console.locator("#report-history-list li")
+    expect(history).to_have_count(3)
+    expect(history.nth(0)).to_have_attribute("data-kind", "mute")
+    expect(history.nth(0)).to_contain_text("Scam attempt in messages.")
+    expect(history.nth(0)).to_have_attribute("data-active", "true")
+    expect(history.nth(1)).to_contain_text("lifted")
+    expect(history.nth(1)).to_contain_text("appeal accepted")
+    expect(history.nth(2)).to_have_attribute("data-kind", "warning")
+    expect(history.nth(2)).to_contain_text("given")
+    shot(console, "admin-history.png")
+    record = call_api(up, "GET", sanctions, token=token)["items"]
+    mute = record[0]
+    assert (mute["kind"], mute["active"]) == ("mute", True)
+    length = datetime.fromisoformat(mute["ends_at"]) - datetime.fromisoformat(mute["starts_at"])
+    assert length == timedelta(days=30), length
+    owners = call_api(up, "GET", f"/moderation/accounts/{owner['user_id']}/sanctions", token=token)["items"]
+    assert [(s["kind"], s["ends_at"], s["active"]) for s in owners] == [("mute", None, True)]
+
+    # The sanctions tab: History on an active row, then any user by id (after the lift).
+    console.click("#tabs a[data-tab=sanctions]")
+    row = console.locator("#sanction-rows tr", has_text=carl["user_id"][:8]).filter(has_text="mute")
+    row.locator("button", has_text="History").click()
+    expect(console.locator("#history-of")).to_have_text(carl["user_id"])
+    expect(console.locator("#history-list li")).to_have_count(3)
+    console.fill("#lift-reason", "paid back")
+    row.locator("button", has_text="Lift").click()
+    expect(console.locator("#banner")).to_contain_text("was lifted")
+    console.fill("#history-user", carl["user_id"])
+    console.click("#history-form button[type=submit]")
+    expect(console.locator("#history-list li").first).to_contain_text("paid back")
+    expect(console.locator("#history-list li").first).to_have_attribute("data-active", "false")
+    console.fill("#history-user", dan["user_id"])
+    console.press("#history-user", "Enter")
+    expect(console.locator("#history-list li")).to_have_text(["No sanction, ever."])
+
+
+def test_a_moderator_saves_a_clip_of_a_live_show_from_the_live_tab(pages: Pages, up: Up) -> None:
+    """No report needed: the live tab's "Save clip" on a show stores its last seconds (the
+    moderator's clip) and the console plays it."""
+    host = go_live(pages, up, "clipped")
+    room = room_of(host)
+    fan = pages.open("fan", f"/watch/{room}", account(up, "fan-clipped"))
+    # A few seconds of the show through the SFU: what it buffered is what the clip holds.
+    fan.wait_for_function(PLAYED, arg=["#video", 3])
+    console = pages.open("moderator", "/admin#live", admin(up))
+    console.locator(f"tr[data-room=\"{room}\"] button.save-clip").click()
+    expect(console.locator("#banner")).to_contain_text(f"Clip of the show {room} saved.")
+    clip = console.locator("#live-clip")
+    expect(clip).to_be_visible()
+    expect(console.locator("#live-clip-room")).to_have_text(f"the show {room}")
+    clip.evaluate("(v) => v.play()")
+    console.wait_for_function(PLAYED, arg=["#live-clip", 1])
+    assert clip.evaluate("(v) => v.videoWidth") > 0
+    shot(console, "admin-live-clip.png")
+    token = admin(up)["access_token"]
+    stored = call_api(up, "GET", f"/moderation/clips/{clip.get_attribute('data-clip')}", token=token)
+    assert (stored["room"], stored["moderator_id"]) == (room, admin(up)["user_id"]), stored
+    check_remuxed(fetch(up, stored["url"], token))

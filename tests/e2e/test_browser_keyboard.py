@@ -112,11 +112,15 @@ def test_every_page_takes_the_keyboard_everywhere(pages: Pages, up: Up) -> None:
     ann, bob = account(up, "ann-keys"), account(up, "bob-keys")
     call_api(up, "PATCH", "/me/profile", {"pseudo": "bobkeys", "bio": "Keys."}, token=bob["access_token"])
     call_api(up, "PATCH", "/me/profile", {"pseudo": "annkeys"}, token=ann["access_token"])
+    conv = call_api(up, "POST", "/conversations", {"members": [ann["user_id"]]}, token=bob["access_token"])
+    call_api(up, "POST", f"/conversations/{conv['id']}/messages", {"text": "hello"}, token=bob["access_token"])
     checked = {"/login": None, "/me": ann, "/people": ann, f"/u/{bob['user_id']}": ann, "/space": ann,
-               "/messages": ann}
+               "/messages": ann, f"/messages#{conv['id']}": ann, "/earnings": ann}  # a thread: Report per message
     for path, login in checked.items():
-        page = pages.open(path.strip("/").replace("/", "-") or "home", path, login)
+        page = pages.open(path.strip("/").replace("/", "-").replace("#", "-") or "home", path, login)
         page.wait_for_load_state("networkidle")
+        if "#" in path:
+            expect(page.locator("#thread li button.report")).to_be_visible()
         assert not mouse_only(page), f"{path}: clickable but not reachable by keyboard: {mouse_only(page)}"
         controls, reached, no_ring = tab_through(page)
         assert controls, f"{path}: no controls found"

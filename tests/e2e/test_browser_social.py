@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import Up, account, call_api, doc_screenshot
+from tests.e2e.browser import Up, account, admin, call_api, doc_screenshot
 from tests.e2e.conftest import Pages
 from tests.e2e.test_browser_show import assert_playing
 
@@ -94,6 +94,8 @@ def test_people_follow_presence_messages_livecam_and_block(pages: Pages, up: Up)
     expect(a.locator("#livecam-call")).to_be_visible()  # friends, and B is online
     a.click("#like")
     expect(a.locator("#likes")).to_have_text("1")
+    expect(a.locator("#presence")).to_have_attribute("data-presence", "online")
+    shot(a, "profile")
     expect(b.locator("#bell-badge")).to_be_visible()
     b.click("#bell")
     expect(b.locator("#notes li[data-kind='like']").first).to_contain_text("annsocial liked you")
@@ -150,3 +152,21 @@ def test_people_follow_presence_messages_livecam_and_block(pages: Pages, up: Up)
     b.goto("/space")
     expect(b.locator(f"#blocked li[data-user='{ann['user_id']}']")).to_contain_text("annsocial")
     expect(b.locator("#friends li")).to_have_count(0)
+
+
+def test_a_page_without_a_socket_of_its_own_shows_a_warning_and_the_bell_live(pages: Pages, up: Up) -> None:
+    """/earnings has no socket of its own: the shared header opens one, so a moderator's warning is
+    shown at once and the bell counts it, with no reload."""
+    eve = account(up, "eve-earnings")
+    page = pages.open("eve", "/earnings", eve)
+    unread = call_api(up, "GET", "/notifications?limit=1", token=eve["access_token"])["unread"]
+    expect(page.locator("#bell")).to_have_attribute("aria-label", f"Notifications, {unread} unread")
+    page.wait_for_function("() => window.switchboardHeader?.signal?.hello != null")
+    page.evaluate("window.sameLoad = true")
+    call_api(up, "POST", f"/moderation/accounts/{eve['user_id']}/sanctions",
+             {"kind": "warning", "reason": "Be kind in show chats."}, token=admin(up)["access_token"])
+    expect(page.locator("#banner")).to_have_text("Warning from the moderators: Be kind in show chats.")
+    expect(page.locator("#bell-badge")).to_have_text(str(unread + 1))
+    page.click("#bell")
+    expect(page.locator("#notes li[data-kind='moderation_warning']")).to_contain_text("Be kind in show chats.")
+    assert page.evaluate("window.sameLoad") is True  # live: the page was never reloaded

@@ -1,9 +1,13 @@
 // The header every page shows: links, my pseudo and photo (or "Set up your profile"), the unread
-// messages badge and the notifications bell. With the page's node socket (`signal`) both badges
-// are live: chat.message / chat.read and notification messages arrive on it.
+// messages badge and the notifications bell. Every signed-in page has a node socket that makes them
+// live (chat.message / chat.read, notification) and shows the moderators' notices (a warning, a
+// mute) in the banner: the page's own socket when it has one (a show, random chat), else the one
+// the header opens (`/ws-token`, one resume key per page). One module, so no page is left out.
 
 import { api, auth } from "./api.js";
 import { Bell } from "./notifications.js";
+import { Signal } from "./signal.js";
+import { say, showConnection, showModeration } from "./ui.js";
 import { avatar } from "./users.js";
 
 const LINKS = [["/people", "People"], ["/space", "Space"], ["/random", "Random"], ["/broadcast", "Broadcast"], ["/wallet", "Wallet"]];
@@ -70,11 +74,46 @@ export class Header {
   }
 }
 
+/** The page's name for its resume key: the first part of its path ("/u/<id>": "u"; "/": "home"). */
+function pageName() {
+  return location.pathname.split("/")[1] || "home";
+}
+
+/**
+ * The header's own node socket for a page that has none: moderation notices always; the
+ * connection's states (reconnecting, lost, banned) in the banner only when `connection` (the social
+ * pages, whose live parts all ride on it): elsewhere they would overwrite the page's own sentences.
+ */
+function openSocket(name, connection) {
+  const signal = new Signal({
+    resumeKey: `switchboard.resume.${name}`,
+    getToken: () => api("/ws-token", { method: "POST" }),
+  });
+  if (connection) {
+    showConnection(signal);
+  } else {
+    showModeration(signal);
+    signal.addEventListener("state", ({ detail }) => {
+      if (detail.state === "banned") say("This account is banned: you were disconnected.", "error");
+    });
+  }
+  const connected = signal.connect().catch((err) => {
+    if (connection) say(`Live updates are off: ${err.message}. Reload the page to try again.`, "error");
+    else console.warn("header: no live updates", err);
+  });
+  window.addEventListener("pagehide", () => signal.close());
+  return { signal, connected };
+}
+
 /**
  * Mounts the header into `nav.top` (made if the page has none). Resolves with the Header once
- * /me and the badges are read; `signal` (optional) makes the badges live.
+ * /me and the badges are read. A signed-in page's socket makes the badges live and shows the
+ * moderators' notices: `signal`, the page's own (it shows the notices itself: showConnection), or
+ * else one the header opens (`header.signal`; `header.connected` settles once it is connected or
+ * failed). `name` keys its resume token (default: the path's first part); `connection` puts its
+ * states in the banner.
  */
-export async function mountHeader({ signal } = {}) {
+export async function mountHeader({ signal, name = pageName(), connection = false } = {}) {
   let nav = document.querySelector("nav.top");
   if (!nav) {
     nav = el("nav", { className: "top" });
@@ -82,16 +121,19 @@ export async function mountHeader({ signal } = {}) {
   }
   const header = new Header(nav);
   window.switchboardHeader = header;
+  header.connected = Promise.resolve();
   if (!auth()) {
     header.meLink.replaceChildren(el("span", { id: "me-name", textContent: "Log in" }));
     header.meLink.href = "/login";
     return header;
   }
-  if (signal) {
-    signal.on("notification", (m) => header.bell.add(m.notification));
-    signal.on("chat.message", () => header.refreshMessages().catch(() => {}));
-    signal.on("chat.read", () => header.refreshMessages().catch(() => {}));
+  if (!signal) {
+    ({ signal, connected: header.connected } = openSocket(name, connection));
   }
+  header.signal = signal;
+  signal.on("notification", (m) => header.bell.add(m.notification));
+  signal.on("chat.message", () => header.refreshMessages().catch(() => {}));
+  signal.on("chat.read", () => header.refreshMessages().catch(() => {}));
   await Promise.all([
     api("/me").then((me) => header.showMe(me)),
     header.refreshMessages(),

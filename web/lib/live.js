@@ -1,13 +1,14 @@
 // The console's live tab (/admin#live; /moderate redirects there): list the live shows (show.list)
-// and calls/matches (call.list), and open an invisible tap on one: a show through its own socket (a
-// hidden room token), a call through the console socket (call.tap: a hidden receiving leg in the
+// and calls/matches (call.list), save a clip of one (its last 30 s, no report needed: POST
+// /api/moderation/clips, played below the lists), and open an invisible tap on one: a show through
+// its own socket (a hidden room token), a call through the console socket (call.tap: a hidden receiving leg in the
 // call's SFU room; a P2P call cannot be tapped). In a tapped show the moderator may delete or pin a
 // line, mute or remove a viewer, without appearing (the others see "by the moderator").
 //
 // Every hidden token is audited by the control API; the console socket uses one for its own room
 // name (`moderation`), which no show uses. Every tap is an event in the audit stream.
 
-import { api, explain } from "./api.js";
+import { api, explain, objectUrl } from "./api.js";
 import { qualityText, watchQuality } from "./media.js";
 import { CallReceiver } from "./call_media.js";
 import { Subscriber } from "./show.js";
@@ -52,6 +53,38 @@ function watchButton(onClick) {
   return td;
 }
 
+function clipButton(room, label) {
+  const button = document.createElement("button");
+  button.textContent = "Save clip";
+  button.className = "secondary save-clip";
+  button.setAttribute("aria-label", `Save a clip of ${label} (its last 30 seconds)`);
+  button.addEventListener("click", () => saveClip(room, label, button));
+  return button;
+}
+
+/** A moderator's clip of a live SFU room (a show, or a call's id), without a report; then plays it. */
+async function saveClip(room, label, button) {
+  button.disabled = true;
+  say(`Saving the last 30 seconds of ${label}…`, "info");
+  try {
+    const clip = await api("/moderation/clips", { method: "POST", body: { room } });
+    const video = $("live-clip");
+    if (video.src.startsWith("blob:")) URL.revokeObjectURL(video.src);
+    video.src = await objectUrl(clip.url.replace(/^\/api/, "")); // staff-only: fetched with the token
+    video.dataset.clip = clip.id;
+    $("live-clip-room").textContent = label;
+    $("live-clip-facts").textContent = `${clip.content_type}, ${clip.tracks} tracks, ${Math.round(clip.duration_ms / 1000)} s, `
+      + `${Math.round(clip.size / 1024)} KiB · saved ${new Date(clip.created_at).toLocaleTimeString()} · clip ${clip.id}`;
+    $("live-clip-box").hidden = false;
+    say(`Clip of ${label} saved.`, "ok");
+  } catch (err) {
+    say(err.status === 404 ? "No media of that session on any node: it ended, or never ran through the SFU."
+      : explain(err), "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
 async function refresh() {
   await Promise.all([refreshShows(), refreshCalls()]);
 }
@@ -66,7 +99,9 @@ async function refreshCalls() {
     tr.dataset.call = c.call_id;
     tr.dataset.media = c.media;
     const since = new Date(c.started_at).toLocaleTimeString();
+    const label = `the ${c.kind === "match" ? "random chat" : "call"} ${c.users.map((u) => u.slice(0, 8)).join(" · ")}`;
     const watch = c.media === "sfu" ? watchButton(() => openCallTap(c)) : cell("peer-to-peer: cannot be tapped");
+    if (c.media === "sfu") watch.append(clipButton(c.call_id, label));
     tr.append(cell(c.kind === "match" ? "random chat" : "call"), cell(c.users.map((u) => u.slice(0, 8)).join(" · ")),
       cell(c.media), cell(since), watch);
     body.append(tr);
@@ -82,6 +117,7 @@ async function refreshShows() {
     const tr = document.createElement("tr");
     tr.dataset.room = show.room;
     const td = watchButton(() => openTap(show.room));
+    td.append(clipButton(show.room, `the show ${show.room}`));
     const viewers = cell(String(show.viewers));
     viewers.title = show.roster.filter((u) => u !== show.owner).join("\n"); // who is watching, on hover
     tr.append(cell(show.room), cell(show.owner.slice(0, 8)), viewers, td);

@@ -13,6 +13,7 @@ const TEXT = {
   live_invite: (who) => `${who} invites you to a live show`,
   call_missed: (who) => `Missed call from ${who}`,
   welcome: () => "Welcome to Switchboard! Set up your profile to meet people.",
+  moderation_warning: (_who, data) => `Warning from the moderators: ${data.message || "mind the rules"}`,
   report_outcome: (_who, data) => (data.outcome === "actioned"
     ? "The moderators acted on a report you made. Thank you."
     : "The moderators looked at a report you made and took no action."),

@@ -1,26 +1,18 @@
-// What every social page starts with (/me, /people, /u/<id>, /space, /messages): a login, the
-// node socket (live badges, presence, chat, incoming Live Cam calls) and the shared header.
+// What every social page starts with (/me, /people, /u/<id>, /space, /messages, /wallet): a login,
+// the header with its node socket (live badges, presence, chat, moderation notices: lib/header.js)
+// and incoming Live Cam calls on that socket.
 
-import { api, requireLogin } from "./api.js";
+import { requireLogin } from "./api.js";
 import { mountHeader } from "./header.js";
 import { LiveCam } from "./livecam.js";
-import { Signal } from "./signal.js";
-import { say, showConnection } from "./ui.js";
 
 export async function startSocialPage(name) {
   const me = requireLogin();
-  const signal = new Signal({
-    resumeKey: `switchboard.resume.${name}`,
-    getToken: () => api("/ws-token", { method: "POST" }),
-  });
-  showConnection(signal);
-  const connected = signal.connect().catch((err) => {
-    say(`Live updates are off: ${err.message}. Reload the page to try again.`, "error");
-  });
-  const header = await mountHeader({ signal });
+  // The socket's states go to the banner here: presence, chat and calls all ride on it.
+  const header = await mountHeader({ name, connection: true });
+  const { signal } = header;
   const livecam = new LiveCam(signal); // a missed call comes back as a call_missed notification
-  await connected;
+  await header.connected;
   window.switchboard = { signal, header, livecam, me };
-  window.addEventListener("pagehide", () => signal.close());
   return { me, signal, header, livecam };
 }
