@@ -409,3 +409,27 @@ async def test_a_hand_off_with_a_bad_report_id_is_stored_and_links_nothing(api: 
         from sqlalchemy import select
 
         assert (await session.scalars(select(AuditEntry).where(AuditEntry.action == "report.clip"))).all() == []
+
+
+async def test_a_moderators_clip_without_a_report_is_audited_once(api: Api, redis: Any) -> None:
+    """The console's "save clip" with no report, and a tap's ``clip.save`` on the node: each stored clip
+    writes one ``clip.saved`` row (actor the moderator, subject the room), read through the audit API;
+    a second ingest of the same hand-off writes none."""
+    mod = await staff(api)
+    desk = ClipDesk(OneClipMedia(), redis)  # type: ignore[arg-type]
+    await desk.start()
+    try:
+        status, clip = await api.call("POST", "/moderation/clips", mod, json={"room": "show-evidence"})
+        assert status == 201, clip
+    finally:
+        await desk.close()
+    tapped = (await desk.save(ModSession(mod.id, Grants(True)), {"room": "show-evidence"}))["clip_id"]  # type: ignore[arg-type]
+    assert (await api.call("GET", f"/moderation/clips/{tapped}", mod))[0] == 200  # stored on the spot
+    services = api.app._subapps[0][SERVICES]  # type: ignore[attr-defined]
+    assert not await ClipIngest(services).ingest(tapped)
+    status, page = await api.call("GET", "/moderation/audit?action=clip.saved", mod)
+    assert status == 200, page
+    rows = sorted(page["items"], key=lambda e: e["id"])
+    assert [(e["actor_id"], e["subject"], e["detail"]["clip_id"]) for e in rows] == [
+        (mod.id, "show-evidence", clip["id"]), (mod.id, "show-evidence", tapped)]
+    assert rows[0]["detail"]["duration_ms"] == 30200
