@@ -1,4 +1,5 @@
-"""Room facts for the integrators' webhooks, written to the events stream (the control API forwards them).
+"""Room facts for the integrators' webhooks and show moderation acts for the audit log, written to the
+events stream (the control API forwards the former and audits the latter).
 
 The node never touches Postgres: it XADDs :class:`switchboard.events.RoomEvent` entries to
 ``keyspace.EVENTS_STREAM`` (the path tap_opened/tap_closed take), each with its own unique id, and
@@ -15,7 +16,7 @@ import uuid
 
 import redis.asyncio as aioredis
 
-from switchboard.events import EventType, RoomEvent, encode
+from switchboard.events import MAX_LINE, EventType, ModerationEvent, RoomEvent, encode
 from switchboard.keyspace import EVENTS_STREAM
 
 log = logging.getLogger(__name__)
@@ -84,3 +85,20 @@ class RoomEvents:
             if track not in seen:
                 seen.add(track)
                 await self.emit(EventType.TRACK_PUBLISHED, room, user=user, peer=peer, kind=track[1])
+
+    async def moderated(self, room: str, actor: str, role: str, hidden: bool, action: str, user: str, *,
+                        message_id: int | None = None, text: str = "", until: int | None = None) -> None:
+        """A show chat moderation act this node took, for the audit log: ``actor`` is the real user,
+        hidden or not; ``user`` the viewer muted or removed, or the author of the line."""
+        if self._redis is None:
+            return
+        # The audit keeps the line as text Postgres can hold (no NUL, no lone surrogate).
+        text = text[:MAX_LINE].encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+        try:
+            event = ModerationEvent(EventType.SHOW_MODERATED, moderator=actor, role=role, hidden=hidden, room=room,
+                                    action=action, user=user, at_ms=int(time.time() * 1000), message_id=message_id,
+                                    text=text, until=until)
+            await self._redis.xadd(EVENTS_STREAM, encode(event))  # type: ignore[arg-type]
+        except Exception:  # never breaks the show: the act is done, its record is lost (logged, counted)
+            self.lost += 1
+            log.exception("moderation act %s in %s not written", action, room)
