@@ -3,8 +3,10 @@ events stream (the control API forwards the former and audits the latter).
 
 The node never touches Postgres: it XADDs :class:`switchboard.events.RoomEvent` entries to
 ``keyspace.EVENTS_STREAM`` (the path tap_opened/tap_closed take), each with its own unique id, and
-the control API's consumer turns them into webhook events. Callers pass only visible members: a
-hidden session (a moderator's tap) is never a participant here. Writing never raises (a lost fact is
+the control API's consumer turns them into webhook events. A visible member is also kept in the
+show's viewers set (``keyspace.show_viewers``), which the control API reads to accept a report on
+the show. Callers pass only visible members: a hidden session (a moderator's tap) is never a
+participant here. Writing never raises (a lost fact is
 logged and counted: media and signaling go on).
 """
 
@@ -17,7 +19,7 @@ import uuid
 import redis.asyncio as aioredis
 
 from switchboard.events import MAX_LINE, EventType, ModerationEvent, RoomEvent, encode
-from switchboard.keyspace import EVENTS_STREAM
+from switchboard.keyspace import EVENTS_STREAM, SHOW_VIEWERS_TTL_S, show_viewers
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,17 @@ class RoomEvents:
             log.exception("room event %s of %s not written", event_type, room)
 
     async def joined(self, room: str, user: str, peer: str) -> None:
+        """A visible member joined: kept among the show's viewers (``keyspace.show_viewers``: who may
+        report it), then the webhook fact."""
+        if self._redis is not None:
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.sadd(show_viewers(room), user)
+                    pipe.expire(show_viewers(room), SHOW_VIEWERS_TTL_S)
+                    await pipe.execute()
+            except Exception:  # the show goes on; this member's report on it will be refused
+                self.lost += 1
+                log.exception("viewer %s of %s not recorded", user, room)
         await self.emit(EventType.PARTICIPANT_JOINED, room, user=user, peer=peer)
 
     async def left(self, room: str, user: str, peer: str, reason: str = "left") -> None:
