@@ -93,8 +93,7 @@ class EventsConsumer(StreamGroup):
                 .on_conflict_do_nothing().returning(ProcessedEvent.event_id))
             if first is None:
                 return False
-            for user in users:
-                await stats.track(session, user, "match")
+            await stats.track_all(session, users, "match")
             await webhooks.record(session, "match_made", {"session_id": text(fields.get("session_id") or fields.get(
                 b"session_id") or ""), "users": [str(u) for u in users]}, event_id=f"evt_match_{event_id}")
         return True

@@ -62,31 +62,43 @@ def _track_statement() -> ReturningInsert[Any]:
 
 async def track(session: AsyncSession, user: uuid.UUID, kind: str, day: date | None = None) -> None:
     """Counts ``user`` active on ``day`` (today) for ``kind``, in ``session``'s transaction."""
+    await track_all(session, [user], kind, day)
+
+
+async def track_all(session: AsyncSession, users: list[uuid.UUID], kind: str, day: date | None = None) -> None:
+    """:func:`track` for several users in one transaction (a match's two). Counter rows are shared
+    between users, so each transaction changes them in one global order (by day, then shard): two
+    transactions moving users never wait on each other in a cycle."""
     day = day or today()
-    first = await session.scalar(_track_statement(), {"day": day, "account_id": user, "bit": EVENT_BITS[kind]})
-    if first:
-        await _latest(session, user, day)
+    deltas: dict[tuple[date, int], int] = {}
+    for user in sorted(set(users)):
+        first = await session.scalar(_track_statement(), {"day": day, "account_id": user, "bit": EVENT_BITS[kind]})
+        if first:
+            moved, before = await _latest(session, user, day)
+            if moved:
+                shard = user.int % SHARDS
+                deltas[(day, shard)] = deltas.get((day, shard), 0) + 1
+                if before is not None:
+                    deltas[(before, shard)] = deltas.get((before, shard), 0) - 1
+    for (on, shard), delta in sorted(deltas.items()):
+        if delta:
+            stmt = insert(ActivityCount).values(day=on, shard=shard, users=delta)
+            await session.execute(stmt.on_conflict_do_update(index_elements=["day", "shard"],
+                                                             set_={"users": ActivityCount.users + delta}))
 
 
-async def _latest(session: AsyncSession, user: uuid.UUID, day: date) -> None:
-    """``user`` was active on ``day``: their latest active day moves there unless it is later, and
-    the per-day counters follow (one user leaves the old day's count, joins the new one's)."""
+async def _latest(session: AsyncSession, user: uuid.UUID, day: date) -> tuple[bool, date | None]:
+    """``user`` was active on ``day``: their latest active day moves there unless it is later.
+    Returns whether it moved, and from which day (None: the user's first active day ever)."""
     made = await session.scalar(insert(ActivityLast).values(account_id=user, day=day)
                                 .on_conflict_do_nothing().returning(ActivityLast.day))
-    if made is None:
-        before = await session.scalar(select(ActivityLast.day).where(ActivityLast.account_id == user)
-                                      .with_for_update())
-        if before is None or before >= day:
-            return
-        await session.execute(update(ActivityLast).where(ActivityLast.account_id == user).values(day=day))
-        await _count(session, before, user, -1)
-    await _count(session, day, user, 1)
-
-
-async def _count(session: AsyncSession, day: date, user: uuid.UUID, delta: int) -> None:
-    stmt = insert(ActivityCount).values(day=day, shard=user.int % SHARDS, users=delta)
-    await session.execute(stmt.on_conflict_do_update(index_elements=["day", "shard"],
-                                                     set_={"users": ActivityCount.users + delta}))
+    if made is not None:
+        return True, None
+    before = await session.scalar(select(ActivityLast.day).where(ActivityLast.account_id == user).with_for_update())
+    if before is None or before >= day:
+        return False, None
+    await session.execute(update(ActivityLast).where(ActivityLast.account_id == user).values(day=day))
+    return True, before
 
 
 async def active_users(session: AsyncSession, day: date) -> dict[str, int]:

@@ -126,3 +126,32 @@ async def test_todays_figures_come_from_counters_not_the_raw_rows(api: Api) -> N
         await session.execute(text("DELETE FROM activity_days WHERE day = :day"), {"day": now})
     status, after = await api.call("GET", "/moderation/stats", mod)
     assert status == 200 and after["active_users"] == seen["active_users"]
+
+
+async def test_concurrent_first_events_keep_the_counters_exact(api: Api) -> None:
+    """Many transactions at once, single users and pairs (a match's two), moving users from earlier
+    days to today: none deadlocks and today's counters equal the raw distinct counts."""
+    import asyncio
+
+    from sqlalchemy import func, select
+
+    from control_api.models import Activity
+
+    now = stats.today()
+    users = [uuid.UUID(int=(i << 64) | (i % 3)) for i in range(1, 33)]  # three shards only: rows shared
+    for i, user in enumerate(users[:16]):
+        async with services(api).sessions() as session, session.begin():
+            await stats.track(session, user, "login", now - timedelta(days=i % 9))
+
+    async def tracked(batch: list[uuid.UUID]) -> None:
+        async with services(api).sessions() as session, session.begin():
+            await stats.track_all(session, batch, "match")
+
+    await asyncio.gather(*(tracked([users[i], users[(i * 7 + 3) % 32]]) for i in range(32)),
+                         *(tracked([user]) for user in users[::3]))
+    async with services(api).sessions() as session, session.begin():
+        figures = await stats.active_users(session, now)
+        for name, days in stats.WINDOWS.items():
+            raw = await session.scalar(select(func.count(func.distinct(Activity.account_id))).where(
+                Activity.day > now - timedelta(days=days), Activity.day <= now))
+            assert figures[name] == raw, (name, figures)
