@@ -6,7 +6,7 @@ another (:func:`check`):
 - a random-chat match's ``session_id``: the matchmaker's session hash (``keyspace.match_session``:
   ``a``, ``b``), kept ``matchmaker.session_ttl_s`` (24 h by default) after the pair was made;
 - a 1:1 call's ``call_id`` (given as ``session_id``): the node's call hash (``keyspace.call``:
-  ``caller``, ``callee``), kept while the call lives and ``signaling.calls.ENDED_KEEP_S`` after;
+  ``caller``, ``callee``), kept while the call lives and ``signaling.calls.ENDED_KEEP_S`` (24 h) after;
 - a show's ``room``: a room of the API's own (``rooms``, with its owner); its visible members are the
   set the nodes keep (``keyspace.show_viewers``, 24 h after the last join; never a hidden tap).
 

@@ -3,9 +3,12 @@ visible members (the viewers set it keeps as they join), with the API's tokens o
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 
 from control_api.models import Report
+from switchboard import keyspace
 from tests.control_api.conftest import Api
 from tests.control_api.live_node import api_node, live_show, socket  # noqa: F401 - the fixture
 from tests.control_api.moderation import make_staff, services
@@ -17,7 +20,8 @@ async def _count(api: Api) -> int:
         return int(await session.scalar(select(func.count()).select_from(Report)) or 0)
 
 
-async def test_a_calls_parties_and_a_shows_viewers_may_report_it(api_node: tuple[Api, Node]) -> None:  # noqa: F811
+async def test_a_calls_parties_and_a_shows_viewers_may_report_it(
+        api_node: tuple[Api, Node], redis: Any) -> None:  # noqa: F811
     api, node = api_node
     ann, ben, eve, host = await api.user(), await api.user(), await api.user(), await api.user()
     mod = await make_staff(api, await api.user())
@@ -46,5 +50,6 @@ async def test_a_calls_parties_and_a_shows_viewers_may_report_it(api_node: tuple
                                                                       "reason": "hate_violence"})
     assert status == 201 and by_viewer["room"] == room, by_viewer
     await pa.ok("call.hangup", call_id=call_id)
+    assert await redis.ttl(keyspace.call(call_id)) > 3600  # reportable for a day, not a minute
     status, after = await api.call("POST", "/reports", ann, json={"session_id": call_id, "reason": "other"})
     assert status == 201 and after["user_id"] == ben.id, after  # an ended call is kept a while: still reportable
