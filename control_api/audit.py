@@ -2,8 +2,10 @@
 
 Every privileged act writes one row in the transaction that makes it: moderator actions, hidden
 token issues (``token.hidden``), taps (``tap.opened``/``tap.closed``, from the nodes' events),
-sanctions (``sanction.<kind>``), lifts (``sanction.lifted``) and report transitions
-(``report.claimed``, ``report.actioned``, ``report.dismissed``). Staff page and filter it here.
+sanctions (``sanction.<kind>``), lifts (``sanction.lifted``), report transitions
+(``report.claimed``, ``report.actioned``, ``report.dismissed``, ``report.clip``), a moderator's
+evidence clip (``clip.saved``) and show chat moderation (``show.delete``, ``show.pin``, ``show.mute``,
+``show.kick``, from the nodes' events). Staff page and filter it here.
 """
 
 from __future__ import annotations

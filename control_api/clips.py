@@ -91,10 +91,15 @@ class ClipIngest:
             moderator = _uuid(text(f.get("moderator", b"")))
             if moderator is not None and await session.get(Account, moderator) is None:
                 moderator = None
-            await session.execute(insert(Clip).values(
+            stored = await session.scalar(insert(Clip).values(
                 id=clip_id, room=room, moderator_id=moderator, content_type=content_type, size=len(data),
                 duration_ms=duration_ms, tracks=tracks, storage_name=name,
-            ).on_conflict_do_nothing(index_elements=["id"]))
+            ).on_conflict_do_nothing(index_elements=["id"]).returning(Clip.id))
+            if stored is not None and moderator is not None:
+                # A moderator's own save (the console's, or clip.save on a tap): audited once, with the
+                # row, whichever path stores it (the request, the loop, or a GET that found it waiting).
+                session.add(AuditEntry(actor_id=moderator, action="clip.saved", subject=room,
+                                       detail={"clip_id": clip_id, "duration_ms": duration_ms, "tracks": tracks}))
             await webhooks.record(session, "clip_saved", {"clip_id": clip_id, "room": room, "duration_ms": duration_ms,
                                                           "tracks": tracks}, event_id=f"evt_clip_{clip_id}")
             report_id = _int(text(f.get("report_id", b"")))

@@ -1,4 +1,5 @@
-"""The consumer of the nodes' events stream (likes and follow requests made in calls, tap audits).
+"""The consumer of the nodes' events stream (likes and follow requests made in calls, tap and show
+moderation audits).
 
 Delivery is at least once: entries are read in the ``control_api`` consumer group and acknowledged
 only after their transaction commits; entries left pending by a consumer that died are claimed
@@ -25,7 +26,7 @@ from control_api.services import Services
 from control_api.social import add_like, request_follow
 from control_api.stream_group import StreamGroup
 from control_api.webhooks import outbox as webhooks
-from switchboard.events import EventType, OtherEvent, RoomEvent, SocialEvent, TapEvent, decode
+from switchboard.events import EventType, ModerationEvent, OtherEvent, RoomEvent, SocialEvent, TapEvent, decode
 from switchboard.keyspace import EVENTS_GROUP_API, EVENTS_STREAM, text
 
 log = logging.getLogger("switchboard.api.events")
@@ -67,6 +68,8 @@ class EventsConsumer(StreamGroup):
                 applied = await webhooks.record(session, str(event.type), data, event_id=event.id) is not None
             elif isinstance(event, TapEvent):
                 applied = await self._tap(session, event_id, event)
+            elif isinstance(event, ModerationEvent):
+                applied = await self._moderated(session, event_id, event)
             else:
                 first = await session.scalar(
                     insert(ProcessedEvent).values(event_id=event_id, kind=str(event.type))
@@ -90,8 +93,7 @@ class EventsConsumer(StreamGroup):
                 .on_conflict_do_nothing().returning(ProcessedEvent.event_id))
             if first is None:
                 return False
-            for user in users:
-                await stats.track(session, user, "match")
+            await stats.track_all(session, users, "match")
             await webhooks.record(session, "match_made", {"session_id": text(fields.get("session_id") or fields.get(
                 b"session_id") or ""), "users": [str(u) for u in users]}, event_id=f"evt_match_{event_id}")
         return True
@@ -131,16 +133,29 @@ class EventsConsumer(StreamGroup):
         """One audit row per tap fact: ``tap.opened``/``tap.closed``, actor = the moderator, subject =
         the room, detail = the whole event (publishers seen, times; ``moderator`` kept as written
         should the account be gone)."""
+        action = "tap.opened" if event.type is EventType.TAP_OPENED else "tap.closed"
+        return await self._audit(session, event_id, event.moderator, action, event.room, event.data())
+
+    async def _moderated(self, session: AsyncSession, event_id: str, event: ModerationEvent) -> bool:
+        """One audit row per show chat moderation act: ``show.<action>``, actor = the real owner or
+        moderator (members saw only "moderator"), subject = the user it concerns, detail = the whole
+        event (room, role, hidden, the line quoted, until)."""
+        return await self._audit(session, event_id, event.moderator, f"show.{event.action}", event.user,
+                                 event.data())
+
+    @staticmethod
+    async def _audit(session: AsyncSession, event_id: str, moderator: str, action: str, subject: str,
+                     detail: dict[str, Any]) -> bool:
+        """The audit row of a node's event, once per stream entry (``event_id`` is unique)."""
         try:
-            actor: uuid.UUID | None = uuid.UUID(event.moderator)
+            actor: uuid.UUID | None = uuid.UUID(moderator)
         except ValueError:
             actor = None
         if actor is not None and await session.get(Account, actor) is None:
             actor = None
-        action = "tap.opened" if event.type is EventType.TAP_OPENED else "tap.closed"
         row = await session.scalar(
             insert(AuditEntry).values(
-                actor_id=actor, action=action, subject=event.room, detail=event.data(), event_id=event_id,
+                actor_id=actor, action=action, subject=subject, detail=detail, event_id=event_id,
             ).on_conflict_do_nothing(index_elements=["event_id"]).returning(AuditEntry.id)
         )
         return row is not None

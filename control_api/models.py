@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     func,
@@ -224,6 +225,27 @@ class ActivityRollup(Base):
     """Distinct users over the 7 days ending on ``day``."""
     mau: Mapped[int] = mapped_column(Integer)
     """Distinct users over the 30 days ending on ``day``."""
+
+
+class ActivityLast(Base):
+    """Each user's latest active day (UTC): moved forward by the tracker on a user's first event of a
+    day, with :class:`ActivityCount` (``control_api.stats``)."""
+
+    __tablename__ = "activity_last"
+
+    account_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+
+
+class ActivityCount(Base):
+    """How many users have ``day`` as their latest active day, in shards (summed on read): the users
+    active in a window ending today are exactly those whose latest day falls in it."""
+
+    __tablename__ = "activity_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    users: Mapped[int] = mapped_column(Integer)
 
 
 class Room(Base):

@@ -2,7 +2,9 @@
 
 Contexts: ``profile`` (just the user), ``message`` (a chat message id: its sender is the target,
 and the reporter must be able to read it), ``live`` (a call or random-chat ``session_id``, or a
-show ``room``). Reasons are a closed set (:data:`REASONS`) with an optional comment. A reporter has
+show ``room``: it must exist and the reporter and the target must have been in it, as the realtime
+planes recorded in Redis: :mod:`control_api.live_parties`; without ``user_id``, the other party or
+the show's owner). Reasons are a closed set (:data:`REASONS`) with an optional comment. A reporter has
 at most one open report per target and context (a unique partial index): a repeat answers the open
 one (200) instead of making another. A new report on a live session asks the nodes for its evidence
 clip (:func:`control_api.clips.clip_for_report`): when the session's media runs through an SFU, its
@@ -17,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from control_api import stats
+from control_api import live_parties, stats
 from control_api.chat import open_conversation
 from control_api.clips import clip_for_report
 from control_api.errors import NotFound, ValidationFailed
@@ -89,6 +91,9 @@ async def _store(call: Call) -> Reply:
             if message.sender_id is None or (target is not None and target != message.sender_id):
                 raise ValidationFailed({"user_id": "is not the message's sender"})
             target = message.sender_id
+        if context == "live":  # a session or show that exists, with the reporter and the target in it
+            target = await live_parties.check(call.services.redis, session, me, target, body.get("session_id"),
+                                              body.get("room"))
         if target is None:
             raise ValidationFailed({"user_id": "name the user reported (or give a message_id)"})
         if target == me:
@@ -124,7 +129,8 @@ def routes() -> list[Route]:
               "Report a user: from a profile, a message (message_id) or a live session (session_id or room); "
               "a repeat answers the open report (200)", "moderation",
               body=Schema({
-                  "user_id": Field("uuid", required=False, description="the reported user (optional with message_id)"),
+                  "user_id": Field("uuid", required=False, description="the reported user (optional with message_id, "
+                                   "session_id: the other party, or room: its owner)"),
                   "reason": Field("string", choices=REASONS),
                   "comment": Field("string", required=False, max_len=1000),
                   "message_id": Field("integer", required=False, minimum=1, maximum=2**63 - 1),

@@ -50,8 +50,10 @@ from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling")
 
-ENDED_KEEP_S = 60
-"""An ended call's hash is kept this long (late accepts get ``conflict``, not ``not_found``)."""
+ENDED_KEEP_S = 86400
+"""An ended call's hash is kept this long: late accepts get ``conflict``, not ``not_found``, and its
+parties may still report it (the control API reads its ``caller`` and ``callee``:
+control_api/live_parties.py), as long as a random-chat session's record is kept."""
 
 TRANSITION_LUA = (Path(__file__).resolve().parent / "lua" / "call_transition.lua").read_text()
 """The call state machine's one script, read once at import (shipped as package data)."""

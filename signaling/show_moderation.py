@@ -3,7 +3,9 @@ show for some minutes, or remove (kick) a viewer with a cool-down before they ma
 
 Every member sees each effect at once (``show.chat_deleted``, ``show.chat_pinned``, ``show.muted``,
 ``show.kicked``; the removed viewer gets ``show.ended`` with reason ``removed``). The actor is named
-only by role: ``owner`` or ``moderator``, so a hidden moderator acts without appearing anywhere.
+only by role: ``owner`` or ``moderator``, so a hidden moderator acts without appearing anywhere. The
+node that takes an act writes one ``show_moderated`` entry to the events stream with the real actor
+(:meth:`signaling.room_events.RoomEvents.moderated`): the control API makes it an audit row.
 
 A show over several nodes: the node taking the request checks it and applies it, then hands the act
 (a plain dict: ``action``, its fields, ``by``) to the show's other nodes, which apply it to their own
@@ -116,17 +118,25 @@ class ShowModeration:
         for member in show.members.values():
             member.session.send(message)
 
-    async def _act(self, show: Show, act: dict[str, Any]) -> None:
-        """Applies ``act`` here, then on the show's other nodes."""
+    async def _act(self, session: Session, show: Show, act: dict[str, Any],
+                   line: Mapping[str, Any] | None = None) -> None:
+        """Applies ``act`` here, then on the show's other nodes, and records it for the audit log
+        (``line``: the chat line it deletes or pins, quoted there)."""
         await self.apply(show, act)
         await self._book.edges.moderated(show, act)
+        await self._book.events.moderated(
+            show.room, session.user_id, act["by"], session.grants.hidden, act["action"],
+            str(line["from"]) if line is not None else str(act["user"]),
+            message_id=int(line["id"]) if line is not None else None,
+            text=str(line["text"]) if line is not None else "", until=act.get("until"))
 
     async def delete(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, by = self._actor(session, body)
         line_id = body["message_id"]
-        if line_id not in show.lines.recent:
+        line = show.lines.recent.get(line_id)
+        if line is None:
             raise NotFound(f"no recent chat line {line_id} in this show")
-        await self._act(show, {"action": "delete", "message_id": line_id, "by": by})
+        await self._act(session, show, {"action": "delete", "message_id": line_id, "by": by}, line)
         return {"message_id": line_id}
 
     async def pin(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,21 +144,21 @@ class ShowModeration:
         line = show.lines.recent.get(body["message_id"])
         if line is None:
             raise NotFound(f"no recent chat line {body['message_id']} in this show")
-        await self._act(show, {"action": "pin", "line": dict(line), "by": by})
+        await self._act(session, show, {"action": "pin", "line": dict(line), "by": by}, line)
         return {"message_id": line["id"]}
 
     async def mute(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, by = self._actor(session, body)
         user = self._target(show, body["user"])
         until = int(time.time()) + 60 * body["minutes"]
-        await self._act(show, {"action": "mute", "user": user, "until": until, "by": by})
+        await self._act(session, show, {"action": "mute", "user": user, "until": until, "by": by})
         return {"user": user, "until": until}
 
     async def kick(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
         show, by = self._actor(session, body)
         user = self._target(show, body["user"])
         until = int(time.time()) + 60 * (body.get("minutes") or KICK_COOL_DOWN_MIN)
-        await self._act(show, {"action": "kick", "user": user, "until": until, "by": by})
+        await self._act(session, show, {"action": "kick", "user": user, "until": until, "by": by})
         return {"user": user, "until": until}
 
     async def apply(self, show: Show, act: Mapping[str, Any]) -> None:

@@ -1,8 +1,8 @@
 """The events stream's entries (``keyspace.EVENTS_STREAM``): one declaration for writers and the reader.
 
 Nodes write durable facts (a like or a follow request made in a call, a moderator's tap opened or
-closed, a show's room and participants for the integrators' webhooks) with :func:`encode`; the
-control API reads them back with :func:`decode`. An entry has two fields: ``type`` (an
+closed, a show chat moderation act, a show's room and participants for the integrators' webhooks)
+with :func:`encode`; the control API reads them back with :func:`decode`. An entry has two fields: ``type`` (an
 :class:`EventType`) and ``data`` (a JSON object whose keys are the fields of that type's
 dataclass). The Redis stream entry id is the event's identity: the reader deduplicates on it
 (room events carry their own ``id`` as well, the webhook event id). Types this module does not
@@ -19,6 +19,8 @@ from typing import Any
 
 MAX_TEXT = 200
 """Longest id or room name an entry may carry (the audit log's subject column holds 200)."""
+MAX_LINE = 2000
+"""Longest chat line a moderation entry may quote (a show chat line's own limit)."""
 
 
 class EventType(enum.StrEnum):
@@ -37,6 +39,9 @@ class EventType(enum.StrEnum):
     """A visible member joined a room: never written for a hidden tap."""
     PARTICIPANT_LEFT = "participant_left"
     TRACK_PUBLISHED = "track_published"
+    SHOW_MODERATED = "show_moderated"
+    """A show's owner or a moderator deleted or pinned a chat line, muted or removed a viewer
+    (:class:`ModerationEvent`): the control API writes its audit row."""
 
 
 ROOM_TYPES = frozenset({EventType.ROOM_STARTED, EventType.ROOM_FINISHED, EventType.PARTICIPANT_JOINED,
@@ -146,6 +151,80 @@ class TapEvent:
                    data.get("at_ms"), tuple(publishers), data.get("opened_at_ms"))  # type: ignore[arg-type]
 
 
+MODERATION_ACTIONS = ("delete", "pin", "mute", "kick")
+"""Show chat moderation acts (signaling/show_moderation.py); audited as ``show.<action>``."""
+
+
+@dataclass(frozen=True)
+class ModerationEvent:
+    """One show chat moderation act, as the node that took it saw it (the show's other nodes only
+    apply it: one entry per act)."""
+
+    type: EventType
+    """``show_moderated``."""
+    moderator: str
+    """The acting user's id: the real moderator even when hidden (members saw only ``moderator``)."""
+    role: str
+    """``owner`` (the show's broadcaster) or ``moderator`` (a moderator's token)."""
+    hidden: bool
+    """The actor was a hidden session (a tap): never in the roster."""
+    room: str
+    """The show's room."""
+    action: str
+    """One of :data:`MODERATION_ACTIONS`."""
+    user: str
+    """Whom it concerns: the viewer muted or removed, or the author of the line deleted or pinned."""
+    at_ms: int
+    """When it happened, milliseconds since the epoch (the node's clock)."""
+    message_id: int | None = None
+    """``delete``/``pin``: the show's chat line id."""
+    text: str = ""
+    """``delete``/``pin``: the line as it was (the evidence once it is gone from every screen)."""
+    until: int | None = None
+    """``mute``/``kick``: unix seconds the mute or the cool-down ends."""
+
+    def __post_init__(self) -> None:
+        if self.type is not EventType.SHOW_MODERATED:
+            raise ValueError(f"not a moderation event type: {self.type}")
+        for name in ("moderator", "room", "user"):
+            _text(getattr(self, name), name)
+        if self.role not in ("owner", "moderator"):
+            raise ValueError("role must be owner or moderator")
+        if self.action not in MODERATION_ACTIONS:
+            raise ValueError(f"action must be one of {MODERATION_ACTIONS}")
+        if not isinstance(self.hidden, bool):
+            raise ValueError("hidden must be a boolean")
+        _ms(self.at_ms, "at_ms")
+        for name in ("message_id", "until"):
+            value = getattr(self, name)
+            if value is not None:
+                _ms(value, name)
+        if not isinstance(self.text, str) or len(self.text) > MAX_LINE:
+            raise ValueError(f"text must be a string of at most {MAX_LINE} characters")
+        try:
+            self.text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text is not valid unicode") from None
+        if "\x00" in self.text:  # Postgres jsonb refuses NUL
+            raise ValueError("text holds a NUL character")
+
+    def data(self) -> dict[str, Any]:
+        out = asdict(self)
+        del out["type"]
+        return out
+
+    @classmethod
+    def from_data(cls, kind: EventType, data: dict[str, Any]) -> ModerationEvent:
+        names = {f.name for f in fields(cls)} - {"type"}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown moderation event fields: {sorted(unknown)}")
+        try:
+            return cls(kind, **data)
+        except TypeError as exc:  # a required field missing
+            raise ValueError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class RoomEvent:
     """A fact about a room and its visible participants, for the integrators' webhooks."""
@@ -205,10 +284,10 @@ class OtherEvent:
     """The entry's ``type`` field."""
 
 
-Event = SocialEvent | TapEvent | RoomEvent | OtherEvent
+Event = SocialEvent | TapEvent | RoomEvent | ModerationEvent | OtherEvent
 
 
-def encode(event: SocialEvent | TapEvent | RoomEvent) -> dict[str, str]:
+def encode(event: SocialEvent | TapEvent | RoomEvent | ModerationEvent) -> dict[str, str]:
     """The fields of a stream entry (``XADD events * type ... data ...``)."""
     return {"type": str(event.type), "data": json.dumps(event.data(), ensure_ascii=False, separators=(",", ":"))}
 
@@ -238,4 +317,6 @@ def decode(entry: dict[Any, Any]) -> Event:
         return TapEvent.from_data(event_type, data)
     if event_type in ROOM_TYPES:
         return RoomEvent.from_data(event_type, data)
+    if event_type is EventType.SHOW_MODERATED:
+        return ModerationEvent.from_data(event_type, data)
     return SocialEvent.from_data(event_type, data)

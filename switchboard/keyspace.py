@@ -297,6 +297,19 @@ SHOW_MEMBERS_TTL_S = 3
 """A node's member hash of a show outlives its node's last refresh by this much."""
 
 
+def show_viewers(room: str) -> str:
+    """Set of the user ids ever seen as visible members of a show (its broadcaster and viewers, never
+    a hidden tap), on any of its nodes; each node adds a member when it joins and renews the TTL
+    (:data:`SHOW_VIEWERS_TTL_S`). The control API reads it to accept a report on the show only from
+    (and about) someone who was in it (control_api/live_parties.py)."""
+    return f"show:viewers:{room}"
+
+
+SHOW_VIEWERS_TTL_S = 86400
+"""How long after its last join a show's viewers can still report it (as long as a random-chat
+session's record, ``matchmaker.session_ttl_s``'s default)."""
+
+
 def show_chat_seq(room: str) -> str:
     """Counter (INCR): the id of a show's next chat line, one sequence for all the show's nodes, so a
     delete or pin names the same line everywhere. Refreshed and removed with :func:`show_nodes`."""

@@ -19,6 +19,7 @@ from signaling.clips import ClipDesk
 from switchboard import keyspace
 from switchboard.ids import RoomId
 from tests.control_api.conftest import Api
+from tests.control_api.moderation import paired, watched
 
 WEBM = b"\x1aE\xdf\xa3" + bytes(range(256)) * 40
 
@@ -170,6 +171,7 @@ async def test_a_clip_saved_for_a_report_is_its_evidence(api: Api, redis: Any) -
     """``POST /moderation/clips {room, report_id}``: the report links the clip, the console gets its
     file's address with the report, and the link is audited; an unknown report stores nothing."""
     mod, ann, bob = await staff(api), await api.user(), await api.user()
+    await watched(api, redis, bob, ann, name="show-evidence")
     status, report = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "room": "show-evidence",
                                                                    "reason": "harassment"})
     assert status == 201, report
@@ -230,8 +232,8 @@ async def test_a_report_on_a_live_session_makes_its_clip(make_api: Any, redis: A
     a report on a session no SFU carries (a P2P call) still succeeds, gets no clip, and a moderator's
     clip request for it is a 404 problem+json that stores nothing."""
     api = await make_api(consume_events=True)
-    mod, ann, bob = await staff(api), await api.user(), await api.user()
-    session_id = uuid.uuid4().hex
+    mod, ann, bob, cal = await staff(api), await api.user(), await api.user(), await api.user()
+    session_id = await paired(redis, bob, ann)
     media = SessionMedia(session_id)
     desks = [ClipDesk(media, redis), ClipDesk(NoMedia(), redis)]  # type: ignore[arg-type]
     for desk in desks:
@@ -253,8 +255,8 @@ async def test_a_report_on_a_live_session_makes_its_clip(make_api: Any, redis: A
         # Profile and show reports: only live ones ask (a show room the SFU does not carry: no clip).
         status, _ = await api.call("POST", "/reports", bob, json={"user_id": ann.id, "reason": "spam_scam"})
         assert status == 201
-        p2p = uuid.uuid4().hex
-        status, quiet = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "session_id": p2p,
+        p2p = await paired(redis, ann, cal)
+        status, quiet = await api.call("POST", "/reports", ann, json={"user_id": cal.id, "session_id": p2p,
                                                                       "reason": "harassment"})
         assert status == 201, quiet
         async with asyncio.timeout(10):
@@ -282,6 +284,7 @@ async def test_a_moderators_clip_is_not_replaced_by_the_reports_own(api: Api, re
     """The ingest links a report's own clip only to a report without one, once: a hand-off ingested
     twice, or after a moderator's save, changes nothing."""
     mod, ann, bob = await staff(api), await api.user(), await api.user()
+    await watched(api, redis, bob, ann, name="show-evidence")
     status, report = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "room": "show-evidence",
                                                                    "reason": "harassment"})
     assert status == 201
@@ -369,7 +372,7 @@ async def test_reports_on_one_room_share_one_clip(make_api: Any, redis: Any, mon
     api = await make_api(consume_events=True)
     mod, host = await staff(api), await api.user()
     fans = [await api.user() for _ in range(3)]
-    room = f"show-{uuid.uuid4().hex[:8]}"
+    room = await watched(api, redis, host, *fans)
     media = SessionMedia(room)
     desk = ClipDesk(media, redis)  # type: ignore[arg-type]
     await desk.start()
@@ -409,3 +412,27 @@ async def test_a_hand_off_with_a_bad_report_id_is_stored_and_links_nothing(api: 
         from sqlalchemy import select
 
         assert (await session.scalars(select(AuditEntry).where(AuditEntry.action == "report.clip"))).all() == []
+
+
+async def test_a_moderators_clip_without_a_report_is_audited_once(api: Api, redis: Any) -> None:
+    """The console's "save clip" with no report, and a tap's ``clip.save`` on the node: each stored clip
+    writes one ``clip.saved`` row (actor the moderator, subject the room), read through the audit API;
+    a second ingest of the same hand-off writes none."""
+    mod = await staff(api)
+    desk = ClipDesk(OneClipMedia(), redis)  # type: ignore[arg-type]
+    await desk.start()
+    try:
+        status, clip = await api.call("POST", "/moderation/clips", mod, json={"room": "show-evidence"})
+        assert status == 201, clip
+    finally:
+        await desk.close()
+    tapped = (await desk.save(ModSession(mod.id, Grants(True)), {"room": "show-evidence"}))["clip_id"]  # type: ignore[arg-type]
+    assert (await api.call("GET", f"/moderation/clips/{tapped}", mod))[0] == 200  # stored on the spot
+    services = api.app._subapps[0][SERVICES]  # type: ignore[attr-defined]
+    assert not await ClipIngest(services).ingest(tapped)
+    status, page = await api.call("GET", "/moderation/audit?action=clip.saved", mod)
+    assert status == 200, page
+    rows = sorted(page["items"], key=lambda e: e["id"])
+    assert [(e["actor_id"], e["subject"], e["detail"]["clip_id"]) for e in rows] == [
+        (mod.id, "show-evidence", clip["id"]), (mod.id, "show-evidence", tapped)]
+    assert rows[0]["detail"]["duration_ms"] == 30200

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from control_api.models import Report
 from tests.control_api.conftest import Api
-from tests.control_api.moderation import audit_rows, make_staff, services
+from tests.control_api.moderation import audit_rows, make_staff, paired, services, watched
 
 
 async def _reports(api: Api) -> int:
@@ -22,19 +23,21 @@ async def _reports(api: Api) -> int:
         return int(await session.scalar(select(func.count()).select_from(Report)) or 0)
 
 
-async def test_three_contexts_and_one_open_report_per_context(api: Api) -> None:
+async def test_three_contexts_and_one_open_report_per_context(api: Api, redis: Any) -> None:
     ann, bob = await api.user(), await api.user()
+    ses = await paired(redis, ann, bob)
     status, live = await api.call("POST", "/reports", ann, json={
-        "user_id": bob.id, "session_id": "ses_1", "reason": "harassment", "comment": "insults"})
+        "user_id": bob.id, "session_id": ses, "reason": "harassment", "comment": "insults"})
     assert status == 201, live
     assert (live["context"], live["user_id"], live["status"], live["comment"]) == ("live", bob.id, "open", "insults")
     # The same reporter, target and context again: the open report, not a second one.
-    status, again = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "session_id": "ses_1",
+    status, again = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "session_id": ses,
                                                                    "reason": "other"})
     assert (status, again["id"]) == (200, live["id"])
     status, profile = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "reason": "spam_scam"})
     assert status == 201 and profile["context"] == "profile" and profile["id"] != live["id"]
-    status, show = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "room": "show-1",
+    room = await watched(api, redis, bob, ann)
+    status, show = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "room": room,
                                                                   "reason": "hate_violence"})
     assert status == 201 and show["context"] == "live"
     # A message: its sender is the target; only a member of the conversation may report it.
@@ -67,15 +70,50 @@ async def test_bad_reports_change_nothing(api: Api) -> None:
     assert await _reports(api) == before
 
 
+async def test_live_reports_need_a_session_or_show_the_reporter_was_in(api: Api, redis: Any) -> None:
+    """A match (the matchmaker's record), a call (the node's, in test_live_reports_on_a_node) or a show
+    (the API's room, its viewers as nodes record them): unknown is a 404, a reporter who was not in it
+    a 403, a target who was not in it a 422; none of them stores anything. Without ``user_id`` the
+    target is the other party, or the show's owner."""
+    ann, bob, eve, host = await api.user(), await api.user(), await api.user(), await api.user()
+    ses = await paired(redis, ann, bob)
+    room = await watched(api, redis, host, ann)
+    status, none = await api.call("POST", "/rooms", eve, json={})  # a room nobody ever joined
+    assert status == 201
+    before = await _reports(api)
+    bad = [
+        (ann, {"user_id": bob.id, "session_id": "ses_never"}, 404, "no call or random-chat session"),
+        (ann, {"user_id": host.id, "room": "show-never"}, 404, "no room"),
+        (eve, {"user_id": bob.id, "session_id": ses}, 403, "not in this session"),
+        (eve, {"session_id": ses}, 403, "not in this session"),
+        (ann, {"user_id": eve.id, "session_id": ses}, 422, "user_id"),
+        (eve, {"user_id": host.id, "room": room}, 403, "not in this show"),
+        (ann, {"user_id": eve.id, "room": room}, 422, "user_id"),
+        (ann, {"room": none["room"]}, 403, "not in this show"),
+    ]
+    for who, body, code, says in bad:
+        status, problem = await api.call("POST", "/reports", who, json={**body, "reason": "other"})
+        assert (status, problem["status"]) == (code, code), (body, problem)
+        assert problem["type"] and says in str(problem), (body, problem)
+    assert await _reports(api) == before
+    status, live = await api.call("POST", "/reports", bob, json={"session_id": ses, "reason": "harassment"})
+    assert status == 201 and live["user_id"] == ann.id, live
+    status, show = await api.call("POST", "/reports", ann, json={"room": room, "reason": "hate_violence"})
+    assert status == 201 and show["user_id"] == host.id, show
+    status, back = await api.call("POST", "/reports", host, json={"user_id": ann.id, "room": room,
+                                                                   "reason": "spam_scam"})
+    assert status == 201 and back["user_id"] == ann.id, back  # the owner reports a viewer
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(comment=st.text(max_size=1200))
-async def test_any_comment_is_stored_or_refused_cleanly(api: Api, comment: str) -> None:
+async def test_any_comment_is_stored_or_refused_cleanly(api: Api, redis: Any, comment: str) -> None:
     if not hasattr(api, "pair"):
         api.pair = (await api.user(), await api.user())  # type: ignore[attr-defined]
     ann, bob = api.pair  # type: ignore[attr-defined]
+    room = await watched(api, redis, bob, ann)  # a show of its own: a new report each time
     status, body = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "reason": "other",
-                                                                  "room": f"show-{uuid.uuid4().hex[:8]}",
-                                                                  "comment": comment})
+                                                                  "room": room, "comment": comment})
     assert status in (201, 400, 422), body
     if status == 201:
         assert body["comment"] == comment
@@ -158,12 +196,22 @@ ANY_TEXT = st.text(st.characters(codec=None, categories=None, exclude_categories
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(session_id=ANY_TEXT)
-async def test_any_session_id_is_reported_or_refused_cleanly(api: Api, session_id: str) -> None:
+async def test_any_session_id_is_reported_or_refused_cleanly(api: Api, redis: Any, session_id: str) -> None:
     """A live report's ``session_id`` goes to Postgres and, as a clip request, to every node: whatever
-    it holds, the answer is a report or a 4xx problem, never a 500 (no node carries it: no clip)."""
+    it holds, the answer is a report or a 4xx problem, never a 500 (no node carries it: no clip).
+    Redis is asked for it as a match and as a call: one the matchmaker made under that id (when
+    Redis can hold the id) is found, and none is a 404."""
     if not hasattr(api, "pair"):
         api.pair = (await api.user(), await api.user())  # type: ignore[attr-defined]
     ann, bob = api.pair  # type: ignore[attr-defined]
+    status, body = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "reason": "other",
+                                                                  "session_id": session_id})
+    assert status in (200, 400, 404, 422), body  # 200: an id an earlier example paired under
+    try:
+        session_id.encode()
+    except UnicodeEncodeError:
+        return
+    await paired(redis, ann, bob, session_id)
     status, body = await api.call("POST", "/reports", ann, json={"user_id": bob.id, "reason": "other",
                                                                   "session_id": session_id})
     assert status in (200, 201, 400, 422), body

@@ -72,3 +72,86 @@ async def test_a_match_from_the_events_stream_counts_both_users_once(api: Api) -
         rows = list(await session.scalars(select(Activity).where(Activity.account_id.in_([a, b]))))
     assert sorted(r.account_id for r in rows) == sorted([a, b])
     assert all(r.kinds == stats.EVENT_BITS["match"] and r.day == stats.today() for r in rows)
+
+
+async def test_todays_figures_come_from_counters_not_the_raw_rows(api: Api) -> None:
+    """Today's DAU/WAU/MAU are exact (they equal a distinct count of the raw rows) and the console
+    reads no raw row to answer them: no statement of ``GET /moderation/stats`` names ``activity_days``,
+    and today's raw rows deleted after tracking change nothing."""
+    from sqlalchemy import event, func, select, text
+
+    from control_api.models import Activity
+
+    mod = await make_staff(api, await api.user())
+    status, base = await api.call("GET", "/moderation/stats", mod)
+    assert status == 200, base
+    now = stats.today()
+    users = [uuid.uuid4() for _ in range(9)]
+    seeded = [  # (user, days back, kind), in the order the events arrive
+        (users[0], 0, "login"), (users[0], 0, "message"), (users[0], 0, "message"),
+        (users[1], 0, "match"), (users[1], 3, "like"),  # a late event of an earlier day: still today's
+        (users[2], 5, "report"), (users[3], 10, "login"), (users[4], 29, "match"),
+        (users[5], 30, "login"),  # outside the month
+        (users[6], 40, "login"), (users[6], 0, "like"),  # back after more than a month
+        (users[7], 3, "message"), (users[7], 0, "message"),  # back within the week: counted once
+        (users[8], 8, "login"), (users[8], 2, "login"),  # twice in the month, not today
+    ]
+    for user, back, kind in seeded:
+        async with services(api).sessions() as session, session.begin():
+            await stats.track(session, user, kind, now - timedelta(days=back))
+    status, seen = await api.call("GET", "/moderation/stats", mod)
+    assert status == 200, seen
+    got = {k: seen["active_users"][k] - base["active_users"][k] for k in ("dau", "wau", "mau")}
+    assert got == {"dau": 4, "wau": 6, "mau": 8}, got
+    async with services(api).sessions() as session:  # exact: the raw rows say the same
+        for name, days in stats.WINDOWS.items():
+            raw = await session.scalar(select(func.count(func.distinct(Activity.account_id))).where(
+                Activity.day > now - timedelta(days=days), Activity.day <= now))
+            assert raw == seen["active_users"][name], name
+
+    engine = services(api).sessions.kw["bind"].sync_engine
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        status, again = await api.call("GET", "/moderation/stats", mod)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert status == 200 and again["active_users"] == seen["active_users"]
+    assert statements and not [s for s in statements if "activity_days" in s], statements
+    async with services(api).sessions() as session, session.begin():
+        await session.execute(text("DELETE FROM activity_days WHERE day = :day"), {"day": now})
+    status, after = await api.call("GET", "/moderation/stats", mod)
+    assert status == 200 and after["active_users"] == seen["active_users"]
+
+
+async def test_concurrent_first_events_keep_the_counters_exact(api: Api) -> None:
+    """Many transactions at once, single users and pairs (a match's two), moving users from earlier
+    days to today: none deadlocks and today's counters equal the raw distinct counts."""
+    import asyncio
+
+    from sqlalchemy import func, select
+
+    from control_api.models import Activity
+
+    now = stats.today()
+    users = [uuid.UUID(int=(i << 64) | (i % 3)) for i in range(1, 33)]  # three shards only: rows shared
+    for i, user in enumerate(users[:16]):
+        async with services(api).sessions() as session, session.begin():
+            await stats.track(session, user, "login", now - timedelta(days=i % 9))
+
+    async def tracked(batch: list[uuid.UUID]) -> None:
+        async with services(api).sessions() as session, session.begin():
+            await stats.track_all(session, batch, "match")
+
+    await asyncio.gather(*(tracked([users[i], users[(i * 7 + 3) % 32]]) for i in range(32)),
+                         *(tracked([user]) for user in users[::3]))
+    async with services(api).sessions() as session, session.begin():
+        figures = await stats.active_users(session, now)
+        for name, days in stats.WINDOWS.items():
+            raw = await session.scalar(select(func.count(func.distinct(Activity.account_id))).where(
+                Activity.day > now - timedelta(days=days), Activity.day <= now))
+            assert figures[name] == raw, (name, figures)
