@@ -79,6 +79,9 @@ class Hub:
         self._on_block: list[BlockHandler] = []
         self._on_presence: PresenceHandler | None = None
         self._routes: dict[str, Route] = {}
+        self._observing: dict[UserId, asyncio.Future[None]] = {}
+        """A local user's latest delivery whose observers are still running: the user's later messages
+        wait for it, so a relayed ``call.offer`` never overtakes the ``match.found`` it answers."""
         self._on_command: CommandHandler | None = None
         self._commands: dict[str, CommandHandler] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -221,10 +224,28 @@ class Hub:
         return bool(await self._redis.exists(presence(user_id)))
 
     async def _local(self, user_id: UserId, message: dict[str, Any]) -> None:
+        """Observers first, then the sockets; one user's messages reach the sockets in the order they
+        came, even when an observer awaits (Redis) while a relayed line for the same user arrives."""
         kind = message.get("type", "")
-        for observer, types in self._observers:
-            if kind in types:
+        observers = [observer for observer, types in self._observers if kind in types]
+        before = self._observing.get(user_id)
+        if before is None and not observers:
+            self._send(user_id, kind, message)  # the relay's path: nothing to wait for
+            return
+        mine = asyncio.get_running_loop().create_future()
+        self._observing[user_id] = mine
+        try:
+            if before is not None:
+                await asyncio.shield(before)
+            for observer in observers:
                 await observer(user_id, message)
+            self._send(user_id, kind, message)
+        finally:
+            mine.set_result(None)
+            if self._observing.get(user_id) is mine:
+                del self._observing[user_id]
+
+    def _send(self, user_id: UserId, kind: str, message: dict[str, Any]) -> None:
         route = self._routes.get(kind)
         if route is not None:
             route(user_id, message)
