@@ -115,6 +115,9 @@ class Route:
     """Raw-body upload content types accepted (photo, media)."""
     ok: int = 200
     """Success status."""
+    repeat: int | None = None
+    """The status of a repeat that answers what the first request made, with the same shape (a second
+    purchase of a ticket, a report already open: 200); None: a repeat answers like the first."""
     idempotent: bool = False
     """Honours ``Idempotency-Key`` (creating POSTs)."""
     produces: str = "application/json"

@@ -174,7 +174,7 @@ def routes() -> list[Route]:
         Route("POST", "/users/{user_id}/tips", _tip, "Tip a creator: credits from my wallet, their share to them",
               "payments", params=Schema({"user_id": Field("uuid")}),
               body=Schema({"id": Field("string", pattern=OP_ID, description="my idempotency key for this tip"),
-                           "amount": Field("integer", minimum=1, maximum=MAX_AMOUNT)}), ok=201),
+                           "amount": Field("integer", minimum=1, maximum=MAX_AMOUNT)}), ok=201, repeat=200),
         Route("POST", "/payments/webhook", _webhook, "Stripe's webhook (signed events)", "payments", auth=False,
               priority=True, vouch=_signed),
     ]

@@ -7,10 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from control_api.responses import accounts
+from control_api.responses import accounts, moderation, money
 
-COMPONENTS: dict[str, dict[str, Any]] = {**accounts.COMPONENTS}
+COMPONENTS: dict[str, dict[str, Any]] = {
+    **accounts.COMPONENTS,
+    **money.COMPONENTS,
+    **moderation.COMPONENTS,
+}
 """Named schemas, added to ``components.schemas``."""
 
-RESPONSES: dict[tuple[str, str], dict[str, Any]] = {**accounts.RESPONSES}
+RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
+    **accounts.RESPONSES,
+    **money.RESPONSES,
+    **moderation.RESPONSES,
+}
 """The success answer of each operation, by method and OpenAPI path (``/api`` left out)."""
