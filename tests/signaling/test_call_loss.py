@@ -39,6 +39,7 @@ from tests.signaling.test_node_loss import BACK_S, _kill, _login, _nodes_on_api_
 from tests.signaling.test_nodes import switchboard
 
 make_api = api_conftest.make_api  # the control API's fixture (tests/control_api/conftest.py)
+conformance = api_conftest.conformance  # make_api checks every answer with it
 
 SECRET = "a-shared-secret-of-the-test-nodes"
 PRICE = 10
