@@ -9,14 +9,24 @@ from typing import Any
 
 from control_api.app import all_routes
 from control_api.models import Role
-from control_api.openapi import document
-from control_api.responses import moderation
+from control_api.openapi import document, openapi_path
+from control_api.responses import moderation, money
 from signaling.clips import ClipDesk
 from tests.control_api.conformance import Conformance
 from tests.control_api.conftest import Api
 from tests.control_api.moderation import make_staff
 from tests.control_api.test_clips import OneClipMedia
 from tests.control_api.webhook_receiver import FAST, start_receiver, until
+
+
+def test_money_and_moderation_operations_have_ids_of_their_own() -> None:
+    """OpenAPI wants each operationId unique: none of these shares its id with another operation."""
+    routes = all_routes()
+    mine = {r.operation_id for r in routes if (r.method, openapi_path(r.path)) in {*money.RESPONSES,
+                                                                                   *moderation.RESPONSES}}
+    ids = [r.operation_id for r in routes]
+    assert len(mine) == len(money.RESPONSES) + len(moderation.RESPONSES)
+    assert [i for i in ids if i in mine and ids.count(i) > 1] == []
 
 
 def test_a_repeated_report_is_documented_as_200_with_the_same_shape() -> None:
