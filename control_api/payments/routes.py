@@ -143,7 +143,8 @@ async def _signed(request: web.Request) -> bool:
 
 
 def routes() -> list[Route]:
-    page = Schema({"before": Field("integer", required=False, minimum=1),
+    page = Schema({"before": Field("integer", required=False, minimum=1, maximum=2**63 - 1,
+                                   description="cursor: a history entry's seq"),
                    "limit": Field("integer", required=False, minimum=1, maximum=200)})
     card = Schema({"payment_method": Field("string", required=False, pattern=PAYMENT_METHOD,
                                            description="A card from Stripe.js; absent: confirm it on the page")})
