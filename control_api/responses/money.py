@@ -12,7 +12,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "LedgerEntry": obj(
         {"seq": {**INT, "description": "the page's cursor: pass it as `before` for older entries"},
          "id": {**STR, "description": "the transfer's id (its idempotency key)"},
-         "kind": {**STR, "description": "purchase, tip, gift, ticket, ppv, call, payout, refund..."},
+         "kind": {**STR, "description": "purchase, tip, gift, ticket, ppv, call_minute, payout, refund..."},
          "phase": {"enum": ["single", "pending", "post", "void"],
                    "description": "single: done at once; pending: a hold; post/void: a hold's end"},
          "amount": {**INT, "description": "credits, signed: + into the account, - out of it"},
