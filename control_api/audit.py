@@ -45,7 +45,7 @@ def day_bounds(day: Any) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-async def _list(call: Call) -> Reply:
+async def _list_audit(call: Call) -> Reply:
     q, limit = call.query, call.query.get("limit", 50)
     async with call.services.sessions() as session:
         await require_staff(session, call.me.user_id)
@@ -70,7 +70,8 @@ async def _list(call: Call) -> Reply:
 
 def routes() -> list[Route]:
     return [
-        Route("GET", "/moderation/audit", _list, "The audit log, newest first, filtered (moderators)", "moderation",
+        Route("GET", "/moderation/audit", _list_audit, "The audit log, newest first, filtered (moderators)",
+              "moderation",
               query=Schema({
                   "action": Field("string", required=False, min_len=1, max_len=64,
                                   description="an action, or a prefix ending with '.' (report.)"),

@@ -151,7 +151,7 @@ async def _conversation_json(session: AsyncSession, conv: Conversation, me: uuid
     }
 
 
-async def _list(call: Call) -> Reply:
+async def _list_conversations(call: Call) -> Reply:
     me = call.me.user_id
     other = Member.__table__.alias("other")
     hidden_direct = exists().where(and_(other.c.conversation_id == Conversation.id, other.c.account_id != me,
@@ -296,8 +296,8 @@ def routes() -> list[Route]:
               body=Schema({
                   "members": Field("array", min_len=1, max_len=MAX_GROUP, items=Field("uuid")),
                   "title": Field("string", required=False, max_len=100),
-              }), ok=201, also_ok=(200,), idempotent=True),
-        Route("GET", "/conversations", _list, "My conversations with unread counts", "chat",
+              }), ok=201, repeat=200, idempotent=True),
+        Route("GET", "/conversations", _list_conversations, "My conversations with unread counts", "chat",
               query=Schema({"limit": Field("integer", required=False, minimum=1, maximum=200)})),
         Route("GET", "/conversations/{conversation_id}", _get, "A conversation and its read receipts", "chat",
               params=conv),

@@ -23,7 +23,7 @@ from switchboard.keyspace import text
 from switchboard.paid import GIFT, live_show
 
 
-async def _send(call: Call) -> Reply:
+async def _send_gift(call: Call) -> Reply:
     me, name, body = call.me.user_id, call.params["room"], call.body
     payments: Payments = call.request.config_dict[PAYMENTS]
     amount = body["amount"]
@@ -50,9 +50,9 @@ async def _send(call: Call) -> Reply:
 
 def routes() -> list[Route]:
     return [
-        Route("POST", "/rooms/{room}/gifts", _send,
+        Route("POST", "/rooms/{room}/gifts", _send_gift,
               "Send a gift (credits) to the broadcaster of the show live in a room; the show's chat shows it",
               "paid live", params=Schema({"room": Field("string", pattern=ROOM)}),
               body=Schema({"id": Field("string", pattern=OP_ID, description="my idempotency key for this gift"),
-                           "amount": Field("integer", minimum=1, maximum=MAX_AMOUNT)}), ok=201),
+                           "amount": Field("integer", minimum=1, maximum=MAX_AMOUNT)}), ok=201, repeat=200),
     ]

@@ -115,9 +115,10 @@ class Route:
     """Raw-body upload content types accepted (photo, media)."""
     ok: int = 200
     """Success status."""
-    also_ok: tuple[int, ...] = ()
-    """Other success statuses the handler answers, with the same body (``POST /conversations``: 200
-    when the 1:1 already exists)."""
+    repeat: int | None = None
+    """The status of a repeat that answers what the first request made, with the same shape (a second
+    purchase of a ticket, a report already open, a 1:1 conversation that exists: 200); None: a repeat
+    answers like the first."""
     idempotent: bool = False
     """Honours ``Idempotency-Key`` (creating POSTs)."""
     produces: str = "application/json"

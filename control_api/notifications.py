@@ -51,7 +51,7 @@ async def _unread(session: AsyncSession, account_id: uuid.UUID) -> int:
     )
 
 
-async def _list(call: Call) -> Reply:
+async def _list_notifications(call: Call) -> Reply:
     limit = call.query.get("limit", 50)
     stmt = select(Notification).where(Notification.account_id == call.me.user_id)
     if "before" in call.query:
@@ -84,7 +84,8 @@ async def _mark_read(call: Call) -> Reply:
 
 def routes() -> list[Route]:
     return [
-        Route("GET", "/notifications", _list, "My notifications, newest first, and the unread count", "notifications",
+        Route("GET", "/notifications", _list_notifications, "My notifications, newest first, and the unread count",
+              "notifications",
               query=Schema({
                   "before": Field("integer", required=False, minimum=1, maximum=2**63 - 1,
                                   description="cursor: next_cursor"),

@@ -77,7 +77,9 @@ def operation(route: Route) -> dict[str, Any]:
             "required": True,
             "content": {kind: {"schema": {"type": "string", "format": "binary"}} for kind in route.upload},
         }
-    responses: dict[str, Any] = {str(status): _success(route) for status in (route.ok, *route.also_ok)}
+    responses: dict[str, Any] = {str(route.ok): _success(route)}
+    if route.repeat is not None:
+        responses[str(route.repeat)] = {**_success(route), "description": "A repeat: what the first request made"}
     for status, text in _ERRORS.items():
         responses[status] = {"description": text, "content": {"application/problem+json": {"schema": _PROBLEM}}}
     op["responses"] = responses

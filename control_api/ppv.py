@@ -107,6 +107,6 @@ def routes() -> list[Route]:
         Route("POST", "/messages/{message_id}/attachments/{media_id}/unlock", _unlock,
               "Pay for a pay-per-view attachment (once: paying again charges nothing)", "chat",
               params=Schema({"message_id": Field("integer", minimum=1, maximum=2**63 - 1),
-                             "media_id": Field("uuid")}), ok=201),
+                             "media_id": Field("uuid")}), ok=201, repeat=200),
     ]
 

@@ -48,12 +48,12 @@ async def _mine(session: AsyncSession, me: uuid.UUID) -> dict[str, int]:
     return {"ticket_price": row.ticket_price if row else 0, "call_price": row.call_price if row else 0}
 
 
-async def _get(call: Call) -> Reply:
+async def _get_prices(call: Call) -> Reply:
     async with call.services.sessions() as session:
         return Reply(await _mine(session, call.me.user_id))
 
 
-async def _put(call: Call) -> Reply:
+async def _put_prices(call: Call) -> Reply:
     me, body = call.me.user_id, call.body
     async with call.services.sessions() as session, session.begin():
         now = await _mine(session, me)
@@ -69,7 +69,7 @@ async def _put(call: Call) -> Reply:
     return Reply(values)
 
 
-async def _put_room(call: Call) -> Reply:
+async def _put_room_price(call: Call) -> Reply:
     me, name, price = call.me.user_id, call.params["room"], call.body["price"]
     async with call.services.sessions() as session, session.begin():
         room = await session.get(Room, name)
@@ -81,7 +81,7 @@ async def _put_room(call: Call) -> Reply:
     return Reply({"room": name, "price": price})
 
 
-async def _get_room(call: Call) -> Reply:
+async def _get_room_price(call: Call) -> Reply:
     name = call.params["room"]
     async with call.services.sessions() as session:
         room = await session.get(Room, name)
@@ -99,14 +99,14 @@ def routes() -> list[Route]:
     price = Field("integer", minimum=0, maximum=MAX_PRICE)
     room = Schema({"room": Field("string", pattern=ROOM)})
     return [
-        Route("GET", "/me/prices", _get, "My prices as a creator: default ticket, call per minute", "paid live"),
-        Route("PUT", "/me/prices", _put, "Set my default ticket price and my price per call minute (0: free)",
+        Route("GET", "/me/prices", _get_prices, "My prices as a creator: default ticket, call per minute", "paid live"),
+        Route("PUT", "/me/prices", _put_prices, "Set my default ticket price and my price per call minute (0: free)",
               "paid live", body=Schema({"ticket_price": Field("integer", required=False, minimum=0,
                                                               maximum=MAX_PRICE),
                                         "call_price": Field("integer", required=False, minimum=0,
                                                             maximum=MAX_PRICE)})),
-        Route("GET", "/rooms/{room}/price", _get_room, "A room's ticket price and whether a paid show is live",
+        Route("GET", "/rooms/{room}/price", _get_room_price, "A room's ticket price and whether a paid show is live",
               "paid live", params=room),
-        Route("PUT", "/rooms/{room}/price", _put_room, "Set my room's ticket price (0: free; new tickets only)",
+        Route("PUT", "/rooms/{room}/price", _put_room_price, "Set my room's ticket price (0: free; new tickets only)",
               "paid live", params=room, body=Schema({"price": price})),
     ]

@@ -31,7 +31,7 @@ from control_api.staff import require_staff
 ID = Schema({"report_id": Field("integer", minimum=1, maximum=2**63 - 1)})
 
 
-async def _list(call: Call) -> Reply:
+async def _list_reports(call: Call) -> Reply:
     q, limit = call.query, call.query.get("limit", 50)
     async with call.services.sessions() as session:
         await require_staff(session, call.me.user_id)
@@ -53,7 +53,7 @@ async def _list(call: Call) -> Reply:
                   "next_cursor": reports[-1].id if len(reports) == limit else None})
 
 
-async def _get(call: Call) -> Reply:
+async def _get_report(call: Call) -> Reply:
     async with call.services.sessions() as session:
         await require_staff(session, call.me.user_id)
         report = await session.get(Report, call.params["report_id"])
@@ -153,7 +153,7 @@ async def _dismiss(call: Call) -> Reply:
 def routes() -> list[Route]:
     note = Field("string", required=False, max_len=1000, description="the moderator's note (staff only)")
     return [
-        Route("GET", "/moderation/reports", _list, "Reports, newest first, filtered (moderators)", "moderation",
+        Route("GET", "/moderation/reports", _list_reports, "Reports, newest first, filtered (moderators)", "moderation",
               query=Schema({
                   "status": Field("string", required=False, choices=STATUSES),
                   "reason": Field("string", required=False, choices=REASONS),
@@ -162,7 +162,7 @@ def routes() -> list[Route]:
                   "until": Field("date", required=False, description="made on or before this UTC day"),
                   "before": CURSOR, "limit": LIMIT,
               })),
-        Route("GET", "/moderation/reports/{report_id}", _get,
+        Route("GET", "/moderation/reports/{report_id}", _get_report,
               "One report with its context: message, profile, prior reports and sanctions, clip (moderators)",
               "moderation", params=ID),
         Route("POST", "/moderation/reports/{report_id}/claim", _claim,

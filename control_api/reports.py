@@ -138,5 +138,5 @@ def routes() -> list[Route]:
                                       description="a call's or match.found's session_id"),
                   "room": Field("string", required=False, pattern=ROOM, description="a show"),
               }),
-              ok=201, idempotent=True),
+              ok=201, repeat=200, idempotent=True),
     ]

@@ -42,7 +42,7 @@ async def _lift(call: Call) -> Reply:
     return Reply(as_json(sanction))
 
 
-async def _list(call: Call) -> Reply:
+async def _list_sanctions(call: Call) -> Reply:
     q, limit = call.query, call.query.get("limit", 50)
     async with call.services.sessions() as session:
         await require_staff(session, call.me.user_id)
@@ -88,8 +88,8 @@ def routes() -> list[Route]:
               "Lift an active sanction with a reason (moderators)", "moderation",
               params=Schema({"sanction_id": Field("integer", minimum=1, maximum=2**63 - 1)}),
               body=Schema({"reason": Field("string", min_len=1, max_len=1000)})),
-        Route("GET", "/moderation/sanctions", _list, "Sanctions, newest first; active ones unless active=false "
-              "(moderators)", "moderation",
+        Route("GET", "/moderation/sanctions", _list_sanctions,
+              "Sanctions, newest first; active ones unless active=false (moderators)", "moderation",
               query=Schema({"active": Field("boolean", required=False), "kind": Field("string", required=False,
                                                                                        choices=KINDS),
                             "before": CURSOR, "limit": LIMIT})),

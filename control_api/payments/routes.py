@@ -143,7 +143,8 @@ async def _signed(request: web.Request) -> bool:
 
 
 def routes() -> list[Route]:
-    page = Schema({"before": Field("integer", required=False, minimum=1),
+    page = Schema({"before": Field("integer", required=False, minimum=1, maximum=2**63 - 1,
+                                   description="cursor: a history entry's seq"),
                    "limit": Field("integer", required=False, minimum=1, maximum=200)})
     card = Schema({"payment_method": Field("string", required=False, pattern=PAYMENT_METHOD,
                                            description="A card from Stripe.js; absent: confirm it on the page")})
@@ -174,7 +175,7 @@ def routes() -> list[Route]:
         Route("POST", "/users/{user_id}/tips", _tip, "Tip a creator: credits from my wallet, their share to them",
               "payments", params=Schema({"user_id": Field("uuid")}),
               body=Schema({"id": Field("string", pattern=OP_ID, description="my idempotency key for this tip"),
-                           "amount": Field("integer", minimum=1, maximum=MAX_AMOUNT)}), ok=201),
+                           "amount": Field("integer", minimum=1, maximum=MAX_AMOUNT)}), ok=201, repeat=200),
         Route("POST", "/payments/webhook", _webhook, "Stripe's webhook (signed events)", "payments", auth=False,
               priority=True, vouch=_signed),
     ]

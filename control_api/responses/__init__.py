@@ -7,10 +7,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from control_api.responses import accounts, social
+from control_api.responses import accounts, moderation, money, social
 
-COMPONENTS: dict[str, dict[str, Any]] = {**accounts.COMPONENTS, **social.COMPONENTS}
+COMPONENTS: dict[str, dict[str, Any]] = {
+    **accounts.COMPONENTS,
+    **social.COMPONENTS,
+    **money.COMPONENTS,
+    **moderation.COMPONENTS,
+}
 """Named schemas, added to ``components.schemas``."""
 
-RESPONSES: dict[tuple[str, str], dict[str, Any]] = {**accounts.RESPONSES, **social.RESPONSES}
+RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
+    **accounts.RESPONSES,
+    **social.RESPONSES,
+    **money.RESPONSES,
+    **moderation.RESPONSES,
+}
 """The success answer of each operation, by method and OpenAPI path (``/api`` left out)."""

@@ -32,6 +32,11 @@ def nullable(kind: str, **more: Any) -> dict[str, Any]:
     return {"type": [kind, "null"], **more}
 
 
+def maybe(schema: dict[str, Any]) -> dict[str, Any]:
+    """This schema (an object, a reference), or null."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
 def array(items: dict[str, Any]) -> dict[str, Any]:
     """A list of these."""
     return {"type": "array", "items": items}

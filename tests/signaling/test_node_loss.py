@@ -36,6 +36,7 @@ from tests.signaling.test_drain import registered_count
 from tests.signaling.test_nodes import registered, switchboard
 
 make_api = api_conftest.make_api  # the control API's fixture (tests/control_api/conftest.py)
+conformance = api_conftest.conformance  # make_api checks every answer with it
 
 
 @pytest.fixture

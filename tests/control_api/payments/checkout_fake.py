@@ -1,4 +1,5 @@
-"""Tests only: Checkout Sessions, which localstripe lacks, as a Gateway wrapper over the real one.
+"""Tests only: Checkout Sessions and customer-portal sessions, which localstripe lacks, as a Gateway
+wrapper over the real one.
 
 ``checkout_url`` records a session; ``complete`` plays the customer paying on the hosted page: the
 payment (or subscription) is made in localstripe for real, and ``checkout.session.completed`` is
@@ -29,11 +30,13 @@ class Session:
 
 
 class FakeCheckout:
-    """Delegates everything to the real gateway except Checkout Sessions."""
+    """Delegates everything to the real gateway except Checkout Sessions and portal sessions."""
 
     def __init__(self, real: StripeGateway) -> None:
         self._real = real
         self.sessions: dict[str, Session] = {}
+        self.portals: list[tuple[str, str]] = []
+        """(customer, return URL) of each portal session asked for."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -44,6 +47,10 @@ class FakeCheckout:
         session = Session(f"cs_test_{uuid.uuid4().hex[:16]}", customer, mode, price, amount, currency, dict(metadata))
         self.sessions[session.id] = session
         return f"https://checkout.stripe.test/c/pay/{session.id}"
+
+    async def portal_url(self, customer: str, return_url: str) -> str:
+        self.portals.append((customer, return_url))
+        return f"https://billing.stripe.test/p/session/bps_test_{uuid.uuid4().hex[:16]}"
 
     async def complete(self, session_id: str, card: str, deliver: Callable[[bytes, str], Awaitable[Any]],
                        secret: str) -> Any:
