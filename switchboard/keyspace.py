@@ -228,15 +228,17 @@ def token_epoch(user_id: str) -> str:
     return f"auth:epoch:{{{user_id}}}"
 
 
-# --- node doors (issue 12: blocks, presence among friends, revocation) ---------------------------
+# --- node doors (issue 12: blocks, presence along accepted follows, revocation) ---------------------------
 
 
 def friends(user_id: str) -> str:
-    """Set of user ids that this user follows and that follow this user back (both follows
-    accepted): the people whose presence this user may see. Written by the control API
-    (control_api/social.py) on follow, accept, unfollow, follower removal and block; rebuilt from
-    Postgres by ``control_api.social.rebuild_friends``. Symmetric: ``b`` in ``friends(a)`` iff ``a``
-    in ``friends(b)``. Nodes only read it (``presence.query``)."""
+    """Set of user ids joined to this user by an accepted follow, either way (this user follows them
+    and they accepted, or they follow this user and this user accepted): the people ``/space`` lists,
+    whose presence this user may see and who may see this user's. Pending or declined requests are
+    not in it; a block deletes the follows, so it leaves it. Written by the control API
+    (control_api/friends.py) on follow, accept, decline, unfollow, follower removal and block; rebuilt
+    from Postgres by ``control_api.friends.rebuild``. Symmetric: ``b`` in ``friends(a)`` iff ``a`` in
+    ``friends(b)``. Nodes only read it (``presence.query``, ``presence.watch``)."""
     return f"friends:{user_id}"
 
 

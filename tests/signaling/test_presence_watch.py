@@ -1,5 +1,5 @@
 """``presence.watch``: the status now, then ``presence.changed`` pushed to the watching sessions of
-friends only (mutual follows, no block either way), across nodes, for arrivals, departures and calls."""
+friends only (an accepted follow either way, no block), across nodes, for arrivals, departures and calls."""
 
 from __future__ import annotations
 
