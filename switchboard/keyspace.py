@@ -397,5 +397,15 @@ def clip_auto(room: str) -> str:
 
 def clip_answers(clip_id: str) -> str:
     """List where each node that got a clip request pushes ``saved`` (it had the room and handed the
-    clip over under that id) or ``absent`` (no media of that room in its SFU). TTL 60 s."""
+    clip over under that id), ``absent`` (no media of that room in its SFU) or ``taken`` (it had the
+    room, but another node handed its clip over first: :func:`clip_owner`). TTL 60 s."""
     return f"clip:{{clips}}:{clip_id}:answers"
+
+
+def clip_owner(clip_id: str) -> str:
+    """String (TTL 60 s, as :func:`clip_answers`): the node that hands over the clip of this request.
+    A call whose parties are on two nodes is in both nodes' SFUs, each with every track (the far
+    party's through its pipe): both can answer one request, and the first to set this (NX) hands its
+    file over. A claim, not a clip: it outlives the hand-off (``clip:*`` keys) until it expires, so
+    a slower node never hands a second file over under the same id."""
+    return f"clips:{{clips}}:owner:{clip_id}"
