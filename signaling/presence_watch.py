@@ -1,5 +1,8 @@
 """Pushed presence for friends: ``presence.watch`` answers now and sends ``presence.changed`` later.
 
+A hidden moderator's session (a ``hidden`` grant) is no presence at all: the hub writes no presence
+key for it and announces nothing (:class:`signaling.hub.Hub`), so such a moderator reads ``offline``.
+
 A session names the users it wants to follow (a page's friend list); the reply is their status now,
 like ``presence.query`` but with a third value for friends: ``in_call`` (a 1:1 call, ringing or
 active, or a random-chat match). Later changes are pushed by the node of the user who changed: when

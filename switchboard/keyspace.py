@@ -172,7 +172,8 @@ def idempotency(scope: str, key: str) -> str:
 
 
 def presence(user_id: str) -> str:
-    """String (expires after ``node.presence_ttl_s``): the node id holding the user's socket; absent: offline."""
+    """String (expires after ``node.presence_ttl_s``): the node id holding the user's socket; absent:
+    offline. A socket with a hidden grant (a moderator's console or tap) writes none."""
     return f"presence:{{{user_id}}}"
 
 
