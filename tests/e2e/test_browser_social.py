@@ -150,3 +150,47 @@ def test_people_follow_presence_messages_livecam_and_block(pages: Pages, up: Up)
     b.goto("/space")
     expect(b.locator(f"#blocked li[data-user='{ann['user_id']}']")).to_contain_text("annsocial")
     expect(b.locator("#friends li")).to_have_count(0)
+
+
+
+WATCH = """async (u) => {
+  window.pushed = window.pushed || [];
+  window.switchboard.signal.on("presence.changed", (m) => window.pushed.push(m));
+  return (await window.switchboard.signal.request("presence.watch", {users: [u]})).presence[u];
+}"""
+"""Watches ``u`` through the page's own socket (the one Space uses: it asks for mutual friends only,
+the node answers for any accepted follow) and collects the pushes in ``window.pushed``."""
+
+
+def watch(page: Any, user: str) -> str:
+    page.wait_for_function("() => window.switchboard && window.switchboard.signal")
+    return str(page.evaluate(WATCH, user))
+
+
+def pushed(page: Any, user: str, status: str, timeout_ms: float) -> None:
+    page.wait_for_function("([u, s]) => (window.pushed || []).some((m) => m.user === u && m.status === s)",
+                           arg=[user, status], timeout=timeout_ms)
+
+
+def test_space_presence_across_a_one_way_follow(pages: Pages, up: Up) -> None:
+    """C asks to follow D; D accepts without following back. Pending, neither sees the other though
+    both are online; accepted, each page's socket sees the other online, and D's departure and return
+    are pushed to C (the node's rule: an accepted follow either way, both ways across it)."""
+    cat, dan = account(up, "cat-social"), account(up, "dan-social")
+    call_api(up, "POST", f"/users/{dan['user_id']}/follow", token=cat["access_token"])
+    d = pages.open("dan", "/space", dan)
+    c = pages.open("cat", "/space", cat)
+    row = d.locator(f"#requests li[data-user='{cat['user_id']}']")
+    expect(row).to_be_visible()
+    assert watch(c, dan["user_id"]) == "offline"  # a pending request: D is online, and hidden
+    assert watch(d, cat["user_id"]) == "offline"
+    row.get_by_role("button", name="Accept", exact=True).click()
+    # Each page reloads its lists (and its own watch) on the accept; ours comes after.
+    expect(d.locator(f"#friends li[data-user='{cat['user_id']}']")).to_contain_text("follows you")
+    expect(c.locator(f"#friends li[data-user='{dan['user_id']}']")).to_contain_text("you follow")
+    assert watch(c, dan["user_id"]) == "online"  # the follower sees the followee
+    assert watch(d, cat["user_id"]) == "online"  # and the followee the follower
+    d.context.close()  # D's session ends when the node's resume window (15 s) passes
+    pushed(c, dan["user_id"], "offline", 45_000)
+    pages.open("dan-again", "/space", dan)
+    pushed(c, dan["user_id"], "online", PRESENCE_S)
