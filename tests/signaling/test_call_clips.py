@@ -1,7 +1,8 @@
 """An evidence clip of a call whose parties are on two ``switchboard node`` processes: real aiortc
 parties publish camera and microphone, each node pulls the other's party through a sealed pipe (and
-keeps a clip buffer of it), a moderator's "save clip" through the control API gets one file with
-both parties' video and audio, checked with PyAV. Clip length scaled down as in tests/sfu/test_clips.py."""
+keeps a clip buffer of it), a moderator's "save clip" through the control API, and a party's report
+on the call, each get one file with both parties' video and audio, checked with PyAV. The clip length
+is scaled down as in tests/sfu/test_clips.py."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from aiortc import AudioStreamTrack, RTCPeerConnection, RTCSessionDescription
 from sfu.clips import LONGER_S, SHORTER_S
 from switchboard import keyspace
 from tests.control_api.conftest import Api, aiohttp_client, conformance, make_api  # noqa: F401  (fixtures)
-from tests.control_api.test_clips import staff
+from tests.control_api.test_clips import _linked, staff
 from tests.sfu.peers import MovingVideo, Viewer, client_pc
 from tests.sfu.test_clips import CLIP_S, INTERVAL_S
 from tests.signaling.conftest import Peer, befriend
@@ -75,9 +76,9 @@ def check_call_clip(data: bytes, duration_s: float) -> None:
 async def test_a_clip_of_a_call_across_two_nodes_has_both_parties(
         start_node: Callable[..., Any], token: Callable[..., str], redis: Any,
         make_api: Callable[..., Awaitable[Api]]) -> None:  # noqa: F811
-    api = await make_api()
-    mod = await staff(api)
-    amy_id, bob_id = f"amy{uuid.uuid4().hex[:8]}", f"bob{uuid.uuid4().hex[:8]}"
+    api = await make_api(consume_events=True)  # with the ingest loop: a report's clip is linked by it
+    mod, amy_user, bob_user = await staff(api), await api.user(), await api.user()
+    amy_id, bob_id = amy_user.id, bob_user.id
     await befriend(redis, amy_id, bob_id)
     a, b = await asyncio.gather(start_node(**SETTINGS), start_node(**SETTINGS))
     pcs: list[RTCPeerConnection] = []
@@ -103,6 +104,17 @@ async def test_a_clip_of_a_call_across_two_nodes_has_both_parties(
             assert len(data) == body["size"]  # one node's file, whole (the other answered "taken")
             check_call_clip(data, body["duration_ms"] / 1000)
             assert not await redis.keys(keyspace.clip(body["id"]))  # stored, nothing left waiting
+
+            # Bob reports the call: its own clip (one node hands it over) becomes the report's evidence.
+            status, report = await api.call("POST", "/reports", bob_user, json={
+                "user_id": amy_id, "session_id": call_id, "reason": "harassment"})
+            assert status == 201, report
+            seen = await _linked(api, mod, report["id"])
+            status, own = await api.call("GET", f"/moderation/clips/{seen['clip']['id']}", mod)
+            assert status == 200 and own["id"] != body["id"] and own["tracks"] == 4, own
+            resp = await api.client.get(own["url"], headers=mod.auth)
+            assert resp.status == 200
+            check_call_clip(await resp.read(), own["duration_ms"] / 1000)
 
             # Each party's node has the whole call: a moderator's clip.save on either gets 4 tracks.
             for node in (a, b):
