@@ -88,6 +88,7 @@ async def test_a_clip_of_a_call_across_two_nodes_has_both_parties(
         call_id = (await amy.ok("call.invite", to=bob_id))["call_id"]
         await bob.expect("call.incoming", call_id=call_id)
         assert (await bob.ok("call.accept", call_id=call_id))["media"] == "sfu"
+        assert (await amy.expect("call.accepted", call_id=call_id))["media"] == "sfu"  # A has the call now
         try:
             pcs += [await publish(amy, call_id), await publish(bob, call_id)]
             viewers += [await call_viewer(amy, call_id, 1), await call_viewer(bob, call_id, 1)]
