@@ -23,7 +23,7 @@ from switchboard.health import Readiness
 from switchboard.ids import RoomId
 from switchboard.tokens import TokenVerifier
 from switchboard.tracing import Tracing
-from tests.control_api.conftest import Api, make_api  # noqa: F401  (the API fixture, on the same Postgres)
+from tests.control_api.conftest import Api, conformance, make_api  # noqa: F401  (the API fixtures, on the same Postgres)
 from tests.sfu.peers import MovingVideo, Viewer, client_pc
 from tests.signaling.conftest import SETTINGS, Node, NodeFactory
 from tests.signaling.fakes import FakeMedia, FakeTickets, media_opener
