@@ -9,7 +9,8 @@ also ingests on the spot a clip still waiting in Redis, so a moderator never wai
 
 The API can also ask for a clip: the console's "save clip" (:func:`request_clip`, ``POST
 /moderation/clips``) publishes the request on ``keyspace.CLIPS_CHANNEL`` and waits: each node
-answers ``saved`` or ``absent`` on ``keyspace.clip_answers(id)``. All absent (or no answer in time):
+answers ``saved``, ``absent`` or ``taken`` (another node with the room handed it over) on
+``keyspace.clip_answers(id)``. All absent (or no answer in time):
 the room never ran through an SFU (or its node is gone), a 404, and nothing is stored. A report on a
 live session or show (:func:`clip_for_report`) publishes the same request with the report's id and
 does not wait: the node's hand-off carries the id, and the ingest links the clip to the report.

@@ -1,9 +1,12 @@
-"""Friends (mutual follows) mirrored into Redis, for the nodes' presence door.
+"""The follow graph's accepted edges mirrored into Redis, for the nodes' presence doors.
 
-Nodes never read Postgres: ``presence.query`` answers only for the caller's friends, read from
-``keyspace.friends(user)``. The social routes keep the mirror after each change they commit (follow,
-accept, unfollow, follower removal, block); :func:`rebuild` recomputes it all from Postgres (for a
-deployment that predates it, or after a Redis loss), behind an admin route.
+A pair is "connected" when an accepted follow joins them, either way (one follows the other and that
+one accepted, or both): exactly the people ``/space`` lists, who see each other's presence. A pending
+or declined request, a stranger, or a block (which deletes the follows) is no connection. Nodes never
+read Postgres: ``presence.query`` and ``presence.watch`` answer only for the caller's connections,
+read from ``keyspace.friends(user)`` (symmetric). The social routes keep the mirror after each change
+they commit (follow, accept, decline, unfollow, follower removal, block); :func:`rebuild` recomputes it
+all from Postgres (for a deployment that predates it, or after a Redis loss), behind an admin route.
 """
 
 from __future__ import annotations
@@ -29,21 +32,21 @@ BATCH = 1000
 """Pairs written per Redis pipeline during a rebuild."""
 
 
-async def mutual(session: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> bool:
-    """Both follow each other (both follows accepted), as this transaction sees it."""
+async def connected(session: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> bool:
+    """An accepted follow joins the two, either way, as this transaction sees it."""
     rows = list(await session.scalars(select(Follow.status).where(or_(
         and_(Follow.follower_id == a, Follow.followee_id == b),
         and_(Follow.follower_id == b, Follow.followee_id == a),
     ))))
-    return len(rows) == 2 and all(status == ACCEPTED for status in rows)
+    return ACCEPTED in rows
 
 
-async def mirror(redis: Redis, a: uuid.UUID, b: uuid.UUID, are_friends: bool) -> None:
-    """Writes the pair's friendship both ways. Called after the commit; a Redis failure is logged
+async def mirror(redis: Redis, a: uuid.UUID, b: uuid.UUID, linked: bool) -> None:
+    """Writes the pair's connection both ways. Called after the commit; a Redis failure is logged
     (the change stands in Postgres, :func:`rebuild` repairs the mirror)."""
     try:
         async with redis.pipeline(transaction=True) as pipe:
-            if are_friends:
+            if linked:
                 pipe.sadd(friends(str(a)), str(b))
                 pipe.sadd(friends(str(b)), str(a))
             else:
@@ -66,15 +69,14 @@ async def forget(redis: Redis, user: uuid.UUID) -> None:
 
 
 async def rebuild(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> int:
-    """Recomputes every ``friends`` set from Postgres (live accounts, both follows accepted).
-    Returns the number of friend pairs. Sets of users with no friend left are deleted."""
-    mine, theirs = aliased(Follow), aliased(Follow)
+    """Recomputes every ``friends`` set from Postgres (live accounts, an accepted follow either way).
+    Returns the number of connected pairs. Sets of users with no connection left are deleted."""
+    follower, followee = aliased(Account), aliased(Account)
     stmt = (
-        select(mine.follower_id, mine.followee_id)
-        .join(theirs, and_(theirs.follower_id == mine.followee_id, theirs.followee_id == mine.follower_id))
-        .join(Account, Account.id == mine.follower_id)
-        .where(mine.status == ACCEPTED, theirs.status == ACCEPTED, Account.deleted_at.is_(None),
-               mine.follower_id < mine.followee_id)
+        select(Follow.follower_id, Follow.followee_id)
+        .join(follower, follower.id == Follow.follower_id)
+        .join(followee, followee.id == Follow.followee_id)
+        .where(Follow.status == ACCEPTED, follower.deleted_at.is_(None), followee.deleted_at.is_(None))
     )
     wanted: dict[str, set[str]] = {}
     async with sessions() as session:
@@ -90,7 +92,7 @@ async def rebuild(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> i
             for user in users[start:start + BATCH]:
                 pipe.sadd(friends(user), *wanted[user])
             await pipe.execute()
-    return sum(len(v) for v in wanted.values()) // 2
+    return sum(len(v) for v in wanted.values()) // 2  # each pair once, though both follows may exist
 
 
 async def _rebuild(call: Call) -> Reply:
@@ -103,5 +105,6 @@ async def _rebuild(call: Call) -> Reply:
 def routes() -> list[Route]:
     return [
         Route("POST", "/moderation/friends/rebuild", _rebuild,
-              "Rebuild the Redis mirror of mutual follows that nodes read for presence (moderators)", "moderation"),
+              "Rebuild the Redis mirror of accepted follows (either way) that nodes read for presence (moderators)",
+              "moderation"),
     ]

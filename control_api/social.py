@@ -1,7 +1,7 @@
 """Social graph: follow requests (auto-accepted when both asked), likes with a counter, blocks
 (written to Redis for the matchmaker and the nodes, both directions, and announced on the
 sanctions channel so nodes end a call or match between the two at once), and search by pseudo.
-Friends (mutual follows) are mirrored into Redis for the nodes' presence door (control_api/friends.py)."""
+Accepted follows (either way) are mirrored into Redis for the nodes' presence doors (control_api/friends.py)."""
 
 from __future__ import annotations
 
@@ -80,8 +80,8 @@ async def _follow(call: Call) -> Reply:
     async with call.services.sessions() as session, session.begin():
         await visible_account(session, call.me.user_id, other)
         status, notes = await request_follow(session, call.me.user_id, other)
-        now_friends = await friends.mutual(session, call.me.user_id, other)
-    await friends.mirror(call.services.redis, call.me.user_id, other, now_friends)
+        linked = await friends.connected(session, call.me.user_id, other)
+    await friends.mirror(call.services.redis, call.me.user_id, other, linked)
     await notifications.push(call.services.realtime, notes)
     return Reply({"user_id": str(other), "status": status}, 201)
 
@@ -90,7 +90,8 @@ async def _unfollow(call: Call) -> Reply:
     async with call.services.sessions() as session, session.begin():
         await session.execute(delete(Follow).where(Follow.follower_id == call.me.user_id,
                                                    Follow.followee_id == call.params["user_id"]))
-    await friends.mirror(call.services.redis, call.me.user_id, call.params["user_id"], False)
+        linked = await friends.connected(session, call.me.user_id, call.params["user_id"])  # they may follow me
+    await friends.mirror(call.services.redis, call.me.user_id, call.params["user_id"], linked)
     return Reply(None, 204)
 
 
@@ -106,8 +107,8 @@ async def _answer(call: Call, accept: bool) -> Reply:
             notes.append(notifications.add(session, asker, "follow_accepted", {"user_id": str(call.me.user_id)}))
         else:
             await session.delete(row)
-        now_friends = await friends.mutual(session, asker, call.me.user_id)
-    await friends.mirror(call.services.redis, asker, call.me.user_id, now_friends)
+        linked = await friends.connected(session, asker, call.me.user_id)
+    await friends.mirror(call.services.redis, asker, call.me.user_id, linked)
     await notifications.push(call.services.realtime, notes)
     return Reply({"user_id": str(asker), "status": ACCEPTED if accept else "declined"})
 
@@ -124,7 +125,8 @@ async def _remove_follower(call: Call) -> Reply:
     async with call.services.sessions() as session, session.begin():
         await session.execute(delete(Follow).where(Follow.follower_id == call.params["user_id"],
                                                    Follow.followee_id == call.me.user_id))
-    await friends.mirror(call.services.redis, call.me.user_id, call.params["user_id"], False)
+        linked = await friends.connected(session, call.me.user_id, call.params["user_id"])  # I may follow them
+    await friends.mirror(call.services.redis, call.me.user_id, call.params["user_id"], linked)
     return Reply(None, 204)
 
 

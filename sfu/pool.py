@@ -429,11 +429,11 @@ class WorkerPool:
 
     # pipes between nodes (the cascade): always on the room's home worker -----------------------
 
-    async def open_node_pipe(self, room_id: RoomId, pipe_id: str) -> int:
+    async def open_node_pipe(self, room_id: RoomId, pipe_id: str, clip: bool = False) -> int:
         """Our end of a sealed pipe to another node, on the room's home worker; returns its UDP port.
         Exporting, the home worker sends the publishers' tracks; importing, its router holds the
         piped producers, and the pool's own pipes carry them on to the other workers as usual."""
-        return int(await self._placement(room_id).home.call("open_node_pipe", room_id, pipe_id))
+        return int(await self._placement(room_id).home.call("open_node_pipe", room_id, pipe_id, clip))
 
     async def connect_node_pipe(self, room_id: RoomId, pipe_id: str, host: str, port: int, export: bool,
                                 descriptors: list[Any] | None = None) -> list[Any]:

@@ -55,6 +55,9 @@ class Router:
         publishers (two nodes of one call pull each other's party; nothing goes back where it came from)."""
         self.clip_seconds = clip_seconds
         """Evidence clip length; every publisher's producer buffers this much RTP (0: no buffers)."""
+        self.clip_pipes: set[str] = set()
+        """Pipes whose imported producers buffer for clips too: a call's far party, pulled from its node,
+        so that either party's node makes a clip of the whole call (a show's edges keep no buffer)."""
         self.keyframe_schedule = KeyframeSchedule(keyframe_interval_s)
         """Every publisher's video gets keyframe requests on a fixed period: taps start on them unasked."""
         self._tap_opened_ms: dict[PeerId, int] = {}
@@ -123,6 +126,8 @@ class Router:
             producer_id = f"{pipe.pipe_id}/{producer_id}"
             self.from_nodes.add(producer_id)
         producer = Producer(producer_id, PeerId(""), codec, ssrc, requester)
+        if self.clip_seconds > 0 and pipe.pipe_id in self.clip_pipes:
+            producer.clip = clips.ClipBuffer(self.clip_seconds, self.keyframe_schedule.interval, producer.is_keyframe)
         producer.plane = self.plane
         holder.append(producer)
         return producer
@@ -137,12 +142,15 @@ class Router:
 
     # pipes (between workers) -------------------------------------------------------------------
 
-    async def open_pipe(self, pipe_id: str, seal: Seal | None = None, host: str = HOST) -> int:
+    async def open_pipe(self, pipe_id: str, seal: Seal | None = None, host: str = HOST, clip: bool = False) -> int:
         """Create our end of a pipe; returns its UDP port on ``host`` (127.0.0.1 between workers; a pipe
-        between nodes binds the node's pipe address and is sealed)."""
+        between nodes binds the node's pipe address and is sealed). ``clip``: the producers it imports
+        keep a clip buffer (when clips are on), as this room's own publishers do."""
         self._check_open()
         if pipe_id in self.pipes:
             raise NegotiationError(f"pipe {pipe_id} already exists")
+        if clip:
+            self.clip_pipes.add(pipe_id)
         pipe = PipeTransport(pipe_id, new_producer=self._new_piped_producer, on_producer=self._producer_added,
                              on_producer_closed=self._producer_removed, seal=seal, host=host)
         port = await pipe.open()
@@ -171,6 +179,7 @@ class Router:
 
     def close_pipe(self, pipe_id: str) -> None:
         pipe = self.pipes.pop(pipe_id, None)
+        self.clip_pipes.discard(pipe_id)
         if pipe is None:
             return
         for producer in pipe.close():

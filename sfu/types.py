@@ -182,8 +182,10 @@ class NodePipes(Protocol):
     are sealed with the nodes' shared secret. Implemented by the worker and the pool; a node whose SFU
     lacks it (or has no secret) neither pulls nor serves shows."""
 
-    async def open_node_pipe(self, room_id: RoomId, pipe_id: str) -> int:
-        """Open our end on the node's pipe address (the room must be open); returns its UDP port."""
+    async def open_node_pipe(self, room_id: RoomId, pipe_id: str, clip: bool = False) -> int:
+        """Open our end on the node's pipe address (the room must be open); returns its UDP port.
+        ``clip``: the producers it imports keep a clip buffer like the room's own publishers (a call's
+        far party, so that each party's node makes a clip of the whole call)."""
 
     async def connect_node_pipe(self, room_id: RoomId, pipe_id: str, host: str, port: int, export: bool,
                                 descriptors: list[Any] | None = None) -> list[Any]:

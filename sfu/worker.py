@@ -212,11 +212,12 @@ class Worker:
 
     # pipes between nodes (the cascade, docs/scaling.md) ------------------------------------------
 
-    async def open_node_pipe(self, room_id: RoomId, pipe_id: str) -> int:
-        """Our end of a sealed pipe to another node, bound on :attr:`pipe_host`; returns its UDP port."""
+    async def open_node_pipe(self, room_id: RoomId, pipe_id: str, clip: bool = False) -> int:
+        """Our end of a sealed pipe to another node, bound on :attr:`pipe_host`; returns its UDP port.
+        ``clip``: what it imports keeps a clip buffer (a call's far party)."""
         if self._pipe_seal is None:
             raise SfuError("pipes between nodes need a shared secret (cascade.secret)")
-        return await self.router(room_id).open_pipe(pipe_id, self._pipe_seal, self.pipe_host)
+        return await self.router(room_id).open_pipe(pipe_id, self._pipe_seal, self.pipe_host, clip)
 
     async def connect_node_pipe(self, room_id: RoomId, pipe_id: str, host: str, port: int, export: bool,
                                 descriptors: list[Descriptor] | None = None) -> list[Descriptor]:

@@ -101,7 +101,7 @@ class CallSpan:
     async def _spread(self, room: RoomId, node: NodeId) -> None:
         try:
             await self._hub.command(node, {"kind": KIND, "room": room, "node": self.node_id})
-            await self.cascade.pull_from(room, node)
+            await self.cascade.pull_from(room, node, clip=True)
         except NotFound as exc:  # the node left the registry (killed), or holds the call no more
             log.info("a call's node left it", extra={"room": room, "node": node, "error": str(exc)})
             await self._redis.srem(keyspace.call_nodes(room), node)
@@ -111,7 +111,7 @@ class CallSpan:
     async def _command(self, message: dict[str, Any]) -> None:
         room, node = RoomId(str(message.get("room"))), NodeId(str(message.get("node")))
         if room in self._rooms:  # pulled beside the node channel's reader, which the pipe's answer needs
-            self._spawn(self.cascade.pull_from(room, node))
+            self._spawn(self.cascade.pull_from(room, node, clip=True))
 
     async def ended(self, room: RoomId) -> None:
         """The call ended (its room here is closed): stop pulling, leave the node set."""

@@ -210,20 +210,21 @@ class Cascade:
             self.pulls[room] = Pull(origin.node, {origin.node: await self._open(room, origin.node)})
             return origin
 
-    async def pull_from(self, room: RoomId, node: NodeId) -> None:
-        """Pulls what ``node`` publishes in ``room`` (a call's far party) into our open room, once."""
+    async def pull_from(self, room: RoomId, node: NodeId, *, clip: bool = False) -> None:
+        """Pulls what ``node`` publishes in ``room`` (a call's far party) into our open room, once.
+        ``clip``: the pulled tracks keep clip buffers here (a party's node; a tap's node does not)."""
         lock = self._pulling.setdefault(room, asyncio.Lock())
         async with lock:
             pull = self.pulls.setdefault(room, Pull(None, {}))
             if node not in pull.pipes and node != self.node_id:
-                pull.pipes[node] = await self._open(room, node)
+                pull.pipes[node] = await self._open(room, node, clip)
 
-    async def _open(self, room: RoomId, origin: NodeId) -> str:
+    async def _open(self, room: RoomId, origin: NodeId, clip: bool = False) -> str:
         entry = await self._entry(origin)
         if entry is None:
             raise NotFound(f"show {room!r}: its node is gone")
         pipe = f"{self.node_id}/{next(self._ids)}"
-        port = await self._media.open_node_pipe(room, pipe)
+        port = await self._media.open_node_pipe(room, pipe, clip)
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[pipe] = answer
         try:

@@ -5,7 +5,11 @@ The control API may ask too (a moderator's "save clip" in the console, a report 
 it publishes ``{"clip_id", "room", "moderator", "report_id"?}`` on ``keyspace.CLIPS_CHANNEL``
 (``moderator`` is empty for a report's own clip); every node answers on
 ``keyspace.clip_answers(id)``: ``saved`` (its SFU had the room; the clip is handed over under that
-id, with the ``report_id`` when given) or ``absent``.
+id, with the ``report_id`` when given), ``absent``, or ``taken``. A call whose parties are on two
+nodes is in both SFUs, each with every track of the call (the far party's tracks pulled through a
+pipe keep a clip buffer too: :meth:`sfu.types.MediaService.open_node_pipe`), so both make a whole
+clip; the first to claim ``keyspace.clip_owner(id)`` hands it over, the other answers ``taken``.
+A show's edges and a tap's node keep no buffer of what they pull: they answer ``absent``.
 
 The SFU remuxes the room's buffered RTP into one file (:meth:`sfu.types.MediaService.save_clip`);
 this desk leaves it in the Redis hash ``keyspace.clip(id)`` (TTL ``keyspace.CLIP_TTL_S``) and
@@ -44,9 +48,11 @@ ANSWER_TTL_S = 60
 class ClipDesk:
     """One per node."""
 
-    def __init__(self, media: MediaService, redis: Redis) -> None:
+    def __init__(self, media: MediaService, redis: Redis, node_id: str = "") -> None:
         self._media = media
         self._redis = redis
+        self._node_id = node_id
+        """Written in ``keyspace.clip_owner`` when this node hands a requested clip over."""
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
@@ -154,10 +160,15 @@ class ClipDesk:
         except Exception:  # a worker lost, a remux bug: this node cannot give the clip; it says absent
             log.exception("clip of room %s failed", room)
         else:
-            await self._hand_over(clip_id, clip, room, moderator, report_id)
-            answer = "saved"
-            log.info("clip %s of room %s: saved (%d bytes, %.1f s, %d tracks)", clip_id, room, len(clip.data),
-                     clip.duration_s, clip.tracks)
+            if await self._redis.set(keyspace.clip_owner(clip_id), self._node_id or "node", nx=True,
+                                     ex=ANSWER_TTL_S):
+                await self._hand_over(clip_id, clip, room, moderator, report_id)
+                answer = "saved"
+                log.info("clip %s of room %s: saved (%d bytes, %.1f s, %d tracks)", clip_id, room, len(clip.data),
+                         clip.duration_s, clip.tracks)
+            else:  # the call's other node made it first (it has every track too)
+                answer = "taken"
+                log.info("clip %s of room %s: taken by another node", clip_id, room)
         key = keyspace.clip_answers(clip_id)
         async with keyspace.atomic_pipeline(self._redis) as pipe:
             pipe.lpush(key, answer)

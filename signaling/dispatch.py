@@ -153,7 +153,7 @@ class Dispatcher:
         return {"pong": True}
 
     async def _presence(self, session: Session, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Online or offline for friends (mutual follows, no block either way); everyone else is
+        """Online or offline for friends (an accepted follow either way, no block); everyone else is
         always ``offline``, so a stranger or a blocked user cannot tell hidden from away."""
         users = body["users"]
         visible = await self._calls.relations.visible(session.user_id, users)

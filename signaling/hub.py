@@ -70,6 +70,10 @@ class Hub:
         self._presence_ttl_s = presence_ttl_s
         self._users: dict[UserId, tuple[Session, ...]] = {}
         """A user's sessions here (a tuple: usually one, and 160 bytes less than a set)."""
+        self._shown: set[UserId] = set()
+        """Users here with a session that is not a hidden moderator's: only they have a presence key
+        (and are announced online). A moderator whose only socket here is hidden (the console's)
+        reads offline to everyone, as if away."""
         self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
         self._subscriptions = Subscriptions(redis, self._pubsub, node_id, presence_ttl_s)
         self._observers: list[tuple[Observer, frozenset[str]]] = []
@@ -171,14 +175,24 @@ class Hub:
         if session in sessions:
             return None
         self._users[session.user_id] = (*sessions, session)
+        user, shown = session.user_id, not session.grants.hidden
         if not sessions:
-            why, mute = await self._subscriptions.join(session.user_id, session.grants.iat)
+            why, mute = await self._subscriptions.join(user, session.grants.iat, shown)
             if why is None:
-                self.mutes.loaded(session.user_id, mute)
-                if self._on_presence is not None:
-                    self._on_presence(session.user_id, True)
+                self.mutes.loaded(user, mute)
+                if shown:
+                    self._show(user)
             return why
-        return await self.refusal(session.user_id, session.grants.iat)
+        why = await self.refusal(user, session.grants.iat)
+        if why is None and shown and user not in self._shown:  # the user's hidden socket was alone
+            await self._subscriptions.refresh([user])
+            self._show(user)
+        return why
+
+    def _show(self, user: UserId) -> None:
+        self._shown.add(user)
+        if self._on_presence is not None:
+            self._on_presence(user, True)
 
     async def refusal(self, user: UserId, iat: int) -> str | None:
         """``banned``, ``revoked`` (a token issued at ``iat`` is older than the user's epoch), or None."""
@@ -201,14 +215,22 @@ class Hub:
         if session not in sessions:
             return False
         rest = tuple(s for s in sessions if s is not session)
+        user = session.user_id
         if rest:
-            self._users[session.user_id] = rest
+            self._users[user] = rest
+            if user in self._shown and all(s.grants.hidden for s in rest):  # only a hidden socket is left
+                self._shown.discard(user)
+                await self._redis.delete(presence(user))
+                if self._on_presence is not None:
+                    self._on_presence(user, False)
             return False
-        del self._users[session.user_id]
-        self.mutes.clear(session.user_id)
-        await self._subscriptions.leave(session.user_id)
-        if self._on_presence is not None:
-            self._on_presence(session.user_id, False)
+        del self._users[user]
+        self.mutes.clear(user)
+        await self._subscriptions.leave(user)
+        if user in self._shown:
+            self._shown.discard(user)
+            if self._on_presence is not None:
+                self._on_presence(user, False)
         return True
 
     async def deliver(self, user_id: UserId, message: dict[str, Any]) -> bool:
@@ -347,11 +369,11 @@ class Hub:
             session.send(notice)
 
     async def _heartbeat(self) -> None:
-        """Refreshes the presence TTL of every user here, at a third of the TTL."""
+        """Refreshes the presence TTL of every shown user here, at a third of the TTL."""
         while True:
             await asyncio.sleep(self._presence_ttl_s / 3)
             try:
-                await self._subscriptions.refresh(list(self._users))
+                await self._subscriptions.refresh(list(self._shown))
             except aioredis.RedisError as exc:  # the next beat retries; keys outlive two missed beats
                 log.warning("presence refresh failed", extra={"error": str(exc)})
 

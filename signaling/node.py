@@ -195,7 +195,7 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     stack.push_async_callback(calls.close)
     watch = PresenceWatch(redis, hub, calls.relations)
     stack.push_async_callback(watch.close)
-    clips = ClipDesk(media, redis)
+    clips = ClipDesk(media, redis, deps.node_id)
     await clips.start()
     stack.push_async_callback(clips.close)
     dispatcher = Dispatcher(hub, calls, shows, tickets, watch, clips)

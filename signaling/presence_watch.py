@@ -1,15 +1,19 @@
 """Pushed presence for friends: ``presence.watch`` answers now and sends ``presence.changed`` later.
 
+A hidden moderator's session (a ``hidden`` grant) is no presence at all: the hub writes no presence
+key for it and announces nothing (:class:`signaling.hub.Hub`), so such a moderator reads ``offline``.
+
 A session names the users it wants to follow (a page's friend list); the reply is their status now,
 like ``presence.query`` but with a third value for friends: ``in_call`` (a 1:1 call, ringing or
 active, or a random-chat match). Later changes are pushed by the node of the user who changed: when
 a user's first session arrives on a node (``online``), their last one leaves (``offline``), or one of
 their calls or matches starts or ends (``in_call`` / ``online``), that node reads the user's friends
-(``keyspace.friends``), keeps those the user may be seen by (:meth:`Relations.visible`: mutual and
-no block either way, read at push time) and delivers ``presence.changed`` to each through the hub
-(Redis ``user:{id}`` for friends on other nodes). The receiving node hands it only to the sessions
-of that friend that watch the user. Nobody else ever gets a push, and a stranger or a blocked user
-still reads ``offline`` from the reply. A block (the ``sanctions`` channel) shows each side's
+(``keyspace.friends``: an accepted follow either way), keeps those the user may be seen by
+(:meth:`Relations.visible`: in both sets and no block either way, read at push time) and delivers
+``presence.changed`` to each through the hub (Redis ``user:{id}`` for friends on other nodes). The
+receiving node hands it only to the sessions of that friend that watch the user. Nobody else ever
+gets a push, and a stranger, a pending request or a blocked user still reads ``offline`` from the
+reply. A block (the ``sanctions`` channel) shows each side's
 watching sessions the other as ``offline`` at once. Changes queue and one task pushes them: the
 friend sets of everyone who changed meanwhile are read in one pipeline (a connect burst costs a
 round trip per batch, not a task and a round trip per socket).

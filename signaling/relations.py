@@ -1,4 +1,4 @@
-"""Who may reach and see whom on this node: blocks (both ways) and friends (mutual follows).
+"""Who may reach and see whom on this node: blocks (both ways) and friends (an accepted follow, either way).
 
 The control API owns both facts (Postgres) and mirrors them into Redis: ``keyspace.blocks(user)``
 and ``keyspace.friends(user)``. The node only reads them, at the doors that need them: an invite or
@@ -46,8 +46,9 @@ class Relations:
         return {u for u, a, b in zip(others, mine, theirs, strict=True) if a or b}
 
     async def visible(self, me: UserId, users: Sequence[str]) -> list[str]:
-        """The users among ``users`` whose presence ``me`` may see: ``me`` itself, and friends
-        (mutual follows) with no block either way. Everyone else is hidden (shown offline)."""
+        """The users among ``users`` whose presence ``me`` may see: ``me`` itself, and friends (an
+        accepted follow either way: what ``/space`` lists) with no block either way. Everyone else,
+        a pending or declined request included, is hidden (shown offline)."""
         others = [u for u in users if u != me]
         seen: list[str] = [me] if len(others) < len(users) else []
         if not others:

@@ -48,8 +48,8 @@ class Subscriptions:
         self._ttl_s = presence_ttl_s
         self._script = redis.register_script(PRESENCE_LUA)
         self._cluster = is_cluster(redis)
-        self._ops: list[tuple[bool, UserId, int]] = []
-        """Queued (join?, user, token iat) in arrival order."""
+        self._ops: list[tuple[bool, UserId, int, bool]] = []
+        """Queued (join?, user, token iat, shown: presence written) in arrival order."""
         self._done: asyncio.Future[tuple[dict[UserId, str], dict[UserId, bytes]]] | None = None
         """Resolved when the queued ops are written: the refused users among the joins (and why), and
         the raw mute value of the muted ones."""
@@ -63,27 +63,29 @@ class Subscriptions:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="hub-subscriptions")
 
-    async def join(self, user: UserId, iat: int) -> tuple[str | None, bytes | None]:
-        """Subscribes the user's channel and writes their presence (with the next batch). Returns
+    async def join(self, user: UserId, iat: int, shown: bool = True) -> tuple[str | None, bytes | None]:
+        """Subscribes the user's channel and writes their presence (with the next batch; not when
+        ``shown`` is False: a hidden moderator's session, checked all the same). Returns
         why the user is refused, or None (``banned``, or ``revoked`` when a token issued at ``iat``
         is older than the user's token epoch: then no presence is written, and the caller refuses
         the socket and leaves again), and the user's ``keyspace.muted`` value (None: not muted, or
         unreadable)."""
-        refused, mutes = await self._enqueue(True, user, iat)
+        refused, mutes = await self._enqueue(True, user, iat, shown)
         return refused.get(user), mutes.get(user)
 
     async def leave(self, user: UserId) -> None:
         """Unsubscribes the user's channel and deletes their presence (with the next batch)."""
-        await self._enqueue(False, user, 0)
+        await self._enqueue(False, user, 0, False)
 
     async def refresh(self, users: list[UserId]) -> None:
         """Rewrites the presence keys (TTL) of ``users``, in chunks, yielding to the loop between them."""
         for start in range(0, len(users), CHUNK):
             await self._set_presence(users[start:start + CHUNK], ())
 
-    async def _set_presence(self, users: Sequence[UserId], iats: Sequence[int]) -> list[tuple[UserId, str]]:
-        """Runs presence_set.lua for ``users`` (with their token ``iats``: the ban and epoch check; none:
-        a refresh). Returns the refused users and why."""
+    async def _set_presence(self, users: Sequence[UserId], iats: Sequence[int],
+                            shown: Sequence[bool] = ()) -> list[tuple[UserId, str]]:
+        """Runs presence_set.lua for ``users`` (with their token ``iats``: the ban and epoch check, and
+        whether each one's presence is written; none: a refresh). Returns the refused users and why."""
         groups: list[list[int]] = [list(range(len(users)))]
         if self._cluster:
             slots: dict[int, list[int]] = {}
@@ -97,7 +99,7 @@ class Subscriptions:
             args: list[Any] = [self._node_id, self._ttl_s]
             if iats:
                 keys += [banned(u) for u in some] + [token_epoch(u) for u in some]
-                args += [len(some), *(iats[i] for i in group)]
+                args += [len(some), *(iats[i] for i in group), *("1" if shown[i] else "0" for i in group)]
             out = await self._script(keys=keys, args=args)
             return [(some[int(out[i]) - 1], out[i + 1].decode() if isinstance(out[i + 1], bytes) else str(out[i + 1]))
                     for i in range(0, len(out), 2)]
@@ -106,11 +108,12 @@ class Subscriptions:
             return await one(groups[0])
         return [r for part in await asyncio.gather(*(one(g) for g in groups)) for r in part]
 
-    async def _enqueue(self, join: bool, user: UserId, iat: int) -> tuple[dict[UserId, str], dict[UserId, bytes]]:
+    async def _enqueue(self, join: bool, user: UserId, iat: int,
+                       shown: bool) -> tuple[dict[UserId, str], dict[UserId, bytes]]:
         if self._done is None:
             self._done = asyncio.get_running_loop().create_future()
         done = self._done
-        self._ops.append((join, user, iat))
+        self._ops.append((join, user, iat, shown))
         self._wake.set()
         return await asyncio.shield(done)  # a cancelled caller must not cancel the batch others wait for
 
@@ -135,7 +138,7 @@ class Subscriptions:
                 if not done.done():
                     done.set_result(refused)
 
-    async def _write(self, ops: list[tuple[bool, UserId, int]]) -> tuple[dict[UserId, str], dict[UserId, bytes]]:
+    async def _write(self, ops: list[tuple[bool, UserId, int, bool]]) -> tuple[dict[UserId, str], dict[UserId, bytes]]:
         """Runs of joins and of leaves, in order (a join then a leave of one user stays in that order).
         Returns the refused users among the joins, with why (``banned`` or ``revoked``), and the
         mute values of the muted ones."""
@@ -146,12 +149,13 @@ class Subscriptions:
             kind, end = ops[start][0], start
             while end < len(ops) and ops[end][0] == kind and end - start < CHUNK:
                 end += 1
-            users = [user for _, user, _ in ops[start:end]]
+            users = [user for _, user, _, _ in ops[start:end]]
             channels = [user_channel(u) for u in users]
             if kind:
                 await self._pubsub.subscribe(*channels)
                 checked, values = await asyncio.gather(
-                    self._set_presence(users, [iat for _, _, iat in ops[start:end]]), self._mutes(users))
+                    self._set_presence(users, [iat for _, _, iat, _ in ops[start:end]],
+                                       [shown for _, _, _, shown in ops[start:end]]), self._mutes(users))
                 for user, why in checked:
                     refused[user] = why
                 mutes.update((u, v) for u, v in zip(users, values, strict=True) if v is not None)

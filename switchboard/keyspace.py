@@ -172,7 +172,8 @@ def idempotency(scope: str, key: str) -> str:
 
 
 def presence(user_id: str) -> str:
-    """String (expires after ``node.presence_ttl_s``): the node id holding the user's socket; absent: offline."""
+    """String (expires after ``node.presence_ttl_s``): the node id holding the user's socket; absent:
+    offline. A socket with a hidden grant (a moderator's console or tap) writes none."""
     return f"presence:{{{user_id}}}"
 
 
@@ -228,15 +229,17 @@ def token_epoch(user_id: str) -> str:
     return f"auth:epoch:{{{user_id}}}"
 
 
-# --- node doors (issue 12: blocks, presence among friends, revocation) ---------------------------
+# --- node doors (issue 12: blocks, presence along accepted follows, revocation) ---------------------------
 
 
 def friends(user_id: str) -> str:
-    """Set of user ids that this user follows and that follow this user back (both follows
-    accepted): the people whose presence this user may see. Written by the control API
-    (control_api/social.py) on follow, accept, unfollow, follower removal and block; rebuilt from
-    Postgres by ``control_api.social.rebuild_friends``. Symmetric: ``b`` in ``friends(a)`` iff ``a``
-    in ``friends(b)``. Nodes only read it (``presence.query``)."""
+    """Set of user ids joined to this user by an accepted follow, either way (this user follows them
+    and they accepted, or they follow this user and this user accepted): the people ``/space`` lists,
+    whose presence this user may see and who may see this user's. Pending or declined requests are
+    not in it; a block deletes the follows, so it leaves it. Written by the control API
+    (control_api/friends.py) on follow, accept, decline, unfollow, follower removal and block; rebuilt
+    from Postgres by ``control_api.friends.rebuild``. Symmetric: ``b`` in ``friends(a)`` iff ``a`` in
+    ``friends(b)``. Nodes only read it (``presence.query``, ``presence.watch``)."""
     return f"friends:{user_id}"
 
 
@@ -408,5 +411,15 @@ def clip_auto(room: str) -> str:
 
 def clip_answers(clip_id: str) -> str:
     """List where each node that got a clip request pushes ``saved`` (it had the room and handed the
-    clip over under that id) or ``absent`` (no media of that room in its SFU). TTL 60 s."""
+    clip over under that id), ``absent`` (no media of that room in its SFU) or ``taken`` (it had the
+    room, but another node handed its clip over first: :func:`clip_owner`). TTL 60 s."""
     return f"clip:{{clips}}:{clip_id}:answers"
+
+
+def clip_owner(clip_id: str) -> str:
+    """String (TTL 60 s, as :func:`clip_answers`): the node that hands over the clip of this request.
+    A call whose parties are on two nodes is in both nodes' SFUs, each with every track (the far
+    party's through its pipe): both can answer one request, and the first to set this (NX) hands its
+    file over. A claim, not a clip: it outlives the hand-off (``clip:*`` keys) until it expires, so
+    a slower node never hands a second file over under the same id."""
+    return f"clips:{{clips}}:owner:{clip_id}"

@@ -1,5 +1,6 @@
 // /space: follow requests (accept, accept and follow back, decline), the people I follow and who
-// follow me (newest first) with live presence for friends, and the users I blocked (unblock).
+// follow me (newest first), each with live presence (an accepted follow either way shows each side to
+// the other: the node's rule), and the users I blocked (unblock).
 // Lists reload when a follow notification arrives; presence is pushed (presence.watch).
 
 import { api, explain } from "./lib/api.js";
@@ -38,8 +39,7 @@ function people(follows, followers) {
 function friendRow({ user, iFollow, followsMe }) {
   const friend = iFollow && followsMe;
   const label = friend ? "friend" : iFollow ? "you follow" : "follows you";
-  const extra = [];
-  if (friend) extra.push(presencePill(presence, user.id));
+  const extra = [presencePill(presence, user.id)];
   if (followsMe && !iFollow) {
     extra.push(button("Follow back", act("follow", () => api(`/users/${user.id}/follow`, { method: "POST" }))));
   }
@@ -73,8 +73,7 @@ async function load() {
     api("/me/follows?limit=200"), api("/me/followers?limit=200"), api("/me/follow-requests?limit=200"), api("/me/blocks"),
   ]);
   const everyone = people(follows.items, followers.items);
-  const friendIds = everyone.filter((e) => e.iFollow && e.followsMe).map((e) => e.user.id);
-  await presence.watch(friendIds).catch((err) => console.warn("presence.watch failed", err));
+  await presence.watch(everyone.map((e) => e.user.id)).catch((err) => console.warn("presence.watch failed", err));
   fill("requests", "requests-none", requests.items.map(requestRow));
   fill("friends", "friends-none", everyone.map(friendRow));
   fill("blocked", "blocked-none", (blocks.people || blocks.items.map((id) => ({ id }))).map(blockedRow));

@@ -2,7 +2,9 @@
 -- KEYS the users' presence keys, then (when ARGV[3] is given) as many keyspace.banned keys and as
 -- many keyspace.token_epoch keys, in the same user order; ARGV[1] the node id; ARGV[2] the TTL in
 -- seconds; ARGV[3] the number of users whose ban and token are checked (absent: a presence refresh,
--- no check); then that many token issue times (iat, unix seconds), in the same order.
+-- no check); then that many token issue times (iat, unix seconds), in the same order; then as many
+-- flags, '1' to write the user's presence, '0' to check only (a hidden moderator's session is no
+-- presence: it is checked like any other and shows nobody it is there).
 -- One script call instead of one SET per user: 10,000 users cost the node 20 calls, not 10,000
 -- (each SET built and parsed by redis-py blocked the event loop ~10 us).
 -- Returns a flat list of (1-based position, 'banned' | 'revoked') for refused users; their presence
@@ -25,7 +27,7 @@ for i = 1, count do
   if why then
     refused[#refused + 1] = i
     refused[#refused + 1] = why
-  else
+  elseif n == 0 or ARGV[3 + n + i] ~= '0' then
     redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2])
   end
 end

@@ -101,26 +101,35 @@ def _ids(members: set[bytes]) -> set[str]:
 
 
 async def test_friends_are_mirrored_into_redis_for_presence(api: Api, redis: Any) -> None:
-    """Mutual follows reach ``keyspace.friends`` both ways; unfollow, follower removal and block take
-    them out; a pending or one-way follow never puts them in."""
-    a, b, c = await api.user("fr_a"), await api.user("fr_b"), await api.user("fr_c")
+    """An accepted follow, either way, reaches ``keyspace.friends`` both ways (what /space lists);
+    a pending or declined request never puts a pair in; the pair leaves when no accepted follow is
+    left (unfollow, follower removal) or at a block."""
+    a, b, c, d = await api.user("fr_a"), await api.user("fr_b"), await api.user("fr_c"), await api.user("fr_d")
     await api.call("POST", f"/users/{b.id}/follow", a)
     assert await redis.smembers(friends_key(a.id)) == set()  # pending
     await api.call("POST", f"/me/follow-requests/{a.id}/accept", b)
-    assert await redis.smembers(friends_key(a.id)) == set()  # a follows b, not b a
+    assert _ids(await redis.smembers(friends_key(a.id))) == {b.id}  # a follows b: both sides see it
+    assert _ids(await redis.smembers(friends_key(b.id))) == {a.id}
     await api.call("POST", f"/users/{a.id}/follow", b)
     await api.call("POST", f"/me/follow-requests/{b.id}/accept", a)
     assert _ids(await redis.smembers(friends_key(a.id))) == {b.id}
-    assert _ids(await redis.smembers(friends_key(b.id))) == {a.id}
     assert (await api.call("DELETE", f"/users/{b.id}/follow", a))[0] == 204
-    assert await redis.smembers(friends_key(b.id)) == set()
-    # Both ask: auto-accepted, friends at once; removing a follower ends it.
+    assert _ids(await redis.smembers(friends_key(a.id))) == {b.id}  # b still follows a
+    assert (await api.call("DELETE", f"/users/{a.id}/follow", b))[0] == 204
+    assert await redis.smembers(friends_key(a.id)) == set() and await redis.smembers(friends_key(b.id)) == set()
+    # A declined request: nothing.
+    await api.call("POST", f"/users/{a.id}/follow", d)
+    assert (await api.call("POST", f"/me/follow-requests/{d.id}/decline", a))[0] == 200
+    assert await redis.smembers(friends_key(d.id)) == set()
+    # Both ask: auto-accepted; removing a follower keeps the pair while a still follows c.
     await api.call("POST", f"/users/{c.id}/follow", a)
     await api.call("POST", f"/users/{a.id}/follow", c)
     assert _ids(await redis.smembers(friends_key(c.id))) == {a.id}
     assert (await api.call("DELETE", f"/me/followers/{c.id}", a))[0] == 204
+    assert _ids(await redis.smembers(friends_key(c.id))) == {a.id}  # a -> c stands
+    assert (await api.call("DELETE", f"/me/followers/{a.id}", c))[0] == 204
     assert await redis.smembers(friends_key(a.id)) == set()
-    # Friends again (a still follows c; c asks again, a accepts), then a block: out of both sets.
+    # Connected again (c asks, a accepts), then a block: out of both sets.
     await api.call("POST", f"/users/{a.id}/follow", c)
     await api.call("POST", f"/me/follow-requests/{c.id}/accept", a)
     assert _ids(await redis.smembers(friends_key(a.id))) == {c.id}
@@ -130,9 +139,13 @@ async def test_friends_are_mirrored_into_redis_for_presence(api: Api, redis: Any
 
 async def test_friends_rebuild_from_postgres(api: Api, redis: Any) -> None:
     a, b, mod = await api.user("rb_a"), await api.user("rb_b"), await api.user("rb_mod")
+    c, pending = await api.user("rb_c"), await api.user("rb_p")
     await api.call("POST", f"/users/{b.id}/follow", a)
     await api.call("POST", f"/users/{a.id}/follow", b)
-    await redis.delete(friends_key(a.id), friends_key(b.id))  # a lost mirror
+    await api.call("POST", f"/users/{c.id}/follow", a)  # one way, accepted
+    await api.call("POST", f"/me/follow-requests/{a.id}/accept", c)
+    await api.call("POST", f"/users/{a.id}/follow", pending)  # never accepted
+    await redis.delete(friends_key(a.id), friends_key(b.id), friends_key(c.id))  # a lost mirror
     await redis.sadd(friends_key(mod.id), a.id)  # and a stale entry
     assert (await api.call("POST", "/moderation/friends/rebuild", a))[0] == 403
     services = api.app._subapps[0][SERVICES]  # type: ignore[attr-defined]
@@ -141,8 +154,10 @@ async def test_friends_rebuild_from_postgres(api: Api, redis: Any) -> None:
         assert account is not None
         account.role = Role.MODERATOR
     status, body = await api.call("POST", "/moderation/friends/rebuild", mod)
-    assert status == 200 and body["pairs"] >= 1
-    assert _ids(await redis.smembers(friends_key(a.id))) == {b.id}
+    assert status == 200 and body["pairs"] >= 2
+    assert _ids(await redis.smembers(friends_key(a.id))) == {b.id, c.id}
+    assert _ids(await redis.smembers(friends_key(c.id))) == {a.id}
+    assert await redis.smembers(friends_key(pending.id)) == set()
     assert await redis.smembers(friends_key(mod.id)) == set()
 
 

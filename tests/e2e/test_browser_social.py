@@ -170,3 +170,40 @@ def test_a_page_without_a_socket_of_its_own_shows_a_warning_and_the_bell_live(pa
     page.click("#bell")
     expect(page.locator("#notes li[data-kind='moderation_warning']")).to_contain_text("Be kind in show chats.")
     assert page.evaluate("window.sameLoad") is True  # live: the page was never reloaded
+
+
+WATCH = """async (u) => (await window.switchboard.signal.request("presence.watch", {users: [u]})).presence[u]"""
+"""What the node answers ``u``'s presence through the page's own socket (for a user the page does not list)."""
+
+
+def watch(page: Any, user: str) -> str:
+    page.wait_for_function("() => window.switchboard && window.switchboard.signal")
+    return str(page.evaluate(WATCH, user))
+
+
+def pill(page: Any, user: str) -> Any:
+    return page.locator(f"#friends li[data-user='{user}'] .presence")
+
+
+def test_space_presence_across_a_one_way_follow(pages: Pages, up: Up) -> None:
+    """C asks to follow D; D accepts without following back. Pending, neither sees the other though
+    both are online; accepted, each one's Space shows the other online (the node's rule: an accepted
+    follow either way, both ways across it), and D's departure and return are pushed to C's page."""
+    cat, dan = account(up, "cat-social"), account(up, "dan-social")
+    call_api(up, "POST", f"/users/{dan['user_id']}/follow", token=cat["access_token"])
+    d = pages.open("dan", "/space", dan)
+    c = pages.open("cat", "/space", cat)
+    row = d.locator(f"#requests li[data-user='{cat['user_id']}']")
+    expect(row).to_be_visible()
+    assert watch(c, dan["user_id"]) == "offline"  # a pending request: D is online, and hidden
+    assert watch(d, cat["user_id"]) == "offline"
+    row.get_by_role("button", name="Accept", exact=True).click()
+    # Each page reloads its lists (and its watch) on the accept.
+    expect(d.locator(f"#friends li[data-user='{cat['user_id']}']")).to_contain_text("follows you")
+    expect(c.locator(f"#friends li[data-user='{dan['user_id']}']")).to_contain_text("you follow")
+    expect(pill(c, dan["user_id"])).to_have_attribute("data-presence", "online", timeout=PRESENCE_S)
+    expect(pill(d, cat["user_id"])).to_have_attribute("data-presence", "online", timeout=PRESENCE_S)
+    d.context.close()  # D's session ends when the node's resume window (15 s) passes
+    expect(pill(c, dan["user_id"])).to_have_attribute("data-presence", "offline", timeout=45_000)
+    pages.open("dan-again", "/space", dan)
+    expect(pill(c, dan["user_id"])).to_have_attribute("data-presence", "online", timeout=PRESENCE_S)

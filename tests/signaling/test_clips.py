@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,8 +15,10 @@ from aiortc import AudioStreamTrack, RTCSessionDescription
 from sfu.clips import Clip
 from sfu.events import RedisEventSink
 from sfu.worker import Worker
+from signaling.clips import ClipDesk
 from switchboard import keyspace
 from switchboard.ids import RoomId
+from tests.control_api.test_clips import OneClipMedia
 from tests.sfu.peers import MovingVideo, Viewer, client_pc
 from tests.sfu.test_clips import CLIP_S, INTERVAL_S, check_clip
 from tests.signaling.conftest import NodeFactory
@@ -76,3 +79,18 @@ async def test_a_moderator_saves_a_clip_of_a_live_show(make_node: NodeFactory, t
         for viewer in viewers:
             await viewer.close()
         await pc.close()
+
+
+async def test_two_nodes_with_the_room_hand_over_one_clip(redis: Any) -> None:
+    """A call across two nodes is in both SFUs, each with every track: both answer a request, the first
+    to claim ``keyspace.clip_owner`` hands its file over, the other answers ``taken``."""
+    desks = [ClipDesk(OneClipMedia(), redis, f"node_{i}") for i in range(2)]  # type: ignore[arg-type]
+    clip_id = "c" * 32
+    request = json.dumps({"clip_id": clip_id, "room": "show-evidence", "moderator": ""})
+    await asyncio.gather(*(desk._answer(request) for desk in desks))
+    answers = sorted(a.decode() for a in await redis.lrange(keyspace.clip_answers(clip_id), 0, -1))
+    assert answers == ["saved", "taken"]
+    assert await redis.lrange(keyspace.CLIPS_PENDING, 0, -1) == [clip_id.encode()]
+    assert (await redis.get(keyspace.clip_owner(clip_id))).decode() in ("node_0", "node_1")
+    await redis.delete(keyspace.CLIPS_PENDING, keyspace.clip(clip_id), keyspace.clip_owner(clip_id),
+                       keyspace.clip_answers(clip_id))

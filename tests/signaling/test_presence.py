@@ -1,4 +1,4 @@
-"""``presence.query`` follows the product: online/offline only for friends (mutual follows, as the
+"""``presence.query`` follows the product: online/offline only for friends (an accepted follow either way, as the
 control API mirrors them into ``keyspace.friends``), never across a block; everyone else is always
 ``offline``, so a stranger cannot tell a hidden user from an absent one."""
 

@@ -1,5 +1,5 @@
 """``presence.watch``: the status now, then ``presence.changed`` pushed to the watching sessions of
-friends only (mutual follows, no block either way), across nodes, for arrivals, departures and calls."""
+friends only (an accepted follow either way, no block), across nodes, for arrivals, departures and calls."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from switchboard.keyspace import SANCTIONS_CHANNEL, blocks
+from switchboard.keyspace import SANCTIONS_CHANNEL, blocks, presence
 from tests.signaling.conftest import SETTINGS, Node, NodeFactory, Peer, befriend
 
 
@@ -92,3 +92,28 @@ async def test_a_block_shows_each_side_the_other_offline_at_once(node: Node, tok
     await redis.publish(SANCTIONS_CHANNEL, json.dumps({"user": friend, "kind": "block", "other": me}))
     await pm.expect("presence.changed", user=friend, status="offline")
     await pf.expect("presence.changed", user=me, status="offline")
+
+
+async def test_a_hidden_moderator_is_never_shown(make_node: NodeFactory, token: Callable[..., str],
+                                                redis: Any) -> None:
+    """A moderator's hidden socket (the console's) is no presence: their friends read ``offline`` and
+    get no push, on this node or another; a plain socket of theirs shows them as usual, and when it
+    goes while the hidden one stays, they go ``offline``."""
+    one, two = await make_node(), await make_node(dataclasses.replace(SETTINGS, resume_window_s=1))
+    me, mod = users(2)
+    await befriend(redis, me, mod)
+    pm = await one.connect(token(me))
+    assert (await pm.ok("presence.watch", users=[mod]))["presence"] == {mod: "offline"}
+    console = await two.connect(token(mod, "moderation", hidden=True, moderate=True, subscribe=True))
+    await console.ok("ping")
+    assert (await pm.ok("presence.watch", users=[mod]))["presence"] == {mod: "offline"}
+    assert (await pm.ok("presence.query", users=[mod]))["presence"] == {mod: "offline"}
+    assert not await redis.exists(presence(mod))
+    page = await two.connect(token(mod))  # the moderator's own page, as any user
+    assert (await pm.expect("presence.changed", user=mod))["status"] == "online"
+    assert (await pm.ok("presence.watch", users=[mod]))["presence"] == {mod: "online"}
+    await page.ws.close()  # its session ends when the resume window passes; the console stays
+    assert (await pm.expect("presence.changed", user=mod))["status"] == "offline"
+    assert (await pm.ok("presence.watch", users=[mod]))["presence"] == {mod: "offline"}
+    await console.ok("ping")  # still there, still unseen
+    assert pushes(pm, mod) == []

@@ -37,7 +37,7 @@ class FakePipes(FakeMedia):
     pipes: dict[RoomId, list[str]] = dataclasses.field(default_factory=dict)
     ports: Any = dataclasses.field(default_factory=lambda: itertools.count(40000))
 
-    async def open_node_pipe(self, room_id: RoomId, pipe_id: str) -> int:
+    async def open_node_pipe(self, room_id: RoomId, pipe_id: str, clip: bool = False) -> int:
         self.pipes.setdefault(room_id, []).append(pipe_id)
         return next(self.ports)
 
