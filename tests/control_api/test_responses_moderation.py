@@ -14,7 +14,7 @@ from control_api.responses import moderation, money
 from signaling.clips import ClipDesk
 from tests.control_api.conformance import Conformance
 from tests.control_api.conftest import Api
-from tests.control_api.moderation import make_staff
+from tests.control_api.moderation import make_staff, watched
 from tests.control_api.test_clips import OneClipMedia
 from tests.control_api.webhook_receiver import FAST, start_receiver, until
 
@@ -59,6 +59,7 @@ async def test_every_moderation_and_webhook_answer_conforms(make_api: Callable[.
         msg = await ok("POST", f"/conversations/{conv['id']}/messages", bob, 201, json={"text": "coins!"})
         report = await ok("POST", "/reports", ann, 201, json={"message_id": msg["id"], "reason": "spam_scam"})
         await ok("POST", "/reports", ann, 200, json={"message_id": msg["id"], "reason": "spam_scam"})
+        await watched(api, redis, bob, ann, name="show-evidence")  # bob's show, which ann watched
         live = await ok("POST", "/reports", ann, 201, json={"user_id": bob.id, "room": "show-evidence",
                                                            "reason": "harassment"})
         clip = await ok("POST", "/moderation/clips", admin, 201, json={"room": "show-evidence",

@@ -61,6 +61,11 @@ async def test_every_stripe_answer_conforms(make_api: Callable[..., Awaitable[Ap
             return bool((await hands.wallet(user))["history"])
 
         await hands.until(credited)  # through POST /payments/webhook, from localstripe
+
+        async def answered() -> bool:  # the webhook's answer is checked after its commit, which we saw
+            return ("POST", "/payments/webhook") in conformance.checked
+
+        await hands.until(answered)
         waiting = await ok(api, "POST", "/payments/credit-packs/small/intent", 201, json={})
         assert waiting["next"] == "confirm", waiting
 
