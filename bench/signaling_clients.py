@@ -37,7 +37,13 @@ async def _client(url: str, pairs: list[tuple[str, str, str, str]], seconds: flo
             async with sem:
                 try:
                     for _ in range(30):  # a node at capacity says "overloaded": retry after its retry_after
-                        ws = await http.ws_connect(url, params={"token": token}, autoping=True, heartbeat=None)
+                        try:
+                            ws = await http.ws_connect(url, params={"token": token}, autoping=True, heartbeat=None)
+                        except aiohttp.WSServerHandshakeError as exc:  # or 503 + Retry-After before the upgrade
+                            if exc.status != 503:
+                                raise
+                            await asyncio.sleep(float(exc.headers.get("Retry-After", "1") if exc.headers else 1))
+                            continue
                         hello = json.loads((await ws.receive(timeout=30)).data)
                         if hello.get("code") != "overloaded":
                             break
