@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from switchboard_client.node import NodeClient
 from tests.signaling.node_processes import (
     NodeProcess,
     node_starter,  # noqa: F401 (the start_node fixture)
@@ -120,3 +121,38 @@ async def test_a_connect_storm_is_refused_at_accept_and_what_the_node_takes_work
     finally:
         for peer in taken + holders:
             peer.writer.close()
+
+
+async def test_the_sdk_comes_back_after_a_refusal_at_accept(start_node: Callable[..., Any],
+                                                          token: Callable[..., str]) -> None:
+    node: NodeProcess = await start_node(SWITCHBOARD_NODE_WS_MAX_HANDSHAKES="1", SWITCHBOARD_NODE_WS_GATE_QUEUE="1",
+                                         SWITCHBOARD_NODE_WS_GATE_WAIT_S="120")
+    holder = await RawSocket.open(node.port, None)  # holds the one slot
+    waiting: list[asyncio.Task[RawSocket]] = []
+    client = NodeClient(f"http://127.0.0.1:{node.port}", _fixed(token("sdk")))
+    try:
+        waiting += [asyncio.create_task(RawSocket.open(node.port, token(f"raw{i}"))) for i in range(2)]
+        done, _ = await asyncio.wait(waiting, timeout=ANSWER_S, return_when=asyncio.FIRST_COMPLETED)
+        assert [t.result().status for t in done] == [503]  # so the other one fills the queue
+        opening = asyncio.create_task(client.open())  # refused at once: no slot, no room in the queue
+        await asyncio.sleep(2)  # (its first connect is answered meanwhile; Retry-After is 1 s)
+        holder.send({"type": "auth", "id": "a", "token": token("holder")})
+        await holder.expect("hello")
+        queued = next(t for t in waiting if t not in done)
+        await (await queued).expect("hello")
+        async with asyncio.timeout(ANSWER_S):
+            hello = await opening
+        assert hello.user_id == "sdk"
+    finally:
+        await client.close()
+        holder.writer.close()
+        for task in waiting:
+            if task.done() and not task.exception():
+                task.result().writer.close()
+
+
+def _fixed(token: str) -> Callable[[], Any]:
+    async def source() -> str:
+        return token
+
+    return source
