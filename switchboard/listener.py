@@ -198,14 +198,18 @@ class GatedListener(asyncio.AbstractServer):
 
     def _start_queued(self, now: float) -> None:
         queue, too_old = self._queue, now - self._limits.wait_s
-        while queue and queue[0][1] < too_old:
+        budget = ACCEPTS_PER_PASS  # a queue that aged out at once is refused over a few passes
+        while queue and queue[0][1] < too_old and budget:
             self._refuse(queue.popleft()[0])
+            budget -= 1
         room = min(self._limits.per_pass, self._handshakes.room(now))
         while queue and room > 0:
             self._start(queue.popleft()[0], now)
             room -= 1
-        if queue and room <= 0 and not self._pass_pending and self._handshakes.room(now) > 0:
-            self._pass_pending = True  # the pass's share is spent, not the room: go on next pass
+        # The pass's share is spent (refusals, or starts while there is room): go on next pass.
+        more = not budget or (room <= 0 and self._handshakes.room(now) > 0)
+        if queue and more and not self._pass_pending:
+            self._pass_pending = True
             self._loop.call_soon(self._next_pass)
         elif queue and self._linger_handle is None:
             self._arm_linger()  # a queue with no room and no finish to come still ages out
@@ -250,16 +254,20 @@ class GatedListener(asyncio.AbstractServer):
     def _linger_tick(self) -> None:
         self._linger_handle = None
         now = time.monotonic()
-        lingering = self._lingering
-        while lingering and now - lingering[0][1] >= LINGER_S:
+        lingering, budget = self._lingering, ACCEPTS_PER_PASS
+        while lingering and now - lingering[0][1] >= LINGER_S and budget:
             conn = lingering.popleft()[0]
             with contextlib.suppress(OSError):
                 conn.recv(65536)
             conn.close()
+            budget -= 1
         if self._queue:
             self._start_queued(now)
         if (lingering or self._queue) and self._linger_handle is None and self._serving:
-            self._arm_linger()
+            if budget:
+                self._arm_linger()
+            else:  # more are due: close them over the next passes, not in this one
+                self._linger_handle = self._loop.call_later(0, self._linger_tick)
 
 
 class GatedSite(web.BaseSite):
