@@ -279,7 +279,8 @@ def cmd_node(settings: Settings) -> int:
     handshakes = Handshakes(node.ws_max_handshakes)
     gate = Gate(handshakes, GateLimits(per_pass=node.ws_gate_per_pass, queue=node.ws_gate_queue,
                                        wait_s=node.ws_gate_wait_s,
-                                       retry_after_s=max(1, math.ceil(node.overload_retry_after_s))))
+                                       retry_after_s=max(1, math.ceil(node.overload_retry_after_s)),
+                                       rate_per_s=node.ws_max_connects_per_s))
     install_node(app, _node_deps(settings, redis_url, proc.readiness, pool=True, announce=announce,
                                  tracing=proc.tracing, registry=proc.registry, handshakes=handshakes))
     announced = _announce("node")

@@ -94,6 +94,8 @@ class GateLimits:
     """Longest wait in the queue; a connect that waited longer is refused."""
     retry_after_s: int
     """``Retry-After`` of the 503 (whole seconds)."""
+    rate_per_s: float = 0.0
+    """Connects started per second at most (a bucket of one second's worth); 0: no limit."""
 
 
 def refusal(retry_after_s: int) -> bytes:
@@ -123,6 +125,7 @@ class GatedListener(asyncio.AbstractServer):
         self._pass_pending = False
         self._linger_handle: asyncio.TimerHandle | None = None
         self._serving = False
+        self._tokens, self._filled = limits.rate_per_s, time.monotonic()
         self.refused = 0
         """Connects refused with a 503 since start."""
 
@@ -202,7 +205,7 @@ class GatedListener(asyncio.AbstractServer):
         while queue and queue[0][1] < too_old and budget:
             self._refuse(queue.popleft()[0])
             budget -= 1
-        room = min(self._limits.per_pass, self._handshakes.room(now))
+        room = min(self._limits.per_pass, self._handshakes.room(now), self._rate_room(now))
         while queue and room > 0:
             self._start(queue.popleft()[0], now)
             room -= 1
@@ -210,11 +213,25 @@ class GatedListener(asyncio.AbstractServer):
         more = not budget or (room <= 0 and self._handshakes.room(now) > 0)
         if queue and more and not self._pass_pending:
             self._pass_pending = True
-            self._loop.call_soon(self._next_pass)
+            if budget and self._rate_room(now) <= 0:  # the rate binds: come back when a token is due
+                self._loop.call_later((1.0 - self._tokens) / self._limits.rate_per_s, self._next_pass)
+            else:
+                self._loop.call_soon(self._next_pass)
         elif queue and self._linger_handle is None:
             self._arm_linger()  # a queue with no room and no finish to come still ages out
 
+    def _rate_room(self, now: float) -> int:
+        """Starts the connect rate allows now (``rate_per_s`` 0: no bound)."""
+        rate = self._limits.rate_per_s
+        if not rate:
+            return ACCEPTS_PER_PASS
+        self._tokens = min(rate, self._tokens + (now - self._filled) * rate)
+        self._filled = now
+        return int(self._tokens)
+
     def _start(self, conn: socket.socket, now: float) -> None:
+        if self._limits.rate_per_s:
+            self._tokens -= 1
         try:
             conn.setblocking(False)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -93,7 +93,8 @@ class NodeSettings:
     ws_max_handshakes: int = 64
     """Sockets that may be between upgrade and ``hello`` at once; more are refused."""
     ws_max_connects_per_s: float = 1000.0
-    """Sockets opened per second at most (a bucket of one second's worth); 0: no limit."""
+    """Sockets opened per second at most (a bucket of one second's worth); 0: no limit. With ``ws_gate``
+    the gate starts connects at this rate (the rest wait in its queue, then get the 503)."""
     ws_max_sockets: int = 0
     """Sockets one node holds at most; 0: no cap (memory is the limit: ~19 KiB each)."""
     lag_shed_ms: float = 100.0
