@@ -125,7 +125,7 @@ class GatedListener(asyncio.AbstractServer):
         self._pass_pending = False
         self._linger_handle: asyncio.TimerHandle | None = None
         self._serving = False
-        self._tokens, self._filled = limits.rate_per_s, time.monotonic()
+        self._tokens, self._filled = max(1.0, limits.rate_per_s), time.monotonic()
         self.refused = 0
         """Connects refused with a 503 since start."""
 
@@ -217,7 +217,7 @@ class GatedListener(asyncio.AbstractServer):
                 self._loop.call_later((1.0 - self._tokens) / self._limits.rate_per_s, self._next_pass)
             else:
                 self._loop.call_soon(self._next_pass)
-        elif queue and self._linger_handle is None:
+        if queue and self._linger_handle is None:
             self._arm_linger()  # a queue with no room and no finish to come still ages out
 
     def _rate_room(self, now: float) -> int:
@@ -225,7 +225,7 @@ class GatedListener(asyncio.AbstractServer):
         rate = self._limits.rate_per_s
         if not rate:
             return ACCEPTS_PER_PASS
-        self._tokens = min(rate, self._tokens + (now - self._filled) * rate)
+        self._tokens = min(max(1.0, rate), self._tokens + (now - self._filled) * rate)
         self._filled = now
         return int(self._tokens)
 

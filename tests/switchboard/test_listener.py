@@ -66,3 +66,19 @@ async def test_the_gate_queues_what_it_has_no_room_for_and_refuses_the_rest_with
         listener.close()
         listener.close()  # twice is safe
     assert not listener.is_serving() and listener.sockets == ()
+
+
+async def test_the_gate_starts_connects_no_faster_than_its_rate() -> None:
+    heard = asyncio.Queue[bytes]()
+    limits = GateLimits(per_pass=4, queue=10, wait_s=0.3, retry_after_s=1, rate_per_s=0.001)  # one token, then none
+    listener, port = await _listener(Handshakes(limit=10), limits, heard)
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(REQUEST)
+        async with asyncio.timeout(STEP_S):
+            assert await heard.get() == REQUEST  # the bucket's one token
+        answer = await _answer(port)  # room for a handshake, but no token: it waits, then the 503
+        assert answer.startswith(b"HTTP/1.1 503 ") and listener.refused == 1 and heard.empty()
+        writer.close()
+    finally:
+        listener.close()
