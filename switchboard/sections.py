@@ -92,7 +92,7 @@ class NodeSettings:
     # Overload (signaling/admission.py): a node at capacity refuses new sockets (``overloaded``, 1013).
     ws_max_handshakes: int = 64
     """Sockets that may be between upgrade and ``hello`` at once; more are refused."""
-    ws_max_connects_per_s: float = 300.0
+    ws_max_connects_per_s: float = 600.0
     """Sockets opened per second at most (a bucket of one second's worth); 0: no limit. With ``ws_gate``
     the gate starts connects at this rate (the rest wait in its queue, then get the 503)."""
     ws_max_sockets: int = 0
