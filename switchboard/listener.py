@@ -9,7 +9,8 @@ parser, a task, the upgrade, an error frame, a close), and ~1,000 of them ran in
   node's :class:`Handshakes` have room: the node takes connects as fast as it finishes them, never a
   burst of them at once;
 - a connect the queue has no room for, or one that waited ``wait_s``, is refused with a raw
-  ``HTTP/1.1 503`` and ``Retry-After``, written with plain socket calls before any HTTP work (~16 us).
+  ``HTTP/1.1 503`` and ``Retry-After``, written with plain socket calls before any HTTP work (~60 us
+  of the node's CPU, accept and close included, against ~330 us for an upgrade and a refusal frame).
 
 So the node serves as many connects as its handshakes get through, each within ``wait_s`` plus its
 handshake, and refuses the rest at once.
