@@ -37,7 +37,13 @@ async def _client(url: str, pairs: list[tuple[str, str, str, str]], seconds: flo
             async with sem:
                 try:
                     for _ in range(30):  # a node at capacity says "overloaded": retry after its retry_after
-                        ws = await http.ws_connect(url, params={"token": token}, autoping=True, heartbeat=None)
+                        try:
+                            ws = await http.ws_connect(url, params={"token": token}, autoping=True, heartbeat=None)
+                        except aiohttp.WSServerHandshakeError as exc:  # or 503 + Retry-After before the upgrade
+                            if exc.status != 503:
+                                raise
+                            await asyncio.sleep(float(exc.headers.get("Retry-After", "1") if exc.headers else 1))
+                            continue
                         hello = json.loads((await ws.receive(timeout=30)).data)
                         if hello.get("code") != "overloaded":
                             break
@@ -202,9 +208,13 @@ async def _raw_connect(host: str, port: int, path: str) -> tuple[asyncio.StreamW
     writer.write((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
     head = await reader.readuntil(b"\r\n\r\n")
-    if b" 101 " not in head.split(b"\r\n", 1)[0]:
+    status = head.split(b"\r\n", 1)[0]
+    if status.startswith(b"HTTP/1.1 503 ") and b"\r\nretry-after:" in head.lower():
+        writer.close()  # refused at accept (switchboard/listener.py): a refusal, like the frame's
+        return writer, {"type": "error", "code": "overloaded"}
+    if b" 101 " not in status:
         writer.close()
-        raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
+        raise ConnectionError(status.decode())
     b0, b1 = await reader.readexactly(2)
     length = b1 & 0x7F
     if length == 126:
@@ -220,7 +230,8 @@ async def _raw_connect(host: str, port: int, path: str) -> tuple[asyncio.StreamW
 
 async def _storm(url: str, tokens: list[str], at_s: float, hold_s: float, go: Any, out: Any) -> None:
     """``at_s`` after the relay starts, opens every socket of ``tokens`` at once; each is accepted
-    (``hello``: its connect-to-hello time), shed (an ``overloaded`` frame) or an error. Accepted
+    (``hello``: its connect-to-hello time), shed (an ``overloaded`` frame, or a 503 with
+    ``Retry-After`` before the upgrade) or an error. Accepted
     sockets stay open ``hold_s``, then close."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from signaling.limits import TokenBucket
 from switchboard.lag import LoopLag
+from switchboard.listener import Handshakes
 from switchboard.settings import NodeSettings
 from switchboard.wire import Codec, encode
 
@@ -38,7 +39,8 @@ TRY_AGAIN_LATER = 1013
 class SocketAdmission:
     """Counts handshakes under way; says whether one more socket may open."""
 
-    def __init__(self, settings: NodeSettings, lag: LoopLag | None = None) -> None:
+    def __init__(self, settings: NodeSettings, lag: LoopLag | None = None,
+                 handshakes: Handshakes | None = None) -> None:
         self._max_handshakes = settings.ws_max_handshakes
         self._max_sockets = settings.ws_max_sockets
         self._lag_limit_s = settings.lag_shed_ms / 1e3
@@ -46,18 +48,19 @@ class SocketAdmission:
         self.lag = lag or LoopLag()
         rate = settings.ws_max_connects_per_s
         self._connects = TokenBucket(rate, max(1.0, rate), time.monotonic()) if rate else None
-        self.handshakes = 0
-        """Sockets between upgrade and ``hello`` (or refusal)."""
+        self.handshakes = handshakes or Handshakes(settings.ws_max_handshakes)
+        """Connects under way; shared with the node's gated listener (switchboard/listener.py), which
+        starts a connect only while they have room."""
         self.shed = 0
         """Sockets refused since start."""
 
     def refusal(self, open_sockets: int) -> str | None:
         """Why one more socket may not open now, or None."""
-        if self.handshakes >= self._max_handshakes:
-            return f"{self.handshakes} connects are under way"
+        if self.handshakes.upgrading >= self._max_handshakes:
+            return f"{self.handshakes.upgrading} connects are under way"
         if self._max_sockets and open_sockets >= self._max_sockets:
             return f"this node holds its most sockets ({self._max_sockets})"
-        if self.handshakes and self.lag.now() > self._lag_limit_s:
+        if self.handshakes.upgrading and self.lag.now() > self._lag_limit_s:
             return "this node is behind on its work"
         if self._connects is not None and not self._connects.take(time.monotonic()):
             return "too many connects per second"

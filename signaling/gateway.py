@@ -37,6 +37,7 @@ from signaling.shows import ShowBook
 from signaling.types import IceServersFor
 from switchboard.errors import TokenError
 from switchboard.ids import UserId
+from switchboard.listener import Handshakes
 from switchboard.settings import NodeSettings
 from switchboard.tokens import Grants, TokenVerifier
 from switchboard.wire import MSGPACK_PROTOCOL, Codec, WireError, decode, encode
@@ -50,7 +51,8 @@ TOO_MANY_SOCKETS = 4029
 class Gateway:
     """Accepts sockets for one node; parent of the resumable sessions' expiry timers."""
 
-    def __init__(self, settings: NodeSettings, verifier: TokenVerifier, ice_servers: IceServersFor) -> None:
+    def __init__(self, settings: NodeSettings, verifier: TokenVerifier, ice_servers: IceServersFor,
+                 handshakes: Handshakes | None = None) -> None:
         """Made with the application, so that :meth:`handle` itself is the ``/ws`` route (a wrapper
         coroutine would stay on every socket's stack); :meth:`open` hands it the node's pieces."""
         self._ice_servers = ice_servers
@@ -64,7 +66,7 @@ class Gateway:
         """Open sockets by token id (``jti``) on this node."""
         self._per_user: dict[UserId, int] = {}
         """Open sockets by user on this node."""
-        self._admission = SocketAdmission(settings)
+        self._admission = SocketAdmission(settings, handshakes=handshakes)
 
     def open(self, hub: Hub, calls: CallBook, shows: ShowBook, dispatcher: Dispatcher,
              tickets: TicketStore | None) -> None:
@@ -172,9 +174,10 @@ class Gateway:
             compress=False,  # ~16 KiB per idle socket without, ~113 KiB with (DESIGN.md)
             max_msg_size=self._s.ws_max_frame_bytes * 4,  # frames between the two limits get an error frame
         )
+        admission = self._admission
+        admission.handshakes.claim()  # the listener's count of this connect ends here, the gateway's begins
         await ws.prepare(request)
         codec = Codec.for_protocol(ws.ws_protocol)
-        admission = self._admission
         why = admission.refusal(self._keepalive.watched)
         if why is not None:  # at capacity: refuse now rather than queue (signaling/admission.py)
             await admission.refuse(ws, codec, why)
@@ -182,11 +185,11 @@ class Gateway:
         # Parsed here, not through request.query: that one is cached on the request (~0.8 KiB that
         # every socket would keep for its lifetime, the token included).
         query = {k: v[0] for k, v in parse_qs(urlsplit(request.raw_path).query).items()}
-        admission.handshakes += 1
+        admission.handshakes.upgrading += 1
         try:
             return ws, await self._authenticate(ws, codec, query)
         finally:
-            admission.handshakes -= 1
+            admission.handshakes.finished()
 
     # --- authentication and resume ------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from signaling.unavailable import UnavailableMedia
 from switchboard.health import Readiness
 from switchboard.ids import NodeId, RoomId, new_id
 from switchboard.keyspace import open_redis
+from switchboard.listener import Handshakes
 from switchboard.paid import GIFT
 from switchboard.registry import NodeRegistry
 from switchboard.settings import CascadeSettings, NodeSettings
@@ -102,13 +103,17 @@ class NodeDeps:
     """The STUN/TURN list (with a fresh TURN credential) for a user: sent in ``hello`` and show replies."""
     announce: Announce | None = None
     """Register in the node registry, follow ``drain`` commands and drain on stop; None: a lone node."""
+    handshakes: Handshakes | None = None
+    """Connects under way, shared with the process's gated listener (``serve(gate=...)``); None: the
+    gateway counts its own."""
     cascade: CascadeSettings | None = None
     """Pull shows from other nodes and serve ours to them (needs ``announce``, a ``cascade.secret`` and an
     SFU with pipes between nodes); None: each show lives on one node."""
 
 
 def install_node(app: web.Application, deps: NodeDeps) -> None:
-    gateway = Gateway(deps.settings, deps.verifier, deps.ice_servers) if deps.verifier is not None else None
+    gateway = (Gateway(deps.settings, deps.verifier, deps.ice_servers, deps.handshakes)
+               if deps.verifier is not None else None)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         # A blocking pool: thousands of sockets arriving at once wait for one of REDIS_CONNECTIONS.

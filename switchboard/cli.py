@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import gc
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -42,9 +43,10 @@ from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis
 from switchboard.errors import EmbeddedServiceError, PortInUse, SettingsError
 from switchboard.health import Readiness, add_health_routes, metrics_app
 from switchboard.keys import KeyPaths, ensure_secrets, load_private_key, load_public_key, load_turn_secret
+from switchboard.listener import GateLimits, Handshakes
 from switchboard.logs import configure_logging
 from switchboard.nodes import drain_node, list_nodes
-from switchboard.runtime import Internal, base_app, check_port_free, serve
+from switchboard.runtime import Gate, Internal, base_app, check_port_free, serve
 from switchboard.settings import Settings, describe, load_settings
 from switchboard.stripe_emulator import API_KEY, StripeEmulator
 from switchboard.tokens import TokenVerifier
@@ -128,7 +130,7 @@ def _api_deps(settings: Settings, database_url: str, redis_url: str, readiness: 
 
 def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool: bool = False,
                announce: Announce | None = None, tracing: Tracing | None = None,
-               registry: CollectorRegistry | None = None) -> NodeDeps:
+               registry: CollectorRegistry | None = None, handshakes: Handshakes | None = None) -> NodeDeps:
     """The node's slice: token verifier (public key only), the SFU, the queue.
 
     ``pool``: the SFU is a WorkerPool of ``settings.node.workers`` processes (``switchboard node``);
@@ -164,7 +166,7 @@ def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool
                     open_tickets=lambda redis: RedisTicketStore(redis, settings.matchmaker.ticket_ttl_s),
                     ice_servers=lambda grants: ice_servers_for(settings.turn, turn_secret, grants.sub,
                                                                 relay=grants.verified),
-                    announce=announce, tracing=tracing or Tracing(), registry=registry,
+                    announce=announce, tracing=tracing or Tracing(), registry=registry, handshakes=handshakes,
                     cascade=settings.cascade if announce is not None else None)
 
 
@@ -274,8 +276,13 @@ def cmd_node(settings: Settings) -> int:
     announce = Announce(url=url, workers=node.workers or (os.cpu_count() or 1),
                         media_address=node.announced_address or (node.rtc_addresses[0] if node.rtc_addresses else ""),
                         pipe_address=_pipe_address(settings), viewer_cap=settings.cascade.viewers_per_node)
+    handshakes = Handshakes(node.ws_max_handshakes)
+    gate = Gate(handshakes, GateLimits(per_pass=node.ws_gate_per_pass, queue=node.ws_gate_queue,
+                                       wait_s=node.ws_gate_wait_s,
+                                       retry_after_s=max(1, math.ceil(node.overload_retry_after_s)),
+                                       rate_per_s=node.ws_max_connects_per_s))
     install_node(app, _node_deps(settings, redis_url, proc.readiness, pool=True, announce=announce,
-                                 tracing=proc.tracing, registry=proc.registry))
+                                 tracing=proc.tracing, registry=proc.registry, handshakes=handshakes))
     announced = _announce("node")
 
     def started(port: int) -> None:
@@ -291,7 +298,7 @@ def cmd_node(settings: Settings) -> int:
     metrics = proc.metrics_listener(settings.metrics.host, settings.metrics.node_port, "metrics.node_port")
     # SIGTERM drains first (clients are sent to another node), for up to node.drain_grace_s.
     uvloop.run(serve(app, node.host, node.port, on_started=started, internal=metrics,
-                     stop_deadline_s=node.drain_grace_s + 5.0))
+                     stop_deadline_s=node.drain_grace_s + 5.0, gate=gate if node.ws_gate else None))
     return 0
 
 

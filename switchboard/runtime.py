@@ -24,6 +24,7 @@ from aiohttp.typedefs import Middleware
 from switchboard.errors import PortInUse
 from switchboard.headers import install_security_headers
 from switchboard.health import metrics_middleware
+from switchboard.listener import GatedSite, GateLimits, Handshakes
 from switchboard.logs import Handler, request_id_middleware
 
 log = logging.getLogger("switchboard.runtime")
@@ -104,6 +105,16 @@ def app_runner(app: web.Application) -> web.AppRunner:
 
 
 @dataclass(frozen=True)
+class Gate:
+    """The public listener gates connects at accept (switchboard/listener.py)."""
+
+    handshakes: Handshakes
+    """Connects under way (the node's gateway counts its part)."""
+    limits: GateLimits
+    """Queue, wait and pace of the gate."""
+
+
+@dataclass(frozen=True)
 class Internal:
     """A second listener for what must not face the public (``/metrics`` in production)."""
 
@@ -125,9 +136,10 @@ async def serve(
     on_started: Callable[[int], Awaitable[None] | None] | None = None,
     stop_deadline_s: float = 3.0,
     internal: Internal | None = None,
+    gate: Gate | None = None,
 ) -> None:
     """Serves ``app`` (and ``internal`` on its own listener) until a stop signal; ``on_started``
-    gets the bound port (useful with port 0)."""
+    gets the bound port (useful with port 0); with ``gate``, the public listener is a gated one."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -147,7 +159,9 @@ async def serve(
             log.info("internal listener (metrics) on %s:%s", internal.host, inner.addresses[0][1])
         # backlog: a connect storm past a short accept queue loses SYNs, and TCP retries them after
         # 1, 3, 7... s; accepted at once, a connect the process cannot serve is refused at once instead.
-        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=LISTEN_BACKLOG)
+        site: web.BaseSite = (
+            GatedSite(runner, host, port, backlog=LISTEN_BACKLOG, handshakes=gate.handshakes, limits=gate.limits)
+            if gate is not None else web.TCPSite(runner, host, port, reuse_address=True, backlog=LISTEN_BACKLOG))
         try:
             await site.start()
         except OSError as exc:

@@ -92,14 +92,26 @@ class NodeSettings:
     # Overload (signaling/admission.py): a node at capacity refuses new sockets (``overloaded``, 1013).
     ws_max_handshakes: int = 64
     """Sockets that may be between upgrade and ``hello`` at once; more are refused."""
-    ws_max_connects_per_s: float = 1000.0
-    """Sockets opened per second at most (a bucket of one second's worth); 0: no limit."""
+    ws_max_connects_per_s: float = 600.0
+    """Sockets opened per second at most (a bucket of one second's worth); 0: no limit. With ``ws_gate``
+    the gate starts connects at this rate (the rest wait in its queue, then get the 503)."""
     ws_max_sockets: int = 0
     """Sockets one node holds at most; 0: no cap (memory is the limit: ~19 KiB each)."""
     lag_shed_ms: float = 100.0
     """New sockets are refused while the event loop runs more than this late."""
     overload_retry_after_s: float = 1.0
     """``retry_after`` in the ``overloaded`` frame (whole seconds, at least 1)."""
+    ws_gate: bool = True
+    """Gate connects at accept (switchboard/listener.py): the node starts a connect only while fewer than
+    ``ws_max_handshakes`` are under way, and refuses what it cannot start within ``ws_gate_wait_s``
+    with a raw ``503`` and ``Retry-After`` before any HTTP work. False: every connect is upgraded, and
+    refused after the upgrade with an ``overloaded`` frame (~10x the CPU per refusal)."""
+    ws_gate_per_pass: int = 16
+    """Connects the gate starts per event-loop pass at most (a storm never runs as one long pass)."""
+    ws_gate_queue: int = 1024
+    """Accepted connects waiting for a handshake slot at most; more are refused at once."""
+    ws_gate_wait_s: float = 2.0
+    """Longest a connect waits for a handshake slot; longer, it is refused."""
     # Paid calls (signaling/call_meter.py): the node asks the API for each minute's hold (docs/payments.md).
     paid_minute_s: float = 60.0
     """Length of one billed minute of a paid call (short in tests)."""
@@ -148,7 +160,8 @@ class NodeSettings:
         for name in ("ws_max_sockets", "ws_max_connects_per_s"):
             if getattr(self, name) < 0:
                 raise SettingsError(name, f"must be >= 0, got {getattr(self, name)}")
-        for name in ("ws_max_handshakes", "lag_shed_ms", "overload_retry_after_s"):
+        for name in ("ws_max_handshakes", "lag_shed_ms", "overload_retry_after_s", "ws_gate_per_pass",
+                     "ws_gate_queue", "ws_gate_wait_s"):
             check_positive(getattr(self, name), name)
         if not self.rtc_addresses:
             raise SettingsError("rtc_addresses", "needs at least one address")

@@ -24,7 +24,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,7 +226,13 @@ class NodeClient:
             self.moves += 1
         self.url = url
         for _ in range(10):  # an overloaded node says when to come back
-            ws = await self._http.ws_connect(self.url, params=params, heartbeat=None, autoping=True)
+            try:
+                ws = await self._http.ws_connect(self.url, params=params, heartbeat=None, autoping=True)
+            except aiohttp.WSServerHandshakeError as exc:  # refused before the upgrade: 503 + Retry-After
+                if exc.status != 503:
+                    raise
+                await asyncio.sleep(_retry_after(exc.headers))
+                continue
             first = await ws.receive(timeout=self._timeout)
             if first.type != aiohttp.WSMsgType.TEXT:
                 await ws.close()
@@ -343,3 +349,11 @@ class NodeClient:
             if not future.done():
                 future.set_exception(exc)
         self._pending.clear()
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float:
+    """Seconds of a 503's ``Retry-After`` (1 when absent or not a number of seconds)."""
+    try:
+        return max(0.0, float((headers or {}).get("Retry-After", "1")))
+    except ValueError:
+        return 1.0
