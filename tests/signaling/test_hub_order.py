@@ -26,7 +26,7 @@ async def test_a_relayed_line_waits_for_the_observed_message_before_it(redis: An
     await hub.start()
     try:
         user = UserId(new_id("usr_"))
-        socket = Socket(user_id=user, grants=SimpleNamespace(iat=0), got=[])
+        socket = Socket(user_id=user, grants=SimpleNamespace(iat=0, hidden=False), got=[])
         assert await hub.add(socket) is None  # type: ignore[arg-type]
         release = asyncio.Event()
 
