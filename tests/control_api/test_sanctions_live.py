@@ -4,47 +4,14 @@ chat, a ban closes the socket; each act leaves its audit row, and bad input chan
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
-import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-
 from control_api.models import Sanction
-from signaling.node import NodeDeps, install_node
-from switchboard.health import Readiness
 from switchboard.keyspace import muted
-from switchboard.tokens import TokenVerifier
 from tests.control_api.conftest import Api, User
+from tests.control_api.live_node import api_node, socket  # noqa: F401 - the fixture
 from tests.control_api.moderation import audit_rows, make_staff, services
-from tests.signaling.conftest import SETTINGS, Node, Peer
-from tests.signaling.fakes import FakeMedia, FakeTickets, media_opener
-
-
-@pytest.fixture
-async def live(make_api: Callable[..., Awaitable[Api]], redis_url: str, redis: Any,
-               tmp_path: Path) -> AsyncIterator[tuple[Api, Node]]:
-    api = await make_api()
-    media, tickets = FakeMedia(), FakeTickets(redis)
-    app = web.Application()
-    install_node(app, NodeDeps(SETTINGS, redis_url, Readiness(), tmp_path,
-                               verifier=TokenVerifier(api.key.public_key(), issuer="switchboard"),
-                               open_media=media_opener(media), open_tickets=lambda r: tickets))
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    yield api, Node(client, media, tickets, app)
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(client.close(), 10)
-
-
-async def socket(api: Api, node: Node, user: User) -> Peer:
-    status, body = await api.call("POST", "/ws-token", user)
-    assert status == 200, body
-    return await node.connect(body["token"])
+from tests.signaling.conftest import Node
 
 
 async def sanction(api: Api, mod: User, user: User, **body: Any) -> dict[str, Any]:
@@ -53,8 +20,8 @@ async def sanction(api: Api, mod: User, user: User, **body: Any) -> dict[str, An
     return answer  # type: ignore[no-any-return]
 
 
-async def test_mute_refuses_chat_everywhere_until_lifted(live: tuple[Api, Node]) -> None:
-    api, node = live
+async def test_mute_refuses_chat_everywhere_until_lifted(api_node: tuple[Api, Node]) -> None:  # noqa: F811
+    api, node = api_node
     ann, ben, mod = await api.user(), await api.user(), await make_staff(api, await api.user())
     pa, pb = await socket(api, node, ann), await socket(api, node, ben)
     call_id = (await pa.ok("call.invite", to=ben.id))["call_id"]
@@ -92,8 +59,8 @@ async def test_mute_refuses_chat_everywhere_until_lifted(live: tuple[Api, Node])
     assert [e.action for e in await audit_rows(api, subject=ann.id)] == ["sanction.mute", "sanction.lifted"]
 
 
-async def test_warning_reaches_the_open_socket_and_ban_closes_it(live: tuple[Api, Node]) -> None:
-    api, node = live
+async def test_warning_reaches_the_open_socket_and_ban_closes_it(api_node: tuple[Api, Node]) -> None:  # noqa: F811
+    api, node = api_node
     ann, mod = await api.user(), await make_staff(api, await api.user())
     peer = await socket(api, node, ann)
     await sanction(api, mod, ann, kind="warning", reason="Keep it civil.")
@@ -111,8 +78,8 @@ async def test_warning_reaches_the_open_socket_and_ban_closes_it(live: tuple[Api
     assert actions == ["sanction.warning", "sanction.ban"]
 
 
-async def test_bad_sanctions_change_nothing(live: tuple[Api, Node]) -> None:
-    api, _ = live
+async def test_bad_sanctions_change_nothing(api_node: tuple[Api, Node]) -> None:  # noqa: F811
+    api, _ = api_node
     ann, mod = await api.user(), await make_staff(api, await api.user())
 
     async def count() -> int:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from control_api.payments.lifecycle import open_gateway
 from control_api.payments.signature import sign
 from control_api.payments.stripe_gateway import StripeGateway
 
@@ -73,3 +74,15 @@ class FakeCheckout:
                  "created": int(time.time()), "data": {"object": obj}}
         body = json.dumps(event).encode()
         return await deliver(body, sign(body, secret))
+
+
+def faking(fakes: list[FakeCheckout]) -> Callable[[Any], FakeCheckout]:
+    """An API's gateway opener: the real Stripe gateway its settings name, wrapped in a FakeCheckout
+    that is appended to ``fakes`` (one per app that opens it)."""
+    def gateway(settings: Any) -> FakeCheckout:
+        real = open_gateway(settings)
+        assert isinstance(real, StripeGateway)
+        fakes.append(FakeCheckout(real))
+        return fakes[-1]
+
+    return gateway

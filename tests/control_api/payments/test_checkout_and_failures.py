@@ -13,12 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from control_api.payments.lifecycle import open_gateway
 from control_api.payments.models import StripeEvent
-from control_api.payments.stripe_gateway import StripeGateway
 from control_api.payments.types import SUBSCRIPTION_STATUSES, Sub
 from tests.control_api.conftest import Api
-from tests.control_api.payments.checkout_fake import FakeCheckout
+from tests.control_api.payments.checkout_fake import FakeCheckout, faking
 from tests.control_api.payments.conftest import WEBHOOK_SECRET, Stripe, payments_settings
 
 
@@ -26,13 +24,7 @@ async def test_checkout_sessions_credit_packs_and_start_premium(make_api: Callab
                                                                   localstripe: str) -> None:
     fakes: list[FakeCheckout] = []
 
-    def gateway(s: Any) -> FakeCheckout:
-        real = open_gateway(s)
-        assert isinstance(real, StripeGateway)
-        fakes.append(FakeCheckout(real))
-        return fakes[-1]
-
-    api = await make_api(payments=payments_settings(localstripe), gateway=gateway)
+    api = await make_api(payments=payments_settings(localstripe), gateway=faking(fakes))
     stripe = Stripe(localstripe, api)
     try:
         user = await api.user()

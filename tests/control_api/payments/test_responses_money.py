@@ -9,12 +9,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from control_api.payments.lifecycle import open_gateway
-from control_api.payments.stripe_gateway import StripeGateway
 from switchboard.stripe_emulator import API_KEY
 from tests.control_api.conformance import Conformance
 from tests.control_api.conftest import Api
-from tests.control_api.payments.checkout_fake import FakeCheckout
+from tests.control_api.payments.checkout_fake import FakeCheckout, faking
 from tests.control_api.payments.conftest import CARDS, Stripe, payments_settings
 
 STRIPE_OPS = {
@@ -31,13 +29,7 @@ async def test_every_stripe_answer_conforms(make_api: Callable[..., Awaitable[Ap
                                             conformance: Conformance) -> None:
     fakes: list[FakeCheckout] = []
 
-    def gateway(s: Any) -> FakeCheckout:
-        real = open_gateway(s)
-        assert isinstance(real, StripeGateway)
-        fakes.append(FakeCheckout(real))
-        return fakes[-1]
-
-    api = await make_api(payments=payments_settings(localstripe), gateway=gateway)
+    api = await make_api(payments=payments_settings(localstripe), gateway=faking(fakes))
     emulated = await make_api(payments=payments_settings(localstripe, stripe_api_key=API_KEY))
     hands = Stripe(localstripe, api)
     try:
