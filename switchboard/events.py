@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 MAX_TEXT = 200
 """Longest id or room name an entry may carry (the audit log's subject column holds 200)."""
@@ -133,22 +133,42 @@ class TapEvent:
             _ms(self.opened_at_ms, "opened_at_ms")
 
     def data(self) -> dict[str, Any]:
-        out = asdict(self)
-        del out["type"]
-        out["publishers"] = list(self.publishers)
-        return out
+        return {**_without_type(self), "publishers": list(self.publishers)}
 
     @classmethod
     def from_data(cls, kind: EventType, data: dict[str, Any]) -> TapEvent:
-        names = {f.name for f in fields(cls)} - {"type"}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown tap event fields: {sorted(unknown)}")
+        _known(cls, data, "tap")
         publishers = data.get("publishers", [])
         if not isinstance(publishers, list):
             raise ValueError("publishers must be a list")
         return cls(kind, data.get("moderator"), data.get("room"), data.get("peer"),  # type: ignore[arg-type]
                    data.get("at_ms"), tuple(publishers), data.get("opened_at_ms"))  # type: ignore[arg-type]
+
+
+_Event = TypeVar("_Event")
+
+
+def _without_type(event: Any) -> dict[str, Any]:
+    """An event dataclass's fields but its type: the entry's ``data``."""
+    out = asdict(event)
+    del out["type"]
+    return out
+
+
+def _known(cls: type, data: dict[str, Any], label: str) -> None:
+    """Refuses ``data`` naming a field ``cls`` does not have."""
+    unknown = set(data) - ({f.name for f in fields(cls)} - {"type"})
+    if unknown:
+        raise ValueError(f"unknown {label} event fields: {sorted(unknown)}")
+
+
+def _built(cls: type[_Event], kind: EventType, data: dict[str, Any], label: str) -> _Event:
+    """``cls(kind, **data)``, or ValueError naming an unknown or a missing field."""
+    _known(cls, data, label)
+    try:
+        return cls(kind, **data)  # type: ignore[call-arg]
+    except TypeError as exc:  # a required field missing
+        raise ValueError(str(exc)) from None
 
 
 MODERATION_ACTIONS = ("delete", "pin", "mute", "kick")
@@ -209,20 +229,11 @@ class ModerationEvent:
             raise ValueError("text holds a NUL character")
 
     def data(self) -> dict[str, Any]:
-        out = asdict(self)
-        del out["type"]
-        return out
+        return _without_type(self)
 
     @classmethod
     def from_data(cls, kind: EventType, data: dict[str, Any]) -> ModerationEvent:
-        names = {f.name for f in fields(cls)} - {"type"}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown moderation event fields: {sorted(unknown)}")
-        try:
-            return cls(kind, **data)
-        except TypeError as exc:  # a required field missing
-            raise ValueError(str(exc)) from None
+        return _built(cls, kind, data, "moderation")
 
 
 @dataclass(frozen=True)
@@ -260,20 +271,11 @@ class RoomEvent:
                 raise ValueError(f"{name} must be a string")
 
     def data(self) -> dict[str, Any]:
-        out = asdict(self)
-        del out["type"]
-        return out
+        return _without_type(self)
 
     @classmethod
     def from_data(cls, kind: EventType, data: dict[str, Any]) -> RoomEvent:
-        names = {f.name for f in fields(cls)} - {"type"}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown room event fields: {sorted(unknown)}")
-        try:
-            return cls(kind, **data)
-        except TypeError as exc:  # a required field missing
-            raise ValueError(str(exc)) from None
+        return _built(cls, kind, data, "room")
 
 
 @dataclass(frozen=True)
