@@ -8,7 +8,6 @@ transport-cc gets feedback (``sfu.twcc``), a viewer's feedback feeds its estimat
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
 import random
@@ -23,7 +22,7 @@ from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameter
 from aiortc.sdp import candidate_from_sdp
 
 from sfu import aiortc_private as private
-from sfu import extensions, fanout, probe, rtcp, simulcast_in, twcc
+from sfu import extensions, fanout, rtcp, simulcast_in, twcc
 from sfu.bwe import LinkEstimate
 from sfu.consumer import Consumer
 from sfu.errors import Faults, NegotiationError
@@ -31,6 +30,7 @@ from sfu.negotiation import DtlsCertificate, announce, codec_of, offered_setup, 
 from sfu.producer import Codec, Producer
 from sfu.rtp import HEADER, payload_end, payload_offset
 from sfu.simulcast import SimulcastTrack
+from sfu.transport_probe import TransportProbing
 from sfu.transport_rtcp import TransportRtcp
 from sfu.types import IceCandidate, PeerId
 from switchboard.ids import UserId
@@ -103,6 +103,8 @@ class Transport:
         self.malformed_rtcp = 0
         self.rtcp_io = TransportRtcp(self)
         """What this transport reads and writes of RTCP (reports, feedback)."""
+        self.probing = TransportProbing(self)
+        """How this subscriber's link is probed for a higher layer (transport-cc clusters, REMB ramps)."""
         self.received = private.ReceiveDemux()
         """SRTP/SRTCP taken at the socket (the receive demux) rather than through aioice and aiortc."""
         self.faults = Faults(log, f"sfu peer {peer_id}")
@@ -216,76 +218,9 @@ class Transport:
     def _add_rtx(self, ssrc: int, producer: Producer) -> None:
         self._rtx[ssrc] = producer
 
-    def _estimate(self) -> float | None:
-        return self.link.estimator.bitrate if self.link.source else None
-
-    def _probe(self, consumer: Consumer, rate: float) -> str | None:
-        """How this viewer's link can be probed: ``transport-cc`` (clusters judged by its feedback) or
-        ``remb`` (ramps judged by its REMB: needs ``abs-send-time`` on what we send), None when it
-        cannot be (no RTX, a hidden tap, no feedback yet); with ``rate`` > 0, probe for it when due."""
-        link = self.link
-        if consumer.rtx_payload_type is None or self.hidden:
-            return None
-        if link.source == "remb" and consumer.out.abs_send_time:
-            if rate > 0:
-                self._remb_ramp(consumer, rate)
-            return "remb"
-        if link.source != "transport-cc":
-            return None
-        if rate <= 0 or not link.prober.due(time.monotonic()):
-            return "transport-cc"
-        extra = max(0.2 * rate, probe.OVERSHOOT * rate - link.estimator.acknowledged())
-        per_burst = int(extra * probe.CLUSTER_S / 8 / (probe.BURSTS - 1))
-        link.prober.begin(probe.OVERSHOOT * rate, time.monotonic())
-        loop = asyncio.get_running_loop()
-        times = probe.burst_times()
-        for i, at in enumerate(times):
-            loop.call_later(at, self._probe_burst, consumer, per_burst, i == len(times) - 1)
-        return "transport-cc"
-
-    def _remb_ramp(self, consumer: Consumer, rate: float) -> None:
-        """Start a REMB ramp toward ``rate`` when one is due (one in flight follows the new need)."""
-        prober, now = self.link.remb_prober, time.monotonic()
-        if prober.ramp is not None:
-            prober.ramp.target = rate
-            return
-        remb = self.link.estimator.remb
-        if remb is None or not prober.due(now):
-            return
-        prober.begin(rate, remb, now)
-        prober.pace(remb, consumer.producer.octets_received, now)
-        asyncio.get_running_loop().call_later(probe.PAD_EVERY_S, self._remb_pad, consumer, prober.ramp,
-                                              consumer.producer)
-
-    def _remb_pad(self, consumer: Consumer, ramp: probe.Ramp | None, layer: Producer) -> None:
-        """One pacing step of a REMB ramp: RTX copies up to the viewer's REMB, until the ramp ends."""
-        prober = self.link.remb_prober
-        if self.closed or consumer.closed or ramp is None or prober.ramp is not ramp:
-            return
-        now = time.monotonic()
-        if prober.check(now) is not None:
-            return
-        if consumer.producer is not layer:  # moved (down) meanwhile: measure the new layer afresh
-            layer, ramp.paced = consumer.producer, None
-        consumer.send_probe(prober.pace(self.link.ramp_basis(), layer.octets_received, now))
-        asyncio.get_running_loop().call_later(probe.PAD_EVERY_S, self._remb_pad, consumer, ramp, layer)
-
     def down_now(self) -> None:
         """The estimate just fell (a queue or losses): simulcast viewers go down now, not at the tick."""
-        now = time.monotonic()
-        for consumer in list(self.consumers.values()):
-            track = consumer.producer.simulcast
-            if track is not None:
-                track.recheck(consumer, now)
-
-    def _probe_burst(self, consumer: Consumer, budget: int, last: bool) -> None:
-        if self.closed or consumer.closed:
-            return
-        try:
-            consumer.send_probe(budget)
-        finally:
-            if last:
-                self.link.prober.end()
+        self.probing.down_now()
 
     def offer_pending(self) -> bool:
         """An offer is in the making or waits for its answer: a new one must wait (``needs_offer``)."""
@@ -353,7 +288,7 @@ class Transport:
         self.consumers[ssrc] = consumer
         producer.add_consumer(consumer, replay=not self.hidden)
         if producer.simulcast is not None:
-            producer.simulcast.add(consumer, estimate=self._estimate, probe=self._probe)
+            producer.simulcast.add(consumer, estimate=self.probing.estimate, probe=self.probing.probe)
 
     def _first_packet(self) -> None:
         notify, self.on_first_media = self.on_first_media, None
