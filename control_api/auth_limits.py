@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from control_api.errors import RateLimited, Unavailable
 from control_api.limits import RateLimits
-from switchboard.keyspace import auth_mails, code_failures
+from switchboard.keyspace import atomic_pipeline, auth_mails, code_failures
 
 MAIL_WINDOW_S = 3600
 
@@ -73,7 +73,7 @@ class AuthLimits:
         clears the count (:meth:`code_spent`)."""
         key = code_failures(purpose, email_digest(email))
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with atomic_pipeline(self._redis) as pipe:
                 pipe.incr(key)
                 pipe.ttl(key)
                 tries, ttl = await pipe.execute()
@@ -99,7 +99,7 @@ class AuthLimits:
         """Counts one sign-in mail to ``email``; False (send nothing) past ``mails_per_hour``."""
         key = auth_mails(email_digest(email))
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with atomic_pipeline(self._redis) as pipe:
                 pipe.set(key, 0, ex=MAIL_WINDOW_S, nx=True)
                 pipe.incr(key)
                 _, sent = await pipe.execute()

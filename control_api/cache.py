@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from control_api.models import Account, Block, Room, Sanction
 from control_api.services import SERVICES
-from switchboard.keyspace import SANCTIONS_CHANNEL
+from switchboard.keyspace import SANCTIONS_CHANNEL, ready
 from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.api.cache")
@@ -186,6 +186,7 @@ class ReadCache:
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
+                await ready(self._redis)  # a cluster client picks the pub/sub's node from its slot map
                 await pubsub.subscribe(SANCTIONS_CHANNEL)
                 self.clear()  # notices may have been missed while not subscribed
                 self.listening = True

@@ -31,6 +31,7 @@ from control_api.models import (
     Profile,
 )
 from control_api.schema import Field, Schema
+from switchboard.keyspace import atomic_pipeline
 from switchboard.keyspace import blocks as blocks_key
 
 
@@ -83,7 +84,7 @@ async def _delete(call: Call) -> Reply:
         await session.execute(delete(Media).where(Media.owner_id == me))
     # Every live token of the account dies now, on the API and on the nodes (which end its sockets).
     await services.revocations.revoke(me, wait=False)
-    async with services.redis.pipeline(transaction=True) as pipe:
+    async with atomic_pipeline(services.redis) as pipe:  # every block set is in the {mm} slot
         pipe.delete(blocks_key(str(me)))
         for peer in peers:
             pipe.srem(blocks_key(str(peer)), str(me))

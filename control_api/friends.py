@@ -23,7 +23,7 @@ from sqlalchemy.orm import aliased
 from control_api.http import Call, Reply, Route
 from control_api.models import Account, Follow
 from control_api.sanctions import require_staff
-from switchboard.keyspace import friends
+from switchboard.keyspace import atomic_pipeline, friends
 
 log = logging.getLogger("switchboard.api.friends")
 
@@ -43,9 +43,10 @@ async def connected(session: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> bool:
 
 async def mirror(redis: Redis, a: uuid.UUID, b: uuid.UUID, linked: bool) -> None:
     """Writes the pair's connection both ways. Called after the commit; a Redis failure is logged
-    (the change stands in Postgres, :func:`rebuild` repairs the mirror)."""
+    (the change stands in Postgres, :func:`rebuild` repairs the mirror). On a Redis Cluster the two
+    sets sit in their users' slots: written in one pipeline without MULTI (``keyspace.atomic_pipeline``)."""
     try:
-        async with redis.pipeline(transaction=True) as pipe:
+        async with atomic_pipeline(redis) as pipe:
             if linked:
                 pipe.sadd(friends(str(a)), str(b))
                 pipe.sadd(friends(str(b)), str(a))

@@ -24,7 +24,7 @@ from control_api.payments.service import PAYMENTS, Payments
 from control_api.services import SERVICES
 from control_api.stream_group import StreamGroup
 from control_api.tickets import refund_show
-from switchboard.keyspace import text
+from switchboard.keyspace import atomic_pipeline, text
 from switchboard.paid import BILLING_GROUP, BILLING_STREAM, BillingEntry, call_meter, meter_reply
 from switchboard.tasks import stop_task
 
@@ -80,7 +80,7 @@ class Billing(StreamGroup):
             await refund_show(self._payments, entry.show_id, entry.started_ms, entry.ended_ms, window)
 
     async def _reply(self, call_id: str, outcome: str) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with atomic_pipeline(self._redis) as pipe:
             pipe.rpush(meter_reply(call_id), outcome)
             pipe.expire(meter_reply(call_id), REPLY_TTL_S)
             await pipe.execute()

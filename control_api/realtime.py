@@ -2,10 +2,13 @@
 
 Whichever node holds the user's socket is subscribed to ``user:{id}`` and forwards the message;
 nobody listening means the user is offline and the durable copy (message, notification) waits.
+On a Redis Cluster ``PUBLISH`` reaches every cluster node but counts only the subscribers of the one
+that took it: a push nobody counted asks the user's presence key (as ``signaling.hub.Hub.deliver``).
 
 The pushes of one loop pass go to Redis together, in one pipeline (as the standing reads of
 control_api/revocation.py do): a burst of requests that each push (a batch of tips committed at
-once, each telling its creator) pays one round trip, not one each.
+once, each telling its creator) pays one round trip, not one each. On a Redis Cluster, whose
+pipeline refuses ``PUBLISH``, they are sent side by side instead.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from switchboard.keyspace import user_channel
+from switchboard.keyspace import is_cluster, mget, presence, user_channel
 
 log = logging.getLogger("switchboard.api.realtime")
 
@@ -59,11 +62,15 @@ class Realtime:
         try:
             if len(batch) == 1:
                 counts = [await self._redis.publish(batch[0][0], batch[0][1])]
+            elif is_cluster(self._redis):  # redis-py's cluster pipeline refuses PUBLISH: sent side by side
+                counts = list(await asyncio.gather(*(self._redis.publish(c, p) for c, p, _ in batch)))
             else:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for channel, payload, _ in batch:
                         pipe.publish(channel, payload)
                     counts = await pipe.execute()
+            if is_cluster(self._redis) and not all(counts):
+                counts = await self._online(batch, [int(c) for c in counts])
         except (RedisError, OSError):
             log.warning("realtime push of %d messages failed", len(batch), exc_info=True)
             counts = [0] * len(batch)
@@ -75,3 +82,11 @@ class Realtime:
         for (_, _, future), count in zip(batch, counts, strict=True):
             if not future.done():
                 future.set_result(int(count))
+
+    async def _online(self, batch: list[tuple[str, str, asyncio.Future[int]]], counts: list[int]) -> list[int]:
+        """Counts of a cluster's PUBLISH, with 1 for each uncounted push whose user some node holds."""
+        unseen = [i for i, count in enumerate(counts) if not count]
+        held = await mget(self._redis, [presence(batch[i][0].removeprefix(user_channel(""))) for i in unseen])
+        for i, node in zip(unseen, held, strict=True):
+            counts[i] = 1 if node is not None else 0
+        return counts

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from control_api.errors import Unavailable
-from switchboard.keyspace import SANCTIONS_CHANNEL, banned, premium_tier, token_epoch
+from switchboard.keyspace import SANCTIONS_CHANNEL, atomic_pipeline, banned, mget, premium_tier, token_epoch
 
 log = logging.getLogger("switchboard.api.revocation")
 
@@ -96,7 +96,7 @@ class Revocations:
         users = list(batch)
         keys = [key for user in users for key in (token_epoch(user), banned(user), premium_tier(user))]
         try:
-            values = await self._reader.mget(keys)
+            values = await mget(self._reader, keys)  # on a cluster: one MGET per user's slot, sent together
         except (RedisError, OSError):
             log.warning("token epoch unreadable", exc_info=True)
             for future in batch.values():
@@ -135,11 +135,13 @@ class Revocations:
     async def _push(self, user_id: uuid.UUID, epoch: int, kind: str, *, ban_s: int | None = None) -> None:
         user = str(user_id)
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with atomic_pipeline(self._redis) as pipe:  # both keys in the user's slot
                 if kind == "ban":
                     pipe.set(banned(user), "1", ex=ban_s)
                 pipe.set(token_epoch(user), str(epoch))
-                pipe.publish(SANCTIONS_CHANNEL, json.dumps({"user": user, "kind": kind}))
                 await pipe.execute()
+            # Once the marks are written (on a cluster a notice and a key travel apart): a node that
+            # ends the user's sockets on this notice refuses the reconnecting tokens.
+            await self._redis.publish(SANCTIONS_CHANNEL, json.dumps({"user": user, "kind": kind}))
         except RedisError:
             log.error("a %s could not be pushed to Redis", kind, extra={"account": user}, exc_info=True)

@@ -22,7 +22,7 @@ from control_api.graph import not_blocked, public_profile, visible_account
 from control_api.http import Call, Reply, Route
 from control_api.models import Account, Block, Follow, Like, Notification, Profile
 from control_api.schema import Field, Schema
-from switchboard.keyspace import SANCTIONS_CHANNEL
+from switchboard.keyspace import SANCTIONS_CHANNEL, atomic_pipeline
 from switchboard.keyspace import blocks as blocks_key
 from switchboard.keyspace import friends as friends_key
 
@@ -182,7 +182,9 @@ async def _block(call: Call) -> Reply:
             and_(Follow.follower_id == me, Follow.followee_id == other),
             and_(Follow.follower_id == other, Follow.followee_id == me),
         )))
-    async with call.services.redis.pipeline(transaction=True) as pipe:
+    # The block sets share the {mm} slot; on a Redis Cluster the two friends sets are each in their
+    # user's slot (written without MULTI: a lost write is repaired by POST /moderation/friends/rebuild).
+    async with atomic_pipeline(call.services.redis) as pipe:
         pipe.sadd(blocks_key(str(me)), str(other))
         pipe.sadd(blocks_key(str(other)), str(me))
         pipe.srem(friends_key(str(me)), str(other))  # the follows went with the block
@@ -203,7 +205,7 @@ async def _unblock(call: Call) -> Reply:
         await session.execute(delete(Block).where(Block.blocker_id == me, Block.blocked_id == other))
         still = await session.get(Block, (other, me))
     if still is None:  # the pair stays apart in Redis while the other's block stands
-        async with call.services.redis.pipeline(transaction=True) as pipe:
+        async with atomic_pipeline(call.services.redis) as pipe:
             pipe.srem(blocks_key(str(me)), str(other))
             pipe.srem(blocks_key(str(other)), str(me))
             await pipe.execute()

@@ -6,7 +6,8 @@ Redis Cluster: keys that one script or transaction touches together share a hash
 the name in ``{}``), so they live in one slot. The tags: ``{mm}`` for the whole matchmaker (its queue,
 feed, tickets, pairs, sessions, rematch sets, the block sets it reads and the events stream it
 writes: a claim pairs any two users, so it must see them all in one slot); ``{<user id>}`` for a
-user's presence, ban and token epoch (checked together when a socket arrives); ``{calls}`` for the
+user's presence, ban and token epoch (checked together when a socket arrives) and premium mark (read
+with the ban and epoch on every API request); ``{calls}`` for the
 1:1 call hashes and the users' current-call keys; ``{clips}`` for saved clips and their lists.
 Reads of many users' keys at once go through :func:`mget`, which splits them by slot on a cluster.
 """
@@ -77,7 +78,9 @@ async def ready(client: aioredis.Redis) -> None:
 def atomic_pipeline(client: aioredis.Redis) -> Any:
     """A pipeline for writes that belong together: MULTI/EXEC on a single Redis. On a cluster, a plain
     pipeline (redis-py's asyncio cluster runs each command of a MULTI in a thread of its own, blocking
-    the loop): the caller's keys share one hash tag, so they reach one node, in order."""
+    the loop, and refuses keys of several slots): keys that share one hash tag reach one node, in
+    order; keys of several slots (a pair of users' ``friends`` sets) are each written, without MULTI's
+    all-or-nothing (the callers say what repairs a half-written pair)."""
     return client.pipeline(transaction=not is_cluster(client))
 
 
@@ -158,8 +161,9 @@ def rate_window(scope: str, ident: str, window: int) -> str:
 def premium_tier(user_id: str) -> str:
     """String ``1`` or ``0`` (no expiry): the user's premium as of the last change, written by the
     control API's payments on every change, so the rate-limit tier follows it at once (an access
-    token's ``premium`` claim may be older). Absent: never changed; the token's claim holds."""
-    return f"premium:{user_id}"
+    token's ``premium`` claim may be older). Absent: never changed; the token's claim holds. In the
+    user's slot (``{<user id>}``): the API reads it with :func:`token_epoch` and :func:`banned`."""
+    return f"premium:{{{user_id}}}"
 
 
 def idempotency(scope: str, key: str) -> str:

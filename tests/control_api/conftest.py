@@ -19,7 +19,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from control_api.app import ApiDeps, create_api_app
 from switchboard.health import Readiness
 from switchboard.settings import ApiSettings, TurnSettings
+from tests.conftest import REDIS_KINDS, redis_url_of
 from tests.control_api.conformance import Conformance
+
+ON_CLUSTER_TOO = pytest.mark.parametrize("redis_url", REDIS_KINDS, indirect=True)
+"""Runs a test of the control API twice: on one Redis (``[single]``) and on a real 3-master Redis
+Cluster (``[cluster]``, tests/redis_cluster.py): the API, its test client and any node share the URL."""
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """One Redis; a test marked :data:`ON_CLUSTER_TOO` gets the cluster's URL in its ``[cluster]`` run."""
+    if getattr(request, "param", None):
+        return redis_url_of(request)
+    return str(request.getfixturevalue("redis_server").url)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from control_api.cache import READ_CACHE, ReadCache
-from tests.control_api.conftest import Api, User
+from tests.control_api.conftest import ON_CLUSTER_TOO, Api, User
 from tests.control_api.moderation import make_staff, services
 
 
@@ -51,6 +51,7 @@ async def test_token_routes_are_served_from_the_cache(api: Api) -> None:
     assert cache.hits - hits >= 4  # the account and the room were read from Postgres once each
 
 
+@ON_CLUSTER_TOO
 async def test_a_ban_refuses_the_token_routes_at_once_despite_the_cache(api: Api) -> None:
     owner, user = await api.user(), await api.user()
     mod = await make_staff(api, await api.user())
@@ -76,6 +77,7 @@ async def test_a_ban_refuses_the_token_routes_at_once_despite_the_cache(api: Api
         assert status == 403 and answer["detail"] == "this account is banned", (path, answer)
 
 
+@ON_CLUSTER_TOO
 async def test_a_block_reaches_the_cached_facts_through_the_sanctions_channel(api: Api) -> None:
     owner, viewer = await api.user(), await api.user()
     room = await _new_room(api, owner)

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from switchboard.keyspace import user_channel
-from tests.control_api.conftest import Api
+from tests.control_api.conftest import ON_CLUSTER_TOO, Api
 from tests.control_api.test_profiles import tiny_png
 
 
@@ -19,6 +19,7 @@ async def _next_message(pubsub: Any) -> dict[str, Any]:
                 return json.loads(msg["data"])
 
 
+@ON_CLUSTER_TOO
 async def test_direct_conversation_realtime_and_unread(api: Api, redis: Any) -> None:
     a, b = await api.user("anna"), await api.user("bert")
     status, conv = await api.call("POST", "/conversations", a, json={"members": [b.id]})
@@ -43,6 +44,7 @@ async def test_direct_conversation_realtime_and_unread(api: Api, redis: Any) -> 
     assert {m["user_id"]: m["last_read_id"] for m in detail["members"]}[b.id] == sent["id"]
 
 
+@ON_CLUSTER_TOO
 async def test_offline_recipient_gets_a_notification(api: Api) -> None:
     a, b = await api.user("ola"), await api.user("pia")
     conv = (await api.call("POST", "/conversations", a, json={"members": [b.id]}))[1]

@@ -18,7 +18,7 @@ from sfu.clips import Clip
 from signaling.clips import ClipDesk
 from switchboard import keyspace
 from switchboard.ids import RoomId
-from tests.control_api.conftest import Api
+from tests.control_api.conftest import ON_CLUSTER_TOO, Api
 from tests.control_api.moderation import paired, watched
 
 WEBM = b"\x1aE\xdf\xa3" + bytes(range(256)) * 40
@@ -127,6 +127,7 @@ async def test_bad_clip_requests_change_nothing(api: Api, redis: Any) -> None:
         assert await session.scalar(select(func.count()).select_from(ClipRow)) == 0
 
 
+@ON_CLUSTER_TOO
 async def test_the_console_asks_the_nodes_for_a_clip(api: Api, redis: Any) -> None:
     """``POST /moderation/clips``: the API publishes the request, the node that has the room (its real
     ClipDesk, over a MediaService of ours) hands the clip over; a room no node has is a 404 and
@@ -226,6 +227,7 @@ async def _linked(api: Api, mod: Any, report_id: int) -> dict[str, Any]:
             await asyncio.sleep(0.05)
 
 
+@ON_CLUSTER_TOO
 async def test_a_report_on_a_live_session_makes_its_clip(make_api: Any, redis: Any) -> None:
     """``POST /reports {session_id}``: the node whose SFU carries the session hands its clip over with
     the report's id, the API's ingest links it (audited, by the system), and the console gets the file;

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.control_api.conftest import Api, api_settings
+from tests.control_api.conftest import ON_CLUSTER_TOO, Api, api_settings
 
 
 @pytest.fixture
@@ -82,6 +82,7 @@ async def test_the_lockout_acts_the_same_for_an_address_without_an_account(api: 
     assert [status for status, _ in answers] == [401] * 5 + [429]
 
 
+@ON_CLUSTER_TOO
 async def test_a_right_code_clears_the_failures(api: Api) -> None:
     user = await api.user()
     assert (await api.call("POST", "/auth/forgot", json={"email": user.email}))[0] == 202

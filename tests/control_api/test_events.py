@@ -19,7 +19,7 @@ from sfu.worker import Worker
 from switchboard.events import EventType, TapEvent, decode, encode
 from switchboard.ids import RoomId, UserId
 from switchboard.keyspace import EVENTS_GROUP_API, EVENTS_STREAM
-from tests.control_api.conftest import Api
+from tests.control_api.conftest import ON_CLUSTER_TOO, Api
 from tests.sfu.peers import MovingVideo, client_pc
 
 
@@ -32,6 +32,7 @@ def test_decode_never_crashes_unexpectedly(fields: dict[Any, Any]) -> None:
     assert event.type
 
 
+@ON_CLUSTER_TOO
 async def test_like_and_follow_events_applied_once(api: Api, redis: Any) -> None:
     a, b = await api.user("eva"), await api.user("eli")
     services = api.app._subapps[0][SERVICES]  # type: ignore[attr-defined]
@@ -53,6 +54,7 @@ async def test_like_and_follow_events_applied_once(api: Api, redis: Any) -> None
     assert (await api.call("GET", f"/users/{b.id}", a))[1]["total_likes"] == 1
 
 
+@ON_CLUSTER_TOO
 async def test_pending_entries_of_a_dead_consumer_are_claimed(api: Api, redis: Any) -> None:
     a, b = await api.user("dd1"), await api.user("dd2")
     services = api.app._subapps[0][SERVICES]  # type: ignore[attr-defined]

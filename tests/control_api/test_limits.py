@@ -14,7 +14,7 @@ from control_api.errors import RateLimited
 from control_api.limits import WINDOW_S, RateLimits, retry_after, sliding_estimate
 from control_api.models import Role
 from control_api.services import SERVICES, Caller
-from tests.control_api.conftest import Api, api_settings
+from tests.control_api.conftest import ON_CLUSTER_TOO, Api, api_settings
 
 
 @given(st.integers(0, 10_000), st.integers(1, 10_000), st.floats(0, 0.999), st.integers(1, 5_000))
@@ -28,6 +28,7 @@ def test_retry_after_is_enough(previous: int, current: int, fraction: float, lim
         assert sliding_estimate(previous, current, later) <= limit + 1e-9
 
 
+@ON_CLUSTER_TOO
 async def test_sliding_window_counts_the_previous_window(redis: Any) -> None:
     limits = RateLimits(redis, per_ip=10, per_user=5, per_premium=50)
     start = 1_000_000 * WINDOW_S
@@ -46,6 +47,7 @@ async def tight(make_api) -> Api:  # type: ignore[no-untyped-def]
     return await make_api(api_settings(rate_user_per_min=40, rate_premium_per_min=100, rate_ip_per_min=1000))
 
 
+@ON_CLUSTER_TOO
 async def test_user_limit_answers_429_with_retry_after(tight: Api) -> None:
     user = await tight.user()
     statuses = []
@@ -60,6 +62,7 @@ async def test_user_limit_answers_429_with_retry_after(tight: Api) -> None:
     assert statuses[-1] == 429 and statuses.count(200) >= 30
 
 
+@ON_CLUSTER_TOO
 async def test_premium_tier_has_a_larger_limit(tight: Api) -> None:
     limits = tight.app._subapps[0][SERVICES].limits  # type: ignore[attr-defined]
     free = Caller(uuid.uuid4(), Role.USER, premium=False)
@@ -71,6 +74,7 @@ async def test_premium_tier_has_a_larger_limit(tight: Api) -> None:
     await limits.check("10.0.0.1", Caller(free.user_id, Role.USER, premium=True))
 
 
+@ON_CLUSTER_TOO
 async def test_idempotency_key_replays_the_same_response(api: Api) -> None:
     a, b = await api.user("idem1"), await api.user("idem2")
     conv = (await api.call("POST", "/conversations", a, json={"members": [b.id]}))[1]
@@ -90,6 +94,7 @@ async def test_idempotency_key_replays_the_same_response(api: Api) -> None:
     assert status == 201
 
 
+@ON_CLUSTER_TOO
 async def test_idempotency_concurrent_requests_act_once(api: Api) -> None:
     email = {"email": "race@example.com", "password": "race-password"}
     results = await asyncio.gather(*(

@@ -6,10 +6,11 @@ from typing import Any
 
 from switchboard import keyspace
 from switchboard.registry import NodeEntry, NodeRegistry
-from tests.control_api.conftest import Api
+from tests.control_api.conftest import ON_CLUSTER_TOO, Api
 from tests.control_api.test_rooms import new_room
 
 
+@ON_CLUSTER_TOO
 async def test_token_answers_name_the_least_loaded_node_and_keep_a_show_on_its_node(api: Api, redis: Any) -> None:
     user = await api.user()
     room = await new_room(api, user)
@@ -37,6 +38,7 @@ async def test_token_answers_name_the_least_loaded_node_and_keep_a_show_on_its_n
     assert await redis.get(keyspace.room_node(other)) is not None
 
 
+@ON_CLUSTER_TOO
 async def test_a_full_origin_sends_viewer_tokens_to_another_node_and_keeps_its_broadcaster(api: Api,
                                                                                          redis: Any) -> None:
     """``cascade.viewers_per_node`` (the node's ``viewer_cap``): the show's further viewers go to another

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from control_api.models import Report
 from switchboard import keyspace
-from tests.control_api.conftest import Api
+from tests.control_api.conftest import ON_CLUSTER_TOO, Api
 from tests.control_api.live_node import api_node, live_show, socket  # noqa: F401 - the fixture
 from tests.control_api.moderation import make_staff, services
 from tests.signaling.conftest import Node
@@ -20,6 +20,7 @@ async def _count(api: Api) -> int:
         return int(await session.scalar(select(func.count()).select_from(Report)) or 0)
 
 
+@ON_CLUSTER_TOO
 async def test_a_calls_parties_and_a_shows_viewers_may_report_it(
         api_node: tuple[Api, Node], redis: Any) -> None:  # noqa: F811
     api, node = api_node

@@ -16,7 +16,7 @@ import pytest
 
 from control_api.services import SERVICES
 from switchboard.keyspace import SANCTIONS_CHANNEL, token_epoch
-from tests.control_api.conftest import Api, User
+from tests.control_api.conftest import ON_CLUSTER_TOO, Api, User
 
 
 @pytest.fixture
@@ -56,6 +56,7 @@ async def _assert_revoked(api: Api, token: str) -> None:
         assert answer["title"] == "Not authenticated" and "revoked" in answer["detail"], answer
 
 
+@ON_CLUSTER_TOO
 async def test_logout_everywhere_ends_every_live_token_and_a_new_login_lives(
     api: Api, redis: Any, sanctions: Any,
 ) -> None:
@@ -76,6 +77,7 @@ async def test_logout_everywhere_ends_every_live_token_and_a_new_login_lives(
     assert status == 401 and body["status"] == 401  # it needs a signed-in caller
 
 
+@ON_CLUSTER_TOO
 async def test_password_reset_and_change_end_live_tokens(api: Api, sanctions: Any) -> None:
     user = await api.user()
     assert (await api.call("POST", "/auth/forgot", json={"email": user.email}))[0] == 202
@@ -96,6 +98,7 @@ async def test_password_reset_and_change_end_live_tokens(api: Api, sanctions: An
     assert (await api.call("GET", "/me", headers=_bearer(await _login(api, user, "changed-password-2"))))[0] == 200
 
 
+@ON_CLUSTER_TOO
 async def test_deletion_ends_live_tokens(api: Api, sanctions: Any) -> None:
     user, other = await api.user(pseudo="leaving"), await api.user(pseudo="staying")
     assert (await api.call("DELETE", "/me", user, json={"password": user.password}))[0] == 204
@@ -105,6 +108,7 @@ async def test_deletion_ends_live_tokens(api: Api, sanctions: Any) -> None:
     assert status == 401
 
 
+@ON_CLUSTER_TOO
 async def test_a_ban_ends_live_tokens_on_every_door(api: Api, sanctions: Any) -> None:
     from control_api.models import Account, Role
 
@@ -126,6 +130,7 @@ async def test_a_ban_ends_live_tokens_on_every_door(api: Api, sanctions: Any) ->
     assert (await api.call("GET", "/me", mod))[0] == 200  # nobody else is touched
 
 
+@ON_CLUSTER_TOO
 async def test_a_token_minted_in_the_second_of_a_revocation_lives_and_one_minted_before_dies(
     api: Api, redis: Any,
 ) -> None:

@@ -20,7 +20,7 @@ from control_api.services import SERVICES
 from switchboard.errors import TokenError
 from switchboard.keyspace import premium_tier
 from switchboard.tokens import TokenVerifier
-from tests.control_api.conftest import Api, User
+from tests.control_api.conftest import ON_CLUSTER_TOO, Api, User
 
 
 def test_grants_per_role() -> None:
@@ -39,6 +39,7 @@ async def new_room(api: Api, owner: User, **body: Any) -> str:
     return str(answer["room"])
 
 
+@ON_CLUSTER_TOO
 async def test_room_tokens_verify_on_a_node(api: Api) -> None:
     user = await api.user()
     verifier = TokenVerifier(api.key.public_key(), issuer="switchboard")
@@ -74,6 +75,7 @@ async def test_hidden_grant_only_for_moderators_and_audited(api: Api) -> None:
     assert len(entries) == 1 and entries[0].detail["jti"] == grants.jti and entries[0].subject == "call-9"
 
 
+@ON_CLUSTER_TOO
 async def test_live_invite_notifies_and_respects_blocks(api: Api) -> None:
     host, guest, blocker = await api.user("host"), await api.user("guest"), await api.user("blocker")
     room = await new_room(api, host)
@@ -91,6 +93,7 @@ async def test_live_invite_notifies_and_respects_blocks(api: Api) -> None:
     assert body["unread"] == 0
 
 
+@ON_CLUSTER_TOO
 async def test_ws_token_carries_premium_from_the_account(api: Api) -> None:
     user = await api.user()
     verifier = TokenVerifier(api.key.public_key(), issuer="switchboard")

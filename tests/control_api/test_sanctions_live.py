@@ -8,7 +8,7 @@ from typing import Any
 
 from control_api.models import Sanction
 from switchboard.keyspace import muted
-from tests.control_api.conftest import Api, User
+from tests.control_api.conftest import ON_CLUSTER_TOO, Api, User
 from tests.control_api.live_node import api_node, socket  # noqa: F401 - the fixture
 from tests.control_api.moderation import audit_rows, make_staff, services
 from tests.signaling.conftest import Node
@@ -20,6 +20,7 @@ async def sanction(api: Api, mod: User, user: User, **body: Any) -> dict[str, An
     return answer  # type: ignore[no-any-return]
 
 
+@ON_CLUSTER_TOO
 async def test_mute_refuses_chat_everywhere_until_lifted(api_node: tuple[Api, Node]) -> None:  # noqa: F811
     api, node = api_node
     ann, ben, mod = await api.user(), await api.user(), await make_staff(api, await api.user())
@@ -59,6 +60,7 @@ async def test_mute_refuses_chat_everywhere_until_lifted(api_node: tuple[Api, No
     assert [e.action for e in await audit_rows(api, subject=ann.id)] == ["sanction.mute", "sanction.lifted"]
 
 
+@ON_CLUSTER_TOO
 async def test_warning_reaches_the_open_socket_and_ban_closes_it(api_node: tuple[Api, Node]) -> None:  # noqa: F811
     api, node = api_node
     ann, mod = await api.user(), await make_staff(api, await api.user())

@@ -12,7 +12,7 @@ from control_api.services import SERVICES
 from switchboard.keyspace import SANCTIONS_CHANNEL
 from switchboard.keyspace import blocks as blocks_key
 from switchboard.keyspace import friends as friends_key
-from tests.control_api.conftest import Api
+from tests.control_api.conftest import ON_CLUSTER_TOO, Api
 
 
 async def test_follow_request_accept_decline_remove(api: Api) -> None:
@@ -55,6 +55,7 @@ async def test_likes_count_once_per_pair(api: Api) -> None:
     assert (await api.call("GET", f"/users/{c.id}", a))[1]["total_likes"] == 2
 
 
+@ON_CLUSTER_TOO
 async def test_block_hides_both_ways_and_reaches_redis(api: Api, redis: Any) -> None:
     a, b = await api.user("alpha"), await api.user("alphonse")
     await api.call("POST", f"/users/{b.id}/follow", a)
@@ -75,6 +76,7 @@ async def test_block_hides_both_ways_and_reaches_redis(api: Api, redis: Any) -> 
     assert (await api.call("GET", f"/users/{b.id}", a))[0] == 200
 
 
+@ON_CLUSTER_TOO
 async def test_unblock_keeps_redis_while_the_other_block_stands(api: Api, redis: Any) -> None:
     a, b = await api.user("xa1"), await api.user("xa2")
     await api.call("POST", f"/users/{b.id}/block", a)
@@ -100,6 +102,7 @@ def _ids(members: set[bytes]) -> set[str]:
     return {m.decode() for m in members}
 
 
+@ON_CLUSTER_TOO
 async def test_friends_are_mirrored_into_redis_for_presence(api: Api, redis: Any) -> None:
     """An accepted follow, either way, reaches ``keyspace.friends`` both ways (what /space lists);
     a pending or declined request never puts a pair in; the pair leaves when no accepted follow is
@@ -137,6 +140,7 @@ async def test_friends_are_mirrored_into_redis_for_presence(api: Api, redis: Any
     assert await redis.smembers(friends_key(a.id)) == set() and await redis.smembers(friends_key(c.id)) == set()
 
 
+@ON_CLUSTER_TOO
 async def test_friends_rebuild_from_postgres(api: Api, redis: Any) -> None:
     a, b, mod = await api.user("rb_a"), await api.user("rb_b"), await api.user("rb_mod")
     c, pending = await api.user("rb_c"), await api.user("rb_p")
@@ -161,6 +165,7 @@ async def test_friends_rebuild_from_postgres(api: Api, redis: Any) -> None:
     assert await redis.smembers(friends_key(mod.id)) == set()
 
 
+@ON_CLUSTER_TOO
 async def test_a_block_is_announced_to_the_nodes(api: Api, redis: Any) -> None:
     """After the block sets are written, ``{"user": blocker, "kind": "block", "other": blocked}``
     goes out on the sanctions channel (nodes end a call or match between the two)."""

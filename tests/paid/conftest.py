@@ -20,7 +20,7 @@ from signaling.node import NodeDeps, install_node
 from switchboard.health import Readiness
 from switchboard.settings import NodeSettings, PaymentsSettings
 from switchboard.tokens import TokenVerifier
-from tests.control_api.conftest import Api, User, conformance, make_api  # noqa: F401 (the fixtures)
+from tests.control_api.conftest import Api, User, conformance, make_api, redis_url  # noqa: F401 (the fixtures)
 from tests.signaling.conftest import SETTINGS, Node
 from tests.signaling.fakes import FakeMedia, FakeTickets, media_opener
 

@@ -15,6 +15,7 @@ from aiortc import RTCSessionDescription
 from control_api.ledger.audit import check_ledger
 from control_api.ledger.types import Kind
 from switchboard.paid import BILLING_STREAM, BillingEntry, call_meter
+from tests.control_api.conftest import ON_CLUSTER_TOO
 from tests.paid.conftest import Live, LiveFactory
 from tests.sfu.peers import MovingVideo, Viewer, client_pc
 from tests.signaling.conftest import SETTINGS, Peer
@@ -123,6 +124,7 @@ async def live_meter(live: Live, call_id: str) -> dict[bytes, bytes]:
     return dict(await live.redis.hgetall(call_meter(call_id)))
 
 
+@ON_CLUSTER_TOO
 async def test_a_caller_without_a_minute_of_credits_is_refused_before_it_rings(make_live: LiveFactory) -> None:
     live = await make_live(PAID)
     caller, creator = await live.api.user("poor"), await creator_with_price(live, PRICE)
@@ -139,6 +141,7 @@ async def test_a_caller_without_a_minute_of_credits_is_refused_before_it_rings(m
     assert "price_per_minute" not in free
 
 
+@ON_CLUSTER_TOO
 async def test_hangup_bills_every_started_minute_at_the_price_it_started_with(make_live: LiveFactory) -> None:
     live = await make_live(PAID)
     caller, creator = await live.api.user("rich"), await creator_with_price(live, PRICE)

@@ -32,6 +32,7 @@ from switchboard_client import ApiClient, NodeClient
 from switchboard_client.api import NodeToken
 from switchboard_client.call import Call, Incoming, invite
 from switchboard_client.media import FrameCounter, TestPattern
+from tests.conftest import redis_url_of
 from tests.control_api import conftest as api_conftest
 from tests.signaling.node_processes import NodeProcess, node_starter  # noqa: F401 (the start_node fixture)
 from tests.signaling.test_cascade import matchmaker  # noqa: F401 (the fixture)
@@ -47,9 +48,11 @@ PRICE = 10
 
 
 @pytest.fixture
-def redis_url(redis_server: Any) -> str:
-    """One Redis: the control API's own writes need one (docs/scaling.md)."""
-    return str(redis_server.url)
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """One Redis; a test parametrized with ``cluster`` for ``redis_url`` runs on the Redis Cluster."""
+    if getattr(request, "param", None):
+        return redis_url_of(request)
+    return str(request.getfixturevalue("redis_server").url)
 
 
 async def _client(base: str, account: ApiClient, first: str) -> NodeClient:
@@ -102,7 +105,9 @@ class Frames:
             await counter.close()
 
 
-@pytest.mark.parametrize(("lost", "count", "how"), [("both", 2, "kill"), ("one", 3, "kill"), ("both", 2, "drain")])
+@pytest.mark.parametrize(("lost", "count", "how", "redis_url"), [
+    ("both", 2, "kill", "single"), ("one", 3, "kill", "single"), ("both", 2, "drain", "single"),
+    pytest.param("one", 3, "kill", "cluster", marks=pytest.mark.redis_cluster)], indirect=["redis_url"])
 async def test_a_call_through_the_sfu_goes_on_after_its_node_is_killed(
         make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path,
         lost: str, count: int, how: str) -> None:

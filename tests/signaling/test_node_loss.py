@@ -41,8 +41,8 @@ conformance = api_conftest.conformance  # make_api checks every answer with it
 
 @pytest.fixture
 def redis_url(request: pytest.FixtureRequest) -> str:
-    """One Redis; a test parametrized with ``REDIS_KINDS`` (indirect) also runs on the Redis Cluster
-    (the control API's own writes need one Redis: docs/scaling.md, so only the API-less test does)."""
+    """One Redis; a test parametrized with ``REDIS_KINDS`` (indirect), or with ``cluster`` for
+    ``redis_url``, also runs on the Redis Cluster (nodes and the control API alike)."""
     if getattr(request, "param", None):
         return redis_url_of(request)
     return str(request.getfixturevalue("redis_server").url)
@@ -108,7 +108,9 @@ def _kill(node: NodeProcess) -> None:
     os.kill(node.proc.pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("loss", ["kill", "drain"])
+@pytest.mark.parametrize(("loss", "redis_url"), [("kill", "single"), ("drain", "single"),
+                                                    pytest.param("kill", "cluster", marks=pytest.mark.redis_cluster)],
+                         indirect=["redis_url"])
 async def test_a_lost_nodes_viewers_decode_again_on_a_live_node(
         make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path, loss: str) -> None:
     """``kill``: SIGKILL, the sockets just drop. ``drain``: ``switchboard node drain``, the node names

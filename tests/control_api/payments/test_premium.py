@@ -18,7 +18,7 @@ from signaling.node import NodeDeps, install_node
 from switchboard.health import Readiness
 from switchboard.settings import NodeSettings
 from switchboard.tokens import TokenVerifier
-from tests.control_api.conftest import User
+from tests.control_api.conftest import ON_CLUSTER_TOO, User
 from tests.control_api.payments.conftest import Stripe
 from tests.signaling.conftest import Node, Peer
 from tests.signaling.fakes import FakeMedia, FakeTickets, media_opener
@@ -96,6 +96,7 @@ async def test_a_declined_card_gives_no_premium(stripe_api: Stripe) -> None:
     assert body["grants"]["premium"] is False
 
 
+@ON_CLUSTER_TOO
 async def test_the_rate_limit_tier_follows_premium_at_once(make_api: Any, localstripe: str) -> None:
     from control_api.payments.types import Sub
     from tests.control_api.conftest import api_settings
