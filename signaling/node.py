@@ -184,6 +184,7 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     stack.push_async_callback(call_media.close)
     if cascade is not None and deps.open_media is not None:
         call_media.span = CallSpan(redis, hub, cascade, deps.node_id, lambda user: bool(hub.sessions(user)))
+        call_media.span.start()
         stack.push_async_callback(call_media.span.close)
 
         async def lost(room: RoomId) -> None:
