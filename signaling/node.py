@@ -28,6 +28,7 @@ from signaling.dispatch import Dispatcher
 from signaling.drain import Drain
 from signaling.gateway import Gateway
 from signaling.hub import Hub
+from signaling.match_rejoin import MatchRejoin
 from signaling.media_metrics import MediaMetrics
 from signaling.pages import install_pages
 from signaling.paid_shows import PaidShows
@@ -197,6 +198,8 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
                      NodeRegistry(redis) if deps.announce is not None else None, s.call_rejoin_s)
     if tickets is not None:
         calls.lease.end_match = tickets.part
+        calls.rejoin_match = MatchRejoin(redis, hub, call_media, calls.lease, calls.relations, tickets.part,
+                                         calls.enter)
     calls.lease.start()
     stack.push_async_callback(calls.close)
     watch = PresenceWatch(redis, hub, calls.relations)
