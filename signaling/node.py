@@ -129,13 +129,7 @@ def install_node(app: web.Application, deps: NodeDeps) -> None:
 
     app.cleanup_ctx.append(resources)
 
-    async def drain_on_stop(app: web.Application) -> None:
-        # Shutdown runs before the resources close: clients are sent elsewhere while the node still works.
-        drain = app.get(NODE_DRAIN)
-        if drain is not None:
-            await drain.run()
-
-    app.on_shutdown.append(drain_on_stop)
+    app.on_shutdown.append(drain_on_stop)  # done already when the process's stop ran it first (it waits once)
     if gateway is not None:
         app[NODE_GATEWAY] = gateway
         app.router.add_get("/ws", gateway.handle)  # the bound method itself: no wrapper frame per socket
@@ -146,6 +140,15 @@ def install_node(app: web.Application, deps: NodeDeps) -> None:
 
     app.router.add_get("/", home)
     install_pages(app, deps.web_dir)
+
+
+async def drain_on_stop(app: web.Application) -> None:
+    """The node's drain (a no-op on a lone node). ``switchboard node`` runs it on SIGTERM before aiohttp's
+    shutdown: that stops reading the open sockets, and the drain must see its clients' sockets close.
+    Shutdown runs it too (before the resources close), for runners that stop the app directly."""
+    drain = app.get(NODE_DRAIN)
+    if drain is not None:
+        await drain.run()
 
 
 async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.Redis,
