@@ -179,6 +179,8 @@ async def serve(
                 await result
         await stop.wait()
         log.info("stopping")
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal stops the process at once, as before
+            loop.remove_signal_handler(sig)
         if before_stop is not None:
             try:
                 await asyncio.wait_for(before_stop(), stop_deadline_s)
