@@ -5,8 +5,8 @@ where the test's token source names (as the API's placement would): kim on A and
 (through the SFU, each node pulling the other's party) and decode each other. A is killed, or drained;
 kim's client comes back on another node, its match sends ``call.rejoin`` with the match's session id,
 and both decode each other again (a moderator's tap from C too); the matchmaker's pair keys still name
-the match, and leaving it then ends it for lou as any leave does. A party that never comes back: see test_call_loss.py (the match ends
-for the other with ``node_lost`` once ``node.call_rejoin_s`` passed).
+the match, and leaving it then ends it for lou as any leave does. A party that never comes back: see
+test_call_loss.py (the match ends for the other with ``node_lost`` once ``node.call_rejoin_s`` passed).
 """
 
 from __future__ import annotations
