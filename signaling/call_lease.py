@@ -13,9 +13,11 @@ session and sends ``call.rejoin``); a party that does not is lost, and the call 
 the reason :data:`NODE_LOST`. A paid call whose meter ran on the dead node ends as soon as that is
 seen: no node could go on holding and posting its minutes.
 
-A random-chat match does not go on elsewhere (a stranger's page queues again): a node whose party's
-peer is on a node that left the registry (``keyspace.match_nodes``) ends the match at once, and both get
-``match.ended`` with :data:`NODE_LOST` (never a silent half-match).
+A random-chat match goes on as a call does: each party's node writes itself in
+``keyspace.match_nodes`` (with the match's media, :data:`MEDIA_FIELD`), a party whose node died has
+``node.call_rejoin_s`` to come back on a live node with ``call.rejoin`` (naming the match's session id:
+its new node writes itself there), and a node whose party's peer stays out of the registry that long
+ends the match: both get ``match.ended`` with :data:`NODE_LOST` (never a silent half-match).
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ UNSEEN_S = 3.0
 sockets a heartbeat before its first entry is written)."""
 NODE_LOST = "node_lost"
 """The ``call.ended`` reason when a party's node died and the call could not go on."""
+
+MEDIA_FIELD = ":media"
+"""The field of ``keyspace.match_nodes`` holding the match's media (``p2p``/``sfu``: no user id starts
+with a colon), read by a party's ``call.rejoin`` on another node."""
 
 EndCall = Callable[[str, str], Awaitable[bool]]
 """``end(call_id, reason)``: ends an active call on both sides (the call book's)."""
@@ -91,11 +97,12 @@ class CallLease:
         self.held.pop(call_id, None)
         self._lost.pop(call_id, None)
 
-    async def hold_match(self, session_id: str, here: UserId, peer: UserId) -> None:
-        """A match found for a party here: its node is written for the peer's node to watch."""
+    async def hold_match(self, session_id: str, here: UserId, peer: UserId, media: str) -> None:
+        """A match found (or rejoined) for a party here: its node is written for the peer's node to
+        watch, and the match's media for a party that comes back on another node."""
         self.matches[session_id] = (here, peer)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(match_nodes(session_id), here, self.node_id)
+            pipe.hset(match_nodes(session_id), mapping={here: self.node_id, MEDIA_FIELD: media})
             pipe.expire(match_nodes(session_id), MATCH_NODES_TTL_S)
             await pipe.execute()
 
@@ -167,8 +174,10 @@ class CallLease:
                 self.drop_match(session_id)
                 continue
             unseen = alive is not None and node is not None and text(node) not in alive
-            if self._unseen_for(session_id, unseen) >= self.unseen_s and unseen:
-                log.info("match ended: the peer's node is gone", extra={"session": session_id})
+            gone_for = self._unseen_for(session_id, unseen)  # 0 again once the peer rejoined on a live node
+            if unseen and gone_for >= max(self.rejoin_s, self.unseen_s):
+                log.info("match ended: the peer's node died and the peer did not come back",
+                         extra={"session": session_id})
                 self.drop_match(session_id)
                 await self.end_match(here, peer, NODE_LOST)
 

@@ -89,11 +89,18 @@ class CallMedia:
     # --- lifetime (driven by the call book) --------------------------------------------------------
 
     def started(self, call_id: str, kind: str, users: tuple[UserId, UserId], media: str) -> None:
-        if call_id not in self._calls:
+        live = self._calls.get(call_id)
+        if live is not None and not live.remote:
+            return
+        if live is None:
             live = self._calls[call_id] = LiveCall(call_id, kind, users, media, int(time.time() * 1000))
-            if media == SFU and self.span is not None:
-                room = RoomId(call_id)
-                self.span.started(room, kind, users, live.started_at, lambda: self._media.open_room(room))
+        else:  # a tap's copy, and a party came back here (``call.rejoin``): the room is the party's now
+            live.remote = False
+            if self.span is not None:
+                self.span.untapped(RoomId(call_id))
+        if media == SFU and self.span is not None:
+            room = RoomId(call_id)
+            self.span.started(room, kind, users, live.started_at, lambda: self._media.open_room(room))
 
     async def ended(self, call_id: str) -> None:
         """Hangup, decline after accept, timeout, ``match.ended``: the room closes (taps included)."""
@@ -127,8 +134,11 @@ class CallMedia:
         if live.media == SFU:
             await self._media.close_room(RoomId(live.call_id))
             if self.span is not None:
-                await (self.span.cascade.release(RoomId(live.call_id)) if live.remote
-                       else self.span.ended(RoomId(live.call_id)))
+                if live.remote:
+                    self.span.untapped(RoomId(live.call_id))
+                    await self.span.cascade.release(RoomId(live.call_id))
+                else:
+                    await self.span.ended(RoomId(live.call_id))
 
     async def lost(self, room: RoomId) -> None:
         """A tap's copy can no longer pull its parties (the call ended on their nodes): it ends here."""
@@ -244,8 +254,7 @@ class CallMedia:
         live = self._calls[room] = LiveCall(room, found.kind, found.users, SFU, found.started_at, remote=True)
         try:
             await self._media.open_room(room)
-            for node in found.nodes:
-                await self.span.cascade.pull_from(room, node)
+            await self.span.tapped(room, found.nodes)
         except BaseException:
             await self._drop(live)
             raise

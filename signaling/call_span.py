@@ -7,6 +7,12 @@ writes itself in the call's node set (``keyspace.call_nodes``) and pulls from th
 telling them to pull from it (``call.spread`` on their node channels). A moderator's tap from any other
 node reads the set and pulls every party into a room of its own there, hidden: the parties' nodes see
 one more pipe, whose consumers never ask their publishers for a keyframe.
+
+A tap follows a party that moved (its node killed or drained, the party back with ``call.rejoin``): the
+tapping node reads the call's node set again every ``WATCH_S`` and pulls from any live node new in it
+(the party's new node wrote itself there), while the cascade drops the pipe of the node that went away.
+A party that comes back on the tapping node itself takes the tap's room over (:meth:`untapped`): that
+node then spreads the call as any party's node does.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from sfu.errors import SfuError
-from signaling.cascade import Cascade
+from signaling.cascade import WATCH_S, Cascade
 from signaling.errors import NotFound, Unavailable
 from signaling.hub import Hub
 from switchboard import keyspace
@@ -56,8 +62,16 @@ class CallSpan:
         self.here = here
         """Whether a user has a session on this node."""
         self._rooms: set[RoomId] = set()
+        self._taps: set[RoomId] = set()
+        """Call rooms held here for a moderator's tap only (no party here): their node sets are watched."""
+        self._asking: set[tuple[RoomId, NodeId]] = set()
+        """A tap's pulls under way (the watch starts each once)."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watch: asyncio.Task[None] | None = None
         hub.on_command(self._command, kinds=(KIND,))
+
+    def start(self) -> None:
+        self._watch = asyncio.get_running_loop().create_task(self._follow_taps(), name="call-span-taps")
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(self._guarded(work), name="call-span")
@@ -73,7 +87,8 @@ class CallSpan:
             log.exception("a call's far party not pulled")
 
     async def close(self) -> None:
-        await stop_tasks(list(self._tasks))
+        watch, self._watch = self._watch, None
+        await stop_tasks([*([watch] if watch is not None else []), *self._tasks])
 
     def started(self, room: RoomId, kind: str, users: tuple[UserId, UserId], started_at: int,
                 open_room: Callable[[], Any]) -> None:
@@ -125,6 +140,56 @@ class CallSpan:
                 await self._redis.delete(keyspace.call_spread(room))
         except aioredis.RedisError as exc:  # they expire
             log.warning("call spread keys not cleaned", extra={"room": room, "error": str(exc)})
+
+    async def tapped(self, room: RoomId, nodes: tuple[NodeId, ...]) -> None:
+        """A tap's room here (no party here): each party's node pulled into it, then followed. A node that
+        cannot be pulled (killed, its party on its way elsewhere) is skipped while another one is."""
+        failed: Exception | None = None
+        pulled = False
+        for node in nodes:
+            try:
+                await self.cascade.pull_from(room, node)
+                pulled = True
+            except (NotFound, Unavailable) as exc:
+                failed = exc
+        if not pulled and failed is not None:
+            raise failed
+        self._taps.add(room)
+
+    def untapped(self, room: RoomId) -> None:
+        """The tap's room closed, or a party took it over: its node set is no longer watched from here."""
+        self._taps.discard(room)
+
+    async def _follow_taps(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_S)
+            for room in list(self._taps):
+                try:
+                    await self._follow(room)
+                except aioredis.RedisError as exc:  # the next round reads again
+                    log.warning("a tapped call's nodes not read", extra={"room": room, "error": str(exc)})
+
+    async def _follow(self, room: RoomId) -> None:
+        """Pulls the tapped call from each live node in its node set that it is not pulled from yet."""
+        pull = self.cascade.pulls.get(room)
+        if pull is None:  # lost: the tap ends (the cascade told the call media)
+            return
+        members = [NodeId(_text(m)) for m in await self._redis.smembers(keyspace.call_nodes(room))]
+        for node in members:
+            key = (room, node)
+            if node == self.node_id or node in pull.pipes or key in self._asking:
+                continue
+            if await self.cascade.registered(node):  # a killed node stays in the set until a party's node drops it
+                self._asking.add(key)
+                self._spawn(self._pull_for_tap(room, node))
+
+    async def _pull_for_tap(self, room: RoomId, node: NodeId) -> None:
+        try:
+            if room in self._taps:
+                await self.cascade.pull_from(room, node)
+                log.info("a tapped call followed to a node", extra={"room": room, "node": node})
+        finally:
+            self._asking.discard((room, node))
 
     async def find(self, room: RoomId) -> Spread | None:
         """A call through the SFU on other nodes (for a tap from here), or None."""

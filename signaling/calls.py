@@ -39,11 +39,12 @@ from signaling.call_media import SFU, CallMedia
 from signaling.call_meter import CallMeter
 from signaling.errors import BadMessage, Busy, Conflict, NotFound
 from signaling.hub import Hub
+from signaling.match_rejoin import MatchRejoin
 from signaling.relations import Relations
 from signaling.session import Session
 from switchboard.events import EventType, SocialEvent, encode
 from switchboard.ids import UserId, new_id
-from switchboard.keyspace import EVENTS_STREAM, atomic_pipeline, call, text, user_call
+from switchboard.keyspace import EVENTS_STREAM, atomic_pipeline, call, match_nodes, match_pair, text, user_call
 from switchboard.paid import call_meter
 from switchboard.registry import NodeRegistry
 from switchboard.tasks import stop_tasks
@@ -88,6 +89,8 @@ class CallBook:
         self._timers: dict[str, asyncio.Task[None]] = {}
         self.draining: Callable[[], bool] = lambda: False
         """Whether the node is draining: its users were sent to another node and take their calls along."""
+        self.rejoin_match: MatchRejoin | None = None
+        """``call.rejoin`` of a random-chat match (a node with a queue: :mod:`signaling.match_rejoin`)."""
         hub.observe(self._observe, frozenset({"call.incoming", "call.accepted", "call.ended", "match.found",
                                               "match.ended"}))
 
@@ -99,6 +102,10 @@ class CallBook:
 
     def peer(self, user_id: UserId, call_id: str) -> UserId | None:
         return self._in_call.get(user_id, {}).get(call_id)
+
+    def enter(self, user_id: UserId, call_id: str, peer: UserId) -> None:
+        """The relay between a local user and ``peer`` opens for ``call_id`` (a call or match taken on here)."""
+        self._in_call.setdefault(user_id, {})[call_id] = peer
 
     # --- state seen by this node's users ---------------------------------------------------------
 
@@ -124,10 +131,10 @@ class CallBook:
             if isinstance(peer, dict) and peer.get("user_id"):
                 session_id, other = str(message.get("session_id")), UserId(str(peer["user_id"]))
                 self._in_call.setdefault(user_id, {})[session_id] = other
-                await self.lease.hold_match(session_id, user_id, other)
-                await self.media.user_left(user_id, "match", keep=session_id)  # one match at a time
                 # The matchmaker does not know where media flows; the node stamps it before the socket sees it.
                 message["media"] = self.media.mode("match", bool(self._hub.sessions(other)))
+                await self.lease.hold_match(session_id, user_id, other, message["media"])
+                await self.media.user_left(user_id, "match", keep=session_id)  # one match at a time
                 self.media.started(session_id, "match", (user_id, other), message["media"])
         elif kind == "match.ended":
             self.lease.drop_match(str(message.get("session_id")))
@@ -278,6 +285,8 @@ class CallBook:
                                                       "callee_node", "meter_node"])
         caller, callee, state, media, caller_node, callee_node, meter_node = (None if v is None else text(v)
                                                                               for v in raw)
+        if caller is None and not session.grants.hidden and self.rejoin_match is not None:
+            return await self.rejoin_match.rejoin(session, call_id)  # a random-chat match's session id
         if caller is None or callee is None or me not in (caller, callee) or session.grants.hidden:
             raise NotFound(f"no call {call_id!r} to rejoin")
         one, other = UserId(caller), UserId(callee)
@@ -369,6 +378,15 @@ class CallBook:
                     self.lease.drop(call_id)
         self._in_call.pop(user_id, None)
         await self.media.user_left(user_id)
+
+    async def match_goes_on(self, user_id: UserId) -> bool:
+        """Whether the user's live match outlives their last session here: the node drains (they were sent
+        elsewhere and take it along) or they took it to another node already (``call.rejoin``)."""
+        sid = await self._redis.get(match_pair(user_id))
+        if sid is None:
+            return False
+        node = await self._redis.hget(match_nodes(text(sid)), user_id)
+        return self.draining() or (node is not None and text(node) != self._hub.node_id)
 
     async def session_gone(self, session: Session) -> None:
         """Any session that ended for good (a moderator's too): its call-room peers and taps close."""

@@ -275,6 +275,21 @@ class Cascade:
                 if self.on_lost is not None:
                     await self.on_lost(room)
 
+    async def _call_pipe_gone(self, room: RoomId, pull: Pull, pipe: str) -> None:
+        """A call's far node closed its side: that node's pipe is forgotten. The room is lost only when it
+        was the last one: a tap keeps the other party's node while the moved party's new node is found."""
+        for node, each in list(pull.pipes.items()):
+            if each == pipe:
+                del pull.pipes[node]
+        if not pull.pipes and self.pulls.get(room) is pull:
+            del self.pulls[room]
+            if self.on_lost is not None:
+                await self.on_lost(room)
+
+    async def registered(self, node: NodeId) -> bool:
+        """Whether ``node`` is in the node registry now (a killed node leaves it within its TTL)."""
+        return await self._registry.get(node) is not None
+
     async def _follow(self, room: RoomId, pull: Pull, live: list[str]) -> None:
         """An edge's show: pulled again when its pipe died, its origin left the registry or the
         record names another origin; the copy ends when the record is gone."""
@@ -316,8 +331,8 @@ class Cascade:
                 pull = self.pulls.get(room)
                 if pull is not None and pipe in pull.pipes.values():
                     await self._media.close_node_pipe(room, pipe)  # the watch pulls a show again, or gives up
-                    if pull.origin is None and self.on_lost is not None:  # a call ended on the far party's node
-                        await self.on_lost(room)
+                    if pull.origin is None:  # a call left the far node (ended there, or its party moved)
+                        await self._call_pipe_gone(room, pull, pipe)
             elif kind == "pipe.close":
                 room, pipe = RoomId(str(message["room"])), str(message["pipe"])
                 if self.exports.pop((room, pipe), None) is not None:

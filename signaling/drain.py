@@ -3,7 +3,10 @@
 Started by ``switchboard node drain <id>`` (a ``{"kind": "drain"}`` command on the node's own channel)
 or by SIGTERM (the node's shutdown waits for it). The node marks itself ``draining`` in the registry at
 once (placement skips it), picks the least loaded other node and sends every session a ``reconnect``
-naming it (docs/protocol.md), and waits until their sockets are closed or ``node.drain_grace_s`` runs out.
+naming it (docs/protocol.md; a socket that arrives meanwhile is told too), and waits until their sockets
+are closed or ``node.drain_grace_s`` runs out. On SIGTERM the process runs it before aiohttp's shutdown
+(``switchboard.runtime.serve``'s ``before_stop``), which would stop reading the sockets: a client's close
+frame is seen, and the node exits as soon as the last one has left.
 With no other node to go to (one node, ``switchboard up``) nobody is told to move and nothing waits.
 """
 
@@ -67,16 +70,26 @@ class Drain:
             log.info("drain: no other node to move clients to" if target is None else "drain: no grace period")
             return
         message = {"type": "reconnect", "url": target.url, "node": target.id, "reason": "drain"}
-        for session in self._hub.all_sessions():
-            session.send(message)
-        log.info("drain: %d sessions told to move to %s", self._hub.session_count, target.id)
+        told: set[str] = set()
+        self._tell(message, told)
+        log.info("drain: %d sessions told to move to %s", len(told), target.id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._grace_s
         # Sockets close on their own tasks (each client's choice); a count polled here needs no hook in them.
-        while self._attached() and loop.time() < deadline:  # noqa: ASYNC110
+        while self._attached() and loop.time() < deadline:
             await asyncio.sleep(POLL_S)
+            self._tell(message, told)  # a socket that came while the registry still named this node
         if self._attached():
             log.warning("drain: grace period over with %d sockets left", self._attached())
+        else:
+            log.info("drain: every socket left")
+
+    def _tell(self, message: dict[str, str], told: set[str]) -> None:
+        """Sends ``message`` to every session here not told yet."""
+        for session in self._hub.all_sessions():
+            if session.id not in told:
+                told.add(session.id)
+                session.send(message)
 
     def _attached(self) -> int:
         """Sessions whose socket is still open here (one that moved left only its resumable session)."""

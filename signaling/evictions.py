@@ -83,7 +83,7 @@ class Evictions:
             await self._calls.session_gone(session)
             if await self._hub.remove(session):
                 await self._calls.user_gone(session.user_id)
-                if self._tickets is not None:
+                if self._tickets is not None and not await self._calls.match_goes_on(session.user_id):
                     await self._tickets.leave(session.user_id)
         except Exception:
             log.exception("ending a session failed", extra={"session": session.id})

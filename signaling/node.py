@@ -28,6 +28,7 @@ from signaling.dispatch import Dispatcher
 from signaling.drain import Drain
 from signaling.gateway import Gateway
 from signaling.hub import Hub
+from signaling.match_rejoin import MatchRejoin
 from signaling.media_metrics import MediaMetrics
 from signaling.pages import install_pages
 from signaling.paid_shows import PaidShows
@@ -128,13 +129,7 @@ def install_node(app: web.Application, deps: NodeDeps) -> None:
 
     app.cleanup_ctx.append(resources)
 
-    async def drain_on_stop(app: web.Application) -> None:
-        # Shutdown runs before the resources close: clients are sent elsewhere while the node still works.
-        drain = app.get(NODE_DRAIN)
-        if drain is not None:
-            await drain.run()
-
-    app.on_shutdown.append(drain_on_stop)
+    app.on_shutdown.append(drain_on_stop)  # done already when the process's stop ran it first (it waits once)
     if gateway is not None:
         app[NODE_GATEWAY] = gateway
         app.router.add_get("/ws", gateway.handle)  # the bound method itself: no wrapper frame per socket
@@ -145,6 +140,15 @@ def install_node(app: web.Application, deps: NodeDeps) -> None:
 
     app.router.add_get("/", home)
     install_pages(app, deps.web_dir)
+
+
+async def drain_on_stop(app: web.Application) -> None:
+    """The node's drain (a no-op on a lone node). ``switchboard node`` runs it on SIGTERM before aiohttp's
+    shutdown: that stops reading the open sockets, and the drain must see its clients' sockets close.
+    Shutdown runs it too (before the resources close), for runners that stop the app directly."""
+    drain = app.get(NODE_DRAIN)
+    if drain is not None:
+        await drain.run()
 
 
 async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.Redis,
@@ -184,6 +188,7 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
     stack.push_async_callback(call_media.close)
     if cascade is not None and deps.open_media is not None:
         call_media.span = CallSpan(redis, hub, cascade, deps.node_id, lambda user: bool(hub.sessions(user)))
+        call_media.span.start()
         stack.push_async_callback(call_media.span.close)
 
         async def lost(room: RoomId) -> None:
@@ -196,6 +201,8 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
                      NodeRegistry(redis) if deps.announce is not None else None, s.call_rejoin_s)
     if tickets is not None:
         calls.lease.end_match = tickets.part
+        calls.rejoin_match = MatchRejoin(redis, hub, call_media, calls.lease, calls.relations, tickets.part,
+                                         calls.enter)
     calls.lease.start()
     stack.push_async_callback(calls.close)
     watch = PresenceWatch(redis, hub, calls.relations)

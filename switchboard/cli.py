@@ -38,7 +38,7 @@ from sfu.events import RedisEventSink
 from sfu.pool import WorkerPool
 from sfu.types import FanoutConfig
 from sfu.worker import Worker
-from signaling.node import Announce, NodeDeps, install_node
+from signaling.node import Announce, NodeDeps, drain_on_stop, install_node
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis
 from switchboard.errors import EmbeddedServiceError, PortInUse, SettingsError
 from switchboard.health import Readiness, add_health_routes, metrics_app
@@ -298,7 +298,8 @@ def cmd_node(settings: Settings) -> int:
     metrics = proc.metrics_listener(settings.metrics.host, settings.metrics.node_port, "metrics.node_port")
     # SIGTERM drains first (clients are sent to another node), for up to node.drain_grace_s.
     uvloop.run(serve(app, node.host, node.port, on_started=started, internal=metrics,
-                     stop_deadline_s=node.drain_grace_s + 5.0, gate=gate if node.ws_gate else None))
+                     stop_deadline_s=node.drain_grace_s + 5.0, gate=gate if node.ws_gate else None,
+                     before_stop=lambda: drain_on_stop(app)))
     return 0
 
 

@@ -336,8 +336,9 @@ by this much (a show whose every node died leaves nothing behind)."""
 
 def match_nodes(session_id: str) -> str:
     """Hash (expires with :data:`MATCH_NODES_TTL_S`): user id -> the node holding that party of a random-chat
-    match (``session_id``), written by each party's node when the match is found; a node whose party's
-    peer sits on a node that left the registry ends the match (``node_lost``: signaling/call_lease.py)."""
+    match (``session_id``), written by each party's node when the match is found or rejoined (and
+    ``:media``: the match's media); a node whose party's peer sits on a node that left the registry, and
+    does not come back within ``node.call_rejoin_s``, ends the match (``node_lost``: signaling/call_lease.py)."""
     return f"matchnodes:{session_id}"
 
 

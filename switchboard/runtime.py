@@ -137,9 +137,13 @@ async def serve(
     stop_deadline_s: float = 3.0,
     internal: Internal | None = None,
     gate: Gate | None = None,
+    before_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Serves ``app`` (and ``internal`` on its own listener) until a stop signal; ``on_started``
-    gets the bound port (useful with port 0); with ``gate``, the public listener is a gated one."""
+    gets the bound port (useful with port 0); with ``gate``, the public listener is a gated one.
+    ``before_stop`` runs after the stop signal while every connection is still served (a node's drain:
+    aiohttp's own shutdown stops reading open sockets first, so a client's close frame would go
+    unseen until the client gave up on it)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -175,6 +179,13 @@ async def serve(
                 await result
         await stop.wait()
         log.info("stopping")
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal stops the process at once, as before
+            loop.remove_signal_handler(sig)
+        if before_stop is not None:
+            try:
+                await asyncio.wait_for(before_stop(), stop_deadline_s)
+            except TimeoutError:
+                log.error("the step before stopping overran %.1fs; stopping anyway", stop_deadline_s)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -6,13 +6,14 @@ said by ``call.accepted`` / ``match.found`` (``media``): ``p2p`` relays ``call.o
 party's tracks with ``call.subscribe`` (docs/protocol.md, "1:1 calls", "Call media through the SFU").
 Either way :meth:`Call.start` sends our tracks and :meth:`Call.track` gives the other party's.
 
-A call outlives its node (docs/scaling.md, "Node loss"): when the node client comes back on a new
-session (its node died or drained), the call asks to go on there (``call.rejoin``). Through the SFU it
+A call or match outlives its node (docs/scaling.md, "Node loss"): when the node client comes back on a
+new session (its node died or drained), the call asks to go on there (``call.rejoin``; a match names its
+session id). Through the SFU it
 publishes again (relayed copies of the same tracks: aiortc stops a sender's track when its peer
 connection closes) and subscribes again on new peer connections; peer to peer, the media never
 went through the node and goes on as it was. A call that cannot go on ends with the node's
-``call.ended`` (reason ``node_lost``), or, when no node is left to say so, with the same event made
-here (:attr:`Call.ended`).
+``call.ended`` (reason ``node_lost``; a match: ``match.ended``), or, when no node is left to say so, with
+the same event made here (:attr:`Call.ended`).
 """
 
 from __future__ import annotations
@@ -190,14 +191,14 @@ class Call:
     def _lost(self) -> None:
         """The node refused to take the call on (it ended meanwhile): its end, unless one came already."""
         if self.ended is None:
-            self.node.deliver_local({"type": "call.ended", "call_id": self.call_id, "reason": "node_lost", "by": None})
+            self.node.deliver_local({"type": "call.ended", "call_id": self.call_id, "reason": "node_lost", "by": None}
+                                    if self.kind == "call" else
+                                    {"type": "match.ended", "session_id": self.call_id, "reason": "node_lost"})
 
     # --- the events of this call ----------------------------------------------------------------
 
     def _run(self) -> None:
         self._task = asyncio.create_task(self._follow(), name=f"switchboard_client.call.{self.call_id}")
-        if self.kind != "call":  # a match does not outlive its node (docs/scaling.md): queue again
-            return
         self._hellos = self.node.events("hello")
         self._follower = asyncio.create_task(self._follow_node(self._hellos),
                                              name=f"switchboard_client.call.{self.call_id}.rejoin")

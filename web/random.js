@@ -69,8 +69,13 @@ async function queue() {
 }
 
 signal.on("match.found", (m) => {
-  hangUp();
   match = m;
+  startCall(m);
+});
+
+/** The match's media, from scratch (a new match, or one taken on by a new session on another node). */
+function startCall(m) {
+  hangUp();
   const who = m.peer.profile?.display_name || m.peer.user_id.slice(0, 8);
   $("peer").textContent = `${who} · ${m.peer.country}`;
   state("matched", "connecting…");
@@ -85,7 +90,23 @@ signal.on("match.found", (m) => {
   stopQuality = watchQuality(call.pc, qualityText($("quality")));
   const setup = m.media === "sfu" ? call.start() : m.offerer ? call.offer() : null;
   setup?.catch((err) => say(`Call setup failed: ${err.message}`, "error"));
-});
+}
+
+/** A new session (our node was lost or drained): the match goes on there (call.rejoin with its
+ * session id; through the SFU our legs were on the lost node: they open again), or we queue again. */
+async function rejoin(m) {
+  try {
+    const reply = await signal.request("call.rejoin", { call_id: m.session_id });
+    if (match !== m) return;
+    say("Reconnected: the stranger is still here.", "ok");
+    if (reply.media === "sfu") startCall(m); // P2P media never went through the node: it went on
+  } catch {
+    if (match !== m) return;
+    match = null;
+    looking("Reconnected: looking again…");
+    queue().catch(() => {});
+  }
+}
 signal.on("match.ended", (m) => {
   if (match?.session_id !== m.session_id) return;
   match = null;
@@ -99,8 +120,11 @@ signal.on("call.follow_request", (m) => {
   if (m.call_id === match?.session_id) chatLine($("chat"), "★", "The stranger wants to follow you (see your follow requests).");
 });
 showConnection(signal, (resumed) => {
-  // A resumed session kept its pair or ticket; a new one has lost both: queue again.
-  if (!resumed && ticket) { match = null; looking("Reconnected: looking again…"); queue().catch(() => {}); }
+  // A resumed session kept its pair or ticket; a new one takes its match on, or queues again.
+  if (resumed || !ticket) return;
+  if (match) { rejoin(match); return; }
+  looking("Reconnected: looking again…");
+  queue().catch(() => {});
 });
 
 setInterval(() => {

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from signaling.call_lease import LEASE_S, NODE_LOST, CallLease
+from signaling.call_lease import LEASE_S, MEDIA_FIELD, NODE_LOST, CallLease
 from switchboard.ids import NodeId, UserId, new_id
 from switchboard.keyspace import call, match_nodes, match_pair, user_call
 from switchboard.registry import NodeEntry, NodeRegistry
@@ -115,12 +115,20 @@ async def test_a_match_whose_peer_node_is_gone_ends_with_node_lost(redis: Any) -
     lease.end_match = part
     sid, kim, lou = new_id("mm_"), UserId(new_id("u_")), UserId(new_id("u_"))
     await redis.set(match_pair(kim), sid)  # what the matchmaker's pairing wrote
-    await lease.hold_match(sid, kim, lou)
+    await lease.hold_match(sid, kim, lou, "sfu")
+    assert await redis.hget(match_nodes(sid), MEDIA_FIELD) == b"sfu"  # for a party that rejoins elsewhere
     await lease.tick()
     assert parted == []  # the peer's node wrote nothing yet (or is an older node): nothing to judge
     await redis.hset(match_nodes(sid), lou, here)
     await lease.tick()
     assert parted == []  # the peer's node is alive
+    await redis.hset(match_nodes(sid), lou, "node_gone")
+    await lease.tick()
+    assert parted == [] and sid in lease.matches  # the peer has node.call_rejoin_s to come back
+    await redis.hset(match_nodes(sid), lou, here)  # lou rejoined on a live node (call.rejoin)
+    await lease.tick()
+    assert parted == [] and sid in lease.matches
+    lease.rejoin_s = 0.0  # no window: the next loss ends it at once
     await redis.hset(match_nodes(sid), lou, "node_gone")
     await lease.tick()
     assert parted == [(kim, lou, NODE_LOST)] and sid not in lease.matches
@@ -136,7 +144,7 @@ async def test_a_match_the_party_here_left_leaves_the_watch(redis: Any) -> None:
     lease.end_match = part
     sid, kim, lou = new_id("mm_"), UserId(new_id("u_")), UserId(new_id("u_"))
     await redis.set(match_pair(kim), sid)
-    await lease.hold_match(sid, kim, lou)
+    await lease.hold_match(sid, kim, lou, "p2p")
     await lease.tick()
     assert sid in lease.matches
     await redis.delete(match_pair(kim))

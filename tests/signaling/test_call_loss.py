@@ -257,10 +257,12 @@ async def test_a_paid_call_whose_meter_node_is_killed_ends_for_both_and_bills_it
 
 async def test_a_match_whose_peers_node_is_killed_ends_for_the_other_with_a_reason(
         start_node: Callable[..., Any], token: Callable[..., str], redis: Any, matchmaker: None) -> None:  # noqa: F811
-    """A random match (a real ``switchboard matchmaker``), kim on A, lou on B: A is killed. A match does
-    not go on elsewhere (kim's page queues again), and lou is not left in a silent half-match: once the
-    registry forgot A, lou gets ``match.ended`` with ``node_lost`` and the pair leaves Redis."""
-    a, b = await asyncio.gather(start_node(), start_node())
+    """A random match (a real ``switchboard matchmaker``), kim on A, lou on B: A is killed and kim never
+    comes back (test_match_loss.py: a party that does). lou is not left in a silent half-match: once the
+    registry forgot A and ``node.call_rejoin_s`` passed, lou gets ``match.ended`` with ``node_lost`` and
+    the pair leaves Redis."""
+    a, b = await asyncio.gather(start_node(SWITCHBOARD_NODE_CALL_REJOIN_S="2"),
+                                start_node(SWITCHBOARD_NODE_CALL_REJOIN_S="2"))
     await registered_count(redis, 2)
     async with aiohttp.ClientSession() as http:
         kim, lou = await a.connect(http, token("kim")), await b.connect(http, token("lou"))

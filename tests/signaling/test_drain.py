@@ -12,10 +12,14 @@ import pytest
 from playwright.async_api import async_playwright
 
 from switchboard.registry import NodeEntry, NodeRegistry
+from switchboard.wire import Codec
 from tests.e2e.browser import CHROMIUM, FLAGS
-from tests.signaling.conftest import STEP_S
+from tests.signaling.conftest import STEP_S, Peer
 from tests.signaling.node_processes import node_starter  # noqa: F401 (the start_node fixture)
 from tests.signaling.test_nodes import GONE_S, registered, switchboard
+
+GRACE_S = 20
+"""The stopped node's ``node.drain_grace_s``: its deadline."""
 
 
 async def registered_count(redis: Any, count: int) -> list[NodeEntry]:
@@ -56,6 +60,34 @@ async def test_a_drained_node_sends_its_clients_to_another_and_exits(start_node:
         await there.ws.close()
         assert await asyncio.wait_for(late.proc.wait(), STEP_S * 4) == 0
         await registered(redis, {stay.node_id})
+
+
+async def test_a_node_stopped_by_sigterm_exits_once_its_client_followed_reconnect_not_at_the_deadline(
+        start_node: Callable[..., Any], token: Callable[..., str], redis: Any) -> None:
+    """SIGTERM (``docker stop``): the node drains and its one client follows the ``reconnect`` by closing
+    its socket. The node sees that close (it still reads its sockets while it drains) and exits then: its
+    drain ends with "every socket left", never "grace period over". The client waits up to a minute for
+    the node's answer to its close frame, longer than the grace period: a node that did not read it
+    would keep the socket until its deadline (as it did: docs/scaling.md, "Drain")."""
+    stay = await start_node()
+    leaving = await start_node(SWITCHBOARD_NODE_DRAIN_GRACE_S=str(GRACE_S), SWITCHBOARD_LOG_LEVEL="INFO")
+    assert leaving.proc.stdout is not None
+    log = asyncio.ensure_future(leaving.proc.stdout.read())  # read all along: a full pipe would block it
+    async with aiohttp.ClientSession() as http:
+        await stay.connect(http, token("dave"))
+        ws = await http.ws_connect(f"http://127.0.0.1:{leaving.port}/ws", params={"token": token("erin")},
+                                   timeout=aiohttp.ClientWSTimeout(ws_close=GRACE_S * 3))
+        client = Peer(ws, Codec.JSON)
+        leaving.node_id = (await client.expect("hello"))["node"]
+        await registered(redis, {stay.node_id, leaving.node_id})
+        leaving.proc.terminate()
+        assert (await client.expect("reconnect"))["node"] == stay.node_id
+        await ws.close()  # answered by the draining node
+        async with asyncio.timeout(GRACE_S * 4):  # only a bound against hanging: not what is asserted
+            assert await leaving.proc.wait() == 0
+            lines = (await log).decode()
+    assert "drain: every socket left" in lines and "grace period over" not in lines, lines[-3000:]
+    await registered(redis, {stay.node_id})
 
 
 @pytest.mark.chromium
