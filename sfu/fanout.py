@@ -11,8 +11,10 @@ Two paths do the same thing (the same bytes leave, see ``tests/sfu/test_native_f
   packets or at the end of the fan-out (``flush_ms`` 0) or after ``flush_ms``.
 
 Layer selection, keyframe waits and switches stay in Python (the consumer's offsets and producer are
-what it decided; the record holds the offsets). RTCP stays on aiortc's session. All RTP of a native
-consumer (retransmissions too) goes through its native session: one SRTP sender per SSRC.
+what it decided; the record holds the offsets). VP8 temporal layers of a simulcast viewer are filtered
+in C too, per packet, from the filter state its record points to (``sfu/fanout_temporal.py``). RTCP
+stays on aiortc's session. All RTP of a native consumer (retransmissions too) goes through its native
+session: one SRTP sender per SSRC.
 
 ``mode``: ``auto`` is native when the extension is built, else python (logged once per worker).
 """
