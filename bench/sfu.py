@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.netns import ShapedLinks
+from bench.sfu_baseline import baseline_keys, baseline_only
 from switchboard.embedded import EmbeddedRedis, free_port
 from switchboard.ids import RoomId, UserId
 from switchboard.tokens import Grants, TokenSigner
@@ -352,7 +353,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     if args.baseline_only:
         if not args.baseline:
             raise SystemExit("--baseline-only needs --baseline relay|janus")
-        return _baseline_only(args)
+        return baseline_only(args, measure)
     if args.fanout != "both":
         return _run(args, args.fanout)
     python = _run(args, "python")
@@ -413,50 +414,11 @@ def _run(args: argparse.Namespace, fanout: str) -> dict:  # type: ignore[type-ar
             if args.links is not None:
                 args.links.close()
         if args.baseline:
-            result.update(_baseline(args, tokens, publisher))
+            result.update(baseline_keys(args, tokens, publisher, measure))
             if result["baseline_us_per_packet"]:
                 result["us_per_packet_over_baseline"] = round(
                     result["server_us_per_packet"] / result["baseline_us_per_packet"], 3)
     return result
-
-
-def _baseline(args: argparse.Namespace, tokens: Path, publisher: str) -> dict[str, Any]:
-    base = _measure_baseline(args, tokens, publisher)
-    return {"baseline": args.baseline, "baseline_us_per_packet": base["server_us_per_packet"],
-            "baseline_viewers": base["viewers"], "baseline_joined": base["joined"],
-            "baseline_packets_forwarded_per_s": base["packets_forwarded_per_s"],
-            "baseline_server_cpu_pct": base["server_cpu_pct"], "baseline_viewer_fps_min": base["viewer_fps_min"],
-            "baseline_viewer_loss_pct_max": base["viewer_loss_pct_max"],
-            "baseline_first_frame_ms_p95": base["first_frame_ms_p95"],
-            "baseline_counting_viewer_kbps": base["counting_viewer_kbps"]}
-
-
-def _baseline_only(args: argparse.Namespace) -> dict[str, Any]:
-    """The baseline alone: the publisher's and viewers' tokens are not read by it (only counted)."""
-    with tempfile.TemporaryDirectory(prefix="bench-sfu-") as tmp:
-        tokens = Path(tmp) / "viewers.json"
-        tokens.write_text(json.dumps([f"v{i}" for i in range(args.baseline_viewers)]))
-        result = _measure_baseline(args, tokens, "broadcaster")
-    return {**result, "server": args.baseline}
-
-
-def _measure_baseline(args: argparse.Namespace, tokens: Path, publisher: str) -> dict[str, Any]:
-    if args.baseline == "janus":
-        from bench.sfu_janus import JanusServer
-
-        with JanusServer(log=args.node_log) as janus:
-            return measure(janus.url, janus.pid, tokens, publisher, args.baseline_viewers, args)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "bench.sfu_relay", "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=None if args.node_log else subprocess.DEVNULL, text=True)
-    try:
-        assert server.stdout is not None
-        if "listening" not in server.stdout.readline():
-            raise RuntimeError("relay baseline did not start")
-        return measure(f"http://127.0.0.1:{port}", server.pid, tokens, publisher, args.baseline_viewers, args)
-    finally:
-        server.terminate()
-        server.wait(20)
 
 
 def plot(result: dict, path: Path) -> None:  # type: ignore[type-arg]
