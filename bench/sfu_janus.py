@@ -31,7 +31,6 @@ from types import TracebackType
 
 from switchboard.embedded import free_port
 
-LIBRARIES = Path("/usr/lib/x86_64-linux-gnu/janus")
 INSTALL = "apt-get install -y --no-install-recommends janus"
 
 
@@ -39,11 +38,13 @@ class JanusMissing(RuntimeError):
     pass
 
 
-def janus_binary() -> str:
+def janus_install() -> tuple[str, Path]:
+    """The janus binary and its libraries' folder (/usr/lib/<multiarch>/janus)."""
     found = shutil.which("janus")
-    if found is None or not (LIBRARIES / "plugins" / "libjanus_videoroom.so").exists():
+    plugins = sorted(Path("/usr/lib").glob("*/janus/plugins/libjanus_videoroom.so"))
+    if found is None or not plugins:
         raise JanusMissing(f"--baseline janus needs Debian's janus: run `make deps` (or as root: {INSTALL})")
-    return found
+    return found, plugins[0].parent.parent
 
 
 def ice_address() -> str:
@@ -58,13 +59,13 @@ def ice_address() -> str:
     return address
 
 
-def config(folder: Path, port: int, event_loops: int, address: str) -> Path:
+def config(folder: Path, libraries: Path, port: int, event_loops: int, address: str) -> Path:
     """Writes the configuration (and the plugin folders) under ``folder``; the path of janus.jcfg."""
     for kind, names in (("plugins", ["libjanus_videoroom.so"]), ("transports", ["libjanus_websockets.so"]),
                         ("events", []), ("loggers", [])):
         (folder / kind).mkdir(parents=True, exist_ok=True)
         for name in names:
-            (folder / kind / name).symlink_to(LIBRARIES / kind / name)
+            (folder / kind / name).symlink_to(libraries / kind / name)
     main = folder / "janus.jcfg"
     main.write_text(f"""general: {{
     configs_folder = "{folder}"
@@ -113,7 +114,7 @@ class JanusServer:
     """One Janus process on a generated configuration in a temp dir (see the module's doc)."""
 
     def __init__(self, *, log: bool, event_loops: int = 2, start_timeout_s: float = 30.0) -> None:
-        self.binary = janus_binary()
+        self.binary, self.libraries = janus_install()
         self.log, self.event_loops, self.start_timeout_s = log, event_loops, start_timeout_s
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -132,7 +133,7 @@ class JanusServer:
         self._tmp = tempfile.TemporaryDirectory(prefix="bench-janus-")
         folder = Path(self._tmp.name)
         self.port = free_port()
-        main = config(folder, self.port, self.event_loops, ice_address())
+        main = config(folder, self.libraries, self.port, self.event_loops, ice_address())
         log = None if self.log else (folder / "janus.log").open("wb")
         self.proc = subprocess.Popen([self.binary, "--config", str(main), "--configs-folder", str(folder),
                                       "--disable-colors"], stdin=subprocess.DEVNULL,
