@@ -12,7 +12,9 @@ frame. Only the node's processes are measured (the node and its worker processes
 extension); ``--fanout both`` measures both paths in one sitting, each on a fresh node.
 
 ``--baseline relay`` runs the same workload, at ``--baseline-viewers`` viewers, against an aiortc
-MediaRelay server (``python -m bench.sfu_relay``) in the same run.
+MediaRelay server (``python -m bench.sfu_relay``) in the same run; ``--baseline janus`` against Debian's
+Janus 1.1.2 and its VideoRoom (``bench.sfu_janus``: a tuned configuration, Janus's own JSON API), its
+process measured as the node's. ``--baseline-only`` measures the baseline alone (its full result).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.netns import ShapedLinks
+from bench.sfu_baseline import baseline_keys, baseline_only
 from switchboard.embedded import EmbeddedRedis, free_port
 from switchboard.ids import RoomId, UserId
 from switchboard.tokens import Grants, TokenSigner
@@ -55,8 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between the last join and the window (default 4; 40 with --simulcast: aiortc "
                              "viewers' REMB grows ~8 %% a second, so REMB ramps take them from the low layer to "
                              "the top in ~20-35 s)")
-    parser.add_argument("--baseline", choices=["relay"], help="also measure aiortc MediaRelay on the same workload")
+    parser.add_argument("--baseline", choices=["relay", "janus"],
+                        help="also measure aiortc MediaRelay or Janus's VideoRoom on the same workload")
     parser.add_argument("--baseline-viewers", type=int, default=4)
+    parser.add_argument("--baseline-only", action="store_true",
+                        help="measure only the baseline (at --baseline-viewers), not the node: its full result")
     parser.add_argument("--profile", type=Path,
                         help="py-spy the server's processes during the window; collapsed stacks under this prefix")
     parser.add_argument("--node-log", action="store_true", help="show the server's log (stderr)")
@@ -344,6 +350,10 @@ def _quality(pub_result: dict[str, Any], results: list[dict[str, Any]], hurt: li
 
 
 def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
+    if args.baseline_only:
+        if not args.baseline:
+            raise SystemExit("--baseline-only needs --baseline relay|janus")
+        return baseline_only(args, measure)
     if args.fanout != "both":
         return _run(args, args.fanout)
     python = _run(args, "python")
@@ -404,25 +414,11 @@ def _run(args: argparse.Namespace, fanout: str) -> dict:  # type: ignore[type-ar
             if args.links is not None:
                 args.links.close()
         if args.baseline:
-            result.update(_baseline(args, tokens, publisher))
+            result.update(baseline_keys(args, tokens, publisher, measure))
+            if result["baseline_us_per_packet"]:
+                result["us_per_packet_over_baseline"] = round(
+                    result["server_us_per_packet"] / result["baseline_us_per_packet"], 3)
     return result
-
-
-def _baseline(args: argparse.Namespace, tokens: Path, publisher: str) -> dict[str, Any]:
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "bench.sfu_relay", "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=None if args.node_log else subprocess.DEVNULL, text=True)
-    try:
-        assert server.stdout is not None
-        if "listening" not in server.stdout.readline():
-            raise RuntimeError("relay baseline did not start")
-        base = measure(f"http://127.0.0.1:{port}", server.pid, tokens, publisher, args.baseline_viewers, args)
-    finally:
-        server.terminate()
-        server.wait(20)
-    return {"baseline_us_per_packet": base["server_us_per_packet"], "baseline_viewers": base["viewers"],
-            "baseline_packets_forwarded_per_s": base["packets_forwarded_per_s"],
-            "baseline_server_cpu_pct": base["server_cpu_pct"], "baseline_viewer_fps_min": base["viewer_fps_min"]}
 
 
 def plot(result: dict, path: Path) -> None:  # type: ignore[type-arg]
@@ -431,7 +427,8 @@ def plot(result: dict, path: Path) -> None:  # type: ignore[type-arg]
     labels = ["switchboard SFU"]
     values = [result["server_us_per_packet"]]
     if "baseline_us_per_packet" in result:
-        labels.append(f"aiortc MediaRelay ({result['baseline_viewers']} viewers)")
+        name = "Janus VideoRoom" if result.get("baseline") == "janus" else "aiortc MediaRelay"
+        labels.append(f"{name} ({result['baseline_viewers']} viewers)")
         values.append(result["baseline_us_per_packet"])
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.bar(labels, values, color=["tab:blue", "tab:gray"][: len(values)])

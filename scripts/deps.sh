@@ -25,6 +25,7 @@ PACKAGES=(
   prometheus                      # tests/test_deploy.py: promtool checks deploy/'s alert rules
   gcc                             # sfu/native: compiles the native fan-out (cffi, python -m sfu.native.build)
   libsrtp2-dev                    #   its SRTP: Debian's libsrtp2 (the tests run the SFU on the native path)
+  janus                           # bench sfu --baseline janus: Janus 1.1.2's VideoRoom (tests/bench run it)
 )
 
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
@@ -58,4 +59,9 @@ if ! apt-get update -qq || ! apt-get install -y -qq --no-install-recommends "${m
   for pkg in "${missing[@]}"; do installed "$pkg" || still+=("$pkg"); done
   echo "deps: could not install ${still[*]:-${missing[*]}} (is the Debian mirror reachable?)" >&2
   exit 1
+fi
+# The bench runs Janus on its own configuration; the system service Debian's package enables (the
+# demo configuration, on all interfaces) is stopped, when this script installed it.
+if [[ " ${missing[*]} " == *" janus "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  systemctl disable --now janus.service >/dev/null 2>&1 || true
 fi

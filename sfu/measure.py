@@ -1,7 +1,8 @@
 """The load generator ``python -m bench sfu`` runs: a publisher, or a group of viewers, as one process.
 
-It speaks only public protocols to the server under test: the node's ``/ws`` signaling (``ws://``)
-or the MediaRelay baseline's small HTTP offer/answer API (``http://``), then WebRTC. It lives here,
+It speaks only public protocols to the server under test: the node's ``/ws`` signaling (``ws://``),
+the MediaRelay baseline's small HTTP offer/answer API (``http://``) or Janus's JSON API
+(``janus+ws://``, :mod:`sfu.measure_janus`), then WebRTC. It lives here,
 not in bench/, because counting viewers touch aioice internals (``aiortc_private.count_incoming_rtp``):
 they finish ICE/DTLS with aiortc, then count SRTP packets at the socket (the RTP header is clear)
 and never decrypt or decode them; they send the REMB an aiortc viewer would (``SocketRemb``: aiortc's
@@ -34,6 +35,8 @@ import aiohttp
 from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
 from sfu import aiortc_private
+from sfu.measure_janus import SCHEME as JANUS_SCHEME
+from sfu.measure_janus import JanusSignal
 
 
 class Refused(RuntimeError):
@@ -179,6 +182,16 @@ class Signal:
                 await self._reader
 
 
+AnySignal = Signal | JanusSignal
+
+
+def signal_for(http: aiohttp.ClientSession, url: str, token: str, room: str) -> AnySignal:
+    """The signaling the URL names: Janus's API (``janus+ws://``), else the node's or the relay's."""
+    if url.startswith(JANUS_SCHEME):
+        return JanusSignal(http, url, token, room)
+    return Signal(http, url, token, room)
+
+
 class MovingNoise(VideoStreamTrack):
     """640x480 at 30 fps, noisy enough that aiortc's VP8 encoder runs near its 1.5 Mbit/s cap."""
 
@@ -202,7 +215,7 @@ class MovingNoise(VideoStreamTrack):
 class Viewer:
     """One subscriber; counts RTP per SSRC at the socket, or (``decode``) decodes every video frame."""
 
-    def __init__(self, signal: Signal, decode: bool) -> None:
+    def __init__(self, signal: AnySignal, decode: bool) -> None:
         self.signal = signal
         self.decode = decode
         self.pc = self._new_pc()
@@ -360,9 +373,9 @@ class Viewer:
         await self.signal.close()
 
 
-async def link_kbps(signal: Signal) -> float | None:
+async def link_kbps(signal: AnySignal) -> float | None:
     """The SFU's estimate of this viewer's link (``show.stats``), kbit/s; None when it has none."""
-    if not signal.is_node:
+    if not isinstance(signal, Signal) or not signal.is_node:
         return None
     try:
         reply = await signal.request("show.stats")
@@ -374,7 +387,7 @@ async def link_kbps(signal: Signal) -> float | None:
 
 async def publish(url: str, token: str, room: str) -> None:
     async with aiohttp.ClientSession() as http:
-        signal = Signal(http, url, token, room)
+        signal = signal_for(http, url, token, room)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         try:
             await signal.open()
@@ -410,7 +423,7 @@ async def publish(url: str, token: str, room: str) -> None:
 async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: int) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         n = len(tokens)
-        viewers = [Viewer(Signal(http, url, t, room), decode=i >= n - sample) for i, t in enumerate(tokens)]
+        viewers = [Viewer(signal_for(http, url, t, room), decode=i >= n - sample) for i, t in enumerate(tokens)]
         gate = asyncio.Semaphore(in_flight or max(1, n))
         failed: list[str] = []
 
@@ -475,7 +488,7 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sfu.measure")
     parser.add_argument("role", choices=["publish", "view"])
-    parser.add_argument("--signal", required=True, help="ws://node/ws or http://baseline")
+    parser.add_argument("--signal", required=True, help="ws://node/ws, http://baseline or janus+ws://host:port")
     parser.add_argument("--room", default="bench")
     parser.add_argument("--token", default="")
     parser.add_argument("--tokens-file", type=Path)

@@ -188,6 +188,7 @@ SYSTEM_NEEDS = {
     "coturn": (lambda: shutil.which("turnserver") is not None, "coturn"),
     "redis_cluster": (lambda: shutil.which("redis-server") is not None, "redis-server"),
     "promtool": (lambda: shutil.which("promtool") is not None, "prometheus"),
+    "janus": (lambda: shutil.which("janus") is not None, "janus"),
     "gstreamer": (_gstreamer_ok, "gstreamer1.0-plugins-base gstreamer1.0-plugins-bad gstreamer1.0-plugins-good "
                                  "gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0 gir1.2-gst-plugins-base-1.0 python3-gi"),
 }
