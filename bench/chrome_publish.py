@@ -25,7 +25,6 @@ from bench.chromium import CHROMIUM, launch_args, simulcast_publisher
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection", "--no-proxy-server",
         "--autoplay-policy=no-user-gesture-required"]
-OFFER = simulcast_publisher(squares=6, audio=True)
 ANSWER = """async sdp => {
   const pc = window.pc;
   await pc.setRemoteDescription({type: 'answer', sdp});
@@ -37,7 +36,7 @@ ANSWER = """async sdp => {
 ENCODED = """async () => {
   const out = {};
   (await window.pc.getStats()).forEach(s => {
-    if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid] = s.framesEncoded || 0;
+    if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid || 'f'] = s.framesEncoded || 0;
     if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate !== undefined)
       out.available = s.availableOutgoingBitrate; });
   out.state = window.pc.connectionState;
@@ -78,7 +77,7 @@ async def read_command() -> str:
     return (await asyncio.to_thread(sys.stdin.readline)).strip()
 
 
-async def publish(url: str, token: str, room: str) -> None:
+async def publish(url: str, token: str, room: str, layers: int = 3) -> None:
     from playwright.async_api import async_playwright
 
     stack = contextlib.AsyncExitStack()
@@ -100,7 +99,7 @@ async def publish(url: str, token: str, room: str) -> None:
             told: list[str] = []
             await hello(ws)
             await request(ws, {"type": "show.create", "id": 1, "room": room}, told)
-            offer = await page.evaluate(OFFER)
+            offer = await page.evaluate(simulcast_publisher(squares=6, audio=True, layers=layers))
             answer = await request(ws, {"type": "show.publish", "id": 2, "room": room, "sdp": offer}, told)
             await page.evaluate(ANSWER, answer["sdp"])
             reader = asyncio.create_task(drain(ws, told))
@@ -128,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--signal", required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--room", default="bench")
+    parser.add_argument("--layers", type=int, choices=[1, 3], default=3,
+                        help="3: simulcast (q/h/f); 1: one full-size encoding (the floor simulcast is compared with)")
     args = parser.parse_args(argv)
-    asyncio.run(publish(args.signal, args.token, args.room))
+    asyncio.run(publish(args.signal, args.token, args.room, args.layers))
     return 0
 
 

@@ -23,11 +23,21 @@ def launch_args(flags: list[str], probe_line: list[str]) -> tuple[list[str], lis
     return [*flags, merged], theirs
 
 
-def simulcast_publisher(squares: int = 60, audio: bool = False) -> str:
+SIMULCAST = """[
+    {rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000},
+    {rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000},
+    {rid: 'f', maxBitrate: 1500000}]"""
+SINGLE = "[{maxBitrate: 1500000}]"
+
+
+def simulcast_publisher(squares: int = 60, audio: bool = False, layers: int = 3) -> str:
     """A page script that publishes a 1280x720 canvas (a moving bar and ``squares`` noise squares a
     frame, 30 fps) in three VP8 encodings, rids q/h/f scaled by 4, 2, 1 (150k, 500k, 1.5M bit/s at
     most), with a WebAudio tone as its audio track when ``audio``. It keeps the connection in
     ``window.pc`` and returns the offer's SDP once ICE gathering is complete.
+
+    ``layers`` 1: the same canvas in one full-size encoding (no rid, 1.5M bit/s at most), the same
+    browser and encoder without simulcast: the floor ``bench sfu --simulcast-floor`` compares with.
 
     Noise costs bits: with 60 squares Chrome's encoder meets the low layer's 150 kbit/s by dropping
     frames; 6 keep every layer at full rate."""
@@ -48,12 +58,11 @@ def simulcast_publisher(squares: int = 60, audio: bool = False) -> str:
   const stream = canvas.captureStream(30);
   const pc = new RTCPeerConnection();
   window.pc = pc;
-  pc.addTransceiver(stream.getVideoTracks()[0], {direction: 'sendonly', streams: [stream], sendEncodings: [
-    {rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000},
-    {rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000},
-    {rid: 'f', maxBitrate: 1500000}]});%TONE%
+  pc.addTransceiver(stream.getVideoTracks()[0], {direction: 'sendonly', streams: [stream],
+                                                 sendEncodings: %ENCODINGS%});%TONE%
   await pc.setLocalDescription(await pc.createOffer());
   await new Promise(r => { if (pc.iceGatheringState === 'complete') r();
                            pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); });
   return pc.localDescription.sdp;
-}""".replace("%SQUARES%", str(squares)).replace("%TONE%", tone)
+}""".replace("%SQUARES%", str(squares)).replace("%TONE%", tone) \
+        .replace("%ENCODINGS%", SIMULCAST if layers == 3 else SINGLE)

@@ -72,6 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # media quality (issue 17): a simulcast publisher, viewers behind shaped links
     parser.add_argument("--simulcast", action="store_true",
                         help="publish from headless Chromium in three VP8 layers (q/h/f) instead of aiortc")
+    parser.add_argument("--simulcast-floor", action="store_true",
+                        help="with --simulcast: first the same Chromium publisher in ONE full-size encoding (the "
+                             "floor: same browser, canvas, viewers and warm-up), then simulcast, each on a fresh "
+                             "node; one line: simulcast's keys, the floor's under \"floor\", their us/packet ratio")
     parser.add_argument("--impaired", type=impaired_spec, metavar="K:RATE",
                         help="also K decoding viewers, each in its own network namespace behind tc tbf at RATE "
                              "(e.g. 2:300kbit); the bench makes and removes the namespaces (root)")
@@ -194,7 +198,8 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
     procs: list[subprocess.Popen[str]] = []
     if getattr(args, "simulcast", False) and url.startswith("ws"):
         pub = subprocess.Popen([sys.executable, "-m", "bench.chrome_publish", "--signal", url, "--token",
-                                publisher_token, "--room", ROOM], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                publisher_token, "--room", ROOM, "--layers", str(getattr(args, "layers", 3))],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=None if args.node_log else subprocess.DEVNULL, text=True)
     else:
         pub = _spawn(["publish", "--signal", url, "--token", publisher_token, "--room", ROOM], args.node_log)
@@ -354,6 +359,15 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         if not args.baseline:
             raise SystemExit("--baseline-only needs --baseline relay|janus")
         return baseline_only(args, measure)
+    if getattr(args, "simulcast_floor", False):
+        if not args.simulcast or args.fanout == "both":
+            raise SystemExit("--simulcast-floor needs --simulcast and one --fanout")
+        args.layers = 1
+        floor = _run(args, args.fanout)
+        args.layers = 3
+        sim = _run(args, args.fanout)
+        ratio = sim["server_us_per_packet"] / floor["server_us_per_packet"] if floor["server_us_per_packet"] else None
+        return {**sim, "floor": floor, "us_per_packet_over_floor": round(ratio, 3) if ratio is not None else None}
     if args.fanout != "both":
         return _run(args, args.fanout)
     python = _run(args, "python")
@@ -406,7 +420,7 @@ def _run(args: argparse.Namespace, fanout: str) -> dict:  # type: ignore[type-ar
             result["workers"] = args.workers
             result["viewers_per_worker"] = per_worker
             result["fanout"] = fanout
-            result["simulcast"] = bool(getattr(args, "simulcast", False))
+            result["simulcast"] = bool(getattr(args, "simulcast", False)) and getattr(args, "layers", 3) == 3
         finally:
             node.terminate()
             node.wait(20)
