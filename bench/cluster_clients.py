@@ -182,7 +182,7 @@ async def view(args: argparse.Namespace) -> None:
         killed = window.get("killed_at")
         after = [t for t in v.new_peer_frames if killed is not None and t > killed]
         per_viewer.append({
-            "node": v.node.hello.node if v.node is not None and v.error is None else None,
+            "mode": "decode", "node": v.node.hello.node if v.node is not None and v.error is None else None,
             "fps": round(fps, 2), "packets": max(0, got),
             "loss_pct": round(100 * lost / (got + lost), 3) if got + lost > 0 else None,
             "recovery_s": round(after[0] - killed, 3) if after and killed is not None else None,
