@@ -57,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample", type=int, default=0,
                         help="viewers (the last ones) that decode every frame; the others count RTP")
     parser.add_argument("--decode", action="store_true", help="every viewer decodes every frame (--sample V)")
+    parser.add_argument("--in-flight", type=int, default=2, help="viewers signing up and joining at once, per process")
     parser.add_argument("--size", default="320x240", help="the publisher's colour bars")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--log", action="store_true", help="show the servers' and load generators' logs")
@@ -297,7 +298,7 @@ def _viewer_groups(args: argparse.Namespace, api: str, room: str, tag: str) -> l
         size = args.per_process or default
         for first in range(start, end, size):
             argv = ["--api", api, "--room", room, "--first", str(first), "--count", str(min(size, end - first)),
-                    "--tag", tag]
+                    "--tag", tag, "--in-flight", str(args.in_flight)]
             groups.append(_clients(args, *argv, module=module) if module.startswith("sfu") else
                           _clients(args, "view", *argv))
     return groups
