@@ -161,7 +161,8 @@ class Cluster:
             if len(entries) == self.args.nodes:
                 break
             if any(p.poll() is not None for p in nodes.values()):
-                raise RuntimeError(f"a node exited; see {self.base}/node*.log")
+                logs = "".join((self.base / f"node{i}.log").read_text()[-800:] for i in range(self.args.nodes))
+                raise RuntimeError(f"a node exited (the temporary directory goes with this run):\n{logs}")
             time.sleep(0.5)
         else:
             raise RuntimeError("the nodes did not all register")
