@@ -220,11 +220,11 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(args.warmup)
         pids = [p for proc in cluster.nodes.values() for p in _family(proc.pid)]
         loaders = [pub.pid, *(g.pid for g in groups)]
-        _tell(groups, "start")
+        _tell([*groups, pub], "start")
         cpu0, load0, drops0, t0 = _cpu_s(pids), _cpu_s(loaders), _udp_rcvbuf_errors(), time.monotonic()
         time.sleep(args.seconds)
         cpu1, load1, drops1, elapsed = _cpu_s(pids), _cpu_s(loaders), _udp_rcvbuf_errors(), time.monotonic() - t0
-        _tell(groups, "window")
+        _tell([*groups, pub], "window")
         killed: dict[str, Any] = {}
         if args.kill_node:
             counts = {n: placed.count(n) for n in set(placed) if n}
@@ -237,7 +237,7 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
             killed["registry_after"] = len(_registry(cluster.env))
         _tell(groups, "stop")
         _tell([pub], "stop")
-        results = [v for g in groups for v in _expect(g, "result")["viewers"]]
+        results = [{**v, "group": i} for i, g in enumerate(groups) for v in _expect(g, "result")["viewers"]]
         publisher = _expect(pub, "result")
     finally:
         for proc in [*groups, pub]:
@@ -270,6 +270,8 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         "viewer_fps_min": round(min(fps), 1) if fps else None,
         "viewer_fps_p50": _pct(fps, 0.5),
         "decoded_fps_min": round(min(decoded), 1) if decoded else None,
+        "viewers_below_29_fps": sum(1 for f in fps if f < 29),
+        "publisher_fps": publisher.get("fps"),
         "seconds": args.seconds,
         "join_errors": [e for r in readies for e in r.get("errors", [])][:3],
     }
@@ -330,19 +332,24 @@ def _align(ref: list[list[float]], other: list[list[float]]) -> list[float]:
 
 
 def _cascade_latency(results: list[dict[str, Any]], placed: list[str | None], origin: str) -> dict[str, Any]:
-    """Edge vs origin arrival of the same frame: each edge viewer's decoded frames against one origin
-    viewer's (the reference), p99 over every matched frame; the same between two origin viewers is the
-    floor (decode and scheduling noise of this box). None without viewers on both."""
+    """Edge vs origin arrival of the same frame: each edge viewer's frames against an origin viewer's
+    of the same kind (decoded, or counted) in the same load generator process when there is one (both
+    read by one event loop: the time that process waited for a core, on this shared box, is in
+    both), else the first origin viewer's; p99 over every matched frame. The same between origin
+    viewers and their reference is the floor (the noise of the fan-out order and of the box). None
+    without viewers on both."""
     kind = "count" if any(v.get("mode") == "count" for v in results) else "decode"
-    frames = [(n, v.get("frames") or []) for v, n in zip(results, placed, strict=False)
+    frames = [(v.get("group", 0), n, v.get("frames") or []) for v, n in zip(results, placed, strict=False)
               if v.get("frames") and v.get("mode", "decode") == kind]
-    on_origin = [f for n, f in frames if n == origin]
-    on_edges = [f for n, f in frames if n != origin]
-    if not on_origin or not on_edges:
+    refs: dict[int, list[list[float]]] = {}
+    for group, n, f in frames:
+        if n == origin:
+            refs.setdefault(group, f)
+    if not refs or all(n == origin for _, n, _ in frames):
         return {"cascade_added_latency_ms_p99": None}
-    ref = on_origin[0]
-    added = [d for f in on_edges for d in _align(ref, f)]
-    floor = [d for f in on_origin[1:] for d in _align(ref, f)]
+    first = next(iter(refs.values()))
+    added = [d for g, n, f in frames if n != origin for d in _align(refs.get(g, first), f)]
+    floor = [d for g, n, f in frames if n == origin and f is not refs[g] for d in _align(refs[g], f)]
     return {"cascade_added_latency_ms_p99": _pct(added, 0.99), "cascade_added_latency_ms_p50": _pct(added, 0.5),
             "origin_viewers_spread_ms_p99": _pct(floor, 0.99), "cascade_frames_matched": len(added)}
 

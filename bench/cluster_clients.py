@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import VideoFrame
 
 from switchboard_client import ApiClient, ApiError, NodeClient, publish_show, view_show
 from switchboard_client.media import TestPattern
@@ -43,6 +44,14 @@ async def patiently(call: Any, *args: Any) -> Any:
                 raise
             await asyncio.sleep(1 + random.random())
     return await call(*args)
+
+
+async def connect(api: str, tokens: Any) -> NodeClient:
+    """A node client, open (a new one per try: a failed ``open`` closes it), for :func:`patiently`:
+    the API sheds token requests (503) while it hashes many sign-ups' passwords."""
+    node = NodeClient(api, tokens, resume_window_s=30)
+    await node.open()
+    return node
 
 
 def say(event: str, **fields: Any) -> None:
@@ -90,6 +99,20 @@ class Frames:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+class PacedPattern(TestPattern):
+    """The publisher's colour bars, counting the frames it made (its fps in the window: a publisher
+    starved of CPU on a busy box sends fewer, whatever the nodes do)."""
+
+    def __init__(self, width: int, height: int) -> None:
+        super().__init__(width, height)
+        self.frames = 0
+
+    async def recv(self) -> VideoFrame:
+        frame = await super().recv()
+        self.frames += 1
+        return frame
 
 
 @dataclass
@@ -145,8 +168,7 @@ async def view(args: argparse.Namespace) -> None:
                 await patiently(v.api.register, email, PASSWORD)
                 await patiently(v.api.login, email, PASSWORD)
                 step = "connect"
-                v.node = NodeClient(args.api, v.api.token_source(args.room), resume_window_s=30)
-                await v.node.open()
+                v.node = await patiently(connect, args.api, v.api.token_source(args.room))
                 step = "join"
                 v.viewing = await view_show(v.node, args.room)
                 tasks.append(asyncio.create_task(v.follow()))
@@ -208,7 +230,8 @@ async def publish(args: argparse.Namespace) -> None:
         await patiently(api.login, args.email, args.password)
         node = NodeClient(args.api, api.token_source(args.room, "broadcaster"), resume_window_s=30)
         await node.open()
-        show = await publish_show(node, args.room, [TestPattern(width, height)])
+        pattern = PacedPattern(width, height)
+        show = await publish_show(node, args.room, [pattern])
         try:
             async with asyncio.timeout(60):  # the media must flow before viewers wait for frames
                 while show.peer.pc.connectionState != "connected":  # noqa: ASYNC110 (aiortc's state, no event)
@@ -217,10 +240,15 @@ async def publish(args: argparse.Namespace) -> None:
             say("ready", node=node.hello.node, error=f"publisher not connected ({show.peer.pc.connectionState})")
         else:
             say("ready", node=node.hello.node)
+        marks: dict[str, tuple[int, float]] = {}
         async for command in commands():
-            if command[0] == "stop":
+            if command[0] in ("start", "window"):
+                marks[command[0]] = (pattern.frames, time.monotonic())
+            elif command[0] == "stop":
                 break
-        say("result", node=node.hello.node, rejoins=show.rejoins, moves=node.moves)
+        (n0, t0), (n1, t1) = marks.get("start", (0, 0.0)), marks.get("window", (0, 0.0))
+        say("result", node=node.hello.node, rejoins=show.rejoins, moves=node.moves,
+            fps=round((n1 - n0) / (t1 - t0), 2) if t1 > t0 else None)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(show.close(), 10)
         await node.close()

@@ -154,6 +154,14 @@ async def patiently(call: Any, *args: Any) -> Any:
     return await call(*args)
 
 
+async def connect(api: str, tokens: Any) -> NodeClient:
+    """A node client, open (a new one per try: a failed ``open`` closes it), for :func:`patiently`:
+    the API sheds token requests (503) while it hashes many sign-ups' passwords."""
+    node = NodeClient(api, tokens, resume_window_s=30)
+    await node.open()
+    return node
+
+
 def say(event: str, **fields: Any) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
 
@@ -167,8 +175,7 @@ async def join(v: Viewer, args: argparse.Namespace, gate: asyncio.Semaphore) -> 
             await patiently(v.api.register, email, PASSWORD)
             await patiently(v.api.login, email, PASSWORD)
             step = "connect"
-            v.node = NodeClient(args.api, v.api.token_source(args.room), resume_window_s=30)
-            await v.node.open()
+            v.node = await patiently(connect, args.api, v.api.token_source(args.room))
             step = "join"
             v.viewing = await view_show(v.node, args.room, on_peer=v.on_peer)
             step = "first frame"
