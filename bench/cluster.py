@@ -272,6 +272,8 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         "decoded_fps_min": round(min(decoded), 1) if decoded else None,
         "viewers_below_29_fps": sum(1 for f in fps if f < 29),
         "publisher_fps": publisher.get("fps"),
+        "viewer_states": dict(Counter(v.get("state") for v in results if v.get("state"))),
+        "viewers_told": dict(Counter(t for v in results for t in v.get("told", []))),
         "seconds": args.seconds,
         "join_errors": [e for r in readies for e in r.get("errors", [])][:3],
     }

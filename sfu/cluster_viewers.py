@@ -130,6 +130,20 @@ class Viewer:
         self.peers: list[PeerCount] = []
         self.error: str | None = None
         self.framed = asyncio.Event()
+        self.told: list[str] = []
+        """``show.peer_closed`` / ``show.media_stopped`` the node sent (type: reason)."""
+        self._listener: asyncio.Task[None] | None = None
+
+    def listen(self) -> None:
+        """Notes what the node says about this viewer's media (the SDK does not act on it)."""
+        assert self.node is not None
+        stream = self.node.events("show.peer_closed", "show.media_stopped")
+
+        async def read() -> None:
+            async for event in stream:
+                self.told.append(f"{event['type']}: {event.get('reason')}")
+
+        self._listener = asyncio.create_task(read())
 
     def on_peer(self, peer: Peer) -> None:
         self.peers.append(PeerCount(peer, self.framed))
@@ -176,6 +190,7 @@ async def join(v: Viewer, args: argparse.Namespace, gate: asyncio.Semaphore) -> 
             await patiently(v.api.login, email, PASSWORD)
             step = "connect"
             v.node = await patiently(connect, args.api, v.api.token_source(args.room))
+            v.listen()
             step = "join"
             v.viewing = await view_show(v.node, args.room, on_peer=v.on_peer)
             step = "first frame"
@@ -223,7 +238,8 @@ async def run(args: argparse.Namespace) -> None:
             "moves": v.node.moves if v.node is not None else 0,
             "rejoins": v.viewing.rejoins if v.viewing is not None else 0,
             "ended": (v.viewing.ended or {}).get("reason") if v.viewing is not None else None,
-            "error": v.error,
+            "error": v.error, "told": v.told[:3],
+            "state": v.peers[-1].peer.pc.connectionState if v.peers else None, "peers": len(v.peers),
             "frames": [[round(t, 6), ts] for t, ts in frames],
         })
     say("result", viewers=results)
