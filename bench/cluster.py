@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from secrets import token_urlsafe
-from typing import Any
+from typing import IO, Any
 
 from bench.api import _wait_ready
 from bench.mailbox import Mailbox, owned_rooms
@@ -104,6 +104,7 @@ class Cluster:
         self.redis = EmbeddedRedis(base / "redis")
         self.postgres = EmbeddedPostgres(base / "postgres")
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[IO[bytes]] = []
         self.nodes: dict[str, subprocess.Popen[bytes]] = {}
         """Node id -> its process."""
         self.env: dict[str, str] = {}
@@ -113,6 +114,7 @@ class Cluster:
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.base / f"{name}.log").open("wb")
+        self.logs.append(log)
         proc = subprocess.Popen([sys.executable, "-m", "switchboard", *argv], env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
         self.procs.append(proc)
@@ -193,6 +195,8 @@ class Cluster:
                 proc.wait()
         self.postgres.stop()
         self.redis.stop()
+        for log in self.logs:
+            log.close()
 
 
 def _host_room(api: str, smtp_port: int) -> str:
@@ -248,6 +252,8 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
             except (subprocess.TimeoutExpired, OSError):
                 proc.kill()
                 proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
     packets = sum(v["packets"] for v in results)
     decoded = [v["fps"] for v in results if v.get("mode") != "count" and v["error"] is None]
     losses = [v["loss_pct"] for v in results if v["loss_pct"] is not None]
