@@ -1,5 +1,8 @@
 """The load of ``bench cluster``: a publisher or a group of viewers, built on the SDK (public protocols only).
 
+These viewers decode every frame (``--sample`` / ``--decode``); the bench's default viewers count RTP
+instead (``python -m sfu.cluster_viewers``: same sign-in, placement, rejoin and line protocol).
+
     python -m bench.cluster_clients publish --api URL --email E --password P --room R [--size 320x240]
     python -m bench.cluster_clients view --api URL --room R --first I --count K
 
