@@ -3,15 +3,19 @@
 The bench starts its own embedded Redis and Postgres, the control API (``switchboard api``) and N
 ``switchboard node`` processes, then the load through public protocols only
 (``python -m bench.cluster_clients``, on the SDK): one publisher and V viewers, every one placed by
-the API's token answer (``node``). Viewers decode every frame (small colour bars), so V stays modest
-on a small machine. Over ``--seconds`` it measures all nodes' CPU per video packet the viewers
-received, each viewer's loss and fps, and where the viewers are (``viewers_per_node``, from each
-viewer's ``hello.node``). With ``--kill-node`` it then kills one node's processes with SIGKILL (an
-edge node with viewers when there is one, else the show's origin) and measures, per viewer of that
-node, the time from the kill to its first decoded frame again (the SDK asks the API again, and joins
-again on the node it names). With ``--viewers-per-node C`` the nodes run the cascade and the origin
+the API's token answer (``node``). Viewers count RTP at the socket (``python -m sfu.cluster_viewers``:
+still the SDK's sign-in, placement and rejoin, but no decoding, which costs the load generator far
+more than the nodes: ~120 decoding viewers fill this 2-core box); ``--sample K`` of them decode every
+frame (``bench.cluster_clients view``), ``--decode`` makes all of them decode. Over ``--seconds`` it
+measures all nodes' CPU per video packet the viewers received, the load generator's CPU, each
+viewer's loss and fps, and where the viewers are (``viewers_per_node``, from each viewer's
+``hello.node``). With ``--kill-node`` it then kills one node's processes with SIGKILL (an edge node
+with viewers when there is one, else the show's origin) and measures, per viewer of that node, the
+time from the kill to its first frame again on a new peer connection (the SDK asks the API again,
+and joins again on the node it names). With ``--viewers-per-node C`` the nodes run the cascade and the origin
 takes C viewers, the others go to edges; ``cascade_added_latency_ms_p99`` then compares edge viewers'
-decoded frames with an origin viewer's, matched by RTP timestamp (:func:`_align`), beside the same
+frames (decoded, or counted: their marker packet's arrival) with an origin viewer's of the same kind,
+matched by RTP timestamp (:func:`_align`), beside the same
 between two origin viewers (``origin_viewers_spread_ms_p99``: the floor). Null while no viewer is on
 an edge.
 """
@@ -30,11 +34,11 @@ import time
 from collections import Counter
 from pathlib import Path
 from secrets import token_urlsafe
-from typing import Any
+from typing import IO, Any
 
 from bench.api import _wait_ready
 from bench.mailbox import Mailbox, owned_rooms
-from bench.sfu import _cpu_s, _family, _pct
+from bench.sfu import _cpu_s, _family, _pct, _udp_rcvbuf_errors
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from switchboard.keys import KeyPaths, ensure_secrets
 
@@ -48,7 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="the measured window")
     parser.add_argument("--kill-node", action="store_true", help="then kill one node with SIGKILL and time recovery")
     parser.add_argument("--recovery-wait", type=float, default=20.0, help="seconds to wait for viewers after the kill")
-    parser.add_argument("--per-process", type=int, default=10, help="viewers per load generator process")
+    parser.add_argument("--per-process", type=int, default=0,
+                        help="viewers per load generator process (0: 50 counting, 10 decoding)")
+    parser.add_argument("--sample", type=int, default=0,
+                        help="viewers (the last ones) that decode every frame; the others count RTP")
+    parser.add_argument("--decode", action="store_true", help="every viewer decodes every frame (--sample V)")
+    parser.add_argument("--in-flight", type=int, default=2, help="viewers signing up and joining at once, per process")
     parser.add_argument("--size", default="320x240", help="the publisher's colour bars")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--log", action="store_true", help="show the servers' and load generators' logs")
@@ -57,8 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "to edges, which pull the show through sealed pipes; 0: no cascade")
 
 
-def _clients(args: argparse.Namespace, *argv: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "bench.cluster_clients", *argv], stdin=subprocess.PIPE,
+def _clients(args: argparse.Namespace, *argv: str, module: str = "bench.cluster_clients") -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", module, *argv], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=None if args.log else subprocess.DEVNULL, text=True)
 
 
@@ -95,6 +104,7 @@ class Cluster:
         self.redis = EmbeddedRedis(base / "redis")
         self.postgres = EmbeddedPostgres(base / "postgres")
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[IO[bytes]] = []
         self.nodes: dict[str, subprocess.Popen[bytes]] = {}
         """Node id -> its process."""
         self.env: dict[str, str] = {}
@@ -104,6 +114,7 @@ class Cluster:
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.base / f"{name}.log").open("wb")
+        self.logs.append(log)
         proc = subprocess.Popen([sys.executable, "-m", "switchboard", *argv], env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
         self.procs.append(proc)
@@ -152,7 +163,8 @@ class Cluster:
             if len(entries) == self.args.nodes:
                 break
             if any(p.poll() is not None for p in nodes.values()):
-                raise RuntimeError(f"a node exited; see {self.base}/node*.log")
+                logs = "".join((self.base / f"node{i}.log").read_text()[-800:] for i in range(self.args.nodes))
+                raise RuntimeError(f"a node exited (the temporary directory goes with this run):\n{logs}")
             time.sleep(0.5)
         else:
             raise RuntimeError("the nodes did not all register")
@@ -183,6 +195,8 @@ class Cluster:
                 proc.wait()
         self.postgres.stop()
         self.redis.stop()
+        for log in self.logs:
+            log.close()
 
 
 def _host_room(api: str, smtp_port: int) -> str:
@@ -204,18 +218,17 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         if published.get("error"):
             raise RuntimeError(published["error"])
         origin = published["node"]
-        for first in range(0, args.viewers, args.per_process):
-            groups.append(_clients(args, "view", "--api", cluster.api, "--room", room, "--first", str(first),
-                                   "--count", str(min(args.per_process, args.viewers - first)), "--tag", tag))
+        groups = _viewer_groups(args, cluster.api, room, tag)
         readies = [_expect(g, "ready") for g in groups]
         placed = [n for r in readies for n in r["nodes"]]
         time.sleep(args.warmup)
         pids = [p for proc in cluster.nodes.values() for p in _family(proc.pid)]
-        _tell(groups, "start")
-        cpu0, t0 = _cpu_s(pids), time.monotonic()
+        loaders = [pub.pid, *(g.pid for g in groups)]
+        _tell([*groups, pub], "start")
+        cpu0, load0, drops0, t0 = _cpu_s(pids), _cpu_s(loaders), _udp_rcvbuf_errors(), time.monotonic()
         time.sleep(args.seconds)
-        cpu1, elapsed = _cpu_s(pids), time.monotonic() - t0
-        _tell(groups, "window")
+        cpu1, load1, drops1, elapsed = _cpu_s(pids), _cpu_s(loaders), _udp_rcvbuf_errors(), time.monotonic() - t0
+        _tell([*groups, pub], "window")
         killed: dict[str, Any] = {}
         if args.kill_node:
             counts = {n: placed.count(n) for n in set(placed) if n}
@@ -228,7 +241,7 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
             killed["registry_after"] = len(_registry(cluster.env))
         _tell(groups, "stop")
         _tell([pub], "stop")
-        results = [v for g in groups for v in _expect(g, "result")["viewers"]]
+        results = [{**v, "group": i} for i, g in enumerate(groups) for v in _expect(g, "result")["viewers"]]
         publisher = _expect(pub, "result")
     finally:
         for proc in [*groups, pub]:
@@ -239,7 +252,10 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
             except (subprocess.TimeoutExpired, OSError):
                 proc.kill()
                 proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
     packets = sum(v["packets"] for v in results)
+    decoded = [v["fps"] for v in results if v.get("mode") != "count" and v["error"] is None]
     losses = [v["loss_pct"] for v in results if v["loss_pct"] is not None]
     fps = [v["fps"] for v in results if v["error"] is None]
     per_node = {node_id: placed.count(node_id) for node_id in cluster.nodes}
@@ -251,11 +267,19 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         "origin": origin,
         "server_us_per_packet": round((cpu1 - cpu0) * 1e6 / max(1, packets), 2),
         "server_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
+        "loadgen_cpu_pct": round(100 * (load1 - load0) / elapsed, 1),
+        "udp_rcvbuf_errors": drops1 - drops0,
         "packets_per_s": round(packets / elapsed, 1),
+        "viewers_decoding": sum(1 for v in results if v.get("mode") != "count"),
         **_cascade_latency(results, placed, origin),
         "viewer_loss_pct_max": round(max(losses), 3) if losses else None,
         "viewer_fps_min": round(min(fps), 1) if fps else None,
         "viewer_fps_p50": _pct(fps, 0.5),
+        "decoded_fps_min": round(min(decoded), 1) if decoded else None,
+        "viewers_below_29_fps": sum(1 for f in fps if f < 29),
+        "publisher_fps": publisher.get("fps"),
+        "viewer_states": dict(Counter(v.get("state") for v in results if v.get("state"))),
+        "viewers_told": dict(Counter(t for v in results for t in v.get("told", []))),
         "seconds": args.seconds,
         "join_errors": [e for r in readies for e in r.get("errors", [])][:3],
     }
@@ -273,6 +297,22 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
             "viewers_per_node_after": _after(results),
         })
     return result
+
+
+def _viewer_groups(args: argparse.Namespace, api: str, room: str, tag: str) -> list[subprocess.Popen[str]]:
+    """The viewers' processes: counting ones (``sfu.cluster_viewers``), then the decoding sample
+    (``bench.cluster_clients view``), each of ``--per-process`` viewers."""
+    decoding = args.viewers if args.decode else min(args.sample, args.viewers)
+    groups: list[subprocess.Popen[str]] = []
+    for module, start, end, default in (("sfu.cluster_viewers", 0, args.viewers - decoding, 50),
+                                        ("bench.cluster_clients", args.viewers - decoding, args.viewers, 10)):
+        size = args.per_process or default
+        for first in range(start, end, size):
+            argv = ["--api", api, "--room", room, "--first", str(first), "--count", str(min(size, end - first)),
+                    "--tag", tag, "--in-flight", str(args.in_flight)]
+            groups.append(_clients(args, *argv, module=module) if module.startswith("sfu") else
+                          _clients(args, "view", *argv))
+    return groups
 
 
 def _align(ref: list[list[float]], other: list[list[float]]) -> list[float]:
@@ -300,17 +340,24 @@ def _align(ref: list[list[float]], other: list[list[float]]) -> list[float]:
 
 
 def _cascade_latency(results: list[dict[str, Any]], placed: list[str | None], origin: str) -> dict[str, Any]:
-    """Edge vs origin arrival of the same frame: each edge viewer's decoded frames against one origin
-    viewer's (the reference), p99 over every matched frame; the same between two origin viewers is the
-    floor (decode and scheduling noise of this box). None without viewers on both."""
-    frames = [(n, v.get("frames") or []) for v, n in zip(results, placed, strict=False) if v.get("frames")]
-    on_origin = [f for n, f in frames if n == origin]
-    on_edges = [f for n, f in frames if n != origin]
-    if not on_origin or not on_edges:
+    """Edge vs origin arrival of the same frame: each edge viewer's frames against an origin viewer's
+    of the same kind (decoded, or counted) in the same load generator process when there is one (both
+    read by one event loop: the time that process waited for a core, on this shared box, is in
+    both), else the first origin viewer's; p99 over every matched frame. The same between origin
+    viewers and their reference is the floor (the noise of the fan-out order and of the box). None
+    without viewers on both."""
+    kind = "count" if any(v.get("mode") == "count" for v in results) else "decode"
+    frames = [(v.get("group", 0), n, v.get("frames") or []) for v, n in zip(results, placed, strict=False)
+              if v.get("frames") and v.get("mode", "decode") == kind]
+    refs: dict[int, list[list[float]]] = {}
+    for group, n, f in frames:
+        if n == origin:
+            refs.setdefault(group, f)
+    if not refs or all(n == origin for _, n, _ in frames):
         return {"cascade_added_latency_ms_p99": None}
-    ref = on_origin[0]
-    added = [d for f in on_edges for d in _align(ref, f)]
-    floor = [d for f in on_origin[1:] for d in _align(ref, f)]
+    first = next(iter(refs.values()))
+    added = [d for g, n, f in frames if n != origin for d in _align(refs.get(g, first), f)]
+    floor = [d for g, n, f in frames if n == origin and f is not refs[g] for d in _align(refs[g], f)]
     return {"cascade_added_latency_ms_p99": _pct(added, 0.99), "cascade_added_latency_ms_p50": _pct(added, 0.5),
             "origin_viewers_spread_ms_p99": _pct(floor, 0.99), "cascade_frames_matched": len(added)}
 

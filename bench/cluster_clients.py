@@ -1,5 +1,8 @@
 """The load of ``bench cluster``: a publisher or a group of viewers, built on the SDK (public protocols only).
 
+These viewers decode every frame (``--sample`` / ``--decode``); the bench's default viewers count RTP
+instead (``python -m sfu.cluster_viewers``: same sign-in, placement, rejoin and line protocol).
+
     python -m bench.cluster_clients publish --api URL --email E --password P --room R [--size 320x240]
     python -m bench.cluster_clients view --api URL --room R --first I --count K
 
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import VideoFrame
 
 from switchboard_client import ApiClient, ApiError, NodeClient, publish_show, view_show
 from switchboard_client.media import TestPattern
@@ -43,6 +47,14 @@ async def patiently(call: Any, *args: Any) -> Any:
                 raise
             await asyncio.sleep(1 + random.random())
     return await call(*args)
+
+
+async def connect(api: str, tokens: Any) -> NodeClient:
+    """A node client, open (a new one per try: a failed ``open`` closes it), for :func:`patiently`:
+    the API sheds token requests (503) while it hashes many sign-ups' passwords."""
+    node = NodeClient(api, tokens, resume_window_s=30)
+    await node.open()
+    return node
 
 
 def say(event: str, **fields: Any) -> None:
@@ -90,6 +102,20 @@ class Frames:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+class PacedPattern(TestPattern):
+    """The publisher's colour bars, counting the frames it made (its fps in the window: a publisher
+    starved of CPU on a busy box sends fewer, whatever the nodes do)."""
+
+    def __init__(self, width: int, height: int) -> None:
+        super().__init__(width, height)
+        self.frames = 0
+
+    async def recv(self) -> VideoFrame:
+        frame = await super().recv()
+        self.frames += 1
+        return frame
 
 
 @dataclass
@@ -145,8 +171,7 @@ async def view(args: argparse.Namespace) -> None:
                 await patiently(v.api.register, email, PASSWORD)
                 await patiently(v.api.login, email, PASSWORD)
                 step = "connect"
-                v.node = NodeClient(args.api, v.api.token_source(args.room), resume_window_s=30)
-                await v.node.open()
+                v.node = await patiently(connect, args.api, v.api.token_source(args.room))
                 step = "join"
                 v.viewing = await view_show(v.node, args.room)
                 tasks.append(asyncio.create_task(v.follow()))
@@ -182,7 +207,7 @@ async def view(args: argparse.Namespace) -> None:
         killed = window.get("killed_at")
         after = [t for t in v.new_peer_frames if killed is not None and t > killed]
         per_viewer.append({
-            "node": v.node.hello.node if v.node is not None and v.error is None else None,
+            "mode": "decode", "node": v.node.hello.node if v.node is not None and v.error is None else None,
             "fps": round(fps, 2), "packets": max(0, got),
             "loss_pct": round(100 * lost / (got + lost), 3) if got + lost > 0 else None,
             "recovery_s": round(after[0] - killed, 3) if after and killed is not None else None,
@@ -208,7 +233,8 @@ async def publish(args: argparse.Namespace) -> None:
         await patiently(api.login, args.email, args.password)
         node = NodeClient(args.api, api.token_source(args.room, "broadcaster"), resume_window_s=30)
         await node.open()
-        show = await publish_show(node, args.room, [TestPattern(width, height)])
+        pattern = PacedPattern(width, height)
+        show = await publish_show(node, args.room, [pattern])
         try:
             async with asyncio.timeout(60):  # the media must flow before viewers wait for frames
                 while show.peer.pc.connectionState != "connected":  # noqa: ASYNC110 (aiortc's state, no event)
@@ -217,10 +243,15 @@ async def publish(args: argparse.Namespace) -> None:
             say("ready", node=node.hello.node, error=f"publisher not connected ({show.peer.pc.connectionState})")
         else:
             say("ready", node=node.hello.node)
+        marks: dict[str, tuple[int, float]] = {}
         async for command in commands():
-            if command[0] == "stop":
+            if command[0] in ("start", "window"):
+                marks[command[0]] = (pattern.frames, time.monotonic())
+            elif command[0] == "stop":
                 break
-        say("result", node=node.hello.node, rejoins=show.rejoins, moves=node.moves)
+        (n0, t0), (n1, t1) = marks.get("start", (0, 0.0)), marks.get("window", (0, 0.0))
+        say("result", node=node.hello.node, rejoins=show.rejoins, moves=node.moves,
+            fps=round((n1 - n0) / (t1 - t0), 2) if t1 > t0 else None)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(show.close(), 10)
         await node.close()

@@ -312,7 +312,9 @@ class NodeClient:
                 reply = await self.request("token.refresh", token=token)
                 self._hello = dataclasses.replace(self.hello, token_expires_at=int(reply["token_expires_at"]))
                 self.refreshes += 1
-            except (NodeError, aiohttp.ClientError, TimeoutError) as exc:
+            except (NodeError, ApiError, aiohttp.ClientError, TimeoutError) as exc:
+                # ApiError: the API shed the token request (503) or refused it; the loop must live on,
+                # or the token runs out and the node closes the socket (4001) under a busy API.
                 log.warning("token.refresh failed: %r", exc)
                 await asyncio.sleep(5)
 

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiortc import MediaStreamTrack
@@ -39,10 +40,12 @@ broadcaster has reconnected and published again) before the show counts as ended
 class _Member:
     """What a broadcaster and a viewer share: the room, chat, the roster, leaving."""
 
-    def __init__(self, node: NodeClient, room: str) -> None:
+    def __init__(self, node: NodeClient, room: str, on_peer: Callable[[Peer], None] | None = None) -> None:
         self.node = node
         self.room = room
-        self.peer = Peer(node.hello.ice_servers)
+        self.on_peer = on_peer
+        """Called with each new peer connection (the first, then one per rejoin) before it negotiates."""
+        self.peer = self._new_peer()
         self.joined: dict[str, Any] = {}
         """The ``show.create`` / ``show.join`` reply (``owner``, ``roster``, ``viewers``, ...)."""
         self.rejoins = 0
@@ -52,6 +55,12 @@ class _Member:
         self._closed = False
         self._hellos: EventStream | None = None
         self._follower: asyncio.Task[None] | None = None
+
+    def _new_peer(self) -> Peer:
+        peer = Peer(self.node.hello.ice_servers)
+        if self.on_peer is not None:
+            self.on_peer(peer)
+        return peer
 
     def _follow_node(self) -> None:
         """Watches the node client's sessions: a new one (not resumed) joins the show again."""
@@ -137,7 +146,7 @@ class Broadcast(_Member):
     async def _rejoin(self) -> bool:
         """The show starts again on the new node with the same tracks, on a new peer connection."""
         await self.peer.close()
-        self.peer = Peer(self.node.hello.ice_servers)
+        self.peer = self._new_peer()
         await self._open(self._tracks)
         return True
 
@@ -151,8 +160,8 @@ class Broadcast(_Member):
 class Viewing(_Member):
     """A viewer's (or a hidden moderator's) side: the show's tracks arrive in :attr:`peer`."""
 
-    def __init__(self, node: NodeClient, room: str) -> None:
-        super().__init__(node, room)
+    def __init__(self, node: NodeClient, room: str, on_peer: Callable[[Peer], None] | None = None) -> None:
+        super().__init__(node, room, on_peer)
         self._offers: EventStream | None = None
         self._task: asyncio.Task[None] | None = None
         self.ended: dict[str, Any] | None = None
@@ -198,7 +207,7 @@ class Viewing(_Member):
             return False
         await self._stop()
         await self.peer.close()
-        self.peer = Peer(self.node.hello.ice_servers)
+        self.peer = self._new_peer()
         deadline = time.monotonic() + REJOIN_WINDOW_S
         delay = 0.25
         while True:
@@ -252,9 +261,12 @@ async def publish_show(node: NodeClient, room: str, tracks: list[MediaStreamTrac
     return show
 
 
-async def view_show(node: NodeClient, room: str) -> Viewing:
-    """Joins the show and subscribes to its media; ``await viewing.track("video")`` gives the remote track."""
-    viewing = Viewing(node, room)
+async def view_show(node: NodeClient, room: str, on_peer: Callable[[Peer], None] | None = None) -> Viewing:
+    """Joins the show and subscribes to its media; ``await viewing.track("video")`` gives the remote track.
+
+    ``on_peer`` is called with each new :class:`Peer` (the first, and the one of each rejoin after a
+    lost node) before it negotiates: a load generator registers its own handlers on ``peer.pc`` there."""
+    viewing = Viewing(node, room, on_peer)
     try:
         await viewing._open()
     except BaseException:

@@ -1,0 +1,269 @@
+"""The counting viewers of ``python -m bench cluster``: a group of viewers on the SDK, as one process.
+
+    python -m sfu.cluster_viewers --api URL --room R --first I --count K --tag T
+
+Each viewer signs up and in through the control API, asks it for a room token (the answer names the
+node: placement), connects with the SDK's ``NodeClient`` and joins with ``view_show``, so after a
+lost node it follows the SDK (asks the API again, joins again on a new peer connection). What it
+does not do is decode: every peer connection the SDK makes (``view_show(on_peer=...)``, the first and
+each rejoin's) is hooked before it negotiates, and its RTP is counted, never decoded. Until ICE is up
+the decrypted packets are taken from aiortc's DTLS transport (``hook_dtls``); once connected, SRTP is
+counted at the socket (``count_incoming_rtp``: the RTP header is clear) and a REMB is sent as aiortc's
+receiver would (``SocketRemb``). It lives here, not in bench/, because both touch aiortc internals
+(``sfu.aiortc_private``); ``bench.cluster_clients view`` is the decoding variant, same line protocol.
+
+Per viewer: loss from sequence gaps of each media SSRC (before retransmission: RTX payloads are
+encrypted), fps from marker bits (frame ends) of the video SSRC, each frame's arrival (its marker
+packet) with its RTP timestamp for the cascade latency, and the first frame of a peer connection
+made after ``mark T`` (a node was killed at unix time T) for recovery.
+
+Line protocol with the bench: ``{"event": "ready", ...}`` once joined; then ``start``, ``window``,
+``mark T``, ``stop`` on stdin; ``{"event": "result", "viewers": [...]}`` at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import re
+import sys
+import time
+from typing import Any
+
+from sfu import aiortc_private
+from switchboard_client import ApiClient, ApiError, NodeClient, view_show
+from switchboard_client.peer import Peer
+from switchboard_client.show import Viewing
+
+PASSWORD = "bench-cluster-password"
+"""The viewers' accounts' password (the same as ``bench.cluster_clients``)."""
+
+
+def _media_types(sdp: str) -> tuple[set[int], set[int]]:
+    """(video media payload types, RTX payload types) of an SDP."""
+    video: set[int] = set()
+    rtx: set[int] = set()
+    for section in sdp.split("\nm=")[1:]:
+        for pt, codec in re.findall(r"a=rtpmap:(\d+) ([\w-]+)/", section):
+            if codec.lower() == "rtx":
+                rtx.add(int(pt))
+            elif section.startswith("video"):
+                video.add(int(pt))
+    return video, rtx
+
+
+class PeerCount:
+    """The RTP one peer connection received, counted from the clear header."""
+
+    def __init__(self, peer: Peer, framed: asyncio.Event) -> None:
+        self.peer = peer
+        self.framed = framed
+        """Set at the first video frame (of any of the viewer's peer connections)."""
+        self.video: set[int] = set()
+        self.rtx: set[int] = set()
+        self.streams: dict[int, list[int]] = {}
+        """Media SSRC -> [received, first seq, highest seq, wrap cycles]."""
+        self.frames: list[tuple[float, int]] = []
+        """(unix time, RTP timestamp) of each video frame's marker packet."""
+        self.rtx_packets = 0
+        self.remb: aiortc_private.SocketRemb | None = None
+        self._hooked: set[int] = set()
+        peer.pc.on("track", self._drop_at_dtls)
+        peer.pc.on("connectionstatechange", self._at_socket)
+
+    def _drop_at_dtls(self, track: Any) -> None:
+        """Until connected: decrypted RTP is counted here and never reaches aiortc's decoder."""
+        for tr in self.peer.pc.getTransceivers():
+            dtls = tr.receiver.transport
+            if id(dtls) not in self._hooked:
+                self._hooked.add(id(dtls))
+                aiortc_private.hook_dtls(dtls, self.on_rtp, lambda data: None)
+
+    def _at_socket(self) -> None:
+        if self.peer.pc.connectionState != "connected" or self.remb is not None:
+            return
+        self.video, self.rtx = _media_types(self.peer.pc.remoteDescription.sdp)
+        self.remb = aiortc_private.SocketRemb.of(self.peer.pc)
+        with contextlib.suppress(RuntimeError):  # not nominated (closing): the DTLS hook still counts
+            aiortc_private.count_incoming_rtp(self.peer.pc, self.on_rtp)
+
+    def on_rtp(self, data: bytes) -> None:
+        if self.remb is not None:
+            self.remb.on_rtp(data)
+        pt = data[1] & 0x7F
+        if pt in self.rtx:
+            self.rtx_packets += 1
+            return
+        ssrc = int.from_bytes(data[8:12], "big")
+        seq = (data[2] << 8) | data[3]
+        s = self.streams.get(ssrc)
+        if s is None:
+            self.streams[ssrc] = [1, seq, seq, 0]
+        else:
+            s[0] += 1
+            if (seq - s[2]) & 0xFFFF < 0x8000:
+                if seq < s[2]:
+                    s[3] += 0x10000
+                s[2] = seq
+        if data[1] & 0x80 and pt in self.video:
+            self.frames.append((time.time(), int.from_bytes(data[4:8], "big")))
+            self.framed.set()
+
+    def totals(self) -> tuple[int, int]:
+        """(received, expected) media packets so far."""
+        received = expected = 0
+        for got, first, highest, cycles in self.streams.values():
+            received += got
+            expected += cycles + highest - first + 1
+        return received, expected
+
+
+class Viewer:
+    def __init__(self, index: int, api: ApiClient) -> None:
+        self.index = index
+        self.api = api
+        self.node: NodeClient | None = None
+        self.viewing: Viewing | None = None
+        self.peers: list[PeerCount] = []
+        self.error: str | None = None
+        self.framed = asyncio.Event()
+        self.told: list[str] = []
+        """``show.peer_closed`` / ``show.media_stopped`` the node sent (type: reason)."""
+        self._listener: asyncio.Task[None] | None = None
+
+    def listen(self) -> None:
+        """Notes what the node says about this viewer's media (the SDK does not act on it)."""
+        assert self.node is not None
+        stream = self.node.events("show.peer_closed", "show.media_stopped")
+
+        async def read() -> None:
+            async for event in stream:
+                self.told.append(f"{event['type']}: {event.get('reason')}")
+
+        self._listener = asyncio.create_task(read())
+
+    def on_peer(self, peer: Peer) -> None:
+        self.peers.append(PeerCount(peer, self.framed))
+
+    def totals(self) -> tuple[int, int]:
+        got = [p.totals() for p in self.peers]
+        return sum(r for r, _ in got), sum(e for _, e in got)
+
+    def frames(self, since_peer: int = 0) -> list[tuple[float, int]]:
+        return [f for p in self.peers[since_peer:] for f in p.frames]
+
+
+async def patiently(call: Any, *args: Any) -> Any:
+    """``await call(*args)``, again after a while when the API sheds load (503)."""
+    for _ in range(60):
+        try:
+            return await call(*args)
+        except ApiError as exc:
+            if exc.status != 503:
+                raise
+            await asyncio.sleep(1 + random.random())
+    return await call(*args)
+
+
+async def connect(api: str, tokens: Any) -> NodeClient:
+    """A node client, open (a new one per try: a failed ``open`` closes it), for :func:`patiently`:
+    the API sheds token requests (503) while it hashes many sign-ups' passwords."""
+    node = NodeClient(api, tokens, resume_window_s=30)
+    await node.open()
+    return node
+
+
+def say(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+async def join(v: Viewer, args: argparse.Namespace, gate: asyncio.Semaphore) -> None:
+    step = "sign-up"
+    async with gate:
+        try:
+            await v.api.open()
+            email = f"cluster-viewer-{args.tag}-{v.index}@example.com"
+            await patiently(v.api.register, email, PASSWORD)
+            await patiently(v.api.login, email, PASSWORD)
+            step = "connect"
+            v.node = await patiently(connect, args.api, v.api.token_source(args.room))
+            v.listen()
+            step = "join"
+            v.viewing = await view_show(v.node, args.room, on_peer=v.on_peer)
+            step = "first frame"
+            async with asyncio.timeout(60):
+                await v.framed.wait()
+        except Exception as exc:
+            v.error = f"{step}: {exc!r}"
+
+
+async def run(args: argparse.Namespace) -> None:
+    gate = asyncio.Semaphore(args.in_flight)
+    viewers = [Viewer(args.first + i, ApiClient(args.api, timeout_s=120)) for i in range(args.count)]
+    await asyncio.gather(*(join(v, args, gate) for v in viewers))
+    say("ready", joined=sum(1 for v in viewers if v.error is None), errors=[v.error for v in viewers if v.error][:3],
+        nodes=[v.node.hello.node if v.node is not None and v.error is None else None for v in viewers])
+    t0 = t1 = killed = 0.0
+    counts0: list[tuple[int, int]] = []
+    counts1: list[tuple[int, int]] = []
+    at_mark: list[int] = []
+    while line := (await asyncio.to_thread(sys.stdin.readline)).split():
+        if line[0] == "start":
+            t0, counts0 = time.time(), [v.totals() for v in viewers]
+        elif line[0] == "window":
+            t1, counts1 = time.time(), [v.totals() for v in viewers]
+        elif line[0] == "mark":
+            killed, at_mark = float(line[1]), [len(v.peers) for v in viewers]
+        elif line[0] == "stop":
+            break
+    t1 = t1 or time.time()
+    counts1 = counts1 or [v.totals() for v in viewers]
+    results = []
+    for i, v in enumerate(viewers):
+        (r0, e0), (r1, e1) = counts0[i] if counts0 else (0, 0), counts1[i]
+        got, expected = r1 - r0, e1 - e0
+        frames = [f for f in v.frames() if t0 <= f[0] <= t1]
+        fps = (len(frames) - 1) / (frames[-1][0] - frames[0][0]) if len(frames) > 1 else 0.0
+        after = [t for t, _ in v.frames(at_mark[i]) if t > killed] if at_mark else []
+        ok = v.node is not None and v.error is None
+        results.append({
+            "mode": "count", "node": v.node.hello.node if ok and v.node is not None else None,
+            "fps": round(fps, 2), "packets": max(0, got),
+            "loss_pct": round(100 * max(0, expected - got) / expected, 3) if expected > 0 else None,
+            "rtx_packets": sum(p.rtx_packets for p in v.peers),
+            "recovery_s": round(after[0] - killed, 3) if after else None,
+            "moves": v.node.moves if v.node is not None else 0,
+            "rejoins": v.viewing.rejoins if v.viewing is not None else 0,
+            "ended": (v.viewing.ended or {}).get("reason") if v.viewing is not None else None,
+            "error": v.error, "told": v.told[:3],
+            "state": v.peers[-1].peer.pc.connectionState if v.peers else None, "peers": len(v.peers),
+            "frames": [[round(t, 6), ts] for t, ts in frames],
+        })
+    say("result", viewers=results)
+    for v in viewers:
+        for closer in (v.viewing, v.node, v.api):
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(closer.close(), 10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sfu.cluster_viewers")
+    parser.add_argument("--api", required=True)
+    parser.add_argument("--room", required=True)
+    parser.add_argument("--first", type=int, default=0)
+    parser.add_argument("--count", type=int, default=1)
+    parser.add_argument("--tag", default="0", help="makes the accounts' emails unique per run")
+    parser.add_argument("--in-flight", type=int, default=2, help="viewers signing up and joining at once")
+    args = parser.parse_args(argv)
+    import uvloop
+
+    uvloop.run(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""``bench cluster`` at its smallest: three nodes, counting viewers (``sfu.cluster_viewers``) and one
+decoding viewer (``bench.cluster_clients``), each placed by the API. Every viewer gets frames in the
+window, counted at the socket or decoded, and the figures the issue names are there."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from bench import cluster
+
+pytestmark = pytest.mark.slow
+
+
+def test_counting_and_decoding_viewers_get_frames() -> None:
+    parser = argparse.ArgumentParser()
+    cluster.add_arguments(parser)
+    args = parser.parse_args(["--nodes", "3", "--viewers", "4", "--sample", "1", "--viewers-per-node", "2",
+                              "--seconds", "2", "--warmup", "1", "--in-flight", "4"])
+    result = cluster.run(args)
+    assert result["viewers_joined"] == 4, result["join_errors"]
+    assert result["viewers_decoding"] == 1
+    assert sum(result["viewers_per_node"].values()) == 4
+    assert result["viewer_fps_min"] > 0, result
+    assert result["decoded_fps_min"] > 0, "the decoding viewer decoded nothing"
+    assert result["viewer_loss_pct_max"] is not None
+    assert result["packets_per_s"] > 0 and result["server_us_per_packet"] > 0
+    assert result["viewer_states"] == {"connected": 3}, "every counting viewer's peer connection is up"
+    for key in ("nodes", "viewers", "viewers_per_node", "cascade_added_latency_ms_p99", "viewer_loss_pct_max",
+                "viewer_fps_min", "loadgen_cpu_pct"):
+        assert key in result
