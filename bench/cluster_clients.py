@@ -57,6 +57,17 @@ async def connect(api: str, tokens: Any) -> NodeClient:
     return node
 
 
+async def viewer_node(api: ApiClient, url: str, tag: str, index: int, room: str) -> NodeClient:
+    """Viewer ``index`` signed up and in through the API (patiently), and its node client, open on the
+    node the API's token answer names. Shared by the decoding and the counting viewers."""
+    await api.open()
+    email = f"cluster-viewer-{tag}-{index}@example.com"
+    await patiently(api.register, email, PASSWORD)
+    await patiently(api.login, email, PASSWORD)
+    node: NodeClient = await patiently(connect, url, api.token_source(room))
+    return node
+
+
 def say(event: str, **fields: Any) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
 
@@ -163,15 +174,10 @@ async def view(args: argparse.Namespace) -> None:
     tasks: list[asyncio.Task[None]] = []
 
     async def join(v: Viewer) -> None:
-        step = "sign-up"
+        step = "sign-up and connect"
         async with gate:
             try:
-                await v.api.open()
-                email = f"cluster-viewer-{args.tag}-{v.index}@example.com"
-                await patiently(v.api.register, email, PASSWORD)
-                await patiently(v.api.login, email, PASSWORD)
-                step = "connect"
-                v.node = await patiently(connect, args.api, v.api.token_source(args.room))
+                v.node = await viewer_node(v.api, args.api, args.tag, v.index, args.room)
                 step = "join"
                 v.viewing = await view_show(v.node, args.room)
                 tasks.append(asyncio.create_task(v.follow()))

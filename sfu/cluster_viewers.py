@@ -26,19 +26,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import random
 import re
 import sys
 import time
 from typing import Any
 
+from bench.cluster_clients import say, viewer_node
 from sfu import aiortc_private
-from switchboard_client import ApiClient, ApiError, NodeClient, view_show
+from switchboard_client import ApiClient, NodeClient, view_show
 from switchboard_client.peer import Peer
 from switchboard_client.show import Viewing
 
-PASSWORD = "bench-cluster-password"
 """The viewers' accounts' password (the same as ``bench.cluster_clients``)."""
 
 
@@ -156,40 +154,11 @@ class Viewer:
         return [f for p in self.peers[since_peer:] for f in p.frames]
 
 
-async def patiently(call: Any, *args: Any) -> Any:
-    """``await call(*args)``, again after a while when the API sheds load (503)."""
-    for _ in range(60):
-        try:
-            return await call(*args)
-        except ApiError as exc:
-            if exc.status != 503:
-                raise
-            await asyncio.sleep(1 + random.random())
-    return await call(*args)
-
-
-async def connect(api: str, tokens: Any) -> NodeClient:
-    """A node client, open (a new one per try: a failed ``open`` closes it), for :func:`patiently`:
-    the API sheds token requests (503) while it hashes many sign-ups' passwords."""
-    node = NodeClient(api, tokens, resume_window_s=30)
-    await node.open()
-    return node
-
-
-def say(event: str, **fields: Any) -> None:
-    print(json.dumps({"event": event, **fields}), flush=True)
-
-
 async def join(v: Viewer, args: argparse.Namespace, gate: asyncio.Semaphore) -> None:
-    step = "sign-up"
+    step = "sign-up and connect"
     async with gate:
         try:
-            await v.api.open()
-            email = f"cluster-viewer-{args.tag}-{v.index}@example.com"
-            await patiently(v.api.register, email, PASSWORD)
-            await patiently(v.api.login, email, PASSWORD)
-            step = "connect"
-            v.node = await patiently(connect, args.api, v.api.token_source(args.room))
+            v.node = await viewer_node(v.api, args.api, args.tag, v.index, args.room)
             v.listen()
             step = "join"
             v.viewing = await view_show(v.node, args.room, on_peer=v.on_peer)
