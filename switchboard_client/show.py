@@ -6,7 +6,9 @@ client's token must be a room token for the show's room (``broadcaster`` to publ
 watch, ``hidden`` for a moderator's tap): docs/protocol.md, "Shows".
 
 After a lost node (or a drain) the node client starts a new session elsewhere; a show's member then
-joins again by itself on the new node (a new peer connection; :attr:`_Member.rejoins` counts it).
+joins again by itself on the new node (a new peer connection; :attr:`_Member.rejoins` counts it). A
+viewer whose peer connection the node closed (``show.peer_closed``: it died, or the worker shed it)
+subscribes again on the same session with a new one, counted the same way.
 The broadcaster creates the show again there (the API places the room's clients on one live node). A
 viewer asks to join until the show is back, for up to :data:`REJOIN_WINDOW_S`; then the show has ended
 for it with reason ``node lost`` (``show.ended`` on its event streams: the dead node could not say it).
@@ -37,6 +39,10 @@ REJOIN_WINDOW_S = 20.0
 broadcaster has reconnected and published again) before the show counts as ended (``node lost``)."""
 
 
+OVERLOADED_PAUSE_S = 1.0
+"""A viewer the node shed (``show.peer_closed``, ``overloaded``) subscribes again after 1-2 s."""
+
+
 class _Member:
     """What a broadcaster and a viewer share: the room, chat, the roster, leaving."""
 
@@ -49,7 +55,8 @@ class _Member:
         self.joined: dict[str, Any] = {}
         """The ``show.create`` / ``show.join`` reply (``owner``, ``roster``, ``viewers``, ...)."""
         self.rejoins = 0
-        """Times this member joined again on a new session (a lost node, a drain)."""
+        """Times this member joined again on a new session (a lost node, a drain), or (a viewer)
+        subscribed again after the node closed its peer connection (``show.peer_closed``)."""
         self.rejoined = asyncio.Event()
         """Set at each rejoin (clear it to wait for the next)."""
         self._closed = False
@@ -182,7 +189,7 @@ class Viewing(_Member):
 
     async def _open(self) -> None:
         # Listen before asking: the node may send show.offer right after our first answer.
-        self._offers = self.events("show.offer", "show.ended")
+        self._offers = self.events("show.offer", "show.ended", "show.peer_closed")
         self.joined = await self.node.request("show.join", room=self.room)
         offer = await self._subscribe()
         await self.node.request("show.answer", room=self.room, sdp=await self.peer.answer(offer["sdp"]))
@@ -233,12 +240,33 @@ class Viewing(_Member):
                 self.ended = event
                 await self.peer.close()
                 return
+            if event["type"] == "show.peer_closed":
+                await self._resubscribe(str(event.get("reason")))
+                continue
             try:
                 await self.node.request("show.answer", room=self.room, sdp=await self.peer.answer(event["sdp"]))
             except (NodeError, ClosedError) as exc:
                 log.warning("show.offer of %s not answered: %r", self.room, exc)
             except Exception:  # aiortc may raise anything: keep following the show
                 log.exception("show.offer of %s failed", self.room)
+
+    async def _resubscribe(self, reason: str) -> None:
+        """The node closed our peer connection (``show.peer_closed``): subscribe again on the same
+        session with a new one, as the watch page does; after ``overloaded`` (the worker shed us) only
+        after a jittered pause, so a shed crowd does not come back at once."""
+        log.info("peer connection of %s closed by the node (%s): subscribing again", self.room, reason)
+        await self.peer.close()
+        if reason == "overloaded":
+            await asyncio.sleep(random.uniform(OVERLOADED_PAUSE_S, 2 * OVERLOADED_PAUSE_S))
+        self.peer = self._new_peer()
+        try:
+            offer = await self._subscribe()
+            await self.node.request("show.answer", room=self.room, sdp=await self.peer.answer(offer["sdp"]))
+        except (NodeError, ClosedError) as exc:  # the show ended or the session went: those paths take over
+            log.warning("subscribing to %s again failed: %r", self.room, exc)
+            return
+        self.rejoins += 1
+        self.rejoined.set()
 
     async def _stop(self) -> None:
         if self._offers is not None:

@@ -70,3 +70,35 @@ async def test_the_host_watches_its_own_show_from_a_second_socket(up: Up, sign_u
         await watched.close()
         await viewing.close()
         await show.close()
+
+
+async def test_a_viewer_whose_peer_the_node_closed_subscribes_again(up: Up, sign_up: SignUp) -> None:
+    """The node closes a viewer's peer connection when it dies (or when a worker sheds it) and says so
+    with ``show.peer_closed``; the SDK subscribes again on the same session, as the watch page does,
+    and the new peer connection gets the video."""
+    alice, bob = await sign_up("alice"), await sign_up("bob")
+    room = (await alice.create_room("a peer dies")).room
+    async with (NodeClient(up.base, alice.token_source(room, "broadcaster")) as host_node,
+                NodeClient(up.base, bob.token_source(room)) as bob_node):
+        async with asyncio.timeout(60):
+            show = await publish_show(host_node, room, [TestPattern()])
+            viewing = await view_show(bob_node, room)
+            told = viewing.events("show.peer_closed")
+            first = FrameCounter(await viewing.track("video"))
+            assert (await first.first_frame()).width == 160
+            old_peer, session = viewing.peer, bob_node.hello.session_id
+            await old_peer.pc.close()  # the connection dies under the SDK (as a lost network path would)
+
+            closed = await told.wait_for("show.peer_closed")
+            assert closed["room"] == room and closed["reason"] == "closed"
+            await viewing.rejoined.wait()
+            assert viewing.peer is not old_peer and viewing.rejoins == 1
+            again = FrameCounter(await viewing.track("video"))
+            assert (await again.first_frame()).width == 160
+            assert bob_node.hello.session_id == session  # the same session: no reconnect
+            roster = await show.roster()
+            assert roster["viewers"] == 1
+        await first.close()
+        await again.close()
+        await viewing.close()
+        await show.close()
