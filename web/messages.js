@@ -186,7 +186,9 @@ async function openThread(id) {
   $("thread").scrollTop = $("thread").scrollHeight;
   await markRead();
   await loadList();
-  $("text").focus();
+  // The composer takes the focus unless the reader already put it somewhere (a Report picker opened
+  // while the list was still loading must keep it).
+  if (!document.activeElement || document.activeElement === document.body) $("text").focus();
 }
 
 function closeThread() {
