@@ -68,6 +68,16 @@ async def viewer_node(api: ApiClient, url: str, tag: str, index: int, room: str)
     return node
 
 
+def add_viewer_arguments(parser: argparse.ArgumentParser) -> None:
+    """A viewer group's arguments (the decoding one here, the counting one in ``sfu.cluster_viewers``)."""
+    parser.add_argument("--api", required=True)
+    parser.add_argument("--room", required=True)
+    parser.add_argument("--first", type=int, default=0)
+    parser.add_argument("--count", type=int, default=1)
+    parser.add_argument("--tag", default="0", help="makes the accounts' emails unique per run")
+    parser.add_argument("--in-flight", type=int, default=2, help="viewers signing up and joining at once")
+
+
 def say(event: str, **fields: Any) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
 
@@ -272,13 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     pub.add_argument("--password", required=True)
     pub.add_argument("--room", required=True)
     pub.add_argument("--size", default="320x240")
-    viewers = sub.add_parser("view")
-    viewers.add_argument("--api", required=True)
-    viewers.add_argument("--room", required=True)
-    viewers.add_argument("--first", type=int, default=0)
-    viewers.add_argument("--count", type=int, default=1)
-    viewers.add_argument("--tag", default="0", help="makes the accounts' emails unique per run")
-    viewers.add_argument("--in-flight", type=int, default=2, help="viewers signing up and joining at once")
+    add_viewer_arguments(sub.add_parser("view"))
     args = parser.parse_args(argv)
     asyncio.run(publish(args) if args.role == "publish" else view(args))
     return 0

@@ -31,7 +31,7 @@ import sys
 import time
 from typing import Any
 
-from bench.cluster_clients import say, viewer_node
+from bench.cluster_clients import add_viewer_arguments, say, viewer_node
 from sfu import aiortc_private
 from switchboard_client import ApiClient, NodeClient, view_show
 from switchboard_client.peer import Peer
@@ -221,12 +221,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sfu.cluster_viewers")
-    parser.add_argument("--api", required=True)
-    parser.add_argument("--room", required=True)
-    parser.add_argument("--first", type=int, default=0)
-    parser.add_argument("--count", type=int, default=1)
-    parser.add_argument("--tag", default="0", help="makes the accounts' emails unique per run")
-    parser.add_argument("--in-flight", type=int, default=2, help="viewers signing up and joining at once")
+    add_viewer_arguments(parser)
     args = parser.parse_args(argv)
     import uvloop
 
