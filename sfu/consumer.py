@@ -115,7 +115,7 @@ class Consumer:
             return
         if self.started:  # resumed (a pause, another producer): NACKs from before map as they were sent
             self._before = (self.producer, self.seq_off, self.ts_off, (self._last_seq + 1) & 0xFFFF)
-            self._shifted_before, self._shifts = self._shifts, None
+            self._rotate_shifts()
             if self.temporal is not None:
                 self.temporal.rebase = True
             self.seq_off, self.ts_off = continuity_offsets(
@@ -225,12 +225,16 @@ class Consumer:
         last_ts = ((last[1] if last is not None else 0) + self.ts_off) & 0xFFFFFFFF
         elapsed = max(0.0, time.monotonic() - old.departure[0]) if old.departure[0] else 0.0
         self._before = (old, self.seq_off, self.ts_off, (last_seq + 1) & 0xFFFF)
-        self._shifted_before, self._shifts = self._shifts, None
+        self._rotate_shifts()
         if self.temporal is not None:
             self.temporal.rebase = True
         self.seq_off, self.ts_off = continuity_offsets(last_seq, last_ts, elapsed, new.codec.clock_rate, seq, ts)
         self.producer = new
         self.switches += 1
+
+    def _rotate_shifts(self) -> None:
+        """At a switch or resume: the shifts so far answer NACKs of numbers before it; none after."""
+        self._shifted_before, self._shifts = self._shifts, None
 
     def _source_of(self, s: int) -> tuple[Producer, int, int]:
         """The layer and offsets our sequence number ``s`` was sent with (the current one, or the one
