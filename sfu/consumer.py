@@ -130,7 +130,8 @@ class Consumer:
         try:
             wire.sendto(wire.protect(packet), wire.addr)
         except Exception:  # pylibsrtp's boundary (a packet over its buffer): the path that grows it, or drops
-            wire.send_rtp(packet)
+            if not wire.send_rtp(packet):  # refused (SRTP: an index too far back): not sent, not counted
+                return
         self.packets += 1
         self.octets += len(payload)
 
@@ -158,7 +159,8 @@ class Consumer:
         try:
             wire.sendto(wire.protect(packet), wire.addr)
         except Exception:  # as in forward
-            wire.send_rtp(packet)
+            if not wire.send_rtp(packet):
+                return
         self.packets += 1
         self.octets += len(payload)
 

@@ -133,10 +133,12 @@ class Plane:
         others = [c for c in producer.active if c not in mine]
         return self.ffi.new("fo_consumer *[]", [c.record for c in mine] or 1), len(mine), others
 
-    def send(self, wire: NativeWire, packet: bytes) -> None:
-        """Protect and queue one ready RTP packet for ``wire`` (dropped and counted if refused)."""
-        if self.lib.fo_send(self._p, wire.t, packet, len(packet)) == 0:
-            self._sent()
+    def send(self, wire: NativeWire, packet: bytes) -> bool:
+        """Protect and queue one ready RTP packet for ``wire``; False: refused (dropped and counted)."""
+        if self.lib.fo_send(self._p, wire.t, packet, len(packet)) != 0:
+            return False
+        self._sent()
+        return True
 
     def _sent(self) -> None:
         if self.flush_s <= 0:
@@ -207,10 +209,9 @@ class NativeWire:
         self._fd = fd
         return fd
 
-    def send_rtp(self, packet: bytes) -> None:
-        """Protect and send one RTP packet (a retransmission); never raises."""
-        if not self.closed:
-            self.plane.send(self, packet)
+    def send_rtp(self, packet: bytes) -> bool:
+        """Protect and send one RTP packet (a retransmission); never raises. False: dropped."""
+        return not self.closed and self.plane.send(self, packet)
 
     def send_rtcp(self, packet: bytes) -> None:
         self.rtcp.send_rtcp(packet)

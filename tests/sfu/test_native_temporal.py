@@ -57,11 +57,11 @@ class Wire(PylibsrtpWire):
     """The Python path's wire; a packet its session refuses (an index too old after a jump back) is
     dropped, as ``aiortc_private.WireSender.send_rtp`` and the native plane drop it."""
 
-    def send_rtp(self, packet: bytes) -> None:
+    def send_rtp(self, packet: bytes) -> bool:
         try:
-            super().send_rtp(packet)
+            return super().send_rtp(packet)
         except pylibsrtp.Error:
-            pass
+            return False
 
 
 @dataclass(frozen=True)
