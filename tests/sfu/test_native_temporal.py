@@ -20,7 +20,7 @@ from typing import Any
 
 import pylibsrtp
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import sfu.consumer
@@ -30,6 +30,7 @@ from sfu.extensions import Outbound
 from sfu.fanout import NativeConsumer, Plane
 from sfu.fanout_temporal import NativeTemporal
 from sfu.producer import KeyframeRequester, Producer
+from sfu.rtp import payload_offset
 from sfu.twcc import Departures
 from sfu.types import FanoutConfig, PeerId
 from tests.sfu.test_native_fanout import (
@@ -182,8 +183,7 @@ def run(path: str, key: bytes, layers: list[list[list[bytes | None]]], plan: dic
             if kind == "target":
                 c.use_temporal(arg)
             elif kind == "switch":
-                if not c.paused:  # a paused consumer's switch resumes on two layers at once (not ours to test)
-                    c.switch_at_keyframe(producers[arg])
+                c.switch_at_keyframe(producers[arg])
             elif kind == "nack":
                 last = (c.producer.max_seq + c.seq_off) & 0xFFFF
                 c.on_nack([(last - k) & 0xFFFF for k in arg])
@@ -230,8 +230,11 @@ def run(path: str, key: bytes, layers: list[list[list[bytes | None]]], plan: dic
             tx.close()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow, HealthCheck.data_too_large])
+# Bounded when it fails too: no shrinking (hypothesis may shrink for 5 minutes, pytest-timeout's whole
+# budget), the first failing example is reported as found (print_blob: @reproduce_failure replays it).
+@settings(max_examples=60, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate), print_blob=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
 @given(specs=st.tuples(layer_st, layer_st), pictures=st.tuples(st.lists(pictures_st, min_size=30, max_size=90),
                                                                st.lists(pictures_st, min_size=90, max_size=90)),
        plan=st.dictionaries(st.integers(0, 89), st.lists(action_st, min_size=1, max_size=3), max_size=25))
@@ -277,3 +280,58 @@ def test_the_differential_run_really_filters_rewrites_and_resends(monkeypatch: p
     rtx = [p for p in sent if p[1] & 0x7F == 97]
     assert rtx, "retransmissions were sent"
     assert full[7][5] != 0, "TL0PICIDX was rebased at the switch"
+
+
+def media_of(profile: int, key: bytes, datagrams: list[bytes]) -> list[tuple[int, int]]:
+    """(sequence number, timestamp) of each packet a viewer without RTX or NACKs got."""
+    return [(int.from_bytes(p[2:4], "big"), int.from_bytes(p[4:8], "big")) for p in unprotect_all(profile, key, datagrams)]
+
+
+def test_a_packet_srtp_refuses_is_counted_on_neither_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The publisher's numbering jumps by 40,000 (a restart): each viewer's numbers jump as far, which
+    its SRTP session reads as an index 25,536 back, older than its replay window: it refuses those
+    packets. Neither path sends them, and neither counts them in ``packets``/``octets`` (the sender
+    report's counts are of packets sent; the Python path used to count them: 62 against 0)."""
+    spec = LayerSpec(15, 100, True, True, 0, 40000)  # each viewer's numbers past 32,768: no wrap guessed
+    pics = [Picture(n % 3, n % 3 == 1, n % 30 == 0, (100, 200)) for n in range(60)]
+    layers = [rtp_packets(spec, pics, 0x1000), rtp_packets(spec, pics, 0x1001)]
+    for picture in layers[0][40:]:  # pictures 40 on: numbered 40,000 further (the rest of the stream)
+        for k, data in enumerate(picture):
+            assert data is not None
+            seq = (int.from_bytes(data[2:4], "big") + 40_000) & 0xFFFF
+            picture[k] = data[:2] + seq.to_bytes(2, "big") + data[4:]
+    key = os.urandom(30)
+    python_sent, python_state = run("python", key, layers, {}, monkeypatch)
+    native_sent, native_state = run("native", key, layers, {}, monkeypatch)
+    assert native_state == python_state and native_sent == python_sent
+    for name in VIEWERS:
+        packets, octets = python_state[name][2:4]
+        got = unprotect_all(PROFILE, key, python_sent[name])
+        assert packets == len(got) == 80, name  # 40 pictures sent, the 20 after the jump refused
+        assert octets == sum(len(p) - payload_offset(p) for p in got), name
+
+
+def test_a_switch_while_resuming_restarts_on_the_target_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What made the differential test's numbers jump back: a consumer resumed (waiting for a keyframe)
+    and then moved to the other layer waited on both; the current layer's keyframe came first and
+    handed it over with the other layer's offsets (a jump of ~40,000), and it then forwarded both
+    layers. Now it restarts on the target alone, numbering on from its last packet, on both paths
+    (as does a consumer moved while paused)."""
+    spec, other = LayerSpec(15, 100, True, True, 0, 1), LayerSpec(15, 100, True, True, 0, 40000)
+    pics = [Picture(n % 3, False, n % 20 == 0, (100,)) for n in range(90)]
+    layers = [rtp_packets(spec, pics, 0x1000), rtp_packets(other, pics, 0x1001)]
+    plan: dict[int, list[tuple[str, str, Any]]] = {
+        5: [("pause", "t-bare", 0), ("pause", "t-full-rtx", 0)], 6: [("resume", "t-bare", 0)],
+        7: [("switch", "t-bare", 1), ("switch", "t-full-rtx", 1)], 8: [("resume", "t-full-rtx", 0)],
+        50: [("nack", "t-full-rtx", [0, 1, 2, 3])]}
+    key = os.urandom(30)
+    python_sent, python_state = run("python", key, layers, plan, monkeypatch)
+    native_sent, native_state = run("native", key, layers, plan, monkeypatch)
+    assert native_state == python_state and native_sent == python_sent
+    got = media_of(PROFILE, key, python_sent["t-bare"])
+    assert python_state["t-bare"][2] == len(got) == 5 + 70  # pictures 0-4, then 20-89 on layer 1
+    assert all((b[0] - a[0]) & 0xFFFF == 1 and 0 < (b[1] - a[1]) & 0xFFFFFFFF < 0x80000000
+               for a, b in zip(got, got[1:], strict=False))
+    full = python_state["t-full-rtx"]
+    assert full[5] == 1 and full[6] == "l1"  # one switch counted, on layer 1
+    assert full[2] == 5 + 70
