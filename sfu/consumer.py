@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sfu import rtcp
 from sfu.extensions import EXT_HEADER, PADS, TWCC_HEADER, Outbound, abs_send_time, element, header
-from sfu.rtp import HEADER
+from sfu.rtp import HEADER, continuity_offsets
 from sfu.temporal import MAX_TID, SeqShifts, TemporalFilter
 from sfu.twcc import MASK, Departures
 
@@ -30,15 +30,6 @@ NACK_RESEND_S = 0.3
 128 back) at each new gap, and answering each repeat on a link already losing packets fed a storm that
 kept a 300 kbit/s viewer at 40-66 % loss (its jitter buffer then reset on the oldest answers)."""
 NO_EXTENSIONS = Outbound(mid=b"", abs_send_time=0, transport_cc=0, passthrough={})
-
-
-def continuity_offsets(last_seq: int, last_ts: int, elapsed_s: float, clock_rate: int, seq: int,
-                       ts: int) -> tuple[int, int]:
-    """Offsets that make the consumer's next packet follow ``last_seq``/``last_ts`` when the source
-    restarts at ``seq``/``ts``: the sequence goes on by one, the timestamp by the elapsed time."""
-    seq_off = (last_seq + 1 - seq) & 0xFFFF
-    ts_off = (last_ts + max(1, int(elapsed_s * clock_rate)) - ts) & 0xFFFFFFFF
-    return seq_off, ts_off
 
 
 class Consumer:
