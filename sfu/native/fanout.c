@@ -476,6 +476,8 @@ int fo_fanout(fo_plane *p, fo_consumer **cs, int n, int marker, uint16_t seq, ui
             f->rw_tl0[s & (FO_REWRITTEN - 1)] = tl0;
         }
         int len = h + plen;
+        /* a packet SRTP refuses (an index older than its window) is not sent: counted on the transport
+         * only, not in the consumer's packets/octets (its sender report), as Consumer.forward */
         if (srtp_protect(t->srtp, b, &len) != srtp_err_status_ok) { t->dropped++; continue; }
         c->packets++;
         c->octets += (uint64_t)plen;
