@@ -381,7 +381,7 @@ class Consumer:
         """SR with our counts and the publisher's NTP/RTP mapping shifted by our timestamp offset."""
         if not self.started:
             return None
-        clock = self.producer.rtp_clock_now()
+        clock = (self._left or self.producer).rtp_clock_now()  # the layer our numbers came from
         if clock is None:
             return None
         ntp, rtp_ts = clock

@@ -256,6 +256,21 @@ def test_native_temporal_filter_sends_what_the_python_one_sends(
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             assert x == y, f"{name} packet {i}: python {x[:40].hex()} native {y[:40].hex()}"
         assert native_sent[name] == python_sent[name], name
+        resent_as_sent(a, VIEWERS[name][1])
+
+
+def resent_as_sent(packets: list[bytes], rtx_pt: int | None) -> None:
+    """Every RTX copy (a NACK's answer or a probe) of a number the viewer already got carries what it
+    got under that number: the same timestamp and payload."""
+    got: dict[int, tuple[bytes, bytes]] = {}
+    for p in packets:
+        at = payload_offset(p)
+        if p[1] & 0x7F == rtx_pt:
+            osn = int.from_bytes(p[at:at + 2], "big")
+            if osn in got:
+                assert got[osn] == (p[4:8], p[at + 2:]), f"RTX of {osn}"
+        elif int.from_bytes(p[2:4], "big") not in got:  # a retransmission without RTX repeats one
+            got[int.from_bytes(p[2:4], "big")] = (p[4:8], p[at:])
 
 
 def test_the_differential_run_really_filters_rewrites_and_resends(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -337,3 +352,27 @@ def test_a_switch_while_resuming_restarts_on_the_target_alone(monkeypatch: pytes
     full = python_state["t-full-rtx"]
     assert full[5] == 1 and full[6] == "l1"  # one switch counted, on layer 1
     assert full[2] == 5 + 70
+
+
+def test_nacks_are_answered_from_the_segment_that_sent_each_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two restarts close together (pause, resume at the next keyframe, twice), then NACKs reaching
+    back past both: numbers since the first restart are answered with what the viewer got under them,
+    older ones not at all (only the last segment before the current one is kept; answering one of them
+    with that segment's offsets sent another packet, which the differential test once caught)."""
+    spec = LayerSpec(15, 100, True, True, 0, 40000)
+    pics = [Picture(0, False, n % 3 == 0, (100, 200)) for n in range(30)]
+    layers = [rtp_packets(spec, pics, 0x1000), rtp_packets(spec, pics, 0x1001)]
+    plan: dict[int, list[tuple[str, str, Any]]] = {
+        10: [("pause", "t-full-rtx", 0)], 11: [("resume", "t-full-rtx", 0)], 13: [("pause", "t-full-rtx", 0)],
+        14: [("resume", "t-full-rtx", 0)], 20: [("nack", "t-full-rtx", list(range(40)))]}
+    key = os.urandom(30)
+    python_sent, python_state = run("python", key, layers, plan, monkeypatch)
+    native_sent, native_state = run("native", key, layers, plan, monkeypatch)
+    assert native_state == python_state and native_sent == python_sent
+    got = unprotect_all(PROFILE, key, python_sent["t-full-rtx"])
+    resent_as_sent(got, 97)
+    media = [p for p in got if p[1] & 0x7F == 100]
+    # two packets a picture: 0-9, 12 (the first restart), 15-29 (the second, at 15; NACKed at 20): the
+    # NACK reaches back over 15-19 and 12 (answered) and 0-9 (28 numbers, not answered)
+    assert len(media) == 2 * 26
+    assert len(got) - len(media) == 2 * 6
