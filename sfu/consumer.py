@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sfu import rtcp
 from sfu.extensions import EXT_HEADER, PADS, TWCC_HEADER, Outbound, abs_send_time, element, header
-from sfu.rtp import HEADER
+from sfu.rtp import HEADER, continuity_offsets
 from sfu.temporal import MAX_TID, SeqShifts, TemporalFilter
 from sfu.twcc import MASK, Departures
 
@@ -30,15 +30,6 @@ NACK_RESEND_S = 0.3
 128 back) at each new gap, and answering each repeat on a link already losing packets fed a storm that
 kept a 300 kbit/s viewer at 40-66 % loss (its jitter buffer then reset on the oldest answers)."""
 NO_EXTENSIONS = Outbound(mid=b"", abs_send_time=0, transport_cc=0, passthrough={})
-
-
-def continuity_offsets(last_seq: int, last_ts: int, elapsed_s: float, clock_rate: int, seq: int,
-                       ts: int) -> tuple[int, int]:
-    """Offsets that make the consumer's next packet follow ``last_seq``/``last_ts`` when the source
-    restarts at ``seq``/``ts``: the sequence goes on by one, the timestamp by the elapsed time."""
-    seq_off = (last_seq + 1 - seq) & 0xFFFF
-    ts_off = (last_ts + max(1, int(elapsed_s * clock_rate)) - ts) & 0xFFFFFFFF
-    return seq_off, ts_off
 
 
 class Consumer:
@@ -71,9 +62,12 @@ class Consumer:
         self._stopped_at = time.monotonic()
         self.pending: Producer | None = None
         """A simulcast layer this consumer moves to at that layer's next keyframe (it waits there)."""
-        self._before: tuple[Producer, int, int, int] | None = None
-        """The layer it left at its last switch: (producer, its sequence and timestamp offsets, our
-        first sequence number after the switch); NACKs for earlier numbers are answered from it."""
+        self._start = 0
+        """Our first sequence number since the last (re)start or switch (earlier ones: ``_before``)."""
+        self._before: tuple[Producer, int, int, int, int] | None = None
+        """The layer it left at its last switch or restart: (producer, its sequence and timestamp offsets,
+        our first number after it, our first number on it); NACKs for those numbers are answered from
+        it, none for older ones (another segment's offsets would resend a wrong packet)."""
         self.switches = 0
         """Layer switches made (simulcast)."""
         self.probed = 0
@@ -91,7 +85,9 @@ class Consumer:
         """When each of our last 1024 numbers was last sent again (``NACK_RESEND_S``), by number & 0x3FF."""
         self._rewritten: dict[int, tuple[int, bytes]] = {}
         """The last 1024 payloads rewritten for this viewer (picture ids), by our sequence number."""
-        """The current layer's sequence number this viewer started (or switched) at."""
+        self._left: Producer | None = None
+        """The layer our numbers so far came from, when the consumer moved to another while stopped
+        (paused, or resumed and waiting for a keyframe): NACKs map to it until the consumer restarts."""
         self.out = out
         """The viewer transport's extension ids (``mid`` element, ``abs-send-time``, passthrough)."""
         self.departures = departures if out.transport_cc else None
@@ -114,14 +110,17 @@ class Consumer:
             self._hand_over(seq, ts)
             return
         if self.started:  # resumed (a pause, another producer): NACKs from before map as they were sent
-            self._before = (self.producer, self.seq_off, self.ts_off, (self._last_seq + 1) & 0xFFFF)
-            self._shifted_before, self._shifts = self._shifts, None
+            left, self._left = self._left or self.producer, None
+            self.switches += left is not self.producer
+            self._before = (left, self.seq_off, self.ts_off, (self._last_seq + 1) & 0xFFFF, self._start)
+            self._rotate_shifts()
             if self.temporal is not None:
                 self.temporal.rebase = True
             self.seq_off, self.ts_off = continuity_offsets(
                 self._last_seq, self._last_ts, time.monotonic() - self._stopped_at,
                 self.producer.codec.clock_rate, seq, ts)
         self.started = True
+        self._start = (seq + self.seq_off) & 0xFFFF
 
     def forward(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
         wire = self.wire
@@ -130,7 +129,8 @@ class Consumer:
         try:
             wire.sendto(wire.protect(packet), wire.addr)
         except Exception:  # pylibsrtp's boundary (a packet over its buffer): the path that grows it, or drops
-            wire.send_rtp(packet)
+            if not wire.send_rtp(packet):  # refused (SRTP: an index too far back): not sent, not counted
+                return
         self.packets += 1
         self.octets += len(payload)
 
@@ -158,7 +158,8 @@ class Consumer:
         try:
             wire.sendto(wire.protect(packet), wire.addr)
         except Exception:  # as in forward
-            wire.send_rtp(packet)
+            if not wire.send_rtp(packet):
+                return
         self.packets += 1
         self.octets += len(payload)
 
@@ -184,31 +185,23 @@ class Consumer:
             ext += element(out.transport_cc, d.next(now, size + 20).to_bytes(2, "big"))
         return header(b1, seq, ts, ssrc, ext)
 
-    def switch_to(self, producer: Producer) -> None:
-        """Follow another producer (same kind): resume at its next keyframe with continuous numbering."""
-        old = self.producer
-        old.remove_consumer(self)
-        if old.max_seq >= 0:
-            self._last_seq = (old.max_seq + self.seq_off) & 0xFFFF
-            clock = old.rtp_clock_now()
-            self._last_ts = ((clock[1] if clock else 0) + self.ts_off) & 0xFFFFFFFF
-        self._stopped_at = time.monotonic()
-        self.producer = producer
-        producer.add_consumer(self)
-
     def switch_at_keyframe(self, target: Producer) -> None:
         """Move to another layer of the same track at its next keyframe (asked for with a PLI, unless
         hidden), forwarding the current one until then; the target being the current layer cancels a
-        pending move. A consumer that has not started yet just waits on the target instead."""
+        pending move. A consumer forwarding nothing now (not started yet, paused, or resumed and waiting
+        for a keyframe) just moves: it (re)starts on the target, numbering on from its last packet."""
         if self.pending is not None:
             self.pending.remove_consumer(self)
             self.pending = None
         if target is self.producer or self.closed:
             return
-        if not self.started:
+        if not self.started or self.paused or self not in self.producer.active:
+            if self.started and self._left is None:
+                self._left = self.producer
             self.producer.remove_consumer(self)
             self.producer = target
-            target.add_consumer(self)
+            if not self.paused:
+                target.add_consumer(self)
             return
         self.pending = target
         target.add_consumer(self)
@@ -224,22 +217,32 @@ class Consumer:
         last_seq = (old.max_seq + self.seq_off) & 0xFFFF
         last_ts = ((last[1] if last is not None else 0) + self.ts_off) & 0xFFFFFFFF
         elapsed = max(0.0, time.monotonic() - old.departure[0]) if old.departure[0] else 0.0
-        self._before = (old, self.seq_off, self.ts_off, (last_seq + 1) & 0xFFFF)
-        self._shifted_before, self._shifts = self._shifts, None
+        self._before = (old, self.seq_off, self.ts_off, (last_seq + 1) & 0xFFFF, self._start)
+        self._start = (last_seq + 1) & 0xFFFF
+        self._rotate_shifts()
         if self.temporal is not None:
             self.temporal.rebase = True
         self.seq_off, self.ts_off = continuity_offsets(last_seq, last_ts, elapsed, new.codec.clock_rate, seq, ts)
         self.producer = new
         self.switches += 1
 
-    def _source_of(self, s: int) -> tuple[Producer, int, int]:
+    def _rotate_shifts(self) -> None:
+        """At a switch or resume: the shifts so far answer NACKs of numbers before it; none after."""
+        self._shifted_before, self._shifts = self._shifts, None
+
+    def _source_of(self, s: int) -> tuple[Producer, int, int] | None:
         """The layer and offsets our sequence number ``s`` was sent with (the current one, or the one
-        left at the last switch for numbers before it)."""
+        left at the last switch or restart for numbers before it); None: older, or not started."""
+        if not self.started:
+            return None
+        if (s - self._start) & 0xFFFF < 0x8000:
+            return (self._left or self.producer,
+                    self._shifts.offset_of(s) if self._shifts is not None else self.seq_off, self.ts_off)
         before = self._before
-        if before is not None and 0 < (before[3] - s) & 0xFFFF < 0x8000:
-            old = self._shifted_before
-            return before[0], old.offset_of(s) if old is not None else before[1], before[2]
-        return self.producer, self._shifts.offset_of(s) if self._shifts is not None else self.seq_off, self.ts_off
+        if before is None or (s - before[4]) & 0xFFFF >= (before[3] - before[4]) & 0xFFFF:
+            return None
+        old = self._shifted_before
+        return before[0], old.offset_of(s) if old is not None else before[1], before[2]
 
     def on_nack(self, seqs: list[int]) -> None:
         self.nacked += len(seqs)
@@ -249,7 +252,10 @@ class Consumer:
             if last is not None and last[0] == s and now - last[1] < NACK_RESEND_S:
                 continue
             self._resent_at[s & 0x3FF] = (s, now)
-            producer, seq_off, ts_off = self._source_of(s)
+            source = self._source_of(s)
+            if source is None:
+                continue
+            producer, seq_off, ts_off = source
             entry = producer.lookup((s - seq_off) & 0xFFFF)
             if entry is None:
                 continue
@@ -310,7 +316,10 @@ class Consumer:
             self.pending.remove_consumer(self)
             self.pending = None
         producer = self.producer
+        forwarding = self in producer.active  # else stopped already (waiting for a keyframe)
         producer.remove_consumer(self)
+        if not forwarding:
+            return
         last = producer.lookup(producer.max_seq) if producer.max_seq >= 0 else None
         if last is not None:
             self._last_seq = (producer.max_seq + self.seq_off) & 0xFFFF
@@ -332,17 +341,21 @@ class Consumer:
         bytes sent (0 without RTX, or before the first packet). Each copy is resolved from the number
         the viewer got it under, as a NACK is (temporal layers drop packets and rewrite payloads: a copy
         under another number would be a wrong packet in the viewer's jitter buffer)."""
-        producer = self.producer
+        producer = self._left or self.producer
         if self.rtx_payload_type is None or not self.started or producer.max_seq < 0 or budget <= 0:
             return 0
-        # our newest number: the producer's newest plus our offset, less one when packets were dropped
-        # (a drop moves the offset for the next packet: that number is not sent yet)
-        last = (producer.max_seq + self.seq_off - (1 if self._shifts is not None else 0)) & 0xFFFF
+        # our newest number: the last one sent when stopped, else the producer's newest plus our offset,
+        # less one when packets were dropped (a drop moves the offset for the next packet: not sent yet)
+        last = self._last_seq if self not in self.producer.active else (
+            producer.max_seq + self.seq_off - (1 if self._shifts is not None else 0)) & 0xFFFF
         first = self._probe_from
         found = []
         for i in range(PROBE_SOURCE):
             s = (last - i) & 0xFFFF
-            source, seq_off, ts_off = self._source_of(s)
+            found_at = self._source_of(s)
+            if found_at is None:
+                continue
+            source, seq_off, ts_off = found_at
             p = (s - seq_off) & 0xFFFF
             if source is not producer or (p - first) & 0xFFFF >= 0x8000:  # only what this layer sent it
                 continue
@@ -368,7 +381,7 @@ class Consumer:
         """SR with our counts and the publisher's NTP/RTP mapping shifted by our timestamp offset."""
         if not self.started:
             return None
-        clock = self.producer.rtp_clock_now()
+        clock = (self._left or self.producer).rtp_clock_now()  # the layer our numbers came from
         if clock is None:
             return None
         ntp, rtp_ts = clock

@@ -11,8 +11,10 @@ Two paths do the same thing (the same bytes leave, see ``tests/sfu/test_native_f
   packets or at the end of the fan-out (``flush_ms`` 0) or after ``flush_ms``.
 
 Layer selection, keyframe waits and switches stay in Python (the consumer's offsets and producer are
-what it decided; the record holds the offsets). RTCP stays on aiortc's session. All RTP of a native
-consumer (retransmissions too) goes through its native session: one SRTP sender per SSRC.
+what it decided; the record holds the offsets). VP8 temporal layers of a simulcast viewer are filtered
+in C too, per packet, from the filter state its record points to (``sfu/fanout_temporal.py``). RTCP
+stays on aiortc's session. All RTP of a native consumer (retransmissions too) goes through its native
+session: one SRTP sender per SSRC.
 
 ``mode``: ``auto`` is native when the extension is built, else python (logged once per worker).
 """
@@ -29,6 +31,8 @@ from sfu import aiortc_private as private
 from sfu import native
 from sfu.consumer import Consumer
 from sfu.extensions import PASSTHROUGH, Outbound
+from sfu.fanout_temporal import NativeShifts, NativeTemporal
+from sfu.temporal import MAX_TID, SeqShifts
 from sfu.twcc import Departures, Feedback
 from sfu.types import FanoutConfig
 
@@ -123,16 +127,18 @@ class Plane:
 
     def _fan_of(self, producer: Producer) -> tuple[Any, int, list[Any]]:
         """(array of the native consumers' records, their count, the other consumers) of ``producer``."""
-        # A consumer that filters temporal layers rewrites its own payloads: it forwards itself
-        # (NativeConsumer.forward, one record at a time), after its filter.
-        mine = [c for c in producer.active if isinstance(c, NativeConsumer) and c.temporal is None]
+        # A consumer filtering temporal layers is one of them: its record points to its filter's state
+        # (sfu/fanout_temporal.py), which fo_fanout steps per packet.
+        mine = [c for c in producer.active if isinstance(c, NativeConsumer)]
         others = [c for c in producer.active if c not in mine]
         return self.ffi.new("fo_consumer *[]", [c.record for c in mine] or 1), len(mine), others
 
-    def send(self, wire: NativeWire, packet: bytes) -> None:
-        """Protect and queue one ready RTP packet for ``wire`` (dropped and counted if refused)."""
-        if self.lib.fo_send(self._p, wire.t, packet, len(packet)) == 0:
-            self._sent()
+    def send(self, wire: NativeWire, packet: bytes) -> bool:
+        """Protect and queue one ready RTP packet for ``wire``; False: refused (dropped and counted)."""
+        if self.lib.fo_send(self._p, wire.t, packet, len(packet)) != 0:
+            return False
+        self._sent()
+        return True
 
     def _sent(self) -> None:
         if self.flush_s <= 0:
@@ -203,10 +209,9 @@ class NativeWire:
         self._fd = fd
         return fd
 
-    def send_rtp(self, packet: bytes) -> None:
-        """Protect and send one RTP packet (a retransmission); never raises."""
-        if not self.closed:
-            self.plane.send(self, packet)
+    def send_rtp(self, packet: bytes) -> bool:
+        """Protect and send one RTP packet (a retransmission); never raises. False: dropped."""
+        return not self.closed and self.plane.send(self, packet)
 
     def send_rtcp(self, packet: bytes) -> None:
         self.rtcp.send_rtcp(packet)
@@ -308,6 +313,37 @@ class NativeConsumer(Consumer):
                        lambda self, v: setattr(self.record, "packets", v))
     octets = property(lambda self: self.record.octets,  # type: ignore[assignment]
                       lambda self, v: setattr(self.record, "octets", v))
+
+    # temporal layers: the filter's state is in C (sfu/fanout_temporal.py) ------------------
+
+    def use_temporal(self, target: int = MAX_TID) -> None:
+        if self.temporal is None:
+            plane = self.wire.plane  # type: ignore[attr-defined]
+            self.temporal = NativeTemporal(plane.ffi, plane.lib)
+            self.record.temporal = self.temporal.f
+        self.temporal.target = target
+
+    @property  # type: ignore[override]
+    def _shifts(self) -> SeqShifts | None:
+        t = self.__dict__.get("temporal")
+        return t.shifts() if isinstance(t, NativeTemporal) else None
+
+    @_shifts.setter
+    def _shifts(self, shifts: SeqShifts | None) -> None:
+        t = self.__dict__.get("temporal")
+        if isinstance(t, NativeTemporal):
+            t.set_shifts(shifts)
+        elif shifts is not None:
+            raise ValueError("sequence shifts without a native temporal filter")
+
+    def _rotate_shifts(self) -> None:
+        now = self._shifts
+        self._shifted_before = now.copy() if isinstance(now, NativeShifts) else now
+        self._shifts = None
+
+    def _resent(self, s: int, payload: bytes) -> bytes:
+        t = self.temporal
+        return t.resent(s, payload) if isinstance(t, NativeTemporal) else payload
 
     def forward(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
         """This consumer alone (the plane's fan-out does all of a producer's at once)."""

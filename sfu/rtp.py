@@ -113,3 +113,12 @@ def seq_delta(a: int, b: int) -> int:
     """Signed distance from sequence number ``b`` to ``a`` on the 16-bit circle."""
     d = (a - b) & 0xFFFF
     return d - 0x10000 if d >= 0x8000 else d
+
+
+def continuity_offsets(last_seq: int, last_ts: int, elapsed_s: float, clock_rate: int, seq: int,
+                       ts: int) -> tuple[int, int]:
+    """Offsets that make the consumer's next packet follow ``last_seq``/``last_ts`` when the source
+    restarts at ``seq``/``ts``: the sequence goes on by one, the timestamp by the elapsed time."""
+    seq_off = (last_seq + 1 - seq) & 0xFFFF
+    ts_off = (last_ts + max(1, int(elapsed_s * clock_rate)) - ts) & 0xFFFFFFFF
+    return seq_off, ts_off

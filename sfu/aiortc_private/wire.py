@@ -72,13 +72,15 @@ class WireSender:
             self.addr = pair.remote_addr
         return True
 
-    def send_rtp(self, packet: bytes) -> None:
-        """Protect and send one RTP packet of any size the transport carries; never raises."""
+    def send_rtp(self, packet: bytes) -> bool:
+        """Protect and send one RTP packet of any size the transport carries; never raises. False: SRTP
+        refused it (dropped, counted in ``dropped``)."""
         data = _process(self._srtp, self.protect, packet)
         if data is None:
             self.dropped += 1
-            return
+            return False
         self.sendto(data, self.addr)
+        return True
 
     def send_rtcp(self, packet: bytes) -> None:
         """Protect and send one (compound) RTCP packet of any size; never raises."""

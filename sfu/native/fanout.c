@@ -272,6 +272,126 @@ static inline void put32(uint8_t *b, uint32_t v) {
     b[0] = (uint8_t)(v >> 24); b[1] = (uint8_t)(v >> 16); b[2] = (uint8_t)(v >> 8); b[3] = (uint8_t)v;
 }
 
+/* A VP8 payload descriptor (RFC 7741) as sfu.temporal.parse reads it; offsets into the payload, -1 absent. */
+typedef struct fo_vp8 {
+    int start, key, pid, pid_at, pid_bits, tl0, tl0_at, tid, sync;
+} fo_vp8;
+
+/* 1 and ``d`` filled, or 0 when the payload is too short to be a descriptor (parse's None). */
+static int fo_vp8_parse(const uint8_t *p, int n, fo_vp8 *d) {
+    if (n < 1) return 0;
+    int b0 = p[0], i = 1;
+    d->start = (b0 & 0x10) && (b0 & 0x0F) == 0;
+    d->pid = d->pid_at = d->tl0 = d->tl0_at = d->tid = -1;
+    d->pid_bits = 0;
+    d->sync = 0;
+    if (b0 & 0x80) {
+        if (n < 2) return 0;
+        int x = p[1];
+        i = 2;
+        if (x & 0x80) {  /* I: picture id */
+            if (n <= i) return 0;
+            d->pid_at = i;
+            if (p[i] & 0x80) {
+                if (n <= i + 1) return 0;
+                d->pid = ((p[i] & 0x7F) << 8) | p[i + 1];
+                d->pid_bits = 15;
+                i += 2;
+            } else {
+                d->pid = p[i];
+                d->pid_bits = 7;
+                i += 1;
+            }
+        }
+        if (x & 0x40) {  /* L: TL0PICIDX */
+            if (n <= i) return 0;
+            d->tl0 = p[i];
+            d->tl0_at = i;
+            i += 1;
+        }
+        if (x & 0x30) {  /* T or K: TID/Y/KEYIDX */
+            if (n <= i) return 0;
+            if (x & 0x20) {
+                d->tid = p[i] >> 6;
+                d->sync = (p[i] & 0x20) != 0;
+            }
+            i += 1;
+        }
+    }
+    d->key = d->start && n > i && !(p[i] & 0x01);
+    return 1;
+}
+
+/* TemporalFilter.on_packet for a descriptor with a TID: -1 drop, 0 forward untouched, 1 forward with
+ * the picture id ``*pid`` and TL0PICIDX ``*tl0`` written (-1: that field is absent). */
+static int fo_temporal_step(fo_temporal *f, const fo_vp8 *d, int *pid, int *tl0) {
+    f->seen = 1;
+    if (d->start) {
+        if (d->key) {
+            f->current = f->target;
+            if (f->rebase) {
+                f->rebase = 0;
+                if (f->has_last_pid && d->pid >= 0) f->pid_off = (int64_t)d->pid - ((int64_t)f->last_pid + 1);
+                if (f->has_last_tl0 && d->tl0 >= 0) f->tl0_off = (int64_t)d->tl0 - ((int64_t)f->last_tl0 + 1);
+            }
+        } else if (f->target < f->current) {
+            f->current = f->target;
+        } else if (f->target > f->current && d->sync && f->current < d->tid && d->tid <= f->target) {
+            f->current = d->tid;
+        }
+        f->dropping = d->tid > f->current;
+        if (f->dropping && d->pid >= 0) f->pid_off++;
+    }
+    if (f->dropping) {
+        f->dropped++;
+        return -1;
+    }
+    if (d->pid < 0 && d->tl0 < 0) return 0;
+    int64_t mask = d->pid_bits ? ((int64_t)1 << d->pid_bits) - 1 : 0;
+    int p = d->pid >= 0 ? (int)(((int64_t)d->pid - f->pid_off) & mask) : -1;
+    int t = d->tl0 >= 0 ? (int)(((int64_t)d->tl0 - f->tl0_off) & 0xFF) : -1;
+    if (p >= 0) { f->last_pid = p; f->has_last_pid = 1; }
+    if (t >= 0) { f->last_tl0 = t; f->has_last_tl0 = 1; }
+    if (p == d->pid && t == d->tl0) return 0;
+    *pid = p;
+    *tl0 = t;
+    return 1;
+}
+
+/* SeqShifts.drop: publisher packet ``seq`` was dropped, the offset is ``offset`` from ``seq + 1`` on
+ * (consecutive drops merge; the oldest change beyond FO_SHIFTS becomes the base). */
+void fo_shift_drop(fo_temporal *f, uint16_t seq, uint16_t offset) {
+    uint16_t nxt = (uint16_t)(seq + 1);
+    if (f->shift_n > 0) {
+        int last = (f->shift_head + f->shift_n - 1) % FO_SHIFTS;
+        if (f->shift_start[last] == seq) {
+            f->shift_start[last] = nxt;
+            f->shift_off[last] = offset;
+            return;
+        }
+    }
+    if (f->shift_n == FO_SHIFTS) {
+        f->shift_base = f->shift_off[f->shift_head];
+        f->shift_head = (f->shift_head + 1) % FO_SHIFTS;
+        f->shift_n--;
+    }
+    int at = (f->shift_head + f->shift_n) % FO_SHIFTS;
+    f->shift_start[at] = nxt;
+    f->shift_off[at] = offset;
+    f->shift_n++;
+}
+
+/* SeqShifts.offset_of: the offset our number ``s`` was sent with. */
+int fo_shift_offset_of(const fo_temporal *f, int s) {
+    for (int k = f->shift_n - 1; k >= 0; k--) {
+        int at = (f->shift_head + k) % FO_SHIFTS;
+        int off = f->shift_off[at];
+        if ((((s - off) & 0xFFFF) - f->shift_start[at]) & 0x8000) continue;
+        return off;
+    }
+    return f->shift_base;
+}
+
 /* One received packet to ``n`` consumers. ``abs`` is the 3-byte abs-send-time value; ``pass`` holds
  * FO_PASS passthrough values of 16 bytes each, ``pass_len`` their lengths (0: absent). ``now`` and
  * ``size`` are what each transport-cc number records. Returns the packets queued. */
@@ -279,10 +399,28 @@ int fo_fanout(fo_plane *p, fo_consumer **cs, int n, int marker, uint16_t seq, ui
               const uint8_t *payload, int plen, const uint8_t *abs, const uint8_t *pass,
               const uint8_t *pass_len, double now, uint32_t size) {
     int queued = 0;
+    fo_vp8 d;
+    int parsed = -1;  /* the descriptor, read at the first consumer with a temporal filter */
     for (int i = 0; i < n; i++) {
         fo_consumer *c = cs[i];
         fo_transport *t = c->transport;
         if (t == NULL) continue;
+        fo_temporal *f = c->temporal;
+        int rewrite = 0, pid = -1, tl0 = -1;
+        if (f != NULL) {
+            if (parsed < 0) parsed = fo_vp8_parse(payload, plen, &d) && d.tid >= 0;
+            if (parsed) rewrite = fo_temporal_step(f, &d, &pid, &tl0);
+            if (rewrite < 0) {  /* a dropped packet takes no sequence number (Consumer._forward_temporal) */
+                if (!f->shifting) {
+                    f->shifting = 1;
+                    f->shift_base = c->seq_off;
+                    f->shift_n = f->shift_head = 0;
+                }
+                c->seq_off = (uint16_t)(c->seq_off - 1);
+                fo_shift_drop(f, seq, c->seq_off);
+                continue;
+            }
+        }
         if (fo_reserve(p, (size_t)plen + FO_ROOM) < 0) { t->dropped++; continue; }
         size_t off = p->used;
         uint8_t *b = p->arena + off;
@@ -321,7 +459,25 @@ int fo_fanout(fo_plane *p, fo_consumer **cs, int n, int marker, uint16_t seq, ui
             h = 16 + k;
         }
         memcpy(b + h, payload, (size_t)plen);
+        if (rewrite > 0) {  /* temporal.rewrite, in this copy; kept for NACKs (Consumer._rewritten) */
+            uint8_t *q = b + h;
+            if (d.pid_at >= 0) {
+                if (d.pid_bits == 15) {
+                    q[d.pid_at] = (uint8_t)(0x80 | ((pid >> 8) & 0x7F));
+                    q[d.pid_at + 1] = (uint8_t)pid;
+                } else {
+                    q[d.pid_at] = (uint8_t)(pid & 0x7F);
+                }
+            }
+            if (d.tl0_at >= 0) q[d.tl0_at] = (uint8_t)tl0;
+            uint16_t s = (uint16_t)(seq + c->seq_off);
+            f->rw_seq[s & (FO_REWRITTEN - 1)] = (uint32_t)s + 1;
+            f->rw_pid[s & (FO_REWRITTEN - 1)] = pid;
+            f->rw_tl0[s & (FO_REWRITTEN - 1)] = tl0;
+        }
         int len = h + plen;
+        /* a packet SRTP refuses (an index older than its window) is not sent: counted on the transport
+         * only, not in the consumer's packets/octets (its sender report), as Consumer.forward */
         if (srtp_protect(t->srtp, b, &len) != srtp_err_status_ok) { t->dropped++; continue; }
         c->packets++;
         c->octets += (uint64_t)plen;

@@ -15,6 +15,8 @@
 #include <stdint.h>
 
 enum { FO_PASS = 3 };  /* passthrough extensions a consumer carries: sfu.extensions.PASSTHROUGH */
+enum { FO_SHIFTS = 256 };  /* sequence offset changes kept: sfu.temporal.SeqShifts.KEEP */
+enum { FO_REWRITTEN = 1024 };  /* rewritten picture ids kept for NACKs, by our number & 1023 */
 
 typedef struct fo_plane fo_plane;
 
@@ -26,8 +28,27 @@ typedef struct fo_transport {
     FO_TRANSPORT_PRIVATE
 } fo_transport;
 
+/* A consumer's VP8 temporal layer filter (sfu.temporal.TemporalFilter, its state field for field) with
+ * the consumer's sequence offset changes (SeqShifts) and the picture ids it rewrote (Consumer._rewritten). */
+typedef struct fo_temporal {
+    int32_t target, current;
+    uint8_t dropping, rebase, seen, has_last_pid, has_last_tl0;
+    int64_t pid_off, tl0_off;
+    int32_t last_pid, last_tl0;
+    uint64_t dropped;
+    uint8_t shifting;  /* 0: no SeqShifts (Python's None) */
+    uint16_t shift_base;
+    int32_t shift_n, shift_head;  /* changes kept; index of the oldest */
+    uint16_t shift_start[FO_SHIFTS];
+    uint16_t shift_off[FO_SHIFTS];
+    uint32_t rw_seq[FO_REWRITTEN];  /* our number + 1 (0: none) */
+    int32_t rw_pid[FO_REWRITTEN];
+    int32_t rw_tl0[FO_REWRITTEN];
+} fo_temporal;
+
 typedef struct fo_consumer {
     fo_transport *transport;
+    fo_temporal *temporal;  /* NULL: packets pass untouched */
     uint32_t ssrc;
     uint8_t payload_type;
     uint16_t seq_off;
@@ -50,6 +71,8 @@ int fo_transport_target(fo_transport *t, int fd, int family, const uint8_t *ip, 
 void fo_transport_free(fo_plane *p, fo_transport *t);
 int fo_twcc_next(fo_transport *t, double now, uint32_t size);
 int fo_twcc_sent(fo_transport *t, int seq, double *at);
+void fo_shift_drop(fo_temporal *f, uint16_t seq, uint16_t offset);
+int fo_shift_offset_of(const fo_temporal *f, int s);
 int fo_send(fo_plane *p, fo_transport *t, const uint8_t *packet, int len);
 int fo_fanout(fo_plane *p, fo_consumer **cs, int n, int marker, uint16_t seq, uint32_t ts,
               const uint8_t *payload, int plen, const uint8_t *abs, const uint8_t *pass,

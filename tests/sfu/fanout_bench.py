@@ -39,8 +39,9 @@ class SocketWire(PylibsrtpWire):
         self.addr = addr
         self.sendto = sock.sendto  # type: ignore[assignment]
 
-    def send_rtp(self, packet: bytes) -> None:
+    def send_rtp(self, packet: bytes) -> bool:
         self.sock.sendto(self.session.protect(packet), self.addr)
+        return True
 
 
 def cpu() -> float:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bench.chromium import simulcast_publisher
+from sfu.fanout_temporal import NativeTemporal
 from sfu.types import PeerId
 from switchboard.ids import UserId
 from tests.sfu.chromium import ANSWER, ROOM, chromium_in_namespaces, poll
@@ -51,6 +52,9 @@ def test_chrome_publishes_three_layers_and_a_viewer_decodes_them_switching_at_ke
             track = router.tracks[0]
             (consumer,) = [c for c, _, _ in track.choices.values()]
             assert consumer.producer is track.layers[0]  # a viewer starts on the lowest layer
+            # Chrome's layers carry temporal layers (L1T3); on the native plane fo_fanout filters them
+            assert consumer.temporal is not None and consumer.temporal.seen
+            assert isinstance(consumer.temporal, NativeTemporal) == (sfu.worker.plane is not None)
 
             def link() -> Any:
                 return sfu.call(sfu.worker.link_stats(ROOM, PeerId("viewer")))

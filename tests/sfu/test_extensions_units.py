@@ -96,8 +96,9 @@ class Wire:
     def sendto(self, data: bytes, addr: object) -> None:
         self.sent.append(data)
 
-    def send_rtp(self, p: bytes) -> None:
+    def send_rtp(self, p: bytes) -> bool:
         self.sent.append(p)
+        return True
 
 
 def test_recorded_packets_through_a_consumer_get_the_viewers_ids() -> None:

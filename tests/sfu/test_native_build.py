@@ -41,11 +41,14 @@ def test_cffi_reads_the_header_as_the_extension_was_built_from_it() -> None:
     assert lines.count("...;") == 1 and build.PRIVATE_FIELDS not in lines
     FFI().cdef(cdef)  # parses
     declared = set(FUNCTION.findall(_header()))
-    assert len(declared) == 11, declared
+    assert len(declared) == 13, declared
     ffi, lib = loaded()
     assert declared <= set(dir(lib)) and lib.FO_PASS == 3
     consumer = ffi.new("fo_consumer *")
     assert len(consumer.pass_ids) == lib.FO_PASS and len(consumer.mid) == 18
+    assert consumer.temporal == ffi.NULL  # no temporal filter unless the consumer asks for one
+    temporal = ffi.new("fo_temporal *")
+    assert len(temporal.shift_start) == lib.FO_SHIFTS == 256 and len(temporal.rw_seq) == lib.FO_REWRITTEN == 1024
     transport_fields = {name for name, _ in ffi.typeof("fo_transport").fields}
     assert transport_fields == {"fd", "twcc_seq", "sent_packets", "sent_bytes", "dropped", "send_errors",
                                 "last_errno"}  # the private ones stay fanout.c's

@@ -73,8 +73,9 @@ class PylibsrtpWire:
     def sendto(self, data: bytes, addr: Any) -> None:
         self.sent.append(data)
 
-    def send_rtp(self, packet: bytes) -> None:
+    def send_rtp(self, packet: bytes) -> bool:
         self.sent.append(self.session.protect(packet))
+        return True
 
     def send_rtcp(self, packet: bytes) -> None:
         raise AssertionError("no RTCP here")

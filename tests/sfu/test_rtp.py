@@ -8,8 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sfu import rtcp
-from sfu.consumer import continuity_offsets
-from sfu.rtp import HEADER, is_h264_keyframe_start, is_vp8_keyframe_start, payload_end, payload_offset, seq_delta
+from sfu.rtp import (
+    HEADER,
+    continuity_offsets,
+    is_h264_keyframe_start,
+    is_vp8_keyframe_start,
+    payload_end,
+    payload_offset,
+    seq_delta,
+)
 
 
 def test_payload_offset_plain_csrc_and_extension() -> None:
