@@ -139,7 +139,8 @@ def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool
     @contextlib.asynccontextmanager
     async def open_media(redis):  # type: ignore[no-untyped-def]
         node = settings.node
-        fanout = FanoutConfig(settings.sfu.fanout, settings.sfu.fanout_batch, settings.sfu.fanout_flush_ms)
+        fanout = FanoutConfig(settings.sfu.fanout, settings.sfu.fanout_batch, settings.sfu.fanout_flush_ms,
+                               settings.sfu.fanout_srtp)
         media: Worker | WorkerPool
         if pool:
             media = WorkerPool(workers=node.workers, addresses=node.rtc_addresses, announced=node.announced_address,

@@ -21,7 +21,8 @@ The SFU negotiates with aiortc's public API (RTCPeerConnection, SDP) and then ta
 * a peer connection is built around a given DTLS certificate (aiortc generates one per connection),
   whose SSL context is made once, and may take the DTLS server role when the offer says ``actpass``:
   :mod:`.certificate`;
-* the native fan-out takes a viewer transport's outgoing SRTP keys and nominated socket: :mod:`.native_keys`;
+* the native fan-out takes a viewer transport's outgoing SRTP keys and nominated socket: :mod:`.native_keys`,
+  and encrypts with sessions pylibsrtp's own libsrtp (OpenSSL) makes, through its ``srtp_protect``: :mod:`.srtp`;
 * tests, the lab and the load generator reach into client peer connections: :mod:`.lab`.
 
 Callers import this package (``from sfu import aiortc_private as private``) and look names up on it
@@ -59,6 +60,8 @@ from sfu.aiortc_private.receive import RECEIVE_BATCH, ReceiveDemux, capture_rece
 from sfu.aiortc_private.srtp import (
     MAX_DATAGRAM,
     SRTP_TRAILER,
+    BundledSender,
+    bundled_srtp_sender,
     grow_srtp_buffer,
     guard_unprotect,
     srtp_buffer_size,
@@ -73,10 +76,12 @@ __all__ = [
     "RECEIVE_BATCH",
     "RECEIVE_BUFFER",
     "SRTP_TRAILER",
+    "BundledSender",
     "ReceiveDemux",
     "SharedCertificate",
     "SocketRemb",
     "WireSender",
+    "bundled_srtp_sender",
     "capture_receive",
     "capture_send",
     "check_versions",

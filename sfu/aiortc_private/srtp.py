@@ -3,8 +3,10 @@
 Private pylibsrtp surface: ``Session._cdata`` / ``_buffer``, the session's work buffer (1500 bytes,
 of which it keeps 144 for the trailer: ``protect`` refuses RTP above 1356 bytes, with a ValueError),
 replaced by a bigger one from pylibsrtp's own ``_binding.ffi`` when a packet needs it, up to the
-largest UDP datagram. Private aiortc surface: ``RTCDtlsTransport._rx_srtp``, whose ``unprotect`` /
-``unprotect_rtcp`` are replaced on the instance (aiortc's receive loop catches only ``pylibsrtp.Error``).
+largest UDP datagram; ``Session._srtp`` (the ``srtp_t *`` it made) and ``_binding.lib.srtp_protect``,
+whose addresses the native fan-out takes (:func:`bundled_srtp_sender`). Private aiortc surface:
+``RTCDtlsTransport._rx_srtp``, whose ``unprotect`` / ``unprotect_rtcp`` are replaced on the instance
+(aiortc's receive loop catches only ``pylibsrtp.Error``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 import pylibsrtp
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from pylibsrtp._binding import ffi as _srtp_ffi  # type: ignore[import-not-found]
+from pylibsrtp._binding import lib as _srtp_lib
 
 SRTP_TRAILER = max(pylibsrtp.SRTP_MAX_TRAILER_LEN, pylibsrtp.SRTP_MAX_SRTCP_TRAILER_LEN)
 """Room pylibsrtp keeps after a packet in its work buffer (144 bytes for SRTP, 148 for SRTCP)."""
@@ -82,6 +85,31 @@ def guard_unprotect(dtls: RTCDtlsTransport) -> None:
 
         setattr(session, name, guarded)
     session._switchboard_guarded = True  # type: ignore[attr-defined]
+
+
+class BundledSender:
+    """An outgoing SRTP session made by pylibsrtp's own libsrtp 2 (statically linked, on OpenSSL), for
+    the native fan-out to encrypt with through that library's ``srtp_protect``: ``session`` is the
+    ``srtp_t`` and ``protect`` the function, as addresses. A fresh session of its own, never aiortc's
+    (``_tx_srtp`` keeps RTCP); it lives as long as this object (pylibsrtp frees it when collected)."""
+
+    def __init__(self, profile: int, key: bytes) -> None:
+        policy = pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile)
+        policy.window_size = 1024  # as fo_transport_new sets Debian's: the same replay rules on send
+        policy.allow_repeat_tx = True
+        self._session = pylibsrtp.Session(policy)
+        self.session = int(_srtp_ffi.cast("uintptr_t", self._session._srtp[0]))
+        self.protect = int(_srtp_ffi.cast("uintptr_t", _srtp_ffi.addressof(_srtp_lib, "srtp_protect")))
+
+
+def bundled_srtp_sender(profile: int, key: bytes) -> BundledSender | None:
+    """A :class:`BundledSender` for a transport's outgoing keys (libsrtp profile number, master key +
+    salt, as :func:`~sfu.aiortc_private.native_keys.srtp_tx_keying` gives them); None when pylibsrtp
+    refuses them."""
+    try:
+        return BundledSender(profile, key)
+    except (pylibsrtp.Error, ValueError, TypeError):
+        return None
 
 
 def srtp_error() -> type[Exception]:

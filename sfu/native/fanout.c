@@ -26,8 +26,13 @@
 #define FO_HISTORY 8192 /* sfu.twcc.HISTORY */
 #define FO_MASK (FO_HISTORY - 1)
 /* The fields of a transport only this file touches; fanout.h declares the ones Python reads. */
+/* How a transport's packets are encrypted: srtp_protect's signature, so that a session made by another
+ * libsrtp 2 build (pylibsrtp's, on OpenSSL: fo_transport_adopt) is used through that build's function. */
+typedef int (*fo_protect_fn)(void *session, void *rtp, int *len);
 #define FO_TRANSPORT_PRIVATE \
-    srtp_t srtp; \
+    srtp_t srtp; /* ours (fo_transport_new), freed with the transport; NULL when adopted */ \
+    void *session; \
+    fo_protect_fn protect; \
     uint64_t sock_dev, sock_ino; /* the socket behind fd: transports sharing one share a sendmmsg */ \
     struct sockaddr_storage addr; \
     socklen_t addrlen; \
@@ -179,6 +184,21 @@ fo_transport *fo_transport_new(int profile, const uint8_t *key, int keylen) {
     memset(copy, 0, (size_t)keylen);
     free(copy);
     if (st != srtp_err_status_ok) { free(t); return NULL; }
+    t->session = t->srtp;
+    t->protect = (fo_protect_fn)srtp_protect;
+    t->fd = -1;
+    return t;
+}
+
+/* A transport whose outgoing session another libsrtp 2 build made (``session``, an srtp_t of that
+ * build) and whose packets that build's srtp_protect (``protect``) encrypts. The caller keeps the
+ * session alive until fo_transport_free and frees it after. */
+fo_transport *fo_transport_adopt(void *session, void *protect) {
+    if (session == NULL || protect == NULL) return NULL;
+    fo_transport *t = calloc(1, sizeof(fo_transport));
+    if (!t) return NULL;
+    t->session = session;
+    t->protect = (fo_protect_fn)protect;
     t->fd = -1;
     return t;
 }
@@ -221,7 +241,7 @@ void fo_transport_free(fo_plane *p, fo_transport *t) {
         for (int i = 0; i < p->count; i++)
             if (p->msgs[i].transport == t) p->msgs[i].transport = NULL;
     }
-    srtp_dealloc(t->srtp);
+    if (t->srtp) srtp_dealloc(t->srtp);
     free(t);
 }
 
@@ -262,7 +282,7 @@ int fo_send(fo_plane *p, fo_transport *t, const uint8_t *packet, int len) {
     size_t off = p->used;
     memcpy(p->arena + off, packet, (size_t)len);
     int out = len;
-    if (srtp_protect(t->srtp, p->arena + off, &out) != srtp_err_status_ok) { t->dropped++; return -1; }
+    if (t->protect(t->session, p->arena + off, &out) != 0) { t->dropped++; return -1; }
     fo_queue(p, t, off, out);
     return 0;
 }
@@ -478,7 +498,7 @@ int fo_fanout(fo_plane *p, fo_consumer **cs, int n, int marker, uint16_t seq, ui
         int len = h + plen;
         /* a packet SRTP refuses (an index older than its window) is not sent: counted on the transport
          * only, not in the consumer's packets/octets (its sender report), as Consumer.forward */
-        if (srtp_protect(t->srtp, b, &len) != srtp_err_status_ok) { t->dropped++; continue; }
+        if (t->protect(t->session, b, &len) != 0) { t->dropped++; continue; }
         c->packets++;
         c->octets += (uint64_t)plen;
         fo_queue(p, t, off, len);

@@ -67,6 +67,7 @@ void fo_plane_free(fo_plane *p);
 int fo_flush(fo_plane *p);
 uint64_t fo_plane_syscalls(const fo_plane *p);
 fo_transport *fo_transport_new(int profile, const uint8_t *key, int keylen);
+fo_transport *fo_transport_adopt(void *session, void *protect);
 int fo_transport_target(fo_transport *t, int fd, int family, const uint8_t *ip, int port);
 void fo_transport_free(fo_plane *p, fo_transport *t);
 int fo_twcc_next(fo_transport *t, double now, uint32_t size);

@@ -50,7 +50,7 @@ def cpu() -> float:
 
 
 def run(path: str, profile: int, viewers: int, packets: int, batch: int, per_flush: int,
-        sockets: int) -> dict[str, Any]:
+        sockets: int, srtp: str = "auto") -> dict[str, Any]:
     """``per_flush`` received packets per native flush (1: the end of each fan-out, as
     ``sfu.fanout_flush_ms`` 0; more stands in for a flush interval); viewers spread over ``sockets``
     UDP sockets (1: one shared port for all, as a UDP mux would give)."""
@@ -63,7 +63,7 @@ def run(path: str, profile: int, viewers: int, packets: int, batch: int, per_flu
     producer = new_producer(Clock())
     out = Outbound.of({MID: 1, ABS_SEND_TIME: 3, TRANSPORT_CC: 4}, "0")
     # flush_ms > 0 keeps the plane from flushing at the end of each fan-out; the loop below flushes
-    plane = Plane(*loaded(), FanoutConfig("native", batch, 0.0 if per_flush <= 1 else 100.0)) \
+    plane = Plane(*loaded(), FanoutConfig("native", batch, 0.0 if per_flush <= 1 else 100.0, srtp)) \
         if path == "native" else None
     producer.plane = plane
     mp = pytest.MonkeyPatch()
@@ -88,7 +88,8 @@ def run(path: str, profile: int, viewers: int, packets: int, batch: int, per_flu
                 + b"\x11\x22\x33\x44" + payload for seq in range(packets)]
         used, wall = asyncio.run(_send(producer, plane, data, per_flush))
         n = packets - 1
-        return {"fanout": path, "srtp_profile": profile, "viewers": viewers, "sockets": len(socks),
+        return {"fanout": path, "srtp": srtp if plane is not None else "pylibsrtp", "srtp_profile": profile,
+                "viewers": viewers, "sockets": len(socks),
                 "packets_per_flush": per_flush if plane is not None else None, "packets": n,
                 "us_per_received_packet": round(used * 1e6 / n, 2),
                 "us_per_copy": round(used * 1e6 / (n * viewers), 3), "wall_s": round(wall, 2)}
@@ -128,11 +129,11 @@ def main() -> None:
     args = parser.parse_args()
     sockets = args.sockets or args.viewers
     results = [run(path, args.profile, args.viewers, args.packets, max(args.batch, args.viewers * args.per_flush),
-                   args.per_flush, sockets)
-               for path in ("python", "native")]
+                   args.per_flush, sockets, srtp)
+               for path, srtp in (("python", "auto"), ("native", "system"), ("native", "auto"))]
     for r in results:
         print(json.dumps(r))
-    ratio = results[1]["us_per_copy"] / results[0]["us_per_copy"]
+    ratio = results[2]["us_per_copy"] / results[0]["us_per_copy"]
     print(json.dumps({"us_per_copy_native_over_python": round(ratio, 3)}))
 
 

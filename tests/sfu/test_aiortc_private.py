@@ -133,6 +133,33 @@ def test_pylibsrtp_work_buffer_internals() -> None:
     assert ffi is aiortc_private.srtp._srtp_ffi  # the buffers grow_srtp_buffer makes are pylibsrtp's own
 
 
+def test_pylibsrtp_session_and_protect_the_native_plane_borrows() -> None:
+    """``BundledSender`` hands the plane ``Session._srtp[0]`` (the ``srtp_t`` pylibsrtp made, freed by
+    its ``ffi.gc``) and the address of its ``srtp_protect``, which the plane calls as
+    ``int (*)(void *, void *, int *)``; a packet it encrypts must decrypt with a pylibsrtp session."""
+    init = inspect.getsource(pylibsrtp.Session.__init__)
+    assert 'srtp = ffi.new("srtp_t *")' in init and "lib.srtp_create(srtp, _policy)" in init
+    assert "self._srtp = ffi.gc(srtp, lambda x: lib.srtp_dealloc(x[0]))" in init
+    from pylibsrtp._binding import ffi, lib
+
+    protect = ffi.addressof(lib, "srtp_protect")
+    assert ffi.typeof(protect).cname == "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+    assert ffi.sizeof("srtp_err_status_t") == ffi.sizeof("int")
+    key = bytes(range(46))
+    sender = aiortc_private.bundled_srtp_sender(pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM, key[:44])
+    assert sender is not None and sender.session == int(ffi.cast("uintptr_t", sender._session._srtp[0]))
+    assert sender.protect == int(ffi.cast("uintptr_t", protect))
+    call = ffi.cast("int (*)(void *, void *, int *)", sender.protect)
+    packet = bytes([0x80, 96, 0, 1, 0, 0, 0, 9, 0, 0, 0, 7]) + b"payload"
+    buf, n = ffi.new("char[]", 200), ffi.new("int *", len(packet))
+    buf[0:len(packet)] = packet
+    assert call(ffi.cast("void *", sender.session), buf, n) == 0 and n[0] == len(packet) + 16
+    rx = pylibsrtp.Session(pylibsrtp.Policy(key=key[:44], ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND,
+                                            srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM))
+    assert rx.unprotect(ffi.buffer(buf, n[0])[:]) == packet
+    assert aiortc_private.bundled_srtp_sender(pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM, key[:10]) is None
+
+
 def test_dtls_receive_loop_drops_only_srtp_errors_and_dies_on_others() -> None:
     """Why ``guard_unprotect`` turns ValueError into pylibsrtp.Error, and why our hooks catch everything:
     any other exception ends ``__run`` and the DTLS transport goes ``closed``; the peer connection then

@@ -176,9 +176,11 @@ OUTS = {"bare": Outbound.of({}, None), "full": Outbound.of(FULL_IDS, "1"),
         "mid-only": Outbound.of({MID: 9}, "video0")}
 
 
-def run(path: str, profile: int, key: bytes, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[bytes]]:
+def run(path: str, profile: int, key: bytes, monkeypatch: pytest.MonkeyPatch,
+        srtp: str = "auto") -> dict[str, list[bytes]]:
     """Every publisher packet through a producer to one consumer per kind of extension set, then a NACK
-    answered with RTX for some and without for others: the decrypted packets each viewer got."""
+    answered with RTX for some and without for others: the decrypted packets each viewer got. ``srtp``:
+    the native plane's SRTP (``auto``: pylibsrtp's libsrtp; ``system``: the system's libsrtp2)."""
     clock = Clock()
     monkeypatch.setattr(sfu.producer, "time", clock)
     monkeypatch.setattr(sfu.consumer, "time", clock)
@@ -186,7 +188,7 @@ def run(path: str, profile: int, key: bytes, monkeypatch: pytest.MonkeyPatch) ->
     got: dict[str, list[bytes]] = {}
     consumers: dict[str, Consumer] = {}
     sockets: dict[str, tuple[socket.socket, socket.socket]] = {}
-    plane = Plane(*loaded(), FanoutConfig(mode="native", batch=16)) if path == "native" else None
+    plane = Plane(*loaded(), FanoutConfig(mode="native", batch=16, srtp=srtp)) if path == "native" else None
     producer.plane = plane
     try:
         for i, (name, out) in enumerate(OUTS.items()):
@@ -200,6 +202,7 @@ def run(path: str, profile: int, key: bytes, monkeypatch: pytest.MonkeyPatch) ->
                 tx.setblocking(False)
                 sockets[name] = (rx, tx)
                 w = native_wire(plane, profile, key, tx, rx.getsockname(), monkeypatch)
+                assert (w.sender is not None) == (srtp == "auto")  # whose libsrtp encrypts
                 c = NativeConsumer(name, producer, w, 0xA0 + i, 100, 0xB0 + i, rtx_pt, False, out, w.departures)
             c.seq_off, c.ts_off, c.rtx_seq = 1000 * (i + 1), 7_000_000 * (i + 1), 65530
             consumers[name] = c
@@ -228,11 +231,13 @@ def run(path: str, profile: int, key: bytes, monkeypatch: pytest.MonkeyPatch) ->
             tx.close()
 
 
+@pytest.mark.parametrize("srtp", ["auto", "system"])
 @pytest.mark.parametrize("profile", sorted(PROFILES))
-def test_native_packets_equal_python_packets_byte_for_byte(profile: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_native_packets_equal_python_packets_byte_for_byte(profile: int, srtp: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     key = os.urandom(PROFILES[profile])
     python_sent = run("python", profile, key, monkeypatch)
-    native_sent = run("native", profile, key, monkeypatch)
+    native_sent = run("native", profile, key, monkeypatch, srtp)
     for name in OUTS:  # same key, SSRC and index: the same ciphertext and tag
         assert native_sent[name] == python_sent[name], name
     python = {name: unprotect_all(profile, key, sent) for name, sent in python_sent.items()}
@@ -272,6 +277,33 @@ def test_native_departures_answer_like_python_ones() -> None:
     assert mine.seq == theirs.seq
     lib.fo_transport_free(plane._p, t)
     plane.close()
+
+
+def test_a_session_pylibsrtp_refuses_falls_back_to_the_system_libsrtp2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``srtp`` auto: when pylibsrtp cannot make the session, the plane makes its own (libsrtp2) and the
+    viewer still decrypts what it sends; the wire frees the borrowed session only after its transport."""
+    profile = pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM
+    key = os.urandom(PROFILES[profile])
+    plane = Plane(*loaded(), FanoutConfig(mode="native", srtp="auto"))
+    rx, tx = receiver(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    packet = bytes([0x80, 96, 0, 5, 0, 0, 0, 9, 0, 0, 0, 7]) + os.urandom(900)
+    try:
+        borrowed = native_wire(plane, profile, key, tx, rx.getsockname(), monkeypatch)
+        assert borrowed.sender is not None
+        monkeypatch.setattr(aiortc_private, "bundled_srtp_sender", lambda profile, key: None)
+        own = native_wire(plane, profile, key, tx, rx.getsockname(), monkeypatch)
+        assert own.sender is None
+        viewer = viewer_session(profile, key)
+        for w, ssrc in ((borrowed, 1), (own, 2)):
+            w.send_rtp(packet[:8] + ssrc.to_bytes(4, "big") + packet[12:])
+        got = [viewer.unprotect(d) for d in drain(rx)]
+        assert got == [packet[:8] + ssrc.to_bytes(4, "big") + packet[12:] for ssrc in (1, 2)]
+        borrowed.close()
+        assert borrowed.sender is None and borrowed.t == plane.ffi.NULL
+    finally:
+        plane.close()
+        rx.close()
+        tx.close()
 
 
 # --- without the extension: the Python path, chosen at start and said once -------------------------
@@ -314,9 +346,11 @@ def test_settings_take_the_fanout_choice() -> None:
     from switchboard.settings import load_settings
 
     settings = load_settings(None, {"SWITCHBOARD_SFU_FANOUT": "python", "SWITCHBOARD_SFU_FANOUT_BATCH": "32",
-                                    "SWITCHBOARD_SFU_FANOUT_FLUSH_MS": "2"})
-    assert (settings.sfu.fanout, settings.sfu.fanout_batch, settings.sfu.fanout_flush_ms) == ("python", 32, 2.0)
+                                    "SWITCHBOARD_SFU_FANOUT_FLUSH_MS": "2", "SWITCHBOARD_SFU_FANOUT_SRTP": "system"})
+    assert (settings.sfu.fanout, settings.sfu.fanout_batch, settings.sfu.fanout_flush_ms,
+            settings.sfu.fanout_srtp) == ("python", 32, 2.0, "system")
+    assert load_settings(None, {}).sfu.fanout_srtp == "auto"
     for key, value in (("SWITCHBOARD_SFU_FANOUT", "c++"), ("SWITCHBOARD_SFU_FANOUT_BATCH", "0"),
-                       ("SWITCHBOARD_SFU_FANOUT_FLUSH_MS", "-1")):
+                       ("SWITCHBOARD_SFU_FANOUT_FLUSH_MS", "-1"), ("SWITCHBOARD_SFU_FANOUT_SRTP", "nss")):
         with pytest.raises(SettingsError):
             load_settings(None, {key: value})
