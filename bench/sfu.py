@@ -316,6 +316,7 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         "layer_switches": switches,
         "server_us_per_packet": round((cpu1 - cpu0) * 1e6 / max(1, packets), 2),
         "counting_viewer_kbps": round(8 * counted / elapsed / counting / 1000, 1) if counting else None,
+        **_arrival_clock(results),
         "server_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
         "viewer_loss_pct_max": round(max(losses), 3) if losses else None,
         "viewer_fps_min": round(min(fps), 1) if fps else None,
@@ -333,6 +334,17 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         "loadgen_cpu_pct": [round(100 * (b - a) / elapsed, 1) for a, b in zip(load0[1:], load1[1:], strict=True)],
         **_quality(pub_result, results, hurt),
     }
+
+
+def _arrival_clock(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which clock stamped the counting viewers' packets for their REMB: ``kernel`` (the socket's
+    receive time), ``time.time`` (the kernel gave none: read by the viewer's event loop) or ``mixed``."""
+    kernel = sum(r.get("arrival_kernel", 0) for r in results)
+    loop = sum(r.get("arrival_loop", 0) for r in results)
+    if not kernel + loop:
+        return {"arrival_clock": None}
+    return {"arrival_clock": "mixed" if kernel and loop else "kernel" if kernel else "time.time",
+            "arrival_kernel_pct": round(100 * kernel / (kernel + loop), 2)}
 
 
 def _quality(pub_result: dict[str, Any], results: list[dict[str, Any]], hurt: list[dict[str, Any]]) -> dict[str, Any]:

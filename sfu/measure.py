@@ -6,7 +6,9 @@ the MediaRelay baseline's small HTTP offer/answer API (``http://``) or Janus's J
 not in bench/, because counting viewers touch aioice internals (``aiortc_private.count_incoming_rtp``):
 they finish ICE/DTLS with aiortc, then count SRTP packets at the socket (the RTP header is clear)
 and never decrypt or decode them; they send the REMB an aiortc viewer would (``SocketRemb``: aiortc's
-estimator fed from the clear ``abs-send-time``), so the SFU estimates their links as a real one's.
+estimator fed from the clear ``abs-send-time`` and the kernel's receive time of each datagram, as a
+browser's network thread stamps it: ``aiortc_private.ArrivalClock``), so the SFU estimates their links
+as a real one's, not this process's event-loop delays.
 ``--sample`` viewers decode every frame (fps, first frame).
 
 Line protocol with the bench: JSON lines on stdout (``ready``, ``started``, ``result``); the bench
@@ -237,6 +239,8 @@ class Viewer:
         self._rejoin: asyncio.Task[None] | None = None
         self.remb: aiortc_private.SocketRemb | None = None
         """A counting viewer's REMB, as aiortc's receiver would send it (the SFU's estimate of it)."""
+        self.clocks: list[aiortc_private.ArrivalClock] = []
+        """The sockets' arrival clocks (kernel stamps given / not), every peer connection's."""
 
     def _new_pc(self) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -264,11 +268,12 @@ class Viewer:
         since = time.monotonic() - self.last_frame_at if self.last_frame_at else float("inf")
         return round(1000 * max(self.longest_gap, since), 1)
 
-    def on_rtp(self, data: bytes) -> None:
+    def on_rtp(self, data: bytes, arrival: float | None) -> None:
+        """One SRTP datagram at the socket; ``arrival``: the kernel's receive time (None: it gave none)."""
         self.packets += 1
         self.octets += len(data)
         if self.remb is not None:
-            self.remb.on_rtp(data)
+            self.remb.on_rtp(data, int((arrival if arrival is not None else time.time()) * 1000))
         ssrc = int.from_bytes(data[8:12], "big")
         seq = (data[2] << 8) | data[3]
         s = self.seen.get(ssrc)
@@ -321,7 +326,7 @@ class Viewer:
         self.connected_at = time.monotonic()
         if not self.decode:
             self.remb = aiortc_private.SocketRemb.of(self.pc)
-            aiortc_private.count_incoming_rtp(self.pc, self.on_rtp)
+            self.clocks += aiortc_private.count_incoming_rtp(self.pc, self.on_rtp)
 
     async def _negotiate(self, offer: str) -> bool:
         """Answers the server's offer; True once connected, False if the connection failed or timed out."""
@@ -466,6 +471,8 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
                                  if v.decode and v.first_frame_at is not None],
                  decoder_lost=decoder_lost, freeze_ms=freezes, estimate_kbps=[e for e in estimates if e is not None],
                  silent=sum(1 for v in counting if not v.seen), joined=n - len(failed),
+                 arrival_kernel=sum(c.kernel for v in counting for c in v.clocks),
+                 arrival_loop=sum(c.fallback for v in counting for c in v.clocks),
                  retries=sum(v.signal.retries for v in viewers),
                  reconnects=sum(v.signal.reconnects for v in viewers),
                  rejoins=sum(v.rejoins for v in viewers),

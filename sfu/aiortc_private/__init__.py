@@ -22,7 +22,9 @@ The SFU negotiates with aiortc's public API (RTCPeerConnection, SDP) and then ta
   whose SSL context is made once, and may take the DTLS server role when the offer says ``actpass``:
   :mod:`.certificate`;
 * the native fan-out takes a viewer transport's outgoing SRTP keys and nominated socket: :mod:`.native_keys`;
-* tests, the lab and the load generator reach into client peer connections: :mod:`.lab`.
+* tests, the lab and the load generator reach into client peer connections: :mod:`.lab`; the load
+  generator's counting viewers stamp each datagram with the kernel's arrival time, asked of the socket
+  under aioice's transport: :mod:`.arrival`.
 
 Callers import this package (``from sfu import aiortc_private as private``) and look names up on it
 when they call, so a test that patches ``sfu.aiortc_private.srtp_tx_keying`` reaches ``sfu.fanout``.
@@ -35,6 +37,7 @@ check every name used here, so an upgrade fails loudly.
 
 from __future__ import annotations
 
+from sfu.aiortc_private.arrival import SIOCGSTAMPNS, ArrivalClock
 from sfu.aiortc_private.certificate import (
     SharedCertificate,
     dtls_role,
@@ -68,10 +71,12 @@ from sfu.aiortc_private.versions import PINNED, check_versions, installed_versio
 from sfu.aiortc_private.wire import WireSender, capture_send, sender_ssrcs
 
 __all__ = [
+    "ArrivalClock",
     "MAX_DATAGRAM",
     "PINNED",
     "RECEIVE_BATCH",
     "RECEIVE_BUFFER",
+    "SIOCGSTAMPNS",
     "SRTP_TRAILER",
     "ReceiveDemux",
     "SharedCertificate",

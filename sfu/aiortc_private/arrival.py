@@ -1,0 +1,68 @@
+"""The kernel's arrival time of the datagram a socket callback is handling (the load generator's
+counting viewers: a browser stamps arrival in its network thread, not after its event loop got round
+to the packet).
+
+``SIOCGSTAMPNS`` (``ioctl``) on a UDP socket answers the receive time the kernel put on the last
+datagram read from it (``CLOCK_REALTIME``, the clock of ``time.time()``). uvloop (libuv) and asyncio's
+selector loop read one datagram and call ``datagram_received`` before they read the next, so asked
+inside that callback the answer is this datagram's. The first ask turns timestamping on for the
+socket (the kernel then stamps every packet as it arrives); until a stamped datagram was read it
+fails with ENOENT, or answers the time of the ask: either way no older than ``time.time()``.
+
+Private surface: the socket behind aioice's datagram transport (``StunProtocol.transport``, through
+``get_extra_info("socket")``: uvloop's ``PseudoSocket``), whose descriptor is asked.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from typing import Any
+
+try:
+    from fcntl import ioctl
+except ImportError:  # not a POSIX system: time.time() only
+    ioctl = None
+
+SIOCGSTAMPNS = 0x8907
+"""linux/sockios.h: the last received datagram's timestamp as a ``struct timespec``."""
+_TIMESPEC = struct.Struct("qq")
+
+
+class ArrivalClock:
+    """Kernel arrival times of the datagrams read from one socket (``CLOCK_REALTIME``: they compare
+    with ``time.time()`` and across processes). :attr:`kernel` counts the stamps the kernel gave,
+    :attr:`fallback` the asks it did not answer (the caller then takes ``time.time()``)."""
+
+    def __init__(self, transport: Any) -> None:
+        self.kernel = 0
+        self.fallback = 0
+        self._buf = bytearray(_TIMESPEC.size)
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        self._fd = sock.fileno() if sock is not None and ioctl is not None else -1
+        if self._fd >= 0:
+            self._ask()  # turns timestamping on: datagrams from now on are stamped as they arrive
+
+    @property
+    def available(self) -> bool:
+        """Whether the kernel is still asked (False once it refused for another reason than ENOENT)."""
+        return self._fd >= 0
+
+    def _ask(self) -> bool:
+        try:
+            ioctl(self._fd, SIOCGSTAMPNS, self._buf, True)  # type: ignore[misc]
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:  # ENOTTY, EINVAL, EOPNOTSUPP, EBADF: never again
+                self._fd = -1
+            return False
+        return True
+
+    def stamp(self) -> float | None:
+        """Unix time the datagram being handled arrived at the socket; None when the kernel has none."""
+        if self._fd >= 0 and self._ask():
+            self.kernel += 1
+            sec, nsec = _TIMESPEC.unpack_from(self._buf)
+            return sec + nsec * 1e-9
+        self.fallback += 1
+        return None
+
