@@ -372,7 +372,8 @@ def _arrival_clock(results: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     kernel = sum(v.get("frames_kernel_stamped", 0) for v in results if v.get("mode") == "count")
     loop = sum(v.get("frames_loop_stamped", 0) for v in results if v.get("mode") == "count")
     name = "mixed" if kernel and loop else "kernel" if kernel else "time.time"
-    return {"arrival_clock": name, "arrival_kernel_pct": round(100 * kernel / (kernel + loop), 2) if kernel + loop else None}
+    pct = round(100 * kernel / (kernel + loop), 2) if kernel + loop else None
+    return {"arrival_clock": name, "arrival_kernel_pct": pct}
 
 
 def _after(results: list[dict[str, Any]]) -> dict[str, int]:

@@ -16,8 +16,8 @@ times). It lives here, not in bench/, because both touch aiortc internals
 Per viewer: loss from sequence gaps of each media SSRC (before retransmission: RTX payloads are
 encrypted), fps from marker bits (frame ends) of the video SSRC, each frame's arrival (its marker
 packet: the kernel's receive time, or ``time.time()`` where the kernel gave none, counted in
-``frames_kernel_stamped``/``frames_loop_stamped``) with its RTP timestamp for the cascade latency, and the first frame of a peer connection
-made after ``mark T`` (a node was killed at unix time T) for recovery.
+``frames_kernel_stamped``/``frames_loop_stamped``) with its RTP timestamp for the cascade latency, and
+the first frame of a peer connection made after ``mark T`` (a node was killed at unix time T) for recovery.
 
 Line protocol with the bench: ``{"event": "ready", ...}`` once joined; then ``start``, ``window``,
 ``mark T``, ``stop`` on stdin; ``{"event": "result", "viewers": [...]}`` at the end.

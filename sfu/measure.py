@@ -473,6 +473,7 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
                  silent=sum(1 for v in counting if not v.seen), joined=n - len(failed),
                  arrival_kernel=sum(c.kernel for v in counting for c in v.clocks),
                  arrival_loop=sum(c.fallback for v in counting for c in v.clocks),
+                 remb_kbps=[round(v.remb.sent[-1] / 1000, 1) for v in counting if v.remb is not None and v.remb.sent],
                  retries=sum(v.signal.retries for v in viewers),
                  reconnects=sum(v.signal.reconnects for v in viewers),
                  rejoins=sum(v.rejoins for v in viewers),

@@ -71,13 +71,13 @@ from sfu.aiortc_private.versions import PINNED, check_versions, installed_versio
 from sfu.aiortc_private.wire import WireSender, capture_send, sender_ssrcs
 
 __all__ = [
-    "ArrivalClock",
     "MAX_DATAGRAM",
     "PINNED",
     "RECEIVE_BATCH",
     "RECEIVE_BUFFER",
     "SIOCGSTAMPNS",
     "SRTP_TRAILER",
+    "ArrivalClock",
     "ReceiveDemux",
     "SharedCertificate",
     "SocketRemb",

@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import errno
 import struct
+from fcntl import ioctl
 from typing import Any
-
-try:
-    from fcntl import ioctl
-except ImportError:  # not a POSIX system: time.time() only
-    ioctl = None
 
 SIOCGSTAMPNS = 0x8907
 """linux/sockios.h: the last received datagram's timestamp as a ``struct timespec``."""
@@ -39,7 +35,7 @@ class ArrivalClock:
         self.fallback = 0
         self._buf = bytearray(_TIMESPEC.size)
         sock = transport.get_extra_info("socket") if transport is not None else None
-        self._fd = sock.fileno() if sock is not None and ioctl is not None else -1
+        self._fd = sock.fileno() if sock is not None else -1
         if self._fd >= 0:
             self._ask()  # turns timestamping on: datagrams from now on are stamped as they arrive
 
@@ -50,9 +46,9 @@ class ArrivalClock:
 
     def _ask(self) -> bool:
         try:
-            ioctl(self._fd, SIOCGSTAMPNS, self._buf, True)  # type: ignore[misc]
+            ioctl(self._fd, SIOCGSTAMPNS, self._buf, True)
         except OSError as exc:
-            if exc.errno != errno.ENOENT:  # ENOTTY, EINVAL, EOPNOTSUPP, EBADF: never again
+            if exc.errno != errno.ENOENT:  # ENOTTY (not Linux, not a socket), EINVAL, EBADF: never again
                 self._fd = -1
             return False
         return True

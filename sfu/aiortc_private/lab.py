@@ -182,9 +182,10 @@ class SocketRemb:
     """Load generator: the REMB an aiortc viewer sends (its receiver feeds aiortc's
     ``RemoteBitrateEstimator`` with every packet stamped with ``abs-send-time``, RTX included), for a
     viewer whose packets are counted at the socket (:func:`count_incoming_rtp`) and never reach
-    aiortc. Arrival times must be the kernel's: stamped after a busy event loop got to each packet,
-    the loop's delays look like queueing on the link, and the estimator holds the rate down. The header and its extensions are clear in SRTP; the REMB goes out over the peer
-    connection's SRTCP. Make one with :meth:`of` (None when ``abs-send-time`` was not negotiated)."""
+    aiortc. The header and its extensions are clear in SRTP; the REMB goes out over the peer
+    connection's SRTCP. Make one with :meth:`of` (None when ``abs-send-time`` was not negotiated).
+    Arrival times should be the kernel's: stamped when a busy event loop got round to each packet,
+    the loop's delays look like queueing on the link and the estimator holds the rate down."""
 
     def __init__(self, pc: RTCPeerConnection, ext_id: int) -> None:
         self.estimator = RemoteBitrateEstimator()

@@ -48,8 +48,8 @@ async def _blocked_read() -> tuple[Stamped, list[float]]:
         for i in range(3):
             sent.append(time.time())
             sender.sendto(b"datagram %d" % i, transport.get_extra_info("sockname"))
-            time.sleep(0.002)
-        time.sleep(BLOCK_S)  # the loop cannot read: the datagrams wait in the socket
+            time.sleep(0.002)  # noqa: ASYNC251 (the loop blocked: the datagrams wait in the socket)
+        time.sleep(BLOCK_S)  # noqa: ASYNC251 (on purpose: the loop cannot read, the datagrams wait in the socket)
         async with asyncio.timeout(10):
             while len(protocol.got) < 3:
                 protocol.arrived.clear()
@@ -74,13 +74,13 @@ def _check(protocol: Stamped, sent: list[float]) -> None:
     assert stamps == sorted(stamps) and len(set(stamps)) == 3, "each datagram its own stamp, not the last one's"
 
 
-def _run(loop_runner: Callable[[Coroutine[Any, Any, tuple[Stamped, list[float]]]], tuple[Stamped, list[float]]]) -> None:
-    _check(*loop_runner(_blocked_read()))
+Read = tuple[Stamped, list[float]]
 
 
 @pytest.mark.parametrize("runner", [uvloop.run, asyncio.run], ids=["uvloop", "asyncio"])
-def test_the_stamp_is_the_kernels_receive_time_not_the_read(runner: Any) -> None:
-    _run(runner)
+def test_the_stamp_is_the_kernels_receive_time_not_the_read(
+        runner: Callable[[Coroutine[Any, Any, Read]], Read]) -> None:
+    _check(*runner(_blocked_read()))
 
 
 def test_without_a_socket_or_on_one_that_has_no_stamps_the_caller_falls_back() -> None:
@@ -90,7 +90,8 @@ def test_without_a_socket_or_on_one_that_has_no_stamps_the_caller_falls_back() -
     assert not none.available and none.stamp() is None and none.fallback == 1
     read, write = os.pipe()
     try:
-        pipe = aiortc_private.ArrivalClock(SimpleNamespace(get_extra_info=lambda name: SimpleNamespace(fileno=lambda: read)))
+        fd = SimpleNamespace(fileno=lambda: read)
+        pipe = aiortc_private.ArrivalClock(SimpleNamespace(get_extra_info=lambda name: fd))
         assert not pipe.available
         assert pipe.stamp() is None and pipe.stamp() is None
         assert (pipe.kernel, pipe.fallback) == (0, 2)
