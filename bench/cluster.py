@@ -359,7 +359,8 @@ def _cascade_latency(results: list[dict[str, Any]], placed: list[str | None], or
     added = [d for g, n, f in frames if n != origin for d in _align(refs.get(g, first), f)]
     floor = [d for g, n, f in frames if n == origin and f is not refs[g] for d in _align(refs[g], f)]
     return {"cascade_added_latency_ms_p99": _pct(added, 0.99), "cascade_added_latency_ms_p50": _pct(added, 0.5),
-            "origin_viewers_spread_ms_p99": _pct(floor, 0.99), "cascade_frames_matched": len(added),
+            "origin_viewers_spread_ms_p99": _pct(floor, 0.99), "origin_viewers_spread_ms_p50": _pct(floor, 0.5),
+            "cascade_frames_matched": len(added),
             **_arrival_clock(results, kind)}
 
 
