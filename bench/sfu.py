@@ -339,12 +339,15 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
 def _arrival_clock(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Which clock stamped the counting viewers' packets for their REMB: ``kernel`` (the socket's
     receive time), ``time.time`` (the kernel gave none: read by the viewer's event loop) or ``mixed``;
-    and the last REMB each counting viewer sent (p50, min: kbit/s)."""
+    the last REMB each counting viewer sent (p50, min: kbit/s) and the SFU's estimate of its link
+    (``show.stats``, p50)."""
     kernel = sum(r.get("arrival_kernel", 0) for r in results)
     loop = sum(r.get("arrival_loop", 0) for r in results)
     rembs = [x for r in results for x in r.get("remb_kbps", [])]
+    estimates = [x for r in results for x in r.get("counting_estimate_kbps", [])]
     out: dict[str, Any] = {"counting_remb_kbps_p50": _pct(rembs, 0.5),
-                           "counting_remb_kbps_min": min(rembs, default=None)}
+                           "counting_remb_kbps_min": min(rembs, default=None),
+                           "counting_bwe_kbps_p50": _pct(estimates, 0.5)}
     if not kernel + loop:
         return {**out, "arrival_clock": None}
     return {**out, "arrival_clock": "mixed" if kernel and loop else "kernel" if kernel else "time.time",

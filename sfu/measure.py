@@ -461,6 +461,7 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
             elapsed = time.monotonic() - t0
             freezes = [min(v.freeze_ms(), round(elapsed * 1000, 1)) for v in viewers if v.decode]  # none: the window
             estimates = [await link_kbps(v.signal) for v in viewers if v.decode]
+            counted_estimates = [await link_kbps(v.signal) for v in counting]
             packets = sum([await v.received() for v in viewers]) - sum(packets0)
             decoder_lost = [v.lost - lost0[i] for i, v in enumerate(viewers) if v.decode]
             emit("result", packets=packets, elapsed=elapsed, counting=len(counting),
@@ -474,6 +475,7 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
                  arrival_kernel=sum(c.kernel for v in counting for c in v.clocks),
                  arrival_loop=sum(c.fallback for v in counting for c in v.clocks),
                  remb_kbps=[round(v.remb.sent[-1] / 1000, 1) for v in counting if v.remb is not None and v.remb.sent],
+                 counting_estimate_kbps=[e for e in counted_estimates if e is not None],
                  retries=sum(v.signal.retries for v in viewers),
                  reconnects=sum(v.signal.reconnects for v in viewers),
                  rejoins=sum(v.rejoins for v in viewers),
