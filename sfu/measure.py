@@ -217,9 +217,12 @@ class MovingNoise(VideoStreamTrack):
 class Viewer:
     """One subscriber; counts RTP per SSRC at the socket, or (``decode``) decodes every video frame."""
 
-    def __init__(self, signal: AnySignal, decode: bool) -> None:
+    def __init__(self, signal: AnySignal, decode: bool, kernel_time: bool = True) -> None:
         self.signal = signal
         self.decode = decode
+        self.kernel_time = kernel_time
+        """Counting: each datagram's arrival is the kernel's receive time (False: ``time.time()`` when
+        this process's event loop reads it, the load generator as it was: a comparison run)."""
         self.pc = self._new_pc()
         self.seen: dict[int, list[int]] = {}
         self.packets = 0
@@ -326,7 +329,7 @@ class Viewer:
         self.connected_at = time.monotonic()
         if not self.decode:
             self.remb = aiortc_private.SocketRemb.of(self.pc)
-            self.clocks += aiortc_private.count_incoming_rtp(self.pc, self.on_rtp)
+            self.clocks += aiortc_private.count_incoming_rtp(self.pc, self.on_rtp, self.kernel_time)
 
     async def _negotiate(self, offer: str) -> bool:
         """Answers the server's offer; True once connected, False if the connection failed or timed out."""
@@ -425,10 +428,11 @@ async def publish(url: str, token: str, room: str) -> None:
             await signal.close()
 
 
-async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: int) -> None:
+async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: int, kernel_time: bool = True) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         n = len(tokens)
-        viewers = [Viewer(signal_for(http, url, t, room), decode=i >= n - sample) for i, t in enumerate(tokens)]
+        viewers = [Viewer(signal_for(http, url, t, room), decode=i >= n - sample, kernel_time=kernel_time)
+                   for i, t in enumerate(tokens)]
         gate = asyncio.Semaphore(in_flight or max(1, n))
         failed: list[str] = []
 
@@ -450,6 +454,7 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
                 v.seen.clear()
             packets0 = [await v.received() for v in viewers]
             octets0 = sum(v.octets for v in counting)
+            each0 = [v.octets for v in counting]
             lost0 = [v.lost for v in viewers]
             frames0 = [v.frames for v in viewers]
             for v in viewers:
@@ -466,6 +471,8 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
             decoder_lost = [v.lost - lost0[i] for i, v in enumerate(viewers) if v.decode]
             emit("result", packets=packets, elapsed=elapsed, counting=len(counting),
                  counting_octets=sum(v.octets for v in counting) - octets0,
+                 counting_kbps=[round(8 * (v.octets - o0) / elapsed / 1000, 1)
+                                for v, o0 in zip(counting, each0, strict=True)],
                  loss_pct=[v.loss_pct() for v in counting if v.seen],
                  fps=[(v.frames - f0) / elapsed for v, f0 in zip(viewers, frames0, strict=True) if v.decode],
                  first_frame_ms=[(v.first_frame_at - v.joined_at) * 1000 for v in viewers
@@ -507,6 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=0, help="viewers (the last ones) that decode every frame")
     parser.add_argument("--nice", type=int, default=0, help="lower this process's priority (os.nice)")
     parser.add_argument("--in-flight", type=int, default=0, help="joins started at once (0: all of them)")
+    parser.add_argument("--arrival", choices=["kernel", "loop"], default="kernel",
+                        help="counting viewers' arrival times: the kernel's receive time, or time.time() in the loop")
     args = parser.parse_args(argv)
     if args.nice:
         os.nice(args.nice)
@@ -516,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.run(publish(args.signal, args.token, args.room))
     else:
         tokens = json.loads(args.tokens_file.read_text())[args.first : args.first + args.count]
-        uvloop.run(view(args.signal, tokens, args.room, args.sample, args.in_flight))
+        uvloop.run(view(args.signal, tokens, args.room, args.sample, args.in_flight, args.arrival == "kernel"))
     return 0
 
 

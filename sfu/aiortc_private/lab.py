@@ -95,14 +95,16 @@ def drop_incoming(pc: RTCPeerConnection, fraction: float, seed: int = 1) -> Call
     return lambda: dropped[0]
 
 
-def count_incoming_rtp(pc: RTCPeerConnection, on_rtp: Callable[[bytes, float | None], None]) -> list[ArrivalClock]:
+def count_incoming_rtp(pc: RTCPeerConnection, on_rtp: Callable[[bytes, float | None], None],
+                       kernel_time: bool = True) -> list[ArrivalClock]:
     """Load generator: hand every incoming RTP datagram of ``pc`` to ``on_rtp`` at the socket, still
     encrypted (the SRTP header is clear: SSRC and sequence number are readable), with the kernel's
     arrival time of it (unix time; None when the kernel gave none: :class:`ArrivalClock`), and keep
     it from aiortc.
 
     STUN (consent), DTLS and RTCP still reach aiortc. Call once ICE is connected (the pair is nominated).
-    Returns the sockets' clocks (how many stamps the kernel gave).
+    Returns the sockets' clocks (how many stamps the kernel gave). ``kernel_time=False``: never ask
+    the kernel (every arrival None: the caller's own clock; a comparison run).
     """
     clocks: list[ArrivalClock] = []
     for conn in {id(c): c for c in (ice_connection(t.sender.transport) for t in pc.getTransceivers())}.values():
@@ -111,7 +113,7 @@ def count_incoming_rtp(pc: RTCPeerConnection, on_rtp: Callable[[bytes, float | N
             raise RuntimeError("ICE is not connected yet")
         protocol = pair.protocol
         enlarge_receive_buffer(protocol.transport)
-        clock = ArrivalClock(protocol.transport)
+        clock = ArrivalClock(protocol.transport if kernel_time else None)
         clocks.append(clock)
         original = protocol.datagram_received
 
