@@ -7,7 +7,9 @@ datagram read from it (``CLOCK_REALTIME``, the clock of ``time.time()``). uvloop
 selector loop read one datagram and call ``datagram_received`` before they read the next, so asked
 inside that callback the answer is this datagram's. The first ask turns timestamping on for the
 socket (the kernel then stamps every packet as it arrives); until a stamped datagram was read it
-fails with ENOENT, or answers the time of the ask: either way no older than ``time.time()``.
+fails with ENOENT, or answers the time of the ask (so does a datagram that arrived before the kernel
+turned its receive stamps on: that takes a moment after the first socket asks). Such an answer is
+not taken for a stamp: :meth:`ArrivalClock.stamp` then gives None.
 
 Private surface: the socket behind aioice's datagram transport (``StunProtocol.transport``, through
 ``get_extra_info("socket")``: uvloop's ``PseudoSocket``), whose descriptor is asked.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import struct
+import time
 from fcntl import ioctl
 from typing import Any
 
@@ -55,10 +58,14 @@ class ArrivalClock:
 
     def stamp(self) -> float | None:
         """Unix time the datagram being handled arrived at the socket; None when the kernel has none."""
-        if self._fd >= 0 and self._ask():
-            self.kernel += 1
-            sec, nsec = _TIMESPEC.unpack_from(self._buf)
-            return sec + nsec * 1e-9
+        if self._fd >= 0:
+            asked = time.time()
+            if self._ask():
+                sec, nsec = _TIMESPEC.unpack_from(self._buf)
+                at = sec + nsec * 1e-9
+                if at < asked:  # else the kernel answered the time of the ask: the datagram had no stamp
+                    self.kernel += 1
+                    return at
         self.fallback += 1
         return None
 

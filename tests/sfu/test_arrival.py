@@ -44,6 +44,15 @@ async def _blocked_read() -> tuple[Stamped, list[float]]:
     transport, protocol = await loop.create_datagram_endpoint(Stamped, local_addr=("127.0.0.1", 0))
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
+        # The kernel turns receive stamps on a moment after the first socket asks (when no other socket
+        # on the box has them on): until then a datagram has none, and the clock says so (None).
+        async with asyncio.timeout(10):
+            while not protocol.got or protocol.got[-1][1] is None:
+                sender.sendto(b"warm-up", transport.get_extra_info("sockname"))
+                await asyncio.sleep(0.01)
+        assert protocol.clock is not None
+        protocol.got.clear()
+        protocol.clock.kernel = protocol.clock.fallback = 0
         sent: list[float] = []
         for i in range(3):
             sent.append(time.time())
@@ -81,6 +90,18 @@ Read = tuple[Stamped, list[float]]
 def test_the_stamp_is_the_kernels_receive_time_not_the_read(
         runner: Callable[[Coroutine[Any, Any, Read]], Read]) -> None:
     _check(*runner(_blocked_read()))
+
+
+def test_a_socket_that_received_nothing_has_no_stamp_yet_and_is_asked_again() -> None:
+    """The kernel answers ENOENT while no datagram was read: no stamp, and the socket stays asked."""
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        rx.bind(("127.0.0.1", 0))
+        clock = aiortc_private.ArrivalClock(SimpleNamespace(get_extra_info=lambda name: rx))
+        assert clock.stamp() is None and (clock.kernel, clock.fallback) == (0, 1)
+        assert clock.available
+    finally:
+        rx.close()
 
 
 def test_without_a_socket_or_on_one_that_has_no_stamps_the_caller_falls_back() -> None:
