@@ -14,10 +14,10 @@ with viewers when there is one, else the show's origin) and measures, per viewer
 time from the kill to its first frame again on a new peer connection (the SDK asks the API again,
 and joins again on the node it names). With ``--viewers-per-node C`` the nodes run the cascade and the origin
 takes C viewers, the others go to edges; ``cascade_added_latency_ms_p99`` then compares edge viewers'
-frames (decoded, or counted: their marker packet's arrival) with an origin viewer's of the same kind,
-matched by RTP timestamp (:func:`_align`), beside the same
-between two origin viewers (``origin_viewers_spread_ms_p99``: the floor). Null while no viewer is on
-an edge.
+frames (decoded, or counted: their marker packet's arrival, the kernel's receive time of it) with an
+origin viewer's of the same kind, matched by RTP timestamp (:func:`_align`), beside the same
+between two origin viewers (``origin_viewers_spread_ms_p99``: the floor); ``arrival_clock`` says which
+clock stamped them. Null while no viewer is on an edge.
 """
 
 from __future__ import annotations
@@ -359,7 +359,22 @@ def _cascade_latency(results: list[dict[str, Any]], placed: list[str | None], or
     added = [d for g, n, f in frames if n != origin for d in _align(refs.get(g, first), f)]
     floor = [d for g, n, f in frames if n == origin and f is not refs[g] for d in _align(refs[g], f)]
     return {"cascade_added_latency_ms_p99": _pct(added, 0.99), "cascade_added_latency_ms_p50": _pct(added, 0.5),
-            "origin_viewers_spread_ms_p99": _pct(floor, 0.99), "cascade_frames_matched": len(added)}
+            "origin_viewers_spread_ms_p99": _pct(floor, 0.99), "origin_viewers_spread_ms_p50": _pct(floor, 0.5),
+            "cascade_frames_matched": len(added),
+            **_arrival_clock(results, kind)}
+
+
+def _arrival_clock(results: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    """Which clock stamped the frames compared: ``kernel`` (counting viewers: the socket's receive
+    time, ``SIOCGSTAMPNS``), ``time.time`` (read by the viewer's event loop: the kernel gave none),
+    ``mixed``, or ``decoder`` (decoding viewers: when the frame came out of the decoder)."""
+    if kind != "count":
+        return {"arrival_clock": "decoder"}
+    kernel = sum(v.get("frames_kernel_stamped", 0) for v in results if v.get("mode") == "count")
+    loop = sum(v.get("frames_loop_stamped", 0) for v in results if v.get("mode") == "count")
+    name = "mixed" if kernel and loop else "kernel" if kernel else "time.time"
+    pct = round(100 * kernel / (kernel + loop), 2) if kernel + loop else None
+    return {"arrival_clock": name, "arrival_kernel_pct": pct}
 
 
 def _after(results: list[dict[str, Any]]) -> dict[str, int]:

@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--joins-in-flight", type=int, default=0,
                         help="joins each viewer process starts at once (default 0: all: a join burst)")
     parser.add_argument("--loadgen-nice", type=int, default=10, help="niceness of the counting viewer processes")
+    parser.add_argument("--arrival", choices=["kernel", "loop"], default="kernel",
+                        help="counting viewers' packet arrival times for their REMB: the kernel's receive time "
+                             "(SIOCGSTAMPNS), or time.time() when their event loop reads the packet (as before)")
     parser.add_argument("--warmup", type=float, default=None,
                         help="seconds between the last join and the window (default 4; 40 with --simulcast: aiortc "
                              "viewers' REMB grows ~8 %% a second, so REMB ramps take them from the low layer to "
@@ -213,7 +216,8 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         for first in range(0, counting, args.per_process):
             procs.append(_spawn(["view", "--signal", url, "--tokens-file", str(tokens), "--room", ROOM,
                                  "--first", str(first), "--count", str(min(args.per_process, counting - first)),
-                                 "--nice", str(args.loadgen_nice), "--in-flight", str(args.joins_in_flight)],
+                                 "--nice", str(args.loadgen_nice), "--in-flight", str(args.joins_in_flight),
+                                 "--arrival", getattr(args, "arrival", "kernel")],
                                 args.node_log))
         joins_t0 = time.monotonic()
         readies = [_expect(p, "ready") for p in procs]
@@ -316,6 +320,7 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         "layer_switches": switches,
         "server_us_per_packet": round((cpu1 - cpu0) * 1e6 / max(1, packets), 2),
         "counting_viewer_kbps": round(8 * counted / elapsed / counting / 1000, 1) if counting else None,
+        **_arrival_clock(results),
         "server_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
         "viewer_loss_pct_max": round(max(losses), 3) if losses else None,
         "viewer_fps_min": round(min(fps), 1) if fps else None,
@@ -333,6 +338,28 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         "loadgen_cpu_pct": [round(100 * (b - a) / elapsed, 1) for a, b in zip(load0[1:], load1[1:], strict=True)],
         **_quality(pub_result, results, hurt),
     }
+
+
+def _arrival_clock(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which clock stamped the counting viewers' packets for their REMB: ``kernel`` (the socket's
+    receive time), ``time.time`` (the kernel gave none: read by the viewer's event loop) or ``mixed``;
+    the last REMB each counting viewer sent (p50, min: kbit/s) and the SFU's estimate of its link
+    (``show.stats``, p50)."""
+    kernel = sum(r.get("arrival_kernel", 0) for r in results)
+    loop = sum(r.get("arrival_loop", 0) for r in results)
+    rembs = [x for r in results for x in r.get("remb_kbps", [])]
+    estimates = [x for r in results for x in r.get("counting_estimate_kbps", [])]
+    out: dict[str, Any] = {"counting_remb_kbps_p50": _pct(rembs, 0.5),
+                           "counting_remb_kbps_min": min(rembs, default=None),
+                           "counting_bwe_kbps_p50": _pct(estimates, 0.5)}
+    each = [x for r in results for x in r.get("counting_kbps", [])]
+    if each:  # one viewer's rate tells its layer (an average of two layers tells neither)
+        out.update({"counting_viewer_kbps_min": min(each), "counting_viewer_kbps_max": max(each),
+                    "counting_viewers_over_900_kbps": sum(1 for x in each if x > 900)})
+    if not kernel + loop:
+        return {**out, "arrival_clock": None}
+    return {**out, "arrival_clock": "mixed" if kernel and loop else "kernel" if kernel else "time.time",
+            "arrival_kernel_pct": round(100 * kernel / (kernel + loop), 2)}
 
 
 def _quality(pub_result: dict[str, Any], results: list[dict[str, Any]], hurt: list[dict[str, Any]]) -> dict[str, Any]:

@@ -8,14 +8,16 @@ lost node it follows the SDK (asks the API again, joins again on a new peer conn
 does not do is decode: every peer connection the SDK makes (``view_show(on_peer=...)``, the first and
 each rejoin's) is hooked before it negotiates, and its RTP is counted, never decoded. Until ICE is up
 the decrypted packets are taken from aiortc's DTLS transport (``hook_dtls``); once connected, SRTP is
-counted at the socket (``count_incoming_rtp``: the RTP header is clear) and a REMB is sent as aiortc's
-receiver would (``SocketRemb``). It lives here, not in bench/, because both touch aiortc internals
+counted at the socket (``count_incoming_rtp``: the RTP header is clear), each datagram stamped with
+the kernel's arrival time, and a REMB is sent as aiortc's receiver would (``SocketRemb``, fed those
+times). It lives here, not in bench/, because both touch aiortc internals
 (``sfu.aiortc_private``); ``bench.cluster_clients view`` is the decoding variant, same line protocol.
 
 Per viewer: loss from sequence gaps of each media SSRC (before retransmission: RTX payloads are
 encrypted), fps from marker bits (frame ends) of the video SSRC, each frame's arrival (its marker
-packet) with its RTP timestamp for the cascade latency, and the first frame of a peer connection
-made after ``mark T`` (a node was killed at unix time T) for recovery.
+packet: the kernel's receive time, or ``time.time()`` where the kernel gave none, counted in
+``frames_kernel_stamped``/``frames_loop_stamped``) with its RTP timestamp for the cascade latency, and
+the first frame of a peer connection made after ``mark T`` (a node was killed at unix time T) for recovery.
 
 Line protocol with the bench: ``{"event": "ready", ...}`` once joined; then ``start``, ``window``,
 ``mark T``, ``stop`` on stdin; ``{"event": "result", "viewers": [...]}`` at the end.
@@ -64,8 +66,10 @@ class PeerCount:
         self.rtx: set[int] = set()
         self.streams: dict[int, list[int]] = {}
         """Media SSRC -> [received, first seq, highest seq, wrap cycles]."""
-        self.frames: list[tuple[float, int]] = []
-        """(unix time, RTP timestamp) of each video frame's marker packet."""
+        self.frames: list[tuple[float, int, bool]] = []
+        """(unix arrival time, RTP timestamp, whether the kernel stamped it) of each video frame's marker
+        packet. Counted at the socket, the time is the kernel's (``SIOCGSTAMPNS``): what a browser's
+        network thread would see, not when this process's event loop got round to the datagram."""
         self.rtx_packets = 0
         self.remb: aiortc_private.SocketRemb | None = None
         self._hooked: set[int] = set()
@@ -88,9 +92,12 @@ class PeerCount:
         with contextlib.suppress(RuntimeError):  # not nominated (closing): the DTLS hook still counts
             aiortc_private.count_incoming_rtp(self.peer.pc, self.on_rtp)
 
-    def on_rtp(self, data: bytes) -> None:
+    def on_rtp(self, data: bytes, arrival: float | None = None) -> None:
+        """One RTP datagram; ``arrival``: the kernel's arrival time (None: now, by ``time.time()``)."""
+        kernel = arrival is not None
+        at = arrival if arrival is not None else time.time()
         if self.remb is not None:
-            self.remb.on_rtp(data)
+            self.remb.on_rtp(data, int(at * 1000))
         pt = data[1] & 0x7F
         if pt in self.rtx:
             self.rtx_packets += 1
@@ -107,7 +114,7 @@ class PeerCount:
                     s[3] += 0x10000
                 s[2] = seq
         if data[1] & 0x80 and pt in self.video:
-            self.frames.append((time.time(), int.from_bytes(data[4:8], "big")))
+            self.frames.append((at, int.from_bytes(data[4:8], "big"), kernel))
             self.framed.set()
 
     def totals(self) -> tuple[int, int]:
@@ -150,7 +157,7 @@ class Viewer:
         got = [p.totals() for p in self.peers]
         return sum(r for r, _ in got), sum(e for _, e in got)
 
-    def frames(self, since_peer: int = 0) -> list[tuple[float, int]]:
+    def frames(self, since_peer: int = 0) -> list[tuple[float, int, bool]]:
         return [f for p in self.peers[since_peer:] for f in p.frames]
 
 
@@ -196,7 +203,8 @@ async def run(args: argparse.Namespace) -> None:
         got, expected = r1 - r0, e1 - e0
         frames = [f for f in v.frames() if t0 <= f[0] <= t1]
         fps = (len(frames) - 1) / (frames[-1][0] - frames[0][0]) if len(frames) > 1 else 0.0
-        after = [t for t, _ in v.frames(at_mark[i]) if t > killed] if at_mark else []
+        after = [t for t, _, _ in v.frames(at_mark[i]) if t > killed] if at_mark else []
+        kernel = sum(1 for f in frames if f[2])
         ok = v.node is not None and v.error is None
         results.append({
             "mode": "count", "node": v.node.hello.node if ok and v.node is not None else None,
@@ -209,7 +217,8 @@ async def run(args: argparse.Namespace) -> None:
             "ended": (v.viewing.ended or {}).get("reason") if v.viewing is not None else None,
             "error": v.error, "told": v.told[:3],
             "state": v.peers[-1].peer.pc.connectionState if v.peers else None, "peers": len(v.peers),
-            "frames": [[round(t, 6), ts] for t, ts in frames],
+            "frames": [[round(t, 6), ts] for t, ts, _ in frames],
+            "frames_kernel_stamped": kernel, "frames_loop_stamped": len(frames) - kernel,
         })
     say("result", viewers=results)
     for v in viewers:

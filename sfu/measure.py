@@ -6,7 +6,9 @@ the MediaRelay baseline's small HTTP offer/answer API (``http://``) or Janus's J
 not in bench/, because counting viewers touch aioice internals (``aiortc_private.count_incoming_rtp``):
 they finish ICE/DTLS with aiortc, then count SRTP packets at the socket (the RTP header is clear)
 and never decrypt or decode them; they send the REMB an aiortc viewer would (``SocketRemb``: aiortc's
-estimator fed from the clear ``abs-send-time``), so the SFU estimates their links as a real one's.
+estimator fed from the clear ``abs-send-time`` and the kernel's receive time of each datagram, as a
+browser's network thread stamps it: ``aiortc_private.ArrivalClock``), so the SFU estimates their links
+as a real one's, not this process's event-loop delays.
 ``--sample`` viewers decode every frame (fps, first frame).
 
 Line protocol with the bench: JSON lines on stdout (``ready``, ``started``, ``result``); the bench
@@ -215,9 +217,12 @@ class MovingNoise(VideoStreamTrack):
 class Viewer:
     """One subscriber; counts RTP per SSRC at the socket, or (``decode``) decodes every video frame."""
 
-    def __init__(self, signal: AnySignal, decode: bool) -> None:
+    def __init__(self, signal: AnySignal, decode: bool, kernel_time: bool = True) -> None:
         self.signal = signal
         self.decode = decode
+        self.kernel_time = kernel_time
+        """Counting: each datagram's arrival is the kernel's receive time (False: ``time.time()`` when
+        this process's event loop reads it, the load generator as it was: a comparison run)."""
         self.pc = self._new_pc()
         self.seen: dict[int, list[int]] = {}
         self.packets = 0
@@ -237,6 +242,8 @@ class Viewer:
         self._rejoin: asyncio.Task[None] | None = None
         self.remb: aiortc_private.SocketRemb | None = None
         """A counting viewer's REMB, as aiortc's receiver would send it (the SFU's estimate of it)."""
+        self.clocks: list[aiortc_private.ArrivalClock] = []
+        """The sockets' arrival clocks (kernel stamps given / not), every peer connection's."""
 
     def _new_pc(self) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -264,11 +271,12 @@ class Viewer:
         since = time.monotonic() - self.last_frame_at if self.last_frame_at else float("inf")
         return round(1000 * max(self.longest_gap, since), 1)
 
-    def on_rtp(self, data: bytes) -> None:
+    def on_rtp(self, data: bytes, arrival: float | None) -> None:
+        """One SRTP datagram at the socket; ``arrival``: the kernel's receive time (None: it gave none)."""
         self.packets += 1
         self.octets += len(data)
         if self.remb is not None:
-            self.remb.on_rtp(data)
+            self.remb.on_rtp(data, int((arrival if arrival is not None else time.time()) * 1000))
         ssrc = int.from_bytes(data[8:12], "big")
         seq = (data[2] << 8) | data[3]
         s = self.seen.get(ssrc)
@@ -321,7 +329,7 @@ class Viewer:
         self.connected_at = time.monotonic()
         if not self.decode:
             self.remb = aiortc_private.SocketRemb.of(self.pc)
-            aiortc_private.count_incoming_rtp(self.pc, self.on_rtp)
+            self.clocks += aiortc_private.count_incoming_rtp(self.pc, self.on_rtp, self.kernel_time)
 
     async def _negotiate(self, offer: str) -> bool:
         """Answers the server's offer; True once connected, False if the connection failed or timed out."""
@@ -420,10 +428,11 @@ async def publish(url: str, token: str, room: str) -> None:
             await signal.close()
 
 
-async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: int) -> None:
+async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: int, kernel_time: bool = True) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         n = len(tokens)
-        viewers = [Viewer(signal_for(http, url, t, room), decode=i >= n - sample) for i, t in enumerate(tokens)]
+        viewers = [Viewer(signal_for(http, url, t, room), decode=i >= n - sample, kernel_time=kernel_time)
+                   for i, t in enumerate(tokens)]
         gate = asyncio.Semaphore(in_flight or max(1, n))
         failed: list[str] = []
 
@@ -445,6 +454,7 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
                 v.seen.clear()
             packets0 = [await v.received() for v in viewers]
             octets0 = sum(v.octets for v in counting)
+            each0 = [v.octets for v in counting]
             lost0 = [v.lost for v in viewers]
             frames0 = [v.frames for v in viewers]
             for v in viewers:
@@ -456,16 +466,23 @@ async def view(url: str, tokens: list[str], room: str, sample: int, in_flight: i
             elapsed = time.monotonic() - t0
             freezes = [min(v.freeze_ms(), round(elapsed * 1000, 1)) for v in viewers if v.decode]  # none: the window
             estimates = [await link_kbps(v.signal) for v in viewers if v.decode]
+            counted_estimates = [await link_kbps(v.signal) for v in counting]
             packets = sum([await v.received() for v in viewers]) - sum(packets0)
             decoder_lost = [v.lost - lost0[i] for i, v in enumerate(viewers) if v.decode]
             emit("result", packets=packets, elapsed=elapsed, counting=len(counting),
                  counting_octets=sum(v.octets for v in counting) - octets0,
+                 counting_kbps=[round(8 * (v.octets - o0) / elapsed / 1000, 1)
+                                for v, o0 in zip(counting, each0, strict=True)],
                  loss_pct=[v.loss_pct() for v in counting if v.seen],
                  fps=[(v.frames - f0) / elapsed for v, f0 in zip(viewers, frames0, strict=True) if v.decode],
                  first_frame_ms=[(v.first_frame_at - v.joined_at) * 1000 for v in viewers
                                  if v.decode and v.first_frame_at is not None],
                  decoder_lost=decoder_lost, freeze_ms=freezes, estimate_kbps=[e for e in estimates if e is not None],
                  silent=sum(1 for v in counting if not v.seen), joined=n - len(failed),
+                 arrival_kernel=sum(c.kernel for v in counting for c in v.clocks),
+                 arrival_loop=sum(c.fallback for v in counting for c in v.clocks),
+                 remb_kbps=[round(v.remb.sent[-1] / 1000, 1) for v in counting if v.remb is not None and v.remb.sent],
+                 counting_estimate_kbps=[e for e in counted_estimates if e is not None],
                  retries=sum(v.signal.retries for v in viewers),
                  reconnects=sum(v.signal.reconnects for v in viewers),
                  rejoins=sum(v.rejoins for v in viewers),
@@ -497,6 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=0, help="viewers (the last ones) that decode every frame")
     parser.add_argument("--nice", type=int, default=0, help="lower this process's priority (os.nice)")
     parser.add_argument("--in-flight", type=int, default=0, help="joins started at once (0: all of them)")
+    parser.add_argument("--arrival", choices=["kernel", "loop"], default="kernel",
+                        help="counting viewers' arrival times: the kernel's receive time, or time.time() in the loop")
     args = parser.parse_args(argv)
     if args.nice:
         os.nice(args.nice)
@@ -506,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.run(publish(args.signal, args.token, args.room))
     else:
         tokens = json.loads(args.tokens_file.read_text())[args.first : args.first + args.count]
-        uvloop.run(view(args.signal, tokens, args.room, args.sample, args.in_flight))
+        uvloop.run(view(args.signal, tokens, args.room, args.sample, args.in_flight, args.arrival == "kernel"))
     return 0
 
 

@@ -23,7 +23,9 @@ The SFU negotiates with aiortc's public API (RTCPeerConnection, SDP) and then ta
   :mod:`.certificate`;
 * the native fan-out takes a viewer transport's outgoing SRTP keys and nominated socket: :mod:`.native_keys`,
   and encrypts with sessions pylibsrtp's own libsrtp (OpenSSL) makes, through its ``srtp_protect``: :mod:`.srtp`;
-* tests, the lab and the load generator reach into client peer connections: :mod:`.lab`.
+* tests, the lab and the load generator reach into client peer connections: :mod:`.lab`; the load
+  generator's counting viewers stamp each datagram with the kernel's arrival time, asked of the socket
+  under aioice's transport: :mod:`.arrival`.
 
 Callers import this package (``from sfu import aiortc_private as private``) and look names up on it
 when they call, so a test that patches ``sfu.aiortc_private.srtp_tx_keying`` reaches ``sfu.fanout``.
@@ -36,6 +38,7 @@ check every name used here, so an upgrade fails loudly.
 
 from __future__ import annotations
 
+from sfu.aiortc_private.arrival import SIOCGSTAMPNS, ArrivalClock
 from sfu.aiortc_private.certificate import (
     SharedCertificate,
     dtls_role,
@@ -75,7 +78,9 @@ __all__ = [
     "PINNED",
     "RECEIVE_BATCH",
     "RECEIVE_BUFFER",
+    "SIOCGSTAMPNS",
     "SRTP_TRAILER",
+    "ArrivalClock",
     "BundledSender",
     "ReceiveDemux",
     "SharedCertificate",

@@ -25,6 +25,7 @@ from aiortc import RTCPeerConnection
 from aiortc import rtp as aiortc_rtp
 from aiortc.rate import RemoteBitrateEstimator
 
+from sfu.aiortc_private.arrival import ArrivalClock
 from sfu.aiortc_private.ice import enlarge_receive_buffer, ice_connection
 
 
@@ -94,27 +95,37 @@ def drop_incoming(pc: RTCPeerConnection, fraction: float, seed: int = 1) -> Call
     return lambda: dropped[0]
 
 
-def count_incoming_rtp(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None]) -> None:
+def count_incoming_rtp(pc: RTCPeerConnection, on_rtp: Callable[[bytes, float | None], None],
+                       kernel_time: bool = True) -> list[ArrivalClock]:
     """Load generator: hand every incoming RTP datagram of ``pc`` to ``on_rtp`` at the socket, still
-    encrypted (the SRTP header is clear: SSRC and sequence number are readable), and keep it from aiortc.
+    encrypted (the SRTP header is clear: SSRC and sequence number are readable), with the kernel's
+    arrival time of it (unix time; None when the kernel gave none: :class:`ArrivalClock`), and keep
+    it from aiortc.
 
     STUN (consent), DTLS and RTCP still reach aiortc. Call once ICE is connected (the pair is nominated).
+    Returns the sockets' clocks (how many stamps the kernel gave). ``kernel_time=False``: never ask
+    the kernel (every arrival None: the caller's own clock; a comparison run).
     """
+    clocks: list[ArrivalClock] = []
     for conn in {id(c): c for c in (ice_connection(t.sender.transport) for t in pc.getTransceivers())}.values():
         pair = conn._nominated.get(1)
         if pair is None:
             raise RuntimeError("ICE is not connected yet")
         protocol = pair.protocol
         enlarge_receive_buffer(protocol.transport)
+        clock = ArrivalClock(protocol.transport if kernel_time else None)
+        clocks.append(clock)
         original = protocol.datagram_received
 
-        def datagram_received(data: bytes, addr: Any, original: Callable[..., None] = original) -> None:
+        def datagram_received(data: bytes, addr: Any, original: Callable[..., None] = original,
+                              stamp: Callable[[], float | None] = clock.stamp) -> None:
             if len(data) >= 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223:
-                on_rtp(data)
+                on_rtp(data, stamp())
                 return
             original(data, addr)
 
         protocol.datagram_received = datagram_received
+    return clocks
 
 
 def stamp_transport_cc(pc: RTCPeerConnection, ext_id: int) -> list[int]:
@@ -174,7 +185,9 @@ class SocketRemb:
     ``RemoteBitrateEstimator`` with every packet stamped with ``abs-send-time``, RTX included), for a
     viewer whose packets are counted at the socket (:func:`count_incoming_rtp`) and never reach
     aiortc. The header and its extensions are clear in SRTP; the REMB goes out over the peer
-    connection's SRTCP. Make one with :meth:`of` (None when ``abs-send-time`` was not negotiated)."""
+    connection's SRTCP. Make one with :meth:`of` (None when ``abs-send-time`` was not negotiated).
+    Arrival times should be the kernel's: stamped when a busy event loop got round to each packet,
+    the loop's delays look like queueing on the link and the estimator holds the rate down."""
 
     def __init__(self, pc: RTCPeerConnection, ext_id: int) -> None:
         self.estimator = RemoteBitrateEstimator()
@@ -191,7 +204,8 @@ class SocketRemb:
         return cls(pc, int(found.group(1))) if found and pc.getTransceivers() else None
 
     def on_rtp(self, data: bytes, arrival_ms: int | None = None) -> None:
-        """An SRTP datagram as it arrived (now, or at ``arrival_ms`` on a millisecond clock)."""
+        """An SRTP datagram as it arrived: at ``arrival_ms`` (unix ms: give the kernel's arrival time,
+        :func:`count_incoming_rtp`, as a browser's network thread would stamp it), else now."""
         if not data[0] & 0x10:
             return
         start = 12 + 4 * (data[0] & 0x0F)

@@ -30,3 +30,5 @@ def test_counting_and_decoding_viewers_get_frames() -> None:
     for key in ("nodes", "viewers", "viewers_per_node", "cascade_added_latency_ms_p99", "viewer_loss_pct_max",
                 "viewer_fps_min", "loadgen_cpu_pct"):
         assert key in result
+    if result["cascade_added_latency_ms_p99"] is not None:  # counting viewers on the origin and an edge
+        assert result["arrival_clock"] == "kernel", "frames counted at the socket carry the kernel's receive time"

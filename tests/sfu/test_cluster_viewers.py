@@ -4,6 +4,7 @@ on an SDK peer connection, and aiortc never sees (so never decodes) a packet of 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from aiortc import RTCSessionDescription
 
@@ -23,12 +24,16 @@ async def test_counts_frames_without_decoding() -> None:
         await sender.setRemoteDescription(await _answer(peer, sender.localDescription.sdp))
         async with asyncio.timeout(30):
             await framed.wait()
-            while len(count.frames) < 10:  # noqa: ASYNC110 (counted at the socket: no event per frame)
+            while sum(1 for f in count.frames if f[2]) < 10:  # noqa: ASYNC110 (counted at the socket: no event per frame)
                 await asyncio.sleep(0.1)
+        now = time.time()
         received, expected = count.totals()
         assert received > 0 and expected >= received
-        stamps = [ts for _, ts in count.frames]
+        stamps = [ts for _, ts, _ in count.frames]
         assert len(set(stamps)) == len(stamps), "one marker packet per frame"
+        kernel = [at for at, _, by_kernel in count.frames if by_kernel]
+        assert kernel == sorted(kernel) and all(now - 30 < at <= now for at in kernel), \
+            "counted at the socket, a frame's arrival is the kernel's receive time (CLOCK_REALTIME)"
         assert count.remb is not None, "abs-send-time negotiated: the viewer sends REMBs as aiortc's receiver would"
         stats = await peer.pc.getStats()
         assert not any(s.type == "inbound-rtp" and s.packetsReceived for s in stats.values()), \
