@@ -8,7 +8,9 @@ back, from the SDK's trace (``NodeClient.tracer``) and its new peer connection:
   the SDK's backoff, tokens that named the dead node again while the registry still held it, failed
   connects to it);
 - ``hello``: the new node's ``hello`` (socket admission included: refused connects wait ``retry_after``);
-- ``offer``: ``show.join`` then ``show.subscribe`` answered with an offer (paced subscribes wait);
+- ``joined``: ``show.join`` answered (the roster, the cascade's pull on an edge that did not have the show);
+- ``offer``: ``show.subscribe`` answered with an offer (the worker's join admission: bounded in
+  flight, paced by its loop lag; ``unavailable`` answers make the SDK wait ``retry_after``);
 - ``answered``: aiortc made the answer and the node took it;
 - ``ice``, ``dtls``: the new peer connection's ICE, then DTLS (``connectionState`` connected);
 - ``rtp``, ``frame``: its first RTP packet, its first video frame (marker bit): the recovery.
@@ -22,9 +24,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-STEPS = ("lost", "asked", "token", "hello", "offer", "answered", "ice", "dtls", "rtp", "frame")
-STAGES = {"lost": "detect", "asked": "retry_wait", "token": "token", "hello": "ws_connect", "offer": "join",
-          "answered": "answer", "ice": "ice", "dtls": "dtls", "rtp": "first_rtp", "frame": "first_frame"}
+STEPS = ("lost", "asked", "token", "hello", "joined", "offer", "answered", "ice", "dtls", "rtp", "frame")
+STAGES = {"lost": "detect", "asked": "retry_wait", "token": "token", "hello": "ws_connect", "joined": "show_join",
+          "offer": "subscribe", "answered": "answer", "ice": "ice", "dtls": "dtls", "rtp": "first_rtp",
+          "frame": "first_frame"}
 """Each step -> the stage that ends with it."""
 
 

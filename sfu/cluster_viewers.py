@@ -44,7 +44,8 @@ Step = tuple[float, str, dict[str, Any]]
 def recovery_steps(killed: float, steps: list[Step], peers: list[PeerCount]) -> dict[str, Any] | None:
     """When each step of one viewer's way back after the kill happened (seconds after it): the socket
     closed (``lost``), the token request the viewer connected with (``asked``, ``token``), its
-    ``hello`` on the new node, its show's ``offer`` and its ``answered``, then on the new peer
+    ``hello`` on the new node, its ``show.join`` answered (``joined``), its show's ``offer`` (the
+    subscribe, admission on the new node's worker included) and its ``answered``, then on the new peer
     connection ICE, DTLS, the first RTP and the first frame; with what went wrong meanwhile (tokens
     naming the lost node again, refused or failed connects, paced subscribes). None: no loss seen."""
     after = [s for s in steps if s[0] >= killed]
@@ -57,12 +58,14 @@ def recovery_steps(killed: float, steps: list[Step], peers: list[PeerCount]) -> 
     tokens = [s for s in upto if s[1] == "token"]
     asked = [s for s in upto if s[1] == "token_asked"]
     then = [s for s in since if hello is not None and s[0] >= hello[0]]
+    joined = next((s for s in then if s[1] == "show_joined"), None)
     offer = next((s for s in then if s[1] == "offer"), None)
     answered = next((s for s in then if s[1] == "answered"), None)
     framed = next((p for p in peers if p.frames and p.frames[-1][0] > killed), None)
     first = next((t for t, _ in framed.frames if t > killed), None) if framed else None
     marks = {"lost": lost[0], "asked": asked[-1][0] if asked else None, "token": tokens[-1][0] if tokens else None,
-             "hello": hello[0] if hello else None, "offer": offer[0] if offer else None,
+             "hello": hello[0] if hello else None, "joined": joined[0] if joined else None,
+             "offer": offer[0] if offer else None,
              "answered": answered[0] if answered else None,
              "ice": framed.ice_at if framed else None, "dtls": framed.connected_at if framed else None,
              "rtp": framed.first_rtp_at if framed else None, "frame": first}

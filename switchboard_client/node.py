@@ -8,8 +8,10 @@ A ``token.refresh`` is sent a margin before the token runs out.
 
 Many nodes (docs/scaling.md): a token source that gives the API's whole answer (a ``NodeToken``)
 names the node to connect to, and each reconnect asks it again, so a client whose node died (kill
--9: the socket just drops) is sent by the API to a live node once the registry forgot the dead one
-(backing off with jitter meanwhile). A ``reconnect`` from a draining node moves the socket at once.
+-9: the socket just drops) is sent by the API to a live node (backing off with jitter meanwhile):
+once a connect to the lost node fails, the API's token source (:class:`PlacedTokens`) names it
+(``avoid``) and the API places the client elsewhere, though the registry may list the dead node
+for up to 3 s more. A ``reconnect`` from a draining node moves the socket at once.
 Either way the new node starts a new session (``hello`` with ``resumed: false``): shows and calls
 opened with this SDK join again by themselves (switchboard_client/show.py).
 """
@@ -30,7 +32,7 @@ from typing import Any
 
 import aiohttp
 
-from switchboard_client.api import NodeToken, TokenSource
+from switchboard_client.api import NodeToken, PlacedTokens, TokenSource
 from switchboard_client.errors import ApiError, ClosedError, Disconnected, NodeError
 from switchboard_client.events import Event, EventStream
 
@@ -252,6 +254,8 @@ class NodeClient:
                 raise Disconnected(f"the node closed the socket before hello ({ws.close_code})")
             frame = json.loads(first.data)
             if frame.get("type") == "hello":
+                if isinstance(self._tokens, PlacedTokens):
+                    self._tokens.avoid = None
                 self._ws, self._hello = ws, Hello.parse(frame)
                 self.trace("hello", url=self.url, node=self._hello.node, resumed=self._hello.resumed)
                 self._deliver(frame)
@@ -292,6 +296,7 @@ class NodeClient:
         one (``node.registry_ttl_s``)."""
         deadline = time.monotonic() + self._window
         delay = 0.1
+        lost_url, lost_node = self.url, self.hello.node
         if self._move_to is None:
             await asyncio.sleep(random.uniform(delay / 2, delay))
         while time.monotonic() < deadline and not self._closed:
@@ -310,6 +315,10 @@ class NodeClient:
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.debug("resume attempt failed: %r", exc)
                 self.trace("connect_failed", url=self.url, error=type(exc).__name__)
+                if self.url == lost_url and lost_node and isinstance(self._tokens, PlacedTokens):
+                    # The node we lost refuses connects (killed): the API must not name it again,
+                    # though its registry entry lives on for up to node.registry_ttl_s.
+                    self._tokens.avoid = lost_node
             delay = min(delay * 2, 1.0)
             await asyncio.sleep(random.uniform(delay / 2, delay))
         return False

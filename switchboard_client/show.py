@@ -192,6 +192,7 @@ class Viewing(_Member):
         self._offers = self.events("show.offer", "show.ended", "show.peer_closed")
         self.node.trace("show_join")
         self.joined = await self.node.request("show.join", room=self.room)
+        self.node.trace("show_joined")
         offer = await self._subscribe()
         self.node.trace("offer")
         await self.node.request("show.answer", room=self.room, sdp=await self.peer.answer(offer["sdp"]))
