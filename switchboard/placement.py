@@ -7,10 +7,11 @@ origin) while that node lives, so every viewer of a show is sent to the node tha
 
 Two things keep a burst of clients (the viewers of a killed node, all asking within a second) from
 all landing on one node: each :class:`Placement` counts the sessions it placed on a node since that
-node's last heartbeat and adds them to the load the heartbeat wrote (:meth:`Placement.look`), and a
+node's last heartbeat and adds them to the load the heartbeat wrote, and a
 show's viewers, once every node holds its cap, go to the node with the fewest for its cap rather than
 all to the origin (:func:`overflow`). A client that lost its node names it (``avoid``): that node is
-never chosen for its new session while the registry still lists it (up to ``node.registry_ttl_s``).
+never chosen for its new session while the registry still lists it (up to ``node.registry_ttl_s``),
+nor for anyone's until a newer heartbeat of it shows it alive.
 """
 
 from __future__ import annotations
@@ -81,6 +82,20 @@ class Placement:
         self._repin = redis.register_script(REPIN_LUA)
         self._placed: dict[str, tuple[int, int]] = {}
         """Node id -> (``updated_ms`` of its entry, sessions placed there since that heartbeat)."""
+        self._suspect: dict[str, int] = {}
+        """Node id a client reported lost (``avoid``) -> its entry's ``updated_ms`` then: no client
+        is placed there until a newer heartbeat shows it alive (a killed node's never comes)."""
+
+    def _skip(self, entries: list[NodeEntry], avoid: str) -> tuple[str, ...]:
+        """The nodes no client is placed on now: the one this client lost, and every node a client
+        reported lost whose entry has not been rewritten since (a false report costs a live node at
+        most one heartbeat of new sessions)."""
+        stamps = {e.id: e.updated_ms for e in entries}
+        if avoid in stamps:
+            self._suspect[avoid] = stamps[avoid]
+        for node in [n for n, at in self._suspect.items() if stamps.get(n) != at]:
+            del self._suspect[node]
+        return (avoid, *self._suspect)
 
     def _adjusted(self, entries: list[NodeEntry]) -> list[NodeEntry]:
         """The entries with the sessions this placement sent them since their heartbeat added (the
@@ -106,7 +121,9 @@ class Placement:
         """A node for a socket that joins no show yet (calls, random chat); None: no node registered.
         ``avoid``: a node the client just lost (never chosen)."""
         entries = await self.registry.nodes()
-        return self._sent(select(self._adjusted(entries), region, exclude=(avoid,)), entries)
+        adjusted = self._adjusted(entries)
+        return self._sent(select(adjusted, region, exclude=self._skip(entries, avoid))
+                          or select(adjusted, region, exclude=(avoid,)), entries)
 
     async def look(self, room: str) -> RoomLook:
         """What :meth:`for_room` reads (the live nodes and the room's pin), and nothing written: a
@@ -134,13 +151,14 @@ class Placement:
         nodes = {n.id: n for n in entries}
         pin = "" if pinned is None else (pinned.decode() if isinstance(pinned, bytes) else str(pinned))
         entry = nodes.get(pin) if pin else None
+        skip = self._skip(read, avoid)
         if entry is not None and not entry.draining and not (entry.id == avoid and not viewer):
             if viewer and entry.full:
                 others = [n for n in entries if not n.full]
-                return self._sent(select(others, region, exclude=(entry.id, avoid))
-                                  or overflow(entries, entry.id, region, exclude=(avoid,)) or entry, read)
+                return self._sent(select(others, region, exclude=(entry.id, *skip))
+                                  or overflow(entries, entry.id, region, exclude=skip) or entry, read)
             return self._sent(entry, read)
-        chosen = select(entries, region, exclude=(avoid,))
+        chosen = select(entries, region, exclude=skip) or select(entries, region, exclude=(avoid,))
         if chosen is None:
             return None
         # Its node is gone (killed, or lost by its broadcaster) or draining, or it has none: the room
