@@ -14,8 +14,9 @@
 // again; once a connect to the lost node fails, `getToken` is called with `{ avoid: <its id> }`
 // (pages pass it in the token request's body) and the API names another node, though the registry
 // may list the dead one for up to 3 s more. The waits between attempts are drawn between half and
-// all of the backoff step, so the clients of one dead node do not all come back in the same instant. On another node the session is new
-// (`connected` with `resumed: false, moved: true`): the page joins its show or call again.
+// all of the backoff step, so the clients of one dead node do not all come back in the same
+// instant. On another node the session is new (`connected` with `resumed: false, moved: true`):
+// the page joins its show or call again.
 
 const REQUEST_TIMEOUT_MS = 15000;
 const BACKOFF_MS = [250, 500, 1000, 1000, 1000, 2000, 3000];
