@@ -15,9 +15,8 @@ time from the kill to its first frame again on a new peer connection (the SDK as
 and joins again on the node it names). With ``--viewers-per-node C`` the nodes run the cascade and the origin
 takes C viewers, the others go to edges; ``cascade_added_latency_ms_p99`` then compares edge viewers'
 frames (decoded, or counted: their marker packet's arrival) with an origin viewer's of the same kind,
-matched by RTP timestamp (:func:`_align`), beside the same
-between two origin viewers (``origin_viewers_spread_ms_p99``: the floor). Null while no viewer is on
-an edge.
+matched by RTP timestamp (:func:`_align`), beside the same between two origin viewers
+(``origin_viewers_spread_ms_p99``: the floor). Null while no viewer is on an edge.
 """
 
 from __future__ import annotations
@@ -295,8 +294,7 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
             "viewers_ended": sum(1 for v in hit if v["ended"]),
             "nodes_after_kill": killed["registry_after"],
             "publisher_rejoins": publisher.get("rejoins"),
-            "viewers_per_node_after": _after(results),
-            **breakdown(hit),
+            "viewers_per_node_after": _after(results), **breakdown(hit),
         })
     return result
 

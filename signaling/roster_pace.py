@@ -15,13 +15,25 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from switchboard.ids import RoomId
+
+if TYPE_CHECKING:
+    from signaling.shows import Show
 
 ROSTER_INTERVAL_S = 0.25
 """At most one roster announcement per paced show this often (the first of a burst at once)."""
 PACED_FROM = 32
 """Shows with at least this many members (on this node) are paced."""
+
+
+def send_roster(show: Show) -> None:
+    """The roster to every member of ``show``, as each may see it (blocks keep some apart)."""
+    everyone = show.roster()
+    for member in show.members.values():
+        user = member.session.user_id
+        member.session.send({"type": "show.roster", **(show.roster(user) if user in show.apart else everyone)})
 
 
 class RosterPace:

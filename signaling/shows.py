@@ -31,7 +31,7 @@ from signaling.limits import TokenBucket
 from signaling.paid_shows import PaidShows
 from signaling.relations import Relations
 from signaling.room_events import RoomEvents
-from signaling.roster_pace import RosterPace
+from signaling.roster_pace import RosterPace, send_roster
 from signaling.session import Session
 from signaling.show_chat import ShowChat
 from signaling.show_edges import ShowEdges
@@ -243,13 +243,8 @@ class ShowBook:
         self._pace.announce(show.room, len(show.members))  # at once, or merged a moment later (roster_pace.py)
 
     def _announce_now(self, room: RoomId) -> None:
-        show = self._shows.get(room)
-        if show is None:
-            return
-        everyone = show.roster()
-        for member in show.members.values():
-            user = member.session.user_id
-            member.session.send({"type": "show.roster", **(show.roster(user) if user in show.apart else everyone)})
+        if (show := self._shows.get(room)) is not None:
+            send_roster(show)
 
     async def _add(self, show: Show, session: Session) -> Member:
         member = Member(session, PeerId(session.id), hidden=session.grants.hidden)
