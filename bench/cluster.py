@@ -37,6 +37,7 @@ from secrets import token_urlsafe
 from typing import IO, Any
 
 from bench.api import _wait_ready
+from bench.cluster_recovery import breakdown
 from bench.mailbox import Mailbox, owned_rooms
 from bench.sfu import _cpu_s, _family, _pct, _udp_rcvbuf_errors
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
@@ -294,7 +295,7 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
             "viewers_ended": sum(1 for v in hit if v["ended"]),
             "nodes_after_kill": killed["registry_after"],
             "publisher_rejoins": publisher.get("rejoins"),
-            "viewers_per_node_after": _after(results),
+            "viewers_per_node_after": _after(results), **breakdown(hit),
         })
     return result
 

@@ -2,6 +2,8 @@
 
 A room token goes to the room's node (its origin while the show is live, else the least loaded node,
 which is then pinned to the room); a socket token (calls, random chat) to the least loaded node.
+A client that lost its node names it in the request (``avoid``: the node id of its last ``hello``),
+and is not sent back there while the registry still lists it (switchboard/placement.py).
 ``node`` is the node's base URL (open ``<node>/ws``), or null when no node is registered (``switchboard
 up``, the all-in-one: the node is this very host).
 """
@@ -43,10 +45,13 @@ def placed(handler: Handler) -> Handler:
             return reply
         grants = reply.body.get("grants") or {}
         room, viewer = grants.get("room"), not grants.get("publish")
+        avoid = str(call.body.get("avoid") or "")  # the node the client just lost
         if room and room == name and look is not None:
-            node = await placement.for_room(room, viewer=viewer, seen=await look)
+            node = await placement.for_room(room, viewer=viewer, seen=await look, avoid=avoid)
+        elif room:
+            node = await placement.for_room(room, viewer=viewer, avoid=avoid)
         else:
-            node = await (placement.for_room(room, viewer=viewer) if room else placement.for_session())
+            node = await placement.for_session(avoid=avoid)
         return dataclasses.replace(reply, body={**reply.body, "node": node.url if node is not None else None})
 
     return answer

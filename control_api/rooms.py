@@ -39,6 +39,8 @@ from switchboard.tokens import Grants
 ROLES = ("broadcaster", "viewer", "hidden")
 KINDS = ("show",)
 ROOM = r"[A-Za-z0-9_-]{1,64}"
+NODE = r"node_[A-Za-z0-9_-]{1,64}"
+"""A node id (``hello.node``), as a client names the node it lost (``avoid``)."""
 TITLE = r"[^\x00-\x1f\x7f\ud800-\udfff]{0,100}"
 """Printable text: no control characters, no lone surrogates (Postgres cannot store those)."""
 NAME_BITS = 128
@@ -209,6 +211,8 @@ async def _invite(call: Call) -> Reply:
 
 def routes() -> list[Route]:
     room = Schema({"room": Field("string", pattern=ROOM)})
+    avoid = Field("string", required=False, pattern=NODE,
+                  description="The node the client just lost (its last hello's node): not placed there again")
     return [
         Route("POST", "/rooms", _create_room,
               "A new room owned by me, named by the server (verified accounts)", "rooms",
@@ -219,8 +223,9 @@ def routes() -> list[Route]:
         Route("GET", "/rooms/{room}", _get_room, "A room: its owner, kind and title", "rooms", params=room),
         Route("POST", "/rooms/{room}/token", placed(_room_token),
               "A room token: broadcaster (the owner), viewer, or hidden (moderators only, audited)", "tokens",
-              params=room, body=Schema({"role": Field("string", required=False, choices=ROLES)})),
-        Route("POST", "/ws-token", placed(_ws_token), "A short-lived token for the node's /ws socket", "tokens"),
+              params=room, body=Schema({"role": Field("string", required=False, choices=ROLES), "avoid": avoid})),
+        Route("POST", "/ws-token", placed(_ws_token), "A short-lived token for the node's /ws socket", "tokens",
+              body=Schema({"avoid": avoid})),
         Route("POST", "/users/{user_id}/invite", _invite, "Invite a user to my live room (a notification)", "tokens",
               params=Schema({"user_id": Field("uuid")}), body=Schema({"room": Field("string", pattern=ROOM)}),
               ok=201, idempotent=True),

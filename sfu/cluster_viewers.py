@@ -39,7 +39,46 @@ from switchboard_client import ApiClient, NodeClient, view_show
 from switchboard_client.peer import Peer
 from switchboard_client.show import Viewing
 
-"""The viewers' accounts' password (the same as ``bench.cluster_clients``)."""
+Step = tuple[float, str, dict[str, Any]]
+"""(unix time, step, fields) of ``NodeClient.tracer``."""
+
+
+def recovery_steps(killed: float, steps: list[Step], peers: list[PeerCount]) -> dict[str, Any] | None:
+    """When each step of one viewer's way back after the kill happened (seconds after it): the socket
+    closed (``lost``), the token request the viewer connected with (``asked``, ``token``), its
+    ``hello`` on the new node, its ``show.join`` answered (``joined``), its show's ``offer`` (the
+    subscribe, admission on the new node's worker included) and its ``answered``, then on the new peer
+    connection ICE, DTLS, the first RTP and the first frame; with what went wrong meanwhile (tokens
+    naming the lost node again, refused or failed connects, paced subscribes). None: no loss seen."""
+    after = [s for s in steps if s[0] >= killed]
+    lost = next((s for s in after if s[1] == "socket_lost"), None)
+    if lost is None:
+        return None
+    since = [s for s in after if s[0] >= lost[0]]
+    hello = next((s for s in since if s[1] == "hello"), None)
+    upto = [s for s in since if hello is None or s[0] <= hello[0]]
+    tokens = [s for s in upto if s[1] == "token"]
+    asked = [s for s in upto if s[1] == "token_asked"]
+    then = [s for s in since if hello is not None and s[0] >= hello[0]]
+    joined = next((s for s in then if s[1] == "show_joined"), None)
+    offer = next((s for s in then if s[1] == "offer"), None)
+    answered = next((s for s in then if s[1] == "answered"), None)
+    framed = next((p for p in peers if p.frames and p.frames[-1][0] > killed), None)
+    first = next((t for t, _, _ in framed.frames if t > killed), None) if framed else None
+    marks = {"lost": lost[0], "asked": asked[-1][0] if asked else None, "token": tokens[-1][0] if tokens else None,
+             "hello": hello[0] if hello else None, "joined": joined[0] if joined else None,
+             "offer": offer[0] if offer else None,
+             "answered": answered[0] if answered else None,
+             "ice": framed.ice_at if framed else None, "dtls": framed.connected_at if framed else None,
+             "rtp": framed.first_rtp_at if framed else None, "frame": first}
+    return {"at": {k: round(t - killed, 3) if t is not None else None for k, t in marks.items()},
+            "dead_tokens": sum(1 for s in tokens if s[2].get("url") == lost[2].get("url")),
+            "tokens": len(tokens), "token_failed": sum(1 for s in upto if s[1] == "token_failed"),
+            "connect_failed": sum(1 for s in upto if s[1] == "connect_failed"),
+            "ws_refused": sum(1 for s in upto if s[1] == "ws_refused"),
+            "subscribe_paced": sum(1 for s in then if s[1] == "subscribe_paced"),
+            "not_found": sum(1 for s in then if s[1] == "show_not_found"),
+            "node": hello[2].get("node") if hello else None}
 
 
 def _media_types(sdp: str) -> tuple[set[int], set[int]]:
@@ -71,10 +110,20 @@ class PeerCount:
         packet. Counted at the socket, the time is the kernel's (``SIOCGSTAMPNS``): what a browser's
         network thread would see, not when this process's event loop got round to the datagram."""
         self.rtx_packets = 0
+        self.created_at = time.time()
+        self.ice_at: float | None = None
+        """When ICE connected (unix time), then DTLS (``connected_at``), then the first RTP packet."""
+        self.connected_at: float | None = None
+        self.first_rtp_at: float | None = None
         self.remb: aiortc_private.SocketRemb | None = None
         self._hooked: set[int] = set()
         peer.pc.on("track", self._drop_at_dtls)
         peer.pc.on("connectionstatechange", self._at_socket)
+        peer.pc.on("iceconnectionstatechange", self._ice)
+
+    def _ice(self) -> None:
+        if self.ice_at is None and self.peer.pc.iceConnectionState in ("connected", "completed"):
+            self.ice_at = time.time()
 
     def _drop_at_dtls(self, track: Any) -> None:
         """Until connected: decrypted RTP is counted here and never reaches aiortc's decoder."""
@@ -87,6 +136,7 @@ class PeerCount:
     def _at_socket(self) -> None:
         if self.peer.pc.connectionState != "connected" or self.remb is not None:
             return
+        self.connected_at = time.time()
         self.video, self.rtx = _media_types(self.peer.pc.remoteDescription.sdp)
         self.remb = aiortc_private.SocketRemb.of(self.peer.pc)
         with contextlib.suppress(RuntimeError):  # not nominated (closing): the DTLS hook still counts
@@ -96,6 +146,8 @@ class PeerCount:
         """One RTP datagram; ``arrival``: the kernel's arrival time (None: now, by ``time.time()``)."""
         kernel = arrival is not None
         at = arrival if arrival is not None else time.time()
+        if self.first_rtp_at is None:
+            self.first_rtp_at = at
         if self.remb is not None:
             self.remb.on_rtp(data, int(at * 1000))
         pt = data[1] & 0x7F
@@ -137,6 +189,8 @@ class Viewer:
         self.framed = asyncio.Event()
         self.told: list[str] = []
         """``show.peer_closed`` / ``show.media_stopped`` the node sent (type: reason)."""
+        self.steps: list[Step] = []
+        """The SDK's connect and rejoin steps (``NodeClient.tracer``), timed."""
         self._listener: asyncio.Task[None] | None = None
 
     def listen(self) -> None:
@@ -166,6 +220,7 @@ async def join(v: Viewer, args: argparse.Namespace, gate: asyncio.Semaphore) -> 
     async with gate:
         try:
             v.node = await viewer_node(v.api, args.api, args.tag, v.index, args.room)
+            v.node.tracer = lambda step, fields: v.steps.append((time.time(), step, fields))
             v.listen()
             step = "join"
             v.viewing = await view_show(v.node, args.room, on_peer=v.on_peer)
@@ -219,6 +274,7 @@ async def run(args: argparse.Namespace) -> None:
             "state": v.peers[-1].peer.pc.connectionState if v.peers else None, "peers": len(v.peers),
             "frames": [[round(t, 6), ts] for t, ts, _ in frames],
             "frames_kernel_stamped": kernel, "frames_loop_stamped": len(frames) - kernel,
+            "recovery": recovery_steps(killed, v.steps, v.peers[at_mark[i]:]) if at_mark else None,
         })
     say("result", viewers=results)
     for v in viewers:

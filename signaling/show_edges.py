@@ -38,10 +38,14 @@ class ShowEdges:
         self.span: ShowSpan | None = None
         """Roster, count and chat over the show's nodes; None: this node's members only."""
         self._sending: set[asyncio.Task[None]] = set()
+        self._rereading: dict[RoomId, asyncio.Task[None]] = {}
+        """Room -> the read of its other nodes' members under way (:meth:`_reread`)."""
+        self._again: set[RoomId] = set()
+        """Rooms whose roster changed elsewhere again while that read ran: read once more after it."""
 
     async def close(self) -> None:
-        """Stops the gifts still being handed to other nodes. Safe twice."""
-        for task in list(self._sending):
+        """Stops the gifts still being handed to other nodes and the roster reads. Safe twice."""
+        for task in [*self._sending, *self._rereading.values()]:
             await stop_task(task)
 
     # hooks of the book ---------------------------------------------------------------------------
@@ -141,6 +145,27 @@ class ShowEdges:
         if self.span is not None:
             await self.span.leave(show.room)
 
+    async def _reread(self, room: RoomId) -> None:
+        """The show's members on its other nodes, from Redis, until no notice came during a read."""
+        try:
+            while (show := self._book.live(room)) is not None and self.span is not None:
+                self._again.discard(room)
+                before = set(show.remote)
+                show.remote = await self.span.remote_users(show.room)
+                relations = self._book.relations
+                if relations is not None:
+                    local = list({m.session.user_id for m in show.members.values() if not m.hidden})
+                    for user in set(show.remote) - before:
+                        show.keep_apart(user, await relations.blocked_among(user, local))
+                self._book.announce(show)
+                if room not in self._again:
+                    return
+        except (aioredis.RedisError, OSError) as exc:  # the span's refresh reads it again within seconds
+            log.warning("show roster not read", extra={"room": room, "error": str(exc)})
+        finally:
+            self._rereading.pop(room, None)
+            self._again.discard(room)
+
     async def span_event(self, message: dict[str, Any]) -> None:
         """Another node of a show we hold: its roster changed, a chat line, or the origin ended it."""
         show = self._book.live(RoomId(str(message["room"])))
@@ -148,14 +173,12 @@ class ShowEdges:
             return
         what = message.get("what")
         if what == "roster":
-            before = set(show.remote)
-            show.remote = await self.span.remote_users(show.room)
-            relations = self._book.relations
-            if relations is not None:
-                local = list({m.session.user_id for m in show.members.values() if not m.hidden})
-                for user in set(show.remote) - before:
-                    show.keep_apart(user, await relations.blocked_among(user, local))
-            self._book.announce(show)
+            # One read for a burst of notices (each join elsewhere sends one): in the background, and
+            # once more after it if notices came meanwhile. The node's command loop goes on.
+            if show.room in self._rereading:
+                self._again.add(show.room)
+            else:
+                self._rereading[show.room] = asyncio.get_running_loop().create_task(self._reread(show.room))
         elif what in ("chat", "gift") and isinstance(message.get("line", message.get("frame")), dict):
             line = message["line"] if what == "chat" else message["frame"]
             sender = UserId(str(line.get("from")))

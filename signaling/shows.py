@@ -31,6 +31,7 @@ from signaling.limits import TokenBucket
 from signaling.paid_shows import PaidShows
 from signaling.relations import Relations
 from signaling.room_events import RoomEvents
+from signaling.roster_pace import RosterPace, send_roster
 from signaling.session import Session
 from signaling.show_chat import ShowChat
 from signaling.show_edges import ShowEdges
@@ -123,6 +124,7 @@ class ShowBook:
         self._relations = relations
         self._ice_servers = ice_servers
         self._shows: dict[RoomId, Show] = {}
+        self._pace = RosterPace(self._announce_now)
         self.moderation = ShowModeration(self)
         """The broadcaster's and moderators' doors: delete, pin, mute, kick."""
         self.links = ShowLinks(self, media)
@@ -137,6 +139,7 @@ class ShowBook:
         """Shows over several nodes (the cascade); the node gives it its pieces when the cascade is on."""
 
     async def close(self) -> None:
+        self._pace.close()
         await self.doors.close()
         await self.edges.close()
         for room in list(self._shows):
@@ -237,10 +240,11 @@ class ShowBook:
             member.session.send(message)
 
     def _announce(self, show: Show) -> None:
-        everyone = show.roster()
-        for member in show.members.values():
-            user = member.session.user_id
-            member.session.send({"type": "show.roster", **(show.roster(user) if user in show.apart else everyone)})
+        self._pace.announce(show.room, len(show.members))  # at once, or merged a moment later (roster_pace.py)
+
+    def _announce_now(self, room: RoomId) -> None:
+        if (show := self._shows.get(room)) is not None:
+            send_roster(show)
 
     async def _add(self, show: Show, session: Session) -> Member:
         member = Member(session, PeerId(session.id), hidden=session.grants.hidden)
@@ -342,6 +346,7 @@ class ShowBook:
 
     async def _end(self, show: Show, reason: str) -> None:
         self._shows.pop(show.room, None)
+        self._pace.forget(show.room)
         self._broadcast(show, {"type": "show.ended", "room": show.room, "reason": reason})
         for member in show.members.values():
             member.session.leave_show(show.room)

@@ -4,10 +4,19 @@
 ``SystemLoadSelector``: drop nodes that cannot take more, prefer the client's region, take the least
 loaded). :class:`Placement` adds the room pins: a show's room stays on the node it was placed on (its
 origin) while that node lives, so every viewer of a show is sent to the node that has its media.
+
+Two things keep a burst of clients (the viewers of a killed node, all asking within a second) from
+all landing on one node: each :class:`Placement` counts the sessions it placed on a node since that
+node's last heartbeat and adds them to the load the heartbeat wrote, and a
+show's viewers, once every node holds its cap, go to the node with the fewest for its cap rather than
+all to the origin (:func:`overflow`). A client that lost its node names it (``avoid``): that node is
+never chosen for its new session while the registry still lists it (up to ``node.registry_ttl_s``),
+nor for anyone's until a newer heartbeat of it shows it alive.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
@@ -40,6 +49,18 @@ def select(nodes: Iterable[NodeEntry], region: str = "", exclude: Iterable[str] 
     return None
 
 
+def overflow(nodes: Iterable[NodeEntry], origin: str, region: str = "",
+             exclude: Iterable[str] = ()) -> NodeEntry | None:
+    """A show's viewer when every node holds its cap: the node with the fewest sessions for its cap
+    (the origin on a tie: it needs no pipe), within ``region`` when one is there; never draining or
+    excluded."""
+    skip = set(exclude)
+    open_ = [n for n in nodes if not n.draining and n.id not in skip]
+    here = [n for n in open_ if n.region == region] if region else open_
+    return min(here or open_, key=lambda n: (n.viewers / n.viewer_cap if n.viewer_cap else 0.0, n.id != origin, n.id),
+               default=None)
+
+
 class RoomLook(NamedTuple):
     """The registry and a room's pin, as :meth:`Placement.look` read them."""
 
@@ -59,10 +80,50 @@ class Placement:
         re-pin script runs on ``redis``."""
         self.registry = NodeRegistry(self._reads)
         self._repin = redis.register_script(REPIN_LUA)
+        self._placed: dict[str, tuple[int, int]] = {}
+        """Node id -> (``updated_ms`` of its entry, sessions placed there since that heartbeat)."""
+        self._suspect: dict[str, int] = {}
+        """Node id a client reported lost (``avoid``) -> its entry's ``updated_ms`` then: no client
+        is placed there until a newer heartbeat shows it alive (a killed node's never comes)."""
 
-    async def for_session(self, region: str = "") -> NodeEntry | None:
-        """A node for a socket that joins no show yet (calls, random chat); None: no node registered."""
-        return select(await self.registry.nodes(), region)
+    def _skip(self, entries: list[NodeEntry], avoid: str) -> tuple[str, ...]:
+        """The nodes no client is placed on now: the one this client lost, and every node a client
+        reported lost whose entry has not been rewritten since (a false report costs a live node at
+        most one heartbeat of new sessions)."""
+        stamps = {e.id: e.updated_ms for e in entries}
+        if avoid in stamps:
+            self._suspect[avoid] = stamps[avoid]
+        for node in [n for n, at in self._suspect.items() if stamps.get(n) != at]:
+            del self._suspect[node]
+        return (avoid, *self._suspect)
+
+    def _adjusted(self, entries: list[NodeEntry]) -> list[NodeEntry]:
+        """The entries with the sessions this placement sent them since their heartbeat added (the
+        heartbeat's count lags: a burst placed on its figures alone would all go to one node)."""
+        live = {e.id for e in entries}
+        for gone in [i for i in self._placed if i not in live]:
+            del self._placed[gone]
+        out = []
+        for e in entries:
+            stamp, extra = self._placed.get(e.id, (e.updated_ms, 0))
+            out.append(dataclasses.replace(e, viewers=e.viewers + extra) if stamp == e.updated_ms and extra else e)
+        return out
+
+    def _sent(self, entry: NodeEntry | None, seen: list[NodeEntry]) -> NodeEntry | None:
+        """Counts one session placed on ``entry`` (against its entry's heartbeat, as read)."""
+        if entry is not None:
+            stamp = next((e.updated_ms for e in seen if e.id == entry.id), entry.updated_ms)
+            was, extra = self._placed.get(entry.id, (stamp, 0))
+            self._placed[entry.id] = (stamp, extra + 1 if was == stamp else 1)
+        return entry
+
+    async def for_session(self, region: str = "", avoid: str = "") -> NodeEntry | None:
+        """A node for a socket that joins no show yet (calls, random chat); None: no node registered.
+        ``avoid``: a node the client just lost (never chosen)."""
+        entries = await self.registry.nodes()
+        adjusted = self._adjusted(entries)
+        return self._sent(select(adjusted, region, exclude=self._skip(entries, avoid))
+                          or select(adjusted, region, exclude=(avoid,)), entries)
 
     async def look(self, room: str) -> RoomLook:
         """What :meth:`for_room` reads (the live nodes and the room's pin), and nothing written: a
@@ -73,26 +134,37 @@ class Placement:
         return RoomLook(entries, pinned)
 
     async def for_room(self, room: str, region: str = "", viewer: bool = False,
-                       seen: RoomLook | None = None) -> NodeEntry | None:
+                       seen: RoomLook | None = None, avoid: str = "") -> NodeEntry | None:
         """The node of ``room``: its origin while that node lives and is not draining, else a newly
         selected node, pinned to the room (a draining origin sends its clients to the node the same
         selector picks). A ``viewer`` is sent elsewhere when the origin is full (``cascade.viewers_per_node``):
-        that node pulls the show from the origin (an edge). None: no node registered. ``seen``:
-        :meth:`look`'s answer, read just before."""
-        entries, pinned = seen if seen is not None else await self.look(room)
+        that node pulls the show from the origin (an edge); when every node is full, to the node with
+        the fewest for its cap (:func:`overflow`). None: no node registered. ``seen``: :meth:`look`'s
+        answer, read just before.
+
+        ``avoid``: the node the client just lost (its socket dropped and a connect to it failed): never
+        chosen as an edge or a new origin. A broadcaster (not ``viewer``) that lost the origin moves
+        the room off it at once, as if the registry had forgotten it; a viewer's word alone does not
+        move a show (the origin is where its publisher is: a wrong claim would split it)."""
+        read, pinned = seen if seen is not None else await self.look(room)
+        entries = self._adjusted(read)
         nodes = {n.id: n for n in entries}
-        if pinned is not None:
-            entry = nodes.get(pinned.decode() if isinstance(pinned, bytes) else str(pinned))
-            if entry is not None and not entry.draining:
-                if viewer and entry.full:
-                    return select([n for n in nodes.values() if not n.full], region, exclude=(entry.id,)) or entry
-                return entry
-        chosen = select(nodes.values(), region)
+        pin = "" if pinned is None else (pinned.decode() if isinstance(pinned, bytes) else str(pinned))
+        entry = nodes.get(pin) if pin else None
+        skip = self._skip(read, avoid)
+        if entry is not None and not entry.draining and not (entry.id == avoid and not viewer):
+            if viewer and entry.full:
+                others = [n for n in entries if not n.full]
+                return self._sent(select(others, region, exclude=(entry.id, *skip))
+                                  or overflow(entries, entry.id, region, exclude=skip) or entry, read)
+            return self._sent(entry, read)
+        chosen = select(entries, region, exclude=skip) or select(entries, region, exclude=(avoid,))
         if chosen is None:
             return None
-        # Its node is gone (killed) or draining, or it has none: the room moves to the chosen node,
-        # unless a concurrent request moved it first (then follow that pin: one node for the show).
-        gone = "" if pinned is None else (pinned.decode() if isinstance(pinned, bytes) else str(pinned))
+        # Its node is gone (killed, or lost by its broadcaster) or draining, or it has none: the room
+        # moves to the chosen node, unless a concurrent request moved it first (then follow that pin:
+        # one node for the show).
+        gone = pin
         final = await self._repin(keys=[keyspace.room_node(room)], args=[gone, chosen.id, keyspace.ROOM_PIN_TTL_S])
         owner = final.decode() if isinstance(final, bytes) else str(final)
-        return nodes.get(owner) or chosen
+        return self._sent(nodes.get(owner) or chosen, read)

@@ -51,6 +51,25 @@ class NodeToken:
     deployment's own host (one node, ``switchboard up``). docs/scaling.md, "Placement"."""
 
 
+class PlacedTokens:
+    """The API's token answers as a :data:`TokenSource` (:meth:`ApiClient.token_source`). The node
+    client sets :attr:`avoid` to the node it lost once a connect there failed, and clears it at the
+    next ``hello``: meanwhile the API places it on another node, even while the registry still lists
+    the dead one (docs/scaling.md, "Node loss")."""
+
+    def __init__(self, api: ApiClient, room: str | None, role: Role) -> None:
+        self.api = api
+        self.room = room
+        self.role: Role = role
+        self.avoid: str | None = None
+        """The id of a node the client lost (``hello.node``), named in each request while set."""
+
+    async def __call__(self) -> NodeToken:
+        if self.room is not None:
+            return await self.api.room_token(self.room, self.role, avoid=self.avoid)
+        return await self.api.ws_token(avoid=self.avoid)
+
+
 @dataclass(frozen=True)
 class Room:
     """A room the caller made (``POST /api/rooms``)."""
@@ -143,24 +162,21 @@ class ApiClient:
         body = await self.call("POST", "/rooms", {"title": title} if title is not None else {})
         return Room(room=body["room"], owner=body["owner"], title=body.get("title"), watch_path=body["watch_path"])
 
-    async def room_token(self, room: str, role: Role = "viewer") -> NodeToken:
-        body = await self.call("POST", f"/rooms/{room}/token", {"role": role})
+    async def room_token(self, room: str, role: Role = "viewer", avoid: str | None = None) -> NodeToken:
+        """``avoid``: the id of a node the client just lost: the API places it elsewhere."""
+        body = await self.call("POST", f"/rooms/{room}/token", {"role": role, **({"avoid": avoid} if avoid else {})})
         return NodeToken(body["token"], int(body["expires_at"]), dict(body.get("grants") or {}), body.get("node"))
 
-    async def ws_token(self) -> NodeToken:
+    async def ws_token(self, avoid: str | None = None) -> NodeToken:
         """A socket token (no room): calls, random chat, presence."""
-        body = await self.call("POST", "/ws-token", {})
+        body = await self.call("POST", "/ws-token", {"avoid": avoid} if avoid else {})
         return NodeToken(body["token"], int(body["expires_at"]), dict(body.get("grants") or {}), body.get("node"))
 
-    def token_source(self, room: str | None = None, role: Role = "viewer") -> TokenSource:
+    def token_source(self, room: str | None = None, role: Role = "viewer") -> PlacedTokens:
         """A :data:`TokenSource` for a :class:`~switchboard_client.node.NodeClient`: room tokens when
         ``room`` is given, socket tokens otherwise, each with the node the API placed it on (the node
-        client connects there, and asks again after losing its node)."""
-
-        async def fresh() -> NodeToken:
-            return await (self.room_token(room, role) if room is not None else self.ws_token())
-
-        return fresh
+        client connects there, and asks again after losing its node, naming the lost one)."""
+        return PlacedTokens(self, room, role)
 
     # --- HTTP -------------------------------------------------------------------------------------
 

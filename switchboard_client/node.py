@@ -8,8 +8,10 @@ A ``token.refresh`` is sent a margin before the token runs out.
 
 Many nodes (docs/scaling.md): a token source that gives the API's whole answer (a ``NodeToken``)
 names the node to connect to, and each reconnect asks it again, so a client whose node died (kill
--9: the socket just drops) is sent by the API to a live node once the registry forgot the dead one
-(backing off with jitter meanwhile). A ``reconnect`` from a draining node moves the socket at once.
+-9: the socket just drops) is sent by the API to a live node (backing off with jitter meanwhile):
+once a connect to the lost node fails, the API's token source (:class:`PlacedTokens`) names it
+(``avoid``) and the API places the client elsewhere, though the registry may list the dead node
+for up to 3 s more. A ``reconnect`` from a draining node moves the socket at once.
 Either way the new node starts a new session (``hello`` with ``resumed: false``): shows and calls
 opened with this SDK join again by themselves (switchboard_client/show.py).
 """
@@ -30,7 +32,7 @@ from typing import Any
 
 import aiohttp
 
-from switchboard_client.api import NodeToken, TokenSource
+from switchboard_client.api import NodeToken, PlacedTokens, TokenSource
 from switchboard_client.errors import ApiError, ClosedError, Disconnected, NodeError
 from switchboard_client.events import Event, EventStream
 
@@ -103,6 +105,10 @@ class NodeClient:
         """Sockets opened on another node than the last one (a lost node, or a drain's ``reconnect``)."""
         self.refreshes = 0
         """``token.refresh`` requests the node accepted."""
+        self.tracer: Callable[[str, dict[str, Any]], None] | None = None
+        """Called with each step of a connect or a rejoin (``socket_lost``, ``token_asked``, ``token``,
+        ``ws_refused``, ``connect_failed``, ``hello``, and the shows' ``show_join``, ``offer``, ...)
+        and its fields: a load generator times a recovery with it (bench cluster). Must not raise."""
 
     async def __aenter__(self) -> NodeClient:
         await self.open()
@@ -195,6 +201,11 @@ class NodeClient:
 
     # --- the socket -------------------------------------------------------------------------------
 
+    def trace(self, step: str, **fields: Any) -> None:
+        """Hands one step to :attr:`tracer`, if any."""
+        if self.tracer is not None:
+            self.tracer(step, fields)
+
     def _check(self) -> None:
         if self._closed:
             raise ClosedError(f"the node client is closed{f' ({self.close_reason})' if self.close_reason else ''}")
@@ -208,13 +219,16 @@ class NodeClient:
     async def _ticket(self) -> tuple[str, str]:
         """A fresh token and the ``/ws`` URL to use it at: a drain's ``reconnect`` target, else the node
         the API named, else the base URL."""
+        self.trace("token_asked")
         answer = await self._tokens()
         if isinstance(answer, NodeToken):
             token, node = answer.token, answer.node
         else:
             token, node = answer, None
         target, self._move_to = self._move_to, None
-        return token, target or (ws_url(node) if node else self.base_url)
+        url = target or (ws_url(node) if node else self.base_url)
+        self.trace("token", url=url)
+        return token, url
 
     async def _connect(self, resume: str | None) -> None:
         assert self._http is not None
@@ -231,6 +245,7 @@ class NodeClient:
             except aiohttp.WSServerHandshakeError as exc:  # refused before the upgrade: 503 + Retry-After
                 if exc.status != 503:
                     raise
+                self.trace("ws_refused", url=self.url)
                 await asyncio.sleep(_retry_after(exc.headers))
                 continue
             first = await ws.receive(timeout=self._timeout)
@@ -239,11 +254,15 @@ class NodeClient:
                 raise Disconnected(f"the node closed the socket before hello ({ws.close_code})")
             frame = json.loads(first.data)
             if frame.get("type") == "hello":
+                if isinstance(self._tokens, PlacedTokens):
+                    self._tokens.avoid = None
                 self._ws, self._hello = ws, Hello.parse(frame)
+                self.trace("hello", url=self.url, node=self._hello.node, resumed=self._hello.resumed)
                 self._deliver(frame)
                 return
             await ws.close()
             if frame.get("code") == "overloaded":
+                self.trace("ws_refused", url=self.url)
                 await asyncio.sleep(float(frame.get("retry_after") or 1))
                 continue
             raise NodeError(str(frame.get("code")), str(frame.get("message")), frame)
@@ -261,6 +280,7 @@ class NodeClient:
             self._fail_pending(Disconnected())
             if self._closed:
                 return
+            self.trace("socket_lost", url=self.url, node=self.hello.node, code=code)
             if code in FINAL_CLOSE_CODES:
                 await self._give_up(f"closed by the node with {code}")
                 return
@@ -276,6 +296,7 @@ class NodeClient:
         one (``node.registry_ttl_s``)."""
         deadline = time.monotonic() + self._window
         delay = 0.1
+        lost_url, lost_node = self.url, self.hello.node
         if self._move_to is None:
             await asyncio.sleep(random.uniform(delay / 2, delay))
         while time.monotonic() < deadline and not self._closed:
@@ -290,8 +311,14 @@ class NodeClient:
                 if exc.status in (401, 403, 404):
                     return False
                 log.debug("token source failed: %r", exc)
+                self.trace("token_failed", status=exc.status)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.debug("resume attempt failed: %r", exc)
+                self.trace("connect_failed", url=self.url, error=type(exc).__name__)
+                if self.url == lost_url and lost_node and isinstance(self._tokens, PlacedTokens):
+                    # The node we lost refuses connects (killed): the API must not name it again,
+                    # though its registry entry lives on for up to node.registry_ttl_s.
+                    self._tokens.avoid = lost_node
             delay = min(delay * 2, 1.0)
             await asyncio.sleep(random.uniform(delay / 2, delay))
         return False

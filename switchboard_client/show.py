@@ -190,9 +190,13 @@ class Viewing(_Member):
     async def _open(self) -> None:
         # Listen before asking: the node may send show.offer right after our first answer.
         self._offers = self.events("show.offer", "show.ended", "show.peer_closed")
+        self.node.trace("show_join")
         self.joined = await self.node.request("show.join", room=self.room)
+        self.node.trace("show_joined")
         offer = await self._subscribe()
+        self.node.trace("offer")
         await self.node.request("show.answer", room=self.room, sdp=await self.peer.answer(offer["sdp"]))
+        self.node.trace("answered")
         self._task = asyncio.create_task(self._renegotiate(self._offers), name=f"switchboard_client.view.{self.room}")
 
     async def _subscribe(self) -> dict[str, Any]:
@@ -204,6 +208,7 @@ class Viewing(_Member):
                 if exc.code != "unavailable":
                     raise
                 wait = float(exc.frame.get("retry_after") or 1)
+                self.node.trace("subscribe_paced", retry_after=wait)
                 await asyncio.sleep(random.uniform(wait, wait * 1.5))
         return await self.node.request("show.subscribe", room=self.room)
 
@@ -224,6 +229,7 @@ class Viewing(_Member):
             except NodeError as exc:
                 if exc.code != "not_found":
                     raise
+                self.node.trace("show_not_found")
                 if self._offers is not None:
                     self._offers.close()
                 if time.monotonic() >= deadline:

@@ -93,7 +93,7 @@ async function start(room, title = "") {
   play($("preview"), stream);
   signal = new Signal({
     resumeKey: `switchboard.resume.broadcast.${room}`,
-    getToken: () => api(`/rooms/${encodeURIComponent(room)}/token`, { method: "POST", body: { role: "broadcaster" } }),
+    getToken: (hint) => api(`/rooms/${encodeURIComponent(room)}/token`, { method: "POST", body: { role: "broadcaster", ...hint } }),
   });
   signal.on("show.roster", (m) => { if (m.room === room) { rosterUpdates += 1; setViewers(m.viewers, m.roster); } });
   new ShowChat(signal, room, $("chat"), { me: me.user_id, moderate: true, pinned: $("pinned") });

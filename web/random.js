@@ -21,7 +21,7 @@ let stopQuality = () => {};
 
 const signal = new Signal({
   resumeKey: "switchboard.resume.random",
-  getToken: () => api("/ws-token", { method: "POST" }),
+  getToken: (hint) => api("/ws-token", { method: "POST", body: hint }),
 });
 // For people debugging, and the tests: the live peer connection and match, the last queue reply.
 mountHeader({ signal });

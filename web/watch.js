@@ -24,7 +24,7 @@ let owner = null; // the broadcaster (GET /api/rooms/<room>): who a report of th
 let stopQuality = () => {};
 const signal = new Signal({
   resumeKey: `switchboard.resume.watch.${room}`,
-  getToken: () => api(`/rooms/${encodeURIComponent(room)}/token`, { method: "POST", body: { role: "viewer" } }),
+  getToken: (hint) => api(`/rooms/${encodeURIComponent(room)}/token`, { method: "POST", body: { role: "viewer", ...hint } }),
 });
 // For people debugging, and the tests.
 mountHeader({ signal });

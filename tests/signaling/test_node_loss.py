@@ -246,7 +246,9 @@ async def test_an_edges_viewer_decodes_again_without_moving_when_its_origin_is_k
     api = await make_api()
     nodes = await _nodes_on_api_key(api, start_node, redis, tmp_path, count,
                                     SWITCHBOARD_CASCADE_SECRET="a-shared-secret-of-the-test-nodes",
-                                    SWITCHBOARD_CASCADE_VIEWERS_PER_NODE="1")
+                                    # The broadcaster's session and one viewer's fill the origin (placement
+                                    # counts the sessions it sent a node before its heartbeat does).
+                                    SWITCHBOARD_CASCADE_VIEWERS_PER_NODE="2")
     base = str(api.client.make_url("")).rstrip("/")
     owner = await _login(base, api)
     room = (await owner.create_room("moving origin")).room

@@ -21,6 +21,20 @@ def redis_url(request: pytest.FixtureRequest) -> str:
     return redis_url_of(request)
 
 
+class Fresh:
+    """A new :class:`Placement` for each answer: what the registry says, without the sessions an
+    earlier answer of the same placement sent (see the burst test)."""
+
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+
+    async def for_room(self, room: str, **kw: Any) -> NodeEntry | None:
+        return await Placement(self._redis).for_room(room, **kw)
+
+    async def for_session(self, **kw: Any) -> NodeEntry | None:
+        return await Placement(self._redis).for_session(**kw)
+
+
 def node(i: str, **kw: Any) -> NodeEntry:
     return NodeEntry(id=i, url=f"http://{i}:1", media_address="10.0.0.1", **kw)
 
@@ -124,7 +138,8 @@ async def test_a_full_origin_sends_its_shows_further_viewers_to_an_edge(redis: A
     """``cascade.viewers_per_node``: once the origin holds its cap of sessions, a viewer's token names
     another node (which pulls the show from the origin); the broadcaster's still names the origin, and
     the room stays pinned to it."""
-    registry, placement = NodeRegistry(redis), Placement(redis)
+    registry = NodeRegistry(redis)
+    placement = Fresh(redis)  # the registry's counts alone: no count of this test's own placements
     await registry.announce(node("a", cpu=0.1, viewer_cap=2, viewers=1), ttl_s=30)
     await registry.announce(node("b", cpu=0.5, viewer_cap=2), ttl_s=30)
     await registry.announce(node("c", cpu=0.4, viewer_cap=2, viewers=2), ttl_s=30)  # full too
@@ -135,7 +150,46 @@ async def test_a_full_origin_sends_its_shows_further_viewers_to_an_edge(redis: A
     assert (await placement.for_room("show-1")).id == "a"  # type: ignore[union-attr]  # the broadcaster
     assert await redis.get(keyspace.room_node("show-1")) == b"a"
     await registry.announce(node("b", cpu=0.5, viewer_cap=2, viewers=2), ttl_s=30)
-    assert (await placement.for_room("show-1", viewer=True)).id == "a"  # type: ignore[union-attr]  # all full
+    assert (await placement.for_room("show-1", viewer=True)).id == "a"  # type: ignore[union-attr]  # all full, a tie
+
+
+async def test_a_burst_of_viewers_spreads_over_the_nodes_between_heartbeats(redis: Any) -> None:
+    """The viewers of a killed edge all ask within a second, before any heartbeat counts them: each
+    placement counts the sessions it sent a node since that node's heartbeat, so the edge with room
+    fills to its cap and then, every node full, they go to the node with the fewest for its cap (the
+    origin on a tie) in turn, not all to one node."""
+    registry, placement = NodeRegistry(redis), Placement(redis)
+    await registry.announce(node("o", cpu=0.1, viewer_cap=10, viewers=10, updated_ms=1), ttl_s=30)
+    await registry.announce(node("e", cpu=0.3, viewer_cap=10, viewers=8, updated_ms=1), ttl_s=30)
+    await placement.for_room("show-1")  # the broadcaster: pinned to o (11 for its cap of 10)
+    got = [(await placement.for_room("show-1", viewer=True)).id for _ in range(8)]  # type: ignore[union-attr]
+    assert got == ["e", "e", "e", "o", "e", "o", "e", "o"]  # e fills up (10), then the fewer for its cap
+    # e's next heartbeat counts what it got (here 2 of the 5 connected): the count starts again from it.
+    await registry.announce(node("e", cpu=0.3, viewer_cap=10, viewers=10, updated_ms=2), ttl_s=30)
+    assert (await placement.for_room("show-1", viewer=True)).id == "e"  # type: ignore[union-attr]  # 10/10 vs 14/10
+
+
+async def test_a_client_that_lost_its_node_is_not_sent_back_while_the_registry_lists_it(redis: Any) -> None:
+    """``avoid``: a client whose connect to its lost node failed names it. A viewer's edge or a
+    session's node is then chosen among the others; a broadcaster that lost its show's origin moves
+    the room at once; a viewer's word alone never moves a show off its origin."""
+    registry = NodeRegistry(redis)
+    placement = Fresh(redis)  # the registry's counts alone: no count of this test's own placements
+    await registry.announce(node("o", cpu=0.1, viewer_cap=1, viewers=1), ttl_s=30)
+    await registry.announce(node("dead", cpu=0.2, viewer_cap=5), ttl_s=30)  # killed: still listed
+    await registry.announce(node("e", cpu=0.6, viewer_cap=5), ttl_s=30)
+    assert (await placement.for_room("show-1")).id == "o"  # type: ignore[union-attr]
+    assert (await placement.for_room("show-1", viewer=True)).id == "dead"  # type: ignore[union-attr]
+    assert (await placement.for_room("show-1", viewer=True, avoid="dead")).id == "e"  # type: ignore[union-attr]
+    assert (await placement.for_session()).id == "o"  # type: ignore[union-attr]
+    assert (await placement.for_session(avoid="o")).id == "dead"  # type: ignore[union-attr]
+    assert (await placement.for_room("show-1", viewer=True, avoid="o")).id != "o"  # type: ignore[union-attr]
+    await registry.announce(node("o", cpu=0.1, viewer_cap=5, viewers=1), ttl_s=30)  # room on o again
+    assert (await placement.for_room("show-1", viewer=True, avoid="o")).id == "o"  # type: ignore[union-attr]
+    assert await redis.get(keyspace.room_node("show-1")) == b"o"
+    assert (await placement.for_room("show-1", avoid="o")).id == "dead"  # type: ignore[union-attr]  # broadcaster
+    assert await redis.get(keyspace.room_node("show-1")) == b"dead"
+    assert (await placement.for_room("show-1", viewer=True)).id == "dead"  # type: ignore[union-attr]  # followed
 
 
 async def test_a_look_leaves_in_one_write_with_its_callers_commands(redis_server: EmbeddedRedis,
@@ -168,3 +222,21 @@ async def test_a_look_leaves_in_one_write_with_its_callers_commands(redis_server
     finally:
         await lean.aclose()
         await redis.aclose()
+
+
+async def test_a_node_one_client_reported_lost_is_skipped_for_all_until_its_next_heartbeat(redis: Any) -> None:
+    """The first viewer of a killed edge to find it dead names it; the API then places nobody there
+    while its entry is the one seen then (a killed node writes no newer one). A live node wrongly
+    reported comes back with its next heartbeat."""
+    registry, placement = NodeRegistry(redis), Placement(redis)
+    await registry.announce(node("o", cpu=0.1, viewer_cap=10, viewers=10, updated_ms=1), ttl_s=30)
+    await registry.announce(node("dead", cpu=0.2, viewer_cap=10, viewers=12, updated_ms=1), ttl_s=30)
+    await registry.announce(node("e", cpu=0.3, viewer_cap=10, viewers=12, updated_ms=1), ttl_s=30)
+    await placement.for_room("show-1")  # the broadcaster: pinned to o
+    assert (await placement.for_room("show-1", viewer=True, avoid="dead")).id == "o"  # type: ignore[union-attr]
+    got = [(await placement.for_room("show-1", viewer=True)).id for _ in range(6)]  # type: ignore[union-attr]
+    assert "dead" not in got and set(got) == {"o", "e"}  # without the report: dead had the fewest for its cap
+    assert (await placement.for_session()).id == "o"  # type: ignore[union-attr]  # sessions skip it too
+    await registry.announce(node("dead", cpu=0.2, viewer_cap=10, viewers=12, updated_ms=2), ttl_s=30)  # alive
+    got = [(await placement.for_room("show-1", viewer=True)).id for _ in range(6)]  # type: ignore[union-attr]
+    assert "dead" in got

@@ -87,7 +87,7 @@ function pageName() {
 function openSocket(name, connection) {
   const signal = new Signal({
     resumeKey: `switchboard.resume.${name}`,
-    getToken: () => api("/ws-token", { method: "POST" }),
+    getToken: (hint) => api("/ws-token", { method: "POST", body: hint }),
   });
   if (connection) {
     showConnection(signal);

@@ -11,10 +11,12 @@
 // draining node names another node: the socket moves there at once.
 //
 // A lost node (killed, its socket just drops) is a plain reconnect: every attempt asks `getToken`
-// again, and the API names a live node once the registry forgot the dead one (within 3 s); the
-// waits between attempts are drawn between half and all of the backoff step, so the clients of one
-// dead node do not all come back in the same instant. On another node the session is new
-// (`connected` with `resumed: false, moved: true`): the page joins its show or call again.
+// again; once a connect to the lost node fails, `getToken` is called with `{ avoid: <its id> }`
+// (pages pass it in the token request's body) and the API names another node, though the registry
+// may list the dead one for up to 3 s more. The waits between attempts are drawn between half and
+// all of the backoff step, so the clients of one dead node do not all come back in the same
+// instant. On another node the session is new (`connected` with `resumed: false, moved: true`):
+// the page joins its show or call again.
 
 const REQUEST_TIMEOUT_MS = 15000;
 const BACKOFF_MS = [250, 500, 1000, 1000, 1000, 2000, 3000];
@@ -47,11 +49,13 @@ export class Signal extends EventTarget {
     this.tokenExpiresAt = 0; // seconds since the epoch, from hello and token.refresh replies
     this.moveTo = null; // a node's base URL from a `reconnect` message: the next connect goes there
     this.node = null; // the base URL of the node this socket is on (null: this page's host)
+    this.lost = null; // {url, id} of the node whose socket dropped, until the next hello
+    this.avoid = null; // that node's id once a connect to it failed: getToken({avoid}) asks the API to skip it
   }
 
   /** The token and the node from `getToken`'s answer (a token string, or the API's {token, node}). */
   async _ticket() {
-    const answer = await this.getToken();
+    const answer = await this.getToken(this.avoid ? { avoid: this.avoid } : {});
     if (typeof answer === "string") return { token: answer, node: null };
     return { token: answer.token, node: answer.node || null };
   }
@@ -117,6 +121,8 @@ export class Signal extends EventTarget {
         if (message.type === "hello") {
           welcomed = true;
           this.attempt = 0;
+          this.lost = null;
+          this.avoid = null;
           this.hello = message;
           sessionStorage.setItem(this.resumeKey, message.resume_token);
           this._scheduleRefresh(message.token_expires_at);
@@ -149,6 +155,12 @@ export class Signal extends EventTarget {
           if (!welcomed) reject(new SignalError({ code: "too_many_sockets", message }));
           this._state("too_many_sockets");
           return;
+        }
+        if (welcomed && !this.closedByUs && !this.moveTo) {
+          this.lost = { url: this.node, id: this.hello?.node || null };
+        } else if (!welcomed && this.lost?.id && this.node === this.lost.url && event.code === 1006) {
+          // The node we lost refuses connects (killed): ask the API for another one.
+          this.avoid = this.lost.id;
         }
         if (!welcomed) {
           // 4001: the token was refused; a stale resume token is simply dropped by the node.

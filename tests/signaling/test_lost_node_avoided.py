@@ -1,0 +1,148 @@
+"""A client that lost its node names it to the API (``avoid``), which places it elsewhere at once,
+though the registry lists the dead node for ``node.registry_ttl_s`` more (docs/scaling.md, "Node loss").
+
+Real ``switchboard node`` processes whose registry entries outlive them by 30 s (so a client that
+waited for the registry to forget its dead node would be refused until its resume window ran out),
+the real control API and the SDK (switchboard_client), and Chromium running ``web/lib/signal.js``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import async_playwright
+
+from switchboard.placement import Placement
+from switchboard.registry import NodeRegistry
+from switchboard_client import NodeClient
+from tests.e2e.browser import CHROMIUM, FLAGS
+from tests.signaling import test_node_loss as loss
+from tests.signaling.conftest import STEP_S
+from tests.signaling.node_processes import node_starter  # noqa: F401 (the start_node fixture)
+from tests.signaling.test_drain import registered_count
+from tests.signaling.test_node_loss import BACK_S, _broadcast, _decoding, _kill, _login, _nodes_on_api_key, _view
+
+make_api = loss.make_api  # the control API's fixture
+conformance = loss.conformance  # make_api checks every answer with it
+redis_url = loss.redis_url  # one Redis
+
+LONG_TTL = {"SWITCHBOARD_NODE_REGISTRY_TTL_S": "30"}
+"""A dead node stays in the registry for 30 s: longer than the SDK's resume window (15 s)."""
+
+
+async def test_a_broadcaster_that_lost_its_origin_moves_the_show_while_the_registry_lists_it(
+        make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path) -> None:
+    """The show's node is killed. The broadcaster's SDK tries it (refused), then names it in its token
+    request: the API moves the room to the live node at once and the broadcaster publishes there; the
+    viewer follows the room's new pin and decodes again, all while the registry still lists the dead
+    node."""
+    api = await make_api()
+    nodes = await _nodes_on_api_key(api, start_node, redis, tmp_path, 2, **LONG_TTL)
+    base = str(api.client.make_url("")).rstrip("/")
+    owner, guest = await _login(base, api), await _login(base, api)
+    room = (await owner.create_room("moving on")).room
+    clients: list[Any] = []
+    steps: list[tuple[str, dict[str, Any]]] = []
+    try:
+        host, show = await _broadcast(base, owner, room, clients)
+        host.tracer = lambda step, fields: steps.append((step, fields))
+        viewing = await _view(base, guest, room, clients)
+        async with asyncio.timeout(BACK_S):
+            first = await _decoding(viewing)
+        origin = next(n for n in nodes.values() if n.node_id == host.hello.node)
+        survivor = next(n for n in nodes.values() if n is not origin)
+        _kill(origin)
+        await origin.proc.wait()
+        async with asyncio.timeout(BACK_S):
+            await asyncio.gather(show.rejoined.wait(), viewing.rejoined.wait())
+        async with asyncio.timeout(BACK_S):
+            again = await _decoding(viewing)
+        assert host.hello.node == survivor.node_id and viewing.node.hello.node == survivor.node_id
+        assert origin.node_id in {e.id for e in await NodeRegistry(redis).nodes()}  # still listed
+        failed = [f for s, f in steps if s == "connect_failed"]
+        assert failed and all(f["url"].startswith(f"http://127.0.0.1:{origin.port}".replace("http", "ws"))
+                              for f in failed)
+        assert steps[-1][0] == "hello" and steps[-1][1]["node"] == survivor.node_id
+        assert again.count.frames > 0 and show.rejoins == 1 and viewing.rejoins == 1
+        for counter in (first, again):
+            await counter.close()
+    finally:
+        for client in reversed(clients):
+            await client.close()
+        await owner.close()
+        await guest.close()
+
+
+async def test_the_sdk_names_the_node_it_lost_only_after_a_connect_there_failed(
+        make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path) -> None:
+    """A socket that drops while its node lives: the connect there succeeds, so the client comes back
+    on the same node and names nothing to the API (``avoid`` stays unset)."""
+    api = await make_api()
+    await _nodes_on_api_key(api, start_node, redis, tmp_path, 1, **LONG_TTL)
+    base = str(api.client.make_url("")).rstrip("/")
+    user = await _login(base, api)
+    tokens = user.token_source()
+    client = NodeClient(base, tokens)
+    try:
+        hello = await client.open()
+        assert client._ws is not None
+        await client._ws.close()  # the socket drops; the node lives
+        async with asyncio.timeout(BACK_S):
+            while client.reconnects == 0 or client._ws is None or client._ws.closed:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert client.hello.node == hello.node and client.moves == 0 and tokens.avoid is None
+    finally:
+        await client.close()
+        await user.close()
+
+
+@pytest.mark.chromium
+async def test_signal_js_names_the_node_it_lost_and_is_placed_elsewhere_at_once(
+        start_node: Callable[..., Any], token: Callable[..., str], redis: Any) -> None:
+    """``signal.js`` in Chromium, its getToken backed by the API's placement preferring the victim's
+    region: after the victim is killed (and while the registry lists it) the first connect goes there
+    and fails; the next asks with ``{avoid: <victim>}`` and opens the other node."""
+    victim_node = await start_node(SWITCHBOARD_NODE_REGION="eu", **LONG_TTL)
+    other = await start_node(SWITCHBOARD_NODE_REGION="us", **LONG_TTL)
+    for entry in await registered_count(redis, 2):
+        for n in (victim_node, other):
+            if entry.url == f"http://127.0.0.1:{n.port}":
+                n.node_id = entry.id
+    placement = Placement(redis)
+    hints: list[dict[str, Any]] = []
+
+    async def ticket(hint: dict[str, Any]) -> dict[str, Any]:
+        hints.append(hint)
+        entry = await placement.for_session("eu", avoid=str(hint.get("avoid") or ""))
+        return {"token": token("ivy"), "node": entry.url if entry is not None else None}
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, "--enable-automation"],
+                                           timeout=STEP_S * 6 * 1000)
+        try:
+            page = await (await browser.new_context(bypass_csp=True)).new_page()
+            await page.expose_function("ticket", ticket)
+            await page.goto(f"http://127.0.0.1:{other.port}/static/lib/signal.js")
+            on = await asyncio.wait_for(page.evaluate("""async () => {
+                const { Signal } = await import("/static/lib/signal.js");
+                window.states = [];
+                window.signal = new Signal({ getToken: (hint) => window.ticket(hint || {}), resumeKey: "avoid-test" });
+                window.signal.addEventListener("state", (e) => window.states.push(e.detail));
+                return (await window.signal.connect()).node;
+            }"""), STEP_S * 2)
+            assert on == victim_node.node_id  # the region's node
+            _kill(victim_node)
+            await victim_node.proc.wait()
+            await page.wait_for_function(f"window.signal.hello.node === {other.node_id!r}", timeout=BACK_S * 1000)
+            assert victim_node.node_id in {e.id for e in await NodeRegistry(redis).nodes()}  # still listed
+            assert {"avoid": victim_node.node_id} in hints and hints[0] == {}
+            assert hints.index({"avoid": victim_node.node_id}) >= 2  # the first reconnect tried the victim
+            states = await page.evaluate("window.states")
+            assert states[-1] == {"state": "connected", "resumed": False, "moved": True, "node": other.node_id}
+            assert await page.evaluate("window.signal.avoid") is None
+        finally:
+            await browser.close()
