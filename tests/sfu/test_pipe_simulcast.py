@@ -59,7 +59,7 @@ def test_a_layer_descriptor_names_its_track_and_rank_and_a_plain_one_stays_nine_
 @settings(max_examples=60)
 @given(st.permutations(range(4)), st.integers(0, 2))
 def test_the_importing_end_rebuilds_the_track_whatever_the_order(order: list[int], first: int) -> None:
-    track, layers = published_track(first)
+    _, layers = published_track(first)
     audio = producer("a1", 0x2000, OPUS)
     sent = [describe(p) for p in [*layers, audio]]
     descriptors = msgpack.unpackb(msgpack.packb([sent[i] for i in order]))  # as a control datagram carries them
@@ -70,7 +70,6 @@ def test_the_importing_end_rebuilds_the_track_whatever_the_order(order: list[int
     assert [p.ssrc for p in piped.layers] == [0x1000, 0x1001, 0x1002] and piped.order == [0, 1, 2]
     assert piped.exposed is importer.pipe.producers[0x1000 + first]
     assert piped.exposed.producer_id == f"p{10 + first}"
-    assert importer.added[0].simulcast is piped or importer.added[0] is importer.pipe.producers[0x2000]
     assert importer.pipe.producers[0x2000].simulcast is None
     assert all(importer.pipe.producers[0x1000 + i].simulcast is piped for i in range(3))
     # the exposed layer reaches the router before the other layers of its track
