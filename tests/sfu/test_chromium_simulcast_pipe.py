@@ -2,7 +2,8 @@
 second Worker (the other worker of ``switchboard node --workers 2``) gets the show through a real pipe
 (UDP on 127.0.0.1, opened and joined as ``WorkerPool`` does it), after the layers are learnt: every
 layer crosses, the far router rebuilds the track, and an aiortc viewer there is moved up to the top
-layer at its keyframe (asked for through the pipe) and decodes it, its sequence numbers continuous.
+layer at its keyframe (asked for through the pipe) and decodes it, its sequence numbers continuous;
+when the top layer leaves the pipe, the viewer goes on from a layer still piped.
 
 Needs root, iproute2 and Chromium (tests/sfu/chromium.py); fails, saying which, without them.
 """
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from sfu.events import MemoryEventSink
+from sfu.pipe import PipeTransport
 from sfu.types import PeerId
 from sfu.worker import Worker
 from switchboard.ids import UserId
@@ -31,6 +33,10 @@ async def video_lost(viewer: Viewer) -> int:
     minus received): a jump in the numbering at a layer switch shows here as thousands."""
     stats = await viewer.pc.getStats()
     return sum(int(s.packetsLost) for s in stats.values() if s.type == "inbound-rtp" and s.kind == "video")
+
+
+async def close_export(pipe: PipeTransport, ssrc: int) -> None:
+    pipe.exported[ssrc].close()
 
 
 def test_a_viewer_on_the_importing_worker_is_switched_up_a_piped_simulcast_track() -> None:
@@ -77,6 +83,18 @@ def test_a_viewer_on_the_importing_worker_is_switched_up_a_piped_simulcast_track
                   f"{sorted(viewer.sizes)}, switches {consumer.switches}, lost {lost}, chrome {page.evaluate(SENT)}")
             assert abs(lost) < 50, lost  # continuous numbering across the switches
             assert router.pipes[PIPE].unknown_ssrc == 0  # every layer's packets had their piped producer
+
+            # the top layer leaves the pipe (its pipe consumer closed on the home side, as when its
+            # producer closes): it leaves the far track, and the viewer goes on from a layer still there
+            top = track.layers[2]
+            sfu.call(close_export(sfu.worker.routers[ROOM].pipes[PIPE], home.layers[2].ssrc))
+            assert poll(lambda: len(track.layers), lambda n: n == 2, 10) == 2
+            assert top.closed and top not in track.layers
+            assert poll(lambda: consumer.producer in track.layers, bool, 20), (consumer.producer, track.bitrates)
+            frames = viewer.frames["video"]
+            sfu.call(viewer.wait_frames(frames + 30, timeout=30), timeout=40)
+            lost = sfu.call(video_lost(viewer))
+            assert abs(lost) < 50, lost
         finally:
             if viewer is not None:
                 sfu.call(viewer.close())
