@@ -8,6 +8,11 @@ producer per piped track (same id, codec and SSRC), with its own NACK cache, so 
 are answered there; their PLIs are merged by that producer and sent back through the pipe as RTCP,
 where they become keyframe requests on the real producer (merged again, then upstream).
 
+A simulcast track crosses whole: every layer is piped, and its descriptor names the track (the id of
+its exposed layer on the exporting side) and the layer's rank. The importing end builds one
+:class:`SimulcastTrack` per track from them, so the viewers there get the same per-viewer layer
+choice; a switch's keyframe request goes back as a PLI on that layer's SSRC.
+
 Both ends are created by their routers and closed by them. The set of piped producers travels in
 control datagrams (first byte 0, then msgpack) sent on every change and every tick; RTP and RTCP
 (RFC 5761 demux on the payload type byte) travel as they are. Garbage is counted and dropped.
@@ -31,19 +36,37 @@ from sfu import aiortc_private, rtcp
 from sfu.pipe_seal import FROM_EXPORTER, ReplayWindow, Seal
 from sfu.producer import Codec, Producer
 from sfu.rtp import HEADER
+from sfu.simulcast import SimulcastTrack
 
 HOST = "127.0.0.1"
 CONTROL = 0
 """First byte of a control datagram (RTP and RTCP start with version 2: 0x80..0xBF)."""
 
 Descriptor = list[Any]
-"""One piped producer: ``[producer_id, peer_id, kind, mime, clock_rate, payload_type, channels, params, ssrc]``."""
+"""One piped producer: ``[producer_id, peer_id, kind, mime, clock_rate, payload_type, channels, params, ssrc]``,
+then ``track_id, order`` for a simulcast layer (the track's exposed layer's producer id, the layer's rank
+with 0 the lowest)."""
 
 
 def describe(p: Producer) -> Descriptor:
     c = p.codec
-    return [p.producer_id, p.peer_id, c.kind, c.mime_type, c.clock_rate, c.payload_type, c.channels,
-            [list(kv) for kv in c.parameters], p.ssrc]
+    d: Descriptor = [p.producer_id, p.peer_id, c.kind, c.mime_type, c.clock_rate, c.payload_type, c.channels,
+                     [list(kv) for kv in c.parameters], p.ssrc]
+    track = p.simulcast
+    if track is not None and track.exposed is not None and p in track.layers:
+        d += [track.exposed.producer_id, track.order[track.layers.index(p)]]
+    return d
+
+
+def track_of(d: Descriptor) -> tuple[str, int] | None:
+    """A simulcast layer's track id and rank; None for a track sent alone (9 fields)."""
+    return (str(d[9]), int(d[10])) if len(d) >= 11 else None
+
+
+def is_exposed(d: Descriptor) -> bool:
+    """The descriptor of a track the room shows: a track sent alone, or a simulcast track's exposed layer."""
+    track = track_of(d)
+    return track is None or track[0] == str(d[0])
 
 
 def codec_of(d: Descriptor) -> Codec:
@@ -117,6 +140,8 @@ class PipeTransport:
         """Exporting end: our producers' pipe consumers, by SSRC."""
         self.producers: dict[int, Producer] = {}
         """Importing end: the piped producers, by SSRC."""
+        self.tracks: dict[str, SimulcastTrack] = {}
+        """Importing end: the piped simulcast tracks, by track id (the exporting end's exposed layer's id)."""
         self.exporting = False
         self.remote: tuple[str, int] | None = None
         self._transport: asyncio.DatagramTransport | None = None
@@ -183,16 +208,41 @@ class PipeTransport:
     # importing end ------------------------------------------------------------------------------
 
     def sync(self, descriptors: list[Descriptor]) -> None:
-        """Make our piped producers match the exporting end's list (new ones added, gone ones closed)."""
-        wanted = {int(d[8]): d for d in descriptors}
-        for ssrc in [s for s in self.producers if s not in wanted]:
-            self._on_producer_closed(self, self.producers.pop(ssrc))
-        for ssrc, d in wanted.items():
-            if ssrc not in self.producers:
-                producer = self._new_producer(self, codec_of(d), ssrc, str(d[0]))
-                producer.peer_id = d[1]
-                self.producers[ssrc] = producer
-                self._on_producer(self, producer)
+        """Make our piped producers match the exporting end's list (new ones added, gone ones closed).
+        Simulcast layers join their track (its exposed layer first, whatever the list's order); a layer
+        whose track's exposed layer is not in the list waits for it."""
+        shown = {str(d[0]) for d in descriptors if track_of(d) is not None and is_exposed(d)}
+        wanted = {int(d[8]): d for d in descriptors if (t := track_of(d)) is None or t[0] in shown}
+        gone = [s for s in self.producers if s not in wanted]
+        for ssrc in sorted(gone, key=lambda s: self._layer_rank(self.producers[s])):
+            producer = self.producers.pop(ssrc)
+            if producer.simulcast is not None:
+                producer.simulcast.drop_layer(producer)
+            self._on_producer_closed(self, producer)
+        self.tracks = {k: t for k, t in self.tracks.items()
+                       if t.exposed is not None and self.producers.get(t.exposed.ssrc) is t.exposed}
+        for ssrc, d in sorted(wanted.items(), key=lambda kv: not is_exposed(kv[1])):
+            if ssrc in self.producers:
+                continue
+            track = track_of(d)
+            layer_of = self.tracks.get(track[0]) if track is not None and not is_exposed(d) else None
+            if track is not None and not is_exposed(d) and layer_of is None:
+                continue  # its exposed layer came as a track sent alone: nothing to join
+            producer = self._new_producer(self, codec_of(d), ssrc, str(d[0]))
+            producer.peer_id = d[1]
+            if track is not None:
+                if layer_of is None:
+                    layer_of = self.tracks[track[0]] = SimulcastTrack([])
+                producer.simulcast = layer_of
+                layer_of.insert(producer, track[1])
+            self.producers[ssrc] = producer
+            self._on_producer(self, producer)
+
+    @staticmethod
+    def _layer_rank(producer: Producer) -> int:
+        """Closing order: a track's exposed layer first (its viewers go), then its other layers."""
+        track = producer.simulcast
+        return 0 if track is None or track.exposed is producer else 1
 
     def send_pli(self, producer: Producer) -> None:
         self.sendto(rtcp.build_pli(self.rtcp_ssrc, producer.ssrc))
@@ -280,8 +330,9 @@ class PipeTransport:
         for c in list(self.exported.values()):
             c.close()
         self.exported.clear()
-        producers = list(self.producers.values())
+        producers = sorted(self.producers.values(), key=self._layer_rank)
         self.producers.clear()
+        self.tracks.clear()
         self.sendto = _discard
         if self._transport is not None:
             self._transport.close()

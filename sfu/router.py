@@ -12,7 +12,7 @@ from sfu import clips
 from sfu.errors import Faults, NegotiationError, NoClip, UnknownPeer, UnknownRoom
 from sfu.fanout import Plane
 from sfu.keyframes import KEYFRAME_INTERVAL_S, KeyframeSchedule
-from sfu.pipe import HOST, Descriptor, PipeTransport
+from sfu.pipe import HOST, Descriptor, PipeConsumer, PipeTransport
 from sfu.pipe_seal import Seal
 from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.simulcast import SimulcastTrack
@@ -103,20 +103,20 @@ class Router:
 
     def _producer_added(self, transport: Transport | PipeTransport, producer: Producer) -> None:
         track = producer.simulcast
-        if track is not None and track.exposed is not producer:
-            # Another layer of a track the room already shows: reached by switching only.
+        shown = track is None or track.exposed is producer  # else: another layer, reached by switching only
+        if isinstance(transport, Transport):  # a piped one's keyframes are asked for on its publisher's side
+            self.keyframe_schedule.add(producer, time.monotonic())
+        if not shown:
             producer.clip = None
-            self.keyframe_schedule.add(producer, time.monotonic())
-            return
-        if track is not None:
-            self.tracks.append(track)
-        self.producers[producer.producer_id] = producer
-        if isinstance(transport, Transport):
-            self.keyframe_schedule.add(producer, time.monotonic())
-        for pipe in self.pipes.values():
+        else:
+            if track is not None:
+                self.tracks.append(track)
+            self.producers[producer.producer_id] = producer
+        for pipe in self.pipes.values():  # every layer of a simulcast track: the far side chooses too
             if pipe.exporting and not (pipe.sealed and producer.producer_id in self.from_nodes):
                 pipe.export(producer)
-        self._ask_renegotiation()
+        if shown:
+            self._ask_renegotiation()
 
     def _new_piped_producer(self, pipe: PipeTransport, codec: Codec, ssrc: int, producer_id: str) -> Producer:
         loop = asyncio.get_running_loop()
@@ -133,12 +133,21 @@ class Router:
         return producer
 
     def _producer_removed(self, pipe: PipeTransport, producer: Producer) -> None:
-        """A piped producer went away on the exporting side: close it here, then its consumers."""
+        """A piped producer went away on the exporting side: close it here, then its consumers. A layer
+        other than its track's exposed one has left the track (``PipeTransport.sync``); its viewers go back
+        to the exposed layer."""
         self.producers.pop(producer.producer_id, None)
         self.from_nodes.discard(producer.producer_id)
+        track = producer.simulcast
+        back = track.exposed if track is not None and track.exposed is not producer else None
+        choices = track.choices if track is not None else {}
         for c in producer.close():
-            c.close()
-        self._ask_renegotiation()
+            if back is not None and not back.closed and not isinstance(c, PipeConsumer) and c.consumer_id in choices:
+                c.switch_at_keyframe(back)
+            else:
+                c.close()
+        if back is None:
+            self._ask_renegotiation()
 
     # pipes (between workers) -------------------------------------------------------------------
 
@@ -172,7 +181,8 @@ class Router:
         if export:
             for p in self._live_producers():
                 if not (pipe.sealed and p.producer_id in self.from_nodes):
-                    pipe.export(p)
+                    for layer in [p] + ([q for q in p.simulcast.layers if q is not p] if p.simulcast else []):
+                        pipe.export(layer)
             return pipe.descriptors()
         pipe.sync(descriptors or [])
         return []

@@ -221,6 +221,13 @@ class SimulcastTrack:
         if self.exposed is None:
             self.exposed = producer
 
+    def drop_layer(self, producer: Producer) -> None:
+        """A layer gone (closed on the far side of a pipe); the exposed one stays the track's."""
+        if producer in self.layers and producer is not self.exposed:
+            at = self.layers.index(producer)
+            for column in (self.layers, self.order, self.meters, self.bitrates):
+                del column[at]
+
     def add(self, consumer: Consumer, max_layer: int | None = None,
             estimate: Callable[[], float | None] | None = None,
             probe: Callable[[Consumer, float], str | None] | None = None) -> None:

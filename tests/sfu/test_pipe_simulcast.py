@@ -1,0 +1,136 @@
+"""Simulcast through pipes: every layer of a track is piped, and the importing end rebuilds the track
+(its exposed layer the exporting side's, its layers in rank order) whatever order the descriptors
+come in; a layer removed on the exporting side leaves the track on the importing side."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgpack
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sfu.pipe import PipeTransport, describe, is_exposed, track_of
+from sfu.producer import Codec, KeyframeRequester, Producer
+from sfu.simulcast import SimulcastTrack
+from sfu.types import PeerId
+
+VP8 = Codec("video", "video/VP8", 90000, 96)
+OPUS = Codec("audio", "audio/opus", 48000, 111, 2)
+
+
+def producer(producer_id: str, ssrc: int, codec: Codec = VP8) -> Producer:
+    return Producer(producer_id, PeerId("pub"), codec, ssrc, KeyframeRequester(lambda: None, 0.5, lambda *a: None))
+
+
+def published_track(first: int = 1) -> tuple[SimulcastTrack, list[Producer]]:
+    """A publisher's three layers, learnt in the order their first packets came: ``first`` (the
+    exposed one), then the others; returned lowest first."""
+    layers = [producer(f"p{i + 10}", 0x1000 + i) for i in range(3)]
+    track = SimulcastTrack([])
+    for i in [first] + [i for i in range(3) if i != first]:
+        layers[i].simulcast = track
+        track.insert(layers[i], i)
+    return track, layers
+
+
+class Importer:
+    """An importing pipe end whose piped producers are real producers, recorded as they come and go."""
+
+    def __init__(self) -> None:
+        self.added: list[Producer] = []
+        self.closed: list[Producer] = []
+        self.pipe = PipeTransport("pipe-1", new_producer=lambda t, codec, ssrc, pid: producer(pid, ssrc, codec),
+                                  on_producer=lambda t, p: self.added.append(p),
+                                  on_producer_closed=lambda t, p: self.closed.append(p))
+
+
+def test_a_layer_descriptor_names_its_track_and_rank_and_a_plain_one_stays_nine_fields() -> None:
+    track, layers = published_track(first=1)
+    d = describe(layers[2])
+    assert d[:9] == ["p12", "pub", "video", "video/VP8", 90000, 96, None, [], 0x1002]
+    assert track_of(d) == ("p11", 2) and not is_exposed(d)
+    assert track_of(describe(layers[1])) == ("p11", 1) and is_exposed(describe(layers[1]))
+    plain = describe(producer("a1", 0x2000, OPUS))
+    assert len(plain) == 9 and track_of(plain) is None and is_exposed(plain)
+    assert track is layers[0].simulcast
+
+
+@settings(max_examples=60)
+@given(st.permutations(range(4)), st.integers(0, 2))
+def test_the_importing_end_rebuilds_the_track_whatever_the_order(order: list[int], first: int) -> None:
+    _, layers = published_track(first)
+    audio = producer("a1", 0x2000, OPUS)
+    sent = [describe(p) for p in [*layers, audio]]
+    descriptors = msgpack.unpackb(msgpack.packb([sent[i] for i in order]))  # as a control datagram carries them
+    importer = Importer()
+    importer.pipe.sync(descriptors)
+    assert len(importer.added) == 4 and importer.closed == []
+    (piped,) = importer.pipe.tracks.values()
+    assert [p.ssrc for p in piped.layers] == [0x1000, 0x1001, 0x1002] and piped.order == [0, 1, 2]
+    assert piped.exposed is importer.pipe.producers[0x1000 + first]
+    assert piped.exposed.producer_id == f"p{10 + first}"
+    assert importer.pipe.producers[0x2000].simulcast is None
+    assert all(importer.pipe.producers[0x1000 + i].simulcast is piped for i in range(3))
+    # the exposed layer reaches the router before the other layers of its track
+    seen = [p for p in importer.added if p.simulcast is piped]
+    assert seen[0] is piped.exposed
+    importer.pipe.sync(descriptors)  # the same list again (every tick): nothing changes
+    assert len(importer.added) == 4 and importer.closed == []
+
+
+def test_a_layer_removed_leaves_the_track_and_the_exposed_one_removed_takes_the_track() -> None:
+    _, layers = published_track(first=0)
+    importer = Importer()
+    importer.pipe.sync([describe(p) for p in layers])
+    (piped,) = importer.pipe.tracks.values()
+    top = importer.pipe.producers[0x1002]
+    importer.pipe.sync([describe(p) for p in layers[:2]])
+    assert importer.closed == [top] and [p.ssrc for p in piped.layers] == [0x1000, 0x1001]
+    assert piped.order == [0, 1] and len(piped.bitrates) == len(piped.meters) == 2
+    importer.pipe.sync([describe(p) for p in layers])  # it comes back (a new producer for it)
+    assert [p.ssrc for p in piped.layers] == [0x1000, 0x1001, 0x1002] and importer.pipe.producers[0x1002] is not top
+    # the exposed layer gone: every layer goes, the exposed one first
+    importer.pipe.sync([describe(p) for p in layers[1:]])
+    assert [p.ssrc for p in importer.closed[1:]] in ([0x1000, 0x1001, 0x1002], [0x1000, 0x1002, 0x1001])
+    assert importer.pipe.producers == {} and importer.pipe.tracks == {}
+
+
+def test_a_layer_whose_exposed_layer_is_not_piped_waits_for_it() -> None:
+    _, layers = published_track(first=1)
+    importer = Importer()
+    importer.pipe.sync([describe(layers[0]), describe(layers[2])])
+    assert importer.added == [] and importer.pipe.tracks == {}
+    importer.pipe.sync([describe(p) for p in layers])
+    assert len(importer.added) == 3 and importer.added[0].producer_id == "p11"
+
+
+async def test_every_layer_crosses_a_real_pipe_and_a_closed_layer_leaves_the_far_track() -> None:
+    track, layers = published_track(first=2)
+    exporter = PipeTransport("pipe-1", new_producer=lambda *a: None,  # type: ignore[arg-type,return-value]
+                             on_producer=lambda t, p: None, on_producer_closed=lambda t, p: None)
+    importer = Importer()
+    export_port, import_port = await exporter.open(), await importer.pipe.open()
+    exporter.connect(import_port, export=True)
+    importer.pipe.connect(export_port, export=False)
+    try:
+        for p in track.layers:
+            exporter.export(p)
+        await until(lambda: len(importer.added) == 3)
+        (piped,) = importer.pipe.tracks.values()
+        assert piped.exposed is not None and piped.exposed.ssrc == 0x1002
+        assert [p.ssrc for p in piped.layers] == [0x1000, 0x1001, 0x1002]
+        exporter.exported[0x1001].close()  # its producer closed on the exporting side
+        await until(lambda: len(importer.closed) == 1)
+        assert importer.closed[0].ssrc == 0x1001 and [p.ssrc for p in piped.layers] == [0x1000, 0x1002]
+    finally:
+        exporter.close()
+        importer.pipe.close()
+    assert layers[0].closed is False  # closing a pipe never closes the exporting side's producers
+
+
+async def until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]  # noqa: ASYNC109
+    async def loop() -> None:
+        while not predicate():  # noqa: ASYNC110 (waits for a datagram)
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(loop(), timeout)
