@@ -105,7 +105,9 @@ async def test_a_refused_join_is_unavailable_over_ws(make_node: NodeFactory,  # 
     @contextlib.asynccontextmanager
     async def open_media(redis: Any) -> AsyncIterator[Worker]:
         w = Worker(addresses=("127.0.0.1",), events=RedisEventSink(redis))
-        w.admission = Admission(w.lag, in_flight=1, queue=0)
+        # one slot, no queue; the loop's lag never refuses here (a lag spike on a busy box refused the
+        # first join too), so the second is refused for the slot alone
+        w.admission = Admission(w.lag, in_flight=1, queue=0, lag_limit_s=3600.0)
         workers.append(w)
         await w.start()
         try:
