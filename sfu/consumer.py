@@ -318,8 +318,13 @@ class Consumer:
         producer = self.producer
         forwarding = self in producer.active  # else stopped already (waiting for a keyframe)
         producer.remove_consumer(self)
-        if not forwarding:
-            return
+        if forwarding:
+            self.stopped()
+
+    def stopped(self) -> None:
+        """It stops forwarding its producer now (paused, or the producer closed under it): numbering
+        goes on from the last packet it sent when it starts again."""
+        producer = self.producer
         last = producer.lookup(producer.max_seq) if producer.max_seq >= 0 else None
         if last is not None:
             self._last_seq = (producer.max_seq + self.seq_off) & 0xFFFF

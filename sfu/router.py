@@ -141,8 +141,11 @@ class Router:
         track = producer.simulcast
         back = track.exposed if track is not None and track.exposed is not producer else None
         choices = track.choices if track is not None else {}
+        forwarding = set(map(id, producer.active))
         for c in producer.close():
             if back is not None and not back.closed and not isinstance(c, PipeConsumer) and c.consumer_id in choices:
+                if id(c) in forwarding:  # it numbers on from the last packet it sent, not an older stop
+                    c.stopped()
                 c.switch_at_keyframe(back)
             else:
                 c.close()
