@@ -5,7 +5,9 @@ which is then pinned to the room); a socket token (calls, random chat) to the le
 A client that lost its node names it in the request (``avoid``: the node id of its last ``hello``),
 and is not sent back there while the registry still lists it (switchboard/placement.py).
 ``node`` is the node's base URL (open ``<node>/ws``), or null when no node is registered (``switchboard
-up``, the all-in-one: the node is this very host).
+up``, the all-in-one: the node is this very host). A viewer's room token also lists ``alternates``
+(base URLs, best first): where the client opens a socket with the token it holds if ``node`` is lost,
+without asking again (the token is checked there as anywhere: signature, expiry, bans, revocations).
 """
 
 from __future__ import annotations
@@ -46,13 +48,18 @@ def placed(handler: Handler) -> Handler:
         grants = reply.body.get("grants") or {}
         room, viewer = grants.get("room"), not grants.get("publish")
         avoid = str(call.body.get("avoid") or "")  # the node the client just lost
+        me = str(call.me.user_id)
+        body = dict(reply.body)
         if room and room == name and look is not None:
-            node = await placement.for_room(room, viewer=viewer, seen=await look, avoid=avoid)
+            seen = await look
+            node = await placement.for_room(room, viewer=viewer, seen=seen, avoid=avoid, reporter=me)
+            if viewer and not grants.get("hidden"):
+                body["alternates"] = [n.url for n in placement.alternates(seen.entries, node, me)]
         elif room:
-            node = await placement.for_room(room, viewer=viewer, avoid=avoid)
+            node = await placement.for_room(room, viewer=viewer, avoid=avoid, reporter=me)
         else:
-            node = await placement.for_session(avoid=avoid)
-        return dataclasses.replace(reply, body={**reply.body, "node": node.url if node is not None else None})
+            node = await placement.for_session(avoid=avoid, reporter=me)
+        return dataclasses.replace(reply, body={**body, "node": node.url if node is not None else None})
 
     return answer
 

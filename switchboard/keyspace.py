@@ -278,6 +278,17 @@ ROOM_PIN_TTL_S = 30
 """A room pin outlives its node's last heartbeat by this much, so a dead origin's rooms move on."""
 
 
+def node_reports(node_id: str, updated_ms: int) -> str:
+    """Set of the user ids who reported ``node_id`` lost (a token request's ``avoid``) while its registry
+    entry was the one written at ``updated_ms`` (expires after ``NODE_REPORTS_TTL_S``). Placement skips
+    the node for every client once ``placement.REPORTERS`` distinct users are in it (switchboard/placement.py)."""
+    return f"nodes:{{nodes}}:reports:{node_id}:{updated_ms}"
+
+
+NODE_REPORTS_TTL_S = 30
+"""A report set outlives the heartbeat it counts against (a newer heartbeat makes it moot anyway)."""
+
+
 # --- cascade (issue 16): one show over several nodes (signaling/cascade.py, signaling/show_span.py) ---
 
 

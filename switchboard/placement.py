@@ -11,12 +11,20 @@ node's last heartbeat and adds them to the load the heartbeat wrote, and a
 show's viewers, once every node holds its cap, go to the node with the fewest for its cap rather than
 all to the origin (:func:`overflow`). A client that lost its node names it (``avoid``): that node is
 never chosen for its new session while the registry still lists it (up to ``node.registry_ttl_s``),
-nor for anyone's until a newer heartbeat of it shows it alive.
+nor for anyone's once :data:`REPORTERS` distinct users reported it against the same heartbeat (counted
+in Redis, so over every API process), until a newer heartbeat of it shows it alive: one client's word
+alone (a flaky network, or a lie) does not take a live node out of placement.
+
+A viewer's room token also names :func:`alternates`: the nodes it goes straight to, with the token it
+holds, if its node is lost (no token request in the burst of a killed node's clients), spread over
+the other nodes by a hash of the user and the node (rendezvous hashing: a dead node's viewers split
+evenly over the survivors, whatever heartbeat each token was read against).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
@@ -29,6 +37,12 @@ from switchboard.registry import NodeEntry, NodeRegistry
 CPU_LIMIT = 0.9
 """Nodes above this CPU fraction take new rooms only when every node is above it."""
 REPIN_LUA = (Path(__file__).resolve().parent / "lua" / "room_repin.lua").read_text()
+REPORT_LUA = (Path(__file__).resolve().parent / "lua" / "node_report.lua").read_text()
+REPORTERS = 2
+"""Distinct users who must report a node lost (``avoid``), against one heartbeat of it, before
+placement skips it for every client (the reporter's own new session skips it at once)."""
+ALTERNATES = 2
+"""Nodes a viewer's token answer names beside its own (:func:`alternates`)."""
 
 
 def load(entry: NodeEntry) -> tuple[float, int, int, str]:
@@ -61,6 +75,23 @@ def overflow(nodes: Iterable[NodeEntry], origin: str, region: str = "",
                default=None)
 
 
+def alternates(nodes: Iterable[NodeEntry], placed: str, key: str, region: str = "",
+               exclude: Iterable[str] = (), limit: int = ALTERNATES) -> list[NodeEntry]:
+    """Where a client placed on ``placed`` goes if that node is lost, in order: the other nodes that are
+    not draining nor excluded (below :data:`CPU_LIMIT` and in ``region`` when some are), ordered by a
+    hash of ``key`` (the user) and the node id. Each client's order is its own and stable, so a lost
+    node's clients spread evenly over the others without asking anyone at the moment of the loss."""
+    skip = {placed, *exclude}
+    open_ = [n for n in nodes if not n.draining and n.id not in skip]
+    cool = [n for n in open_ if n.cpu < CPU_LIMIT] or open_
+    here = [n for n in cool if n.region == region] if region else []
+
+    def rank(n: NodeEntry) -> bytes:
+        return hashlib.blake2b(f"{key}/{n.id}".encode(), digest_size=8).digest()
+
+    return (sorted(here, key=rank) + sorted([n for n in cool if n not in here], key=rank))[:limit]
+
+
 class RoomLook(NamedTuple):
     """The registry and a room's pin, as :meth:`Placement.look` read them."""
 
@@ -80,22 +111,35 @@ class Placement:
         re-pin script runs on ``redis``."""
         self.registry = NodeRegistry(self._reads)
         self._repin = redis.register_script(REPIN_LUA)
+        self._report = redis.register_script(REPORT_LUA)
         self._placed: dict[str, tuple[int, int]] = {}
         """Node id -> (``updated_ms`` of its entry, sessions placed there since that heartbeat)."""
         self._suspect: dict[str, int] = {}
-        """Node id a client reported lost (``avoid``) -> its entry's ``updated_ms`` then: no client
-        is placed there until a newer heartbeat shows it alive (a killed node's never comes)."""
+        """Node id :data:`REPORTERS` users reported lost (``avoid``) -> its entry's ``updated_ms`` then:
+        no client is placed there until a newer heartbeat shows it alive (a killed node's never comes)."""
 
-    def _skip(self, entries: list[NodeEntry], avoid: str) -> tuple[str, ...]:
-        """The nodes no client is placed on now: the one this client lost, and every node a client
-        reported lost whose entry has not been rewritten since (a false report costs a live node at
-        most one heartbeat of new sessions)."""
+    async def _skip(self, entries: list[NodeEntry], avoid: str, reporter: str = "") -> tuple[str, ...]:
+        """The nodes no client is placed on now: the one this client lost, and every node that
+        :data:`REPORTERS` distinct users reported lost against the entry still listed (a false report
+        costs a live node at most one heartbeat of new sessions). ``reporter``: the user naming
+        ``avoid``; the reports are counted in Redis, so any API process that takes a report learns the
+        count of all of them (one round trip, only on a request that names a node)."""
         stamps = {e.id: e.updated_ms for e in entries}
-        if avoid in stamps:
-            self._suspect[avoid] = stamps[avoid]
+        if avoid in stamps and reporter and avoid not in self._suspect:
+            count = await self._report(keys=[keyspace.node_reports(avoid, stamps[avoid])],
+                                       args=[reporter, keyspace.NODE_REPORTS_TTL_S])
+            if int(count) >= REPORTERS:
+                self._suspect[avoid] = stamps[avoid]
         for node in [n for n, at in self._suspect.items() if stamps.get(n) != at]:
             del self._suspect[node]
         return (avoid, *self._suspect)
+
+    def alternates(self, entries: list[NodeEntry], placed: NodeEntry | None, key: str,
+                   region: str = "") -> list[NodeEntry]:
+        """:func:`alternates` for a client placed on ``placed``, never a node reported lost."""
+        if placed is None:
+            return []
+        return alternates(entries, placed.id, key, region, exclude=self._suspect)
 
     def _adjusted(self, entries: list[NodeEntry]) -> list[NodeEntry]:
         """The entries with the sessions this placement sent them since their heartbeat added (the
@@ -117,12 +161,12 @@ class Placement:
             self._placed[entry.id] = (stamp, extra + 1 if was == stamp else 1)
         return entry
 
-    async def for_session(self, region: str = "", avoid: str = "") -> NodeEntry | None:
+    async def for_session(self, region: str = "", avoid: str = "", reporter: str = "") -> NodeEntry | None:
         """A node for a socket that joins no show yet (calls, random chat); None: no node registered.
-        ``avoid``: a node the client just lost (never chosen)."""
+        ``avoid``: a node the client (user ``reporter``) just lost (never chosen)."""
         entries = await self.registry.nodes()
         adjusted = self._adjusted(entries)
-        return self._sent(select(adjusted, region, exclude=self._skip(entries, avoid))
+        return self._sent(select(adjusted, region, exclude=await self._skip(entries, avoid, reporter))
                           or select(adjusted, region, exclude=(avoid,)), entries)
 
     async def look(self, room: str) -> RoomLook:
@@ -134,7 +178,7 @@ class Placement:
         return RoomLook(entries, pinned)
 
     async def for_room(self, room: str, region: str = "", viewer: bool = False,
-                       seen: RoomLook | None = None, avoid: str = "") -> NodeEntry | None:
+                       seen: RoomLook | None = None, avoid: str = "", reporter: str = "") -> NodeEntry | None:
         """The node of ``room``: its origin while that node lives and is not draining, else a newly
         selected node, pinned to the room (a draining origin sends its clients to the node the same
         selector picks). A ``viewer`` is sent elsewhere when the origin is full (``cascade.viewers_per_node``):
@@ -145,13 +189,14 @@ class Placement:
         ``avoid``: the node the client just lost (its socket dropped and a connect to it failed): never
         chosen as an edge or a new origin. A broadcaster (not ``viewer``) that lost the origin moves
         the room off it at once, as if the registry had forgotten it; a viewer's word alone does not
-        move a show (the origin is where its publisher is: a wrong claim would split it)."""
+        move a show (the origin is where its publisher is: a wrong claim would split it). ``reporter``:
+        the user naming ``avoid`` (reports of :data:`REPORTERS` users skip the node for everyone)."""
         read, pinned = seen if seen is not None else await self.look(room)
         entries = self._adjusted(read)
         nodes = {n.id: n for n in entries}
         pin = "" if pinned is None else (pinned.decode() if isinstance(pinned, bytes) else str(pinned))
         entry = nodes.get(pin) if pin else None
-        skip = self._skip(read, avoid)
+        skip = await self._skip(read, avoid, reporter)
         if entry is not None and not entry.draining and not (entry.id == avoid and not viewer):
             if viewer and entry.full:
                 others = [n for n in entries if not n.full]

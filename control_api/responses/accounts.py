@@ -28,7 +28,10 @@ COMPONENTS: dict[str, dict[str, Any]] = {
          "grants": obj({"room": nullable("string"), "publish": BOOL, "subscribe": BOOL, "hidden": BOOL,
                          "moderate": BOOL, "premium": BOOL, "verified": BOOL})},
         {"traceparent": {"type": "string", "description": "W3C trace context of this request (tracing on): pass "
-                                                          "it on in show.join"}},
+                                                          "it on in show.join"},
+         "node": {**nullable("string"), "description": "The base URL of the node to open /ws at (null: this host)"},
+         "alternates": {**array(STR), "description": "A viewer's room token: base URLs of the nodes to open /ws "
+                                                     "at with this token if `node` is lost, best first"}},
         description="A token for the node (`expires_at` in Unix seconds) and the grants it carries"),
 }
 """Named schemas, added to ``components.schemas``."""

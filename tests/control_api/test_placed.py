@@ -56,3 +56,63 @@ async def test_a_full_origin_sends_viewer_tokens_to_another_node_and_keeps_its_b
     assert (await api.call("POST", f"/rooms/{room}/token", viewer, json={}))[1]["node"] == "http://127.0.0.1:9002"
     status, body = await api.call("POST", f"/rooms/{room}/token", owner, json={"role": "broadcaster"})
     assert body["node"] == "http://127.0.0.1:9001"
+
+
+def _entry(node_id: str, port: int, **load: Any) -> NodeEntry:
+    return NodeEntry(id=node_id, url=f"http://127.0.0.1:{port}", media_address="", **load)
+
+
+@ON_CLUSTER_TOO
+async def test_a_viewers_token_names_alternates_spread_over_the_other_nodes(api: Api, redis: Any) -> None:
+    """A viewer's room token lists ``alternates``: the live nodes other than its own, never a draining
+    one, each viewer's in its own order (so the viewers of a node that dies split over the others);
+    a broadcaster's token lists none."""
+    owner = await api.user()
+    room = await new_room(api, owner)
+    registry = NodeRegistry(redis)
+    for i, cpu in enumerate((0.1, 0.3, 0.4, 0.5)):
+        await registry.announce(_entry(f"node_{'abcd'[i]}", 9001 + i, cpu=cpu, draining=i == 3), 30)
+    status, body = await api.call("POST", f"/rooms/{room}/token", owner, json={"role": "broadcaster"})
+    assert status == 200 and body["node"] == "http://127.0.0.1:9001" and "alternates" not in body
+    firsts = set()
+    for _ in range(8):
+        status, body = await api.call("POST", f"/rooms/{room}/token", await api.user(), json={})
+        assert status == 200 and body["node"] == "http://127.0.0.1:9001"
+        assert sorted(body["alternates"]) == ["http://127.0.0.1:9002", "http://127.0.0.1:9003"]
+        firsts.add(body["alternates"][0])
+    assert len(firsts) == 2  # 8 viewers: the chance that all rank one node first is 1 in 128
+
+
+@ON_CLUSTER_TOO
+async def test_a_node_is_skipped_for_everyone_only_once_two_users_reported_it_lost(api: Api, redis: Any) -> None:
+    """``avoid`` takes a node out of the reporter's own placement at once; for every other client only
+    once two distinct users reported it against the same heartbeat (the same user twice is one
+    report); a newer heartbeat of it puts it back."""
+    owner = await api.user()
+    room = await new_room(api, owner)
+    registry = NodeRegistry(redis)
+    # The origin is full: viewers go to the least loaded other node, "node_dead", else "node_e".
+    await registry.announce(_entry("node_o", 9001, cpu=0.05, viewer_cap=1, viewers=1, updated_ms=1), 30)
+    status, _ = await api.call("POST", f"/rooms/{room}/token", owner, json={"role": "broadcaster"})
+    assert status == 200
+    await registry.announce(_entry("node_dead", 9002, cpu=0.1, viewer_cap=100, updated_ms=1), 30)
+    await registry.announce(_entry("node_e", 9003, cpu=0.5, viewer_cap=100, updated_ms=1), 30)
+    first, second, bystander = await api.user(), await api.user(), await api.user()
+
+    async def placed(user: Any, avoid: str | None = None) -> str:
+        status, body = await api.call("POST", f"/rooms/{room}/token", user, json={"avoid": avoid} if avoid else {})
+        assert status == 200, body
+        return str(body["node"])
+
+    dead, live = "http://127.0.0.1:9002", "http://127.0.0.1:9003"
+    assert await placed(bystander) == dead
+    assert await placed(first, "node_dead") == live  # the reporter's own placement skips it at once
+    assert await placed(bystander) == dead  # one user's word is not enough for the others
+    assert await placed(first, "node_dead") == live
+    assert await placed(bystander) == dead  # the same user twice is still one reporter
+    assert await placed(second, "node_dead") == live
+    assert await placed(bystander) == live  # two users: skipped for everyone
+    status, body = await api.call("POST", f"/rooms/{room}/token", bystander, json={})
+    assert dead not in body["alternates"]  # nor named as an alternate
+    await registry.announce(_entry("node_dead", 9002, cpu=0.1, viewer_cap=100, updated_ms=2), 30)  # alive
+    assert await placed(bystander) == dead

@@ -224,18 +224,20 @@ async def test_a_look_leaves_in_one_write_with_its_callers_commands(redis_server
         await redis.aclose()
 
 
-async def test_a_node_one_client_reported_lost_is_skipped_for_all_until_its_next_heartbeat(redis: Any) -> None:
-    """The first viewer of a killed edge to find it dead names it; the API then places nobody there
-    while its entry is the one seen then (a killed node writes no newer one). A live node wrongly
-    reported comes back with its next heartbeat."""
+async def test_a_node_two_users_reported_lost_is_skipped_for_all_until_its_next_heartbeat(redis: Any) -> None:
+    """The first viewers of a killed edge to find it dead name it; once two users did, the API places
+    nobody there while its entry is the one seen then (a killed node writes no newer one). A live
+    node wrongly reported comes back with its next heartbeat."""
     registry, placement = NodeRegistry(redis), Placement(redis)
     await registry.announce(node("o", cpu=0.1, viewer_cap=10, viewers=10, updated_ms=1), ttl_s=30)
     await registry.announce(node("dead", cpu=0.2, viewer_cap=10, viewers=12, updated_ms=1), ttl_s=30)
     await registry.announce(node("e", cpu=0.3, viewer_cap=10, viewers=12, updated_ms=1), ttl_s=30)
     await placement.for_room("show-1")  # the broadcaster: pinned to o
-    assert (await placement.for_room("show-1", viewer=True, avoid="dead")).id == "o"  # type: ignore[union-attr]
+    for reporter in ("user-1", "user-2"):
+        got = (await placement.for_room("show-1", viewer=True, avoid="dead", reporter=reporter)).id  # type: ignore[union-attr]
+        assert got == "o"
     got = [(await placement.for_room("show-1", viewer=True)).id for _ in range(6)]  # type: ignore[union-attr]
-    assert "dead" not in got and set(got) == {"o", "e"}  # without the report: dead had the fewest for its cap
+    assert "dead" not in got and set(got) == {"o", "e"}  # without the reports: dead had the fewest for its cap
     assert (await placement.for_session()).id == "o"  # type: ignore[union-attr]  # sessions skip it too
     await registry.announce(node("dead", cpu=0.2, viewer_cap=10, viewers=12, updated_ms=2), ttl_s=30)  # alive
     got = [(await placement.for_room("show-1", viewer=True)).id for _ in range(6)]  # type: ignore[union-attr]
