@@ -6,7 +6,8 @@ back, from the SDK's trace (``NodeClient.tracer``) and its new peer connection:
 - ``lost``: its socket to the killed node closed (the kernel resets the TCP connection at once);
 - ``asked`` / ``token``: the token request it finally connected with was sent / answered (before it:
   the SDK's backoff, tokens that named the dead node again while the registry still held it, failed
-  connects to it);
+  connects to it); with the token it held (an alternate of its token answer, no API request:
+  ``recovery_viewers_without_api`` counts them) both are the moment it tried that node;
 - ``hello``: the new node's ``hello`` (socket admission included: refused connects wait ``retry_after``);
 - ``joined``: ``show.join`` answered (the roster, the cascade's pull on an edge that did not have the show);
 - ``offer``: ``show.subscribe`` answered with an offer (the worker's join admission: bounded in
@@ -72,6 +73,7 @@ def breakdown(hit: list[dict[str, Any]]) -> dict[str, Any]:
         "recovery_step_at_s_p95": at(0.95),
         "recovery_dead_node_tokens": sum(n["dead_tokens"] for n in notes),
         "recovery_viewers_sent_to_dead_node": sum(1 for n in notes if n["dead_tokens"]),
+        "recovery_viewers_without_api": sum(1 for n in notes if n.get("held")),
         "recovery_token_failed": sum(n["token_failed"] for n in notes),
         "recovery_connect_failed": sum(n["connect_failed"] for n in notes),
         "recovery_ws_refused": sum(n["ws_refused"] for n in notes),

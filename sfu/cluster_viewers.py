@@ -72,7 +72,8 @@ def recovery_steps(killed: float, steps: list[Step], peers: list[PeerCount]) -> 
              "ice": framed.ice_at if framed else None, "dtls": framed.connected_at if framed else None,
              "rtp": framed.first_rtp_at if framed else None, "frame": first}
     return {"at": {k: round(t - killed, 3) if t is not None else None for k, t in marks.items()},
-            "dead_tokens": sum(1 for s in tokens if s[2].get("url") == lost[2].get("url")),
+            "dead_tokens": sum(1 for s in tokens if s[2].get("url") == lost[2].get("url") and not s[2].get("held")),
+            "held": bool(tokens and tokens[-1][2].get("held")),
             "tokens": len(tokens), "token_failed": sum(1 for s in upto if s[1] == "token_failed"),
             "connect_failed": sum(1 for s in upto if s[1] == "connect_failed"),
             "ws_refused": sum(1 for s in upto if s[1] == "ws_refused"),

@@ -49,6 +49,9 @@ class NodeToken:
     node: str | None = None
     """The base URL of the node the API placed this token on (open ``<node>/ws``); ``None``: the
     deployment's own host (one node, ``switchboard up``). docs/scaling.md, "Placement"."""
+    alternates: tuple[str, ...] = ()
+    """A viewer's room token: base URLs of the nodes to open with this very token if ``node`` is lost,
+    best first (the node client goes there without asking the API again). docs/scaling.md, "Node loss"."""
 
 
 class PlacedTokens:
@@ -165,7 +168,8 @@ class ApiClient:
     async def room_token(self, room: str, role: Role = "viewer", avoid: str | None = None) -> NodeToken:
         """``avoid``: the id of a node the client just lost: the API places it elsewhere."""
         body = await self.call("POST", f"/rooms/{room}/token", {"role": role, **({"avoid": avoid} if avoid else {})})
-        return NodeToken(body["token"], int(body["expires_at"]), dict(body.get("grants") or {}), body.get("node"))
+        return NodeToken(body["token"], int(body["expires_at"]), dict(body.get("grants") or {}), body.get("node"),
+                         tuple(str(u) for u in body.get("alternates") or ()))
 
     async def ws_token(self, avoid: str | None = None) -> NodeToken:
         """A socket token (no room): calls, random chat, presence."""

@@ -11,7 +11,11 @@ names the node to connect to, and each reconnect asks it again, so a client whos
 -9: the socket just drops) is sent by the API to a live node (backing off with jitter meanwhile):
 once a connect to the lost node fails, the API's token source (:class:`PlacedTokens`) names it
 (``avoid``) and the API places the client elsewhere, though the registry may list the dead node
-for up to 3 s more. A ``reconnect`` from a draining node moves the socket at once.
+for up to 3 s more. A viewer's token answer names ``alternates``: the client keeps that answer, and
+after a drop first tries its node again (resume) with the token it holds, then, when that connect
+fails, the alternates in order with the same token, asking the API only if none takes it (the burst
+of a dead node's clients then asks the API nothing; the new node checks the token as any node does).
+A ``reconnect`` from a draining node moves the socket at once.
 Either way the new node starts a new session (``hello`` with ``resumed: false``): shows and calls
 opened with this SDK join again by themselves (switchboard_client/show.py).
 """
@@ -40,6 +44,13 @@ log = logging.getLogger("switchboard_client.node")
 
 FINAL_CLOSE_CODES = frozenset({4003, 4029, 1008})
 """Banned, too many sockets, abuse: reconnecting would be refused again (docs/protocol.md, close codes)."""
+HELD_MARGIN_S = 20.0
+"""A held token is used to reconnect without the API only while it has at least this long to live."""
+LOST_CONNECT_S = 2.0
+"""How long a connect to the lost node with the held token may take before the alternates are tried:
+a dead box that sends no reset would otherwise hold the client for a TCP timeout."""
+ALTERNATE_CONNECT_S = 6.0
+"""The same for each alternate (a live node in a burst: its gate may queue a connect up to 2 s)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,8 @@ class NodeClient:
         self.url = self.base_url
         """The ``/ws`` URL of the node the socket is (or was last) on."""
         self._tokens = token_source
+        self._held: NodeToken | None = None
+        """The token source's last whole answer (its token, node and alternates)."""
         self._move_to: str | None = None
         self._leaving: asyncio.Task[bool] | None = None
         self._window = resume_window_s
@@ -223,6 +236,7 @@ class NodeClient:
         answer = await self._tokens()
         if isinstance(answer, NodeToken):
             token, node = answer.token, answer.node
+            self._held = answer
         else:
             token, node = answer, None
         target, self._move_to = self._move_to, None
@@ -230,9 +244,11 @@ class NodeClient:
         self.trace("token", url=url)
         return token, url
 
-    async def _connect(self, resume: str | None) -> None:
+    async def _connect(self, resume: str | None, held: tuple[str, str] | None = None) -> None:
+        """Opens the socket: with a fresh token from the source, or ``held`` (a token this client holds
+        and the ``/ws`` URL to use it at); waits for ``hello``."""
         assert self._http is not None
-        token, url = await self._ticket()
+        token, url = held if held is not None else await self._ticket()
         params = {"token": token}
         if resume and url == self.url:  # resume tokens are per node: another node would drop it
             params["resume"] = resume
@@ -246,7 +262,8 @@ class NodeClient:
                 if exc.status != 503:
                     raise
                 self.trace("ws_refused", url=self.url)
-                await asyncio.sleep(_retry_after(exc.headers))
+                wait = _retry_after(exc.headers)  # spread: the refused of one burst do not come back at once
+                await asyncio.sleep(random.uniform(wait, 1.5 * wait))
                 continue
             first = await ws.receive(timeout=self._timeout)
             if first.type != aiohttp.WSMsgType.TEXT:
@@ -263,7 +280,8 @@ class NodeClient:
             await ws.close()
             if frame.get("code") == "overloaded":
                 self.trace("ws_refused", url=self.url)
-                await asyncio.sleep(float(frame.get("retry_after") or 1))
+                wait = float(frame.get("retry_after") or 1)
+                await asyncio.sleep(random.uniform(wait, 1.5 * wait))
                 continue
             raise NodeError(str(frame.get("code")), str(frame.get("message")), frame)
         raise NodeError("overloaded", "the node stayed overloaded")
@@ -299,6 +317,11 @@ class NodeClient:
         lost_url, lost_node = self.url, self.hello.node
         if self._move_to is None:
             await asyncio.sleep(random.uniform(delay / 2, delay))
+            outcome = await self._resume_held(lost_url)
+            if outcome is not None:
+                return outcome
+            if lost_node and isinstance(self._tokens, PlacedTokens):
+                self._tokens.avoid = lost_node  # the held token's tries found the lost node dead
         while time.monotonic() < deadline and not self._closed:
             try:
                 self.reconnects += 1
@@ -323,6 +346,37 @@ class NodeClient:
             await asyncio.sleep(random.uniform(delay / 2, delay))
         return False
 
+    async def _resume_held(self, lost_url: str) -> bool | None:
+        """Reconnects with the token this client holds, asking the API nothing: its node again (with
+        the resume token: a drop on a live node keeps the session), then each of the token answer's
+        ``alternates``. True: connected; False: refused for good (banned, too many sockets); None:
+        none took it (no usable held token, the lost node and the alternates unreachable or refusing
+        the token): ask the API. Only a token with :data:`HELD_MARGIN_S` left is used."""
+        held = self._held
+        if held is None or held.expires_at - time.time() < HELD_MARGIN_S:
+            return None
+        targets = [lost_url, *(u for u in map(ws_url, held.alternates) if u != lost_url)]
+        for i, url in enumerate(targets):
+            if self._closed:
+                return False
+            self.trace("token_asked", held=True)
+            self.trace("token", url=url, held=True)
+            try:
+                self.reconnects += 1
+                async with asyncio.timeout(LOST_CONNECT_S if i == 0 else ALTERNATE_CONNECT_S):
+                    await self._connect(resume=self.hello.resume_token if i == 0 else None, held=(held.token, url))
+                return True
+            except NodeError as exc:
+                if exc.code in ("banned", "too_many_sockets"):
+                    return False
+                self.trace("connect_failed", url=url, error=exc.code)
+                if exc.code == "unauthorized":  # revoked or expired: the API decides
+                    return None
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.debug("held-token connect to %s failed: %r", url, exc)
+                self.trace("connect_failed", url=url, error=type(exc).__name__)
+        return None
+
     async def _give_up(self, reason: str) -> None:
         self.close_reason = reason
         self._deliver({"type": "closed", "reason": reason})
@@ -336,6 +390,8 @@ class NodeClient:
             try:
                 answer = await self._tokens()
                 token = answer.token if isinstance(answer, NodeToken) else answer
+                if isinstance(answer, NodeToken):
+                    self._held = answer
                 reply = await self.request("token.refresh", token=token)
                 self._hello = dataclasses.replace(self.hello, token_expires_at=int(reply["token_expires_at"]))
                 self.refreshes += 1

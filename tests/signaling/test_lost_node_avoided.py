@@ -77,6 +77,52 @@ async def test_a_broadcaster_that_lost_its_origin_moves_the_show_while_the_regis
         await guest.close()
 
 
+async def test_an_edges_viewer_comes_back_on_an_alternate_without_asking_the_api(
+        make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path) -> None:
+    """The cascade on, the origin full: the viewer is placed on the edge, and its token answer names the
+    origin as its alternate. The edge is killed (the registry lists it 30 s more): the SDK tries the
+    edge again with the token it holds (refused), then the alternate with the same token, and the
+    viewer decodes there again; no token was asked of the API meanwhile."""
+    api = await make_api()
+    nodes = await _nodes_on_api_key(api, start_node, redis, tmp_path, 2, **LONG_TTL,
+                                    SWITCHBOARD_CASCADE_SECRET="a-shared-secret-of-the-test-nodes",
+                                    SWITCHBOARD_CASCADE_VIEWERS_PER_NODE="1")
+    base = str(api.client.make_url("")).rstrip("/")
+    owner, guest = await _login(base, api), await _login(base, api)
+    room = (await owner.create_room("straight to the alternate")).room
+    clients: list[Any] = []
+    steps: list[tuple[str, dict[str, Any]]] = []
+    try:
+        host, _ = await _broadcast(base, owner, room, clients)
+        viewing = await _view(base, guest, room, clients)
+        async with asyncio.timeout(BACK_S):
+            first = await _decoding(viewing)
+        origin = next(n for n in nodes.values() if n.node_id == host.hello.node)
+        edge = next(n for n in nodes.values() if n is not origin)
+        assert viewing.node.hello.node == edge.node_id
+        held = viewing.node._held
+        assert held is not None and held.alternates == (f"http://127.0.0.1:{origin.port}",)
+        viewing.node.tracer = lambda step, fields: steps.append((step, fields))
+        _kill(edge)
+        await edge.proc.wait()
+        async with asyncio.timeout(BACK_S):
+            await viewing.rejoined.wait()
+            again = await _decoding(viewing)
+        assert viewing.node.hello.node == origin.node_id and again.count.frames > 0
+        assert edge.node_id in {e.id for e in await NodeRegistry(redis).nodes()}  # still listed
+        tokens = [f for s, f in steps if s == "token"]
+        assert [t["url"].split("/")[2] for t in tokens] == [f"127.0.0.1:{edge.port}", f"127.0.0.1:{origin.port}"]
+        assert all(t.get("held") for t in tokens)  # both with the held token: the API was not asked
+        assert [s for s, _ in steps].count("connect_failed") == 1
+        for counter in (first, again):
+            await counter.close()
+    finally:
+        for client in reversed(clients):
+            await client.close()
+        await owner.close()
+        await guest.close()
+
+
 async def test_the_sdk_names_the_node_it_lost_only_after_a_connect_there_failed(
         make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path) -> None:
     """A socket that drops while its node lives: the connect there succeeds, so the client comes back

@@ -17,9 +17,15 @@
 // all of the backoff step, so the clients of one dead node do not all come back in the same
 // instant. On another node the session is new (`connected` with `resumed: false, moved: true`):
 // the page joins its show or call again.
+//
+// A viewer's token answer also names `alternates` (base URLs, best first). The last answer is kept,
+// and after a lost socket, while its token has 20 s or more to live, the first attempts use it
+// without calling `getToken`: the same node (resume), then each alternate; only when none takes it
+// is `getToken` asked (with `avoid`). A dead node's viewers then come back without a token request.
 
 const REQUEST_TIMEOUT_MS = 15000;
 const BACKOFF_MS = [250, 500, 1000, 1000, 1000, 2000, 3000];
+const HELD_MARGIN_MS = 20000; // a kept token reconnects without getToken only with this long to live
 
 /** A wait between half and all of `ms` ("equal jitter"). */
 export function jittered(ms) {
@@ -51,12 +57,15 @@ export class Signal extends EventTarget {
     this.node = null; // the base URL of the node this socket is on (null: this page's host)
     this.lost = null; // {url, id} of the node whose socket dropped, until the next hello
     this.avoid = null; // that node's id once a connect to it failed: getToken({avoid}) asks the API to skip it
+    this.held = null; // getToken's last whole answer ({token, expires_at, node, alternates})
+    this.heldTargets = null; // after a lost socket: the nodes still to try with the held token
   }
 
   /** The token and the node from `getToken`'s answer (a token string, or the API's {token, node}). */
   async _ticket() {
     const answer = await this.getToken(this.avoid ? { avoid: this.avoid } : {});
     if (typeof answer === "string") return { token: answer, node: null };
+    this.held = answer;
     return { token: answer.token, node: answer.node || null };
   }
 
@@ -100,7 +109,8 @@ export class Signal extends EventTarget {
   /** Connects (resuming when a resume token is stored); resolves with the `hello` message. */
   async connect() {
     this.closedByUs = false;
-    const { token, node } = await this._ticket();
+    const direct = this.heldTargets?.length > 0;
+    const { token, node } = direct ? { token: this.held.token, node: this.heldTargets.shift() } : await this._ticket();
     const resume = sessionStorage.getItem(this.resumeKey);
     const before = this.hello ? this.node : undefined;
     this.node = this.moveTo || node;
@@ -123,6 +133,7 @@ export class Signal extends EventTarget {
           this.attempt = 0;
           this.lost = null;
           this.avoid = null;
+          this.heldTargets = null;
           this.hello = message;
           sessionStorage.setItem(this.resumeKey, message.resume_token);
           this._scheduleRefresh(message.token_expires_at);
@@ -158,14 +169,20 @@ export class Signal extends EventTarget {
         }
         if (welcomed && !this.closedByUs && !this.moveTo) {
           this.lost = { url: this.node, id: this.hello?.node || null };
+          const held = this.held;
+          if (held && held.expires_at * 1000 - Date.now() >= HELD_MARGIN_MS) {
+            this.heldTargets = [this.node, ...(held.alternates || []).filter((u) => u !== this.node)];
+          }
         } else if (!welcomed && this.lost?.id && this.node === this.lost.url && event.code === 1006) {
           // The node we lost refuses connects (killed): ask the API for another one.
           this.avoid = this.lost.id;
         }
         if (!welcomed) {
           // 4001: the token was refused; a stale resume token is simply dropped by the node.
-          reject(new SignalError({ code: event.code === 4001 ? "unauthorized" : "disconnected",
-            message: event.reason || "could not connect" }));
+          const err = new SignalError({ code: event.code === 4001 ? "unauthorized" : "disconnected",
+            message: event.reason || "could not connect" });
+          err.held = direct; // a kept token refused: getToken decides (the API refuses a revoked login too)
+          reject(err);
         }
         if (this.closedByUs) {
           this._state("closed");
@@ -200,7 +217,9 @@ export class Signal extends EventTarget {
   async _reconnect() {
     // A drain's `reconnect` goes at once; a lost socket backs off (with jitter) while the API still
     // names a node that may be dead.
-    const delay = this.moveTo ? 0 : jittered(BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)]);
+    // The alternates of a kept token are tried one after the other, a moment apart.
+    const next = this.heldTargets?.length > 0 && this.attempt > 0;
+    const delay = this.moveTo ? 0 : jittered(next ? 100 : BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)]);
     this.attempt += 1;
     this._state("reconnecting", { attempt: this.attempt });
     await new Promise((r) => setTimeout(r, delay));
@@ -210,6 +229,11 @@ export class Signal extends EventTarget {
     } catch (err) {
       // A refused token, or a login the API no longer honours (logged out, banned): retrying is useless.
       if (err.code === "banned") return;  // the "banned" state is already out
+      if (err.held && err.code === "unauthorized") {
+        this.heldTargets = null;
+        this._reconnect();
+        return;
+      }
       if (err.code === "unauthorized" || err.status === 401 || err.status === 403) {
         this._state("lost", { reason: err.message });
         return;
