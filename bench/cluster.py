@@ -37,7 +37,7 @@ from secrets import token_urlsafe
 from typing import IO, Any
 
 from bench.api import _wait_ready
-from bench.cluster_recovery import breakdown
+from bench.cluster_recovery import breakdown, survivors
 from bench.mailbox import Mailbox, owned_rooms
 from bench.sfu import _cpu_s, _family, _pct, _udp_rcvbuf_errors
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
@@ -296,6 +296,7 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
             "nodes_after_kill": killed["registry_after"],
             "publisher_rejoins": publisher.get("rejoins"),
             "viewers_per_node_after": _after(results), **breakdown(hit),
+            **survivors([v for v, n in zip(results, placed, strict=False) if n != killed["node"]]),
         })
     return result
 

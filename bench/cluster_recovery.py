@@ -82,3 +82,18 @@ def breakdown(hit: list[dict[str, Any]]) -> dict[str, Any]:
         "recovery_show_not_found": sum(n["not_found"] for n in notes),
         "recovery_new_nodes": dict(Counter(n["node"] for n in notes if n.get("node"))),
     }
+
+
+def survivors(kept: list[dict[str, Any]]) -> dict[str, Any]:
+    """The viewers of the nodes that lived, from the kill to the end (the killed node's viewers
+    joining beside them): their worst loss, lowest fps and longest wait between two frames (counting
+    viewers only: they note it)."""
+    after = [v["after_kill"] for v in kept if v.get("after_kill") and v.get("error") is None]
+    loss = [a["loss_pct"] for a in after if a["loss_pct"] is not None]
+    gaps = [a["gap_ms_max"] for a in after if a["gap_ms_max"] is not None]
+    return {"survivors_measured": len(after),
+            "survivors_loss_pct_max": round(max(loss), 3) if loss else None,
+            "survivors_fps_min": round(min(a["fps"] for a in after), 1) if after else None,
+            "survivors_gap_ms_max": round(max(gaps), 1) if gaps else None,
+            "survivors_gap_ms_p99": _pct(gaps, 0.99),
+            "survivors_below_29_fps": sum(1 for a in after if a["fps"] < 29)}

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import re
 import sys
 import time
@@ -80,6 +81,18 @@ def recovery_steps(killed: float, steps: list[Step], peers: list[PeerCount]) -> 
             "subscribe_paced": sum(1 for s in then if s[1] == "subscribe_paced"),
             "not_found": sum(1 for s in then if s[1] == "show_not_found"),
             "node": hello[2].get("node") if hello else None}
+
+
+def after_kill(v: Viewer, mark: tuple[int, int], stop: tuple[int, int], killed: float,
+               stopped: float) -> dict[str, Any]:
+    """What a viewer got from the kill to ``stop`` (the killed node's burst landing beside it, for a
+    viewer of another node): its loss, fps, and the longest wait between two frames (a stall)."""
+    got, expected = stop[0] - mark[0], stop[1] - mark[1]
+    times = sorted(t for t, _, _ in v.frames() if killed <= t <= stopped)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    return {"loss_pct": round(100 * max(0, expected - got) / expected, 3) if expected > 0 else None,
+            "fps": round((len(times) - 1) / (times[-1] - times[0]), 2) if len(times) > 1 else 0.0,
+            "gap_ms_max": round(1000 * max(gaps), 1) if gaps else None}
 
 
 def _media_types(sdp: str) -> tuple[set[int], set[int]]:
@@ -242,6 +255,7 @@ async def run(args: argparse.Namespace) -> None:
     counts0: list[tuple[int, int]] = []
     counts1: list[tuple[int, int]] = []
     at_mark: list[int] = []
+    counts_mark: list[tuple[int, int]] = []
     while line := (await asyncio.to_thread(sys.stdin.readline)).split():
         if line[0] == "start":
             t0, counts0 = time.time(), [v.totals() for v in viewers]
@@ -249,10 +263,12 @@ async def run(args: argparse.Namespace) -> None:
             t1, counts1 = time.time(), [v.totals() for v in viewers]
         elif line[0] == "mark":
             killed, at_mark = float(line[1]), [len(v.peers) for v in viewers]
+            counts_mark = [v.totals() for v in viewers]
         elif line[0] == "stop":
             break
-    t1 = t1 or time.time()
-    counts1 = counts1 or [v.totals() for v in viewers]
+    stopped, counts_stop = time.time(), [v.totals() for v in viewers]
+    t1 = t1 or stopped
+    counts1 = counts1 or counts_stop
     results = []
     for i, v in enumerate(viewers):
         (r0, e0), (r1, e1) = counts0[i] if counts0 else (0, 0), counts1[i]
@@ -276,6 +292,7 @@ async def run(args: argparse.Namespace) -> None:
             "frames": [[round(t, 6), ts] for t, ts, _ in frames],
             "frames_kernel_stamped": kernel, "frames_loop_stamped": len(frames) - kernel,
             "recovery": recovery_steps(killed, v.steps, v.peers[at_mark[i]:]) if at_mark else None,
+            "after_kill": after_kill(v, counts_mark[i], counts_stop[i], killed, stopped) if counts_mark else None,
         })
     say("result", viewers=results)
     for v in viewers:

@@ -32,3 +32,22 @@ def test_counting_and_decoding_viewers_get_frames() -> None:
         assert key in result
     if result["cascade_added_latency_ms_p99"] is not None:  # counting viewers on the origin and an edge
         assert result["arrival_clock"] == "kernel", "frames counted at the socket carry the kernel's receive time"
+
+
+def test_a_killed_edges_viewers_come_back_and_the_others_are_watched_meanwhile() -> None:
+    """``--kill-node``: the edge with viewers is killed; its viewers see frames again (their way back
+    traced: by the alternate their token named, with the token they held), and the viewers of the
+    nodes that lived are measured from the kill on (loss, fps, longest wait between two frames)."""
+    parser = argparse.ArgumentParser()
+    cluster.add_arguments(parser)
+    args = parser.parse_args(["--nodes", "3", "--viewers", "6", "--viewers-per-node", "2", "--per-process", "6",
+                              "--seconds", "2", "--warmup", "1", "--in-flight", "4", "--kill-node",
+                              "--recovery-wait", "10"])
+    result = cluster.run(args)
+    assert result["viewers_joined"] == 6, result["join_errors"]
+    assert result["killed_role"] == "edge" and result["killed_viewers"] > 0, result
+    assert result["viewers_lost"] == 0, result
+    assert result["recovery_viewers_traced"] == result["killed_viewers"]
+    assert result["recovery_viewers_without_api"] == result["killed_viewers"], result
+    assert result["survivors_measured"] == 6 - result["killed_viewers"]
+    assert result["survivors_fps_min"] > 0 and result["survivors_gap_ms_max"] is not None, result
