@@ -53,8 +53,9 @@ def placed(handler: Handler) -> Handler:
         if room and room == name and look is not None:
             seen = await look
             node = await placement.for_room(room, viewer=viewer, seen=seen, avoid=avoid, reporter=me)
-            if viewer and not grants.get("hidden"):
-                body["alternates"] = [n.url for n in placement.alternates(seen.entries, node, me)]
+            others = placement.alternates(seen.entries, node, me) if viewer and not grants.get("hidden") else []
+            if others:
+                body["alternates"] = [n.url for n in others]
         elif room:
             node = await placement.for_room(room, viewer=viewer, avoid=avoid, reporter=me)
         else:
