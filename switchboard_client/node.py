@@ -317,11 +317,9 @@ class NodeClient:
         lost_url, lost_node = self.url, self.hello.node
         if self._move_to is None:
             await asyncio.sleep(random.uniform(delay / 2, delay))
-            outcome = await self._resume_held(lost_url)
+            outcome = await self._resume_held(lost_url, lost_node)
             if outcome is not None:
                 return outcome
-            if lost_node and isinstance(self._tokens, PlacedTokens):
-                self._tokens.avoid = lost_node  # the held token's tries found the lost node dead
         while time.monotonic() < deadline and not self._closed:
             try:
                 self.reconnects += 1
@@ -346,12 +344,13 @@ class NodeClient:
             await asyncio.sleep(random.uniform(delay / 2, delay))
         return False
 
-    async def _resume_held(self, lost_url: str) -> bool | None:
+    async def _resume_held(self, lost_url: str, lost_node: str) -> bool | None:
         """Reconnects with the token this client holds, asking the API nothing: its node again (with
         the resume token: a drop on a live node keeps the session), then each of the token answer's
         ``alternates``. True: connected; False: refused for good (banned, too many sockets); None:
         none took it (no usable held token, the lost node and the alternates unreachable or refusing
-        the token): ask the API. Only a token with :data:`HELD_MARGIN_S` left is used."""
+        the token): ask the API, naming the lost node if its connect failed. Only a token with
+        :data:`HELD_MARGIN_S` left is used."""
         held = self._held
         if held is None or held.expires_at - time.time() < HELD_MARGIN_S:
             return None
@@ -375,6 +374,8 @@ class NodeClient:
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.debug("held-token connect to %s failed: %r", url, exc)
                 self.trace("connect_failed", url=url, error=type(exc).__name__)
+                if i == 0 and lost_node and isinstance(self._tokens, PlacedTokens):
+                    self._tokens.avoid = lost_node  # the lost node refuses connects: the API must skip it
         return None
 
     async def _give_up(self, reason: str) -> None:

@@ -9,6 +9,7 @@ the real control API and the SDK (switchboard_client), and Chromium running ``we
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -190,5 +191,50 @@ async def test_signal_js_names_the_node_it_lost_and_is_placed_elsewhere_at_once(
             states = await page.evaluate("window.states")
             assert states[-1] == {"state": "connected", "resumed": False, "moved": True, "node": other.node_id}
             assert await page.evaluate("window.signal.avoid") is None
+        finally:
+            await browser.close()
+
+
+@pytest.mark.chromium
+async def test_signal_js_goes_to_the_alternate_with_the_token_it_holds(
+        start_node: Callable[..., Any], token: Callable[..., str], redis: Any) -> None:
+    """``signal.js`` in Chromium, its getToken answering like the API for a viewer (``expires_at``,
+    ``node``, ``alternates``): after its node is killed (the registry lists it 30 s more) the page
+    tries that node again with the token it holds, then the alternate, and is connected there
+    without calling getToken again."""
+    victim_node = await start_node(**LONG_TTL)
+    other = await start_node(**LONG_TTL)
+    for entry in await registered_count(redis, 2):
+        for n in (victim_node, other):
+            if entry.url == f"http://127.0.0.1:{n.port}":
+                n.node_id = entry.id
+    hints: list[dict[str, Any]] = []
+
+    async def ticket(hint: dict[str, Any]) -> dict[str, Any]:
+        hints.append(hint)
+        return {"token": token("ivy"), "expires_at": int(time.time()) + 300,
+                "node": f"http://127.0.0.1:{victim_node.port}", "alternates": [f"http://127.0.0.1:{other.port}"]}
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, "--enable-automation"],
+                                           timeout=STEP_S * 6 * 1000)
+        try:
+            page = await (await browser.new_context(bypass_csp=True)).new_page()
+            await page.expose_function("ticket", ticket)
+            await page.goto(f"http://127.0.0.1:{other.port}/static/lib/signal.js")
+            on = await asyncio.wait_for(page.evaluate("""async () => {
+                const { Signal } = await import("/static/lib/signal.js");
+                window.states = [];
+                window.signal = new Signal({ getToken: (hint) => window.ticket(hint || {}), resumeKey: "held-test" });
+                window.signal.addEventListener("state", (e) => window.states.push(e.detail));
+                return (await window.signal.connect()).node;
+            }"""), STEP_S * 2)
+            assert on == victim_node.node_id
+            _kill(victim_node)
+            await victim_node.proc.wait()
+            await page.wait_for_function(f"window.signal.hello.node === {other.node_id!r}", timeout=BACK_S * 1000)
+            assert hints == [{}]  # the only token asked was the first: the alternate got the held one
+            states = await page.evaluate("window.states")
+            assert states[-1] == {"state": "connected", "resumed": False, "moved": True, "node": other.node_id}
         finally:
             await browser.close()
