@@ -226,6 +226,7 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         pids = [p for proc in cluster.nodes.values() for p in _family(proc.pid)]
         loaders = [pub.pid, *(g.pid for g in groups)]
         _tell([*groups, pub], "start")
+        print(f"bench cluster: measuring for {args.seconds:g} s", file=sys.stderr, flush=True)
         cpu0, load0, drops0, t0 = _cpu_s(pids), _cpu_s(loaders), _udp_rcvbuf_errors(), time.monotonic()
         time.sleep(args.seconds)
         cpu1, load1, drops1, elapsed = _cpu_s(pids), _cpu_s(loaders), _udp_rcvbuf_errors(), time.monotonic() - t0
