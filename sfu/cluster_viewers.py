@@ -274,6 +274,7 @@ async def run(args: argparse.Namespace) -> None:
             "state": v.peers[-1].peer.pc.connectionState if v.peers else None, "peers": len(v.peers),
             "frames": [[round(t, 6), ts] for t, ts, _ in frames],
             "frames_kernel_stamped": kernel, "frames_loop_stamped": len(frames) - kernel,
+            "frames_loop_ts": [ts for _, ts, k in frames if not k],
             "recovery": recovery_steps(killed, v.steps, v.peers[at_mark[i]:]) if at_mark else None,
         })
     say("result", viewers=results)
