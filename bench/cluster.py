@@ -65,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--viewers-per-node", type=int, default=0,
                         help="the origin's viewer cap (SWITCHBOARD_CASCADE_VIEWERS_PER_NODE): further viewers go "
                              "to edges, which pull the show through sealed pipes; 0: no cascade")
+    parser.add_argument("--worker-slice-us", type=int, default=None,
+                        help="the nodes' SFU workers' scheduler slice (SWITCHBOARD_SFU_WORKER_SLICE_US; "
+                             "default: the nodes' default)")
 
 
 def _clients(args: argparse.Namespace, *argv: str, module: str = "bench.cluster_clients") -> subprocess.Popen[str]:
@@ -129,6 +132,11 @@ class Cluster:
         return {"SWITCHBOARD_CASCADE_SECRET": self.pipe_secret,
                 "SWITCHBOARD_CASCADE_VIEWERS_PER_NODE": str(self.args.viewers_per_node)}
 
+    @property
+    def _slice(self) -> dict[str, str]:
+        slice_us = self.args.worker_slice_us
+        return {} if slice_us is None else {"SWITCHBOARD_SFU_WORKER_SLICE_US": str(slice_us)}
+
     def start(self) -> None:
         self.base.chmod(0o711)  # the embedded Postgres may run as another user
         secrets = KeyPaths(self.base / "secrets" / "key.pem", self.base / "secrets" / "key.pub.pem",
@@ -155,7 +163,7 @@ class Cluster:
             nodes[f"http://127.0.0.1:{ports[0]}"] = self._spawn(f"node{i}", ["node", "--workers", "1"], {
                 **self.env, "SWITCHBOARD_NODE_PORT": str(ports[0]), "SWITCHBOARD_METRICS_NODE_PORT": str(ports[1]),
                 "SWITCHBOARD_DATA_DIR": str(self.base / f"node{i}"), "SWITCHBOARD_NODE_DRAIN_GRACE_S": "0",
-                "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024", **self._cascade})
+                "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024", **self._cascade, **self._slice})
         _wait_ready(f"http://127.0.0.1:{port}/readyz", api, timeout_s=120)
         self.api = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
