@@ -65,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--viewers-per-node", type=int, default=0,
                         help="the origin's viewer cap (SWITCHBOARD_CASCADE_VIEWERS_PER_NODE): further viewers go "
                              "to edges, which pull the show through sealed pipes; 0: no cascade")
+    parser.add_argument("--worker-slice-us", type=int, default=None,
+                        help="the nodes' SFU workers' scheduler slice (SWITCHBOARD_SFU_WORKER_SLICE_US; "
+                             "default: the nodes' default)")
 
 
 def _clients(args: argparse.Namespace, *argv: str, module: str = "bench.cluster_clients") -> subprocess.Popen[str]:
@@ -129,6 +132,11 @@ class Cluster:
         return {"SWITCHBOARD_CASCADE_SECRET": self.pipe_secret,
                 "SWITCHBOARD_CASCADE_VIEWERS_PER_NODE": str(self.args.viewers_per_node)}
 
+    @property
+    def _slice(self) -> dict[str, str]:
+        slice_us = self.args.worker_slice_us
+        return {} if slice_us is None else {"SWITCHBOARD_SFU_WORKER_SLICE_US": str(slice_us)}
+
     def start(self) -> None:
         self.base.chmod(0o711)  # the embedded Postgres may run as another user
         secrets = KeyPaths(self.base / "secrets" / "key.pem", self.base / "secrets" / "key.pub.pem",
@@ -155,7 +163,7 @@ class Cluster:
             nodes[f"http://127.0.0.1:{ports[0]}"] = self._spawn(f"node{i}", ["node", "--workers", "1"], {
                 **self.env, "SWITCHBOARD_NODE_PORT": str(ports[0]), "SWITCHBOARD_METRICS_NODE_PORT": str(ports[1]),
                 "SWITCHBOARD_DATA_DIR": str(self.base / f"node{i}"), "SWITCHBOARD_NODE_DRAIN_GRACE_S": "0",
-                "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024", **self._cascade})
+                "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024", **self._cascade, **self._slice})
         _wait_ready(f"http://127.0.0.1:{port}/readyz", api, timeout_s=120)
         self.api = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -226,6 +234,7 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         pids = [p for proc in cluster.nodes.values() for p in _family(proc.pid)]
         loaders = [pub.pid, *(g.pid for g in groups)]
         _tell([*groups, pub], "start")
+        print(f"bench cluster: measuring for {args.seconds:g} s", file=sys.stderr, flush=True)
         cpu0, load0, drops0, t0 = _cpu_s(pids), _cpu_s(loaders), _udp_rcvbuf_errors(), time.monotonic()
         time.sleep(args.seconds)
         cpu1, load1, drops1, elapsed = _cpu_s(pids), _cpu_s(loaders), _udp_rcvbuf_errors(), time.monotonic() - t0
@@ -363,7 +372,23 @@ def _cascade_latency(results: list[dict[str, Any]], placed: list[str | None], or
     return {"cascade_added_latency_ms_p99": _pct(added, 0.99), "cascade_added_latency_ms_p50": _pct(added, 0.5),
             "origin_viewers_spread_ms_p99": _pct(floor, 0.99), "origin_viewers_spread_ms_p50": _pct(floor, 0.5),
             "cascade_frames_matched": len(added),
-            **_arrival_clock(results, kind)}
+            **_arrival_clock(results, kind), **_kernel_only(results, placed, origin, kind)}
+
+
+def _kernel_only(results: list[dict[str, Any]], placed: list[str | None], origin: str,
+                 kind: str) -> dict[str, Any]:
+    """With a ``mixed`` arrival clock: the cascade's added latency over the frames the kernel stamped
+    on both sides only (a frame stamped by the load generator's loop carries its lateness too), beside
+    the figure above, which keeps every frame."""
+    if kind != "count" or not any(v.get("frames_loop_ts") for v in results):
+        return {}
+    kept = []
+    for v in results:
+        loop = set(v.get("frames_loop_ts") or [])
+        kept.append({**v, "frames": [f for f in v.get("frames") or [] if f[1] not in loop], "frames_loop_ts": []})
+    sub = _cascade_latency(kept, placed, origin)
+    return {"cascade_added_latency_ms_p99_kernel_stamped": sub.get("cascade_added_latency_ms_p99"),
+            "cascade_added_latency_ms_p50_kernel_stamped": sub.get("cascade_added_latency_ms_p50")}
 
 
 def _arrival_clock(results: list[dict[str, Any]], kind: str) -> dict[str, Any]:

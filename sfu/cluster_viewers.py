@@ -291,6 +291,7 @@ async def run(args: argparse.Namespace) -> None:
             "state": v.peers[-1].peer.pc.connectionState if v.peers else None, "peers": len(v.peers),
             "frames": [[round(t, 6), ts] for t, ts, _ in frames],
             "frames_kernel_stamped": kernel, "frames_loop_stamped": len(frames) - kernel,
+            "frames_loop_ts": [ts for _, ts, k in frames if not k],
             "recovery": recovery_steps(killed, v.steps, v.peers[at_mark[i]:]) if at_mark else None,
             "after_kill": after_kill(v, counts_mark[i], counts_stop[i], killed, stopped) if counts_mark else None,
         })

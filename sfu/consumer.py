@@ -35,6 +35,9 @@ NO_EXTENSIONS = Outbound(mid=b"", abs_send_time=0, transport_cc=0, passthrough={
 class Consumer:
     """Owned by its subscriber transport; registered with (not owned by) its producer."""
 
+    relay = False
+    """A viewer's consumer: forwarded to after the producer's relays (pipes), see ``Producer.active``."""
+
     def __init__(self, consumer_id: str, producer: Producer, wire: WireSender, ssrc: int, payload_type: int,
                  rtx_ssrc: int, rtx_payload_type: int | None, hidden: bool, out: Outbound = NO_EXTENSIONS,
                  departures: Departures | None = None) -> None:

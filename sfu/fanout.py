@@ -108,7 +108,9 @@ class Plane:
         fan = producer.fan
         if fan is None:
             fan = producer.fan = self._fan_of(producer)
-        records, count, others = fan
+        records, count, relays, others = fan
+        for c in relays:  # pipes first: another router's viewers wait for these copies
+            c.forward(seq, ts, marker, payload)
         if count:
             values = producer.ext_values
             passed, lens = self._passthrough(values) if values else NO_VALUES
@@ -135,13 +137,16 @@ class Plane:
                 lens[k] = len(value)
         return bytes(passed), bytes(lens)
 
-    def _fan_of(self, producer: Producer) -> tuple[Any, int, list[Any]]:
-        """(array of the native consumers' records, their count, the other consumers) of ``producer``."""
+    def _fan_of(self, producer: Producer) -> tuple[Any, int, list[Any], list[Any]]:
+        """(array of the native consumers' records, their count, the relays, the other consumers) of
+        ``producer``. Relays (pipes to other workers and nodes) are sent to before the native fan-out,
+        the other Python consumers after it."""
         # A consumer filtering temporal layers is one of them: its record points to its filter's state
         # (sfu/fanout_temporal.py), which fo_fanout steps per packet.
         mine = [c for c in producer.active if isinstance(c, NativeConsumer)]
-        others = [c for c in producer.active if c not in mine]
-        return self.ffi.new("fo_consumer *[]", [c.record for c in mine] or 1), len(mine), others
+        relays = [c for c in producer.active if c.relay]
+        others = [c for c in producer.active if c not in mine and not c.relay]
+        return self.ffi.new("fo_consumer *[]", [c.record for c in mine] or 1), len(mine), relays, others
 
     def send(self, wire: NativeWire, packet: bytes) -> bool:
         """Protect and queue one ready RTP packet for ``wire``; False: refused (dropped and counted)."""

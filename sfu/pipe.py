@@ -79,6 +79,8 @@ class PipeConsumer:
 
     hidden = True
     """Not a viewer: never counted in room stats."""
+    relay = True
+    """Another router's viewers wait for this copy: it leaves before any viewer's (``Producer.active``)."""
 
     def __init__(self, producer: Producer, pipe: PipeTransport) -> None:
         self.producer = producer

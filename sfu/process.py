@@ -14,6 +14,7 @@ from sfu.errors import SfuError
 from sfu.events import MemoryEventSink, RedisEventSink
 from sfu.keyframes import KEYFRAME_INTERVAL_S
 from sfu.pool import read_message, write_message
+from sfu.scheduling import request_slice
 from sfu.types import EventSink, FanoutConfig, IceCandidate, PeerId
 from sfu.worker import Worker
 from switchboard.ids import RoomId
@@ -76,6 +77,12 @@ def counters(worker: Worker) -> dict[str, Any]:
 async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url: str | None,
                 keyframe_interval_s: float = KEYFRAME_INTERVAL_S, clip_seconds: float = 0.0,
                 pipe_secret: bytes = b"", pipe_host: str = "", fanout: FanoutConfig | None = None) -> None:
+    slice_us = (fanout or FanoutConfig()).slice_us
+    refused = request_slice(slice_us)
+    if refused is None:
+        log.info("sfu worker: scheduler slice %d us", slice_us)
+    else:
+        log.info("sfu worker: the kernel's scheduler slice (%s)", refused)
     redis = None
     events: EventSink = MemoryEventSink()
     if redis_url:

@@ -212,9 +212,18 @@ class Producer:
     def _start_waiting(self, seq: int, ts: int) -> None:
         for c in self.waiting:
             c.start(seq, ts)
-            self.active.append(c)
+            self._activate(c)
         self.waiting.clear()
         self.fan = None
+
+    def _activate(self, consumer: Consumer | PipeConsumer) -> None:
+        """Forward to ``consumer`` from now on. A relay (a pipe to another worker or node) goes before
+        every viewer: the viewers behind it wait for its copy, so it must not wait for a whole fan-out."""
+        if consumer.relay:
+            at = next((i for i, c in enumerate(self.active) if not c.relay), len(self.active))
+            self.active.insert(at, consumer)
+        else:
+            self.active.append(consumer)
 
     def _lost(self, last: int, gap: int) -> None:
         if gap > MAX_NACK_GAP:  # a jump, not a loss (publisher restarted its numbering)
@@ -290,7 +299,7 @@ class Producer:
             self.departure, self.tails = (now, len(payload) + 40), {}
             consumer.forward(seq, ts, marker, payload)
         self.departure, self.sent_abs, self.ext_values, self.tails = saved
-        self.active.append(consumer)
+        self._activate(consumer)
         self.fan = None
         self.replayed += 1
         return True

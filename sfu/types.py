@@ -218,6 +218,9 @@ class FanoutConfig:
     """Native: whose libsrtp encrypts. ``auto``: pylibsrtp's (OpenSSL, aiortc's own dependency) through
     its ``srtp_protect``, else the system's libsrtp2 (Debian's, on NSS: ~1 us more per copy);
     ``system``: always the system's."""
+    slice_us: int = 300
+    """The worker process's scheduler slice (``sfu.worker_slice_us``, :mod:`sfu.scheduling`): how soon it
+    runs after a packet wakes it on a busy box. 0: the kernel's default."""
 
     def __post_init__(self) -> None:
         if self.mode not in FANOUT_MODES:

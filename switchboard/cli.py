@@ -140,7 +140,7 @@ def _node_deps(settings: Settings, redis_url: str, readiness: Readiness, *, pool
     async def open_media(redis):  # type: ignore[no-untyped-def]
         node = settings.node
         fanout = FanoutConfig(settings.sfu.fanout, settings.sfu.fanout_batch, settings.sfu.fanout_flush_ms,
-                               settings.sfu.fanout_srtp)
+                               settings.sfu.fanout_srtp, settings.sfu.worker_slice_us)
         media: Worker | WorkerPool
         if pool:
             media = WorkerPool(workers=node.workers, addresses=node.rtc_addresses, announced=node.announced_address,

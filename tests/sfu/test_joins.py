@@ -25,6 +25,7 @@ class Recorder:
     """Stands in for a viewer's consumer: what the producer asks of it."""
 
     hidden = False
+    relay = False
 
     def __init__(self) -> None:
         self.started: tuple[int, int] | None = None
