@@ -36,7 +36,8 @@ ANSWER = """async sdp => {
 ENCODED = """async () => {
   const out = {};
   (await window.pc.getStats()).forEach(s => {
-    if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid || 'f'] = s.framesEncoded || 0;
+    if (s.type === 'outbound-rtp' && s.kind === 'video') {
+      out[s.rid || 'f'] = s.framesEncoded || 0; out['bytes:' + (s.rid || 'f')] = s.bytesSent || 0; }
     if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate !== undefined)
       out.available = s.availableOutgoingBitrate; });
   out.state = window.pc.connectionState;
@@ -115,7 +116,9 @@ async def publish(url: str, token: str, room: str, layers: int = 3) -> None:
             emit("result", fps=fps, alive=s1["state"] == "connected",
                  died_after_s=None if s1["state"] == "connected" else round(time.monotonic() - ready_at, 1),
                  told=told, available_outgoing_bitrate=s1.get("available"),
-                 fps_by_rid={r: round((s1[r] - s0.get(r, 0)) / elapsed, 1) for r in rids})
+                 fps_by_rid={r: round((s1[r] - s0.get(r, 0)) / elapsed, 1) for r in rids},
+                 kbps_by_rid={r: round(8 * (s1[f"bytes:{r}"] - s0.get(f"bytes:{r}", 0)) / elapsed / 1000, 1)
+                              for r in rids})
             reader.cancel()
         finally:
             await browser.close()

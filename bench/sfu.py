@@ -377,6 +377,7 @@ def _quality(pub_result: dict[str, Any], results: list[dict[str, Any]], hurt: li
                     "impaired_estimate_kbps": [e for r in hurt for e in r.get("estimate_kbps", [])]})
     if "fps_by_rid" in pub_result:
         out.update({"publisher_fps_by_rid": pub_result["fps_by_rid"],
+                    "publisher_kbps_by_rid": pub_result.get("kbps_by_rid"),
                     "publisher_available_outgoing_bitrate": pub_result.get("available_outgoing_bitrate")})
     return out
 
