@@ -1,9 +1,9 @@
 """A simulcast publisher for ``python -m bench sfu --simulcast``: headless Chromium (Debian's, driven by
-Playwright) publishing a 1280x720 canvas in three VP8 encodings (q/h/f, 1/4, 1/2, full size) to the
-node's ``/ws`` (signaling from this process over aiohttp; WebRTC in the page). aiortc cannot send
-simulcast, so the bench's aiortc publisher
-cannot stand in. Speaks the load generators' JSON lines (``ready``, ``started``, ``result``; ``start``
-and ``stop`` on stdin), so the bench drives it like ``python -m sfu.measure publish``.
+Playwright) publishing a 1280x720 canvas (``SQUARES`` noise squares a frame) in three VP8 encodings
+(q/h/f, 1/4, 1/2, full size) to the node's ``/ws`` (signaling from this process over aiohttp; WebRTC
+in the page). aiortc cannot send simulcast, so the bench's aiortc publisher cannot stand in. Speaks
+the load generators' JSON lines (``ready``, ``started``, ``result``; ``start`` and ``stop`` on stdin),
+so the bench drives it like ``python -m sfu.measure publish``.
 
 Uses only public doors: the WebSocket protocol (docs/protocol.md) and WebRTC.
 """
@@ -25,6 +25,8 @@ from bench.chromium import CHROMIUM, launch_args, simulcast_publisher
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection", "--no-proxy-server",
         "--autoplay-policy=no-user-gesture-required"]
+SQUARES = 20
+"""Noise squares the canvas draws a frame (``bench.chromium.simulcast_publisher``)."""
 ANSWER = """async sdp => {
   const pc = window.pc;
   await pc.setRemoteDescription({type: 'answer', sdp});
@@ -36,7 +38,10 @@ ANSWER = """async sdp => {
 ENCODED = """async () => {
   const out = {};
   (await window.pc.getStats()).forEach(s => {
-    if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid || 'f'] = s.framesEncoded || 0;
+    if (s.type === 'outbound-rtp' && s.kind === 'video') {
+      const r = s.rid || 'f';
+      out[r] = s.framesEncoded || 0; out['bytes:' + r] = s.bytesSent || 0; out['qp:' + r] = s.qpSum || 0;
+      out['target:' + r] = s.targetBitrate || 0; out['size:' + r] = `${s.frameWidth}x${s.frameHeight}`; }
     if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate !== undefined)
       out.available = s.availableOutgoingBitrate; });
   out.state = window.pc.connectionState;
@@ -99,7 +104,9 @@ async def publish(url: str, token: str, room: str, layers: int = 3) -> None:
             told: list[str] = []
             await hello(ws)
             await request(ws, {"type": "show.create", "id": 1, "room": room}, told)
-            offer = await page.evaluate(simulcast_publisher(squares=6, audio=True, layers=layers))
+            # 20 squares a frame: every layer, and the floor's one encoding, needs its whole maxBitrate at 30
+            # fps; with 6, the 720p encoders met their content under it, by how often the page's timer drew
+            offer = await page.evaluate(simulcast_publisher(squares=SQUARES, audio=True, layers=layers))
             answer = await request(ws, {"type": "show.publish", "id": 2, "room": room, "sdp": offer}, told)
             await page.evaluate(ANSWER, answer["sdp"])
             reader = asyncio.create_task(drain(ws, told))
@@ -115,7 +122,13 @@ async def publish(url: str, token: str, room: str, layers: int = 3) -> None:
             emit("result", fps=fps, alive=s1["state"] == "connected",
                  died_after_s=None if s1["state"] == "connected" else round(time.monotonic() - ready_at, 1),
                  told=told, available_outgoing_bitrate=s1.get("available"),
-                 fps_by_rid={r: round((s1[r] - s0.get(r, 0)) / elapsed, 1) for r in rids})
+                 fps_by_rid={r: round((s1[r] - s0.get(r, 0)) / elapsed, 1) for r in rids},
+                 kbps_by_rid={r: round(8 * (s1[f"bytes:{r}"] - s0.get(f"bytes:{r}", 0)) / elapsed / 1000, 1)
+                              for r in rids},
+                 target_kbps_by_rid={r: round(s1[f"target:{r}"] / 1000, 1) for r in rids},
+                 qp_by_rid={r: round((s1[f"qp:{r}"] - s0.get(f"qp:{r}", 0)) / max(1, s1[r] - s0.get(r, 0)), 1)
+                            for r in rids},
+                 size_by_rid={r: s1[f"size:{r}"] for r in rids})
             reader.cancel()
         finally:
             await browser.close()

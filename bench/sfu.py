@@ -377,6 +377,10 @@ def _quality(pub_result: dict[str, Any], results: list[dict[str, Any]], hurt: li
                     "impaired_estimate_kbps": [e for r in hurt for e in r.get("estimate_kbps", [])]})
     if "fps_by_rid" in pub_result:
         out.update({"publisher_fps_by_rid": pub_result["fps_by_rid"],
+                    "publisher_kbps_by_rid": pub_result.get("kbps_by_rid"),
+                    "publisher_target_kbps_by_rid": pub_result.get("target_kbps_by_rid"),
+                    "publisher_qp_by_rid": pub_result.get("qp_by_rid"),
+                    "publisher_size_by_rid": pub_result.get("size_by_rid"),
                     "publisher_available_outgoing_bitrate": pub_result.get("available_outgoing_bitrate")})
     return out
 

@@ -248,6 +248,11 @@ class SimulcastTrack:
         if found is not None:
             found[1].max_layer = max_layer
 
+    def lower_layers_bps(self) -> float:
+        """What the layers under the top one were measured sending (bit/s; 0 before a tick measured
+        them): the room a publisher needs on top of one encoding's (``sfu.transport_rtcp``)."""
+        return sum(self.bitrates[:-1])
+
     def layer_of(self, consumer: Consumer) -> int:
         return self.layers.index(consumer.producer) if consumer.producer in self.layers else 0
 

@@ -2,7 +2,8 @@
 (``sendEncodings`` with rids q/h/f, scaled by 4, 2, 1) to the SFU; the SFU answers ``a=simulcast:recv``,
 learns each layer's SSRC by its ``rid``, and an aiortc viewer receives and decodes the track, moved up
 by its REMB (probed with REMB ramps) to the top layer on this unshaped link; capped to the lowest layer,
-it is moved there at a keyframe of that layer and goes on decoding, smaller.
+it is moved there at a keyframe of that layer and goes on decoding, smaller. Chrome's top layer may
+send what one encoding may: the SFU's REMB leaves room for the lower layers on top.
 
 Needs root, iproute2 and Chromium (tests/sfu/chromium.py: Chrome gathers no loopback candidates, so it
 runs in a network namespace); fails, saying which, without them.
@@ -10,12 +11,14 @@ runs in a network namespace); fails, saying which, without them.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 from bench.chromium import simulcast_publisher
 from sfu.fanout_temporal import NativeTemporal
+from sfu.transport_rtcp import REMB_BITRATE, publisher_remb
 from sfu.types import PeerId
 from switchboard.ids import UserId
 from tests.sfu.chromium import ANSWER, ROOM, chromium_in_namespaces, poll
@@ -29,6 +32,14 @@ SENT = """async () => {
   (await window.pc.getStats()).forEach(s => {
     if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid] = [s.frameWidth, s.framesEncoded]; });
   return out;
+}"""
+TOP = """async () => {
+  let available = null, top = null;
+  (await window.pc.getStats()).forEach(s => {
+    if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid === 'f') top = s.targetBitrate ?? null;
+    if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate !== undefined)
+      available = s.availableOutgoingBitrate; });
+  return [available, top];
 }"""
 
 
@@ -83,3 +94,37 @@ def test_chrome_publishes_three_layers_and_a_viewer_decodes_them_switching_at_ke
         finally:
             if viewer is not None:
                 sfu.call(viewer.close())
+
+
+def test_chromes_top_layer_is_allowed_what_one_encoding_is() -> None:
+    """Chrome gives its layers the REMB lowest first and the top one the rest. Under a flat REMB of
+    ``REMB_BITRATE`` (2 Mbit/s) its estimate stopped there and the top layer's target under 2 Mbit/s
+    less the lower layers' 650 kbit/s; a single encoding of 1.5 Mbit/s got all of it. Now the SFU adds
+    the lower layers' measured rates: Chrome's estimate goes past 2 Mbit/s and the top layer's target
+    to its own ``maxBitrate`` (1.5 Mbit/s), as one encoding's does, and stays there (not only while
+    the first keyframes swell the lower layers' measured rates)."""
+    with chromium_in_namespaces(1) as (sfu, [chrome]):
+        page = sfu.publish_page(chrome.browser, simulcast_publisher(squares=6))
+        track = sfu.simulcast_track()
+
+        async def remb() -> int:
+            return publisher_remb(sfu.worker.routers[ROOM].transports[PeerId("chrome")].producers.values())
+
+        def settled(rates: list[float]) -> bool:  # every layer measured, in the order of their sizes
+            return 0 < rates[0] < rates[1] < rates[2]
+
+        assert settled(poll(lambda: list(track.bitrates), settled, 40)), track.bitrates
+        held, samples = 0, []
+        for _ in range(120):  # 10 samples in a row (5 s), within 60 s
+            available, top = page.evaluate(TOP)
+            samples.append((available, top, sfu.call(remb()), [round(b) for b in track.bitrates]))
+            ok = available is not None and available > REMB_BITRATE and (top or 0) >= 1_400_000
+            held = held + 1 if ok else 0
+            if held == 10:
+                break
+            time.sleep(0.5)
+        available, top, told, rates = samples[-1]
+        print(f"top layer: availableOutgoingBitrate {available}, f targetBitrate {top}, REMB {told}, "
+              f"layers {rates} bit/s, after {len(samples)} samples")
+        assert held == 10, samples[-12:]
+        assert told > REMB_BITRATE + 300_000, samples[-1]  # the lower layers are measured and added

@@ -16,6 +16,7 @@ from sfu.consumer import Consumer
 from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.rtp import HEADER, SEQ_TS, payload_offset
 from sfu.simulcast import UP_HOLD_S, LayerChoice, SimulcastTrack
+from sfu.transport_rtcp import REMB_BITRATE, publisher_remb
 from sfu.types import PeerId
 from tests.sfu.test_extensions_units import Wire
 
@@ -194,3 +195,28 @@ def test_an_estimate_held_back_by_what_it_receives_tries_a_step_up_and_backs_off
         choice.current, choice.went_up = 1, t
         assert choice.choose(1.0, rates, t) == 0
     assert choice.hold == MAX_HOLD_S
+
+
+def test_a_simulcast_publisher_may_send_one_encodings_rate_on_its_top_layer_plus_its_lower_layers() -> None:
+    """The REMB to a publisher: one encoding's (``REMB_BITRATE``) for a plain publisher; for a simulcast
+    one, that plus what its lower layers were measured sending (Chrome serves its layers lowest first)."""
+    layers = make_layers(random.Random(2))
+    producers = [spec.producer for spec in layers]
+    nothing = KeyframeRequester(lambda: None, 0.0, lambda d, f: None)  # type: ignore[arg-type, return-value]
+    audio = Producer("a", PeerId("pub"), Codec("audio", "audio/opus", 48000, 111), 2000, nothing)
+    plain = Producer("v", PeerId("pub"), VP8, 3000, nothing)
+    assert publisher_remb([plain, audio]) == REMB_BITRATE
+    track = SimulcastTrack(producers)
+    for p in producers:
+        p.simulcast = track
+    assert publisher_remb([*producers, audio]) == REMB_BITRATE  # not measured yet
+    for frame in range(91):
+        for i, spec in enumerate(layers):
+            for packet in frame_packets(i, spec, frame):
+                spec.producer.on_rtp(packet)
+        if frame % 30 == 0:
+            track.tick(frame / 30)
+    low, middle, top = track.bitrates
+    assert 0 < low < middle < top  # 1, 3 and 5 packets a frame
+    assert publisher_remb([*producers, audio]) == REMB_BITRATE + round(low + middle)
+    assert publisher_remb([producers[2], producers[0]]) == REMB_BITRATE + round(low + middle)  # once per track
