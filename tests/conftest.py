@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -128,16 +128,52 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         return (yield)
 
 
-# --- the SFU's fan-out path (sfu/fanout.py): native unless SWITCHBOARD_SFU_FANOUT says otherwise (a
-# missing extension then fails the SFU tests: `make test` builds it); in a module with BOTH_FANOUTS = True
-# the tests that take a `worker` or `pool` fixture run on both paths.
+# --- the SFU's fan-out path (sfu/fanout.py). Every test under tests/sfu runs on both paths, native and
+# python (issue 18: "the existing SFU suite passes on both fan-out paths"), as two parametrizations of
+# the autouse `sfu_fanout` fixture, unless its module says otherwise with FANOUT_PATHS:
+#   FANOUT_PATHS = ("native",)  a test of the native plane itself (the extension, its keys, its C code):
+#                               it pins native whatever runs around it; one run;
+#   FANOUT_PATHS = ()           a test that makes no Worker or WorkerPool (pure units, a Producer and
+#                               Consumers by hand): the setting cannot reach it; one run, and making a
+#                               Worker or WorkerPool there fails the test (the declaration would be false).
+# Tests elsewhere run once, on native. SWITCHBOARD_SFU_FANOUT=native|python pins one path for the whole
+# run: nothing is parametrized, and modules whose FANOUT_PATHS leave that path out are deselected (shown
+# in the summary). A missing extension fails the native runs (`make test` builds it).
 
 SFU_FANOUT_ENV = "SWITCHBOARD_SFU_FANOUT"
+FANOUTS = ("native", "python")
+_SFU_SUITE = Path(__file__).resolve().parent / "sfu"
+
+
+def _fanout_paths(module: object, path: Path) -> tuple[str, ...] | None:
+    """The paths a test module runs on (see above); None outside tests/sfu without a declaration (once, on
+    the default or pinned path)."""
+    default = FANOUTS if path.resolve().is_relative_to(_SFU_SUITE) else None
+    paths: tuple[str, ...] | None = getattr(module, "FANOUT_PATHS", default)
+    return paths
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if getattr(metafunc.module, "BOTH_FANOUTS", False) and {"worker", "pool"} & set(metafunc.fixturenames):
-        metafunc.parametrize("sfu_fanout", ["native", "python"], indirect=True)
+    if os.environ.get(SFU_FANOUT_ENV) or "sfu_fanout" not in metafunc.fixturenames:
+        return
+    if any("sfu_fanout" in str(mark.args[0]) for mark in metafunc.definition.iter_markers("parametrize")):
+        return  # the test pins its own path
+    paths = _fanout_paths(metafunc.module, metafunc.definition.path)
+    if paths is not None and len(paths) > 1:
+        metafunc.parametrize("sfu_fanout", paths, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    pinned = os.environ.get(SFU_FANOUT_ENV)
+    if not pinned:
+        return
+    kept, left_out = [], []
+    for item in items:
+        paths = _fanout_paths(getattr(item, "module", None), item.path)
+        (kept if not paths or pinned in paths else left_out).append(item)  # None, (), or a path it runs on
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
 
 
 @pytest.fixture(autouse=True)
@@ -163,7 +199,16 @@ def sfu_fanout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 
     for cls in (Worker, WorkerPool):
         monkeypatch.setitem(cls.__init__.__kwdefaults__, "fanout", FanoutConfig(mode=mode))  # type: ignore[index]
+        if _fanout_paths(request.module, request.path) == ():
+            monkeypatch.setattr(cls, "__init__", _refused(cls.__name__))
     return str(mode)
+
+
+def _refused(name: str) -> Callable[..., None]:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"this module says FANOUT_PATHS = () (it makes no Worker or WorkerPool) but makes a "
+                             f"{name}: drop the declaration so that it runs on both fan-out paths")
+    return refuse
 
 
 # --- system dependencies: a test that needs a Debian package says so with a marker; a missing one

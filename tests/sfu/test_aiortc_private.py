@@ -15,6 +15,9 @@ from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 
 from sfu import aiortc_private
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 EXPECTED_SIGNATURES = {
     "RTCDtlsTransport._handle_rtp_data": "(self, data: bytes, arrival_time_ms: int) -> None",
     "RTCDtlsTransport._handle_rtcp_data": "(self, data: bytes) -> None",

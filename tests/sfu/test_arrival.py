@@ -17,6 +17,9 @@ import uvloop
 
 from sfu import aiortc_private
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 BLOCK_S = 0.05
 """How long the loop is kept from reading, after the datagrams were sent."""
 

@@ -7,6 +7,9 @@ from collections.abc import Callable
 
 from sfu.bwe import Estimator, Limits, slope
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 PACKET = 1200
 
 

@@ -10,6 +10,9 @@ from sfu.clips import LONGER_S, SHORTER_S, ClipBuffer, window
 from sfu.depacketize import Drops, frames, h264_nals, h264_sps_size, vp8_payload
 from sfu.rtp import is_vp8_keyframe_start
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 
 def vp8_packets(ts: int, seq: int, body: bytes, key: bool, size: int = 8) -> list[tuple[int, int, int, bytes]]:
     frame = (b"\x00" if key else b"\x01") + body  # P bit of the frame tag

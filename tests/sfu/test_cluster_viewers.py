@@ -12,6 +12,9 @@ from sfu.cluster_viewers import PeerCount, _media_types
 from switchboard_client.peer import Peer
 from tests.sfu.peers import MovingVideo, client_pc
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 
 async def test_counts_frames_without_decoding() -> None:
     sender = client_pc()

@@ -16,8 +16,6 @@ from switchboard.ids import RoomId, UserId
 from tests.sfu.peers import MovingVideo, Viewer, answer_offer, client_pc
 
 ROOM = RoomId("extended")
-BOTH_FANOUTS = True
-"""Run on the native fan-out and on the Python one (tests/conftest.py)."""
 
 PUBLISHER_IDS = {extensions.MID: 9, extensions.ABS_SEND_TIME: 12, extensions.AUDIO_LEVEL: 11,
                  extensions.TRANSPORT_CC: 13}

@@ -13,6 +13,9 @@ from sfu.rtp import payload_offset
 from sfu.twcc import Departures
 from sfu.types import PeerId
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 OFFER = "\r\n".join([
     "v=0", "o=- 1 1 IN IP4 0.0.0.0", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
     "m=audio 9 UDP/TLS/RTP/SAVPF 111", "c=IN IP4 0.0.0.0", "a=mid:0",

@@ -9,8 +9,6 @@ from switchboard.ids import RoomId
 from tests.sfu.peers import start_publisher, start_viewer
 
 ROOM = RoomId("show")
-BOTH_FANOUTS = True
-"""Run on the native fan-out and on the Python one (tests/conftest.py)."""
 
 
 async def wait_for(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]  # noqa: ASYNC109

@@ -24,8 +24,6 @@ from tests.sfu.peers import MovingVideo, client_pc, start_publisher, start_viewe
 from tests.sfu.test_forwarding import wait_for
 
 ROOM = RoomId("hot")
-BOTH_FANOUTS = True
-"""Big packets, faults on the hot path: on the native fan-out and on the Python one."""
 
 
 class NoisyVideo(MovingVideo):

@@ -11,6 +11,9 @@ from sfu.transport import Role, Transport
 from sfu.types import PeerId
 from switchboard.ids import UserId
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 
 def make_transport() -> tuple[Transport, Producer]:
     t = Transport(PeerId("p"), UserId("u"), Role.PUBLISHER, hidden=False, addresses=("127.0.0.1",), announced="",

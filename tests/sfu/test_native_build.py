@@ -15,6 +15,9 @@ from cffi import FFI
 from sfu.native import build
 from tests.sfu.test_native_fanout import loaded
 
+FANOUT_PATHS = ("native",)
+"""The extension's build and its one header: native only (tests/conftest.py)."""
+
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION = re.compile(r"^[a-z_][\w ]*?\**\b(fo_\w+)\(", re.M)
 """A function declaration's name, at the start of a line of fanout.h."""

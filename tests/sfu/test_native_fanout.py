@@ -27,6 +27,9 @@ from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.twcc import Departures, Feedback
 from sfu.types import FanoutConfig
 
+FANOUT_PATHS = ("native",)
+"""The native plane itself (each test drives both paths where it compares them): native only (tests/conftest.py)."""
+
 PROFILES = {  # libsrtp profile number: master key + salt length
     pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80: 30,
     pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM: 28,

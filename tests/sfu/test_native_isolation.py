@@ -16,6 +16,9 @@ from sfu.fanout import NativeConsumer, NativeWire, Plane
 from sfu.types import FanoutConfig
 from tests.sfu.test_native_fanout import Clock, PylibsrtpWire, drain, loaded, new_producer, receiver
 
+FANOUT_PATHS = ("native",)
+"""The native plane's batches and sockets: native only (tests/conftest.py)."""
+
 KEY = bytes(range(30))
 
 

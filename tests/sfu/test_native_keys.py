@@ -18,6 +18,9 @@ from tests.sfu.peers import start_publisher, start_viewer
 from tests.sfu.test_forwarding import wait_for
 from tests.sfu.test_native_fanout import loaded
 
+FANOUT_PATHS = ("native",)
+"""The keys the native plane exports from aiortc: native only (tests/conftest.py)."""
+
 ROOM = RoomId("keys")
 
 

@@ -46,6 +46,9 @@ from tests.sfu.test_native_fanout import (
     unprotect_all,
 )
 
+FANOUT_PATHS = ("native",)
+"""The native plane's C temporal filter against the Python one, in one test: native only (tests/conftest.py)."""
+
 PROFILE = pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80
 VIEWERS = {  # name: (extension ids, RTX payload type, filters temporal layers)
     "t-full-rtx": (Outbound.of(FULL_IDS, "1"), 97, True),

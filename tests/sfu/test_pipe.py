@@ -22,8 +22,6 @@ from tests.sfu.peers import start_publisher, start_viewer
 from tests.sfu.test_malformed import make_transport
 
 ROOM = RoomId("big-show")
-BOTH_FANOUTS = True
-"""Run on the native fan-out and on the Python one (tests/conftest.py)."""
 
 
 @pytest.fixture

@@ -18,6 +18,9 @@ from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.rtp import HEADER
 from sfu.types import PeerId
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 SECRET = b"0123456789abcdef-shared-by-both-nodes"
 STEP_S = 5.0
 

@@ -15,6 +15,9 @@ from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.simulcast import SimulcastTrack
 from sfu.types import PeerId
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 VP8 = Codec("video", "video/VP8", 90000, 96)
 OPUS = Codec("audio", "audio/opus", 48000, 111, 2)
 

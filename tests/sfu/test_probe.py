@@ -17,6 +17,9 @@ from sfu.twcc import Departures, Feedback
 from sfu.types import PeerId
 from tests.sfu.test_extensions_units import Wire
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 
 def cluster(send_bps: float, link_bps: float, n: int = 20, size: int = 1200) -> list[tuple[float, float, int]]:
     """(send, arrival, size) of ``n`` packets paced at ``send_bps`` through a bottleneck of ``link_bps``."""

@@ -13,6 +13,9 @@ from sfu.process import PoolListener
 from sfu.types import PeerId
 from switchboard.ids import RoomId
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 NOTES = 2_000
 REASON = "x" * 1_000
 """About 2 MB in all: far past a unix socket's buffer and the stream's 64 KiB high-water mark."""

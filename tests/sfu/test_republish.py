@@ -19,8 +19,6 @@ from tests.sfu.peers import start_publisher, start_viewer
 from tests.sfu.test_forwarding import wait_for
 
 ROOM = RoomId("reload")
-BOTH_FANOUTS = True
-"""Run on the native fan-out and on the Python one (tests/conftest.py)."""
 
 
 @pytest.fixture

@@ -18,6 +18,9 @@ from sfu.rtp import (
     seq_delta,
 )
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 
 def test_payload_offset_plain_csrc_and_extension() -> None:
     assert payload_offset(HEADER.pack(0x80, 96, 1, 2, 3) + b"abc") == 12

@@ -20,6 +20,9 @@ from sfu.transport_rtcp import REMB_BITRATE, publisher_remb
 from sfu.types import PeerId
 from tests.sfu.test_extensions_units import Wire
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 VP8 = Codec("video", "video/VP8", 90000, 96)
 FRAME_TICKS = 3000  # 30 fps
 

@@ -14,6 +14,9 @@ from hypothesis import strategies as st
 
 from sfu.temporal import TemporalFilter, parse
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 PATTERN = [0, 2, 1, 2]
 
 

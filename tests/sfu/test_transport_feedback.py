@@ -11,6 +11,9 @@ from sfu.rtp import HEADER
 from tests.sfu.test_extensions_units import packet
 from tests.sfu.test_malformed import make_transport
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 TWCC_ID = 6
 
 

@@ -7,6 +7,9 @@ from hypothesis import strategies as st
 
 from sfu import rtcp, twcc
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 arrival_lists = st.lists(st.one_of(st.none(), st.integers(-5_000, 40_000)), min_size=1, max_size=300).filter(
     lambda xs: any(x is not None for x in xs))
 

@@ -11,6 +11,9 @@ from sfu.simulcast import AUDIO_RESERVE, PAUSE_AFTER_S, LayerChoice
 from tests.sfu.test_extensions_units import Wire
 from tests.sfu.test_simulcast_units import check_viewer_stream, decode, frame_packets, make_layers
 
+FANOUT_PATHS = ()
+"""No Worker or WorkerPool here: the fan-out setting does not reach these tests; one run (tests/conftest.py)."""
+
 
 def test_a_choice_pauses_video_below_its_fewest_frames_beside_the_audio_and_resumes_on_proof() -> None:
     rates = [150_000.0, 500_000.0, 1_500_000.0]
