@@ -64,3 +64,22 @@ def test_the_setting_reaches_the_workers_config_and_is_checked() -> None:
     for bad in ("-1", "100001"):
         with pytest.raises(SettingsError):
             load_settings(None, {"SWITCHBOARD_SFU_WORKER_SLICE_US": bad})
+
+
+def test_a_thread_under_another_policy_is_left_as_it_is() -> None:
+    """An operator's policy (here SCHED_BATCH) is kept: sched_setattr would switch it to SCHED_OTHER."""
+    seen: list[object] = []
+
+    def in_a_thread() -> None:
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        before = kernel_slice_ns(os.getpid(), threading.get_native_id())
+        seen.append(request_slice(250))
+        seen.append(os.sched_getscheduler(0) == os.SCHED_BATCH)
+        seen.append(kernel_slice_ns(os.getpid(), threading.get_native_id()) == before)
+
+    worker = threading.Thread(target=in_a_thread)
+    worker.start()
+    worker.join()
+    why, kept_policy, kept_slice = seen
+    assert isinstance(why, str) and "policy" in why
+    assert kept_policy is True and kept_slice is True
