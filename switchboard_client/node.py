@@ -50,7 +50,7 @@ CONNECT_S = 2.0
 """How long a TCP connect to a node may take: a dead box that sends no reset would otherwise hold the
 client for the system's TCP timeout. A live node accepts at once (its gate queues after the accept)."""
 UPGRADE_S = 5.0
-"""How long the node may take to answer the upgrade (TCP connect included): a node's gate may hold a
+"""How long a reconnect lets the node take to answer the upgrade (TCP connect included): a node's gate may hold a
 connect up to ``node.ws_gate_wait_s`` (2 s) before starting it or refusing it with a 503. The waits an
 overloaded node asks for (``Retry-After``, ``retry_after``) are not counted here."""
 API_RESERVE_S = 4.0
@@ -262,7 +262,8 @@ class NodeClient:
                        deadline: float | None = None) -> None:
         """Opens the socket: with a fresh token from the source, or ``held`` (a token this client holds
         and the ``/ws`` URL to use it at); waits for ``hello``. Nothing waits past ``deadline``
-        (``time.monotonic()``): the upgrade is bounded by :data:`UPGRADE_S`, ``hello`` by the request
+        (``time.monotonic()``): the upgrade is bounded by :data:`UPGRADE_S` (with a deadline: a
+        reconnect), ``hello`` by the request
         timeout, an overloaded node's wait by the deadline (else :class:`NodeError` ``overloaded``).
         A socket that does not end in ``hello`` is closed whatever happens (an error, a cancel): a
         half-open socket would stay a session on the node, counted against the token's sockets.
@@ -292,7 +293,8 @@ class NodeClient:
 
         for _ in range(10):  # an overloaded node says when to come back
             try:
-                async with asyncio.timeout(left(UPGRADE_S)):
+                # A first open() waits as long as the node takes (a storm of first connects is slow, not lost).
+                async with asyncio.timeout(left(UPGRADE_S) if deadline is not None else None):
                     ws = await self._http.ws_connect(self.url, params=params, heartbeat=None, autoping=True,
                                                      timeout=aiohttp.ClientWSTimeout(ws_close=2.0))
             except aiohttp.WSServerHandshakeError as exc:  # refused before the upgrade: 503 + Retry-After
