@@ -3,7 +3,9 @@
 A room token goes to the room's node (its origin while the show is live, else the least loaded node,
 which is then pinned to the room); a socket token (calls, random chat) to the least loaded node.
 A client that lost its node names it in the request (``avoid``: the node id of its last ``hello``),
-and is not sent back there while the registry still lists it (switchboard/placement.py).
+and is not sent back there while the registry still lists it, nor named among its alternates
+(switchboard/placement.py). Each answer notes the user against its node and alternates (for as long
+as the token lives): only such users' reports of a lost node are counted.
 ``node`` is the node's base URL (open ``<node>/ws``), or null when no node is registered (``switchboard
 up``, the all-in-one: the node is this very host). A viewer's room token also lists ``alternates``
 (base URLs, best first): where the client opens a socket with the token it holds if ``node`` is lost,
@@ -15,10 +17,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from control_api.http import Call, Reply
+from switchboard import keyspace
+from switchboard.registry import NodeEntry
 
 Handler = Callable[[Call], Awaitable[Reply]]
 
@@ -50,16 +55,22 @@ def placed(handler: Handler) -> Handler:
         avoid = str(call.body.get("avoid") or "")  # the node the client just lost
         me = str(call.me.user_id)
         body = dict(reply.body)
+        others: list[NodeEntry] = []
         if room and room == name and look is not None:
             seen = await look
             node = await placement.for_room(room, viewer=viewer, seen=seen, avoid=avoid, reporter=me)
-            others = placement.alternates(seen.entries, node, me) if viewer and not grants.get("hidden") else []
+            others = (placement.alternates(seen.entries, node, me, avoid=avoid)
+                      if viewer and not grants.get("hidden") else [])
             if others:
                 body["alternates"] = [n.url for n in others]
         elif room:
             node = await placement.for_room(room, viewer=viewer, avoid=avoid, reporter=me)
         else:
             node = await placement.for_session(avoid=avoid, reporter=me)
+        if node is not None:  # only a user sent to a node may report it lost (switchboard/placement.py)
+            expires = body.get("expires_at")
+            ttl = int(expires - time.time()) + 60 if isinstance(expires, int | float) else keyspace.NODE_PLACED_TTL_S
+            await placement.record(me, [node, *others], ttl)
         return dataclasses.replace(reply, body={**body, "node": node.url if node is not None else None})
 
     return answer

@@ -289,6 +289,28 @@ NODE_REPORTS_TTL_S = 30
 """A report set outlives the heartbeat it counts against (a newer heartbeat makes it moot anyway)."""
 
 
+def node_suspect(node_id: str) -> str:
+    """The ``updated_ms`` of the registry entry of ``node_id`` that ``placement.REPORTERS`` users reported
+    lost (set by switchboard/lua/node_report.lua, read with the entries): while the entry listed is that
+    one, every API process skips the node; a newer heartbeat makes the marker moot."""
+    return f"nodes:{{nodes}}:suspect:{node_id}"
+
+
+NODE_SUSPECT_TTL_S = 300
+"""A suspect marker outlives any registry entry it can match (``node.registry_ttl_s``)."""
+
+
+def node_placed(node_id: str, user_id: str) -> str:
+    """Set while the API recently gave ``user_id`` a token naming ``node_id`` (its node or an alternate):
+    only such a user's report that the node is lost counts (switchboard/lua/node_report.lua)."""
+    return f"nodes:{{nodes}}:placed:{node_id}:{user_id}"
+
+
+NODE_PLACED_TTL_S = 600
+"""How long a placement marker lives when the token's own lifetime is not known; a token answer's
+marker lives as long as its token plus a minute (a client refreshes its token through the API)."""
+
+
 # --- cascade (issue 16): one show over several nodes (signaling/cascade.py, signaling/show_span.py) ---
 
 

@@ -11,9 +11,10 @@ node's last heartbeat and adds them to the load the heartbeat wrote, and a
 show's viewers, once every node holds its cap, go to the node with the fewest for its cap rather than
 all to the origin (:func:`overflow`). A client that lost its node names it (``avoid``): that node is
 never chosen for its new session while the registry still lists it (up to ``node.registry_ttl_s``),
-nor for anyone's once :data:`REPORTERS` distinct users reported it against the same heartbeat (counted
-in Redis, so over every API process), until a newer heartbeat of it shows it alive: one client's word
-alone (a flaky network, or a lie) does not take a live node out of placement.
+nor for anyone's once :data:`REPORTERS` distinct users the API recently placed there (:meth:`Placement.record`)
+reported it against the same heartbeat (counted in Redis, and the verdict kept there: every API
+process sees it), until a newer heartbeat of it shows it alive: one client's word alone (a flaky
+network, or a lie) does not take a live node out of placement, nor do accounts never sent there.
 
 A viewer's room token also names :func:`alternates`: the nodes it goes straight to, with the token it
 holds, if its node is lost (no token request in the burst of a killed node's clients), spread over
@@ -78,18 +79,19 @@ def overflow(nodes: Iterable[NodeEntry], origin: str, region: str = "",
 def alternates(nodes: Iterable[NodeEntry], placed: str, key: str, region: str = "",
                exclude: Iterable[str] = (), limit: int = ALTERNATES) -> list[NodeEntry]:
     """Where a client placed on ``placed`` goes if that node is lost, in order: the other nodes that are
-    not draining nor excluded (below :data:`CPU_LIMIT` and in ``region`` when some are), ordered by a
-    hash of ``key`` (the user) and the node id. Each client's order is its own and stable, so a lost
-    node's clients spread evenly over the others without asking anyone at the moment of the loss."""
+    not draining nor excluded, those below :data:`CPU_LIMIT` and not full first (as :func:`select`
+    prefers them), then those in ``region``, each group ordered by a hash of ``key`` (the user) and the
+    node id. Each client's order is its own and stable, so a lost node's clients spread evenly over the
+    others without asking anyone at the moment of the loss."""
     skip = {placed, *exclude}
     open_ = [n for n in nodes if not n.draining and n.id not in skip]
-    cool = [n for n in open_ if n.cpu < CPU_LIMIT] or open_
-    here = [n for n in cool if n.region == region] if region else []
 
-    def rank(n: NodeEntry) -> bytes:
-        return hashlib.blake2b(f"{key}/{n.id}".encode(), digest_size=8).digest()
+    def rank(n: NodeEntry) -> tuple[int, bool, bytes]:
+        tier = 0 if n.cpu < CPU_LIMIT and not n.full else 1 if n.cpu < CPU_LIMIT else 2
+        return tier, bool(region) and n.region != region, hashlib.blake2b(f"{key}/{n.id}".encode(),
+                                                                         digest_size=8).digest()
 
-    return (sorted(here, key=rank) + sorted([n for n in cool if n not in here], key=rank))[:limit]
+    return sorted(open_, key=rank)[:limit]
 
 
 class RoomLook(NamedTuple):
@@ -114,32 +116,44 @@ class Placement:
         self._report = redis.register_script(REPORT_LUA)
         self._placed: dict[str, tuple[int, int]] = {}
         """Node id -> (``updated_ms`` of its entry, sessions placed there since that heartbeat)."""
-        self._suspect: dict[str, int] = {}
-        """Node id :data:`REPORTERS` users reported lost (``avoid``) -> its entry's ``updated_ms`` then:
-        no client is placed there until a newer heartbeat shows it alive (a killed node's never comes)."""
 
     async def _skip(self, entries: list[NodeEntry], avoid: str, reporter: str = "") -> tuple[str, ...]:
         """The nodes no client is placed on now: the one this client lost, and every node that
         :data:`REPORTERS` distinct users reported lost against the entry still listed (a false report
         costs a live node at most one heartbeat of new sessions). ``reporter``: the user naming
-        ``avoid``; the reports are counted in Redis, so any API process that takes a report learns the
-        count of all of them (one round trip, only on a request that names a node)."""
-        stamps = {e.id: e.updated_ms for e in entries}
-        if avoid in stamps and reporter and avoid not in self._suspect:
-            count = await self._report(keys=[keyspace.node_reports(avoid, stamps[avoid])],
-                                       args=[reporter, keyspace.NODE_REPORTS_TTL_S])
+        ``avoid``; the report counts only if the API recently placed that user on the node
+        (:meth:`record`). Reports and the verdict live in Redis (node_report.lua, the suspect marker
+        read with the entries), so every API process counts and sees the same (one round trip, only on
+        a request that names a node not yet suspected)."""
+        suspect = {e.id for e in entries if e.suspected}
+        lost = next((e for e in entries if e.id == avoid), None)
+        if lost is not None and reporter and not lost.suspected:
+            count = await self._report(
+                keys=[keyspace.node_reports(avoid, lost.updated_ms), keyspace.node_suspect(avoid),
+                      keyspace.node_placed(avoid, reporter)],
+                args=[reporter, keyspace.NODE_REPORTS_TTL_S, lost.updated_ms, REPORTERS, keyspace.NODE_SUSPECT_TTL_S])
             if int(count) >= REPORTERS:
-                self._suspect[avoid] = stamps[avoid]
-        for node in [n for n, at in self._suspect.items() if stamps.get(n) != at]:
-            del self._suspect[node]
-        return (avoid, *self._suspect)
+                suspect.add(avoid)
+        return (avoid, *sorted(suspect)) if avoid else tuple(sorted(suspect))
 
     def alternates(self, entries: list[NodeEntry], placed: NodeEntry | None, key: str,
-                   region: str = "") -> list[NodeEntry]:
-        """:func:`alternates` for a client placed on ``placed``, never a node reported lost."""
+                   region: str = "", avoid: str = "") -> list[NodeEntry]:
+        """:func:`alternates` for a client placed on ``placed``: never ``avoid`` (the node this client
+        just lost) nor a node reported lost."""
         if placed is None:
             return []
-        return alternates(entries, placed.id, key, region, exclude=self._suspect)
+        return alternates(entries, placed.id, key, region, exclude={avoid, *(e.id for e in entries if e.suspected)})
+
+    async def record(self, user: str, nodes: Iterable[NodeEntry], ttl_s: int = keyspace.NODE_PLACED_TTL_S) -> None:
+        """Notes that ``user`` was given a token naming each of ``nodes``: only such a user's report
+        that a node is lost is counted (a throwaway account never placed there cannot vote it out)."""
+        keys = [keyspace.node_placed(n.id, user) for n in nodes]
+        if not keys:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(key, "1", ex=max(1, ttl_s))
+            await pipe.execute()
 
     def _adjusted(self, entries: list[NodeEntry]) -> list[NodeEntry]:
         """The entries with the sessions this placement sent them since their heartbeat added (the

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -51,6 +51,14 @@ class NodeEntry:
     """When the node started (unix ms)."""
     updated_ms: int = 0
     """When this entry was written (unix ms)."""
+    suspect_ms: int = field(default=0, compare=False)
+    """Not written by the node: the ``updated_ms`` of its entry that enough users reported lost
+    (``keyspace.node_suspect``), as the registry read it; 0 if none."""
+
+    @property
+    def suspected(self) -> bool:
+        """Reported lost against this very heartbeat (placement skips it until a newer one)."""
+        return self.suspect_ms != 0 and self.suspect_ms == self.updated_ms
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -68,12 +76,14 @@ class NodeEntry:
         return 0 < self.viewer_cap <= self.viewers
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        data = asdict(self)
+        del data["suspect_ms"]
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> NodeEntry:
         data: dict[str, Any] = json.loads(raw)
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"suspect_ms"}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
@@ -129,17 +139,20 @@ class NodeRegistry:
         ids = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
         if not ids:
             return []
-        raws = await self._redis.mget([keyspace.node_entry(i) for i in ids])
+        # The suspect markers in the same MGET (one {nodes} slot): every API process sees the same.
+        both = await self._redis.mget([keyspace.node_entry(i) for i in ids] + [keyspace.node_suspect(i) for i in ids])
+        raws, suspects = both[:len(ids)], both[len(ids):]
         gone = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
         if gone:  # each removed only if its entry is still gone (not announced again meanwhile)
             await self._redis.execute_command("EVAL", PRUNE_LUA, 1 + len(gone), keyspace.NODES,
                                               *(keyspace.node_entry(i) for i in gone), *gone)
         out = []
-        for raw in raws:
+        for raw, suspect in zip(raws, suspects, strict=True):
             if raw is None:
                 continue
             try:
-                out.append(NodeEntry.from_json(raw))
+                entry = NodeEntry.from_json(raw)
+                out.append(replace(entry, suspect_ms=int(suspect)) if suspect is not None else entry)
             except (ValueError, TypeError):  # a foreign or older entry: not a node we can place on
                 continue
         return sorted(out, key=lambda e: e.id)

@@ -46,11 +46,18 @@ FINAL_CLOSE_CODES = frozenset({4003, 4029, 1008})
 """Banned, too many sockets, abuse: reconnecting would be refused again (docs/protocol.md, close codes)."""
 HELD_MARGIN_S = 20.0
 """A held token is used to reconnect without the API only while it has at least this long to live."""
-LOST_CONNECT_S = 2.0
-"""How long a connect to the lost node with the held token may take before the alternates are tried:
-a dead box that sends no reset would otherwise hold the client for a TCP timeout."""
-ALTERNATE_CONNECT_S = 6.0
-"""The same for each alternate (a live node in a burst: its gate may queue a connect up to 2 s)."""
+CONNECT_S = 2.0
+"""How long a TCP connect to a node may take: a dead box that sends no reset would otherwise hold the
+client for the system's TCP timeout. A live node accepts at once (its gate queues after the accept)."""
+UPGRADE_S = 5.0
+"""How long a reconnect lets the node take to answer the upgrade (TCP connect included): a node's gate may hold a
+connect up to ``node.ws_gate_wait_s`` (2 s) before starting it or refusing it with a 503. The waits an
+overloaded node asks for (``Retry-After``, ``retry_after``) are not counted here."""
+API_RESERVE_S = 4.0
+"""Of the resume window, what the tries with the held token leave for asking the API."""
+STABLE_S = 5.0
+"""A session that lasted this long resets the reconnect backoff; a node that drops each socket
+shortly after its ``hello`` gets the backoff growing, not a new socket every 0.1 s."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,12 @@ class NodeClient:
         self._streams: list[EventStream] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self._delay = 0.1
+        """The reconnect backoff's current step (kept across drops of short sessions)."""
+        self._hello_at = 0.0
+        """``time.monotonic()`` of the last ``hello``."""
+        self._heard = False
+        """Set by a connect that got any answer from the node (a 503, a frame): the node lives."""
         self.close_reason: str | None = None
         """Why the client closed itself (a final close code), or ``None``."""
         self.reconnects = 0
@@ -148,7 +161,8 @@ class NodeClient:
         self._check()
         if self._hello is not None:
             return self._hello
-        self._http = aiohttp.ClientSession()
+        # sock_connect: the TCP connect only (a dead box); the upgrade and hello have their own bounds.
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_S))
         try:
             await self._connect(resume=None)
         except BaseException:
@@ -244,9 +258,16 @@ class NodeClient:
         self.trace("token", url=url)
         return token, url
 
-    async def _connect(self, resume: str | None, held: tuple[str, str] | None = None) -> None:
+    async def _connect(self, resume: str | None, held: tuple[str, str] | None = None,
+                       deadline: float | None = None) -> None:
         """Opens the socket: with a fresh token from the source, or ``held`` (a token this client holds
-        and the ``/ws`` URL to use it at); waits for ``hello``."""
+        and the ``/ws`` URL to use it at); waits for ``hello``. Nothing waits past ``deadline``
+        (``time.monotonic()``): the upgrade is bounded by :data:`UPGRADE_S` (with a deadline: a
+        reconnect), ``hello`` by the request
+        timeout, an overloaded node's wait by the deadline (else :class:`NodeError` ``overloaded``).
+        A socket that does not end in ``hello`` is closed whatever happens (an error, a cancel): a
+        half-open socket would stay a session on the node, counted against the token's sockets.
+        :attr:`_heard` tells whether the node answered at all."""
         assert self._http is not None
         token, url = held if held is not None else await self._ticket()
         params = {"token": token}
@@ -255,33 +276,55 @@ class NodeClient:
         if url != self.url and self._hello is not None:
             self.moves += 1
         self.url = url
+
+        def left(cap: float) -> float:
+            if deadline is None:
+                return cap
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no time left in the resume window")
+            return min(cap, remaining)
+
+        async def back_off(wait: float) -> None:  # spread: the refused of one burst do not come back at once
+            pause = random.uniform(wait, 1.5 * wait)
+            if deadline is not None and time.monotonic() + pause > deadline:
+                raise NodeError("overloaded", "the node is overloaded (no time left to wait)")
+            await asyncio.sleep(pause)
+
         for _ in range(10):  # an overloaded node says when to come back
             try:
-                ws = await self._http.ws_connect(self.url, params=params, heartbeat=None, autoping=True)
+                # A first open() waits as long as the node takes (a storm of first connects is slow, not lost).
+                async with asyncio.timeout(left(UPGRADE_S) if deadline is not None else None):
+                    ws = await self._http.ws_connect(self.url, params=params, heartbeat=None, autoping=True,
+                                                     timeout=aiohttp.ClientWSTimeout(ws_close=2.0))
             except aiohttp.WSServerHandshakeError as exc:  # refused before the upgrade: 503 + Retry-After
+                self._heard = True
                 if exc.status != 503:
                     raise
                 self.trace("ws_refused", url=self.url)
-                wait = _retry_after(exc.headers)  # spread: the refused of one burst do not come back at once
-                await asyncio.sleep(random.uniform(wait, 1.5 * wait))
+                await back_off(_retry_after(exc.headers))
                 continue
-            first = await ws.receive(timeout=self._timeout)
-            if first.type != aiohttp.WSMsgType.TEXT:
-                await ws.close()
-                raise Disconnected(f"the node closed the socket before hello ({ws.close_code})")
-            frame = json.loads(first.data)
+            self._heard = True
+            try:
+                first = await ws.receive(timeout=left(self._timeout))
+                if first.type != aiohttp.WSMsgType.TEXT:
+                    raise Disconnected(f"the node closed the socket before hello ({ws.close_code})")
+                frame = json.loads(first.data)
+            except BaseException:
+                await _discard(ws)
+                raise
             if frame.get("type") == "hello":
                 if isinstance(self._tokens, PlacedTokens):
                     self._tokens.avoid = None
                 self._ws, self._hello = ws, Hello.parse(frame)
+                self._hello_at = time.monotonic()
                 self.trace("hello", url=self.url, node=self._hello.node, resumed=self._hello.resumed)
                 self._deliver(frame)
                 return
-            await ws.close()
+            await _discard(ws)
             if frame.get("code") == "overloaded":
                 self.trace("ws_refused", url=self.url)
-                wait = float(frame.get("retry_after") or 1)
-                await asyncio.sleep(random.uniform(wait, 1.5 * wait))
+                await back_off(float(frame.get("retry_after") or 1))
                 continue
             raise NodeError(str(frame.get("code")), str(frame.get("message")), frame)
         raise NodeError("overloaded", "the node stayed overloaded")
@@ -309,21 +352,25 @@ class NodeClient:
     async def _resume(self) -> bool:
         """Reconnects within the window: at once after a ``reconnect``, else backing off (0.1 s doubling
         to 1 s, each wait drawn between half and all of it, so the clients of a lost node do not come
-        back in step; the cap bounds how long they wait once the registry forgot a dead node). Each
-        attempt asks the token source again: the API names a live node once the registry forgot a dead
-        one (``node.registry_ttl_s``)."""
+        back in step; the cap bounds how long they wait once the registry forgot a dead node; the step
+        starts over only after a session of :data:`STABLE_S` or more). First with the held token
+        (:meth:`_resume_held`, leaving :data:`API_RESERVE_S` of the window), then each attempt asks the
+        token source again: the API names a live node once the registry forgot a dead one
+        (``node.registry_ttl_s``), or at once when the lost node is named (``avoid``)."""
         deadline = time.monotonic() + self._window
-        delay = 0.1
+        if time.monotonic() - self._hello_at >= STABLE_S:
+            self._delay = 0.1
         lost_url, lost_node = self.url, self.hello.node
         if self._move_to is None:
-            await asyncio.sleep(random.uniform(delay / 2, delay))
-            outcome = await self._resume_held(lost_url, lost_node)
+            await self._pause()
+            outcome = await self._resume_held(lost_url, lost_node, deadline)
             if outcome is not None:
                 return outcome
         while time.monotonic() < deadline and not self._closed:
+            self._heard = False
             try:
                 self.reconnects += 1
-                await self._connect(resume=self.hello.resume_token)
+                await self._connect(resume=self.hello.resume_token, deadline=deadline)
                 return True
             except NodeError as exc:
                 if exc.code in ("unauthorized", "banned", "too_many_sockets"):
@@ -333,37 +380,49 @@ class NodeClient:
                     return False
                 log.debug("token source failed: %r", exc)
                 self.trace("token_failed", status=exc.status)
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            except (aiohttp.ClientError, OSError, TimeoutError, json.JSONDecodeError) as exc:
                 log.debug("resume attempt failed: %r", exc)
                 self.trace("connect_failed", url=self.url, error=type(exc).__name__)
-                if self.url == lost_url and lost_node and isinstance(self._tokens, PlacedTokens):
-                    # The node we lost refuses connects (killed): the API must not name it again,
-                    # though its registry entry lives on for up to node.registry_ttl_s.
-                    self._tokens.avoid = lost_node
-            delay = min(delay * 2, 1.0)
-            await asyncio.sleep(random.uniform(delay / 2, delay))
+                self._name_lost(lost_url, lost_node)
+            await self._pause()
         return False
 
-    async def _resume_held(self, lost_url: str, lost_node: str) -> bool | None:
+    async def _pause(self) -> None:
+        """One backoff wait (between half and all of the step), then the step doubles up to 1 s."""
+        await asyncio.sleep(random.uniform(self._delay / 2, self._delay))
+        self._delay = min(self._delay * 2, 1.0)
+
+    def _name_lost(self, lost_url: str, lost_node: str) -> None:
+        """After a failed connect: when it was to the lost node and the node never answered (no 503, no
+        frame: refused or silent at TCP, killed), the API is asked to skip it (``avoid``). A node that
+        answered (``overloaded``, a 503) lives: it is never reported."""
+        if self.url == lost_url and lost_node and not self._heard and isinstance(self._tokens, PlacedTokens):
+            self._tokens.avoid = lost_node
+
+    async def _resume_held(self, lost_url: str, lost_node: str, deadline: float) -> bool | None:
         """Reconnects with the token this client holds, asking the API nothing: its node again (with
         the resume token: a drop on a live node keeps the session), then each of the token answer's
-        ``alternates``. True: connected; False: refused for good (banned, too many sockets); None:
-        none took it (no usable held token, the lost node and the alternates unreachable or refusing
-        the token): ask the API, naming the lost node if its connect failed. Only a token with
-        :data:`HELD_MARGIN_S` left is used."""
+        ``alternates``, all within the window less :data:`API_RESERVE_S`. True: connected; False:
+        refused for good (banned, too many sockets); None: none took it (no usable held token, the lost
+        node and the alternates unreachable, busy or refusing the token, or no time left): ask the API,
+        naming the lost node if it never answered. Only a token with :data:`HELD_MARGIN_S` left is used."""
         held = self._held
         if held is None or held.expires_at - time.time() < HELD_MARGIN_S:
             return None
+        until = deadline - API_RESERVE_S
         targets = [lost_url, *(u for u in map(ws_url, held.alternates) if u != lost_url)]
         for i, url in enumerate(targets):
             if self._closed:
                 return False
+            if time.monotonic() >= until:
+                return None
             self.trace("token_asked", held=True)
             self.trace("token", url=url, held=True)
+            self._heard = False
             try:
                 self.reconnects += 1
-                async with asyncio.timeout(LOST_CONNECT_S if i == 0 else ALTERNATE_CONNECT_S):
-                    await self._connect(resume=self.hello.resume_token if i == 0 else None, held=(held.token, url))
+                await self._connect(resume=self.hello.resume_token if i == 0 else None, held=(held.token, url),
+                                    deadline=until)
                 return True
             except NodeError as exc:
                 if exc.code in ("banned", "too_many_sockets"):
@@ -371,11 +430,11 @@ class NodeClient:
                 self.trace("connect_failed", url=url, error=exc.code)
                 if exc.code == "unauthorized":  # revoked or expired: the API decides
                     return None
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            except (aiohttp.ClientError, OSError, TimeoutError, json.JSONDecodeError) as exc:
                 log.debug("held-token connect to %s failed: %r", url, exc)
                 self.trace("connect_failed", url=url, error=type(exc).__name__)
-                if i == 0 and lost_node and isinstance(self._tokens, PlacedTokens):
-                    self._tokens.avoid = lost_node  # the lost node refuses connects: the API must skip it
+                if i == 0:
+                    self._name_lost(lost_url, lost_node)
         return None
 
     async def _give_up(self, reason: str) -> None:
@@ -435,6 +494,18 @@ class NodeClient:
             if not future.done():
                 future.set_exception(exc)
         self._pending.clear()
+
+
+async def _discard(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Closes a socket that will not be used (the close waits for the node's reply at most
+    ``ws_close``, 2 s); a cancel meanwhile still closes the connection."""
+    if ws.closed:
+        return
+    try:
+        await ws.close()
+    except BaseException:
+        ws._response.close()  # (drops the connection: the node sees the socket gone)
+        raise
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float:

@@ -84,10 +84,12 @@ async def test_a_viewers_token_names_alternates_spread_over_the_other_nodes(api:
 
 
 @ON_CLUSTER_TOO
-async def test_a_node_is_skipped_for_everyone_only_once_two_users_reported_it_lost(api: Api, redis: Any) -> None:
-    """``avoid`` takes a node out of the reporter's own placement at once; for every other client only
-    once two distinct users reported it against the same heartbeat (the same user twice is one
-    report); a newer heartbeat of it puts it back."""
+async def test_a_node_is_skipped_for_everyone_only_once_two_users_placed_there_reported_it_lost(
+        api: Api, redis: Any) -> None:
+    """``avoid`` takes a node out of the reporter's own placement (and alternates) at once; for every
+    other client only once two distinct users the API placed there reported it against the same
+    heartbeat (the same user twice is one report; accounts never sent there are not counted); a newer
+    heartbeat of it puts it back, and reports against that heartbeat count anew."""
     owner = await api.user()
     room = await new_room(api, owner)
     registry = NodeRegistry(redis)
@@ -97,22 +99,58 @@ async def test_a_node_is_skipped_for_everyone_only_once_two_users_reported_it_lo
     assert status == 200
     await registry.announce(_entry("node_dead", 9002, cpu=0.1, viewer_cap=100, updated_ms=1), 30)
     await registry.announce(_entry("node_e", 9003, cpu=0.5, viewer_cap=100, updated_ms=1), 30)
-    first, second, bystander = await api.user(), await api.user(), await api.user()
+    first, second, third, bystander = (await api.user(), await api.user(), await api.user(), await api.user())
+    throwaways = [await api.user(), await api.user()]
 
-    async def placed(user: Any, avoid: str | None = None) -> str:
+    async def answer(user: Any, avoid: str | None = None) -> dict[str, Any]:
         status, body = await api.call("POST", f"/rooms/{room}/token", user, json={"avoid": avoid} if avoid else {})
         assert status == 200, body
-        return str(body["node"])
+        return dict(body)
+
+    async def placed(user: Any, avoid: str | None = None) -> str:
+        return str((await answer(user, avoid))["node"])
 
     dead, live = "http://127.0.0.1:9002", "http://127.0.0.1:9003"
+    for user in (first, second, third, bystander):
+        assert await placed(user) == dead
+    for user in throwaways:  # never placed on node_dead: their word is not counted
+        reply = await answer(user, "node_dead")
+        assert reply["node"] == live and dead not in reply.get("alternates", [])  # their own answer skips it
     assert await placed(bystander) == dead
-    assert await placed(first, "node_dead") == live  # the reporter's own placement skips it at once
+    reply = await answer(first, "node_dead")
+    assert reply["node"] == live and dead not in reply.get("alternates", [])  # nor as its alternate
     assert await placed(bystander) == dead  # one user's word is not enough for the others
     assert await placed(first, "node_dead") == live
     assert await placed(bystander) == dead  # the same user twice is still one reporter
     assert await placed(second, "node_dead") == live
     assert await placed(bystander) == live  # two users: skipped for everyone
-    status, body = await api.call("POST", f"/rooms/{room}/token", bystander, json={})
-    assert dead not in body["alternates"]  # nor named as an alternate
-    await registry.announce(_entry("node_dead", 9002, cpu=0.1, viewer_cap=100, updated_ms=2), 30)  # alive
+    assert dead not in (await answer(bystander)).get("alternates", [])  # nor named as an alternate
+    # It heartbeats again (alive), then dies: the first reports against the new heartbeat count at once.
+    await registry.announce(_entry("node_dead", 9002, cpu=0.1, viewer_cap=100, updated_ms=2), 30)
+    assert await placed(first, "node_dead") == live
+    assert await placed(third, "node_dead") == live
+    assert await placed(bystander) == live
+    await registry.announce(_entry("node_dead", 9002, cpu=0.1, viewer_cap=100, updated_ms=3), 30)  # alive
     assert await placed(bystander) == dead
+
+
+@ON_CLUSTER_TOO
+async def test_alternates_skip_the_node_this_request_avoids_and_prefer_nodes_that_are_not_full(
+        api: Api, redis: Any) -> None:
+    """A viewer's alternates never name the node its request reports lost, and name a node below its
+    viewer cap before a full one."""
+    owner = await api.user()
+    room = await new_room(api, owner)
+    registry = NodeRegistry(redis)
+    await registry.announce(_entry("node_a", 9001, cpu=0.1, updated_ms=1), 30)
+    status, _ = await api.call("POST", f"/rooms/{room}/token", owner, json={"role": "broadcaster"})
+    assert status == 200
+    await registry.announce(_entry("node_b", 9002, cpu=0.2, viewer_cap=5, viewers=5, updated_ms=1), 30)
+    await registry.announce(_entry("node_c", 9003, cpu=0.3, updated_ms=1), 30)
+    await registry.announce(_entry("node_d", 9004, cpu=0.4, updated_ms=1), 30)
+    for _ in range(6):
+        status, body = await api.call("POST", f"/rooms/{room}/token", await api.user(), json={})
+        assert status == 200 and body["node"] == "http://127.0.0.1:9001"
+        assert sorted(body["alternates"]) == ["http://127.0.0.1:9003", "http://127.0.0.1:9004"]  # not the full one
+        status, body = await api.call("POST", f"/rooms/{room}/token", await api.user(), json={"avoid": "node_c"})
+        assert status == 200 and "http://127.0.0.1:9003" not in body["alternates"]

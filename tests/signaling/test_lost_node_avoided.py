@@ -238,3 +238,105 @@ async def test_signal_js_goes_to_the_alternate_with_the_token_it_holds(
             assert states[-1] == {"state": "connected", "resumed": False, "moved": True, "node": other.node_id}
         finally:
             await browser.close()
+
+
+async def _signal_page(browser: Any, port: int, ticket: Callable[..., Any], key: str) -> tuple[Any, str]:
+    """A page on node ``port`` running ``signal.js`` with ``ticket`` as its getToken; connected: its node id."""
+    page = await (await browser.new_context(bypass_csp=True)).new_page()
+    await page.expose_function("ticket", ticket)
+    await page.goto(f"http://127.0.0.1:{port}/static/lib/signal.js")
+    on = await asyncio.wait_for(page.evaluate("""async (key) => {
+        const { Signal } = await import("/static/lib/signal.js");
+        window.states = [];
+        window.signal = new Signal({ getToken: (hint) => window.ticket(hint || {}), resumeKey: key });
+        window.signal.addEventListener("state", (e) => window.states.push(e.detail));
+        return (await window.signal.connect()).node;
+    }""", key), STEP_S * 2)
+    return page, str(on)
+
+
+@pytest.mark.chromium
+async def test_signal_js_gives_up_a_hung_alternate_and_goes_to_the_next(
+        start_node: Callable[..., Any], token: Callable[..., str], redis: Any) -> None:
+    """The first alternate accepts the TCP connect and never answers (a hung box): the page's connect
+    there with the held token times out, and it goes on to the next alternate, without getToken."""
+    victim_node = await start_node(**LONG_TTL)
+    other = await start_node(**LONG_TTL)
+    for entry in await registered_count(redis, 2):
+        for n in (victim_node, other):
+            if entry.url == f"http://127.0.0.1:{n.port}":
+                n.node_id = entry.id
+    held: list[asyncio.StreamWriter] = []
+
+    async def keep(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    hung = await asyncio.start_server(keep, "127.0.0.1", 0)
+    hung_url = f"http://127.0.0.1:{hung.sockets[0].getsockname()[1]}"
+    hints: list[dict[str, Any]] = []
+
+    async def ticket(hint: dict[str, Any]) -> dict[str, Any]:
+        hints.append(hint)
+        return {"token": token("ivy"), "expires_at": int(time.time()) + 300,
+                "node": f"http://127.0.0.1:{victim_node.port}",
+                "alternates": [hung_url, f"http://127.0.0.1:{other.port}"]}
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, "--enable-automation"],
+                                           timeout=STEP_S * 6 * 1000)
+        try:
+            page, on = await _signal_page(browser, other.port, ticket, "hung-test")
+            assert on == victim_node.node_id
+            _kill(victim_node)
+            await victim_node.proc.wait()
+            await page.wait_for_function(f"window.signal.hello.node === {other.node_id!r}", timeout=BACK_S * 1000)
+            assert hints == [{}] and held  # the hung alternate was tried, with the held token
+        finally:
+            await browser.close()
+            hung.close()
+            for writer in held:
+                writer.close()
+
+
+@pytest.mark.chromium
+async def test_signal_js_close_forgets_the_held_token(
+        start_node: Callable[..., Any], token: Callable[..., str], redis: Any) -> None:
+    """The page closes its Signal while it is reconnecting with the held token (its node was killed),
+    then connects again: that connect asks getToken (a new token and node), never the old ones."""
+    victim_node = await start_node(**LONG_TTL)
+    other = await start_node(**LONG_TTL)
+    for entry in await registered_count(redis, 2):
+        for n in (victim_node, other):
+            if entry.url == f"http://127.0.0.1:{n.port}":
+                n.node_id = entry.id
+    hints: list[dict[str, Any]] = []
+
+    async def ticket(hint: dict[str, Any]) -> dict[str, Any]:
+        hints.append(hint)
+        node = victim_node if len(hints) == 1 else other
+        return {"token": token("ivy"), "expires_at": int(time.time()) + 300,
+                "node": f"http://127.0.0.1:{node.port}", "alternates": [f"http://127.0.0.1:{other.port}"]}
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, "--enable-automation"],
+                                           timeout=STEP_S * 6 * 1000)
+        try:
+            page, on = await _signal_page(browser, other.port, ticket, "close-test")
+            assert on == victim_node.node_id
+            # Hold the reconnect: the page's timers stop until the test has closed the Signal.
+            await page.evaluate("""() => {
+                window.signal.addEventListener("state", (e) => {
+                  if (e.detail.state === "reconnecting" && !window.closedOnce) {
+                    window.closedOnce = true;
+                    window.signal.close();
+                  }
+                });
+            }""")
+            _kill(victim_node)
+            await victim_node.proc.wait()
+            await page.wait_for_function("window.closedOnce === true", timeout=BACK_S * 1000)
+            again = await asyncio.wait_for(page.evaluate("async () => (await window.signal.connect()).node"),
+                                           STEP_S * 2)
+            assert again == other.node_id and len(hints) == 2
+        finally:
+            await browser.close()

@@ -10,7 +10,7 @@ import pytest
 from switchboard import keyspace, resp
 from switchboard.embedded import EmbeddedRedis
 from switchboard.keyspace import open_redis
-from switchboard.placement import CPU_LIMIT, Placement, select
+from switchboard.placement import CPU_LIMIT, Placement, alternates, select
 from switchboard.registry import NodeEntry, NodeRegistry
 from switchboard.resp import Resp
 from tests.conftest import REDIS_KINDS, redis_url_of
@@ -225,20 +225,38 @@ async def test_a_look_leaves_in_one_write_with_its_callers_commands(redis_server
 
 
 async def test_a_node_two_users_reported_lost_is_skipped_for_all_until_its_next_heartbeat(redis: Any) -> None:
-    """The first viewers of a killed edge to find it dead name it; once two users did, the API places
-    nobody there while its entry is the one seen then (a killed node writes no newer one). A live
-    node wrongly reported comes back with its next heartbeat."""
-    registry, placement = NodeRegistry(redis), Placement(redis)
+    """The first viewers of a killed edge to find it dead name it; once two users the API placed there
+    did, no API process (the verdict is kept in Redis) places anybody there while its entry is the one
+    seen then (a killed node writes no newer one). A live node wrongly reported comes back with its
+    next heartbeat."""
+    registry, placement, other_api = NodeRegistry(redis), Placement(redis), Placement(redis)
     await registry.announce(node("o", cpu=0.1, viewer_cap=10, viewers=10, updated_ms=1), ttl_s=30)
     await registry.announce(node("dead", cpu=0.2, viewer_cap=10, viewers=12, updated_ms=1), ttl_s=30)
     await registry.announce(node("e", cpu=0.3, viewer_cap=10, viewers=12, updated_ms=1), ttl_s=30)
     await placement.for_room("show-1")  # the broadcaster: pinned to o
+    dead = next(n for n in await registry.nodes() if n.id == "dead")
+    for reporter in ("stranger-1", "stranger-2"):  # never placed on dead: not counted
+        got = (await placement.for_room("show-1", viewer=True, avoid="dead", reporter=reporter)).id  # type: ignore[union-attr]
+        assert got != "dead"
+    assert not any(n.suspected for n in await registry.nodes())
+    for reporter in ("user-1", "user-2"):
+        await placement.record(reporter, [dead])
     for reporter in ("user-1", "user-2"):
         got = (await placement.for_room("show-1", viewer=True, avoid="dead", reporter=reporter)).id  # type: ignore[union-attr]
-        assert got == "o"
-    got = [(await placement.for_room("show-1", viewer=True)).id for _ in range(6)]  # type: ignore[union-attr]
+        assert got != "dead"
+    got = [(await other_api.for_room("show-1", viewer=True)).id for _ in range(6)]  # type: ignore[union-attr]
     assert "dead" not in got and set(got) == {"o", "e"}  # without the reports: dead had the fewest for its cap
-    assert (await placement.for_session()).id == "o"  # type: ignore[union-attr]  # sessions skip it too
+    assert (await other_api.for_session()).id == "o"  # type: ignore[union-attr]  # sessions skip it too
     await registry.announce(node("dead", cpu=0.2, viewer_cap=10, viewers=12, updated_ms=2), ttl_s=30)  # alive
     got = [(await placement.for_room("show-1", viewer=True)).id for _ in range(6)]  # type: ignore[union-attr]
     assert "dead" in got
+
+
+def test_alternates_prefer_nodes_below_the_cpu_limit_and_not_full_then_the_region() -> None:
+    """A lost node's clients go first where placement would send them: not full, below the CPU limit."""
+    cool, full = node("cool", cpu=0.2, region="us"), node("full", cpu=0.1, viewer_cap=2, viewers=2, region="eu")
+    hot, near = node("hot", cpu=CPU_LIMIT + 0.05, region="eu"), node("near", cpu=0.3, region="eu")
+    nodes = [cool, full, hot, near, node("placed"), node("gone", draining=True)]
+    for user in ("u1", "u2", "u3", "u4"):
+        assert alternates(nodes, "placed", user, region="eu", limit=4) == [near, cool, full, hot]
+        assert alternates(nodes, "placed", user, exclude={"near"}, limit=1) == [cool]

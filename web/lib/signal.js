@@ -26,6 +26,13 @@
 const REQUEST_TIMEOUT_MS = 15000;
 const BACKOFF_MS = [250, 500, 1000, 1000, 1000, 2000, 3000];
 const HELD_MARGIN_MS = 20000; // a kept token reconnects without getToken only with this long to live
+// A connect with the kept token that has no `hello` by then is given up (the next target is tried): a
+// dead box that sends no reset, or a hung node, would otherwise hold the page for the browser's TCP
+// timeout. It covers a busy node's gate (up to 2 s) and the hello; the SDK's bounds add up the same.
+const HELD_CONNECT_MS = 7000;
+// A session that lasted this long starts the backoff over; shorter ones (a node that drops each socket
+// right after its hello) keep it growing, so the page does not open a socket every 250 ms.
+const STABLE_MS = 5000;
 
 /** A wait between half and all of `ms` ("equal jitter"). */
 export function jittered(ms) {
@@ -59,6 +66,8 @@ export class Signal extends EventTarget {
     this.avoid = null; // that node's id once a connect to it failed: getToken({avoid}) asks the API to skip it
     this.held = null; // getToken's last whole answer ({token, expires_at, node, alternates})
     this.heldTargets = null; // after a lost socket: the nodes still to try with the held token
+    this.helloAt = 0; // Date.now() of the last hello
+    this.heldFresh = false; // heldTargets was just filled: none of them tried yet
   }
 
   /** The token and the node from `getToken`'s answer (a token string, or the API's {token, node}). */
@@ -125,12 +134,18 @@ export class Signal extends EventTarget {
     this.ws = ws;
     return new Promise((resolve, reject) => {
       let welcomed = false;
+      let answered = false; // the node upgraded the socket: it lives, whatever comes next
+      ws.onopen = () => { answered = true; };
+      // A kept token's connect is bounded: closing the socket ends in onclose (not welcomed: 1006 from
+      // the browser, as a refused connect), which rejects and moves on to the next target.
+      const timer = direct ? setTimeout(() => { if (!welcomed) ws.close(); }, HELD_CONNECT_MS) : null;
       ws.onmessage = (event) => {
         let message;
         try { message = JSON.parse(event.data); } catch { return; }
         if (message.type === "hello") {
           welcomed = true;
-          this.attempt = 0;
+          clearTimeout(timer);
+          this.helloAt = Date.now();
           this.lost = null;
           this.avoid = null;
           this.heldTargets = null;
@@ -143,6 +158,7 @@ export class Signal extends EventTarget {
         this._receive(message);
       };
       ws.onclose = (event) => {
+        clearTimeout(timer);
         if (this.ws !== ws) return;
         this.ws = null;
         clearTimeout(this.refreshTimer);
@@ -167,14 +183,17 @@ export class Signal extends EventTarget {
           this._state("too_many_sockets");
           return;
         }
+        if (welcomed && Date.now() - this.helloAt >= STABLE_MS) this.attempt = 0; // a session that lasted
         if (welcomed && !this.closedByUs && !this.moveTo) {
           this.lost = { url: this.node, id: this.hello?.node || null };
           const held = this.held;
           if (held && held.expires_at * 1000 - Date.now() >= HELD_MARGIN_MS) {
             this.heldTargets = [this.node, ...(held.alternates || []).filter((u) => u !== this.node)];
+            this.heldFresh = true; // its first target waits the backoff, the others follow 100 ms apart
           }
-        } else if (!welcomed && this.lost?.id && this.node === this.lost.url && event.code === 1006) {
-          // The node we lost refuses connects (killed): ask the API for another one.
+        } else if (!welcomed && !answered && this.lost?.id && this.node === this.lost.url && event.code === 1006) {
+          // The node we lost refuses connects (killed) or never answers: ask the API for another one.
+          // A node that upgraded the socket (then said `overloaded`, say) lives: it is never named.
           this.avoid = this.lost.id;
         }
         if (!welcomed) {
@@ -218,7 +237,8 @@ export class Signal extends EventTarget {
     // A drain's `reconnect` goes at once; a lost socket backs off (with jitter) while the API still
     // names a node that may be dead.
     // The alternates of a kept token are tried one after the other, a moment apart.
-    const next = this.heldTargets?.length > 0 && this.attempt > 0;
+    const next = this.heldTargets?.length > 0 && !this.heldFresh;
+    this.heldFresh = false;
     const delay = this.moveTo ? 0 : jittered(next ? 100 : BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)]);
     this.attempt += 1;
     this._state("reconnecting", { attempt: this.attempt });
@@ -268,6 +288,13 @@ export class Signal extends EventTarget {
     this.closedByUs = true;
     clearTimeout(this.refreshTimer);
     sessionStorage.removeItem(this.resumeKey);
+    // A later connect() asks getToken anew: never an old token, node or lost node of this session.
+    this.held = null;
+    this.heldTargets = null;
+    this.lost = null;
+    this.avoid = null;
+    this.moveTo = null;
+    this.heldFresh = false;
     this.ws?.close(1000, "bye");
   }
 }
