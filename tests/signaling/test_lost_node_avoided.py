@@ -171,16 +171,7 @@ async def test_signal_js_names_the_node_it_lost_and_is_placed_elsewhere_at_once(
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, "--enable-automation"],
                                            timeout=STEP_S * 6 * 1000)
         try:
-            page = await (await browser.new_context(bypass_csp=True)).new_page()
-            await page.expose_function("ticket", ticket)
-            await page.goto(f"http://127.0.0.1:{other.port}/static/lib/signal.js")
-            on = await asyncio.wait_for(page.evaluate("""async () => {
-                const { Signal } = await import("/static/lib/signal.js");
-                window.states = [];
-                window.signal = new Signal({ getToken: (hint) => window.ticket(hint || {}), resumeKey: "avoid-test" });
-                window.signal.addEventListener("state", (e) => window.states.push(e.detail));
-                return (await window.signal.connect()).node;
-            }"""), STEP_S * 2)
+            page, on = await _signal_page(browser, other.port, ticket, "avoid-test")
             assert on == victim_node.node_id  # the region's node
             _kill(victim_node)
             await victim_node.proc.wait()
@@ -219,16 +210,7 @@ async def test_signal_js_goes_to_the_alternate_with_the_token_it_holds(
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, "--enable-automation"],
                                            timeout=STEP_S * 6 * 1000)
         try:
-            page = await (await browser.new_context(bypass_csp=True)).new_page()
-            await page.expose_function("ticket", ticket)
-            await page.goto(f"http://127.0.0.1:{other.port}/static/lib/signal.js")
-            on = await asyncio.wait_for(page.evaluate("""async () => {
-                const { Signal } = await import("/static/lib/signal.js");
-                window.states = [];
-                window.signal = new Signal({ getToken: (hint) => window.ticket(hint || {}), resumeKey: "held-test" });
-                window.signal.addEventListener("state", (e) => window.states.push(e.detail));
-                return (await window.signal.connect()).node;
-            }"""), STEP_S * 2)
+            page, on = await _signal_page(browser, other.port, ticket, "held-test")
             assert on == victim_node.node_id
             _kill(victim_node)
             await victim_node.proc.wait()
