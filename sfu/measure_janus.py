@@ -9,7 +9,7 @@ JSEP says ``"trickle": false`` and carries its candidates. A keepalive every
 :data:`KEEPALIVE_S` keeps the session (Janus drops it after 60 s of silence).
 
 The URL the bench passes is ``janus+ws://HOST:PORT``. The class has the surface of
-:class:`sfu.measure.Signal` the publisher and viewers use.
+:class:`sfu.measure_signal.Signal` the publisher and viewers use.
 """
 
 from __future__ import annotations
