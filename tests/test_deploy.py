@@ -16,7 +16,8 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from switchboard.cli import Process, build_up_app
+from switchboard.cli.assembly import Process
+from switchboard.cli.commands import build_up_app
 from switchboard.keys import KeyPaths, ensure_secrets
 from switchboard.settings import load_settings
 

@@ -14,7 +14,8 @@ from argon2 import PasswordHasher
 
 from control_api.accounts import ensure_admin
 from control_api.db import open_engine, sessions
-from switchboard.cli import Process, _prepare_database, build_up_app, frozen_once_started
+from switchboard.cli.assembly import Process, prepare_database
+from switchboard.cli.commands import build_up_app, frozen_once_started
 from switchboard.keys import KeyPaths, ensure_secrets
 from switchboard.logs import configure_logging
 from switchboard.settings import LogSettings, Settings, load_settings
@@ -80,9 +81,9 @@ async def test_request_id_is_echoed_and_logged(aiohttp_client, up_app: web.Appli
 
 async def test_first_start_makes_one_admin(database_url: str) -> None:
     settings = load_settings(environ={})
-    first = await _prepare_database(settings, database_url)
+    first = await prepare_database(settings, database_url)
     assert first is not None and first.email == settings.api.admin_email
-    assert await _prepare_database(settings, database_url) is None  # reused, never a second admin
+    assert await prepare_database(settings, database_url) is None  # reused, never a second admin
     engine = open_engine(database_url, pool_size=1)
     try:
         again = await ensure_admin(sessions(engine), "other@example.com", PasswordHasher())

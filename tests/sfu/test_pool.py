@@ -136,7 +136,7 @@ async def test_a_dead_worker_closes_its_peers_and_the_pool_keeps_serving(pool: W
 @pytest.fixture
 def node_deps(tmp_path):  # type: ignore[no-untyped-def]
     """What ``switchboard node --workers 2`` builds (a sync fixture: it reads settings and key files)."""
-    from switchboard.cli import _node_deps
+    from switchboard.cli.assembly import node_deps
     from switchboard.health import Readiness
     from switchboard.keys import KeyPaths, ensure_secrets
     from switchboard.settings import load_settings
@@ -144,7 +144,7 @@ def node_deps(tmp_path):  # type: ignore[no-untyped-def]
     settings = load_settings(None, {"SWITCHBOARD_DATA_DIR": str(tmp_path), "SWITCHBOARD_NODE_WORKERS": "2",
                                     "SWITCHBOARD_NODE_VIEWERS_PER_WORKER": "7"})
     ensure_secrets(KeyPaths.from_settings(settings))
-    return _node_deps(settings, "", Readiness(), pool=True)
+    return node_deps(settings, "", Readiness(), pool=True)
 
 
 async def test_the_node_runs_its_sfu_as_a_pool_of_worker_processes(node_deps) -> None:  # type: ignore[no-untyped-def]

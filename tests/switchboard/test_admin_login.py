@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from control_api.accounts import AdminLogin
-from switchboard.cli import admin_login_line
+from switchboard.cli.commands import admin_login_line
 
 LOGIN = AdminLogin(email="admin@switchboard.local", password="s3cret-first-run")
 SAVED = Path("/srv/switchboard/var/secrets/admin_login")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from switchboard.cli import Process
+from switchboard.cli.assembly import Process
 from switchboard.embedded import free_port
 from switchboard.keys import KeyPaths, ensure_secrets
 from switchboard.settings import load_settings
