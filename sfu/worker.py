@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from sfu import aiortc_private
-from sfu.admission import Admission, LoopLag
+from sfu.admission import BURST_IN_FLIGHT, Admission, LoopLag
 from sfu.clips import Clip
 from sfu.errors import Faults, NoClip, SfuError, UnknownRoom
 from sfu.fanout import open_plane
@@ -67,7 +67,7 @@ class Worker:
         self.certificate = DtlsCertificate()
         """One DTLS key and certificate for every peer connection of this worker."""
         self.lag = LoopLag()
-        self.admission = Admission(self.lag)
+        self.admission = Admission(self.lag, burst_in_flight=BURST_IN_FLIGHT)
         """Joins are paced (bounded in flight, admitted only while the loop keeps time; see sfu.admission)."""
         self.shed_lag_s = SHED_LAG_S
         self.shed = 0

@@ -12,11 +12,14 @@ message), which is what stops the relay.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import redis.asyncio as aioredis
 
 from switchboard.ids import UserId
-from switchboard.keyspace import blocks, friends
+from switchboard.keyspace import blocks, friends, is_cluster
+
+BLOCKED_AMONG_LUA = (Path(__file__).resolve().parent / "lua" / "blocked_among.lua").read_text()
 
 
 class Relations:
@@ -24,6 +27,8 @@ class Relations:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
+        self._cluster = is_cluster(redis)
+        self._among = redis.register_script(BLOCKED_AMONG_LUA)
 
     async def blocked(self, a: UserId, b: UserId) -> bool:
         """True when either of the two blocks the other (each set is read, whichever way it was written)."""
@@ -34,10 +39,16 @@ class Relations:
         return bool(one) or bool(other)
 
     async def blocked_among(self, me: UserId, users: Sequence[UserId]) -> set[UserId]:
-        """The users among ``users`` with a block either way with ``me`` (one round trip)."""
+        """The users among ``users`` with a block either way with ``me`` (one round trip): every
+        pair read at each call, both ways. On one Redis in one script call (blocked_among.lua: a
+        show's join reads as many sets as it has members, and one command each cost the node's loop
+        ~0.13 ms); on a cluster, whose keys are in many slots, in one pipeline."""
         others = [u for u in dict.fromkeys(users) if u != me]
         if not others:
             return set()
+        if not self._cluster:
+            hits = await self._among(keys=[blocks(me), *(blocks(u) for u in others)], args=[me, *others])
+            return {others[int(i) - 1] for i in hits}
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.smismember(blocks(me), others)
             for u in others:

@@ -82,16 +82,40 @@ def alternates(nodes: Iterable[NodeEntry], placed: str, key: str, region: str = 
     not draining nor excluded, those below :data:`CPU_LIMIT` and not full first (as :func:`select`
     prefers them), then those in ``region``, each group ordered by a hash of ``key`` (the user) and the
     node id. Each client's order is its own and stable, so a lost node's clients spread evenly over the
-    others without asking anyone at the moment of the loss."""
+    others without asking anyone at the moment of the loss.
+
+    "Not full first" holds only while the nodes that are not full have room for the lost node's
+    clients (:func:`_room_for_loss`). When they have not (every node near its cap: the lost node's
+    clients overflow wherever they go, :func:`overflow`), fullness is not ranked, so the burst splits
+    over every survivor rather than landing whole on the one node a little below its cap (measured:
+    90 viewers of a killed edge all on the other edge while the origin sat at its cap)."""
+    nodes = list(nodes)
     skip = {placed, *exclude}
     open_ = [n for n in nodes if not n.draining and n.id not in skip]
+    lost = next((n for n in nodes if n.id == placed), None)
+    spill = lost is not None and not _room_for_loss(lost, open_)
 
     def rank(n: NodeEntry) -> tuple[int, bool, bytes]:
-        tier = 0 if n.cpu < CPU_LIMIT and not n.full else 1 if n.cpu < CPU_LIMIT else 2
+        full = n.full and not spill
+        tier = 0 if n.cpu < CPU_LIMIT and not full else 1 if n.cpu < CPU_LIMIT else 2
         return tier, bool(region) and n.region != region, hashlib.blake2b(f"{key}/{n.id}".encode(),
                                                                          digest_size=8).digest()
 
     return sorted(open_, key=rank)[:limit]
+
+
+def _room_for_loss(lost: NodeEntry, others: list[NodeEntry]) -> bool:
+    """Whether the nodes of ``others`` below their cap can take the sessions ``lost`` would send them:
+    as many as it holds, or its cap if that is more (a token is read while its node still fills up)."""
+    coming = max(lost.viewers, lost.viewer_cap)
+    room = 0
+    for n in others:
+        if n.cpu >= CPU_LIMIT or n.full:
+            continue
+        if n.viewer_cap <= 0:
+            return True  # no cap: room for any number
+        room += n.viewer_cap - n.viewers
+    return room >= coming
 
 
 class RoomLook(NamedTuple):

@@ -154,3 +154,32 @@ async def test_alternates_skip_the_node_this_request_avoids_and_prefer_nodes_tha
         assert sorted(body["alternates"]) == ["http://127.0.0.1:9003", "http://127.0.0.1:9004"]  # not the full one
         status, body = await api.call("POST", f"/rooms/{room}/token", await api.user(), json={"avoid": "node_c"})
         assert status == 200 and "http://127.0.0.1:9003" not in body["alternates"]
+
+
+@ON_CLUSTER_TOO
+async def test_alternates_spread_a_lost_nodes_viewers_over_full_nodes_too_when_the_others_lack_room(
+        api: Api, redis: Any) -> None:
+    """When the nodes below their cap have no room for the viewers a lost node would send (its cap),
+    a full node is ranked like the others: the viewers' first alternates split over every other node
+    (they overflow anyway) rather than all naming the one node just below its cap. With room enough
+    there, the full node stays last."""
+    owner = await api.user()
+    room = await new_room(api, owner)
+    registry = NodeRegistry(redis)
+    await registry.announce(_entry("node_o", 9001, cpu=0.05, viewer_cap=20, viewers=20, updated_ms=1), 30)
+    status, _ = await api.call("POST", f"/rooms/{room}/token", owner, json={"role": "broadcaster"})
+    assert status == 200
+    await registry.announce(_entry("node_a", 9002, cpu=0.1, viewer_cap=20, updated_ms=1), 30)
+    await registry.announce(_entry("node_b", 9003, cpu=0.5, viewer_cap=20, viewers=15, updated_ms=1), 30)
+    firsts = set()
+    for _ in range(10):
+        status, body = await api.call("POST", f"/rooms/{room}/token", await api.user(), json={})
+        assert status == 200 and body["node"] == "http://127.0.0.1:9002"
+        assert sorted(body["alternates"]) == ["http://127.0.0.1:9001", "http://127.0.0.1:9003"]
+        firsts.add(body["alternates"][0])
+    assert firsts == {"http://127.0.0.1:9001", "http://127.0.0.1:9003"}  # 10 viewers: 1 in 512 to fail by chance
+    # node_b has room for node_a's cap: the full origin comes last for everyone.
+    await registry.announce(_entry("node_b", 9003, cpu=0.5, viewer_cap=40, viewers=15, updated_ms=2), 30)
+    for _ in range(6):
+        status, body = await api.call("POST", f"/rooms/{room}/token", await api.user(), json={})
+        assert status == 200 and body["alternates"] == ["http://127.0.0.1:9003", "http://127.0.0.1:9001"]

@@ -242,3 +242,31 @@ async def test_a_receive_backlog_lets_the_loop_read_its_sockets_between_batches(
     await task
     assert len(handled) == 100
     assert seen_at and seen_at[0] <= 2 * aiortc_private.RECEIVE_BATCH
+
+
+async def test_an_idle_loop_lets_more_joins_in_flight_and_a_busier_one_only_the_base_slots() -> None:
+    """``burst_in_flight`` slots while the loop keeps its timers within ``idle_lag_s``; once it runs
+    later (still under ``lag_limit_s``), only ``in_flight``: the extra joins wait, and get in as
+    joins finish or the loop is idle again."""
+    lag = still_lag(late=0.0)
+    admission = Admission(lag, in_flight=2, burst_in_flight=4, idle_lag_s=0.02, lag_limit_s=0.1)
+    held = [await admission.enter() for _ in range(4)]  # idle: four at once
+    fifth = asyncio.ensure_future(admission.enter())
+    await settle()
+    assert not fifth.done() and admission.active == 4  # never beyond the burst slots
+    lag.samples.append(0.05)  # busier: late, but under the lag limit
+    held.pop().release()
+    held.pop().release()
+    await settle()
+    assert not fifth.done() and admission.active == 2  # base slots only, and both are taken
+    held.pop().release()
+    await settle()
+    assert fifth.done() and admission.active == 2
+    lag.samples.clear()
+    lag.samples.append(0.0)
+    sixth, seventh = asyncio.ensure_future(admission.enter()), asyncio.ensure_future(admission.enter())
+    await settle()
+    assert sixth.done() and seventh.done() and admission.active == 4  # idle again: the burst slots
+    for ticket in (held.pop(), await fifth, await sixth, await seventh):
+        ticket.release()
+    assert admission.active == 0

@@ -87,3 +87,27 @@ async def test_a_live_block_keeps_two_viewers_apart_and_an_owners_block_removes(
             await host.ok("ping")
             await asyncio.sleep(0.02)
     assert (await host.ok("show.roster", room=room))["roster"] == [owner, b]
+
+
+async def test_a_joiner_is_kept_apart_from_members_it_blocks_and_members_that_block_it(
+        node: Node, token: Callable[..., str], redis: Any) -> None:
+    """The join reads both sides for every member: a member the joiner's own set names, and a member
+    whose set names the joiner, are both kept apart; the others (more than one, so the check runs over
+    many members at once) see the joiner."""
+    owner, joiner, blocked_by_joiner, blocker, *others = users(7)
+    room = f"show-{uuid.uuid4().hex[:8]}"
+    host = await node.connect(token(owner, room, publish=True, subscribe=True, verified=True))
+    await host.ok("show.create")
+    members = {}
+    for user in (blocked_by_joiner, blocker, *others):
+        members[user] = await node.connect(token(user, room, subscribe=True, verified=True))
+        await members[user].ok("show.join", room=room)
+    await block(redis, joiner, blocked_by_joiner, notice=False, both_sets=False)  # the joiner's set only
+    await block(redis, blocker, joiner, notice=False, both_sets=False)  # the member's set only
+    pj = await node.connect(token(joiner, room, subscribe=True, verified=True))
+    joined = await pj.ok("show.join", room=room)
+    assert blocked_by_joiner not in joined["roster"] and blocker not in joined["roster"]
+    assert {owner, joiner, *others} <= set(joined["roster"])
+    await settle(host, pj, *members.values())
+    assert joiner not in last_roster(members[blocked_by_joiner]) and joiner not in last_roster(members[blocker])
+    assert all(joiner in last_roster(members[u]) for u in others)
