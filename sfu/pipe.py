@@ -227,15 +227,10 @@ class PipeTransport:
         for c in self.exported.values():
             c.flow(c.producer.simulcast is None or c.ssrc in ssrcs)
 
-    @property
-    def layers_held(self) -> int:
-        """Exporting end: simulcast layers described but not crossing (nobody on the far side uses them)."""
-        return sum(1 for c in self.exported.values() if not c.flowing)
-
-    @property
-    def layers_crossing(self) -> int:
-        """Exporting end: simulcast layers crossing."""
-        return sum(1 for c in self.exported.values() if c.flowing and c.producer.simulcast is not None)
+    def layers(self) -> tuple[int, int]:
+        """Exporting end: simulcast layers (crossing, held: described but nobody on the far side uses them)."""
+        layers = [c.flowing for c in self.exported.values() if c.producer.simulcast is not None]
+        return sum(layers), len(layers) - sum(layers)
 
     def descriptors(self) -> list[Descriptor]:
         return [describe(c.producer) for c in self.exported.values()]

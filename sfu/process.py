@@ -51,8 +51,9 @@ def counters(worker: Worker) -> dict[str, Any]:
     for router in worker.routers.values():
         faults += router.faults.total
         forged += sum(p.forged for p in router.pipes.values())
-        held += sum(p.layers_held for p in router.pipes.values())
-        crossing += sum(p.layers_crossing for p in router.pipes.values())
+        for pipe in router.pipes.values():
+            on, off = pipe.layers()
+            crossing, held = crossing + on, held + off
         for t in router.transports.values():
             forwarded += sum(c.packets for c in t.consumers.values())
             retransmitted += sum(c.retransmitted for c in t.consumers.values())
