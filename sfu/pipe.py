@@ -8,10 +8,11 @@ producer per piped track (same id, codec and SSRC), with its own NACK cache, so 
 are answered there; their PLIs are merged by that producer and sent back through the pipe as RTCP,
 where they become keyframe requests on the real producer (merged again, then upstream).
 
-A simulcast track crosses whole: every layer is piped, and its descriptor names the track (the id of
-its exposed layer on the exporting side) and the layer's rank. The importing end builds one
-:class:`SimulcastTrack` per track from them, so the viewers there get the same per-viewer layer
-choice; a switch's keyframe request goes back as a PLI on that layer's SSRC.
+A simulcast track is described whole: every layer's descriptor names the track (the id of its
+exposed layer on the exporting side), the layer's rank and its bitrate as the exporting side measures
+it. The importing end builds one :class:`SimulcastTrack` per track from them, so the viewers there get
+the same per-viewer layer choice (on those bitrates); a switch's keyframe request goes back as a PLI
+on that layer's SSRC. Only the layers the importing side uses cross (:mod:`sfu.pipe_demand`).
 
 Both ends are created by their routers and closed by them. The set of piped producers travels in
 control datagrams (first byte 0, then msgpack) sent on every change and every tick; RTP and RTCP
@@ -33,6 +34,7 @@ from typing import Any
 import msgpack
 
 from sfu import aiortc_private, rtcp
+from sfu.pipe_demand import Demand, restart
 from sfu.pipe_seal import FROM_EXPORTER, ReplayWindow, Seal
 from sfu.producer import Codec, Producer
 from sfu.rtp import HEADER
@@ -44,8 +46,8 @@ CONTROL = 0
 
 Descriptor = list[Any]
 """One piped producer: ``[producer_id, peer_id, kind, mime, clock_rate, payload_type, channels, params, ssrc]``,
-then ``track_id, order`` for a simulcast layer (the track's exposed layer's producer id, the layer's rank
-with 0 the lowest)."""
+then ``track_id, order, bitrate`` for a simulcast layer (the track's exposed layer's producer id, the layer's
+rank with 0 the lowest, its bitrate in bit/s as last measured on the exporting side)."""
 
 
 def describe(p: Producer) -> Descriptor:
@@ -54,7 +56,8 @@ def describe(p: Producer) -> Descriptor:
                      [list(kv) for kv in c.parameters], p.ssrc]
     track = p.simulcast
     if track is not None and track.exposed is not None and p in track.layers:
-        d += [track.exposed.producer_id, track.order[track.layers.index(p)]]
+        at = track.layers.index(p)
+        d += [track.exposed.producer_id, track.order[at], round(track.bitrates[at])]
     return d
 
 
@@ -90,7 +93,19 @@ class PipeConsumer:
         self.ssrc = producer.ssrc
         self.packets = 0
         self.started = False
+        self.flowing = False
+        """On the producer's consumers (a simulcast layer the far side does not use is not)."""
         self.closed = False
+
+    def flow(self, on: bool) -> None:
+        """Cross (from the layer's next keyframe) or stop crossing; asks the publisher for nothing."""
+        if on == self.flowing or self.closed:
+            return
+        self.flowing = on
+        if on:
+            self.producer.add_consumer(self)
+        else:
+            self.producer.remove_consumer(self)
 
     def start(self, seq: int, ts: int) -> None:
         self.started = True
@@ -144,6 +159,12 @@ class PipeTransport:
         """Importing end: the piped producers, by SSRC."""
         self.tracks: dict[str, SimulcastTrack] = {}
         """Importing end: the piped simulcast tracks, by track id (the exporting end's exposed layer's id)."""
+        self.rates: dict[int, float] = {}
+        """Importing end: each simulcast layer's bitrate as the exporting end measured it, by SSRC."""
+        self.demand = Demand()
+        """Importing end: the simulcast layers its consumers use (only those cross)."""
+        self.wanted: set[int] | None = None
+        """Exporting end: the simulcast layers the importing end wants; None before it said (all cross)."""
         self.exporting = False
         self.remote: tuple[str, int] | None = None
         self._transport: asyncio.DatagramTransport | None = None
@@ -197,8 +218,19 @@ class PipeTransport:
             return
         consumer = PipeConsumer(producer, self)
         self.exported[producer.ssrc] = consumer
-        producer.add_consumer(consumer)
+        consumer.flow(self.wanted is None or producer.simulcast is None or producer.ssrc in self.wanted)
         self.announce()
+
+    def want(self, ssrcs: set[int]) -> None:
+        """The importing end's list: its simulcast layers cross, the others stop (tracks sent alone always cross)."""
+        self.wanted = ssrcs
+        for c in self.exported.values():
+            c.flow(c.producer.simulcast is None or c.ssrc in ssrcs)
+
+    def layers(self) -> tuple[int, int]:
+        """Exporting end: simulcast layers (crossing, held: described but nobody on the far side uses them)."""
+        layers = [c.flowing for c in self.exported.values() if c.producer.simulcast is not None]
+        return sum(layers), len(layers) - sum(layers)
 
     def descriptors(self) -> list[Descriptor]:
         return [describe(c.producer) for c in self.exported.values()]
@@ -214,6 +246,7 @@ class PipeTransport:
         Simulcast layers join their track (its exposed layer first, whatever the list's order); a layer
         whose track's exposed layer is not in the list waits for it."""
         shown = {str(d[0]) for d in descriptors if track_of(d) is not None and is_exposed(d)}
+        self.rates = {int(d[8]): float(d[11]) for d in descriptors if len(d) >= 12}
         wanted = {int(d[8]): d for d in descriptors if (t := track_of(d)) is None or t[0] in shown}
         gone = [s for s in self.producers if s not in wanted]
         for ssrc in sorted(gone, key=lambda s: self._layer_rank(self.producers[s])):
@@ -235,6 +268,7 @@ class PipeTransport:
             if track is not None:
                 if layer_of is None:
                     layer_of = self.tracks[track[0]] = SimulcastTrack([])
+                    layer_of.measured = self._rate_of
                 producer.simulcast = layer_of
                 layer_of.insert(producer, track[1])
             self.producers[ssrc] = producer
@@ -246,8 +280,24 @@ class PipeTransport:
         track = producer.simulcast
         return 0 if track is None or track.exposed is producer else 1
 
+    def _rate_of(self, producer: Producer) -> float:
+        return self.rates.get(producer.ssrc, 0.0)
+
     def send_pli(self, producer: Producer) -> None:
+        """Ask for a keyframe on a piped producer; a layer not crossing yet is asked for first."""
+        if producer.simulcast is not None and self.demand.touch(producer.ssrc, time.monotonic()):
+            self.tell_wants()
         self.sendto(rtcp.build_pli(self.rtcp_ssrc, producer.ssrc))
+
+    def tell_wants(self) -> None:
+        """Importing end: send the exporting end the simulcast layers we use; a layer starting again
+        starts its numbering afresh."""
+        if self.exporting or self.closed or self.remote is None:
+            return
+        wants = self.demand.wanted(self.producers, time.monotonic())
+        for ssrc in self.demand.newly(wants, self.producers):
+            restart(self.producers[ssrc])
+        self.sendto(bytes([CONTROL]) + msgpack.packb(sorted(wants)))
 
     # both ---------------------------------------------------------------------------------------
 
@@ -270,8 +320,13 @@ class PipeTransport:
             return
         n = len(data)
         self.heard = time.monotonic()
-        if n and data[0] == CONTROL and self.exporting:
-            return  # the importing end's keepalive
+        if n and data[0] == CONTROL and self.exporting:  # the importing end's wants (alone: a keepalive)
+            if n > 1:
+                try:
+                    self.want({int(s) for s in msgpack.unpackb(data[1:])})
+                except (ValueError, TypeError, msgpack.UnpackException):
+                    self.malformed += 1
+            return
         if n and data[0] == CONTROL:
             try:
                 descriptors = msgpack.unpackb(data[1:])
@@ -311,9 +366,8 @@ class PipeTransport:
         importing end of a sealed pipe says it is alive."""
         if self.closed:
             return
-        if not self.exporting:
-            if self._seal is not None and self.remote is not None:
-                self.sendto(bytes([CONTROL]))
+        if not self.exporting:  # our wants, every tick (also the keepalive of a sealed pipe)
+            self.tell_wants()
             return
         self.announce()
         parts = []

@@ -45,11 +45,15 @@ class PoolListener:
 
 def counters(worker: Worker) -> dict[str, Any]:
     forwarded = malformed = unknown = retransmitted = dropped = feedback = nacked = forged = switches = 0
+    held = crossing = 0
     estimates: list[int] = []
     faults = worker.tick_faults.total
     for router in worker.routers.values():
         faults += router.faults.total
         forged += sum(p.forged for p in router.pipes.values())
+        for pipe in router.pipes.values():
+            on, off = pipe.layers()
+            crossing, held = crossing + on, held + off
         for t in router.transports.values():
             forwarded += sum(c.packets for c in t.consumers.values())
             retransmitted += sum(c.retransmitted for c in t.consumers.values())
@@ -70,7 +74,8 @@ def counters(worker: Worker) -> dict[str, Any]:
             "layer_switches": switches,
             "bwe_viewers": len(estimates), "bwe_kbps_p50": estimates[len(estimates) // 2] if estimates else 0,
             "bwe_kbps_min": estimates[0] if estimates else 0,
-            "pipe_forged": forged, "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss,
+            "pipe_forged": forged, "pipe_layers_held": held, "pipe_layers_crossing": crossing,
+            "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss,
             "pid": os.getpid()}
 
 

@@ -210,6 +210,9 @@ class SimulcastTrack:
         (no RTX, no feedback of either kind, no ``abs-send-time`` for REMB)."""
         self.switches = 0
         """Layer changes decided (each becomes a switch at the target's next keyframe)."""
+        self.measured: Callable[[Producer], float] | None = None
+        """A piped track's layers' bitrates as the exporting side measured them (a layer that does not
+        cross the pipe is measured there only); None: measured here, from each layer's octets."""
 
     def insert(self, producer: Producer, order: int) -> None:
         """A layer learnt (its first packet), ``order`` its rank in the offer (0 lowest)."""
@@ -259,8 +262,10 @@ class SimulcastTrack:
     def tick(self, now: float, estimate_of: Callable[[Consumer], float | None] | None = None,
              octets_of: Callable[[Producer], int] | None = None) -> None:
         """Once a tick: measure the layers, choose per viewer, start the switches."""
-        self.bitrates = [m.sample(now, octets_of(p) if octets_of is not None else p.octets_received)
-                         for m, p in zip(self.meters, self.layers, strict=True)]
+        measured = self.measured
+        self.bitrates = ([measured(p) for p in self.layers] if measured is not None else
+                         [m.sample(now, octets_of(p) if octets_of is not None else p.octets_received)
+                          for m, p in zip(self.meters, self.layers, strict=True)])
         for consumer, choice, estimate in list(self.choices.values()):
             if consumer.closed:
                 self.remove(consumer)

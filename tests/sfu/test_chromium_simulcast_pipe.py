@@ -3,7 +3,9 @@ second Worker (the other worker of ``switchboard node --workers 2``) gets the sh
 (UDP on 127.0.0.1, opened and joined as ``WorkerPool`` does it), after the layers are learnt: every
 layer crosses, the far router rebuilds the track, and an aiortc viewer there is moved up to the top
 layer at its keyframe (asked for through the pipe) and decodes it, its sequence numbers continuous;
-when the top layer leaves the pipe, the viewer goes on from a layer still piped.
+when the top layer leaves the pipe, the viewer goes on from a layer still piped. Only the layers the
+far side uses cross (sfu/pipe_demand.py): with its viewer on the top layer the two lower ones stop
+crossing, and a viewer capped down to one of them gets it piped again and decodes it.
 
 Needs root, iproute2 and Chromium (tests/sfu/chromium.py); fails, saying which, without them.
 """
@@ -16,6 +18,8 @@ import pytest
 
 from sfu.events import MemoryEventSink
 from sfu.pipe import PipeTransport
+from sfu.pipe_demand import LINGER_S
+from sfu.process import counters
 from sfu.types import PeerId
 from sfu.worker import Worker
 from switchboard.ids import UserId
@@ -55,7 +59,7 @@ def test_a_viewer_on_the_importing_worker_is_switched_up_a_piped_simulcast_track
             far_port = sfu.call(far.open_pipe(ROOM, PIPE))
             home_port = sfu.call(sfu.worker.open_pipe(ROOM, PIPE))
             descriptors = sfu.call(sfu.worker.connect_pipe(ROOM, PIPE, far_port, True))
-            assert len(descriptors) == 3 and all(len(d) == 11 for d in descriptors), descriptors
+            assert len(descriptors) == 3 and all(len(d) == 12 for d in descriptors), descriptors
             sfu.call(far.connect_pipe(ROOM, PIPE, home_port, False, descriptors))
             router = far.routers[ROOM]
             (track,) = router.tracks
@@ -95,6 +99,69 @@ def test_a_viewer_on_the_importing_worker_is_switched_up_a_piped_simulcast_track
             sfu.call(viewer.wait_frames(frames + 30, timeout=30), timeout=40)
             lost = sfu.call(video_lost(viewer))
             assert abs(lost) < 50, lost
+        finally:
+            if viewer is not None:
+                sfu.call(viewer.close())
+            sfu.call(far.close())
+
+
+def test_a_layer_nobody_on_the_far_worker_watches_stops_crossing_and_a_capped_viewer_gets_it_back() -> None:
+    with chromium_in_namespaces(1) as (sfu, [chrome]):
+        far = Worker(addresses=("127.0.0.1",), events=MemoryEventSink())
+        viewer: Viewer | None = None
+        try:
+            sfu.call(far.start())
+            sfu.call(far.open_room(ROOM))
+            page = chrome.browser.new_page()
+            page.goto("about:blank")
+            offer = page.evaluate(PUBLISH)
+            page.evaluate(ANSWER, sfu.call(sfu.worker.publish(ROOM, PeerId("chrome"), UserId("user-chrome"), offer)))
+            sfu.simulcast_track()
+            far_port = sfu.call(far.open_pipe(ROOM, PIPE))
+            home_port = sfu.call(sfu.worker.open_pipe(ROOM, PIPE))
+            descriptors = sfu.call(sfu.worker.connect_pipe(ROOM, PIPE, far_port, True))
+            sfu.call(far.connect_pipe(ROOM, PIPE, home_port, False, descriptors))
+            (track,) = far.routers[ROOM].tracks
+
+            async def read() -> dict[str, Any]:
+                return counters(sfu.worker)
+
+            def exported() -> dict[str, Any]:  # the home worker's stats, read on its own loop
+                return sfu.call(read())
+
+            # nobody on the far worker yet: after the linger, no layer crosses
+            assert poll(exported, lambda c: c["pipe_layers_crossing"] == 0 and c["pipe_layers_held"] == 3,
+                        LINGER_S + 5)["pipe_layers_held"] == 3
+            viewer = sfu.call(start_viewer(far, ROOM, "far-viewer"))
+            sfu.call(viewer.wait_frames(30, timeout=40), timeout=50)
+            (consumer,) = [c for c, _, _ in track.choices.values()]
+            assert poll(lambda: consumer.producer is track.layers[2], bool, 120), track.bitrates
+            # on the top layer: the two below it stop crossing once the linger is over
+            c = poll(exported, lambda c: c["pipe_layers_crossing"] == 1 and c["pipe_layers_held"] == 2, LINGER_S + 5)
+            assert (c["pipe_layers_crossing"], c["pipe_layers_held"]) == (1, 2), c
+            low = [p.packets_received for p in track.layers[:2]]
+            top = track.layers[2].packets_received
+            sfu.call(viewer.wait_frames(viewer.frames["video"] + 30, timeout=30), timeout=40)
+            assert [p.packets_received for p in track.layers[:2]] == low  # not one packet of them came
+            assert track.layers[2].packets_received > top
+            assert track.bitrates[0] > 0 and track.bitrates[1] > 0  # still known: measured on the home side
+            lost_before = sfu.call(video_lost(viewer))
+
+            # capped to the lowest layer: it is asked for through the pipe, crosses, and the viewer is
+            # moved to it at its keyframe and decodes it, its numbering continuous
+            assert sfu.call(far.set_max_layer(ROOM, PeerId("far-viewer"), 0)) == 1
+            assert poll(lambda: consumer.producer is track.layers[0], bool, 20), (consumer.producer, track.bitrates)
+            viewer.sizes.clear()
+            sfu.call(viewer.wait_frames(viewer.frames["video"] + 30, timeout=30), timeout=40)
+            assert any(w == 320 for w, _ in viewer.sizes), sorted(viewer.sizes)
+            assert track.layers[0].packets_received > low[0]
+            lost = sfu.call(video_lost(viewer))
+            assert abs(lost - lost_before) < 50, (lost_before, lost)
+            c = poll(exported, lambda c: c["pipe_layers_crossing"] == 1 and c["pipe_layers_held"] == 2, LINGER_S + 5)
+            assert (c["pipe_layers_crossing"], c["pipe_layers_held"]) == (1, 2), c  # now the top one stopped
+            top = track.layers[2].packets_received
+            sfu.call(viewer.wait_frames(viewer.frames["video"] + 15, timeout=30), timeout=40)
+            assert track.layers[2].packets_received == top
         finally:
             if viewer is not None:
                 sfu.call(viewer.close())

@@ -1,6 +1,7 @@
 """Simulcast through pipes: every layer of a track is piped, and the importing end rebuilds the track
 (its exposed layer the exporting side's, its layers in rank order) whatever order the descriptors
-come in; a layer removed on the exporting side leaves the track on the importing side."""
+come in; a layer removed on the exporting side leaves the track on the importing side. Only the layers
+something on the importing side consumes cross (sfu/pipe_demand.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sfu.pipe import PipeTransport, describe, is_exposed, track_of
+from sfu.pipe_demand import LINGER_S, Demand
 from sfu.producer import Codec, KeyframeRequester, Producer
+from sfu.rtp import HEADER
 from sfu.simulcast import SimulcastTrack
 from sfu.types import PeerId
 
@@ -137,3 +140,69 @@ async def until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-unt
         while not predicate():  # noqa: ASYNC110 (waits for a datagram)
             await asyncio.sleep(0.02)
     await asyncio.wait_for(loop(), timeout)
+
+
+KEY = bytes([0x10, 0x00, 0x00, 0x00]) + b"k" * 40
+"""A VP8 payload starting a key frame (S bit, partition 0, P bit clear)."""
+
+
+def rtp(ssrc: int, seq: int, payload: bytes = KEY) -> bytes:
+    return HEADER.pack(0x80, 0x80 | 96, seq, seq * 3000, ssrc) + payload
+
+
+def test_a_layer_is_wanted_while_consumed_and_for_the_linger_after() -> None:
+    _, layers = published_track(first=0)
+    importer = Importer()
+    importer.pipe.sync([describe(p) for p in layers])
+    piped = {p.ssrc: p for p in importer.added}
+    demand = Demand()
+    assert demand.wanted(piped, 100.0) == set()
+    onward = PipeTransport("pipe-2", new_producer=lambda *a: None,  # type: ignore[arg-type,return-value]
+                           on_producer=lambda t, p: None, on_producer_closed=lambda t, p: None)
+    onward.export(piped[0x1001])  # a pipe onward (the cascade) consumes the middle layer
+    assert demand.wanted(piped, 101.0) == {0x1001}
+    onward.exported[0x1001].close()
+    assert demand.wanted(piped, 101.0 + LINGER_S - 0.5) == {0x1001}  # still crossing: the linger
+    assert demand.wanted(piped, 101.0 + LINGER_S + 0.5) == set()
+    assert demand.touch(0x1002, 200.0) is False  # nothing told yet: every layer still crosses
+    assert demand.newly({0x1002}, piped) == set() and demand.told == {0x1002}
+    assert demand.touch(0x1000, 201.0) is True and demand.wanted(piped, 201.0) == {0x1000, 0x1002}
+
+
+async def test_only_the_wanted_layers_cross_a_real_pipe() -> None:
+    track, layers = published_track(first=0)
+    exporter = PipeTransport("pipe-1", new_producer=lambda *a: None,  # type: ignore[arg-type,return-value]
+                             on_producer=lambda t, p: None, on_producer_closed=lambda t, p: None)
+    importer = Importer()
+    export_port, import_port = await exporter.open(), await importer.pipe.open()
+    exporter.connect(import_port, export=True)
+    importer.pipe.connect(export_port, export=False)
+    onward = PipeTransport("pipe-2", new_producer=lambda *a: None,  # type: ignore[arg-type,return-value]
+                           on_producer=lambda t, p: None, on_producer_closed=lambda t, p: None)
+    try:
+        for p in track.layers:
+            exporter.export(p)
+        assert exporter.layers() == (3, 0)  # nothing heard from the far end yet: every layer crosses
+        await until(lambda: len(importer.added) == 3)
+        importer.pipe.tick()  # nobody uses any layer there
+        await until(lambda: exporter.layers() == (0, 3))
+        far = importer.pipe.producers
+        seq = 1
+        for p in layers:
+            p.on_rtp(rtp(p.ssrc, seq))
+        await asyncio.sleep(0.2)
+        assert [far[p.ssrc].packets_received for p in layers] == [0, 0, 0]
+        # a consumer on the far side's top layer asks for its keyframe: the layer is wanted first
+        onward.export(far[0x1002])
+        importer.pipe.send_pli(far[0x1002])  # what its keyframe requester does (sfu.router)
+        await until(lambda: exporter.layers() == (1, 2))
+        for seq in (2, 3):
+            for p in layers:
+                p.on_rtp(rtp(p.ssrc, seq))
+        await until(lambda: far[0x1002].packets_received == 2)
+        assert [far[p.ssrc].packets_received for p in layers[:2]] == [0, 0]
+        assert layers[2].keyframes.requested == 1  # the PLI crossed back after the want
+        assert track_of(describe(layers[2])) == ("p10", 2) and len(describe(layers[2])) == 12
+    finally:
+        exporter.close()
+        importer.pipe.close()
