@@ -128,6 +128,9 @@ class Producer:
         """Sequence numbers lost on the publisher's leg -> NACKs sent for each."""
         self.nacks_sent = 0
         self.repaired = 0
+        self.duplicates = 0
+        """Video packets dropped because the cache holds them already (same sequence number and
+        timestamp): duplicates, late repairs, and RTX payload padding (Chrome's probes)."""
         self.rtx_received = 0
         self.sr: tuple[int, int, float] | None = None
         """Publisher's last sender report: (NTP, RTP timestamp, local monotonic arrival)."""
@@ -167,6 +170,15 @@ class Producer:
             self.malformed += 1
             return
         seq, ts = SEQ_TS.unpack_from(data, 2)
+        cache = self.cache
+        if cache:
+            held = cache[seq & (CACHE_SIZE - 1)]
+            if held is not None and held[0] == seq and held[1] == ts:
+                # A packet we already have: a network duplicate, a repair that came after the packet
+                # itself, or Chrome's payload padding (a bandwidth probe on its RTX stream resends a
+                # recent packet). Its viewers have it: none gets it twice (mediasoup drops them too).
+                self.duplicates += 1
+                return
         marker = data[1] & 0x80
         payload = data[off:payload_end(data)]
         self.packets_received += 1
@@ -182,7 +194,6 @@ class Producer:
                 self._lost(max_seq, gap)
         elif self.missing and self.missing.pop(seq, None) is not None:
             self.repaired += 1
-        cache = self.cache
         if cache:
             cache[seq & (CACHE_SIZE - 1)] = (seq, ts, marker, payload)
         clip = self.clip
