@@ -114,6 +114,9 @@ class Producer:
         self.is_keyframe = keyframe_detector(codec.mime_type)
         self.active: list[Consumer | PipeConsumer] = []
         self.waiting: list[Consumer | PipeConsumer] = []
+        self.parked: list[PipeConsumer] = []
+        """Pipe consumers of a layer the far side does not use (``sfu.pipe_demand``): sent nothing, but
+        still this producer's, closed with it."""
         self.cache: list[tuple[int, int, int, bytes] | None] = [None] * (CACHE_SIZE if codec.kind == "video" else 0)
         self.packets_received = 0
         self.octets_received = 0
@@ -321,6 +324,8 @@ class Producer:
             self.fan = None
         if consumer in self.waiting:
             self.waiting.remove(consumer)
+        if consumer in self.parked:
+            self.parked.remove(consumer)  # type: ignore[arg-type]
 
     def lookup(self, seq: int) -> tuple[int, int, int, bytes] | None:
         """The cached packet with this (publisher-side) sequence number, if still there."""
@@ -363,8 +368,9 @@ class Producer:
         self.keyframes.close()
         if self.clip is not None:
             self.clip.clear()
-        orphans = self.active + self.waiting
+        orphans = self.active + self.waiting + self.parked
         self.active = []
         self.waiting = []
+        self.parked = []
         self.fan = None
         return orphans
