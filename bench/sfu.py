@@ -142,19 +142,21 @@ def impaired_spec(text: str) -> tuple[int, str]:
     return int(count), rate
 
 
-def _layer_switches(metrics_port: int) -> int | None:
-    """The node's ``sfu_layer_switches_total`` (polled by the node every few seconds)."""
+def _node_counters(metrics_port: int, names: tuple[str, ...]) -> dict[str, int | None]:
+    """The node's counters ``<name>_total`` (polled by the node from its workers every few seconds)."""
     import urllib.request
 
+    found: dict[str, int | None] = dict.fromkeys(names)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
             text = r.read().decode()
     except OSError:
-        return None
+        return found
     for line in text.splitlines():
-        if line.startswith("sfu_layer_switches_total "):
-            return int(float(line.split()[1]))
-    return None
+        name, _, value = line.partition(" ")
+        if name.endswith("_total") and name[:-6] in found:
+            found[name[:-6]] = int(float(value))
+    return found
 
 
 # --- load -----------------------------------------------------------------------------------------
@@ -264,7 +266,8 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         rss = _rss_mb(pids)
         # the node's counter sums its live consumers: read it before the viewers leave (up to 5 s old)
         metrics_port = getattr(args, "metrics_port", None)
-        switches = _layer_switches(metrics_port) if metrics_port else None
+        node_counts = _node_counters(metrics_port, ("sfu_layer_switches", "sfu_duplicate_packets")) if metrics_port \
+            else {}
         for spy in spies:
             spy.wait(60)
         for p in [*procs, pub]:  # viewers first: what they were told must not include the publisher's leaving
@@ -317,7 +320,8 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         "silent_viewers": sum(r["silent"] for r in results),
         "seconds": args.seconds,
         "packets_forwarded_per_s": round(packets / elapsed, 1),
-        "layer_switches": switches,
+        "layer_switches": node_counts.get("sfu_layer_switches"),
+        "publisher_duplicates_dropped": node_counts.get("sfu_duplicate_packets"),
         "server_us_per_packet": round((cpu1 - cpu0) * 1e6 / max(1, packets), 2),
         "counting_viewer_kbps": round(8 * counted / elapsed / counting / 1000, 1) if counting else None,
         **_arrival_clock(results),

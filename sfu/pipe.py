@@ -27,6 +27,7 @@ address: the seal, not the address, says who sent them, so a NAT between the nod
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,7 @@ import msgpack
 
 from sfu import aiortc_private, rtcp
 from sfu.pipe_demand import Demand, restart
+from sfu.pipe_descriptor import Descriptor, codec_of, describe, is_exposed, track_of
 from sfu.pipe_seal import FROM_EXPORTER, ReplayWindow, Seal
 from sfu.producer import Codec, Producer
 from sfu.rtp import HEADER
@@ -43,39 +45,6 @@ from sfu.simulcast import SimulcastTrack
 HOST = "127.0.0.1"
 CONTROL = 0
 """First byte of a control datagram (RTP and RTCP start with version 2: 0x80..0xBF)."""
-
-Descriptor = list[Any]
-"""One piped producer: ``[producer_id, peer_id, kind, mime, clock_rate, payload_type, channels, params, ssrc]``,
-then ``track_id, order, bitrate`` for a simulcast layer (the track's exposed layer's producer id, the layer's
-rank with 0 the lowest, its bitrate in bit/s as last measured on the exporting side)."""
-
-
-def describe(p: Producer) -> Descriptor:
-    c = p.codec
-    d: Descriptor = [p.producer_id, p.peer_id, c.kind, c.mime_type, c.clock_rate, c.payload_type, c.channels,
-                     [list(kv) for kv in c.parameters], p.ssrc]
-    track = p.simulcast
-    if track is not None and track.exposed is not None and p in track.layers:
-        at = track.layers.index(p)
-        d += [track.exposed.producer_id, track.order[at], round(track.bitrates[at])]
-    return d
-
-
-def track_of(d: Descriptor) -> tuple[str, int] | None:
-    """A simulcast layer's track id and rank; None for a track sent alone (9 fields)."""
-    return (str(d[9]), int(d[10])) if len(d) >= 11 else None
-
-
-def is_exposed(d: Descriptor) -> bool:
-    """The descriptor of a track the room shows: a track sent alone, or a simulcast track's exposed layer."""
-    track = track_of(d)
-    return track is None or track[0] == str(d[0])
-
-
-def codec_of(d: Descriptor) -> Codec:
-    return Codec(kind=d[2], mime_type=d[3], clock_rate=d[4], payload_type=d[5], channels=d[6],
-                 parameters=tuple((str(k), str(v)) for k, v in d[7]))
-
 
 class PipeConsumer:
     """A producer's packets into a pipe, unchanged. Owned by its pipe; never a participant (``hidden``)."""
@@ -98,14 +67,17 @@ class PipeConsumer:
         self.closed = False
 
     def flow(self, on: bool) -> None:
-        """Cross (from the layer's next keyframe) or stop crossing; asks the publisher for nothing."""
-        if on == self.flowing or self.closed:
+        """Cross (from the layer's next keyframe) or stop crossing (parked on the producer, which
+        closes it with itself); asks the publisher for nothing."""
+        producer = self.producer
+        if on == self.flowing or self.closed or producer.closed:
             return
         self.flowing = on
+        producer.remove_consumer(self)
         if on:
-            self.producer.add_consumer(self)
+            producer.add_consumer(self)
         else:
-            self.producer.remove_consumer(self)
+            producer.parked.append(self)
 
     def start(self, seq: int, ts: int) -> None:
         self.started = True
@@ -164,6 +136,8 @@ class PipeTransport:
         self.demand = Demand()
         """Importing end: the simulcast layers its consumers use (only those cross)."""
         self.wanted: set[int] | None = None
+        self._wants_order = 0
+        """Exporting end of a sealed pipe: the counter of the wants list applied last."""
         """Exporting end: the simulcast layers the importing end wants; None before it said (all cross)."""
         self.exporting = False
         self.remote: tuple[str, int] | None = None
@@ -246,7 +220,7 @@ class PipeTransport:
         Simulcast layers join their track (its exposed layer first, whatever the list's order); a layer
         whose track's exposed layer is not in the list waits for it."""
         shown = {str(d[0]) for d in descriptors if track_of(d) is not None and is_exposed(d)}
-        self.rates = {int(d[8]): float(d[11]) for d in descriptors if len(d) >= 12}
+        self.rates = {int(d[8]): r for d in descriptors if len(d) >= 12 and math.isfinite(r := float(d[11])) and r >= 0}
         wanted = {int(d[8]): d for d in descriptors if (t := track_of(d)) is None or t[0] in shown}
         gone = [s for s in self.producers if s not in wanted]
         for ssrc in sorted(gone, key=lambda s: self._layer_rank(self.producers[s])):
@@ -268,7 +242,8 @@ class PipeTransport:
             if track is not None:
                 if layer_of is None:
                     layer_of = self.tracks[track[0]] = SimulcastTrack([])
-                    layer_of.measured = self._rate_of
+                    if len(d) >= 12:  # the exporting end measures (an older node's descriptors do not say)
+                        layer_of.measured = self._rate_of
                 producer.simulcast = layer_of
                 layer_of.insert(producer, track[1])
             self.producers[ssrc] = producer
@@ -280,8 +255,8 @@ class PipeTransport:
         track = producer.simulcast
         return 0 if track is None or track.exposed is producer else 1
 
-    def _rate_of(self, producer: Producer) -> float:
-        return self.rates.get(producer.ssrc, 0.0)
+    def _rate_of(self, producer: Producer) -> float | None:
+        return self.rates.get(producer.ssrc)
 
     def send_pli(self, producer: Producer) -> None:
         """Ask for a keyframe on a piped producer; a layer not crossing yet is asked for first."""
@@ -302,6 +277,7 @@ class PipeTransport:
     # both ---------------------------------------------------------------------------------------
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        order = 0  # a sealed datagram's counter (the far end's send order); 0 between workers (loopback keeps order)
         if self._seal is not None:
             opened = self._seal.open(data)
             if opened is None:
@@ -315,23 +291,25 @@ class PipeTransport:
                 self.forged += 1
                 self.replayed += 1
                 return
+            order = counter & ~FROM_EXPORTER
         elif self.closed or addr != self.remote:
             self.malformed += 1
             return
         n = len(data)
         self.heard = time.monotonic()
         if n and data[0] == CONTROL and self.exporting:  # the importing end's wants (alone: a keepalive)
-            if n > 1:
+            if n > 1 and order >= self._wants_order:  # an older list arriving late changes nothing
+                self._wants_order = order
                 try:
                     self.want({int(s) for s in msgpack.unpackb(data[1:])})
-                except (ValueError, TypeError, msgpack.UnpackException):
+                except (ValueError, TypeError, ArithmeticError, msgpack.UnpackException):
                     self.malformed += 1
             return
         if n and data[0] == CONTROL:
             try:
                 descriptors = msgpack.unpackb(data[1:])
                 self.sync(descriptors)
-            except (ValueError, TypeError, IndexError, KeyError, msgpack.UnpackException):
+            except (ValueError, TypeError, IndexError, KeyError, ArithmeticError, msgpack.UnpackException):
                 self.malformed += 1
             return
         if n < 12 or data[0] >> 6 != 2:
@@ -368,6 +346,9 @@ class PipeTransport:
             return
         if not self.exporting:  # our wants, every tick (also the keepalive of a sealed pipe)
             self.tell_wants()
+            for p in self.producers.values():  # viewers ask again (a lost want or PLI); taps wait for the schedule
+                if p.is_keyframe is not None and any(not c.hidden for c in p.waiting):
+                    p.keyframes.request()
             return
         self.announce()
         parts = []

@@ -45,6 +45,7 @@ class PoolListener:
 
 def counters(worker: Worker) -> dict[str, Any]:
     forwarded = malformed = unknown = retransmitted = dropped = feedback = nacked = forged = switches = 0
+    duplicates = 0
     held = crossing = 0
     estimates: list[int] = []
     faults = worker.tick_faults.total
@@ -61,6 +62,7 @@ def counters(worker: Worker) -> dict[str, Any]:
             nacked += sum(c.nacked for c in t.consumers.values())
             malformed += t.malformed_rtp + t.malformed_rtcp + sum(p.malformed for p in t.producers.values())
             unknown += t.unknown_ssrc
+            duplicates += sum(p.duplicates for p in t.producers.values())
             dropped += t.wire.dropped if t.wire is not None else 0
             dropped += t.native.dropped if t.native is not None else 0
             faults += t.faults.total
@@ -70,8 +72,8 @@ def counters(worker: Worker) -> dict[str, Any]:
     estimates.sort()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"forwarded": forwarded, "retransmitted": retransmitted, "nacked": nacked, "malformed": malformed,
-            "unknown_ssrc": unknown, "srtp_dropped": dropped, "faults": faults, "transport_cc_feedback_sent": feedback,
-            "layer_switches": switches,
+            "unknown_ssrc": unknown, "duplicates": duplicates, "srtp_dropped": dropped, "faults": faults,
+            "transport_cc_feedback_sent": feedback, "layer_switches": switches,
             "bwe_viewers": len(estimates), "bwe_kbps_p50": estimates[len(estimates) // 2] if estimates else 0,
             "bwe_kbps_min": estimates[0] if estimates else 0,
             "pipe_forged": forged, "pipe_layers_held": held, "pipe_layers_crossing": crossing,

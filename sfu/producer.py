@@ -114,6 +114,9 @@ class Producer:
         self.is_keyframe = keyframe_detector(codec.mime_type)
         self.active: list[Consumer | PipeConsumer] = []
         self.waiting: list[Consumer | PipeConsumer] = []
+        self.parked: list[PipeConsumer] = []
+        """Pipe consumers of a layer the far side does not use (``sfu.pipe_demand``): sent nothing, but
+        still this producer's, closed with it."""
         self.cache: list[tuple[int, int, int, bytes] | None] = [None] * (CACHE_SIZE if codec.kind == "video" else 0)
         self.packets_received = 0
         self.octets_received = 0
@@ -128,6 +131,9 @@ class Producer:
         """Sequence numbers lost on the publisher's leg -> NACKs sent for each."""
         self.nacks_sent = 0
         self.repaired = 0
+        self.duplicates = 0
+        """Video packets dropped because the cache holds them already (same sequence number and
+        timestamp): duplicates, late repairs, and RTX payload padding (Chrome's probes)."""
         self.rtx_received = 0
         self.sr: tuple[int, int, float] | None = None
         """Publisher's last sender report: (NTP, RTP timestamp, local monotonic arrival)."""
@@ -167,6 +173,15 @@ class Producer:
             self.malformed += 1
             return
         seq, ts = SEQ_TS.unpack_from(data, 2)
+        cache = self.cache
+        if cache:
+            held = cache[seq & (CACHE_SIZE - 1)]
+            if held is not None and held[0] == seq and held[1] == ts:
+                # A packet we already have: a network duplicate, a repair that came after the packet
+                # itself, or Chrome's payload padding (a bandwidth probe on its RTX stream resends a
+                # recent packet). Its viewers have it: none gets it twice (mediasoup drops them too).
+                self.duplicates += 1
+                return
         marker = data[1] & 0x80
         payload = data[off:payload_end(data)]
         self.packets_received += 1
@@ -182,7 +197,6 @@ class Producer:
                 self._lost(max_seq, gap)
         elif self.missing and self.missing.pop(seq, None) is not None:
             self.repaired += 1
-        cache = self.cache
         if cache:
             cache[seq & (CACHE_SIZE - 1)] = (seq, ts, marker, payload)
         clip = self.clip
@@ -310,6 +324,8 @@ class Producer:
             self.fan = None
         if consumer in self.waiting:
             self.waiting.remove(consumer)
+        if consumer in self.parked:
+            self.parked.remove(consumer)  # type: ignore[arg-type]
 
     def lookup(self, seq: int) -> tuple[int, int, int, bytes] | None:
         """The cached packet with this (publisher-side) sequence number, if still there."""
@@ -352,8 +368,9 @@ class Producer:
         self.keyframes.close()
         if self.clip is not None:
             self.clip.clear()
-        orphans = self.active + self.waiting
+        orphans = self.active + self.waiting + self.parked
         self.active = []
         self.waiting = []
+        self.parked = []
         self.fan = None
         return orphans

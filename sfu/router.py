@@ -12,7 +12,8 @@ from sfu import clips
 from sfu.errors import Faults, NegotiationError, NoClip, UnknownPeer, UnknownRoom
 from sfu.fanout import Plane
 from sfu.keyframes import KEYFRAME_INTERVAL_S, KeyframeSchedule
-from sfu.pipe import HOST, Descriptor, PipeConsumer, PipeTransport
+from sfu.pipe import HOST, PipeConsumer, PipeTransport
+from sfu.pipe_descriptor import Descriptor
 from sfu.pipe_seal import Seal
 from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.simulcast import SimulcastTrack

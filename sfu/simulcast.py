@@ -210,9 +210,9 @@ class SimulcastTrack:
         (no RTX, no feedback of either kind, no ``abs-send-time`` for REMB)."""
         self.switches = 0
         """Layer changes decided (each becomes a switch at the target's next keyframe)."""
-        self.measured: Callable[[Producer], float] | None = None
+        self.measured: Callable[[Producer], float | None] | None = None
         """A piped track's layers' bitrates as the exporting side measured them (a layer that does not
-        cross the pipe is measured there only); None: measured here, from each layer's octets."""
+        cross the pipe is measured there only); None, or None for a layer: measured here, from its octets."""
 
     def insert(self, producer: Producer, order: int) -> None:
         """A layer learnt (its first packet), ``order`` its rank in the offer (0 lowest)."""
@@ -263,9 +263,11 @@ class SimulcastTrack:
              octets_of: Callable[[Producer], int] | None = None) -> None:
         """Once a tick: measure the layers, choose per viewer, start the switches."""
         measured = self.measured
-        self.bitrates = ([measured(p) for p in self.layers] if measured is not None else
-                         [m.sample(now, octets_of(p) if octets_of is not None else p.octets_received)
-                          for m, p in zip(self.meters, self.layers, strict=True)])
+        here = [m.sample(now, octets_of(p) if octets_of is not None else p.octets_received)
+                for m, p in zip(self.meters, self.layers, strict=True)]
+        if measured is not None:
+            here = [r if (r := measured(p)) is not None else rate for p, rate in zip(self.layers, here, strict=True)]
+        self.bitrates = here
         for consumer, choice, estimate in list(self.choices.values()):
             if consumer.closed:
                 self.remove(consumer)

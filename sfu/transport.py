@@ -98,7 +98,8 @@ class Transport:
         self._hooked: set[int] = set()
         self.unknown_ssrc = 0
         self.probes = 0
-        """Padding-only packets on the publisher's RTX stream (Chrome's bandwidth probes)."""
+        """Packets on the publisher's RTX stream that repair nothing: padding only, or a packet we have
+        already (Chrome's bandwidth probes: payload padding resends recent packets)."""
         self.malformed_rtp = 0
         self.malformed_rtcp = 0
         self.rtcp_io = TransportRtcp(self)
@@ -352,9 +353,12 @@ class Transport:
             self.malformed_rtp += 1
             return
         producer.rtx_received += 1
+        held = producer.duplicates
         producer.on_rtp(HEADER.pack(0x80, (data[1] & 0x80) | producer.codec.payload_type,
                                     (data[off] << 8) | data[off + 1], int.from_bytes(data[4:8], "big"),
                                     producer.ssrc) + data[off + 2 : end])
+        if producer.duplicates != held:  # a packet we had: a probe with a payload (or a late repair)
+            self.probes += 1
 
     def send_nack(self, producer: Producer, seqs: list[int]) -> None:
         if self.wire is not None:

@@ -17,7 +17,8 @@ from sfu.clips import Clip
 from sfu.errors import Faults, NoClip, SfuError, UnknownRoom
 from sfu.fanout import open_plane
 from sfu.keyframes import KEYFRAME_INTERVAL_S
-from sfu.pipe import HOST, Descriptor
+from sfu.pipe import HOST
+from sfu.pipe_descriptor import Descriptor
 from sfu.pipe_seal import Seal
 from sfu.remux import NothingToClip, write_clip
 from sfu.router import Router

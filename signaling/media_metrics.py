@@ -31,6 +31,8 @@ EXPORTED = {
     "srtp_dropped": ("sfu_srtp_dropped_packets", "Packets dropped at SRTP protect (too big to send)"),
     "pipe_forged": ("sfu_pipe_forged_packets", "Datagrams dropped by a pipe between nodes for a missing or wrong seal"),
     "layer_switches": ("sfu_layer_switches", "Simulcast layer switches made for viewers (at the target's keyframe)"),
+    "duplicates": ("sfu_duplicate_packets", "Publishers' packets dropped as already received (duplicates, late "
+                   "repairs, RTX payload padding: Chrome's probes)"),
 }
 """Counter key (``sfu.process.counters``) -> (metric name without ``_total``, help)."""
 

@@ -42,7 +42,8 @@ class Relations:
         """The users among ``users`` with a block either way with ``me`` (one round trip): every
         pair read at each call, both ways. On one Redis in one script call (blocked_among.lua: a
         show's join reads as many sets as it has members, and one command each cost the node's loop
-        ~0.13 ms); on a cluster, whose keys are in many slots, in one pipeline."""
+        ~0.13 ms); on a cluster in one pipeline (the keys share a slot; the script is measured on one
+        Redis only)."""
         others = [u for u in dict.fromkeys(users) if u != me]
         if not others:
             return set()

@@ -11,8 +11,10 @@ import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sfu.pipe import PipeTransport, describe, is_exposed, track_of
+from sfu.pipe import PipeTransport
 from sfu.pipe_demand import LINGER_S, Demand
+from sfu.pipe_descriptor import describe, is_exposed, track_of
+from sfu.pipe_seal import Seal
 from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.rtp import HEADER
 from sfu.simulcast import SimulcastTrack
@@ -206,3 +208,96 @@ async def test_only_the_wanted_layers_cross_a_real_pipe() -> None:
     finally:
         exporter.close()
         importer.pipe.close()
+
+
+async def test_held_layers_leave_the_pipe_with_their_publisher() -> None:
+    """A layer nobody on the far side uses is held, not dropped: when its publisher goes, it leaves the
+    pipe like a crossing one (the far side's track goes; a later producer may reuse its SSRC)."""
+    track, layers = published_track(first=0)
+    exporter = PipeTransport("pipe-1", new_producer=lambda *a: None,  # type: ignore[arg-type,return-value]
+                             on_producer=lambda t, p: None, on_producer_closed=lambda t, p: None)
+    for p in track.layers:
+        exporter.export(p)
+    exporter.want({0x1002})
+    assert exporter.layers() == (1, 2) and layers[0].parked == [exporter.exported[0x1000]]
+    for p in layers:  # the publisher left: what the router does (sfu/router.py close_peer)
+        for c in p.close():
+            c.close()
+    assert exporter.exported == {} and exporter.descriptors() == [] and exporter.layers() == (0, 0)
+    again = producer("p20", 0x1000)
+    exporter.export(again)
+    assert list(exporter.exported) == [0x1000] and exporter.exported[0x1000].producer is again
+    exporter.close()
+
+
+def test_a_track_from_an_older_node_without_rates_is_measured_here() -> None:
+    """Eleven-field descriptors (a node before the rates travelled): the layers' rates are this side's
+    own measurement, never 0 for every layer (with which every layer fits any estimate)."""
+    _, layers = published_track(first=0)
+    importer = Importer()
+    importer.pipe.sync([describe(p)[:11] for p in layers])
+    (piped,) = importer.pipe.tracks.values()
+    assert piped.measured is None
+    far = importer.pipe.producers
+    piped.tick(0.0)
+    for seq in range(1, 11):
+        far[0x1002].on_rtp(rtp(0x1002, seq, KEY + bytes(1000)))
+    piped.tick(1.0)
+    assert piped.bitrates[2] > 0 and piped.bitrates[0] == 0
+    newer = Importer()
+    sent = [describe(p) for p in layers]
+    sent[1][11] = float("inf")  # a rate that is no number: this layer measured here, the others as told
+    sent[2][11] = 1_500_000
+    newer.pipe.sync(msgpack.unpackb(msgpack.packb(sent)))
+    (told,) = newer.pipe.tracks.values()
+    told.tick(0.0)
+    assert told.bitrates == [0, 0, 1_500_000]
+
+
+async def test_an_older_wants_list_arriving_late_changes_nothing_and_garbage_is_counted() -> None:
+    """Sealed datagrams may arrive out of order (the replay window takes a late one once): a wants list
+    older than the one applied must not stop the layer a far viewer is on."""
+    track, _ = published_track(first=0)
+    secret = Seal(b"s" * 32)
+    exporter = PipeTransport("pipe-1", new_producer=lambda *a: None,  # type: ignore[arg-type,return-value]
+                             on_producer=lambda t, p: None, on_producer_closed=lambda t, p: None, seal=secret)
+    await exporter.open()
+    exporter.connect(9, export=True)  # sends go nowhere: the test hands the datagrams in itself
+    for p in track.layers:
+        exporter.export(p)
+    sealer = secret.for_pipe("pipe-1")
+    far = ("127.0.0.1", 9)
+
+    def wants(counter: int, ssrcs: list[object]) -> None:
+        exporter.datagram_received(sealer.seal(bytes([0]) + msgpack.packb(ssrcs), counter), far)
+
+    try:
+        wants(5, [0x1002])
+        assert exporter.layers() == (1, 2) and exporter.exported[0x1002].flowing
+        wants(3, [0x1000])  # sent before, arrives after
+        assert exporter.exported[0x1002].flowing and not exporter.exported[0x1000].flowing
+        wants(6, [float("inf")])  # sealed by a peer holding the secret, and still no number
+        assert exporter.malformed == 1 and exporter.exported[0x1002].flowing
+        wants(7, [0x1000])
+        assert exporter.exported[0x1000].flowing and not exporter.exported[0x1002].flowing
+    finally:
+        exporter.close()
+
+
+def test_a_far_viewer_waiting_for_a_keyframe_asks_again_each_tick_and_a_tap_never_does() -> None:
+    """A lost want or PLI must not leave a far viewer black until the scheduled keyframe: the importing
+    end's tick asks again for every layer a viewer waits on; a hidden tap waits for the schedule."""
+    from tests.sfu.test_joins import Recorder
+
+    _, layers = published_track(first=0)
+    importer = Importer()
+    importer.pipe.sync([describe(p) for p in layers])
+    far = importer.pipe.producers
+    viewer, tap = Recorder(), Recorder()
+    tap.hidden = True
+    far[0x1002].waiting.append(viewer)  # type: ignore[arg-type]
+    far[0x1001].waiting.append(tap)  # type: ignore[arg-type]
+    importer.pipe.tick()
+    assert far[0x1002].keyframes.requested == 1 and far[0x1001].keyframes.requested == 0
+    importer.pipe.tick()
+    assert far[0x1002].keyframes.requested == 2
