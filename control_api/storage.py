@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 from pathlib import Path
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -54,12 +55,18 @@ class LocalDiskStorage:
                 self._dir.mkdir(mode=self.DIR_MODE, parents=True, exist_ok=True)
                 self._dir.chmod(self.DIR_MODE)  # also when an older release made it 0755
                 self._dir_ready = True
-            tmp = path.with_name(f".{name}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.FILE_MODE)
-            with os.fdopen(fd, "wb") as out:
-                os.fchmod(fd, self.FILE_MODE)  # O_CREAT's mode only applies to a new file
-                out.write(data)
-            os.replace(tmp, path)
+            # Each write its own temporary file: two puts of one name at once (a clip ingested by the
+            # request and by the event loop) each replace the file whole; one shared name lost a race.
+            tmp = path.with_name(f".{name}.{secrets.token_hex(8)}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.FILE_MODE)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    os.fchmod(fd, self.FILE_MODE)  # the umask may have narrowed O_CREAT's mode
+                    out.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
 
         await asyncio.to_thread(write)
 
