@@ -53,6 +53,21 @@ class Importer:
                                   on_producer_closed=lambda t, p: self.closed.append(p))
 
 
+def bare_pipe(pipe_id: str, seal: Seal | None = None) -> PipeTransport:
+    """A pipe end whose importing side makes nothing (an exporting end, or one only counted)."""
+    return PipeTransport(pipe_id, new_producer=lambda *a: None,  # type: ignore[arg-type,return-value]
+                         on_producer=lambda t, p: None, on_producer_closed=lambda t, p: None, seal=seal)
+
+
+async def connected_pair() -> tuple[PipeTransport, Importer]:
+    """An exporting end and an importing end over real UDP on 127.0.0.1."""
+    exporter, importer = bare_pipe("pipe-1"), Importer()
+    export_port, import_port = await exporter.open(), await importer.pipe.open()
+    exporter.connect(import_port, export=True)
+    importer.pipe.connect(export_port, export=False)
+    return exporter, importer
+
+
 def test_a_layer_descriptor_names_its_track_and_rank_and_a_plain_one_stays_nine_fields() -> None:
     track, layers = published_track(first=1)
     d = describe(layers[2])
@@ -115,12 +130,7 @@ def test_a_layer_whose_exposed_layer_is_not_piped_waits_for_it() -> None:
 
 async def test_every_layer_crosses_a_real_pipe_and_a_closed_layer_leaves_the_far_track() -> None:
     track, layers = published_track(first=2)
-    exporter = PipeTransport("pipe-1", new_producer=lambda *a: None,  # type: ignore[arg-type,return-value]
-                             on_producer=lambda t, p: None, on_producer_closed=lambda t, p: None)
-    importer = Importer()
-    export_port, import_port = await exporter.open(), await importer.pipe.open()
-    exporter.connect(import_port, export=True)
-    importer.pipe.connect(export_port, export=False)
+    exporter, importer = await connected_pair()
     try:
         for p in track.layers:
             exporter.export(p)
@@ -159,8 +169,7 @@ def test_a_layer_is_wanted_while_consumed_and_for_the_linger_after() -> None:
     piped = {p.ssrc: p for p in importer.added}
     demand = Demand()
     assert demand.wanted(piped, 100.0) == set()
-    onward = PipeTransport("pipe-2", new_producer=lambda *a: None,  # type: ignore[arg-type,return-value]
-                           on_producer=lambda t, p: None, on_producer_closed=lambda t, p: None)
+    onward = bare_pipe("pipe-2")
     onward.export(piped[0x1001])  # a pipe onward (the cascade) consumes the middle layer
     assert demand.wanted(piped, 101.0) == {0x1001}
     onward.exported[0x1001].close()
@@ -173,14 +182,8 @@ def test_a_layer_is_wanted_while_consumed_and_for_the_linger_after() -> None:
 
 async def test_only_the_wanted_layers_cross_a_real_pipe() -> None:
     track, layers = published_track(first=0)
-    exporter = PipeTransport("pipe-1", new_producer=lambda *a: None,  # type: ignore[arg-type,return-value]
-                             on_producer=lambda t, p: None, on_producer_closed=lambda t, p: None)
-    importer = Importer()
-    export_port, import_port = await exporter.open(), await importer.pipe.open()
-    exporter.connect(import_port, export=True)
-    importer.pipe.connect(export_port, export=False)
-    onward = PipeTransport("pipe-2", new_producer=lambda *a: None,  # type: ignore[arg-type,return-value]
-                           on_producer=lambda t, p: None, on_producer_closed=lambda t, p: None)
+    exporter, importer = await connected_pair()
+    onward = bare_pipe("pipe-2")
     try:
         for p in track.layers:
             exporter.export(p)
@@ -214,8 +217,7 @@ async def test_held_layers_leave_the_pipe_with_their_publisher() -> None:
     """A layer nobody on the far side uses is held, not dropped: when its publisher goes, it leaves the
     pipe like a crossing one (the far side's track goes; a later producer may reuse its SSRC)."""
     track, layers = published_track(first=0)
-    exporter = PipeTransport("pipe-1", new_producer=lambda *a: None,  # type: ignore[arg-type,return-value]
-                             on_producer=lambda t, p: None, on_producer_closed=lambda t, p: None)
+    exporter = bare_pipe("pipe-1")
     for p in track.layers:
         exporter.export(p)
     exporter.want({0x1002})
@@ -259,8 +261,7 @@ async def test_an_older_wants_list_arriving_late_changes_nothing_and_garbage_is_
     older than the one applied must not stop the layer a far viewer is on."""
     track, _ = published_track(first=0)
     secret = Seal(b"s" * 32)
-    exporter = PipeTransport("pipe-1", new_producer=lambda *a: None,  # type: ignore[arg-type,return-value]
-                             on_producer=lambda t, p: None, on_producer_closed=lambda t, p: None, seal=secret)
+    exporter = bare_pipe("pipe-1", seal=secret)
     await exporter.open()
     exporter.connect(9, export=True)  # sends go nowhere: the test hands the datagrams in itself
     for p in track.layers:
