@@ -39,7 +39,10 @@ from typing import IO, Any
 from bench.api import _wait_ready
 from bench.cluster_recovery import breakdown, survivors
 from bench.mailbox import Mailbox, owned_rooms
-from bench.sfu import _cpu_s, _family, _pct, _udp_rcvbuf_errors
+from bench.probes import cpu_s as _cpu_s
+from bench.probes import family as _family
+from bench.probes import pct as _pct
+from bench.probes import udp_rcvbuf_errors as _udp_rcvbuf_errors
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from switchboard.keys import KeyPaths, ensure_secrets
 

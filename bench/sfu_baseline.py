@@ -20,7 +20,7 @@ from bench.sfu_janus import JanusServer
 from switchboard.embedded import free_port
 
 Measure = Callable[[str, int, Path, str, int, argparse.Namespace], dict[str, Any]]
-"""``bench.sfu.measure(url, server_pid, tokens, publisher_token, viewers, args)``."""
+"""``bench.sfu_load.measure(url, server_pid, tokens, publisher_token, viewers, args)``."""
 
 
 def baseline_keys(args: argparse.Namespace, tokens: Path, publisher: str, measure: Measure) -> dict[str, Any]:
