@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 import zlib
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from control_api.ledger.journal import Batch, Journal
 from control_api.ledger.types import (
     Balance,
     CreatorUnavailable,
@@ -33,44 +33,6 @@ from control_api.ledger.types import (
 )
 from control_api.ledger.writer import Outcome, Writer, columns
 
-_COLUMNS = ("id, batch, debit_account_id, credit_account_id, amount, phase, kind, pending_id, expires_at, meta, "
-            "created_at")
-
-
-class _Batch:
-    """Transfers of one operation and the balance deltas they cause."""
-
-    def __init__(self, batch: str, kind: str, meta: dict[str, Any]) -> None:
-        self.batch, self.kind, self.meta = batch, kind, meta
-        self.rows: list[dict[str, Any]] = []
-        self.deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-
-    def add(self, tid: str, debit: int, credit: int, amount: int, phase: str = "single",
-            pending_id: str | None = None, expires_at: datetime | None = None, kind: str | None = None,
-            pending_amount: int = 0) -> None:
-        """``pending_amount``: for a post/void, the held amount it releases."""
-        self.rows.append({"id": tid, "batch": self.batch, "debit_account_id": debit, "credit_account_id": credit,
-                          "amount": amount, "phase": phase, "kind": kind or self.kind, "pending_id": pending_id,
-                          "expires_at": expires_at, "meta": self.meta})
-        d, c = self.deltas[debit], self.deltas[credit]
-        if phase == "single":
-            d[0] += amount
-            c[1] += amount
-        elif phase == "pending":
-            d[2] += amount
-            c[3] += amount
-        else:
-            d[2] -= pending_amount
-            c[3] -= pending_amount
-            if phase == "post":
-                d[0] += amount
-                c[1] += amount
-
-    def op(self) -> dict[str, Any]:
-        """The operation as ``ledger_apply_many`` takes it."""
-        deltas = [{"account": a, "dp": v[0], "cp": v[1], "dq": v[2], "cq": v[3]} for a, v in self.deltas.items()]
-        return {"transfers": self.rows, "deltas": deltas}
-
 
 class Ledger:
     """Accounts and transfers on Postgres. One per API process; account ids are cached."""
@@ -82,6 +44,8 @@ class Ledger:
         self._ids: dict[tuple[uuid.UUID | None, Kind, int], int] = {}
         self.writer = Writer(self._engine)
         """Every write goes through it (group commit)."""
+        self.journal = Journal(self._engine)
+        """Reads of the transfers (an operation's parts, a hold's state)."""
 
     async def close(self) -> None:
         """Waits for the writes under way (bounded); the engine is the caller's to dispose."""
@@ -132,7 +96,7 @@ class Ledger:
 
     # --- the one write path ----------------------------------------------------------------------
 
-    async def _write(self, batch: _Batch, *, payer: uuid.UUID | None = None,
+    async def _write(self, batch: Batch, *, payer: uuid.UUID | None = None,
                      creator: uuid.UUID | None = None) -> Outcome:
         """Applied or replayed (anything else raises). ``creator``: refuse unless that account is
         live and no block stands between it and ``payer`` (checked in the same statement)."""
@@ -150,7 +114,7 @@ class Ledger:
             raise CreatorUnavailable("no such user")
         raise RuntimeError(f"the ledger refused operation {batch.batch!r}: {done.detail}")
 
-    async def _apply(self, batch: _Batch) -> bool:
+    async def _apply(self, batch: Batch) -> bool:
         """True when written now; False when the operation existed already."""
         return (await self._write(batch)).outcome == "applied"
 
@@ -161,7 +125,7 @@ class Ledger:
         """Credits bought with money enter the wallet from Stripe clearing. False: done before."""
         check_id(op_id)
         check_amount(credits, "credits")
-        batch = _Batch(op_id, kind, meta or {})
+        batch = Batch(op_id, kind, meta or {})
         batch.add(op_id, await self._platform(Kind.STRIPE, op_id), await self.account(user, Kind.WALLET), credits)
         return await self._apply(batch)
 
@@ -173,7 +137,7 @@ class Ledger:
         ``replayed``; anything else must abort its statement) and the writer is not involved."""
         check_id(op_id)
         check_amount(credits, "credits")
-        batch = _Batch(op_id, kind, meta or {})
+        batch = Batch(op_id, kind, meta or {})
         batch.add(op_id, await self._platform(Kind.STRIPE, op_id), await self.account(user, Kind.WALLET), credits)
         return columns([batch.op()])
 
@@ -184,15 +148,15 @@ class Ledger:
         return creator_part, amount - creator_part
 
     async def _spend_batch(self, op_id: str, payer: uuid.UUID, creator: uuid.UUID | None, amount: int, kind: str,
-                           meta: dict[str, Any] | None, expires_at: datetime | None) -> tuple[_Batch, int, int]:
+                           meta: dict[str, Any] | None, expires_at: datetime | None) -> tuple[Batch, int, int]:
         check_id(op_id)
         check_amount(amount)
         if creator == payer:
             raise TransferConflict("one cannot spend credits on oneself")
         creator_part, platform_part = self.split(amount, creator)
         phase = "pending" if expires_at else "single"
-        batch = _Batch(op_id, kind, {**(meta or {}), "payer": str(payer), "creator": str(creator) if creator else None,
-                                     "share": self.share_percent})
+        batch = Batch(op_id, kind, {**(meta or {}), "payer": str(payer), "creator": str(creator) if creator else None,
+                                    "share": self.share_percent})
         wallet = await self.account(payer, Kind.WALLET)
         if creator_part:
             assert creator is not None
@@ -218,7 +182,7 @@ class Ledger:
                 raise TransferConflict(f"operation {op_id!r} exists with other accounts or amounts")
             c = done.creator_amount or 0
             return Spend(op_id, payer, creator, amount, c, amount - c, "posted", replayed=True)
-        return await self._replay(op_id, payer, amount)
+        return await self.journal.replay(op_id, payer, amount)
 
     # --- two-phase operations --------------------------------------------------------------------
 
@@ -233,14 +197,14 @@ class Ledger:
                                                                      expires)
         if await self._apply(batch):
             return Spend(op_id, payer, creator, amount, creator_part, platform_part, "pending")
-        return await self._replay(op_id, payer, amount)
+        return await self.journal.replay(op_id, payer, amount)
 
     async def post(self, op_id: str, amount: int | None = None) -> Spend:
         """Takes a hold (``amount`` <= held; None: all of it), split as when it was held; the rest
         returns to the wallet. Posting again answers the same; a voided or lapsed hold: TransferConflict."""
-        parts, state = await self._hold(op_id)
+        parts, state = await self.journal.hold(op_id)
         if state != "pending":
-            return await self._resolved(op_id, parts, state, want=("posted",))
+            return await self.journal.resolved(op_id, parts, state, want=("posted",))
         held = sum(p.amount for p in parts)
         take = held if amount is None else check_amount(amount)
         if take > held:
@@ -251,22 +215,22 @@ class Ledger:
         meta = parts[0].meta
         creator = uuid.UUID(meta["creator"]) if meta.get("creator") else None
         creator_take, platform_take = self.split(take, creator, int(meta.get("share", self.share_percent)))
-        batch = _Batch(op_id, "post", meta)
+        batch = Batch(op_id, "post", meta)
         for part in parts:
             part_take = creator_take if part.id.endswith("#c") else platform_take
             phase = "post" if part_take else "void"
             batch.add(f"{part.id}/done", part.debit_account_id, part.credit_account_id, part_take or part.amount,
                       phase, pending_id=part.id, pending_amount=part.amount, kind=phase)
         await self._apply(batch)
-        parts, state = await self._hold(op_id)
-        return await self._resolved(op_id, parts, state, want=("posted",))
+        parts, state = await self.journal.hold(op_id)
+        return await self.journal.resolved(op_id, parts, state, want=("posted",))
 
     async def void(self, op_id: str, *, kind: str = "void") -> Spend:
         """Returns a hold's credits to the wallet (``kind="expire"`` when it lapsed). Voiding twice, or
         a hold that lapsed, answers the same (state ``voided`` or ``expired``); a posted hold: TransferConflict."""
-        parts, state = await self._hold(op_id)
+        parts, state = await self.journal.hold(op_id)
         if state == "pending":
-            batch = _Batch(op_id, kind, parts[0].meta)
+            batch = Batch(op_id, kind, parts[0].meta)
             for part in parts:
                 batch.add(f"{part.id}/done", part.debit_account_id, part.credit_account_id, part.amount, "void",
                           pending_id=part.id, pending_amount=part.amount, kind=kind)
@@ -274,8 +238,8 @@ class Ledger:
                 await self._apply(batch)
             except TransferConflict:
                 pass  # resolved meanwhile (a post, or the sweeper): say what happened below
-            parts, state = await self._hold(op_id)
-        return await self._resolved(op_id, parts, state, want=("voided", "expired"))
+            parts, state = await self.journal.hold(op_id)
+        return await self.journal.resolved(op_id, parts, state, want=("voided", "expired"))
 
     async def expire_holds(self, *, account: int | None = None, limit: int = 500) -> int:
         """Voids lapsed, unresolved holds (all, or those debiting ``account``); returns how many."""
@@ -301,7 +265,7 @@ class Ledger:
         for _ in range(5):
             available = (await self.balance(user)).available
             from_wallet = min(credits, max(available, 0))
-            batch = _Batch(op_id, kind, {**(meta or {}), "user": str(user)})
+            batch = Batch(op_id, kind, {**(meta or {}), "user": str(user)})
             clearing = await self._platform(Kind.STRIPE, op_id)
             if from_wallet:
                 batch.add(f"{op_id}#w", await self.account(user, Kind.WALLET), clearing, from_wallet)
@@ -332,7 +296,7 @@ class Ledger:
         platform_part = sum(r.amount for r in rows) - creator_part
         creator = rows[0].meta.get("creator")
         for _ in range(5):
-            batch = _Batch(op_id, kind, {**(meta or {}), "spend": spend_id, "payer": str(payer)})
+            batch = Batch(op_id, kind, {**(meta or {}), "spend": spend_id, "payer": str(payer)})
             if creator_part:
                 earnings = await self.account(uuid.UUID(creator), Kind.EARNINGS)
                 have = max(0, (await self.balance(uuid.UUID(creator), Kind.EARNINGS)).available)
@@ -354,7 +318,7 @@ class Ledger:
         """Earnings leave for the PAYOUTS account (a payout request). False: done before."""
         check_id(op_id)
         check_amount(credits, "credits")
-        batch = _Batch(op_id, "payout", meta or {})
+        batch = Batch(op_id, "payout", meta or {})
         batch.add(op_id, await self.account(user, Kind.EARNINGS), await self._platform(Kind.PAYOUTS, op_id), credits)
         return await self._apply(batch)
 
@@ -362,64 +326,14 @@ class Ledger:
 
     async def transfers(self, op_id: str) -> list[Transfer]:
         """Every transfer of one operation (its parts and their resolutions), oldest first."""
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(text(
-                f"SELECT {_COLUMNS} FROM ledger_transfers WHERE batch = :b ORDER BY seq"), {"b": op_id})).all()
-        return [Transfer(*r) for r in rows]
+        return await self.journal.transfers(op_id)
 
     async def applied(self, op_ids: list[str]) -> set[str]:
         """Which of ``op_ids`` exist as operations (one query: what a page of PPV attachments was paid)."""
-        if not op_ids:
-            return set()
-        async with self._engine.connect() as conn:
-            found = (await conn.scalars(text("SELECT DISTINCT batch FROM ledger_transfers WHERE batch = ANY(:b)"),
-                                        {"b": list(op_ids)})).all()
-        return set(found)
+        return await self.journal.applied(op_ids)
 
     async def history(self, user: uuid.UUID, kind: Kind = Kind.WALLET, *, before: int | None = None,
                       limit: int = 50) -> list[dict[str, Any]]:
         """The account's movements, newest first: ``seq`` (the cursor), ``id``, ``kind``, ``phase``,
         ``amount`` (signed: + in, - out), ``at``, ``meta``."""
-        account = await self.account(user, kind)
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(text(
-                "SELECT seq, id, kind, phase, amount, debit_account_id, created_at, meta FROM ledger_transfers "
-                "WHERE (debit_account_id = :a OR credit_account_id = :a) AND seq < :before "
-                "ORDER BY seq DESC LIMIT :n"), {"a": account, "before": before or 2**62, "n": limit})).all()
-        return [{"seq": r.seq, "id": r.id, "kind": r.kind, "phase": r.phase,
-                 "amount": -r.amount if r.debit_account_id == account else r.amount,
-                 "at": r.created_at.isoformat(), "meta": r.meta} for r in rows]
-
-    async def _hold(self, op_id: str) -> tuple[list[Transfer], str]:
-        rows = await self.transfers(op_id)
-        parts = [r for r in rows if r.phase == "pending"]
-        if not parts:
-            raise UnknownTransfer(f"no hold {op_id!r}")
-        done = [r for r in rows if r.phase in ("post", "void")]
-        if not done:
-            return parts, "pending"
-        if any(r.phase == "post" for r in done):
-            return parts, "posted"
-        return parts, "expired" if any(r.kind == "expire" for r in done) else "voided"
-
-    async def _resolved(self, op_id: str, parts: list[Transfer], state: str, *, want: tuple[str, ...]) -> Spend:
-        if state not in want:
-            raise TransferConflict(f"the hold {op_id!r} is {state}")
-        rows = await self.transfers(op_id)
-        posted = {r.pending_id: r.amount for r in rows if r.phase == "post"}
-        meta = parts[0].meta
-        creator = uuid.UUID(meta["creator"]) if meta.get("creator") else None
-        c = sum(v for k, v in posted.items() if k and k.endswith("#c"))
-        p = sum(v for k, v in posted.items() if k and k.endswith("#p"))
-        return Spend(op_id, uuid.UUID(meta["payer"]), creator, c + p, c, p, state)
-
-    async def _replay(self, op_id: str, payer: uuid.UUID, amount: int) -> Spend:
-        rows = await self.transfers(op_id)
-        parts = [r for r in rows if r.phase in ("single", "pending")]
-        if not parts or parts[0].meta.get("payer") != str(payer) or sum(p.amount for p in parts) != amount:
-            raise TransferConflict(f"operation {op_id!r} exists with other accounts or amounts")
-        meta = parts[0].meta
-        creator = uuid.UUID(meta["creator"]) if meta.get("creator") else None
-        c = sum(p.amount for p in parts if p.id.endswith("#c"))
-        state = "posted" if parts[0].phase == "single" else (await self._hold(op_id))[1]
-        return Spend(op_id, payer, creator, amount, c, amount - c, state, replayed=True)
+        return await self.journal.history(await self.account(user, kind), before=before, limit=limit)

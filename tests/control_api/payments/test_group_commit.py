@@ -15,7 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from control_api.ledger.audit import check_ledger
-from control_api.ledger.book import Ledger, _Batch
+from control_api.ledger.book import Ledger
+from control_api.ledger.journal import Batch
 from control_api.ledger.types import CreatorUnavailable, InsufficientCredits, Kind, Spend, TransferConflict
 from control_api.ledger.writer import Outcome
 from tests.control_api.conftest import Api, api_settings
@@ -114,9 +115,9 @@ async def test_an_operation_the_table_refuses_fails_alone(engine: AsyncEngine) -
     fan, creator = await users(engine, 2)
     await ledger.deposit("seed", fan, 10)
     wallet, earnings = await ledger.account(fan, Kind.WALLET), await ledger.account(creator, Kind.EARNINGS)
-    good = _Batch("good", "spend", {"payer": str(fan)})
+    good = Batch("good", "spend", {"payer": str(fan)})
     good.add("good#c", wallet, earnings, 2)
-    bad = _Batch("bad", "spend", {"payer": str(fan)})
+    bad = Batch("bad", "spend", {"payer": str(fan)})
     bad.add("bad#c", wallet, wallet, 1)  # from an account to itself: ledger_distinct_accounts refuses it
     applied, refused = await asyncio.gather(ledger.writer.submit(good.op()), ledger.writer.submit(bad.op()),
                                             return_exceptions=True)
