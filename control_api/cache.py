@@ -30,8 +30,9 @@ from redis.exceptions import RedisError
 from sqlalchemy import bindparam, exists, func, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from control_api.models import Account, Block, Room, Sanction
+from control_api.models import Account, Room, Sanction
 from control_api.services import SERVICES
+from control_api.social_models import Block
 from switchboard.keyspace import SANCTIONS_CHANNEL, ready
 from switchboard.tasks import stop_tasks
 

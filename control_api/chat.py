@@ -18,10 +18,10 @@ from control_api.errors import Forbidden, NotFound, ValidationFailed
 from control_api.graph import not_blocked, visible_account
 from control_api.http import Call, Reply, Route
 from control_api.ledger.types import MAX_AMOUNT
-from control_api.models import Attachment, Block, Conversation, Media, Member, Message
 from control_api.payments.service import PAYMENTS
 from control_api.sanctions import active_mute
 from control_api.schema import Field, Schema
+from control_api.social_models import Attachment, Block, Conversation, Media, Member, Message
 
 MAX_GROUP = 50
 

@@ -18,19 +18,9 @@ from control_api import friends
 from control_api.accounts import check_password, revoke_all
 from control_api.errors import Unauthenticated
 from control_api.http import Call, Reply, Route
-from control_api.models import (
-    Account,
-    AuditEntry,
-    Block,
-    EmailCode,
-    Follow,
-    Like,
-    Media,
-    Member,
-    Notification,
-    Profile,
-)
+from control_api.models import Account, AuditEntry, EmailCode
 from control_api.schema import Field, Schema
+from control_api.social_models import Block, Follow, Like, Media, Member, Notification, Profile
 from switchboard.keyspace import atomic_pipeline
 from switchboard.keyspace import blocks as blocks_key
 

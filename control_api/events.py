@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api import notifications, stats
 from control_api.graph import not_blocked
-from control_api.models import Account, AuditEntry, Notification, ProcessedEvent
+from control_api.models import Account, AuditEntry, ProcessedEvent
 from control_api.services import Services
 from control_api.social import add_like, request_follow
+from control_api.social_models import Notification
 from control_api.stream_group import StreamGroup
 from control_api.webhooks import outbox as webhooks
 from switchboard.events import EventType, ModerationEvent, OtherEvent, RoomEvent, SocialEvent, TapEvent, decode

@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from control_api.http import Call, Reply, Route
-from control_api.models import Account, Follow
+from control_api.models import Account
 from control_api.sanctions import require_staff
+from control_api.social_models import Follow
 from switchboard.keyspace import atomic_pipeline, friends
 
 log = logging.getLogger("switchboard.api.friends")

@@ -14,11 +14,12 @@ from control_api.errors import Conflict, NotFound, ValidationFailed
 from control_api.graph import not_blocked
 from control_api.http import Call, Reply, Route
 from control_api.ledger.types import MAX_AMOUNT
-from control_api.models import Profile, Room
+from control_api.models import Room
 from control_api.payments.routes import OP_ID
 from control_api.payments.service import PAYMENTS, Payments
 from control_api.prices import ROOM
 from control_api.schema import Field, Schema
+from control_api.social_models import Profile
 from switchboard.keyspace import text
 from switchboard.paid import GIFT, live_show
 

@@ -10,7 +10,8 @@ from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.errors import NotFound
-from control_api.models import Account, Block, Profile
+from control_api.models import Account
+from control_api.social_models import Block, Profile
 
 
 def not_blocked(me: uuid.UUID | ColumnElement[Any], other: Any) -> ColumnElement[bool]:

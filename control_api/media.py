@@ -21,9 +21,9 @@ from control_api.errors import Forbidden, NotFound, PaymentRequired
 from control_api.graph import not_blocked
 from control_api.http import Call, Reply, Route
 from control_api.images import IMAGE_TYPES, PREVIEW_TYPE, read_image_upload
-from control_api.models import Attachment, Media, Member, Message
 from control_api.payments.service import PAYMENTS
 from control_api.schema import Field, Schema
+from control_api.social_models import Attachment, Media, Member, Message
 
 
 async def _upload(call: Call) -> Reply:

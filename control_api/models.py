@@ -9,11 +9,9 @@ from datetime import date, datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    CheckConstraint,
     Date,
     DateTime,
     Enum,
-    Float,
     ForeignKey,
     Index,
     Integer,
@@ -23,12 +21,10 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
 
-
-class Base(DeclarativeBase):
-    pass
+from control_api.tables import Base, now_column, uuid_fk
 
 
 class Role(enum.StrEnum):
@@ -78,14 +74,6 @@ class AuditEntry(Base):
     __table_args__ = (Index("audit_log_action_id", "action", "id"), Index("audit_log_actor_id", "actor_id", "id"))
 
 
-def _uuid_fk(target: str, ondelete: str = "CASCADE", **kw: object) -> Mapped:  # type: ignore[type-arg]
-    return mapped_column(UUID(as_uuid=True), ForeignKey(target, ondelete=ondelete), **kw)  # type: ignore[arg-type]
-
-
-def _now() -> Mapped[datetime]:
-    return mapped_column(DateTime(timezone=True), server_default=func.now())
-
-
 class RefreshToken(Base):
     """One refresh token; rotation spends it and issues the next one in the same family.
     Presenting a spent token revokes the whole family (it was stolen or replayed)."""
@@ -93,10 +81,10 @@ class RefreshToken(Base):
     __tablename__ = "refresh_tokens"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    account_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", index=True)
+    account_id: Mapped[uuid.UUID] = uuid_fk("accounts.id", index=True)
     family: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = now_column()
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -108,7 +96,7 @@ class EmailCode(Base):
     __tablename__ = "email_codes"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    account_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", index=True)
+    account_id: Mapped[uuid.UUID] = uuid_fk("accounts.id", index=True)
     purpose: Mapped[str] = mapped_column(String(16))
     code_hash: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -125,7 +113,7 @@ class OutboxMail(Base):
     to_addr: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = now_column()
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -136,17 +124,17 @@ class Sanction(Base):
     __tablename__ = "sanctions"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    account_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", index=True)
+    account_id: Mapped[uuid.UUID] = uuid_fk("accounts.id", index=True)
     kind: Mapped[str] = mapped_column(String(16))
     """``ban``, ``mute`` or ``warning``."""
     reason: Mapped[str] = mapped_column(Text, default="")
-    starts_at: Mapped[datetime] = _now()
+    starts_at: Mapped[datetime] = now_column()
     ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """None: until revoked."""
-    created_by: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
+    created_by: Mapped[uuid.UUID | None] = uuid_fk("accounts.id", ondelete="SET NULL")
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When it was lifted (None: not lifted)."""
-    revoked_by: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
+    revoked_by: Mapped[uuid.UUID | None] = uuid_fk("accounts.id", ondelete="SET NULL")
     """The moderator who lifted it."""
     revoke_reason: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
     """Why it was lifted."""
@@ -163,8 +151,8 @@ class Report(Base):
     __tablename__ = "reports"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    reporter_id: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
-    reported_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", index=True)
+    reporter_id: Mapped[uuid.UUID | None] = uuid_fk("accounts.id", ondelete="SET NULL")
+    reported_id: Mapped[uuid.UUID] = uuid_fk("accounts.id", index=True)
     context: Mapped[str] = mapped_column(String(16), default="profile", server_default=text("'profile'"))
     """``profile``, ``message`` or ``live``."""
     message_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -179,8 +167,8 @@ class Report(Base):
     """The reporter's words (at most 1000 characters)."""
     status: Mapped[str] = mapped_column(String(16), default="open")
     """``open``, ``in_review``, ``actioned`` or ``dismissed``."""
-    created_at: Mapped[datetime] = _now()
-    claimed_by: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
+    created_at: Mapped[datetime] = now_column()
+    claimed_by: Mapped[uuid.UUID | None] = uuid_fk("accounts.id", ondelete="SET NULL")
     """The moderator reviewing it (``in_review`` and after)."""
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -255,146 +243,13 @@ class Room(Base):
     __tablename__ = "rooms"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    owner_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", index=True)
+    owner_id: Mapped[uuid.UUID] = uuid_fk("accounts.id", index=True)
     kind: Mapped[str] = mapped_column(String(16), default="show")
     """``show`` (one broadcaster, many viewers); the only kind so far."""
     title: Mapped[str] = mapped_column(String(100), default="")
     """The owner's words for it: metadata only, never part of the name."""
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = now_column()
 
-
-class Profile(Base):
-    """Public face of an account; exists once onboarding has started."""
-
-    __tablename__ = "profiles"
-
-    account_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", primary_key=True)
-    pseudo: Mapped[str | None] = mapped_column(String(32))
-    birth_date: Mapped[date | None] = mapped_column(Date)
-    bio: Mapped[str] = mapped_column(Text, default="")
-    interests: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list)
-    country: Mapped[str | None] = mapped_column(String(2))
-    latitude: Mapped[float | None] = mapped_column(Float)
-    longitude: Mapped[float | None] = mapped_column(Float)
-    photo: Mapped[str | None] = mapped_column(String(64))
-    """Storage name of the profile photo."""
-    total_likes: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime] = _now()
-
-    __table_args__ = (Index("profiles_pseudo_lower", text("lower(pseudo)"), unique=True),)
-
-
-class Follow(Base):
-    """``follower`` follows (``accepted``) or asked to follow (``pending``) ``followee``."""
-
-    __tablename__ = "follows"
-
-    follower_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", primary_key=True)
-    followee_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", primary_key=True, index=True)
-    status: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = _now()
-    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class Like(Base):
-    """One like from ``liker`` to ``likee`` (a pair counts once in ``Profile.total_likes``)."""
-
-    __tablename__ = "likes"
-
-    liker_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", primary_key=True)
-    likee_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", primary_key=True, index=True)
-    created_at: Mapped[datetime] = _now()
-
-
-class Block(Base):
-    """``blocker`` blocked ``blocked``: each is hidden from the other everywhere."""
-
-    __tablename__ = "blocks"
-
-    blocker_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", primary_key=True)
-    blocked_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", primary_key=True, index=True)
-    created_at: Mapped[datetime] = _now()
-
-
-class Conversation(Base):
-    """A 1:1 (``direct``, at most one per pair via ``direct_key``) or ``group`` conversation."""
-
-    __tablename__ = "conversations"
-
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    kind: Mapped[str] = mapped_column(String(16))
-    title: Mapped[str] = mapped_column(String(100), default="")
-    direct_key: Mapped[str | None] = mapped_column(String(80), unique=True)
-    created_by: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
-    created_at: Mapped[datetime] = _now()
-    last_message_id: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class Member(Base):
-    """A participant; ``last_read_id`` is their read receipt (the newest message id they read)."""
-
-    __tablename__ = "conversation_members"
-
-    conversation_id: Mapped[uuid.UUID] = _uuid_fk("conversations.id", primary_key=True)
-    account_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", primary_key=True, index=True)
-    joined_at: Mapped[datetime] = _now()
-    last_read_id: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class Message(Base):
-    """A chat message; ids grow, so they double as the pagination cursor."""
-
-    __tablename__ = "messages"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    conversation_id: Mapped[uuid.UUID] = _uuid_fk("conversations.id")
-    sender_id: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
-    text: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = _now()
-
-    __table_args__ = (Index("messages_conversation_id", "conversation_id", "id"),)
-
-
-class Media(Base):
-    """An uploaded file (chat attachment); stored under its id as name."""
-
-    __tablename__ = "media"
-
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    owner_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id", index=True)
-    content_type: Mapped[str] = mapped_column(String(64))
-    size: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = _now()
-
-
-class Attachment(Base):
-    """Media attached to a message; ``private`` ones are shown blurred, and those with a ``price`` are
-    pay-per-view (control_api/ppv.py): served to a receiver once they paid."""
-
-    __tablename__ = "message_attachments"
-
-    message_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
-    media_id: Mapped[uuid.UUID] = _uuid_fk("media.id", primary_key=True)
-    private: Mapped[bool] = mapped_column(Boolean, default=False)
-    price: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    """Credits a receiver pays to see it (None: not for sale); only on private attachments."""
-
-    __table_args__ = (CheckConstraint("price IS NULL OR (price > 0 AND private)", name="attachment_price"),)
-
-
-class Notification(Base):
-    """An in-app notification: follow, like, message, invite, welcome, report_outcome."""
-
-    __tablename__ = "notifications"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    account_id: Mapped[uuid.UUID] = _uuid_fk("accounts.id")
-    kind: Mapped[str] = mapped_column(String(32))
-    data: Mapped[dict] = mapped_column(JSONB, default=dict)  # type: ignore[type-arg]
-    created_at: Mapped[datetime] = _now()
-    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-    __table_args__ = (Index("notifications_account_id", "account_id", "id"),)
 
 
 class ProcessedEvent(Base):
@@ -404,7 +259,7 @@ class ProcessedEvent(Base):
 
     event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
-    processed_at: Mapped[datetime] = _now()
+    processed_at: Mapped[datetime] = now_column()
 
 
 class Clip(Base):
@@ -417,7 +272,7 @@ class Clip(Base):
     """Made by the node that saved it (32 hex digits)."""
     room: Mapped[str] = mapped_column(String(200), index=True)
     """The SFU room: a show's room name, or a call's / match's id."""
-    moderator_id: Mapped[uuid.UUID | None] = _uuid_fk("accounts.id", ondelete="SET NULL")
+    moderator_id: Mapped[uuid.UUID | None] = uuid_fk("accounts.id", ondelete="SET NULL")
     """Who asked for it (None when that account is gone, or it was not a known account)."""
     content_type: Mapped[str] = mapped_column(String(32))
     """``video/webm`` (VP8 + Opus) or ``video/x-matroska`` (H.264 + Opus)."""
@@ -425,12 +280,13 @@ class Clip(Base):
     duration_ms: Mapped[int] = mapped_column(BigInteger)
     tracks: Mapped[int] = mapped_column(Integer)
     storage_name: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = now_column()
 
 
-# Money's tables are declared next to their code; imported here so Base.metadata (Alembic, the
-# migration test) always holds every table.
+# The other records (social life; money's tables, declared next to their code) are imported here so
+# Base.metadata (Alembic, the migration test) always holds every table.
 from control_api import paid_models as _paid_models  # noqa: E402,F401
+from control_api import social_models as _social_models  # noqa: E402,F401
 from control_api.ledger import models as _ledger_models  # noqa: E402,F401
 from control_api.payments import models as _payments_models  # noqa: E402,F401
 from control_api.webhooks import models as _webhook_models  # noqa: E402,F401

@@ -10,9 +10,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.http import Call, Reply, Route
-from control_api.models import Notification
 from control_api.realtime import Realtime
 from control_api.schema import Field, Schema
+from control_api.social_models import Notification
 
 KINDS = ("follow_request", "follow_accepted", "like", "message", "live_invite", "welcome", "report_outcome",
          "call_missed", "moderation_warning")

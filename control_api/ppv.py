@@ -17,9 +17,9 @@ from control_api.graph import not_blocked
 from control_api.http import Call, Reply, Route
 from control_api.images import blurred_preview
 from control_api.ledger.book import Ledger
-from control_api.models import Attachment, Media, Member, Message
 from control_api.payments.service import PAYMENTS
 from control_api.schema import Field, Schema
+from control_api.social_models import Attachment, Media, Member, Message
 from control_api.types import Storage
 
 Key = tuple[int, uuid.UUID]

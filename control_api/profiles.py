@@ -15,8 +15,8 @@ from control_api.errors import Conflict, NotFound, ValidationFailed
 from control_api.graph import age, public_profile, visible_account
 from control_api.http import Call, Reply, Route
 from control_api.images import IMAGE_TYPES, read_image_upload
-from control_api.models import Follow, Like, Profile
 from control_api.schema import Field, Schema
+from control_api.social_models import Follow, Like, Profile
 from control_api.storage import sniff_image
 
 ADULT = 18

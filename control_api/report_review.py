@@ -20,12 +20,13 @@ from control_api import audit, notifications
 from control_api.audit import CURSOR, LIMIT, day_bounds
 from control_api.errors import Conflict, NotFound
 from control_api.http import Call, Reply, Route
-from control_api.models import Account, Message, Notification, Profile, Report, Sanction
+from control_api.models import Account, Report, Sanction
 from control_api.reports import OPEN, REASONS, STATUSES, as_json
 from control_api.sanction_routes import REASON, duration_of
 from control_api.sanctions import DURATIONS, KINDS, impose, sync_live
 from control_api.sanctions import as_json as sanction_json
 from control_api.schema import Field, Schema
+from control_api.social_models import Message, Notification, Profile
 from control_api.staff import require_staff
 
 ID = Schema({"report_id": Field("integer", minimum=1, maximum=2**63 - 1)})

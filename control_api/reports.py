@@ -24,9 +24,10 @@ from control_api.chat import open_conversation
 from control_api.clips import clip_for_report
 from control_api.errors import NotFound, ValidationFailed
 from control_api.http import Call, Reply, Route
-from control_api.models import Account, Message, Report
+from control_api.models import Account, Report
 from control_api.rooms import ROOM
 from control_api.schema import Field, Schema
+from control_api.social_models import Message
 from control_api.webhooks import outbox as webhooks
 
 REASONS = ("nudity_minor", "harassment", "spam_scam", "hate_violence", "other")

@@ -31,9 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api import audit, notifications
 from control_api.errors import Conflict, NotFound, ValidationFailed
-from control_api.models import Account, Notification, RefreshToken, Sanction
+from control_api.models import Account, RefreshToken, Sanction
 from control_api.revocation import Revocations
 from control_api.services import Services
+from control_api.social_models import Notification
 from control_api.staff import require_staff
 from switchboard.keyspace import SANCTIONS_CHANNEL, banned, muted
 

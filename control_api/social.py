@@ -20,8 +20,9 @@ from control_api import friends, notifications, stats
 from control_api.errors import NotFound, ValidationFailed
 from control_api.graph import not_blocked, public_profile, visible_account
 from control_api.http import Call, Reply, Route
-from control_api.models import Account, Block, Follow, Like, Notification, Profile
+from control_api.models import Account
 from control_api.schema import Field, Schema
+from control_api.social_models import Block, Follow, Like, Notification, Profile
 from switchboard.keyspace import SANCTIONS_CHANNEL, atomic_pipeline
 from switchboard.keyspace import blocks as blocks_key
 from switchboard.keyspace import friends as friends_key

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from control_api.models import Account, Profile
+from control_api.models import Account
+from control_api.social_models import Profile
 from tests.control_api.conftest import Api
 
 

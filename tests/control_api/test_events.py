@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from control_api.events import EventsConsumer
-from control_api.models import AuditEntry, Follow
+from control_api.models import AuditEntry
 from control_api.services import SERVICES
+from control_api.social_models import Follow
 from sfu.events import RedisEventSink
 from sfu.types import PeerId
 from sfu.worker import Worker

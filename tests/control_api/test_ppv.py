@@ -17,10 +17,10 @@ from PIL import Image
 from sqlalchemy import insert
 
 from control_api.ledger.types import Kind
-from control_api.models import Media
 from control_api.payments.service import PAYMENTS, Payments
 from control_api.ppv import op_id
 from control_api.services import SERVICES
+from control_api.social_models import Media
 from tests.control_api.conftest import Api, User, api_settings
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
