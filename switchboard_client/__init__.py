@@ -8,7 +8,8 @@ from switchboard_client.api import ApiClient, Login, NodeToken, Room
 from switchboard_client.call import Call, Incoming, invite, next_incoming
 from switchboard_client.errors import ApiError, ClosedError, Disconnected, NodeError, SwitchboardError
 from switchboard_client.events import EventStream
-from switchboard_client.node import Hello, NodeClient
+from switchboard_client.handshake import Hello
+from switchboard_client.node import NodeClient
 from switchboard_client.queue import RandomChat
 from switchboard_client.show import Broadcast, Viewing, publish_show, tap_show, view_show
 from switchboard_client.tap import CallTap, live_calls, tap_call

@@ -1,12 +1,14 @@
-"""Server events as async iterators: each :class:`EventStream` gets every event sent after it was made."""
+"""Server frames: events as async iterators (each :class:`EventStream` gets every event sent after it
+was made) and replies matched to the requests that wait for them (:class:`Replies`)."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from typing import Any
 
-from switchboard_client.errors import ClosedError
+from switchboard_client.errors import ClosedError, NodeError
 
 Event = dict[str, Any]
 """One server message (``{"type": ..., ...}``, docs/protocol.md)."""
@@ -94,3 +96,42 @@ class EventStream:
         """Queues ``events`` ahead of anything that arrives later (only on an empty, new stream)."""
         for event in events:
             self._queue.put_nowait(event)
+
+
+class Replies:
+    """Requests sent with an ``id``, each waiting for the ``reply`` or ``error`` frame that names it (``ref``)."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Event]] = {}
+
+    def expect(self) -> tuple[int, asyncio.Future[Event]]:
+        """A new request id and the future its answer settles; :meth:`forget` it when done waiting."""
+        ref = next(self._ids)
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self._pending[ref] = future
+        return ref, future
+
+    def forget(self, ref: int) -> None:
+        self._pending.pop(ref, None)
+
+    def settle(self, frame: Event) -> bool:
+        """Answers the request ``frame`` replies to: the ``reply`` without ``type``/``ref``, or the
+        ``error`` as :class:`NodeError`. False when ``frame`` answers no waiting request."""
+        ref = frame.get("ref")
+        if frame.get("type") not in ("reply", "error") or not isinstance(ref, int) or ref not in self._pending:
+            return False
+        future = self._pending.pop(ref)
+        if not future.done():
+            if frame["type"] == "reply":
+                future.set_result({k: v for k, v in frame.items() if k not in ("type", "ref")})
+            else:
+                future.set_exception(NodeError(str(frame.get("code")), str(frame.get("message")), frame))
+        return True
+
+    def fail(self, exc: Exception) -> None:
+        """Every waiting request fails with ``exc`` (the socket dropped, the client closed)."""
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(exc)
+        self._pending.clear()

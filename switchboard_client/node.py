@@ -25,20 +25,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import itertools
 import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
 from switchboard_client.api import NodeToken, PlacedTokens, TokenSource
 from switchboard_client.errors import ApiError, ClosedError, Disconnected, NodeError
-from switchboard_client.events import Event, EventStream
+from switchboard_client.events import Event, EventStream, Replies
+from switchboard_client.handshake import CONNECT_S, Hello, handshake, ws_url
 
 log = logging.getLogger("switchboard_client.node")
 
@@ -46,49 +45,11 @@ FINAL_CLOSE_CODES = frozenset({4003, 4029, 1008})
 """Banned, too many sockets, abuse: reconnecting would be refused again (docs/protocol.md, close codes)."""
 HELD_MARGIN_S = 20.0
 """A held token is used to reconnect without the API only while it has at least this long to live."""
-CONNECT_S = 2.0
-"""How long a TCP connect to a node may take: a dead box that sends no reset would otherwise hold the
-client for the system's TCP timeout. A live node accepts at once (its gate queues after the accept)."""
-UPGRADE_S = 5.0
-"""How long a reconnect lets the node take to answer the upgrade (TCP connect included): a node's gate may hold a
-connect up to ``node.ws_gate_wait_s`` (2 s) before starting it or refusing it with a 503. The waits an
-overloaded node asks for (``Retry-After``, ``retry_after``) are not counted here."""
 API_RESERVE_S = 4.0
 """Of the resume window, what the tries with the held token leave for asking the API."""
 STABLE_S = 5.0
 """A session that lasted this long resets the reconnect backoff; a node that drops each socket
 shortly after its ``hello`` gets the backoff growing, not a new socket every 0.1 s."""
-
-
-@dataclass(frozen=True)
-class Hello:
-    """The node's ``hello``."""
-
-    session_id: str
-    user_id: str
-    resume_token: str
-    resumed: bool
-    """True when this socket took over an earlier session (its call and shows kept)."""
-    token_expires_at: int
-    ice_servers: list[dict[str, Any]]
-    """``RTCConfiguration.iceServers`` for this user (empty without TURN)."""
-    shows: list[Any]
-    node: str = ""
-    """The id of the node this socket is on (``node_...``)."""
-
-    @staticmethod
-    def parse(frame: dict[str, Any]) -> Hello:
-        return Hello(str(frame["session_id"]), str(frame["user_id"]), str(frame.get("resume_token", "")),
-                     bool(frame.get("resumed")), int(frame.get("token_expires_at") or 0),
-                     list(frame.get("ice_servers") or []), list(frame.get("shows") or []), str(frame.get("node") or ""))
-
-
-def ws_url(url: str) -> str:
-    """``http://host:port`` (or ``ws://``, with or without ``/ws``) -> ``ws://host:port/ws``."""
-    url = url.rstrip("/")
-    if url.startswith("http"):
-        url = "ws" + url[4:]
-    return url if url.endswith("/ws") else url + "/ws"
 
 
 class NodeClient:
@@ -112,8 +73,7 @@ class NodeClient:
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._hello: Hello | None = None
-        self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._replies = Replies()
         self._streams: list[EventStream] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
@@ -187,7 +147,7 @@ class NodeClient:
         if self._http is not None:
             http, self._http = self._http, None
             await http.close()
-        self._fail_pending(ClosedError("the node client closed"))
+        self._replies.fail(ClosedError("the node client closed"))
         for stream in list(self._streams):
             stream.end()
         self._streams.clear()
@@ -200,14 +160,12 @@ class NodeClient:
         Raises :class:`NodeError` on an ``error`` frame, :class:`Disconnected` when the socket drops first.
         """
         self._check()
-        ref = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[ref] = future
+        ref, future = self._replies.expect()
         try:
             await self._send({"type": type_, "id": ref, **fields})
             return await asyncio.wait_for(future, self._timeout)
         finally:
-            self._pending.pop(ref, None)
+            self._replies.forget(ref)
 
     async def send(self, type_: str, **fields: Any) -> None:
         """A message without ``id``: success is silent, an error comes as an ``error`` event."""
@@ -261,13 +219,8 @@ class NodeClient:
     async def _connect(self, resume: str | None, held: tuple[str, str] | None = None,
                        deadline: float | None = None) -> None:
         """Opens the socket: with a fresh token from the source, or ``held`` (a token this client holds
-        and the ``/ws`` URL to use it at); waits for ``hello``. Nothing waits past ``deadline``
-        (``time.monotonic()``): the upgrade is bounded by :data:`UPGRADE_S` (with a deadline: a
-        reconnect), ``hello`` by the request
-        timeout, an overloaded node's wait by the deadline (else :class:`NodeError` ``overloaded``).
-        A socket that does not end in ``hello`` is closed whatever happens (an error, a cancel): a
-        half-open socket would stay a session on the node, counted against the token's sockets.
-        :attr:`_heard` tells whether the node answered at all."""
+        and the ``/ws`` URL to use it at); waits for ``hello`` (bounded as :func:`handshake` says: nothing
+        waits past ``deadline``, ``time.monotonic()``). :attr:`_heard` tells whether the node answered at all."""
         assert self._http is not None
         token, url = held if held is not None else await self._ticket()
         params = {"token": token}
@@ -276,58 +229,17 @@ class NodeClient:
         if url != self.url and self._hello is not None:
             self.moves += 1
         self.url = url
+        ws, frame = await handshake(self._http, url, params, deadline=deadline, hello_timeout_s=self._timeout,
+                                    trace=self.trace, heard=self._answered)
+        if isinstance(self._tokens, PlacedTokens):
+            self._tokens.avoid = None
+        self._ws, self._hello = ws, Hello.parse(frame)
+        self._hello_at = time.monotonic()
+        self.trace("hello", url=self.url, node=self._hello.node, resumed=self._hello.resumed)
+        self._deliver(frame)
 
-        def left(cap: float) -> float:
-            if deadline is None:
-                return cap
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no time left in the resume window")
-            return min(cap, remaining)
-
-        async def back_off(wait: float) -> None:  # spread: the refused of one burst do not come back at once
-            pause = random.uniform(wait, 1.5 * wait)
-            if deadline is not None and time.monotonic() + pause > deadline:
-                raise NodeError("overloaded", "the node is overloaded (no time left to wait)")
-            await asyncio.sleep(pause)
-
-        for _ in range(10):  # an overloaded node says when to come back
-            try:
-                # A first open() waits as long as the node takes (a storm of first connects is slow, not lost).
-                async with asyncio.timeout(left(UPGRADE_S) if deadline is not None else None):
-                    ws = await self._http.ws_connect(self.url, params=params, heartbeat=None, autoping=True,
-                                                     timeout=aiohttp.ClientWSTimeout(ws_close=2.0))
-            except aiohttp.WSServerHandshakeError as exc:  # refused before the upgrade: 503 + Retry-After
-                self._heard = True
-                if exc.status != 503:
-                    raise
-                self.trace("ws_refused", url=self.url)
-                await back_off(_retry_after(exc.headers))
-                continue
-            self._heard = True
-            try:
-                first = await ws.receive(timeout=left(self._timeout))
-                if first.type != aiohttp.WSMsgType.TEXT:
-                    raise Disconnected(f"the node closed the socket before hello ({ws.close_code})")
-                frame = json.loads(first.data)
-            except BaseException:
-                await _discard(ws)
-                raise
-            if frame.get("type") == "hello":
-                if isinstance(self._tokens, PlacedTokens):
-                    self._tokens.avoid = None
-                self._ws, self._hello = ws, Hello.parse(frame)
-                self._hello_at = time.monotonic()
-                self.trace("hello", url=self.url, node=self._hello.node, resumed=self._hello.resumed)
-                self._deliver(frame)
-                return
-            await _discard(ws)
-            if frame.get("code") == "overloaded":
-                self.trace("ws_refused", url=self.url)
-                await back_off(float(frame.get("retry_after") or 1))
-                continue
-            raise NodeError(str(frame.get("code")), str(frame.get("message")), frame)
-        raise NodeError("overloaded", "the node stayed overloaded")
+    def _answered(self) -> None:
+        self._heard = True
 
     async def _run(self) -> None:
         """Reads frames; on a drop, resumes within the window or closes the client."""
@@ -338,7 +250,7 @@ class NodeClient:
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     self._dispatch(json.loads(msg.data))
             code = ws.close_code
-            self._fail_pending(Disconnected())
+            self._replies.fail(Disconnected())
             if self._closed:
                 return
             self.trace("socket_lost", url=self.url, node=self.hello.node, code=code)
@@ -469,16 +381,8 @@ class NodeClient:
             if self._ws is not None:
                 self._leaving = asyncio.get_running_loop().create_task(self._ws.close(code=1000, message=b"moving"))
             return
-        ref = frame.get("ref")
-        if frame.get("type") in ("reply", "error") and isinstance(ref, int) and ref in self._pending:
-            future = self._pending.pop(ref)
-            if not future.done():
-                if frame["type"] == "reply":
-                    future.set_result({k: v for k, v in frame.items() if k not in ("type", "ref")})
-                else:
-                    future.set_exception(NodeError(str(frame.get("code")), str(frame.get("message")), frame))
-            return
-        self._deliver(frame)
+        if not self._replies.settle(frame):
+            self._deliver(frame)
 
     def deliver_local(self, frame: dict[str, Any]) -> None:
         """Hands ``frame`` to the event streams as if the node had sent it: the SDK's own events
@@ -489,28 +393,3 @@ class NodeClient:
         for stream in list(self._streams):
             stream.offer(frame)
 
-    def _fail_pending(self, exc: Exception) -> None:
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(exc)
-        self._pending.clear()
-
-
-async def _discard(ws: aiohttp.ClientWebSocketResponse) -> None:
-    """Closes a socket that will not be used (the close waits for the node's reply at most
-    ``ws_close``, 2 s); a cancel meanwhile still closes the connection."""
-    if ws.closed:
-        return
-    try:
-        await ws.close()
-    except BaseException:
-        ws._response.close()  # (drops the connection: the node sees the socket gone)
-        raise
-
-
-def _retry_after(headers: Mapping[str, str] | None) -> float:
-    """Seconds of a 503's ``Retry-After`` (1 when absent or not a number of seconds)."""
-    try:
-        return max(0.0, float((headers or {}).get("Retry-After", "1")))
-    except ValueError:
-        return 1.0
