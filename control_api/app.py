@@ -63,8 +63,8 @@ from control_api.webhooks import routes as webhook_routes
 from control_api.webhooks.dispatcher import Dispatcher
 from control_api.webhooks.metrics import WebhookMetrics
 from switchboard.health import Readiness
-from switchboard.keyspace import open_redis
 from switchboard.placement import Placement
+from switchboard.redis_client import open_redis
 from switchboard.resp import open_hot_redis
 from switchboard.settings import ApiSettings, PaymentsSettings, TokenSettings, TurnSettings, WebhookSettings
 from switchboard.tasks import stop_task

@@ -18,7 +18,8 @@ from redis.exceptions import RedisError
 
 from control_api.errors import RateLimited, Unavailable
 from control_api.limits import RateLimits
-from switchboard.keyspace import atomic_pipeline, auth_mails, code_failures
+from switchboard.keyspace import auth_mails, code_failures
+from switchboard.redis_client import atomic_pipeline
 
 MAIL_WINDOW_S = 3600
 

@@ -33,7 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from control_api.models import Account, Room, Sanction
 from control_api.services import SERVICES
 from control_api.social_models import Block
-from switchboard.keyspace import SANCTIONS_CHANNEL, ready
+from switchboard.keyspace import SANCTIONS_CHANNEL
+from switchboard.redis_client import ready
 from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.api.cache")

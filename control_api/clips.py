@@ -42,7 +42,8 @@ from control_api.sanctions import require_staff
 from control_api.schema import Field, Schema
 from control_api.services import Services
 from control_api.webhooks import outbox as webhooks
-from switchboard.keyspace import CLIPS_CHANNEL, CLIPS_INGESTING, CLIPS_PENDING, clip, clip_answers, clip_auto, text
+from switchboard.keyspace import CLIPS_CHANNEL, CLIPS_INGESTING, CLIPS_PENDING, clip, clip_answers, clip_auto
+from switchboard.redis_client import text
 
 log = logging.getLogger("switchboard.api.clips")
 

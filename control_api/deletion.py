@@ -21,8 +21,8 @@ from control_api.http import Call, Reply, Route
 from control_api.models import Account, AuditEntry, EmailCode
 from control_api.schema import Field, Schema
 from control_api.social_models import Block, Follow, Like, Media, Member, Notification, Profile
-from switchboard.keyspace import atomic_pipeline
 from switchboard.keyspace import blocks as blocks_key
+from switchboard.redis_client import atomic_pipeline
 
 
 def placeholder_email(account_id: uuid.UUID) -> str:

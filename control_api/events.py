@@ -28,7 +28,8 @@ from control_api.social_models import Notification
 from control_api.stream_group import StreamGroup
 from control_api.webhooks import outbox as webhooks
 from switchboard.events import EventType, ModerationEvent, OtherEvent, RoomEvent, SocialEvent, TapEvent, decode
-from switchboard.keyspace import EVENTS_GROUP_API, EVENTS_STREAM, text
+from switchboard.keyspace import EVENTS_GROUP_API, EVENTS_STREAM
+from switchboard.redis_client import text
 
 log = logging.getLogger("switchboard.api.events")
 

@@ -24,7 +24,8 @@ from control_api.http import Call, Reply, Route
 from control_api.models import Account
 from control_api.sanctions import require_staff
 from control_api.social_models import Follow
-from switchboard.keyspace import atomic_pipeline, friends
+from switchboard.keyspace import friends
+from switchboard.redis_client import atomic_pipeline
 
 log = logging.getLogger("switchboard.api.friends")
 
@@ -45,7 +46,7 @@ async def connected(session: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> bool:
 async def mirror(redis: Redis, a: uuid.UUID, b: uuid.UUID, linked: bool) -> None:
     """Writes the pair's connection both ways. Called after the commit; a Redis failure is logged
     (the change stands in Postgres, :func:`rebuild` repairs the mirror). On a Redis Cluster the two
-    sets sit in their users' slots: written in one pipeline without MULTI (``keyspace.atomic_pipeline``)."""
+    sets sit in their users' slots: written in one pipeline without MULTI (``redis_client.atomic_pipeline``)."""
     try:
         async with atomic_pipeline(redis) as pipe:
             if linked:

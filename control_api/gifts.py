@@ -20,8 +20,8 @@ from control_api.payments.service import PAYMENTS, Payments
 from control_api.prices import ROOM
 from control_api.schema import Field, Schema
 from control_api.social_models import Profile
-from switchboard.keyspace import text
 from switchboard.paid import GIFT, live_show
+from switchboard.redis_client import text
 
 
 async def _send_gift(call: Call) -> Reply:

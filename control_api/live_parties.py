@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.errors import Forbidden, NotFound, ValidationFailed
 from control_api.models import Room
-from switchboard.keyspace import call, match_session, show_viewers, text
+from switchboard.keyspace import call, match_session, show_viewers
+from switchboard.redis_client import text
 
 
 async def _session_parties(redis: Redis, session_id: str) -> set[str] | None:

@@ -24,8 +24,8 @@ from control_api.payments.service import PAYMENTS, Payments
 from control_api.services import SERVICES
 from control_api.stream_group import StreamGroup
 from control_api.tickets import refund_show
-from switchboard.keyspace import atomic_pipeline, text
 from switchboard.paid import BILLING_GROUP, BILLING_STREAM, BillingEntry, call_meter, meter_reply
+from switchboard.redis_client import atomic_pipeline, text
 from switchboard.tasks import stop_task
 
 log = logging.getLogger("switchboard.api.billing")

@@ -22,7 +22,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from switchboard.keyspace import is_cluster, mget, presence, user_channel
+from switchboard.keyspace import presence, user_channel
+from switchboard.redis_client import is_cluster, mget
 
 log = logging.getLogger("switchboard.api.realtime")
 

@@ -22,7 +22,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from control_api.errors import Unavailable
-from switchboard.keyspace import SANCTIONS_CHANNEL, atomic_pipeline, banned, mget, premium_tier, token_epoch
+from switchboard.keyspace import SANCTIONS_CHANNEL, banned, premium_tier, token_epoch
+from switchboard.redis_client import atomic_pipeline, mget
 
 log = logging.getLogger("switchboard.api.revocation")
 

@@ -23,9 +23,10 @@ from control_api.http import Call, Reply, Route
 from control_api.models import Account
 from control_api.schema import Field, Schema
 from control_api.social_models import Block, Follow, Like, Notification, Profile
-from switchboard.keyspace import SANCTIONS_CHANNEL, atomic_pipeline
+from switchboard.keyspace import SANCTIONS_CHANNEL
 from switchboard.keyspace import blocks as blocks_key
 from switchboard.keyspace import friends as friends_key
+from switchboard.redis_client import atomic_pipeline
 
 log = logging.getLogger("switchboard.api.social")
 

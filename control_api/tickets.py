@@ -26,8 +26,8 @@ from control_api.paid_models import Ticket
 from control_api.payments.service import PAYMENTS, Payments
 from control_api.prices import ROOM, mirror_room, room_ticket_price
 from control_api.schema import Field, Schema
-from switchboard.keyspace import text
 from switchboard.paid import live_show
+from switchboard.redis_client import text
 from switchboard.tokens import Grants
 
 log = logging.getLogger("switchboard.api.tickets")

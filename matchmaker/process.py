@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from matchmaker.metrics import MatchmakerMetrics
 from matchmaker.pairer import Pairer
 from switchboard.health import Readiness
-from switchboard.keyspace import open_redis
+from switchboard.redis_client import open_redis
 from switchboard.settings import MatchmakerSettings
 from switchboard.tasks import stop_task
 

@@ -93,7 +93,7 @@ async def serve(path: str, addresses: tuple[str, ...], announced: str, redis_url
     redis = None
     events: EventSink = MemoryEventSink()
     if redis_url:
-        from switchboard.keyspace import open_redis
+        from switchboard.redis_client import open_redis
 
         redis = open_redis(redis_url)
         events = RedisEventSink(redis)

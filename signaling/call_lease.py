@@ -30,7 +30,8 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from switchboard.ids import NodeId, UserId
-from switchboard.keyspace import MATCH_NODES_TTL_S, call, match_nodes, match_pair, text, user_call
+from switchboard.keyspace import MATCH_NODES_TTL_S, call, match_nodes, match_pair, user_call
+from switchboard.redis_client import text
 from switchboard.registry import NodeRegistry
 from switchboard.tasks import stop_task
 

@@ -21,10 +21,10 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from signaling.errors import PaymentRequired, Unavailable
-from switchboard import keyspace
+from switchboard import redis_client
 from switchboard.ids import UserId
-from switchboard.keyspace import text
 from switchboard.paid import BILLING_STREAM, METER_TTL_S, BillingEntry, call_meter, call_price, meter_reply
+from switchboard.redis_client import text
 from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling.meter")
@@ -85,7 +85,7 @@ class CallMeter:
         call (0: free after all). PaymentRequired: the caller cannot pay a minute; Unavailable: the
         API did not answer in time (nothing stays held: the call's ``end`` voids it)."""
         meter, reply = call_meter(call_id), meter_reply(call_id)
-        async with keyspace.atomic_pipeline(self._redis) as pipe:
+        async with redis_client.atomic_pipeline(self._redis) as pipe:
             pipe.delete(reply)
             pipe.hset(meter, mapping={"caller": caller, "callee": callee, "minute_ms": int(self.minute_s * 1000)})
             pipe.expire(meter, METER_TTL_S)

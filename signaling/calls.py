@@ -44,8 +44,9 @@ from signaling.relations import Relations
 from signaling.session import Session
 from switchboard.events import EventType, SocialEvent, encode
 from switchboard.ids import UserId, new_id
-from switchboard.keyspace import EVENTS_STREAM, atomic_pipeline, call, match_nodes, match_pair, text, user_call
+from switchboard.keyspace import EVENTS_STREAM, call, match_nodes, match_pair, user_call
 from switchboard.paid import call_meter
+from switchboard.redis_client import atomic_pipeline, text
 from switchboard.registry import NodeRegistry
 from switchboard.tasks import stop_tasks
 

@@ -37,7 +37,7 @@ from sfu.errors import NoClip, UnknownRoom
 from sfu.types import MediaService
 from signaling.errors import Forbidden, NotFound, Unavailable
 from signaling.session import Session
-from switchboard import keyspace
+from switchboard import keyspace, redis_client
 from switchboard.ids import RoomId
 from switchboard.tasks import stop_task
 
@@ -84,7 +84,7 @@ class ClipDesk:
         }
         if report_id is not None:
             fields["report_id"] = report_id
-        async with keyspace.atomic_pipeline(self._redis) as pipe:
+        async with redis_client.atomic_pipeline(self._redis) as pipe:
             pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
             pipe.expire(key, keyspace.CLIP_TTL_S)
             pipe.lpush(keyspace.CLIPS_PENDING, clip_id)
@@ -97,7 +97,7 @@ class ClipDesk:
         the node starts anyway (its readiness says so) and the listener subscribes once it is back."""
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         with contextlib.suppress(RedisError, OSError):
-            await keyspace.ready(self._redis)
+            await redis_client.ready(self._redis)
             await self._pubsub.subscribe(keyspace.CLIPS_CHANNEL)
         self._task = asyncio.create_task(self._listen())
 
@@ -120,7 +120,7 @@ class ClipDesk:
         while True:
             try:
                 if not pubsub.subscribed:
-                    await keyspace.ready(self._redis)
+                    await redis_client.ready(self._redis)
                     await pubsub.subscribe(keyspace.CLIPS_CHANNEL)
                 message = await pubsub.get_message(timeout=1.0)
                 down = False
@@ -170,7 +170,7 @@ class ClipDesk:
                 answer = "taken"
                 log.info("clip %s of room %s: taken by another node", clip_id, room)
         key = keyspace.clip_answers(clip_id)
-        async with keyspace.atomic_pipeline(self._redis) as pipe:
+        async with redis_client.atomic_pipeline(self._redis) as pipe:
             pipe.lpush(key, answer)
             pipe.expire(key, ANSWER_TTL_S)
             await pipe.execute()

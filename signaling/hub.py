@@ -27,17 +27,8 @@ from signaling.mutes import Mutes
 from signaling.session import Session
 from signaling.subscriptions import Subscriptions
 from switchboard.ids import NodeId, UserId
-from switchboard.keyspace import (
-    SANCTIONS_CHANNEL,
-    banned,
-    is_cluster,
-    mget,
-    node_channel,
-    presence,
-    ready,
-    token_epoch,
-    user_channel,
-)
+from switchboard.keyspace import SANCTIONS_CHANNEL, banned, node_channel, presence, token_epoch, user_channel
+from switchboard.redis_client import is_cluster, mget, ready
 from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling")

@@ -25,7 +25,8 @@ from signaling.hub import Hub
 from signaling.relations import Relations
 from signaling.session import Session
 from switchboard.ids import UserId
-from switchboard.keyspace import match_nodes, match_pair, match_session, text
+from switchboard.keyspace import match_nodes, match_pair, match_session
+from switchboard.redis_client import text
 
 Enter = Callable[[UserId, str, UserId], None]
 """Opens the relay between a local user and its peer for a call or match id (the call book's)."""

@@ -41,9 +41,9 @@ from signaling.types import IceServersFor, MediaOpener, TicketOpener
 from signaling.unavailable import UnavailableMedia
 from switchboard.health import Readiness
 from switchboard.ids import NodeId, RoomId, new_id
-from switchboard.keyspace import open_redis
 from switchboard.listener import Handshakes
 from switchboard.paid import GIFT
+from switchboard.redis_client import open_redis
 from switchboard.registry import NodeRegistry
 from switchboard.settings import CascadeSettings, NodeSettings
 from switchboard.tokens import TokenVerifier

@@ -17,8 +17,8 @@ import redis.asyncio as aioredis
 
 from signaling.errors import PaymentRequired
 from switchboard.ids import new_id
-from switchboard.keyspace import text
 from switchboard.paid import BILLING_STREAM, LIVE_SHOW_TTL_S, BillingEntry, live_show, room_price
+from switchboard.redis_client import text
 
 if TYPE_CHECKING:
     from signaling.session import Session

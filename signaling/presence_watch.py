@@ -32,7 +32,8 @@ from signaling.hub import Hub
 from signaling.relations import Relations
 from signaling.session import Session
 from switchboard.ids import UserId
-from switchboard.keyspace import friends, match_pair, mget, presence, user_call
+from switchboard.keyspace import friends, match_pair, presence, user_call
+from switchboard.redis_client import mget
 from switchboard.tasks import stop_tasks
 
 log = logging.getLogger("switchboard.signaling")
@@ -74,7 +75,7 @@ class PresenceWatch:
         out = dict.fromkeys(users, "offline")
         if not visible:
             return out
-        # Three reads at once (keyspace.mget: split by slot on a Redis Cluster).
+        # Three reads at once (redis_client.mget: split by slot on a Redis Cluster).
         here, calls, pairs = await asyncio.gather(mget(self._redis, [presence(u) for u in visible]),
                                                   mget(self._redis, [user_call(u) for u in visible]),
                                                   mget(self._redis, [match_pair(u) for u in visible]))

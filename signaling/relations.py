@@ -17,7 +17,8 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from switchboard.ids import UserId
-from switchboard.keyspace import blocks, friends, is_cluster
+from switchboard.keyspace import blocks, friends
+from switchboard.redis_client import is_cluster
 
 BLOCKED_AMONG_LUA = (Path(__file__).resolve().parent / "lua" / "blocked_among.lua").read_text()
 

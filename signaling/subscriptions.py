@@ -28,7 +28,8 @@ from redis.asyncio.client import PubSub
 from redis.crc import key_slot
 
 from switchboard.ids import NodeId, UserId
-from switchboard.keyspace import banned, is_cluster, mget, muted, presence, token_epoch, user_channel
+from switchboard.keyspace import banned, muted, presence, token_epoch, user_channel
+from switchboard.redis_client import is_cluster, mget
 from switchboard.tasks import stop_task
 
 log = logging.getLogger("switchboard.signaling")

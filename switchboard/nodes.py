@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import asdict
 
-from switchboard import keyspace
+from switchboard import keyspace, redis_client
 from switchboard.registry import NodeEntry, NodeRegistry
 
 COLUMNS = ("id", "url", "region", "workers", "cpu", "viewers", "rooms", "state", "age")
@@ -25,7 +25,7 @@ def table(entries: list[NodeEntry], now_ms: int | None = None) -> str:
 
 
 async def list_nodes(redis_url: str, as_json: bool) -> str:
-    redis = keyspace.open_redis(redis_url)
+    redis = redis_client.open_redis(redis_url)
     try:
         entries = await NodeRegistry(redis).nodes()
     finally:
@@ -37,7 +37,7 @@ async def list_nodes(redis_url: str, as_json: bool) -> str:
 
 async def drain_node(redis_url: str, node_id: str) -> tuple[bool, str]:
     """Asks node ``node_id`` to drain. (ok, what to print): not ok when no such node is registered."""
-    redis = keyspace.open_redis(redis_url)
+    redis = redis_client.open_redis(redis_url)
     try:
         if await NodeRegistry(redis).get(node_id) is None:
             return False, f"no node {node_id!r} in the registry (see `switchboard nodes`)"

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from switchboard import keyspace
+from switchboard import keyspace, redis_client
 
 
 @dataclass(frozen=True)
@@ -105,14 +105,14 @@ class NodeRegistry:
     async def announce(self, entry: NodeEntry, ttl_s: float) -> None:
         """Writes ``entry`` to live ``ttl_s`` seconds (the heartbeat rewrites it before then)."""
         ttl_ms = max(1, int(ttl_s * 1000))
-        async with keyspace.atomic_pipeline(self._redis) as pipe:
+        async with redis_client.atomic_pipeline(self._redis) as pipe:
             pipe.set(keyspace.node_entry(entry.id), entry.to_json(), px=ttl_ms)
             pipe.zadd(keyspace.NODES, {entry.id: time.time() * 1000 + ttl_ms})
             await pipe.execute()
 
     async def withdraw(self, node_id: str) -> None:
         """Removes the node at once (a clean stop). Safe to call twice."""
-        async with keyspace.atomic_pipeline(self._redis) as pipe:
+        async with redis_client.atomic_pipeline(self._redis) as pipe:
             pipe.delete(keyspace.node_entry(node_id))
             pipe.zrem(keyspace.NODES, node_id)
             await pipe.execute()

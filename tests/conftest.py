@@ -18,7 +18,7 @@ import pytest
 from blockbuster import blockbuster_ctx
 
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis
-from switchboard.keyspace import open_redis
+from switchboard.redis_client import open_redis
 from tests.redis_cluster import LocalCluster
 
 

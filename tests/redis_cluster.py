@@ -2,7 +2,7 @@
 
 Three ``redis-server --cluster-enabled yes`` children on free ports, joined with CLUSTER MEET and the
 16384 slots split with CLUSTER ADDSLOTSRANGE; :meth:`LocalCluster.stop` ends them and removes their
-directory. Its URL is ``redis+cluster://127.0.0.1:<port>`` (see ``switchboard.keyspace.open_redis``).
+directory. Its URL is ``redis+cluster://127.0.0.1:<port>`` (see ``switchboard.redis_client.open_redis``).
 """
 
 from __future__ import annotations

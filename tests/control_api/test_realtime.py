@@ -11,7 +11,8 @@ import uuid
 from typing import Any
 
 from control_api.realtime import Realtime
-from switchboard.keyspace import is_cluster, presence, ready, user_channel
+from switchboard.keyspace import presence, user_channel
+from switchboard.redis_client import is_cluster, ready
 from tests.control_api.conftest import ON_CLUSTER_TOO
 
 

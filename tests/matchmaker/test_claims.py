@@ -8,9 +8,9 @@ import json
 from matchmaker.claims import Claimer, ClaimStatus
 from matchmaker.store import RedisTicketStore, now_us
 from matchmaker.ticket import Ticket, parse_ticket
-from switchboard import keyspace
+from switchboard import keyspace, redis_client
 from switchboard.ids import UserId
-from switchboard.keyspace import open_redis
+from switchboard.redis_client import open_redis
 
 
 def ticket(uid: str) -> Ticket:
@@ -61,7 +61,7 @@ async def test_found_messages_carry_the_public_face_only(redis, redis_url) -> No
     await store.join(UserId("a"), True, {"country": "FR", "age": 30, "lat": 48.8, "lon": 2.3})
     await store.join(UserId("b"), False, {"country": "FR", "age": 30})
     client = open_redis(redis_url)
-    await keyspace.ready(client)
+    await redis_client.ready(client)
     listener = client.pubsub()
     await listener.subscribe(keyspace.user_channel("b"))
     assert await Claimer(redis, 3600, 600).claim([Claimer.propose(a, b)], now_us()) == [ClaimStatus.OK]

@@ -17,7 +17,7 @@ from matchmaker.store import RedisTicketStore, now_us
 from matchmaker.ticket import parse_ticket
 from switchboard import keyspace
 from switchboard.ids import UserId
-from switchboard.keyspace import open_redis
+from switchboard.redis_client import open_redis
 from switchboard.settings import MatchmakerSettings
 from switchboard.tasks import stop_tasks
 

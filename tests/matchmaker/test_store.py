@@ -15,9 +15,9 @@ from matchmaker.errors import NotQueued, UnknownFilter
 from matchmaker.pairer import Pairer
 from matchmaker.store import RedisTicketStore
 from matchmaker.types import NextOutcome, TicketStore
-from switchboard import keyspace
+from switchboard import keyspace, redis_client
 from switchboard.ids import UserId
-from switchboard.keyspace import open_redis
+from switchboard.redis_client import open_redis
 from switchboard.settings import MatchmakerSettings
 
 SETTINGS = MatchmakerSettings(expand_after_ms=(0,), soft_age_gap_years=(0,), soft_distance_km=(0,), ticket_ttl_s=60)
@@ -72,7 +72,7 @@ async def test_expired_ticket_is_swept_and_never_paired(redis) -> None:  # type:
 async def test_pair_then_next_ends_pair_tells_peer_and_requeues(redis, redis_url) -> None:  # type: ignore[no-untyped-def]
     store = RedisTicketStore(redis, ticket_ttl_s=60)
     listener = open_redis(redis_url)
-    await keyspace.ready(listener)
+    await redis_client.ready(listener)
     pubsub = listener.pubsub()
     await pubsub.subscribe(keyspace.user_channel("a"), keyspace.user_channel("b"))
     await store.join(UserId("a"), False, {"country": "FR", "age": 30, "profile": {"name": "Ann"}})
@@ -110,7 +110,7 @@ async def test_leave_during_pair_tells_peer(redis, redis_url) -> None:  # type: 
     await store.join(UserId("b"), False, {"country": "FR", "age": 30})
     assert len((await Pairer(redis, SETTINGS, process_id="solo").run_round()).paired) == 1
     listener = open_redis(redis_url)
-    await keyspace.ready(listener)
+    await redis_client.ready(listener)
     pubsub = listener.pubsub()
     await pubsub.subscribe(keyspace.user_channel("b"))
     assert await store.leave(UserId("a")) is True

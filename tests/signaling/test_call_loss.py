@@ -26,7 +26,8 @@ from control_api.ledger.book import Ledger
 from control_api.payments.service import PAYMENTS
 from signaling.calls import ENDED_KEEP_S
 from switchboard.keyspace import call as call_key
-from switchboard.keyspace import match_pair, text, user_call
+from switchboard.keyspace import match_pair, user_call
+from switchboard.redis_client import text
 from switchboard.settings import PaymentsSettings
 from switchboard_client import ApiClient, NodeClient
 from switchboard_client.api import NodeToken

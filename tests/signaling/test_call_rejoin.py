@@ -14,7 +14,8 @@ from signaling.call_lease import NODE_LOST
 from signaling.calls import CallBook
 from signaling.errors import Conflict
 from switchboard.ids import NodeId, UserId, new_id
-from switchboard.keyspace import call, text, user_call
+from switchboard.keyspace import call, user_call
+from switchboard.redis_client import text
 from switchboard.registry import NodeEntry, NodeRegistry
 from tests.conftest import REDIS_KINDS, redis_url_of
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from switchboard.keyspace import match_pair, text
+from switchboard.keyspace import match_pair
+from switchboard.redis_client import text
 from switchboard_client import RandomChat
 from switchboard_client.media import TestPattern
 from switchboard_client.tap import tap_call

@@ -8,7 +8,7 @@ import asyncpg
 import psutil
 
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis
-from switchboard.keyspace import open_redis
+from switchboard.redis_client import open_redis
 
 
 async def test_session_redis_fixture_is_a_real_server(redis) -> None:  # type: ignore[no-untyped-def]

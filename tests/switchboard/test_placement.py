@@ -9,8 +9,8 @@ import pytest
 
 from switchboard import keyspace, resp
 from switchboard.embedded import EmbeddedRedis
-from switchboard.keyspace import open_redis
 from switchboard.placement import CPU_LIMIT, Placement, alternates, select
+from switchboard.redis_client import open_redis
 from switchboard.registry import NodeEntry, NodeRegistry
 from switchboard.resp import Resp
 from tests.conftest import REDIS_KINDS, redis_url_of
