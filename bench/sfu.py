@@ -74,9 +74,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--simulcast", action="store_true",
                         help="publish from headless Chromium in three VP8 layers (q/h/f) instead of aiortc")
     parser.add_argument("--simulcast-floor", action="store_true",
-                        help="with --simulcast: first the same Chromium publisher in ONE full-size encoding (the "
-                             "floor: same browser, canvas, viewers and warm-up), then simulcast, each on a fresh "
-                             "node; one line: simulcast's keys, the floor's under \"floor\", their us/packet ratio")
+                        help="with --simulcast: the same Chromium publisher in ONE full-size encoding (the floor: same "
+                             "browser, canvas, viewers and warm-up), then simulcast, then the floor again, each on a "
+                             "fresh node; one line: simulcast's keys, the floors under \"floor\" and "
+                             "\"floor_after\", ratios to their mean, and the floors' own ratio (the noise)")
     parser.add_argument("--impaired", type=impaired_spec, metavar="K:RATE",
                         help="also K decoding viewers, each in its own network namespace behind tc tbf at RATE "
                              "(e.g. 2:300kbit); the bench makes and removes the namespaces (root)")
@@ -99,12 +100,7 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     if getattr(args, "simulcast_floor", False):
         if not args.simulcast or args.fanout == "both":
             raise SystemExit("--simulcast-floor needs --simulcast and one --fanout")
-        args.layers = 1
-        floor = _run(args, args.fanout)
-        args.layers = 3
-        sim = _run(args, args.fanout)
-        ratio = sim["server_us_per_packet"] / floor["server_us_per_packet"] if floor["server_us_per_packet"] else None
-        return {**sim, "floor": floor, "us_per_packet_over_floor": round(ratio, 3) if ratio is not None else None}
+        return _against_floor(args)
     if args.fanout != "both":
         return _run(args, args.fanout)
     python = _run(args, "python")
@@ -112,6 +108,44 @@ def run(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     ratio = native["server_us_per_packet"] / python["server_us_per_packet"] if python["server_us_per_packet"] else None
     return {**native, "python": python,
             "us_per_packet_native_over_python": round(ratio, 3) if ratio is not None else None}
+
+
+def _against_floor(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
+    """Floor, simulcast, floor again (A-B-A), each on a fresh node (see :func:`against_floor`)."""
+    runs = []
+    for layers in (1, 3, 1):
+        args.layers = layers
+        runs.append(_run(args, args.fanout))
+    floor, sim, after = runs
+    return against_floor(floor, sim, after, viewers=args.viewers, counting=args.viewers - args.sample)
+
+
+def against_floor(floor: dict, sim: dict, after: dict, *, viewers: int, counting: int) -> dict:  # type: ignore[type-arg]
+    """Simulcast's keys with the floors under ``floor`` and ``floor_after``; each ratio is simulcast's
+    figure over the two floors' mean, and ``floor_repeat_ratio`` (the second floor's us per packet over
+    the first's: nothing changed between them) is this sitting's noise. ``server_cpu_pct_per_mbps`` is
+    each run's CPU per forwarded Mbit/s: the figure per packet counts the same bytes in fewer, larger
+    packets as dearer. ``all_settled``: every viewer joined, 29 fps or more, and every counting viewer
+    over 900 kbit/s (on the top layer) in all three."""
+    for r in (floor, sim, after):
+        kbps = r.get("counting_viewer_kbps")
+        r["server_cpu_pct_per_mbps"] = round(1000 * r["server_cpu_pct"] / (kbps * counting), 4) if kbps else None
+
+    def over(key: str) -> float | None:
+        base = (floor[key] + after[key]) / 2 if floor.get(key) and after.get(key) else None
+        return round(sim[key] / base, 3) if base and sim.get(key) is not None else None
+
+    def settled(r: dict) -> bool:  # type: ignore[type-arg]
+        return (r["joined"] == viewers and (r["viewer_fps_min"] or 0) >= 29
+                and r.get("counting_viewers_over_900_kbps") == counting)
+
+    repeat = (round(after["server_us_per_packet"] / floor["server_us_per_packet"], 3)
+              if floor["server_us_per_packet"] else None)
+    return {**sim, "floor": floor, "floor_after": after,
+            "us_per_packet_over_floor": over("server_us_per_packet"), "server_cpu_over_floor": over("server_cpu_pct"),
+            "packets_over_floor": over("packets_forwarded_per_s"),
+            "cpu_per_bit_over_floor": over("server_cpu_pct_per_mbps"), "floor_repeat_ratio": repeat,
+            "all_settled": all(settled(r) for r in (floor, sim, after))}
 
 
 def _run(args: argparse.Namespace, fanout: str) -> dict:  # type: ignore[type-arg]
