@@ -11,7 +11,7 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from control_api.models import Base
+from control_api.tables import Base
 
 
 class CreatorPrice(Base):

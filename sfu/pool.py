@@ -17,35 +17,22 @@ import itertools
 import logging
 import multiprocessing
 import os
-import struct
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import msgpack
-
 from sfu.clips import Clip
 from sfu.errors import NegotiationError, SfuError, UnknownPeer, UnknownRoom, WorkerUnavailable
+from sfu.framing import read_message, write_message
 from sfu.keyframes import KEYFRAME_INTERVAL_S
 from sfu.placement import RoomPlacement, merged_stats, room_stats_from
 from sfu.types import FanoutConfig, IceCandidate, PeerId, RoomStats, SfuListener
 from switchboard.ids import RoomId, UserId
 
 log = logging.getLogger(__name__)
-_LEN = struct.Struct("!I")
 CALL_TIMEOUT_S = 30.0
 """Longest a worker may take to answer one call (SDP with candidate gathering)."""
-
-
-async def read_message(reader: asyncio.StreamReader) -> Any:
-    size = _LEN.unpack(await reader.readexactly(4))[0]
-    return msgpack.unpackb(await reader.readexactly(size))
-
-
-def write_message(writer: asyncio.StreamWriter, message: Any) -> None:
-    data = msgpack.packb(message)
-    writer.write(_LEN.pack(len(data)) + data)
 
 
 Notify = Callable[[str, RoomId, PeerId, list[Any]], Awaitable[None]]

@@ -12,8 +12,8 @@ from typing import Any
 
 from sfu.errors import SfuError
 from sfu.events import MemoryEventSink, RedisEventSink
+from sfu.framing import read_message, write_message
 from sfu.keyframes import KEYFRAME_INTERVAL_S
-from sfu.pool import read_message, write_message
 from sfu.scheduling import request_slice
 from sfu.types import EventSink, FanoutConfig, IceCandidate, PeerId
 from sfu.worker import Worker

@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKe
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from control_api.models import Base
+from control_api.tables import Base
 
 
 class LedgerAccount(Base):

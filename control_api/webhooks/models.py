@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from control_api.models import Base
+from control_api.tables import Base
 
 
 class WebhookEndpoint(Base):

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from sfu.pool import read_message
+from sfu.framing import read_message
 from sfu.process import PoolListener
 from sfu.types import PeerId
 from switchboard.ids import RoomId
