@@ -47,6 +47,10 @@ HELD_MARGIN_S = 20.0
 """A held token is used to reconnect without the API only while it has at least this long to live."""
 API_RESERVE_S = 4.0
 """Of the resume window, what the tries with the held token leave for asking the API."""
+LOST_NODE_S = 2.5
+"""How long the held-token try of the node that just dropped the socket may take, upgrade and ``hello``
+included, before its alternates are tried: a hung node (upgraded, never a frame) held a viewer the whole
+window before. It covers a live node's gate (a connect it holds up to ``node.ws_gate_wait_s``, 2 s)."""
 STABLE_S = 5.0
 """A session that lasted this long resets the reconnect backoff; a node that drops each socket
 shortly after its ``hello`` gets the backoff growing, not a new socket every 0.1 s."""
@@ -314,7 +318,8 @@ class NodeClient:
     async def _resume_held(self, lost_url: str, lost_node: str, deadline: float) -> bool | None:
         """Reconnects with the token this client holds, asking the API nothing: its node again (with
         the resume token: a drop on a live node keeps the session), then each of the token answer's
-        ``alternates``, all within the window less :data:`API_RESERVE_S`. True: connected; False:
+        ``alternates``, all within the window less :data:`API_RESERVE_S` (the lost node within
+        :data:`LOST_NODE_S`). True: connected; False:
         refused for good (banned, too many sockets); None: none took it (no usable held token, the lost
         node and the alternates unreachable, busy or refusing the token, or no time left): ask the API,
         naming the lost node if it never answered. Only a token with :data:`HELD_MARGIN_S` left is used."""
@@ -334,7 +339,7 @@ class NodeClient:
             try:
                 self.reconnects += 1
                 await self._connect(resume=self.hello.resume_token if i == 0 else None, held=(held.token, url),
-                                    deadline=until)
+                                    deadline=min(until, time.monotonic() + LOST_NODE_S) if i == 0 else until)
                 return True
             except NodeError as exc:
                 if exc.code in ("banned", "too_many_sockets"):

@@ -227,3 +227,27 @@ async def test_a_node_that_drops_each_session_at_once_gets_a_growing_backoff() -
     # Waits of 0.05-0.1, then 0.1-0.2, 0.2-0.4, 0.4-0.8 and 0.5-1 s each: at most ~10 sockets in 4 s;
     # a backoff that starts over at each hello opens one every 0.1 s or less (40 or more).
     assert fake.sockets <= 15
+
+
+async def test_a_hung_node_holds_the_held_token_tries_only_briefly() -> None:
+    """The node drops the session, then upgrades each new socket and never sends ``hello`` (hung, not
+    dead: no refused connect to move on from). The client gives the lost node a bounded try and moves
+    to the token's alternate with the token it holds, asking the API nothing; before, the try on the
+    hung node took what the window left for the held token and the client had to ask the API."""
+    hung = FakeNode("node_a", lambda n: "hello_drop" if n == 1 else "stall")
+    live = FakeNode("node_b", lambda n: "hello")
+    by_api = FakeNode("node_c", lambda n: "hello")
+    async with nodes(hung, live, by_api):
+        tokens = Tokens([answer(hung.url, live.url), answer(by_api.url)])
+        client = NodeClient(hung.url, tokens, resume_window_s=12.0)
+        moved = asyncio.Event()
+        client.tracer = lambda step, fields: moved.set() if step == "hello" and fields["node"] != "node_a" else None
+        try:
+            await client.open()  # then node_a drops the socket and hangs every new one
+            async with asyncio.timeout(30):
+                await moved.wait()
+            assert client.hello.node == "node_b"
+            assert len(tokens.avoided) == 1  # the first token only: no API request after the drop
+        finally:
+            await client.close()
+    assert hung.sockets == 2 and hung.stall_closes == [1000]  # one bounded try, its socket closed
