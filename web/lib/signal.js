@@ -30,6 +30,9 @@ const HELD_MARGIN_MS = 20000; // a kept token reconnects without getToken only w
 // dead box that sends no reset, or a hung node, would otherwise hold the page for the browser's TCP
 // timeout. It covers a busy node's gate (up to 2 s) and the hello; the SDK's bounds add up the same.
 const HELD_CONNECT_MS = 7000;
+// The node that just dropped the socket gets a shorter try before the alternates: a hung node (it
+// upgrades, then never says `hello`) held the page the whole 7 s. It still covers its gate (2 s).
+const LOST_NODE_MS = 2500;
 // A session that lasted this long starts the backoff over; shorter ones (a node that drops each socket
 // right after its hello) keep it growing, so the page does not open a socket every 250 ms.
 const STABLE_MS = 5000;
@@ -138,7 +141,8 @@ export class Signal extends EventTarget {
       ws.onopen = () => { answered = true; };
       // A kept token's connect is bounded: closing the socket ends in onclose (not welcomed: 1006 from
       // the browser, as a refused connect), which rejects and moves on to the next target.
-      const timer = direct ? setTimeout(() => { if (!welcomed) ws.close(); }, HELD_CONNECT_MS) : null;
+      const bound = this.lost && this.node === this.lost.url ? LOST_NODE_MS : HELD_CONNECT_MS;
+      const timer = direct ? setTimeout(() => { if (!welcomed) ws.close(); }, bound) : null;
       ws.onmessage = (event) => {
         let message;
         try { message = JSON.parse(event.data); } catch { return; }
