@@ -23,6 +23,8 @@ from typing import Any
 
 import aiohttp
 
+from sfu.measure_replies import Replies
+
 KEEPALIVE_S = 25.0
 SCHEME = "janus+"
 PLUGIN = "janus.plugin.videoroom"
@@ -50,7 +52,7 @@ class JanusSignal:
         self.session = 0
         self.handle = 0
         self._ids = itertools.count(1)
-        self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._replies = Replies()
         self._background: list[asyncio.Task[None]] = []
         self.on_offer: Any = None
         """Never called: Janus does not renegotiate a subscription by itself."""
@@ -75,10 +77,9 @@ class JanusSignal:
                 continue
             m = json.loads(msg.data)
             kind = m.get("janus")
-            fut = self._replies.get(m.get("transaction", ""))
-            if fut is not None and kind != "ack" and not fut.done():
-                fut.set_result(m)
-            elif kind == "hangup" and m.get("sender") == self.handle:
+            if kind != "ack" and self._replies.answer(m.get("transaction", ""), m):
+                continue
+            if kind == "hangup" and m.get("sender") == self.handle:
                 self.told.append({"type": "show.peer_closed", "reason": m.get("reason"), "at": time.monotonic()})
                 if self.on_closed is not None:
                     self.on_closed(m.get("reason"))
@@ -94,16 +95,11 @@ class JanusSignal:
         transaction = f"t{next(self._ids)}"
         if self.session:
             body = {"session_id": self.session, **body}
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        if reply:
-            self._replies[transaction] = fut
-        try:
-            await self.ws.send_str(json.dumps({**body, "transaction": transaction}))
-            if not reply:
-                return {}
-            answer = await asyncio.wait_for(fut, 60)
-        finally:
-            self._replies.pop(transaction, None)
+        frame = {**body, "transaction": transaction}
+        if not reply:
+            await self.ws.send_str(json.dumps(frame))
+            return {}
+        answer = await self._replies.ask(self.ws, transaction, frame)
         if answer.get("janus") == "error":
             error = answer.get("error", {})
             raise JanusError(body["janus"], int(error.get("code", 0)), str(error.get("reason", "")))

@@ -17,6 +17,7 @@ import aiohttp
 
 from sfu.measure_janus import SCHEME as JANUS_SCHEME
 from sfu.measure_janus import JanusSignal
+from sfu.measure_replies import Replies
 
 
 class Refused(RuntimeError):
@@ -54,7 +55,7 @@ class Signal:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.relay_id = ""
         self._ids = itertools.count(1)
-        self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._replies = Replies()
         self._reader: asyncio.Task[None] | None = None
         self.on_offer: Any = None
         self.on_closed: Any = None
@@ -97,10 +98,9 @@ class Signal:
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 continue
             m = json.loads(msg.data)
-            fut = self._replies.pop(m.get("ref"), None) if m["type"] in ("reply", "error") else None
-            if fut is not None and not fut.done():
-                fut.set_result(m)
-            elif m["type"] == "show.offer" and self.on_offer is not None:
+            if m["type"] in ("reply", "error") and self._replies.answer(m.get("ref"), m):
+                continue
+            if m["type"] == "show.offer" and self.on_offer is not None:
                 self.tasks.add(asyncio.ensure_future(self.on_offer(m["sdp"])))
             elif m["type"] in ("show.peer_closed", "show.media_stopped"):
                 self.told.append({"type": m["type"], "reason": m.get("reason"), "at": time.monotonic()})
@@ -116,10 +116,7 @@ class Signal:
             return reply
         assert self.ws is not None
         ref = next(self._ids)
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._replies[ref] = fut
-        await self.ws.send_str(json.dumps({"type": kind, "id": ref, "room": self.room, **body}))
-        reply = await asyncio.wait_for(fut, 60)
+        reply = await self._replies.ask(self.ws, ref, {"type": kind, "id": ref, "room": self.room, **body})
         if reply["type"] == "error":
             raise Refused(kind, reply)
         return reply
