@@ -1,6 +1,6 @@
-"""The load generator's request/reply wait (sfu/measure_replies.py), over a real WebSocket: replies
-that come out of order each reach their own request, frames that answer nothing are left to the
-reader, and a reply that never comes ends its request with TimeoutError (and is forgotten)."""
+"""The load generator's request/reply wait (sfu/measure_socket.py), over a real WebSocket: replies
+that come out of order each reach their own request, frames that answer nothing go to the reader's
+other handler, and a reply that never comes ends its request with TimeoutError (and is forgotten)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from sfu.measure_replies import Replies
+from sfu.measure_socket import Replies
 
 FANOUT_PATHS = ()
 """No Worker or WorkerPool: one run (tests/conftest.py)."""
@@ -53,13 +53,8 @@ async def test_replies_out_of_order_reach_their_requests_and_a_silent_one_times_
     others: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as http, http.ws_connect(server.make_url("/ws")) as ws:
 
-        async def read() -> None:
-            async for msg in ws:
-                m = json.loads(msg.data)
-                if not (m["type"] == "reply" and replies.answer(m["ref"], m)):
-                    others.append(m)
-
-        reader = asyncio.create_task(read())
+        reader = asyncio.create_task(replies.serve(ws, lambda m: m["ref"] if m["type"] == "reply" else None,
+                                                   others.append))
         try:
             first, second = await asyncio.gather(replies.ask(ws, 1, {"id": 1, "kind": "one"}),
                                                  replies.ask(ws, 2, {"id": 2, "kind": "two"}))
