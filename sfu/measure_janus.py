@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import time
 from typing import Any
 
 import aiohttp
+
+from sfu.measure_socket import SignalSocket
 
 KEEPALIVE_S = 25.0
 SCHEME = "janus+"
@@ -38,29 +39,18 @@ class JanusError(RuntimeError):
         self.code = code
 
 
-class JanusSignal:
+class JanusSignal(SignalSocket):
     """Offer/answer with Janus's VideoRoom for one peer (see the module's doc)."""
 
     is_node = False
 
     def __init__(self, http: aiohttp.ClientSession, url: str, token: str, room: str) -> None:
+        super().__init__()
         self.http, self.room = http, room
         self.url = url.removeprefix(SCHEME)
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.session = 0
         self.handle = 0
-        self._ids = itertools.count(1)
-        self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._background: list[asyncio.Task[None]] = []
-        self.on_offer: Any = None
-        """Never called: Janus does not renegotiate a subscription by itself."""
-        self.on_closed: Any = None
-        """Called with the reason when Janus hangs up our current handle's peer connection."""
-        self.tasks: set[asyncio.Future[None]] = set()
-        self.told: list[dict[str, Any]] = []
-        """Janus ``hangup`` events for our current handle (as ``show.peer_closed``)."""
-        self.retries = 0
-        self.reconnects = 0
 
     async def open(self) -> None:
         self.ws = await self.http.ws_connect(self.url, protocols=("janus-protocol",), heartbeat=None)
@@ -70,18 +60,15 @@ class JanusSignal:
 
     async def _read(self) -> None:
         assert self.ws is not None
-        async for msg in self.ws:
-            if msg.type is not aiohttp.WSMsgType.TEXT:
-                continue
-            m = json.loads(msg.data)
-            kind = m.get("janus")
-            fut = self._replies.get(m.get("transaction", ""))
-            if fut is not None and kind != "ack" and not fut.done():
-                fut.set_result(m)
-            elif kind == "hangup" and m.get("sender") == self.handle:
-                self.told.append({"type": "show.peer_closed", "reason": m.get("reason"), "at": time.monotonic()})
-                if self.on_closed is not None:
-                    self.on_closed(m.get("reason"))
+        await self._replies.serve(self.ws, lambda m: m.get("transaction") if m.get("janus") != "ack" else None,
+                                  self._heard)
+
+    def _heard(self, m: dict[str, Any]) -> None:
+        """A Janus message that answers no request: a hangup of our current handle is told."""
+        if m.get("janus") == "hangup" and m.get("sender") == self.handle:
+            self.told.append({"type": "show.peer_closed", "reason": m.get("reason"), "at": time.monotonic()})
+            if self.on_closed is not None:
+                self.on_closed(m.get("reason"))
 
     async def _keepalive(self) -> None:
         while True:
@@ -94,16 +81,11 @@ class JanusSignal:
         transaction = f"t{next(self._ids)}"
         if self.session:
             body = {"session_id": self.session, **body}
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        if reply:
-            self._replies[transaction] = fut
-        try:
-            await self.ws.send_str(json.dumps({**body, "transaction": transaction}))
-            if not reply:
-                return {}
-            answer = await asyncio.wait_for(fut, 60)
-        finally:
-            self._replies.pop(transaction, None)
+        frame = {**body, "transaction": transaction}
+        if not reply:
+            await self.ws.send_str(json.dumps(frame))
+            return {}
+        answer = await self._replies.ask(self.ws, transaction, frame)
         if answer.get("janus") == "error":
             error = answer.get("error", {})
             raise JanusError(body["janus"], int(error.get("code", 0)), str(error.get("reason", "")))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import random
 import sys
@@ -17,6 +16,7 @@ import aiohttp
 
 from sfu.measure_janus import SCHEME as JANUS_SCHEME
 from sfu.measure_janus import JanusSignal
+from sfu.measure_socket import SignalSocket
 
 
 class Refused(RuntimeError):
@@ -46,26 +46,14 @@ async def read_command() -> str:
     return (await asyncio.to_thread(sys.stdin.readline)).strip()
 
 
-class Signal:
+class Signal(SignalSocket):
     """Offer/answer with the server under test: the node's /ws, or the baseline's HTTP API."""
 
     def __init__(self, http: aiohttp.ClientSession, url: str, token: str, room: str) -> None:
+        super().__init__()
         self.http, self.url, self.token, self.room = http, url, token, room
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.relay_id = ""
-        self._ids = itertools.count(1)
-        self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
-        self.on_offer: Any = None
-        self.on_closed: Any = None
-        """Called with the reason of a ``show.peer_closed`` (the server closed our peer connection)."""
-        self.tasks: set[asyncio.Future[None]] = set()
-        self.told: list[dict[str, Any]] = []
-        """``show.peer_closed`` / ``show.media_stopped`` messages the server sent us."""
-        self.retries = 0
-        """Joins the server shed (``unavailable`` with ``retry_after``) and we asked again."""
-        self.reconnects = 0
-        """Connects the server shed (``overloaded``) and we made again."""
 
     @property
     def is_node(self) -> bool:
@@ -93,19 +81,17 @@ class Signal:
 
     async def _read(self) -> None:
         assert self.ws is not None
-        async for msg in self.ws:
-            if msg.type is not aiohttp.WSMsgType.TEXT:
-                continue
-            m = json.loads(msg.data)
-            fut = self._replies.pop(m.get("ref"), None) if m["type"] in ("reply", "error") else None
-            if fut is not None and not fut.done():
-                fut.set_result(m)
-            elif m["type"] == "show.offer" and self.on_offer is not None:
-                self.tasks.add(asyncio.ensure_future(self.on_offer(m["sdp"])))
-            elif m["type"] in ("show.peer_closed", "show.media_stopped"):
-                self.told.append({"type": m["type"], "reason": m.get("reason"), "at": time.monotonic()})
-                if m["type"] == "show.peer_closed" and self.on_closed is not None:
-                    self.on_closed(m.get("reason"))
+        await self._replies.serve(self.ws, lambda m: m.get("ref") if m["type"] in ("reply", "error") else None,
+                                  self._heard)
+
+    def _heard(self, m: dict[str, Any]) -> None:
+        """A server message that answers no request."""
+        if m["type"] == "show.offer" and self.on_offer is not None:
+            self.tasks.add(asyncio.ensure_future(self.on_offer(m["sdp"])))
+        elif m["type"] in ("show.peer_closed", "show.media_stopped"):
+            self.told.append({"type": m["type"], "reason": m.get("reason"), "at": time.monotonic()})
+            if m["type"] == "show.peer_closed" and self.on_closed is not None:
+                self.on_closed(m.get("reason"))
 
     async def request(self, kind: str, **body: Any) -> dict[str, Any]:
         if not self.is_node:
@@ -116,10 +102,7 @@ class Signal:
             return reply
         assert self.ws is not None
         ref = next(self._ids)
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._replies[ref] = fut
-        await self.ws.send_str(json.dumps({"type": kind, "id": ref, "room": self.room, **body}))
-        reply = await asyncio.wait_for(fut, 60)
+        reply = await self._replies.ask(self.ws, ref, {"type": kind, "id": ref, "room": self.room, **body})
         if reply["type"] == "error":
             raise Refused(kind, reply)
         return reply

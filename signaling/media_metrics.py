@@ -4,7 +4,8 @@ The media plane counts per worker (``sfu.process.counters``): packets forwarded 
 sequence numbers they NACKed (each a packet lost on the SFU -> viewer leg, as the viewer saw it). A
 task polls them every ``interval_s`` (worker processes answer over their pipe: never from a scrape),
 and a collector exports the last sum. A replaced worker starts again from zero: Prometheus counters
-allow that (``rate()`` treats it as a reset).
+allow that (``rate()`` treats it as a reset). A few figures are current counts, not totals (the
+simulcast layers the worker's exporting pipes carry or hold): those are gauges.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from sfu.process import counters
@@ -36,6 +37,14 @@ EXPORTED = {
 }
 """Counter key (``sfu.process.counters``) -> (metric name without ``_total``, help)."""
 
+GAUGES = {
+    "pipe_layers_crossing": ("sfu_pipe_layers_crossing", "Simulcast layers the node's exporting pipes carry now "
+                             "(a layer the far side uses, or one lingering after its last use there)"),
+    "pipe_layers_held": ("sfu_pipe_layers_held", "Simulcast layers the node's exporting pipes describe but hold "
+                         "back now (nobody on the far side uses them)"),
+}
+"""Current count's key (``sfu.process.counters``) -> (metric name, help): a sum over workers now."""
+
 
 class MediaMetrics(Collector):
     """Polls the SFU's counters and exports their sum over workers. ``close()`` is idempotent."""
@@ -44,7 +53,7 @@ class MediaMetrics(Collector):
         self._media = media
         self._registry = registry
         self._interval_s = interval_s
-        self._totals: dict[str, int] = dict.fromkeys(EXPORTED, 0)
+        self._totals: dict[str, int] = dict.fromkeys([*EXPORTED, *GAUGES], 0)
         self._task: asyncio.Task[None] | None = None
         registry.register(self)
 
@@ -55,7 +64,7 @@ class MediaMetrics(Collector):
         while True:
             try:
                 snapshots = await self._read()
-                self._totals = {key: sum(int(s.get(key, 0)) for s in snapshots) for key in EXPORTED}
+                self._totals = {key: sum(int(s.get(key, 0)) for s in snapshots) for key in self._totals}
             except Exception:  # a worker being replaced: the next poll reads the new one
                 log.warning("sfu counters unavailable", exc_info=True)
             await asyncio.sleep(self._interval_s)
@@ -66,11 +75,15 @@ class MediaMetrics(Collector):
         read = getattr(self._media, "worker_counters", None)
         return list(await read()) if read is not None else []
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         for key, (name, text) in EXPORTED.items():
             family = CounterMetricFamily(name, text)
             family.add_metric([], self._totals[key])
             yield family
+        for key, (name, text) in GAUGES.items():
+            gauge = GaugeMetricFamily(name, text)
+            gauge.add_metric([], self._totals[key])
+            yield gauge
 
     async def close(self) -> None:
         task, self._task = self._task, None

@@ -4,8 +4,8 @@
 -- the user blocks them (SISMEMBER of KEYS[1]) or they block the user (SISMEMBER of their set).
 -- One script call instead of one SISMEMBER per member: a show's join on a node with 200 members cost
 -- its event loop ~27 ms in redis-py's packing and parsing of 200 commands (py-spy, docs/scaling.md).
--- Every key is blocks:{mm}:<user>, one hash slot, so it would run on a cluster too; there
--- signaling/relations.py keeps its one pipeline (measured on one Redis only).
+-- Every key is blocks:{mm}:<user> (one hash slot) and every one is passed in KEYS, so the script runs
+-- as it is on a Redis Cluster too (on the slot's master; tests/signaling/test_show_blocks.py runs both).
 local me = ARGV[1]
 local out = {}
 for i = 2, #KEYS do

@@ -1,5 +1,6 @@
 """Blocks hold inside a show, both ways: two members with a block between them never see each other
-in the roster nor each other's chat; a block with the owner, made live, removes the other."""
+in the roster nor each other's chat; a block with the owner, made live, removes the other. On one
+Redis and on a 3-master Redis Cluster (the join's block check is one script call on both)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,19 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+from signaling.relations import Relations
+from switchboard.ids import UserId
+from switchboard.keyspace import blocks, is_cluster
+from tests.conftest import REDIS_KINDS, redis_url_of
 from tests.signaling.conftest import Node, Peer
 from tests.signaling.test_blocks import block
+
+
+@pytest.fixture(params=REDIS_KINDS)
+def redis_url(request: pytest.FixtureRequest) -> str:
+    return redis_url_of(request)
 
 
 def users(n: int) -> list[str]:
@@ -111,3 +123,27 @@ async def test_a_joiner_is_kept_apart_from_members_it_blocks_and_members_that_bl
     await settle(host, pj, *members.values())
     assert joiner not in last_roster(members[blocked_by_joiner]) and joiner not in last_roster(members[blocker])
     assert all(joiner in last_roster(members[u]) for u in others)
+
+
+def holder(redis: Any, key: str) -> dict[str, Any]:
+    """The keyword that sends a command to the Redis holding ``key`` (on a cluster: its slot's master)."""
+    return {"target_nodes": redis.get_node_from_key(key)} if is_cluster(redis) else {}
+
+
+async def test_the_joins_block_check_is_one_script_call_on_one_redis_and_on_a_cluster(redis: Any) -> None:
+    """``Relations.blocked_among`` over many members: the same answer on both kinds, read by the one
+    script (every key in KEYS, one ``{mm}`` slot), not by a command per member."""
+    me, mine, theirs, both, *rest = users(8)
+    await block(redis, me, mine, notice=False, both_sets=False)
+    await block(redis, theirs, me, notice=False, both_sets=False)
+    await block(redis, me, both, notice=False)
+    relations = Relations(redis)
+    assert await relations.blocked_among(UserId(me), [UserId(me)]) == set()
+    await relations.blocked_among(UserId(me), [UserId(rest[0])])  # the script is loaded (NOSCRIPT once)
+    await redis.config_resetstat(**holder(redis, blocks(me)))
+    members = [UserId(u) for u in (mine, *rest, theirs, me, both, rest[0])]
+    assert await relations.blocked_among(UserId(me), members) == {mine, theirs, both}
+    stats = await redis.info("commandstats", **holder(redis, blocks(me)))
+    run = {name.removeprefix("cmdstat_"): int(s["calls"]) for name, s in stats.items()}
+    assert run.get("evalsha") == 1, run  # its SISMEMBERs count too (Redis counts a script's commands)
+    assert not {"smismember", "eval"} & set(run), run
