@@ -1,5 +1,6 @@
-"""``web/lib/signal.js``'s reconnect backoff, in headless Chromium against a ``/ws`` this test serves
-(its answer to each connect is the test's: refuse it, or ``hello`` then keep or drop the socket):
+"""``web/lib/signal.js``'s reconnect backoff and its bound on a lost node's try, in headless Chromium
+against a ``/ws`` this test serves (its answer to each connect is the test's: refuse it, ``hello`` then
+keep or drop the socket, or hang):
 failed attempts wait longer and longer, each a draw between half and all of its step, up to the cap;
 a session that lasted ``STABLE_MS`` starts the backoff over; sessions dropped right after their
 ``hello`` keep it growing.
@@ -46,10 +47,14 @@ def step(attempt: int) -> int:
 
 class Door:
     """The test's ``/ws``: each connect takes the next of ``plans`` (``refuse``: a 503, no upgrade;
-    ``drop``: ``hello`` then closed at once; ``stay``: ``hello``, then open until :meth:`drop_open`)."""
+    ``drop``: ``hello`` then closed at once; ``stay``: ``hello``, then open until :meth:`drop_open`;
+    ``stall``: upgraded, then never a frame: a hung node)."""
 
-    def __init__(self, plans: list[str]) -> None:
+    def __init__(self, plans: list[str], node: str = "node-t") -> None:
         self.plans = plans
+        self.node = node
+        self.stalls_closed = 0
+        """``stall`` sockets the page closed."""
         self.seen: list[tuple[str, float]] = []
         """(plan, loop time) of each connect, in order."""
         self.open: web.WebSocketResponse | None = None
@@ -62,7 +67,12 @@ class Door:
             return web.Response(status=503, text="not now")
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        await ws.send_str(json.dumps({"type": "hello", "node": "node-t", "resume_token": f"r{len(self.seen)}",
+        if plan == "stall":
+            async for _ in ws:
+                pass
+            self.stalls_closed += 1
+            return ws
+        await ws.send_str(json.dumps({"type": "hello", "node": self.node, "resume_token": f"r{len(self.seen)}",
                                       "resumed": False, "token_expires_at": 0}))
         if plan == "drop":
             await ws.close(code=1012, message=b"restarting")
@@ -160,6 +170,63 @@ async def test_signal_js_backs_off_with_jitter_up_to_its_cap_and_a_lasting_sessi
             for n, ms in enumerate(waits, start=1):
                 assert step(n) / 2 <= ms <= step(n), (n, ms, waits)
             assert [p for p, _ in door.seen][-drops - 2:] == ["stay", *["drop"] * drops, "stay"]
+            await page.evaluate("window.signal.close()")
+        finally:
+            await browser.close()
+
+
+# After a lost socket, every bounded held-token connect arms a timer of LOST_NODE_MS or HELD_CONNECT_MS.
+WATCH_HELD = """async ([a, b]) => {
+  const { Signal } = await import("/static/lib/signal.js");
+  window.bounds = [];
+  window.tokens = 0;
+  const setTimer = window.setTimeout.bind(window);
+  window.setTimeout = (fn, ms, ...rest) => {
+    if (ms === %d || ms === %d) window.bounds.push(ms);
+    return setTimer(fn, ms, ...rest);
+  };
+  const getToken = async () => {
+    window.tokens += 1;
+    return { token: "a-token", expires_at: Math.floor(Date.now() / 1000) + 3600, node: a, alternates: [b] };
+  };
+  window.signal = new Signal({ getToken, resumeKey: "held-test" });
+  window.moved = new Promise((resolve) => window.signal.addEventListener("state", (e) => {
+    if (e.detail.state === "connected" && e.detail.node === "node-b") resolve(e.detail.node);
+  }));
+  return (await window.signal.connect()).node;
+}"""
+
+
+@pytest.mark.chromium
+async def test_a_hung_lost_node_gets_a_short_try_then_the_alternate_takes_the_held_token(
+        aiohttp_server: Callable[..., Awaitable[Any]]) -> None:
+    """Node A drops the socket, then upgrades and never says ``hello`` (hung): the page's try of A with
+    its kept token is bounded by ``LOST_NODE_MS`` (the timer it arms, not the clock), then node B (the
+    token's alternate) takes the same token: one token request in all."""
+    lost_ms, held_ms = constant("LOST_NODE_MS"), constant("HELD_CONNECT_MS")
+    assert lost_ms < held_ms
+    doors = Door(["stay", "stall"], "node-a"), Door(["stay"], "node-b")
+    servers = []
+    for door in doors:
+        app = web.Application()
+        app.router.add_get("/ws", door.ws)
+        app.router.add_get("/static/lib/signal.js", door.page_js)
+        servers.append(await aiohttp_server(app))
+    a, b = (str(s.make_url("/")) for s in servers)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, "--enable-automation"],
+                                           timeout=STEP_S * 1000)
+        try:
+            page = await browser.new_page()
+            await page.goto(str(servers[0].make_url("/static/lib/signal.js")))
+            script = WATCH_HELD % (lost_ms, held_ms)
+            assert await asyncio.wait_for(page.evaluate(script, [a, b]), STEP_S) == "node-a"
+            await doors[0].drop_open()
+            assert await asyncio.wait_for(page.evaluate("window.moved"), STEP_S) == "node-b"
+            assert await page.evaluate("window.bounds") == [lost_ms, held_ms]  # A's try, then B's
+            assert await page.evaluate("window.tokens") == 1  # the alternate took the kept token
+            assert [p for p, _ in doors[0].seen] == ["stay", "stall"] and doors[0].stalls_closed == 1
+            assert [p for p, _ in doors[1].seen] == ["stay"]
             await page.evaluate("window.signal.close()")
         finally:
             await browser.close()
