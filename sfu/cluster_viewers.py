@@ -10,7 +10,8 @@ each rejoin's) is hooked before it negotiates, and its RTP is counted, never dec
 the decrypted packets are taken from aiortc's DTLS transport (``hook_dtls``); once connected, SRTP is
 counted at the socket (``count_incoming_rtp``: the RTP header is clear), each datagram stamped with
 the kernel's arrival time, and a REMB is sent as aiortc's receiver would (``SocketRemb``, fed those
-times). It lives here, not in bench/, because both touch aiortc internals
+times: aiortc's estimator rewritten for less CPU, the same REMBs, ``sfu.aiortc_private.rate``). It
+lives here, not in bench/, because both touch aiortc internals
 (``sfu.aiortc_private``); ``bench.cluster_clients view`` is the decoding variant, same line protocol.
 
 Per viewer: loss from sequence gaps of each media SSRC (before retransmission: RTX payloads are
@@ -308,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     add_viewer_arguments(parser)
     args = parser.parse_args(argv)
     import uvloop
+
+    aiortc_private.use_quick_rate_estimation()  # the viewers' answers build receivers: the same REMB, less CPU
 
     uvloop.run(run(args))
     return 0

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from switchboard.ids import RoomId
+from switchboard.wire import Codec
 
 if TYPE_CHECKING:
     from signaling.shows import Show
@@ -29,11 +30,17 @@ PACED_FROM = 32
 
 
 def send_roster(show: Show) -> None:
-    """The roster to every member of ``show``, as each may see it (blocks keep some apart)."""
-    everyone = show.roster()
+    """The roster to every member of ``show``, as each may see it (blocks keep some apart). The roster
+    everyone sees is encoded once per wire codec, not once per member (py-spy on a node taking a
+    killed node's viewers: ~40 % of its loop was JSON of the same roster, once per member)."""
+    everyone = {"type": "show.roster", **show.roster()}
+    shared: dict[Codec, str | bytes] = {}
     for member in show.members.values():
         user = member.session.user_id
-        member.session.send({"type": "show.roster", **(show.roster(user) if user in show.apart else everyone)})
+        if user in show.apart:
+            member.session.send({"type": "show.roster", **show.roster(user)})
+        else:
+            member.session.send(everyone, encoded=shared)
 
 
 class RosterPace:

@@ -76,7 +76,8 @@ class Session:
     def attached(self) -> bool:
         return self._ws is not None and not self._ws.closed
 
-    def send(self, message: dict[str, Any], *, last: bool = False) -> None:
+    def send(self, message: dict[str, Any], *, last: bool = False,
+             encoded: dict[Codec, str | bytes] | None = None) -> None:
         """Sends one message now, or queues it behind earlier ones (never blocks). Over the queue bound
         the socket is dropped as a slow reader.
 
@@ -85,7 +86,11 @@ class Session:
         reader, and aiohttp then ends the connection without waiting for the client's close reply;
         written in the same turn as the frame before it, the close frame and the connection's end
         reach an aiohttp client together: it cannot write its reply and reports 1006, not our code
-        (4003 for a ban: tests/control_api/test_sanctions_live.py)."""
+        (4003 for a ban: tests/control_api/test_sanctions_live.py).
+
+        ``encoded``: frames of this same ``message`` already encoded, by codec, shared by the sessions
+        it goes to (one roster to a show's members: encoded once per codec, not once per member);
+        this session's frame is taken from it, or encoded and put in it."""
         if self.closed:
             return
         queue = self._queue
@@ -97,7 +102,11 @@ class Session:
                 self._closer = asyncio.get_running_loop().create_task(self._close_slow(slow))
             return
         try:
-            frame = encode(message, self.codec)
+            frame = encoded.get(self.codec) if encoded is not None else None
+            if frame is None:
+                frame = encode(message, self.codec)
+                if encoded is not None:
+                    encoded[self.codec] = frame
         except (TypeError, ValueError, OverflowError) as exc:  # a value this codec cannot carry: drop, say so
             log.warning("unencodable message dropped", extra={"type": message.get("type"), "error": str(exc)})
             return
