@@ -32,7 +32,7 @@ PACED_FROM = 32
 def send_roster(show: Show) -> None:
     """The roster to every member of ``show``, as each may see it (blocks keep some apart). The roster
     everyone sees is encoded once per wire codec, not once per member (py-spy on a node taking a
-    killed node's viewers: ~40 % of its loop was JSON of the same roster, once per member)."""
+    killed node's viewers: 26-40 % of its samples were JSON of the same roster, once per member)."""
     everyone = {"type": "show.roster", **show.roster()}
     shared: dict[Codec, str | bytes] = {}
     for member in show.members.values():
