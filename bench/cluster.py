@@ -15,7 +15,7 @@ time from the kill to its first frame again on a new peer connection (the SDK as
 and joins again on the node it names). With ``--viewers-per-node C`` the nodes run the cascade and the origin
 takes C viewers, the others go to edges; ``cascade_added_latency_ms_p99`` then compares edge viewers'
 frames (decoded, or counted: their marker packet's arrival, the kernel's receive time of it) with an
-origin viewer's of the same kind, matched by RTP timestamp (:func:`_align`), beside the same
+origin viewer's of the same kind, matched by RTP timestamp (:mod:`bench.cascade_latency`), beside the same
 between two origin viewers (``origin_viewers_spread_ms_p99``: the floor); ``arrival_clock`` says which
 clock stamped them. Null while no viewer is on an edge.
 """
@@ -37,6 +37,7 @@ from secrets import token_urlsafe
 from typing import IO, Any
 
 from bench.api import _wait_ready
+from bench.cascade_latency import cascade_latency
 from bench.cluster_recovery import breakdown, survivors
 from bench.mailbox import Mailbox, owned_rooms
 from bench.probes import cpu_s as _cpu_s
@@ -68,14 +69,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--viewers-per-node", type=int, default=0,
                         help="the origin's viewer cap (SWITCHBOARD_CASCADE_VIEWERS_PER_NODE): further viewers go "
                              "to edges, which pull the show through sealed pipes; 0: no cascade")
+    parser.add_argument("--loadgen-nice", type=int, default=0,
+                        help="niceness of the counting viewer processes (as bench sfu's): the nodes then get a "
+                             "core first, as on machines of their own (kernel arrival stamps are taken in the "
+                             "sender's turn on loopback, so the viewers' own delays are not in the figures)")
     parser.add_argument("--worker-slice-us", type=int, default=None,
                         help="the nodes' SFU workers' scheduler slice (SWITCHBOARD_SFU_WORKER_SLICE_US; "
                              "default: the nodes' default)")
 
 
-def _clients(args: argparse.Namespace, *argv: str, module: str = "bench.cluster_clients") -> subprocess.Popen[str]:
+def _clients(args: argparse.Namespace, *argv: str, module: str = "bench.cluster_clients",
+             nice: int = 0) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", module, *argv], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=None if args.log else subprocess.DEVNULL, text=True)
+                            stdout=subprocess.PIPE, stderr=None if args.log else subprocess.DEVNULL, text=True,
+                            preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
 
 def _expect(proc: subprocess.Popen[str], event: str) -> dict[str, Any]:
@@ -280,11 +287,11 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         "origin": origin,
         "server_us_per_packet": round((cpu1 - cpu0) * 1e6 / max(1, packets), 2),
         "server_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
-        "loadgen_cpu_pct": round(100 * (load1 - load0) / elapsed, 1),
+        "loadgen_cpu_pct": round(100 * (load1 - load0) / elapsed, 1), "loadgen_nice": args.loadgen_nice,
         "udp_rcvbuf_errors": drops1 - drops0,
         "packets_per_s": round(packets / elapsed, 1),
         "viewers_decoding": sum(1 for v in results if v.get("mode") != "count"),
-        **_cascade_latency(results, placed, origin),
+        **cascade_latency(results, placed, origin),
         "viewer_loss_pct_max": round(max(losses), 3) if losses else None,
         "viewer_fps_min": round(min(fps), 1) if fps else None,
         "viewer_fps_p50": _pct(fps, 0.5),
@@ -324,87 +331,9 @@ def _viewer_groups(args: argparse.Namespace, api: str, room: str, tag: str) -> l
         for first in range(start, end, size):
             argv = ["--api", api, "--room", room, "--first", str(first), "--count", str(min(size, end - first)),
                     "--tag", tag, "--in-flight", str(args.in_flight)]
-            groups.append(_clients(args, *argv, module=module) if module.startswith("sfu") else
+            groups.append(_clients(args, *argv, module=module, nice=args.loadgen_nice) if module.startswith("sfu") else
                           _clients(args, "view", *argv))
     return groups
-
-
-def _align(ref: list[list[float]], other: list[list[float]]) -> list[float]:
-    """Arrival differences (ms, ``other`` minus ``ref``) of the frames both viewers decoded, matched by
-    RTP timestamp. Each viewer's consumer adds a random constant to the timestamps: the difference
-    between the two constants is among the most common differences of their timestamps. A publisher
-    with a steady frame rate makes every shift by whole frames as common, so of those the one whose
-    frames arrive closest in time is taken: a cascade adding more than half a frame interval (16 ms at
-    30 fps) would be read as less."""
-    if not ref or not other:
-        return []
-    votes = Counter((int(p) - int(q)) & 0xFFFFFFFF for _, p in other[:30] for _, q in ref)
-    top = votes.most_common(1)[0][1]
-    if top < 5:
-        return []
-    arrived = {int(q): t for t, q in ref}
-    best: list[float] = []
-    for shift, count in votes.items():
-        if count * 2 < top:
-            continue
-        diffs = [1000 * (t - arrived[k]) for t, p in other if (k := (int(p) - shift) & 0xFFFFFFFF) in arrived]
-        if len(diffs) >= 5 and (not best or abs(sorted(diffs)[len(diffs) // 2]) < abs(sorted(best)[len(best) // 2])):
-            best = diffs
-    return best
-
-
-def _cascade_latency(results: list[dict[str, Any]], placed: list[str | None], origin: str) -> dict[str, Any]:
-    """Edge vs origin arrival of the same frame: each edge viewer's frames against an origin viewer's
-    of the same kind (decoded, or counted) in the same load generator process when there is one (both
-    read by one event loop: the time that process waited for a core, on this shared box, is in
-    both), else the first origin viewer's; p99 over every matched frame. The same between origin
-    viewers and their reference is the floor (the noise of the fan-out order and of the box). None
-    without viewers on both."""
-    kind = "count" if any(v.get("mode") == "count" for v in results) else "decode"
-    frames = [(v.get("group", 0), n, v.get("frames") or []) for v, n in zip(results, placed, strict=False)
-              if v.get("frames") and v.get("mode", "decode") == kind]
-    refs: dict[int, list[list[float]]] = {}
-    for group, n, f in frames:
-        if n == origin:
-            refs.setdefault(group, f)
-    if not refs or all(n == origin for _, n, _ in frames):
-        return {"cascade_added_latency_ms_p99": None}
-    first = next(iter(refs.values()))
-    added = [d for g, n, f in frames if n != origin for d in _align(refs.get(g, first), f)]
-    floor = [d for g, n, f in frames if n == origin and f is not refs[g] for d in _align(refs[g], f)]
-    return {"cascade_added_latency_ms_p99": _pct(added, 0.99), "cascade_added_latency_ms_p50": _pct(added, 0.5),
-            "origin_viewers_spread_ms_p99": _pct(floor, 0.99), "origin_viewers_spread_ms_p50": _pct(floor, 0.5),
-            "cascade_frames_matched": len(added),
-            **_arrival_clock(results, kind), **_kernel_only(results, placed, origin, kind)}
-
-
-def _kernel_only(results: list[dict[str, Any]], placed: list[str | None], origin: str,
-                 kind: str) -> dict[str, Any]:
-    """With a ``mixed`` arrival clock: the cascade's added latency over the frames the kernel stamped
-    on both sides only (a frame stamped by the load generator's loop carries its lateness too), beside
-    the figure above, which keeps every frame."""
-    if kind != "count" or not any(v.get("frames_loop_ts") for v in results):
-        return {}
-    kept = []
-    for v in results:
-        loop = set(v.get("frames_loop_ts") or [])
-        kept.append({**v, "frames": [f for f in v.get("frames") or [] if f[1] not in loop], "frames_loop_ts": []})
-    sub = _cascade_latency(kept, placed, origin)
-    return {"cascade_added_latency_ms_p99_kernel_stamped": sub.get("cascade_added_latency_ms_p99"),
-            "cascade_added_latency_ms_p50_kernel_stamped": sub.get("cascade_added_latency_ms_p50")}
-
-
-def _arrival_clock(results: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    """Which clock stamped the frames compared: ``kernel`` (counting viewers: the socket's receive
-    time, ``SIOCGSTAMPNS``), ``time.time`` (read by the viewer's event loop: the kernel gave none),
-    ``mixed``, or ``decoder`` (decoding viewers: when the frame came out of the decoder)."""
-    if kind != "count":
-        return {"arrival_clock": "decoder"}
-    kernel = sum(v.get("frames_kernel_stamped", 0) for v in results if v.get("mode") == "count")
-    loop = sum(v.get("frames_loop_stamped", 0) for v in results if v.get("mode") == "count")
-    name = "mixed" if kernel and loop else "kernel" if kernel else "time.time"
-    pct = round(100 * kernel / (kernel + loop), 2) if kernel + loop else None
-    return {"arrival_clock": name, "arrival_kernel_pct": pct}
 
 
 def _after(results: list[dict[str, Any]]) -> dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.cluster import _cascade_latency
+from bench.cascade_latency import cascade_latency
 
 ORIGIN, EDGE = "node_a", "node_b"
 
@@ -24,7 +24,7 @@ def viewer(node: str, offset: int, delay_ms: float, loop: dict[int, float] | Non
 def test_loop_stamped_frames_are_left_out_of_the_kernel_stamped_figure_only() -> None:
     late = {i: 12.0 for i in range(0, 100, 20)}  # 5 % of the edge viewer's frames read 12 ms late
     results = [viewer(ORIGIN, 7, 0.0), viewer(ORIGIN, 99, 0.2), viewer(EDGE, 12345, 1.0, late)]
-    got = _cascade_latency(results, [ORIGIN, ORIGIN, EDGE], ORIGIN)
+    got = cascade_latency(results, [ORIGIN, ORIGIN, EDGE], ORIGIN)
     assert got["arrival_clock"] == "mixed"
     assert got["cascade_added_latency_ms_p99"] == 13.0  # every frame: the loop's lateness is in it
     assert got["cascade_added_latency_ms_p99_kernel_stamped"] == 1.0
@@ -34,6 +34,6 @@ def test_loop_stamped_frames_are_left_out_of_the_kernel_stamped_figure_only() ->
 
 def test_without_loop_stamps_there_is_no_second_figure() -> None:
     results = [viewer(ORIGIN, 7, 0.0), viewer(EDGE, 12345, 1.5)]
-    got = _cascade_latency(results, [ORIGIN, EDGE], ORIGIN)
+    got = cascade_latency(results, [ORIGIN, EDGE], ORIGIN)
     assert got["arrival_clock"] == "kernel" and got["cascade_added_latency_ms_p99"] == 1.5
     assert "cascade_added_latency_ms_p99_kernel_stamped" not in got
