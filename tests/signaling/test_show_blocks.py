@@ -13,7 +13,8 @@ import pytest
 
 from signaling.relations import Relations
 from switchboard.ids import UserId
-from switchboard.keyspace import blocks, is_cluster
+from switchboard.keyspace import blocks
+from switchboard.redis_client import is_cluster
 from tests.conftest import REDIS_KINDS, redis_url_of
 from tests.signaling.conftest import Node, Peer
 from tests.signaling.test_blocks import block
