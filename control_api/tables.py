@@ -1,6 +1,8 @@
 """The declarative base every durable record (Postgres table) derives from, and the column shapes
 the records share. ``control_api.models`` imports every module of records, so its ``Base.metadata``
-holds every table (Alembic, the migration test)."""
+holds every table (Alembic, the migration test). A process that imports only some record modules
+(say ``control_api.ledger``) has only their tables: a foreign key to ``accounts`` then does not
+resolve in the ORM; every entry point (the API's app, the commands) imports ``control_api.models``."""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
+
 
 class SwitchboardError(Exception):
     """Base of every error the SDK raises."""
@@ -42,3 +44,11 @@ class Disconnected(NodeError):
 
     def __init__(self, message: str = "the socket dropped before the reply") -> None:
         super().__init__("disconnected", message)
+
+
+def described(exc: BaseException) -> str:
+    """``exc`` for a log line, without what a URL carries: aiohttp's response errors (a refused
+    upgrade: ``WSServerHandshakeError``) print the request URL, whose query holds the socket's token."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"{type(exc).__name__}({exc.status}, {exc.message!r})"
+    return repr(exc)

@@ -35,7 +35,7 @@ from typing import Any
 import aiohttp
 
 from switchboard_client.api import NodeToken, PlacedTokens, TokenSource
-from switchboard_client.errors import ApiError, ClosedError, Disconnected, NodeError
+from switchboard_client.errors import ApiError, ClosedError, Disconnected, NodeError, described
 from switchboard_client.events import Event, EventStream, Replies
 from switchboard_client.handshake import CONNECT_S, Hello, handshake, ws_url
 
@@ -48,9 +48,9 @@ HELD_MARGIN_S = 20.0
 API_RESERVE_S = 4.0
 """Of the resume window, what the tries with the held token leave for asking the API."""
 LOST_NODE_S = 2.5
-"""How long the held-token try of the node that just dropped the socket may take, upgrade and ``hello``
-included, before its alternates are tried: a hung node (upgraded, never a frame) held a viewer the whole
-window before. It covers a live node's gate (a connect it holds up to ``node.ws_gate_wait_s``, 2 s)."""
+"""How long the held-token try of the node that just dropped the socket waits for ``hello`` after the
+upgrade before its alternates are tried (a hung node held a viewer the whole window). The TCP connect and
+the upgrade keep their own bounds: a busy node's gate (2 s) or a slow link does not make it left."""
 STABLE_S = 5.0
 """A session that lasted this long resets the reconnect backoff; a node that drops each socket
 shortly after its ``hello`` gets the backoff growing, not a new socket every 0.1 s."""
@@ -221,7 +221,7 @@ class NodeClient:
         return token, url
 
     async def _connect(self, resume: str | None, held: tuple[str, str] | None = None,
-                       deadline: float | None = None) -> None:
+                       deadline: float | None = None, hello_s: float | None = None) -> None:
         """Opens the socket: with a fresh token from the source, or ``held`` (a token this client holds
         and the ``/ws`` URL to use it at); waits for ``hello`` (bounded as :func:`handshake` says: nothing
         waits past ``deadline``, ``time.monotonic()``). :attr:`_heard` tells whether the node answered at all."""
@@ -233,8 +233,8 @@ class NodeClient:
         if url != self.url and self._hello is not None:
             self.moves += 1
         self.url = url
-        ws, frame = await handshake(self._http, url, params, deadline=deadline, hello_timeout_s=self._timeout,
-                                    trace=self.trace, heard=self._answered)
+        ws, frame = await handshake(self._http, url, params, deadline=deadline,
+                                    hello_timeout_s=hello_s or self._timeout, trace=self.trace, heard=self._answered)
         if isinstance(self._tokens, PlacedTokens):
             self._tokens.avoid = None
         self._ws, self._hello = ws, Hello.parse(frame)
@@ -297,7 +297,7 @@ class NodeClient:
                 log.debug("token source failed: %r", exc)
                 self.trace("token_failed", status=exc.status)
             except (aiohttp.ClientError, OSError, TimeoutError, json.JSONDecodeError) as exc:
-                log.debug("resume attempt failed: %r", exc)
+                log.debug("resume attempt failed: %s", described(exc))
                 self.trace("connect_failed", url=self.url, error=type(exc).__name__)
                 self._name_lost(lost_url, lost_node)
             await self._pause()
@@ -318,8 +318,8 @@ class NodeClient:
     async def _resume_held(self, lost_url: str, lost_node: str, deadline: float) -> bool | None:
         """Reconnects with the token this client holds, asking the API nothing: its node again (with
         the resume token: a drop on a live node keeps the session), then each of the token answer's
-        ``alternates``, all within the window less :data:`API_RESERVE_S` (the lost node within
-        :data:`LOST_NODE_S`). True: connected; False:
+        ``alternates``, all within the window less :data:`API_RESERVE_S` (the lost node's ``hello``
+        within :data:`LOST_NODE_S` of its upgrade). True: connected; False:
         refused for good (banned, too many sockets); None: none took it (no usable held token, the lost
         node and the alternates unreachable, busy or refusing the token, or no time left): ask the API,
         naming the lost node if it never answered. Only a token with :data:`HELD_MARGIN_S` left is used."""
@@ -339,7 +339,7 @@ class NodeClient:
             try:
                 self.reconnects += 1
                 await self._connect(resume=self.hello.resume_token if i == 0 else None, held=(held.token, url),
-                                    deadline=min(until, time.monotonic() + LOST_NODE_S) if i == 0 else until)
+                                    deadline=until, hello_s=min(self._timeout, LOST_NODE_S) if i == 0 else None)
                 return True
             except NodeError as exc:
                 if exc.code in ("banned", "too_many_sockets"):
@@ -348,7 +348,7 @@ class NodeClient:
                 if exc.code == "unauthorized":  # revoked or expired: the API decides
                     return None
             except (aiohttp.ClientError, OSError, TimeoutError, json.JSONDecodeError) as exc:
-                log.debug("held-token connect to %s failed: %r", url, exc)
+                log.debug("held-token connect to %s failed: %s", url, described(exc))
                 self.trace("connect_failed", url=url, error=type(exc).__name__)
                 if i == 0:
                     self._name_lost(lost_url, lost_node)
@@ -375,7 +375,7 @@ class NodeClient:
             except (NodeError, ApiError, aiohttp.ClientError, TimeoutError) as exc:
                 # ApiError: the API shed the token request (503) or refused it; the loop must live on,
                 # or the token runs out and the node closes the socket (4001) under a busy API.
-                log.warning("token.refresh failed: %r", exc)
+                log.warning("token.refresh failed: %s", described(exc))
                 await asyncio.sleep(5)
 
     def _dispatch(self, frame: dict[str, Any]) -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
 
+import pytest
 from aiohttp import WSMsgType, web
 
 from switchboard_client import NodeClient
@@ -251,3 +253,43 @@ async def test_a_hung_node_holds_the_held_token_tries_only_briefly() -> None:
         finally:
             await client.close()
     assert hung.sockets == 2 and hung.stall_closes == [1000]  # one bounded try, its socket closed
+
+
+async def test_a_refused_upgrade_is_logged_without_the_token(caplog: pytest.LogCaptureFixture) -> None:
+    """A node that refuses the upgrade (here 403) after a drop: aiohttp's error prints the request URL,
+    whose query holds the token; the client's log lines say the error without it."""
+    secret = "tok-" + "s3cr3t" * 4
+    refused = 0
+
+    async def ws(request: web.Request) -> web.StreamResponse:
+        nonlocal refused
+        if refused == 0 and request.query.get("resume") is None:
+            refused = -1
+            sock = web.WebSocketResponse()
+            await sock.prepare(request)
+            await sock.send_json({"type": "hello", "session_id": "s1", "user_id": "u1", "resume_token": "r1",
+                                  "resumed": False, "node": "node_a", "token_expires_at": int(time.time()) + 3600})
+            await sock.close()
+            return sock
+        refused += 1
+        return web.Response(status=403, text="no")
+
+    app = web.Application()
+    app.router.add_get("/ws", ws)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    caplog.set_level(logging.DEBUG, logger="switchboard_client.node")
+    client = NodeClient(url, lambda: _str(secret), resume_window_s=3.0)
+    try:
+        await client.open()
+        async with asyncio.timeout(30):
+            await gone(client)
+    finally:
+        await client.close()
+        await runner.cleanup()
+    failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert refused >= 1 and failed and any("403" in line for line in failed), failed
+    assert not any(secret in r.getMessage() for r in caplog.records)

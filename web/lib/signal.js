@@ -30,8 +30,9 @@ const HELD_MARGIN_MS = 20000; // a kept token reconnects without getToken only w
 // dead box that sends no reset, or a hung node, would otherwise hold the page for the browser's TCP
 // timeout. It covers a busy node's gate (up to 2 s) and the hello; the SDK's bounds add up the same.
 const HELD_CONNECT_MS = 7000;
-// The node that just dropped the socket gets a shorter try before the alternates: a hung node (it
-// upgrades, then never says `hello`) held the page the whole 7 s. It still covers its gate (2 s).
+// The node that just dropped the socket, once it upgraded the socket, gets this long to say `hello`
+// before the alternates are tried: a hung node held the page the whole 7 s. Until the upgrade the 7 s
+// hold (a busy node's gate, a slow link), and a node our own timer gave up on is never named lost.
 const LOST_NODE_MS = 2500;
 // A session that lasted this long starts the backoff over; shorter ones (a node that drops each socket
 // right after its hello) keep it growing, so the page does not open a socket every 250 ms.
@@ -138,11 +139,17 @@ export class Signal extends EventTarget {
     return new Promise((resolve, reject) => {
       let welcomed = false;
       let answered = false; // the node upgraded the socket: it lives, whatever comes next
-      ws.onopen = () => { answered = true; };
       // A kept token's connect is bounded: closing the socket ends in onclose (not welcomed: 1006 from
       // the browser, as a refused connect), which rejects and moves on to the next target.
-      const bound = this.lost && this.node === this.lost.url ? LOST_NODE_MS : HELD_CONNECT_MS;
-      const timer = direct ? setTimeout(() => { if (!welcomed) ws.close(); }, bound) : null;
+      const giveUp = () => { if (!welcomed) ws.close(); };
+      let timer = direct ? setTimeout(giveUp, HELD_CONNECT_MS) : null;
+      ws.onopen = () => {
+        answered = true;
+        if (timer !== null && this.lost && this.node === this.lost.url) {
+          clearTimeout(timer);
+          timer = setTimeout(giveUp, LOST_NODE_MS);
+        }
+      };
       ws.onmessage = (event) => {
         let message;
         try { message = JSON.parse(event.data); } catch { return; }
