@@ -149,6 +149,16 @@ async def gone(client: NodeClient) -> None:
         await stream.next()
 
 
+async def open_until_gone(client: NodeClient) -> None:
+    """Opens the client, waits (30 s at most) until it gives up, and closes it whatever happens."""
+    try:
+        await client.open()
+        async with asyncio.timeout(30):
+            await gone(client)
+    finally:
+        await client.close()
+
+
 async def test_a_connect_that_gets_no_hello_closes_its_socket() -> None:
     """The node drops the session, then upgrades each new socket and never sends ``hello``: each of the
     client's tries closes its socket (a close frame, code 1000) before the next. A socket left open,
@@ -157,12 +167,7 @@ async def test_a_connect_that_gets_no_hello_closes_its_socket() -> None:
     fake = FakeNode("node_a", lambda n: "hello_drop" if n == 1 else "stall")
     async with nodes(fake):
         client = NodeClient(fake.url, lambda: _str("t"), resume_window_s=3.0, request_timeout_s=0.4)
-        try:
-            await client.open()
-            async with asyncio.timeout(30):
-                await gone(client)  # gave up after the window
-        finally:
-            await client.close()
+        await open_until_gone(client)  # gave up after the window
     assert fake.sockets >= 3 and fake.open_max == 1
     assert fake.stall_closes and set(fake.stall_closes) == {1000}
 
@@ -178,12 +183,7 @@ async def test_an_overloaded_node_is_never_reported_lost() -> None:
     async with nodes(fake):
         tokens = Tokens([answer(fake.url)])
         client = NodeClient(fake.url, tokens, resume_window_s=7.0)
-        try:
-            await client.open()
-            async with asyncio.timeout(30):
-                await gone(client)
-        finally:
-            await client.close()
+        await open_until_gone(client)
     assert fake.sockets >= 3  # tried with the held token and through the API
     assert len(tokens.avoided) >= 2 and tokens.avoided == [None] * len(tokens.avoided)
 
@@ -284,11 +284,8 @@ async def test_a_refused_upgrade_is_logged_without_the_token(caplog: pytest.LogC
     caplog.set_level(logging.DEBUG, logger="switchboard_client.node")
     client = NodeClient(url, lambda: _str(secret), resume_window_s=3.0)
     try:
-        await client.open()
-        async with asyncio.timeout(30):
-            await gone(client)
+        await open_until_gone(client)
     finally:
-        await client.close()
         await runner.cleanup()
     failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
     assert refused >= 1 and failed and any("403" in line for line in failed), failed
