@@ -195,11 +195,12 @@ async def test_pending_deliveries_survive_a_restart_and_two_processes_never_clai
         task = asyncio.create_task(restarted.run())
         try:
             await until(lambda: len({e["id"] for e in receiver.delivered()}) == 12, "all twelve events")
+            # The dispatcher records a delivery after the receiver's answer: wait before stopping it.
+            await until(lambda: registry.get_sample_value("webhook_delivery_seconds_count") == 12, "the metrics")
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         assert Counter(e["type"] for e in receiver.delivered()) == Counter({"room_started": 12})
-        await until(lambda: registry.get_sample_value("webhook_delivery_seconds_count") == 12, "the metrics")
         assert registry.get_sample_value("webhook_attempts_total", {"outcome": "ok"}) == 12
     finally:
         await receiver.server.close()
