@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import random
+import secrets
 import shutil
 import stat
 import tempfile
@@ -125,7 +126,7 @@ class ThreadedWorker:
 def namespace() -> Iterator[netns.Link]:
     """A namespace joined to the host by a veth pair with private /30 addresses (random names and
     addresses, so that parallel runs do not meet); removed on exit."""
-    tag = f"{os.getpid() % 10000}{random.randrange(100)}"
+    tag = secrets.token_hex(4)
     net = f"10.{random.randrange(200, 250)}.{random.randrange(256)}"
     link = netns.Link(f"sbtw{tag}", f"sbh{tag}", f"sbn{tag}", net)
     with netns.namespace(link):
