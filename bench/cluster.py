@@ -69,17 +69,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--viewers-per-node", type=int, default=0,
                         help="the origin's viewer cap (SWITCHBOARD_CASCADE_VIEWERS_PER_NODE): further viewers go "
                              "to edges, which pull the show through sealed pipes; 0: no cascade")
-    parser.add_argument("--loadgen-nice", type=int, default=0,
-                        help="niceness of the counting viewer processes (as bench sfu's): the nodes then get a "
-                             "core first, as on machines of their own (kernel arrival stamps are taken in the "
-                             "sender's turn on loopback, so the viewers' own delays are not in the figures)")
+    parser.add_argument("--loadgen-nice", type=int, default=10,
+                        help="niceness of every load generator process (publisher, counting and decoding "
+                             "viewers; bench sfu's default too): the nodes get a core first, as on machines of "
+                             "their own (kernel arrival stamps are taken in the sender's turn on loopback, so "
+                             "the viewers' own delays are not in the figures); 0: the load generator competes")
     parser.add_argument("--worker-slice-us", type=int, default=None,
                         help="the nodes' SFU workers' scheduler slice (SWITCHBOARD_SFU_WORKER_SLICE_US; "
                              "default: the nodes' default)")
 
 
-def _clients(args: argparse.Namespace, *argv: str, module: str = "bench.cluster_clients",
-             nice: int = 0) -> subprocess.Popen[str]:
+def _clients(args: argparse.Namespace, *argv: str, module: str = "bench.cluster_clients") -> subprocess.Popen[str]:
+    """One load generator process, at ``--loadgen-nice``."""
+    nice = args.loadgen_nice
     return subprocess.Popen([sys.executable, "-m", module, *argv], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=None if args.log else subprocess.DEVNULL, text=True,
                             preexec_fn=(lambda: os.nice(nice)) if nice else None)
@@ -331,7 +333,7 @@ def _viewer_groups(args: argparse.Namespace, api: str, room: str, tag: str) -> l
         for first in range(start, end, size):
             argv = ["--api", api, "--room", room, "--first", str(first), "--count", str(min(size, end - first)),
                     "--tag", tag, "--in-flight", str(args.in_flight)]
-            groups.append(_clients(args, *argv, module=module, nice=args.loadgen_nice) if module.startswith("sfu") else
+            groups.append(_clients(args, *argv, module=module) if module.startswith("sfu") else
                           _clients(args, "view", *argv))
     return groups
 

@@ -9,7 +9,7 @@ from sfu.types import PeerId, ProducerStats, RoomStats
 from switchboard.ids import RoomId
 
 if TYPE_CHECKING:
-    from sfu.pool import WorkerHandle
+    from sfu.worker_handle import WorkerHandle
 
 
 def room_stats_from(data: dict[str, Any]) -> RoomStats:
