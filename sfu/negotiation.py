@@ -90,3 +90,11 @@ def preferences_for(codec: Codec) -> list[RTCRtpCodecCapability]:
     if codec.kind == "video":
         chosen += [c for c in caps if c.mimeType.lower() == "video/rtx"]
     return chosen
+
+
+def ice_ufrag(sdp: str) -> str | None:
+    """The first ``a=ice-ufrag`` of an SDP: a new one on a known peer means a new peer connection."""
+    for line in sdp.splitlines():
+        if line.startswith("a=ice-ufrag:"):
+            return line.removeprefix("a=ice-ufrag:").strip()
+    return None

@@ -374,3 +374,10 @@ class Producer:
         self.parked = []
         self.fan = None
         return orphans
+
+
+def visible_consumers(producer: Producer) -> int:
+    """Visible consumers of a track: of all its layers when it is simulcast (once each, also one that
+    waits on a layer while it switches)."""
+    layers = producer.simulcast.layers if producer.simulcast is not None else [producer]
+    return len({id(c) for p in layers for c in p.active + p.waiting if not c.hidden})

@@ -8,14 +8,15 @@ import logging
 import time
 from typing import Any
 
-from sfu import clips
+from sfu import clips, router_tick
 from sfu.errors import Faults, NegotiationError, NoClip, UnknownPeer, UnknownRoom
 from sfu.fanout import Plane
 from sfu.keyframes import KEYFRAME_INTERVAL_S, KeyframeSchedule
+from sfu.negotiation import ice_ufrag
 from sfu.pipe import HOST, PipeConsumer, PipeTransport
 from sfu.pipe_descriptor import Descriptor
 from sfu.pipe_seal import Seal
-from sfu.producer import Codec, KeyframeRequester, Producer
+from sfu.producer import Codec, KeyframeRequester, Producer, visible_consumers
 from sfu.simulcast import SimulcastTrack
 from sfu.transport import DtlsCertificate, Role, Transport
 from sfu.types import EventSink, IceCandidate, PeerId, ProducerStats, RoomStats, SfuListener, party_of
@@ -26,8 +27,6 @@ log = logging.getLogger(__name__)
 
 PLI_INTERVAL = 0.5
 """Seconds between two PLIs sent upstream for one producer (requests in between are merged)."""
-PIPE_SILENCE_S = 4.0
-"""A pipe between nodes whose far end said nothing for this long is closed (its node is gone)."""
 
 
 class Router:
@@ -374,30 +373,8 @@ class Router:
         return self._get(peer_id).link_stats()
 
     def tick(self) -> None:
-        """Once a second; one peer's or pipe's failure never stops the others' RTCP."""
-        now = time.monotonic()
-        self.keyframe_schedule.tick(now)
-        if self.tracks:
-            self.tracks = [t for t in self.tracks if t.exposed is not None and not t.exposed.closed]
-            for track in self.tracks:
-                try:
-                    track.tick(now)
-                except Exception as exc:
-                    self.faults.caught(exc)
-        for t in list(self.transports.values()):
-            try:
-                t.tick()
-            except Exception as exc:
-                self.faults.caught(exc)
-        for pipe in list(self.pipes.values()):
-            try:
-                if pipe.sealed and pipe.remote is not None and now - pipe.heard > PIPE_SILENCE_S:
-                    log.warning("sfu pipe %s silent: its far node is gone", pipe.pipe_id, extra={"room": self.room_id})
-                    self.close_pipe(pipe.pipe_id)
-                    continue
-                pipe.tick()
-            except Exception as exc:
-                self.faults.caught(exc)
+        """Once a second (the worker's ticker): :func:`sfu.router_tick.tick`."""
+        router_tick.tick(self)
 
     async def _emit(self, kind: EventType, t: Transport) -> None:
         """A tap's audit fact: who (the moderator), what (the room, whose media), when (opened, closed)."""
@@ -414,18 +391,3 @@ class Router:
                                             at_ms=now_ms, publishers=publishers[:64], opened_at_ms=opened))
         except Exception:  # a bad field or an event store outage must not break media
             log.exception("sfu event %s lost", kind)
-
-
-def visible_consumers(producer: Producer) -> int:
-    """Visible consumers of a track: of all its layers when it is simulcast (once each, also one that
-    waits on a layer while it switches)."""
-    layers = producer.simulcast.layers if producer.simulcast is not None else [producer]
-    return len({id(c) for p in layers for c in p.active + p.waiting if not c.hidden})
-
-
-def ice_ufrag(sdp: str) -> str | None:
-    """The first ``a=ice-ufrag`` of an SDP: a new one on a known peer means a new peer connection."""
-    for line in sdp.splitlines():
-        if line.startswith("a=ice-ufrag:"):
-            return line.removeprefix("a=ice-ufrag:").strip()
-    return None

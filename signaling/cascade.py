@@ -11,7 +11,7 @@ crosses per edge; the edge's viewers get theirs from the edge's own producers (N
 PLIs merged and sent back through the pipe, which the origin merges again before its publisher).
 
 An edge checks each show it pulls every ``WATCH_S``: when its pipe died (the SFU closes a sealed
-pipe whose far end said nothing for ``sfu.router.PIPE_SILENCE_S``), its origin left the node registry
+pipe whose far end said nothing for ``sfu.router_tick.PIPE_SILENCE_S``), its origin left the node registry
 (killed: its entry expires within the registry's TTL), or the record names another node (the
 publisher moved there), it drops the pipe and pulls the show again from whatever the record names
 then, as soon as that node is in the registry; when the record is gone the edge's copy ends. The last

@@ -181,6 +181,46 @@ async def test_a_room_whose_tick_raises_does_not_stop_the_others() -> None:
         await w.close()
 
 
+async def test_a_tick_goes_over_the_peers_in_chunks_and_a_datagram_gets_in_between(worker: Worker) -> None:
+    """A room's tick ticks its peers :data:`sfu.router_tick.TICK_CHUNK` at a time, one loop turn each:
+    a datagram already waiting is handled before the last chunk, not after every peer (one callback
+    for the whole room held an edge's fan-out ~5 ms once a second). Each peer is ticked once."""
+    import asyncio
+    import socket
+
+    from sfu.router_tick import TICK_CHUNK
+
+    count = 2 * TICK_CHUNK + 3
+    router: Router = worker.routers[ROOM]
+    for i in range(count):  # the router's own subscribe: the worker's join admission would hold them
+        await router.subscribe(PeerId(f"v{i}"), UserId(f"u{i}"), hidden=False)
+    order: list[PeerId] = []
+    for peer_id, t in router.transports.items():
+        def ticked(original=t.tick, peer_id=peer_id) -> None:  # type: ignore[no-untyped-def]
+            order.append(peer_id)
+            original()
+        t.tick = ticked  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    seen_at: list[int] = []
+
+    class Seen(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            seen_at.append(len(order))
+
+    receiving, _ = await loop.create_datagram_endpoint(Seen, local_addr=("127.0.0.1", 0))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sender.sendto(b"media", receiving.get_extra_info("sockname"))  # waiting in the socket before the tick
+        router.tick()
+        assert len(order) == TICK_CHUNK
+        await wait_for(lambda: len(order) == count and seen_at, 10)
+        assert seen_at[0] < count
+        assert sorted(order) == sorted(router.transports)
+    finally:
+        sender.close()
+        receiving.close()
+
+
 async def test_rtcp_keeps_flowing_next_to_a_publisher_whose_ntp_clock_wraps(worker: Worker) -> None:
     """A publisher's SR near the NTP wrap made build_sr raise struct.error in the ticker; with the
     field masked the room's viewers keep getting sender reports and the other room's RTCP goes on."""

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from aiortc import RTCSessionDescription
 
 from sfu.events import RedisEventSink
-from sfu.router import ice_ufrag
+from sfu.negotiation import ice_ufrag
 from sfu.types import PeerId
 from sfu.worker import Worker
 from switchboard.ids import RoomId, UserId
