@@ -385,8 +385,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ids = list(result["viewers_per_node"])
     ax.bar([i[-6:] for i in ids], [result["viewers_per_node"][i] for i in ids], label="before")
     if "viewers_per_node_after" in result:
+        what = f"killing {result['killed_node'][-6:]}" if "killed_node" in result else \
+            f"draining {result['drained_node'][-6:]}"
         ax.bar([i[-6:] for i in ids], [result["viewers_per_node_after"].get(i, 0) for i in ids], alpha=0.5,
-               label=f"after killing {result['killed_node'][-6:]}")
+               label=f"after {what}")
     ax.set_ylabel("viewers")
     ax.set_title(f"{result['viewers']} viewers on {result['nodes']} nodes, "
                  f"{result['server_us_per_packet']} us/packet")
