@@ -73,7 +73,7 @@ class Drain:
             log.warning("drain: registry unavailable", extra={"error": str(exc)})
             return
         pick = targets(entries, self._hub.node_id, self._region)
-        nowhere = pick("") is None  # the ranking leaves out no node for any user: one user's answer tells
+        nowhere = pick("") is None  # whether any node is left does not depend on the user
         if nowhere or self._grace_s <= 0:
             log.info("drain: no other node to move clients to" if nowhere else "drain: no grace period")
             return
