@@ -30,7 +30,7 @@ from typing import Any
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
-from bench.cluster_drain import frame_gap_ms
+from bench.cluster_drain import frame_gap_ms, stall_ms
 from switchboard_client import ApiClient, ApiError, NodeClient, publish_show, view_show
 from switchboard_client.media import TestPattern
 from switchboard_client.show import Viewing
@@ -245,6 +245,7 @@ async def view(args: argparse.Namespace) -> None:
             "loss_pct": round(100 * lost / (got + lost), 3) if got + lost > 0 else None,
             "recovery_s": round(after[0] - killed, 3) if after and killed is not None else None,
             "mark_gap_ms": frame_gap_ms(v.frame_times, killed, stopped) if killed is not None else None,
+            "stall_at_stop_ms": stall_ms(v.frame_times, stopped),
             "moves": v.node.moves if v.node is not None else 0,
             "rejoins": v.viewing.rejoins if v.viewing is not None else 0,
             "ended": (v.viewing.ended or {}).get("reason") if v.viewing is not None else None,

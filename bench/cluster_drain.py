@@ -70,13 +70,21 @@ def frame_gap_ms(times: Iterable[float], since: float, until: float) -> float:
     return round(1000 * max(b - a for a, b in itertools.pairwise(points)), 1)
 
 
+def stall_ms(times: Iterable[float], until: float) -> float | None:
+    """How long (ms) a viewer had been without a frame at ``until`` (None: it never had one): one that
+    moved, got frames, and then lost its new peer connection (a worker that shed it) shows here."""
+    last = max((t for t in times if t <= until), default=None)
+    return round(1000 * (until - last), 1) if last is not None else None
+
+
 def drain_figures(hit: list[dict[str, Any]], kept: list[dict[str, Any]], node: str,
                   exit_s: float | None) -> dict[str, Any]:
     """The drain keys of the bench's JSON. ``hit``: the results of the viewers placed on the drained
     ``node``; ``kept``: everyone else's (the survivors, measured from the command on as ``--kill-node``
     measures them); ``exit_s``: from the command to the drained node's exit (None: it had not exited).
     A viewer moved when it ended on another node with a frame on a peer connection made after the
-    command; lost when it had no such frame (``viewers_lost``)."""
+    command; lost when it had no such frame (``viewers_lost``); stalled at the end when it had had no
+    frame for over a second when the window ended (``stall_at_stop_ms``, :func:`stall_ms`)."""
     measured = [v for v in hit if v.get("error") is None and v.get("mark_gap_ms") is not None]
     gaps = [v["mark_gap_ms"] for v in measured]
     firsts = [v["recovery_s"] for v in hit if v.get("recovery_s") is not None]
@@ -91,6 +99,7 @@ def drain_figures(hit: list[dict[str, Any]], kept: list[dict[str, Any]], node: s
         "drain_gap_ms_p50": pct(gaps, 0.5),
         "drain_gaps_over_1s": sum(1 for g in gaps if g > 1000),
         "drain_gap_viewers_measured": len(measured),
+        "drain_viewers_stalled_at_end": sum(1 for v in measured if (v.get("stall_at_stop_ms") or 0) > 1000),
         "drain_first_new_frame_s_p95": pct(firsts, 0.95),
         "drain_first_new_frame_s_max": round(max(firsts), 2) if firsts else None,
         "drained_node_exit_s": round(exit_s, 2) if exit_s is not None else None,

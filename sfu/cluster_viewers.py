@@ -38,7 +38,7 @@ import time
 from typing import Any
 
 from bench.cluster_clients import add_viewer_arguments, say, viewer_node
-from bench.cluster_drain import frame_gap_ms
+from bench.cluster_drain import frame_gap_ms, stall_ms
 from sfu import aiortc_private
 from switchboard_client import ApiClient, NodeClient, view_show
 from switchboard_client.peer import Peer
@@ -299,6 +299,7 @@ async def run(args: argparse.Namespace) -> None:
             "recovery": recovery_steps(killed, v.steps, v.peers[at_mark[i]:]) if at_mark else None,
             "after_kill": after_kill(v, counts_mark[i], counts_stop[i], killed, stopped) if counts_mark else None,
             "mark_gap_ms": frame_gap_ms((t for t, _, _ in v.frames()), killed, stopped) if at_mark else None,
+            "stall_at_stop_ms": stall_ms((t for t, _, _ in v.frames()), stopped),
         })
     say("result", viewers=results)
     for v in viewers:

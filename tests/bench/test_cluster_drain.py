@@ -11,7 +11,7 @@ import pytest
 from aiortc.mediastreams import VideoStreamTrack
 
 from bench.cluster_clients import Frames, Viewer
-from bench.cluster_drain import busiest_edge, drain_figures, frame_gap_ms
+from bench.cluster_drain import busiest_edge, drain_figures, frame_gap_ms, stall_ms
 from switchboard_client import ApiClient
 
 SINCE, UNTIL = 100.0, 110.0
@@ -37,19 +37,24 @@ def test_the_wait_from_the_command_and_the_one_still_running_at_the_end_count() 
                                                                           abs=0.1)  # lost: no frame again
     assert frame_gap_ms([], SINCE, UNTIL) == 10000.0
     assert frame_gap_ms(frames(103.0, 110.0), SINCE, UNTIL) == 3000.0  # no frame before: from the command
+    assert stall_ms([*frames(95.0, 100.0), *frames(101.0, 104.0)], UNTIL) == 6000.0  # moved, then shed for good
+    assert stall_ms([], UNTIL) is None
     assert frame_gap_ms([*frames(95.0, 100.0), *frames(100.5, 108.0)], SINCE, UNTIL) == pytest.approx(2000.0, abs=34)
 
 
 def test_the_drained_nodes_viewers_become_the_benchs_figures() -> None:
-    def viewer(node: str, recovery: float | None, gap: float | None, error: str | None = None) -> dict[str, object]:
+    def viewer(node: str, recovery: float | None, gap: float | None, error: str | None = None,
+               stall: float = 20.0) -> dict[str, object]:
         return {"node": node, "recovery_s": recovery, "mark_gap_ms": gap, "error": error, "recovery": None,
+                "stall_at_stop_ms": stall,
                 "after_kill": {"loss_pct": 0.0, "fps": 30.0, "gap_ms_max": 40.0}}
 
-    hit = [viewer("node_b", 0.8, 120.0), viewer("node_c", 1.4, 1500.0), viewer("node_a", None, 20000.0),
+    hit = [viewer("node_b", 0.8, 120.0), viewer("node_c", 1.4, 1500.0), viewer("node_a", None, 20000.0, stall=20000.0),
            viewer("node_a", 0.5, 50.0)]
     out = drain_figures(hit, [viewer("node_b", None, 33.0)], "node_a", 2.345)
     assert out["drain_viewers"] == 4 and out["drain_viewers_moved"] == 2 and out["viewers_lost"] == 1
     assert out["drain_viewers_stayed"] == 2 and out["drain_gaps_over_1s"] == 2
+    assert out["drain_viewers_stalled_at_end"] == 1
     assert out["drain_gap_ms_max"] == 20000.0 and out["drain_gap_ms_p95"] == 20000.0
     assert out["drained_node_exit_s"] == 2.35 and out["drain_first_new_frame_s_max"] == 1.4
     assert out["survivors_measured"] == 1 and out["survivors_gap_ms_max"] == 40.0
