@@ -17,7 +17,10 @@ takes C viewers, the others go to edges; ``cascade_added_latency_ms_p99`` then c
 frames (decoded, or counted: their marker packet's arrival, the kernel's receive time of it) with an
 origin viewer's of the same kind, matched by RTP timestamp (:mod:`bench.cascade_latency`), beside the same
 between two origin viewers (``origin_viewers_spread_ms_p99``: the floor); ``arrival_clock`` says which
-clock stamped them. Null while no viewer is on an edge.
+clock stamped them. Null while no viewer is on an edge. With ``--drain-node`` (instead of ``--kill-node``)
+it drains the edge with the most viewers as ``switchboard node drain`` does and reports, for that node's
+viewers, the longest wait between two frames from the command on (``drain_gap_ms_max``/``_p95``), how
+many moved or were lost, and when the node exited (:mod:`bench.cluster_drain`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from typing import IO, Any
 
 from bench.api import _wait_ready
 from bench.cascade_latency import cascade_latency
+from bench.cluster_drain import busiest_edge, drain, drain_figures, wait_exit
 from bench.cluster_recovery import breakdown, survivors
 from bench.mailbox import Mailbox, owned_rooms
 from bench.probes import cpu_s as _cpu_s
@@ -47,7 +51,7 @@ from bench.probes import udp_rcvbuf_errors as _udp_rcvbuf_errors
 from switchboard.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from switchboard.keys import KeyPaths, ensure_secrets
 
-DESCRIPTION = "N nodes behind the API's placement: one show, V viewers, CPU per packet, loss, fps, kill -9 recovery"
+DESCRIPTION = "N nodes behind the API's placement: one show, V viewers, CPU per packet, loss, fps, kill -9, drain"
 HOST = "bench-cluster-host@example.com"
 
 
@@ -56,7 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--viewers", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=10.0, help="the measured window")
     parser.add_argument("--kill-node", action="store_true", help="then kill one node with SIGKILL and time recovery")
-    parser.add_argument("--recovery-wait", type=float, default=20.0, help="seconds to wait for viewers after the kill")
+    parser.add_argument("--drain-node", action="store_true",
+                        help="then drain the edge with the most viewers (switchboard node drain) and time the gap")
+    parser.add_argument("--drain-grace", type=float, default=30.0,
+                        help="with --drain-node: the nodes' node.drain_grace_s (without it: 0, no drain on stop)")
+    parser.add_argument("--recovery-wait", type=float, default=20.0,
+                        help="seconds to wait for viewers after the kill or the drain command")
     parser.add_argument("--per-process", type=int, default=0,
                         help="viewers per load generator process (0: 50 counting, 10 decoding)")
     parser.add_argument("--sample", type=int, default=0,
@@ -174,7 +183,8 @@ class Cluster:
             ports = (free_port(), free_port())
             nodes[f"http://127.0.0.1:{ports[0]}"] = self._spawn(f"node{i}", ["node", "--workers", "1"], {
                 **self.env, "SWITCHBOARD_NODE_PORT": str(ports[0]), "SWITCHBOARD_METRICS_NODE_PORT": str(ports[1]),
-                "SWITCHBOARD_DATA_DIR": str(self.base / f"node{i}"), "SWITCHBOARD_NODE_DRAIN_GRACE_S": "0",
+                "SWITCHBOARD_DATA_DIR": str(self.base / f"node{i}"),
+                "SWITCHBOARD_NODE_DRAIN_GRACE_S": str(self.args.drain_grace if self.args.drain_node else 0),
                 "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024", **self._cascade, **self._slice})
         _wait_ready(f"http://127.0.0.1:{port}/readyz", api, timeout_s=120)
         self.api = f"http://127.0.0.1:{port}"
@@ -252,7 +262,13 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         cpu1, load1, drops1, elapsed = _cpu_s(pids), _cpu_s(loaders), _udp_rcvbuf_errors(), time.monotonic() - t0
         _tell([*groups, pub], "window")
         killed: dict[str, Any] = {}
-        if args.kill_node:
+        if args.drain_node:
+            victim = busiest_edge(placed, origin)
+            at = drain(cluster.env["SWITCHBOARD_REDIS_URL"], victim)
+            _tell(groups, f"mark {at}")
+            killed = {"node": victim, "exit_s": wait_exit(cluster.nodes[victim], at, args.recovery_wait),
+                      "registry_after": len(_registry(cluster.env))}
+        elif args.kill_node:
             counts = {n: placed.count(n) for n in set(placed) if n}
             edges = {n: c for n, c in counts.items() if n != origin}
             victim = max(edges, key=lambda n: edges[n]) if edges else origin
@@ -305,7 +321,13 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         "seconds": args.seconds,
         "join_errors": [e for r in readies for e in r.get("errors", [])][:3],
     }
-    if args.kill_node:
+    if args.drain_node:
+        hit = [v for v, n in zip(results, placed, strict=False) if n == killed["node"]]
+        result.update({**drain_figures(hit, [v for v, n in zip(results, placed, strict=False) if n != killed["node"]],
+                                       killed["node"], killed["exit_s"]),
+                       "nodes_after_drain": killed["registry_after"], "publisher_rejoins": publisher.get("rejoins"),
+                       "viewers_per_node_after": _after(results)})
+    elif args.kill_node:
         hit = [v for v, n in zip(results, placed, strict=False) if n == killed["node"]]
         back = [v["recovery_s"] for v in hit if v["recovery_s"] is not None]
         result.update({
@@ -365,8 +387,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ids = list(result["viewers_per_node"])
     ax.bar([i[-6:] for i in ids], [result["viewers_per_node"][i] for i in ids], label="before")
     if "viewers_per_node_after" in result:
+        what = f"killing {result['killed_node'][-6:]}" if "killed_node" in result else \
+            f"draining {result['drained_node'][-6:]}"
         ax.bar([i[-6:] for i in ids], [result["viewers_per_node_after"].get(i, 0) for i in ids], alpha=0.5,
-               label=f"after killing {result['killed_node'][-6:]}")
+               label=f"after {what}")
     ax.set_ylabel("viewers")
     ax.set_title(f"{result['viewers']} viewers on {result['nodes']} nodes, "
                  f"{result['server_us_per_packet']} us/packet")

@@ -10,7 +10,8 @@ Each process signs in through the control API, asks it for room tokens (the API'
 node to connect to: placement), and follows the SDK's documented behaviour after a lost node (ask the
 API again, join again). It talks to its parent in JSON lines: it prints ``{"event": "ready", ...}``
 once joined, then reads commands on stdin: ``start`` (the measured window begins), ``mark T`` (a node
-was killed at unix time T: note each viewer's first frame after it), ``stop`` (print
+was killed or told to drain at unix time T: note each viewer's first frame after it on a new peer
+connection, and the longest wait between two frames from T to ``stop``), ``stop`` (print
 ``{"event": "result", ...}`` and exit).
 """
 
@@ -29,6 +30,7 @@ from typing import Any
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
+from bench.cluster_drain import frame_gap_ms, stall_ms
 from switchboard_client import ApiClient, ApiError, NodeClient, publish_show, view_show
 from switchboard_client.media import TestPattern
 from switchboard_client.show import Viewing
@@ -157,25 +159,38 @@ class Viewer:
     error: str | None = None
 
     async def follow(self) -> None:
-        """Counts frames on the current track, and on the new one after each rejoin."""
+        """Counts frames on the current track, and on the new one after each rejoin. An old track is
+        read until it ends: a client that keeps its old peer connection playing while the new one
+        starts has the frames of both counted."""
         assert self.viewing is not None
+        copier = asyncio.create_task(self._copy())
+        try:
+            while True:
+                self.viewing.rejoined.clear()
+                self.counters.append(Frames(await self.viewing.track("video")))
+                await self.viewing.rejoined.wait()
+        finally:
+            copier.cancel()
+            for counter in self.counters:
+                await counter.close()
+
+    async def _copy(self) -> None:
+        """Every 0.05 s, the new frames of every track read so far into :attr:`frame_times` (wall clock)."""
+        seen: list[int] = []
         while True:
-            self.viewing.rejoined.clear()
-            counter = Frames(await self.viewing.track("video"))
-            self.counters.append(counter)
-            seen = 0
-            while not self.viewing.rejoined.is_set():
-                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)
+            offset = time.time() - time.monotonic()  # monotonic -> wall clock (one offset is enough)
+            for i, counter in enumerate(list(self.counters)):
+                if i == len(seen):
+                    seen.append(0)
                 times = counter.times
-                if len(times) > seen:  # monotonic -> wall clock (one offset per process is enough)
-                    offset = time.time() - time.monotonic()
-                    wall = [t + offset for t in times[seen:]]
+                if len(times) > seen[i]:
+                    wall = [t + offset for t in times[seen[i]:]]
                     self.frame_times += wall
-                    self.frame_pts += counter.pts[seen:len(times)]
-                    if self.peers_at_mark is not None and len(self.counters) > self.peers_at_mark:
+                    self.frame_pts += counter.pts[seen[i]:len(times)]
+                    if self.peers_at_mark is not None and i >= self.peers_at_mark:
                         self.new_peer_frames += wall
-                    seen = len(times)
-            await counter.close()
+                    seen[i] = len(times)
 
 
 async def view(args: argparse.Namespace) -> None:
@@ -214,7 +229,9 @@ async def view(args: argparse.Namespace) -> None:
                 v.peers_at_mark = len(v.counters)
         elif command[0] == "stop":
             break
-    t0, t1 = window.get("t0", 0.0), window.get("t1", time.time())
+    stopped = time.time()
+    await asyncio.sleep(0.1)  # the follow loops copy the last decoded frames' times (every 0.05 s)
+    t0, t1 = window.get("t0", 0.0), window.get("t1", stopped)
     per_viewer = []
     for v, (r0, l0), (r1, l1) in zip(viewers, window.get("stats0", []), window.get("stats1", []), strict=False):
         frames = [t for t in v.frame_times if t0 <= t <= t1]
@@ -227,6 +244,8 @@ async def view(args: argparse.Namespace) -> None:
             "fps": round(fps, 2), "packets": max(0, got),
             "loss_pct": round(100 * lost / (got + lost), 3) if got + lost > 0 else None,
             "recovery_s": round(after[0] - killed, 3) if after and killed is not None else None,
+            "mark_gap_ms": frame_gap_ms(v.frame_times, killed, stopped) if killed is not None else None,
+            "stall_at_stop_ms": stall_ms(v.frame_times, stopped),
             "moves": v.node.moves if v.node is not None else 0,
             "rejoins": v.viewing.rejoins if v.viewing is not None else 0,
             "ended": (v.viewing.ended or {}).get("reason") if v.viewing is not None else None,

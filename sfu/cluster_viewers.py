@@ -18,7 +18,9 @@ Per viewer: loss from sequence gaps of each media SSRC (before retransmission: R
 encrypted), fps from marker bits (frame ends) of the video SSRC, each frame's arrival (its marker
 packet: the kernel's receive time, or ``time.time()`` where the kernel gave none, counted in
 ``frames_kernel_stamped``/``frames_loop_stamped``) with its RTP timestamp for the cascade latency, and
-the first frame of a peer connection made after ``mark T`` (a node was killed at unix time T) for recovery.
+the first frame of a peer connection made after ``mark T`` (a node was killed or told to drain at unix
+time T) for recovery, and the longest wait between two frames from T to ``stop`` over all its peer
+connections (``mark_gap_ms``, :func:`bench.cluster_drain.frame_gap_ms`).
 
 Line protocol with the bench: ``{"event": "ready", ...}`` once joined; then ``start``, ``window``,
 ``mark T``, ``stop`` on stdin; ``{"event": "result", "viewers": [...]}`` at the end.
@@ -36,6 +38,7 @@ import time
 from typing import Any
 
 from bench.cluster_clients import add_viewer_arguments, say, viewer_node
+from bench.cluster_drain import frame_gap_ms, stall_ms
 from sfu import aiortc_private
 from switchboard_client import ApiClient, NodeClient, view_show
 from switchboard_client.peer import Peer
@@ -295,6 +298,8 @@ async def run(args: argparse.Namespace) -> None:
             "frames_loop_ts": [ts for _, ts, k in frames if not k],
             "recovery": recovery_steps(killed, v.steps, v.peers[at_mark[i]:]) if at_mark else None,
             "after_kill": after_kill(v, counts_mark[i], counts_stop[i], killed, stopped) if counts_mark else None,
+            "mark_gap_ms": frame_gap_ms((t for t, _, _ in v.frames()), killed, stopped) if at_mark else None,
+            "stall_at_stop_ms": stall_ms((t for t, _, _ in v.frames()), stopped),
         })
     say("result", viewers=results)
     for v in viewers:

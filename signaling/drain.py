@@ -2,9 +2,14 @@
 
 Started by ``switchboard node drain <id>`` (a ``{"kind": "drain"}`` command on the node's own channel)
 or by SIGTERM (the node's shutdown waits for it). The node marks itself ``draining`` in the registry at
-once (placement skips it), picks the least loaded other node and sends every session a ``reconnect``
-naming it (docs/protocol.md; a socket that arrives meanwhile is told too), and waits until their sockets
-are closed or ``node.drain_grace_s`` runs out. On SIGTERM the process runs it before aiohttp's shutdown
+once (placement skips it) and sends every session a ``reconnect`` naming a node (docs/protocol.md; a
+socket that arrives meanwhile is told too): that session's user's first choice among the other live,
+non-draining nodes, ranked as placement ranks a viewer's ``alternates`` (:func:`targets`: nodes below
+:data:`~switchboard.placement.CPU_LIMIT` and not full first while those have room for this node's
+sessions, the client's region next, then a rendezvous hash of the user and the node), so a drain of
+many sessions spreads over the other nodes instead of landing whole on the least loaded one, and each
+user's target is the same for every session of it. It waits until their sockets are closed or
+``node.drain_grace_s`` runs out. On SIGTERM the process runs it before aiohttp's shutdown
 (``switchboard.runtime.serve``'s ``before_stop``), which would stop reading the sockets: a client's close
 frame is seen, and the node exits as soon as the last one has left.
 With no other node to go to (one node, ``switchboard up``) nobody is told to move and nothing waits.
@@ -16,11 +21,13 @@ import asyncio
 import logging
 import os
 import signal
+from collections import Counter
 from collections.abc import Callable
 
 from signaling.beacon import Beacon
 from signaling.hub import Hub
-from switchboard.placement import select
+from switchboard.placement import alternates
+from switchboard.registry import NodeEntry
 
 log = logging.getLogger("switchboard.signaling")
 POLL_S = 0.1
@@ -61,36 +68,57 @@ class Drain:
         self._beacon.draining = True
         try:
             await self._beacon.beat()
-            others = [n for n in await self._beacon.registry.nodes() if n.id != self._hub.node_id]
+            entries = await self._beacon.registry.nodes()
         except Exception as exc:  # Redis away: nobody to name; stop as a plain node would
             log.warning("drain: registry unavailable", extra={"error": str(exc)})
             return
-        target = select(others, self._region)
-        if target is None or self._grace_s <= 0:
-            log.info("drain: no other node to move clients to" if target is None else "drain: no grace period")
+        pick = targets(entries, self._hub.node_id, self._region)
+        nowhere = pick("") is None  # whether any node is left does not depend on the user
+        if nowhere or self._grace_s <= 0:
+            log.info("drain: no other node to move clients to" if nowhere else "drain: no grace period")
             return
-        message = {"type": "reconnect", "url": target.url, "node": target.id, "reason": "drain"}
-        told: set[str] = set()
-        self._tell(message, told)
-        log.info("drain: %d sessions told to move to %s", len(told), target.id)
+        told: dict[str, str] = {}
+        self._tell(pick, told)
+        log.info("drain: %d sessions told to move to %s", len(told),
+                 ", ".join(f"{n} ({c})" for n, c in sorted(Counter(told.values()).items())))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._grace_s
         # Sockets close on their own tasks (each client's choice); a count polled here needs no hook in them.
         while self._attached() and loop.time() < deadline:
             await asyncio.sleep(POLL_S)
-            self._tell(message, told)  # a socket that came while the registry still named this node
+            self._tell(pick, told)  # a socket that came while the registry still named this node
         if self._attached():
             log.warning("drain: grace period over with %d sockets left", self._attached())
         else:
             log.info("drain: every socket left")
 
-    def _tell(self, message: dict[str, str], told: set[str]) -> None:
-        """Sends ``message`` to every session here not told yet."""
+    def _tell(self, pick: Callable[[str], NodeEntry | None], told: dict[str, str]) -> None:
+        """Sends every session here not told yet a ``reconnect`` naming its user's node (``pick``);
+        notes it in ``told`` (session id -> node id)."""
         for session in self._hub.all_sessions():
-            if session.id not in told:
-                told.add(session.id)
-                session.send(message)
+            if session.id in told:
+                continue
+            target = pick(str(session.user_id))
+            if target is None:
+                continue
+            told[session.id] = target.id
+            session.send({"type": "reconnect", "url": target.url, "node": target.id, "reason": "drain"})
 
     def _attached(self) -> int:
         """Sessions whose socket is still open here (one that moved left only its resumable session)."""
         return sum(1 for s in self._hub.all_sessions() if s.attached)
+
+
+def targets(entries: list[NodeEntry], draining: str, region: str = "") -> Callable[[str], NodeEntry | None]:
+    """Where node ``draining`` sends a session of a user: that user's first choice of
+    :func:`~switchboard.placement.alternates` over ``entries`` (the registry, this node's own entry
+    included: its session count tells whether the nodes below their cap have room for them all, else
+    fullness is not ranked and the burst splits over every node), never a draining node nor one that
+    users reported lost. None: no other node."""
+    skip = {e.id for e in entries if e.suspected}
+
+    def pick(user: str) -> NodeEntry | None:
+        ranked = alternates(entries, draining, user, region, exclude=skip, limit=1)
+        return ranked[0] if ranked else None
+
+    return pick

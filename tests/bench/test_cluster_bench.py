@@ -51,3 +51,22 @@ def test_a_killed_edges_viewers_come_back_and_the_others_are_watched_meanwhile()
     assert result["recovery_viewers_without_api"] == result["killed_viewers"], result
     assert result["survivors_measured"] == 6 - result["killed_viewers"]
     assert result["survivors_fps_min"] > 0 and result["survivors_gap_ms_max"] is not None, result
+
+
+def test_a_drained_edges_viewers_move_and_their_longest_wait_between_frames_is_measured() -> None:
+    """``--drain-node``: the edge with viewers is drained as ``switchboard node drain`` does; its viewers
+    move to the other nodes and see frames again there, each one's longest wait between two frames
+    (old and new peer connections together) is measured, and the drained node exits."""
+    parser = argparse.ArgumentParser()
+    cluster.add_arguments(parser)
+    args = parser.parse_args(["--nodes", "3", "--viewers", "6", "--viewers-per-node", "2", "--per-process", "6",
+                              "--seconds", "2", "--warmup", "1", "--in-flight", "4", "--drain-node",
+                              "--recovery-wait", "10"])
+    result = cluster.run(args)
+    assert result["viewers_joined"] == 6, result["join_errors"]
+    assert result["drain_viewers"] > 0 and result["drained_node"] != result["origin"], result
+    assert result["viewers_lost"] == 0 and result["drain_viewers_moved"] == result["drain_viewers"], result
+    assert result["drain_gap_viewers_measured"] == result["drain_viewers"]
+    assert result["drain_gap_ms_max"] is not None and result["drained_node_exit_s"] is not None, result
+    assert result["drained_node"] not in result["viewers_per_node_after"]
+    assert result["survivors_measured"] == 6 - result["drain_viewers"]

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from playwright.async_api import async_playwright
 
+from signaling.drain import targets
 from switchboard.registry import NodeEntry, NodeRegistry
 from switchboard.wire import Codec
 from tests.e2e.browser import CHROMIUM, FLAGS
@@ -88,6 +89,50 @@ async def test_a_node_stopped_by_sigterm_exits_once_its_client_followed_reconnec
             lines = (await log).decode()
     assert "drain: every socket left" in lines and "grace period over" not in lines, lines[-3000:]
     await registered(redis, {stay.node_id})
+
+
+async def test_a_drain_spreads_its_sessions_over_the_other_nodes_each_user_to_its_own(
+        start_node: Callable[..., Any], token: Callable[..., str], redis: Any) -> None:
+    """Three real nodes; 16 users on the one drained (one of them with two sockets). Each session's
+    ``reconnect`` names its user's first choice of the other nodes (placement's ``alternates``
+    ranking, a hash of the user and the node): both other nodes get some (before, every session was
+    sent to the one least loaded node), and both sockets of one user are sent to the same node."""
+    first, second, leave = await asyncio.gather(start_node(), start_node(),
+                                                start_node(SWITCHBOARD_NODE_DRAIN_GRACE_S="30"))
+    users = [f"spread-{i}" for i in range(16)]
+    async with aiohttp.ClientSession() as http:
+        await first.connect(http, token("anchor-1"))
+        await second.connect(http, token("anchor-2"))
+        here = [await leave.connect(http, token(u)) for u in users]
+        twice = await leave.connect(http, token(users[0]))
+        await registered(redis, {first.node_id, second.node_id, leave.node_id})
+        code, _, _ = await switchboard(first, "node", "drain", leave.node_id)
+        assert code == 0
+        sent = [(await peer.expect("reconnect"))["node"] for peer in here]
+        again = (await twice.expect("reconnect"))["node"]
+        for peer in [*here, twice]:
+            await peer.ws.close()
+        assert await asyncio.wait_for(leave.proc.wait(), STEP_S * 4) == 0
+    assert set(sent) == {first.node_id, second.node_id}, sent
+    assert again == sent[0], "one user's sessions are sent to one node"
+
+
+def test_a_drains_targets_put_full_nodes_last_while_the_others_have_room() -> None:
+    """:func:`signaling.drain.targets`: a node at its cap is named only when the nodes below theirs
+    cannot take the drained node's sessions; then every user's own hash decides (the burst splits)."""
+    def entry(node_id: str, viewers: int, draining: bool = False) -> NodeEntry:
+        return NodeEntry(id=node_id, url=f"http://{node_id}", media_address="", viewer_cap=10, viewers=viewers,
+                         draining=draining)
+
+    users = [f"u{i}" for i in range(40)]
+    roomy = [entry("node_gone", 5, draining=True), entry("node_full", 10), entry("node_free", 0),
+             entry("node_other_draining", 0, draining=True)]
+    pick = targets(roomy, "node_gone")
+    assert {pick(u).id for u in users} == {"node_free"}  # type: ignore[union-attr]
+    crowded = [entry("node_gone", 10, draining=True), entry("node_full", 10), entry("node_almost", 9)]
+    pick = targets(crowded, "node_gone")
+    assert {pick(u).id for u in users} == {"node_full", "node_almost"}  # type: ignore[union-attr]
+    assert targets([entry("node_gone", 3, draining=True)], "node_gone")("u1") is None
 
 
 @pytest.mark.chromium
