@@ -57,11 +57,9 @@ async function move() {
     const answer = await signal.request("show.join", { room });
     setViewers(answer.viewers);
     chat.pin(answer.pinned);
-    const next = await moveSubscriber(signal, room, old, $("video"));
-    if (subscriber !== old) { // the show ended, or the page left or subscribed again meanwhile
-      next.close();
-      return;
-    }
+    // null: the show ended, or the page left or subscribed again meanwhile
+    const next = await moveSubscriber(signal, room, old, $("video"), () => subscriber === old);
+    if (!next) return;
     stopQuality();
     subscriber = next;
     stopQuality = watchQuality(next.pc, qualityText($("quality")));

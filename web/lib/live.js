@@ -162,11 +162,9 @@ async function moveTap(current) {
   try {
     if (!old) throw new Error("nothing playing");
     await current.signal.request("show.join", { room: current.room });
-    const next = await moveSubscriber(current.signal, current.room, old, $("video"));
-    if (tap !== current || current.subscriber !== old) {
-      next.close();
-      return;
-    }
+    const next = await moveSubscriber(current.signal, current.room, old, $("video"),
+      () => tap === current && current.subscriber === old);
+    if (!next) return;
     current.stopQuality();
     current.subscriber = next;
     current.stopQuality = watchQuality(next.pc, qualityText($("quality")));

@@ -112,9 +112,10 @@ export class Subscriber extends ShowPeer {
  * A drain's move, make-before-break (docs/web.md): `old` keeps playing in `video` while a new peer
  * connection joins on the session `signal` just moved to; its stream plays in a hidden muted <video>
  * until its first frame is decoded, then `video` switches to it, `old` closes and `signal` is told
- * the move is done (the old socket closes). Resolves with the new Subscriber.
+ * the move is done (the old socket closes). Resolves with the new Subscriber, or null when `keep()`
+ * says at that moment that the page went another way meanwhile (the show ended, the page left).
  */
-export async function moveSubscriber(signal, room, old, video) {
+export async function moveSubscriber(signal, room, old, video, keep = () => true) {
   old.detach(); // the old socket's events are over: a show.offer now is the new node's
   const hidden = document.createElement("video");
   hidden.muted = true;
@@ -132,10 +133,12 @@ export async function moveSubscriber(signal, room, old, video) {
     hidden.remove();
     throw err;
   }
-  next.showIn(video);
+  const kept = keep();
+  if (kept) next.showIn(video);
+  else next.close();
   hidden.srcObject = null;
   hidden.remove();
   old.close();
   signal.moveDone();
-  return next;
+  return kept ? next : null;
 }
