@@ -88,7 +88,8 @@ OPEN = """async ([a, makeBeforeBreak]) => {
   const { Signal } = await import("/static/lib/signal.js");
   window.states = [];
   window.notes = [];
-  window.signal = new Signal({ getToken: async () => ({ token: "t", node: a }), resumeKey: "move-test", makeBeforeBreak });
+  const getToken = async () => ({ token: "t", node: a });
+  window.signal = new Signal({ getToken, resumeKey: "move-test", makeBeforeBreak });
   window.signal.on("note", (m) => window.notes.push(m));
   window.signal.addEventListener("state", (e) => window.states.push(e.detail));
   window.stateSeen = (name, n) => new Promise((resolve) => {
