@@ -14,7 +14,7 @@
 // one (`connected` with `moved: true, overlap: true`). A page created with `makeBeforeBreak: true`
 // keeps the old socket until it calls `moveDone()` (its media plays from the new node), at most
 // MOVE_HOLD_MS; any other page's old socket closes at the new `hello`. The old socket's close is the
-// `moved` state. A named node that does not take the socket (refused, or no `hello` within
+// `left` state. A named node that does not take the socket (refused, or no `hello` within
 // HELD_CONNECT_MS) ends the move: the old socket closes and the usual reconnect asks `getToken`.
 //
 // A lost node (killed, its socket just drops) is a plain reconnect: every attempt asks `getToken`
