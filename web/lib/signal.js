@@ -11,9 +11,9 @@
 // draining node names another node: the socket moves there at once, make-before-break. The new
 // socket opens while the old one stays open (the draining node keeps serving it, and its media);
 // requests and events go on through the old one until the new session's `hello`, then to the new
-// one (`connected` with `moved: true, overlap: true`). A page created with `makeBeforeBreak: true`
-// keeps the old socket until it calls `moveDone()` (its media plays from the new node), at most
-// MOVE_HOLD_MS; any other page's old socket closes at the new `hello`. The old socket's close is the
+// one (`connected` with `moved: true` and `overlap`). A page created with `makeBeforeBreak: true`
+// keeps the old socket (`overlap: true`) until it calls `moveDone()` (its media plays from the new
+// node), at most MOVE_HOLD_MS; any other page's old socket closes at the new `hello`. The old socket's close is the
 // `left` state. A named node that does not take the socket (refused, or no `hello` within
 // HELD_CONNECT_MS) ends the move: the old socket closes and the usual reconnect asks `getToken`.
 //
