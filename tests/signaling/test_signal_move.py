@@ -129,7 +129,7 @@ async def test_signal_js_moves_make_before_break_and_keeps_the_old_socket_until_
             async with asyncio.timeout(STEP_S):
                 await b.opened.wait()  # the new socket is open (upgraded), its hello held back
             assert await ping(page) == "node-a" and not a.closed  # the old session still serves the page
-            await page.evaluate("window.slow = window.signal.request('slow').then((r) => r.node)")
+            await page.evaluate("() => { window.slow = window.signal.request('slow').then((r) => r.node); }")
             async with asyncio.timeout(STEP_S):
                 while not a.slow:  # noqa: ASYNC110 (polls what the server received)
                     await asyncio.sleep(0.02)
