@@ -6,10 +6,10 @@ the old one keeps playing, switches its ``<video>`` at the new one's first decod
 then closes the old peer connection and the old socket; B exits once that socket left.
 
 What the page did is read from the page itself, in order: an init script wraps ``RTCPeerConnection``
-and ``WebSocket`` and logs, in one list, each one made and closed, and every advance of each peer
-connection's decoded frames (``getStats``, sampled in rounds). The assertions are on the order of
-that log, never on its times. The old code (the old socket closed at once, the old peer connection
-closed before the new one existed) fails them."""
+and ``WebSocket`` and logs, in one list, each one made and closed, and every video frame each peer
+connection decodes (read from its track by a ``MediaStreamTrackProcessor``). The assertions are on
+the order of that log, never on its times. The old code (the old socket closed at once, the old peer
+connection closed before the new one existed) fails them."""
 
 from __future__ import annotations
 
@@ -39,21 +39,35 @@ conformance = api_conftest.conformance  # make_api checks every answer with it
 
 WAIT_S = STEP_S * 6
 """Upper bound for each step the page takes (tests never assert on timing; this machine is shared)."""
-ROUNDS = 3
-"""The old connection's frames advanced in one of this many sampling rounds up to (and with) the
-round of the new connection's first frame: it was still playing, not frozen on its last frame."""
 
 RECORDER = """(() => {
   const log = [];
   const pcs = [];
   window.__media = { log, pcs };
+  // Every video frame a connection decodes, as it comes: a MediaStreamTrackProcessor is one more sink
+  // of the received track (the page's <video> is another).
+  const count = async (entry, track) => {
+    const reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      value.close();
+      if (entry.closed) continue;
+      entry.frames += 1;
+      log.push(["frame", pcs.indexOf(entry), entry.frames]);
+    }
+  };
   const NativePeer = window.RTCPeerConnection;
   window.RTCPeerConnection = class extends NativePeer {
     constructor(...args) {
       super(...args);
+      const entry = { pc: this, frames: 0, closed: false };
       this.__n = pcs.length;
-      pcs.push({ pc: this, frames: 0, closed: false });
+      pcs.push(entry);
       log.push(["pc", this.__n]);
+      this.addEventListener("track", (e) => {
+        if (e.track.kind === "video") count(entry, e.track).catch((err) => log.push(["error", String(err)]));
+      });
     }
     close() {
       const entry = pcs[this.__n];
@@ -74,27 +88,6 @@ RECORDER = """(() => {
       this.addEventListener("close", () => log.push(["ws-close", n]));
     }
   };
-  let round = 0;
-  (async () => {
-    for (;;) {
-      round += 1;
-      for (const entry of pcs) {
-        if (entry.closed) continue;
-        let frames = 0;
-        try {
-          (await entry.pc.getStats()).forEach((s) => {
-            if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded || 0;
-          });
-        } catch { continue; }
-        if (entry.closed) continue; // closed while its stats were read: they may be from before the close
-        if (frames > entry.frames) {
-          entry.frames = frames;
-          log.push(["frames", entry.pc.__n, frames, round]);
-        }
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  })();
 })();"""
 
 
@@ -174,15 +167,14 @@ async def test_a_drained_nodes_browser_viewer_switches_to_the_new_node_before_th
                 def at(*entry: object) -> int:
                     return next(i for i, e in enumerate(log) if e[:len(entry)] == entry)
 
-                new_pc, new_first = at("pc", old_pc + 1), at("frames", old_pc + 1)
-                old_frames = [e for e in log[new_pc:new_first] if e[:2] == ("frames", old_pc)]
-                # The old connection played on after the new one was made, up to the new one's first frame...
-                assert old_frames, log
-                assert old_frames[-1][3] > log[new_first][3] - ROUNDS, log
-                # ...and closed only after it, then the old socket: make before break.
+                new_pc, new_first, closed = at("pc", old_pc + 1), at("frame", old_pc + 1), at("pc-close", old_pc)
+                # The old connection played on while the new one was made and connected...
+                assert [e for e in log[new_pc:new_first] if e[:2] == ("frame", old_pc)], log
+                # ...and the page closed it only once the new one had decoded a frame; then the old socket.
                 new_ws = at("ws", old_ws + 1)
                 assert log[new_ws][2] == f"127.0.0.1:{origin.port}", log  # the new socket: on the named node
-                assert new_ws < new_first < at("pc-close", old_pc) < at("ws-close", old_ws), log
+                assert new_ws < new_pc < new_first < closed < at("ws-close", old_ws), log
+                assert not [e for e in log if e[0] == "error"], log
                 assert [e[0] for e in log].count("pc") == old_pc + 2, log  # one new connection, no retry
 
                 # The video plays on, from the new node's connection.
