@@ -1,9 +1,11 @@
-// /watch/<room>: play a show, see its viewer count and chat. A reload within 15 s resumes.
+// /watch/<room>: play a show, see its viewer count and chat. A reload within 15 s resumes. A drain's
+// move is make-before-break: the show keeps playing from the draining node until the new node's
+// connection has decoded its first frame (moveSubscriber, web/lib/show.js).
 
 import { ApiError, api, explain, requireLogin } from "./lib/api.js";
 import { mountHeader } from "./lib/header.js";
 import { qualityText, watchQuality } from "./lib/media.js";
-import { Subscriber } from "./lib/show.js";
+import { Subscriber, moveSubscriber } from "./lib/show.js";
 import { Signal, jittered } from "./lib/signal.js";
 import { ShowChat } from "./lib/show_chat.js";
 import { $, chatForm, say, showConnection } from "./lib/ui.js";
@@ -22,13 +24,16 @@ document.title = `${room} · Switchboard`;
 let subscriber = null;
 let owner = null; // the broadcaster (GET /api/rooms/<room>): who a report of this show is about
 let stopQuality = () => {};
+let moves = 0; // drains' moves done without a gap (the tests read it)
 const signal = new Signal({
+  makeBeforeBreak: true,
   resumeKey: `switchboard.resume.watch.${room}`,
   getToken: (hint) => api(`/rooms/${encodeURIComponent(room)}/token`, { method: "POST", body: { role: "viewer", ...hint } }),
 });
 // For people debugging, and the tests.
 mountHeader({ signal });
-window.switchboard = { signal, get pc() { return subscriber?.pc; }, get subscriber() { return subscriber; } };
+window.switchboard = { signal, get pc() { return subscriber?.pc; }, get subscriber() { return subscriber; },
+  get moves() { return moves; } };
 
 function setViewers(count) {
   $("viewers").textContent = `${count} viewer${count === 1 ? "" : "s"}`;
@@ -41,6 +46,30 @@ async function subscribe() {
   subscriber = new Subscriber(signal, room, signal.hello.ice_servers, $("video"));
   await subscriber.subscribe();
   stopQuality = watchQuality(subscriber.pc, qualityText($("quality")));
+}
+
+/** A drain's move (the old socket still open): the show goes on from the new node, then the old
+ *  connection and socket close. Anything wrong: join again the usual way. */
+async function move() {
+  const old = subscriber;
+  try {
+    if (!old || old.pc.connectionState === "closed") throw new Error("nothing playing to keep");
+    const answer = await signal.request("show.join", { room });
+    setViewers(answer.viewers);
+    chat.pin(answer.pinned);
+    // null: the show ended, or the page left or subscribed again meanwhile
+    const next = await moveSubscriber(signal, room, old, $("video"), () => subscriber === old);
+    if (!next) return;
+    stopQuality();
+    subscriber = next;
+    stopQuality = watchQuality(next.pc, qualityText($("quality")));
+    moves += 1;
+  } catch (err) {
+    signal.moveDone();
+    if (subscriber !== old) return;
+    if (old) console.warn("moving to the new node without a gap failed: joining again", err);
+    await enter(Date.now() + REJOIN_WINDOW_MS);
+  }
 }
 
 async function enter(waitUntil = 0) {
@@ -80,14 +109,17 @@ signal.on("show.ended", (m) => {
   if (m.room !== room) return;
   stopQuality();
   subscriber?.close();
+  subscriber = null;
   if (m.reason === "removed") say("You were removed from this show.", "error");
   else say(m.reason === "owner left" ? "The broadcaster left: the show is over." : "The show is over.", "info");
 });
 signal.on("show.peer_closed", (m) => { if (m.room === room) subscribe().catch((err) => say(err.message, "error")); });
-showConnection(signal, (resumed) => {
-  // Resumed after a blip: the media connection usually survived; if not, subscribe again. A new
-  // session (a lost node, a drain) joins again, waiting a while for a show that is being restarted.
-  if (!resumed) enter(Date.now() + REJOIN_WINDOW_MS).catch((err) => say(err.message, "error"));
+showConnection(signal, (resumed, { overlap }) => {
+  // Resumed after a blip: the media connection usually survived; if not, subscribe again. A drain's
+  // move (the old node still plays) moves the media without a gap. A new session (a lost node) joins
+  // again, waiting a while for a show that is being restarted.
+  if (overlap) move().catch((err) => say(err.message, "error"));
+  else if (!resumed) enter(Date.now() + REJOIN_WINDOW_MS).catch((err) => say(err.message, "error"));
   else if (subscriber?.pc.connectionState === "failed") enter().catch((err) => say(err.message, "error"));
 });
 
@@ -100,6 +132,7 @@ $("leave").addEventListener("click", async () => {
   await signal.request("show.leave", { room }).catch(() => {});
   stopQuality();
   subscriber?.close();
+  subscriber = null;
   signal.close();
   say("You left the show.", "info");
 });

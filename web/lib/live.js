@@ -11,7 +11,7 @@
 import { api, explain, objectUrl } from "./api.js";
 import { qualityText, watchQuality } from "./media.js";
 import { CallReceiver } from "./call_media.js";
-import { Subscriber } from "./show.js";
+import { Subscriber, moveSubscriber } from "./show.js";
 import { ShowChat } from "./show_chat.js";
 import { Signal } from "./signal.js";
 import { $, say, showConnection } from "./ui.js";
@@ -127,9 +127,13 @@ async function refreshShows() {
 
 async function openTap(room) {
   closeTap();
-  const signal = new Signal({ resumeKey: `switchboard.resume.tap.${room}`, getToken: () => hiddenToken(room) });
+  const signal = new Signal({ resumeKey: `switchboard.resume.tap.${room}`, getToken: () => hiddenToken(room),
+    makeBeforeBreak: true });
   const current = { room, signal, subscriber: null, stopQuality: () => {} };
   tap = current;
+  signal.addEventListener("state", ({ detail }) => {
+    if (detail.state === "connected" && detail.overlap) moveTap(current);
+  });
   signal.on("show.roster", (m) => { $("viewers").textContent = `${m.viewers} viewers`; $("viewers").dataset.count = String(m.viewers); });
   new ShowChat(signal, room, $("chat"), { me: "", moderate: true, pinned: $("pinned") });
   signal.on("show.ended", () => { say(`The show ${room} ended.`, "info"); closeTap(); refresh(); });
@@ -150,6 +154,24 @@ async function openTap(room) {
   $("end-show").hidden = false;
   $("tap").hidden = false;
   say("");
+}
+
+/** The tapped show's node drains: the tap follows it to the new node without a gap (as /watch does). */
+async function moveTap(current) {
+  const old = current.subscriber;
+  try {
+    if (!old) throw new Error("nothing playing");
+    await current.signal.request("show.join", { room: current.room });
+    const next = await moveSubscriber(current.signal, current.room, old, $("video"),
+      () => tap === current && current.subscriber === old);
+    if (!next) return;
+    current.stopQuality();
+    current.subscriber = next;
+    current.stopQuality = watchQuality(next.pc, qualityText($("quality")));
+  } catch (err) {
+    current.signal.moveDone();
+    if (tap === current) say(`The tap could not follow the show to another node: ${err.message}`, "error");
+  }
 }
 
 async function openCallTap(c) {

@@ -1,5 +1,9 @@
 // Camera, peer connections and the connection-quality hint.
 
+// A drain's move waits this long for the new peer connection's first frame (then the move fails, and
+// the page joins again the usual way).
+const FIRST_FRAME_MS = 8000;
+
 /** The camera and microphone, or an Error whose message a person understands. */
 export async function openCamera() {
   if (!navigator.mediaDevices?.getUserMedia) {
@@ -96,4 +100,31 @@ export function qualityText(el) {
 /** Frames decoded so far by a <video> (for people: "frozen?"; for tests: frames advancing). */
 export function framesDecoded(video) {
   return video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
+}
+
+/**
+ * Resolves once `pc` has decoded its first video frame, seen in getStats (inbound-rtp framesDecoded)
+ * or as a frame `video` presents (requestVideoFrameCallback), whichever comes first; rejects after
+ * `ms` (or when `pc` closes).
+ */
+export function firstFrame(pc, video, ms = FIRST_FRAME_MS) {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const end = (err) => {
+      if (done) return;
+      done = true;
+      clearInterval(poll);
+      clearTimeout(bound);
+      if (err) reject(err);
+      else resolve();
+    };
+    const bound = setTimeout(() => end(new Error("no video frame from the new connection")), ms);
+    const poll = setInterval(async () => {
+      if (pc.connectionState === "closed") return end(new Error("the connection closed"));
+      let stats;
+      try { stats = await pc.getStats(); } catch { return; }
+      stats.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video" && s.framesDecoded > 0) end(); });
+    }, 50);
+    video.requestVideoFrameCallback?.(() => end());
+  });
 }

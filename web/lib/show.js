@@ -3,7 +3,7 @@
 // Candidates gathered before the SFU has our description are held back: we wait (bounded) for
 // gathering to complete, so they travel inside the SDP; later ones are trickled with show.ice.
 
-import { gathered, play } from "./media.js";
+import { firstFrame, gathered, play } from "./media.js";
 
 class ShowPeer {
   constructor(signal, room, iceServers) {
@@ -60,12 +60,13 @@ export class Subscriber extends ShowPeer {
     super(signal, room, iceServers);
     this.stream = new MediaStream();
     this.tracksReceived = 0;
+    this.video = video; // where the show plays (a drain's move starts on a hidden one: showIn moves it)
     this.pc.addEventListener("track", (event) => {
       // A new track of a kind replaces the old one (the broadcaster's page reloaded: new producers).
       const others = this.stream.getTracks().filter((t) => t.kind !== event.track.kind);
       this.stream = new MediaStream([...others, event.track]);
       this.tracksReceived += 1;
-      play(video, this.stream);
+      play(this.video, this.stream);
     });
     this.offers = Promise.resolve();
     this.onOffer = (message) => {
@@ -89,9 +90,55 @@ export class Subscriber extends ShowPeer {
     this.described = true;
   }
 
-  close() {
+  /** Plays the show in `video` from now on (its later tracks too). */
+  showIn(video) {
+    this.video = video;
+    play(video, this.stream);
+  }
+
+  /** Stops answering `show.offer`: after a drain's move they are the new node's, for the new peer. */
+  detach() {
     const list = this.signal.handlers.get("show.offer") || [];
     this.signal.handlers.set("show.offer", list.filter((h) => h !== this.onOffer));
+  }
+
+  close() {
+    this.detach();
     super.close();
   }
+}
+
+/**
+ * A drain's move, make-before-break (docs/web.md): `old` keeps playing in `video` while a new peer
+ * connection joins on the session `signal` just moved to; its stream plays in a hidden muted <video>
+ * until its first frame is decoded, then `video` switches to it, `old` closes and `signal` is told
+ * the move is done (the old socket closes). Resolves with the new Subscriber, or null when `keep()`
+ * says at that moment that the page went another way meanwhile (the show ended, the page left).
+ */
+export async function moveSubscriber(signal, room, old, video, keep = () => true) {
+  old.detach(); // the old socket's events are over: a show.offer now is the new node's
+  const hidden = document.createElement("video");
+  hidden.muted = true;
+  hidden.autoplay = true;
+  hidden.playsInline = true;
+  hidden.className = "offstage";
+  hidden.setAttribute("aria-hidden", "true");
+  video.after(hidden); // in the document: the browser decodes and renders it, unseen
+  const next = new Subscriber(signal, room, signal.hello.ice_servers, hidden);
+  try {
+    await next.subscribe();
+    await firstFrame(next.pc, hidden);
+  } catch (err) {
+    next.close();
+    hidden.remove();
+    throw err;
+  }
+  const kept = keep();
+  if (kept) next.showIn(video);
+  else next.close();
+  hidden.srcObject = null;
+  hidden.remove();
+  old.close();
+  signal.moveDone();
+  return kept ? next : null;
 }

@@ -8,7 +8,14 @@
 // Many nodes (docs/scaling.md): `getToken` may resolve with the API's whole token answer
 // ({token, node}) instead of the token alone; the socket then opens at `node` (the node the API
 // placed this client on; null or absent: this page's own host). A `reconnect` message from a
-// draining node names another node: the socket moves there at once.
+// draining node names another node: the socket moves there at once, make-before-break. The new
+// socket opens while the old one stays open (the draining node keeps serving it, and its media);
+// requests and events go on through the old one until the new session's `hello`, then to the new
+// one (`connected` with `moved: true` and `overlap`). A page created with `makeBeforeBreak: true`
+// keeps the old socket (`overlap: true`) until it calls `moveDone()` (its media plays from the new
+// node), at most MOVE_HOLD_MS; any other page's old socket closes at the new `hello`. The old socket's close is the
+// `left` state. A named node that does not take the socket (refused, or no `hello` within
+// HELD_CONNECT_MS) ends the move: the old socket closes and the usual reconnect asks `getToken`.
 //
 // A lost node (killed, its socket just drops) is a plain reconnect: every attempt asks `getToken`
 // again; once a connect to the lost node fails, `getToken` is called with `{ avoid: <its id> }`
@@ -37,6 +44,11 @@ const LOST_NODE_MS = 2500;
 // A session that lasted this long starts the backoff over; shorter ones (a node that drops each socket
 // right after its hello) keep it growing, so the page does not open a socket every 250 ms.
 const STABLE_MS = 5000;
+// A drain's move, for a `makeBeforeBreak` page: the old socket (and the media the draining node serves
+// it) is kept this long after the new session's `hello` unless the page calls `moveDone()` first. It
+// covers a loaded page's join, ICE and first decoded frame on the new node, well within the draining
+// node's `node.drain_grace_s` (30 s): the node exits once every socket left.
+const MOVE_HOLD_MS = 10000;
 
 /** A wait between half and all of `ms` ("equal jitter"). */
 export function jittered(ms) {
@@ -51,10 +63,11 @@ export class SignalError extends Error {
 }
 
 export class Signal extends EventTarget {
-  constructor({ getToken, resumeKey }) {
+  constructor({ getToken, resumeKey, makeBeforeBreak = false }) {
     super();
     this.getToken = getToken;
     this.resumeKey = resumeKey;
+    this.makeBeforeBreak = makeBeforeBreak; // a drain's move keeps the old socket until moveDone()
     this.handlers = new Map();
     this.pending = new Map();
     this.nextId = 1;
@@ -65,6 +78,8 @@ export class Signal extends EventTarget {
     this.refreshTimer = null;
     this.tokenExpiresAt = 0; // seconds since the epoch, from hello and token.refresh replies
     this.moveTo = null; // a node's base URL from a `reconnect` message: the next connect goes there
+    this.moving = null; // a drain's move until the new hello: {from: the old socket (null once closed), to: the new}
+    this.leaving = null; // after it: {ws: the old socket, node: its node's id, timer}, until that socket closed
     this.node = null; // the base URL of the node this socket is on (null: this page's host)
     this.lost = null; // {url, id} of the node whose socket dropped, until the next hello
     this.avoid = null; // that node's id once a connect to it failed: getToken({avoid}) asks the API to skip it
@@ -119,11 +134,25 @@ export class Signal extends EventTarget {
     this.dispatchEvent(new CustomEvent("state", { detail: { state, ...detail } }));
   }
 
+  /** Fails the requests sent on `ws` (it closed): their answers will never come. */
+  _failPending(ws) {
+    for (const [id, { reject: fail, timer, ws: on }] of this.pending) {
+      if (on !== ws) continue;
+      clearTimeout(timer);
+      this.pending.delete(id);
+      fail(new SignalError({ code: "disconnected", message: "connection lost" }));
+    }
+  }
+
   /** Connects (resuming when a resume token is stored); resolves with the `hello` message. */
   async connect() {
     this.closedByUs = false;
+    const move = this.moving; // a drain's move: the old socket stays `this.ws` until the new hello
     const direct = this.heldTargets?.length > 0;
     const { token, node } = direct ? { token: this.held.token, node: this.heldTargets.shift() } : await this._ticket();
+    if (move && (this.closedByUs || this.moving !== move)) {
+      throw new SignalError({ code: "closed", message: "closed during the move" });
+    }
     const resume = sessionStorage.getItem(this.resumeKey);
     const before = this.hello ? this.node : undefined;
     this.node = this.moveTo || node;
@@ -135,14 +164,16 @@ export class Signal extends EventTarget {
     // Resume tokens are per node: another node would only drop it.
     if (resume && !moved) url.searchParams.set("resume", resume);
     const ws = new WebSocket(url);
-    this.ws = ws;
+    if (move) move.to = ws;
+    else this.ws = ws;
     return new Promise((resolve, reject) => {
       let welcomed = false;
       let answered = false; // the node upgraded the socket: it lives, whatever comes next
-      // A kept token's connect is bounded: closing the socket ends in onclose (not welcomed: 1006 from
-      // the browser, as a refused connect), which rejects and moves on to the next target.
+      // A kept token's connect, and a move's, is bounded: closing the socket ends in onclose (not
+      // welcomed: 1006 from the browser, as a refused connect), which rejects and moves on to the next
+      // target (a move: its end, see _move).
       const giveUp = () => { if (!welcomed) ws.close(); };
-      let timer = direct ? setTimeout(giveUp, HELD_CONNECT_MS) : null;
+      let timer = direct || move ? setTimeout(giveUp, HELD_CONNECT_MS) : null;
       ws.onopen = () => {
         answered = true;
         if (timer !== null && this.lost && this.node === this.lost.url) {
@@ -154,8 +185,10 @@ export class Signal extends EventTarget {
         let message;
         try { message = JSON.parse(event.data); } catch { return; }
         if (message.type === "hello") {
+          if (move && this.moving !== move) { ws.close(1000, "bye"); return; } // closed by the page meanwhile
           welcomed = true;
           clearTimeout(timer);
+          const overlap = move ? this._switch(move, ws) : null;
           this.helloAt = Date.now();
           this.lost = null;
           this.avoid = null;
@@ -163,21 +196,36 @@ export class Signal extends EventTarget {
           this.hello = message;
           sessionStorage.setItem(this.resumeKey, message.resume_token);
           this._scheduleRefresh(message.token_expires_at);
-          this._state("connected", { resumed: message.resumed, moved, node: message.node });
+          this._state("connected", { resumed: message.resumed, moved, node: message.node,
+            ...(move ? { overlap } : {}) });
           resolve(message);
         }
-        this._receive(message);
+        this._receive(message, ws);
       };
       ws.onclose = (event) => {
         clearTimeout(timer);
-        if (this.ws !== ws) return;
-        this.ws = null;
-        clearTimeout(this.refreshTimer);
-        for (const { reject: fail, timer } of this.pending.values()) {
-          clearTimeout(timer);
-          fail(new SignalError({ code: "disconnected", message: "connection lost" }));
+        this._failPending(ws);
+        if (this.leaving?.ws === ws) {
+          // A move's old socket, closed by moveDone(), its bound or its node: the move is over.
+          clearTimeout(this.leaving.timer);
+          const { node: left } = this.leaving;
+          this.leaving = null;
+          this._state("left", { node: left });
+          return;
         }
-        this.pending.clear();
+        if (this.moving?.from === ws) {
+          // The old socket closed before the new session's hello (its node's grace ran out, or it
+          // died): the move goes on, its new socket decides what comes next.
+          if (this.ws === ws) this.ws = null;
+          this.moving.from = null;
+          return;
+        }
+        const opening = move !== null && !welcomed; // a move's new socket, refused or given up
+        if (this.ws !== ws && !opening) return;
+        if (this.ws === ws) {
+          this.ws = null;
+          clearTimeout(this.refreshTimer);
+        }
         if (event.code === 4003) {
           // Banned (at connect, or live by a moderator): the session is over; never reconnect.
           this.closedByUs = true;
@@ -223,14 +271,11 @@ export class Signal extends EventTarget {
     });
   }
 
-  _receive(message) {
+  _receive(message, ws) {
+    const current = ws === this.ws; // else a move's old socket: only the answers to its requests count
     if (message.type === "reconnect") {
-      // The node is draining (docs/protocol.md): move to the node it names now; the close below
-      // ends in the usual reconnect, which opens the socket there.
-      this.moveTo = message.url || null;
-      this.attempt = 0;
-      this._state("moving", { node: message.node, reason: message.reason });
-      this.ws?.close(1000, "moving");
+      // The node is draining (docs/protocol.md): move to the node it names, make-before-break.
+      if (current && !this.moving) this._move(message, ws);
       return;
     }
     if ((message.type === "reply" || message.type === "error") && this.pending.has(message.ref)) {
@@ -241,12 +286,60 @@ export class Signal extends EventTarget {
       else reject(new SignalError(message));
       return;
     }
-    this._emit(message.type, message);
+    if (current) this._emit(message.type, message);
+  }
+
+  /** A drain's `reconnect` on `from` (the open socket): opens the named node while `from` stays open. */
+  async _move(message, from) {
+    const move = { from, to: null };
+    this.moving = move;
+    this.moveTo = message.url || null;
+    this.attempt = 0;
+    this._state("moving", { node: message.node, reason: message.reason });
+    try {
+      await this.connect();
+    } catch (err) {
+      if (this.moving === move) this.moving = null;
+      if (move.from) {
+        // The named node did not take us: leave the draining node (as a move did before it was
+        // make-before-break) and reconnect the usual way; the API names a node that is not draining.
+        if (this.ws === move.from) this.ws = null;
+        clearTimeout(this.refreshTimer);
+        this._failPending(move.from);
+        move.from.close(1000, "moving");
+      }
+      if (this.closedByUs || this.moving) return; // banned, too many sockets, closed by the page
+      this._failed(err);
+    }
+  }
+
+  /** The move's new session said hello: requests and events go there from now on. The old socket is
+   *  kept for a `makeBeforeBreak` page (until moveDone(), at most MOVE_HOLD_MS: true, an overlap), else
+   *  closed now (false). */
+  _switch(move, ws) {
+    this.moving = null;
+    this.ws = ws;
+    this.moveDone(); // the old socket of an earlier move, if it is still open
+    if (!move.from) return false;
+    this.leaving = { ws: move.from, node: this.hello?.node || null, timer: null };
+    if (!this.makeBeforeBreak) {
+      move.from.close(1000, "moved");
+      return false;
+    }
+    this.leaving.timer = setTimeout(() => this.moveDone(), MOVE_HOLD_MS);
+    return true;
+  }
+
+  /** The page's media plays from the new node (after a drain's move): the old socket closes now (the
+   *  `left` state follows) and the draining node lets this client go. Nothing when no move is open. */
+  moveDone() {
+    if (!this.leaving) return;
+    clearTimeout(this.leaving.timer);
+    this.leaving.ws.close(1000, "moved");
   }
 
   async _reconnect() {
-    // A drain's `reconnect` goes at once; a lost socket backs off (with jitter) while the API still
-    // names a node that may be dead.
+    // A lost socket backs off (with jitter) while the API still names a node that may be dead.
     // The alternates of a kept token are tried one after the other, a moment apart.
     const next = this.heldTargets?.length > 0 && !this.heldFresh;
     this.heldFresh = false;
@@ -258,24 +351,30 @@ export class Signal extends EventTarget {
     try {
       await this.connect();
     } catch (err) {
-      // A refused token, or a login the API no longer honours (logged out, banned): retrying is useless.
-      if (err.code === "banned") return;  // the "banned" state is already out
-      if (err.held && err.code === "unauthorized") {
-        this.heldTargets = null;
-        this._reconnect();
-        return;
-      }
-      if (err.code === "unauthorized" || err.status === 401 || err.status === 403) {
-        this._state("lost", { reason: err.message });
-        return;
-      }
-      this._reconnect();
+      this._failed(err);
     }
+  }
+
+  /** After a failed connect: the next attempt, or the end. */
+  _failed(err) {
+    // A refused token, or a login the API no longer honours (logged out, banned): retrying is useless.
+    if (err.code === "banned") return;  // the "banned" state is already out
+    if (err.held && err.code === "unauthorized") {
+      this.heldTargets = null;
+      this._reconnect();
+      return;
+    }
+    if (err.code === "unauthorized" || err.status === 401 || err.status === 403) {
+      this._state("lost", { reason: err.message });
+      return;
+    }
+    this._reconnect();
   }
 
   /** Sends a request and resolves with its reply (rejects with a SignalError). */
   request(type, body = {}) {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
       return Promise.reject(new SignalError({ code: "disconnected", message: "not connected" }));
     }
     const id = this.nextId++;
@@ -284,8 +383,8 @@ export class Signal extends EventTarget {
         this.pending.delete(id);
         reject(new SignalError({ code: "timeout", message: `no answer to ${type}` }));
       }, REQUEST_TIMEOUT_MS);
-      this.pending.set(id, { resolve, reject, timer });
-      this.ws.send(JSON.stringify({ type, id, ...body }));
+      this.pending.set(id, { resolve, reject, timer, ws });
+      ws.send(JSON.stringify({ type, id, ...body }));
     });
   }
 
@@ -306,6 +405,13 @@ export class Signal extends EventTarget {
     this.avoid = null;
     this.moveTo = null;
     this.heldFresh = false;
+    const { moving, leaving } = this;
+    this.moving = null;
+    moving?.to?.close(1000, "bye");
+    if (leaving) {
+      clearTimeout(leaving.timer);
+      leaving.ws.close(1000, "bye");
+    }
     this.ws?.close(1000, "bye");
   }
 }

@@ -40,9 +40,11 @@ export function chatForm(form, send) {
 }
 
 /**
- * Mirrors the socket's state into the banner (reconnecting, lost) and calls `onReconnected(resumed)`
- * after each reconnect (not after the first connect): resumed is false when the node had let the
- * session go, and the page must join again.
+ * Mirrors the socket's state into the banner (reconnecting, lost) and calls `onReconnected(resumed,
+ * detail)` after each reconnect (not after the first connect): resumed is false when the node had let
+ * the session go, and the page must join again; `detail.overlap` is true after a drain's move whose
+ * old socket is still open (a `makeBeforeBreak` signal): the page moves its media, then calls
+ * `signal.moveDone()`. Such a move shows nothing: nothing stopped.
  */
 export function showConnection(signal, onReconnected) {
   let connects = 0;
@@ -55,8 +57,8 @@ export function showConnection(signal, onReconnected) {
       say("Too many open tabs or devices on this account: close one, then reload.", "error");
     }
     if (detail.state === "connected" && connects++ > 0) {
-      say(detail.resumed ? "Reconnected." : "Reconnected (new session).", "ok");
-      onReconnected?.(detail.resumed);
+      if (!detail.overlap) say(detail.resumed ? "Reconnected." : "Reconnected (new session).", "ok");
+      onReconnected?.(detail.resumed, detail);
     }
   });
 }
