@@ -431,10 +431,13 @@ async def publish_show(node: NodeClient, room: str, tracks: list[MediaStreamTrac
 
 
 async def view_show(node: NodeClient, room: str, on_peer: Callable[[Peer], None] | None = None) -> Viewing:
-    """Joins the show and subscribes to its media; ``await viewing.track("video")`` gives the remote track.
+    """Joins the show and subscribes to its media; ``await viewing.track("video")`` gives its video, on
+    one track through every peer connection of the viewing (a drain's move included).
 
     ``on_peer`` is called with each new :class:`Peer` (the first, and the one of each rejoin after a
-    lost node) before it negotiates: a load generator registers its own handlers on ``peer.pc`` there."""
+    lost node or a drain) before it negotiates: a load generator registers its own handlers on
+    ``peer.pc`` there (one that never decodes sets ``peer.media`` at its first RTP: a drain's move then
+    switches at once instead of at the handover's bound)."""
     viewing = Viewing(node, room, on_peer)
     try:
         await viewing._open()
