@@ -317,28 +317,32 @@ class Viewing(_Member):
         failed otherwise. Either way the old peer connection is kept."""
         await self._stop()  # the old session's events are no longer delivered: its offers end here
         new = self._new_peer()
+        joined = switching = False
         try:
             delay = 0.25
-            while True:
+            while not joined:
                 try:
                     await self._open(new, follow=False)
-                    break
+                    joined = True
                 except NodeError as exc:
-                    if self._offers is not None:
-                        self._offers.close()
                     if exc.code != "not_found":
                         raise
                     self.node.trace("show_not_found")
+                    if self._offers is not None:
+                        self._offers.close()
                     if handover.done.is_set():
                         return False
-                ending = asyncio.ensure_future(handover.done.wait())
-                await asyncio.wait([ending], timeout=random.uniform(delay / 2, delay))
-                ending.cancel()
-                delay = min(delay * 2, 1.0)
+                    ending = asyncio.ensure_future(handover.done.wait())
+                    await asyncio.wait([ending], timeout=random.uniform(delay / 2, delay))
+                    ending.cancel()
+                    delay = min(delay * 2, 1.0)
             await self._first_media(new, handover)
-        except BaseException:
-            await new.close()
-            raise
+            switching = True
+        finally:
+            if not switching:  # not there, failed, or the viewing closed meanwhile
+                if self._offers is not None:
+                    self._offers.close()
+                await new.close()
         old, self.peer = self.peer, new
         self._follow_offers()
         await old.close()

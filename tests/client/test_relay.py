@@ -86,6 +86,7 @@ async def test_the_old_source_plays_until_the_new_one_gives_its_first_frame() ->
         await relay.close()
         await first.close()
         await second.close()
+    assert await drain(late, 1) == [(102, 1)]  # what was queued before the close is still given
     for consumer in (mine, late):
         with pytest.raises(MediaStreamError):  # the viewing closed: every consumer's track ends
             await consumer.recv()

@@ -16,13 +16,14 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 from aiortc.mediastreams import MediaStreamError
 
 from switchboard_client import NodeClient, publish_show, tap_show, view_show
 from switchboard_client.media import TestPattern
 from switchboard_client.relay import RelayedTrack
 from switchboard_client.show import Viewing
-from tests.signaling.conftest import STEP_S
+from tests.signaling.conftest import STEP_S, Peer
 from tests.signaling.node_processes import node_starter  # noqa: F401 (the start_node fixture)
 from tests.signaling.test_nodes import registered, switchboard
 
@@ -150,3 +151,46 @@ async def test_a_drained_edges_viewer_and_tap_switch_peers_make_before_break(
             await closable.close()
         for client in (moderator, viewer, host):
             await client.close()
+
+
+async def roster_of(peer: Peer, room: str, want: list[str]) -> dict[str, Any]:
+    """The first roster answer naming ``want`` (each once; the other node's members come through Redis)."""
+    async with asyncio.timeout(BOUND_S):
+        while True:
+            roster = await peer.ok("show.roster", room=room)
+            if sorted(roster["roster"]) == want:
+                return roster
+            await asyncio.sleep(0.1)
+
+
+async def test_the_nodes_let_one_user_overlap_on_two_nodes_of_a_show(start_node: Callable[..., Any],
+                                                                    token: Callable[..., str]) -> None:
+    """The overlap of a make-before-break move, at the nodes (no media): one user, with one token, has a
+    socket on the node it leaves and one on the node it moves to, a member of the same show on both.
+    The socket caps count per node (one per user and per token here: a second socket on the same node
+    is refused, the one on the other node is not); the show's roster and viewer count over its nodes
+    name the user once; the join on the new node leaves the old membership alone."""
+    room = "drain-overlap"
+    caps = {"SWITCHBOARD_CASCADE_SECRET": SECRET, "SWITCHBOARD_NODE_WS_MAX_SOCKETS_PER_USER": "1",
+            "SWITCHBOARD_NODE_WS_MAX_SOCKETS_PER_TOKEN": "1"}
+    new_node, old_node = await asyncio.gather(start_node(**caps), start_node(**caps))
+    async with aiohttp.ClientSession() as http:
+        caster = await new_node.connect(http, token("caster", room, publish=True))
+        await caster.ok("show.create")
+        ticket = token("viewer", room, subscribe=True)
+        old = await old_node.connect(http, ticket)
+        await old.ok("show.join", room=room)  # an edge: the old node pulls the show
+        new = await new_node.connect(http, ticket)  # the same token on the other node: not over the caps
+        joined = await new.ok("show.join", room=room)
+        assert joined["viewers"] == 1 and sorted(joined["roster"]) == ["caster", "viewer"]
+        extra = await http.ws_connect(f"http://127.0.0.1:{new_node.port}/ws", params={"token": ticket})
+        refused = Peer(extra, old.codec)
+        assert (await refused.expect("error"))["code"] == "too_many_sockets"  # the caps hold on each node
+        await extra.close()
+        for peer in (old, new, caster):
+            assert (await roster_of(peer, room, ["caster", "viewer"]))["viewers"] == 1
+        assert (await old.ok("show.roster", room=room))["room"] == room  # still a member where it was
+        await old.ws.close()  # the move is done: the old socket goes, the user stays in the show once
+        await new.ok("show.chat", room=room, text="still here")
+        assert (await caster.expect("show.chat"))["from"] == "viewer"
+        assert (await roster_of(caster, room, ["caster", "viewer"]))["viewers"] == 1
