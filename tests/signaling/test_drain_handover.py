@@ -127,16 +127,16 @@ async def test_a_drained_edges_viewer_and_tap_switch_peers_make_before_break(
 
         for watch, member in zip(watches, (viewing, tap), strict=True):
             node = watch.node
-            moving = watch.index("moving", node=edge.node_id)
-            hello = watch.index("hello", moving, node=origin.node_id, resumed=False)
+            hello = watch.index("hello", watch.index("frame", generation=0), node=origin.node_id, resumed=False)
             answered = watch.index("answered", hello)  # the new peer connection is negotiated on A
             first_new = watch.index("frame", hello, generation=1)
-            switched = watch.index("switched", hello)
-            moved = watch.index("moved", hello, node=edge.node_id)
             # Make-before-break: the old peer connection still gave frames after the new session began
             # and after the new one was negotiated, up to the new one's first frame; none after it.
             assert watch.frames(0, since=answered) > 0 and watch.frames(0, since=first_new) == 0, watch.log
-            assert answered < first_new < switched < moved, watch.log
+            moving = watch.index("moving", node=edge.node_id)
+            switched = watch.index("switched", hello)
+            moved = watch.index("moved", hello, node=edge.node_id)
+            assert moving < hello < answered < first_new < switched < moved, watch.log
             assert watch.log[moved][1]["late"] == 0  # closed because every member switched, not at the bound
             # The socket stayed up through the move: never lost, and requests went to A from its hello on.
             assert not any(step == "socket_lost" for step, _ in watch.log), watch.log
