@@ -6,7 +6,7 @@ client's token must be a room token for the show's room (``broadcaster`` to publ
 watch, ``hidden`` for a moderator's tap): docs/protocol.md, "Shows".
 
 After a lost node (or a drain) the node client starts a new session elsewhere; a show's member then
-joins again by itself on the new node (a new peer connection; :attr:`Member.rejoins <switchboard_client.member.Member.rejoins>` counts it). A
+joins again by itself on the new node (a new peer connection; ``rejoins`` counts it). A
 viewer whose peer connection the node closed (``show.peer_closed``: it died, or the worker shed it)
 subscribes again on the same session with a new one, counted the same way.
 The broadcaster creates the show again there (the API places the room's clients on one live node). A
