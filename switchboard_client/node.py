@@ -15,7 +15,11 @@ for up to 3 s more. A viewer's token answer names ``alternates``: the client kee
 after a drop first tries its node again (resume) with the token it holds, then, when that connect
 fails, the alternates in order with the same token, asking the API only if none takes it (the burst
 of a dead node's clients then asks the API nothing; the new node checks the token as any node does).
-A ``reconnect`` from a draining node moves the socket at once.
+A ``reconnect`` from a draining node moves the socket make-before-break
+(switchboard_client/handover.py): the new session is opened while the old socket stays open, requests
+go to the new one from its ``hello`` on, and the old socket is closed once the show viewings on it
+have their new media flowing (or after ``MOVE_OVERLAP_S``); when the new node cannot be reached, the
+old socket is left at once and the reconnect goes on as after a drop.
 Either way the new node starts a new session (``hello`` with ``resumed: false``): shows and calls
 opened with this SDK join again by themselves (switchboard_client/show.py).
 """
@@ -37,6 +41,7 @@ import aiohttp
 from switchboard_client.api import NodeToken, PlacedTokens, TokenSource
 from switchboard_client.errors import ApiError, ClosedError, Disconnected, NodeError, described
 from switchboard_client.events import Event, EventStream, Replies
+from switchboard_client.handover import Handover
 from switchboard_client.handshake import CONNECT_S, Hello, handshake, ws_url
 
 log = logging.getLogger("switchboard_client.node")
@@ -70,7 +75,11 @@ class NodeClient:
         self._held: NodeToken | None = None
         """The token source's last whole answer (its token, node and alternates)."""
         self._move_to: str | None = None
-        self._leaving: asyncio.Task[bool] | None = None
+        self._moving: asyncio.Task[None] | None = None
+        """A drain's move under way (:meth:`_move`): the new socket being opened beside the old one."""
+        self._switchers: set[object] = set()
+        self.handover: Handover | None = None
+        """The last drain's move: its old socket, open until the switchers switched (or its bound)."""
         self._window = resume_window_s
         self._margin = refresh_margin_s
         self._timeout = request_timeout_s
@@ -140,12 +149,15 @@ class NodeClient:
         if self._closed and self._http is None:
             return
         self._closed = True
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._moving] if self._moving is not None else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        if self.handover is not None:
+            await self.handover.close()
         if self._ws is not None:
             await self._ws.close()
         if self._http is not None:
@@ -183,6 +195,16 @@ class NodeClient:
         stream = EventStream(types, where, self._forget)
         self._streams.append(stream)
         return stream
+
+    def add_switcher(self, who: object) -> None:
+        """``who`` gets media through this client's session and switches it itself when a drain moves
+        the socket (a show viewing): the old socket stays open until ``handover.switched(who)``."""
+        self._switchers.add(who)
+
+    def remove_switcher(self, who: object) -> None:
+        self._switchers.discard(who)
+        if self.handover is not None:
+            self.handover.switched(who)
 
     def _forget(self, stream: EventStream) -> None:
         if stream in self._streams:  # a stream closed after this client (a call closed after its node)
@@ -235,6 +257,10 @@ class NodeClient:
         self.url = url
         ws, frame = await handshake(self._http, url, params, deadline=deadline,
                                     hello_timeout_s=hello_s or self._timeout, trace=self.trace, heard=self._answered)
+        self._adopt(ws, frame)
+
+    def _adopt(self, ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any]) -> None:
+        """``ws`` (its ``hello`` is ``frame``) is the socket from now on."""
         if isinstance(self._tokens, PlacedTokens):
             self._tokens.avoid = None
         self._ws, self._hello = ws, Hello.parse(frame)
@@ -246,13 +272,22 @@ class NodeClient:
         self._heard = True
 
     async def _run(self) -> None:
-        """Reads frames; on a drop, resumes within the window or closes the client."""
+        """Reads frames; on a drop, resumes within the window or closes the client. A drain's move
+        starts another reader for the new socket: this one then reads the old socket's last replies
+        (its events are no longer delivered) until the handover closes it, and ends."""
         while not self._closed:
             ws = self._ws
             assert ws is not None
             async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.TEXT:
-                    self._dispatch(json.loads(msg.data))
+                    if ws is self._ws:
+                        self._dispatch(json.loads(msg.data))
+                    else:
+                        self._replies.settle(json.loads(msg.data))
+            if ws is self._ws and self._moving is not None and not self._moving.done():
+                await asyncio.shield(self._moving)  # the old socket dropped while the new one was opening
+            if ws is not self._ws:
+                return
             code = ws.close_code
             self._replies.fail(Disconnected())
             if self._closed:
@@ -380,14 +415,44 @@ class NodeClient:
 
     def _dispatch(self, frame: dict[str, Any]) -> None:
         if frame.get("type") == "reconnect" and isinstance(frame.get("url"), str) and frame["url"]:
-            # A draining node names another (docs/protocol.md): leave now; the read loop reconnects there.
-            self._move_to = ws_url(frame["url"])
+            # A draining node names another (docs/protocol.md): open it beside this socket.
             self._deliver(frame)
-            if self._ws is not None:
-                self._leaving = asyncio.get_running_loop().create_task(self._ws.close(code=1000, message=b"moving"))
+            if self._ws is not None and (self._moving is None or self._moving.done()):
+                self._moving = asyncio.get_running_loop().create_task(
+                    self._move(ws_url(frame["url"]), self._ws), name="switchboard_client.node.move")
             return
         if not self._replies.settle(frame):
             self._deliver(frame)
+
+    async def _move(self, url: str, old: aiohttp.ClientWebSocketResponse) -> None:
+        """Make-before-break: opens a session at ``url`` (a fresh token) while ``old`` stays open; on its
+        ``hello`` the new socket gets its own reader and a :class:`Handover` closes ``old`` once the
+        switchers switched. If the new node cannot be reached (or refuses), ``old`` is closed now and
+        the read loop reconnects there after it, as after a drop (backing off, then asking the API)."""
+        assert self._http is not None
+        self.trace("moving", url=url, node=self.hello.node)
+        if self.handover is not None:
+            self.handover.finish()  # an earlier move's old socket goes now
+        old_node = self.hello.node
+        self._move_to = url
+        try:
+            token, url = await self._ticket()
+            self.reconnects += 1
+            ws, frame = await handshake(self._http, url, {"token": token}, deadline=time.monotonic() + self._window,
+                                        hello_timeout_s=self._timeout, trace=self.trace, heard=self._answered)
+        except (NodeError, ApiError, aiohttp.ClientError, OSError, TimeoutError, json.JSONDecodeError) as exc:
+            log.info("moving to %s failed: %s; leaving the old node first", url, described(exc))
+            self.trace("connect_failed", url=url, error=type(exc).__name__)
+            self._move_to = url
+            if not old.closed:
+                await old.close(code=1000, message=b"moving")
+            return
+        if url != self.url:
+            self.moves += 1
+        self.url = url
+        self.handover = Handover(old, old_node, self._switchers, self.trace)
+        self._adopt(ws, frame)
+        self._tasks.append(asyncio.get_running_loop().create_task(self._run(), name="switchboard_client.node.read"))
 
     def deliver_local(self, frame: dict[str, Any]) -> None:
         """Hands ``frame`` to the event streams as if the node had sent it: the SDK's own events

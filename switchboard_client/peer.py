@@ -33,6 +33,11 @@ class Peer:
         self.pc = RTCPeerConnection(configuration(ice_servers))
         self.tracks: list[MediaStreamTrack] = []
         """Remote tracks, in arrival order."""
+        self.media = asyncio.Event()
+        """Set once this peer connection's first media arrived: the first frame of a track a viewing
+        relays (:meth:`~switchboard_client.show.Viewing.track`), or the first RTP packet its
+        ``getStats()`` counts. A caller that counts media its own way (never decoding) sets it itself.
+        A viewing moved by a drain closes its old peer connection once its new one has it set."""
         self._arrived = asyncio.Event()
         self._lock = asyncio.Lock()
         self._closed = False

@@ -6,12 +6,20 @@ client's token must be a room token for the show's room (``broadcaster`` to publ
 watch, ``hidden`` for a moderator's tap): docs/protocol.md, "Shows".
 
 After a lost node (or a drain) the node client starts a new session elsewhere; a show's member then
-joins again by itself on the new node (a new peer connection; :attr:`_Member.rejoins` counts it). A
+joins again by itself on the new node (a new peer connection; ``rejoins`` counts it). A
 viewer whose peer connection the node closed (``show.peer_closed``: it died, or the worker shed it)
 subscribes again on the same session with a new one, counted the same way.
 The broadcaster creates the show again there (the API places the room's clients on one live node). A
 viewer asks to join until the show is back, for up to :data:`REJOIN_WINDOW_S`; then the show has ended
 for it with reason ``node lost`` (``show.ended`` on its event streams: the dead node could not say it).
+
+A drain's move is make-before-break for a viewer (and a tap): the old socket stays open
+(switchboard_client/handover.py), the viewer joins on the new session with a new peer connection
+while the old one keeps receiving, and switches (:attr:`Viewing.peer`, then the old one closes) once
+the new one delivered its first frame (to a track of :meth:`Viewing.track`) or, when nobody reads those,
+its first RTP packet (``Peer.media``). A new join that fails leaves the old media playing until the
+handover's bound (``MOVE_OVERLAP_S``), then the viewer joins again as after a lost node. The
+broadcaster moves as after a lost node (its old peer connection closes first).
 """
 
 from __future__ import annotations
@@ -29,8 +37,11 @@ from aiortc.contrib.media import MediaRelay
 
 from switchboard_client.errors import ClosedError, NodeError
 from switchboard_client.events import EventStream
+from switchboard_client.handover import Handover
+from switchboard_client.member import Member as _Member
 from switchboard_client.node import NodeClient
 from switchboard_client.peer import Peer
+from switchboard_client.relay import TrackRelay
 
 log = logging.getLogger("switchboard_client.show")
 
@@ -41,96 +52,9 @@ broadcaster has reconnected and published again) before the show counts as ended
 
 OVERLOADED_PAUSE_S = 1.0
 """A viewer the node shed (``show.peer_closed``, ``overloaded``) subscribes again after 1-2 s."""
-
-
-class _Member:
-    """What a broadcaster and a viewer share: the room, chat, the roster, leaving."""
-
-    def __init__(self, node: NodeClient, room: str, on_peer: Callable[[Peer], None] | None = None) -> None:
-        self.node = node
-        self.room = room
-        self.on_peer = on_peer
-        """Called with each new peer connection (the first, then one per rejoin) before it negotiates."""
-        self.peer = self._new_peer()
-        self.joined: dict[str, Any] = {}
-        """The ``show.create`` / ``show.join`` reply (``owner``, ``roster``, ``viewers``, ...)."""
-        self.rejoins = 0
-        """Times this member joined again on a new session (a lost node, a drain), or (a viewer)
-        subscribed again after the node closed its peer connection (``show.peer_closed``)."""
-        self.rejoined = asyncio.Event()
-        """Set at each rejoin (clear it to wait for the next)."""
-        self._closed = False
-        self._hellos: EventStream | None = None
-        self._follower: asyncio.Task[None] | None = None
-
-    def _new_peer(self) -> Peer:
-        peer = Peer(self.node.hello.ice_servers)
-        if self.on_peer is not None:
-            self.on_peer(peer)
-        return peer
-
-    def _follow_node(self) -> None:
-        """Watches the node client's sessions: a new one (not resumed) joins the show again."""
-        self._hellos = self.node.events("hello")
-        self._follower = asyncio.create_task(self._follow(self._hellos), name=f"switchboard_client.rejoin.{self.room}")
-
-    async def _follow(self, hellos: EventStream) -> None:
-        async for hello in hellos:
-            if hello.get("resumed") or self._closed:
-                continue
-            try:
-                if await self._rejoin():
-                    self.rejoins += 1
-                    self.rejoined.set()
-            except (NodeError, ClosedError) as exc:  # a later session tries again
-                log.warning("could not join %s again: %r", self.room, exc)
-            except Exception:  # aiortc may raise anything: keep following the node
-                log.exception("rejoining %s failed", self.room)
-
-    async def _rejoin(self) -> bool:
-        """Joins again on the node client's new session; False when the show is over for this member."""
-        raise NotImplementedError
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def events(self, *types: str) -> EventStream:
-        """This show's server events (``show.chat``, ``show.roster``, ``show.ended``, ...) from now on."""
-        return self.node.events(*types, where=lambda e: e.get("room") == self.room)
-
-    async def roster(self) -> dict[str, Any]:
-        """``{"room", "owner", "roster", "viewers"}``: hidden sessions are never in it."""
-        self._check()
-        return await self.node.request("show.roster", room=self.room)
-
-    async def chat(self, text: str) -> int:
-        """Sends a chat line to every member; returns its number in the show."""
-        self._check()
-        return int((await self.node.request("show.chat", room=self.room, text=text))["id"])
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._hellos is not None:
-            self._hellos.close()
-        if self._follower is not None and self._follower is not asyncio.current_task():
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
-        await self._stop()
-        if not self.node.closed:
-            with contextlib.suppress(NodeError, ClosedError, TimeoutError):
-                await self.node.request("show.leave", room=self.room)
-        await self.peer.close()
-
-    async def _stop(self) -> None:
-        """Subclasses stop their background work here."""
-
-    def _check(self) -> None:
-        if self._closed:
-            raise ClosedError(f"left the show {self.room}")
+RTP_POLL_S = 0.05
+"""During a move, how often a new peer connection's ``getStats()`` is read for its first RTP packet
+(only when no track of :meth:`Viewing.track` is read: then its first frame tells)."""
 
 
 class Broadcast(_Member):
@@ -168,6 +92,9 @@ class Viewing(_Member):
     """A viewer's (or a hidden moderator's) side: the show's tracks arrive in :attr:`peer`."""
 
     def __init__(self, node: NodeClient, room: str, on_peer: Callable[[Peer], None] | None = None) -> None:
+        self._relays: dict[str, TrackRelay] = {}
+        """Kind -> the relay of the tracks :meth:`track` gave (made at its first call)."""
+        self._feeding: set[asyncio.Task[None]] = set()
         super().__init__(node, room, on_peer)
         self._offers: EventStream | None = None
         self._task: asyncio.Task[None] | None = None
@@ -181,13 +108,49 @@ class Viewing(_Member):
 
     @property
     def tracks(self) -> list[MediaStreamTrack]:
+        """The current peer connection's remote tracks (they end with it: :meth:`track` does not)."""
         return self.peer.tracks
 
     async def track(self, kind: str = "video") -> MediaStreamTrack:
-        """The show's first ``kind`` track, waiting for the broadcaster to publish it."""
-        return await self.peer.track(kind)
+        """The show's ``kind`` frames, waiting for the broadcaster to publish them: a track that stays
+        the same through every peer connection of this viewing (a drain's move shows no gap; a lost
+        node, a gap until the new connection's first frame). Each call gives a new consumer's track,
+        with every frame from then on; its ``generation`` tells which connection a frame came from
+        (timestamps start again at each). It ends (``MediaStreamError``) when the viewing closes."""
+        self._check()
+        relay = self._relays.get(kind)
+        if relay is None:
+            relay = self._relays[kind] = TrackRelay(kind)
+            self._feed(self.peer, {kind: relay})
+        while True:
+            try:
+                await self.peer.track(kind)
+                break
+            except ClosedError:  # a rejoin replaces the peer meanwhile
+                self._check()
+                await asyncio.sleep(0.05)
+        return relay.track()
 
-    async def _open(self) -> None:
+    def _new_peer(self) -> Peer:
+        peer = super()._new_peer()
+        self._feed(peer, self._relays)
+        return peer
+
+    def _feed(self, peer: Peer, relays: dict[str, TrackRelay]) -> None:
+        """Each relay follows ``peer``'s first track of its kind once it arrives."""
+        async def feed(kind: str, relay: TrackRelay) -> None:
+            with contextlib.suppress(ClosedError):
+                relay.follow(await peer.track(kind), peer)
+
+        for kind, relay in relays.items():
+            task = asyncio.get_running_loop().create_task(feed(kind, relay), name=f"switchboard_client.feed.{kind}")
+            self._feeding.add(task)
+            task.add_done_callback(self._feeding.discard)
+
+    async def _open(self, peer: Peer | None = None, follow: bool = True) -> None:
+        """Joins and subscribes on the node client's session with ``peer`` (the current one by
+        default); ``follow``: start answering its renegotiations (a move starts it at the switch)."""
+        peer = peer or self.peer
         # Listen before asking: the node may send show.offer right after our first answer.
         self._offers = self.events("show.offer", "show.ended", "show.peer_closed")
         self.node.trace("show_join")
@@ -195,8 +158,13 @@ class Viewing(_Member):
         self.node.trace("show_joined")
         offer = await self._subscribe()
         self.node.trace("offer")
-        await self.node.request("show.answer", room=self.room, sdp=await self.peer.answer(offer["sdp"]))
+        await self.node.request("show.answer", room=self.room, sdp=await peer.answer(offer["sdp"]))
         self.node.trace("answered")
+        if follow:
+            self._follow_offers()
+
+    def _follow_offers(self) -> None:
+        assert self._offers is not None
         self._task = asyncio.create_task(self._renegotiate(self._offers), name=f"switchboard_client.view.{self.room}")
 
     async def _subscribe(self) -> dict[str, Any]:
@@ -217,6 +185,18 @@ class Viewing(_Member):
         backing off with jitter; after :data:`REJOIN_WINDOW_S` of ``not_found`` the show has ended."""
         if self.ended is not None:  # it ended before the node went (show.ended came): nothing to rejoin
             return False
+        handover = self.node.handover
+        if handover is not None and handover.waits_for(self):
+            try:
+                if await self._switch(handover):
+                    return True
+            except (NodeError, ClosedError) as exc:
+                log.warning("could not join %s on the new node: %r", self.room, exc)
+            except Exception:  # aiortc may raise anything
+                log.exception("joining %s on the new node failed", self.room)
+            await handover.done.wait()  # the old media play on until the bound; then as after a lost node
+            if self._closed:
+                return False
         await self._stop()
         await self.peer.close()
         self.peer = self._new_peer()
@@ -239,6 +219,66 @@ class Viewing(_Member):
                     return False
             await asyncio.sleep(random.uniform(delay / 2, delay))
             delay = min(delay * 2, 1.0)
+
+    async def _switch(self, handover: Handover) -> bool:
+        """A drain's move, make-before-break: joins on the new session with a new peer connection while
+        the old one keeps receiving (the old socket is open), switches :attr:`peer` once the new one has
+        media (``Peer.media``) or the handover's bound passed, then closes the old one and tells the
+        handover. False: the show was not there before the bound (``not_found``); raises when the join
+        failed otherwise. Either way the old peer connection is kept."""
+        await self._stop()  # the old session's events are no longer delivered: its offers end here
+        new = self._new_peer()
+        joined = switching = False
+        try:
+            delay = 0.25
+            while not joined:
+                try:
+                    await self._open(new, follow=False)
+                    joined = True
+                except NodeError as exc:
+                    if exc.code != "not_found":
+                        raise
+                    self.node.trace("show_not_found")
+                    if self._offers is not None:
+                        self._offers.close()
+                    if handover.done.is_set():
+                        return False
+                    ending = asyncio.ensure_future(handover.done.wait())
+                    await asyncio.wait([ending], timeout=random.uniform(delay / 2, delay))
+                    ending.cancel()
+                    delay = min(delay * 2, 1.0)
+            await self._first_media(new, handover)
+            switching = True
+        finally:
+            if not switching:  # not there, failed, or the viewing closed meanwhile
+                if self._offers is not None:
+                    self._offers.close()
+                await new.close()
+        old, self.peer = self.peer, new
+        self._follow_offers()
+        await old.close()
+        handover.switched(self)
+        self.node.trace("switched", media=new.media.is_set())
+        return True
+
+    async def _first_media(self, peer: Peer, handover: Handover) -> None:
+        """Until ``peer`` has media (its first frame to a relay, else its first RTP) or the handover ends."""
+        poll = None if self._relays else asyncio.ensure_future(self._first_rtp(peer))
+        media, done = asyncio.ensure_future(peer.media.wait()), asyncio.ensure_future(handover.done.wait())
+        try:
+            await asyncio.wait([media, done], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (media, done, poll):
+                if task is not None:
+                    task.cancel()
+
+    @staticmethod
+    async def _first_rtp(peer: Peer) -> None:
+        while not peer.media.is_set() and not peer.closed:
+            for stats in (await peer.pc.getStats()).values():
+                if stats.type == "inbound-rtp" and int(getattr(stats, "packetsReceived", 0) or 0) > 0:
+                    peer.media.set()
+            await asyncio.sleep(RTP_POLL_S)
 
     async def _renegotiate(self, offers: EventStream) -> None:
         async for event in offers:
@@ -282,6 +322,16 @@ class Viewing(_Member):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self.node.remove_switcher(self)
+        await super().close()
+        for task in list(self._feeding):
+            task.cancel()
+        for relay in self._relays.values():
+            await relay.close()
+
 
 async def publish_show(node: NodeClient, room: str, tracks: list[MediaStreamTrack]) -> Broadcast:
     """Creates the show of ``room`` (a ``broadcaster`` token for it) and publishes ``tracks`` in it."""
@@ -296,16 +346,20 @@ async def publish_show(node: NodeClient, room: str, tracks: list[MediaStreamTrac
 
 
 async def view_show(node: NodeClient, room: str, on_peer: Callable[[Peer], None] | None = None) -> Viewing:
-    """Joins the show and subscribes to its media; ``await viewing.track("video")`` gives the remote track.
+    """Joins the show and subscribes to its media; ``await viewing.track("video")`` gives its video, on
+    one track through every peer connection of the viewing (a drain's move included).
 
     ``on_peer`` is called with each new :class:`Peer` (the first, and the one of each rejoin after a
-    lost node) before it negotiates: a load generator registers its own handlers on ``peer.pc`` there."""
+    lost node or a drain) before it negotiates: a load generator registers its own handlers on
+    ``peer.pc`` there (one that never decodes sets ``peer.media`` at its first RTP: a drain's move then
+    switches at once instead of at the handover's bound)."""
     viewing = Viewing(node, room, on_peer)
     try:
         await viewing._open()
     except BaseException:
         await viewing.close()
         raise
+    node.add_switcher(viewing)
     viewing._follow_node()
     return viewing
 
