@@ -186,6 +186,8 @@ class PeerCount:
         if data[1] & 0x80 and pt in self.video:
             self.frames.append((at, int.from_bytes(data[4:8], "big"), kernel))
             self.framed.set()
+            if not self.peer.media.is_set():  # aiortc never sees these packets: a drain's move waits for this
+                self.peer.media.set()
 
     def totals(self) -> tuple[int, int]:
         """(received, expected) media packets so far."""

@@ -227,6 +227,18 @@ class NodeClient:
             raise Disconnected("the socket is down (resuming)")
         await ws.send_str(json.dumps(frame))
 
+    def _held_for(self, url: str) -> tuple[str, str] | None:
+        """The token this client holds and ``url``, when that token has :data:`HELD_MARGIN_S` left: a
+        drain's move then asks the API nothing (any node checks a token as its own; the burst of a
+        drained node's clients asked it all at once, and it shed many of them)."""
+        held = self._held
+        if held is None or held.expires_at - time.time() < HELD_MARGIN_S:
+            return None
+        self._move_to = None
+        self.trace("token_asked", held=True)
+        self.trace("token", url=url, held=True)
+        return held.token, url
+
     async def _ticket(self) -> tuple[str, str]:
         """A fresh token and the ``/ws`` URL to use it at: a drain's ``reconnect`` target, else the node
         the API named, else the base URL."""
@@ -425,10 +437,11 @@ class NodeClient:
             self._deliver(frame)
 
     async def _move(self, url: str, old: aiohttp.ClientWebSocketResponse) -> None:
-        """Make-before-break: opens a session at ``url`` (a fresh token) while ``old`` stays open; on its
-        ``hello`` the new socket gets its own reader and a :class:`Handover` closes ``old`` once the
-        switchers switched. If the new node cannot be reached (or refuses), ``old`` is closed now and
-        the read loop reconnects there after it, as after a drop (backing off, then asking the API)."""
+        """Make-before-break: opens a session at ``url`` (with the held token, else a fresh one) while
+        ``old`` stays open; on its ``hello`` the new socket gets its own reader and a :class:`Handover`
+        closes ``old`` once the switchers switched. If the new node cannot be reached (or refuses),
+        ``old`` is closed now and the read loop reconnects there after it, as after a drop (backing
+        off, then asking the API)."""
         assert self._http is not None
         self.trace("moving", url=url, node=self.hello.node)
         if self.handover is not None:
@@ -436,7 +449,7 @@ class NodeClient:
         old_node = self.hello.node
         self._move_to = url
         try:
-            token, url = await self._ticket()
+            token, url = self._held_for(url) or await self._ticket()
             self.reconnects += 1
             ws, frame = await handshake(self._http, url, {"token": token}, deadline=time.monotonic() + self._window,
                                         hello_timeout_s=self._timeout, trace=self.trace, heard=self._answered)

@@ -14,9 +14,11 @@ import socket
 import time
 from collections.abc import AsyncIterator
 
+import pytest
 from aiohttp import WSMsgType, web
 
 from switchboard_client import NodeClient
+from switchboard_client.api import NodeToken
 
 
 class Node:
@@ -25,6 +27,8 @@ class Node:
         self.log = log
         self.url = ""
         self.sockets: list[web.WebSocketResponse] = []
+        self.tokens: list[str] = []
+        """The ``token`` of each socket, in order."""
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -49,6 +53,7 @@ class Node:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self.sockets.append(ws)
+        self.tokens.append(request.query.get("token", ""))
         self.log.append(f"{self.node_id} open")
         await ws.send_json({"type": "hello", "session_id": f"s{len(self.sockets)}", "user_id": "u1",
                             "resume_token": "r1", "resumed": False, "node": self.node_id,
@@ -97,6 +102,28 @@ async def test_a_reconnect_opens_the_named_node_before_the_old_socket_closes() -
             assert client.hello.node == "node_new" and client.moves == 1
             assert (await client.request("ping"))["node"] == "node_new"
             assert "socket_lost" not in steps and steps.index("hello", 1) < steps.index("moved")
+        finally:
+            await client.close()
+
+
+@pytest.mark.parametrize(("lifetime", "asked"), [(3600, 1), (5, 2)])
+async def test_a_move_uses_the_token_it_holds_and_asks_the_source_nothing(lifetime: int, asked: int) -> None:
+    """A drain's burst asked the API for a token per client at once (and it shed many): a client holding
+    a token with time left takes it to the named node; one near its expiry asks the source."""
+    async with two_nodes() as (old, new, log):
+        calls: list[int] = []
+
+        async def placed() -> NodeToken:
+            calls.append(1)
+            return NodeToken(f"t{len(calls)}", int(time.time()) + lifetime, {}, node=old.url)
+
+        client = NodeClient(old.url, placed)
+        try:
+            await client.open()
+            await old.drain_to(new.url)
+            await until(lambda: "node_old closed" in log)
+            assert client.hello.node == "node_new"
+            assert len(calls) == asked and new.tokens == [f"t{asked}"]
         finally:
             await client.close()
 
