@@ -14,8 +14,9 @@ Everything asserted is an order of events (what the servers saw, the page's stat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,21 @@ async def two_nodes(aiohttp_server: Callable[..., Awaitable[Any]]) -> tuple[Fake
     return nodes[0], nodes[1], urls[0], urls[1]
 
 
+@contextlib.asynccontextmanager
+async def signal_page(url: str, make_before_break: bool) -> AsyncIterator[Page]:
+    """A Chromium page with signal.js open on the node at ``url`` (``OPEN``: said ``hello`` from node-a)."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, "--enable-automation"],
+                                           timeout=STEP_S * 1000)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{url}static/lib/signal.js")
+            assert await asyncio.wait_for(page.evaluate(OPEN, [url, make_before_break]), STEP_S) == "node-a"
+            yield page
+        finally:
+            await browser.close()
+
+
 async def ping(page: Page) -> str:
     return str(await page.evaluate("window.signal.request('ping').then((r) => r.node)"))
 
@@ -118,96 +134,72 @@ async def test_signal_js_moves_make_before_break_and_keeps_the_old_socket_until_
         aiohttp_server: Callable[..., Awaitable[Any]]) -> None:
     a, b, a_url, b_url = await two_nodes(aiohttp_server)
     b.hold = asyncio.Event()
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, "--enable-automation"],
-                                           timeout=STEP_S * 1000)
-        try:
-            page = await browser.new_page()
-            await page.goto(f"{a_url}static/lib/signal.js")
-            assert await asyncio.wait_for(page.evaluate(OPEN, [a_url, True]), STEP_S) == "node-a"
-            await a.drain(b_url)
-            async with asyncio.timeout(STEP_S):
-                await b.opened.wait()  # the new socket is open (upgraded), its hello held back
-            assert await ping(page) == "node-a" and not a.closed  # the old session still serves the page
-            await page.evaluate("() => { window.slow = window.signal.request('slow').then((r) => r.node); }")
-            async with asyncio.timeout(STEP_S):
-                while not a.slow:  # noqa: ASYNC110 (polls what the server received)
-                    await asyncio.sleep(0.02)
+    async with signal_page(a_url, make_before_break=True) as page:
+        await a.drain(b_url)
+        async with asyncio.timeout(STEP_S):
+            await b.opened.wait()  # the new socket is open (upgraded), its hello held back
+        assert await ping(page) == "node-a" and not a.closed  # the old session still serves the page
+        await page.evaluate("() => { window.slow = window.signal.request('slow').then((r) => r.node); }")
+        async with asyncio.timeout(STEP_S):
+            while not a.slow:  # noqa: ASYNC110 (polls what the server received)
+                await asyncio.sleep(0.02)
 
-            b.hold.set()
-            await asyncio.wait_for(page.evaluate("window.stateSeen('connected', 2)"), STEP_S)
-            assert await ping(page) == "node-b"  # requests go to the new session from its hello on
-            await a.sockets[0].send_json({"type": "note", "from": "node-a"})
-            await a.answer_slow()  # after the note, on the same socket: the note came first
-            assert await asyncio.wait_for(page.evaluate("window.slow"), STEP_S) == "node-a"
-            assert await page.evaluate("window.notes") == []  # the old socket's events are not the page's
-            assert not a.closed  # kept until the page says its media moved
+        b.hold.set()
+        await asyncio.wait_for(page.evaluate("window.stateSeen('connected', 2)"), STEP_S)
+        assert await ping(page) == "node-b"  # requests go to the new session from its hello on
+        await a.sockets[0].send_json({"type": "note", "from": "node-a"})
+        await a.answer_slow()  # after the note, on the same socket: the note came first
+        assert await asyncio.wait_for(page.evaluate("window.slow"), STEP_S) == "node-a"
+        assert await page.evaluate("window.notes") == []  # the old socket's events are not the page's
+        assert not a.closed  # kept until the page says its media moved
 
-            await page.evaluate("window.signal.moveDone()")
-            async with asyncio.timeout(STEP_S):
-                await a.gone.wait()
-            await asyncio.wait_for(page.evaluate("window.stateSeen('left', 1)"), STEP_S)
-            states = await page.evaluate("window.states")
-            assert [s["state"] for s in states] == ["connected", "moving", "connected", "left"], states
-            assert states[1] == {"state": "moving", "node": "node-b", "reason": "drain"}
-            assert states[2] == {"state": "connected", "resumed": False, "moved": True, "node": "node-b",
-                                 "overlap": True}
-            assert states[3] == {"state": "left", "node": "node-a"}
-            assert a.closed == [0] and not b.closed and len(b.sockets) == 1
-            await page.evaluate("window.signal.close()")
-        finally:
-            await browser.close()
+        await page.evaluate("window.signal.moveDone()")
+        async with asyncio.timeout(STEP_S):
+            await a.gone.wait()
+        await asyncio.wait_for(page.evaluate("window.stateSeen('left', 1)"), STEP_S)
+        states = await page.evaluate("window.states")
+        assert [s["state"] for s in states] == ["connected", "moving", "connected", "left"], states
+        assert states[1] == {"state": "moving", "node": "node-b", "reason": "drain"}
+        assert states[2] == {"state": "connected", "resumed": False, "moved": True, "node": "node-b",
+                             "overlap": True}
+        assert states[3] == {"state": "left", "node": "node-a"}
+        assert a.closed == [0] and not b.closed and len(b.sockets) == 1
+        await page.evaluate("window.signal.close()")
 
 
 async def test_a_page_that_does_not_move_media_drops_the_old_socket_at_the_new_hello(
         aiohttp_server: Callable[..., Awaitable[Any]]) -> None:
     a, b, a_url, b_url = await two_nodes(aiohttp_server)
     b.hold = asyncio.Event()
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, "--enable-automation"],
-                                           timeout=STEP_S * 1000)
-        try:
-            page = await browser.new_page()
-            await page.goto(f"{a_url}static/lib/signal.js")
-            assert await asyncio.wait_for(page.evaluate(OPEN, [a_url, False]), STEP_S) == "node-a"
-            await a.drain(b_url)
-            async with asyncio.timeout(STEP_S):
-                await b.opened.wait()
-            assert await ping(page) == "node-a" and not a.closed
-            b.hold.set()
-            async with asyncio.timeout(STEP_S):
-                await a.gone.wait()  # closed by the page at the new hello
-            await asyncio.wait_for(page.evaluate("window.stateSeen('left', 1)"), STEP_S)
-            states = await page.evaluate("window.states")
-            assert [s["state"] for s in states] == ["connected", "moving", "connected", "left"], states
-            assert states[2]["overlap"] is False and states[2]["node"] == "node-b"
-            assert await ping(page) == "node-b"
-            await page.evaluate("window.signal.close()")
-        finally:
-            await browser.close()
+    async with signal_page(a_url, make_before_break=False) as page:
+        await a.drain(b_url)
+        async with asyncio.timeout(STEP_S):
+            await b.opened.wait()
+        assert await ping(page) == "node-a" and not a.closed
+        b.hold.set()
+        async with asyncio.timeout(STEP_S):
+            await a.gone.wait()  # closed by the page at the new hello
+        await asyncio.wait_for(page.evaluate("window.stateSeen('left', 1)"), STEP_S)
+        states = await page.evaluate("window.states")
+        assert [s["state"] for s in states] == ["connected", "moving", "connected", "left"], states
+        assert states[2]["overlap"] is False and states[2]["node"] == "node-b"
+        assert await ping(page) == "node-b"
+        await page.evaluate("window.signal.close()")
 
 
 async def test_a_named_node_that_refuses_ends_the_move_and_the_page_reconnects_the_usual_way(
         aiohttp_server: Callable[..., Awaitable[Any]]) -> None:
     a, b, a_url, b_url = await two_nodes(aiohttp_server)
     b.refuse = True
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, "--enable-automation"],
-                                           timeout=STEP_S * 1000)
-        try:
-            page = await browser.new_page()
-            await page.goto(f"{a_url}static/lib/signal.js")
-            assert await asyncio.wait_for(page.evaluate(OPEN, [a_url, True]), STEP_S) == "node-a"
-            await a.drain(b_url)
-            # B refuses: the page leaves A's socket and asks getToken again (here: A, which takes it).
-            await asyncio.wait_for(page.evaluate("window.stateSeen('connected', 2)"), STEP_S)
-            async with asyncio.timeout(STEP_S):
-                await a.gone.wait()
-            states = await page.evaluate("window.states")
-            assert [s["state"] for s in states] == ["connected", "moving", "reconnecting", "connected"], states
-            assert a.closed == [0] and len(a.sockets) == 2 and not b.sockets
-            assert "overlap" not in states[-1]
-            assert await ping(page) == "node-a"
-            await page.evaluate("window.signal.close()")
-        finally:
-            await browser.close()
+    async with signal_page(a_url, make_before_break=True) as page:
+        await a.drain(b_url)
+        # B refuses: the page leaves A's socket and asks getToken again (here: A, which takes it).
+        await asyncio.wait_for(page.evaluate("window.stateSeen('connected', 2)"), STEP_S)
+        async with asyncio.timeout(STEP_S):
+            await a.gone.wait()
+        states = await page.evaluate("window.states")
+        assert [s["state"] for s in states] == ["connected", "moving", "reconnecting", "connected"], states
+        assert a.closed == [0] and len(a.sockets) == 2 and not b.sockets
+        assert "overlap" not in states[-1]
+        assert await ping(page) == "node-a"
+        await page.evaluate("window.signal.close()")
