@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from sfu import rtcp
-from sfu.extensions import EXT_HEADER, PADS, TWCC_HEADER, Outbound, abs_send_time, element, header
+from sfu.extensions import EXT_HEADER, PADS, TWCC_HEADER, Outbound, retransmission_header
 from sfu.rtp import HEADER, continuity_offsets
 from sfu.temporal import MAX_TID, SeqShifts, TemporalFilter
 from sfu.twcc import MASK, Departures
@@ -174,20 +174,6 @@ class Consumer:
         pad = PADS[n & 3]
         return (n + len(pad)) >> 2, ext + pad + payload
 
-    def _retransmission_header(self, b1: int, seq: int, ts: int, ssrc: int, size: int) -> bytes:
-        """The header of a retransmission (or a probe): ``abs-send-time`` and a ``transport-cc``
-        number when negotiated (the estimates count what retransmissions cost: a REMB viewer's
-        estimator reads every packet stamped with ``abs-send-time``, RTX before unwrapping), no other
-        extension."""
-        d, out = self.departures, self.out
-        if d is None and not out.abs_send_time:
-            return HEADER.pack(0x80, b1, seq, ts, ssrc)
-        now = time.monotonic()
-        ext = element(out.abs_send_time, abs_send_time(now)) if out.abs_send_time else b""
-        if d is not None:
-            ext += element(out.transport_cc, d.next(now, size + 20).to_bytes(2, "big"))
-        return header(b1, seq, ts, ssrc, ext)
-
     def switch_at_keyframe(self, target: Producer) -> None:
         """Move to another layer of the same track at its next keyframe (asked for with a PLI, unless
         hidden), forwarding the current one until then; the target being the current layer cancels a
@@ -268,11 +254,12 @@ class Consumer:
             ts = (ts + ts_off) & 0xFFFFFFFF
             if self.rtx_payload_type is not None:
                 self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
-                packet = self._retransmission_header(marker | self.rtx_payload_type, self.rtx_seq, ts,
-                                                     self.rtx_ssrc, len(payload) + 2) + s.to_bytes(2, "big") + payload
+                packet = retransmission_header(self.out, self.departures, marker | self.rtx_payload_type,
+                                               self.rtx_seq, ts, self.rtx_ssrc, len(payload) + 2)
+                packet += s.to_bytes(2, "big") + payload
             else:
-                packet = self._retransmission_header(marker | self.payload_type, s, ts, self.ssrc,
-                                                     len(payload)) + payload
+                packet = retransmission_header(self.out, self.departures, marker | self.payload_type, s, ts,
+                                               self.ssrc, len(payload)) + payload
             self.wire.send_rtp(packet)
             self.retransmitted += 1
 
@@ -376,8 +363,8 @@ class Consumer:
         while found and sent < budget:
             for s, ts, payload in found:
                 self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
-                packet = self._retransmission_header(self.rtx_payload_type, self.rtx_seq, ts, self.rtx_ssrc,
-                                                     len(payload) + 2) + s.to_bytes(2, "big") + payload
+                packet = retransmission_header(self.out, self.departures, self.rtx_payload_type, self.rtx_seq, ts,
+                                               self.rtx_ssrc, len(payload) + 2) + s.to_bytes(2, "big") + payload
                 self.wire.send_rtp(packet)
                 sent += len(packet)
                 if sent >= budget:

@@ -13,7 +13,14 @@ consumer from precomputed parts (see :class:`Outbound`), one-byte form (``0xBEDE
 from __future__ import annotations
 
 import struct
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sfu.rtp import HEADER
+
+if TYPE_CHECKING:
+    from sfu.twcc import Departures
 
 MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
 RID = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
@@ -310,3 +317,18 @@ def header(b1: int, seq: int, ts: int, ssrc: int, ext: bytes) -> bytes:
     """A 12-byte RTP header plus a one-byte-form extension block holding the elements ``ext``."""
     ext += PADS[len(ext) & 3]
     return EXT_HEADER.pack(0x90, b1, seq, ts, ssrc, ONE_BYTE, len(ext) >> 2) + ext
+
+
+def retransmission_header(out: Outbound, departures: Departures | None, b1: int, seq: int, ts: int, ssrc: int,
+                          size: int) -> bytes:
+    """The header of a retransmission (or a probe) of ``size`` payload bytes: ``abs-send-time`` and a
+    ``transport-cc`` number (from ``departures``) when negotiated (the estimates count what
+    retransmissions cost: a REMB viewer's estimator reads every packet stamped with ``abs-send-time``,
+    RTX before unwrapping), no other extension."""
+    if departures is None and not out.abs_send_time:
+        return HEADER.pack(0x80, b1, seq, ts, ssrc)
+    now = time.monotonic()
+    ext = element(out.abs_send_time, abs_send_time(now)) if out.abs_send_time else b""
+    if departures is not None:
+        ext += element(out.transport_cc, departures.next(now, size + 20).to_bytes(2, "big"))
+    return header(b1, seq, ts, ssrc, ext)
