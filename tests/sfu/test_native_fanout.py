@@ -18,6 +18,7 @@ import pylibsrtp
 import pytest
 
 import sfu.consumer
+import sfu.extensions
 import sfu.producer
 from sfu import aiortc_private, native
 from sfu.consumer import Consumer
@@ -187,6 +188,7 @@ def run(path: str, profile: int, key: bytes, monkeypatch: pytest.MonkeyPatch,
     clock = Clock()
     monkeypatch.setattr(sfu.producer, "time", clock)
     monkeypatch.setattr(sfu.consumer, "time", clock)
+    monkeypatch.setattr(sfu.extensions, "time", clock)  # the retransmission header's abs-send-time
     producer = new_producer(clock)
     got: dict[str, list[bytes]] = {}
     consumers: dict[str, Consumer] = {}

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import sfu.consumer
+import sfu.extensions
 import sfu.producer
 from sfu.consumer import Consumer
 from sfu.extensions import Outbound
@@ -156,6 +157,7 @@ def run(path: str, key: bytes, layers: list[list[list[bytes | None]]], plan: dic
     clock = Clock()
     monkeypatch.setattr(sfu.producer, "time", clock)
     monkeypatch.setattr(sfu.consumer, "time", clock)
+    monkeypatch.setattr(sfu.extensions, "time", clock)  # the retransmission header's abs-send-time
     producers = [Producer(f"l{i}", PeerId("pub"), VP8, 0x1000 + i,
                           KeyframeRequester(lambda: None, 0.0, lambda d, f: None))  # type: ignore[arg-type,return-value]
                  for i in range(2)]
