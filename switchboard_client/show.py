@@ -200,11 +200,23 @@ class Viewing(_Member):
         await self._stop()
         await self.peer.close()
         self.peer = self._new_peer()
-        deadline = time.monotonic() + REJOIN_WINDOW_S
+        if await self._open_when_there(self.peer, follow=True, until=time.monotonic() + REJOIN_WINDOW_S):
+            return True
+        self.ended = {"type": "show.ended", "room": self.room, "reason": "node lost"}
+        self.node.deliver_local(self.ended)
+        await self.peer.close()
+        return False
+
+    async def _open_when_there(self, peer: Peer, *, follow: bool, until: float | None = None,
+                               ended: asyncio.Event | None = None) -> bool:
+        """:meth:`_open` on the node client's session, asked again while the show is not there yet
+        (``not_found``: its broadcaster has not published on that node), 0.25 s doubling to 1 s apart
+        (each wait drawn between half and all of it); False when it still is not at ``until``
+        (``time.monotonic()``) or once ``ended`` is set. Any other error is raised."""
         delay = 0.25
         while True:
             try:
-                await self._open()
+                await self._open(peer, follow=follow)
                 return True
             except NodeError as exc:
                 if exc.code != "not_found":
@@ -212,12 +224,14 @@ class Viewing(_Member):
                 self.node.trace("show_not_found")
                 if self._offers is not None:
                     self._offers.close()
-                if time.monotonic() >= deadline:
-                    self.ended = {"type": "show.ended", "room": self.room, "reason": "node lost"}
-                    self.node.deliver_local(self.ended)
-                    await self.peer.close()
+                if (until is not None and time.monotonic() >= until) or (ended is not None and ended.is_set()):
                     return False
-            await asyncio.sleep(random.uniform(delay / 2, delay))
+            wait = random.uniform(delay / 2, delay)
+            if ended is None:
+                await asyncio.sleep(wait)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ended.wait(), wait)
             delay = min(delay * 2, 1.0)
 
     async def _switch(self, handover: Handover) -> bool:
@@ -228,25 +242,10 @@ class Viewing(_Member):
         failed otherwise. Either way the old peer connection is kept."""
         await self._stop()  # the old session's events are no longer delivered: its offers end here
         new = self._new_peer()
-        joined = switching = False
+        switching = False
         try:
-            delay = 0.25
-            while not joined:
-                try:
-                    await self._open(new, follow=False)
-                    joined = True
-                except NodeError as exc:
-                    if exc.code != "not_found":
-                        raise
-                    self.node.trace("show_not_found")
-                    if self._offers is not None:
-                        self._offers.close()
-                    if handover.done.is_set():
-                        return False
-                    ending = asyncio.ensure_future(handover.done.wait())
-                    await asyncio.wait([ending], timeout=random.uniform(delay / 2, delay))
-                    ending.cancel()
-                    delay = min(delay * 2, 1.0)
+            if not await self._open_when_there(new, follow=False, ended=handover.done):
+                return False
             await self._first_media(new, handover)
             switching = True
         finally:
