@@ -23,9 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +34,7 @@ from sfu.errors import SfuError
 from sfu.types import NodePipes
 from signaling.errors import NotFound, Unavailable
 from signaling.hub import Hub
-from switchboard import keyspace
+from signaling.origin_record import Origin, OriginRecords
 from switchboard.ids import NodeId, RoomId
 from switchboard.registry import NodeEntry, NodeRegistry
 from switchboard.tasks import stop_task
@@ -47,27 +46,8 @@ WATCH_S = 1.0
 NEW_NODE_S = 3.0
 """How long the origin looks for an asking node in the registry: a node takes sockets a heartbeat
 before its first entry is written."""
-KINDS = ("pipe.open", "pipe.ready", "pipe.refused", "pipe.close", "pipe.gone")
+KINDS = ("pipe.open", "pipe.ready", "pipe.refused", "pipe.close", "pipe.gone", "show.moved")
 """The node-channel commands of the cascade (docs/scaling.md)."""
-
-
-@dataclass(frozen=True)
-class Origin:
-    """A live show's origin record, as an edge reads it."""
-
-    node: NodeId
-    """The origin node (where the publisher is)."""
-    owner: str
-    """The show's owner (its broadcaster)."""
-    show_id: str = ""
-    started_ms: int = 0
-    paid: bool = False
-
-    @classmethod
-    def parse(cls, raw: bytes | str) -> Origin:
-        d = json.loads(raw)
-        return cls(NodeId(str(d["node"])), str(d["owner"]), str(d.get("show_id", "")), int(d.get("started_ms", 0)),
-                   bool(d.get("paid", False)))
 
 
 @dataclass
@@ -83,6 +63,8 @@ class Pull:
 
 Lost = Callable[[RoomId], Awaitable[None]]
 """Told when an edge's show can no longer be pulled (its record is gone: the show ended or its origin died)."""
+Moved = Callable[[RoomId, Origin], Awaitable[None]]
+"""Told when a show this node originated goes on at another node (its broadcaster created it there)."""
 
 
 class Cascade:
@@ -95,6 +77,7 @@ class Cascade:
         self._media = media
         self.node_id = node_id
         self._registry = NodeRegistry(redis)
+        self.records = OriginRecords(redis, node_id)
         self._timeout_s = timeout_s
         self._watch_s = watch_s
         self._ids = itertools.count(1)
@@ -109,6 +92,7 @@ class Cascade:
         self.pulls: dict[RoomId, Pull] = {}
         """Edge side: the shows this node pulls."""
         self.on_lost: Lost | None = None
+        self.on_moved: Moved | None = None
         self._task: asyncio.Task[None] | None = None
         self._serving: set[asyncio.Task[None]] = set()
         hub.on_command(self._command, kinds=KINDS)
@@ -131,13 +115,30 @@ class Cascade:
     # origin side ---------------------------------------------------------------------------------
 
     async def opened(self, room: RoomId, origin: Origin) -> None:
-        """A show started here: edges can find it from now on."""
+        """A show started here: edges can find it from now on. When another node originated it until
+        now (its broadcaster moved here), that node hears so at once (``show.moved``) and hands it over."""
         self.origins[room] = origin
-        await self._write(room, origin)
+        before = await self.records.claim(room, origin)
+        if before is not None and await self._registry.get(before.node) is not None:
+            with contextlib.suppress(aioredis.RedisError):  # it sees the record at its next refresh
+                await self._hub.command(before.node, {"kind": "show.moved", "room": room, "node": self.node_id})
 
-    async def _write(self, room: RoomId, o: Origin) -> None:
-        record = {"node": o.node, "owner": o.owner, "show_id": o.show_id, "started_ms": o.started_ms, "paid": o.paid}
-        await self._redis.set(keyspace.show_origin(room), json.dumps(record), ex=keyspace.SHOW_ORIGIN_TTL_S)
+    async def _moved(self, room: RoomId, new: Origin) -> None:
+        """Another node claimed the record of a show we originated: no longer ours. Our edges hear
+        ``pipe.gone`` (they pull the show from the new origin at once) and the book keeps our copy as an
+        edge of the new origin (``on_moved``)."""
+        if self.origins.pop(room, None) is None:
+            return
+        log.info("show moved to another node", extra={"room": room, "origin": new.node})
+        await self._gone(room)
+        if self.on_moved is not None:
+            await self.on_moved(room, new)
+
+    async def _check_moved(self, room: RoomId) -> None:
+        """``show.moved`` from a node: believed only as far as the record says so."""
+        record = await self.records.read(room)
+        if room in self.origins and record is not None and record.node != self.node_id:
+            await self._moved(room, record)
 
     async def _gone(self, room: RoomId) -> None:
         """Our side of ``room`` closed: each node pulling it hears so at once (``pipe.gone``), not after
@@ -155,10 +156,8 @@ class Cascade:
             return
         await self._gone(room)
         try:
-            raw = await self._redis.get(keyspace.show_origin(room))
-            if raw is not None and Origin.parse(raw).node == self.node_id:
-                await self._redis.delete(keyspace.show_origin(room))
-        except (aioredis.RedisError, ValueError, KeyError) as exc:  # it expires by itself
+            await self.records.withdraw(room)
+        except aioredis.RedisError as exc:  # it expires by itself
             log.warning("show origin record not removed", extra={"room": room, "error": str(exc)})
 
     async def _serve(self, message: dict[str, Any]) -> None:
@@ -186,14 +185,8 @@ class Cascade:
 
     async def origin_of(self, room: RoomId) -> Origin | None:
         """The live show's origin record, when its node is another live node."""
-        raw = await self._redis.get(keyspace.show_origin(room))
-        if raw is None:
-            return None
-        try:
-            origin = Origin.parse(raw)
-        except (ValueError, KeyError, TypeError):
-            return None
-        return origin if origin.node != self.node_id else None
+        origin = await self.records.read(room)
+        return origin if origin is not None and origin.node != self.node_id else None
 
     async def pull(self, room: RoomId, open_room: Callable[[], Awaitable[None]]) -> Origin:
         """Pulls ``room`` from its origin (once per room: concurrent joins wait for the same pull).
@@ -209,6 +202,16 @@ class Cascade:
             await open_room()
             self.pulls[room] = Pull(origin.node, {origin.node: await self._open(room, origin.node)})
             return origin
+
+    async def pull_moved(self, room: RoomId, node: NodeId) -> None:
+        """A show we originated went on at ``node``: our open room pulls it from there from now on (the
+        watch tries again while that fails)."""
+        async with self._pulling.setdefault(room, asyncio.Lock()):
+            pull = self.pulls[room] = Pull(node, {})
+            try:
+                pull.pipes[node] = await self._open(room, node)
+            except (NotFound, Unavailable, SfuError) as exc:
+                log.warning("moved show not pulled yet", extra={"room": room, "error": str(exc)})
 
     async def pull_from(self, room: RoomId, node: NodeId, *, clip: bool = False) -> None:
         """Pulls what ``node`` publishes in ``room`` (a call's far party) into our open room, once.
@@ -293,6 +296,11 @@ class Cascade:
     async def _follow(self, room: RoomId, pull: Pull, live: list[str]) -> None:
         """An edge's show: pulled again when its pipe died, its origin left the registry or the
         record names another origin; the copy ends when the record is gone."""
+        async with self._pulling.setdefault(room, asyncio.Lock()):  # the watch and a pipe.gone, once
+            if self.pulls.get(room) is pull:
+                await self._follow_locked(room, pull, live)
+
+    async def _follow_locked(self, room: RoomId, pull: Pull, live: list[str]) -> None:
         assert pull.origin is not None
         origin = await self.origin_of(room)
         pipe = pull.pipes.get(pull.origin)
@@ -323,16 +331,18 @@ class Cascade:
         kind = message["kind"]
         try:
             if kind == "pipe.open":  # served beside the node channel's reader, which the answers need
-                task = asyncio.get_running_loop().create_task(self._guarded(message), name="cascade-serve")
-                self._serving.add(task)
-                task.add_done_callback(self._serving.discard)
+                self._in_background(self._guarded(message), "cascade-serve")
             elif kind == "pipe.gone":
                 room, pipe = RoomId(str(message["room"])), str(message["pipe"])
                 pull = self.pulls.get(room)
                 if pull is not None and pipe in pull.pipes.values():
-                    await self._media.close_node_pipe(room, pipe)  # the watch pulls a show again, or gives up
+                    await self._media.close_node_pipe(room, pipe)
                     if pull.origin is None:  # a call left the far node (ended there, or its party moved)
                         await self._call_pipe_gone(room, pull, pipe)
+                    else:  # a show: pulled again now from whatever its record names (moved), or given up
+                        self._in_background(self._follow_now(room), "cascade-follow")
+            elif kind == "show.moved":
+                await self._check_moved(RoomId(str(message["room"])))
             elif kind == "pipe.close":
                 room, pipe = RoomId(str(message["room"])), str(message["pipe"])
                 if self.exports.pop((room, pipe), None) is not None:
@@ -343,6 +353,21 @@ class Cascade:
                     answer.set_result(message)
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("malformed cascade command dropped", extra={"kind": kind, "error": str(exc)})
+
+    def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Beside the node channel's reader (stopped by :meth:`close`)."""
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+
+    async def _follow_now(self, room: RoomId) -> None:
+        pull = self.pulls.get(room)
+        if pull is None or pull.origin is None:
+            return
+        try:
+            await self._follow(room, pull, await self._media.node_pipes(room))
+        except (aioredis.RedisError, SfuError, NotFound, Unavailable) as exc:  # the watch tries again
+            log.warning("show not pulled again yet", extra={"room": room, "error": str(exc)})
 
     async def _entry(self, node: NodeId) -> NodeEntry | None:
         """The node's registry entry (waiting up to ``NEW_NODE_S`` for a node that just started)."""
@@ -366,7 +391,9 @@ class Cascade:
             await asyncio.sleep(self._watch_s)
             try:
                 for room, origin in list(self.origins.items()):
-                    await self._write(room, origin)
+                    taken = await self.records.refresh(room, origin)
+                    if taken is not None:
+                        await self._moved(room, taken)
                 for room, pull in list(self.pulls.items()):
                     live = await self._media.node_pipes(room)
                     if pull.origin is not None:

@@ -178,6 +178,7 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
         span.start()
         stack.push_async_callback(span.close)
         cascade = shows.edges.cascade = Cascade(redis, hub, media, deps.node_id, c.pull_timeout_s)
+        cascade.on_moved = shows.edges.moved
         cascade.start()
         stack.push_async_callback(cascade.close)
     shows.events = RoomEvents(redis)

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
-from signaling.cascade import Cascade, Origin
+from signaling.cascade import Cascade
 from signaling.errors import NotFound
+from signaling.origin_record import Origin
 from signaling.session import Session
 from signaling.show_span import ShowSpan
 from switchboard.ids import RoomId, UserId
@@ -129,6 +130,25 @@ class ShowEdges:
             show.remote = await self.span.remote_users(room)
             show.lines.restore(await self.span.moderation(room))
         return show
+
+    async def going_on(self, room: RoomId, owner: UserId) -> Origin | None:
+        """The record of ``owner``'s show of ``room`` when another node originates it: a broadcaster
+        creating it here (moved by a drain, or back after a lost node) continues that show (its id, its
+        tickets) instead of starting a new one."""
+        if self.cascade is None:
+            return None
+        origin = await self.cascade.origin_of(room)
+        return origin if origin is not None and origin.owner == owner else None
+
+    async def moved(self, room: RoomId, origin: Origin) -> None:
+        """A show this node originated goes on at ``origin.node``: our copy becomes one of its edges
+        (its viewers here are fed from there; with none left, it ends here)."""
+        show = self._book.live(room)
+        if show is None or show.origin is not None:
+            return
+        await self._book.hand_over(show, origin.node)
+        if self._book.live(room) is show and self.cascade is not None:
+            await self.cascade.pull_moved(room, origin.node)
 
     async def adopt(self, show: Show) -> None:
         """An edge's copy becomes the show itself (its broadcaster created it again here): no longer pulled."""

@@ -25,9 +25,9 @@ from typing import Any
 from prometheus_client import Histogram
 
 from sfu.types import MediaService, PeerId
-from signaling.cascade import Origin
 from signaling.errors import Conflict, Forbidden, NotFound
 from signaling.limits import TokenBucket
+from signaling.origin_record import Origin
 from signaling.paid_shows import PaidShows
 from signaling.relations import Relations
 from signaling.room_events import RoomEvents
@@ -208,6 +208,15 @@ class ShowBook:
                                         started_ms=origin.started_ms, paid=origin.paid, origin=origin.node)
         return show, True
 
+    async def hand_over(self, show: Show, node: NodeId) -> None:
+        """The show we originated goes on at ``node`` (its broadcaster created it there): ours becomes
+        an edge's copy of it. The old host's membership here ends (it publishes there now); the
+        viewers stay and are fed through a pipe from ``node``."""
+        host = show.members.get(show.host)
+        show.origin, show.host = node, SessionId("")
+        if host is not None:
+            await self._drop(show, host.session)
+
     def forget_copy(self, show: Show) -> bool:
         """Drops an edge's copy with no member left; False when it is not the live one."""
         if self._shows.get(show.room) is not show:
@@ -274,12 +283,15 @@ class ShowBook:
         await self._media.open_room(room)
         self._not_live(room, session)  # made by another create while the SFU opened the room
         copy = self._shows.get(room)
-        if copy is not None:  # an edge's copy: its broadcaster came here (its origin died), its viewers stay
+        going_on = await self.edges.going_on(room, session.user_id)
+        if copy is not None:  # an edge's copy: its broadcaster came here (its origin moved or died), its viewers stay
             await self.edges.adopt(copy)
             copy.origin, copy.host = None, session.id
             show = copy
+        elif going_on is not None:  # live on another node until now: the same show goes on here
+            show.show_id, show.started_ms, show.paid = going_on.show_id, going_on.started_ms, going_on.paid
         self._shows[room] = show
-        if self._paid is not None:
+        if self._paid is not None and going_on is None:
             await self._paid.opened(show)
         await self.edges.opened(show)
         await self.events.emit(EventType.ROOM_STARTED, room, user=session.user_id)

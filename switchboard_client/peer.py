@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from aiortc import (
@@ -39,6 +40,7 @@ class Peer:
         ``getStats()`` counts. A caller that counts media its own way (never decoding) sets it itself.
         A viewing moved by a drain closes its old peer connection once its new one has it set."""
         self._arrived = asyncio.Event()
+        self._watchers: list[Callable[[MediaStreamTrack], None]] = []
         self._lock = asyncio.Lock()
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
@@ -47,6 +49,15 @@ class Peer:
     def _on_track(self, track: MediaStreamTrack) -> None:
         self.tracks.append(track)
         self._arrived.set()
+        for watcher in list(self._watchers):
+            watcher(track)
+
+    def watch_tracks(self, watcher: Callable[[MediaStreamTrack], None]) -> None:
+        """Calls ``watcher`` with each remote track: those already here, then each as it arrives (a
+        renegotiation adds one when the broadcaster published again on this node)."""
+        for track in list(self.tracks):
+            watcher(track)
+        self._watchers.append(watcher)
 
     @property
     def closed(self) -> bool:

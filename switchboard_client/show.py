@@ -94,7 +94,6 @@ class Viewing(_Member):
     def __init__(self, node: NodeClient, room: str, on_peer: Callable[[Peer], None] | None = None) -> None:
         self._relays: dict[str, TrackRelay] = {}
         """Kind -> the relay of the tracks :meth:`track` gave (made at its first call)."""
-        self._feeding: set[asyncio.Task[None]] = set()
         super().__init__(node, room, on_peer)
         self._offers: EventStream | None = None
         self._task: asyncio.Task[None] | None = None
@@ -137,19 +136,20 @@ class Viewing(_Member):
         return peer
 
     def _feed(self, peer: Peer, relays: dict[str, TrackRelay]) -> None:
-        """Each relay follows ``peer``'s first track of its kind once it arrives."""
-        async def feed(kind: str, relay: TrackRelay) -> None:
-            with contextlib.suppress(ClosedError):
-                relay.follow(await peer.track(kind), peer)
+        """Each relay follows every track of its kind ``peer`` receives: the first, and each one a
+        renegotiation adds (the broadcaster published again here: its origin was drained or lost and
+        this node's copy became the show); the newest switches in at its first frame."""
+        def follow(track: MediaStreamTrack) -> None:
+            relay = relays.get(track.kind)
+            if relay is not None:
+                relay.follow(track, peer)
 
-        for kind, relay in relays.items():
-            task = asyncio.get_running_loop().create_task(feed(kind, relay), name=f"switchboard_client.feed.{kind}")
-            self._feeding.add(task)
-            task.add_done_callback(self._feeding.discard)
+        peer.watch_tracks(follow)
 
-    async def _open(self, peer: Peer | None = None, follow: bool = True) -> None:
+    async def _open(self, peer: Peer | None = None) -> None:
         """Joins and subscribes on the node client's session with ``peer`` (the current one by
-        default); ``follow``: start answering its renegotiations (a move starts it at the switch)."""
+        default), then answers that session's renegotiations on ``peer`` (during a move too: the show's
+        broadcaster may publish again on the new node before the new peer connection has media)."""
         peer = peer or self.peer
         # Listen before asking: the node may send show.offer right after our first answer.
         self._offers = self.events("show.offer", "show.ended", "show.peer_closed")
@@ -160,12 +160,8 @@ class Viewing(_Member):
         self.node.trace("offer")
         await self.node.request("show.answer", room=self.room, sdp=await peer.answer(offer["sdp"]))
         self.node.trace("answered")
-        if follow:
-            self._follow_offers()
-
-    def _follow_offers(self) -> None:
-        assert self._offers is not None
-        self._task = asyncio.create_task(self._renegotiate(self._offers), name=f"switchboard_client.view.{self.room}")
+        self._task = asyncio.create_task(self._renegotiate(self._offers, peer),
+                                         name=f"switchboard_client.view.{self.room}")
 
     async def _subscribe(self) -> dict[str, Any]:
         """``show.subscribe``, again after ``retry_after`` while the node paces joins (``unavailable``)."""
@@ -200,14 +196,14 @@ class Viewing(_Member):
         await self._stop()
         await self.peer.close()
         self.peer = self._new_peer()
-        if await self._open_when_there(self.peer, follow=True, until=time.monotonic() + REJOIN_WINDOW_S):
+        if await self._open_when_there(self.peer, until=time.monotonic() + REJOIN_WINDOW_S):
             return True
         self.ended = {"type": "show.ended", "room": self.room, "reason": "node lost"}
         self.node.deliver_local(self.ended)
         await self.peer.close()
         return False
 
-    async def _open_when_there(self, peer: Peer, *, follow: bool, until: float | None = None,
+    async def _open_when_there(self, peer: Peer, *, until: float | None = None,
                                ended: asyncio.Event | None = None) -> bool:
         """:meth:`_open` on the node client's session, asked again while the show is not there yet
         (``not_found``: its broadcaster has not published on that node), 0.25 s doubling to 1 s apart
@@ -216,7 +212,7 @@ class Viewing(_Member):
         delay = 0.25
         while True:
             try:
-                await self._open(peer, follow=follow)
+                await self._open(peer)
                 return True
             except NodeError as exc:
                 if exc.code != "not_found":
@@ -244,7 +240,7 @@ class Viewing(_Member):
         new = self._new_peer()
         switching = False
         try:
-            if not await self._open_when_there(new, follow=False, ended=handover.done):
+            if not await self._open_when_there(new, ended=handover.done):
                 return False
             await self._first_media(new, handover)
             switching = True
@@ -254,7 +250,6 @@ class Viewing(_Member):
                     self._offers.close()
                 await new.close()
         old, self.peer = self.peer, new
-        self._follow_offers()
         await old.close()
         handover.switched(self)
         self.node.trace("switched", media=new.media.is_set())
@@ -279,17 +274,18 @@ class Viewing(_Member):
                     peer.media.set()
             await asyncio.sleep(RTP_POLL_S)
 
-    async def _renegotiate(self, offers: EventStream) -> None:
+    async def _renegotiate(self, offers: EventStream, peer: Peer) -> None:
+        """Follows the show on ``peer``'s session: its offers are answered on ``peer``."""
         async for event in offers:
             if event["type"] == "show.ended":
                 self.ended = event
-                await self.peer.close()
+                await peer.close()
                 return
             if event["type"] == "show.peer_closed":
                 await self._resubscribe(str(event.get("reason")))
                 continue
             try:
-                await self.node.request("show.answer", room=self.room, sdp=await self.peer.answer(event["sdp"]))
+                await self.node.request("show.answer", room=self.room, sdp=await peer.answer(event["sdp"]))
             except (NodeError, ClosedError) as exc:
                 log.warning("show.offer of %s not answered: %r", self.room, exc)
             except Exception:  # aiortc may raise anything: keep following the show
@@ -326,8 +322,6 @@ class Viewing(_Member):
             return
         self.node.remove_switcher(self)
         await super().close()
-        for task in list(self._feeding):
-            task.cancel()
         for relay in self._relays.values():
             await relay.close()
 
