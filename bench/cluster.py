@@ -17,10 +17,10 @@ takes C viewers, the others go to edges; ``cascade_added_latency_ms_p99`` then c
 frames (decoded, or counted: their marker packet's arrival, the kernel's receive time of it) with an
 origin viewer's of the same kind, matched by RTP timestamp (:mod:`bench.cascade_latency`), beside the same
 between two origin viewers (``origin_viewers_spread_ms_p99``: the floor); ``arrival_clock`` says which
-clock stamped them. Null while no viewer is on an edge. With ``--drain-node`` (instead of ``--kill-node``)
-it drains the edge with the most viewers as ``switchboard node drain`` does and reports, for that node's
-viewers, the longest wait between two frames from the command on (``drain_gap_ms_max``/``_p95``), how
-many moved or were lost, and when the node exited (:mod:`bench.cluster_drain`).
+clock stamped them. Null while no viewer is on an edge. ``--drain-node`` drains the edge with the most
+viewers (``--drain-origin``: the show's origin, whose broadcaster moves) as ``switchboard node drain``
+does: for that node's viewers the longest wait between two frames from the command on
+(``drain_gap_ms_max``), moved, lost, the node's exit; the others' as ``survivors_gap_ms_max``.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kill-node", action="store_true", help="then kill one node with SIGKILL and time recovery")
     parser.add_argument("--drain-node", action="store_true",
                         help="then drain the edge with the most viewers (switchboard node drain) and time the gap")
+    parser.add_argument("--drain-origin", action="store_true", help="with --drain-node: drain the show's origin")
     parser.add_argument("--drain-grace", type=float, default=30.0,
                         help="with --drain-node: the nodes' node.drain_grace_s (without it: 0, no drain on stop)")
     parser.add_argument("--recovery-wait", type=float, default=20.0,
@@ -263,7 +264,7 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         _tell([*groups, pub], "window")
         killed: dict[str, Any] = {}
         if args.drain_node:
-            victim = busiest_edge(placed, origin)
+            victim = origin if args.drain_origin else busiest_edge(placed, origin)
             at = drain(cluster.env["SWITCHBOARD_REDIS_URL"], victim)
             _tell(groups, f"mark {at}")
             killed = {"node": victim, "exit_s": wait_exit(cluster.nodes[victim], at, args.recovery_wait),
@@ -324,7 +325,7 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     if args.drain_node:
         hit = [v for v, n in zip(results, placed, strict=False) if n == killed["node"]]
         result.update({**drain_figures(hit, [v for v, n in zip(results, placed, strict=False) if n != killed["node"]],
-                                       killed["node"], killed["exit_s"]),
+                                       killed["node"], killed["exit_s"]), "drained_origin": args.drain_origin,
                        "nodes_after_drain": killed["registry_after"], "publisher_rejoins": publisher.get("rejoins"),
                        "viewers_per_node_after": _after(results)})
     elif args.kill_node:

@@ -10,12 +10,13 @@ and answers on the edge's channel (``pipe.ready``: its port and the tracks). One
 crosses per edge; the edge's viewers get theirs from the edge's own producers (NACKs answered there,
 PLIs merged and sent back through the pipe, which the origin merges again before its publisher).
 
-An edge checks each show it pulls every ``WATCH_S``: when its pipe died (the SFU closes a sealed
-pipe whose far end said nothing for ``sfu.router_tick.PIPE_SILENCE_S``), its origin left the node registry
-(killed: its entry expires within the registry's TTL), or the record names another node (the
-publisher moved there), it drops the pipe and pulls the show again from whatever the record names
-then, as soon as that node is in the registry; when the record is gone the edge's copy ends. The last
-local member leaving an edge ends its copy too (``pipe.close`` to the origin).
+A broadcaster that creates its show on another node (its origin drained, or it reconnected there)
+moves the show: that node claims the record (:mod:`signaling.origin_record`) and tells the old origin
+(``show.moved``), which hands the show over (its copy becomes an edge: ``on_moved``) and sends its edges
+``pipe.gone``: each pulls the show again at once from whatever the record names. An edge also checks
+each show it pulls every ``WATCH_S``: its pipe died (``sfu.router_tick.PIPE_SILENCE_S``), its origin
+left the node registry (killed) or the record names another node: it pulls again as soon as that node
+is registered; when the record is gone its copy ends, as when its last local member leaves.
 """
 
 from __future__ import annotations
@@ -115,8 +116,7 @@ class Cascade:
     # origin side ---------------------------------------------------------------------------------
 
     async def opened(self, room: RoomId, origin: Origin) -> None:
-        """A show started here: edges can find it from now on. When another node originated it until
-        now (its broadcaster moved here), that node hears so at once (``show.moved``) and hands it over."""
+        """A show started here: edges find it from now on (a node that had it hears ``show.moved``)."""
         self.origins[room] = origin
         before = await self.records.claim(room, origin)
         if before is not None and await self._registry.get(before.node) is not None:
@@ -124,21 +124,14 @@ class Cascade:
                 await self._hub.command(before.node, {"kind": "show.moved", "room": room, "node": self.node_id})
 
     async def _moved(self, room: RoomId, new: Origin) -> None:
-        """Another node claimed the record of a show we originated: no longer ours. Our edges hear
-        ``pipe.gone`` (they pull the show from the new origin at once) and the book keeps our copy as an
-        edge of the new origin (``on_moved``)."""
+        """Another node claimed a show we originated: our edges hear ``pipe.gone``, ``on_moved`` keeps
+        our copy as an edge."""
         if self.origins.pop(room, None) is None:
             return
         log.info("show moved to another node", extra={"room": room, "origin": new.node})
         await self._gone(room)
         if self.on_moved is not None:
             await self.on_moved(room, new)
-
-    async def _check_moved(self, room: RoomId) -> None:
-        """``show.moved`` from a node: believed only as far as the record says so."""
-        record = await self.records.read(room)
-        if room in self.origins and record is not None and record.node != self.node_id:
-            await self._moved(room, record)
 
     async def _gone(self, room: RoomId) -> None:
         """Our side of ``room`` closed: each node pulling it hears so at once (``pipe.gone``), not after
@@ -204,8 +197,7 @@ class Cascade:
             return origin
 
     async def pull_moved(self, room: RoomId, node: NodeId) -> None:
-        """A show we originated went on at ``node``: our open room pulls it from there from now on (the
-        watch tries again while that fails)."""
+        """A show we originated went on at ``node``: our room pulls it from there (the watch retries)."""
         async with self._pulling.setdefault(room, asyncio.Lock()):
             pull = self.pulls[room] = Pull(node, {})
             try:
@@ -294,8 +286,7 @@ class Cascade:
         return await self._registry.get(node) is not None
 
     async def _follow(self, room: RoomId, pull: Pull, live: list[str]) -> None:
-        """An edge's show: pulled again when its pipe died, its origin left the registry or the
-        record names another origin; the copy ends when the record is gone."""
+        """An edge's show pulled again, or its copy ended (the module's doc says when)."""
         async with self._pulling.setdefault(room, asyncio.Lock()):  # the watch and a pipe.gone, once
             if self.pulls.get(room) is pull:
                 await self._follow_locked(room, pull, live)
@@ -341,8 +332,10 @@ class Cascade:
                         await self._call_pipe_gone(room, pull, pipe)
                     else:  # a show: pulled again now from whatever its record names (moved), or given up
                         self._in_background(self._follow_now(room), "cascade-follow")
-            elif kind == "show.moved":
-                await self._check_moved(RoomId(str(message["room"])))
+            elif kind == "show.moved":  # believed as far as the record says so
+                record = await self.records.read(room := RoomId(str(message["room"])))
+                if room in self.origins and record is not None and record.node != self.node_id:
+                    await self._moved(room, record)
             elif kind == "pipe.close":
                 room, pipe = RoomId(str(message["room"])), str(message["pipe"])
                 if self.exports.pop((room, pipe), None) is not None:
@@ -354,8 +347,7 @@ class Cascade:
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("malformed cascade command dropped", extra={"kind": kind, "error": str(exc)})
 
-    def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        """Beside the node channel's reader (stopped by :meth:`close`)."""
+    def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:  # beside the channel's reader
         task = asyncio.get_running_loop().create_task(work, name=name)
         self._serving.add(task)
         task.add_done_callback(self._serving.discard)

@@ -22,7 +22,7 @@ from switchboard.redis_client import text
 
 if TYPE_CHECKING:
     from signaling.session import Session
-    from signaling.shows import Show
+    from signaling.show import Show
 
 log = logging.getLogger("switchboard.signaling.shows")
 

@@ -21,7 +21,7 @@ from switchboard.ids import RoomId
 from switchboard.wire import Codec
 
 if TYPE_CHECKING:
-    from signaling.shows import Show
+    from signaling.show import Show
 
 ROSTER_INTERVAL_S = 0.25
 """At most one roster announcement per paced show this often (the first of a burst at once)."""

@@ -11,7 +11,7 @@ import signaling.session
 from sfu.types import PeerId
 from signaling.roster_pace import send_roster
 from signaling.session import Session
-from signaling.shows import Member, Show
+from signaling.show import Member, Show
 from switchboard.ids import RoomId, SessionId, UserId
 from switchboard.tokens import Grants
 from switchboard.wire import Codec, decode
