@@ -198,6 +198,14 @@ class PeerCount:
         return received, expected
 
 
+def state(v: Viewer) -> str | None:
+    """The connection state of the viewer's current peer connection (the viewing's: a move's new one
+    that failed and closed is not it), else of its last one."""
+    if v.viewing is not None:
+        return str(v.viewing.peer.pc.connectionState)
+    return v.peers[-1].peer.pc.connectionState if v.peers else None
+
+
 class Viewer:
     def __init__(self, index: int, api: ApiClient) -> None:
         self.index = index
@@ -294,7 +302,7 @@ async def run(args: argparse.Namespace) -> None:
             "rejoins": v.viewing.rejoins if v.viewing is not None else 0,
             "ended": (v.viewing.ended or {}).get("reason") if v.viewing is not None else None,
             "error": v.error, "told": v.told[:3],
-            "state": v.peers[-1].peer.pc.connectionState if v.peers else None, "peers": len(v.peers),
+            "state": state(v), "peers": len(v.peers),
             "frames": [[round(t, 6), ts] for t, ts, _ in frames],
             "frames_kernel_stamped": kernel, "frames_loop_stamped": len(frames) - kernel,
             "frames_loop_ts": [ts for _, ts, k in frames if not k],

@@ -73,6 +73,7 @@ export class Signal extends EventTarget {
     this.nextId = 1;
     this.ws = null;
     this.closedByUs = false;
+    this.closes = 0; // close() calls: a reconnect waiting out its delay gives up when the page closed meanwhile
     this.attempt = 0;
     this.hello = null;
     this.refreshTimer = null;
@@ -345,9 +346,11 @@ export class Signal extends EventTarget {
     this.heldFresh = false;
     const delay = this.moveTo ? 0 : jittered(next ? 100 : BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)]);
     this.attempt += 1;
+    const closes = this.closes;
     this._state("reconnecting", { attempt: this.attempt });
     await new Promise((r) => setTimeout(r, delay));
-    if (this.closedByUs) return;
+    // Closed meanwhile, even if the page has connected again since (connect() clears closedByUs).
+    if (this.closedByUs || this.closes !== closes) return;
     try {
       await this.connect();
     } catch (err) {
@@ -396,6 +399,7 @@ export class Signal extends EventTarget {
   /** Clean hang-up: no reconnect, and the resume token is forgotten. */
   close() {
     this.closedByUs = true;
+    this.closes += 1;
     clearTimeout(this.refreshTimer);
     sessionStorage.removeItem(this.resumeKey);
     // A later connect() asks getToken anew: never an old token, node or lost node of this session.
