@@ -8,10 +8,11 @@ non-draining nodes, ranked as placement ranks a viewer's ``alternates`` (:func:`
 :data:`~switchboard.placement.CPU_LIMIT` and not full first while those have room for this node's
 sessions, the client's region next, then a rendezvous hash of the user and the node), so a drain of
 many sessions spreads over the other nodes instead of landing whole on the least loaded one, and each
-user's target is the same for every session of it. It waits until their sockets are closed or
-``node.drain_grace_s`` runs out. On SIGTERM the process runs it before aiohttp's shutdown
-(``switchboard.runtime.serve``'s ``before_stop``), which would stop reading the sockets: a client's close
-frame is seen, and the node exits as soon as the last one has left.
+user's target is the same for every session of it. The broadcasters of the shows this node originates
+are told last (:data:`HOSTS_AFTER_S`), so its viewers move while the show still plays here. It waits
+until their sockets are closed or ``node.drain_grace_s`` runs out. On SIGTERM the process runs it
+before aiohttp's shutdown (``switchboard.runtime.serve``'s ``before_stop``), which would stop reading
+the sockets: a client's close frame is seen, and the node exits as soon as the last one has left.
 With no other node to go to (one node, ``switchboard up``) nobody is told to move and nothing waits.
 """
 
@@ -26,20 +27,29 @@ from collections.abc import Callable
 
 from signaling.beacon import Beacon
 from signaling.hub import Hub
+from switchboard.ids import SessionId
 from switchboard.placement import alternates
 from switchboard.registry import NodeEntry
 
 log = logging.getLogger("switchboard.signaling")
 POLL_S = 0.1
 """How often the drain looks whether the node is empty yet."""
+HOSTS_AFTER_S = 8.0
+"""The broadcasters of the shows this node originates are told to move last: once every other socket
+has left, or this long after the others were told (a viewer's make-before-break move takes up to the
+SDK's ``MOVE_OVERLAP_S``, 5 s). Until then the show stays here, so the drained node's viewers move
+while it plays (pulled from here by their new nodes); only then does the show move to its
+broadcaster's new node, which every viewer then follows without leaving its node."""
 
 
 class Drain:
     """One node's drain. :meth:`run` is idempotent: a second call waits for the first."""
 
     def __init__(self, hub: Hub, beacon: Beacon, region: str, grace_s: float,
-                 stop_process: Callable[[], None] | None = None) -> None:
+                 stop_process: Callable[[], None] | None = None,
+                 hosts: Callable[[], set[SessionId]] = set) -> None:
         self._hub = hub
+        self._hosts = hosts
         self._beacon = beacon
         self._region = region
         self._grace_s = grace_s
@@ -78,25 +88,30 @@ class Drain:
             log.info("drain: no other node to move clients to" if nowhere else "drain: no grace period")
             return
         told: dict[str, str] = {}
-        self._tell(pick, told)
+        loop = asyncio.get_running_loop()
+        hosts_at = loop.time() + min(HOSTS_AFTER_S, self._grace_s / 2)
+        self._tell(pick, told, self._hosts())
         log.info("drain: %d sessions told to move to %s", len(told),
                  ", ".join(f"{n} ({c})" for n, c in sorted(Counter(told.values()).items())))
-        loop = asyncio.get_running_loop()
         deadline = loop.time() + self._grace_s
         # Sockets close on their own tasks (each client's choice); a count polled here needs no hook in them.
         while self._attached() and loop.time() < deadline:
             await asyncio.sleep(POLL_S)
-            self._tell(pick, told)  # a socket that came while the registry still named this node
+            hosts = self._hosts() if hosts_at else set()
+            if hosts and (loop.time() >= hosts_at or self._attached(but=hosts) == 0):
+                log.info("drain: the broadcasters of %d shows move now", len(hosts))
+                hosts, hosts_at = set(), 0.0  # the broadcasters' turn
+            self._tell(pick, told, hosts)  # a socket that came while the registry still named this node
         if self._attached():
             log.warning("drain: grace period over with %d sockets left", self._attached())
         else:
             log.info("drain: every socket left")
 
-    def _tell(self, pick: Callable[[str], NodeEntry | None], told: dict[str, str]) -> None:
-        """Sends every session here not told yet a ``reconnect`` naming its user's node (``pick``);
-        notes it in ``told`` (session id -> node id)."""
+    def _tell(self, pick: Callable[[str], NodeEntry | None], told: dict[str, str], later: set[SessionId]) -> None:
+        """Sends every session here not told yet (nor in ``later``) a ``reconnect`` naming its user's node
+        (``pick``); notes it in ``told`` (session id -> node id)."""
         for session in self._hub.all_sessions():
-            if session.id in told:
+            if session.id in told or session.id in later:
                 continue
             target = pick(str(session.user_id))
             if target is None:
@@ -104,9 +119,10 @@ class Drain:
             told[session.id] = target.id
             session.send({"type": "reconnect", "url": target.url, "node": target.id, "reason": "drain"})
 
-    def _attached(self) -> int:
-        """Sessions whose socket is still open here (one that moved left only its resumable session)."""
-        return sum(1 for s in self._hub.all_sessions() if s.attached)
+    def _attached(self, but: set[SessionId] | None = None) -> int:
+        """Sessions whose socket is still open here (one that moved left only its resumable session),
+        but those in ``but``."""
+        return sum(1 for s in self._hub.all_sessions() if s.attached and s.id not in (but or set()))
 
 
 def targets(entries: list[NodeEntry], draining: str, region: str = "") -> Callable[[str], NodeEntry | None]:

@@ -223,7 +223,7 @@ async def _open_signaling(app: web.Application, deps: NodeDeps, redis: aioredis.
                         pipe_address=a.pipe_address, viewer_cap=a.viewer_cap)
         beacon.start()
         stack.push_async_callback(beacon.close)  # closed first: the registry forgets the node at once
-        drain = Drain(hub, beacon, s.region, s.drain_grace_s)
+        drain = Drain(hub, beacon, s.region, s.drain_grace_s, hosts=shows.hosts)
         calls.draining = lambda: drain.draining
         hub.on_command(drain.command)
         app[NODE_DRAIN] = drain

@@ -83,6 +83,10 @@ class ShowBook:
         an edge's copies are not among them."""
         return [room for room, show in self._shows.items() if show.origin is None]
 
+    def hosts(self) -> set[SessionId]:
+        """The sessions publishing the shows this node originates (a drain moves them last)."""
+        return {show.host for show in self._shows.values() if show.origin is None}
+
     def _show(self, room: str) -> Show:
         show = self._shows.get(RoomId(room))
         if show is None:

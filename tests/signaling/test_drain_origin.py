@@ -2,7 +2,8 @@
 
 Three real ``switchboard node`` processes with the cascade on (on one Redis and on a Redis Cluster):
 the broadcaster and a viewer on A (the show's origin), a viewer on B and one on C (edges: each pulls
-the show from A), all SDK clients with real aiortc peer connections. A is drained. Its broadcaster
+the show from A), all SDK clients with real aiortc peer connections. A is drained: its viewer moves
+first (make-before-break, the show still playing at A), then its broadcaster is told to move and
 creates the show again on the node the drain names (one of the edges): that node's copy becomes the
 show, it claims the show's origin record (signaling/origin_record.py) and tells A (``show.moved``); A
 hands the show over (its copy becomes an edge of the new origin), tells its other edge
@@ -55,6 +56,15 @@ async def test_a_drained_origins_show_goes_on_at_its_broadcasters_new_node_for_e
     viewers = {name: NodeClient(f"http://127.0.0.1:{node.port}", tokens(token(name, ROOM, subscribe=True)))
                for name, node in (("on-a", a), ("on-b", b), ("on-c", c))}
     watches = {name: Watch(client) for name, client in viewers.items()}
+    order: list[tuple[str, str]] = []  # the broadcaster's and A's viewer's SDK steps, in one order
+    host.tracer = lambda step, fields: order.append(("host", step))
+    a_viewer = viewers["on-a"].tracer
+    assert a_viewer is not None
+
+    def on_a(step: str, fields: dict[str, Any]) -> None:
+        order.append(("on-a", step))
+        a_viewer(step, fields)
+    viewers["on-a"].tracer = on_a
     closables: list[Any] = []
     try:
         async with asyncio.timeout(BOUND_S):
@@ -91,6 +101,9 @@ async def test_a_drained_origins_show_goes_on_at_its_broadcasters_new_node_for_e
         for name, viewing in viewings.items():
             assert viewing.ended is None, (name, viewing.ended)  # nobody's show ended
         assert viewers["on-a"].hello.node in (b.node_id, c.node_id) and viewers["on-a"].moves == 1  # it moved
+        # The drained origin's viewer moved while the show still played there (switched to its new peer
+        # connection and left A) before the broadcaster was told to move (signaling.drain.HOSTS_AFTER_S).
+        assert order.index(("on-a", "switched")) < order.index(("on-a", "moved")) < order.index(("host", "moving"))
         for name in ("on-b", "on-c"):  # the edges' viewers never left their node
             assert viewers[name].moves == 0 and viewings[name].rejoins == 0, name
         assert (await viewings["on-b"].roster())["viewers"] == 3  # counted once each, over both nodes
