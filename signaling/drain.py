@@ -40,6 +40,9 @@ has left, or this long after the others were told (a viewer's make-before-break 
 SDK's ``MOVE_OVERLAP_S``, 5 s). Until then the show stays here, so the drained node's viewers move
 while it plays (pulled from here by their new nodes); only then does the show move to its
 broadcaster's new node, which every viewer then follows without leaving its node."""
+HANDOVER_S = 5.0
+"""How long a drained node waits, once its broadcasters were told to move, for their shows to go on at
+their new nodes (each handed over from here) before it stops with its sockets gone."""
 
 
 class Drain:
@@ -94,18 +97,24 @@ class Drain:
         log.info("drain: %d sessions told to move to %s", len(told),
                  ", ".join(f"{n} ({c})" for n, c in sorted(Counter(told.values()).items())))
         deadline = loop.time() + self._grace_s
+        handed = deadline
         # Sockets close on their own tasks (each client's choice); a count polled here needs no hook in them.
-        while self._attached() and loop.time() < deadline:
+        # Once the broadcasters were told, the node also waits (up to HANDOVER_S) until their shows went
+        # on elsewhere: it hands each over (signaling.cascade: show.moved) and tells its edges, which
+        # then pull the show from its new node at once.
+        hosts_told = False
+        while (self._attached() or (hosts_told and self._hosts() and loop.time() < handed)) \
+                and loop.time() < deadline:
             await asyncio.sleep(POLL_S)
-            hosts = self._hosts() if hosts_at else set()
+            hosts = set() if hosts_told else self._hosts()
             if hosts and (loop.time() >= hosts_at or self._attached(but=hosts) == 0):
                 log.info("drain: the broadcasters of %d shows move now", len(hosts))
-                hosts, hosts_at = set(), 0.0  # the broadcasters' turn
+                hosts, hosts_told, handed = set(), True, loop.time() + HANDOVER_S  # the broadcasters' turn
             self._tell(pick, told, hosts)  # a socket that came while the registry still named this node
         if self._attached():
             log.warning("drain: grace period over with %d sockets left", self._attached())
         else:
-            log.info("drain: every socket left")
+            log.info("drain: every socket left" + (", shows not handed over" if self._hosts() else ""))
 
     def _tell(self, pick: Callable[[str], NodeEntry | None], told: dict[str, str], later: set[SessionId]) -> None:
         """Sends every session here not told yet (nor in ``later``) a ``reconnect`` naming its user's node
