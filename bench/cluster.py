@@ -41,7 +41,7 @@ from typing import IO, Any
 
 from bench.api import _wait_ready
 from bench.cascade_latency import cascade_latency
-from bench.cluster_drain import busiest_edge, drain, drain_figures, wait_exit
+from bench.cluster_drain import busiest_edge, drain, drain_figures, publisher_steps, wait_exit
 from bench.cluster_recovery import breakdown, survivors
 from bench.mailbox import Mailbox, owned_rooms
 from bench.probes import cpu_s as _cpu_s
@@ -267,7 +267,7 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
             victim = origin if args.drain_origin else busiest_edge(placed, origin)
             at = drain(cluster.env["SWITCHBOARD_REDIS_URL"], victim)
             _tell(groups, f"mark {at}")
-            killed = {"node": victim, "exit_s": wait_exit(cluster.nodes[victim], at, args.recovery_wait),
+            killed = {"node": victim, "exit_s": wait_exit(cluster.nodes[victim], at, args.recovery_wait), "at": at,
                       "registry_after": len(_registry(cluster.env))}
         elif args.kill_node:
             counts = {n: placed.count(n) for n in set(placed) if n}
@@ -326,7 +326,7 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         hit = [v for v, n in zip(results, placed, strict=False) if n == killed["node"]]
         result.update({**drain_figures(hit, [v for v, n in zip(results, placed, strict=False) if n != killed["node"]],
                                        killed["node"], killed["exit_s"]), "drained_origin": args.drain_origin,
-                       "nodes_after_drain": killed["registry_after"], "publisher_rejoins": publisher.get("rejoins"),
+                       "nodes_after_drain": killed["registry_after"], **publisher_steps(publisher, killed["at"]),
                        "viewers_per_node_after": _after(results)})
     elif args.kill_node:
         hit = [v for v, n in zip(results, placed, strict=False) if n == killed["node"]]

@@ -267,6 +267,8 @@ async def publish(args: argparse.Namespace) -> None:
     async with ApiClient(args.api, timeout_s=120) as api:
         await patiently(api.login, args.email, args.password)
         node = NodeClient(args.api, api.token_source(args.room, "broadcaster"), resume_window_s=30)
+        steps: list[tuple[float, str]] = []
+        node.tracer = lambda step, fields: steps.append((time.time(), step))
         await node.open()
         pattern = PacedPattern(width, height)
         show = await publish_show(node, args.room, [pattern])
@@ -285,7 +287,7 @@ async def publish(args: argparse.Namespace) -> None:
             elif command[0] == "stop":
                 break
         (n0, t0), (n1, t1) = marks.get("start", (0, 0.0)), marks.get("window", (0, 0.0))
-        say("result", node=node.hello.node, rejoins=show.rejoins, moves=node.moves,
+        say("result", node=node.hello.node, rejoins=show.rejoins, moves=node.moves, steps=steps,
             fps=round((n1 - n0) / (t1 - t0), 2) if t1 > t0 else None)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(show.close(), 10)

@@ -77,6 +77,17 @@ def stall_ms(times: Iterable[float], until: float) -> float | None:
     return round(1000 * (until - last), 1) if last is not None else None
 
 
+def publisher_steps(publisher: dict[str, Any], at: float) -> dict[str, Any]:
+    """The publisher's SDK steps after the drain command (``at``, unix time), in seconds after it: the
+    first of each (a drained origin's broadcaster moves: ``moving``, ``hello``, ``show_create``,
+    ``published``, ``publish_connected``)."""
+    firsts: dict[str, float] = {}
+    for t, step in publisher.get("steps") or []:
+        if t >= at and step not in firsts:
+            firsts[step] = round(t - at, 3)
+    return {"publisher_rejoins": publisher.get("rejoins"), "publisher_steps_s": firsts}
+
+
 def drain_figures(hit: list[dict[str, Any]], kept: list[dict[str, Any]], node: str,
                   exit_s: float | None) -> dict[str, Any]:
     """The drain keys of the bench's JSON. ``hit``: the results of the viewers placed on the drained

@@ -69,10 +69,18 @@ class Broadcast(_Member):
 
     async def _open(self, tracks: list[MediaStreamTrack]) -> None:
         self._tracks = tracks
+        self.node.trace("show_create")
         self.joined = await self.node.request("show.create", room=self.room)
         self.peer.add_tracks([self._relay.subscribe(t, buffered=False) for t in tracks])
+        pc = self.peer.pc
+
+        @pc.on("connectionstatechange")
+        def connected() -> None:
+            if pc.connectionState == "connected":
+                self.node.trace("publish_connected")
         answer = await self.node.request("show.publish", room=self.room, sdp=await self.peer.offer())
         await self.peer.accept_answer(answer["sdp"])
+        self.node.trace("published")
 
     async def _rejoin(self) -> bool:
         """The show starts again on the new node with the same tracks, on a new peer connection."""
