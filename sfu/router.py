@@ -13,6 +13,7 @@ from sfu.errors import Faults, NegotiationError, NoClip, UnknownPeer, UnknownRoo
 from sfu.fanout import Plane
 from sfu.keyframes import KEYFRAME_INTERVAL_S, KeyframeSchedule
 from sfu.negotiation import ice_ufrag
+from sfu.orphans import Orphans
 from sfu.pipe import HOST, PipeConsumer, PipeTransport
 from sfu.pipe_descriptor import Descriptor
 from sfu.pipe_seal import Seal
@@ -65,6 +66,8 @@ class Router:
         self._tasks: set[asyncio.Task[None]] = set()
         self.faults = Faults(log, f"sfu room {room_id}")
         """Exceptions caught in this room's background work (tick, listener callbacks)."""
+        self.orphans = Orphans()
+        """Viewers' consumers whose producer closed, held for the same track to come back (sfu/orphans.py)."""
         self.closed = False
 
     # children --------------------------------------------------------------------------------
@@ -116,7 +119,9 @@ class Router:
             if pipe.exporting and not (pipe.sealed and producer.producer_id in self.from_nodes):
                 pipe.export(producer)
         if shown:
-            self._ask_renegotiation()
+            if self.orphans and track is None:
+                self.orphans.adopt(producer)  # in place: their transports have nothing to renegotiate
+            self.ask_renegotiation()
 
     def _new_piped_producer(self, pipe: PipeTransport, codec: Codec, ssrc: int, producer_id: str) -> Producer:
         loop = asyncio.get_running_loop()
@@ -142,15 +147,17 @@ class Router:
         back = track.exposed if track is not None and track.exposed is not producer else None
         choices = track.choices if track is not None else {}
         forwarding = set(map(id, producer.active))
+        if back is None:
+            self.orphans.release(producer, self.transports.values(), time.monotonic())
+            self.ask_renegotiation()
+            return
         for c in producer.close():
-            if back is not None and not back.closed and not isinstance(c, PipeConsumer) and c.consumer_id in choices:
+            if not back.closed and not isinstance(c, PipeConsumer) and c.consumer_id in choices:
                 if id(c) in forwarding:  # it numbers on from the last packet it sent, not an older stop
                     c.stopped()
                 c.switch_at_keyframe(back)
             else:
                 c.close()
-        if back is None:
-            self._ask_renegotiation()
 
     # pipes (between workers) -------------------------------------------------------------------
 
@@ -198,7 +205,7 @@ class Router:
         for producer in pipe.close():
             self._producer_removed(pipe, producer)
 
-    def _ask_renegotiation(self) -> None:
+    def ask_renegotiation(self) -> None:
         if self.listener is None:
             return
         for t in self.transports.values():
@@ -315,10 +322,9 @@ class Router:
         for p in producers:
             self.producers.pop(p.producer_id, None)
             self.keyframe_schedule.remove(p)
-            for c in p.close():
-                c.close()
+            self.orphans.release(p, self.transports.values(), time.monotonic())
         if producers:
-            self._ask_renegotiation()
+            self.ask_renegotiation()
         if t.hidden:
             await self._emit(EventType.TAP_CLOSED, t)
 

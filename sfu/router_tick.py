@@ -31,6 +31,11 @@ def tick(router: Router) -> None:
     """One tick of ``router``; one peer's or pipe's failure never stops the others' RTCP."""
     now = time.monotonic()
     router.keyframe_schedule.tick(now)
+    gone = router.orphans.expired(now)  # their track did not come back: their m-lines go inactive now
+    for consumer in gone:
+        consumer.close()
+    if gone:
+        router.ask_renegotiation()
     if router.tracks:
         router.tracks = [t for t in router.tracks if t.exposed is not None and not t.exposed.closed]
         for track in router.tracks:

@@ -1,10 +1,9 @@
 """Transport: one peer connection (aiortc negotiates ICE/DTLS/SRTP; we carry the media).
 
-A publisher transport owns the producers of its tracks; a subscriber transport owns one consumer
-per producer of the room. RTP/RTCP arrive already decrypted through ``sfu.aiortc_private``.
-Header extensions are negotiated in the SDP text (``sfu.extensions``); a publisher that negotiated
-transport-cc gets feedback (``sfu.twcc``), a viewer's feedback feeds its estimate (``sfu.bwe``).
-"""
+A publisher transport owns its tracks' producers; a subscriber's, one consumer per producer of the
+room (one held for its track to come back: ``sfu.orphans``). RTP/RTCP arrive decrypted through
+``sfu.aiortc_private``; header extensions are negotiated in the SDP (``sfu.extensions``); transport-cc
+feedback to a publisher is ``sfu.twcc``, a viewer's feeds its estimate (``sfu.bwe``)."""
 
 from __future__ import annotations
 
@@ -125,12 +124,10 @@ class Transport:
                 on_failed(self, self.died)
 
     def death_reason(self) -> str:
-        """Why the peer connection went ``failed`` or ``closed`` without us closing it.
-
-        ``dtls-failed``: a DTLS handshake failed (bad fingerprint, no common cipher suite or SRTP profile);
-        ``ice-failed``: connectivity checks or consent freshness failed; ``closed``: the DTLS transport ended
-        (the client closed it, or its receive task stopped).
-        """
+        """Why the peer connection went ``failed`` or ``closed`` without us closing it. ``dtls-failed``: a
+        DTLS handshake failed (bad fingerprint, no common cipher suite or SRTP profile); ``ice-failed``:
+        connectivity checks or consent freshness failed; ``closed``: the DTLS transport ended (the client
+        closed it, or its receive task stopped)."""
         dtls = {tr.sender.transport for tr in self.pc.getTransceivers()}
         if any(d.state == "failed" for d in dtls):
             return "dtls-failed"
@@ -243,7 +240,8 @@ class Transport:
         live = {id(p) for p in producers}
         for tr in self.pc.getTransceivers():
             p = self._transceiver_producer.get(id(tr))
-            if p is not None and id(p) not in live and tr.direction != "inactive":
+            held = self._consumer_of.get(id(tr))  # open: held for its track to come back
+            if p is not None and id(p) not in live and tr.direction != "inactive" and (held is None or held.closed):
                 tr.direction = "inactive"
                 changed = True
         known = {id(p) for p in self._transceiver_producer.values()}
@@ -290,6 +288,11 @@ class Transport:
         producer.add_consumer(consumer, replay=not self.hidden)
         if producer.simulcast is not None:
             producer.simulcast.add(consumer, estimate=self.probing.estimate, probe=self.probing.probe)
+
+    def rebind(self, consumer: Consumer, producer: Producer) -> None:
+        """``consumer`` (held: sfu/orphans.py) goes on with ``producer`` in place: its m-line's now."""
+        self._transceiver_producer.update({k: producer for k, c in self._consumer_of.items() if c is consumer})
+        consumer.switch_at_keyframe(producer)
 
     def _first_packet(self) -> None:
         notify, self.on_first_media = self.on_first_media, None

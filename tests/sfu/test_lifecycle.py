@@ -184,11 +184,15 @@ async def test_a_publisher_that_closes_is_reported_closed_and_viewers_lose_its_t
         viewer = await start_viewer(worker, ROOM, "v")
         signaling.viewer = viewer
         await viewer.wait_frames(3, timeout=20)
+        router.orphans.hold_s = 0  # the viewer's consumers are held for no time (sfu/orphans.py)
         await pub.close()  # DTLS close_notify: the node's DTLS transport ends ("closed", not "failed")
         await wait_for(lambda: signaling.closed, 10)
         assert signaling.closed == [(ROOM, PeerId("pub"), "closed")]
         assert PeerId("pub") not in router.transports and router.producers == {}
-        assert all(c.closed for c in router.transports[PeerId("v")].consumers.values())
+        consumers = list(router.transports[PeerId("v")].consumers.values())
+        assert consumers and all(router.orphans.holds(c) for c in consumers)  # held for the track's return
+        router.tick()  # no hold here (below): the viewer loses the tracks at the next tick
+        assert all(c.closed for c in consumers)
     finally:
         if viewer is not None:
             await viewer.close()

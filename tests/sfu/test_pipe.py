@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sfu import aiortc_private
+from sfu.orphans import HOLD_S
 from sfu.pipe import PipeTransport
 from sfu.placement import room_stats_from
 from sfu.pool import WorkerPool
@@ -18,7 +19,7 @@ from sfu.producer import Codec, KeyframeRequester, Producer
 from sfu.rtp import HEADER
 from sfu.types import PeerId
 from switchboard.ids import RoomId
-from tests.sfu.peers import start_publisher, start_viewer
+from tests.sfu.peers import answer_offer, start_publisher, start_viewer
 from tests.sfu.test_malformed import make_transport
 
 ROOM = RoomId("big-show")
@@ -78,14 +79,21 @@ async def test_show_piped_across_two_workers_reaches_viewers_on_both(pool: Worke
         assert (stats.publishers, stats.viewers) == (1, 2)
         assert [p.consumers for p in stats.producers] == [2, 2]
 
-        # The publisher leaves: the piped producers close on the far worker, so do its consumers.
+        # The publisher leaves: the piped producers close on the far worker; its consumers are held
+        # there for the track to come back (sfu/orphans.py), then close: the far viewer's m-lines go
+        # inactive once the hold is over.
         await pool.close_peer(ROOM, PeerId("pub"))
 
         async def far_empty() -> bool:
             return room_stats_from(await far.call("room_stats", ROOM)).producers == ()
         await until(far_empty, 10)
-        offer = await pool.renegotiate(ROOM, PeerId("far"))
-        assert offer is not None and "a=inactive" in offer
+
+        async def inactive() -> bool:
+            offer = await pool.renegotiate(ROOM, PeerId("far"))
+            if offer is not None:
+                await pool.accept_answer(ROOM, PeerId("far"), await answer_offer(viewers[1], offer))
+            return offer is not None and "a=inactive" in offer
+        await until(inactive, HOLD_S + 10)
     finally:
         for v in viewers:
             await v.close()

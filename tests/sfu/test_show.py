@@ -89,8 +89,11 @@ async def test_publisher_closing_closes_its_consumers(worker: Worker) -> None:
         router = worker.routers[ROOM]
         consumers = list(router.transports[PeerId("viewer")].consumers.values())
         assert len(consumers) == 2
+        router.orphans.hold_s = 0  # no wait for the track to come back (sfu/orphans.py)
         await worker.close_peer(ROOM, PeerId("pub"))
-        assert all(c.closed for c in consumers)
+        assert not any(c.closed for c in consumers) and all(router.orphans.holds(c) for c in consumers)
+        router.tick()  # the hold is over: the consumers close
+        assert all(c.closed for c in consumers) and len(router.orphans) == 0
         assert router.producers == {}
         stats = await worker.room_stats(ROOM)
         assert stats.publishers == 0 and stats.producers == ()
@@ -200,3 +203,39 @@ async def test_loss_on_the_publishers_leg_is_repaired_by_nack_upstream(worker: W
     finally:
         await viewer.close()
         await pub.close()
+
+
+async def test_a_publisher_back_in_the_room_takes_over_its_viewers_consumers_in_place(worker: Worker) -> None:
+    """The show's publisher leaves and publishes again (its origin node drained: it moved here; a
+    reconnect): the viewers' consumers, held meanwhile (sfu/orphans.py), go on with the new producers
+    in place: the same consumers, SSRCs and m-lines, no offer to answer, the numbering continued, and
+    the viewer decodes the new publisher's frames (of another size: its frames, not the old ones)."""
+    pub = await start_publisher(worker, ROOM, "pub")
+    await wait_producers(worker, 2)
+    viewer = await start_viewer(worker, ROOM, "viewer")
+    again = None
+    try:
+        await viewer.wait_frames(5, timeout=20)
+        router = worker.routers[ROOM]
+        consumers = dict(router.transports[PeerId("viewer")].consumers)
+        await worker.close_peer(ROOM, PeerId("pub"))
+        await pub.close()
+        assert all(router.orphans.holds(c) for c in consumers.values()) and router.producers == {}
+        assert await worker.renegotiate(ROOM, PeerId("viewer")) is None  # nothing to tell the viewer yet
+        seen = viewer.frames["video"]
+        again = await start_publisher(worker, ROOM, "pub-again", size=(320, 240))
+        await wait_producers(worker, 2)
+        assert len(router.orphans) == 0
+        assert await worker.renegotiate(ROOM, PeerId("viewer")) is None  # taken over in place: no new m-line
+        assert router.transports[PeerId("viewer")].consumers == consumers  # the same consumers, same SSRCs
+        new = {p.producer_id for p in router.producers.values()}
+        assert {c.producer.producer_id for c in consumers.values()} == new and not any(
+            c.closed for c in consumers.values())
+        await viewer.wait_frames(seen + 10, timeout=20)
+        assert (320, 240) in viewer.sizes  # the new publisher's frames, decoded on the old track
+        assert sum(c.switches for c in consumers.values()) >= 1
+    finally:
+        await viewer.close()
+        await pub.close()
+        if again is not None:
+            await again.close()

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Page, Route, async_playwright
+from playwright.async_api import Browser, Page, Route, async_playwright
 
 from switchboard.registry import NodeRegistry
 from tests.control_api import conftest as api_conftest
@@ -104,6 +104,38 @@ async def _frames_advance(page: Page) -> None:
         timeout=WAIT_S * 1000)
 
 
+async def _watch_page(browser: Browser, base: str, guest: User, at_port: int, room: str) -> tuple[Page, list[str]]:
+    """The watch page of ``room`` (served by the node at ``at_port``; its /api calls go to the test's
+    control API at ``base``), signed in as ``guest``, recording its connections; and its console."""
+    context = await browser.new_context(bypass_csp=True)
+    await context.add_init_script(RECORDER)
+    await context.add_init_script(_auth_script(guest))
+
+    async def to_api(route: Route) -> None:
+        parts = urlsplit(route.request.url)
+        if not parts.path.startswith("/api/"):
+            await route.continue_()
+            return
+        query = f"?{parts.query}" if parts.query else ""
+        await route.fulfill(response=await route.fetch(url=f"{base}{parts.path}{query}"))
+
+    await context.route("**/api/**", to_api)
+    page = await context.new_page()
+    page.set_default_timeout(WAIT_S * 1000)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    await page.goto(f"http://127.0.0.1:{at_port}/watch/{room}")
+    await page.wait_for_function("window.__media.pcs.length > 0 && window.__media.pcs.at(-1).frames > 10")
+    return page, console
+
+
+async def _full_origin(redis: Any) -> None:
+    async with asyncio.timeout(WAIT_S):
+        while not any(e.full for e in await NodeRegistry(redis).nodes()):  # noqa: ASYNC110 (polls Redis)
+            await asyncio.sleep(0.2)  # the origin's load reaches the registry: viewers go to an edge
+
+
 async def test_a_drained_nodes_browser_viewer_switches_to_the_new_node_before_the_old_one_stops(
         make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path) -> None:
     api = await make_api()
@@ -119,35 +151,14 @@ async def test_a_drained_nodes_browser_viewer_switches_to_the_new_node_before_th
         host, _ = await _broadcast(base, owner, room, clients)
         origin = next(n for n in nodes.values() if n.node_id == host.hello.node)
         edge = next(n for n in nodes.values() if n is not origin)
-        async with asyncio.timeout(WAIT_S):
-            while not any(e.full for e in await NodeRegistry(redis).nodes()):  # noqa: ASYNC110 (polls Redis)
-                await asyncio.sleep(0.2)  # the origin's load reaches the registry: viewers go to the edge
+        await _full_origin(redis)
 
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, "--enable-automation"],
                                                timeout=WAIT_S * 1000)
             try:
                 # The page comes from the origin node; its /api calls go to the test's control API.
-                context = await browser.new_context(bypass_csp=True)
-                await context.add_init_script(RECORDER)
-                await context.add_init_script(_auth_script(guest))
-
-                async def to_api(route: Route) -> None:
-                    parts = urlsplit(route.request.url)
-                    if not parts.path.startswith("/api/"):
-                        await route.continue_()
-                        return
-                    query = f"?{parts.query}" if parts.query else ""
-                    await route.fulfill(response=await route.fetch(url=f"{base}{parts.path}{query}"))
-
-                await context.route("**/api/**", to_api)
-                page = await context.new_page()
-                page.set_default_timeout(WAIT_S * 1000)
-                console: list[str] = []
-                page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-                page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
-                await page.goto(f"http://127.0.0.1:{origin.port}/watch/{room}")
-                await page.wait_for_function("window.__media.pcs.length > 0 && window.__media.pcs.at(-1).frames > 10")
+                page, console = await _watch_page(browser, base, guest, origin.port, room)
                 assert await page.evaluate("window.switchboard.signal.hello.node") == edge.node_id, console
                 await _frames_advance(page)
 
@@ -186,6 +197,59 @@ async def test_a_drained_nodes_browser_viewer_switches_to_the_new_node_before_th
                         && window.__media.pcs.at(-1).pc.getReceivers().some((r) => r.track === track);
                 }""")
                 await _frames_advance(page)
+            finally:
+                await browser.close()
+    finally:
+        for client in reversed(clients):
+            await client.close()
+        await owner.close()
+
+
+async def test_a_browser_viewer_on_an_edge_plays_on_without_moving_when_the_shows_origin_is_drained(
+        make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path) -> None:
+    """Three nodes: the broadcaster (SDK) on A, the watch page on B (an edge); A is drained. The
+    broadcaster moves (told last) to the node the drain names, C, the one with room (B holds its cap:
+    the page); the show goes on there, A hands it over and B pulls it from C at once. The page never
+    leaves B: no new socket, no new peer connection; its connection is renegotiated (a new track
+    replaces the old) and its ``<video>`` plays on after A exited. On the code before, A ended the
+    show on B (``show.ended``, ``owner left``) when its broadcaster's session went."""
+    api = await make_api()
+    nodes = await _nodes_on_api_key(api, start_node, redis, tmp_path, 3, SWITCHBOARD_NODE_DRAIN_GRACE_S="30",
+                                    SWITCHBOARD_CASCADE_SECRET="a-shared-secret-of-the-test-nodes",
+                                    SWITCHBOARD_CASCADE_VIEWERS_PER_NODE="1")
+    base = str(api.client.make_url("")).rstrip("/")
+    owner = await _login(base, api)
+    room = (await owner.create_room("origin drained")).room
+    guest = await api.user()
+    clients: list[Any] = []
+    try:
+        host, show = await _broadcast(base, owner, room, clients)
+        origin = next(n for n in nodes.values() if n.node_id == host.hello.node)
+        await _full_origin(redis)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, "--enable-automation"],
+                                               timeout=WAIT_S * 1000)
+            try:
+                page, console = await _watch_page(browser, base, guest, origin.port, room)
+                edge = await page.evaluate("window.switchboard.signal.hello.node")
+                assert edge != origin.node_id, console
+                await _frames_advance(page)
+                async with asyncio.timeout(WAIT_S):  # B's load reaches the registry: the drain ranks C first
+                    while not any(e.full for e in await NodeRegistry(redis).nodes() if e.id == edge):  # noqa: ASYNC110
+                        await asyncio.sleep(0.2)
+                before = await page.evaluate("window.__media.log.length")
+                code, _, err = await switchboard(origin, "node", "drain", origin.node_id)
+                assert code == 0, err
+                assert await asyncio.wait_for(origin.proc.wait(), WAIT_S) == 0  # the drained origin left
+                async with asyncio.timeout(WAIT_S):
+                    await show.rejoined.wait()
+                assert host.hello.node not in (origin.node_id, edge)  # the broadcaster went on elsewhere
+                await _frames_advance(page)  # the page's video plays on, from the show's new origin
+                log = [tuple(e) for e in await page.evaluate("window.__media.log")]
+                assert not [e for e in log[before:] if e[0] in ("ws", "pc", "ws-close", "pc-close")], log
+                assert await page.evaluate("window.switchboard.signal.hello.node") == edge
+                assert await page.evaluate("window.switchboard.moves") in (0, None), console
+                assert not [line for line in console if "ended" in line.lower()], console
             finally:
                 await browser.close()
     finally:
