@@ -121,6 +121,10 @@ def _registry(env: dict[str, str]) -> list[dict[str, Any]]:
     return list(json.loads(out))
 
 
+PORT_RETRIES = 3
+"""Node starts again on fresh ports when another process took one of its ports first."""
+
+
 class Cluster:
     """Redis, Postgres, the API and the nodes of one run. ``close()`` stops what started."""
 
@@ -179,28 +183,39 @@ class Cluster:
         subprocess.run([sys.executable, "-m", "switchboard", "api", "migrate"], env=api_env, check=True,
                        capture_output=True, timeout=180)
         api = self._spawn("api", ["api"], api_env)
-        nodes: dict[str, subprocess.Popen[bytes]] = {}
-        for i in range(self.args.nodes):
-            ports = (free_port(), free_port())
-            nodes[f"http://127.0.0.1:{ports[0]}"] = self._spawn(f"node{i}", ["node", "--workers", "1"], {
-                **self.env, "SWITCHBOARD_NODE_PORT": str(ports[0]), "SWITCHBOARD_METRICS_NODE_PORT": str(ports[1]),
-                "SWITCHBOARD_DATA_DIR": str(self.base / f"node{i}"),
-                "SWITCHBOARD_NODE_DRAIN_GRACE_S": str(self.args.drain_grace if self.args.drain_node else 0),
-                "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024", **self._cascade, **self._slice})
+        started = [self._start_node(i) for i in range(self.args.nodes)]
         _wait_ready(f"http://127.0.0.1:{port}/readyz", api, timeout_s=120)
         self.api = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
+        retries = PORT_RETRIES
         while time.monotonic() < deadline:
             entries = _registry(self.env)
             if len(entries) == self.args.nodes:
                 break
-            if any(p.poll() is not None for p in nodes.values()):
-                logs = "".join((self.base / f"node{i}.log").read_text()[-800:] for i in range(self.args.nodes))
+            for i, (_, proc) in enumerate(started):
+                if proc.poll() is None:
+                    continue
+                log = (self.base / f"node{i}.log").read_text()
+                if "already in use" in log and retries > 0:  # a port taken between free_port() and its bind
+                    retries -= 1
+                    started[i] = self._start_node(i)
+                    continue
+                logs = "".join((self.base / f"node{j}.log").read_text()[-800:] for j in range(self.args.nodes))
                 raise RuntimeError(f"a node exited (the temporary directory goes with this run):\n{logs}")
             time.sleep(0.5)
         else:
             raise RuntimeError("the nodes did not all register")
+        nodes = dict(started)
         self.nodes = {e["id"]: nodes[e["url"]] for e in entries}
+
+    def _start_node(self, i: int) -> tuple[str, subprocess.Popen[bytes]]:
+        """Node ``i`` on fresh ports: its URL and process."""
+        ports = (free_port(), free_port())
+        return f"http://127.0.0.1:{ports[0]}", self._spawn(f"node{i}", ["node", "--workers", "1"], {
+            **self.env, "SWITCHBOARD_NODE_PORT": str(ports[0]), "SWITCHBOARD_METRICS_NODE_PORT": str(ports[1]),
+            "SWITCHBOARD_DATA_DIR": str(self.base / f"node{i}"),
+            "SWITCHBOARD_NODE_DRAIN_GRACE_S": str(self.args.drain_grace if self.args.drain_node else 0),
+            "SWITCHBOARD_NODE_WS_SEND_QUEUE": "1024", **self._cascade, **self._slice})
 
     def kill(self, node_id: str) -> float:
         """SIGKILL to the node and its SFU workers at once (a box that dies); returns the unix time."""

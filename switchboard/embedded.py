@@ -33,10 +33,35 @@ POSTGRES_USER = "pgserver"
 DATABASE = "switchboard"
 
 
+PORT_FLOOR = 20000
+"""free_port's lowest choice: above the well-known and registered services most boxes run."""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
+    """A TCP port nobody holds on ``host`` now, for a child to bind a moment later.
+
+    Chosen at random *below* the kernel's ephemeral range: a port from ``bind(0)`` lies in that range,
+    where the kernel also takes the local port of every process's next outgoing connection, and one
+    of those (a node's Redis client, a bench's sockets) can take it before the child binds it."""
+    low = _ephemeral_low()
+    for _ in range(64 if low > PORT_FLOOR + 1024 else 0):
+        port = PORT_FLOOR + secrets.randbelow(low - PORT_FLOOR)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a box whose ephemeral range starts low: the kernel's choice
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def _wheel_dir(package: str) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import re
 import sys
@@ -19,6 +20,8 @@ from tests.signaling.conftest import Peer
 
 START_S = 60.0
 """Upper bound for a node process to import, open Redis and its SFU worker, and listen."""
+OUTPUT_LINES = 400
+"""How many of a node's last lines of output the fixture keeps."""
 RESUME_WINDOW_S = 1
 """The nodes' resume window: a socket that goes away ends its session (and its calls) this soon."""
 
@@ -26,22 +29,42 @@ RESUME_WINDOW_S = 1
 class NodeProcess:
     """One ``python -m switchboard node`` child: its port, and sockets opened to it."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, port: int, env: dict[str, str]) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, port: int, env: dict[str, str], seen: list[str]) -> None:
         self.proc = proc
         self.port = port
         self.env = env
         """The environment it runs with (``switchboard`` commands against the same Redis use it)."""
         self.node_id = ""
         """Its id, once a socket's ``hello`` told it (:meth:`connect`)."""
+        self.output: collections.deque[str] = collections.deque(seen, maxlen=OUTPUT_LINES)
+        """Its last lines of output (printed at the fixture's teardown: a failing test shows them)."""
+        self._drain = asyncio.create_task(self._read())  # a full pipe would block the node's logging
+        self._sockets: list[aiohttp.ClientWebSocketResponse] = []
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            self.output.append(line.decode(errors="replace"))
 
     async def connect(self, http: aiohttp.ClientSession, token: str) -> Peer:
         ws = await http.ws_connect(f"http://127.0.0.1:{self.port}/ws", params={"token": token})
+        self._sockets.append(ws)
         peer = Peer(ws, Codec.JSON)
         peer.hello = await peer.expect("hello")  # type: ignore[attr-defined]
         self.node_id = peer.hello["node"]  # type: ignore[attr-defined]
         return peer
 
+    async def logs(self) -> str:
+        """Its last lines of output, once it exited (waits for that)."""
+        await self._drain
+        return "".join(self.output)
+
     async def stop(self) -> None:
+        """Closes the sockets :meth:`connect` opened (a socket left open when its session closed keeps its
+        connection: aiohttp warns when that is collected, in whichever later test the collector runs),
+        then stops the node."""
+        for ws in self._sockets:
+            await ws.close()
         if self.proc.returncode is None:
             self.proc.terminate()
             try:
@@ -49,6 +72,7 @@ class NodeProcess:
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
+        await self._drain
 
 
 @pytest.fixture(name="start_node")
@@ -83,10 +107,12 @@ async def node_starter(redis_url: str, redis: object, token_key: Ed25519PrivateK
                 found = re.search(r"switchboard node listening on port (\d+)", line)
                 if found:
                     break
-        node = NodeProcess(proc, int(found.group(1)), env)
+        node = NodeProcess(proc, int(found.group(1)), env, seen)
         started.append(node)
         return node
 
     yield start
-    for node in started:
+    for i, node in enumerate(started):
         await node.stop()
+        print(f"--- node {i} (port {node.port}, id {node.node_id or '?'}) exited {node.proc.returncode}:\n"
+              + "".join(node.output))

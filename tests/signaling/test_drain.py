@@ -72,8 +72,6 @@ async def test_a_node_stopped_by_sigterm_exits_once_its_client_followed_reconnec
     would keep the socket until its deadline (as it did: docs/scaling.md, "Drain")."""
     stay = await start_node()
     leaving = await start_node(SWITCHBOARD_NODE_DRAIN_GRACE_S=str(GRACE_S), SWITCHBOARD_LOG_LEVEL="INFO")
-    assert leaving.proc.stdout is not None
-    log = asyncio.ensure_future(leaving.proc.stdout.read())  # read all along: a full pipe would block it
     async with aiohttp.ClientSession() as http:
         await stay.connect(http, token("dave"))
         ws = await http.ws_connect(f"http://127.0.0.1:{leaving.port}/ws", params={"token": token("erin")},
@@ -86,7 +84,7 @@ async def test_a_node_stopped_by_sigterm_exits_once_its_client_followed_reconnec
         await ws.close()  # answered by the draining node
         async with asyncio.timeout(GRACE_S * 4):  # only a bound against hanging: not what is asserted
             assert await leaving.proc.wait() == 0
-            lines = (await log).decode()
+            lines = await leaving.logs()
     assert "drain: every socket left" in lines and "grace period over" not in lines, lines[-3000:]
     await registered(redis, {stay.node_id})
 

@@ -24,11 +24,12 @@ import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright
 
 from switchboard.registry import NodeRegistry
+from switchboard_client import ApiClient
 from tests.control_api import conftest as api_conftest
 from tests.control_api.conftest import User
 from tests.e2e.browser import CHROMIUM, FLAGS
 from tests.signaling.conftest import STEP_S
-from tests.signaling.node_processes import node_starter  # noqa: F401 (the start_node fixture)
+from tests.signaling.node_processes import NodeProcess, node_starter  # noqa: F401 (the start_node fixture)
 from tests.signaling.test_node_loss import _broadcast, _login, _nodes_on_api_key
 from tests.signaling.test_nodes import switchboard
 
@@ -130,6 +131,20 @@ async def _watch_page(browser: Browser, base: str, guest: User, at_port: int, ro
     return page, console
 
 
+async def _show_setup(make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path,
+                      count: int) -> tuple[dict[str, NodeProcess], str, ApiClient, str, User]:
+    """``count`` nodes with the cascade on (the broadcaster fills its node: viewers go to edges) behind
+    a control API; its base URL, a signed-in owner, the owner's room, and a guest account."""
+    api = await make_api()
+    nodes = await _nodes_on_api_key(api, start_node, redis, tmp_path, count, SWITCHBOARD_NODE_DRAIN_GRACE_S="30",
+                                    SWITCHBOARD_CASCADE_SECRET="a-shared-secret-of-the-test-nodes",
+                                    SWITCHBOARD_CASCADE_VIEWERS_PER_NODE="1")
+    base = str(api.client.make_url("")).rstrip("/")
+    owner = await _login(base, api)
+    room = (await owner.create_room("drained")).room
+    return nodes, base, owner, room, await api.user()
+
+
 async def _full_origin(redis: Any) -> None:
     async with asyncio.timeout(WAIT_S):
         while not any(e.full for e in await NodeRegistry(redis).nodes()):  # noqa: ASYNC110 (polls Redis)
@@ -138,14 +153,7 @@ async def _full_origin(redis: Any) -> None:
 
 async def test_a_drained_nodes_browser_viewer_switches_to_the_new_node_before_the_old_one_stops(
         make_api: Callable[..., Any], start_node: Callable[..., Any], redis: Any, tmp_path: Path) -> None:
-    api = await make_api()
-    nodes = await _nodes_on_api_key(api, start_node, redis, tmp_path, 2, SWITCHBOARD_NODE_DRAIN_GRACE_S="30",
-                                    SWITCHBOARD_CASCADE_SECRET="a-shared-secret-of-the-test-nodes",
-                                    SWITCHBOARD_CASCADE_VIEWERS_PER_NODE="1")  # the broadcaster fills its node
-    base = str(api.client.make_url("")).rstrip("/")
-    owner = await _login(base, api)
-    room = (await owner.create_room("make before break")).room
-    guest = await api.user()
+    nodes, base, owner, room, guest = await _show_setup(make_api, start_node, redis, tmp_path, 2)
     clients: list[Any] = []
     try:
         host, _ = await _broadcast(base, owner, room, clients)
@@ -210,17 +218,11 @@ async def test_a_browser_viewer_on_an_edge_plays_on_without_moving_when_the_show
     """Three nodes: the broadcaster (SDK) on A, the watch page on B (an edge); A is drained. The
     broadcaster moves (told last) to the node the drain names, C, the one with room (B holds its cap:
     the page); the show goes on there, A hands it over and B pulls it from C at once. The page never
-    leaves B: no new socket, no new peer connection; its connection is renegotiated (a new track
-    replaces the old) and its ``<video>`` plays on after A exited. On the code before, A ended the
-    show on B (``show.ended``, ``owner left``) when its broadcaster's session went."""
-    api = await make_api()
-    nodes = await _nodes_on_api_key(api, start_node, redis, tmp_path, 3, SWITCHBOARD_NODE_DRAIN_GRACE_S="30",
-                                    SWITCHBOARD_CASCADE_SECRET="a-shared-secret-of-the-test-nodes",
-                                    SWITCHBOARD_CASCADE_VIEWERS_PER_NODE="1")
-    base = str(api.client.make_url("")).rstrip("/")
-    owner = await _login(base, api)
-    room = (await owner.create_room("origin drained")).room
-    guest = await api.user()
+    leaves B: no new socket, no new peer connection; B's SFU takes the page's consumers over in place
+    (sfu/orphans.py: the same track, no renegotiation) and its ``<video>`` plays on after A exited.
+    On the code before, A ended the show on B (``show.ended``, ``owner left``) when its broadcaster's
+    session went."""
+    nodes, base, owner, room, guest = await _show_setup(make_api, start_node, redis, tmp_path, 3)
     clients: list[Any] = []
     try:
         host, show = await _broadcast(base, owner, room, clients)
