@@ -250,7 +250,7 @@ class Cascade:
             await self._gone(room)
         if pull is None:
             return
-        for node, pipe in pull.pipes.items():
+        for node, pipe in list(pull.pipes.items()):  # (a repull may change them meanwhile)
             await self._media.close_node_pipe(room, pipe)
             try:
                 await self._hub.command(node, {"kind": "pipe.close", "room": room, "pipe": pipe})
