@@ -44,17 +44,15 @@ def free_port(host: str = "127.0.0.1") -> int:
     where the kernel also takes the local port of every process's next outgoing connection, and one
     of those (a node's Redis client, a bench's sockets) can take it before the child binds it."""
     low = _ephemeral_low()
-    for _ in range(64 if low > PORT_FLOOR + 1024 else 0):
-        port = PORT_FLOOR + secrets.randbelow(low - PORT_FLOOR)
+    tries = 64 if low > PORT_FLOOR + 1024 else 0  # a box whose ephemeral range starts low: the kernel's choice
+    for port in [PORT_FLOOR + secrets.randbelow(low - PORT_FLOOR) for _ in range(tries)] + [0]:
         with socket.socket() as s:
             try:
                 s.bind((host, port))
             except OSError:
                 continue
-            return port
-    with socket.socket() as s:  # a box whose ephemeral range starts low: the kernel's choice
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+            return int(s.getsockname()[1])
+    raise OSError(f"no free TCP port on {host}")
 
 
 def _ephemeral_low() -> int:
