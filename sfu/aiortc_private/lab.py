@@ -104,29 +104,35 @@ def count_incoming_rtp(pc: RTCPeerConnection, on_rtp: Callable[[bytes, float | N
     it from aiortc.
 
     STUN (consent), DTLS and RTCP still reach aiortc. Call once ICE is connected (the pair is nominated).
+    Every local socket of the connection is hooked, not only the one of the pair this side nominated:
+    the other end sends on the pair *it* nominated, which can be another of our host candidates (a
+    second interface), and a datagram counted past the socket would carry the event loop's time.
     Returns the sockets' clocks (how many stamps the kernel gave). ``kernel_time=False``: never ask
     the kernel (every arrival None: the caller's own clock; a comparison run).
     """
     clocks: list[ArrivalClock] = []
     for conn in {id(c): c for c in (ice_connection(t.sender.transport) for t in pc.getTransceivers())}.values():
-        pair = conn._nominated.get(1)
-        if pair is None:
+        if conn._nominated.get(1) is None:
             raise RuntimeError("ICE is not connected yet")
-        protocol = pair.protocol
-        enlarge_receive_buffer(protocol.transport)
-        clock = ArrivalClock(protocol.transport if kernel_time else None)
-        clocks.append(clock)
-        original = protocol.datagram_received
-
-        def datagram_received(data: bytes, addr: Any, original: Callable[..., None] = original,
-                              stamp: Callable[[], float | None] = clock.stamp) -> None:
-            if len(data) >= 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223:
-                on_rtp(data, stamp())
-                return
-            original(data, addr)
-
-        protocol.datagram_received = datagram_received
+        for protocol in conn._protocols:
+            clocks.append(_count_at(protocol, on_rtp, kernel_time))
     return clocks
+
+
+def _count_at(protocol: Any, on_rtp: Callable[[bytes, float | None], None], kernel_time: bool) -> ArrivalClock:
+    """Hook one of aioice's ``StunProtocol``s: RTP-shaped datagrams go to ``on_rtp`` with their stamp."""
+    enlarge_receive_buffer(protocol.transport)
+    clock = ArrivalClock(protocol.transport if kernel_time else None)
+    original = protocol.datagram_received
+
+    def datagram_received(data: bytes, addr: Any) -> None:
+        if len(data) >= 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223:
+            on_rtp(data, clock.stamp())
+            return
+        original(data, addr)
+
+    protocol.datagram_received = datagram_received
+    return clock
 
 
 def stamp_transport_cc(pc: RTCPeerConnection, ext_id: int) -> list[int]:

@@ -128,3 +128,33 @@ async def test_a_peer_sending_from_an_address_off_the_pair_keeps_the_normal_path
     finally:
         await viewer.close()
         await pub.close()
+
+
+async def test_a_counting_viewer_stamps_packets_at_whichever_of_its_sockets_the_node_sends_to(worker: Worker) -> None:
+    """The load generator's counting hook (``count_incoming_rtp``) sits on every socket of the viewer's
+    ICE connection: the node sends on the pair *it* nominated, which may end at another of the viewer's
+    host candidates than the viewer's own nominated pair (the cluster bench saw it for ~7 % of its
+    viewers, whose frames then carried their event loop's time instead of the kernel's)."""
+    pub, viewer = await publisher_and_viewer(worker)
+    try:
+        await viewer.wait_frames(10, timeout=30)
+        hosts = aiortc_private.local_hosts(viewer.pc)
+        subscriber = transport_of(worker, Role.SUBSCRIBER)
+        nominated = aiortc_private.nominated_hosts(subscriber.pc)
+        assert nominated is not None
+        others = [h for h in hosts if h != nominated[1] and ":" not in h]
+        if not others:
+            pytest.skip(f"the viewer has one IPv4 host candidate here ({hosts})")
+        stamps: list[float | None] = []
+        clocks = aiortc_private.count_incoming_rtp(viewer.pc, lambda data, at: stamps.append(at))
+        assert len(clocks) == len(hosts)
+        await wait_for(lambda: len(stamps) > 20, 20)
+        aiortc_private.renominate(subscriber.pc, remote_host=others[0])  # the node now sends elsewhere
+        await wait_for(lambda: aiortc_private.nominated_hosts(subscriber.pc) == (nominated[0], others[0]), 5)
+        at_move = len(stamps)
+        await wait_for(lambda: len(stamps) > at_move + 200, 30)  # the wire follows the pair at its tick
+        assert sum(1 for c in clocks if c.kernel > 0) == 2  # both sockets counted media
+        assert all(at is not None for at in stamps[at_move:]), "a packet counted without the kernel's stamp"
+    finally:
+        await viewer.close()
+        await pub.close()
