@@ -27,6 +27,7 @@ def baseline_keys(args: argparse.Namespace, tokens: Path, publisher: str, measur
     """The baseline's figures, as ``baseline_*`` keys of the node's result."""
     base = measure_baseline(args, tokens, publisher, measure)
     return {"baseline": args.baseline, "baseline_us_per_packet": base["server_us_per_packet"],
+            "baseline_kernel_us_per_packet": base["server_kernel_us_per_packet"],
             "baseline_viewers": base["viewers"], "baseline_joined": base["joined"],
             "baseline_packets_forwarded_per_s": base["packets_forwarded_per_s"],
             "baseline_server_cpu_pct": base["server_cpu_pct"], "baseline_viewer_fps_min": base["viewer_fps_min"],

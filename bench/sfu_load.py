@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.probes import cpu_s, family, node_counters, pct, rss_mb, udp_rcvbuf_errors
+from bench.probes import cpu_s, cpu_split, family, node_counters, pct, rss_mb, udp_rcvbuf_errors
 
 ROOM = "bench"
 
@@ -111,9 +111,11 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
                                   stderr=subprocess.DEVNULL) for pid in pids] if args.profile else []
         drops0 = udp_rcvbuf_errors()
         each0 = [cpu_s([p]) for p in pids]
-        cpu0, load0, t0 = cpu_s(pids), [cpu_s([p]) for p in load_pids], time.monotonic()
+        split0 = cpu_split(pids)
+        cpu0, load0, t0 = sum(split0), [cpu_s([p]) for p in load_pids], time.monotonic()
         time.sleep(args.seconds)
-        cpu1, load1, elapsed = cpu_s(pids), [cpu_s([p]) for p in load_pids], time.monotonic() - t0
+        split1 = cpu_split(pids)
+        cpu1, load1, elapsed = sum(split1), [cpu_s([p]) for p in load_pids], time.monotonic() - t0
         each1 = [cpu_s([p]) for p in pids]
         drops = udp_rcvbuf_errors() - drops0
         rss = rss_mb(pids)
@@ -176,6 +178,7 @@ def measure(url: str, server_pid: int, tokens: Path, publisher_token: str, viewe
         "layer_switches": node_counts.get("sfu_layer_switches"),
         "publisher_duplicates_dropped": node_counts.get("sfu_duplicate_packets"),
         "server_us_per_packet": round((cpu1 - cpu0) * 1e6 / max(1, packets), 2),
+        "server_kernel_us_per_packet": round((split1[1] - split0[1]) * 1e6 / max(1, packets), 2),
         "counting_viewer_kbps": round(8 * counted / elapsed / counting / 1000, 1) if counting else None,
         **_arrival_clock(results),
         "server_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),

@@ -26,5 +26,18 @@ def test_the_janus_baseline_forwards_the_show_and_is_measured(tmp_path: Path) ->
     assert result["silent_viewers"] == 0  # the counting viewer counted Janus's packets at its socket
     assert result["packets_forwarded_per_s"] > 0
     assert result["server_us_per_packet"] > 0
+    assert 0 <= result["server_kernel_us_per_packet"] <= result["server_us_per_packet"]  # /proc's stime
     assert result["viewer_fps_min"] > 0  # the decoding viewer decoded the publisher's VP8 through Janus
     assert result["publisher_alive"]
+
+
+def test_the_ratios_to_the_baseline_split_the_kernel_from_the_servers_own_code() -> None:
+    from bench.sfu import over_baseline
+
+    got = over_baseline({"server_us_per_packet": 8.0, "server_kernel_us_per_packet": 5.5,
+                         "baseline_us_per_packet": 10.0, "baseline_kernel_us_per_packet": 6.0})
+    # the kernel alone charges the smaller of the two 5.5 us a packet: 0.55 of the baseline's whole
+    assert got == {"us_per_packet_over_baseline": 0.8, "kernel_floor_over_baseline": 0.55,
+                   "user_us_per_packet_over_baseline": 0.625}
+    assert over_baseline({"server_us_per_packet": 8.0, "server_kernel_us_per_packet": 5.5,
+                          "baseline_us_per_packet": 0.0, "baseline_kernel_us_per_packet": 0.0}) == {}
