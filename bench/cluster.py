@@ -43,6 +43,7 @@ from bench.api import _wait_ready
 from bench.cascade_latency import cascade_latency
 from bench.cluster_drain import busiest_edge, drain, drain_figures, publisher_steps, wait_exit
 from bench.cluster_recovery import breakdown, survivors
+from bench.loadgen import niced, set_policy
 from bench.mailbox import Mailbox, owned_rooms
 from bench.probes import cpu_s as _cpu_s
 from bench.probes import family as _family
@@ -84,17 +85,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "viewers; bench sfu's default too): the nodes get a core first, as on machines of "
                              "their own (kernel arrival stamps are taken in the sender's turn on loopback, so "
                              "the viewers' own delays are not in the figures); 0: the load generator competes")
+    parser.add_argument("--loadgen-policy", choices=("idle", "normal"), default="idle",
+                        help="the load generator's scheduling policy over the measuring window: idle "
+                             "(SCHED_IDLE: it runs only on a core no node process wants, and a node's worker "
+                             "woken by a packet takes the core from it at once; bench/loadgen.py) or normal "
+                             "(SCHED_OTHER at --loadgen-nice throughout)")
     parser.add_argument("--worker-slice-us", type=int, default=None,
                         help="the nodes' SFU workers' scheduler slice (SWITCHBOARD_SFU_WORKER_SLICE_US; "
                              "default: the nodes' default)")
 
 
 def _clients(args: argparse.Namespace, *argv: str, module: str = "bench.cluster_clients") -> subprocess.Popen[str]:
-    """One load generator process, at ``--loadgen-nice``."""
-    nice = args.loadgen_nice
+    """One load generator process, at ``--loadgen-nice`` (:mod:`bench.loadgen`)."""
     return subprocess.Popen([sys.executable, "-m", module, *argv], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=None if args.log else subprocess.DEVNULL, text=True,
-                            preexec_fn=(lambda: os.nice(nice)) if nice else None)
+                            preexec_fn=niced(args.loadgen_nice))
 
 
 def _expect(proc: subprocess.Popen[str], event: str) -> dict[str, Any]:
@@ -271,12 +276,15 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(args.warmup)
         pids = [p for proc in cluster.nodes.values() for p in _family(proc.pid)]
         loaders = [pub.pid, *(g.pid for g in groups)]
+        idle = args.loadgen_policy == "idle"
+        policy = set_policy(loaders, idle=True) if idle else (0, 0)
         _tell([*groups, pub], "start")
         print(f"bench cluster: measuring for {args.seconds:g} s", file=sys.stderr, flush=True)
         cpu0, load0, drops0, t0 = _cpu_s(pids), _cpu_s(loaders), _udp_rcvbuf_errors(), time.monotonic()
         time.sleep(args.seconds)
         cpu1, load1, drops1, elapsed = _cpu_s(pids), _cpu_s(loaders), _udp_rcvbuf_errors(), time.monotonic() - t0
         _tell([*groups, pub], "window")
+        restored = set_policy(loaders, idle=False) if idle else (0, 0)
         killed: dict[str, Any] = {}
         if args.drain_node:
             victim = origin if args.drain_origin else busiest_edge(placed, origin)
@@ -322,6 +330,8 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         "server_us_per_packet": round((cpu1 - cpu0) * 1e6 / max(1, packets), 2),
         "server_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
         "loadgen_cpu_pct": round(100 * (load1 - load0) / elapsed, 1), "loadgen_nice": args.loadgen_nice,
+        "loadgen_policy": args.loadgen_policy, "loadgen_threads_idle": policy[0],
+        "loadgen_threads_left_idle": restored[1],
         "udp_rcvbuf_errors": drops1 - drops0,
         "packets_per_s": round(packets / elapsed, 1),
         "viewers_decoding": sum(1 for v in results if v.get("mode") != "count"),

@@ -37,3 +37,43 @@ def test_without_loop_stamps_there_is_no_second_figure() -> None:
     got = cascade_latency(results, [ORIGIN, EDGE], ORIGIN)
     assert got["arrival_clock"] == "kernel" and got["cascade_added_latency_ms_p99"] == 1.5
     assert "cascade_added_latency_ms_p99_kernel_stamped" not in got
+
+
+
+def test_the_load_generator_goes_idle_policy_for_the_window_and_back_keeping_its_niceness() -> None:
+    """``--loadgen-policy idle``: every thread of every load generator process (and its children) is
+    SCHED_IDLE over the measuring window, SCHED_OTHER again after it, at the niceness it started with."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from bench.loadgen import niced, set_policy
+
+    script = ("import os, sys, threading, time, subprocess\n"
+              "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+              "print(child.pid, flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, preexec_fn=niced(5))
+    try:
+        assert proc.stdout is not None
+        child = int(proc.stdout.readline())
+        time.sleep(0.2)  # the thread has started
+
+        def policies() -> set[tuple[int, int]]:
+            tids = [int(t) for pid in (proc.pid, child) for t in os.listdir(f"/proc/{pid}/task")]
+            return {(os.sched_getscheduler(t), os.getpriority(os.PRIO_PROCESS, t)) for t in tids}
+
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert policies() == {(os.SCHED_OTHER, mine + 5)}
+        done, refused = set_policy([proc.pid], idle=True)
+        assert (done, refused) == (3, 0)  # the main thread, its sleeper and the child
+        assert policies() == {(os.SCHED_IDLE, mine + 5)}
+        assert set_policy([proc.pid], idle=False) == (3, 0)
+        assert policies() == {(os.SCHED_OTHER, mine + 5)}
+    finally:
+        proc.kill()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert niced(0) is None
