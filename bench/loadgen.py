@@ -3,9 +3,9 @@ cores with them, where real viewers would be on machines of their own.
 
 * Niceness (``--loadgen-nice``, from the start): the nodes get a core first when both want one.
 * ``SCHED_IDLE`` over the measuring window (``--loadgen-policy idle``): a niced task can still hold a
-  core for milliseconds after a node's worker was woken by a packet (EEVDF lets the running task
-  finish its slice; ``perf sched timehist`` showed a worker waiting 9.4 ms behind a counting viewer at
-  nice 10 while the other core went idle), and that wait was the tail of ``cascade_added_latency``.
+  core for milliseconds after a node's worker was woken by a packet (EEVDF does not always preempt
+  it at once; ``perf sched timehist`` showed a worker waiting 9.4 ms behind a counting viewer at nice
+  10 while the other core went idle), and that wait was the tail of ``cascade_added_latency``.
   A ``SCHED_IDLE`` task runs only when no other wants the core, and a waking task takes it at once.
   Not during the joins: there the API's password hashing and the nodes' handshakes take both cores
   for seconds, and an idle-policy viewer's WebSocket handshake timed out (2 of 300 in one run).

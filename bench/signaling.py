@@ -44,6 +44,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench.loadgen import niced
+from bench.probes import cpu_s
 from bench.signaling_clients import Warmup, client_main, storm_main
 from switchboard.embedded import EmbeddedRedis, free_port
 from switchboard.ids import UserId
@@ -77,11 +79,6 @@ def _rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -157,7 +154,7 @@ def _measure(args: argparse.Namespace, url: str, pid: int, signer: TokenSigner, 
         connect_wall = time.monotonic() - t0
         rss_after = _rss_kib(pid)
         ready = sum(m[1] for m in collect("ready", len(procs), setup_budget + 60))
-        cpu = _cpu_s(pid)
+        cpu = cpu_s([pid])
         print(f"bench signaling: relay starts (server pid {pid})", file=sys.stderr, flush=True)
         go.set()
         spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "-r", "250",
@@ -167,7 +164,7 @@ def _measure(args: argparse.Namespace, url: str, pid: int, signer: TokenSigner, 
         done = collect("done", len(procs), setup_budget + args.seconds + 120)
         if spy is not None:
             spy.wait(60)
-        cpu = _cpu_s(pid) - cpu
+        cpu = cpu_s([pid]) - cpu
         storm = collect("storm", len(storms), 120)
         sent, errors = sum(m[1] for m in done), sum(m[3] for m in done)
         samples = sorted(x for m in done for x in m[2])
@@ -217,7 +214,7 @@ def _measure(args: argparse.Namespace, url: str, pid: int, signer: TokenSigner, 
 
 def _start(cmd: list[str], env: dict[str, str], show_log: bool, nice: int = 0) -> subprocess.Popen[str]:
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=None if show_log else subprocess.DEVNULL,
-                            text=True, preexec_fn=(lambda: os.nice(nice)) if nice else None)
+                            text=True, preexec_fn=niced(nice))
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if "listening" not in line:
